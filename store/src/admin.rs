@@ -1,0 +1,198 @@
+//! Admin accounts, browser sessions and API bearer tokens. Only a SHA-256 of each session secret is
+//! stored, so a leaked database does not hand out live sessions.
+
+use sha2::{Digest, Sha256};
+
+use crate::db::{get, Store};
+use crate::error::{unique_as_exists, Result, StoreError};
+use crate::{password, unix_now};
+
+/// An administrator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// Row id.
+    pub id: i64,
+    /// Login name.
+    pub username: String,
+}
+
+/// What a session secret is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// A browser login (cookie), expiring.
+    Browser,
+    /// An API bearer token, valid until revoked.
+    ApiToken,
+}
+
+impl SessionKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Browser => "browser",
+            SessionKind::ApiToken => "api",
+        }
+    }
+}
+
+/// A live session found by its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSession {
+    /// Whose session.
+    pub admin: Admin,
+    /// Browser or API token.
+    pub kind: SessionKind,
+    /// The anti-CSRF token forms of this session must carry.
+    pub csrf_token: String,
+}
+
+fn secret_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn random_secret() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+fn check_username(username: &str) -> Result<()> {
+    let ok = (1..=64).contains(&username.len())
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::invalid(
+            "admin name",
+            "1 to 64 letters, digits, '.', '_', '-' or '@'",
+        ))
+    }
+}
+
+impl Store {
+    /// Creates an administrator.
+    pub async fn add_admin(&self, username: &str, password: &str) -> Result<Admin> {
+        check_username(username)?;
+        let hash = password::hash(password).await?;
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("INSERT INTO admins (username, password_hash, created_at) VALUES ($1, $2, $3) RETURNING id")
+            .bind(username)
+            .bind(&hash)
+            .bind(unix_now())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(unique_as_exists(format!("admin {username}")))?;
+        let id = get(&row, "id")?;
+        self.commit(tx, vec![]).await?;
+        Ok(Admin {
+            id,
+            username: username.to_owned(),
+        })
+    }
+
+    /// All administrators, by name.
+    pub async fn list_admins(&self) -> Result<Vec<Admin>> {
+        let rows = sqlx::query("SELECT id, username FROM admins ORDER BY username")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Admin {
+                    id: get(r, "id")?,
+                    username: get(r, "username")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Checks an admin login; unknown names cost the same hashing time as known ones.
+    pub async fn authenticate_admin(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<Admin>> {
+        let row = sqlx::query("SELECT id, username, password_hash FROM admins WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        let (admin, hash) = match &row {
+            Some(r) => (
+                Some(Admin {
+                    id: get(r, "id")?,
+                    username: get(r, "username")?,
+                }),
+                Some(get::<String>(r, "password_hash")?),
+            ),
+            None => (None, None),
+        };
+        let ok = password::verify(password, hash).await;
+        Ok(admin.filter(|_| ok))
+    }
+
+    /// Creates a session and returns its secret (shown once; only its hash is kept). A browser
+    /// session expires after `ttl_secs`; an API token has no expiry (`ttl_secs` ignored).
+    pub async fn create_session(
+        &self,
+        admin_id: i64,
+        kind: SessionKind,
+        label: &str,
+        ttl_secs: i64,
+    ) -> Result<String> {
+        let secret = random_secret();
+        let now = unix_now();
+        let expires = (kind == SessionKind::Browser).then_some(now + ttl_secs);
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO admin_sessions (token_hash, admin_id, kind, label, csrf_token, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(secret_hash(&secret))
+        .bind(admin_id)
+        .bind(kind.as_str())
+        .bind(label)
+        .bind(random_secret())
+        .bind(now)
+        .bind(expires)
+        .execute(&mut *tx)
+        .await?;
+        self.commit(tx, vec![]).await?;
+        Ok(secret)
+    }
+
+    /// The live session for `secret`, if any (expired sessions are not returned).
+    pub async fn session(&self, secret: &str) -> Result<Option<AdminSession>> {
+        let row = sqlx::query(
+            "SELECT a.id, a.username, s.kind, s.csrf_token FROM admin_sessions s JOIN admins a ON a.id = s.admin_id \
+             WHERE s.token_hash = $1 AND (s.expires_at IS NULL OR s.expires_at > $2)",
+        )
+        .bind(secret_hash(secret))
+        .bind(unix_now())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(AdminSession {
+                admin: Admin {
+                    id: get(&r, "id")?,
+                    username: get(&r, "username")?,
+                },
+                kind: if get::<String>(&r, "kind")? == "api" {
+                    SessionKind::ApiToken
+                } else {
+                    SessionKind::Browser
+                },
+                csrf_token: get(&r, "csrf_token")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Ends a session (logout) or revokes a token; also drops every expired session.
+    pub async fn delete_session(&self, secret: &str) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM admin_sessions WHERE token_hash = $1 OR (expires_at IS NOT NULL AND expires_at <= $2)")
+            .bind(secret_hash(secret))
+            .bind(unix_now())
+            .execute(&mut *tx)
+            .await?;
+        self.commit(tx, vec![]).await
+    }
+}

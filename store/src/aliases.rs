@@ -1,0 +1,246 @@
+//! Aliases (one-to-many, to local or external addresses), per-domain catch-alls, and resolution of
+//! an envelope recipient to local users and remote addresses.
+
+use std::collections::BTreeSet;
+
+use crate::address::{normalize_address, normalize_domain, Address};
+use crate::db::{get, Store};
+use crate::error::{unique_as_exists, Result, StoreError};
+use crate::unix_now;
+
+/// Alias chains longer than this are treated as a loop (RFC 5321 §6.3 mail loops).
+const MAX_ALIAS_DEPTH: usize = 10;
+
+/// One alias row: mail for `source` also goes to `destination`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alias {
+    /// Row id.
+    pub id: i64,
+    /// `local@domain`, or `@domain` for the domain's catch-all.
+    pub source: String,
+    /// Where the mail goes: any address, local or external.
+    pub destination: String,
+}
+
+/// Where mail for one envelope recipient goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// The domain is not hosted here: accepting it would be relaying.
+    NotHosted,
+    /// The domain is hosted but nothing matches the address (RFC 3463 5.1.1).
+    Unknown,
+    /// Deliver to these local users and forward to these remote addresses.
+    Deliver {
+        /// Ids of enabled local users.
+        local: BTreeSet<i64>,
+        /// External addresses reached through aliases.
+        remote: BTreeSet<String>,
+    },
+}
+
+/// Splits `source` into (domain, local part) where `@domain` means the catch-all (`""`).
+fn parse_source(source: &str) -> Result<(String, String)> {
+    match source.trim().strip_prefix('@') {
+        Some(domain) => Ok((normalize_domain(domain)?, String::new())),
+        None => {
+            let a = normalize_address(source)?;
+            Ok((a.domain, a.local))
+        }
+    }
+}
+
+impl Store {
+    /// Adds `source -> destination`. `source` is an address in a hosted domain or `@domain` for the
+    /// catch-all; several rows with one source make a one-to-many alias.
+    pub async fn add_alias(&self, source: &str, destination: &str) -> Result<Alias> {
+        let (domain, local) = parse_source(source)?;
+        let destination = normalize_address(destination)?.to_string();
+        let source = format!("{local}@{domain}");
+        let mut tx = self.write_tx().await?;
+        let domain_id: i64 = match sqlx::query("SELECT id FROM domains WHERE name = $1")
+            .bind(&domain)
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            Some(r) => get(&r, "id")?,
+            None => return Err(StoreError::NotFound(format!("domain {domain}"))),
+        };
+        let row = sqlx::query(
+            "INSERT INTO aliases (domain_id, local_part, destination, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(domain_id)
+        .bind(&local)
+        .bind(&destination)
+        .bind(unix_now())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(unique_as_exists(format!("alias {source} -> {destination}")))?;
+        let id = get(&row, "id")?;
+        self.commit(tx, vec![]).await?;
+        Ok(Alias {
+            id,
+            source,
+            destination,
+        })
+    }
+
+    /// Removes `source -> destination`, or every destination of `source` if `destination` is None.
+    pub async fn remove_alias(&self, source: &str, destination: Option<&str>) -> Result<()> {
+        let (domain, local) = parse_source(source)?;
+        let destination = destination
+            .map(normalize_address)
+            .transpose()?
+            .map(|a| a.to_string());
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "DELETE FROM aliases WHERE local_part = $1 AND domain_id = (SELECT id FROM domains WHERE name = $2) \
+             AND ($3 IS NULL OR destination = $3)",
+        )
+        .bind(&local)
+        .bind(&domain)
+        .bind(destination)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("alias {local}@{domain}")));
+        }
+        self.commit(tx, vec![]).await
+    }
+
+    /// Aliases of one domain or of all, by source.
+    pub async fn list_aliases(&self, domain: Option<&str>) -> Result<Vec<Alias>> {
+        let domain = domain.map(normalize_domain).transpose()?;
+        let rows = sqlx::query(
+            "SELECT a.id, a.local_part, d.name AS domain, a.destination FROM aliases a \
+             JOIN domains d ON d.id = a.domain_id WHERE ($1 IS NULL OR d.name = $1) \
+             ORDER BY d.name, a.local_part, a.destination",
+        )
+        .bind(domain)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Alias {
+                    id: get(r, "id")?,
+                    source: format!(
+                        "{}@{}",
+                        get::<String>(r, "local_part")?,
+                        get::<String>(r, "domain")?
+                    ),
+                    destination: get(r, "destination")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Resolves an envelope recipient (RFC 5321 §4.1.1.3) through aliases, users, plus-addressing
+    /// (`user+tag@` reaches `user@` when no exact match exists) and the domain's catch-all, which
+    /// applies only when no user or alias matches. Alias chains are followed up to a fixed depth;
+    /// an address met twice in one chain ends there (delivered if it is a user).
+    pub async fn resolve_recipient(&self, address: &str) -> Result<Resolution> {
+        let Ok(address) = normalize_address(address) else {
+            return Ok(Resolution::Unknown);
+        };
+        if self.domain(&address.domain).await?.is_none() {
+            return Ok(Resolution::NotHosted);
+        }
+        let mut local = BTreeSet::new();
+        let mut remote = BTreeSet::new();
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![(address, 0usize)];
+        let mut matched_any = false;
+        while let Some((addr, depth)) = todo.pop() {
+            let first_visit = seen.insert(addr.to_string());
+            if self.domain(&addr.domain).await?.is_none() {
+                remote.insert(addr.to_string());
+                continue;
+            }
+            let targets = if first_visit && depth < MAX_ALIAS_DEPTH {
+                self.alias_targets(&addr).await?
+            } else {
+                Vec::new()
+            };
+            if !targets.is_empty() {
+                matched_any = true;
+                for t in targets {
+                    if let Ok(a) = normalize_address(&t) {
+                        todo.push((a, depth + 1));
+                    }
+                }
+                continue;
+            }
+            match self.user_for_delivery(&addr).await? {
+                Some((id, enabled)) => {
+                    matched_any = true;
+                    if enabled {
+                        local.insert(id);
+                    }
+                }
+                None if depth == 0 => {}
+                None => {
+                    tracing::warn!(address = %addr, "alias destination in a hosted domain matches nothing")
+                }
+            }
+        }
+        if !matched_any {
+            return Ok(Resolution::Unknown);
+        }
+        if local.is_empty() && remote.is_empty() {
+            return Ok(Resolution::Unknown);
+        }
+        Ok(Resolution::Deliver { local, remote })
+    }
+
+    /// Destinations for `addr`: exact alias, else (if tagged) alias of the untagged address, else —
+    /// only when no user has the address — the catch-all.
+    async fn alias_targets(&self, addr: &Address) -> Result<Vec<String>> {
+        let exact = self.alias_destinations(&addr.domain, &addr.local).await?;
+        if !exact.is_empty() {
+            return Ok(exact);
+        }
+        if let Some((base, _tag)) = addr.local.split_once('+') {
+            let by_base = self.alias_destinations(&addr.domain, base).await?;
+            if !by_base.is_empty() {
+                return Ok(by_base);
+            }
+        }
+        if self.user_for_delivery(addr).await?.is_some() {
+            return Ok(Vec::new());
+        }
+        self.alias_destinations(&addr.domain, "").await
+    }
+
+    async fn alias_destinations(&self, domain: &str, local: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT a.destination FROM aliases a JOIN domains d ON d.id = a.domain_id \
+             WHERE d.name = $1 AND a.local_part = $2 ORDER BY a.destination",
+        )
+        .bind(domain)
+        .bind(local)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| get(r, "destination")).collect()
+    }
+
+    /// The user an address delivers to (exact, else without `+tag`): (id, enabled).
+    async fn user_for_delivery(&self, addr: &Address) -> Result<Option<(i64, bool)>> {
+        let mut candidates = vec![addr.local.as_str()];
+        if let Some((base, _)) = addr.local.split_once('+') {
+            candidates.push(base);
+        }
+        for local in candidates {
+            let row = sqlx::query(
+                "SELECT u.id, u.disabled FROM users u JOIN domains d ON d.id = u.domain_id \
+                 WHERE d.name = $1 AND u.local_part = $2",
+            )
+            .bind(&addr.domain)
+            .bind(local)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(r) = row {
+                return Ok(Some((get(&r, "id")?, get::<i64>(&r, "disabled")? == 0)));
+            }
+        }
+        Ok(None)
+    }
+}

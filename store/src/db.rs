@@ -1,0 +1,178 @@
+//! Connecting, migrating, and the transaction helpers every operation uses.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+
+use crate::changes::{Change, Changes};
+use crate::error::{Result, StoreError};
+
+/// Which database a [`Store`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file (the zero-setup default).
+    Sqlite,
+    /// A PostgreSQL server (production; several Postern nodes may share it).
+    Postgres,
+}
+
+impl FromStr for Backend {
+    type Err = StoreError;
+    fn from_str(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+}
+
+/// The shared handle to Postern's database. Cheap to clone; all clones share one pool and one change bus.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) pool: AnyPool,
+    pub(crate) backend: Backend,
+    pub(crate) changes: Changes,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+/// SQLite settings applied to every connection: WAL for concurrent readers, `synchronous=FULL` so a
+/// committed transaction survives power loss (not only a crash), and a busy timeout so writers queue.
+const SQLITE_PRAGMAS: [&str; 4] = [
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = FULL",
+    "PRAGMA busy_timeout = 10000",
+    "PRAGMA foreign_keys = ON",
+];
+
+impl Store {
+    /// Connects to `url` (`sqlite://PATH` or `postgres://...`), creating a SQLite file if missing,
+    /// and runs the pending migrations of that backend.
+    pub async fn open(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_str(url)?;
+        let store = match backend {
+            Backend::Sqlite => {
+                let url = sqlite_url_with_create(url);
+                let pool = AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            for pragma in SQLITE_PRAGMAS {
+                                conn.execute(pragma).await?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?;
+                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+                Store {
+                    pool,
+                    backend,
+                    changes: Changes::in_process(),
+                }
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect(url)
+                    .await?;
+                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                Store {
+                    pool,
+                    backend,
+                    changes: Changes::postgres(url).await?,
+                }
+            }
+        };
+        tracing::info!(backend = ?store.backend, "store ready");
+        Ok(store)
+    }
+
+    /// The database this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`) so that two writers queue on the busy timeout instead of deadlocking
+    /// when both upgrade from a read lock.
+    pub(crate) async fn write_tx(&self) -> Result<Transaction<'static, Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// Commits `tx` and publishes `changes`. On PostgreSQL the changes go out as NOTIFY inside the
+    /// transaction (delivered to every node at commit); on SQLite they are broadcast after commit.
+    pub(crate) async fn commit(
+        &self,
+        mut tx: Transaction<'static, Any>,
+        changes: Vec<Change>,
+    ) -> Result<()> {
+        match self.backend {
+            Backend::Postgres => {
+                for change in &changes {
+                    sqlx::query("SELECT pg_notify('postern_changes', $1)")
+                        .bind(change.encode())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+            Backend::Sqlite => {
+                tx.commit().await?;
+                for change in changes {
+                    self.changes.publish(change);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Subscribes to every change committed by this node (and, on PostgreSQL, by every node sharing
+    /// the database). Consumers filter for what they watch; a lagging receiver loses old events and
+    /// should resynchronise from the store.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+}
+
+/// Adds `mode=rwc` so that sqlx creates the SQLite file on first start.
+fn sqlite_url_with_create(url: &str) -> String {
+    if url.contains("mode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+/// Reads column `col` of `row`; a short wrapper so call sites stay readable.
+pub(crate) fn get<'r, T>(row: &'r AnyRow, col: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    use sqlx::Row;
+    Ok(row.try_get(col)?)
+}

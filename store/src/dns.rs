@@ -1,0 +1,151 @@
+//! DNS records managed from the admin UI, per view. The DNS server merges them into the view's zones
+//! and adds the view's generation counter to the zone serial, so every change bumps the serial.
+
+use crate::changes::Change;
+use crate::db::{get, Store};
+use crate::error::{unique_as_exists, Result, StoreError};
+use crate::unix_now;
+
+/// Record types the admin may manage.
+pub const MANAGED_TYPES: [&str; 7] = ["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA"];
+
+/// One managed record in presentation format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsRecord {
+    /// Row id.
+    pub id: i64,
+    /// View the record is served in.
+    pub view: String,
+    /// Owner name, lower-case, fully qualified with a trailing dot.
+    pub name: String,
+    /// Record type, upper-case (one of [`MANAGED_TYPES`]).
+    pub rtype: String,
+    /// TTL in seconds.
+    pub ttl: i64,
+    /// RDATA in zone-file presentation format, e.g. `10 mail.example.test.`.
+    pub data: String,
+}
+
+impl Store {
+    /// Adds a record to a view. The caller (admin UI, API) validates RDATA syntax with the DNS crate;
+    /// here the view, owner name, type and TTL are checked.
+    pub async fn add_dns_record(
+        &self,
+        view: &str,
+        name: &str,
+        rtype: &str,
+        ttl: i64,
+        data: &str,
+    ) -> Result<DnsRecord> {
+        if view.is_empty() {
+            return Err(StoreError::invalid("view", "must not be empty"));
+        }
+        let name = format!("{}.", crate::normalize_domain(name)?);
+        let rtype = rtype.to_ascii_uppercase();
+        if !MANAGED_TYPES.contains(&rtype.as_str()) {
+            return Err(StoreError::invalid(
+                "record type",
+                format!("{rtype}: one of {}", MANAGED_TYPES.join(" ")),
+            ));
+        }
+        if !(0..=i64::from(i32::MAX)).contains(&ttl) {
+            return Err(StoreError::invalid(
+                "TTL",
+                "must be 0 to 2147483647 seconds (RFC 2181 §8)",
+            ));
+        }
+        let data = data.trim();
+        if data.is_empty() {
+            return Err(StoreError::invalid("record data", "must not be empty"));
+        }
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(
+            "INSERT INTO dns_records (view, name, rtype, ttl, data, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(view)
+        .bind(&name)
+        .bind(&rtype)
+        .bind(ttl)
+        .bind(data)
+        .bind(unix_now())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(unique_as_exists(format!("{name} {rtype} {data} in view {view}")))?;
+        let id = get(&row, "id")?;
+        bump_generation(&mut tx, view).await?;
+        self.commit(
+            tx,
+            vec![Change::Dns {
+                view: view.to_owned(),
+            }],
+        )
+        .await?;
+        Ok(DnsRecord {
+            id,
+            view: view.to_owned(),
+            name,
+            rtype,
+            ttl,
+            data: data.to_owned(),
+        })
+    }
+
+    /// Removes a record by id.
+    pub async fn remove_dns_record(&self, id: i64) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("DELETE FROM dns_records WHERE id = $1 RETURNING view")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("DNS record {id}")))?;
+        let view: String = get(&row, "view")?;
+        bump_generation(&mut tx, &view).await?;
+        self.commit(tx, vec![Change::Dns { view }]).await
+    }
+
+    /// Managed records of a view (or of every view), by name and type.
+    pub async fn dns_records(&self, view: Option<&str>) -> Result<Vec<DnsRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, view, name, rtype, ttl, data FROM dns_records WHERE ($1 IS NULL OR view = $1) \
+             ORDER BY view, name, rtype, id",
+        )
+        .bind(view)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DnsRecord {
+                    id: get(r, "id")?,
+                    view: get(r, "view")?,
+                    name: get(r, "name")?,
+                    rtype: get(r, "rtype")?,
+                    ttl: get(r, "ttl")?,
+                    data: get(r, "data")?,
+                })
+            })
+            .collect()
+    }
+
+    /// How many times the view's managed records changed (0 if never); added to zone serials.
+    pub async fn dns_generation(&self, view: &str) -> Result<u32> {
+        let row = sqlx::query("SELECT generation FROM dns_generations WHERE view = $1")
+            .bind(view)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => get::<i64>(&r, "generation")? as u32,
+            None => 0,
+        })
+    }
+}
+
+async fn bump_generation(tx: &mut sqlx::Transaction<'static, sqlx::Any>, view: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO dns_generations (view, generation) VALUES ($1, 1) \
+         ON CONFLICT (view) DO UPDATE SET generation = dns_generations.generation + 1",
+    )
+    .bind(view)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! Postern's one data layer: every protocol reads and writes through [`Store`], whose methods are domain
+//! operations (deliver, append, resolve a recipient, enqueue, ...) on SQLite or PostgreSQL.
+//!
+//! All queries are written once in the SQL subset both databases share and run through sqlx's `Any`
+//! driver; each backend has its own migrations folder. Writes that acknowledge mail commit before the
+//! method returns, so a protocol that answers OK after `await` has made the data durable.
+
+mod address;
+mod admin;
+mod aliases;
+mod changes;
+mod db;
+mod dns;
+mod domains;
+mod error;
+mod mailboxes;
+mod messages;
+mod password;
+mod queue;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod users;
+
+pub use address::{normalize_address, normalize_domain, Address};
+pub use admin::{Admin, AdminSession, SessionKind};
+pub use aliases::{Alias, Resolution};
+pub use changes::{Change, MailboxEvent};
+pub use db::{Backend, Store};
+pub use dns::{DnsRecord, MANAGED_TYPES};
+pub use domains::Domain;
+pub use error::{Result, StoreError};
+pub use mailboxes::{Mailbox, DEFAULT_MAILBOXES};
+pub use messages::{Accepted, DeliveryOutcome, FlagOp, Flags, Incoming, MessageMeta};
+pub use queue::QueueEntry;
+pub use users::User;
+
+/// Current time as Unix seconds, the unit of every timestamp column.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

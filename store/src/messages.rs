@@ -1,0 +1,503 @@
+//! Messages in mailboxes: durable delivery and APPEND with UID and MODSEQ allocation, listing, raw
+//! bytes, flag changes and EXPUNGE. Raw bytes live once in `blobs`, keyed by SHA-256, and are shared
+//! by every mailbox entry (alias fan-out, COPY) and queue entry that references them.
+
+use std::collections::BTreeSet;
+
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Transaction};
+
+use crate::changes::{Change, MailboxEvent};
+use crate::db::{get, Store};
+use crate::error::{Result, StoreError};
+use crate::mailboxes::Mailbox;
+
+/// IMAP system flags and keywords of one message (RFC 3501 §2.3.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// Bit set of the `Flags::SEEN` ... `Flags::DRAFT` system flags.
+    pub system: i64,
+    /// Keywords (user-defined flags), compared case-sensitively as stored.
+    pub keywords: BTreeSet<String>,
+}
+
+impl Flags {
+    /// `\Seen`
+    pub const SEEN: i64 = 1;
+    /// `\Answered`
+    pub const ANSWERED: i64 = 2;
+    /// `\Flagged`
+    pub const FLAGGED: i64 = 4;
+    /// `\Deleted`
+    pub const DELETED: i64 = 8;
+    /// `\Draft`
+    pub const DRAFT: i64 = 16;
+
+    /// Flags with only the given system bits set.
+    pub fn system(bits: i64) -> Flags {
+        Flags {
+            system: bits,
+            keywords: BTreeSet::new(),
+        }
+    }
+
+    fn keywords_text(&self) -> String {
+        self.keywords
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn from_columns(system: i64, keywords: &str) -> Flags {
+        Flags {
+            system,
+            keywords: keywords
+                .split(' ')
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+
+    fn apply(&self, op: FlagOp, change: &Flags) -> Flags {
+        match op {
+            FlagOp::Replace => change.clone(),
+            FlagOp::Add => Flags {
+                system: self.system | change.system,
+                keywords: self.keywords.union(&change.keywords).cloned().collect(),
+            },
+            FlagOp::Remove => Flags {
+                system: self.system & !change.system,
+                keywords: self
+                    .keywords
+                    .difference(&change.keywords)
+                    .cloned()
+                    .collect(),
+            },
+        }
+    }
+}
+
+/// How STORE combines the given flags with the message's (RFC 3501 §6.4.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagOp {
+    /// `FLAGS`: replace.
+    Replace,
+    /// `+FLAGS`: add.
+    Add,
+    /// `-FLAGS`: remove.
+    Remove,
+}
+
+/// What IMAP needs to know of a message without reading its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageMeta {
+    /// UID within the mailbox.
+    pub uid: i64,
+    /// Size of the raw message in bytes (RFC822.SIZE).
+    pub size: i64,
+    /// INTERNALDATE as Unix seconds.
+    pub internal_date: i64,
+    /// Current flags.
+    pub flags: Flags,
+    /// MODSEQ of the last change to this message.
+    pub modseq: i64,
+}
+
+fn meta_from_row(r: &AnyRow) -> Result<MessageMeta> {
+    Ok(MessageMeta {
+        uid: get(r, "uid")?,
+        size: get(r, "size")?,
+        internal_date: get(r, "internal_date")?,
+        flags: Flags::from_columns(get(r, "flags")?, &get::<String>(r, "keywords")?),
+        modseq: get(r, "modseq")?,
+    })
+}
+
+/// Stores `raw` once (no-op if identical bytes are stored already) and returns its hash.
+pub(crate) async fn put_blob(tx: &mut Transaction<'static, Any>, raw: &[u8]) -> Result<String> {
+    let hash = hex::encode(Sha256::digest(raw));
+    sqlx::query(
+        "INSERT INTO blobs (hash, size, data) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING",
+    )
+    .bind(&hash)
+    .bind(raw.len() as i64)
+    .bind(raw)
+    .execute(&mut **tx)
+    .await?;
+    Ok(hash)
+}
+
+/// Deletes stored bytes no message or queue entry references any more.
+pub(crate) async fn delete_unreferenced_blobs(tx: &mut Transaction<'static, Any>) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_hash = blobs.hash) \
+         AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.blob_hash = blobs.hash)",
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Deletes the given blobs if no message or queue entry references them any more.
+pub(crate) async fn delete_blobs_if_unreferenced(
+    tx: &mut Transaction<'static, Any>,
+    hashes: &BTreeSet<String>,
+) -> Result<()> {
+    for hash in hashes {
+        sqlx::query(
+            "DELETE FROM blobs WHERE hash = $1 AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_hash = $1) \
+             AND NOT EXISTS (SELECT 1 FROM queue WHERE blob_hash = $1)",
+        )
+        .bind(hash)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Charges `size` bytes to the user's quota; false if that would exceed it.
+async fn charge_quota(tx: &mut Transaction<'static, Any>, user_id: i64, size: i64) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE users SET used_bytes = used_bytes + $1 \
+         WHERE id = $2 AND (quota_bytes = 0 OR used_bytes + $1 <= quota_bytes)",
+    )
+    .bind(size)
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Allocates the next UID and a new MODSEQ in one row update, so concurrent writers serialise on
+/// the mailbox row and never share a UID (RFC 3501 §2.3.1.1: UIDs strictly ascending).
+async fn next_uid(tx: &mut Transaction<'static, Any>, mailbox_id: i64) -> Result<(i64, i64)> {
+    let row = sqlx::query(
+        "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 \
+         WHERE id = $1 RETURNING uidnext - 1 AS uid, highestmodseq",
+    )
+    .bind(mailbox_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox_id}")))?;
+    Ok((get(&row, "uid")?, get(&row, "highestmodseq")?))
+}
+
+/// Inserts one mailbox entry for stored bytes and returns (uid, modseq).
+async fn insert_message(
+    tx: &mut Transaction<'static, Any>,
+    mailbox_id: i64,
+    hash: &str,
+    size: i64,
+    flags: &Flags,
+    internal_date: i64,
+) -> Result<(i64, i64)> {
+    let (uid, modseq) = next_uid(tx, mailbox_id).await?;
+    sqlx::query(
+        "INSERT INTO messages (mailbox_id, uid, blob_hash, size, internal_date, flags, keywords, modseq) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(mailbox_id)
+    .bind(uid)
+    .bind(hash)
+    .bind(size)
+    .bind(internal_date)
+    .bind(flags.system)
+    .bind(flags.keywords_text())
+    .bind(modseq)
+    .execute(&mut **tx)
+    .await?;
+    Ok((uid, modseq))
+}
+
+/// The result of delivering to one local user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// Stored: in which mailbox, under which UID.
+    Delivered {
+        /// The user.
+        user_id: i64,
+        /// The mailbox it went to.
+        mailbox_id: i64,
+        /// Its UID there.
+        uid: i64,
+    },
+    /// Not stored: the user's quota is full.
+    OverQuota {
+        /// The user.
+        user_id: i64,
+    },
+}
+
+/// A message accepted for delivery: what the SMTP server hands over before it answers 250.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    /// The raw message (RFC 5322), including the trace headers the receiver added.
+    pub raw: &'a [u8],
+    /// INTERNALDATE for the local copies, Unix seconds.
+    pub internal_date: i64,
+    /// Local users to deliver to.
+    pub local: &'a [i64],
+    /// Folder for the local copies (e.g. `Junk`); INBOX for a user who has no folder of that name.
+    pub folder: &'a str,
+    /// Envelope sender (MAIL FROM, empty for bounces), kept for the queue entries.
+    pub sender: &'a str,
+    /// Remote recipients to queue for outbound delivery.
+    pub remote: &'a [String],
+    /// When queued copies expire and bounce, Unix seconds.
+    pub expires_at: i64,
+}
+
+/// What [`Store::accept`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// One outcome per local user, in the order given.
+    pub local: Vec<DeliveryOutcome>,
+    /// Ids of the queue entries created, one per remote recipient.
+    pub queued: Vec<i64>,
+}
+
+impl Store {
+    /// Stores a message for local users and queues it for remote recipients in one transaction,
+    /// committed before this returns, so the caller may answer 250 afterwards and the message
+    /// survives a crash. Users over quota are reported, not delivered to, and do not stop delivery
+    /// to the others.
+    pub async fn accept(&self, m: Incoming<'_>) -> Result<Accepted> {
+        let size = m.raw.len() as i64;
+        let now = crate::unix_now();
+        let mut tx = self.write_tx().await?;
+        let hash = put_blob(&mut tx, m.raw).await?;
+        let mut accepted = Accepted {
+            local: Vec::with_capacity(m.local.len()),
+            queued: Vec::with_capacity(m.remote.len()),
+        };
+        let mut changes = Vec::new();
+        for &user_id in m.local {
+            if !charge_quota(&mut tx, user_id, size).await? {
+                accepted.local.push(DeliveryOutcome::OverQuota { user_id });
+                continue;
+            }
+            let row = sqlx::query(
+                "SELECT id FROM mailboxes WHERE user_id = $1 AND name IN ($2, 'INBOX') \
+                 ORDER BY CASE WHEN name = $2 THEN 0 ELSE 1 END LIMIT 1",
+            )
+            .bind(user_id)
+            .bind(m.folder)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("INBOX of user {user_id}")))?;
+            let mailbox_id: i64 = get(&row, "id")?;
+            let (uid, modseq) = insert_message(
+                &mut tx,
+                mailbox_id,
+                &hash,
+                size,
+                &Flags::default(),
+                m.internal_date,
+            )
+            .await?;
+            changes.push(Change::Mailbox {
+                user_id,
+                mailbox_id,
+                modseq,
+                event: MailboxEvent::Appended,
+            });
+            accepted.local.push(DeliveryOutcome::Delivered {
+                user_id,
+                mailbox_id,
+                uid,
+            });
+        }
+        for recipient in m.remote {
+            let row = sqlx::query(
+                "INSERT INTO queue (blob_hash, sender, recipient, next_attempt, expires_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $4) RETURNING id",
+            )
+            .bind(&hash)
+            .bind(m.sender)
+            .bind(recipient)
+            .bind(now)
+            .bind(m.expires_at)
+            .fetch_one(&mut *tx)
+            .await?;
+            accepted.queued.push(get(&row, "id")?);
+        }
+        if !accepted.queued.is_empty() {
+            changes.push(Change::Queue);
+        }
+        if changes.is_empty() {
+            tx.rollback().await?;
+        } else {
+            self.commit(tx, changes).await?;
+        }
+        Ok(accepted)
+    }
+
+    /// Appends a message to a mailbox (IMAP APPEND, RFC 3501 §6.3.11) and returns its UID.
+    /// Fails with [`StoreError::OverQuota`] if the owner's quota would be exceeded (RFC 9208 §4.2.1).
+    pub async fn append(
+        &self,
+        mailbox: &Mailbox,
+        raw: &[u8],
+        flags: &Flags,
+        internal_date: i64,
+    ) -> Result<i64> {
+        let size = raw.len() as i64;
+        let mut tx = self.write_tx().await?;
+        if !charge_quota(&mut tx, mailbox.user_id, size).await? {
+            return Err(StoreError::OverQuota(format!("user {}", mailbox.user_id)));
+        }
+        let hash = put_blob(&mut tx, raw).await?;
+        let (uid, modseq) =
+            insert_message(&mut tx, mailbox.id, &hash, size, flags, internal_date).await?;
+        let change = Change::Mailbox {
+            user_id: mailbox.user_id,
+            mailbox_id: mailbox.id,
+            modseq,
+            event: MailboxEvent::Appended,
+        };
+        self.commit(tx, vec![change]).await?;
+        Ok(uid)
+    }
+
+    /// Every message of the mailbox in UID order.
+    pub async fn list_messages(&self, mailbox: &Mailbox) -> Result<Vec<MessageMeta>> {
+        let rows = sqlx::query(
+            "SELECT uid, size, internal_date, flags, keywords, modseq FROM messages WHERE mailbox_id = $1 ORDER BY uid",
+        )
+        .bind(mailbox.id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(meta_from_row).collect()
+    }
+
+    /// The raw bytes of the message with `uid`, if it exists.
+    pub async fn message_raw(&self, mailbox: &Mailbox, uid: i64) -> Result<Option<Vec<u8>>> {
+        let row = sqlx::query(
+            "SELECT b.data FROM messages m JOIN blobs b ON b.hash = m.blob_hash WHERE m.mailbox_id = $1 AND m.uid = $2",
+        )
+        .bind(mailbox.id)
+        .bind(uid)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| get(&r, "data")).transpose()
+    }
+
+    /// Changes flags of the messages with the given UIDs (STORE, RFC 3501 §6.4.6). Messages whose
+    /// flags really change get one new MODSEQ (RFC 7162 §3.1.3); their new state is returned.
+    /// UIDs that do not exist are ignored.
+    pub async fn set_flags(
+        &self,
+        mailbox: &Mailbox,
+        uids: &[i64],
+        op: FlagOp,
+        flags: &Flags,
+    ) -> Result<Vec<MessageMeta>> {
+        let mut tx = self.write_tx().await?;
+        let mut changed = Vec::new();
+        let mut modseq = None;
+        for &uid in uids {
+            let Some(row) = sqlx::query(
+                "SELECT uid, size, internal_date, flags, keywords, modseq FROM messages WHERE mailbox_id = $1 AND uid = $2",
+            )
+            .bind(mailbox.id)
+            .bind(uid)
+            .fetch_optional(&mut *tx)
+            .await?
+            else {
+                continue;
+            };
+            let mut meta = meta_from_row(&row)?;
+            let new_flags = meta.flags.apply(op, flags);
+            if new_flags == meta.flags {
+                continue;
+            }
+            let m = match modseq {
+                Some(m) => m,
+                None => {
+                    let row = sqlx::query(
+                        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1 RETURNING highestmodseq",
+                    )
+                    .bind(mailbox.id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    *modseq.insert(get(&row, "highestmodseq")?)
+                }
+            };
+            sqlx::query("UPDATE messages SET flags = $1, keywords = $2, modseq = $3 WHERE mailbox_id = $4 AND uid = $5")
+                .bind(new_flags.system)
+                .bind(new_flags.keywords_text())
+                .bind(m)
+                .bind(mailbox.id)
+                .bind(uid)
+                .execute(&mut *tx)
+                .await?;
+            meta.flags = new_flags;
+            meta.modseq = m;
+            changed.push(meta);
+        }
+        let changes = modseq
+            .map(|m| Change::Mailbox {
+                user_id: mailbox.user_id,
+                mailbox_id: mailbox.id,
+                modseq: m,
+                event: MailboxEvent::Flags,
+            })
+            .into_iter()
+            .collect();
+        self.commit(tx, changes).await?;
+        Ok(changed)
+    }
+
+    /// Removes the messages flagged `\Deleted` (only those among `uids` if given: UID EXPUNGE,
+    /// RFC 4315 §2.1) and returns their UIDs in ascending order. Frees their quota and any bytes no
+    /// longer referenced.
+    pub async fn expunge(&self, mailbox: &Mailbox, uids: Option<&[i64]>) -> Result<Vec<i64>> {
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query("SELECT uid, size, blob_hash FROM messages WHERE mailbox_id = $1 AND (flags & 8) <> 0 ORDER BY uid")
+            .bind(mailbox.id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut removed = Vec::new();
+        let mut freed = 0i64;
+        let mut hashes = BTreeSet::new();
+        for r in &rows {
+            let uid: i64 = get(r, "uid")?;
+            if uids.is_some_and(|set| !set.contains(&uid)) {
+                continue;
+            }
+            sqlx::query("DELETE FROM messages WHERE mailbox_id = $1 AND uid = $2")
+                .bind(mailbox.id)
+                .bind(uid)
+                .execute(&mut *tx)
+                .await?;
+            freed += get::<i64>(r, "size")?;
+            hashes.insert(get::<String>(r, "blob_hash")?);
+            removed.push(uid);
+        }
+        if removed.is_empty() {
+            tx.rollback().await?;
+            return Ok(removed);
+        }
+        sqlx::query("UPDATE users SET used_bytes = used_bytes - $1 WHERE id = $2")
+            .bind(freed)
+            .bind(mailbox.user_id)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query("UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1 RETURNING highestmodseq")
+            .bind(mailbox.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        delete_blobs_if_unreferenced(&mut tx, &hashes).await?;
+        let change = Change::Mailbox {
+            user_id: mailbox.user_id,
+            mailbox_id: mailbox.id,
+            modseq: get(&row, "highestmodseq")?,
+            event: MailboxEvent::Expunged,
+        };
+        self.commit(tx, vec![change]).await?;
+        Ok(removed)
+    }
+}

@@ -1,0 +1,135 @@
+//! The persistent outbound queue: one row per (message, remote recipient), retried by the delivery
+//! worker until delivered, permanently refused, or expired (RFC 5321 §4.5.4.1).
+
+use sqlx::any::AnyRow;
+
+use crate::changes::Change;
+use crate::db::{get, Store};
+use crate::error::{Result, StoreError};
+use crate::messages::delete_blobs_if_unreferenced;
+
+/// One queued delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    /// Row id.
+    pub id: i64,
+    /// Envelope sender (empty for a bounce).
+    pub sender: String,
+    /// Remote recipient.
+    pub recipient: String,
+    /// Delivery attempts made so far.
+    pub attempts: i64,
+    /// Earliest time of the next attempt, Unix seconds.
+    pub next_attempt: i64,
+    /// After this the entry bounces, Unix seconds.
+    pub expires_at: i64,
+    /// Reply or error of the last failed attempt.
+    pub last_error: Option<String>,
+    /// When it was queued, Unix seconds.
+    pub created_at: i64,
+    /// Message size in bytes.
+    pub size: i64,
+}
+
+fn entry_from_row(r: &AnyRow) -> Result<QueueEntry> {
+    Ok(QueueEntry {
+        id: get(r, "id")?,
+        sender: get(r, "sender")?,
+        recipient: get(r, "recipient")?,
+        attempts: get(r, "attempts")?,
+        next_attempt: get(r, "next_attempt")?,
+        expires_at: get(r, "expires_at")?,
+        last_error: get(r, "last_error")?,
+        created_at: get(r, "created_at")?,
+        size: get(r, "size")?,
+    })
+}
+
+/// A static SELECT of queue entries with their message size, followed by `$tail`.
+macro_rules! select_queue {
+    ($tail:literal) => {
+        concat!(
+            "SELECT q.id, q.sender, q.recipient, q.attempts, q.next_attempt, q.expires_at, q.last_error, ",
+            "q.created_at, b.size FROM queue q JOIN blobs b ON b.hash = q.blob_hash ",
+            $tail
+        )
+    };
+}
+
+impl Store {
+    /// Every queue entry, oldest first.
+    pub async fn list_queue(&self) -> Result<Vec<QueueEntry>> {
+        let rows = sqlx::query(select_queue!("ORDER BY q.id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    /// Entries due for an attempt at `now`, soonest first, at most `limit`.
+    pub async fn due_queue(&self, now: i64, limit: i64) -> Result<Vec<QueueEntry>> {
+        let rows = sqlx::query(select_queue!(
+            "WHERE q.next_attempt <= $1 ORDER BY q.next_attempt, q.id LIMIT $2"
+        ))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    /// The raw message of a queue entry.
+    pub async fn queue_message(&self, id: i64) -> Result<Vec<u8>> {
+        let row = sqlx::query(
+            "SELECT b.data FROM queue q JOIN blobs b ON b.hash = q.blob_hash WHERE q.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("queue entry {id}")))?;
+        get(&row, "data")
+    }
+
+    /// Records a failed attempt and when to try again.
+    pub async fn defer_queue(&self, id: i64, error: &str, next_attempt: i64) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE queue SET attempts = attempts + 1, last_error = $1, next_attempt = $2 WHERE id = $3",
+        )
+        .bind(error)
+        .bind(next_attempt)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("queue entry {id}")));
+        }
+        self.commit(tx, vec![]).await
+    }
+
+    /// Makes an entry due now (`postern queue retry`).
+    pub async fn retry_queue(&self, id: i64) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query("UPDATE queue SET next_attempt = $1 WHERE id = $2")
+            .bind(crate::unix_now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("queue entry {id}")));
+        }
+        self.commit(tx, vec![Change::Queue]).await
+    }
+
+    /// Removes an entry (delivered, bounced, or deleted by the operator) and its bytes if unshared.
+    pub async fn remove_queue(&self, id: i64) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("DELETE FROM queue WHERE id = $1 RETURNING blob_hash")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("queue entry {id}")))?;
+        let hash: String = get(&row, "blob_hash")?;
+        delete_blobs_if_unreferenced(&mut tx, &[hash].into_iter().collect()).await?;
+        self.commit(tx, vec![Change::Queue]).await
+    }
+}

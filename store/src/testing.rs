@@ -1,0 +1,121 @@
+//! Throw-away databases for tests: a SQLite file in a temporary directory, or a fresh PostgreSQL
+//! database created through `DATABASE_URL` (which must name a role allowed to create databases).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::Store;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A database that exists for one test and is removed when dropped.
+pub struct TestDb {
+    /// URL to open it with ([`Store::open`] or Postern's `database_url`).
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_drop: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// A new SQLite database file.
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("create temp dir");
+        let url = format!("sqlite://{}/postern.db", dir.path().display());
+        TestDb {
+            url,
+            _dir: Some(dir),
+            pg_drop: None,
+        }
+    }
+
+    /// A new, empty PostgreSQL database next to the one `DATABASE_URL` names. Panics with
+    /// instructions if `DATABASE_URL` is unset: PostgreSQL tests are never skipped silently.
+    pub async fn postgres() -> TestDb {
+        let base = std::env::var("DATABASE_URL").expect(
+            "DATABASE_URL must name a PostgreSQL database whose role may CREATE DATABASE \
+             (bash .ci/run sets one up); PostgreSQL tests are not skipped",
+        );
+        let name = format!(
+            "postern_t_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            rand::random::<u32>()
+        );
+        let admin = sqlx::PgPool::connect(&base)
+            .await
+            .expect("connect to DATABASE_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("CREATE DATABASE (the role needs CREATEDB)");
+        admin.close().await;
+        let url = replace_db_name(&base, &name);
+        TestDb {
+            url,
+            _dir: None,
+            pg_drop: Some((base, name)),
+        }
+    }
+
+    /// Opens a [`Store`] on this database.
+    pub async fn open(&self) -> Store {
+        Store::open(&self.url).await.expect("open store")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((base, name)) = self.pg_drop.take() else {
+            return;
+        };
+        // Drop runs outside any runtime guarantee, so use a small runtime of our own on a thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let admin = sqlx::PgPool::connect(&base).await.ok()?;
+                let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&admin)
+                    .await
+                    .ok()?;
+                admin.close().await;
+                Some(())
+            })
+        })
+        .join();
+    }
+}
+
+/// `postgres://u:p@h:port/db?x` with `db` replaced by `name`.
+fn replace_db_name(url: &str, name: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = head.find("://").map_or(0, |i| i + 3);
+    let base = match head[scheme_end..].find('/') {
+        Some(i) => &head[..scheme_end + i],
+        None => head,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn replaces_database_name() {
+        assert_eq!(
+            super::replace_db_name("postgres://u:p@h:5/db?sslmode=disable", "x"),
+            "postgres://u:p@h:5/x?sslmode=disable"
+        );
+        assert_eq!(
+            super::replace_db_name("postgres://h", "x"),
+            "postgres://h/x"
+        );
+    }
+}

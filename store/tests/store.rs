@@ -1,0 +1,940 @@
+//! Store API tests, each run on SQLite and on PostgreSQL (`DATABASE_URL`).
+
+use std::collections::BTreeSet;
+
+use postern_store::testing::TestDb;
+use postern_store::{
+    Change, DeliveryOutcome, FlagOp, Flags, Incoming, MailboxEvent, Resolution, SessionKind, Store,
+    StoreError,
+};
+
+/// Generates `sqlite::NAME` and `postgres::NAME` tokio tests calling `NAME(&TestDb)`.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let db = postern_store::testing::TestDb::sqlite();
+                super::$name(&db).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let db = postern_store::testing::TestDb::postgres().await;
+                super::$name(&db).await;
+            })*
+        }
+    };
+}
+
+both_backends!(
+    domains_crud_and_uniqueness,
+    users_and_authentication,
+    default_mailboxes_and_creation,
+    recipient_resolution,
+    accept_delivers_and_queues_in_one_transaction,
+    blobs_are_shared_and_freed,
+    quota_is_enforced,
+    flags_and_modseq,
+    expunge_only_deleted,
+    concurrent_uid_allocation_never_repeats,
+    changes_are_published,
+    queue_lifecycle,
+    dns_records_and_generation,
+    admins_and_sessions,
+    migrations_are_idempotent,
+);
+
+async fn store_with_user(db: &TestDb) -> (Store, i64) {
+    let store = db.open().await;
+    store.add_domain("example.test").await.unwrap();
+    let user = store
+        .add_user("alice@example.test", "pw-alice", 0)
+        .await
+        .unwrap();
+    (store, user.id)
+}
+
+fn incoming<'a>(raw: &'a [u8], local: &'a [i64], remote: &'a [String]) -> Incoming<'a> {
+    Incoming {
+        raw,
+        internal_date: 1_700_000_000,
+        local,
+        folder: "INBOX",
+        sender: "sender@remote.test",
+        remote,
+        expires_at: i64::MAX,
+    }
+}
+
+async fn domains_crud_and_uniqueness(db: &TestDb) {
+    let store = db.open().await;
+    let d = store.add_domain("Example.TEST.").await.unwrap();
+    assert_eq!(d.name, "example.test");
+    assert!(matches!(
+        store.add_domain("EXAMPLE.test").await,
+        Err(StoreError::Exists(_))
+    ));
+    assert!(matches!(
+        store.add_domain("bad_domain!").await,
+        Err(StoreError::Invalid { .. })
+    ));
+    store.add_domain("b.test").await.unwrap();
+    let names: Vec<_> = store
+        .list_domains()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.name)
+        .collect();
+    assert_eq!(names, ["b.test", "example.test"]);
+    assert_eq!(
+        store.domain("EXAMPLE.TEST").await.unwrap().map(|d| d.id),
+        Some(d.id)
+    );
+    store.remove_domain("b.test").await.unwrap();
+    assert!(matches!(
+        store.remove_domain("b.test").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.list_domains().await.unwrap().len(), 1);
+}
+
+async fn users_and_authentication(db: &TestDb) {
+    let (store, _) = store_with_user(db).await;
+    assert!(matches!(
+        store.add_user("ALICE@example.test", "x", 0).await,
+        Err(StoreError::Exists(_))
+    ));
+    assert!(matches!(
+        store.add_user("bob@nowhere.test", "x", 0).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.add_user("bob@example.test", "", 0).await,
+        Err(StoreError::Invalid { .. })
+    ));
+
+    let u = store
+        .authenticate("Alice@Example.test", "pw-alice")
+        .await
+        .unwrap()
+        .expect("login");
+    assert_eq!(u.address.to_string(), "alice@example.test");
+    assert!(store
+        .authenticate("alice@example.test", "wrong")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .authenticate("nobody@example.test", "pw-alice")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .authenticate("not an address", "pw")
+        .await
+        .unwrap()
+        .is_none());
+
+    store
+        .set_password("alice@example.test", "new-pw")
+        .await
+        .unwrap();
+    assert!(store
+        .authenticate("alice@example.test", "pw-alice")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .authenticate("alice@example.test", "new-pw")
+        .await
+        .unwrap()
+        .is_some());
+
+    store
+        .set_disabled("alice@example.test", true)
+        .await
+        .unwrap();
+    assert!(store
+        .authenticate("alice@example.test", "new-pw")
+        .await
+        .unwrap()
+        .is_none());
+    store
+        .set_disabled("alice@example.test", false)
+        .await
+        .unwrap();
+
+    store.set_quota("alice@example.test", 1000).await.unwrap();
+    assert_eq!(
+        store
+            .user("alice@example.test")
+            .await
+            .unwrap()
+            .unwrap()
+            .quota_bytes,
+        1000
+    );
+    assert!(store.set_quota("alice@example.test", -1).await.is_err());
+
+    store
+        .add_user("bob@example.test", "pw-bob", 0)
+        .await
+        .unwrap();
+    let all: Vec<_> = store
+        .list_users(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.address.to_string())
+        .collect();
+    assert_eq!(all, ["alice@example.test", "bob@example.test"]);
+    store.remove_user("bob@example.test").await.unwrap();
+    assert!(store.user("bob@example.test").await.unwrap().is_none());
+    assert!(matches!(
+        store.remove_user("bob@example.test").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn default_mailboxes_and_creation(db: &TestDb) {
+    let (store, uid) = store_with_user(db).await;
+    let boxes = store.list_mailboxes(uid).await.unwrap();
+    let mut got: Vec<_> = boxes
+        .iter()
+        .map(|m| (m.name.as_str(), m.special_use.as_deref()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("Archive", Some("\\Archive")),
+            ("Drafts", Some("\\Drafts")),
+            ("INBOX", None),
+            ("Junk", Some("\\Junk")),
+            ("Sent", Some("\\Sent")),
+            ("Trash", Some("\\Trash")),
+        ]
+    );
+    let inbox = store
+        .mailbox(uid, "inbox")
+        .await
+        .unwrap()
+        .expect("INBOX case-insensitive");
+    assert_eq!(inbox.name, "INBOX");
+    assert_eq!(inbox.uidnext, 1);
+    assert!(inbox.uidvalidity > 0 && inbox.uidvalidity <= i64::from(u32::MAX));
+    let work = store
+        .create_mailbox(uid, "Work/Projects", None)
+        .await
+        .unwrap();
+    assert_eq!(work.name, "Work/Projects");
+    assert!(matches!(
+        store.create_mailbox(uid, "Work/Projects", None).await,
+        Err(StoreError::Exists(_))
+    ));
+    assert!(store.create_mailbox(uid, "a//b", None).await.is_err());
+    // Another user's mailbox of the same name is a different mailbox and invisible to the first.
+    let bob = store.add_user("bob@example.test", "pw", 0).await.unwrap();
+    assert!(store
+        .mailbox(bob.id, "Work/Projects")
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn recipient_resolution(db: &TestDb) {
+    let (store, alice) = store_with_user(db).await;
+    let bob = store
+        .add_user("bob@example.test", "pw", 0)
+        .await
+        .unwrap()
+        .id;
+    let carol = store
+        .add_user("carol@example.test", "pw", 0)
+        .await
+        .unwrap()
+        .id;
+    store
+        .add_alias("team@example.test", "alice@example.test")
+        .await
+        .unwrap();
+    store
+        .add_alias("team@example.test", "bob@example.test")
+        .await
+        .unwrap();
+    store
+        .add_alias("team@example.test", "friend@remote.test")
+        .await
+        .unwrap();
+    store
+        .add_alias("loop1@example.test", "loop2@example.test")
+        .await
+        .unwrap();
+    store
+        .add_alias("loop2@example.test", "loop1@example.test")
+        .await
+        .unwrap();
+    store
+        .add_alias("copy@example.test", "carol@example.test")
+        .await
+        .unwrap();
+    store
+        .add_alias("carol@example.test", "carol@example.test")
+        .await
+        .unwrap();
+    store
+        .add_alias("carol@example.test", "carol@remote.test")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .add_alias("team@example.test", "bob@example.test")
+            .await,
+        Err(StoreError::Exists(_))
+    ));
+    assert!(matches!(
+        store
+            .add_alias("x@nothosted.test", "bob@example.test")
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let deliver = |l: &[i64], r: &[&str]| Resolution::Deliver {
+        local: l.iter().copied().collect(),
+        remote: r.iter().map(|s| s.to_string()).collect(),
+    };
+    assert_eq!(
+        store.resolve_recipient("alice@example.test").await.unwrap(),
+        deliver(&[alice], &[])
+    );
+    assert_eq!(
+        store
+            .resolve_recipient("Alice+news@EXAMPLE.test")
+            .await
+            .unwrap(),
+        deliver(&[alice], &[])
+    );
+    assert_eq!(
+        store.resolve_recipient("team@example.test").await.unwrap(),
+        deliver(&[alice, bob], &["friend@remote.test"])
+    );
+    assert_eq!(
+        store
+            .resolve_recipient("team+x@example.test")
+            .await
+            .unwrap(),
+        deliver(&[alice, bob], &["friend@remote.test"])
+    );
+    // An alias naming its own address keeps a local copy and forwards (a common "keep and forward").
+    assert_eq!(
+        store.resolve_recipient("copy@example.test").await.unwrap(),
+        deliver(&[carol], &["carol@remote.test"])
+    );
+    assert_eq!(
+        store
+            .resolve_recipient("nobody@example.test")
+            .await
+            .unwrap(),
+        Resolution::Unknown
+    );
+    assert_eq!(
+        store.resolve_recipient("loop1@example.test").await.unwrap(),
+        Resolution::Unknown
+    );
+    assert_eq!(
+        store.resolve_recipient("x@remote.test").await.unwrap(),
+        Resolution::NotHosted
+    );
+    assert_eq!(
+        store.resolve_recipient("garbage").await.unwrap(),
+        Resolution::Unknown
+    );
+
+    // Catch-all applies only where no user or alias matches.
+    store
+        .add_alias("@example.test", "bob@example.test")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .resolve_recipient("nobody@example.test")
+            .await
+            .unwrap(),
+        deliver(&[bob], &[])
+    );
+    assert_eq!(
+        store.resolve_recipient("alice@example.test").await.unwrap(),
+        deliver(&[alice], &[])
+    );
+    let aliases = store.list_aliases(Some("example.test")).await.unwrap();
+    assert!(aliases
+        .iter()
+        .any(|a| a.source == "@example.test" && a.destination == "bob@example.test"));
+    store.remove_alias("@example.test", None).await.unwrap();
+    assert_eq!(
+        store
+            .resolve_recipient("nobody@example.test")
+            .await
+            .unwrap(),
+        Resolution::Unknown
+    );
+
+    // Disabled users receive nothing.
+    store.set_disabled("bob@example.test", true).await.unwrap();
+    assert_eq!(
+        store.resolve_recipient("team@example.test").await.unwrap(),
+        deliver(&[alice], &["friend@remote.test"])
+    );
+    assert_eq!(
+        store.resolve_recipient("bob@example.test").await.unwrap(),
+        Resolution::Unknown
+    );
+    store
+        .remove_alias("team@example.test", Some("friend@remote.test"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .remove_alias("team@example.test", Some("friend@remote.test"))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn accept_delivers_and_queues_in_one_transaction(db: &TestDb) {
+    let (store, alice) = store_with_user(db).await;
+    let raw = b"From: a@remote.test\r\nSubject: hi\r\n\r\nbody\r\n";
+    let remote = vec!["x@remote.test".to_owned(), "y@remote.test".to_owned()];
+    let acc = store
+        .accept(incoming(raw, &[alice], &remote))
+        .await
+        .unwrap();
+    let inbox = store.mailbox(alice, "INBOX").await.unwrap().unwrap();
+    assert_eq!(
+        acc.local,
+        [DeliveryOutcome::Delivered {
+            user_id: alice,
+            mailbox_id: inbox.id,
+            uid: 1
+        }]
+    );
+    assert_eq!(acc.queued.len(), 2);
+    assert_eq!(inbox.uidnext, 2);
+    let msgs = store.list_messages(&inbox).await.unwrap();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].uid, 1);
+    assert_eq!(msgs[0].size, raw.len() as i64);
+    assert_eq!(msgs[0].internal_date, 1_700_000_000);
+    assert_eq!(msgs[0].flags, Flags::default());
+    assert_eq!(
+        store.message_raw(&inbox, 1).await.unwrap().as_deref(),
+        Some(&raw[..])
+    );
+    assert_eq!(store.message_raw(&inbox, 2).await.unwrap(), None);
+    let q = store.list_queue().await.unwrap();
+    assert_eq!(
+        q.iter().map(|e| e.recipient.as_str()).collect::<Vec<_>>(),
+        ["x@remote.test", "y@remote.test"]
+    );
+    assert_eq!(store.queue_message(q[0].id).await.unwrap(), raw);
+    // A folder that exists gets the message; one that does not falls back to INBOX.
+    let me = [alice];
+    let junk = Incoming {
+        folder: "Junk",
+        ..incoming(b"spam", &me, &[])
+    };
+    store.accept(junk).await.unwrap();
+    let junk_box = store.mailbox(alice, "Junk").await.unwrap().unwrap();
+    assert_eq!(store.list_messages(&junk_box).await.unwrap().len(), 1);
+    let nowhere = Incoming {
+        folder: "NoSuchFolder",
+        ..incoming(b"x", &me, &[])
+    };
+    store.accept(nowhere).await.unwrap();
+    assert_eq!(store.list_messages(&inbox).await.unwrap().len(), 2);
+}
+
+async fn blobs_are_shared_and_freed(db: &TestDb) {
+    let (store, alice) = store_with_user(db).await;
+    let bob = store
+        .add_user("bob@example.test", "pw", 0)
+        .await
+        .unwrap()
+        .id;
+    let raw = b"Subject: shared\r\n\r\nsame bytes\r\n";
+    store
+        .accept(incoming(raw, &[alice, bob], &[]))
+        .await
+        .unwrap();
+    let a_inbox = store.mailbox(alice, "INBOX").await.unwrap().unwrap();
+    let b_inbox = store.mailbox(bob, "INBOX").await.unwrap().unwrap();
+    store
+        .set_flags(&a_inbox, &[1], FlagOp::Add, &Flags::system(Flags::DELETED))
+        .await
+        .unwrap();
+    assert_eq!(store.expunge(&a_inbox, None).await.unwrap(), [1]);
+    assert_eq!(store.message_raw(&a_inbox, 1).await.unwrap(), None);
+    assert_eq!(
+        store.message_raw(&b_inbox, 1).await.unwrap().as_deref(),
+        Some(&raw[..])
+    );
+    // The queue keeps bytes alive too; after the last reference goes, so do the bytes.
+    let remote = vec!["z@remote.test".to_owned()];
+    let acc = store.accept(incoming(raw, &[], &remote)).await.unwrap();
+    store
+        .set_flags(&b_inbox, &[1], FlagOp::Add, &Flags::system(Flags::DELETED))
+        .await
+        .unwrap();
+    store.expunge(&b_inbox, None).await.unwrap();
+    assert_eq!(store.queue_message(acc.queued[0]).await.unwrap(), raw);
+    store.remove_queue(acc.queued[0]).await.unwrap();
+    assert!(matches!(
+        store.queue_message(acc.queued[0]).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn quota_is_enforced(db: &TestDb) {
+    let (store, alice) = store_with_user(db).await;
+    let bob = store
+        .add_user("bob@example.test", "pw", 0)
+        .await
+        .unwrap()
+        .id;
+    store.set_quota("alice@example.test", 100).await.unwrap();
+    let big = vec![b'x'; 60];
+    let acc = store
+        .accept(incoming(&big, &[alice, bob], &[]))
+        .await
+        .unwrap();
+    assert!(matches!(acc.local[0], DeliveryOutcome::Delivered { .. }));
+    let acc = store
+        .accept(incoming(&big, &[alice, bob], &[]))
+        .await
+        .unwrap();
+    assert_eq!(acc.local[0], DeliveryOutcome::OverQuota { user_id: alice });
+    assert!(
+        matches!(acc.local[1], DeliveryOutcome::Delivered { .. }),
+        "others still get it"
+    );
+    assert_eq!(
+        store
+            .user("alice@example.test")
+            .await
+            .unwrap()
+            .unwrap()
+            .used_bytes,
+        60
+    );
+    let inbox = store.mailbox(alice, "INBOX").await.unwrap().unwrap();
+    assert!(matches!(
+        store.append(&inbox, &big, &Flags::default(), 0).await,
+        Err(StoreError::OverQuota(_))
+    ));
+    // Expunge frees quota.
+    store
+        .set_flags(&inbox, &[1], FlagOp::Add, &Flags::system(Flags::DELETED))
+        .await
+        .unwrap();
+    store.expunge(&inbox, None).await.unwrap();
+    assert_eq!(
+        store
+            .user("alice@example.test")
+            .await
+            .unwrap()
+            .unwrap()
+            .used_bytes,
+        0
+    );
+    store
+        .append(&inbox, &big, &Flags::default(), 0)
+        .await
+        .unwrap();
+}
+
+async fn flags_and_modseq(db: &TestDb) {
+    let (store, alice) = store_with_user(db).await;
+    let inbox = store.mailbox(alice, "INBOX").await.unwrap().unwrap();
+    let kw = Flags {
+        system: Flags::SEEN,
+        keywords: ["$Forwarded".to_owned()].into(),
+    };
+    assert_eq!(store.append(&inbox, b"one", &kw, 5).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .append(&inbox, b"two", &Flags::default(), 6)
+            .await
+            .unwrap(),
+        2
+    );
+    let before = store
+        .mailbox(alice, "INBOX")
+        .await
+        .unwrap()
+        .unwrap()
+        .highestmodseq;
+
+    let changed = store
+        .set_flags(
+            &inbox,
+            &[1, 2, 99],
+            FlagOp::Add,
+            &Flags::system(Flags::FLAGGED),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.len(), 2, "unknown UID 99 ignored");
+    assert!(changed
+        .iter()
+        .all(|m| m.modseq == before + 1 && m.flags.system & Flags::FLAGGED != 0));
+    assert_eq!(
+        changed[0].flags.keywords,
+        BTreeSet::from(["$Forwarded".to_owned()])
+    );
+
+    // No real change: no new MODSEQ.
+    assert!(store
+        .set_flags(&inbox, &[1], FlagOp::Add, &Flags::system(Flags::FLAGGED))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .mailbox(alice, "INBOX")
+            .await
+            .unwrap()
+            .unwrap()
+            .highestmodseq,
+        before + 1
+    );
+
+    let changed = store
+        .set_flags(&inbox, &[1], FlagOp::Remove, &kw)
+        .await
+        .unwrap();
+    assert_eq!(changed[0].flags, Flags::system(Flags::FLAGGED));
+    let changed = store
+        .set_flags(&inbox, &[2], FlagOp::Replace, &Flags::system(Flags::DRAFT))
+        .await
+        .unwrap();
+    assert_eq!(changed[0].flags, Flags::system(Flags::DRAFT));
+    assert_eq!(changed[0].modseq, before + 3);
+    let listed = store.list_messages(&inbox).await.unwrap();
+    assert_eq!(listed[1].flags, Flags::system(Flags::DRAFT));
+}
+
+async fn expunge_only_deleted(db: &TestDb) {
+    let (store, alice) = store_with_user(db).await;
+    let inbox = store.mailbox(alice, "INBOX").await.unwrap().unwrap();
+    for i in 0..4u8 {
+        store
+            .append(&inbox, &[b'm', i], &Flags::default(), 0)
+            .await
+            .unwrap();
+    }
+    store
+        .set_flags(
+            &inbox,
+            &[1, 2, 4],
+            FlagOp::Add,
+            &Flags::system(Flags::DELETED),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.expunge(&inbox, Some(&[2, 3])).await.unwrap(),
+        [2],
+        "UID EXPUNGE limits to the set"
+    );
+    assert_eq!(store.expunge(&inbox, None).await.unwrap(), [1, 4]);
+    assert!(store.expunge(&inbox, None).await.unwrap().is_empty());
+    let uids: Vec<_> = store
+        .list_messages(&inbox)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(uids, [3]);
+    // UIDs are never reused after expunge.
+    assert_eq!(
+        store
+            .append(&inbox, b"new", &Flags::default(), 0)
+            .await
+            .unwrap(),
+        5
+    );
+}
+
+async fn concurrent_uid_allocation_never_repeats(db: &TestDb) {
+    let (store, alice) = store_with_user(db).await;
+    let inbox = store.mailbox(alice, "INBOX").await.unwrap().unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40u32 {
+        let (store, inbox) = (store.clone(), inbox.clone());
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                store
+                    .append(&inbox, format!("msg {i}").as_bytes(), &Flags::default(), 0)
+                    .await
+                    .unwrap()
+            } else {
+                let raw = format!("delivered {i}");
+                let acc = store
+                    .accept(incoming(raw.as_bytes(), &[alice], &[]))
+                    .await
+                    .unwrap();
+                match acc.local[0] {
+                    DeliveryOutcome::Delivered { uid, .. } => uid,
+                    ref other => panic!("{other:?}"),
+                }
+            }
+        }));
+    }
+    let mut uids = Vec::new();
+    for t in tasks {
+        uids.push(t.await.unwrap());
+    }
+    uids.sort();
+    assert_eq!(uids, (1..=40).collect::<Vec<i64>>());
+    let listed: Vec<_> = store
+        .list_messages(&inbox)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    assert_eq!(listed, uids);
+    assert_eq!(
+        store
+            .mailbox(alice, "INBOX")
+            .await
+            .unwrap()
+            .unwrap()
+            .uidnext,
+        41
+    );
+}
+
+async fn changes_are_published(db: &TestDb) {
+    let (store, alice) = store_with_user(db).await;
+    // A second handle stands for a second Postern node on PostgreSQL, the same process on SQLite.
+    let other = if store.backend() == postern_store::Backend::Postgres {
+        db.open().await
+    } else {
+        store.clone()
+    };
+    let mut rx = other.subscribe();
+    let inbox = store.mailbox(alice, "INBOX").await.unwrap().unwrap();
+    store
+        .append(&inbox, b"x", &Flags::default(), 0)
+        .await
+        .unwrap();
+    store
+        .add_dns_record("internal", "www.example.test", "A", 300, "10.0.0.5")
+        .await
+        .unwrap();
+    match wait(&mut rx).await {
+        Change::Mailbox {
+            user_id,
+            mailbox_id,
+            event,
+            modseq,
+        } => {
+            assert_eq!(
+                (user_id, mailbox_id, event),
+                (alice, inbox.id, MailboxEvent::Appended)
+            );
+            assert_eq!(
+                modseq,
+                store
+                    .mailbox(alice, "INBOX")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .highestmodseq
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(
+        wait(&mut rx).await,
+        Change::Dns {
+            view: "internal".into()
+        }
+    );
+}
+
+async fn wait(rx: &mut tokio::sync::broadcast::Receiver<Change>) -> Change {
+    tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+        .await
+        .expect("change in time")
+        .unwrap()
+}
+
+async fn queue_lifecycle(db: &TestDb) {
+    let store = db.open().await;
+    let remote = vec!["r@remote.test".to_owned()];
+    let msg = Incoming {
+        expires_at: 5000,
+        ..incoming(b"queued", &[], &remote)
+    };
+    let id = store.accept(msg).await.unwrap().queued[0];
+    let now = postern_store::unix_now();
+    let due = store.due_queue(now, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (due[0].id, due[0].attempts, due[0].size, due[0].expires_at),
+        (id, 0, 6, 5000)
+    );
+    assert_eq!(due[0].sender, "sender@remote.test");
+    store
+        .defer_queue(id, "451 try later", now + 600)
+        .await
+        .unwrap();
+    assert!(store.due_queue(now, 10).await.unwrap().is_empty());
+    let e = &store.list_queue().await.unwrap()[0];
+    assert_eq!(
+        (e.attempts, e.last_error.as_deref()),
+        (1, Some("451 try later"))
+    );
+    store.retry_queue(id).await.unwrap();
+    assert_eq!(
+        store
+            .due_queue(postern_store::unix_now(), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    store.remove_queue(id).await.unwrap();
+    assert!(store.list_queue().await.unwrap().is_empty());
+    assert!(matches!(
+        store.defer_queue(id, "x", 0).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.retry_queue(id).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn dns_records_and_generation(db: &TestDb) {
+    let store = db.open().await;
+    assert_eq!(store.dns_generation("internal").await.unwrap(), 0);
+    let r = store
+        .add_dns_record("internal", "WWW.Example.test", "a", 300, "10.0.0.5")
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.name.as_str(), r.rtype.as_str()),
+        ("www.example.test.", "A")
+    );
+    assert!(matches!(
+        store
+            .add_dns_record("internal", "www.example.test.", "A", 60, "10.0.0.5")
+            .await,
+        Err(StoreError::Exists(_))
+    ));
+    store
+        .add_dns_record("external", "www.example.test", "A", 300, "192.0.2.5")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .add_dns_record("internal", "x.test", "NS", 300, "ns.")
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        store
+            .add_dns_record("internal", "x.test", "A", -1, "1.2.3.4")
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        store
+            .add_dns_record("internal", "x.test", "A", 1, " ")
+            .await,
+        Err(StoreError::Invalid { .. })
+    ));
+    assert_eq!(
+        store.dns_records(Some("internal")).await.unwrap(),
+        vec![r.clone()]
+    );
+    assert_eq!(store.dns_records(None).await.unwrap().len(), 2);
+    assert_eq!(store.dns_generation("internal").await.unwrap(), 1);
+    store.remove_dns_record(r.id).await.unwrap();
+    assert_eq!(store.dns_generation("internal").await.unwrap(), 2);
+    assert_eq!(store.dns_generation("external").await.unwrap(), 1);
+    assert!(store
+        .dns_records(Some("internal"))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        store.remove_dns_record(r.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn admins_and_sessions(db: &TestDb) {
+    let store = db.open().await;
+    let admin = store.add_admin("root", "admin-pw").await.unwrap();
+    assert!(matches!(
+        store.add_admin("root", "x").await,
+        Err(StoreError::Exists(_))
+    ));
+    assert!(store.add_admin("bad name", "x").await.is_err());
+    assert_eq!(
+        store.authenticate_admin("root", "admin-pw").await.unwrap(),
+        Some(admin.clone())
+    );
+    assert_eq!(
+        store.authenticate_admin("root", "nope").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.authenticate_admin("ghost", "admin-pw").await.unwrap(),
+        None
+    );
+    assert_eq!(store.list_admins().await.unwrap(), vec![admin.clone()]);
+
+    let secret = store
+        .create_session(admin.id, SessionKind::Browser, "", 3600)
+        .await
+        .unwrap();
+    let s = store.session(&secret).await.unwrap().expect("live session");
+    assert_eq!((s.admin, s.kind), (admin.clone(), SessionKind::Browser));
+    assert_eq!(s.csrf_token.len(), 64);
+    assert!(store.session("not-a-secret").await.unwrap().is_none());
+    let expired = store
+        .create_session(admin.id, SessionKind::Browser, "", -1)
+        .await
+        .unwrap();
+    assert!(store.session(&expired).await.unwrap().is_none());
+    let token = store
+        .create_session(admin.id, SessionKind::ApiToken, "ci", 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.session(&token).await.unwrap().unwrap().kind,
+        SessionKind::ApiToken
+    );
+    store.delete_session(&secret).await.unwrap();
+    assert!(store.session(&secret).await.unwrap().is_none());
+    assert!(
+        store.session(&token).await.unwrap().is_some(),
+        "other sessions unaffected"
+    );
+}
+
+async fn migrations_are_idempotent(db: &TestDb) {
+    let (store, _) = store_with_user(db).await;
+    store.close().await;
+    let again = db.open().await;
+    assert!(again.user("alice@example.test").await.unwrap().is_some());
+}
