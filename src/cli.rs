@@ -1,0 +1,115 @@
+//! Command-line interface (clap).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Postern: split-horizon authoritative DNS and a multi-domain mail server in one process.
+#[derive(Debug, Parser)]
+#[command(name = "postern", version, about)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "POSTERN_CONFIG",
+        default_value = "postern.toml"
+    )]
+    pub config: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every configured service in this process until SIGTERM (SIGHUP reloads).
+    Serve,
+    /// Validate the configuration and every zone file, like named-checkconf and named-checkzone.
+    Check,
+    /// Manage hosted mail domains.
+    #[command(subcommand)]
+    Domain(DomainCmd),
+    /// Manage mail users (passwords are read from stdin or a prompt, never from arguments).
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage aliases and catch-alls.
+    #[command(subcommand)]
+    Alias(AliasCmd),
+    /// Convert a BIND9 named.conf (acl, view, zone, key statements) into Postern's [dns] section.
+    ImportBind {
+        /// The named.conf to read.
+        named_conf: PathBuf,
+    },
+}
+
+/// `postern domain ...`
+#[derive(Debug, Subcommand)]
+pub enum DomainCmd {
+    /// Host mail for a domain.
+    Add {
+        /// Domain name, e.g. example.org.
+        name: String,
+    },
+    /// List hosted domains.
+    List,
+    /// Remove a domain with all its users, mailboxes and aliases.
+    Remove {
+        /// Domain name.
+        name: String,
+    },
+}
+
+/// `postern user ...`
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Create a user; the password is read from stdin (first line) or prompted for.
+    Add {
+        /// The user's address, e.g. alice@example.org.
+        address: String,
+        /// Quota: bytes, or with a K/M/G/T suffix (1024-based); 0 is unlimited.
+        #[arg(long, default_value = "0")]
+        quota: String,
+    },
+    /// Set a user's password (read from stdin or prompted for).
+    Passwd {
+        /// The user's address.
+        address: String,
+    },
+    /// List users, optionally of one domain.
+    List {
+        /// Only this domain.
+        domain: Option<String>,
+    },
+    /// Remove a user with their mailboxes and messages.
+    Remove {
+        /// The user's address.
+        address: String,
+    },
+}
+
+/// `postern alias ...`
+#[derive(Debug, Subcommand)]
+pub enum AliasCmd {
+    /// Send mail for SOURCE (an address, or @domain for the catch-all) also to DESTINATION.
+    Add {
+        /// Address in a hosted domain, or @domain.
+        source: String,
+        /// Any address, local or remote.
+        destination: String,
+    },
+    /// List aliases, optionally of one domain.
+    List {
+        /// Only this domain.
+        domain: Option<String>,
+    },
+    /// Remove one destination of SOURCE, or all of them.
+    Remove {
+        /// Address or @domain.
+        source: String,
+        /// Only this destination.
+        destination: Option<String>,
+    },
+}

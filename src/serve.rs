@@ -1,0 +1,99 @@
+//! `postern serve`: builds the shared services once (store, certificates, shutdown token), starts
+//! every configured listener, publishes the bound addresses, and handles signals: SIGTERM/SIGINT
+//! drain and exit 0, SIGHUP reloads configuration, zones and certificates.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Loaded};
+use crate::logging::LogHandle;
+use crate::tls::Certificates;
+
+/// How long sessions may take to finish after SIGTERM before the process exits anyway.
+const GRACE_PERIOD: Duration = Duration::from_secs(10);
+
+/// The file, in the data directory, that lists the addresses really bound (port 0 resolved).
+pub const LISTENERS_FILE: &str = "listeners.json";
+
+/// Runs every configured service until SIGTERM or SIGINT.
+pub async fn run(loaded: Loaded, log: LogHandle) -> anyhow::Result<()> {
+    let data_dir = loaded.config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating data_dir {}", data_dir.display()))?;
+    let store = postern_store::Store::open(&loaded.database_url())
+        .await
+        .context("opening the database")?;
+    let certs = Certificates::load(
+        loaded.config.tls.as_ref(),
+        &data_dir,
+        &loaded.config.hostname,
+    )?;
+    let shutdown = CancellationToken::new();
+    let tasks = tokio_util::task::TaskTracker::new();
+
+    let bound: BTreeMap<&str, Vec<SocketAddr>> = BTreeMap::new();
+    write_listeners(&data_dir, &bound)?;
+    tracing::info!(config = %loaded.path.display(), listeners = ?bound, "postern started");
+
+    let mut current = loaded;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => match reload(&current.path, &log, &certs) {
+                Ok(next) => {
+                    current = next;
+                    tracing::info!(config = %current.path.display(), "configuration reloaded");
+                }
+                Err(e) => tracing::error!("reload refused, keeping the running configuration: {e:#}"),
+            },
+        }
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+    tasks.close();
+    if tokio::time::timeout(GRACE_PERIOD, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("sessions still open after {GRACE_PERIOD:?}; exiting anyway");
+    }
+    store.close().await;
+    let _ = std::fs::remove_file(data_dir.join(LISTENERS_FILE));
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Re-reads the configuration and applies what can change at run time. Any error leaves the
+/// running configuration untouched.
+fn reload(path: &Path, log: &LogHandle, certs: &Certificates) -> anyhow::Result<Loaded> {
+    let next = config::load(path)?;
+    certs.reload(
+        next.config.tls.as_ref(),
+        &next.config.data_dir,
+        &next.config.hostname,
+    )?;
+    log.set_filter(next.config.log_level.get_ref())?;
+    Ok(next)
+}
+
+/// Writes `listeners.json` atomically (temp file + rename), so readers never see half a file.
+fn write_listeners(data_dir: &Path, bound: &BTreeMap<&str, Vec<SocketAddr>>) -> anyhow::Result<()> {
+    let json = serde_json::json!({
+        "pid": std::process::id(),
+        "listeners": bound,
+    });
+    let tmp: PathBuf = data_dir.join(format!("{LISTENERS_FILE}.tmp"));
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&json)?)?;
+    std::fs::rename(&tmp, data_dir.join(LISTENERS_FILE))?;
+    Ok(())
+}

@@ -1,0 +1,243 @@
+//! The end-to-end harness: starts the compiled `postern` binary with a generated configuration
+//! (temporary data directory, port-0 listeners on loopback, SQLite or a fresh PostgreSQL database),
+//! reads the bound addresses from `listeners.json`, and stops it with SIGTERM or SIGKILL.
+#![allow(dead_code)] // Each test file uses a different part of the harness.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use postern_store::testing::TestDb;
+
+/// The binary under test, built by cargo for this test run.
+pub const POSTERN: &str = env!("CARGO_BIN_EXE_postern");
+
+/// Which database the server under test uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    /// A SQLite file in the data directory.
+    Sqlite,
+    /// A fresh database on the PostgreSQL server named by `DATABASE_URL`.
+    Postgres,
+}
+
+/// A server's files: config, data directory and log, in one temporary directory.
+pub struct Instance {
+    /// Holds the temporary directory (deleted on drop).
+    pub dir: tempfile::TempDir,
+    /// The generated `postern.toml`.
+    pub config: PathBuf,
+    /// Keeps a PostgreSQL test database alive for the instance's life.
+    pub db: TestDb,
+}
+
+impl Instance {
+    /// A fresh instance whose config enables the given services on `127.0.0.1:0`, followed by
+    /// `extra` TOML (which may add tables such as `[dns]`).
+    pub async fn new(db: Db, services: &[&str], extra: &str) -> Instance {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = match db {
+            Db::Sqlite => TestDb::sqlite(),
+            Db::Postgres => TestDb::postgres().await,
+        };
+        let mut toml = format!(
+            "data_dir = \"data\"\nlog_level = \"info\"\nhostname = \"mail.example.test\"\ndatabase_url = \"{}\"\n",
+            db.url
+        );
+        toml.push_str("\n[listeners]\n");
+        for s in services {
+            toml.push_str(&format!("{s} = [\"127.0.0.1:0\"]\n"));
+        }
+        toml.push('\n');
+        toml.push_str(extra);
+        let config = dir.path().join("postern.toml");
+        std::fs::write(&config, toml).expect("write config");
+        Instance { dir, config, db }
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A `postern` command with this instance's config.
+    pub fn cli(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(POSTERN);
+        c.arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .env_remove("POSTERN_DATABASE_URL");
+        c
+    }
+
+    /// Runs a CLI command with `stdin` as its input and returns its output.
+    pub fn run(&self, args: &[&str], stdin: &str) -> Output {
+        run_with_stdin(self.cli(args), stdin)
+    }
+
+    /// Runs a CLI command that must succeed and returns its stdout.
+    pub fn ok(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.run(args, stdin);
+        assert!(
+            out.status.success(),
+            "postern {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+
+    /// Starts `postern serve` and waits until it has published its listeners.
+    pub fn start(&self) -> Server {
+        let log = self
+            .dir
+            .path()
+            .join(format!("serve-{}.log", Instant::now().elapsed().as_nanos()));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let listeners_file = self.data_dir().join("listeners.json");
+        let _ = std::fs::remove_file(&listeners_file);
+        let child = self
+            .cli(&["serve"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn postern serve");
+        let mut server = Server {
+            child: Some(child),
+            log,
+            listeners: HashMap::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = server
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "postern serve exited with {status} before listening:\n{}",
+                    server.log()
+                );
+            }
+            if let Ok(text) = std::fs::read_to_string(&listeners_file) {
+                let v: serde_json::Value =
+                    serde_json::from_str(&text).expect("listeners.json is JSON");
+                server.listeners =
+                    serde_json::from_value(v["listeners"].clone()).expect("listener map");
+                return server;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "postern serve did not start in time:\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A running `postern serve`. Dropping it kills the process.
+pub struct Server {
+    child: Option<Child>,
+    log: PathBuf,
+    /// Bound addresses per service, from `listeners.json`.
+    pub listeners: HashMap<String, Vec<SocketAddr>>,
+}
+
+impl Server {
+    /// The first address of `service`.
+    pub fn addr(&self, service: &str) -> SocketAddr {
+        self.listeners
+            .get(service)
+            .and_then(|v| v.first())
+            .copied()
+            .unwrap_or_else(|| panic!("no {service} listener"))
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a signal to the server.
+    pub fn signal(&self, sig: i32) {
+        let pid = self.child.as_ref().expect("running").id() as i32;
+        // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
+    }
+
+    /// Waits until the log contains `needle` (a server reaction to something the test did).
+    pub fn wait_for_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "log never showed {needle:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then waits for the exit status (SIGKILL after 30 s counts as a failure).
+    pub fn stop(mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "postern did not stop within 30 s of SIGTERM:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: a crash, for durability tests.
+    pub fn kill(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `cmd` with `stdin` written to its standard input.
+pub fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+/// Path of a file in the repository (zones, fixtures).
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}

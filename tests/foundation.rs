@@ -1,0 +1,198 @@
+//! End-to-end tests of the foundation: `postern serve` lifecycle and signals, the management CLI,
+//! and configuration checks, against the real binary on SQLite and PostgreSQL.
+
+mod common;
+
+use common::{Db, Instance, POSTERN};
+
+/// Generates `sqlite::NAME` and `postgres::NAME` tests calling `NAME(Db)`.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() { super::$name(super::Db::Sqlite).await; })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() { super::$name(super::Db::Postgres).await; })*
+        }
+    };
+}
+
+both_backends!(
+    serve_starts_and_stops_cleanly,
+    management_cli,
+    sighup_reloads_or_keeps_config
+);
+
+async fn serve_starts_and_stops_cleanly(db: Db) {
+    let inst = Instance::new(db, &[], "").await;
+    let server = inst.start();
+    let log = server.log();
+    assert!(
+        log.contains("created a self-signed TLS certificate"),
+        "{log}"
+    );
+    assert!(inst.data_dir().join("tls/cert.pem").exists());
+    assert!(inst.data_dir().join("listeners.json").exists());
+    let status = server.stop();
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        !inst.data_dir().join("listeners.json").exists(),
+        "listeners.json removed on exit"
+    );
+    // Second start reuses the certificate.
+    let server = inst.start();
+    assert!(
+        !server.log().contains("created a self-signed"),
+        "{}",
+        server.log()
+    );
+    assert!(server.stop().success());
+}
+
+async fn management_cli(db: Db) {
+    let inst = Instance::new(db, &[], "").await;
+    assert_eq!(
+        inst.ok(&["domain", "add", "Example.TEST"], ""),
+        "added domain example.test\n"
+    );
+    let dup = inst.run(&["domain", "add", "example.test"], "");
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("domain example.test already exists"));
+    inst.ok(&["domain", "add", "other.test"], "");
+    assert_eq!(
+        inst.ok(&["domain", "list"], ""),
+        "example.test\nother.test\n"
+    );
+
+    assert_eq!(
+        inst.ok(
+            &["user", "add", "alice@example.test", "--quota", "1M"],
+            "s3cret pass\n"
+        ),
+        "added user alice@example.test\n"
+    );
+    let no_domain = inst.run(&["user", "add", "bob@nowhere.test"], "pw\n");
+    assert!(!no_domain.status.success());
+    assert!(String::from_utf8_lossy(&no_domain.stderr).contains("domain nowhere.test not found"));
+    let empty = inst.run(&["user", "add", "bob@example.test"], "\n");
+    assert!(!empty.status.success(), "empty password refused");
+    // Passwords never come from the command line.
+    let argv = inst.run(&["user", "add", "bob@example.test", "--password", "x"], "");
+    assert!(!argv.status.success());
+    assert_eq!(
+        inst.ok(&["user", "list"], ""),
+        "alice@example.test\tused 0 of 1048576 bytes\n"
+    );
+    inst.ok(&["user", "passwd", "alice@example.test"], "new pass\n");
+
+    inst.ok(
+        &["alias", "add", "info@example.test", "alice@example.test"],
+        "",
+    );
+    inst.ok(&["alias", "add", "@example.test", "alice@example.test"], "");
+    assert_eq!(
+        inst.ok(&["alias", "list", "example.test"], ""),
+        "@example.test\talice@example.test\ninfo@example.test\talice@example.test\n"
+    );
+    inst.ok(&["alias", "remove", "@example.test"], "");
+    assert_eq!(
+        inst.ok(&["alias", "list"], ""),
+        "info@example.test\talice@example.test\n"
+    );
+
+    // The CLI and a server share the database: what one writes, the other reads.
+    let store = postern_store::Store::open(&inst.db.url).await.unwrap();
+    assert!(store
+        .authenticate("alice@example.test", "new pass")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .authenticate("alice@example.test", "s3cret pass")
+        .await
+        .unwrap()
+        .is_none());
+    store.close().await;
+
+    inst.ok(&["user", "remove", "alice@example.test"], "");
+    inst.ok(&["domain", "remove", "other.test"], "");
+    assert_eq!(inst.ok(&["domain", "list"], ""), "example.test\n");
+    assert_eq!(inst.ok(&["user", "list"], ""), "");
+}
+
+async fn sighup_reloads_or_keeps_config(db: Db) {
+    let inst = Instance::new(db, &[], "").await;
+    let server = inst.start();
+    let good = std::fs::read_to_string(&inst.config).unwrap();
+    std::fs::write(&inst.config, format!("{good}\nbogus_key = 1\n")).unwrap();
+    server.signal(libc::SIGHUP);
+    server.wait_for_log("reload refused");
+    assert!(
+        server.log().contains("unknown field `bogus_key`"),
+        "{}",
+        server.log()
+    );
+    std::fs::write(
+        &inst.config,
+        good.replace("log_level = \"info\"", "log_level = \"debug\""),
+    )
+    .unwrap();
+    server.signal(libc::SIGHUP);
+    server.wait_for_log("configuration reloaded");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn bad_config_is_rejected_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("postern.toml");
+    std::fs::write(
+        &path,
+        "data_dir = \"d\"\n[listeners]\nsmtp = [\"127.0.0.1:2525\"]\nimap = [\"not-an-address\"]\n",
+    )
+    .unwrap();
+    for cmd in ["check", "serve"] {
+        let out = std::process::Command::new(POSTERN)
+            .arg("--config")
+            .arg(&path)
+            .arg(cmd)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{cmd}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("{}:4:9:", path.display())),
+            "{cmd}: {err}"
+        );
+        assert!(err.contains("invalid socket address"), "{cmd}: {err}");
+    }
+    let missing = std::process::Command::new(POSTERN)
+        .args(["--config", "/nonexistent/p.toml", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/p.toml: cannot read"));
+}
+
+#[test]
+fn database_url_comes_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("postern.toml");
+    std::fs::write(&path, "database_url = \"sqlite:///nonexistent-dir/x.db\"\n").unwrap();
+    let url = format!("sqlite://{}/env.db", dir.path().display());
+    let out = std::process::Command::new(POSTERN)
+        .arg("--config")
+        .arg(&path)
+        .args(["domain", "add", "env.test"])
+        .env("POSTERN_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("env.db").exists());
+}
