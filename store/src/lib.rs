@@ -8,6 +8,7 @@
 mod address;
 mod admin;
 mod aliases;
+mod auth_limit;
 mod changes;
 mod db;
 mod dns;
@@ -24,6 +25,7 @@ mod users;
 pub use address::{normalize_address, normalize_domain, Address};
 pub use admin::{Admin, AdminSession, SessionKind};
 pub use aliases::{Alias, Resolution};
+pub use auth_limit::{AuthLimiter, LimitConfig, Verdict};
 pub use changes::{Change, MailboxEvent};
 pub use db::{Backend, Store};
 pub use dns::{DnsRecord, MANAGED_TYPES};
