@@ -37,7 +37,10 @@ pub async fn run(loaded: Loaded, log: LogHandle) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let tasks = tokio_util::task::TaskTracker::new();
 
+    // Each service binds its listeners here, records the addresses it got under its service name,
+    // and hands its handle's completion future to `tasks` so shutdown waits for its sessions.
     let bound: BTreeMap<&str, Vec<SocketAddr>> = BTreeMap::new();
+
     write_listeners(&data_dir, &bound)?;
     tracing::info!(config = %loaded.path.display(), listeners = ?bound, "postern started");
 
