@@ -41,6 +41,11 @@ pub async fn run(loaded: Loaded, log: LogHandle) -> anyhow::Result<()> {
     // and hands its handle's completion future to `tasks` so shutdown waits for its sessions.
     let bound: BTreeMap<&str, Vec<SocketAddr>> = BTreeMap::new();
 
+    for (service, addrs) in loaded.config.listeners.tcp_services() {
+        if !addrs.get_ref().is_empty() && !bound.contains_key(service) {
+            tracing::warn!("listeners.{service} is configured but this build has no {service} service; ignored");
+        }
+    }
     write_listeners(&data_dir, &bound)?;
     tracing::info!(config = %loaded.path.display(), listeners = ?bound, "postern started");
 
