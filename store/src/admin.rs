@@ -45,6 +45,17 @@ pub struct AdminSession {
     pub csrf_token: String,
 }
 
+/// A live self-service session of a mail user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSession {
+    /// The user's id.
+    pub user_id: i64,
+    /// The user's address.
+    pub address: String,
+    /// The anti-CSRF token forms of this session must carry.
+    pub csrf_token: String,
+}
+
 fn secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
@@ -189,6 +200,61 @@ impl Store {
     pub async fn delete_session(&self, secret: &str) -> Result<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM admin_sessions WHERE token_hash = $1 OR (expires_at IS NOT NULL AND expires_at <= $2)")
+            .bind(secret_hash(secret))
+            .bind(unix_now())
+            .execute(&mut *tx)
+            .await?;
+        self.commit(tx, vec![]).await
+    }
+
+    /// Creates a mail user's self-service session valid for `ttl_secs`; returns its secret.
+    pub async fn create_user_session(&self, user_id: i64, ttl_secs: i64) -> Result<String> {
+        let secret = random_secret();
+        let now = unix_now();
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO user_sessions (token_hash, user_id, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(secret_hash(&secret))
+        .bind(user_id)
+        .bind(random_secret())
+        .bind(now)
+        .bind(now + ttl_secs)
+        .execute(&mut *tx)
+        .await?;
+        self.commit(tx, vec![]).await?;
+        Ok(secret)
+    }
+
+    /// The live self-service session for `secret`, if any; a disabled user has none.
+    pub async fn user_session(&self, secret: &str) -> Result<Option<UserSession>> {
+        let row = sqlx::query(
+            "SELECT u.id, u.local_part, d.name AS domain, s.csrf_token FROM user_sessions s \
+             JOIN users u ON u.id = s.user_id JOIN domains d ON d.id = u.domain_id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled = 0",
+        )
+        .bind(secret_hash(secret))
+        .bind(unix_now())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(UserSession {
+                user_id: get(&r, "id")?,
+                address: format!(
+                    "{}@{}",
+                    get::<String>(&r, "local_part")?,
+                    get::<String>(&r, "domain")?
+                ),
+                csrf_token: get(&r, "csrf_token")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Ends a self-service session; also drops expired ones.
+    pub async fn delete_user_session(&self, secret: &str) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM user_sessions WHERE token_hash = $1 OR expires_at <= $2")
             .bind(secret_hash(secret))
             .bind(unix_now())
             .execute(&mut *tx)

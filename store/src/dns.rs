@@ -90,6 +90,30 @@ impl Store {
         })
     }
 
+    /// Changes the TTL and data of a record (the admin's "edit").
+    pub async fn update_dns_record(&self, id: i64, ttl: i64, data: &str) -> Result<DnsRecord> {
+        check_ttl_and_data(ttl, data)?;
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("UPDATE dns_records SET ttl = $1, data = $2 WHERE id = $3 RETURNING id, view, name, rtype, ttl, data")
+            .bind(ttl)
+            .bind(data.trim())
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(unique_as_exists(format!("record {}", data.trim())))?
+            .ok_or_else(|| StoreError::NotFound(format!("DNS record {id}")))?;
+        let record = record_from_row(&row)?;
+        bump_generation(&mut tx, &record.view).await?;
+        self.commit(
+            tx,
+            vec![Change::Dns {
+                view: record.view.clone(),
+            }],
+        )
+        .await?;
+        Ok(record)
+    }
+
     /// Removes a record by id.
     pub async fn remove_dns_record(&self, id: i64) -> Result<()> {
         let mut tx = self.write_tx().await?;
@@ -112,18 +136,7 @@ impl Store {
         .bind(view)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DnsRecord {
-                    id: get(r, "id")?,
-                    view: get(r, "view")?,
-                    name: get(r, "name")?,
-                    rtype: get(r, "rtype")?,
-                    ttl: get(r, "ttl")?,
-                    data: get(r, "data")?,
-                })
-            })
-            .collect()
+        rows.iter().map(record_from_row).collect()
     }
 
     /// How many times the view's managed records changed (0 if never); added to zone serials.
@@ -137,6 +150,30 @@ impl Store {
             None => 0,
         })
     }
+}
+
+fn record_from_row(r: &sqlx::any::AnyRow) -> Result<DnsRecord> {
+    Ok(DnsRecord {
+        id: get(r, "id")?,
+        view: get(r, "view")?,
+        name: get(r, "name")?,
+        rtype: get(r, "rtype")?,
+        ttl: get(r, "ttl")?,
+        data: get(r, "data")?,
+    })
+}
+
+fn check_ttl_and_data(ttl: i64, data: &str) -> Result<()> {
+    if !(0..=i64::from(i32::MAX)).contains(&ttl) {
+        return Err(StoreError::invalid(
+            "TTL",
+            "must be 0 to 2147483647 seconds (RFC 2181 §8)",
+        ));
+    }
+    if data.trim().is_empty() {
+        return Err(StoreError::invalid("record data", "must not be empty"));
+    }
+    Ok(())
 }
 
 async fn bump_generation(tx: &mut sqlx::Transaction<'static, sqlx::Any>, view: &str) -> Result<()> {

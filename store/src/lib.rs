@@ -23,7 +23,7 @@ pub mod testing;
 mod users;
 
 pub use address::{normalize_address, normalize_domain, Address};
-pub use admin::{Admin, AdminSession, SessionKind};
+pub use admin::{Admin, AdminSession, SessionKind, UserSession};
 pub use aliases::{Alias, Resolution};
 pub use auth_limit::{AuthLimiter, LimitConfig, Verdict};
 pub use changes::{Change, MailboxEvent};

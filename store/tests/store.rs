@@ -44,6 +44,8 @@ both_backends!(
     dns_records_and_generation,
     admins_and_sessions,
     migrations_are_idempotent,
+    user_sessions,
+    dns_record_update,
 );
 
 async fn store_with_user(db: &TestDb) -> (Store, i64) {
@@ -937,4 +939,65 @@ async fn migrations_are_idempotent(db: &TestDb) {
     store.close().await;
     let again = db.open().await;
     assert!(again.user("alice@example.test").await.unwrap().is_some());
+}
+
+async fn user_sessions(db: &TestDb) {
+    let (store, alice) = store_with_user(db).await;
+    let secret = store.create_user_session(alice, 3600).await.unwrap();
+    let s = store.user_session(&secret).await.unwrap().expect("live");
+    assert_eq!(
+        (s.user_id, s.address.as_str()),
+        (alice, "alice@example.test")
+    );
+    assert_eq!(s.csrf_token.len(), 64);
+    assert!(store.user_session("bogus").await.unwrap().is_none());
+    let expired = store.create_user_session(alice, -1).await.unwrap();
+    assert!(store.user_session(&expired).await.unwrap().is_none());
+    store
+        .set_disabled("alice@example.test", true)
+        .await
+        .unwrap();
+    assert!(
+        store.user_session(&secret).await.unwrap().is_none(),
+        "disabled users lose their sessions"
+    );
+    store
+        .set_disabled("alice@example.test", false)
+        .await
+        .unwrap();
+    store.delete_user_session(&secret).await.unwrap();
+    assert!(store.user_session(&secret).await.unwrap().is_none());
+}
+
+async fn dns_record_update(db: &TestDb) {
+    let store = db.open().await;
+    let r = store
+        .add_dns_record("internal", "www.example.test", "A", 300, "10.0.0.5")
+        .await
+        .unwrap();
+    store
+        .add_dns_record("internal", "www.example.test", "A", 300, "10.0.0.6")
+        .await
+        .unwrap();
+    let u = store
+        .update_dns_record(r.id, 60, " 10.0.0.7 ")
+        .await
+        .unwrap();
+    assert_eq!(
+        (u.ttl, u.data.as_str(), u.name.as_str()),
+        (60, "10.0.0.7", "www.example.test.")
+    );
+    assert_eq!(store.dns_generation("internal").await.unwrap(), 3);
+    assert!(matches!(
+        store.update_dns_record(r.id, 60, "10.0.0.6").await,
+        Err(StoreError::Exists(_))
+    ));
+    assert!(matches!(
+        store.update_dns_record(r.id, -5, "10.0.0.8").await,
+        Err(StoreError::Invalid { .. })
+    ));
+    assert!(matches!(
+        store.update_dns_record(9999, 60, "10.0.0.8").await,
+        Err(StoreError::NotFound(_))
+    ));
 }
