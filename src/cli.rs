@@ -38,6 +38,9 @@ pub enum Command {
     /// Manage aliases and catch-alls.
     #[command(subcommand)]
     Alias(AliasCmd),
+    /// Manage administrators of the web UI and API.
+    #[command(subcommand)]
+    Admin(AdminCmd),
     /// Convert a BIND9 named.conf (acl, view, zone, key statements) into Postern's [dns] section.
     ImportBind {
         /// The named.conf to read.
@@ -111,5 +114,25 @@ pub enum AliasCmd {
         source: String,
         /// Only this destination.
         destination: Option<String>,
+    },
+}
+
+/// `postern admin ...`
+#[derive(Debug, Subcommand)]
+pub enum AdminCmd {
+    /// Create an administrator; the password is read from stdin (first line) or prompted for.
+    Add {
+        /// Login name.
+        name: String,
+    },
+    /// List administrators.
+    List,
+    /// Create an API bearer token for an administrator and print it (shown once).
+    Token {
+        /// The administrator's login name.
+        name: String,
+        /// What the token is for.
+        #[arg(long, default_value = "")]
+        label: String,
     },
 }

@@ -38,6 +38,9 @@ pub struct Config {
     pub listeners: Listeners,
     /// Certificate and key in PEM; without them a self-signed pair is created on first start.
     pub tls: Option<TlsFiles>,
+    /// Admin web UI and API settings.
+    #[serde(default)]
+    pub admin: postern_admin_web::AdminConfig,
 }
 
 /// Listen addresses per service. Port 0 picks a free port; the ports really bound are written to

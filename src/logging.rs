@@ -4,6 +4,8 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Registry};
 
+use crate::events::RecentEvents;
+
 /// Changes the log filter of the running process.
 #[derive(Clone)]
 pub struct LogHandle(reload::Handle<EnvFilter, Registry>);
@@ -17,8 +19,9 @@ impl LogHandle {
     }
 }
 
-/// Installs the global subscriber with `filter` (the `RUST_LOG` variable wins when set).
-pub fn init(filter: &str) -> LogHandle {
+/// Installs the global subscriber with `filter` (the `RUST_LOG` variable wins when set); warnings
+/// and errors are also kept in `recent`.
+pub fn init(filter: &str, recent: RecentEvents) -> LogHandle {
     let f = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
@@ -26,6 +29,7 @@ pub fn init(filter: &str) -> LogHandle {
     tracing_subscriber::registry()
         .with(layer)
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(recent)
         .init();
     LogHandle(handle)
 }

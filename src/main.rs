@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod events;
 mod logging;
 mod manage;
 mod serve;
@@ -37,8 +38,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let loaded = load_config(&cli.config)?;
     match cli.command {
         Command::Serve => {
-            let log = logging::init(loaded.config.log_level.get_ref());
-            serve::run(loaded, log).await?;
+            let recent = events::RecentEvents::default();
+            let log = logging::init(loaded.config.log_level.get_ref(), recent.clone());
+            serve::run(loaded, log, recent).await?;
         }
         Command::Check => {
             println!("{}: configuration OK", loaded.path.display());
@@ -46,6 +48,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Domain(cmd) => manage::domain(&open_store(&loaded).await?, cmd).await?,
         Command::User(cmd) => manage::user(&open_store(&loaded).await?, cmd).await?,
         Command::Alias(cmd) => manage::alias(&open_store(&loaded).await?, cmd).await?,
+        Command::Admin(cmd) => manage::admin(&open_store(&loaded).await?, cmd).await?,
         Command::ImportBind { named_conf } => {
             anyhow::bail!(
                 "{}: importing BIND configuration needs the DNS service",

@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::{bail, Context};
 use postern_store::Store;
 
-use crate::cli::{AliasCmd, DomainCmd, UserCmd};
+use crate::cli::{AdminCmd, AliasCmd, DomainCmd, UserCmd};
 
 /// Runs `postern domain ...`.
 pub async fn domain(store: &Store, cmd: DomainCmd) -> anyhow::Result<()> {
@@ -32,7 +32,7 @@ pub async fn domain(store: &Store, cmd: DomainCmd) -> anyhow::Result<()> {
 pub async fn user(store: &Store, cmd: UserCmd) -> anyhow::Result<()> {
     match cmd {
         UserCmd::Add { address, quota } => {
-            let quota = parse_size(&quota)?;
+            let quota = postern_store::parse_quota(&quota)?;
             let password = read_password()?;
             let u = store.add_user(&address, &password, quota).await?;
             println!("added user {}", u.address);
@@ -90,6 +90,62 @@ pub async fn alias(store: &Store, cmd: AliasCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `postern admin ...`.
+pub async fn admin(store: &Store, cmd: AdminCmd) -> anyhow::Result<()> {
+    match cmd {
+        AdminCmd::Add { name } => {
+            let password = read_password()?;
+            let a = store.add_admin(&name, &password).await?;
+            println!("added administrator {}", a.username);
+        }
+        AdminCmd::List => {
+            for a in store.list_admins().await? {
+                println!("{}", a.username);
+            }
+        }
+        AdminCmd::Token { name, label } => {
+            let Some(admin) = store
+                .list_admins()
+                .await?
+                .into_iter()
+                .find(|a| a.username == name)
+            else {
+                bail!("no administrator named {name:?}");
+            };
+            let token = store
+                .create_session(admin.id, postern_store::SessionKind::ApiToken, &label, 0)
+                .await?;
+            println!("{token}");
+        }
+    }
+    Ok(())
+}
+
+/// Creates the first administrator, `admin` with a random password printed once, if there is none.
+pub async fn ensure_admin(store: &Store) -> anyhow::Result<()> {
+    if !store.list_admins().await?.is_empty() {
+        return Ok(());
+    }
+    let password = hex_secret()?;
+    store.add_admin("admin", &password).await?;
+    tracing::warn!(
+        "created the first administrator: name \"admin\", password \"{password}\" (shown only now; \
+         change it or add another with `postern admin add`)"
+    );
+    Ok(())
+}
+
+/// 24 random hex digits from the operating system's generator.
+fn hex_secret() -> anyhow::Result<String> {
+    use std::fmt::Write;
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;
+    Ok(bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    }))
+}
+
 /// Reads a password: prompted twice on a terminal, else the first line of stdin.
 fn read_password() -> anyhow::Result<String> {
     let password = if std::io::stdin().is_terminal() {
@@ -111,45 +167,4 @@ fn read_password() -> anyhow::Result<String> {
         bail!("empty password");
     }
     Ok(password)
-}
-
-/// Parses `1024`, `500K`, `20M`, `2G`, `1T` (1024-based) into bytes.
-fn parse_size(s: &str) -> anyhow::Result<i64> {
-    let s = s.trim();
-    let (digits, shift) = match s.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let shift = match c.to_ascii_uppercase() {
-                'K' => 10,
-                'M' => 20,
-                'G' => 30,
-                'T' => 40,
-                _ => bail!("size {s:?}: unknown unit {c:?} (use K, M, G or T)"),
-            };
-            (&s[..i], shift)
-        }
-        _ => (s, 0),
-    };
-    let n: i64 = digits
-        .parse()
-        .with_context(|| format!("size {s:?} is not a number"))?;
-    n.checked_mul(1 << shift)
-        .filter(|v| *v >= 0)
-        .with_context(|| format!("size {s:?} is out of range"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("0").unwrap(), 0);
-        assert_eq!(parse_size("1500").unwrap(), 1500);
-        assert_eq!(parse_size("2k").unwrap(), 2048);
-        assert_eq!(parse_size("500M").unwrap(), 500 << 20);
-        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
-        for bad in ["", "G", "1X", "-1", "99999999999T"] {
-            assert!(parse_size(bad).is_err(), "{bad}");
-        }
-    }
 }

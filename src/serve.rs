@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,6 +13,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Loaded};
+use crate::events::RecentEvents;
 use crate::logging::LogHandle;
 use crate::tls::Certificates;
 
@@ -22,7 +24,10 @@ const GRACE_PERIOD: Duration = Duration::from_secs(10);
 pub const LISTENERS_FILE: &str = "listeners.json";
 
 /// Runs every configured service until SIGTERM or SIGINT.
-pub async fn run(loaded: Loaded, log: LogHandle) -> anyhow::Result<()> {
+pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow::Result<()> {
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
     let data_dir = loaded.config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data_dir {}", data_dir.display()))?;
@@ -39,13 +44,50 @@ pub async fn run(loaded: Loaded, log: LogHandle) -> anyhow::Result<()> {
 
     // Each service binds its listeners here, records the addresses it got under its service name,
     // and hands its handle's completion future to `tasks` so shutdown waits for its sessions.
-    let bound: BTreeMap<&str, Vec<SocketAddr>> = BTreeMap::new();
+    let mut bound: BTreeMap<&str, Vec<SocketAddr>> = BTreeMap::new();
+    let status_listeners: Arc<OnceLock<BTreeMap<String, Vec<SocketAddr>>>> = Arc::default();
+
+    let admin_addrs = loaded.config.listeners.admin.get_ref();
+    if !admin_addrs.is_empty() {
+        crate::manage::ensure_admin(&store).await?;
+        let https = loaded.config.tls.is_some() || loaded.config.admin.https_with_self_signed;
+        let status = {
+            let (listeners, recent) = (status_listeners.clone(), recent.clone());
+            Arc::new(move || postern_admin_web::Status {
+                listeners: listeners.get().cloned().unwrap_or_default(),
+                recent_events: recent.snapshot(),
+            })
+        };
+        let services = postern_admin_web::Services {
+            store: store.clone(),
+            dns: None,
+            metrics: Arc::new(move || metrics.render()),
+            status,
+        };
+        let tls = https.then(|| certs.server_config());
+        let admin = postern_admin_web::AdminServer::start(
+            loaded.config.admin.clone(),
+            services,
+            tls,
+            admin_addrs,
+            shutdown.clone(),
+        )
+        .await?;
+        bound.insert("admin", admin.local_addrs().to_vec());
+        tasks.spawn(admin.wait());
+    }
 
     for (service, addrs) in loaded.config.listeners.tcp_services() {
         if !addrs.get_ref().is_empty() && !bound.contains_key(service) {
             tracing::warn!("listeners.{service} is configured but this build has no {service} service; ignored");
         }
     }
+    let _ = status_listeners.set(
+        bound
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    );
     write_listeners(&data_dir, &bound)?;
     tracing::info!(config = %loaded.path.display(), listeners = ?bound, "postern started");
 

@@ -34,7 +34,7 @@ pub use error::{Result, StoreError};
 pub use mailboxes::{Mailbox, DEFAULT_MAILBOXES};
 pub use messages::{Accepted, DeliveryOutcome, FlagOp, Flags, Incoming, MessageMeta};
 pub use queue::QueueEntry;
-pub use users::User;
+pub use users::{parse_quota, User};
 
 /// Current time as Unix seconds, the unit of every timestamp column.
 pub fn unix_now() -> i64 {

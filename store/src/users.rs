@@ -221,3 +221,43 @@ enum UserValue {
     Text(String),
     Int(i64),
 }
+
+/// Parses a quota: bytes, or a number with a K, M, G or T suffix (1024-based); `0` is unlimited.
+pub fn parse_quota(s: &str) -> Result<i64> {
+    let s = s.trim();
+    let bad = |why: &str| StoreError::invalid("quota", format!("{s:?}: {why}"));
+    let (digits, shift) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(bad("unknown unit (use K, M, G or T)")),
+            };
+            (&s[..i], shift)
+        }
+        _ => (s, 0),
+    };
+    let n: i64 = digits.parse().map_err(|_| bad("not a number"))?;
+    n.checked_mul(1 << shift)
+        .filter(|v| *v >= 0)
+        .ok_or_else(|| bad("out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_quota;
+
+    #[test]
+    fn quotas() {
+        assert_eq!(parse_quota("0").unwrap(), 0);
+        assert_eq!(parse_quota("1500").unwrap(), 1500);
+        assert_eq!(parse_quota("2k").unwrap(), 2048);
+        assert_eq!(parse_quota("500M").unwrap(), 500 << 20);
+        assert_eq!(parse_quota(" 2G ").unwrap(), 2 << 30);
+        for bad in ["", "G", "1X", "-1", "99999999999T"] {
+            assert!(parse_quota(bad).is_err(), "{bad}");
+        }
+    }
+}

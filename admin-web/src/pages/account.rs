@@ -1,0 +1,164 @@
+//! Self-service for mail users: log in with the mail password and change it. A mail user's session
+//! is separate from admin sessions and opens no admin page.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::{field, invalid, layout, Errors};
+use crate::auth::{csrf_ok, internal, limited_login, set_cookie, ClientIp, MaybeUser, USER_COOKIE};
+use crate::state::Shared;
+
+fn login_page(address: &str, errors: &Errors) -> Markup {
+    layout(
+        "Your mail account",
+        None,
+        html! {
+            form.card method="post" action="/account/login" {
+                (field("Mail address", "address", "email", address, errors))
+                (field("Password", "password", "password", "", errors))
+                button type="submit" { "Log in" }
+            }
+        },
+    )
+}
+
+fn account_page(address: &str, csrf: &str, errors: &Errors, done: bool) -> Markup {
+    layout(
+        "Your mail account",
+        None,
+        html! {
+            p { "Logged in as " strong #account-address { (address) } "." }
+            @if done { p.notice role="status" { "Your password has been changed." } }
+            form.card method="post" action="/account/password" {
+                input type="hidden" name="csrf" value=(csrf);
+                (field("Current password", "current", "password", "", errors))
+                (field("New password", "new", "password", "", errors))
+                (field("Repeat new password", "repeat", "password", "", errors))
+                button type="submit" { "Change password" }
+            }
+            form.inline method="post" action="/account/logout" {
+                input type="hidden" name="csrf" value=(csrf);
+                button type="submit" { "Log out" }
+            }
+        },
+    )
+}
+
+/// `GET /account`
+pub(crate) async fn show(MaybeUser(user): MaybeUser) -> Markup {
+    match user {
+        Some((_, s)) => account_page(&s.address, &s.csrf_token, &Errors::default(), false),
+        None => login_page("", &Errors::default()),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    address: String,
+    password: String,
+}
+
+/// `POST /account/login`: rate limited like every login.
+pub(crate) async fn login(
+    State(state): State<Shared>,
+    ClientIp(ip): ClientIp,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let store = &state.services.store;
+    let user = match limited_login(
+        &state,
+        ip,
+        &f.address,
+        store.authenticate(&f.address, &f.password),
+    )
+    .await
+    {
+        Ok(u) => u,
+        Err(msg) => {
+            let mut e = Errors::default();
+            e.add("password", msg);
+            return invalid(login_page(&f.address, &e));
+        }
+    };
+    match store.create_user_session(user.id, 3600).await {
+        Ok(secret) => {
+            let cookie = set_cookie(USER_COOKIE, &secret, state.https, 3600);
+            ([(header::SET_COOKIE, cookie)], Redirect::to("/account")).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PasswordForm {
+    csrf: String,
+    current: String,
+    new: String,
+    repeat: String,
+}
+
+/// `POST /account/password`: needs the current password too, so a hijacked session alone cannot
+/// take the account over.
+pub(crate) async fn password(
+    State(state): State<Shared>,
+    ClientIp(ip): ClientIp,
+    MaybeUser(user): MaybeUser,
+    Form(f): Form<PasswordForm>,
+) -> Response {
+    let Some((_, s)) = user else {
+        return Redirect::to("/account").into_response();
+    };
+    if !csrf_ok(&s.csrf_token, &f.csrf) {
+        return (axum::http::StatusCode::FORBIDDEN, "invalid CSRF token").into_response();
+    }
+    let mut errors = Errors::default();
+    if f.new != f.repeat {
+        errors.add("repeat", "The new passwords differ.");
+    } else {
+        let store = &state.services.store;
+        match limited_login(
+            &state,
+            ip,
+            &s.address,
+            store.authenticate(&s.address, &f.current),
+        )
+        .await
+        {
+            Ok(_) => match store.set_password(&s.address, &f.new).await {
+                Ok(()) => {
+                    return account_page(&s.address, &s.csrf_token, &errors, true).into_response()
+                }
+                Err(e) => errors = Errors::from_store("new", &e),
+            },
+            Err(msg) => errors.add("current", msg),
+        }
+    }
+    invalid(account_page(&s.address, &s.csrf_token, &errors, false))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LogoutForm {
+    csrf: String,
+}
+
+/// `POST /account/logout`
+pub(crate) async fn logout(
+    State(state): State<Shared>,
+    MaybeUser(user): MaybeUser,
+    Form(f): Form<LogoutForm>,
+) -> Response {
+    if let Some((secret, s)) = user {
+        if !csrf_ok(&s.csrf_token, &f.csrf) {
+            return (axum::http::StatusCode::FORBIDDEN, "invalid CSRF token").into_response();
+        }
+        if let Err(e) = state.services.store.delete_user_session(&secret).await {
+            return internal(e);
+        }
+    }
+    let cookie = set_cookie(USER_COOKIE, "", state.https, 0);
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/account")).into_response()
+}

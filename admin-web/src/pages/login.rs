@@ -1,0 +1,95 @@
+//! Admin login and logout.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use maud::html;
+use postern_store::SessionKind;
+use serde::Deserialize;
+
+use super::{field, invalid, layout, Errors};
+use crate::auth::{cookie, internal, limited_login, set_cookie, AdminPage, ClientIp, ADMIN_COOKIE};
+use crate::state::Shared;
+
+fn page(username: &str, errors: &Errors) -> maud::Markup {
+    layout(
+        "Log in",
+        None,
+        html! {
+            form.card method="post" action="/login" {
+                (field("Admin name", "username", "text", username, errors))
+                (field("Password", "password", "password", "", errors))
+                button type="submit" { "Log in" }
+            }
+            p { "Mail users: " a href="/account" { "change your password here" } "." }
+        },
+    )
+}
+
+/// `GET /login`
+pub(crate) async fn form() -> maud::Markup {
+    page("", &Errors::default())
+}
+
+/// Login form fields.
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    username: String,
+    password: String,
+}
+
+/// `POST /login`: rate limited; sets the session cookie and goes to the dashboard.
+pub(crate) async fn submit(
+    State(state): State<Shared>,
+    ClientIp(ip): ClientIp,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let store = &state.services.store;
+    let admin = match limited_login(
+        &state,
+        ip,
+        &f.username,
+        store.authenticate_admin(&f.username, &f.password),
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(msg) => {
+            let mut errors = Errors::default();
+            errors.add("password", msg);
+            return invalid(page(&f.username, &errors));
+        }
+    };
+    let ttl = state.config.session_ttl;
+    match store
+        .create_session(admin.id, SessionKind::Browser, "", ttl)
+        .await
+    {
+        Ok(secret) => {
+            tracing::info!(admin = %admin.username, %ip, "admin logged in");
+            let cookie = set_cookie(ADMIN_COOKIE, &secret, state.https, ttl);
+            ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+/// `POST /logout`: ends the session (the CSRF token is checked so other sites cannot log you out).
+pub(crate) async fn logout(
+    State(state): State<Shared>,
+    AdminPage(session): AdminPage,
+    headers: axum::http::HeaderMap,
+    Form(f): Form<super::CsrfOnly>,
+) -> Response {
+    if let Err(r) = super::check_csrf(&session, &f.csrf) {
+        return r;
+    }
+    if let Some(secret) = cookie(&headers, ADMIN_COOKIE) {
+        if let Err(e) = state.services.store.delete_session(&secret).await {
+            return internal(e);
+        }
+    }
+    let cookie = set_cookie(ADMIN_COOKIE, "", state.https, 0);
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
+}

@@ -1,0 +1,68 @@
+//! Shared state of every request, and the interfaces through which the binary supplies DNS and
+//! metrics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use postern_store::{AuthLimiter, Store};
+
+use crate::config::AdminConfig;
+
+/// A DNS view as the admin UI shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DnsView {
+    /// The view's name.
+    pub name: String,
+    /// Origins of the zones it serves, without trailing dot.
+    pub zones: Vec<String>,
+}
+
+/// What the admin UI needs from the DNS service.
+pub trait DnsAdmin: Send + Sync {
+    /// The configured views, in match order.
+    fn views(&self) -> Vec<DnsView>;
+    /// Checks a record for a view before it is stored: the owner must lie in one of the view's
+    /// zones and the data must parse as RDATA of the type. The error is shown to the admin.
+    fn validate(
+        &self,
+        view: &str,
+        name: &str,
+        rtype: &str,
+        ttl: u32,
+        data: &str,
+    ) -> Result<(), String>;
+}
+
+/// The running services and recent warnings, for the dashboard.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Status {
+    /// Bound addresses per service name.
+    pub listeners: std::collections::BTreeMap<String, Vec<std::net::SocketAddr>>,
+    /// The latest warnings and errors logged, newest last.
+    pub recent_events: Vec<String>,
+}
+
+/// What the binary hands to the admin server.
+#[derive(Clone)]
+pub struct Services {
+    /// The store.
+    pub store: Store,
+    /// DNS views and record validation; `None` when the DNS service is off.
+    pub dns: Option<Arc<dyn DnsAdmin>>,
+    /// Renders every counter in Prometheus text format.
+    pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    /// Service status for the dashboard.
+    pub status: Arc<dyn Fn() -> Status + Send + Sync>,
+}
+
+/// Per-process state shared by all requests.
+pub(crate) struct AppState {
+    pub services: Services,
+    pub config: AdminConfig,
+    pub limiter: AuthLimiter,
+    /// Whether the listener speaks HTTPS (cookies then get `Secure`).
+    pub https: bool,
+    pub started: Instant,
+}
+
+pub(crate) type Shared = Arc<AppState>;

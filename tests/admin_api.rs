@@ -1,0 +1,578 @@
+//! End-to-end tests of the admin JSON API and the admin pages' security, against the real binary
+//! over HTTP, on SQLite and PostgreSQL.
+
+mod common;
+
+use common::{Db, Instance, Server};
+use serde_json::{json, Value};
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $(#[tokio::test] async fn $name() { super::$name(super::Db::Sqlite).await; })* }
+        mod postgres { $(#[tokio::test] async fn $name() { super::$name(super::Db::Postgres).await; })* }
+    };
+}
+
+both_backends!(api_endpoints_and_auth, pages_are_protected_and_escaped);
+
+/// An HTTP client that reports every status instead of failing, and does not follow redirects.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into()
+}
+
+struct Api {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Api {
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let req = ureq::http::Request::builder().method(method).uri(&url);
+        let req = match token.or(Some(&self.token)).filter(|t| !t.is_empty()) {
+            Some(t) => req.header("Authorization", format!("Bearer {t}")),
+            None => req,
+        };
+        let resp = match body {
+            Some(b) => self.agent.run(
+                req.header("Content-Type", "application/json")
+                    .body(b.to_string())
+                    .unwrap(),
+            ),
+            None => self.agent.run(req.body(()).unwrap()),
+        }
+        .expect("HTTP request");
+        let status = resp.status().as_u16();
+        let text = resp.into_body().read_to_string().unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+    fn get(&self, path: &str) -> (u16, Value) {
+        self.call("GET", path, None, None)
+    }
+}
+
+fn admin_password(server: &Server) -> String {
+    let log = server.log();
+    let start = log
+        .find("password \\\"")
+        .or_else(|| log.find("password \""))
+        .expect("first admin password logged");
+    let rest = &log[start..];
+    let rest = rest
+        .trim_start_matches("password ")
+        .trim_start_matches('\\')
+        .trim_start_matches('"');
+    rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect()
+}
+
+async fn api_endpoints_and_auth(db: Db) {
+    let inst = Instance::new(db, &["admin"], "").await;
+    let server = inst.start();
+    let token = inst
+        .ok(&["admin", "token", "admin", "--label", "tests"], "")
+        .trim()
+        .to_owned();
+    assert_eq!(token.len(), 64);
+    let api = Api {
+        base: format!("http://{}", server.addr("admin")),
+        token,
+        agent: agent(),
+    };
+
+    // Every endpoint refuses a missing or wrong token.
+    let spec = api.get("/api/v1/openapi.yaml").1;
+    let spec = spec.as_str().expect("openapi text");
+    let paths: Vec<&str> = spec
+        .lines()
+        .filter(|l| l.starts_with("  /"))
+        .map(|l| l.trim().trim_end_matches(':'))
+        .collect();
+    assert!(paths.len() >= 12, "{paths:?}");
+    for path in &paths {
+        let concrete = path
+            .replace("{name}", "x.test")
+            .replace("{address}", "a@x.test")
+            .replace("{id}", "1");
+        for token in ["", "wrong-token"] {
+            let (status, body) = api.call("GET", &concrete, None, Some(token));
+            assert!(
+                status == 401 || status == 405,
+                "{concrete} with {token:?}: {status} {body}"
+            );
+        }
+        let (status, _) = api.get(&concrete);
+        assert_ne!(status, 401, "{concrete} accepts the token");
+    }
+
+    // Domains.
+    assert_eq!(
+        api.call(
+            "POST",
+            "/api/v1/domains",
+            Some(json!({"name": "Example.TEST"})),
+            None
+        ),
+        (201, json!({"name": "example.test"}))
+    );
+    let (s, b) = api.call(
+        "POST",
+        "/api/v1/domains",
+        Some(json!({"name": "example.test"})),
+        None,
+    );
+    assert_eq!((s, b["field"].as_str()), (409, Some("name")));
+    let (s, b) = api.call(
+        "POST",
+        "/api/v1/domains",
+        Some(json!({"name": "bad domain"})),
+        None,
+    );
+    assert_eq!((s, b["field"].as_str()), (400, Some("domain")), "{b}");
+    assert!(
+        b["error"]
+            .as_str()
+            .unwrap()
+            .contains("only letters, digits"),
+        "{b}"
+    );
+    api.call(
+        "POST",
+        "/api/v1/domains",
+        Some(json!({"name": "other.test"})),
+        None,
+    );
+    assert_eq!(
+        api.get("/api/v1/domains"),
+        (
+            200,
+            json!([{"name": "example.test"}, {"name": "other.test"}])
+        )
+    );
+    assert_eq!(
+        api.call("DELETE", "/api/v1/domains/other.test", None, None)
+            .0,
+        204
+    );
+    assert_eq!(
+        api.call("DELETE", "/api/v1/domains/other.test", None, None)
+            .0,
+        404
+    );
+
+    // Users.
+    let (s, b) = api.call(
+        "POST",
+        "/api/v1/users",
+        Some(json!({"address": "alice@example.test", "password": "pw-1", "quota": "1G"})),
+        None,
+    );
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(
+        b,
+        json!({"address": "alice@example.test", "quota_bytes": 1 << 30, "used_bytes": 0, "disabled": false})
+    );
+    let (s, b) = api.call(
+        "POST",
+        "/api/v1/users",
+        Some(json!({"address": "bob@example.test", "password": "x", "quota": "1X"})),
+        None,
+    );
+    assert_eq!((s, b["field"].as_str()), (400, Some("quota")), "{b}");
+    let (s, _) = api.call(
+        "POST",
+        "/api/v1/users",
+        Some(json!({"address": "bob@nowhere.test", "password": "x"})),
+        None,
+    );
+    assert_eq!(s, 404);
+    let (s, b) = api.call(
+        "PATCH",
+        "/api/v1/users/alice@example.test",
+        Some(json!({"quota": 5000, "disabled": true, "password": "pw-2"})),
+        None,
+    );
+    assert_eq!(
+        (s, &b["quota_bytes"], &b["disabled"]),
+        (200, &json!(5000), &json!(true)),
+        "{b}"
+    );
+    let (s, _) = api.call(
+        "PATCH",
+        "/api/v1/users/alice@example.test",
+        Some(json!({"colour": "red"})),
+        None,
+    );
+    assert_eq!(s, 422, "unknown fields are refused");
+    assert_eq!(
+        api.call(
+            "PATCH",
+            "/api/v1/users/nobody@example.test",
+            Some(json!({"disabled": false})),
+            None
+        )
+        .0,
+        404
+    );
+    api.call(
+        "PATCH",
+        "/api/v1/users/alice@example.test",
+        Some(json!({"disabled": false})),
+        None,
+    );
+    let store = postern_store::Store::open(&inst.db.url).await.unwrap();
+    assert!(
+        store
+            .authenticate("alice@example.test", "pw-2")
+            .await
+            .unwrap()
+            .is_some(),
+        "password reset took effect"
+    );
+    assert_eq!(
+        api.get("/api/v1/users?domain=example.test")
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Aliases.
+    let (s, b) = api.call(
+        "POST",
+        "/api/v1/aliases",
+        Some(json!({"source": "@example.test", "destination": "alice@example.test"})),
+        None,
+    );
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(
+        api.call(
+            "POST",
+            "/api/v1/aliases",
+            Some(json!({"source": "@example.test", "destination": "alice@example.test"})),
+            None
+        )
+        .0,
+        409
+    );
+    assert_eq!(
+        api.call(
+            "POST",
+            "/api/v1/aliases",
+            Some(json!({"source": "x@example.test"})),
+            None
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        api.get("/api/v1/aliases").1,
+        json!([{"source": "@example.test", "destination": "alice@example.test"}])
+    );
+    assert_eq!(
+        api.call("DELETE", "/api/v1/aliases?source=@example.test", None, None)
+            .0,
+        204
+    );
+    assert_eq!(
+        api.call("DELETE", "/api/v1/aliases?source=@example.test", None, None)
+            .0,
+        404
+    );
+
+    // Queue.
+    let remote = vec!["r@remote.test".to_owned()];
+    let id = store
+        .accept(postern_store::Incoming {
+            raw: b"x",
+            internal_date: 0,
+            local: &[],
+            folder: "INBOX",
+            sender: "alice@example.test",
+            remote: &remote,
+            expires_at: i64::MAX,
+        })
+        .await
+        .unwrap()
+        .queued[0];
+    let (s, q) = api.get("/api/v1/queue");
+    assert_eq!(
+        (s, q[0]["id"].as_i64(), q[0]["recipient"].as_str()),
+        (200, Some(id), Some("r@remote.test"))
+    );
+    assert_eq!(
+        api.call("POST", &format!("/api/v1/queue/{id}/retry"), None, None)
+            .0,
+        204
+    );
+    assert_eq!(
+        api.call("DELETE", &format!("/api/v1/queue/{id}"), None, None)
+            .0,
+        204
+    );
+    assert_eq!(
+        api.call("DELETE", &format!("/api/v1/queue/{id}"), None, None)
+            .0,
+        404
+    );
+    assert_eq!(
+        api.call("POST", "/api/v1/queue/999/retry", None, None).0,
+        404
+    );
+
+    // Status and metrics.
+    let (s, st) = api.get("/api/v1/status");
+    assert_eq!(s, 200);
+    assert!(
+        st["listeners"]["admin"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{st}"
+    );
+    let (s, m) = api.get("/metrics");
+    assert_eq!(s, 200);
+    assert!(m.is_string());
+    store.close().await;
+    assert!(server.stop().success());
+}
+
+/// Posts a form (url-encoded) with an optional cookie.
+fn post_form(
+    agent: &ureq::Agent,
+    url: &str,
+    cookie: Option<&str>,
+    fields: &[(&str, &str)],
+) -> (u16, String, Option<String>) {
+    let body: String = fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut req = ureq::http::Request::builder()
+        .method("POST")
+        .uri(url)
+        .header("Content-Type", "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        req = req.header("Cookie", c);
+    }
+    let resp = agent.run(req.body(body).unwrap()).unwrap();
+    let set_cookie = resp
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (
+        resp.status().as_u16(),
+        resp.into_body().read_to_string().unwrap_or_default(),
+        set_cookie,
+    )
+}
+
+fn get_page(agent: &ureq::Agent, url: &str, cookie: Option<&str>) -> (u16, String, Option<String>) {
+    let mut req = ureq::http::Request::builder().method("GET").uri(url);
+    if let Some(c) = cookie {
+        req = req.header("Cookie", c);
+    }
+    let resp = agent.run(req.body(()).unwrap()).unwrap();
+    let location = resp
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (
+        resp.status().as_u16(),
+        resp.into_body().read_to_string().unwrap_or_default(),
+        location,
+    )
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn csrf_of(page: &str) -> String {
+    let i =
+        page.find("name=\"csrf\" value=\"").expect("csrf field") + "name=\"csrf\" value=\"".len();
+    page[i..].chars().take_while(|c| *c != '"').collect()
+}
+
+async fn pages_are_protected_and_escaped(db: Db) {
+    let inst = Instance::new(db, &["admin"], "").await;
+    inst.ok(&["domain", "add", "example.test"], "");
+    inst.ok(&["user", "add", "alice@example.test"], "mail-pw\n");
+    let server = inst.start();
+    let password = admin_password(&server);
+    let base = format!("http://{}", server.addr("admin"));
+    let agent = agent();
+
+    // Without a session every page redirects to the login form.
+    for path in ["/", "/domains", "/users", "/aliases", "/dns", "/queue"] {
+        let (s, _, loc) = get_page(&agent, &format!("{base}{path}"), None);
+        assert_eq!((s, loc.as_deref()), (303, Some("/login")), "{path}");
+    }
+    // Failed login echoes the name, escaped.
+    let (s, body, _) = post_form(
+        &agent,
+        &format!("{base}/login"),
+        None,
+        &[("username", "<script>alert(1)</script>"), ("password", "x")],
+    );
+    assert_eq!(s, 400);
+    assert!(
+        body.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !body.contains("<script>alert"),
+        "{body}"
+    );
+    assert!(body.contains("Wrong name or password"));
+
+    let (s, _, cookie) = post_form(
+        &agent,
+        &format!("{base}/login"),
+        None,
+        &[("username", "admin"), ("password", &password)],
+    );
+    assert_eq!(s, 303);
+    let cookie = cookie.expect("session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "no Secure flag over plain HTTP: {cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+
+    let (s, page, _) = get_page(&agent, &format!("{base}/domains"), Some(&session));
+    assert_eq!(s, 200);
+    let csrf = csrf_of(&page);
+    // A form without the CSRF token, or with a wrong one, is refused.
+    let (s, _, _) = post_form(
+        &agent,
+        &format!("{base}/domains"),
+        Some(&session),
+        &[("name", "evil.test")],
+    );
+    assert!(s == 403 || s == 422, "{s}");
+    let (s, _, _) = post_form(
+        &agent,
+        &format!("{base}/domains"),
+        Some(&session),
+        &[("csrf", "0000"), ("name", "evil.test")],
+    );
+    assert_eq!(s, 403);
+    // Invalid input shows the error next to the field.
+    let (s, body, _) = post_form(
+        &agent,
+        &format!("{base}/domains"),
+        Some(&session),
+        &[("csrf", &csrf), ("name", "bad domain!")],
+    );
+    assert_eq!(s, 400);
+    assert!(body.contains("data-field=\"name\""), "{body}");
+    let (s, _, _) = post_form(
+        &agent,
+        &format!("{base}/domains"),
+        Some(&session),
+        &[("csrf", &csrf), ("name", "second.test")],
+    );
+    assert_eq!(s, 303);
+    assert!(get_page(&agent, &format!("{base}/domains"), Some(&session))
+        .1
+        .contains("second.test"));
+
+    // A mail user's self-service session opens no admin page, and changes only their own password.
+    let (s, _, user_cookie) = post_form(
+        &agent,
+        &format!("{base}/account/login"),
+        None,
+        &[("address", "alice@example.test"), ("password", "mail-pw")],
+    );
+    assert_eq!(s, 303);
+    let user_session = user_cookie.unwrap().split(';').next().unwrap().to_owned();
+    for path in ["/", "/domains", "/users"] {
+        let (s, _, loc) = get_page(&agent, &format!("{base}{path}"), Some(&user_session));
+        assert_eq!(
+            (s, loc.as_deref()),
+            (303, Some("/login")),
+            "mail user reached {path}"
+        );
+    }
+    let (_, account, _) = get_page(&agent, &format!("{base}/account"), Some(&user_session));
+    assert!(account.contains("alice@example.test"));
+    let ucsrf = csrf_of(&account);
+    let (s, body, _) = post_form(
+        &agent,
+        &format!("{base}/account/password"),
+        Some(&user_session),
+        &[
+            ("csrf", &ucsrf),
+            ("current", "wrong"),
+            ("new", "n"),
+            ("repeat", "n"),
+        ],
+    );
+    assert_eq!(s, 400);
+    assert!(body.contains("data-field=\"current\""), "{body}");
+    let (s, body, _) = post_form(
+        &agent,
+        &format!("{base}/account/password"),
+        Some(&user_session),
+        &[
+            ("csrf", &ucsrf),
+            ("current", "mail-pw"),
+            ("new", "new-mail-pw"),
+            ("repeat", "new-mail-pw"),
+        ],
+    );
+    assert_eq!(s, 200, "{body}");
+    let store = postern_store::Store::open(&inst.db.url).await.unwrap();
+    assert!(store
+        .authenticate("alice@example.test", "new-mail-pw")
+        .await
+        .unwrap()
+        .is_some());
+    store.close().await;
+
+    // Logout ends the admin session.
+    let (s, _, _) = post_form(
+        &agent,
+        &format!("{base}/logout"),
+        Some(&session),
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(s, 303);
+    assert_eq!(get_page(&agent, &format!("{base}/"), Some(&session)).0, 303);
+
+    // Login is rate limited per client address.
+    let mut last = String::new();
+    for _ in 0..11 {
+        last = post_form(
+            &agent,
+            &format!("{base}/login"),
+            None,
+            &[("username", "admin"), ("password", "guess")],
+        )
+        .1;
+    }
+    assert!(last.contains("Too many failed logins"), "{last}");
+    assert!(server.stop().success());
+}
