@@ -63,11 +63,13 @@ impl<S: Subscriber> Layer<S> for RecentEvents {
         if level > Level::WARN {
             return;
         }
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let mut line = Line(format!("{secs} {level} {}: ", event.metadata().target()));
+        let now = time::OffsetDateTime::now_utc();
+        let stamp = now
+            .replace_nanosecond(0)
+            .unwrap_or(now)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let mut line = Line(format!("{stamp} {level} {}: ", event.metadata().target()));
         event.record(&mut line);
         self.push(line.0.trim_end().to_owned());
     }

@@ -128,9 +128,14 @@ pub async fn ensure_admin(store: &Store) -> anyhow::Result<()> {
     }
     let password = hex_secret()?;
     store.add_admin("admin", &password).await?;
+    // Printed straight to stderr, not logged: the password must not linger in log files or in
+    // the dashboard's list of recent events.
+    eprintln!(
+        "\n  First administrator created: name \"admin\", password \"{password}\"\n  \
+         It is shown only now; change it or add another with `postern admin add`.\n"
+    );
     tracing::warn!(
-        "created the first administrator: name \"admin\", password \"{password}\" (shown only now; \
-         change it or add another with `postern admin add`)"
+        "created the first administrator \"admin\"; its password was printed once on stderr"
     );
     Ok(())
 }

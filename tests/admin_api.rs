@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Db, Instance, Server};
+use common::{Db, Instance};
 use serde_json::{json, Value};
 
 macro_rules! both_backends {
@@ -63,20 +63,6 @@ impl Api {
     fn get(&self, path: &str) -> (u16, Value) {
         self.call("GET", path, None, None)
     }
-}
-
-fn admin_password(server: &Server) -> String {
-    let log = server.log();
-    let start = log
-        .find("password \\\"")
-        .or_else(|| log.find("password \""))
-        .expect("first admin password logged");
-    let rest = &log[start..];
-    let rest = rest
-        .trim_start_matches("password ")
-        .trim_start_matches('\\')
-        .trim_start_matches('"');
-    rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect()
 }
 
 async fn api_endpoints_and_auth(db: Db) {
@@ -420,7 +406,7 @@ async fn pages_are_protected_and_escaped(db: Db) {
     inst.ok(&["domain", "add", "example.test"], "");
     inst.ok(&["user", "add", "alice@example.test"], "mail-pw\n");
     let server = inst.start();
-    let password = admin_password(&server);
+    let password = server.first_admin_password();
     let base = format!("http://{}", server.addr("admin"));
     let agent = agent();
 
@@ -461,6 +447,22 @@ async fn pages_are_protected_and_escaped(db: Db) {
     );
     let session = cookie.split(';').next().unwrap().to_owned();
 
+    let (s, dashboard, _) = get_page(&agent, &format!("{base}/"), Some(&session));
+    assert_eq!(s, 200);
+    assert!(
+        dashboard.contains("created the first administrator"),
+        "recent events are shown"
+    );
+    assert!(
+        dashboard.contains(
+            "postern_logins_total{service=&quot;admin-web&quot;,result=&quot;failure&quot;}"
+        ),
+        "counters are shown"
+    );
+    assert!(
+        !dashboard.contains(&password),
+        "the first password is never shown again"
+    );
     let (s, page, _) = get_page(&agent, &format!("{base}/domains"), Some(&session));
     assert_eq!(s, 200);
     let csrf = csrf_of(&page);

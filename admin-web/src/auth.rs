@@ -159,6 +159,7 @@ where
 {
     match state.limiter.check(ip, account) {
         Verdict::Locked(left) => {
+            metrics::counter!("postern_logins_total", "service" => "admin-web", "result" => "locked").increment(1);
             return Err(format!(
                 "Too many failed logins. Try again in {} minutes.",
                 left.as_secs() / 60 + 1
@@ -168,10 +169,12 @@ where
     }
     match check.await {
         Ok(Some(found)) => {
+            metrics::counter!("postern_logins_total", "service" => "admin-web", "result" => "success").increment(1);
             state.limiter.success(ip, account);
             Ok(found)
         }
         Ok(None) => {
+            metrics::counter!("postern_logins_total", "service" => "admin-web", "result" => "failure").increment(1);
             state.limiter.failure(ip, account);
             tracing::warn!(%ip, account, "admin web login failed");
             Err("Wrong name or password.".to_owned())

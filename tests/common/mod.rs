@@ -181,6 +181,17 @@ impl Server {
         }
     }
 
+    /// The first administrator's password, printed once on stderr at first start.
+    pub fn first_admin_password(&self) -> String {
+        let log = self.log();
+        let marker = "First administrator created: name \"admin\", password \"";
+        let start = log.find(marker).expect("first admin password printed") + marker.len();
+        log[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_hexdigit())
+            .collect()
+    }
+
     /// SIGTERM, then waits for the exit status (SIGKILL after 30 s counts as a failure).
     pub fn stop(mut self) -> ExitStatus {
         self.signal(libc::SIGTERM);

@@ -27,6 +27,16 @@ pub(crate) fn bytes(n: i64) -> String {
     }
 }
 
+/// A quota as the shortest exact form `parse_quota` reads back ("100M", "2G", "1500").
+fn quota_text(bytes: i64) -> String {
+    for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
+        if bytes != 0 && bytes % (1 << shift) == 0 {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
+}
+
 #[derive(Default, Deserialize)]
 pub(crate) struct AddForm {
     #[serde(default)]
@@ -79,7 +89,7 @@ async fn page(
                             td {
                                 form.inline method="post" action=(format!("{base}/quota")) {
                                     (csrf_field(s))
-                                    input name="quota" type="text" size="6" value=(u.quota_bytes) aria-label=(format!("quota for {}", u.address));
+                                    input name="quota" type="text" size="6" value=(quota_text(u.quota_bytes)) aria-label=(format!("quota for {}", u.address));
                                     button type="submit" { "Set" }
                                 }
                             }
@@ -244,5 +254,20 @@ pub(crate) async fn remove(
     match state.services.store.remove_user(&address).await {
         Ok(()) => Redirect::to("/users").into_response(),
         Err(e) => rerender(&state, &s, &AddForm::default(), "user", &e).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{bytes, quota_text};
+
+    #[test]
+    fn quota_text_round_trips() {
+        for q in [0, 1500, 2048, 100 << 20, 3 << 30, (1 << 30) + 1] {
+            assert_eq!(postern_store::parse_quota(&quota_text(q)).unwrap(), q);
+        }
+        assert_eq!(quota_text(100 << 20), "100M");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(12), "12 B");
     }
 }

@@ -1,0 +1,87 @@
+//! The admin UI in a real browser: headless Debian chromium, driven by playwright-core
+//! (tests/browser/admin.mjs), against the real binary. Screenshots of the main pages are saved in
+//! `target/tmp/screenshots/`. Needs `chromium` and `npm ci --prefix tests/browser` (`.ci/run` does both).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{repo_path, Db, Instance};
+
+/// Runs the browser script; panics with its output if it fails.
+fn run_browser(base: &str, password: &str, shots: &PathBuf, extra: &[&str]) -> serde_json::Value {
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is missing: apt-get install chromium (bash .ci/run does)"
+    );
+    assert!(
+        repo_path("tests/browser/node_modules/playwright-core").exists(),
+        "playwright-core is missing: npm ci --prefix tests/browser (bash .ci/run does)"
+    );
+    let out = Command::new("node")
+        .arg(repo_path("tests/browser/admin.mjs"))
+        .args([base, password])
+        .arg(shots)
+        .args(extra)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "browser script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("JSON result")
+}
+
+#[tokio::test]
+async fn admin_ui_in_chromium() {
+    let inst = Instance::new(Db::Sqlite, &["admin"], "").await;
+    let server = inst.start();
+    let password = server.first_admin_password();
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    let seen = run_browser(
+        &format!("http://{}", server.addr("admin")),
+        &password,
+        &shots,
+        &[],
+    );
+    assert_eq!(seen["ok"], true);
+    assert!(
+        seen["domainError"]
+            .as_str()
+            .unwrap_or("")
+            .contains("only letters"),
+        "{seen}"
+    );
+    for page in [
+        "login",
+        "dashboard",
+        "domains",
+        "users",
+        "aliases",
+        "queue",
+        "account",
+    ] {
+        let png = shots.join(format!("{page}.png"));
+        let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 1000, "{} missing or empty", png.display());
+    }
+    let store = postern_store::Store::open(&inst.db.url).await.unwrap();
+    let alice = store
+        .authenticate("alice@example.test", "alice-browser-pw")
+        .await
+        .unwrap()
+        .expect("user made in the UI");
+    assert_eq!(alice.quota_bytes, 100 << 20);
+    assert_eq!(
+        store.resolve_recipient("info@example.test").await.unwrap(),
+        postern_store::Resolution::Deliver {
+            local: [alice.id].into(),
+            remote: Default::default()
+        }
+    );
+    store.close().await;
+    assert!(server.stop().success());
+}
