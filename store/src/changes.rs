@@ -45,6 +45,8 @@ pub enum Change {
     },
     /// The outbound queue gained entries or was edited.
     Queue,
+    /// Hosted mail domains or their DKIM keys changed (the DNS re-publishes mail records).
+    MailDomains,
 }
 
 impl Change {
@@ -67,6 +69,7 @@ impl Change {
             }
             Change::Dns { view } => format!("d {view}"),
             Change::Queue => "q".to_owned(),
+            Change::MailDomains => "md".to_owned(),
         }
     }
 
@@ -96,6 +99,7 @@ impl Change {
                 view: s.get(2..)?.to_owned(),
             }),
             "q" => Some(Change::Queue),
+            "md" => Some(Change::MailDomains),
             _ => None,
         }
     }
@@ -171,6 +175,7 @@ mod tests {
                 view: "internal view".into(),
             },
             Change::Queue,
+            Change::MailDomains,
         ];
         for c in all {
             assert_eq!(Change::decode(&c.encode()), Some(c));

@@ -1,6 +1,7 @@
 //! Hosted mail domains.
 
 use crate::address::normalize_domain;
+use crate::changes::Change;
 use crate::db::{get, Store};
 use crate::error::{unique_as_exists, Result, StoreError};
 use crate::unix_now;
@@ -15,9 +16,10 @@ pub struct Domain {
 }
 
 impl Store {
-    /// Adds a hosted domain.
+    /// Adds a hosted domain with a fresh DKIM key pair (RSA-2048 and Ed25519) ready to sign.
     pub async fn add_domain(&self, name: &str) -> Result<Domain> {
         let name = normalize_domain(name)?;
+        let keys = crate::mail_auth::generate_pair().await?;
         let mut tx = self.write_tx().await?;
         let row =
             sqlx::query("INSERT INTO domains (name, created_at) VALUES ($1, $2) RETURNING id")
@@ -27,7 +29,9 @@ impl Store {
                 .await
                 .map_err(unique_as_exists(format!("domain {name}")))?;
         let id = get(&row, "id")?;
-        self.commit(tx, vec![]).await?;
+        crate::mail_auth::insert_pair(&mut tx, id, keys, crate::mail_auth::DkimState::Active)
+            .await?;
+        self.commit(tx, vec![Change::MailDomains]).await?;
         Ok(Domain { id, name })
     }
 
@@ -76,6 +80,6 @@ impl Store {
             return Err(StoreError::NotFound(format!("domain {name}")));
         }
         crate::messages::delete_unreferenced_blobs(&mut tx).await?;
-        self.commit(tx, vec![]).await
+        self.commit(tx, vec![Change::MailDomains]).await
     }
 }
