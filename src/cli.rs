@@ -38,6 +38,9 @@ pub enum Command {
     /// Manage aliases and catch-alls.
     #[command(subcommand)]
     Alias(AliasCmd),
+    /// DNS tools.
+    #[command(subcommand)]
+    Dns(DnsCmd),
     /// Manage administrators of the web UI and API.
     #[command(subcommand)]
     Admin(AdminCmd),
@@ -134,5 +137,19 @@ pub enum AdminCmd {
         /// What the token is for.
         #[arg(long, default_value = "")]
         label: String,
+    },
+}
+
+/// `postern dns ...`
+#[derive(Debug, Subcommand)]
+pub enum DnsCmd {
+    /// Print the mail records published for a hosted domain, as zone-file lines to paste where the
+    /// domain's zone lives elsewhere.
+    Records {
+        /// The hosted domain.
+        domain: String,
+        /// Only the records of this view (the mail host's addresses differ per view).
+        #[arg(long)]
+        view: Option<String>,
     },
 }

@@ -41,6 +41,9 @@ pub struct Config {
     /// Admin web UI and API settings.
     #[serde(default)]
     pub admin: postern_admin_web::AdminConfig,
+    /// Mail DNS records and client settings published for every hosted domain.
+    #[serde(default)]
+    pub mail: crate::mail_dns::MailConfig,
 }
 
 /// Listen addresses per service. Port 0 picks a free port; the ports really bound are written to
@@ -141,6 +144,21 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// What mail clients are told: host name and public ports of the services that listen.
+    pub fn client_settings(&self) -> postern_admin_web::ClientSettings {
+        let c = &self.config;
+        let on = |addrs: &Addrs, port: u16| if addrs.get_ref().is_empty() { 0 } else { port };
+        postern_admin_web::ClientSettings {
+            hostname: c.hostname.clone(),
+            imaps_port: on(&c.listeners.imaps, c.mail.ports.imaps),
+            imap_port: on(&c.listeners.imap, c.mail.ports.imap),
+            submissions_port: on(&c.listeners.submissions, c.mail.ports.submissions),
+            submission_port: on(&c.listeners.submission, c.mail.ports.submission),
+            mta_sts_mode: c.mail.mta_sts_mode.clone(),
+            mta_sts_max_age: c.mail.mta_sts_max_age,
+        }
+    }
+
     /// The database URL in force: environment override, then the file, then the SQLite default.
     pub fn database_url(&self) -> String {
         if let Ok(url) = std::env::var(DATABASE_URL_ENV) {
@@ -199,6 +217,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
             None,
             &format!("hostname {:?} is not a valid host name", config.hostname),
         ));
+    }
+    if let Err(e) = config.mail.validate() {
+        return Err(at(None, &e));
     }
     let mut seen: HashMap<SocketAddr, &str> = HashMap::new();
     for (service, addrs) in config.listeners.tcp_services() {

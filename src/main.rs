@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod events;
 mod logging;
+mod mail_dns;
 mod manage;
 mod serve;
 mod tls;
@@ -49,6 +50,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(cmd) => manage::user(&open_store(&loaded).await?, cmd).await?,
         Command::Alias(cmd) => manage::alias(&open_store(&loaded).await?, cmd).await?,
         Command::Admin(cmd) => manage::admin(&open_store(&loaded).await?, cmd).await?,
+        Command::Dns(cmd) => manage::dns(&open_store(&loaded).await?, &loaded, cmd).await?,
         Command::ImportBind { named_conf } => {
             anyhow::bail!(
                 "{}: importing BIND configuration needs the DNS service",

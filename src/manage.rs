@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::{bail, Context};
 use postern_store::Store;
 
-use crate::cli::{AdminCmd, AliasCmd, DomainCmd, UserCmd};
+use crate::cli::{AdminCmd, AliasCmd, DnsCmd, DomainCmd, UserCmd};
 
 /// Runs `postern domain ...`.
 pub async fn domain(store: &Store, cmd: DomainCmd) -> anyhow::Result<()> {
@@ -85,6 +85,32 @@ pub async fn alias(store: &Store, cmd: AliasCmd) -> anyhow::Result<()> {
         } => {
             store.remove_alias(&source, destination.as_deref()).await?;
             println!("removed alias {source}");
+        }
+    }
+    Ok(())
+}
+
+/// Runs `postern dns ...`.
+pub async fn dns(store: &Store, loaded: &crate::config::Loaded, cmd: DnsCmd) -> anyhow::Result<()> {
+    match cmd {
+        DnsCmd::Records { domain, view } => {
+            let Some(d) = store.domain(&domain).await? else {
+                bail!("{domain} is not a hosted domain");
+            };
+            let views: Vec<Option<String>> = match view {
+                Some(v) => vec![Some(v)],
+                None if loaded.config.mail.views.is_empty() => vec![None],
+                None => loaded.config.mail.views.keys().cloned().map(Some).collect(),
+            };
+            for v in views {
+                match &v {
+                    Some(name) => println!("; view {name}"),
+                    None => println!("; mail records of {}", d.name),
+                }
+                for r in crate::mail_dns::records_for(store, loaded, &d.name, v.as_deref()).await? {
+                    println!("{r}");
+                }
+            }
         }
     }
     Ok(())

@@ -63,6 +63,7 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
             dns: None,
             metrics: Arc::new(move || metrics.render()),
             status,
+            client: Some(loaded.client_settings()),
         };
         let tls = https.then(|| certs.server_config());
         let admin = postern_admin_web::AdminServer::start(

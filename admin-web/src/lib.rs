@@ -7,12 +7,14 @@
 
 mod api;
 mod auth;
+mod autoconfig;
 mod config;
 mod error;
 mod pages;
 mod server;
 mod state;
 
+pub use autoconfig::ClientSettings;
 pub use config::AdminConfig;
 pub use error::AdminError;
 pub use server::AdminServer;

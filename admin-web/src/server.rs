@@ -46,6 +46,7 @@ impl AdminServer {
         });
         let router = crate::pages::router()
             .merge(crate::api::router())
+            .merge(crate::autoconfig::router())
             .with_state(state);
         let tasks = TaskTracker::new();
         let mut addrs = Vec::new();

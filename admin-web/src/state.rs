@@ -53,6 +53,8 @@ pub struct Services {
     pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
     /// Service status for the dashboard.
     pub status: Arc<dyn Fn() -> Status + Send + Sync>,
+    /// What mail clients are told (autoconfig, autodiscover, MTA-STS); `None` publishes nothing.
+    pub client: Option<crate::autoconfig::ClientSettings>,
 }
 
 /// Per-process state shared by all requests.
