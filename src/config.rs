@@ -41,6 +41,8 @@ pub struct Config {
     /// Admin web UI and API settings.
     #[serde(default)]
     pub admin: postern_admin_web::AdminConfig,
+    /// ACME certificates for the host names, validated through our own DNS (DNS-01).
+    pub acme: Option<crate::acme::AcmeConfig>,
     /// Mail DNS records and client settings published for every hosted domain.
     #[serde(default)]
     pub mail: crate::mail_dns::MailConfig,

@@ -1,5 +1,6 @@
 //! The `postern` binary: command-line entry point and the wiring of every service into one process.
 
+mod acme;
 mod cli;
 mod config;
 mod events;

@@ -83,6 +83,22 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
             tracing::warn!("listeners.{service} is configured but this build has no {service} service; ignored");
         }
     }
+    if let Some(acme) = loaded.config.acme.clone() {
+        let names = if acme.names.is_empty() {
+            vec![loaded.config.hostname.clone()]
+        } else {
+            acme.names.clone()
+        };
+        let task = crate::acme::run(
+            store.clone(),
+            certs.clone(),
+            acme,
+            names,
+            data_dir.clone(),
+            shutdown.clone(),
+        );
+        tasks.spawn(task);
+    }
     let _ = status_listeners.set(
         bound
             .iter()

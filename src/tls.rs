@@ -43,11 +43,14 @@ fn file_error(path: &Path, reason: impl std::fmt::Display) -> TlsError {
 }
 
 /// The certificates in force: one per host name (SNI), and a default for clients without SNI or
-/// with an unknown name.
+/// with an unknown name. `base` is the configured or self-signed certificate; ACME certificates
+/// take precedence for the names they cover, and the one covering `hostname` becomes the default.
 #[derive(Debug)]
 struct CertSet {
     by_name: HashMap<String, Arc<CertifiedKey>>,
     default: Arc<CertifiedKey>,
+    base: Arc<CertifiedKey>,
+    hostname: String,
 }
 
 /// Shared, hot-swappable certificates, and the rustls configuration that serves them.
@@ -79,7 +82,11 @@ impl Certificates {
         hostname: &str,
     ) -> Result<Certificates, TlsError> {
         let key = load_certified_key(files, data_dir, hostname)?;
-        let current = Arc::new(ArcSwap::from_pointee(cert_set(key)));
+        let current = Arc::new(ArcSwap::from_pointee(cert_set(
+            key,
+            acme_keys(data_dir),
+            hostname,
+        )));
         let mut server_config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -101,7 +108,19 @@ impl Certificates {
         hostname: &str,
     ) -> Result<(), TlsError> {
         let key = load_certified_key(files, data_dir, hostname)?;
-        self.current.store(Arc::new(cert_set(key)));
+        self.current
+            .store(Arc::new(cert_set(key, acme_keys(data_dir), hostname)));
+        Ok(())
+    }
+
+    /// Re-reads the ACME certificates (after one was obtained or renewed) and swaps them in.
+    pub fn reload_acme(&self, data_dir: &Path) -> Result<(), TlsError> {
+        let now = self.current.load();
+        self.current.store(Arc::new(cert_set(
+            now.base.clone(),
+            acme_keys(data_dir),
+            &now.hostname,
+        )));
         Ok(())
     }
 
@@ -111,18 +130,57 @@ impl Certificates {
     }
 }
 
-/// Indexes a certificate under every DNS name it is valid for.
-fn cert_set(key: Arc<CertifiedKey>) -> CertSet {
+/// Indexes the base certificate and then the ACME ones under every DNS name each is valid for.
+fn cert_set(base: Arc<CertifiedKey>, acme: Vec<Arc<CertifiedKey>>, hostname: &str) -> CertSet {
     let mut by_name = HashMap::new();
-    if let Some(leaf) = key.cert.first() {
-        for name in dns_names(leaf) {
-            by_name.insert(name, key.clone());
+    for key in std::iter::once(&base).chain(&acme) {
+        if let Some(leaf) = key.cert.first() {
+            for name in dns_names(leaf) {
+                by_name.insert(name, key.clone());
+            }
         }
     }
+    let covers_host = |k: &&Arc<CertifiedKey>| {
+        k.cert.first().is_some_and(|c| {
+            dns_names(c)
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(hostname))
+        })
+    };
+    let default = acme
+        .iter()
+        .find(covers_host)
+        .cloned()
+        .unwrap_or_else(|| base.clone());
     CertSet {
         by_name,
-        default: key,
+        default,
+        base,
+        hostname: hostname.to_owned(),
     }
+}
+
+/// Every readable certificate in `<data_dir>/acme/*/`; a broken one is logged and skipped.
+fn acme_keys(data_dir: &Path) -> Vec<Arc<CertifiedKey>> {
+    let Ok(dirs) = std::fs::read_dir(data_dir.join("acme")) else {
+        return Vec::new();
+    };
+    let mut keys = Vec::new();
+    for dir in dirs.flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
+        match load_pem(&dir.join("cert.pem"), &dir.join("key.pem")) {
+            Ok(k) => keys.push(k),
+            Err(e) => tracing::warn!("ignoring ACME certificate in {}: {e}", dir.display()),
+        }
+    }
+    keys
+}
+
+/// The expiry (notAfter, Unix seconds) of the first certificate in a PEM file.
+pub fn expiry(path: &Path) -> Option<i64> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let der = CertificateDer::pem_file_iter(path).ok()?.next()?.ok()?;
+    let (_, cert) = X509Certificate::from_der(&der).ok()?;
+    Some(cert.validity().not_after.timestamp())
 }
 
 /// DNS subject alternative names of a DER certificate, lower-case.
@@ -160,7 +218,12 @@ fn load_certified_key(
             (cert, key)
         }
     };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
+    load_pem(&cert_path, &key_path)
+}
+
+/// Loads a certificate chain and its key from PEM files and checks that they belong together.
+fn load_pem(cert_path: &Path, key_path: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
         .map_err(|e| file_error(&cert_path, e))?
         .collect::<Result<_, _>>()
         .map_err(|e| file_error(&cert_path, e))?;
@@ -201,7 +264,8 @@ fn create_self_signed(
     Ok(())
 }
 
-fn write_private(path: &Path, data: &[u8]) -> Result<(), TlsError> {
+/// Writes a secret file readable by its owner only.
+pub fn write_private(path: &Path, data: &[u8]) -> Result<(), TlsError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -277,6 +341,36 @@ mod tests {
         );
         let after = handshake(&certs, "b.example.test").await;
         assert_ne!(before, after);
+    }
+
+    #[tokio::test]
+    async fn acme_certificate_wins_for_its_names_and_becomes_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = Certificates::load(None, dir.path(), "mail.example.test").unwrap();
+        let base = handshake(&certs, "localhost").await;
+        // Put an "ACME" certificate for the host name in place, as acme::obtain does.
+        let acme_dir = dir.path().join("acme/mail.example.test");
+        std::fs::create_dir_all(&acme_dir).unwrap();
+        let rcgen::CertifiedKey { cert, signing_key } =
+            rcgen::generate_simple_self_signed(vec!["mail.example.test".to_owned()]).unwrap();
+        std::fs::write(acme_dir.join("cert.pem"), cert.pem()).unwrap();
+        write_private(
+            &acme_dir.join("key.pem"),
+            signing_key.serialize_pem().as_bytes(),
+        )
+        .unwrap();
+        assert!(expiry(&acme_dir.join("cert.pem")).unwrap() > postern_store::unix_now());
+        certs.reload_acme(dir.path()).unwrap();
+        let set = certs.current.load();
+        assert_eq!(
+            set.default.cert[0],
+            *cert.der(),
+            "the ACME certificate for the host name is the default"
+        );
+        assert_eq!(
+            set.by_name["localhost"].cert[0], base,
+            "other names keep the base certificate"
+        );
     }
 
     #[test]
