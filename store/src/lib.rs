@@ -16,6 +16,7 @@ mod domains;
 mod error;
 mod mailboxes;
 mod messages;
+mod parsed;
 mod password;
 mod queue;
 #[cfg(feature = "testing")]
@@ -32,7 +33,10 @@ pub use dns::{DnsRecord, MANAGED_TYPES};
 pub use domains::Domain;
 pub use error::{Result, StoreError};
 pub use mailboxes::{Mailbox, DEFAULT_MAILBOXES};
-pub use messages::{Accepted, DeliveryOutcome, FlagOp, Flags, Incoming, MessageMeta};
+pub use messages::{
+    Accepted, DeliveryOutcome, FlagOp, Flags, Incoming, MessageDetails, MessageMeta,
+};
+pub use parsed::{BodyPart, Content, Envelope, EnvelopeAddress, ParsedMessage, SearchFields};
 pub use queue::QueueEntry;
 pub use users::{parse_quota, User};
 
