@@ -41,6 +41,9 @@ pub struct Config {
     /// Admin web UI and API settings.
     #[serde(default)]
     pub admin: postern_admin_web::AdminConfig,
+    /// IMAP settings (`[imap]`).
+    #[serde(default)]
+    pub imap: postern_imap::ImapConfig,
 }
 
 /// Listen addresses per service. Port 0 picks a free port; the ports really bound are written to
