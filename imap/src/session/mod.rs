@@ -3,6 +3,8 @@
 //! store but never a socket.
 
 mod selected;
+#[cfg(test)]
+mod tests;
 
 use std::net::IpAddr;
 use std::sync::Arc;

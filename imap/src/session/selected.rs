@@ -198,14 +198,17 @@ impl Selected {
         let first_new = self.messages.last().map_or(0, |m| m.uid);
         let by_uid: HashMap<i64, &MessageMeta> = current.iter().map(|m| (m.uid, m)).collect();
         let mut out = Vec::new();
+        let gone: Vec<i64> = self
+            .messages
+            .iter()
+            .filter(|m| !by_uid.contains_key(&m.uid))
+            .map(|m| m.uid)
+            .collect();
         if allow_expunge {
-            let gone: Vec<i64> = self
-                .messages
-                .iter()
-                .filter(|m| !by_uid.contains_key(&m.uid))
-                .map(|m| m.uid)
-                .collect();
             out.extend(self.remove_uids(&gone));
+        } else if !gone.is_empty() {
+            // Report them on the next command that may.
+            self.dirty = true;
         }
         let mut changed = Vec::new();
         for (index, m) in self.messages.iter_mut().enumerate() {
