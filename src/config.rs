@@ -46,6 +46,9 @@ pub struct Config {
     /// Mail DNS records and client settings published for every hosted domain.
     #[serde(default)]
     pub mail: crate::mail_dns::MailConfig,
+    /// IMAP settings (`[imap]`).
+    #[serde(default)]
+    pub imap: postern_imap::ImapConfig,
 }
 
 /// Listen addresses per service. Port 0 picks a free port; the ports really bound are written to

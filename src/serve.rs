@@ -78,6 +78,27 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
         tasks.spawn(admin.wait());
     }
 
+    let imap_plain = loaded.config.listeners.imap.get_ref().clone();
+    let imap_tls = loaded.config.listeners.imaps.get_ref().clone();
+    if !imap_plain.is_empty() || !imap_tls.is_empty() {
+        let imap = postern_imap::ImapServer::start(
+            loaded.config.imap.clone(),
+            store.clone(),
+            certs.server_config(),
+            imap_plain,
+            imap_tls,
+            shutdown.clone(),
+        )
+        .await?;
+        if !imap.plain_addrs().is_empty() {
+            bound.insert("imap", imap.plain_addrs().to_vec());
+        }
+        if !imap.tls_addrs().is_empty() {
+            bound.insert("imaps", imap.tls_addrs().to_vec());
+        }
+        tasks.spawn(imap.wait());
+    }
+
     for (service, addrs) in loaded.config.listeners.tcp_services() {
         if !addrs.get_ref().is_empty() && !bound.contains_key(service) {
             tracing::warn!("listeners.{service} is configured but this build has no {service} service; ignored");

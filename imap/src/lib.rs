@@ -1,1 +1,23 @@
-//! Replaced by the imap implementation.
+//! Postern's IMAP server (RFC 3501 IMAP4rev1 with IDLE, UIDPLUS, MOVE, CONDSTORE, QUOTA, ENABLE,
+//! LIST-EXTENDED basics and SPECIAL-USE).
+//!
+//! Protocol logic lives in [`Session`], a state machine fed parsed commands (imap-codec) that returns
+//! responses and the next step for the connection; it talks to the [`postern_store::Store`] but never
+//! to a socket, so it is unit-tested without one. [`ImapServer`] owns listeners, TLS (implicit and
+//! STARTTLS), framing with literal limits, IDLE and timeouts.
+
+mod bodystructure;
+mod commands;
+mod config;
+mod envelope;
+mod error;
+mod list_extended;
+mod mutf7;
+mod response;
+mod server;
+mod session;
+
+pub use config::ImapConfig;
+pub use error::ImapError;
+pub use server::ImapServer;
+pub use session::{Next, Reply, Session};

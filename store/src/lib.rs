@@ -17,6 +17,7 @@ mod error;
 mod mail_auth;
 mod mailboxes;
 mod messages;
+mod parsed;
 mod password;
 mod queue;
 #[cfg(feature = "testing")]
@@ -34,7 +35,10 @@ pub use domains::Domain;
 pub use error::{Result, StoreError};
 pub use mail_auth::{DkimAlgorithm, DkimKey, DkimState, Greylist};
 pub use mailboxes::{Mailbox, DEFAULT_MAILBOXES};
-pub use messages::{Accepted, DeliveryOutcome, FlagOp, Flags, Incoming, MessageMeta};
+pub use messages::{
+    Accepted, DeliveryOutcome, FlagOp, Flags, Incoming, MessageDetails, MessageMeta,
+};
+pub use parsed::{BodyPart, Content, Envelope, EnvelopeAddress, ParsedMessage, SearchFields};
 pub use queue::QueueEntry;
 pub use users::{parse_quota, User};
 

@@ -4,6 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
+use crate::changes::{Change, MailboxEvent};
 use crate::db::{get, Store};
 use crate::error::{unique_as_exists, Result, StoreError};
 
@@ -128,5 +129,151 @@ impl Store {
         let mailbox = mailbox_from_row(&row)?;
         self.commit(tx, vec![]).await?;
         Ok(mailbox)
+    }
+
+    /// The user's mailbox with row id `id`, if it still exists (a session re-reads its selected
+    /// mailbox's counters by id so a concurrent RENAME does not lose it).
+    pub async fn mailbox_by_id(&self, user_id: i64, id: i64) -> Result<Option<Mailbox>> {
+        let row = sqlx::query("SELECT * FROM mailboxes WHERE user_id = $1 AND id = $2")
+            .bind(user_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(mailbox_from_row).transpose()
+    }
+
+    /// Deletes a mailbox with its messages (IMAP DELETE, RFC 3501 §6.3.4), freeing their quota and
+    /// any bytes no longer referenced. INBOX cannot be deleted; inferior mailboxes are kept.
+    pub async fn delete_mailbox(&self, mailbox: &Mailbox) -> Result<()> {
+        if mailbox.name == "INBOX" {
+            return Err(StoreError::invalid("mailbox", "INBOX cannot be deleted"));
+        }
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS freed FROM messages WHERE mailbox_id = $1",
+        )
+        .bind(mailbox.id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let freed: i64 = get(&row, "freed")?;
+        let hashes: std::collections::BTreeSet<String> =
+            sqlx::query("SELECT DISTINCT blob_hash FROM messages WHERE mailbox_id = $1")
+                .bind(mailbox.id)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| get(r, "blob_hash"))
+                .collect::<Result<_>>()?;
+        sqlx::query("DELETE FROM messages WHERE mailbox_id = $1")
+            .bind(mailbox.id)
+            .execute(&mut *tx)
+            .await?;
+        let gone = sqlx::query("DELETE FROM mailboxes WHERE id = $1 AND user_id = $2")
+            .bind(mailbox.id)
+            .bind(mailbox.user_id)
+            .execute(&mut *tx)
+            .await?;
+        if gone.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("mailbox {}", mailbox.name)));
+        }
+        sqlx::query("UPDATE users SET used_bytes = used_bytes - $1 WHERE id = $2")
+            .bind(freed)
+            .bind(mailbox.user_id)
+            .execute(&mut *tx)
+            .await?;
+        crate::messages::delete_blobs_if_unreferenced(&mut tx, &hashes).await?;
+        let change = Change::Mailbox {
+            user_id: mailbox.user_id,
+            mailbox_id: mailbox.id,
+            modseq: mailbox.highestmodseq,
+            event: MailboxEvent::Renamed,
+        };
+        self.commit(tx, vec![change]).await
+    }
+
+    /// Renames a mailbox and its inferiors (IMAP RENAME, RFC 3501 §6.3.5). Renaming INBOX moves all
+    /// its messages to a new mailbox of the new name and leaves INBOX empty.
+    pub async fn rename_mailbox(&self, user_id: i64, from: &str, to: &str) -> Result<Mailbox> {
+        let from = canonical_name(from)?;
+        let to = canonical_name(to)?;
+        if to == "INBOX" || to.starts_with(&format!("{from}/")) {
+            return Err(StoreError::invalid("mailbox name", format!("{to:?}")));
+        }
+        let source = self
+            .mailbox(user_id, &from)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {from}")))?;
+        if from == "INBOX" {
+            let target = self.create_mailbox(user_id, &to, None).await?;
+            let uids: Vec<i64> = self
+                .list_messages(&source)
+                .await?
+                .iter()
+                .map(|m| m.uid)
+                .collect();
+            self.move_messages(&source, &uids, &target).await?;
+            return Ok(target);
+        }
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query("SELECT id, name FROM mailboxes WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let prefix = format!("{from}/");
+        let mut changes = Vec::new();
+        for r in &rows {
+            let name: String = get(r, "name")?;
+            let new_name = if name == from {
+                to.clone()
+            } else if let Some(rest) = name.strip_prefix(&prefix) {
+                format!("{to}/{rest}")
+            } else {
+                continue;
+            };
+            let id: i64 = get(r, "id")?;
+            sqlx::query("UPDATE mailboxes SET name = $1 WHERE id = $2")
+                .bind(&new_name)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(unique_as_exists(format!("mailbox {new_name}")))?;
+            changes.push(Change::Mailbox {
+                user_id,
+                mailbox_id: id,
+                modseq: 0,
+                event: MailboxEvent::Renamed,
+            });
+        }
+        let row = sqlx::query("SELECT * FROM mailboxes WHERE id = $1")
+            .bind(source.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let renamed = mailbox_from_row(&row)?;
+        self.commit(tx, changes).await?;
+        Ok(renamed)
+    }
+
+    /// How many messages of the mailbox no session has claimed as `\Recent` yet (STATUS RECENT).
+    pub async fn recent_count(&self, mailbox: &Mailbox) -> Result<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id \
+             WHERE b.id = $1 AND m.uid >= b.recent_uid",
+        )
+        .bind(mailbox.id)
+        .fetch_one(&self.pool)
+        .await?;
+        get(&row, "n")
+    }
+
+    /// Marks a mailbox subscribed or not (IMAP SUBSCRIBE/UNSUBSCRIBE, RFC 3501 §6.3.6).
+    pub async fn set_subscribed(&self, mailbox: &Mailbox, subscribed: bool) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE mailboxes SET subscribed = $1 WHERE id = $2 AND user_id = $3")
+            .bind(i64::from(subscribed))
+            .bind(mailbox.id)
+            .bind(mailbox.user_id)
+            .execute(&mut *tx)
+            .await?;
+        self.commit(tx, vec![]).await
     }
 }

@@ -12,6 +12,7 @@ use crate::changes::{Change, MailboxEvent};
 use crate::db::{get, Store};
 use crate::error::{Result, StoreError};
 use crate::mailboxes::Mailbox;
+use crate::parsed::ParsedMessage;
 
 /// IMAP system flags and keywords of one message (RFC 3501 §2.3.2).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -116,17 +117,28 @@ fn meta_from_row(r: &AnyRow) -> Result<MessageMeta> {
     })
 }
 
-/// Stores `raw` once (no-op if identical bytes are stored already) and returns its hash.
+/// Stores `raw` once with its parsed metadata (no-op if identical bytes are stored already) and
+/// returns its hash.
 pub(crate) async fn put_blob(tx: &mut Transaction<'static, Any>, raw: &[u8]) -> Result<String> {
     let hash = hex::encode(Sha256::digest(raw));
-    sqlx::query(
-        "INSERT INTO blobs (hash, size, data) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING",
-    )
-    .bind(&hash)
-    .bind(raw.len() as i64)
-    .bind(raw)
-    .execute(&mut **tx)
-    .await?;
+    let exists = sqlx::query("SELECT 1 AS one FROM blobs WHERE hash = $1")
+        .bind(&hash)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some();
+    if !exists {
+        let parsed = serde_json::to_string(&ParsedMessage::parse(raw))
+            .map_err(|e| StoreError::invalid("parsed message", e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO blobs (hash, size, data, parsed) VALUES ($1, $2, $3, $4) ON CONFLICT (hash) DO NOTHING",
+        )
+        .bind(&hash)
+        .bind(raw.len() as i64)
+        .bind(raw)
+        .bind(parsed)
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(hash)
 }
 
@@ -499,5 +511,222 @@ impl Store {
         };
         self.commit(tx, vec![change]).await?;
         Ok(removed)
+    }
+}
+
+/// A message's stored parse and, when asked for, its raw bytes.
+#[derive(Debug, Clone)]
+pub struct MessageDetails {
+    /// UID within the mailbox.
+    pub uid: i64,
+    /// Metadata computed when the bytes were stored.
+    pub parsed: ParsedMessage,
+    /// The raw message, if requested.
+    pub raw: Option<Vec<u8>>,
+}
+
+/// How many messages one details query covers.
+const DETAILS_CHUNK: usize = 200;
+
+impl Store {
+    /// Parsed metadata (and raw bytes if `with_raw`) of the messages with the given UIDs, in UID
+    /// order; UIDs that do not exist are skipped. Blobs stored before metadata existed are parsed
+    /// once here and the result kept.
+    pub async fn message_details(
+        &self,
+        mailbox: &Mailbox,
+        uids: &[i64],
+        with_raw: bool,
+    ) -> Result<Vec<MessageDetails>> {
+        let mut sorted = uids.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut out = Vec::with_capacity(sorted.len());
+        let sql = if with_raw {
+            "SELECT m.uid, m.blob_hash, b.parsed, b.data FROM messages m JOIN blobs b ON b.hash = m.blob_hash \
+             WHERE m.mailbox_id = $1 AND m.uid >= $2 AND m.uid <= $3 ORDER BY m.uid"
+        } else {
+            "SELECT m.uid, m.blob_hash, b.parsed FROM messages m JOIN blobs b ON b.hash = m.blob_hash \
+             WHERE m.mailbox_id = $1 AND m.uid >= $2 AND m.uid <= $3 ORDER BY m.uid"
+        };
+        for chunk in sorted.chunks(DETAILS_CHUNK) {
+            let (Some(&lo), Some(&hi)) = (chunk.first(), chunk.last()) else {
+                continue;
+            };
+            let rows = sqlx::query(sql)
+                .bind(mailbox.id)
+                .bind(lo)
+                .bind(hi)
+                .fetch_all(&self.pool)
+                .await?;
+            for r in &rows {
+                let uid: i64 = get(r, "uid")?;
+                if chunk.binary_search(&uid).is_err() {
+                    continue;
+                }
+                let raw: Option<Vec<u8>> = if with_raw {
+                    Some(get(r, "data")?)
+                } else {
+                    None
+                };
+                let parsed = match get::<Option<String>>(r, "parsed")?
+                    .and_then(|j| serde_json::from_str(&j).ok())
+                {
+                    Some(p) => p,
+                    None => self.parse_and_keep(&get::<String>(r, "blob_hash")?).await?,
+                };
+                out.push(MessageDetails { uid, parsed, raw });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Parses a blob stored without metadata and stores the result.
+    async fn parse_and_keep(&self, hash: &str) -> Result<ParsedMessage> {
+        let row = sqlx::query("SELECT data FROM blobs WHERE hash = $1")
+            .bind(hash)
+            .fetch_one(&self.pool)
+            .await?;
+        let parsed = ParsedMessage::parse(&get::<Vec<u8>>(&row, "data")?);
+        let json = serde_json::to_string(&parsed)
+            .map_err(|e| StoreError::invalid("parsed message", e.to_string()))?;
+        sqlx::query("UPDATE blobs SET parsed = $1 WHERE hash = $2")
+            .bind(json)
+            .bind(hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(parsed)
+    }
+
+    /// Copies messages to another mailbox of the same user (IMAP COPY, RFC 3501 §6.4.7): the copies
+    /// share the stored bytes, keep flags and INTERNALDATE, get new UIDs and are charged to the
+    /// quota. Returns (source UID, new UID) pairs in source UID order; missing UIDs are skipped.
+    pub async fn copy_messages(
+        &self,
+        from: &Mailbox,
+        uids: &[i64],
+        to: &Mailbox,
+    ) -> Result<Vec<(i64, i64)>> {
+        self.transfer(from, uids, to, false).await
+    }
+
+    /// Moves messages to another mailbox of the same user (IMAP MOVE, RFC 6851 §3.1): like
+    /// [`Store::copy_messages`] followed by an expunge of the originals, in one transaction.
+    pub async fn move_messages(
+        &self,
+        from: &Mailbox,
+        uids: &[i64],
+        to: &Mailbox,
+    ) -> Result<Vec<(i64, i64)>> {
+        self.transfer(from, uids, to, true).await
+    }
+
+    async fn transfer(
+        &self,
+        from: &Mailbox,
+        uids: &[i64],
+        to: &Mailbox,
+        remove: bool,
+    ) -> Result<Vec<(i64, i64)>> {
+        if from.user_id != to.user_id {
+            return Err(StoreError::NotFound(format!("mailbox {}", to.name)));
+        }
+        let mut sorted = uids.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut tx = self.write_tx().await?;
+        let mut pairs = Vec::new();
+        let mut total = 0i64;
+        let mut last_dest_modseq = None;
+        for &uid in &sorted {
+            let Some(row) = sqlx::query(
+                "SELECT blob_hash, size, internal_date, flags, keywords FROM messages WHERE mailbox_id = $1 AND uid = $2",
+            )
+            .bind(from.id)
+            .bind(uid)
+            .fetch_optional(&mut *tx)
+            .await?
+            else {
+                continue;
+            };
+            let size: i64 = get(&row, "size")?;
+            let flags = Flags::from_columns(get(&row, "flags")?, &get::<String>(&row, "keywords")?);
+            let (new_uid, modseq) = insert_message(
+                &mut tx,
+                to.id,
+                &get::<String>(&row, "blob_hash")?,
+                size,
+                &flags,
+                get(&row, "internal_date")?,
+            )
+            .await?;
+            if remove {
+                sqlx::query("DELETE FROM messages WHERE mailbox_id = $1 AND uid = $2")
+                    .bind(from.id)
+                    .bind(uid)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            total += size;
+            last_dest_modseq = Some(modseq);
+            pairs.push((uid, new_uid));
+        }
+        let Some(dest_modseq) = last_dest_modseq else {
+            tx.rollback().await?;
+            return Ok(pairs);
+        };
+        if !remove && !charge_quota(&mut tx, to.user_id, total).await? {
+            return Err(StoreError::OverQuota(format!("user {}", to.user_id)));
+        }
+        let mut changes = vec![Change::Mailbox {
+            user_id: to.user_id,
+            mailbox_id: to.id,
+            modseq: dest_modseq,
+            event: MailboxEvent::Appended,
+        }];
+        if remove {
+            let row = sqlx::query(
+                "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1 RETURNING highestmodseq",
+            )
+            .bind(from.id)
+            .fetch_one(&mut *tx)
+            .await?;
+            changes.push(Change::Mailbox {
+                user_id: from.user_id,
+                mailbox_id: from.id,
+                modseq: get(&row, "highestmodseq")?,
+                event: MailboxEvent::Expunged,
+            });
+        }
+        self.commit(tx, changes).await?;
+        Ok(pairs)
+    }
+
+    /// Claims the messages no session has seen yet for the caller (`\Recent`, RFC 3501 §2.3.2):
+    /// returns the lowest UID that is recent for this session; every UID from it up to the current
+    /// UIDNEXT is recent here and in no other session.
+    pub async fn claim_recent(&self, mailbox: &Mailbox) -> Result<i64> {
+        loop {
+            let row = sqlx::query("SELECT recent_uid, uidnext FROM mailboxes WHERE id = $1")
+                .bind(mailbox.id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.name)))?;
+            let (old, next): (i64, i64) = (get(&row, "recent_uid")?, get(&row, "uidnext")?);
+            if old >= next {
+                return Ok(next);
+            }
+            let done = sqlx::query(
+                "UPDATE mailboxes SET recent_uid = $1 WHERE id = $2 AND recent_uid = $3",
+            )
+            .bind(next)
+            .bind(mailbox.id)
+            .bind(old)
+            .execute(&self.pool)
+            .await?;
+            if done.rows_affected() == 1 {
+                return Ok(old);
+            }
+        }
     }
 }

@@ -46,6 +46,9 @@ both_backends!(
     migrations_are_idempotent,
     user_sessions,
     dns_record_update,
+    copy_move_and_details,
+    rename_delete_subscribe,
+    recent_is_claimed_once,
 );
 
 async fn store_with_user(db: &TestDb) -> (Store, i64) {
@@ -1000,4 +1003,148 @@ async fn dns_record_update(db: &TestDb) {
         store.update_dns_record(9999, 60, "10.0.0.8").await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+async fn copy_move_and_details(db: &TestDb) {
+    let (store, uid) = store_with_user(db).await;
+    let inbox = store.mailbox(uid, "INBOX").await.unwrap().unwrap();
+    let raw = b"From: A <a@x.test>\r\nSubject: hi\r\n\r\nbody\r\n";
+    let u1 = store
+        .append(&inbox, raw, &Flags::system(Flags::SEEN), 1_700_000_000)
+        .await
+        .unwrap();
+    let u2 = store
+        .append(&inbox, b"Subject: two\r\n\r\nx\r\n", &Flags::default(), 1)
+        .await
+        .unwrap();
+    let details = store
+        .message_details(&inbox, &[u2, u1, 99], true)
+        .await
+        .unwrap();
+    assert_eq!(details.len(), 2);
+    assert_eq!(details[0].uid, u1);
+    assert_eq!(details[0].parsed.envelope.subject.as_deref(), Some("hi"));
+    assert_eq!(details[0].raw.as_deref(), Some(&raw[..]));
+    assert!(
+        store.message_details(&inbox, &[u1], false).await.unwrap()[0]
+            .raw
+            .is_none()
+    );
+
+    let archive = store.mailbox(uid, "Archive").await.unwrap().unwrap();
+    let pairs = store
+        .copy_messages(&inbox, &[u1, 77], &archive)
+        .await
+        .unwrap();
+    assert_eq!(pairs, vec![(u1, 1)]);
+    let copied = store.list_messages(&archive).await.unwrap();
+    assert_eq!(copied[0].flags, Flags::system(Flags::SEEN));
+    assert_eq!(copied[0].internal_date, 1_700_000_000);
+    let used = store
+        .user("alice@example.test")
+        .await
+        .unwrap()
+        .unwrap()
+        .used_bytes;
+    assert_eq!(used, 2 * raw.len() as i64 + 19);
+
+    let trash = store.mailbox(uid, "Trash").await.unwrap().unwrap();
+    let moved = store
+        .move_messages(&inbox, &[u1, u2], &trash)
+        .await
+        .unwrap();
+    assert_eq!(moved, vec![(u1, 1), (u2, 2)]);
+    assert!(store.list_messages(&inbox).await.unwrap().is_empty());
+    assert_eq!(store.list_messages(&trash).await.unwrap().len(), 2);
+    let after = store
+        .user("alice@example.test")
+        .await
+        .unwrap()
+        .unwrap()
+        .used_bytes;
+    assert_eq!(after, used, "a move does not change the quota");
+
+    // Mailboxes of another user are never a valid target.
+    let bob = store.add_user("bob@example.test", "pw", 0).await.unwrap();
+    let bob_inbox = store.mailbox(bob.id, "INBOX").await.unwrap().unwrap();
+    assert!(store.copy_messages(&trash, &[1], &bob_inbox).await.is_err());
+    assert!(store.list_messages(&bob_inbox).await.unwrap().is_empty());
+    assert!(store
+        .mailbox_by_id(bob.id, trash.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store
+            .mailbox_by_id(uid, trash.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .name,
+        "Trash"
+    );
+}
+
+async fn rename_delete_subscribe(db: &TestDb) {
+    let (store, uid) = store_with_user(db).await;
+    store.create_mailbox(uid, "Work", None).await.unwrap();
+    store.create_mailbox(uid, "Work/A", None).await.unwrap();
+    let renamed = store.rename_mailbox(uid, "Work", "Jobs").await.unwrap();
+    assert_eq!(renamed.name, "Jobs");
+    assert!(store.mailbox(uid, "Jobs/A").await.unwrap().is_some());
+    assert!(store.mailbox(uid, "Work/A").await.unwrap().is_none());
+    assert!(matches!(
+        store.rename_mailbox(uid, "Jobs", "Sent").await,
+        Err(StoreError::Exists(_))
+    ));
+    assert!(store.rename_mailbox(uid, "Jobs", "Jobs/B").await.is_err());
+
+    let inbox = store.mailbox(uid, "INBOX").await.unwrap().unwrap();
+    store
+        .append(&inbox, b"Subject: x\r\n\r\n.\r\n", &Flags::default(), 1)
+        .await
+        .unwrap();
+    let old = store.rename_mailbox(uid, "INBOX", "Old").await.unwrap();
+    assert_eq!(store.list_messages(&old).await.unwrap().len(), 1);
+    assert!(store.list_messages(&inbox).await.unwrap().is_empty());
+
+    assert!(store.delete_mailbox(&inbox).await.is_err());
+    store.delete_mailbox(&old).await.unwrap();
+    assert!(store.mailbox(uid, "Old").await.unwrap().is_none());
+    let used = store
+        .user("alice@example.test")
+        .await
+        .unwrap()
+        .unwrap()
+        .used_bytes;
+    assert_eq!(used, 0);
+
+    let jobs = store.mailbox(uid, "Jobs").await.unwrap().unwrap();
+    store.set_subscribed(&jobs, false).await.unwrap();
+    assert!(
+        !store
+            .mailbox(uid, "Jobs")
+            .await
+            .unwrap()
+            .unwrap()
+            .subscribed
+    );
+}
+
+async fn recent_is_claimed_once(db: &TestDb) {
+    let (store, uid) = store_with_user(db).await;
+    let inbox = store.mailbox(uid, "INBOX").await.unwrap().unwrap();
+    for _ in 0..2 {
+        store
+            .append(&inbox, b"Subject: r\r\n\r\n.\r\n", &Flags::default(), 1)
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.claim_recent(&inbox).await.unwrap(), 1);
+    assert_eq!(store.claim_recent(&inbox).await.unwrap(), 3, "nothing left");
+    store
+        .append(&inbox, b"Subject: r\r\n\r\n.\r\n", &Flags::default(), 1)
+        .await
+        .unwrap();
+    assert_eq!(store.claim_recent(&inbox).await.unwrap(), 3);
 }

@@ -1,0 +1,341 @@
+//! Mailbox commands: LIST/LSUB (RFC 3501 §6.3.8-9, LIST-EXTENDED RFC 5258, SPECIAL-USE RFC 6154,
+//! CHILDREN RFC 3348), CREATE, DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE, STATUS (§6.3.3-10, STATUS=SIZE
+//! RFC 8438), NAMESPACE (RFC 2342) and ENABLE (RFC 5161).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use imap_codec::imap_types::core::{QuotedChar, Vec1};
+use imap_codec::imap_types::extensions::enable::CapabilityEnable;
+use imap_codec::imap_types::extensions::namespace::Namespace;
+use imap_codec::imap_types::extensions::utf8::Utf8Kind;
+use imap_codec::imap_types::flag::FlagNameAttribute;
+use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox as WireMailbox};
+use imap_codec::imap_types::response::{Data, Response};
+use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
+use postern_store::{Flags, Mailbox};
+
+use crate::list_extended::ListExtras;
+use crate::mutf7;
+use crate::response::{atom, data, istring};
+use crate::session::{no, Done, Failure, Outcome, Session};
+
+/// Whether `name` matches a LIST pattern: `*` matches anything, `%` anything but `/`.
+fn matches(pattern: &[char], name: &[char]) -> bool {
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some(('*', rest)) => (0..=name.len()).any(|i| matches(rest, &name[i..])),
+        Some(('%', rest)) => (0..=name.len())
+            .take_while(|&i| i == 0 || name[i - 1] != '/')
+            .any(|i| matches(rest, &name[i..])),
+        Some((c, rest)) => name.first() == Some(c) && matches(rest, &name[1..]),
+    }
+}
+
+/// Pattern matching with INBOX case-insensitive (RFC 3501 §5.1).
+fn name_matches(pattern: &str, name: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let name_chars: Vec<char> = name.chars().collect();
+    if matches(&pattern, &name_chars) {
+        return true;
+    }
+    if name == "INBOX" || name.starts_with("INBOX/") {
+        let upper: Vec<char> = pattern
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if i < 5 { c.to_ascii_uppercase() } else { *c })
+            .collect();
+        return matches(&upper, &name_chars);
+    }
+    false
+}
+
+fn attr(name: &str) -> FlagNameAttribute<'static> {
+    FlagNameAttribute::from(atom(name))
+}
+
+fn delimiter() -> Option<QuotedChar> {
+    QuotedChar::try_from('/').ok()
+}
+
+impl Session {
+    pub(crate) async fn list(
+        &mut self,
+        reference: &WireMailbox<'_>,
+        pattern: &ListMailbox<'_>,
+        extras: ListExtras,
+        lsub: bool,
+    ) -> Outcome {
+        let user = self.require_user()?;
+        let reference = match reference {
+            WireMailbox::Inbox => "INBOX".to_owned(),
+            other => self.mailbox_name(other).unwrap_or_default(),
+        };
+        let pattern_bytes: &[u8] = match pattern {
+            ListMailbox::Token(t) => t.as_ref(),
+            ListMailbox::String(s) => s.as_ref(),
+        };
+        let raw = String::from_utf8_lossy(pattern_bytes).into_owned();
+        let pattern = if self.utf8 {
+            raw
+        } else {
+            mutf7::decode(&raw).unwrap_or(raw)
+        };
+        if pattern.is_empty() {
+            let item = Data::List {
+                items: vec![FlagNameAttribute::Noselect],
+                delimiter: delimiter(),
+                mailbox: WireMailbox::try_from("").unwrap_or(WireMailbox::Inbox),
+            };
+            return Ok(Done::ok("LIST completed").with(vec![data(item)]));
+        }
+        let full = format!("{reference}{pattern}");
+        let boxes: BTreeMap<String, Mailbox> = self
+            .store
+            .list_mailboxes(user.id)
+            .await?
+            .into_iter()
+            .map(|m| (m.name.clone(), m))
+            .collect();
+        let mut candidates: BTreeSet<String> = boxes.keys().cloned().collect();
+        if full.contains('%') {
+            for name in boxes.keys() {
+                let mut parent = name.as_str();
+                while let Some((p, _)) = parent.rsplit_once('/') {
+                    candidates.insert(p.to_owned());
+                    parent = p;
+                }
+            }
+        }
+        let has_children = |name: &str| {
+            let prefix = format!("{name}/");
+            boxes.keys().any(|k| k.starts_with(&prefix))
+        };
+        let mut out: Vec<Response<'static>> = Vec::new();
+        for name in candidates.iter().filter(|n| name_matches(&full, n)) {
+            let mailbox = boxes.get(name);
+            let subscribed = mailbox.is_some_and(|m| m.subscribed);
+            if (lsub || extras.subscribed) && !subscribed {
+                continue;
+            }
+            if extras.special_use_only && mailbox.and_then(|m| m.special_use.as_ref()).is_none() {
+                continue;
+            }
+            let mut items = Vec::new();
+            match mailbox {
+                None => items.push(if extras.extended {
+                    attr("NonExistent")
+                } else {
+                    FlagNameAttribute::Noselect
+                }),
+                Some(m) => {
+                    if let Some(su) = &m.special_use {
+                        items.push(attr(su.trim_start_matches('\\')));
+                    }
+                    if subscribed && extras.return_subscribed {
+                        items.push(attr("Subscribed"));
+                    }
+                }
+            }
+            if !lsub {
+                items.push(attr(if has_children(name) {
+                    "HasChildren"
+                } else {
+                    "HasNoChildren"
+                }));
+            }
+            let mailbox = self.wire_name(name);
+            out.push(data(if lsub {
+                Data::Lsub {
+                    items,
+                    delimiter: delimiter(),
+                    mailbox,
+                }
+            } else {
+                Data::List {
+                    items,
+                    delimiter: delimiter(),
+                    mailbox,
+                }
+            }));
+        }
+        Ok(Done::ok(if lsub {
+            "LSUB completed"
+        } else {
+            "LIST completed"
+        })
+        .with(out))
+    }
+
+    pub(crate) async fn create(&mut self, m: &WireMailbox<'_>) -> Outcome {
+        let user_id = self.require_user()?.id;
+        let name = self.mailbox_name(m)?;
+        if name.eq_ignore_ascii_case("INBOX") || self.store.mailbox(user_id, &name).await?.is_some()
+        {
+            return Err(Failure::No(
+                Some(crate::response::code_other("ALREADYEXISTS")),
+                "Mailbox already exists".into(),
+            ));
+        }
+        let mut parent = String::new();
+        for level in name.split('/') {
+            if !parent.is_empty() {
+                parent.push('/');
+            }
+            parent.push_str(level);
+            if parent == name {
+                break;
+            }
+            if self.store.mailbox(user_id, &parent).await?.is_none() {
+                self.store.create_mailbox(user_id, &parent, None).await?;
+            }
+        }
+        self.store.create_mailbox(user_id, &name, None).await?;
+        Ok(Done::ok("CREATE completed"))
+    }
+
+    pub(crate) async fn delete(&mut self, m: &WireMailbox<'_>) -> Outcome {
+        let mailbox = self.find_mailbox(m, false).await?;
+        if mailbox.name == "INBOX" {
+            return Err(no("INBOX cannot be deleted"));
+        }
+        if self
+            .selected
+            .as_ref()
+            .is_some_and(|s| s.mailbox.id == mailbox.id)
+        {
+            self.deselect();
+        }
+        self.store.delete_mailbox(&mailbox).await?;
+        Ok(Done::ok("DELETE completed"))
+    }
+
+    pub(crate) async fn rename(&mut self, from: &WireMailbox<'_>, to: &WireMailbox<'_>) -> Outcome {
+        let user_id = self.require_user()?.id;
+        let source = self.find_mailbox(from, false).await?;
+        let target = self.mailbox_name(to)?;
+        if self.store.mailbox(user_id, &target).await?.is_some() {
+            return Err(Failure::No(
+                Some(crate::response::code_other("ALREADYEXISTS")),
+                "Target mailbox exists".into(),
+            ));
+        }
+        self.store
+            .rename_mailbox(user_id, &source.name, &target)
+            .await?;
+        Ok(Done::ok("RENAME completed"))
+    }
+
+    pub(crate) async fn subscribe(&mut self, m: &WireMailbox<'_>, on: bool) -> Outcome {
+        let mailbox = self.find_mailbox(m, false).await?;
+        self.store.set_subscribed(&mailbox, on).await?;
+        Ok(Done::ok(if on {
+            "SUBSCRIBE completed"
+        } else {
+            "UNSUBSCRIBE completed"
+        }))
+    }
+
+    pub(crate) async fn status(
+        &mut self,
+        m: &WireMailbox<'_>,
+        names: &[StatusDataItemName],
+    ) -> Outcome {
+        let mailbox = self.find_mailbox(m, false).await?;
+        let messages = self.store.list_messages(&mailbox).await?;
+        let count = |f: &dyn Fn(&postern_store::MessageMeta) -> bool| {
+            u32::try_from(messages.iter().filter(|m| f(m)).count()).unwrap_or(u32::MAX)
+        };
+        let nz = |v: i64| {
+            std::num::NonZeroU32::new(u32::try_from(v).unwrap_or(u32::MAX))
+                .unwrap_or(std::num::NonZeroU32::MIN)
+        };
+        let mut items = Vec::new();
+        for name in names {
+            items.push(match name {
+                StatusDataItemName::Messages => StatusDataItem::Messages(count(&|_| true)),
+                StatusDataItemName::Recent => StatusDataItem::Recent(
+                    u32::try_from(self.store.recent_count(&mailbox).await?).unwrap_or(0),
+                ),
+                StatusDataItemName::UidNext => StatusDataItem::UidNext(nz(mailbox.uidnext)),
+                StatusDataItemName::UidValidity => {
+                    StatusDataItem::UidValidity(nz(mailbox.uidvalidity))
+                }
+                StatusDataItemName::Unseen => {
+                    StatusDataItem::Unseen(count(&|m| m.flags.system & Flags::SEEN == 0))
+                }
+                StatusDataItemName::Deleted => {
+                    StatusDataItem::Deleted(count(&|m| m.flags.system & Flags::DELETED != 0))
+                }
+                StatusDataItemName::DeletedStorage => StatusDataItem::DeletedStorage(
+                    messages
+                        .iter()
+                        .filter(|m| m.flags.system & Flags::DELETED != 0)
+                        .map(|m| m.size as u64)
+                        .sum(),
+                ),
+                StatusDataItemName::Size => {
+                    StatusDataItem::Size(messages.iter().map(|m| m.size as u64).sum())
+                }
+                StatusDataItemName::HighestModSeq => {
+                    self.condstore = true;
+                    StatusDataItem::HighestModSeq(mailbox.highestmodseq as u64)
+                }
+            });
+        }
+        let status = Data::Status {
+            mailbox: self.wire_name(&mailbox.name),
+            items: items.into(),
+        };
+        Ok(Done::ok("STATUS completed").with(vec![data(status)]))
+    }
+
+    pub(crate) fn namespace(&mut self) -> Outcome {
+        self.require_user()?;
+        let personal = vec![Namespace::new(istring(""), delimiter())];
+        Ok(
+            Done::ok("NAMESPACE completed").with(vec![data(Data::Namespace {
+                personal,
+                other: Vec::new(),
+                shared: Vec::new(),
+            })]),
+        )
+    }
+
+    pub(crate) fn enable(&mut self, caps: Vec1<CapabilityEnable<'_>>) -> Outcome {
+        self.require_user()?;
+        let mut enabled = Vec::new();
+        for c in caps.as_ref() {
+            match c {
+                CapabilityEnable::CondStore => {
+                    self.condstore = true;
+                    enabled.push(CapabilityEnable::CondStore);
+                }
+                CapabilityEnable::Utf8(Utf8Kind::Accept) => {
+                    self.utf8 = true;
+                    enabled.push(CapabilityEnable::Utf8(Utf8Kind::Accept));
+                }
+                _ => {}
+            }
+        }
+        Ok(Done::ok("ENABLE completed").with(vec![data(Data::Enabled {
+            capabilities: enabled,
+        })]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_matches;
+
+    #[test]
+    fn wildcards() {
+        assert!(name_matches("*", "a/b/c"));
+        assert!(name_matches("%", "INBOX"));
+        assert!(!name_matches("%", "a/b"));
+        assert!(name_matches("a/%", "a/b"));
+        assert!(!name_matches("a/%", "a/b/c"));
+        assert!(name_matches("inbox", "INBOX"));
+        assert!(name_matches("S*t", "Sent"));
+        assert!(!name_matches("Sent", "Sent2"));
+    }
+}

@@ -1,0 +1,68 @@
+//! Command handlers, one module per command family, each an `impl Session` block.
+
+mod append;
+mod copy;
+mod fetch;
+mod flags;
+mod mailboxes;
+mod quota;
+mod search;
+mod section;
+mod select;
+
+use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
+use postern_store::Mailbox;
+
+use crate::mutf7;
+use crate::session::{bad, Failure, Session};
+
+impl Session {
+    /// The UTF-8 name a client means (modified UTF-7 unless UTF8=ACCEPT, RFC 3501 §5.1.3).
+    pub(crate) fn mailbox_name(&self, m: &WireMailbox<'_>) -> Result<String, Failure> {
+        match m {
+            WireMailbox::Inbox => Ok("INBOX".to_owned()),
+            WireMailbox::Other(o) => {
+                let s = std::str::from_utf8(o.inner().as_ref())
+                    .map_err(|_| bad("Mailbox name is not UTF-8"))?;
+                let name = if self.utf8 {
+                    Some(s.to_owned())
+                } else {
+                    mutf7::decode(s)
+                };
+                let name = name.ok_or_else(|| bad("Mailbox name is not modified UTF-7"))?;
+                Ok(name.trim_end_matches('/').to_owned())
+            }
+        }
+    }
+
+    /// A name as the client expects it.
+    pub(crate) fn wire_name(&self, name: &str) -> WireMailbox<'static> {
+        if name == "INBOX" {
+            return WireMailbox::Inbox;
+        }
+        let text = if self.utf8 {
+            name.to_owned()
+        } else {
+            mutf7::encode(name)
+        };
+        WireMailbox::try_from(text).unwrap_or(WireMailbox::Inbox)
+    }
+
+    /// The user's mailbox a client names, or NO [TRYCREATE]/[NONEXISTENT] (never another user's).
+    pub(crate) async fn find_mailbox(
+        &self,
+        m: &WireMailbox<'_>,
+        trycreate: bool,
+    ) -> Result<Mailbox, Failure> {
+        let user = self.require_user()?;
+        let name = self.mailbox_name(m)?;
+        self.store.mailbox(user.id, &name).await?.ok_or_else(|| {
+            let code = if trycreate {
+                imap_codec::imap_types::response::Code::TryCreate
+            } else {
+                crate::response::code_other("NONEXISTENT")
+            };
+            Failure::No(Some(code), "No such mailbox".into())
+        })
+    }
+}

@@ -1,0 +1,289 @@
+//! SEARCH and UID SEARCH (RFC 3501 §6.4.4) with MODSEQ (CONDSTORE, RFC 7162 §3.1.5). Address and
+//! subject keys use the decoded header values stored at delivery; HEADER, BODY and TEXT read the
+//! message bytes.
+
+use std::collections::HashMap;
+use std::num::{NonZeroU32, NonZeroU64};
+
+use imap_codec::imap_types::core::{AString, Charset};
+use imap_codec::imap_types::datetime::NaiveDate;
+use imap_codec::imap_types::response::{Code, Data};
+use imap_codec::imap_types::search::SearchKey;
+use mail_parser::MessageParser;
+use postern_store::{Flags, MessageDetails, MessageMeta};
+
+use crate::response::{atom, data};
+use crate::session::{Done, Failure, Outcome, Selected, Session};
+
+fn text_of(a: &AString<'_>) -> String {
+    String::from_utf8_lossy(a.as_ref()).to_lowercase()
+}
+
+fn contains(hay: &str, needle: &str) -> bool {
+    hay.to_lowercase().contains(needle)
+}
+
+fn day(d: &NaiveDate) -> i64 {
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    d.as_ref().signed_duration_since(epoch).num_days()
+}
+
+/// What evaluating a key needs beyond the message's flags and sizes.
+fn needs(key: &SearchKey<'_>, parsed: &mut bool, raw: &mut bool) {
+    use SearchKey as K;
+    match key {
+        K::And(keys) => keys.as_ref().iter().for_each(|k| needs(k, parsed, raw)),
+        K::Not(k) => needs(k, parsed, raw),
+        K::Or(a, b) => {
+            needs(a, parsed, raw);
+            needs(b, parsed, raw);
+        }
+        K::Bcc(_) | K::Cc(_) | K::From(_) | K::To(_) | K::Subject(_) => *parsed = true,
+        K::SentBefore(_) | K::SentOn(_) | K::SentSince(_) => *parsed = true,
+        K::Header(..) | K::Body(_) | K::Text(_) => {
+            *parsed = true;
+            *raw = true;
+        }
+        _ => {}
+    }
+}
+
+struct Ctx<'a> {
+    seq: i64,
+    max_seq: i64,
+    max_uid: i64,
+    meta: &'a MessageMeta,
+    recent: bool,
+    details: Option<&'a MessageDetails>,
+}
+
+fn in_set(set: &imap_codec::imap_types::sequence::SequenceSet, value: i64, max: i64) -> bool {
+    use imap_codec::imap_types::sequence::{SeqOrUid, Sequence};
+    let v = |s: &SeqOrUid| match s {
+        SeqOrUid::Value(n) => i64::from(n.get()),
+        SeqOrUid::Asterisk => max,
+    };
+    set.0.as_ref().iter().any(|s| match s {
+        Sequence::Single(a) => v(a) == value,
+        Sequence::Range(a, b) => {
+            let (a, b) = (v(a), v(b));
+            a.min(b) <= value && value <= a.max(b)
+        }
+    })
+}
+
+fn header_values(raw: &[u8], header_end: usize, name: &str) -> String {
+    let header = String::from_utf8_lossy(raw.get(..header_end).unwrap_or_default()).into_owned();
+    let mut out = String::new();
+    let mut current = false;
+    for line in header.split_inclusive('\n') {
+        if line.starts_with([' ', '\t']) {
+            if current {
+                out.push_str(line);
+            }
+            continue;
+        }
+        current = match line.split_once(':') {
+            Some((n, v)) if n.trim().eq_ignore_ascii_case(name) => {
+                out.push_str(v);
+                true
+            }
+            _ => false,
+        };
+    }
+    out
+}
+
+fn body_text(raw: &[u8]) -> String {
+    let mut text = String::new();
+    if let Some(m) = MessageParser::default().parse(raw) {
+        for i in 0..m.text_body_count() {
+            text.push_str(&m.body_text(i).unwrap_or_default());
+            text.push('\n');
+        }
+        for i in 0..m.html_body_count() {
+            text.push_str(&m.body_html(i).unwrap_or_default());
+            text.push('\n');
+        }
+    }
+    text
+}
+
+fn eval(key: &SearchKey<'_>, c: &Ctx<'_>) -> bool {
+    use SearchKey as K;
+    let f = &c.meta.flags;
+    let has = |bit: i64| f.system & bit != 0;
+    let parsed = c.details.map(|d| &d.parsed);
+    let raw = c.details.and_then(|d| d.raw.as_deref()).unwrap_or_default();
+    let header_end = parsed.map_or(0, |p| p.body.body_start as usize);
+    let field = |get: fn(&postern_store::SearchFields) -> &String, needle: &AString<'_>| {
+        parsed.is_some_and(|p| contains(get(&p.search), &text_of(needle)))
+    };
+    let sent = parsed.and_then(|p| p.sent_day);
+    let internal = c.meta.internal_date.div_euclid(86_400);
+    match key {
+        K::And(keys) => keys.as_ref().iter().all(|k| eval(k, c)),
+        K::Not(k) => !eval(k, c),
+        K::Or(a, b) => eval(a, c) || eval(b, c),
+        K::SequenceSet(set) => in_set(set, c.seq, c.max_seq),
+        K::Uid(set) => in_set(set, c.meta.uid, c.max_uid),
+        K::All => true,
+        K::Answered => has(Flags::ANSWERED),
+        K::Deleted => has(Flags::DELETED),
+        K::Draft => has(Flags::DRAFT),
+        K::Flagged => has(Flags::FLAGGED),
+        K::Seen => has(Flags::SEEN),
+        K::Unanswered => !has(Flags::ANSWERED),
+        K::Undeleted => !has(Flags::DELETED),
+        K::Undraft => !has(Flags::DRAFT),
+        K::Unflagged => !has(Flags::FLAGGED),
+        K::Unseen => !has(Flags::SEEN),
+        K::Recent => c.recent,
+        K::New => c.recent && !has(Flags::SEEN),
+        K::Old => !c.recent,
+        K::Keyword(k) => f
+            .keywords
+            .iter()
+            .any(|x| x.eq_ignore_ascii_case(k.as_ref())),
+        K::Unkeyword(k) => !f
+            .keywords
+            .iter()
+            .any(|x| x.eq_ignore_ascii_case(k.as_ref())),
+        K::Larger(n) => c.meta.size > i64::from(*n),
+        K::Smaller(n) => c.meta.size < i64::from(*n),
+        K::Before(d) => internal < day(d),
+        K::On(d) => internal == day(d),
+        K::Since(d) => internal >= day(d),
+        K::SentBefore(d) => sent.is_some_and(|s| s < day(d)),
+        K::SentOn(d) => sent.is_some_and(|s| s == day(d)),
+        K::SentSince(d) => sent.is_some_and(|s| s >= day(d)),
+        K::From(s) => field(|f| &f.from, s),
+        K::To(s) => field(|f| &f.to, s),
+        K::Cc(s) => field(|f| &f.cc, s),
+        K::Bcc(s) => field(|f| &f.bcc, s),
+        K::Subject(s) => field(|f| &f.subject, s),
+        K::Header(name, value) => {
+            let name = String::from_utf8_lossy(name.as_ref()).into_owned();
+            let found = header_values(raw, header_end, &name);
+            let needle = text_of(value);
+            if needle.is_empty() {
+                !found.is_empty() || header_has(raw, header_end, &name)
+            } else {
+                contains(&found, &needle)
+                    || (name.eq_ignore_ascii_case("subject") && field(|f| &f.subject, value))
+            }
+        }
+        K::Body(s) => {
+            let needle = text_of(s);
+            let body = raw.get(header_end..).unwrap_or_default();
+            contains(&String::from_utf8_lossy(body), &needle) || contains(&body_text(raw), &needle)
+        }
+        K::Text(s) => {
+            let needle = text_of(s);
+            contains(&String::from_utf8_lossy(raw), &needle) || contains(&body_text(raw), &needle)
+        }
+        K::ModSequence { modseq, .. } => c.meta.modseq >= *modseq as i64,
+    }
+}
+
+fn header_has(raw: &[u8], header_end: usize, name: &str) -> bool {
+    String::from_utf8_lossy(raw.get(..header_end).unwrap_or_default())
+        .lines()
+        .any(|l| {
+            l.split_once(':')
+                .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        })
+}
+
+fn uses_modseq(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::ModSequence { .. } => true,
+        SearchKey::And(keys) => keys.as_ref().iter().any(uses_modseq),
+        SearchKey::Not(k) => uses_modseq(k),
+        SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        _ => false,
+    }
+}
+
+impl Session {
+    pub(crate) async fn search(
+        &mut self,
+        charset: Option<&Charset<'_>>,
+        criteria: &[SearchKey<'_>],
+        uid: bool,
+    ) -> Outcome {
+        if let Some(cs) = charset {
+            let name = match cs {
+                Charset::Atom(a) => a.as_ref().to_owned(),
+                Charset::Quoted(q) => q.inner().to_owned(),
+            };
+            if !["UTF-8", "US-ASCII"]
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(&name))
+            {
+                return Err(Failure::No(
+                    Some(Code::BadCharset {
+                        allowed: vec![
+                            Charset::Atom(atom("UTF-8")),
+                            Charset::Atom(atom("US-ASCII")),
+                        ],
+                    }),
+                    "Unsupported charset".into(),
+                ));
+            }
+        }
+        let modseq = criteria.iter().any(uses_modseq);
+        if modseq {
+            self.condstore = true;
+        }
+        let (mut parsed, mut raw) = (false, false);
+        criteria
+            .iter()
+            .for_each(|k| needs(k, &mut parsed, &mut raw));
+        let store = self.store.clone();
+        let sel = self.require_selected()?;
+        let details: HashMap<i64, MessageDetails> = if parsed {
+            let uids: Vec<i64> = sel.messages.iter().map(|m| m.uid).collect();
+            let mut map = HashMap::new();
+            for chunk in uids.chunks(500) {
+                for d in store.message_details(&sel.mailbox, chunk, raw).await? {
+                    map.insert(d.uid, d);
+                }
+            }
+            map
+        } else {
+            HashMap::new()
+        };
+        let max_seq = sel.messages.len() as i64;
+        let max_uid = sel.messages.last().map_or(0, |m| m.uid);
+        let mut hits = Vec::new();
+        let mut highest = 0i64;
+        for (i, meta) in sel.messages.iter().enumerate() {
+            let d = details.get(&meta.uid);
+            if parsed && d.is_none() {
+                continue;
+            }
+            let ctx = Ctx {
+                seq: i as i64 + 1,
+                max_seq,
+                max_uid,
+                meta,
+                recent: sel.recent.contains(&meta.uid),
+                details: d,
+            };
+            if criteria.iter().all(|k| eval(k, &ctx)) {
+                highest = highest.max(meta.modseq);
+                hits.push(if uid {
+                    NonZeroU32::new(u32::try_from(meta.uid).unwrap_or(0))
+                } else {
+                    Some(Selected::seq(i))
+                });
+            }
+        }
+        let hits: Vec<NonZeroU32> = hits.into_iter().flatten().collect();
+        let modseq = (modseq && !hits.is_empty())
+            .then(|| NonZeroU64::new(highest as u64))
+            .flatten();
+        Ok(Done::ok("SEARCH completed").with(vec![data(Data::Search(hits, modseq))]))
+    }
+}

@@ -1,0 +1,164 @@
+//! BODY[section]<partial> (RFC 3501 §6.4.5): locating a section's bytes with the part offsets stored
+//! at delivery, without parsing the message again.
+
+use imap_codec::imap_types::core::AString;
+use imap_codec::imap_types::fetch::Section;
+use postern_store::{BodyPart, Content};
+
+/// The part a section path names: part 1 of a non-multipart body is the body itself, and the
+/// parts of an encapsulated message/rfc822 are numbered within it.
+fn resolve<'a>(root: &'a BodyPart, path: &[std::num::NonZeroU32]) -> Option<&'a BodyPart> {
+    let mut cur = root;
+    for (i, n) in path.iter().enumerate() {
+        let container = if i == 0 {
+            root
+        } else {
+            match &cur.content {
+                Content::Message(_, inner) => inner,
+                _ => cur,
+            }
+        };
+        let n = n.get() as usize;
+        cur = match &container.content {
+            Content::Multipart(children) => children.get(n - 1)?,
+            _ if n == 1 => container,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+fn slice(raw: &[u8], from: u32, to: u32) -> Vec<u8> {
+    raw.get(from as usize..(to as usize).min(raw.len()))
+        .unwrap_or_default()
+        .to_vec()
+}
+
+/// The header and text region of the message a section addresses: the top-level message, or an
+/// encapsulated message/rfc822 part.
+fn message_at<'a>(
+    root: &'a BodyPart,
+    path: Option<&[std::num::NonZeroU32]>,
+) -> Option<&'a BodyPart> {
+    match path {
+        None => Some(root),
+        Some(p) => match &resolve(root, p)?.content {
+            Content::Message(_, inner) => Some(inner),
+            _ => None,
+        },
+    }
+}
+
+/// Header fields of `header` whose names are (or, with `not`, are not) in `names`, followed by the
+/// blank line (RFC 3501 §6.4.5 HEADER.FIELDS).
+fn header_fields(header: &[u8], names: &[AString<'_>], not: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut keep = false;
+    for line in header.split_inclusive(|&b| b == b'\n') {
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        if !matches!(line.first(), Some(b' ' | b'\t')) {
+            let name = line.split(|&b| b == b':').next().unwrap_or_default();
+            let name = name.trim_ascii();
+            let listed = names.iter().any(|n| n.as_ref().eq_ignore_ascii_case(name));
+            keep = listed != not;
+        }
+        if keep {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// The bytes of `section` of the message (`None` = the whole message).
+pub fn section_bytes(raw: &[u8], root: &BodyPart, section: Option<&Section<'_>>) -> Vec<u8> {
+    let part = |p: &imap_codec::imap_types::fetch::Part| resolve(root, p.0.as_ref());
+    let msg = |p: &Option<imap_codec::imap_types::fetch::Part>| {
+        message_at(root, p.as_ref().map(|p| p.0.as_ref()))
+    };
+    let end_of = |b: &BodyPart| {
+        if std::ptr::eq(b, root) {
+            raw.len() as u32
+        } else {
+            b.end
+        }
+    };
+    match section {
+        None => raw.to_vec(),
+        Some(Section::Part(p)) => {
+            part(p).map_or_else(Vec::new, |b| slice(raw, b.body_start, end_of(b)))
+        }
+        Some(Section::Mime(p)) => {
+            part(p).map_or_else(Vec::new, |b| slice(raw, b.header_start, b.body_start))
+        }
+        Some(Section::Header(p)) => {
+            msg(p).map_or_else(Vec::new, |b| slice(raw, b.header_start, b.body_start))
+        }
+        Some(Section::Text(p)) => {
+            msg(p).map_or_else(Vec::new, |b| slice(raw, b.body_start, end_of(b)))
+        }
+        Some(Section::HeaderFields(p, names)) => msg(p).map_or_else(Vec::new, |b| {
+            header_fields(
+                &slice(raw, b.header_start, b.body_start),
+                names.as_ref(),
+                false,
+            )
+        }),
+        Some(Section::HeaderFieldsNot(p, names)) => msg(p).map_or_else(Vec::new, |b| {
+            header_fields(
+                &slice(raw, b.header_start, b.body_start),
+                names.as_ref(),
+                true,
+            )
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+
+    use imap_codec::imap_types::core::Vec1;
+    use imap_codec::imap_types::fetch::{Part, Section};
+    use postern_store::ParsedMessage;
+
+    use super::section_bytes;
+
+    const RAW: &[u8] = b"From: a@x.test\r\nSubject: outer\r\n folded\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nbody one\r\n--b1\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner body\r\n--b1--\r\n";
+
+    fn part(p: &[u32]) -> Part {
+        let v: Vec<NonZeroU32> = p.iter().map(|&n| NonZeroU32::new(n).unwrap()).collect();
+        Part(Vec1::try_from(v).unwrap())
+    }
+
+    #[test]
+    fn sections() {
+        let parsed = ParsedMessage::parse(RAW);
+        let get = |s: Option<Section>| {
+            String::from_utf8(section_bytes(RAW, &parsed.body, s.as_ref())).unwrap()
+        };
+        assert_eq!(get(None).as_bytes(), RAW);
+        assert!(get(Some(Section::Header(None))).ends_with("boundary=b1\r\n\r\n"));
+        assert!(get(Some(Section::Text(None))).starts_with("--b1\r\n"));
+        assert_eq!(get(Some(Section::Part(part(&[1])))), "body one");
+        assert_eq!(
+            get(Some(Section::Mime(part(&[1])))),
+            "Content-Type: text/plain\r\n\r\n"
+        );
+        assert_eq!(
+            get(Some(Section::Header(Some(part(&[2]))))),
+            "Subject: inner\r\n\r\n"
+        );
+        assert_eq!(get(Some(Section::Text(Some(part(&[2]))))), "inner body");
+        assert_eq!(get(Some(Section::Part(part(&[2, 1])))), "inner body");
+        let names = Vec1::try_from(vec!["subject".try_into().unwrap()]).unwrap();
+        assert_eq!(
+            get(Some(Section::HeaderFields(None, names.clone()))),
+            "Subject: outer\r\n folded\r\n\r\n"
+        );
+        assert!(!get(Some(Section::HeaderFieldsNot(None, names))).contains("Subject"));
+        assert_eq!(get(Some(Section::Part(part(&[3])))), "");
+    }
+}

@@ -1,0 +1,144 @@
+//! SELECT/EXAMINE (RFC 3501 §6.3.1-2, CONDSTORE RFC 7162 §3.1.8), CLOSE (§6.4.2), EXPUNGE (§6.4.3)
+//! and UID EXPUNGE (RFC 4315 §2.1).
+
+use std::num::{NonZeroU32, NonZeroU64};
+
+use imap_codec::imap_types::command::SelectParameter;
+use imap_codec::imap_types::flag::{Flag, FlagPerm};
+use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
+use imap_codec::imap_types::response::{Code, Data, StatusKind};
+use imap_codec::imap_types::sequence::SequenceSet;
+use postern_store::Flags;
+
+use crate::response::{atom, code_other, data, untagged};
+use crate::session::{bad, Done, Outcome, Selected, Session};
+
+fn nz(v: i64) -> NonZeroU32 {
+    NonZeroU32::new(u32::try_from(v).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
+}
+
+impl Session {
+    pub(crate) async fn select(
+        &mut self,
+        m: &WireMailbox<'_>,
+        read_only: bool,
+        params: &[SelectParameter],
+    ) -> Outcome {
+        let had = self.deselect().is_some();
+        let mut out = Vec::new();
+        if had && self.condstore {
+            out.push(untagged(
+                StatusKind::Ok,
+                Some(Code::Closed),
+                "Previous mailbox closed",
+            ));
+        }
+        for p in params {
+            match p {
+                SelectParameter::CondStore => self.condstore = true,
+                SelectParameter::QResync { .. } => return Err(bad("QRESYNC is not supported")),
+            }
+        }
+        let mailbox = self.find_mailbox(m, false).await?;
+        let sel = Selected::open(&self.store, mailbox, read_only).await?;
+        let system = [
+            Flag::Answered,
+            Flag::Flagged,
+            Flag::Deleted,
+            Flag::Seen,
+            Flag::Draft,
+        ];
+        let keywords: std::collections::BTreeSet<&String> = sel
+            .messages
+            .iter()
+            .flat_map(|m| m.flags.keywords.iter())
+            .collect();
+        let mut flags: Vec<Flag<'static>> = system.to_vec();
+        flags.extend(keywords.iter().map(|k| Flag::Keyword(atom(k))));
+        out.push(data(Data::Flags(flags.clone())));
+        out.push(data(Data::Exists(sel.exists())));
+        out.push(data(Data::Recent(
+            u32::try_from(sel.recent.len()).unwrap_or(u32::MAX),
+        )));
+        if let Some(i) = sel
+            .messages
+            .iter()
+            .position(|m| m.flags.system & Flags::SEEN == 0)
+        {
+            out.push(untagged(
+                StatusKind::Ok,
+                Some(Code::Unseen(Selected::seq(i))),
+                "First unseen",
+            ));
+        }
+        let mut perm: Vec<FlagPerm<'static>> = flags.into_iter().map(FlagPerm::Flag).collect();
+        perm.push(FlagPerm::Asterisk);
+        out.push(untagged(
+            StatusKind::Ok,
+            Some(Code::PermanentFlags(if read_only {
+                Vec::new()
+            } else {
+                perm
+            })),
+            "Limited",
+        ));
+        out.push(untagged(
+            StatusKind::Ok,
+            Some(Code::UidValidity(nz(sel.mailbox.uidvalidity))),
+            "UIDs valid",
+        ));
+        out.push(untagged(
+            StatusKind::Ok,
+            Some(Code::UidNext(nz(sel.mailbox.uidnext))),
+            "Predicted next UID",
+        ));
+        out.push(untagged(
+            StatusKind::Ok,
+            Some(Code::HighestModSeq(
+                NonZeroU64::new(sel.mailbox.highestmodseq.max(1) as u64).unwrap_or(NonZeroU64::MIN),
+            )),
+            "Highest",
+        ));
+        self.selected = Some(sel);
+        let (code, text) = if read_only {
+            (Code::ReadOnly, "EXAMINE completed")
+        } else {
+            (Code::ReadWrite, "SELECT completed")
+        };
+        Ok(Done::ok(text).with(out).code(code))
+    }
+
+    pub(crate) async fn close(&mut self) -> Outcome {
+        let sel = self.require_selected()?;
+        if !sel.read_only {
+            let mailbox = sel.mailbox.clone();
+            self.store.expunge(&mailbox, None).await?;
+        }
+        self.deselect();
+        Ok(Done::ok("CLOSE completed"))
+    }
+
+    pub(crate) async fn expunge(&mut self, uids: Option<&SequenceSet>) -> Outcome {
+        let store = self.store.clone();
+        let sel = self.require_selected()?;
+        if sel.read_only {
+            return Err(crate::session::Failure::No(
+                Some(code_other("READ-ONLY")),
+                "Mailbox is read-only".into(),
+            ));
+        }
+        let only: Option<Vec<i64>> = uids.map(|set| {
+            sel.resolve(set, true)
+                .into_iter()
+                .map(|i| sel.messages[i].uid)
+                .collect()
+        });
+        if only.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(Done::ok("EXPUNGE completed"));
+        }
+        let removed = store.expunge(&sel.mailbox, only.as_deref()).await?;
+        let out = sel.remove_uids(&removed);
+        sel.dirty = true;
+        Ok(Done::ok("EXPUNGE completed").with(out))
+    }
+}

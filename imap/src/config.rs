@@ -1,0 +1,63 @@
+//! The `[imap]` table of `postern.toml`.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// IMAP settings; every key has a default, so the table may be absent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImapConfig {
+    /// Largest message APPEND accepts, and largest literal of any command, in bytes. Larger
+    /// literals are refused before they are read (RFC 7888 §4, RFC 9051 `TOOBIG`).
+    pub max_message_size: u32,
+    /// Refuse LOGIN and AUTHENTICATE on port 143 until STARTTLS (RFC 3501 §6.2.3 LOGINDISABLED).
+    pub login_disabled_without_tls: bool,
+    /// How long an IDLE may last before the server ends the connection, in seconds (RFC 2177 §3:
+    /// at least 30 minutes).
+    pub idle_timeout_secs: u64,
+    /// How long a connection may stay silent outside IDLE, in seconds (RFC 3501 §5.4: at least 30
+    /// minutes for an authenticated client).
+    pub inactivity_timeout_secs: u64,
+    /// Most simultaneous connections; further ones are greeted with BYE.
+    pub max_connections: usize,
+    /// Failed logins per client address within 15 minutes before it is locked out.
+    pub auth_failures_per_address: u32,
+    /// Failed logins per account (from addresses not known good) before the account is locked.
+    pub auth_failures_per_account: u32,
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        ImapConfig {
+            max_message_size: 50 * 1024 * 1024,
+            login_disabled_without_tls: true,
+            idle_timeout_secs: 30 * 60,
+            inactivity_timeout_secs: 30 * 60,
+            max_connections: 1000,
+            auth_failures_per_address: 10,
+            auth_failures_per_account: 30,
+        }
+    }
+}
+
+impl ImapConfig {
+    /// [`ImapConfig::idle_timeout_secs`] as a duration.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    /// [`ImapConfig::inactivity_timeout_secs`] as a duration.
+    pub fn inactivity_timeout(&self) -> Duration {
+        Duration::from_secs(self.inactivity_timeout_secs)
+    }
+
+    /// The login rate limits for [`postern_store::AuthLimiter`].
+    pub fn limits(&self) -> postern_store::LimitConfig {
+        postern_store::LimitConfig {
+            per_address: self.auth_failures_per_address,
+            per_account: self.auth_failures_per_account,
+            ..postern_store::LimitConfig::default()
+        }
+    }
+}

@@ -1,0 +1,675 @@
+//! The IMAP session state machine (RFC 3501 §3): fed parsed commands, it returns the responses to
+//! send and what the connection must do next (start TLS, idle, read SASL data, close). It uses the
+//! store but never a socket.
+
+mod selected;
+#[cfg(test)]
+mod tests;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use imap_codec::imap_types::auth::AuthenticateData;
+use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::core::{Tag, Vec1};
+use imap_codec::imap_types::response::{
+    Capability, Code, CommandContinuationRequest, Data, Greeting, GreetingKind, Response,
+    StatusKind,
+};
+use imap_codec::imap_types::IntoStatic;
+use postern_store::{AuthLimiter, Change, Store, StoreError, User};
+use tokio::sync::broadcast;
+
+pub(crate) use selected::{flag_items, Selected};
+
+use crate::config::ImapConfig;
+use crate::list_extended::ListExtras;
+use crate::response::{atom, bye, code_other, data, tagged, text};
+
+/// What the connection does after sending a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Read the next command.
+    Continue,
+    /// Discard anything buffered, then run the TLS handshake (RFC 3501 §6.2.1).
+    StartTls,
+    /// Read AUTHENTICATE data lines (RFC 3501 §6.2.2).
+    Authenticate,
+    /// Wait for `DONE`, passing on changes as they happen (RFC 2177).
+    Idle,
+    /// Close the connection.
+    Logout,
+}
+
+/// Responses to send, in order, and what to do next.
+#[derive(Debug)]
+pub struct Reply {
+    /// The responses.
+    pub responses: Vec<Response<'static>>,
+    /// The connection's next step.
+    pub next: Next,
+}
+
+/// A successful command's result: untagged responses, then a tagged OK with an optional code.
+pub(crate) struct Done {
+    pub untagged: Vec<Response<'static>>,
+    pub code: Option<Code<'static>>,
+    pub text: &'static str,
+    pub next: Next,
+}
+
+impl Done {
+    pub fn ok(text: &'static str) -> Done {
+        Done {
+            untagged: Vec::new(),
+            code: None,
+            text,
+            next: Next::Continue,
+        }
+    }
+
+    pub fn with(mut self, untagged: Vec<Response<'static>>) -> Done {
+        self.untagged = untagged;
+        self
+    }
+
+    pub fn code(mut self, code: Code<'static>) -> Done {
+        self.code = Some(code);
+        self
+    }
+}
+
+/// Why a command did not succeed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Tagged NO (operational failure).
+    No(Option<Code<'static>>, String),
+    /// Tagged BAD (protocol error).
+    Bad(String),
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::OverQuota(_) => Failure::No(Some(Code::OverQuota), "Quota exceeded".into()),
+            StoreError::Exists(_) => Failure::No(
+                Some(code_other("ALREADYEXISTS")),
+                "Mailbox already exists".into(),
+            ),
+            StoreError::NotFound(_) => {
+                Failure::No(Some(code_other("NONEXISTENT")), "No such mailbox".into())
+            }
+            StoreError::Invalid { .. } => {
+                Failure::No(Some(code_other("CANNOT")), "Not possible".into())
+            }
+            other => Failure::Store(other),
+        }
+    }
+}
+
+pub(crate) type Outcome = Result<Done, Failure>;
+
+pub(crate) fn no(msg: &str) -> Failure {
+    Failure::No(None, msg.to_owned())
+}
+
+pub(crate) fn bad(msg: &str) -> Failure {
+    Failure::Bad(msg.to_owned())
+}
+
+/// One client connection's protocol state.
+pub struct Session {
+    pub(crate) store: Store,
+    pub(crate) config: Arc<ImapConfig>,
+    limiter: Arc<AuthLimiter>,
+    peer: IpAddr,
+    tls: bool,
+    pub(crate) user: Option<User>,
+    pub(crate) selected: Option<Selected>,
+    /// UTF8=ACCEPT enabled (RFC 6855): names and strings in UTF-8.
+    pub(crate) utf8: bool,
+    /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in untagged FETCH responses.
+    pub(crate) condstore: bool,
+    changes: Option<broadcast::Receiver<Change>>,
+    pending: Option<Tag<'static>>,
+}
+
+impl Session {
+    /// A session for a client at `peer`; `tls` if the connection is already encrypted.
+    pub fn new(
+        store: Store,
+        config: Arc<ImapConfig>,
+        limiter: Arc<AuthLimiter>,
+        peer: IpAddr,
+        tls: bool,
+    ) -> Session {
+        Session {
+            store,
+            config,
+            limiter,
+            peer,
+            tls,
+            user: None,
+            selected: None,
+            utf8: false,
+            condstore: false,
+            changes: None,
+            pending: None,
+        }
+    }
+
+    /// The greeting (RFC 3501 §7.1.1), with the capabilities so clients need not ask.
+    pub fn greeting(&self) -> Greeting<'static> {
+        Greeting {
+            kind: GreetingKind::Ok,
+            code: Some(Code::Capability(self.capabilities())),
+            text: text("Postern IMAP ready"),
+        }
+    }
+
+    /// The connection is now encrypted (after a STARTTLS handshake).
+    pub fn tls_established(&mut self) {
+        self.tls = true;
+    }
+
+    /// The authenticated user, if any.
+    pub fn user(&self) -> Option<&User> {
+        self.user.as_ref()
+    }
+
+    fn login_disabled(&self) -> bool {
+        !self.tls && self.config.login_disabled_without_tls
+    }
+
+    /// CAPABILITY (RFC 3501 §7.2.1), depending on TLS and authentication state.
+    pub(crate) fn capabilities(&self) -> Vec1<Capability<'static>> {
+        let mut caps = vec!["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"];
+        if self.user.is_none() {
+            if !self.tls {
+                caps.push("STARTTLS");
+            }
+            if self.login_disabled() {
+                caps.push("LOGINDISABLED");
+            } else {
+                caps.push("AUTH=PLAIN");
+            }
+        } else {
+            caps.extend([
+                "NAMESPACE",
+                "UNSELECT",
+                "UIDPLUS",
+                "MOVE",
+                "CHILDREN",
+                "SPECIAL-USE",
+                "LIST-EXTENDED",
+                "CONDSTORE",
+                "QUOTA",
+                "QUOTA=RES-STORAGE",
+                "STATUS=SIZE",
+                "UTF8=ACCEPT",
+            ]);
+        }
+        let caps: Vec<Capability<'static>> = caps
+            .into_iter()
+            .map(|c| Capability::from(atom(c)))
+            .collect();
+        Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
+    }
+
+    /// A tagged BAD for a command that could not be parsed (RFC 3501 §7.1.3).
+    pub fn syntax_error(tag: Option<&Tag<'_>>, why: &str) -> Response<'static> {
+        match tag {
+            Some(tag) => tagged(tag, StatusKind::Bad, None, why),
+            None => crate::response::untagged(StatusKind::Bad, None, why),
+        }
+    }
+
+    /// A tagged NO [TOOBIG] for a literal above the limit, refused before it is read.
+    pub fn literal_too_big(tag: Option<&Tag<'_>>) -> Response<'static> {
+        match tag {
+            Some(tag) => tagged(
+                tag,
+                StatusKind::No,
+                Some(code_other("TOOBIG")),
+                "Literal too big",
+            ),
+            None => crate::response::untagged(StatusKind::Bad, None, "Literal too big"),
+        }
+    }
+
+    /// Handles one command.
+    pub async fn command(&mut self, cmd: Command<'_>) -> Reply {
+        self.command_with(cmd, ListExtras::default()).await
+    }
+
+    /// Handles one command; `extras` carries LIST-EXTENDED options the parser does not know.
+    pub async fn command_with(&mut self, cmd: Command<'_>, extras: ListExtras) -> Reply {
+        self.drain_changes();
+        let tag = cmd.tag;
+        let allow_expunge = !matches!(
+            &cmd.body,
+            CommandBody::Fetch { uid: false, .. }
+                | CommandBody::Store { uid: false, .. }
+                | CommandBody::Search { uid: false, .. }
+        );
+        let outcome = self.dispatch(cmd.body, extras).await;
+        let (mut responses, status, next) = match outcome {
+            Ok(done) => {
+                let next = done.next;
+                let status = if next == Next::Authenticate || next == Next::Idle {
+                    None
+                } else {
+                    Some(tagged(&tag, StatusKind::Ok, done.code, done.text))
+                };
+                (done.untagged, status, next)
+            }
+            Err(Failure::No(code, msg)) => (
+                Vec::new(),
+                Some(tagged(&tag, StatusKind::No, code, &msg)),
+                Next::Continue,
+            ),
+            Err(Failure::Bad(msg)) => (
+                Vec::new(),
+                Some(tagged(&tag, StatusKind::Bad, None, &msg)),
+                Next::Continue,
+            ),
+            Err(Failure::Store(e)) => {
+                tracing::error!(error = %e, "imap command failed in the store");
+                (
+                    Vec::new(),
+                    Some(tagged(
+                        &tag,
+                        StatusKind::No,
+                        Some(code_other("SERVERBUG")),
+                        "Internal error",
+                    )),
+                    Next::Continue,
+                )
+            }
+        };
+        if next == Next::Continue || next == Next::Idle {
+            self.drain_changes();
+            responses.extend(self.updates(allow_expunge).await);
+        }
+        match next {
+            Next::Idle => responses.push(Response::CommandContinuationRequest(
+                CommandContinuationRequest::basic(None, "idling")
+                    .unwrap_or_else(|_| CommandContinuationRequest::base64(Vec::new())),
+            )),
+            Next::Authenticate => {
+                responses.push(Response::CommandContinuationRequest(
+                    CommandContinuationRequest::base64(Vec::new()),
+                ));
+            }
+            _ => {}
+        }
+        if next == Next::Idle || next == Next::Authenticate {
+            self.pending = Some(tag.into_static());
+        }
+        responses.extend(status);
+        Reply { responses, next }
+    }
+
+    /// Pending updates of the selected mailbox, if a change was noticed.
+    async fn updates(&mut self, allow_expunge: bool) -> Vec<Response<'static>> {
+        let condstore = self.condstore;
+        let Some(sel) = self.selected.as_mut() else {
+            return Vec::new();
+        };
+        if !sel.dirty {
+            return Vec::new();
+        }
+        match sel.refresh(&self.store, allow_expunge, condstore).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "refreshing the selected mailbox failed");
+                Vec::new()
+            }
+        }
+    }
+
+    fn note(&mut self, change: &Change) {
+        if let (Some(sel), Change::Mailbox { mailbox_id, .. }) = (self.selected.as_mut(), change) {
+            if *mailbox_id == sel.mailbox.id {
+                sel.dirty = true;
+            }
+        }
+    }
+
+    fn drain_changes(&mut self) {
+        let mut seen = Vec::new();
+        let mut lagged = false;
+        if let Some(rx) = self.changes.as_mut() {
+            loop {
+                match rx.try_recv() {
+                    Ok(c) => seen.push(c),
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
+                    Err(_) => break,
+                }
+            }
+        }
+        for c in &seen {
+            self.note(c);
+        }
+        if lagged {
+            if let Some(sel) = self.selected.as_mut() {
+                sel.dirty = true;
+            }
+        }
+    }
+
+    /// Completes when a change to the selected mailbox is published (never, if none is
+    /// selected). Cancel-safe, for use in a `select!` while idling.
+    pub async fn wait_change(&mut self) {
+        loop {
+            let (Some(rx), Some(_)) = (self.changes.as_mut(), self.selected.as_ref()) else {
+                return std::future::pending().await;
+            };
+            match rx.recv().await {
+                Ok(c) => {
+                    self.note(&c);
+                    if self.selected.as_ref().is_some_and(|s| s.dirty) {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if let Some(sel) = self.selected.as_mut() {
+                        sel.dirty = true;
+                    }
+                    return;
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    return std::future::pending().await;
+                }
+            }
+        }
+    }
+
+    /// Untagged updates to send while idling, after [`Session::wait_change`] completed.
+    pub async fn idle_updates(&mut self) -> Vec<Response<'static>> {
+        self.drain_changes();
+        self.updates(true).await
+    }
+
+    /// `DONE` ended the IDLE (RFC 2177 §3).
+    pub async fn idle_done(&mut self) -> Reply {
+        let mut responses = self.idle_updates().await;
+        if let Some(tag) = self.pending.take() {
+            responses.push(tagged(&tag, StatusKind::Ok, None, "IDLE terminated"));
+        }
+        Reply {
+            responses,
+            next: Next::Continue,
+        }
+    }
+
+    /// A line of AUTHENTICATE data (RFC 3501 §6.2.2).
+    pub async fn authenticate_data(&mut self, line: AuthenticateData<'_>) -> Reply {
+        let Some(tag) = self.pending.take() else {
+            return Reply {
+                responses: vec![Self::syntax_error(None, "No authentication in progress")],
+                next: Next::Continue,
+            };
+        };
+        let outcome = match line {
+            AuthenticateData::Cancel => Err(bad("Authentication cancelled")),
+            AuthenticateData::Continue(data) => self.sasl_plain(data.declassify()).await,
+        };
+        let response = match outcome {
+            Ok(done) => tagged(&tag, StatusKind::Ok, done.code, done.text),
+            Err(Failure::No(code, msg)) => tagged(&tag, StatusKind::No, code, &msg),
+            Err(Failure::Bad(msg)) => tagged(&tag, StatusKind::Bad, None, &msg),
+            Err(Failure::Store(e)) => {
+                tracing::error!(error = %e, "authentication failed in the store");
+                tagged(&tag, StatusKind::No, None, "Internal error")
+            }
+        };
+        Reply {
+            responses: vec![response],
+            next: Next::Continue,
+        }
+    }
+
+    /// The BYE sent when the server shuts down or the client idles too long.
+    pub fn bye(reason: &str) -> Response<'static> {
+        bye(reason)
+    }
+
+    /// Checks a login with rate limiting (RFC 3501 §6.2.3; `AuthLimiter`) and enters the
+    /// authenticated state.
+    pub(crate) async fn login(&mut self, username: &str, password: &str) -> Outcome {
+        if self.user.is_some() {
+            return Err(bad("Already authenticated"));
+        }
+        if self.login_disabled() {
+            return Err(Failure::No(
+                Some(code_other("PRIVACYREQUIRED")),
+                "Use STARTTLS first".into(),
+            ));
+        }
+        match self.limiter.check(self.peer, username) {
+            postern_store::Verdict::Locked(_) => {
+                return Err(Failure::No(
+                    Some(code_other("UNAVAILABLE")),
+                    "Too many failed logins, try again later".into(),
+                ));
+            }
+            postern_store::Verdict::Allow(delay) => {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+        match self.store.authenticate(username, password).await? {
+            Some(user) => {
+                self.limiter.success(self.peer, username);
+                tracing::info!(user = %user.address, peer = %self.peer, "imap login");
+                self.changes = Some(self.store.subscribe());
+                self.user = Some(user);
+                Ok(Done::ok("Logged in").code(Code::Capability(self.capabilities())))
+            }
+            None => {
+                self.limiter.failure(self.peer, username);
+                tracing::info!(user = username, peer = %self.peer, "imap login failed");
+                Err(Failure::No(
+                    Some(code_other("AUTHENTICATIONFAILED")),
+                    "Invalid credentials".into(),
+                ))
+            }
+        }
+    }
+
+    /// SASL PLAIN (RFC 4616): `authzid NUL authcid NUL password`.
+    pub(crate) async fn sasl_plain(&mut self, data: &[u8]) -> Outcome {
+        let mut parts = data.split(|&b| b == 0);
+        let (Some(authz), Some(authc), Some(pass), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("Malformed PLAIN response"));
+        };
+        let (Ok(authz), Ok(authc), Ok(pass)) = (
+            std::str::from_utf8(authz),
+            std::str::from_utf8(authc),
+            std::str::from_utf8(pass),
+        ) else {
+            return Err(bad("PLAIN response is not UTF-8"));
+        };
+        if !authz.is_empty() && !authz.eq_ignore_ascii_case(authc) {
+            return Err(Failure::No(
+                Some(code_other("AUTHORIZATIONFAILED")),
+                "Cannot act as another user".into(),
+            ));
+        }
+        self.login(authc, pass).await
+    }
+
+    /// Leaves the selected state (CLOSE, UNSELECT, a new SELECT).
+    pub(crate) fn deselect(&mut self) -> Option<Selected> {
+        self.selected.take()
+    }
+
+    /// The user, or BAD when not authenticated.
+    pub(crate) fn require_user(&self) -> Result<&User, Failure> {
+        self.user.as_ref().ok_or_else(|| bad("Not authenticated"))
+    }
+
+    /// The selected mailbox, or BAD when none is selected.
+    pub(crate) fn require_selected(&mut self) -> Result<&mut Selected, Failure> {
+        self.selected
+            .as_mut()
+            .ok_or_else(|| bad("No mailbox selected"))
+    }
+
+    async fn dispatch(&mut self, body: CommandBody<'_>, extras: ListExtras) -> Outcome {
+        use CommandBody as C;
+        match body {
+            C::Capability => Ok(Done::ok("Capabilities listed")
+                .with(vec![data(Data::Capability(self.capabilities()))])),
+            C::Noop | C::Check => Ok(Done::ok("Done")),
+            C::Logout => {
+                self.deselect();
+                let mut done = Done::ok("Bye").with(vec![bye("Logging out")]);
+                done.next = Next::Logout;
+                Ok(done)
+            }
+            C::StartTLS => {
+                if self.tls {
+                    return Err(bad("TLS is already active"));
+                }
+                if self.user.is_some() {
+                    return Err(bad("Already authenticated"));
+                }
+                let mut done = Done::ok("Begin TLS negotiation now");
+                done.next = Next::StartTls;
+                Ok(done)
+            }
+            C::Login { username, password } => {
+                let user = String::from_utf8_lossy(username.as_ref()).into_owned();
+                let pass = String::from_utf8_lossy(password.declassify().as_ref()).into_owned();
+                self.login(&user, &pass).await
+            }
+            C::Authenticate {
+                mechanism,
+                initial_response,
+            } => {
+                if self.user.is_some() {
+                    return Err(bad("Already authenticated"));
+                }
+                if !mechanism.as_ref().eq_ignore_ascii_case("PLAIN") {
+                    return Err(no("Unsupported mechanism"));
+                }
+                if self.login_disabled() {
+                    return Err(Failure::No(
+                        Some(code_other("PRIVACYREQUIRED")),
+                        "Use STARTTLS first".into(),
+                    ));
+                }
+                match initial_response {
+                    Some(ir) => self.sasl_plain(ir.declassify()).await,
+                    None => {
+                        let mut done = Done::ok("");
+                        done.next = Next::Authenticate;
+                        Ok(done)
+                    }
+                }
+            }
+            C::Id { .. } => Ok(Done::ok("ID completed").with(vec![data(Data::Id {
+                parameters: Some(vec![(
+                    crate::response::istring("name"),
+                    crate::response::nstring(Some("Postern")),
+                )]),
+            })])),
+            C::Enable { capabilities } => self.enable(capabilities),
+            C::Idle => {
+                self.require_user()?;
+                let mut done = Done::ok("");
+                done.next = Next::Idle;
+                Ok(done)
+            }
+            C::Namespace => self.namespace(),
+            C::List {
+                reference,
+                mailbox_wildcard,
+            } => {
+                self.list(&reference, &mailbox_wildcard, extras, false)
+                    .await
+            }
+            C::Lsub {
+                reference,
+                mailbox_wildcard,
+            } => self.list(&reference, &mailbox_wildcard, extras, true).await,
+            C::Create { mailbox } => self.create(&mailbox).await,
+            C::Delete { mailbox } => self.delete(&mailbox).await,
+            C::Rename { from, to } => self.rename(&from, &to).await,
+            C::Subscribe { mailbox } => self.subscribe(&mailbox, true).await,
+            C::Unsubscribe { mailbox } => self.subscribe(&mailbox, false).await,
+            C::Status {
+                mailbox,
+                item_names,
+            } => self.status(&mailbox, &item_names).await,
+            C::Select {
+                mailbox,
+                parameters,
+            } => self.select(&mailbox, false, &parameters).await,
+            C::Examine {
+                mailbox,
+                parameters,
+            } => self.select(&mailbox, true, &parameters).await,
+            C::Unselect => {
+                self.require_selected()?;
+                self.deselect();
+                Ok(Done::ok("Unselected"))
+            }
+            C::Close => self.close().await,
+            C::Expunge => self.expunge(None).await,
+            C::ExpungeUid { sequence_set } => self.expunge(Some(&sequence_set)).await,
+            C::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => self.append(&mailbox, &flags, date.as_ref(), message).await,
+            C::Search {
+                charset,
+                criteria,
+                uid,
+            } => self.search(charset.as_ref(), criteria.as_ref(), uid).await,
+            C::Fetch {
+                sequence_set,
+                macro_or_item_names,
+                uid,
+                modifiers,
+            } => {
+                self.fetch(&sequence_set, macro_or_item_names, uid, &modifiers)
+                    .await
+            }
+            C::Store {
+                sequence_set,
+                kind,
+                response,
+                flags,
+                uid,
+                modifiers,
+            } => {
+                self.store_flags(&sequence_set, kind, response, &flags, uid, &modifiers)
+                    .await
+            }
+            C::Copy {
+                sequence_set,
+                mailbox,
+                uid,
+            } => self.copy(&sequence_set, &mailbox, uid, false).await,
+            C::Move {
+                sequence_set,
+                mailbox,
+                uid,
+            } => self.copy(&sequence_set, &mailbox, uid, true).await,
+            C::GetQuota { root } => self.get_quota(&root).await,
+            C::GetQuotaRoot { mailbox } => self.get_quota_root(&mailbox).await,
+            C::SetQuota { .. } => Err(no("Quotas are set by the administrator")),
+            other => Err(bad(&format!("{} is not supported", other.name()))),
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! The selected mailbox as one session sees it: the message sequence numbers it has announced
+//! (RFC 3501 §2.3.1.2), their flags and MODSEQs, and which messages are `\Recent` for it. Changes
+//! made by other sessions are folded in by [`Selected::refresh`], which yields the untagged EXISTS,
+//! RECENT, EXPUNGE and FETCH responses that keep the client's view consistent (RFC 3501 §7.4.1).
+
+use std::collections::{BTreeSet, HashMap};
+use std::num::NonZeroU32;
+
+use imap_codec::imap_types::core::Vec1;
+use imap_codec::imap_types::fetch::MessageDataItem;
+use imap_codec::imap_types::flag::{Flag, FlagFetch};
+use imap_codec::imap_types::response::{Data, Response};
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+use postern_store::{Flags, Mailbox, MessageMeta, Store, StoreError};
+
+use crate::response::{atom, data};
+
+/// A selected mailbox.
+#[derive(Debug)]
+pub struct Selected {
+    /// The mailbox (counters as of the last refresh).
+    pub mailbox: Mailbox,
+    /// EXAMINE, or SELECT of a mailbox the session may not change.
+    pub read_only: bool,
+    /// Messages in sequence-number order (sequence number = index + 1).
+    pub messages: Vec<MessageMeta>,
+    /// UIDs that are `\Recent` in this session.
+    pub recent: BTreeSet<i64>,
+    /// Whether a change notification arrived since the last refresh.
+    pub dirty: bool,
+}
+
+/// The FLAGS of a message as FETCH items.
+pub fn flag_items(flags: &Flags, recent: bool) -> Vec<FlagFetch<'static>> {
+    let mut out = Vec::new();
+    for (bit, flag) in [
+        (Flags::SEEN, Flag::Seen),
+        (Flags::ANSWERED, Flag::Answered),
+        (Flags::FLAGGED, Flag::Flagged),
+        (Flags::DELETED, Flag::Deleted),
+        (Flags::DRAFT, Flag::Draft),
+    ] {
+        if flags.system & bit != 0 {
+            out.push(FlagFetch::Flag(flag));
+        }
+    }
+    for k in &flags.keywords {
+        out.push(FlagFetch::Flag(Flag::Keyword(atom(k))));
+    }
+    if recent {
+        out.push(FlagFetch::Recent);
+    }
+    out
+}
+
+fn nz(n: i64) -> NonZeroU32 {
+    NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
+}
+
+impl Selected {
+    /// Opens `mailbox`; a read-write selection claims the messages no session has seen as recent.
+    pub async fn open(
+        store: &Store,
+        mailbox: Mailbox,
+        read_only: bool,
+    ) -> Result<Selected, StoreError> {
+        let first_recent = if read_only {
+            i64::MAX
+        } else {
+            store.claim_recent(&mailbox).await?
+        };
+        let messages = store.list_messages(&mailbox).await?;
+        let recent = messages
+            .iter()
+            .map(|m| m.uid)
+            .filter(|&u| u >= first_recent)
+            .collect();
+        Ok(Selected {
+            mailbox,
+            read_only,
+            messages,
+            recent,
+            dirty: false,
+        })
+    }
+
+    /// Number of messages (EXISTS).
+    pub fn exists(&self) -> u32 {
+        u32::try_from(self.messages.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Sequence number of the message at `index`.
+    pub fn seq(index: usize) -> NonZeroU32 {
+        nz(index as i64 + 1)
+    }
+
+    /// Indexes of the messages a sequence set names, by sequence number or by UID, ascending.
+    /// Numbers that name no message are ignored (RFC 9051 §6.4.9 for UIDs; CLIENT-COMPAT).
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<usize> {
+        let n = self.messages.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let max = if uid {
+            self.messages[n - 1].uid
+        } else {
+            n as i64
+        };
+        let value = |s: &SeqOrUid| match s {
+            SeqOrUid::Value(v) => i64::from(v.get()),
+            SeqOrUid::Asterisk => max,
+        };
+        let ranges: Vec<(i64, i64)> = set
+            .0
+            .as_ref()
+            .iter()
+            .map(|s| match s {
+                Sequence::Single(v) => (value(v), value(v)),
+                Sequence::Range(a, b) => {
+                    let (a, b) = (value(a), value(b));
+                    (a.min(b), a.max(b))
+                }
+            })
+            .collect();
+        let hit = |x: i64| ranges.iter().any(|&(a, b)| a <= x && x <= b);
+        (0..n)
+            .filter(|&i| {
+                if uid {
+                    hit(self.messages[i].uid)
+                } else {
+                    hit(i as i64 + 1)
+                }
+            })
+            .collect()
+    }
+
+    /// An untagged FETCH of a message's flags (with UID, and MODSEQ under CONDSTORE).
+    pub fn flags_fetch(&self, index: usize, condstore: bool) -> Response<'static> {
+        let m = &self.messages[index];
+        let mut items = vec![
+            MessageDataItem::Flags(flag_items(&m.flags, self.recent.contains(&m.uid))),
+            MessageDataItem::Uid(nz(m.uid)),
+        ];
+        if condstore {
+            items.push(MessageDataItem::ModSeq(
+                std::num::NonZeroU64::new(m.modseq.max(1) as u64)
+                    .unwrap_or(std::num::NonZeroU64::MIN),
+            ));
+        }
+        let items =
+            Vec1::try_from(items).unwrap_or_else(|_| Vec1::from(MessageDataItem::Uid(nz(m.uid))));
+        data(Data::Fetch {
+            seq: Self::seq(index),
+            items,
+        })
+    }
+
+    /// Removes messages the session itself expunged and returns their EXPUNGE responses.
+    pub fn remove_uids(&mut self, uids: &[i64]) -> Vec<Response<'static>> {
+        let gone: BTreeSet<i64> = uids.iter().copied().collect();
+        let mut out = Vec::new();
+        let mut index = 0;
+        while index < self.messages.len() {
+            if gone.contains(&self.messages[index].uid) {
+                let m = self.messages.remove(index);
+                self.recent.remove(&m.uid);
+                out.push(data(Data::Expunge(Self::seq(index))));
+            } else {
+                index += 1;
+            }
+        }
+        out
+    }
+
+    /// Re-reads the mailbox and returns what changed since the session last looked. EXPUNGEs are
+    /// reported only if `allow_expunge` (not during FETCH, STORE or SEARCH, RFC 3501 §7.4.1);
+    /// otherwise expunged messages stay in the view until a later command may report them.
+    pub async fn refresh(
+        &mut self,
+        store: &Store,
+        allow_expunge: bool,
+        condstore: bool,
+    ) -> Result<Vec<Response<'static>>, StoreError> {
+        self.dirty = false;
+        let Some(mailbox) = store
+            .mailbox_by_id(self.mailbox.user_id, self.mailbox.id)
+            .await?
+        else {
+            // The mailbox was deleted or the user removed: report everything expunged.
+            let uids: Vec<i64> = self.messages.iter().map(|m| m.uid).collect();
+            return Ok(if allow_expunge {
+                self.remove_uids(&uids)
+            } else {
+                Vec::new()
+            });
+        };
+        let current = store.list_messages(&mailbox).await?;
+        let first_new = self.messages.last().map_or(0, |m| m.uid);
+        let by_uid: HashMap<i64, &MessageMeta> = current.iter().map(|m| (m.uid, m)).collect();
+        let mut out = Vec::new();
+        let gone: Vec<i64> = self
+            .messages
+            .iter()
+            .filter(|m| !by_uid.contains_key(&m.uid))
+            .map(|m| m.uid)
+            .collect();
+        if allow_expunge {
+            out.extend(self.remove_uids(&gone));
+        } else if !gone.is_empty() {
+            // Report them on the next command that may.
+            self.dirty = true;
+        }
+        let mut changed = Vec::new();
+        for (index, m) in self.messages.iter_mut().enumerate() {
+            if let Some(now) = by_uid.get(&m.uid) {
+                if now.flags != m.flags || now.modseq != m.modseq {
+                    let flags_changed = now.flags != m.flags;
+                    *m = (*now).clone();
+                    if flags_changed || condstore {
+                        changed.push(index);
+                    }
+                }
+            }
+        }
+        let before = self.messages.len();
+        let new: Vec<MessageMeta> = current.into_iter().filter(|m| m.uid > first_new).collect();
+        if !new.is_empty() {
+            if !self.read_only {
+                let first_recent = store.claim_recent(&mailbox).await?;
+                self.recent
+                    .extend(new.iter().map(|m| m.uid).filter(|&u| u >= first_recent));
+            }
+            self.messages.extend(new);
+        }
+        if self.messages.len() != before {
+            out.push(data(Data::Exists(self.exists())));
+            out.push(data(Data::Recent(
+                u32::try_from(self.recent.len()).unwrap_or(u32::MAX),
+            )));
+        }
+        for index in changed {
+            out.push(self.flags_fetch(index, condstore));
+        }
+        self.mailbox = mailbox;
+        Ok(out)
+    }
+}

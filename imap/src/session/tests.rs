@@ -1,0 +1,194 @@
+//! Session tests without sockets: commands are parsed from bytes and the encoded responses checked.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use imap_codec::decode::Decoder;
+use imap_codec::encode::Encoder;
+use imap_codec::{CommandCodec, ResponseCodec};
+use postern_store::testing::TestDb;
+use postern_store::{AuthLimiter, Flags, LimitConfig, Store};
+
+use super::{Next, Session};
+use crate::config::ImapConfig;
+
+async fn setup(db: &TestDb, tls: bool) -> (Store, Session) {
+    let store = db.open().await;
+    store.add_domain("example.test").await.unwrap();
+    store.add_user("alice@example.test", "pw", 0).await.unwrap();
+    store.add_user("bob@example.test", "pw", 0).await.unwrap();
+    let limiter = Arc::new(AuthLimiter::new(LimitConfig {
+        per_address: 3,
+        ..LimitConfig::default()
+    }));
+    let session = Session::new(
+        store.clone(),
+        Arc::new(ImapConfig::default()),
+        limiter,
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        tls,
+    );
+    (store, session)
+}
+
+async fn run(s: &mut Session, line: &str) -> (String, Next) {
+    let bytes = format!("{line}\r\n").into_bytes();
+    let (rest, cmd) = CommandCodec::default().decode(&bytes).expect("parses");
+    assert!(rest.is_empty());
+    let reply = s.command(cmd).await;
+    let codec = ResponseCodec::default();
+    let text = reply
+        .responses
+        .iter()
+        .map(|r| String::from_utf8(codec.encode(r).dump()).unwrap())
+        .collect();
+    (text, reply.next)
+}
+
+#[tokio::test]
+async fn login_is_refused_without_tls_and_rate_limited() {
+    let db = TestDb::sqlite();
+    let (_store, mut s) = setup(&db, false).await;
+    let (out, _) = run(&mut s, "a CAPABILITY").await;
+    assert!(
+        out.contains("LOGINDISABLED") && out.contains("STARTTLS"),
+        "{out}"
+    );
+    let (out, _) = run(&mut s, "b LOGIN alice@example.test pw").await;
+    assert!(out.starts_with("b NO [PRIVACYREQUIRED]"), "{out}");
+    let (out, next) = run(&mut s, "c STARTTLS").await;
+    assert!(out.starts_with("c OK"), "{out}");
+    assert_eq!(next, Next::StartTls);
+    s.tls_established();
+    for i in 0..3 {
+        let (out, _) = run(&mut s, &format!("d{i} LOGIN alice@example.test wrong")).await;
+        assert!(out.contains("AUTHENTICATIONFAILED"), "{out}");
+    }
+    let (out, _) = run(&mut s, "e LOGIN alice@example.test pw").await;
+    assert!(out.contains("UNAVAILABLE"), "locked out: {out}");
+}
+
+#[tokio::test]
+async fn select_fetch_store_expunge_and_updates() {
+    let db = TestDb::sqlite();
+    let (store, mut s) = setup(&db, true).await;
+    let (out, _) = run(&mut s, "a LOGIN alice@example.test pw").await;
+    assert!(out.starts_with("a OK [CAPABILITY"), "{out}");
+    let user = store.user("alice@example.test").await.unwrap().unwrap();
+    let inbox = store.mailbox(user.id, "INBOX").await.unwrap().unwrap();
+    let raw = b"From: Bob <bob@example.test>\r\nSubject: hello\r\n\r\nbody\r\n";
+    store
+        .append(&inbox, raw, &Flags::default(), 1_700_000_000)
+        .await
+        .unwrap();
+
+    let (out, _) = run(&mut s, "b SELECT INBOX").await;
+    assert!(out.contains("* 1 EXISTS\r\n* 1 RECENT\r\n"), "{out}");
+    assert!(
+        out.contains("[UNSEEN 1]") && out.contains("b OK [READ-WRITE]"),
+        "{out}"
+    );
+    let (out, _) = run(
+        &mut s,
+        "c FETCH 1 (UID RFC822.SIZE ENVELOPE BODY.PEEK[TEXT])",
+    )
+    .await;
+    assert!(out.contains(&format!("RFC822.SIZE {}", raw.len())), "{out}");
+    assert!(
+        out.contains("\"hello\" ((\"Bob\" NIL \"bob\" \"example.test\"))"),
+        "{out}"
+    );
+    assert!(out.contains("BODY[TEXT] {6}\r\nbody\r\n"), "{out}");
+
+    // Another session's append and flag change arrive as untagged responses on NOOP.
+    store
+        .append(&inbox, raw, &Flags::default(), 1)
+        .await
+        .unwrap();
+    store
+        .set_flags(
+            &inbox,
+            &[1],
+            postern_store::FlagOp::Add,
+            &Flags::system(Flags::FLAGGED),
+        )
+        .await
+        .unwrap();
+    let (out, _) = run(&mut s, "d NOOP").await;
+    assert!(out.contains("* 2 EXISTS"), "{out}");
+    assert!(
+        out.contains("* 1 FETCH (FLAGS (\\Flagged \\Recent) UID 1)"),
+        "{out}"
+    );
+
+    // EXPUNGE by another session is not reported during FETCH (RFC 3501 §7.4.1), then on NOOP.
+    store
+        .set_flags(
+            &inbox,
+            &[1],
+            postern_store::FlagOp::Add,
+            &Flags::system(Flags::DELETED),
+        )
+        .await
+        .unwrap();
+    store.expunge(&inbox, None).await.unwrap();
+    let (out, _) = run(&mut s, "e FETCH 1:* (FLAGS)").await;
+    assert!(!out.contains("EXPUNGE"), "{out}");
+    let (out, _) = run(&mut s, "f NOOP").await;
+    assert!(out.contains("* 1 EXPUNGE"), "{out}");
+    let (out, _) = run(&mut s, "g UID STORE 2,99 +FLAGS (\\Seen)").await;
+    assert!(
+        out.contains("* 1 FETCH (FLAGS (\\Seen \\Recent) UID 2)") && out.contains("g OK"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn other_users_mailboxes_do_not_exist() {
+    let db = TestDb::sqlite();
+    let (store, mut s) = setup(&db, true).await;
+    let bob = store.user("bob@example.test").await.unwrap().unwrap();
+    store.create_mailbox(bob.id, "Private", None).await.unwrap();
+    run(&mut s, "a LOGIN alice@example.test pw").await;
+    let (out, _) = run(&mut s, "b SELECT Private").await;
+    assert!(out.starts_with("b NO [NONEXISTENT]"), "{out}");
+    let (out, _) = run(&mut s, "c LIST \"\" *").await;
+    assert!(!out.contains("Private"), "{out}");
+}
+
+#[tokio::test]
+async fn idle_reports_changes_and_ends_on_done() {
+    let db = TestDb::sqlite();
+    let (store, mut s) = setup(&db, true).await;
+    run(&mut s, "a LOGIN alice@example.test pw").await;
+    run(&mut s, "b SELECT INBOX").await;
+    let (out, next) = run(&mut s, "c IDLE").await;
+    assert_eq!((out.as_str(), next), ("+ idling\r\n", Next::Idle));
+    let user = store.user("alice@example.test").await.unwrap().unwrap();
+    let inbox = store.mailbox(user.id, "INBOX").await.unwrap().unwrap();
+    store
+        .append(&inbox, b"Subject: x\r\n\r\n.\r\n", &Flags::default(), 1)
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), s.wait_change())
+        .await
+        .expect("change noticed");
+    let updates = s.idle_updates().await;
+    assert_eq!(updates.len(), 2, "EXISTS and RECENT: {updates:?}");
+    let done = s.idle_done().await;
+    assert_eq!(done.next, Next::Continue);
+    assert_eq!(done.responses.len(), 1);
+}
+
+#[tokio::test]
+async fn wrong_state_and_unsupported_commands_are_bad() {
+    let db = TestDb::sqlite();
+    let (_store, mut s) = setup(&db, true).await;
+    let (out, _) = run(&mut s, "a SELECT INBOX").await;
+    assert!(out.starts_with("a BAD"), "{out}");
+    run(&mut s, "b LOGIN alice@example.test pw").await;
+    let (out, _) = run(&mut s, "c FETCH 1 FLAGS").await;
+    assert!(out.starts_with("c BAD"), "{out}");
+    let (out, _) = run(&mut s, "d SELECT INBOX (QRESYNC (1 1))").await;
+    assert!(out.starts_with("d BAD"), "{out}");
+}
