@@ -139,16 +139,15 @@ impl Store {
         rows.iter().map(record_from_row).collect()
     }
 
-    /// How many times the view's managed records changed (0 if never); added to zone serials.
+    /// How many times the view's managed records, or the hosted mail domains and their keys (which
+    /// every view publishes), changed; 0 if never. The DNS adds it to zone serials.
     pub async fn dns_generation(&self, view: &str) -> Result<u32> {
-        let row = sqlx::query("SELECT generation FROM dns_generations WHERE view = $1")
+        let row = sqlx::query("SELECT CAST(COALESCE(SUM(generation), 0) AS BIGINT) AS g FROM dns_generations WHERE view = $1 OR view = $2")
             .bind(view)
-            .fetch_optional(&self.pool)
+            .bind(MAIL_GENERATION)
+            .fetch_one(&self.pool)
             .await?;
-        Ok(match row {
-            Some(r) => get::<i64>(&r, "generation")? as u32,
-            None => 0,
-        })
+        Ok(get::<i64>(&row, "g")? as u32)
     }
 }
 
@@ -174,6 +173,16 @@ fn check_ttl_and_data(ttl: i64, data: &str) -> Result<()> {
         return Err(StoreError::invalid("record data", "must not be empty"));
     }
     Ok(())
+}
+
+/// The generation row counting changes to mail domains and DKIM keys, which all views publish.
+const MAIL_GENERATION: &str = "*";
+
+/// Counts a change of the synthesised mail records (a domain or DKIM key added or removed).
+pub(crate) async fn bump_mail_generation(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+) -> Result<()> {
+    bump_generation(tx, MAIL_GENERATION).await
 }
 
 async fn bump_generation(tx: &mut sqlx::Transaction<'static, sqlx::Any>, view: &str) -> Result<()> {

@@ -286,6 +286,7 @@ impl Store {
                 .await?;
             }
         }
+        crate::dns::bump_mail_generation(&mut tx).await?;
         self.commit(tx, vec![Change::MailDomains]).await?;
         Ok(has_next)
     }
@@ -298,6 +299,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let changes = if done.rows_affected() > 0 {
+            crate::dns::bump_mail_generation(&mut tx).await?;
             vec![Change::MailDomains]
         } else {
             vec![]
