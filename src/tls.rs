@@ -224,18 +224,18 @@ fn load_certified_key(
 /// Loads a certificate chain and its key from PEM files and checks that they belong together.
 fn load_pem(cert_path: &Path, key_path: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
-        .map_err(|e| file_error(&cert_path, e))?
+        .map_err(|e| file_error(cert_path, e))?
         .collect::<Result<_, _>>()
-        .map_err(|e| file_error(&cert_path, e))?;
+        .map_err(|e| file_error(cert_path, e))?;
     if chain.is_empty() {
-        return Err(file_error(&cert_path, "no certificate in the file"));
+        return Err(file_error(cert_path, "no certificate in the file"));
     }
-    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| file_error(&key_path, e))?;
-    let signing_key = any_supported_type(&key).map_err(|e| file_error(&key_path, e))?;
+    let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| file_error(key_path, e))?;
+    let signing_key = any_supported_type(&key).map_err(|e| file_error(key_path, e))?;
     let certified = CertifiedKey::new(chain, signing_key);
     certified
         .keys_match()
-        .map_err(|e| file_error(&key_path, format!("does not match the certificate: {e}")))?;
+        .map_err(|e| file_error(key_path, format!("does not match the certificate: {e}")))?;
     Ok(Arc::new(certified))
 }
 
