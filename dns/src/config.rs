@@ -130,13 +130,13 @@ pub struct ViewConfig {
     #[serde(default = "any_list")]
     pub match_clients: Vec<MatchElement>,
     /// Local addresses the query must have arrived on; default `any`.
-    #[serde(default = "any_list")]
+    #[serde(default = "any_list", skip_serializing_if = "is_any_list")]
     pub match_destinations: Vec<MatchElement>,
     /// Who may transfer the view's zones (AXFR/IXFR); default `none`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_transfer: Vec<MatchElement>,
     /// The zones of the view.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zone: Vec<ZoneConfig>,
 }
 
@@ -214,6 +214,10 @@ fn default_algorithm() -> String {
 
 fn any_list() -> Vec<MatchElement> {
     vec![MatchElement::Item("any".to_owned())]
+}
+
+fn is_any_list(v: &[MatchElement]) -> bool {
+    v == any_list().as_slice()
 }
 
 #[cfg(test)]
