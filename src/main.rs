@@ -49,6 +49,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(cmd) => manage::user(&open_store(&loaded).await?, cmd).await?,
         Command::Alias(cmd) => manage::alias(&open_store(&loaded).await?, cmd).await?,
         Command::Admin(cmd) => manage::admin(&open_store(&loaded).await?, cmd).await?,
+        Command::Queue(cmd) => manage::queue(&open_store(&loaded).await?, cmd).await?,
         Command::ImportBind { named_conf } => {
             anyhow::bail!(
                 "{}: importing BIND configuration needs the DNS service",
