@@ -44,6 +44,9 @@ pub enum Command {
     /// Manage administrators of the web UI and API.
     #[command(subcommand)]
     Admin(AdminCmd),
+    /// Inspect and manage the outbound mail queue.
+    #[command(subcommand)]
+    Queue(QueueCmd),
     /// Convert a BIND9 named.conf (acl, view, zone, key statements) into Postern's [dns] section.
     ImportBind {
         /// The named.conf to read.
@@ -151,5 +154,22 @@ pub enum DnsCmd {
         /// Only the records of this view (the mail host's addresses differ per view).
         #[arg(long)]
         view: Option<String>,
+    },
+}
+
+/// `postern queue ...`
+#[derive(Debug, Subcommand)]
+pub enum QueueCmd {
+    /// List queued deliveries with their attempts, next attempt and last error.
+    List,
+    /// Make an entry due now (the worker picks it up at its next scan).
+    Retry {
+        /// The entry's id, from `queue list`.
+        id: i64,
+    },
+    /// Remove an entry without delivering it and without a bounce.
+    Delete {
+        /// The entry's id, from `queue list`.
+        id: i64,
     },
 }

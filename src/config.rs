@@ -49,6 +49,9 @@ pub struct Config {
     /// IMAP settings (`[imap]`).
     #[serde(default)]
     pub imap: postern_imap::ImapConfig,
+    /// SMTP settings (`[smtp]`).
+    #[serde(default)]
+    pub smtp: postern_smtp::SmtpConfig,
 }
 
 /// Listen addresses per service. Port 0 picks a free port; the ports really bound are written to

@@ -52,6 +52,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Alias(cmd) => manage::alias(&open_store(&loaded).await?, cmd).await?,
         Command::Admin(cmd) => manage::admin(&open_store(&loaded).await?, cmd).await?,
         Command::Dns(cmd) => manage::dns(&open_store(&loaded).await?, &loaded, cmd).await?,
+        Command::Queue(cmd) => manage::queue(&open_store(&loaded).await?, cmd).await?,
         Command::ImportBind { named_conf } => {
             anyhow::bail!(
                 "{}: importing BIND configuration needs the DNS service",

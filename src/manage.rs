@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::{bail, Context};
 use postern_store::Store;
 
-use crate::cli::{AdminCmd, AliasCmd, DnsCmd, DomainCmd, UserCmd};
+use crate::cli::{AdminCmd, AliasCmd, DnsCmd, DomainCmd, QueueCmd, UserCmd};
 
 /// Runs `postern domain ...`.
 pub async fn domain(store: &Store, cmd: DomainCmd) -> anyhow::Result<()> {
@@ -145,6 +145,51 @@ pub async fn admin(store: &Store, cmd: AdminCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs `postern queue ...`.
+pub async fn queue(store: &Store, cmd: QueueCmd) -> anyhow::Result<()> {
+    match cmd {
+        QueueCmd::List => {
+            let entries = store.list_queue().await?;
+            if entries.is_empty() {
+                println!("queue is empty");
+            }
+            for e in entries {
+                let sender = if e.sender.is_empty() { "<>" } else { &e.sender };
+                println!(
+                    "{}\t{sender}\t{}\t{} bytes\tattempts {}\tnext {}\texpires {}\t{}",
+                    e.id,
+                    e.recipient,
+                    e.size,
+                    e.attempts,
+                    rfc3339(e.next_attempt),
+                    rfc3339(e.expires_at),
+                    e.last_error.as_deref().unwrap_or("-"),
+                );
+            }
+        }
+        QueueCmd::Retry { id } => {
+            store.retry_queue(id).await?;
+            println!("queue entry {id} is due now");
+        }
+        QueueCmd::Delete { id } => {
+            store.remove_queue(id).await?;
+            println!("deleted queue entry {id}");
+        }
+    }
+    Ok(())
+}
+
+/// Unix seconds as an RFC 3339 UTC time.
+fn rfc3339(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| t.to_string())
 }
 
 /// Creates the first administrator, `admin` with a random password printed once, if there is none.

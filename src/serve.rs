@@ -99,6 +99,48 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
         tasks.spawn(imap.wait());
     }
 
+    let listeners = &loaded.config.listeners;
+    let (mx, submission, submissions) = (
+        listeners.smtp.get_ref(),
+        listeners.submission.get_ref(),
+        listeners.submissions.get_ref(),
+    );
+    if !mx.is_empty() || !submission.is_empty() || !submissions.is_empty() {
+        let smtp = postern_smtp::SmtpServer::start(
+            loaded.config.smtp.clone(),
+            loaded.config.hostname.clone(),
+            store.clone(),
+            certs.server_config(),
+            mx,
+            submission,
+            submissions,
+            shutdown.clone(),
+        )
+        .await?;
+        for kind in [
+            postern_smtp::Listener::Mx,
+            postern_smtp::Listener::Submission,
+            postern_smtp::Listener::Submissions,
+        ] {
+            if !smtp.local_addrs(kind).is_empty() {
+                bound.insert(kind.name(), smtp.local_addrs(kind).to_vec());
+            }
+        }
+        tasks.spawn(smtp.wait());
+    }
+    // The outbound queue worker runs on every node: queue entries may come from any of them.
+    match postern_smtp::QueueWorker::start(
+        loaded.config.smtp.clone(),
+        loaded.config.hostname.clone(),
+        store.clone(),
+        shutdown.clone(),
+    ) {
+        Ok(worker) => {
+            tasks.spawn(worker.wait());
+        }
+        Err(e) => tracing::error!("outbound queue not started: {e}"),
+    }
+
     for (service, addrs) in loaded.config.listeners.tcp_services() {
         if !addrs.get_ref().is_empty() && !bound.contains_key(service) {
             tracing::warn!("listeners.{service} is configured but this build has no {service} service; ignored");

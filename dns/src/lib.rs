@@ -1,1 +1,32 @@
-pub fn placeholder() {}
+//! Postern's split-horizon authoritative DNS.
+//!
+//! Views route each query by client (and local) address or TSIG key, first match wins
+//! like BIND9 `match-clients`; each view answers authoritatively from its zones (zone files
+//! plus records managed in the store) and refuses everything else. The query path is
+//! sans-I/O ([`engine::respond`]); [`DnsServer`] adds UDP/TCP listeners, inotify reloads,
+//! zone transfers and NOTIFY.
+
+pub mod acl;
+pub mod check;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod import_bind;
+pub mod lookup;
+pub mod managed;
+pub mod notify;
+pub mod server;
+pub mod state;
+pub mod stats;
+pub mod transfer;
+pub mod tsig;
+mod watch;
+pub mod zone;
+
+pub use check::{check, CheckReport};
+pub use config::{AclConfig, DnsConfig, MatchElement, TsigKeyConfig, ViewConfig, ZoneConfig};
+pub use error::DnsError;
+pub use import_bind::import_bind;
+pub use managed::ManagedRecord;
+pub use server::DnsServer;
+pub use stats::{DnsCounters, DnsStats};

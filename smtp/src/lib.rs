@@ -1,1 +1,22 @@
-//! Replaced by the smtp implementation.
+//! Postern's SMTP: inbound MX (RFC 5321), authenticated submission (RFC 6409, RFC 8314), durable
+//! local delivery through the store, and the outbound queue with MX lookup, retries and bounces.
+//!
+//! The protocol lives in the sans-I/O [`session`] state machine; [`SmtpServer`] owns sockets, TLS,
+//! timeouts and limits; [`QueueWorker`] delivers queued mail.
+
+mod backend;
+mod config;
+pub mod dsn;
+mod error;
+mod outbound;
+mod queue;
+mod reply;
+mod server;
+pub mod session;
+
+pub use config::SmtpConfig;
+pub use error::SmtpError;
+pub use queue::QueueWorker;
+pub use reply::Reply;
+pub use server::SmtpServer;
+pub use session::Listener;

@@ -117,9 +117,20 @@ fn meta_from_row(r: &AnyRow) -> Result<MessageMeta> {
     })
 }
 
+/// Parses a message for storage beside its bytes ([`ParsedMessage`] as JSON). Done before the
+/// write transaction starts, so the database lock is not held while parsing.
+fn parse_for_storage(raw: &[u8]) -> Result<String> {
+    serde_json::to_string(&ParsedMessage::parse(raw))
+        .map_err(|e| StoreError::invalid("parsed message", e.to_string()))
+}
+
 /// Stores `raw` once with its parsed metadata (no-op if identical bytes are stored already) and
 /// returns its hash.
-pub(crate) async fn put_blob(tx: &mut Transaction<'static, Any>, raw: &[u8]) -> Result<String> {
+pub(crate) async fn put_blob(
+    tx: &mut Transaction<'static, Any>,
+    raw: &[u8],
+    parsed: &str,
+) -> Result<String> {
     let hash = hex::encode(Sha256::digest(raw));
     let exists = sqlx::query("SELECT 1 AS one FROM blobs WHERE hash = $1")
         .bind(&hash)
@@ -127,8 +138,6 @@ pub(crate) async fn put_blob(tx: &mut Transaction<'static, Any>, raw: &[u8]) -> 
         .await?
         .is_some();
     if !exists {
-        let parsed = serde_json::to_string(&ParsedMessage::parse(raw))
-            .map_err(|e| StoreError::invalid("parsed message", e.to_string()))?;
         sqlx::query(
             "INSERT INTO blobs (hash, size, data, parsed) VALUES ($1, $2, $3, $4) ON CONFLICT (hash) DO NOTHING",
         )
@@ -279,8 +288,9 @@ impl Store {
     pub async fn accept(&self, m: Incoming<'_>) -> Result<Accepted> {
         let size = m.raw.len() as i64;
         let now = crate::unix_now();
+        let parsed = parse_for_storage(m.raw)?;
         let mut tx = self.write_tx().await?;
-        let hash = put_blob(&mut tx, m.raw).await?;
+        let hash = put_blob(&mut tx, m.raw, &parsed).await?;
         let mut accepted = Accepted {
             local: Vec::with_capacity(m.local.len()),
             queued: Vec::with_capacity(m.remote.len()),
@@ -357,11 +367,12 @@ impl Store {
         internal_date: i64,
     ) -> Result<i64> {
         let size = raw.len() as i64;
+        let parsed = parse_for_storage(raw)?;
         let mut tx = self.write_tx().await?;
         if !charge_quota(&mut tx, mailbox.user_id, size).await? {
             return Err(StoreError::OverQuota(format!("user {}", mailbox.user_id)));
         }
-        let hash = put_blob(&mut tx, raw).await?;
+        let hash = put_blob(&mut tx, raw, &parsed).await?;
         let (uid, modseq) =
             insert_message(&mut tx, mailbox.id, &hash, size, flags, internal_date).await?;
         let change = Change::Mailbox {

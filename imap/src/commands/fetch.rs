@@ -137,20 +137,16 @@ impl Session {
                 .map(|m| m.uid)
                 .collect();
             if !unseen.is_empty() {
-                for meta in store
+                let changed = store
                     .set_flags(
                         &sel.mailbox,
                         &unseen,
                         FlagOp::Add,
                         &Flags::system(Flags::SEEN),
                     )
-                    .await?
-                {
-                    newly_seen.insert(meta.uid);
-                    if let Some(m) = sel.messages.iter_mut().find(|m| m.uid == meta.uid) {
-                        *m = meta;
-                    }
-                }
+                    .await?;
+                newly_seen.extend(changed.iter().map(|m| m.uid));
+                sel.update(changed);
             }
         }
         let mut out = Vec::with_capacity(indexes.len());

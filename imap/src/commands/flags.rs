@@ -58,13 +58,17 @@ impl Session {
         let indexes = sel.resolve(set, uid);
         let mut failed = Vec::new();
         let mut targets = Vec::new();
+        let mut target_set = std::collections::HashSet::new();
         for &i in &indexes {
             let m = &sel.messages[i];
             match unchanged_since {
                 Some(limit) if m.modseq > limit => {
                     failed.push(if uid { m.uid } else { i as i64 + 1 })
                 }
-                _ => targets.push(m.uid),
+                _ => {
+                    targets.push(m.uid);
+                    target_set.insert(m.uid);
+                }
             }
         }
         let op = match kind {
@@ -75,16 +79,12 @@ impl Session {
         let changed = store
             .set_flags(&sel.mailbox, &targets, op, &to_store_flags(flags))
             .await?;
-        for meta in changed {
-            if let Some(m) = sel.messages.iter_mut().find(|m| m.uid == meta.uid) {
-                *m = meta;
-            }
-        }
+        sel.update(changed);
         let mut out = Vec::new();
         let silent = matches!(response, StoreResponse::Silent);
         for &i in &indexes {
             let m = &sel.messages[i];
-            if targets.contains(&m.uid) && (!silent || unchanged_since.is_some()) {
+            if target_set.contains(&m.uid) && (!silent || unchanged_since.is_some()) {
                 out.push(sel.flags_fetch(i, condstore));
             }
         }

@@ -155,6 +155,22 @@ impl Selected {
         })
     }
 
+    /// Replaces the cached state of messages whose flags changed (by this session's STORE or an
+    /// implicit `\Seen`).
+    pub fn update(&mut self, changed: Vec<MessageMeta>) {
+        let index: HashMap<i64, usize> = self
+            .messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.uid, i))
+            .collect();
+        for meta in changed {
+            if let Some(&i) = index.get(&meta.uid) {
+                self.messages[i] = meta;
+            }
+        }
+    }
+
     /// Removes messages the session itself expunged and returns their EXPUNGE responses.
     pub fn remove_uids(&mut self, uids: &[i64]) -> Vec<Response<'static>> {
         let gone: BTreeSet<i64> = uids.iter().copied().collect();

@@ -1,0 +1,61 @@
+//! Serves the `[dns]` section of a TOML file, alone, until Ctrl-C or SIGTERM.
+//!
+//! `cargo run -p postern-dns --example serve -- zones/dns.example.toml 127.0.0.1:5353 [more addresses]`
+//!
+//! Relative paths in the file are resolved against its directory; the bound addresses are
+//! printed on stdout, one per line, then `ready`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use postern_dns::{DnsConfig, DnsServer};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Deserialize)]
+struct File {
+    #[serde(default)]
+    dns: DnsConfig,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut args = std::env::args().skip(1);
+    let path = PathBuf::from(args.next().ok_or("usage: serve CONFIG.toml ADDR...")?);
+    let listen: Vec<SocketAddr> = args.map(|a| a.parse()).collect::<Result<_, _>>()?;
+    let listen = if listen.is_empty() {
+        vec!["127.0.0.1:5353".parse()?]
+    } else {
+        listen
+    };
+    let file: File = toml::from_str(&std::fs::read_to_string(&path)?)?;
+    let base = path
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let shutdown = CancellationToken::new();
+    let server = DnsServer::start(file.dns, base, listen, shutdown.clone()).await?;
+    for addr in server.local_addrs() {
+        println!("{addr}");
+    }
+    println!("ready");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    shutdown.cancel();
+    server.wait().await;
+    let c = server.counters();
+    eprintln!(
+        "queries {} refused {} nxdomain {}",
+        c.queries, c.refused, c.nxdomain
+    );
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! The sans-I/O query path: request bytes in, response messages out.
+//!
+//! Header and opcode checks (RFC 1035 §4.1.1), EDNS(0) (RFC 6891), TSIG (RFC 8945), view
+//! routing, REFUSED for anything not authoritative here, the authoritative lookup, zone
+//! transfers, and UDP size limits with TC=1 (RFC 1035 §4.2.1, RFC 6891 §6.2.3, RFC 9471).
+
+use std::net::SocketAddr;
+
+use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::{DNSClass, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+
+use crate::acl::Who;
+use crate::lookup::lookup;
+use crate::state::ServingState;
+use crate::stats::{Counter, DnsStats};
+use crate::transfer;
+use crate::tsig::{sign_failure, Signed, Verification};
+
+/// UDP payload size without EDNS (RFC 1035 §4.2.1).
+const CLASSIC_UDP: usize = 512;
+/// The largest UDP payload we send or advertise (DNS Flag Day 2020 value, RFC 9715).
+pub const MAX_UDP_PAYLOAD: u16 = 1232;
+/// Room kept for the TSIG record when a response will be signed.
+const TSIG_ROOM: usize = 160;
+
+/// How the request arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// UDP: size-limited, no zone transfers.
+    Udp,
+    /// TCP: up to 65535 bytes per message, transfers streamed over several messages.
+    Tcp,
+}
+
+/// One request as received.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The raw message.
+    pub packet: &'a [u8],
+    /// Client address.
+    pub src: SocketAddr,
+    /// Local address the request arrived on.
+    pub dst: SocketAddr,
+    /// UDP or TCP.
+    pub transport: Transport,
+    /// Current time, seconds since the Unix epoch (for TSIG).
+    pub now: u64,
+}
+
+/// Answers one request. An empty result means "send nothing" (not a query, or too
+/// broken to answer); several messages are a zone transfer.
+pub fn respond(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Vec<Vec<u8>> {
+    let Ok(header) = Header::read(&mut BinDecoder::new(req.packet)) else {
+        return Vec::new();
+    };
+    if header.message_type != MessageType::Query {
+        return Vec::new();
+    }
+    stats.bump(Counter::Query);
+    let Ok(msg) = Message::from_vec(req.packet) else {
+        stats.bump(Counter::FormErr);
+        let mut resp = Message::error_msg(header.id, header.op_code, ResponseCode::FormErr);
+        resp.metadata.recursion_desired = header.recursion_desired;
+        return encode(resp).into_iter().collect();
+    };
+    let mut resp = base_response(&msg);
+    let rcode = match msg.op_code {
+        OpCode::Query => None,
+        OpCode::Notify | OpCode::Update => Some(ResponseCode::Refused),
+        _ => Some(ResponseCode::NotImp),
+    };
+    let rcode = rcode.or_else(|| match (msg.queries.len(), &msg.edns) {
+        (n, _) if n != 1 => Some(ResponseCode::FormErr),
+        (_, Some(edns)) if edns.version() > 0 => Some(ResponseCode::BADVERS),
+        _ => None,
+    });
+    if let Some(rcode) = rcode {
+        return error(stats, resp, rcode);
+    }
+    let signed = match state.keys.verify(req.packet, &msg, req.now) {
+        Verification::Unsigned => None,
+        Verification::Signed(signed) => Some(signed),
+        Verification::Failed(context) => {
+            stats.bump(Counter::TsigFailure);
+            resp.metadata.response_code = ResponseCode::NotAuth;
+            let Some(mut bytes) = encode(resp) else {
+                return Vec::new();
+            };
+            return match sign_failure(context, &mut bytes) {
+                Ok(()) => vec![bytes],
+                Err(e) => {
+                    tracing::warn!("cannot build TSIG error response: {e}");
+                    Vec::new()
+                }
+            };
+        }
+    };
+    let key = signed.as_ref().map(Signed::key);
+    let query = &msg.queries[0];
+    let served = state
+        .route(req.src, req.dst, key)
+        .filter(|_| query.query_class() == DNSClass::IN)
+        .and_then(|view| view.find_zone(query.name()));
+    let Some(served) = served else {
+        return finish(
+            stats,
+            resp,
+            error_limit(&req),
+            false,
+            signed.as_ref(),
+            req.now,
+            ResponseCode::Refused,
+        );
+    };
+    let qtype = query.query_type();
+    if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+        let who = Who {
+            ip: req.src.ip(),
+            key,
+        };
+        return match transfer::transfer(&msg, served, req.transport, who) {
+            Ok(messages) => {
+                stats.bump(Counter::Transfer);
+                let mut out: Vec<Vec<u8>> = messages.into_iter().filter_map(encode).collect();
+                if let Some(signed) = &signed {
+                    if let Err(e) = signed.sign_all(&mut out, req.now) {
+                        tracing::warn!("cannot sign transfer: {e}");
+                        return Vec::new();
+                    }
+                }
+                out
+            }
+            Err(rcode) => finish(
+                stats,
+                resp,
+                error_limit(&req),
+                false,
+                signed.as_ref(),
+                req.now,
+                rcode,
+            ),
+        };
+    }
+    let answer = lookup(
+        &served.zone,
+        query.name(),
+        qtype,
+        req.transport == Transport::Udp,
+    );
+    resp.metadata.authoritative = answer.authoritative;
+    resp.answers = answer.answers;
+    resp.authorities = answer.authorities;
+    resp.additionals = answer.additionals;
+    let limit = size_limit(&msg, req.transport);
+    finish(
+        stats,
+        resp,
+        limit,
+        answer.required_glue,
+        signed.as_ref(),
+        req.now,
+        answer.rcode,
+    )
+}
+
+fn error(stats: &DnsStats, resp: Message, rcode: ResponseCode) -> Vec<Vec<u8>> {
+    finish(stats, resp, usize::from(u16::MAX), false, None, 0, rcode)
+}
+
+fn error_limit(req: &Request<'_>) -> usize {
+    match req.transport {
+        Transport::Udp => CLASSIC_UDP,
+        Transport::Tcp => usize::from(u16::MAX),
+    }
+}
+
+/// The response skeleton: same ID, opcode, RD and CD, the question, and an OPT record if
+/// the request had one (RFC 6891 §6.1.1).
+fn base_response(req: &Message) -> Message {
+    let mut resp = Message::response(req.id, req.op_code);
+    resp.metadata.recursion_desired = req.recursion_desired;
+    resp.metadata.checking_disabled = req.checking_disabled;
+    resp.queries = req.queries.clone();
+    if let Some(edns) = &req.edns {
+        let mut ours = Edns::new();
+        ours.set_max_payload(MAX_UDP_PAYLOAD);
+        ours.set_dnssec_ok(edns.flags().dnssec_ok);
+        resp.edns = Some(ours);
+    }
+    resp
+}
+
+/// The UDP size limit: 512 without EDNS, else the client's size clamped to [512, 1232].
+fn size_limit(req: &Message, transport: Transport) -> usize {
+    match (transport, &req.edns) {
+        (Transport::Tcp, _) => usize::from(u16::MAX),
+        (Transport::Udp, None) => CLASSIC_UDP,
+        (Transport::Udp, Some(edns)) => usize::from(edns.max_payload().clamp(512, MAX_UDP_PAYLOAD)),
+    }
+}
+
+/// Sets the RCODE, fits the message into `limit` and signs it.
+///
+/// Additional data that does not fit is dropped without TC (RFC 2181 §9) unless it is
+/// glue a referral needs (RFC 9471); otherwise the answer is replaced by an empty one
+/// with TC=1 so the client retries over TCP (RFC 1035 §4.2.1, RFC 7766 §5).
+fn finish(
+    stats: &DnsStats,
+    mut resp: Message,
+    limit: usize,
+    required_glue: bool,
+    signed: Option<&Signed>,
+    now: u64,
+    rcode: ResponseCode,
+) -> Vec<Vec<u8>> {
+    resp.metadata.response_code = rcode;
+    match rcode {
+        ResponseCode::Refused => stats.bump(Counter::Refused),
+        ResponseCode::NXDomain => stats.bump(Counter::NxDomain),
+        ResponseCode::FormErr => stats.bump(Counter::FormErr),
+        _ => {}
+    }
+    let limit = if signed.is_some() {
+        limit.saturating_sub(TSIG_ROOM)
+    } else {
+        limit
+    };
+    let Some(mut bytes) = encode(resp.clone()) else {
+        return Vec::new();
+    };
+    if bytes.len() > limit && !resp.additionals.is_empty() && !required_glue {
+        resp.additionals.clear();
+        match encode(resp.clone()) {
+            Some(b) => bytes = b,
+            None => return Vec::new(),
+        }
+    }
+    if bytes.len() > limit {
+        stats.bump(Counter::Truncated);
+        resp.answers.clear();
+        resp.authorities.clear();
+        resp.additionals.clear();
+        resp.metadata.truncation = true;
+        match encode(resp) {
+            Some(b) => bytes = b,
+            None => return Vec::new(),
+        }
+    }
+    let mut out = vec![bytes];
+    if let Some(signed) = signed {
+        if let Err(e) = signed.sign_all(&mut out, now) {
+            tracing::warn!("cannot sign response: {e}");
+            return Vec::new();
+        }
+    }
+    out
+}
+
+fn encode(msg: Message) -> Option<Vec<u8>> {
+    match msg.to_vec() {
+        Ok(bytes) => Some(bytes),
+        Err(e) => {
+            tracing::warn!("cannot encode response: {e}");
+            None
+        }
+    }
+}

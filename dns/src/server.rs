@@ -1,0 +1,412 @@
+//! The I/O shell: UDP and TCP listeners, the atomically swapped serving state, reloads
+//! and NOTIFY on serial changes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::DnsConfig;
+use crate::engine::{respond, Request, Transport};
+use crate::error::DnsError;
+use crate::managed::ManagedRecord;
+use crate::notify::spawn_notifies;
+use crate::state::{build, log_unplaced, Inputs, OnZoneError, ServingState};
+use crate::stats::{DnsCounters, DnsStats};
+use crate::watch::{spawn_watcher, WatchMsg};
+
+/// Time allowed to read the rest of a TCP message or to write a response.
+const TCP_IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Attempts to find a port free for both UDP and TCP when binding port 0.
+const BIND_ATTEMPTS: usize = 20;
+
+/// State shared by listeners, the watcher and the handle.
+pub(crate) struct Core {
+    state: ArcSwap<ServingState>,
+    inputs: Mutex<Inputs>,
+    stats: DnsStats,
+    runtime: tokio::runtime::Handle,
+    watcher: Mutex<Option<Sender<WatchMsg>>>,
+}
+
+impl Core {
+    pub(crate) fn inputs(&self) -> MutexGuard<'_, Inputs> {
+        self.inputs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Rebuilds from the current inputs, keeping old zones whose files are broken.
+    pub(crate) fn reload_files(&self) {
+        let mut inputs = self.inputs();
+        if let Err(e) = self.rebuild(&mut inputs, false) {
+            tracing::error!("zone reload failed, still serving the previous data: {e}");
+        }
+    }
+
+    fn rebuild(&self, inputs: &mut Inputs, strict: bool) -> Result<(), DnsError> {
+        let old = self.state.load_full();
+        let on_error = if strict {
+            OnZoneError::Fail
+        } else {
+            OnZoneError::KeepOld(&old)
+        };
+        let (new, _) = build(inputs, on_error)?;
+        let old_serials = old.serials();
+        let new = Arc::new(new);
+        self.state.store(new.clone());
+        for view in &new.views {
+            for served in view.zones().filter(|z| z.owner_view == view.name) {
+                let key = (view.name.clone(), served.zone.lower_origin().clone());
+                let Some(old_serial) = old_serials.get(&key) else {
+                    continue;
+                };
+                if *old_serial == served.zone.serial() {
+                    continue;
+                }
+                tracing::info!(
+                    view = %view.name,
+                    zone = %served.zone.origin(),
+                    serial = served.zone.serial(),
+                    "zone serial changed"
+                );
+                if !served.also_notify.is_empty() {
+                    spawn_notifies(
+                        &self.runtime,
+                        served.zone.origin().clone(),
+                        served.zone.soa().clone(),
+                        served.also_notify.clone(),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn resync_watcher(&self) {
+        if let Some(tx) = self
+            .watcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            let _ = tx.send(WatchMsg::Resync);
+        }
+    }
+}
+
+/// A running DNS server: its bound addresses, counters and reload entry points.
+#[derive(Clone)]
+pub struct DnsServer {
+    core: Arc<Core>,
+    addrs: Vec<SocketAddr>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl DnsServer {
+    /// Loads every zone (any error fails the start), binds UDP and TCP on each address
+    /// (for port 0, UDP first and TCP on the same port, retrying on a clash) and serves
+    /// until `shutdown` is cancelled.
+    pub async fn start(
+        config: DnsConfig,
+        base_dir: PathBuf,
+        listen: Vec<SocketAddr>,
+        shutdown: CancellationToken,
+    ) -> Result<DnsServer, DnsError> {
+        let mut inputs = Inputs::new(config, base_dir);
+        let (state, _) = build(&mut inputs, OnZoneError::Fail)?;
+        let watch = inputs.config.watch;
+        let idle = Duration::from_secs(inputs.config.tcp_idle_timeout_secs.max(1));
+        let max_tcp = inputs.config.max_tcp_connections.max(1);
+        let core = Arc::new(Core {
+            state: ArcSwap::from_pointee(state),
+            inputs: Mutex::new(inputs),
+            stats: DnsStats::default(),
+            runtime: tokio::runtime::Handle::current(),
+            watcher: Mutex::new(None),
+        });
+        let tracker = TaskTracker::new();
+        let mut addrs = Vec::new();
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+        for addr in listen {
+            let (udp, tcp) = bind_pair(addr).await?;
+            let local = udp
+                .local_addr()
+                .map_err(|source| DnsError::Bind { addr, source })?;
+            tracing::info!(%local, "DNS listening on UDP and TCP");
+            addrs.push(local);
+            let udp = Arc::new(udp);
+            for _ in 0..workers {
+                tracker.spawn(udp_worker(
+                    core.clone(),
+                    udp.clone(),
+                    local,
+                    shutdown.clone(),
+                ));
+            }
+            tracker.spawn(tcp_acceptor(
+                core.clone(),
+                tcp,
+                local,
+                TcpLimits { idle, max: max_tcp },
+                shutdown.clone(),
+                tracker.clone(),
+            ));
+        }
+        if watch {
+            let tx = spawn_watcher(core.clone(), shutdown.clone())?;
+            *core.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        }
+        tracker.close();
+        Ok(DnsServer {
+            core,
+            addrs,
+            tracker,
+            shutdown,
+        })
+    }
+
+    /// The bound addresses (UDP and TCP share each).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Replaces config and zones atomically (SIGHUP). On any config or zone error the old
+    /// config and zones stay in service and the error is returned.
+    pub fn reload(&self, config: DnsConfig) -> Result<(), DnsError> {
+        let mut inputs = self.core.inputs();
+        let old = std::mem::replace(&mut inputs.config, config);
+        match self.core.rebuild(&mut inputs, true) {
+            Ok(()) => {
+                drop(inputs);
+                self.core.resync_watcher();
+                Ok(())
+            }
+            Err(e) => {
+                inputs.config = old;
+                Err(e)
+            }
+        }
+    }
+
+    /// Sets the store-managed records of a view. Each record joins the zone of the view that
+    /// contains its name (others are logged and ignored); per RRset the zone file wins. The
+    /// served serial becomes `file serial + generation`, so a new generation sends NOTIFY.
+    pub fn set_managed_records(&self, view: &str, generation: u32, records: Vec<ManagedRecord>) {
+        let mut inputs = self.core.inputs();
+        log_unplaced(&inputs.config, view, &records);
+        inputs
+            .managed
+            .insert(view.to_owned(), (generation, records));
+        if let Err(e) = self.core.rebuild(&mut inputs, false) {
+            tracing::error!(view, "managed records not applied: {e}");
+        }
+    }
+
+    /// The served SOA serial of a zone in a view, if that view serves it.
+    pub fn zone_serial(&self, view: &str, zone: &str) -> Option<u32> {
+        let mut name = hickory_proto::rr::Name::from_ascii(zone).ok()?;
+        name.set_fqdn(true);
+        let state = self.core.state.load();
+        let view = state.views.iter().find(|v| v.name == view)?;
+        let served = view.find_zone(&name)?;
+        (served.zone.origin() == &name).then(|| served.zone.serial())
+    }
+
+    /// Query counters.
+    pub fn counters(&self) -> DnsCounters {
+        self.core.stats.snapshot()
+    }
+
+    /// Waits until the shutdown token is cancelled and every listener and connection ended.
+    pub async fn wait(&self) {
+        self.shutdown.cancelled().await;
+        self.tracker.wait().await;
+    }
+}
+
+async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsError> {
+    let mut last = None;
+    for _ in 0..BIND_ATTEMPTS {
+        let udp = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| DnsError::Bind { addr, source })?;
+        let port = udp
+            .local_addr()
+            .map_err(|source| DnsError::Bind { addr, source })?
+            .port();
+        match TcpListener::bind(SocketAddr::new(addr.ip(), port)).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse => {
+                last = Some(e)
+            }
+            Err(source) => return Err(DnsError::Bind { addr, source }),
+        }
+    }
+    Err(DnsError::Bind {
+        addr,
+        source: last.unwrap_or_else(|| std::io::Error::other("no free port")),
+    })
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// One of a few tasks answering a UDP socket: each query is answered inline, so the
+/// number of workers caps the work in flight.
+async fn udp_worker(
+    core: Arc<Core>,
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let mut buf = vec![0u8; 65535];
+    loop {
+        let (len, src) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!("UDP receive: {e}");
+                    continue;
+                }
+            },
+        };
+        let state = core.state.load();
+        let responses = respond(
+            &state,
+            &core.stats,
+            Request {
+                packet: &buf[..len],
+                src,
+                dst: local,
+                transport: Transport::Udp,
+                now: unix_now(),
+            },
+        );
+        drop(state);
+        for response in responses {
+            if let Err(e) = socket.send_to(&response, src).await {
+                tracing::debug!(%src, "UDP send: {e}");
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct TcpLimits {
+    idle: Duration,
+    max: usize,
+}
+
+async fn tcp_acceptor(
+    core: Arc<Core>,
+    listener: TcpListener,
+    local: SocketAddr,
+    limits: TcpLimits,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max));
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!("TCP accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        tracker.spawn(tcp_connection(
+            core.clone(),
+            stream,
+            peer,
+            local,
+            limits.idle,
+            shutdown.clone(),
+            permit,
+        ));
+    }
+}
+
+/// One TCP connection (RFC 7766): length-prefixed messages, answered in order, so
+/// pipelined queries work; closed after `idle` without a new query.
+async fn tcp_connection(
+    core: Arc<Core>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    idle: Duration,
+    shutdown: CancellationToken,
+    _permit: OwnedSemaphorePermit,
+) {
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = BufReader::new(reader);
+    loop {
+        let mut len = [0u8; 2];
+        let got = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = tokio::time::timeout(idle, reader.read_exact(&mut len)) => r,
+        };
+        if !matches!(got, Ok(Ok(_))) {
+            break;
+        }
+        let mut packet = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        if !matches!(
+            tokio::time::timeout(TCP_IO_TIMEOUT, reader.read_exact(&mut packet)).await,
+            Ok(Ok(_))
+        ) {
+            break;
+        }
+        let responses = {
+            let state = core.state.load();
+            respond(
+                &state,
+                &core.stats,
+                Request {
+                    packet: &packet,
+                    src: peer,
+                    dst: local,
+                    transport: Transport::Tcp,
+                    now: unix_now(),
+                },
+            )
+        };
+        for response in responses {
+            let Ok(len) = u16::try_from(response.len()) else {
+                tracing::warn!(%peer, "response longer than 65535 bytes dropped");
+                continue;
+            };
+            let mut frame = Vec::with_capacity(response.len() + 2);
+            frame.extend_from_slice(&len.to_be_bytes());
+            frame.extend_from_slice(&response);
+            if !matches!(
+                tokio::time::timeout(TCP_IO_TIMEOUT, writer.write_all(&frame)).await,
+                Ok(Ok(()))
+            ) {
+                return;
+            }
+        }
+    }
+    let _ = writer.shutdown().await;
+}

@@ -1,0 +1,553 @@
+//! An authoritative zone in memory, built from parsed records and checked like
+//! named-checkzone (SOA and NS at the apex, CNAME exclusivity, out-of-zone and occluded data).
+
+pub mod parse;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+
+pub use parse::{Loc, ParseError, SourceRecord};
+
+/// How serious a finding is: errors stop the zone from loading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// The zone loads; the data is suspicious or was ignored.
+    Warning,
+    /// The zone does not load.
+    Error,
+}
+
+/// One finding about a zone, printed like named-checkzone: `file:line: name: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Error or warning.
+    pub severity: Severity,
+    /// Source location, when the finding is about one record.
+    pub loc: Option<Loc>,
+    /// The description.
+    pub message: String,
+}
+
+impl Problem {
+    fn new(severity: Severity, loc: Option<&Loc>, message: String) -> Self {
+        Problem {
+            severity,
+            loc: loc.cloned(),
+            message,
+        }
+    }
+
+    pub(crate) fn from_parse(e: ParseError) -> Self {
+        Problem {
+            severity: Severity::Error,
+            loc: Some(e.loc),
+            message: e.message,
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.severity {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        };
+        match &self.loc {
+            Some(loc) => write!(f, "{loc}: {level}: {}", self.message),
+            None => write!(f, "{level}: {}", self.message),
+        }
+    }
+}
+
+/// The records of one type at one name (RFC 2181 §5: one TTL per RRset).
+#[derive(Debug, Clone)]
+pub struct RrSet {
+    /// The type.
+    pub rtype: RecordType,
+    /// The records, all with the same TTL.
+    pub records: Vec<Record>,
+}
+
+/// One owner name; an empty node is an empty non-terminal (RFC 4592 §2.2.2).
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    /// The RRsets, in order of first appearance.
+    pub rrsets: Vec<RrSet>,
+    /// True for a delegation point: NS records below the apex (RFC 1034 §4.2.1).
+    pub cut: bool,
+}
+
+impl Node {
+    /// The RRset of a type, if present.
+    pub fn get(&self, rtype: RecordType) -> Option<&RrSet> {
+        self.rrsets.iter().find(|s| s.rtype == rtype)
+    }
+}
+
+/// A loaded zone, ready to answer from.
+#[derive(Debug)]
+pub struct Zone {
+    origin: Name,
+    lower_origin: LowerName,
+    nodes: HashMap<LowerName, Node>,
+    soa: Record,
+    record_count: usize,
+}
+
+impl Zone {
+    /// Builds and checks a zone; `serial_offset` is added to the SOA serial (managed records'
+    /// generation). Returns the zone (if no error was found) and every finding.
+    pub fn build(
+        origin: &Name,
+        records: Vec<SourceRecord>,
+        serial_offset: u32,
+    ) -> (Option<Zone>, Vec<Problem>) {
+        let mut problems = Vec::new();
+        let lower_origin = LowerName::new(origin);
+        let mut nodes: HashMap<LowerName, Node> = HashMap::new();
+        let mut locs: HashMap<(LowerName, RecordType), Loc> = HashMap::new();
+        let mut record_count = 0;
+        for SourceRecord { record, loc } in records {
+            let name = LowerName::new(&record.name);
+            if !lower_origin.zone_of(&name) {
+                problems.push(Problem::new(
+                    Severity::Warning,
+                    Some(&loc),
+                    format!("ignoring out-of-zone data ({})", record.name),
+                ));
+                continue;
+            }
+            let rtype = record.record_type();
+            let node = nodes.entry(name.clone()).or_default();
+            match node.rrsets.iter_mut().find(|s| s.rtype == rtype) {
+                Some(set) => {
+                    if set.records.iter().any(|r| r.data == record.data) {
+                        continue;
+                    }
+                    let mut record = record;
+                    if record.ttl != set.records[0].ttl {
+                        problems.push(Problem::new(
+                            Severity::Warning,
+                            Some(&loc),
+                            format!(
+                                "{} {rtype}: TTL set to prior TTL ({}) (RFC 2181 §5.2)",
+                                record.name, set.records[0].ttl
+                            ),
+                        ));
+                        record.ttl = set.records[0].ttl;
+                    }
+                    set.records.push(record);
+                }
+                None => {
+                    locs.insert((name.clone(), rtype), loc);
+                    node.rrsets.push(RrSet {
+                        rtype,
+                        records: vec![record],
+                    });
+                }
+            }
+            record_count += 1;
+        }
+        let loc_of = |name: &LowerName, rtype| locs.get(&(name.clone(), rtype));
+
+        let soa = check_apex(origin, &lower_origin, &nodes, &loc_of, &mut problems);
+        for (name, node) in &nodes {
+            if node.get(RecordType::SOA).is_some() && *name != lower_origin {
+                problems.push(Problem::new(
+                    Severity::Error,
+                    loc_of(name, RecordType::SOA),
+                    format!("{name}: SOA record not at top of zone"),
+                ));
+            }
+            if let Some(cname) = node.get(RecordType::CNAME) {
+                if cname.records.len() > 1 {
+                    problems.push(Problem::new(
+                        Severity::Error,
+                        loc_of(name, RecordType::CNAME),
+                        format!("{name}: more than one CNAME record (RFC 1034 §3.6.2)"),
+                    ));
+                }
+                if node.rrsets.iter().any(|s| {
+                    !matches!(
+                        s.rtype,
+                        RecordType::CNAME | RecordType::RRSIG | RecordType::NSEC
+                    )
+                }) {
+                    problems.push(Problem::new(
+                        Severity::Error,
+                        loc_of(name, RecordType::CNAME),
+                        format!("{name}: CNAME and other data (RFC 1034 §3.6.2)"),
+                    ));
+                }
+            }
+        }
+        let cuts: HashSet<LowerName> = nodes
+            .iter()
+            .filter(|(n, node)| **n != lower_origin && node.get(RecordType::NS).is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for cut in &cuts {
+            if let Some(node) = nodes.get_mut(cut) {
+                node.cut = true;
+            }
+        }
+        check_occluded(&lower_origin, &nodes, &cuts, &loc_of, &mut problems);
+        check_targets(&lower_origin, &nodes, &cuts, &loc_of, &mut problems);
+
+        // Empty non-terminals: every ancestor of an owner name up to the apex exists.
+        let names: Vec<LowerName> = nodes.keys().cloned().collect();
+        for name in names {
+            let mut parent = name.base_name();
+            while lower_origin.zone_of(&parent) && parent != name {
+                if nodes.contains_key(&parent) {
+                    break;
+                }
+                nodes.insert(parent.clone(), Node::default());
+                if parent == lower_origin {
+                    break;
+                }
+                parent = parent.base_name();
+            }
+        }
+
+        let has_error = problems.iter().any(|p| p.severity == Severity::Error);
+        let zone = match soa {
+            Some(mut soa) if !has_error => {
+                if let RData::SOA(data) = &mut soa.data {
+                    data.serial = data.serial.wrapping_add(serial_offset);
+                }
+                if let Some(set) = nodes
+                    .get_mut(&lower_origin)
+                    .and_then(|n| n.rrsets.iter_mut().find(|s| s.rtype == RecordType::SOA))
+                {
+                    set.records = vec![soa.clone()];
+                }
+                Some(Zone {
+                    origin: origin.clone(),
+                    lower_origin,
+                    nodes,
+                    soa,
+                    record_count,
+                })
+            }
+            _ => None,
+        };
+        (zone, problems)
+    }
+
+    /// The zone's origin.
+    pub fn origin(&self) -> &Name {
+        &self.origin
+    }
+
+    /// The origin, lower-cased for lookups.
+    pub fn lower_origin(&self) -> &LowerName {
+        &self.lower_origin
+    }
+
+    /// The served SOA record (serial includes the managed-records generation).
+    pub fn soa(&self) -> &Record {
+        &self.soa
+    }
+
+    /// The served SOA serial.
+    pub fn serial(&self) -> u32 {
+        match &self.soa.data {
+            RData::SOA(soa) => soa.serial,
+            _ => 0,
+        }
+    }
+
+    /// The negative-caching TTL: min(SOA TTL, SOA MINIMUM) (RFC 2308 §3 and §5).
+    pub fn negative_ttl(&self) -> u32 {
+        match &self.soa.data {
+            RData::SOA(soa) => self.soa.ttl.min(soa.minimum),
+            _ => self.soa.ttl,
+        }
+    }
+
+    /// Number of records loaded.
+    pub fn record_count(&self) -> usize {
+        self.record_count
+    }
+
+    /// The node at a name (including empty non-terminals).
+    pub fn node(&self, name: &LowerName) -> Option<&Node> {
+        self.nodes.get(name)
+    }
+
+    /// The closest delegation point at or above `name` (strictly below the apex).
+    /// With `exclude_name`, a cut at `name` itself is ignored (DS is answered by the parent,
+    /// RFC 4035 §3.1.4.1).
+    pub fn find_cut(&self, name: &Name, exclude_name: bool) -> Option<(Name, &Node)> {
+        let apex_labels = self.origin.num_labels();
+        let labels = name.num_labels();
+        let last = if exclude_name {
+            labels.saturating_sub(1)
+        } else {
+            labels
+        };
+        for n in (apex_labels + 1)..=last {
+            let candidate = name.trim_to(usize::from(n));
+            if let Some(node) = self.nodes.get(&LowerName::new(&candidate)) {
+                if node.cut {
+                    return Some((candidate, node));
+                }
+            }
+        }
+        None
+    }
+
+    /// All RRsets in canonical name order, SOA first, for zone transfers.
+    pub fn rrsets_for_transfer(&self) -> Vec<&RrSet> {
+        let mut names: Vec<&LowerName> = self.nodes.keys().collect();
+        names.sort();
+        names
+            .into_iter()
+            .filter_map(|n| self.nodes.get(n))
+            .flat_map(|node| node.rrsets.iter())
+            .filter(|s| s.rtype != RecordType::SOA)
+            .collect()
+    }
+}
+
+fn check_apex<'a>(
+    origin: &Name,
+    lower_origin: &LowerName,
+    nodes: &HashMap<LowerName, Node>,
+    loc_of: &impl Fn(&LowerName, RecordType) -> Option<&'a Loc>,
+    problems: &mut Vec<Problem>,
+) -> Option<Record> {
+    let apex = nodes.get(lower_origin);
+    let soa = apex.and_then(|n| n.get(RecordType::SOA));
+    let soa = match soa {
+        None => {
+            problems.push(Problem::new(
+                Severity::Error,
+                None,
+                format!("{origin}: has no SOA record (RFC 1035 §5.2)"),
+            ));
+            None
+        }
+        Some(set) if set.records.len() > 1 => {
+            problems.push(Problem::new(
+                Severity::Error,
+                loc_of(lower_origin, RecordType::SOA),
+                format!("{origin}: multiple SOA records"),
+            ));
+            None
+        }
+        Some(set) => set.records.first().cloned(),
+    };
+    if apex.and_then(|n| n.get(RecordType::NS)).is_none() {
+        problems.push(Problem::new(
+            Severity::Error,
+            loc_of(lower_origin, RecordType::SOA),
+            format!("{origin}: has no NS records (RFC 1034 §4.2.1)"),
+        ));
+    }
+    soa
+}
+
+fn below_cut(name: &LowerName, origin: &LowerName, cuts: &HashSet<LowerName>) -> Option<LowerName> {
+    let mut n = name.base_name();
+    while origin.zone_of(&n) && n != *origin {
+        if cuts.contains(&n) {
+            return Some(n);
+        }
+        n = n.base_name();
+    }
+    None
+}
+
+fn check_occluded<'a>(
+    origin: &LowerName,
+    nodes: &HashMap<LowerName, Node>,
+    cuts: &HashSet<LowerName>,
+    loc_of: &impl Fn(&LowerName, RecordType) -> Option<&'a Loc>,
+    problems: &mut Vec<Problem>,
+) {
+    let glue = |t: RecordType| matches!(t, RecordType::A | RecordType::AAAA);
+    for (name, node) in nodes {
+        let at_cut = cuts.contains(name);
+        let below = below_cut(name, origin, cuts);
+        for set in &node.rrsets {
+            let message = match &below {
+                Some(cut) if !glue(set.rtype) => {
+                    Some(format!("occluded by the delegation at {cut}, never served"))
+                }
+                Some(_) => None,
+                None if at_cut
+                    && !glue(set.rtype)
+                    && !matches!(set.rtype, RecordType::NS | RecordType::DS) =>
+                {
+                    Some("data at a delegation point is not authoritative".to_owned())
+                }
+                None => None,
+            };
+            if let Some(message) = message {
+                problems.push(Problem::new(
+                    Severity::Warning,
+                    loc_of(name, set.rtype),
+                    format!("{name} {}: {message}", set.rtype),
+                ));
+            }
+        }
+    }
+}
+
+fn check_targets<'a>(
+    origin: &LowerName,
+    nodes: &HashMap<LowerName, Node>,
+    cuts: &HashSet<LowerName>,
+    loc_of: &impl Fn(&LowerName, RecordType) -> Option<&'a Loc>,
+    problems: &mut Vec<Problem>,
+) {
+    let has_address = |n: &LowerName| {
+        nodes.get(n).is_some_and(|node| {
+            node.get(RecordType::A).is_some() || node.get(RecordType::AAAA).is_some()
+        })
+    };
+    let is_cname = |n: &LowerName| {
+        nodes
+            .get(n)
+            .is_some_and(|node| node.get(RecordType::CNAME).is_some())
+    };
+    for (name, node) in nodes {
+        if below_cut(name, origin, cuts).is_some() {
+            continue;
+        }
+        for set in &node.rrsets {
+            for record in &set.records {
+                let (target, what) = match &record.data {
+                    RData::NS(ns) => (&ns.0, "NS"),
+                    RData::MX(mx) => (&mx.exchange, "MX"),
+                    RData::SRV(srv) => (&srv.target, "SRV"),
+                    _ => continue,
+                };
+                let lower = LowerName::new(target);
+                if !origin.zone_of(&lower) || target.is_root() {
+                    continue;
+                }
+                if is_cname(&lower) {
+                    problems.push(Problem::new(
+                        Severity::Warning,
+                        loc_of(name, set.rtype),
+                        format!("{name}: {what} '{target}' is a CNAME (illegal, RFC 2181 §10.3)"),
+                    ));
+                } else if what == "NS" && !has_address(&lower) {
+                    let at_apex = name == origin;
+                    problems.push(Problem::new(
+                        if at_apex {
+                            Severity::Error
+                        } else {
+                            Severity::Warning
+                        },
+                        loc_of(name, set.rtype),
+                        format!("{name}: NS '{target}' has no address records (A or AAAA)"),
+                    ));
+                } else if what != "NS"
+                    && below_cut(&lower, origin, cuts).is_none()
+                    && !cuts.contains(&lower)
+                    && !has_address(&lower)
+                    && !nodes.contains_key(&lower)
+                {
+                    problems.push(Problem::new(
+                        Severity::Warning,
+                        loc_of(name, set.rtype),
+                        format!("{name}: {what} '{target}' has no address records (A or AAAA)"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(text: &str) -> (Option<Zone>, Vec<Problem>) {
+        let origin = Name::from_ascii("example.test.").expect("name");
+        let parsed = parse::parse_text(text, "t.zone", &origin).expect("parses");
+        Zone::build(&origin, parsed.records, 0)
+    }
+
+    const HEAD: &str =
+        "$TTL 300\n@ SOA ns1 hostmaster 7 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\n";
+
+    #[test]
+    fn good_zone_has_ents_and_cuts() {
+        let (zone, problems) = build(&format!(
+            "{HEAD}a.b.c A 192.0.2.2\nsub NS ns.sub\nns.sub A 192.0.2.3\n"
+        ));
+        assert!(problems.is_empty(), "{problems:?}");
+        let zone = zone.expect("zone");
+        assert_eq!(zone.serial(), 7);
+        assert_eq!(zone.negative_ttl(), 60);
+        let ent = LowerName::from(Name::from_ascii("b.c.example.test.").expect("n"));
+        assert!(zone.node(&ent).expect("ent").rrsets.is_empty());
+        let below = Name::from_ascii("x.ns.sub.example.test.").expect("n");
+        assert_eq!(
+            zone.find_cut(&below, false).expect("cut").0.to_string(),
+            "sub.example.test."
+        );
+    }
+
+    #[test]
+    fn named_checkzone_like_problems() {
+        let (zone, problems) = build(
+            "$TTL 300\n@ SOA ns1 hostmaster 7 3600 600 86400 60\nwww CNAME a\nwww A 192.0.2.1\n\
+             other.zone. A 192.0.2.1\n",
+        );
+        assert!(zone.is_none());
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert!(text.iter().any(|p| p.contains("has no NS")), "{text:?}");
+        assert!(
+            text.iter()
+                .any(|p| p.starts_with("t.zone:3: error") && p.contains("CNAME and other data")),
+            "{text:?}"
+        );
+        assert!(text
+            .iter()
+            .any(|p| p.starts_with("t.zone:5: warning") && p.contains("out-of-zone")));
+        let (zone, problems) = build(&format!("{HEAD}sub NS ns.sub\nx.sub TXT hidden\n"));
+        assert!(zone.is_some());
+        assert!(
+            problems.iter().any(|p| p.message.contains("occluded")),
+            "{problems:?}"
+        );
+        assert!(problems
+            .iter()
+            .any(|p| p.message.contains("'ns.sub.example.test.' has no address")));
+        let (zone, _) = build("$TTL 300\n@ SOA ns1 h 1 1 1 1 1\n@ NS ns1\n");
+        assert!(
+            zone.is_none(),
+            "in-zone NS without address is an error, like BIND"
+        );
+    }
+
+    #[test]
+    fn serial_offset_and_duplicates() {
+        let origin = Name::from_ascii("example.test.").expect("name");
+        let parsed = parse::parse_text(
+            &format!("{HEAD}www A 192.0.2.5\nwww 60 A 192.0.2.5\nwww 60 A 192.0.2.6\n"),
+            "t",
+            &origin,
+        )
+        .expect("parses");
+        let (zone, problems) = Zone::build(&origin, parsed.records, u32::MAX);
+        let zone = zone.expect("zone");
+        assert_eq!(zone.serial(), 6, "wraps");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let www = LowerName::from(Name::from_ascii("www.example.test.").expect("n"));
+        let set = zone
+            .node(&www)
+            .and_then(|n| n.get(RecordType::A))
+            .expect("set");
+        assert_eq!(set.records.len(), 2);
+        assert!(set.records.iter().all(|r| r.ttl == 300));
+    }
+}

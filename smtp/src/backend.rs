@@ -1,0 +1,265 @@
+//! Performs a session's actions against the store: rate-limited logins, sender ownership,
+//! recipient resolution with quota checks, and durable acceptance of messages.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use postern_store::{
+    normalize_address, AuthLimiter, DeliveryOutcome, Incoming, Resolution, Store, Verdict,
+};
+
+use crate::config::SmtpConfig;
+use crate::dsn::{self, Failure};
+use crate::session::{
+    Action, AuthResult, Delivery, DeliveryResult, RecipientResult, SenderResult, Session,
+};
+
+/// What sessions share: the store, the login limiter and the settings.
+pub(crate) struct Backend {
+    pub store: Store,
+    pub limiter: AuthLimiter,
+    pub config: Arc<SmtpConfig>,
+    pub hostname: String,
+}
+
+impl Backend {
+    /// Performs `action` for a client at `ip` and reports the result to `session`.
+    pub async fn perform(&self, session: &mut Session, action: Action, ip: IpAddr) {
+        match action {
+            Action::Authenticate { username, password } => {
+                let result = self.authenticate(ip, &username, &password).await;
+                match &result {
+                    AuthResult::Success { address, .. } => {
+                        tracing::info!(user = %address, "authenticated")
+                    }
+                    AuthResult::Failed => tracing::warn!(%ip, username, "authentication failed"),
+                    AuthResult::Locked => {
+                        tracing::warn!(%ip, username, "authentication refused: locked out")
+                    }
+                    AuthResult::Unavailable => {}
+                }
+                session.auth_result(result);
+            }
+            Action::CheckSender {
+                user_id,
+                user,
+                address,
+            } => {
+                let result = match self.owns(user_id, &user, &address).await {
+                    Ok(true) => SenderResult::Owned,
+                    Ok(false) => {
+                        tracing::warn!(user, sender = address, "sender address not owned");
+                        SenderResult::NotOwned
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "sender check failed");
+                        SenderResult::Unavailable
+                    }
+                };
+                session.sender_result(result);
+            }
+            Action::CheckRecipient { address, size } => {
+                let result = match self.check_recipient(&address, size).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "recipient check failed");
+                        RecipientResult::Unavailable
+                    }
+                };
+                session.recipient_result(address, result);
+            }
+            Action::Deliver(delivery) => {
+                let result = self.deliver(delivery).await;
+                session.delivery_result(result);
+            }
+        }
+    }
+
+    /// Checks a login through the shared limiter (slow down, then lock out; RFC 4954 §4).
+    async fn authenticate(&self, ip: IpAddr, username: &str, password: &str) -> AuthResult {
+        match self.limiter.check(ip, username) {
+            Verdict::Locked(_) => return AuthResult::Locked,
+            Verdict::Allow(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
+            Verdict::Allow(_) => {}
+        }
+        match self.store.authenticate(username, password).await {
+            Ok(Some(user)) => {
+                self.limiter.success(ip, username);
+                AuthResult::Success {
+                    user_id: user.id,
+                    address: user.address.to_string(),
+                }
+            }
+            Ok(None) => {
+                self.limiter.failure(ip, username);
+                AuthResult::Failed
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "authentication check failed");
+                AuthResult::Unavailable
+            }
+        }
+    }
+
+    /// Whether the user may send as `address`: their own address (with or without `+tag`), or an
+    /// alias that reaches them. A catch-all does not make a domain's every address theirs.
+    async fn owns(&self, user_id: i64, user: &str, address: &str) -> postern_store::Result<bool> {
+        let Ok(from) = normalize_address(address) else {
+            return Ok(false);
+        };
+        let base = from
+            .local
+            .split_once('+')
+            .map_or(from.local.as_str(), |(b, _)| b);
+        let sources = [from.to_string(), format!("{base}@{}", from.domain)];
+        if sources.iter().any(|s| s == user) {
+            return Ok(true);
+        }
+        for alias in self.store.list_aliases(Some(&from.domain)).await? {
+            if !sources.contains(&alias.source) {
+                continue;
+            }
+            if alias.destination == user {
+                return Ok(true);
+            }
+            if let Resolution::Deliver { local, .. } =
+                self.store.resolve_recipient(&alias.destination).await?
+            {
+                if local.contains(&user_id) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Resolves a recipient; a single local mailbox that is already full (or cannot take the
+    /// announced size) is refused with 452 at RCPT.
+    async fn check_recipient(
+        &self,
+        address: &str,
+        size: usize,
+    ) -> postern_store::Result<RecipientResult> {
+        Ok(match self.store.resolve_recipient(address).await? {
+            Resolution::NotHosted => RecipientResult::NotHosted,
+            Resolution::Unknown => RecipientResult::Unknown,
+            Resolution::Deliver { local, remote } => {
+                if remote.is_empty()
+                    && local.len() == 1
+                    && self.mailbox_full(address, &local, size).await?
+                {
+                    RecipientResult::MailboxFull
+                } else {
+                    RecipientResult::Deliver { local, remote }
+                }
+            }
+        })
+    }
+
+    /// Whether the user an address names directly (or through `+tag`) is out of space.
+    async fn mailbox_full(
+        &self,
+        address: &str,
+        local: &BTreeSet<i64>,
+        size: usize,
+    ) -> postern_store::Result<bool> {
+        let Ok(a) = normalize_address(address) else {
+            return Ok(false);
+        };
+        let base = a.local.split_once('+').map_or(a.local.as_str(), |(b, _)| b);
+        for candidate in [a.to_string(), format!("{base}@{}", a.domain)] {
+            if let Some(u) = self.store.user(&candidate).await? {
+                if !local.contains(&u.id) {
+                    return Ok(false);
+                }
+                return Ok(u.quota_bytes > 0
+                    && (u.used_bytes >= u.quota_bytes
+                        || u.used_bytes + size as i64 > u.quota_bytes));
+            }
+        }
+        Ok(false)
+    }
+
+    /// Stores the message for local users and queues it for remote ones in one committed
+    /// transaction; only then may the session answer 250 (RFC 5321 §6.1).
+    async fn deliver(&self, d: Delivery) -> DeliveryResult {
+        let now = postern_store::unix_now();
+        let local = d.local_users();
+        let remote = d.remote_addresses();
+        let expires_at = now + self.config.queue_lifetime_secs as i64;
+        let accepted = match self
+            .store
+            .accept(Incoming {
+                raw: &d.message,
+                internal_date: now,
+                local: &local,
+                folder: "INBOX",
+                sender: &d.sender,
+                remote: &remote,
+                expires_at,
+            })
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "storing a message failed");
+                return DeliveryResult::Unavailable;
+            }
+        };
+        let full: BTreeSet<i64> = accepted
+            .local
+            .iter()
+            .filter_map(|o| match o {
+                DeliveryOutcome::OverQuota { user_id } => Some(*user_id),
+                DeliveryOutcome::Delivered { .. } => None,
+            })
+            .collect();
+        let delivered = accepted.local.len() - full.len();
+        let id: u64 = rand::random();
+        let id = format!("{id:016X}");
+        if delivered == 0 && accepted.queued.is_empty() && !full.is_empty() {
+            tracing::info!(id, sender = d.sender, "refused: every mailbox is full");
+            return DeliveryResult::MailboxFull;
+        }
+        tracing::info!(
+            id,
+            sender = d.sender,
+            user = d.user.as_deref().unwrap_or(""),
+            delivered,
+            queued = accepted.queued.len(),
+            over_quota = full.len(),
+            size = d.message.len(),
+            "message accepted"
+        );
+        if !full.is_empty() {
+            // Some recipients took it, others are full: the 250 stands, the sender gets a bounce
+            // for the full mailboxes (RFC 5321 §3.7 / §6.1).
+            let failures: Vec<Failure> = d
+                .recipients
+                .iter()
+                .filter(|r| r.local.iter().any(|u| full.contains(u)))
+                .map(|r| Failure {
+                    recipient: r.address.clone(),
+                    status: "5.2.2".into(),
+                    diagnostic: "552 5.2.2 Mailbox full".into(),
+                    remote_mta: None,
+                })
+                .collect();
+            if let Err(e) = dsn::send(
+                &self.store,
+                &self.hostname,
+                expires_at,
+                &d.sender,
+                &failures,
+                &d.message,
+                now,
+            )
+            .await
+            {
+                tracing::error!(error = %e, "could not send a bounce for full mailboxes");
+            }
+        }
+        DeliveryResult::Accepted { id }
+    }
+}

@@ -1,0 +1,125 @@
+//! The `[smtp]` table of `postern.toml`: limits, timeouts, the outbound queue's retry schedule, the
+//! resolver used for MX lookups, and login rate limits.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// SMTP settings; every key is optional.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// Largest message accepted, in bytes, advertised with SIZE (RFC 1870).
+    pub max_message_size: usize,
+    /// Most recipients per message (RFC 5321 §4.5.3.1.8 asks for at least 100).
+    pub max_recipients: usize,
+    /// Longest command line in bytes, CRLF included (RFC 5321 §4.5.3.1.4; AUTH needs more than 512).
+    pub max_line_length: usize,
+    /// Most concurrent sessions over all SMTP listeners; further clients get 421.
+    pub max_connections: usize,
+    /// Protocol errors tolerated per session before it is closed with 421.
+    pub max_errors: u32,
+    /// Seconds to wait for the next command or data chunk (RFC 5321 §4.5.3.2.7: at least 300).
+    pub idle_timeout_secs: u64,
+    /// Seconds a whole session may last.
+    pub session_timeout_secs: u64,
+    /// Refuse AUTH on connections without TLS (RFC 8314 §3; RFC 4954 §4).
+    pub require_tls_for_auth: bool,
+    /// Failed logins per client address before it is locked out.
+    pub auth_max_failures_per_address: u32,
+    /// Failed logins per account (from addresses not known good) before it is locked out.
+    pub auth_max_failures_per_account: u32,
+    /// Failed logins after which each further attempt is delayed.
+    pub auth_slow_after: u32,
+    /// Seconds a lockout lasts.
+    pub auth_lockout_secs: u64,
+    /// Seconds over which failed logins are counted.
+    pub auth_window_secs: u64,
+    /// Seconds a queued message is retried before it bounces (RFC 5321 §4.5.4.1: 4–5 days).
+    pub queue_lifetime_secs: u64,
+    /// Seconds before the first retry; each further retry waits twice as long.
+    pub retry_initial_secs: u64,
+    /// Longest wait between two retries, in seconds.
+    pub retry_max_secs: u64,
+    /// Seconds between scans for queue entries whose retry time came (new entries wake the
+    /// worker at once).
+    pub queue_scan_secs: u64,
+    /// Deliveries the queue worker runs at once.
+    pub queue_concurrency: usize,
+    /// DNS server for MX and address lookups, e.g. `127.0.0.1:53`; the system resolver if unset.
+    pub resolver: Option<SocketAddr>,
+    /// TCP port of remote mail exchangers (25; tests use a loopback sink).
+    pub outbound_port: u16,
+    /// Seconds allowed for connecting to and for each reply of a remote server (RFC 5321 §4.5.3.2).
+    pub outbound_timeout_secs: u64,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            max_message_size: 25 << 20,
+            max_recipients: 100,
+            max_line_length: 4096,
+            max_connections: 500,
+            max_errors: 10,
+            idle_timeout_secs: 300,
+            session_timeout_secs: 1800,
+            require_tls_for_auth: true,
+            auth_max_failures_per_address: 10,
+            auth_max_failures_per_account: 30,
+            auth_slow_after: 3,
+            auth_lockout_secs: 900,
+            auth_window_secs: 900,
+            queue_lifetime_secs: 5 * 24 * 3600,
+            retry_initial_secs: 300,
+            retry_max_secs: 4 * 3600,
+            queue_scan_secs: 60,
+            queue_concurrency: 8,
+            resolver: None,
+            outbound_port: 25,
+            outbound_timeout_secs: 60,
+        }
+    }
+}
+
+impl SmtpConfig {
+    /// The login rate limits for [`postern_store::AuthLimiter`].
+    pub fn limits(&self) -> postern_store::LimitConfig {
+        postern_store::LimitConfig {
+            per_address: self.auth_max_failures_per_address.max(1),
+            per_account: self.auth_max_failures_per_account.max(1),
+            slow_after: self.auth_slow_after,
+            window: Duration::from_secs(self.auth_window_secs),
+            lockout: Duration::from_secs(self.auth_lockout_secs),
+            ..postern_store::LimitConfig::default()
+        }
+    }
+
+    /// How long to wait before retry number `attempts + 1`: exponential backoff from
+    /// `retry_initial_secs`, capped at `retry_max_secs`.
+    pub fn retry_delay(&self, attempts: i64) -> u64 {
+        let shift = attempts.clamp(0, 30) as u32;
+        self.retry_initial_secs
+            .max(1)
+            .saturating_mul(1u64 << shift)
+            .min(self.retry_max_secs.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_backoff_doubles_up_to_the_cap() {
+        let c = SmtpConfig {
+            retry_initial_secs: 60,
+            retry_max_secs: 600,
+            ..SmtpConfig::default()
+        };
+        let delays: Vec<u64> = (0..6).map(|a| c.retry_delay(a)).collect();
+        assert_eq!(delays, [60, 120, 240, 480, 600, 600]);
+        assert_eq!(c.retry_delay(1000), 600);
+    }
+}

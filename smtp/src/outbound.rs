@@ -1,0 +1,314 @@
+//! Outbound delivery of one queued message to one remote recipient: MX lookup through the
+//! configured resolver (RFC 5321 §5.1: preference order, A/AAAA fallback, null MX per RFC 7505),
+//! then SMTP with lettre, upgrading with STARTTLS whenever the server offers it (RFC 3207;
+//! opportunistic, without certificate checks, as RFC 7435 allows).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::RData;
+use hickory_resolver::TokioResolver;
+use lettre::address::Envelope;
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+
+use crate::config::SmtpConfig;
+use crate::error::SmtpError;
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Attempt {
+    /// The remote server accepted the message.
+    Delivered {
+        /// The host that took it.
+        host: String,
+    },
+    /// Try again later (4xx, connection or DNS trouble).
+    Transient(Problem),
+    /// Give up and bounce (5xx, no such domain, null MX).
+    Permanent(Problem),
+}
+
+/// Why an attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    /// Enhanced status code for the DSN (RFC 3463).
+    pub status: String,
+    /// The reply or error text.
+    pub diagnostic: String,
+    /// The host that answered, if one did.
+    pub remote_mta: Option<String>,
+}
+
+fn problem(status: &str, diagnostic: impl Into<String>, host: Option<&str>) -> Problem {
+    Problem {
+        status: status.to_owned(),
+        diagnostic: diagnostic.into(),
+        remote_mta: host.map(str::to_owned),
+    }
+}
+
+/// The outbound SMTP client.
+pub(crate) struct Outbound {
+    resolver: TokioResolver,
+    hello: ClientId,
+    port: u16,
+    timeout: Duration,
+}
+
+impl Outbound {
+    /// A client using the configured resolver (or the system's) and port.
+    pub fn new(config: &SmtpConfig, hostname: &str) -> Result<Outbound, SmtpError> {
+        let provider = TokioRuntimeProvider::default();
+        let builder = match config.resolver {
+            Some(addr) => {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = addr.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = addr.port();
+                let server = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
+                TokioResolver::builder_with_config(
+                    ResolverConfig::from_name_servers(vec![server]),
+                    provider,
+                )
+            }
+            None => {
+                TokioResolver::builder(provider).map_err(|e| SmtpError::Resolver(e.to_string()))?
+            }
+        };
+        let resolver = builder
+            .build()
+            .map_err(|e| SmtpError::Resolver(e.to_string()))?;
+        Ok(Outbound {
+            resolver,
+            hello: ClientId::Domain(hostname.to_owned()),
+            port: config.outbound_port,
+            timeout: Duration::from_secs(config.outbound_timeout_secs.max(1)),
+        })
+    }
+
+    /// The hosts to try for `domain`, best first, with their addresses.
+    async fn exchangers(&self, domain: &str) -> Result<Vec<(String, Vec<IpAddr>)>, Attempt> {
+        if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+            let ip = literal.strip_prefix("IPv6:").unwrap_or(literal);
+            return match ip.parse::<IpAddr>() {
+                Ok(ip) => Ok(vec![(domain.to_owned(), vec![ip])]),
+                Err(_) => Err(Attempt::Permanent(problem(
+                    "5.1.2",
+                    format!("bad address literal {domain}"),
+                    None,
+                ))),
+            };
+        }
+        let fqdn = format!("{}.", domain.trim_end_matches('.'));
+        let hosts: Vec<String> = match self.resolver.mx_lookup(fqdn.as_str()).await {
+            Ok(lookup) => {
+                let mut mx: Vec<(u16, u32, String)> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::MX(mx) => {
+                            Some((mx.preference, rand::random::<u32>(), mx.exchange.to_ascii()))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if mx.iter().any(|(_, _, host)| host == "." || host.is_empty()) {
+                    return Err(Attempt::Permanent(problem(
+                        "5.1.10",
+                        format!("556 5.1.10 {domain} accepts no mail (null MX, RFC 7505)"),
+                        None,
+                    )));
+                }
+                // Lowest preference first; equal preferences in random order (RFC 5321 §5.1).
+                mx.sort();
+                if mx.is_empty() {
+                    vec![fqdn]
+                } else {
+                    mx.into_iter().map(|(_, _, h)| h).collect()
+                }
+            }
+            Err(e) if e.is_nx_domain() => {
+                return Err(Attempt::Permanent(problem(
+                    "5.1.2",
+                    format!("domain {domain} does not exist"),
+                    None,
+                )));
+            }
+            // No MX records: the domain itself is the implicit MX (RFC 5321 §5.1).
+            Err(e) if e.is_no_records_found() => vec![fqdn],
+            Err(e) => {
+                return Err(Attempt::Transient(problem(
+                    "4.4.3",
+                    format!("MX lookup for {domain} failed: {e}"),
+                    None,
+                )));
+            }
+        };
+        let mut out = Vec::new();
+        for host in hosts {
+            match self.resolver.lookup_ip(host.as_str()).await {
+                Ok(ips) => out.push((host.trim_end_matches('.').to_owned(), ips.iter().collect())),
+                Err(e) => tracing::debug!(host, error = %e, "no address for mail exchanger"),
+            }
+        }
+        if out.is_empty() {
+            return Err(Attempt::Transient(problem(
+                "4.4.4",
+                format!("no mail exchanger of {domain} has an address"),
+                None,
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Delivers `message` from `sender` (empty: null reverse-path) to `recipient`.
+    pub async fn deliver(&self, sender: &str, recipient: &str, message: &[u8]) -> Attempt {
+        let to = match recipient.parse::<lettre::Address>() {
+            Ok(a) => a,
+            Err(e) => {
+                return Attempt::Permanent(problem(
+                    "5.1.3",
+                    format!("bad recipient address: {e}"),
+                    None,
+                ))
+            }
+        };
+        let from = if sender.is_empty() {
+            None
+        } else {
+            match sender.parse::<lettre::Address>() {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    return Attempt::Permanent(problem(
+                        "5.1.7",
+                        format!("bad sender address: {e}"),
+                        None,
+                    ))
+                }
+            }
+        };
+        let envelope = match Envelope::new(from, vec![to]) {
+            Ok(e) => e,
+            Err(e) => return Attempt::Permanent(problem("5.1.3", e.to_string(), None)),
+        };
+        let domain = recipient.rsplit_once('@').map_or("", |(_, d)| d);
+        let targets = match self.exchangers(domain).await {
+            Ok(t) => t,
+            Err(a) => return a,
+        };
+        // lettre adds CRLF.CRLF after the data: drop the message's own final CRLF.
+        let body = message.strip_suffix(b"\r\n").unwrap_or(message);
+        let mut last = problem(
+            "4.4.1",
+            format!("no mail exchanger of {domain} could be reached"),
+            None,
+        );
+        for (host, ips) in targets {
+            for ip in ips {
+                let addr = SocketAddr::new(ip, self.port);
+                let attempt = tokio::time::timeout(
+                    self.timeout * 10,
+                    self.send_to(&host, addr, &envelope, body),
+                )
+                .await;
+                match attempt {
+                    Ok(Ok(())) => return Attempt::Delivered { host },
+                    Ok(Err(e)) if e.is_permanent() => {
+                        // A 5xx reply is final: other exchangers would say the same (RFC 5321 §5.1).
+                        let text = describe(&e);
+                        let status = enhanced_code(&text).unwrap_or_else(|| "5.0.0".into());
+                        return Attempt::Permanent(problem(&status, text, Some(&host)));
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(%addr, error = %e, "delivery attempt failed");
+                        let text = describe(&e);
+                        let status = enhanced_code(&text).unwrap_or_else(|| "4.4.1".into());
+                        last = problem(&status, text, Some(&host));
+                    }
+                    Err(_) => last = problem("4.4.2", format!("{host} timed out"), Some(&host)),
+                }
+            }
+        }
+        Attempt::Transient(last)
+    }
+
+    /// One SMTP conversation with one address: EHLO, STARTTLS if offered, MAIL, RCPT, DATA.
+    async fn send_to(
+        &self,
+        host: &str,
+        addr: SocketAddr,
+        envelope: &Envelope,
+        body: &[u8],
+    ) -> Result<(), lettre::transport::smtp::Error> {
+        let mut conn = self.connect(addr).await?;
+        if conn.can_starttls() {
+            let params = TlsParameters::builder(host.to_owned())
+                .dangerous_accept_invalid_certs(true)
+                .dangerous_accept_invalid_hostnames(true)
+                .build_rustls()?;
+            if let Err(e) = conn.starttls(params, &self.hello).await {
+                // Opportunistic TLS: a failed handshake falls back to a clear connection.
+                tracing::info!(%addr, error = %e, "STARTTLS failed; retrying without TLS");
+                conn = self.connect(addr).await?;
+            }
+        }
+        let result = conn.send(envelope, body).await;
+        match &result {
+            Ok(_) => {
+                let _ = conn.quit().await;
+            }
+            Err(_) => conn.abort().await,
+        }
+        result.map(|_| ())
+    }
+
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<AsyncSmtpConnection, lettre::transport::smtp::Error> {
+        AsyncSmtpConnection::connect_tokio1(addr, Some(self.timeout), &self.hello, None, None).await
+    }
+}
+
+/// A lettre error as the remote server's reply (`550 5.1.1 text`) where there was one.
+fn describe(e: &lettre::transport::smtp::Error) -> String {
+    let text = e.to_string();
+    match (e.status(), text.split_once("): ")) {
+        (Some(code), Some((_, reply))) => format!("{code} {reply}"),
+        _ => text,
+    }
+}
+
+/// The first `d.d.d` enhanced status code in a reply text (RFC 3463), if any.
+fn enhanced_code(text: &str) -> Option<String> {
+    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .find(|w| {
+            let parts: Vec<&str> = w.split('.').collect();
+            parts.len() == 3
+                && matches!(parts[0], "2" | "4" | "5")
+                && parts[1..].iter().all(|p| !p.is_empty() && p.len() <= 3)
+        })
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::enhanced_code;
+
+    #[test]
+    fn finds_enhanced_codes() {
+        assert_eq!(
+            enhanced_code("permanent error (550): 5.1.1 no such user").as_deref(),
+            Some("5.1.1")
+        );
+        assert_eq!(
+            enhanced_code("transient error (451): 4.3.0 try later").as_deref(),
+            Some("4.3.0")
+        );
+        assert_eq!(enhanced_code("connection refused"), None);
+        assert_eq!(enhanced_code("version 1.2.3 of 9.9.9"), None);
+    }
+}

@@ -1,0 +1,239 @@
+//! The outbound queue worker: delivers due queue entries, retries transient failures with
+//! exponential backoff until the entry's lifetime ends, and bounces permanent failures and expired
+//! entries to the sender (RFC 5321 §4.5.4.1, RFC 3464). It wakes when the store reports queue
+//! changes and otherwise sleeps until the next retry is due.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use postern_store::{Change, QueueEntry, Store, StoreError};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::SmtpConfig;
+use crate::dsn::{self, Failure};
+use crate::error::SmtpError;
+use crate::outbound::{Attempt, Outbound, Problem};
+
+struct Worker {
+    store: Store,
+    config: SmtpConfig,
+    hostname: String,
+    outbound: Outbound,
+}
+
+/// A running queue worker.
+pub struct QueueWorker {
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl QueueWorker {
+    /// Starts the worker; it stops when `shutdown` is cancelled (deliveries in progress are
+    /// abandoned and retried after the next start, so a message may be sent twice but never lost).
+    pub fn start(
+        config: SmtpConfig,
+        hostname: String,
+        store: Store,
+        shutdown: CancellationToken,
+    ) -> Result<QueueWorker, SmtpError> {
+        let outbound = Outbound::new(&config, &hostname)?;
+        let worker = Arc::new(Worker {
+            store,
+            config,
+            hostname,
+            outbound,
+        });
+        let handle = tokio::spawn(run(worker, shutdown));
+        Ok(QueueWorker { handle })
+    }
+
+    /// Completes when the worker has stopped.
+    pub async fn wait(self) {
+        let _ = self.handle.await;
+    }
+}
+
+async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
+    let mut changes = worker.store.subscribe();
+    let scan = Duration::from_secs(worker.config.queue_scan_secs.max(1));
+    let concurrency = worker.config.queue_concurrency.max(1);
+    let mut in_flight: HashSet<i64> = HashSet::new();
+    let mut tasks: JoinSet<(i64, Option<i64>)> = JoinSet::new();
+    let mut rescan = true;
+    let mut next_scan = Instant::now() + scan;
+    // Entries deferred by an earlier run: wake when the first of them is due.
+    if let Ok(entries) = worker.store.list_queue().await {
+        if let Some(first) = entries.iter().map(|e| e.next_attempt).min() {
+            next_scan = next_scan.min(instant_at(first));
+        }
+    }
+    loop {
+        if rescan && tasks.len() < concurrency {
+            rescan = false;
+            let now = postern_store::unix_now();
+            match worker.store.due_queue(now, (concurrency * 2) as i64).await {
+                Ok(due) => {
+                    for entry in due {
+                        if in_flight.contains(&entry.id) {
+                            continue;
+                        }
+                        if tasks.len() >= concurrency {
+                            // More is due than we run at once: look again when a slot frees up.
+                            rescan = true;
+                            break;
+                        }
+                        in_flight.insert(entry.id);
+                        let w = worker.clone();
+                        tasks.spawn(async move { (entry.id, w.attempt(entry).await) });
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "reading the queue failed"),
+            }
+            next_scan = next_scan.max(Instant::now()).min(Instant::now() + scan);
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Ok((id, next)) = done {
+                    in_flight.remove(&id);
+                    if let Some(at) = next {
+                        next_scan = next_scan.min(instant_at(at));
+                    }
+                } else {
+                    // A delivery task panicked: forget every id not running any more.
+                    in_flight.clear();
+                }
+            }
+            change = changes.recv() => match change {
+                Ok(Change::Queue) | Err(RecvError::Lagged(_)) => rescan = true,
+                Ok(_) => {}
+                Err(RecvError::Closed) => changes = worker.store.subscribe(),
+            },
+            _ = tokio::time::sleep_until(next_scan) => {
+                rescan = true;
+                next_scan = Instant::now() + scan;
+            }
+        }
+    }
+    tasks.shutdown().await;
+}
+
+/// The tokio instant of Unix time `at` (now if it is past).
+fn instant_at(at: i64) -> Instant {
+    let wait = (at - postern_store::unix_now()).max(0) as u64;
+    Instant::now() + Duration::from_secs(wait)
+}
+
+impl Worker {
+    /// One delivery attempt of one entry; returns when the entry is next due, if it stays queued.
+    async fn attempt(&self, entry: QueueEntry) -> Option<i64> {
+        let raw = match self.store.queue_message(entry.id).await {
+            Ok(raw) => raw,
+            Err(StoreError::NotFound(_)) => return None,
+            Err(e) => {
+                tracing::error!(id = entry.id, error = %e, "reading a queued message failed");
+                return Some(postern_store::unix_now() + 60);
+            }
+        };
+        let attempt = self
+            .outbound
+            .deliver(&entry.sender, &entry.recipient, &raw)
+            .await;
+        let now = postern_store::unix_now();
+        match attempt {
+            Attempt::Delivered { host } => {
+                tracing::info!(
+                    id = entry.id,
+                    recipient = entry.recipient,
+                    host,
+                    "delivered"
+                );
+                self.remove(entry.id).await;
+                None
+            }
+            Attempt::Permanent(p) => {
+                tracing::warn!(
+                    id = entry.id,
+                    recipient = entry.recipient,
+                    error = p.diagnostic,
+                    "delivery failed permanently"
+                );
+                self.bounce(&entry, p, &raw).await;
+                None
+            }
+            Attempt::Transient(p) => {
+                let next = now + self.config.retry_delay(entry.attempts) as i64;
+                if next > entry.expires_at {
+                    tracing::warn!(
+                        id = entry.id,
+                        recipient = entry.recipient,
+                        error = p.diagnostic,
+                        "queue lifetime over; bouncing"
+                    );
+                    let expired = Problem {
+                        status: "4.4.7".into(),
+                        diagnostic: format!("delivery time expired; last error: {}", p.diagnostic),
+                        ..p
+                    };
+                    self.bounce(&entry, expired, &raw).await;
+                    return None;
+                }
+                tracing::info!(
+                    id = entry.id,
+                    recipient = entry.recipient,
+                    error = p.diagnostic,
+                    retry_in = next - now,
+                    "delivery deferred"
+                );
+                match self.store.defer_queue(entry.id, &p.diagnostic, next).await {
+                    Ok(()) => Some(next),
+                    Err(e) => {
+                        tracing::error!(id = entry.id, error = %e, "deferring a queue entry failed");
+                        Some(next)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bounces the entry to its sender (never for a bounce) and removes it from the queue.
+    async fn bounce(&self, entry: &QueueEntry, p: Problem, raw: &[u8]) {
+        let failure = Failure {
+            recipient: entry.recipient.clone(),
+            status: p.status,
+            diagnostic: p.diagnostic,
+            remote_mta: p.remote_mta,
+        };
+        let expires_at = postern_store::unix_now() + self.config.queue_lifetime_secs as i64;
+        if let Err(e) = dsn::send(
+            &self.store,
+            &self.hostname,
+            expires_at,
+            &entry.sender,
+            &[failure],
+            raw,
+            entry.created_at,
+        )
+        .await
+        {
+            // Keep the entry: the next attempt will try the bounce again.
+            tracing::error!(id = entry.id, error = %e, "could not send a bounce");
+            let _ = self
+                .store
+                .defer_queue(entry.id, "bounce failed", postern_store::unix_now() + 60)
+                .await;
+            return;
+        }
+        self.remove(entry.id).await;
+    }
+
+    async fn remove(&self, id: i64) {
+        match self.store.remove_queue(id).await {
+            Ok(()) | Err(StoreError::NotFound(_)) => {}
+            Err(e) => tracing::error!(id, error = %e, "removing a queue entry failed"),
+        }
+    }
+}

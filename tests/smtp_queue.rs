@@ -1,0 +1,302 @@
+//! End-to-end tests of the outbound queue against the real binary: MX lookup through a test DNS
+//! server, delivery to an SMTP sink on loopback, retries after 4xx, bounces after 5xx and expiry,
+//! forwarding through aliases, persistence across restarts and `postern queue`.
+
+mod common;
+mod smtp_support;
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use common::{Db, Instance};
+use smtp_support::{
+    hosted, inbox, python, swaks, transcript, wait_inbox, Raw, Rr, Sink, TestDns, PASSWORD,
+};
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() { super::$name(super::Db::Sqlite).await; })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() { super::$name(super::Db::Postgres).await; })*
+        }
+    };
+}
+
+both_backends!(
+    delivers_retries_and_bounces,
+    queue_survives_restart_and_is_managed_by_cli
+);
+
+/// The test zone: remote.test has a dead preferred MX and a live second one; implicit.test has
+/// no MX, only an address; everything else does not exist.
+fn zone() -> HashMap<String, Vec<Rr>> {
+    let mut z = HashMap::new();
+    z.insert(
+        "remote.test".into(),
+        vec![
+            Rr::Mx(20, "mx2.remote.test".into()),
+            Rr::Mx(5, "mx1.remote.test".into()),
+        ],
+    );
+    z.insert(
+        "mx1.remote.test".into(),
+        vec![Rr::A(Ipv4Addr::new(127, 0, 0, 9))],
+    );
+    z.insert("mx2.remote.test".into(), vec![Rr::A(Ipv4Addr::LOCALHOST)]);
+    z.insert("implicit.test".into(), vec![Rr::A(Ipv4Addr::LOCALHOST)]);
+    z
+}
+
+/// `[smtp]` settings pointing the queue at the test DNS and sink, with fast retries.
+fn queue_config(dns: &TestDns, sink: &Sink, lifetime: u64) -> String {
+    format!(
+        "[smtp]\nresolver = \"{}\"\noutbound_port = {}\nretry_initial_secs = 1\nretry_max_secs = 1\nqueue_scan_secs = 1\nqueue_lifetime_secs = {lifetime}\noutbound_timeout_secs = 5\n",
+        dns.addr,
+        sink.addr.port()
+    )
+}
+
+/// Submits one message from alice over implicit TLS.
+fn submit(inst_port: u16, rcpts: &[&str], subject: &str) {
+    const SUBMIT: &str = r#"
+import smtplib, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP_SSL('127.0.0.1', int(sys.argv[1]), context=ctx, timeout=20)
+s.login('alice@example.test', sys.argv[2])
+rcpts = sys.argv[3].split(',')
+msg = 'From: alice@example.test\r\nTo: %s\r\nSubject: %s\r\n\r\nHi there.\r\n' % (', '.join(rcpts), sys.argv[4])
+print(s.sendmail('alice@example.test', rcpts, msg))
+s.quit()
+"#;
+    let (ok, out) = python(
+        SUBMIT,
+        &[&inst_port.to_string(), PASSWORD, &rcpts.join(","), subject],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), "{}");
+}
+
+/// Waits until the queue is empty.
+async fn wait_queue_empty(inst: &Instance) {
+    let store = postern_store::Store::open(&inst.db.url).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let q = store.list_queue().await.unwrap();
+        if q.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "queue not empty: {q:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    store.close().await;
+}
+
+async fn delivers_retries_and_bounces(db: Db) {
+    let dns = TestDns::start(zone());
+    let sink = Sink::start();
+    let (inst, server) = hosted(db, &queue_config(&dns, &sink, 3600)).await;
+    submit(
+        server.addr("submissions").port(),
+        &[
+            "ok@remote.test",
+            "temp@remote.test",
+            "perm@remote.test",
+            "ok@implicit.test",
+            "x@nxdomain.test",
+        ],
+        "outbound",
+    );
+    let got = sink.wait_for(3);
+    let mut rcpts: Vec<&str> = got.iter().map(|r| r.to[0].as_str()).collect();
+    rcpts.sort();
+    assert_eq!(
+        rcpts,
+        ["ok@implicit.test", "ok@remote.test", "temp@remote.test"]
+    );
+    for r in &got {
+        assert_eq!(r.from, "alice@example.test");
+        assert!(
+            r.data.starts_with("Received: from client.test")
+                || r.data.starts_with("Received: from"),
+            "{}",
+            r.data
+        );
+        assert!(r.data.contains("Subject: outbound\r\n"), "{}", r.data);
+        assert!(
+            r.data.ends_with("Hi there.\r\n"),
+            "no extra blank line: {:?}",
+            r.data
+        );
+    }
+    assert_eq!(
+        sink.attempts("temp@remote.test"),
+        2,
+        "451 once, then delivered on retry"
+    );
+    // Two bounces (RFC 3464) reach alice: 550 from the sink and a domain that does not exist.
+    let alice = wait_inbox(&inst, "alice@example.test", 2).await;
+    let perm = alice
+        .iter()
+        .find(|m| m.contains("Final-Recipient: rfc822; perm@remote.test"))
+        .expect("bounce for perm@");
+    assert!(perm.contains("Content-Type: multipart/report"), "{perm}");
+    assert!(
+        perm.contains(
+            "Final-Recipient: rfc822; perm@remote.test\r\nAction: failed\r\nStatus: 5.1.1"
+        ),
+        "{perm}"
+    );
+    assert!(
+        perm.contains("Diagnostic-Code: smtp; 550 5.1.1 no such user here"),
+        "{perm}"
+    );
+    assert!(perm.contains("Remote-MTA: dns; mx2.remote.test"), "{perm}");
+    assert!(
+        perm.contains("Subject: outbound"),
+        "original headers included"
+    );
+    let nx = alice
+        .iter()
+        .find(|m| m.contains("Final-Recipient: rfc822; x@nxdomain.test"))
+        .expect("bounce for the missing domain");
+    assert!(nx.contains("Status: 5.1.2"), "{nx}");
+    wait_queue_empty(&inst).await;
+    assert!(server.log().contains("delivered"), "{}", server.log());
+
+    // An alias to an external address forwards mail arriving on the MX.
+    let o = swaks(
+        server.addr("smtp"),
+        &[
+            "--from",
+            "someone@elsewhere.test",
+            "--to",
+            "fwd@example.test",
+            "--header",
+            "Subject: forwarded",
+        ],
+    );
+    assert!(
+        transcript(&o).contains("<-  250 2.0.0 Ok"),
+        "{}",
+        transcript(&o)
+    );
+    let got = sink.wait_for(4);
+    let fwd = got
+        .iter()
+        .find(|r| r.data.contains("Subject: forwarded"))
+        .unwrap();
+    assert_eq!(fwd.to, ["ok@remote.test"]);
+    assert_eq!(fwd.from, "someone@elsewhere.test");
+    assert!(server.stop().success());
+}
+
+async fn queue_survives_restart_and_is_managed_by_cli(db: Db) {
+    let dns = TestDns::start(zone());
+    let sink = Sink::start();
+    let (inst, server) = hosted(db, &queue_config(&dns, &sink, 3600)).await;
+    submit(
+        server.addr("submissions").port(),
+        &["defer@remote.test"],
+        "deferred",
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sink.attempts("defer@remote.test") < 2 {
+        assert!(Instant::now() < deadline, "no retry seen");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(server.stop().success());
+    let list = inst.ok(&["queue", "list"], "");
+    assert!(
+        list.contains("\talice@example.test\tdefer@remote.test\t"),
+        "{list}"
+    );
+    assert!(
+        list.contains("451 4.3.0 try again later") || list.contains("451"),
+        "{list}"
+    );
+    let id = list.split('\t').next().unwrap().trim().to_owned();
+    // The entry is still there after a restart and keeps being retried.
+    let before = sink.attempts("defer@remote.test");
+    let server = inst.start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sink.attempts("defer@remote.test") <= before {
+        assert!(Instant::now() < deadline, "not retried after restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        inst.ok(&["queue", "retry", &id], ""),
+        format!("queue entry {id} is due now\n")
+    );
+    assert_eq!(
+        inst.ok(&["queue", "delete", &id], ""),
+        format!("deleted queue entry {id}\n")
+    );
+    assert_eq!(inst.ok(&["queue", "list"], ""), "queue is empty\n");
+    assert!(
+        !inst.run(&["queue", "delete", &id], "").status.success(),
+        "gone"
+    );
+    assert!(
+        inbox(&inst, "alice@example.test").await.is_empty(),
+        "deleting does not bounce"
+    );
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn expired_entries_bounce_but_bounces_never_bounce() {
+    let dns = TestDns::start(zone());
+    let sink = Sink::start();
+    let (inst, server) = hosted(Db::Sqlite, &queue_config(&dns, &sink, 2)).await;
+    inst.ok(
+        &["alias", "add", "gone@example.test", "perm@remote.test"],
+        "",
+    );
+    submit(
+        server.addr("submissions").port(),
+        &["defer@remote.test"],
+        "expiring",
+    );
+    let alice = wait_inbox(&inst, "alice@example.test", 1).await;
+    assert!(
+        alice[0].contains("Final-Recipient: rfc822; defer@remote.test"),
+        "{}",
+        alice[0]
+    );
+    assert!(alice[0].contains("Status: 4.4.7"), "{}", alice[0]);
+    assert!(
+        alice[0].contains("451 4.3.0 try again later"),
+        "last error reported: {}",
+        alice[0]
+    );
+    wait_queue_empty(&inst).await;
+
+    // A bounce (null sender) forwarded to an address that refuses it is dropped, not bounced.
+    let mut c = Raw::connect(server.addr("smtp"));
+    c.cmd("EHLO client.test");
+    assert!(c.cmd("MAIL FROM:<>").starts_with("250"));
+    assert!(c.cmd("RCPT TO:<gone@example.test>").starts_with("250"));
+    c.cmd("DATA");
+    c.send(b"Subject: a bounce\r\n\r\nundeliverable\r\n.\r\n");
+    assert!(c.reply().starts_with("250"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sink.attempts("perm@remote.test") == 0 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_queue_empty(&inst).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let store = postern_store::Store::open(&inst.db.url).await.unwrap();
+    assert!(
+        store.list_queue().await.unwrap().is_empty(),
+        "no bounce of a bounce queued"
+    );
+    store.close().await;
+    assert_eq!(inbox(&inst, "alice@example.test").await.len(), 1);
+    assert!(server.stop().success());
+}

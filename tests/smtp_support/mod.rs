@@ -1,0 +1,463 @@
+//! Helpers shared by the SMTP end-to-end tests: a server with hosted users, clients (swaks, Python
+//! smtplib and raw sockets), reading delivered messages through the store, and, for the outbound
+//! queue, a tiny authoritative DNS responder and an SMTP sink on loopback.
+#![allow(dead_code)] // Each test file uses a different part.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::common::{Db, Instance, Server};
+
+/// Password of every test user.
+pub const PASSWORD: &str = "correct horse";
+
+/// An instance hosting example.test with users alice and bob (bob's quota from `bob_quota`),
+/// `info@` -> alice and bob, a catch-all to bob, `fwd@` -> `ok@remote.test`; then started.
+pub async fn hosted(db: Db, extra: &str) -> (Instance, Server) {
+    let inst = Instance::new(db, &["smtp", "submission", "submissions"], extra).await;
+    inst.ok(&["domain", "add", "example.test"], "");
+    inst.ok(
+        &["user", "add", "alice@example.test"],
+        &format!("{PASSWORD}\n"),
+    );
+    inst.ok(
+        &["user", "add", "bob@example.test", "--quota", "4K"],
+        &format!("{PASSWORD}\n"),
+    );
+    inst.ok(
+        &["alias", "add", "info@example.test", "alice@example.test"],
+        "",
+    );
+    inst.ok(
+        &["alias", "add", "info@example.test", "bob@example.test"],
+        "",
+    );
+    inst.ok(&["alias", "add", "@example.test", "bob@example.test"], "");
+    inst.ok(&["alias", "add", "fwd@example.test", "ok@remote.test"], "");
+    let server = inst.start();
+    (inst, server)
+}
+
+/// The raw messages in `address`'s INBOX, oldest first.
+pub async fn inbox(inst: &Instance, address: &str) -> Vec<String> {
+    let store = postern_store::Store::open(&inst.db.url)
+        .await
+        .expect("open store");
+    let user = store.user(address).await.unwrap().expect("user exists");
+    let inbox = store
+        .mailbox(user.id, "INBOX")
+        .await
+        .unwrap()
+        .expect("INBOX");
+    let mut out = Vec::new();
+    for m in store.list_messages(&inbox).await.unwrap() {
+        let raw = store.message_raw(&inbox, m.uid).await.unwrap().unwrap();
+        out.push(String::from_utf8_lossy(&raw).into_owned());
+    }
+    store.close().await;
+    out
+}
+
+/// Waits until `address`'s INBOX holds `n` messages and returns them.
+pub async fn wait_inbox(inst: &Instance, address: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let msgs = inbox(inst, address).await;
+        if msgs.len() >= n {
+            return msgs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{address} has {} messages, want {n}",
+            msgs.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs swaks against `addr` with extra arguments.
+pub fn swaks(addr: SocketAddr, args: &[&str]) -> Output {
+    Command::new("swaks")
+        .args([
+            "--server",
+            &addr.ip().to_string(),
+            "--port",
+            &addr.port().to_string(),
+        ])
+        .args(["--helo", "client.test", "--timeout", "20"])
+        .args(args)
+        .output()
+        .expect("run swaks")
+}
+
+/// swaks's transcript (stdout and stderr).
+pub fn transcript(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Runs a Python 3 script with arguments; returns (success, stdout + stderr).
+pub fn python(script: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python3");
+    (out.status.success(), transcript(&out))
+}
+
+/// A plain-text SMTP client on a raw socket, for protocol-level tests.
+pub struct Raw {
+    reader: BufReader<TcpStream>,
+    stream: TcpStream,
+}
+
+impl Raw {
+    /// Connects from `source` (e.g. 127.0.0.2) and reads the greeting.
+    pub fn connect_from(addr: SocketAddr, source: Ipv4Addr) -> Raw {
+        let socket = socket2_connect(addr, source);
+        socket
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut raw = Raw {
+            reader: BufReader::new(socket.try_clone().unwrap()),
+            stream: socket,
+        };
+        let greeting = raw.reply();
+        assert!(greeting.starts_with("220 "), "{greeting}");
+        raw
+    }
+
+    /// Connects from 127.0.0.1.
+    pub fn connect(addr: SocketAddr) -> Raw {
+        Raw::connect_from(addr, Ipv4Addr::LOCALHOST)
+    }
+
+    /// Sends bytes as they are.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Reads one (possibly multi-line) reply, lines joined with "\n".
+    pub fn reply(&mut self) -> String {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = self.reader.read_line(&mut line).unwrap_or(0);
+            if n == 0 {
+                lines.push("<closed>".to_owned());
+                break;
+            }
+            let line = line.trim_end().to_owned();
+            let last = line.len() < 4 || line.as_bytes()[3] == b' ';
+            lines.push(line);
+            if last {
+                break;
+            }
+        }
+        lines.join("\n")
+    }
+
+    /// Sends a command line and returns the reply.
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+}
+
+/// A TCP connection to `addr` from the local address `source`.
+fn socket2_connect(addr: SocketAddr, source: Ipv4Addr) -> TcpStream {
+    if source == Ipv4Addr::LOCALHOST {
+        return TcpStream::connect(addr).unwrap();
+    }
+    // SAFETY: plain socket(2)/bind(2)/connect(2) calls on a descriptor we own and hand to std.
+    unsafe {
+        use std::os::fd::FromRawFd;
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let mut local: libc::sockaddr_in = std::mem::zeroed();
+        local.sin_family = libc::AF_INET as libc::sa_family_t;
+        local.sin_addr.s_addr = u32::from(source).to_be();
+        assert_eq!(
+            libc::bind(
+                fd,
+                &local as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_in>() as u32
+            ),
+            0,
+            "bind {source}"
+        );
+        let SocketAddr::V4(v4) = addr else {
+            panic!("IPv4 only")
+        };
+        let mut remote: libc::sockaddr_in = std::mem::zeroed();
+        remote.sin_family = libc::AF_INET as libc::sa_family_t;
+        remote.sin_port = v4.port().to_be();
+        remote.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
+        assert_eq!(
+            libc::connect(
+                fd,
+                &remote as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_in>() as u32
+            ),
+            0,
+            "connect {addr}"
+        );
+        TcpStream::from_raw_fd(fd)
+    }
+}
+
+/// A minimal authoritative DNS responder over UDP for one test zone: answers A and MX queries
+/// from a fixed table, NODATA for other types of known names, NXDOMAIN for the rest.
+pub struct TestDns {
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+/// One record of the test zone.
+#[derive(Clone)]
+pub enum Rr {
+    /// An IPv4 address.
+    A(Ipv4Addr),
+    /// A mail exchanger: preference and host.
+    Mx(u16, String),
+}
+
+impl TestDns {
+    /// Starts answering `records` (name -> records) on 127.0.0.1.
+    pub fn start(records: HashMap<String, Vec<Rr>>) -> TestDns {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+                if let Some(answer) = dns_answer(&buf[..n], &records) {
+                    let _ = socket.send_to(&answer, peer);
+                }
+            }
+        });
+        TestDns { addr }
+    }
+}
+
+fn encode_name(name: &str, out: &mut Vec<u8>) {
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+}
+
+fn dns_answer(q: &[u8], records: &HashMap<String, Vec<Rr>>) -> Option<Vec<u8>> {
+    if q.len() < 12 {
+        return None;
+    }
+    let mut i = 12;
+    let mut labels = Vec::new();
+    loop {
+        let len = *q.get(i)? as usize;
+        i += 1;
+        if len == 0 {
+            break;
+        }
+        labels.push(String::from_utf8_lossy(q.get(i..i + len)?).to_ascii_lowercase());
+        i += len;
+    }
+    let qtype = u16::from_be_bytes([*q.get(i)?, *q.get(i + 1)?]);
+    let question = &q[12..i + 4];
+    let name = labels.join(".");
+    let known = records.get(&name);
+    let answers: Vec<&Rr> = known
+        .map(|rrs| {
+            rrs.iter()
+                .filter(|r| matches!((r, qtype), (Rr::A(_), 1) | (Rr::Mx(..), 15)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let rcode = if known.is_some() { 0 } else { 3 };
+    let mut out = Vec::new();
+    out.extend_from_slice(&q[0..2]);
+    out.extend_from_slice(&[0x84 | (q[2] & 0x01), rcode]);
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&(answers.len() as u16).to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(question);
+    for rr in answers {
+        out.extend_from_slice(&[0xc0, 0x0c]);
+        let (rtype, rdata) = match rr {
+            Rr::A(ip) => (1u16, ip.octets().to_vec()),
+            Rr::Mx(pref, host) => {
+                let mut d = pref.to_be_bytes().to_vec();
+                encode_name(host, &mut d);
+                (15u16, d)
+            }
+        };
+        out.extend_from_slice(&rtype.to_be_bytes());
+        out.extend_from_slice(&1u16.to_be_bytes());
+        out.extend_from_slice(&60u32.to_be_bytes());
+        out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        out.extend_from_slice(&rdata);
+    }
+    Some(out)
+}
+
+/// One message the sink accepted.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// MAIL FROM.
+    pub from: String,
+    /// RCPT TO addresses accepted.
+    pub to: Vec<String>,
+    /// The message data (dot-unstuffed, without the final dot line).
+    pub data: String,
+}
+
+/// An SMTP sink on loopback standing in for remote mail servers. Recipients whose local part
+/// starts with `temp` get 451 the first time, `defer` always 451, `perm` 550; others are accepted.
+pub struct Sink {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Messages accepted so far.
+    pub received: Arc<Mutex<Vec<Received>>>,
+    /// RCPT attempts per address.
+    pub attempts: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+impl Sink {
+    /// Starts the sink on 127.0.0.1.
+    pub fn start() -> Sink {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let attempts: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        let (r, a) = (received.clone(), attempts.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (r, a) = (r.clone(), a.clone());
+                std::thread::spawn(move || sink_session(stream, &r, &a));
+            }
+        });
+        Sink {
+            addr,
+            received,
+            attempts,
+        }
+    }
+
+    /// Waits until the sink holds `n` messages and returns them.
+    pub fn wait_for(&self, n: usize) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = self.received.lock().unwrap().clone();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sink has {} messages, want {n}",
+                got.len()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// RCPT attempts seen for `address`.
+    pub fn attempts(&self, address: &str) -> u32 {
+        self.attempts
+            .lock()
+            .unwrap()
+            .get(address)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+fn sink_session(
+    stream: TcpStream,
+    received: &Mutex<Vec<Received>>,
+    attempts: &Mutex<HashMap<String, u32>>,
+) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut out = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let _ = out.write_all(b"220 sink.remote.test ESMTP\r\n");
+    let (mut from, mut to) = (String::new(), Vec::new());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let upper = line.to_ascii_uppercase();
+        let reply: String = if upper.starts_with("EHLO") {
+            "250-sink.remote.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 PIPELINING\r\n".into()
+        } else if upper.starts_with("MAIL FROM:") {
+            from = angle(&line);
+            to.clear();
+            "250 2.1.0 ok\r\n".into()
+        } else if upper.starts_with("RCPT TO:") {
+            let rcpt = angle(&line);
+            let n = {
+                let mut a = attempts.lock().unwrap();
+                let n = a.entry(rcpt.clone()).or_insert(0);
+                *n += 1;
+                *n
+            };
+            if rcpt.starts_with("perm") {
+                "550 5.1.1 no such user here\r\n".into()
+            } else if rcpt.starts_with("defer") || (rcpt.starts_with("temp") && n == 1) {
+                "451 4.3.0 try again later\r\n".into()
+            } else {
+                to.push(rcpt);
+                "250 2.1.5 ok\r\n".into()
+            }
+        } else if upper.starts_with("DATA") {
+            if to.is_empty() {
+                "554 5.5.1 no valid recipients\r\n".into()
+            } else {
+                let _ = out.write_all(b"354 go ahead\r\n");
+                let mut data = String::new();
+                loop {
+                    let mut l = String::new();
+                    if reader.read_line(&mut l).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if l == ".\r\n" {
+                        break;
+                    }
+                    data.push_str(l.strip_prefix('.').unwrap_or(&l));
+                }
+                received.lock().unwrap().push(Received {
+                    from: from.clone(),
+                    to: to.clone(),
+                    data,
+                });
+                "250 2.0.0 queued\r\n".into()
+            }
+        } else if upper.starts_with("QUIT") {
+            let _ = out.write_all(b"221 2.0.0 bye\r\n");
+            return;
+        } else {
+            "250 2.0.0 ok\r\n".into()
+        };
+        let _ = out.write_all(reply.as_bytes());
+    }
+}
+
+fn angle(line: &str) -> String {
+    let start = line.find('<').map_or(0, |i| i + 1);
+    let end = line[start..].find('>').map_or(line.len(), |i| start + i);
+    line[start..end].to_owned()
+}
