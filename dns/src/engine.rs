@@ -266,3 +266,132 @@ fn encode(msg: Message) -> Option<Vec<u8>> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DnsConfig;
+    use crate::state::{build, Inputs, OnZoneError};
+    use hickory_proto::op::Query;
+    use hickory_proto::rr::Name;
+
+    fn state() -> (tempfile::TempDir, ServingState) {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(dir.path().join("zones/v")).expect("mkdir");
+        let mut zone = String::from("$TTL 300\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n");
+        for i in 0..40 {
+            zone.push_str(&format!("many A 192.0.2.{}\n", i + 10));
+        }
+        std::fs::write(dir.path().join("zones/v/t.test.zone"), zone).expect("write");
+        let config: DnsConfig = toml::from_str(
+            "[[view]]\nname = \"v\"\nmatch_clients = [\"127.0.0.0/8\"]\n[[view.zone]]\nname = \"t.test\"\n",
+        )
+        .expect("config");
+        let mut inputs = Inputs::new(config, dir.path().to_path_buf());
+        let (state, _) = build(&mut inputs, OnZoneError::Fail).expect("builds");
+        (dir, state)
+    }
+
+    fn ask(state: &ServingState, msg: &Message, src: &str, transport: Transport) -> Vec<Message> {
+        let packet = msg.to_vec().expect("encode");
+        respond(
+            state,
+            &DnsStats::default(),
+            Request {
+                packet: &packet,
+                src: src.parse().expect("addr"),
+                dst: "127.0.0.1:53".parse().expect("addr"),
+                transport,
+                now: 1_800_000_000,
+            },
+        )
+        .iter()
+        .map(|b| Message::from_vec(b).expect("decodes"))
+        .collect()
+    }
+
+    fn query(name: &str, rtype: RecordType) -> Message {
+        let mut msg = Message::query();
+        msg.metadata.id = 4242;
+        msg.add_query(Query::query(Name::from_ascii(name).expect("name"), rtype));
+        msg
+    }
+
+    #[test]
+    fn rcodes_for_odd_requests() {
+        let (_dir, state) = state();
+        let local = "127.0.0.1:1000";
+        let mut edns1 = query("t.test.", RecordType::SOA);
+        let mut edns = Edns::new();
+        edns.set_version(1);
+        edns1.set_edns(edns);
+        // BADVERS and BADSIG share code 16; hickory decodes it as BADSIG.
+        let badvers = ask(&state, &edns1, local, Transport::Udp)[0].response_code;
+        assert_eq!(u16::from(badvers), 16);
+        let mut status = query("t.test.", RecordType::SOA);
+        status.metadata.op_code = OpCode::Status;
+        assert_eq!(
+            ask(&state, &status, local, Transport::Udp)[0].response_code,
+            ResponseCode::NotImp
+        );
+        let mut empty = query("t.test.", RecordType::SOA);
+        empty.queries.clear();
+        assert_eq!(
+            ask(&state, &empty, local, Transport::Udp)[0].response_code,
+            ResponseCode::FormErr
+        );
+        let outsider = ask(
+            &state,
+            &query("t.test.", RecordType::SOA),
+            "192.0.2.9:1000",
+            Transport::Udp,
+        );
+        assert_eq!(outsider[0].response_code, ResponseCode::Refused);
+        let axfr_udp = ask(
+            &state,
+            &query("t.test.", RecordType::AXFR),
+            local,
+            Transport::Udp,
+        );
+        assert_eq!(axfr_udp[0].response_code, ResponseCode::FormErr);
+        let mut response = query("t.test.", RecordType::SOA);
+        response.metadata.message_type = MessageType::Response;
+        assert!(
+            ask(&state, &response, local, Transport::Udp).is_empty(),
+            "responses are dropped"
+        );
+    }
+
+    #[test]
+    fn udp_size_limits() {
+        let (_dir, state) = state();
+        let local = "127.0.0.1:1000";
+        let plain = ask(
+            &state,
+            &query("many.t.test.", RecordType::A),
+            local,
+            Transport::Udp,
+        );
+        assert!(plain[0].truncation, "40 A records exceed 512 bytes");
+        assert!(plain[0].answers.is_empty());
+        assert_eq!(plain[0].id, 4242);
+        let mut with_edns = query("many.t.test.", RecordType::A);
+        let mut edns = Edns::new();
+        edns.set_max_payload(4096);
+        with_edns.set_edns(edns);
+        let big = ask(&state, &with_edns, local, Transport::Udp);
+        assert!(!big[0].truncation, "fits in 1232 bytes");
+        assert_eq!(big[0].answers.len(), 40);
+        assert_eq!(
+            big[0].edns.as_ref().map(Edns::max_payload),
+            Some(MAX_UDP_PAYLOAD)
+        );
+        let tcp = ask(
+            &state,
+            &query("many.t.test.", RecordType::A),
+            local,
+            Transport::Tcp,
+        );
+        assert_eq!(tcp[0].answers.len(), 40);
+    }
+}

@@ -25,6 +25,8 @@ use crate::watch::{spawn_watcher, WatchMsg};
 
 /// Time allowed to read the rest of a TCP message or to write a response.
 const TCP_IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Requested UDP receive buffer (the kernel caps it at `net.core.rmem_max`).
+const UDP_RECV_BUFFER: usize = 4 << 20;
 /// Attempts to find a port free for both UDP and TCP when binding port 0.
 const BIND_ATTEMPTS: usize = 20;
 
@@ -243,7 +245,13 @@ async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsErro
             .map_err(|source| DnsError::Bind { addr, source })?
             .port();
         match TcpListener::bind(SocketAddr::new(addr.ip(), port)).await {
-            Ok(tcp) => return Ok((udp, tcp)),
+            Ok(tcp) => {
+                // Bursts of queries queue here while the workers are busy.
+                if let Err(e) = socket2::SockRef::from(&udp).set_recv_buffer_size(UDP_RECV_BUFFER) {
+                    tracing::debug!("cannot enlarge the UDP receive buffer: {e}");
+                }
+                return Ok((udp, tcp));
+            }
             Err(e) if addr.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse => {
                 last = Some(e)
             }

@@ -25,13 +25,13 @@ pub fn transfer(
     if query.name() != zone.origin() {
         return Err(ResponseCode::NotAuth);
     }
-    if !served.allow_transfer.allows(who) {
-        tracing::info!(client = %who.ip, zone = %zone.origin(), "zone transfer denied");
-        return Err(ResponseCode::Refused);
-    }
     let ixfr = query.query_type() == RecordType::IXFR;
     if transport == Transport::Udp && !ixfr {
         return Err(ResponseCode::FormErr);
+    }
+    if !served.allow_transfer.allows(who) {
+        tracing::info!(client = %who.ip, zone = %zone.origin(), "zone transfer denied");
+        return Err(ResponseCode::Refused);
     }
     let soa = zone.soa().clone();
     let up_to_date = ixfr

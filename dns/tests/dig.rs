@@ -470,3 +470,58 @@ in_view = "external"
     let swapped = dig(t.port, "127.0.0.9", &["www.example.test"]).await;
     assert_eq!(rdata(&swapped, "ANSWER"), vec!["192.168.10.80"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn match_destinations_uses_the_listener_address() {
+    let config = parse_config(
+        r#"
+[dns]
+zones_dir = "zones"
+[[dns.view]]
+name = "on-five"
+match_destinations = ["127.0.0.5"]
+[[dns.view.zone]]
+name = "example.test"
+file = "internal/example.test.zone"
+[[dns.view]]
+name = "elsewhere"
+[[dns.view.zone]]
+name = "example.test"
+file = "external/example.test.zone"
+"#,
+    );
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = postern_dns::DnsServer::start(
+        config,
+        dir,
+        vec![
+            "127.0.0.1:0".parse().expect("addr"),
+            "127.0.0.5:0".parse().expect("addr"),
+        ],
+        shutdown.clone(),
+    )
+    .await
+    .expect("starts");
+    let [one, five] = server.local_addrs() else {
+        panic!("two listeners");
+    };
+    let out = tokio::process::Command::new("dig")
+        .args([
+            "-p",
+            &five.port().to_string(),
+            "@127.0.0.5",
+            "+short",
+            "www.example.test",
+        ])
+        .output()
+        .await
+        .expect("dig");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "192.168.10.80");
+    let other = dig(one.port(), "127.0.0.1", &["+short", "www.example.test"]).await;
+    assert_eq!(other.trim(), "192.0.2.80");
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), server.wait())
+        .await
+        .expect("listeners stop on shutdown");
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Memory of a server and all its child processes, in KiB: `rss` (sum of VmRSS, counts shared
+pages once per process) and `pss` (sum of proportional set sizes, shared pages split). Used by
+bench/imap.sh; with --watch it samples every second until the process exits and prints the peak."""
+import json
+import os
+import sys
+import time
+
+
+def children():
+    tree = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        tree.setdefault(ppid, []).append(int(pid))
+    return tree
+
+
+def family(root):
+    tree, out, todo = children(), [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(tree.get(p, []))
+    return out
+
+
+def field(path, name):
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(name + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def sample(root):
+    pids = family(root)
+    return {
+        "rss_kib": sum(field(f"/proc/{p}/status", "VmRSS") for p in pids),
+        "pss_kib": sum(field(f"/proc/{p}/smaps_rollup", "Pss") for p in pids),
+        "processes": len(pids),
+    }
+
+
+if __name__ == "__main__":
+    root = int(sys.argv[1])
+    if len(sys.argv) > 2 and sys.argv[2] == "--watch":
+        peak = {"rss_kib": 0, "pss_kib": 0, "processes": 0}
+        out = sys.argv[3]
+        while os.path.exists(f"/proc/{root}"):
+            s = sample(root)
+            for k in peak:
+                peak[k] = max(peak[k], s[k])
+            with open(out, "w") as f:
+                json.dump(peak, f)
+            time.sleep(1)
+    else:
+        print(json.dumps(sample(root)))
