@@ -41,6 +41,9 @@ pub struct Config {
     /// Admin web UI and API settings.
     #[serde(default)]
     pub admin: postern_admin_web::AdminConfig,
+    /// Authoritative DNS: views, ACLs, TSIG keys and zones (see dns/README.md).
+    #[serde(default)]
+    pub dns: postern_dns::DnsConfig,
     /// ACME certificates for the host names, validated through our own DNS (DNS-01).
     pub acme: Option<crate::acme::AcmeConfig>,
     /// Mail DNS records and client settings published for every hosted domain.
@@ -147,7 +150,7 @@ pub struct Loaded {
     pub config: Config,
     /// The file it came from.
     pub path: PathBuf,
-    /// Directory relative paths in the file are resolved against.
+    /// Directory relative paths in the file are resolved against (also `dns.zones_dir`).
     pub base_dir: PathBuf,
 }
 

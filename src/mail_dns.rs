@@ -254,28 +254,55 @@ impl Offered {
     }
 }
 
-/// Every synthesised record of `domain` for `view` (`None`: leave out the host's addresses).
-pub async fn records_for(
-    store: &postern_store::Store,
-    loaded: &crate::config::Loaded,
-    domain: &str,
-    view: Option<&str>,
-) -> Result<Vec<MailRecord>, postern_store::StoreError> {
-    let c = &loaded.config;
-    let keys = store.dkim_keys(domain).await?;
-    let policy = loaded.client_settings().mta_sts_policy();
-    let mut out = domain_records(
-        domain,
-        &c.hostname,
-        &keys,
-        &c.mail,
-        Offered::from_config(c),
-        &policy,
-    );
-    if let Some(addrs) = view.and_then(|v| c.mail.views.get(v)) {
-        out.extend(host_records(&c.hostname, &addrs.addresses, c.mail.ttl));
+/// What synthesis needs from the configuration; swapped whole on SIGHUP.
+#[derive(Debug, Clone)]
+pub struct Publish {
+    /// The mail host name.
+    pub hostname: String,
+    /// The `[mail]` table.
+    pub mail: MailConfig,
+    /// Which services listen.
+    pub offered: Offered,
+    /// The MTA-STS policy text (its hash is the `_mta-sts` id).
+    pub mta_sts_policy: String,
+}
+
+impl Publish {
+    /// Takes what synthesis needs from a loaded configuration.
+    pub fn from_config(loaded: &crate::config::Loaded) -> Publish {
+        Publish {
+            hostname: loaded.config.hostname.clone(),
+            mail: loaded.config.mail.clone(),
+            offered: Offered::from_config(&loaded.config),
+            mta_sts_policy: loaded.client_settings().mta_sts_policy(),
+        }
     }
-    Ok(out)
+
+    /// Every synthesised record of `domain` for `view` (`None`: without the host's addresses).
+    pub async fn records_for(
+        &self,
+        store: &postern_store::Store,
+        domain: &str,
+        view: Option<&str>,
+    ) -> Result<Vec<MailRecord>, postern_store::StoreError> {
+        let keys = store.dkim_keys(domain).await?;
+        let mut out = domain_records(
+            domain,
+            &self.hostname,
+            &keys,
+            &self.mail,
+            self.offered,
+            &self.mta_sts_policy,
+        );
+        if let Some(addrs) = view.and_then(|v| self.mail.views.get(v)) {
+            out.extend(host_records(
+                &self.hostname,
+                &addrs.addresses,
+                self.mail.ttl,
+            ));
+        }
+        Ok(out)
+    }
 }
 
 /// A and AAAA records of the mail host name in one view.

@@ -3,6 +3,7 @@
 mod acme;
 mod cli;
 mod config;
+mod dns_service;
 mod events;
 mod logging;
 mod mail_dns;
@@ -37,27 +38,45 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let loaded = load_config(&cli.config)?;
+    let config = || load_config(&cli.config);
     match cli.command {
         Command::Serve => {
+            let loaded = config()?;
             let recent = events::RecentEvents::default();
             let log = logging::init(loaded.config.log_level.get_ref(), recent.clone());
             serve::run(loaded, log, recent).await?;
         }
         Command::Check => {
+            let loaded = config()?;
+            let report = postern_dns::check(&loaded.config.dns, &loaded.base_dir)?;
+            print!("{report}");
+            if !report.is_ok() {
+                let (errors, warnings) = report.counts();
+                eprintln!(
+                    "{}: {errors} error(s), {warnings} warning(s) in zones",
+                    loaded.path.display()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
             println!("{}: configuration OK", loaded.path.display());
         }
-        Command::Domain(cmd) => manage::domain(&open_store(&loaded).await?, cmd).await?,
-        Command::User(cmd) => manage::user(&open_store(&loaded).await?, cmd).await?,
-        Command::Alias(cmd) => manage::alias(&open_store(&loaded).await?, cmd).await?,
-        Command::Admin(cmd) => manage::admin(&open_store(&loaded).await?, cmd).await?,
-        Command::Dns(cmd) => manage::dns(&open_store(&loaded).await?, &loaded, cmd).await?,
-        Command::Queue(cmd) => manage::queue(&open_store(&loaded).await?, cmd).await?,
         Command::ImportBind { named_conf } => {
-            anyhow::bail!(
-                "{}: importing BIND configuration needs the DNS service",
-                named_conf.display()
-            )
+            let text = std::fs::read_to_string(&named_conf)
+                .with_context(|| format!("reading {}", named_conf.display()))?;
+            let (toml, warnings) = postern_dns::import_bind(&text)?;
+            for w in &warnings {
+                eprintln!("{}: {w}", named_conf.display());
+            }
+            print!("{toml}");
+        }
+        Command::Domain(cmd) => manage::domain(&open_store(&config()?).await?, cmd).await?,
+        Command::User(cmd) => manage::user(&open_store(&config()?).await?, cmd).await?,
+        Command::Alias(cmd) => manage::alias(&open_store(&config()?).await?, cmd).await?,
+        Command::Admin(cmd) => manage::admin(&open_store(&config()?).await?, cmd).await?,
+        Command::Queue(cmd) => manage::queue(&open_store(&config()?).await?, cmd).await?,
+        Command::Dns(cmd) => {
+            let loaded = config()?;
+            manage::dns(&open_store(&loaded).await?, &loaded, cmd).await?
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -107,7 +107,8 @@ pub async fn dns(store: &Store, loaded: &crate::config::Loaded, cmd: DnsCmd) -> 
                     Some(name) => println!("; view {name}"),
                     None => println!("; mail records of {}", d.name),
                 }
-                for r in crate::mail_dns::records_for(store, loaded, &d.name, v.as_deref()).await? {
+                let publish = crate::mail_dns::Publish::from_config(loaded);
+                for r in publish.records_for(store, &d.name, v.as_deref()).await? {
                     println!("{r}");
                 }
             }

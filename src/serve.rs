@@ -13,6 +13,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Loaded};
+use crate::dns_service::DnsService;
 use crate::events::RecentEvents;
 use crate::logging::LogHandle;
 use crate::tls::Certificates;
@@ -47,6 +48,16 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
     let mut bound: BTreeMap<&str, Vec<SocketAddr>> = BTreeMap::new();
     let status_listeners: Arc<OnceLock<BTreeMap<String, Vec<SocketAddr>>>> = Arc::default();
 
+    let dns_addrs = loaded.config.listeners.dns.get_ref().clone();
+    let dns = if dns_addrs.is_empty() {
+        None
+    } else {
+        let dns = DnsService::start(&loaded, store.clone(), dns_addrs, shutdown.clone()).await?;
+        bound.insert("dns", dns.local_addrs().to_vec());
+        tasks.spawn(dns.clone().wait());
+        Some(dns)
+    };
+
     let admin_addrs = loaded.config.listeners.admin.get_ref();
     if !admin_addrs.is_empty() {
         crate::manage::ensure_admin(&store).await?;
@@ -60,8 +71,17 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
         };
         let services = postern_admin_web::Services {
             store: store.clone(),
-            dns: None,
-            metrics: Arc::new(move || metrics.render()),
+            dns: dns.as_ref().map(DnsService::admin),
+            metrics: {
+                let dns = dns.clone();
+                Arc::new(move || {
+                    let mut text = metrics.render();
+                    if let Some(d) = &dns {
+                        text.push_str(&d.metrics());
+                    }
+                    text
+                })
+            },
             status,
             client: Some(loaded.client_settings()),
         };
@@ -179,7 +199,7 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => match reload(&current.path, &log, &certs) {
+            _ = hup.recv() => match reload(&current.path, &log, &certs, dns.as_ref()).await {
                 Ok(next) => {
                     current = next;
                     tracing::info!(config = %current.path.display(), "configuration reloaded");
@@ -203,10 +223,19 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
     Ok(())
 }
 
-/// Re-reads the configuration and applies what can change at run time. Any error leaves the
-/// running configuration untouched.
-fn reload(path: &Path, log: &LogHandle, certs: &Certificates) -> anyhow::Result<Loaded> {
+/// Re-reads the configuration and applies what can change at run time: DNS views and zones
+/// first (the likeliest to be refused, and swapped atomically), then certificates, then the log
+/// filter. A configuration that does not parse, or zones that do not load, change nothing.
+async fn reload(
+    path: &Path,
+    log: &LogHandle,
+    certs: &Certificates,
+    dns: Option<&DnsService>,
+) -> anyhow::Result<Loaded> {
     let next = config::load(path)?;
+    if let Some(dns) = dns {
+        dns.reload(&next).await?;
+    }
     certs.reload(
         next.config.tls.as_ref(),
         &next.config.data_dir,

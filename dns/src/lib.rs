@@ -20,6 +20,7 @@ pub mod state;
 pub mod stats;
 pub mod transfer;
 pub mod tsig;
+pub mod validate;
 mod watch;
 pub mod zone;
 
@@ -30,3 +31,4 @@ pub use import_bind::import_bind;
 pub use managed::ManagedRecord;
 pub use server::DnsServer;
 pub use stats::{DnsCounters, DnsStats};
+pub use validate::{validate_managed, view_zones};

@@ -105,18 +105,124 @@ impl Change {
     }
 }
 
-/// The in-process side of the bus; on PostgreSQL a listener task feeds it from NOTIFY.
+/// The in-process side of the bus; on PostgreSQL a listener task feeds it from NOTIFY, on
+/// SQLite a file watcher feeds it from the `change_log` rows other processes wrote.
 #[derive(Clone)]
 pub(crate) struct Changes {
     tx: broadcast::Sender<Change>,
+    /// Tags this process's `change_log` rows (SQLite), so the watcher skips its own.
+    pub(crate) origin: String,
 }
 
+/// How long `change_log` rows are kept (every watching process reads them well within this).
+const CHANGE_LOG_KEEP_SECS: i64 = 300;
+
 impl Changes {
-    /// A bus fed only by this process (SQLite: one process owns the file).
-    pub(crate) fn in_process() -> Changes {
+    /// A bus with no outside feed.
+    fn in_process() -> Changes {
         Changes {
             tx: broadcast::channel(BUS_CAPACITY).0,
+            origin: hex::encode(rand::random::<[u8; 8]>()),
         }
+    }
+
+    /// A bus that also carries changes other processes commit to the same SQLite file: an inotify
+    /// watch on the database files wakes a reader of new `change_log` rows (no polling).
+    pub(crate) async fn sqlite(
+        pool: sqlx::AnyPool,
+        db_file: Option<std::path::PathBuf>,
+    ) -> Result<Changes> {
+        use notify::Watcher;
+        let changes = Changes::in_process();
+        let Some(db_file) = db_file else {
+            return Ok(changes);
+        };
+        let (Some(dir), Some(stem)) = (
+            db_file.parent().map(std::path::Path::to_path_buf),
+            db_file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned()),
+        ) else {
+            return Ok(changes);
+        };
+        let (wake, mut woken) = tokio::sync::mpsc::unbounded_channel();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                let ours = event.is_ok_and(|e| {
+                    e.paths.iter().any(|p| {
+                        p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with(&stem))
+                    })
+                });
+                if ours {
+                    let _ = wake.send(());
+                }
+            })
+            .map_err(|e| {
+                crate::StoreError::invalid(
+                    "database path",
+                    format!("cannot watch {}: {e}", dir.display()),
+                )
+            })?;
+        watcher
+            .watch(&dir, notify::RecursiveMode::NonRecursive)
+            .map_err(|e| {
+                crate::StoreError::invalid(
+                    "database path",
+                    format!("cannot watch {}: {e}", dir.display()),
+                )
+            })?;
+        let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS id FROM change_log")
+            .fetch_one(&pool)
+            .await?;
+        let mut last: i64 = crate::db::get(&row, "id")?;
+        let bus = changes.tx.downgrade();
+        let origin = changes.origin.clone();
+        tokio::spawn(async move {
+            let _watcher = watcher;
+            let mut passes = 0u32;
+            while woken.recv().await.is_some() {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                while woken.try_recv().is_ok() {}
+                let Some(bus) = bus.upgrade() else { break };
+                let rows = match sqlx::query(
+                    "SELECT id, origin, payload FROM change_log WHERE id > $1 ORDER BY id",
+                )
+                .bind(last)
+                .fetch_all(&pool)
+                .await
+                {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading changes of other processes failed");
+                        continue;
+                    }
+                };
+                for r in &rows {
+                    let (Ok(id), Ok(from), Ok(payload)) = (
+                        crate::db::get::<i64>(r, "id"),
+                        crate::db::get::<String>(r, "origin"),
+                        crate::db::get::<String>(r, "payload"),
+                    ) else {
+                        continue;
+                    };
+                    last = id;
+                    if from != origin {
+                        if let Some(change) = Change::decode(&payload) {
+                            let _ = bus.send(change);
+                        }
+                    }
+                }
+                passes = passes.wrapping_add(1);
+                if passes % 256 == 0 {
+                    let _ = sqlx::query("DELETE FROM change_log WHERE created_at < $1")
+                        .bind(crate::unix_now() - CHANGE_LOG_KEEP_SECS)
+                        .execute(&pool)
+                        .await;
+                }
+            }
+        });
+        Ok(changes)
     }
 
     /// A bus fed by `LISTEN postern_changes`, so changes committed by any node reach every node.

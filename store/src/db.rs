@@ -78,10 +78,11 @@ impl Store {
                     .connect(&url)
                     .await?;
                 sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+                let changes = Changes::sqlite(pool.clone(), sqlite_file(&url)).await?;
                 Store {
                     pool,
                     backend,
-                    changes: Changes::in_process(),
+                    changes,
                 }
             }
             Backend::Postgres => {
@@ -123,7 +124,8 @@ impl Store {
     }
 
     /// Commits `tx` and publishes `changes`. On PostgreSQL the changes go out as NOTIFY inside the
-    /// transaction (delivered to every node at commit); on SQLite they are broadcast after commit.
+    /// transaction (delivered to every node at commit); on SQLite they are written to `change_log`
+    /// in the transaction (for other processes on the file) and broadcast here after commit.
     pub(crate) async fn commit(
         &self,
         mut tx: Transaction<'static, Any>,
@@ -140,6 +142,16 @@ impl Store {
                 tx.commit().await?;
             }
             Backend::Sqlite => {
+                for change in &changes {
+                    sqlx::query(
+                        "INSERT INTO change_log (origin, payload, created_at) VALUES ($1, $2, $3)",
+                    )
+                    .bind(&self.changes.origin)
+                    .bind(change.encode())
+                    .bind(crate::unix_now())
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 tx.commit().await?;
                 for change in changes {
                     self.changes.publish(change);
@@ -155,6 +167,15 @@ impl Store {
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change> {
         self.changes.subscribe()
     }
+}
+
+/// The database file of a `sqlite://PATH?...` URL (none for in-memory databases).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = path.split('?').next()?;
+    (!path.is_empty() && !path.contains(":memory:")).then(|| std::path::PathBuf::from(path))
 }
 
 /// Adds `mode=rwc` so that sqlx creates the SQLite file on first start.

@@ -248,6 +248,56 @@ pub fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
     child.wait_with_output().expect("wait")
 }
 
+/// Runs `dig +short` (bind9-dnsutils) from `source` against `server`, returning its output lines.
+pub fn dig(server: SocketAddr, source: &str, args: &[&str]) -> Vec<String> {
+    let out = Command::new("dig")
+        .args([
+            "+short",
+            "+time=2",
+            "+tries=1",
+            "-b",
+            source,
+            &format!("@{}", server.ip()),
+            "-p",
+            &server.port().to_string(),
+        ])
+        .args(args)
+        .output()
+        .expect("dig (bind9-dnsutils) is installed");
+    assert!(
+        out.status.success(),
+        "dig {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `[dns]` section serving the repository's example zones (internal view for 127.0.0.2,
+/// external for 127.0.0.3 and anyone else), with `zones_dir` pointing at `zones_dir`.
+pub fn example_dns(zones_dir: &Path) -> String {
+    let text = std::fs::read_to_string(repo_path("zones/dns.example.toml"))
+        .expect("zones/dns.example.toml");
+    text.replace(
+        "zones_dir = \".\"",
+        &format!("zones_dir = \"{}\"", zones_dir.display()),
+    )
+}
+
+/// Copies the example zones into `dir` (for tests that edit them).
+pub fn copy_zones(dir: &Path) {
+    for view in ["internal", "external"] {
+        std::fs::create_dir_all(dir.join(view)).expect("zones dir");
+        for f in std::fs::read_dir(repo_path(&format!("zones/{view}"))).expect("zones") {
+            let f = f.expect("entry").path();
+            std::fs::copy(&f, dir.join(view).join(f.file_name().expect("name")))
+                .expect("copy zone");
+        }
+    }
+}
+
 /// Path of a file in the repository (zones, fixtures).
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)

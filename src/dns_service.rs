@@ -1,0 +1,262 @@
+//! The DNS server inside `postern serve`, fed from the store: per view, the admin-managed records
+//! and the records synthesised for hosted mail domains, merged so that an admin record overrides a
+//! synthesised one per RRset (zone files override both, inside the DNS crate). The store's change
+//! bus triggers a refresh, so a record added in the admin UI, or a domain added anywhere (on
+//! PostgreSQL, on any node), is served at once and the zone serial goes up.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use postern_dns::{DnsConfig, DnsServer, ManagedRecord};
+use postern_store::{Change, Store};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Loaded;
+use crate::mail_dns::Publish;
+
+/// How long to gather a burst of changes before refreshing once.
+const DEBOUNCE: Duration = Duration::from_millis(30);
+
+/// The running DNS service.
+#[derive(Clone)]
+pub struct DnsService {
+    server: DnsServer,
+    config: Arc<ArcSwap<DnsConfig>>,
+    publish: Arc<ArcSwap<Publish>>,
+    store: Store,
+}
+
+impl DnsService {
+    /// Starts the server on `listen`, loads the store-fed records of every view, and keeps them
+    /// current until `shutdown`.
+    pub async fn start(
+        loaded: &Loaded,
+        store: Store,
+        listen: Vec<SocketAddr>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<DnsService> {
+        let server = DnsServer::start(
+            loaded.config.dns.clone(),
+            loaded.base_dir.clone(),
+            listen,
+            shutdown.clone(),
+        )
+        .await?;
+        let service = DnsService {
+            server,
+            config: Arc::new(ArcSwap::from_pointee(loaded.config.dns.clone())),
+            publish: Arc::new(ArcSwap::from_pointee(Publish::from_config(loaded))),
+            store,
+        };
+        let changes = service.store.subscribe();
+        service.refresh_all().await;
+        tokio::spawn(service.clone().follow(changes, shutdown));
+        Ok(service)
+    }
+
+    /// The bound addresses.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        self.server.local_addrs()
+    }
+
+    /// Waits for the listeners to finish after shutdown.
+    pub async fn wait(self) {
+        self.server.wait().await;
+    }
+
+    /// Applies a reloaded configuration (SIGHUP): views and zones, then the records.
+    pub async fn reload(&self, loaded: &Loaded) -> anyhow::Result<()> {
+        self.server.reload(loaded.config.dns.clone())?;
+        self.config.store(Arc::new(loaded.config.dns.clone()));
+        self.publish.store(Arc::new(Publish::from_config(loaded)));
+        self.refresh_all().await;
+        Ok(())
+    }
+
+    /// Query counters in Prometheus text format.
+    pub fn metrics(&self) -> String {
+        let c = self.server.counters();
+        let mut out = String::from("# TYPE postern_dns_responses_total counter\n");
+        for (kind, n) in [
+            ("all", c.queries),
+            ("refused", c.refused),
+            ("nxdomain", c.nxdomain),
+            ("formerr", c.formerr),
+            ("truncated", c.truncated),
+            ("transfer", c.transfers),
+            ("tsig_failure", c.tsig_failures),
+        ] {
+            out.push_str(&format!(
+                "postern_dns_responses_total{{kind=\"{kind}\"}} {n}\n"
+            ));
+        }
+        out
+    }
+
+    /// What the admin UI needs: views and record validation.
+    pub fn admin(&self) -> Arc<dyn postern_admin_web::DnsAdmin> {
+        Arc::new(Admin(self.config.clone()))
+    }
+
+    async fn follow(
+        self,
+        mut changes: tokio::sync::broadcast::Receiver<Change>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let first = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                c = changes.recv() => c,
+            };
+            let mut views: Option<HashSet<String>> = Some(HashSet::new());
+            let note = |c: Result<Change, RecvError>, views: &mut Option<HashSet<String>>| match c {
+                Ok(Change::Dns { view }) => {
+                    if let Some(v) = views.as_mut() {
+                        v.insert(view);
+                    }
+                }
+                Ok(Change::MailDomains) | Err(RecvError::Lagged(_)) => *views = None,
+                Ok(_) => {}
+                Err(RecvError::Closed) => {}
+            };
+            if matches!(first, Err(RecvError::Closed)) {
+                return;
+            }
+            note(first, &mut views);
+            let deadline = tokio::time::sleep(DEBOUNCE);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    _ = &mut deadline => break,
+                    c = changes.recv() => note(c, &mut views),
+                }
+            }
+            match views {
+                None => self.refresh_all().await,
+                Some(views) => {
+                    for view in views {
+                        self.refresh(&view).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn refresh_all(&self) {
+        let views: Vec<String> = self
+            .config
+            .load()
+            .view
+            .iter()
+            .map(|v| v.name.clone())
+            .collect();
+        for view in views {
+            self.refresh(&view).await;
+        }
+    }
+
+    /// Recomputes and installs the store-fed records of one view; a store error keeps the
+    /// records in service and is logged.
+    async fn refresh(&self, view: &str) {
+        match self.view_records(view).await {
+            Ok((generation, records)) => self.server.set_managed_records(view, generation, records),
+            Err(e) => tracing::error!(view, "DNS records not refreshed from the store: {e}"),
+        }
+    }
+
+    async fn view_records(
+        &self,
+        view: &str,
+    ) -> Result<(u32, Vec<ManagedRecord>), postern_store::StoreError> {
+        let generation = self.store.dns_generation(view).await?;
+        let mut records: Vec<ManagedRecord> = self
+            .store
+            .dns_records(Some(view))
+            .await?
+            .into_iter()
+            .map(|r| ManagedRecord {
+                name: r.name,
+                ttl: r.ttl as u32,
+                rtype: r.rtype,
+                data: r.data,
+            })
+            .collect();
+        let zones = postern_dns::view_zones(&self.config.load())
+            .into_iter()
+            .find(|(v, _)| v == view)
+            .map(|(_, z)| z)
+            .unwrap_or_default();
+        let in_zones = |name: &str| {
+            let n = name.trim_end_matches('.').to_ascii_lowercase();
+            zones
+                .iter()
+                .any(|z| n == *z || n.ends_with(&format!(".{z}")))
+        };
+        let admin_keys: HashSet<(String, String)> = records
+            .iter()
+            .map(|r| (r.name.to_ascii_lowercase(), r.rtype.clone()))
+            .collect();
+        let admin_names: HashSet<String> = admin_keys.iter().map(|(n, _)| n.clone()).collect();
+        let admin_cnames: HashSet<String> = admin_keys
+            .iter()
+            .filter(|(_, t)| t == "CNAME")
+            .map(|(n, _)| n.clone())
+            .collect();
+        let publish = self.publish.load();
+        let mut seen = HashSet::new();
+        for domain in self.store.list_domains().await? {
+            for r in publish
+                .records_for(&self.store, &domain.name, Some(view))
+                .await?
+            {
+                let name = r.name.to_ascii_lowercase();
+                let overridden = admin_keys.contains(&(name.clone(), r.rtype.to_owned()))
+                    || admin_cnames.contains(&name)
+                    || (r.rtype == "CNAME" && admin_names.contains(&name));
+                if overridden || !in_zones(&name) || !seen.insert((name, r.rtype, r.data.clone())) {
+                    continue;
+                }
+                records.push(ManagedRecord {
+                    name: r.name,
+                    ttl: r.ttl,
+                    rtype: r.rtype.to_owned(),
+                    data: r.data,
+                });
+            }
+        }
+        Ok((generation, records))
+    }
+}
+
+/// The admin UI's view of DNS: configured views and record checks against the current config.
+struct Admin(Arc<ArcSwap<DnsConfig>>);
+
+impl postern_admin_web::DnsAdmin for Admin {
+    fn views(&self) -> Vec<postern_admin_web::DnsView> {
+        postern_dns::view_zones(&self.0.load())
+            .into_iter()
+            .map(|(name, zones)| postern_admin_web::DnsView { name, zones })
+            .collect()
+    }
+
+    fn validate(
+        &self,
+        view: &str,
+        name: &str,
+        rtype: &str,
+        ttl: u32,
+        data: &str,
+    ) -> Result<(), String> {
+        let record = ManagedRecord {
+            name: name.to_owned(),
+            ttl,
+            rtype: rtype.to_owned(),
+            data: data.to_owned(),
+        };
+        postern_dns::validate_managed(&self.0.load(), view, &record)
+    }
+}
