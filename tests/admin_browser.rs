@@ -7,7 +7,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{repo_path, Db, Instance};
+use common::{dig, example_dns, repo_path, Db, Instance};
 
 /// Runs the browser script; panics with its output if it fails.
 fn run_browser(base: &str, password: &str, shots: &PathBuf, extra: &[&str]) -> serde_json::Value {
@@ -37,7 +37,12 @@ fn run_browser(base: &str, password: &str, shots: &PathBuf, extra: &[&str]) -> s
 
 #[tokio::test]
 async fn admin_ui_in_chromium() {
-    let inst = Instance::new(Db::Sqlite, &["admin"], "").await;
+    let inst = Instance::new(
+        Db::Sqlite,
+        &["admin", "dns", "smtp", "imaps"],
+        &example_dns(&repo_path("zones")),
+    )
+    .await;
     let server = inst.start();
     let password = server.first_admin_password();
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
@@ -45,7 +50,7 @@ async fn admin_ui_in_chromium() {
         &format!("http://{}", server.addr("admin")),
         &password,
         &shots,
-        &[],
+        &["--dns-view", "internal"],
     );
     assert_eq!(seen["ok"], true);
     assert!(
@@ -61,6 +66,7 @@ async fn admin_ui_in_chromium() {
         "domains",
         "users",
         "aliases",
+        "dns",
         "queue",
         "account",
     ] {
@@ -83,5 +89,67 @@ async fn admin_ui_in_chromium() {
         }
     );
     store.close().await;
+
+    // The record added in the UI is served in the internal view only, at once.
+    let dns = server.addr("dns");
+    assert_eq!(
+        dig(dns, "127.0.0.2", &["browser.example.test", "A"]),
+        ["10.9.9.9"]
+    );
+    assert!(dig(dns, "127.0.0.3", &["browser.example.test", "A"]).is_empty());
+
+    // The user made in the UI receives mail sent with swaks (through the alias) and reads it
+    // over IMAP.
+    let smtp = server.addr("smtp");
+    let out = Command::new("swaks")
+        .args([
+            "--server",
+            &smtp.ip().to_string(),
+            "--port",
+            &smtp.port().to_string(),
+        ])
+        .args([
+            "--from",
+            "sender@remote.test",
+            "--to",
+            "info@example.test",
+            "--header",
+            "Subject: made in the browser",
+        ])
+        .args(["--body", "hello alice", "--helo", "client.remote.test"])
+        .output()
+        .expect("swaks");
+    assert!(
+        out.status.success(),
+        "swaks: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let imaps = server.addr("imaps");
+    let script = format!(
+        "import imaplib, ssl\n\
+         ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE\n\
+         m = imaplib.IMAP4_SSL('{}', {}, ssl_context=ctx)\n\
+         m.login('alice@example.test', 'alice-browser-pw')\n\
+         m.select('INBOX')\n\
+         typ, data = m.search(None, 'SUBJECT', '\"made in the browser\"')\n\
+         print(len(data[0].split()))\n\
+         m.logout()\n",
+        imaps.ip(),
+        imaps.port()
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "imaplib: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "1",
+        "the message is in INBOX"
+    );
     assert!(server.stop().success());
 }
