@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::config::DnsConfig;
 use crate::engine::{respond, Request, Transport};
@@ -357,15 +358,19 @@ async fn tcp_acceptor(
                 }
             },
         };
-        tracker.spawn(tcp_connection(
-            core.clone(),
-            stream,
-            peer,
-            local,
-            limits.idle,
-            shutdown.clone(),
-            permit,
-        ));
+        let span = tracing::debug_span!("dns_tcp", %peer, %local);
+        tracker.spawn(
+            tcp_connection(
+                core.clone(),
+                stream,
+                peer,
+                local,
+                limits.idle,
+                shutdown.clone(),
+                permit,
+            )
+            .instrument(span),
+        );
     }
 }
 
