@@ -300,3 +300,34 @@ async fn expired_entries_bounce_but_bounces_never_bounce() {
     assert_eq!(inbox(&inst, "alice@example.test").await.len(), 1);
     assert!(server.stop().success());
 }
+
+#[tokio::test]
+async fn delivers_to_another_postern_over_starttls() {
+    // The "remote" server: a second Postern hosting remote.test.
+    let remote = Instance::new(Db::Sqlite, &["smtp"], "").await;
+    remote.ok(&["domain", "add", "remote.test"], "");
+    remote.ok(&["user", "add", "ok@remote.test"], &format!("{PASSWORD}\n"));
+    let remote_server = remote.start();
+    let dns = TestDns::start(zone());
+    let extra = format!(
+        "[smtp]\nresolver = \"{}\"\noutbound_port = {}\nretry_initial_secs = 1\nqueue_scan_secs = 1\n",
+        dns.addr,
+        remote_server.addr("smtp").port()
+    );
+    let (_inst, server) = hosted(Db::Sqlite, &extra).await;
+    submit(
+        server.addr("submissions").port(),
+        &["ok@remote.test"],
+        "over TLS",
+    );
+    let got = wait_inbox(&remote, "ok@remote.test", 1).await;
+    // The receiving side records that the hop was encrypted (RFC 3848 ESMTPS).
+    assert!(got[0].starts_with("Received: from mail.example.test ([127.0.0.1])\r\n\tby mail.example.test (Postern) with ESMTPS id "), "{}", got[0]);
+    assert!(
+        got[0].contains("with ESMTPSA id"),
+        "the sender's own Received header travels along"
+    );
+    assert!(got[0].contains("Subject: over TLS"));
+    assert!(server.stop().success());
+    assert!(remote_server.stop().success());
+}

@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::config::DnsConfig;
 use crate::engine::{respond, Request, Transport};
@@ -25,6 +26,8 @@ use crate::watch::{spawn_watcher, WatchMsg};
 
 /// Time allowed to read the rest of a TCP message or to write a response.
 const TCP_IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often blocking UDP workers look at the shutdown token.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(250);
 /// Requested UDP receive buffer (the kernel caps it at `net.core.rmem_max`).
 const UDP_RECV_BUFFER: usize = 4 << 20;
 /// Attempts to find a port free for both UDP and TCP when binding port 0.
@@ -144,14 +147,20 @@ impl DnsServer {
                 .map_err(|source| DnsError::Bind { addr, source })?;
             tracing::info!(%local, "DNS listening on UDP and TCP");
             addrs.push(local);
-            let udp = Arc::new(udp);
+            let udp = udp
+                .into_std()
+                .and_then(|s| {
+                    s.set_nonblocking(false)?;
+                    s.set_read_timeout(Some(SHUTDOWN_POLL))?;
+                    Ok(s)
+                })
+                .map_err(|source| DnsError::Bind { addr, source })?;
             for _ in 0..workers {
-                tracker.spawn(udp_worker(
-                    core.clone(),
-                    udp.clone(),
-                    local,
-                    shutdown.clone(),
-                ));
+                let socket = udp
+                    .try_clone()
+                    .map_err(|source| DnsError::Bind { addr, source })?;
+                let (core, shutdown) = (core.clone(), shutdown.clone());
+                tracker.spawn_blocking(move || udp_worker(&core, &socket, local, &shutdown));
             }
             tracker.spawn(tcp_acceptor(
                 core.clone(),
@@ -270,29 +279,34 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// One of a few tasks answering a UDP socket: each query is answered inline, so the
-/// number of workers caps the work in flight.
-async fn udp_worker(
-    core: Arc<Core>,
-    socket: Arc<UdpSocket>,
+/// One of a few threads answering a UDP socket with blocking calls (one per core, like
+/// Knot and NSD): each query is answered inline, so the number of threads caps the work in
+/// flight, and the query path never waits for the async runtime.
+fn udp_worker(
+    core: &Core,
+    socket: &std::net::UdpSocket,
     local: SocketAddr,
-    shutdown: CancellationToken,
+    shutdown: &CancellationToken,
 ) {
     let mut buf = vec![0u8; 65535];
-    loop {
-        let (len, src) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::debug!("UDP receive: {e}");
-                    continue;
-                }
-            },
+    while !shutdown.is_cancelled() {
+        let (len, src) = match socket.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                tracing::debug!("UDP receive: {e}");
+                continue;
+            }
         };
-        let state = core.state.load();
         let responses = respond(
-            &state,
+            &core.state.load(),
             &core.stats,
             Request {
                 packet: &buf[..len],
@@ -302,9 +316,8 @@ async fn udp_worker(
                 now: unix_now(),
             },
         );
-        drop(state);
         for response in responses {
-            if let Err(e) = socket.send_to(&response, src).await {
+            if let Err(e) = socket.send_to(&response, src) {
                 tracing::debug!(%src, "UDP send: {e}");
             }
         }
@@ -345,15 +358,19 @@ async fn tcp_acceptor(
                 }
             },
         };
-        tracker.spawn(tcp_connection(
-            core.clone(),
-            stream,
-            peer,
-            local,
-            limits.idle,
-            shutdown.clone(),
-            permit,
-        ));
+        let span = tracing::debug_span!("dns_tcp", %peer, %local);
+        tracker.spawn(
+            tcp_connection(
+                core.clone(),
+                stream,
+                peer,
+                local,
+                limits.idle,
+                shutdown.clone(),
+                permit,
+            )
+            .instrument(span),
+        );
     }
 }
 

@@ -295,6 +295,23 @@ async fn zone_edit_reloads_and_broken_edit_keeps_old_zone() {
         printed.contains("external/example.test.zone:18:"),
         "{printed}"
     );
+    // Fixing the file is picked up again: the watcher survived the broken version.
+    std::fs::write(
+        &path,
+        edited
+            .replace("192.0.2.81", "192.0.2.82")
+            .replace("2024060102 ; serial", "2024060103 ; serial"),
+    )
+    .expect("write");
+    assert!(
+        eventually(|| async move {
+            rdata(
+                &dig(port, "127.0.0.3", &["www.example.test"]).await,
+                "ANSWER",
+            ) == vec!["192.0.2.82"]
+        })
+        .await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

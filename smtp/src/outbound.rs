@@ -216,8 +216,9 @@ impl Outbound {
                 .await;
                 match attempt {
                     Ok(Ok(())) => return Attempt::Delivered { host },
-                    Ok(Err(e)) if e.is_permanent() => {
+                    Ok(Err(e)) if e.is_permanent() || e.is_client() => {
                         // A 5xx reply is final: other exchangers would say the same (RFC 5321 §5.1).
+                        // So is a message the server cannot take (8-bit data without 8BITMIME).
                         let text = describe(&e);
                         let status = enhanced_code(&text).unwrap_or_else(|| "5.0.0".into());
                         return Attempt::Permanent(problem(&status, text, Some(&host)));

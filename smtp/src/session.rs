@@ -461,7 +461,7 @@ impl Session {
         let done = match txn {
             Some(t) if !t.too_big && !t.failed => {
                 let done = ingest(&mut bytes, &mut t.message);
-                if t.message.len() - t.header_len > limit {
+                if t.message.len().saturating_sub(t.header_len) > limit {
                     t.too_big = true;
                     // Keep the last byte: the receiver may still drop a CR it pushed.
                     let last = t.message.last().copied();
@@ -1100,7 +1100,7 @@ impl Session {
             return self.error(Reply::new(552, (5, 3, 4), "Message too big"));
         }
         if !last {
-            let received = txn.message.len() - txn.header_len;
+            let received = txn.message.len().saturating_sub(txn.header_len);
             return self.reply(Reply::new(
                 250,
                 (2, 0, 0),
