@@ -155,6 +155,13 @@ pub enum DnsCmd {
         #[arg(long)]
         view: Option<String>,
     },
+    /// Rotate a domain's DKIM keys, in two steps: the first run publishes a new key pair, the
+    /// second (a day later, once caches have it) signs with it and retires the old pair. Keys
+    /// retired more than a week ago are removed.
+    RotateDkim {
+        /// The hosted domain.
+        domain: String,
+    },
 }
 
 /// `postern queue ...`

@@ -113,6 +113,26 @@ pub async fn dns(store: &Store, loaded: &crate::config::Loaded, cmd: DnsCmd) -> 
                 }
             }
         }
+        DnsCmd::RotateDkim { domain } => rotate_dkim(store, &domain).await?,
+    }
+    Ok(())
+}
+
+/// Runs `postern dns rotate-dkim`.
+async fn rotate_dkim(store: &Store, domain: &str) -> anyhow::Result<()> {
+    const WEEK: i64 = 7 * 86400;
+    if store.rotate_dkim(domain).await? {
+        println!("{domain}: now signing with the new keys; the old ones stay published for a week");
+    } else {
+        println!(
+            "{domain}: new keys published; run this again in a day to start signing with them"
+        );
+    }
+    let purged = store
+        .purge_retired_dkim(postern_store::unix_now() - WEEK)
+        .await?;
+    if purged > 0 {
+        println!("removed {purged} keys retired more than a week ago");
     }
     Ok(())
 }

@@ -7,13 +7,6 @@ mod common;
 
 use common::{copy_zones, dig, example_dns, repo_path, Db, Instance};
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $(#[tokio::test] async fn $name() { super::$name(super::Db::Sqlite).await; })* }
-        mod postgres { $(#[tokio::test] async fn $name() { super::$name(super::Db::Postgres).await; })* }
-    };
-}
-
 both_backends!(
     views_answer_by_client_address,
     store_records_are_served_at_once

@@ -5,20 +5,6 @@ mod common;
 
 use common::{Db, Instance, POSTERN};
 
-/// Generates `sqlite::NAME` and `postgres::NAME` tests calling `NAME(Db)`.
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Db::Sqlite).await; })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Db::Postgres).await; })*
-        }
-    };
-}
-
 both_backends!(
     serve_starts_and_stops_cleanly,
     management_cli,

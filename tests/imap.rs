@@ -9,20 +9,6 @@ use std::process::{Command, Stdio};
 use common::{repo_path, Db, Instance, Server};
 use postern_store::{Incoming, Store};
 
-/// Generates `sqlite::NAME` and `postgres::NAME` tests calling `NAME(Db)`.
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Db::Sqlite).await; })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Db::Postgres).await; })*
-        }
-    };
-}
-
 both_backends!(
     imap_commands,
     imap_idle_between_sessions,

@@ -107,6 +107,18 @@ async fn dns_records_command_prints_every_mail_record() {
         internal.contains("mail.example.test. 3600 IN A 10.0.0.10")
             && !internal.contains("192.0.2.10")
     );
+    let step1 = inst.ok(&["dns", "rotate-dkim", "example.test"], "");
+    assert!(step1.contains("new keys published"), "{step1}");
+    let published = inst.ok(
+        &["dns", "records", "example.test", "--view", "external"],
+        "",
+    );
+    assert!(
+        published.contains("pst1r._domainkey") && published.contains("pst2r._domainkey"),
+        "both pairs published"
+    );
+    let step2 = inst.ok(&["dns", "rotate-dkim", "example.test"], "");
+    assert!(step2.contains("now signing with the new keys"), "{step2}");
     let missing = inst.run(&["dns", "records", "other.test"], "");
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("other.test is not a hosted domain"));

@@ -12,20 +12,6 @@ use std::time::{Duration, Instant};
 use common::Db;
 use smtp_support::{hosted, inbox, python, swaks, transcript, wait_inbox, Raw, TestDns, PASSWORD};
 
-/// Generates `sqlite::NAME` and `postgres::NAME` tests calling `NAME(Db)`.
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Db::Sqlite).await; })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Db::Postgres).await; })*
-        }
-    };
-}
-
 both_backends!(
     delivers_to_users_aliases_catch_all_and_plus_addresses,
     submission_over_starttls_and_implicit_tls,

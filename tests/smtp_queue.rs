@@ -14,19 +14,6 @@ use smtp_support::{
     hosted, inbox, python, swaks, transcript, wait_inbox, Raw, Rr, Sink, TestDns, PASSWORD,
 };
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Db::Sqlite).await; })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $name() { super::$name(super::Db::Postgres).await; })*
-        }
-    };
-}
-
 both_backends!(
     delivers_retries_and_bounces,
     queue_survives_restart_and_is_managed_by_cli

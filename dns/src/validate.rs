@@ -6,7 +6,9 @@ use hickory_proto::rr::Name;
 use crate::config::DnsConfig;
 use crate::managed::ManagedRecord;
 
-/// The zones (origins, without trailing dot) each view serves, in the configured order.
+/// The zones (origins, without trailing dot) each view owns, in the configured order. Zones a
+/// view only borrows from another (`in_view`) are left out: their managed records belong to the
+/// owning view.
 pub fn view_zones(config: &DnsConfig) -> Vec<(String, Vec<String>)> {
     config
         .view
@@ -15,6 +17,7 @@ pub fn view_zones(config: &DnsConfig) -> Vec<(String, Vec<String>)> {
             let zones = v
                 .zone
                 .iter()
+                .filter(|z| z.in_view.is_none())
                 .map(|z| z.name.trim_end_matches('.').to_ascii_lowercase())
                 .collect();
             (v.name.clone(), zones)
@@ -105,6 +108,34 @@ mod tests {
                 "{n} {t} {d}"
             );
         }
+    }
+
+    #[test]
+    fn borrowed_zones_take_no_records() {
+        let c: DnsConfig = toml::from_str(
+            r#"
+            [[view]]
+            name = "internal"
+            match_clients = ["any"]
+            [[view.zone]]
+            name = "example.test"
+            in_view = "external"
+            [[view]]
+            name = "external"
+            match_clients = ["any"]
+            [[view.zone]]
+            name = "example.test"
+            file = "x.zone"
+            "#,
+        )
+        .expect("config");
+        assert!(
+            validate_managed(&c, "internal", &rec("www.example.test", "A", "10.0.0.5")).is_err()
+        );
+        assert_eq!(
+            validate_managed(&c, "external", &rec("www.example.test", "A", "10.0.0.5")),
+            Ok(())
+        );
     }
 
     #[test]

@@ -40,7 +40,7 @@ impl Store {
         if view.is_empty() {
             return Err(StoreError::invalid("view", "must not be empty"));
         }
-        let name = format!("{}.", crate::normalize_domain(name)?);
+        let name = owner_name(name)?;
         let rtype = rtype.to_ascii_uppercase();
         if !MANAGED_TYPES.contains(&rtype.as_str()) {
             return Err(StoreError::invalid(
@@ -149,6 +149,32 @@ impl Store {
             .await?;
         Ok(get::<i64>(&row, "g")? as u32)
     }
+}
+
+/// Validates a record owner name and returns it lower-case and fully qualified. Unlike a mail
+/// domain, an owner may hold underscore labels (`_dmarc`, `_imaps._tcp`, `_acme-challenge`;
+/// RFC 8552) and a leading `*` label (a wildcard, RFC 4592).
+fn owner_name(name: &str) -> Result<String> {
+    let n = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    let bad = |why: &str| Err(StoreError::invalid("name", format!("{name:?}: {why}")));
+    if n.is_empty() || n.len() > 253 {
+        return bad("must be 1 to 253 characters");
+    }
+    for (i, label) in n.split('.').enumerate() {
+        if label.is_empty() || label.len() > 63 {
+            return bad("each label must be 1 to 63 characters");
+        }
+        if label == "*" && i == 0 {
+            continue;
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return bad("labels hold letters, digits, hyphens and underscores (a wildcard only as `*.` first)");
+        }
+    }
+    Ok(format!("{n}."))
 }
 
 fn record_from_row(r: &sqlx::any::AnyRow) -> Result<DnsRecord> {

@@ -1,5 +1,6 @@
-//! Argon2id password hashing. Hashing is CPU-heavy by design, so it runs on the blocking pool and
-//! never stalls the async workers serving other connections.
+//! Argon2id password hashing. Hashing is CPU- and memory-heavy by design (19 MiB per hash), so it
+//! runs on the blocking pool, never on the async workers, and at most one hash per CPU core runs at
+//! a time: a flood of logins then queues instead of multiplying memory and starving other work.
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
@@ -9,18 +10,32 @@ use crate::error::{Result, StoreError};
 /// Longest password accepted; longer input is refused before hashing so it cannot cost CPU.
 pub(crate) const MAX_PASSWORD_LEN: usize = 1024;
 
+/// Permits for concurrent hashes: one per core.
+fn hashing_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    })
+}
+
+/// Runs one Argon2 computation on the blocking pool once a permit is free.
+async fn run_limited<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let _permit = hashing_permits().acquire().await.ok()?;
+    tokio::task::spawn_blocking(work).await.ok()
+}
+
 /// Hashes `password` with Argon2id (default parameters, random salt) into a PHC string.
 pub(crate) async fn hash(password: &str) -> Result<String> {
     check_len(password)?;
     let password = password.to_owned();
-    tokio::task::spawn_blocking(move || {
+    run_limited(move || {
         let hash: PasswordHash = Argon2::default()
             .hash_password(password.as_bytes())
             .map_err(|_| StoreError::PasswordHash)?;
         Ok(hash.to_string())
     })
     .await
-    .map_err(|_| StoreError::PasswordHash)?
+    .ok_or(StoreError::PasswordHash)?
 }
 
 /// Checks `password` against a stored PHC string. With `stored = None` it verifies against a fixed
@@ -32,7 +47,7 @@ pub(crate) async fn verify(password: &str, stored: Option<String>) -> bool {
     let known = stored.is_some();
     let stored = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
     let password = password.to_owned();
-    let ok = tokio::task::spawn_blocking(move || {
+    let ok = run_limited(move || {
         PasswordHash::new(&stored)
             .map(|h| {
                 Argon2::default()

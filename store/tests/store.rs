@@ -2,31 +2,13 @@
 
 use std::collections::BTreeSet;
 
+mod common;
+
 use postern_store::testing::TestDb;
 use postern_store::{
     Change, DeliveryOutcome, FlagOp, Flags, Incoming, MailboxEvent, Resolution, SessionKind, Store,
     StoreError,
 };
-
-/// Generates `sqlite::NAME` and `postgres::NAME` tokio tests calling `NAME(&TestDb)`.
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let db = postern_store::testing::TestDb::sqlite();
-                super::$name(&db).await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let db = postern_store::testing::TestDb::postgres().await;
-                super::$name(&db).await;
-            })*
-        }
-    };
-}
 
 both_backends!(
     domains_crud_and_uniqueness,

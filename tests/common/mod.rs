@@ -11,6 +11,22 @@ use std::time::{Duration, Instant};
 
 use postern_store::testing::TestDb;
 
+/// Generates `sqlite::NAME` and `postgres::NAME` tests calling `NAME(Db)`, so that every
+/// end-to-end test that touches the store runs on both databases.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Db::Sqlite).await; })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Db::Postgres).await; })*
+        }
+    };
+}
+
 /// The binary under test, built by cargo for this test run.
 pub const POSTERN: &str = env!("CARGO_BIN_EXE_postern");
 
