@@ -214,7 +214,7 @@ impl Changes {
                     }
                 }
                 passes = passes.wrapping_add(1);
-                if passes % 256 == 0 {
+                if passes.is_multiple_of(256) {
                     let _ = sqlx::query("DELETE FROM change_log WHERE created_at < $1")
                         .bind(crate::unix_now() - CHANGE_LOG_KEEP_SECS)
                         .execute(&pool)
