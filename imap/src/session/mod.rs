@@ -451,6 +451,7 @@ impl Session {
         }
         match self.limiter.check(self.peer, username) {
             postern_store::Verdict::Locked(_) => {
+                metrics::counter!("postern_logins_total", "service" => "imap", "result" => "locked").increment(1);
                 return Err(Failure::No(
                     Some(code_other("UNAVAILABLE")),
                     "Too many failed logins, try again later".into(),
@@ -465,6 +466,7 @@ impl Session {
         match self.store.authenticate(username, password).await? {
             Some(user) => {
                 self.limiter.success(self.peer, username);
+                metrics::counter!("postern_logins_total", "service" => "imap", "result" => "success").increment(1);
                 tracing::info!(user = %user.address, peer = %self.peer, "imap login");
                 self.changes = Some(self.store.subscribe());
                 self.user = Some(user);
@@ -472,6 +474,7 @@ impl Session {
             }
             None => {
                 self.limiter.failure(self.peer, username);
+                metrics::counter!("postern_logins_total", "service" => "imap", "result" => "failure").increment(1);
                 tracing::info!(user = username, peer = %self.peer, "imap login failed");
                 Err(Failure::No(
                     Some(code_other("AUTHENTICATIONFAILED")),
