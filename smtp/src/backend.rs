@@ -4,23 +4,31 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use hickory_resolver::TokioResolver;
+use mail_auth::MessageAuthenticator;
 use postern_store::{
-    normalize_address, AuthLimiter, DeliveryOutcome, Incoming, Resolution, Store, Verdict,
+    normalize_address, AuthLimiter, DeliveryOutcome, Greylist, Incoming, Resolution, Store, Verdict,
 };
 
+use crate::auth::{self, Disposition};
 use crate::config::SmtpConfig;
 use crate::dsn::{self, Failure};
+use crate::policy;
+use crate::reply::Reply;
 use crate::session::{
     Action, AuthResult, Delivery, DeliveryResult, RecipientResult, SenderResult, Session,
 };
 
-/// What sessions share: the store, the login limiter and the settings.
+/// What sessions share: the store, the login limiter, the settings and the resolver used for
+/// mail authentication and block lists.
 pub(crate) struct Backend {
     pub store: Store,
     pub limiter: AuthLimiter,
     pub config: Arc<SmtpConfig>,
     pub hostname: String,
+    pub authenticator: MessageAuthenticator,
 }
 
 impl Backend {
@@ -59,8 +67,19 @@ impl Backend {
                 };
                 session.sender_result(result);
             }
-            Action::CheckRecipient { address, size } => {
+            Action::CheckRecipient {
+                address,
+                size,
+                sender,
+                authenticated,
+            } => {
                 let result = match self.check_recipient(&address, size).await {
+                    Ok(RecipientResult::Deliver { local, remote }) if !authenticated => {
+                        match self.mx_policy(ip, &sender, &address).await {
+                            Some(refusal) => RecipientResult::Refused(refusal),
+                            None => RecipientResult::Deliver { local, remote },
+                        }
+                    }
                     Ok(r) => r,
                     Err(e) => {
                         tracing::error!(error = %e, "recipient check failed");
@@ -70,7 +89,7 @@ impl Backend {
                 session.recipient_result(address, result);
             }
             Action::Deliver(delivery) => {
-                let result = self.deliver(delivery).await;
+                let result = self.deliver(delivery, ip).await;
                 session.delivery_result(result);
             }
         }
@@ -181,9 +200,87 @@ impl Backend {
         Ok(false)
     }
 
+    /// The block list (RFC 5782) and greylisting (RFC 6647) checks for an unauthenticated
+    /// client's recipient: the refusal to send, if any.
+    async fn mx_policy(&self, ip: IpAddr, sender: &str, recipient: &str) -> Option<Reply> {
+        let config = &self.config;
+        if !config.dnsbl.is_empty() && (config.dnsbl_check_private || policy::is_public(ip)) {
+            if let Some(list) = policy::dnsbl_listed(self.resolver(), ip, &config.dnsbl).await {
+                tracing::warn!(%ip, list, "client refused: on a block list");
+                return Some(Reply::new(
+                    554,
+                    (5, 7, 1),
+                    format!("Service unavailable; client host [{ip}] blocked using {list}"),
+                ));
+            }
+        }
+        let domain = auth::domain_of(recipient).to_ascii_lowercase();
+        if !config.greylists(&domain) {
+            return None;
+        }
+        let delay = i64::try_from(config.greylist_delay_secs).unwrap_or(i64::MAX);
+        let lifetime = i64::try_from(config.greylist_lifetime_secs).unwrap_or(i64::MAX);
+        let network = policy::greylist_network(ip);
+        match self
+            .store
+            .greylist(&network, sender, recipient, delay, lifetime)
+            .await
+        {
+            Ok(Greylist::Pass) => None,
+            Ok(Greylist::Defer(secs)) => {
+                tracing::info!(%ip, sender, recipient, secs, "greylisted");
+                Some(Reply::new(451, (4, 7, 1), "greylisted, try again later"))
+            }
+            Err(e) => {
+                // Greylisting only delays spam; a store error must not refuse mail for it.
+                tracing::error!(error = %e, "greylist check failed");
+                None
+            }
+        }
+    }
+
+    fn resolver(&self) -> &TokioResolver {
+        self.authenticator.resolver()
+    }
+
     /// Stores the message for local users and queues it for remote ones in one committed
-    /// transaction; only then may the session answer 250 (RFC 5321 §6.1).
-    async fn deliver(&self, d: Delivery) -> DeliveryResult {
+    /// transaction; only then may the session answer 250 (RFC 5321 §6.1). Submitted mail is
+    /// DKIM-signed first; mail from unauthenticated clients is checked (SPF, DKIM, DMARC).
+    async fn deliver(&self, mut d: Delivery, ip: IpAddr) -> DeliveryResult {
+        let mut folder = "INBOX";
+        if d.user.is_some() {
+            d.message = self.sign(&d).await;
+        } else {
+            let message = auth::strip_own_results(&d.message, &self.hostname);
+            let verdict = auth::verify(
+                &self.authenticator,
+                &self.hostname,
+                auth::Client {
+                    ip,
+                    helo: &d.helo,
+                    sender: &d.sender,
+                },
+                &message,
+                self.config.dmarc_reject,
+                Duration::from_secs(self.config.auth_timeout_secs.max(1)),
+            )
+            .await;
+            match verdict.disposition {
+                Disposition::Reject => {
+                    tracing::info!(%ip, sender = d.sender, "refused: DMARC policy reject");
+                    return DeliveryResult::Refused(Reply::new(
+                        550,
+                        (5, 7, 1),
+                        "Message rejected: DMARC policy of the sender domain",
+                    ));
+                }
+                Disposition::Junk => folder = "Junk",
+                Disposition::Inbox => {}
+            }
+            let mut stamped = verdict.header.into_bytes();
+            stamped.extend_from_slice(&message);
+            d.message = stamped;
+        }
         let now = postern_store::unix_now();
         let local = d.local_users();
         let remote = d.remote_addresses();
@@ -194,7 +291,7 @@ impl Backend {
                 raw: &d.message,
                 internal_date: now,
                 local: &local,
-                folder: "INBOX",
+                folder,
                 sender: &d.sender,
                 remote: &remote,
                 expires_at,
@@ -261,5 +358,26 @@ impl Backend {
             }
         }
         DeliveryResult::Accepted { id }
+    }
+
+    /// The message with DKIM signatures (RFC 6376 §5; RFC 8463) of the `From:` domain (or the
+    /// envelope sender's domain) prepended; unchanged when that domain has no keys.
+    async fn sign(&self, d: &Delivery) -> Vec<u8> {
+        let domain = auth::header_from_domain(&d.message)
+            .unwrap_or_else(|| auth::domain_of(&d.sender).to_ascii_lowercase());
+        let keys = match self.store.signing_keys(&domain).await {
+            Ok(keys) => keys,
+            Err(e) => {
+                tracing::warn!(domain, error = %e, "no DKIM keys: sending unsigned");
+                return d.message.clone();
+            }
+        };
+        if keys.is_empty() {
+            tracing::info!(domain, "domain has no DKIM keys: sending unsigned");
+            return d.message.clone();
+        }
+        let mut signed = auth::sign(&keys, &d.message);
+        signed.extend_from_slice(&d.message);
+        signed
     }
 }

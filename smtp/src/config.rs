@@ -53,6 +53,23 @@ pub struct SmtpConfig {
     pub outbound_port: u16,
     /// Seconds allowed for connecting to and for each reply of a remote server (RFC 5321 §4.5.3.2).
     pub outbound_timeout_secs: u64,
+    /// Refuse mail failing DMARC (RFC 7489) whose domain publishes `p=reject` with 550 5.7.1 at
+    /// the end of DATA; when false such mail goes to the recipients' `Junk` folder.
+    pub dmarc_reject: bool,
+    /// Seconds allowed for the SPF, DKIM and DMARC checks of one message; on timeout the
+    /// message is delivered with `temperror` results.
+    pub auth_timeout_secs: u64,
+    /// DNS block lists (e.g. `zen.spamhaus.org`) asked about MX clients (RFC 5782); a listed
+    /// client is refused with 554 5.7.1.
+    pub dnsbl: Vec<String>,
+    /// Also ask the block lists about loopback and private client addresses (for tests).
+    pub dnsbl_check_private: bool,
+    /// Recipient domains whose MX mail is greylisted (RFC 6647); `"*"` greylists every domain.
+    pub greylist_domains: Vec<String>,
+    /// Seconds a new (network, sender, recipient) triplet is deferred.
+    pub greylist_delay_secs: u64,
+    /// Seconds a triplet that passed stays known without being used.
+    pub greylist_lifetime_secs: u64,
 }
 
 impl Default for SmtpConfig {
@@ -79,6 +96,13 @@ impl Default for SmtpConfig {
             resolver: None,
             outbound_port: 25,
             outbound_timeout_secs: 60,
+            dmarc_reject: true,
+            auth_timeout_secs: 30,
+            dnsbl: Vec::new(),
+            dnsbl_check_private: false,
+            greylist_domains: Vec::new(),
+            greylist_delay_secs: 300,
+            greylist_lifetime_secs: 36 * 24 * 3600,
         }
     }
 }
@@ -94,6 +118,13 @@ impl SmtpConfig {
             lockout: Duration::from_secs(self.auth_lockout_secs),
             ..postern_store::LimitConfig::default()
         }
+    }
+
+    /// Whether mail for `domain` is greylisted.
+    pub fn greylists(&self, domain: &str) -> bool {
+        self.greylist_domains
+            .iter()
+            .any(|d| d == "*" || d.trim_end_matches('.').eq_ignore_ascii_case(domain))
     }
 
     /// How long to wait before retry number `attempts + 1`: exponential backoff from
@@ -121,5 +152,21 @@ mod tests {
         let delays: Vec<u64> = (0..6).map(|a| c.retry_delay(a)).collect();
         assert_eq!(delays, [60, 120, 240, 480, 600, 600]);
         assert_eq!(c.retry_delay(1000), 600);
+    }
+
+    #[test]
+    fn greylisted_domains() {
+        let c = SmtpConfig {
+            greylist_domains: vec!["Example.test.".into()],
+            ..SmtpConfig::default()
+        };
+        assert!(c.greylists("example.test"));
+        assert!(!c.greylists("other.test"));
+        let all = SmtpConfig {
+            greylist_domains: vec!["*".into()],
+            ..SmtpConfig::default()
+        };
+        assert!(all.greylists("other.test"));
+        assert!(!SmtpConfig::default().greylists("example.test"));
     }
 }

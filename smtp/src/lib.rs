@@ -4,11 +4,13 @@
 //! The protocol lives in the sans-I/O [`session`] state machine; [`SmtpServer`] owns sockets, TLS,
 //! timeouts and limits; [`QueueWorker`] delivers queued mail.
 
+mod auth;
 mod backend;
 mod config;
 pub mod dsn;
 mod error;
 mod outbound;
+mod policy;
 mod queue;
 mod reply;
 mod server;

@@ -58,29 +58,32 @@ pub(crate) struct Outbound {
     timeout: Duration,
 }
 
+/// A resolver for `config.resolver` (UDP and TCP to that server), or the system's resolver.
+pub(crate) fn resolver(config: &SmtpConfig) -> Result<TokioResolver, SmtpError> {
+    let provider = TokioRuntimeProvider::default();
+    let builder = match config.resolver {
+        Some(addr) => {
+            let mut udp = ConnectionConfig::udp();
+            udp.port = addr.port();
+            let mut tcp = ConnectionConfig::tcp();
+            tcp.port = addr.port();
+            let server = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
+            TokioResolver::builder_with_config(
+                ResolverConfig::from_name_servers(vec![server]),
+                provider,
+            )
+        }
+        None => TokioResolver::builder(provider).map_err(|e| SmtpError::Resolver(e.to_string()))?,
+    };
+    builder
+        .build()
+        .map_err(|e| SmtpError::Resolver(e.to_string()))
+}
+
 impl Outbound {
     /// A client using the configured resolver (or the system's) and port.
     pub fn new(config: &SmtpConfig, hostname: &str) -> Result<Outbound, SmtpError> {
-        let provider = TokioRuntimeProvider::default();
-        let builder = match config.resolver {
-            Some(addr) => {
-                let mut udp = ConnectionConfig::udp();
-                udp.port = addr.port();
-                let mut tcp = ConnectionConfig::tcp();
-                tcp.port = addr.port();
-                let server = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
-                TokioResolver::builder_with_config(
-                    ResolverConfig::from_name_servers(vec![server]),
-                    provider,
-                )
-            }
-            None => {
-                TokioResolver::builder(provider).map_err(|e| SmtpError::Resolver(e.to_string()))?
-            }
-        };
-        let resolver = builder
-            .build()
-            .map_err(|e| SmtpError::Resolver(e.to_string()))?;
+        let resolver = resolver(config)?;
         Ok(Outbound {
             resolver,
             hello: ClientId::Domain(hostname.to_owned()),

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mail_auth::MessageAuthenticator;
 use postern_store::{AuthLimiter, Store};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -67,6 +68,7 @@ impl SmtpServer {
             max_auth_failures: 3,
             require_tls_for_auth: config.require_tls_for_auth,
         });
+        let authenticator = MessageAuthenticator(crate::outbound::resolver(&config)?);
         let shared = Arc::new(Shared {
             session,
             tls: TlsAcceptor::from(tls),
@@ -78,6 +80,7 @@ impl SmtpServer {
                 limiter: AuthLimiter::new(config.limits()),
                 config: Arc::new(config),
                 hostname,
+                authenticator,
             },
         });
         let tasks = TaskTracker::new();

@@ -82,6 +82,10 @@ pub enum Action {
         address: String,
         /// The size announced with MAIL FROM SIZE=, 0 if none.
         size: usize,
+        /// The MAIL FROM address (empty for the null reverse-path), for greylisting.
+        sender: String,
+        /// Whether the client logged in: no block list or greylisting checks then.
+        authenticated: bool,
     },
     /// Store and queue an accepted message; answer with [`Session::delivery_result`].
     Deliver(Delivery),
@@ -145,6 +149,8 @@ pub enum RecipientResult {
     NotHosted,
     /// The (only) local mailbox is full.
     MailboxFull,
+    /// Refused by policy (block list 554, greylisting 451): the reply to send.
+    Refused(Reply),
     /// The check could not be made.
     Unavailable,
 }
@@ -159,6 +165,8 @@ pub enum DeliveryResult {
     },
     /// Nothing was stored because every local mailbox is over quota (RFC 5321 §4.5.3.1.10).
     MailboxFull,
+    /// Refused by policy (DMARC reject: 550 5.7.1): the reply to send.
+    Refused(Reply),
     /// The store failed; the client should retry.
     Unavailable,
 }
@@ -185,6 +193,8 @@ pub struct Delivery {
     pub message: Vec<u8>,
     /// The logged-in user, for submissions.
     pub user: Option<String>,
+    /// The HELO/EHLO name the client gave, for SPF (RFC 7208 §2.3).
+    pub helo: String,
 }
 
 impl Delivery {
@@ -944,9 +954,12 @@ impl Session {
             return self.error(Reply::new(501, (5, 1, 3), "Bad recipient address syntax"));
         }
         let size = txn.size;
+        let sender = txn.sender.clone();
         self.wait(Action::CheckRecipient {
             address: to.address,
             size,
+            sender,
+            authenticated: self.user.is_some(),
         })
     }
 
@@ -974,6 +987,10 @@ impl Session {
             }
             RecipientResult::MailboxFull => {
                 Reply::new(452, (4, 2, 2), "Mailbox full").write(&mut self.out);
+                None
+            }
+            RecipientResult::Refused(reply) => {
+                reply.write(&mut self.out);
                 None
             }
             RecipientResult::Unavailable => {
@@ -1159,6 +1176,7 @@ impl Session {
             recipients: txn.recipients,
             message,
             user: self.user.as_ref().map(|u| u.address.clone()),
+            helo: self.helo.clone().unwrap_or_default(),
         }))
     }
 
@@ -1171,6 +1189,7 @@ impl Session {
                 Reply::new(250, (2, 0, 0), format!("Ok: queued as {id}"))
             }
             DeliveryResult::MailboxFull => Reply::new(552, (5, 2, 2), "Mailbox full"),
+            DeliveryResult::Refused(reply) => reply,
             DeliveryResult::Unavailable => {
                 Reply::new(451, (4, 3, 0), "Temporary failure, try again later")
             }

@@ -44,18 +44,23 @@ pub async fn hosted(db: Db, extra: &str) -> (Instance, Server) {
 
 /// The raw messages in `address`'s INBOX, oldest first.
 pub async fn inbox(inst: &Instance, address: &str) -> Vec<String> {
+    folder(inst, address, "INBOX").await
+}
+
+/// The raw messages in `address`'s mailbox `name`, oldest first.
+pub async fn folder(inst: &Instance, address: &str, name: &str) -> Vec<String> {
     let store = postern_store::Store::open(&inst.db.url)
         .await
         .expect("open store");
     let user = store.user(address).await.unwrap().expect("user exists");
-    let inbox = store
-        .mailbox(user.id, "INBOX")
+    let mailbox = store
+        .mailbox(user.id, name)
         .await
         .unwrap()
-        .expect("INBOX");
+        .unwrap_or_else(|| panic!("{address} has no {name}"));
     let mut out = Vec::new();
-    for m in store.list_messages(&inbox).await.unwrap() {
-        let raw = store.message_raw(&inbox, m.uid).await.unwrap().unwrap();
+    for m in store.list_messages(&mailbox).await.unwrap() {
+        let raw = store.message_raw(&mailbox, m.uid).await.unwrap().unwrap();
         out.push(String::from_utf8_lossy(&raw).into_owned());
     }
     store.close().await;
