@@ -251,6 +251,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
         tls.cert = base_dir.join(&tls.cert);
         tls.key = base_dir.join(&tls.key);
     }
+    if let Some(ca) = &mut config.smtp.outbound_ca_file {
+        *ca = base_dir.join(&*ca);
+    }
     Ok(Loaded {
         config,
         path: path.to_path_buf(),

@@ -112,7 +112,7 @@ match_clients = ["any"]
         sink = sink.addr.port(),
         zones = zones.keep().display(),
     );
-    let inst = Instance::new(db, &["smtp", "submissions"], &extra).await;
+    let inst = Instance::new(db, &["smtp", "submissions", "admin"], &extra).await;
     inst.ok(&["domain", "add", "example.test"], "");
     inst.ok(&["domain", "add", "grey.test"], "");
     for user in ["alice@example.test", "bob@example.test", "carol@grey.test"] {
@@ -121,6 +121,29 @@ match_clients = ["any"]
     let server = inst.start();
     let dns = SocketAddr::from(([127, 0, 0, 1], port));
     (inst, server, dns)
+}
+
+/// The server's `/metrics` text (Prometheus format), read with an API token.
+fn metrics(inst: &Instance, server: &Server) -> String {
+    let token = inst.ok(&["admin", "token", "admin", "--label", "metrics"], "");
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let req = ureq::http::Request::builder()
+        .uri(format!("http://{}/metrics", server.addr("admin")))
+        .header("Authorization", format!("Bearer {}", token.trim()))
+        .body(())
+        .expect("request");
+    agent
+        .run(req)
+        .expect("GET /metrics")
+        .into_body()
+        .read_to_string()
+        .expect("body")
+}
+
+/// The value of the sample `name` (with its labels, as printed) in Prometheus text.
+fn sample(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// A resolver asking only Postern's DNS.
@@ -330,12 +353,38 @@ async fn signs_submissions_and_checks_mx_mail(db: Db) {
     );
     assert_eq!(results[1], "elsewhere.test; spf=pass");
     assert_eq!(inbox(&inst, "bob@example.test").await.len(), 3);
+
+    // What happened is counted on /metrics (shown on the admin dashboard).
+    let m = metrics(&inst, &server);
+    for (name, value) in [
+        (
+            r#"postern_smtp_messages_total{source="submission",result="accepted"}"#,
+            1,
+        ),
+        (
+            r#"postern_smtp_messages_total{source="mx",result="accepted"}"#,
+            4,
+        ),
+        (
+            r#"postern_smtp_messages_total{source="mx",result="refused"}"#,
+            1,
+        ),
+        (r#"postern_smtp_policy_refusals_total{reason="dmarc"}"#, 1),
+        ("postern_smtp_junk_total", 1),
+        (r#"postern_smtp_outbound_total{result="delivered"}"#, 1),
+        (
+            r#"postern_logins_total{service="smtp",result="success"}"#,
+            1,
+        ),
+    ] {
+        assert_eq!(sample(&m, name), Some(value), "{name} in\n{m}");
+    }
     drop(server);
 }
 
 async fn dnsbl_and_greylisting(db: Db) {
     let sink = Sink::start();
-    let (_inst, server, _dns) = instance(db, &sink).await;
+    let (inst, server, _dns) = instance(db, &sink).await;
     let mx = server.addr("smtp");
     // remote.test publishes no SPF or DMARC: mail from it is only subject to these checks.
     let message = "From: <ann@remote.test>\r\nSubject: hi\r\n\r\nhi\r\n";
@@ -380,4 +429,18 @@ async fn dnsbl_and_greylisting(db: Db) {
     let r = c.cmd("RCPT TO:<carol@grey.test>");
     assert!(r.starts_with("451 4.7.1"), "{r}");
     c.cmd("QUIT");
+    let m = metrics(&inst, &server);
+    assert_eq!(
+        sample(
+            &m,
+            r#"postern_smtp_policy_refusals_total{reason="greylist"}"#
+        ),
+        Some(3),
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, r#"postern_smtp_policy_refusals_total{reason="dnsbl"}"#),
+        Some(1),
+        "{m}"
+    );
 }

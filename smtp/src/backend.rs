@@ -37,16 +37,23 @@ impl Backend {
         match action {
             Action::Authenticate { username, password } => {
                 let result = self.authenticate(ip, &username, &password).await;
-                match &result {
+                let outcome = match &result {
                     AuthResult::Success { address, .. } => {
-                        tracing::info!(user = %address, "authenticated")
+                        tracing::info!(user = %address, "authenticated");
+                        "success"
                     }
-                    AuthResult::Failed => tracing::warn!(%ip, username, "authentication failed"),
+                    AuthResult::Failed => {
+                        tracing::warn!(%ip, username, "authentication failed");
+                        "failure"
+                    }
                     AuthResult::Locked => {
-                        tracing::warn!(%ip, username, "authentication refused: locked out")
+                        tracing::warn!(%ip, username, "authentication refused: locked out");
+                        "locked"
                     }
-                    AuthResult::Unavailable => {}
-                }
+                    AuthResult::Unavailable => "unavailable",
+                };
+                metrics::counter!("postern_logins_total", "service" => "smtp", "result" => outcome)
+                    .increment(1);
                 session.auth_result(result);
             }
             Action::CheckSender {
@@ -89,7 +96,20 @@ impl Backend {
                 session.recipient_result(address, result);
             }
             Action::Deliver(delivery) => {
+                let source = if delivery.user.is_some() {
+                    "submission"
+                } else {
+                    "mx"
+                };
                 let result = self.deliver(delivery, ip).await;
+                let outcome = match &result {
+                    DeliveryResult::Accepted { .. } => "accepted",
+                    DeliveryResult::MailboxFull => "mailbox_full",
+                    DeliveryResult::Refused(_) => "refused",
+                    DeliveryResult::Unavailable => "unavailable",
+                };
+                metrics::counter!("postern_smtp_messages_total", "source" => source, "result" => outcome)
+                    .increment(1);
                 session.delivery_result(result);
             }
         }
@@ -207,6 +227,8 @@ impl Backend {
         if !config.dnsbl.is_empty() && (config.dnsbl_check_private || policy::is_public(ip)) {
             if let Some(list) = policy::dnsbl_listed(self.resolver(), ip, &config.dnsbl).await {
                 tracing::warn!(%ip, list, "client refused: on a block list");
+                metrics::counter!("postern_smtp_policy_refusals_total", "reason" => "dnsbl")
+                    .increment(1);
                 return Some(Reply::new(
                     554,
                     (5, 7, 1),
@@ -229,6 +251,8 @@ impl Backend {
             Ok(Greylist::Pass) => None,
             Ok(Greylist::Defer(secs)) => {
                 tracing::info!(%ip, sender, recipient, secs, "greylisted");
+                metrics::counter!("postern_smtp_policy_refusals_total", "reason" => "greylist")
+                    .increment(1);
                 Some(Reply::new(451, (4, 7, 1), "greylisted, try again later"))
             }
             Err(e) => {
@@ -268,13 +292,18 @@ impl Backend {
             match verdict.disposition {
                 Disposition::Reject => {
                     tracing::info!(%ip, sender = d.sender, "refused: DMARC policy reject");
+                    metrics::counter!("postern_smtp_policy_refusals_total", "reason" => "dmarc")
+                        .increment(1);
                     return DeliveryResult::Refused(Reply::new(
                         550,
                         (5, 7, 1),
                         "Message rejected: DMARC policy of the sender domain",
                     ));
                 }
-                Disposition::Junk => folder = "Junk",
+                Disposition::Junk => {
+                    metrics::counter!("postern_smtp_junk_total").increment(1);
+                    folder = "Junk";
+                }
                 Disposition::Inbox => {}
             }
             let mut stamped = verdict.header.into_bytes();

@@ -1,7 +1,8 @@
 //! The `[smtp]` table of `postern.toml`: limits, timeouts, the outbound queue's retry schedule, the
-//! resolver used for MX lookups, and login rate limits.
+//! resolver used for MX lookups, login rate limits, MTA-STS and the MX's mail checks.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -53,6 +54,14 @@ pub struct SmtpConfig {
     pub outbound_port: u16,
     /// Seconds allowed for connecting to and for each reply of a remote server (RFC 5321 §4.5.3.2).
     pub outbound_timeout_secs: u64,
+    /// Honour the MTA-STS policies of recipient domains (RFC 8461): under `enforce`, deliver only
+    /// to matching MX hosts over TLS with a valid certificate.
+    pub mta_sts: bool,
+    /// TCP port MTA-STS policies are fetched from (443; tests use a loopback server).
+    pub mta_sts_port: u16,
+    /// PEM file of extra CA certificates trusted for outbound TLS (policy fetches and validated
+    /// MX connections), besides the Mozilla roots; for private PKIs.
+    pub outbound_ca_file: Option<PathBuf>,
     /// Refuse mail failing DMARC (RFC 7489) whose domain publishes `p=reject` with 550 5.7.1 at
     /// the end of DATA; when false such mail goes to the recipients' `Junk` folder.
     pub dmarc_reject: bool,
@@ -96,6 +105,9 @@ impl Default for SmtpConfig {
             resolver: None,
             outbound_port: 25,
             outbound_timeout_secs: 60,
+            mta_sts: true,
+            mta_sts_port: 443,
+            outbound_ca_file: None,
             dmarc_reject: true,
             auth_timeout_secs: 30,
             dnsbl: Vec::new(),

@@ -20,4 +20,7 @@ pub enum SmtpError {
     /// The DNS resolver could not be set up.
     #[error("DNS resolver: {0}")]
     Resolver(String),
+    /// Outbound TLS could not be set up (e.g. an unreadable CA file).
+    #[error("outbound TLS: {0}")]
+    Tls(String),
 }

@@ -9,6 +9,7 @@ mod backend;
 mod config;
 pub mod dsn;
 mod error;
+pub mod mta_sts;
 mod outbound;
 mod policy;
 mod queue;

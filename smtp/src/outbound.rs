@@ -1,7 +1,9 @@
 //! Outbound delivery of one queued message to one remote recipient: MX lookup through the
 //! configured resolver (RFC 5321 §5.1: preference order, A/AAAA fallback, null MX per RFC 7505),
 //! then SMTP with lettre, upgrading with STARTTLS whenever the server offers it (RFC 3207;
-//! opportunistic, without certificate checks, as RFC 7435 allows).
+//! opportunistic, without certificate checks, as RFC 7435 allows), unless the recipient domain's
+//! MTA-STS policy (RFC 8461) is `enforce`: then only matching MX hosts, STARTTLS required and the
+//! certificate validated for the MX host name.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -11,11 +13,12 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 use hickory_resolver::TokioResolver;
 use lettre::address::Envelope;
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 
 use crate::config::SmtpConfig;
 use crate::error::SmtpError;
+use crate::mta_sts::{self, Mode, MtaSts};
 
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +59,39 @@ pub(crate) struct Outbound {
     hello: ClientId,
     port: u16,
     timeout: Duration,
+    mta_sts: Option<MtaSts>,
+    /// Extra trusted CA certificates (DER) for validated TLS.
+    extra_roots: Vec<Vec<u8>>,
+}
+
+/// Why one SMTP conversation failed.
+enum SendError {
+    /// The server or the connection failed (lettre's view).
+    Smtp(lettre::transport::smtp::Error),
+    /// TLS required by an MTA-STS policy was not offered or did not validate.
+    Tls(String),
+}
+
+impl From<lettre::transport::smtp::Error> for SendError {
+    fn from(e: lettre::transport::smtp::Error) -> Self {
+        SendError::Smtp(e)
+    }
+}
+
+/// The certificates (DER) in the PEM file `path`.
+fn load_ca_file(path: &std::path::Path) -> Result<Vec<Vec<u8>>, SmtpError> {
+    use rustls_pki_types::pem::PemObject;
+    let certs: Result<Vec<_>, _> = rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| SmtpError::Tls(format!("{}: {e}", path.display())))?
+        .collect();
+    let certs = certs.map_err(|e| SmtpError::Tls(format!("{}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(SmtpError::Tls(format!(
+            "{}: no certificates",
+            path.display()
+        )));
+    }
+    Ok(certs.into_iter().map(|c| c.to_vec()).collect())
 }
 
 /// A resolver for `config.resolver` (UDP and TCP to that server), or the system's resolver.
@@ -84,11 +120,32 @@ impl Outbound {
     /// A client using the configured resolver (or the system's) and port.
     pub fn new(config: &SmtpConfig, hostname: &str) -> Result<Outbound, SmtpError> {
         let resolver = resolver(config)?;
+        let timeout = Duration::from_secs(config.outbound_timeout_secs.max(1));
+        let extra_roots = match &config.outbound_ca_file {
+            Some(path) => load_ca_file(path)?,
+            None => Vec::new(),
+        };
+        let mta_sts = if config.mta_sts {
+            let extra: Vec<_> = extra_roots
+                .iter()
+                .map(|der| rustls_pki_types::CertificateDer::from(der.clone()))
+                .collect();
+            Some(MtaSts::new(
+                resolver.clone(),
+                mta_sts::roots(&extra),
+                config.mta_sts_port,
+                timeout,
+            )?)
+        } else {
+            None
+        };
         Ok(Outbound {
             resolver,
             hello: ClientId::Domain(hostname.to_owned()),
             port: config.outbound_port,
-            timeout: Duration::from_secs(config.outbound_timeout_secs.max(1)),
+            timeout,
+            mta_sts,
+            extra_roots,
         })
     }
 
@@ -198,10 +255,35 @@ impl Outbound {
             Err(e) => return Attempt::Permanent(problem("5.1.3", e.to_string(), None)),
         };
         let domain = recipient.rsplit_once('@').map_or("", |(_, d)| d);
-        let targets = match self.exchangers(domain).await {
+        let mut targets = match self.exchangers(domain).await {
             Ok(t) => t,
             Err(a) => return a,
         };
+        let policy = match &self.mta_sts {
+            Some(sts) if !domain.starts_with('[') => sts.policy(domain).await,
+            _ => None,
+        };
+        let enforce = policy.as_ref().is_some_and(|p| p.mode == Mode::Enforce);
+        if let Some(policy) = policy.as_ref().filter(|p| p.mode != Mode::None) {
+            let (matching, other): (Vec<_>, Vec<_>) = targets
+                .into_iter()
+                .partition(|(host, _)| policy.matches(host));
+            for (host, _) in &other {
+                tracing::warn!(domain, host, mode = ?policy.mode, "MX host not in the MTA-STS policy");
+            }
+            targets = if enforce {
+                matching
+            } else {
+                matching.into_iter().chain(other).collect()
+            };
+            if targets.is_empty() {
+                return Attempt::Transient(problem(
+                    "4.7.5",
+                    format!("no MX host of {domain} matches its MTA-STS policy (RFC 8461 §4.1)"),
+                    None,
+                ));
+            }
+        }
         // lettre adds CRLF.CRLF after the data: drop the message's own final CRLF.
         let body = message.strip_suffix(b"\r\n").unwrap_or(message);
         let mut last = problem(
@@ -214,19 +296,29 @@ impl Outbound {
                 let addr = SocketAddr::new(ip, self.port);
                 let attempt = tokio::time::timeout(
                     self.timeout * 10,
-                    self.send_to(&host, addr, &envelope, body),
+                    self.send_to(&host, addr, &envelope, body, enforce),
                 )
                 .await;
                 match attempt {
                     Ok(Ok(())) => return Attempt::Delivered { host },
-                    Ok(Err(e)) if e.is_permanent() || e.is_client() => {
+                    Ok(Err(SendError::Tls(reason))) => {
+                        tracing::warn!(%addr, host, reason, "MTA-STS: no valid TLS");
+                        last = problem(
+                            "4.7.5",
+                            format!(
+                                "{host}: {reason} (required by the MTA-STS policy of {domain})"
+                            ),
+                            Some(&host),
+                        );
+                    }
+                    Ok(Err(SendError::Smtp(e))) if e.is_permanent() || e.is_client() => {
                         // A 5xx reply is final: other exchangers would say the same (RFC 5321 §5.1).
                         // So is a message the server cannot take (8-bit data without 8BITMIME).
                         let text = describe(&e);
                         let status = enhanced_code(&text).unwrap_or_else(|| "5.0.0".into());
                         return Attempt::Permanent(problem(&status, text, Some(&host)));
                     }
-                    Ok(Err(e)) => {
+                    Ok(Err(SendError::Smtp(e))) => {
                         tracing::debug!(%addr, error = %e, "delivery attempt failed");
                         let text = describe(&e);
                         let status = enhanced_code(&text).unwrap_or_else(|| "4.4.1".into());
@@ -240,15 +332,29 @@ impl Outbound {
     }
 
     /// One SMTP conversation with one address: EHLO, STARTTLS if offered, MAIL, RCPT, DATA.
+    /// With `validated`, STARTTLS is required and the certificate must be valid for `host`.
     async fn send_to(
         &self,
         host: &str,
         addr: SocketAddr,
         envelope: &Envelope,
         body: &[u8],
-    ) -> Result<(), lettre::transport::smtp::Error> {
+        validated: bool,
+    ) -> Result<(), SendError> {
         let mut conn = self.connect(addr).await?;
-        if conn.can_starttls() {
+        if validated {
+            if !conn.can_starttls() {
+                conn.abort().await;
+                return Err(SendError::Tls("STARTTLS not offered".into()));
+            }
+            let mut params = TlsParameters::builder(host.to_owned());
+            for der in &self.extra_roots {
+                params = params.add_root_certificate(Certificate::from_der(der.clone())?);
+            }
+            if let Err(e) = conn.starttls(params.build_rustls()?, &self.hello).await {
+                return Err(SendError::Tls(format!("TLS handshake failed: {e}")));
+            }
+        } else if conn.can_starttls() {
             let params = TlsParameters::builder(host.to_owned())
                 .dangerous_accept_invalid_certs(true)
                 .dangerous_accept_invalid_hostnames(true)
@@ -266,7 +372,7 @@ impl Outbound {
             }
             Err(_) => conn.abort().await,
         }
-        result.map(|_| ())
+        result.map(|_| ()).map_err(SendError::Smtp)
     }
 
     async fn connect(

@@ -151,6 +151,8 @@ impl Worker {
                     host,
                     "delivered"
                 );
+                metrics::counter!("postern_smtp_outbound_total", "result" => "delivered")
+                    .increment(1);
                 self.remove(entry.id).await;
                 None
             }
@@ -161,6 +163,8 @@ impl Worker {
                     error = p.diagnostic,
                     "delivery failed permanently"
                 );
+                metrics::counter!("postern_smtp_outbound_total", "result" => "bounced")
+                    .increment(1);
                 self.bounce(&entry, p, &raw).await;
                 None
             }
@@ -173,6 +177,8 @@ impl Worker {
                         error = p.diagnostic,
                         "queue lifetime over; bouncing"
                     );
+                    metrics::counter!("postern_smtp_outbound_total", "result" => "expired")
+                        .increment(1);
                     let expired = Problem {
                         status: "4.4.7".into(),
                         diagnostic: format!("delivery time expired; last error: {}", p.diagnostic),
@@ -188,6 +194,8 @@ impl Worker {
                     retry_in = next - now,
                     "delivery deferred"
                 );
+                metrics::counter!("postern_smtp_outbound_total", "result" => "deferred")
+                    .increment(1);
                 match self.store.defer_queue(entry.id, &p.diagnostic, next).await {
                     Ok(()) => Some(next),
                     Err(e) => {

@@ -1,0 +1,308 @@
+//! Outbound MTA-STS (RFC 8461) end to end: a sending Postern (its own DNS as resolver) delivers to
+//! a receiving Postern whose certificate comes from a test CA, with policies served over HTTPS by
+//! a Python server. Enforced policies allow only matching MX hosts with valid certificates; a
+//! testing policy does not block; a cached policy still applies when the policy server is gone.
+
+mod common;
+mod smtp_support;
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Db, Instance, Server};
+use smtp_support::{python, wait_inbox, PASSWORD};
+
+both_backends!(enforces_mta_sts_policies);
+
+/// The domains, their MX host and their policy (`mode`, allowed `mx`).
+const DOMAINS: [(&str, &str, &str, &str); 4] = [
+    // Matching MX with a valid certificate: delivered.
+    ("remote.test", "mx.remote.test", "enforce", "mx.remote.test"),
+    // The MX is not in the policy: deferred.
+    (
+        "strict.test",
+        "other.strict.test",
+        "enforce",
+        "mx.strict.test",
+    ),
+    // The MX matches but its certificate does not name it: deferred.
+    (
+        "badcert.test",
+        "mx.badcert.test",
+        "enforce",
+        "mx.badcert.test",
+    ),
+    // Testing mode: a mismatch is only logged.
+    (
+        "testing.test",
+        "other.testing.test",
+        "testing",
+        "mx.testing.test",
+    ),
+];
+
+fn free_dns_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().expect("addr").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A test CA and one certificate from it for the policy hosts and `mx.remote.test` (but not
+/// `mx.badcert.test`), as PEM files in `dir`: ca.pem, cert.pem, key.pem.
+fn certificates(dir: &Path) {
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Postern test CA");
+    let ca = ca_params.self_signed(&ca_key).expect("CA");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let mut names: Vec<String> = DOMAINS
+        .iter()
+        .map(|(d, ..)| format!("mta-sts.{d}"))
+        .collect();
+    names.push("mx.remote.test".into());
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(names)
+        .expect("params")
+        .signed_by(&key, &issuer)
+        .expect("leaf");
+    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write");
+    std::fs::write(dir.join("cert.pem"), cert.pem()).expect("write");
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("write");
+}
+
+/// The policy server: HTTPS on loopback answering `/.well-known/mta-sts.txt` by Host header.
+struct PolicyServer {
+    child: Child,
+    port: u16,
+}
+
+impl PolicyServer {
+    fn start(dir: &Path) -> PolicyServer {
+        const SERVER: &str = r#"
+import http.server, ssl, sys
+policies = {}
+for spec in sys.argv[3:]:
+    host, mode, mx = spec.split(',')
+    policies[host] = 'version: STSv1\r\nmode: %s\r\nmx: %s\r\nmax_age: 86400\r\n' % (mode, mx)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = policies.get(self.headers.get('Host', ''))
+        if self.path != '/.well-known/mta-sts.txt' or body is None:
+            self.send_error(404)
+            return
+        data = body.encode()
+        self.send_response(200)
+        self.send_header('Content-Type', 'text/plain')
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def log_message(self, *a):
+        pass
+srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
+        let mut cmd = Command::new("python3");
+        cmd.arg("-c")
+            .arg(SERVER)
+            .arg(dir.join("cert.pem"))
+            .arg(dir.join("key.pem"));
+        for (domain, _, mode, mx) in DOMAINS {
+            cmd.arg(format!("mta-sts.{domain},{mode},{mx}"));
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 policy server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("port");
+        let port = line.trim().parse().expect("port number");
+        PolicyServer { child, port }
+    }
+}
+
+impl Drop for PolicyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn zone(dir: &Path, name: &str, body: &str) {
+    let text = format!(
+        "$ORIGIN {name}.\n$TTL 60\n@ IN SOA ns hostmaster 1 7200 900 1209600 60\n  IN NS ns\nns IN A 127.0.0.1\n{body}"
+    );
+    std::fs::write(dir.join(format!("{name}.zone")), text).expect("write zone");
+}
+
+/// The receiving server: hosts every test domain with user `u@`, TLS from the test CA.
+async fn receiver(db: Db, dir: &Path) -> (Instance, Server) {
+    let extra = format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        dir.join("cert.pem").display(),
+        dir.join("key.pem").display()
+    );
+    let inst = Instance::new(db, &["smtp"], &extra).await;
+    for (domain, ..) in DOMAINS {
+        inst.ok(&["domain", "add", domain], "");
+        inst.ok(
+            &["user", "add", &format!("u@{domain}")],
+            &format!("{PASSWORD}\n"),
+        );
+    }
+    let server = inst.start();
+    (inst, server)
+}
+
+/// The sending server: hosts example.test (alice), serves the test zones on its DNS listener and
+/// uses it as its resolver; fetches policies from `policy_port`, trusting the test CA.
+async fn sender(db: Db, dir: &Path, mx_port: u16, policy_port: u16) -> (Instance, Server) {
+    let dns_port = free_dns_port();
+    let zones = dir.join("zones");
+    std::fs::create_dir_all(&zones).expect("zones dir");
+    zone(&zones, "test", "");
+    let mut view = String::from("[[dns.view.zone]]\nname = \"test\"\nfile = \"test.zone\"\n");
+    for (domain, mx, ..) in DOMAINS {
+        let mx_label = mx
+            .strip_suffix(&format!(".{domain}"))
+            .expect("MX in domain");
+        zone(
+            &zones,
+            domain,
+            &format!(
+                "@ IN MX 10 {mx_label}\n{mx_label} IN A 127.0.0.1\nmta-sts IN A 127.0.0.1\n_mta-sts IN TXT \"v=STSv1; id=1\"\n"
+            ),
+        );
+        view.push_str(&format!(
+            "[[dns.view.zone]]\nname = \"{domain}\"\nfile = \"{domain}.zone\"\n"
+        ));
+    }
+    let extra = format!(
+        r#"dns = ["127.0.0.1:{dns_port}"]
+
+[smtp]
+resolver = "127.0.0.1:{dns_port}"
+outbound_port = {mx_port}
+mta_sts_port = {policy_port}
+outbound_ca_file = "{ca}"
+retry_initial_secs = 1
+retry_max_secs = 1
+queue_scan_secs = 1
+outbound_timeout_secs = 5
+
+[dns]
+zones_dir = "{zones}"
+[[dns.view]]
+name = "external"
+match_clients = ["any"]
+{view}"#,
+        ca = dir.join("ca.pem").display(),
+        zones = zones.display(),
+    );
+    let inst = Instance::new(db, &["submissions"], &extra).await;
+    inst.ok(&["domain", "add", "example.test"], "");
+    inst.ok(
+        &["user", "add", "alice@example.test"],
+        &format!("{PASSWORD}\n"),
+    );
+    let server = inst.start();
+    (inst, server)
+}
+
+fn submit(port: u16, rcpts: &[String]) {
+    const SUBMIT: &str = r#"
+import smtplib, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP_SSL('127.0.0.1', int(sys.argv[1]), context=ctx, timeout=20)
+s.login('alice@example.test', sys.argv[2])
+rcpts = sys.argv[3].split(',')
+print(s.sendmail('alice@example.test', rcpts, 'From: alice@example.test\r\nSubject: sts\r\n\r\nhi\r\n'))
+s.quit()
+"#;
+    let (ok, out) = python(SUBMIT, &[&port.to_string(), PASSWORD, &rcpts.join(",")]);
+    assert!(ok && out.trim() == "{}", "{out}");
+}
+
+/// Waits until the queue holds exactly `recipients`, each with a last error containing `why`.
+async fn wait_deferred(inst: &Instance, expected: &[(&str, &str)]) {
+    let store = postern_store::Store::open(&inst.db.url).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let queue = store.list_queue().await.unwrap();
+        let ok = queue.len() == expected.len()
+            && expected.iter().all(|(rcpt, why)| {
+                queue.iter().any(|e| {
+                    e.recipient == *rcpt
+                        && e.last_error.as_deref().is_some_and(|err| err.contains(why))
+                })
+            });
+        if ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "queue {queue:#?}, want {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    store.close().await;
+}
+
+async fn enforces_mta_sts_policies(db: Db) {
+    let dir = tempfile::tempdir().expect("dir");
+    certificates(dir.path());
+    let (receiving, mx) = receiver(db, dir.path()).await;
+    let policies = PolicyServer::start(dir.path());
+    let (sending, out) = sender(db, dir.path(), mx.addr("smtp").port(), policies.port).await;
+    let submissions = out.addr("submissions").port();
+    let rcpts: Vec<String> = DOMAINS.iter().map(|(d, ..)| format!("u@{d}")).collect();
+    submit(submissions, &rcpts);
+
+    // Matching MX, certificate valid for it (from the configured CA): delivered over TLS.
+    wait_inbox(&receiving, "u@remote.test", 1).await;
+    // A testing policy never blocks.
+    wait_inbox(&receiving, "u@testing.test", 1).await;
+    wait_deferred(
+        &sending,
+        &[
+            ("u@strict.test", "matches its MTA-STS policy"),
+            ("u@badcert.test", "TLS handshake failed"),
+        ],
+    )
+    .await;
+    assert!(out.log().contains("MX host not in the MTA-STS policy"));
+
+    // The policies stay cached for max_age (RFC 8461 §5.1): with the policy server gone, the
+    // enforced policy of strict.test still keeps mail from its unlisted MX.
+    drop(policies);
+    submit(submissions, &["u@strict.test".to_owned()]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_deferred(
+        &sending,
+        &[
+            ("u@strict.test", "matches its MTA-STS policy"),
+            ("u@strict.test", "matches its MTA-STS policy"),
+            ("u@badcert.test", "TLS handshake failed"),
+        ],
+    )
+    .await;
+    for domain in ["strict.test", "badcert.test"] {
+        let inbox = smtp_support::inbox(&receiving, &format!("u@{domain}")).await;
+        assert!(inbox.is_empty(), "{domain} got mail despite its policy");
+    }
+}
