@@ -6,8 +6,7 @@
 mod common;
 mod smtp_support;
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
-use std::path::Path;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use common::{Db, Instance, Server};
@@ -15,7 +14,7 @@ use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfi
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::TokioResolver;
 use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
-use smtp_support::{folder, inbox, python, wait_inbox, Raw, Sink, PASSWORD};
+use smtp_support::{folder, inbox, python, wait_inbox, OwnDns, Raw, Sink, PASSWORD};
 
 both_backends!(signs_submissions_and_checks_mx_mail, dnsbl_and_greylisting);
 
@@ -27,67 +26,26 @@ const STRANGER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 5);
 /// A client address on the test block list.
 const LISTED_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 6);
 
-/// A port free for both UDP and TCP on 127.0.0.1, for the DNS listener the SMTP resolver must
-/// know before the server starts.
-fn free_dns_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = udp.local_addr().expect("addr").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn zone(dir: &Path, name: &str, body: &str) {
-    let text = format!(
-        "$ORIGIN {name}.\n$TTL 60\n@ IN SOA ns hostmaster 1 7200 900 1209600 60\n  IN NS ns\nns IN A 127.0.0.1\n{body}"
-    );
-    std::fs::write(dir.join(format!("{name}.zone")), text).expect("write zone");
-}
-
 /// An instance serving DNS (one view) for test, example.test, remote.test (MX on loopback), other.test
 /// (SPF `-all`, DMARC quarantine) and the block list bl.test, using itself as the resolver; it
 /// hosts example.test (alice, bob) and grey.test (carol, greylisted).
 async fn instance(db: Db, sink: &Sink) -> (Instance, Server, SocketAddr) {
-    let port = free_dns_port();
     let zones = tempfile::tempdir().expect("zones dir");
-    // The parent zone answers the DMARC tree walk's `_dmarc.test` query (RFC 9989 §4.10) with
-    // NXDOMAIN, as the real DNS would, instead of REFUSED.
-    zone(zones.path(), "test", "");
-    zone(zones.path(), "example.test", "");
-    zone(
-        zones.path(),
-        "remote.test",
-        "@ IN MX 10 mx\nmx IN A 127.0.0.1\n",
-    );
-    zone(
-        zones.path(),
+    let mut dns = OwnDns::new(&zones.keep());
+    dns.zone("example.test", "");
+    dns.zone("remote.test", "@ IN MX 10 mx\nmx IN A 127.0.0.1\n");
+    dns.zone(
         "other.test",
         "@ IN TXT \"v=spf1 -all\"\n_dmarc IN TXT \"v=DMARC1; p=quarantine\"\n",
     );
-    zone(
-        zones.path(),
+    dns.zone(
         "bl.test",
         &format!("{}.0.0.127 IN A 127.0.0.2\n", LISTED_IP.octets()[3]),
     );
-    let mut view = String::new();
-    for name in [
-        "test",
-        "example.test",
-        "remote.test",
-        "other.test",
-        "bl.test",
-    ] {
-        view.push_str(&format!(
-            "[[dns.view.zone]]\nname = \"{name}\"\nfile = \"{name}.zone\"\n"
-        ));
-    }
     let extra = format!(
-        r#"dns = ["127.0.0.1:{port}"]
-
+        r#"{listener}
 [smtp]
-resolver = "127.0.0.1:{port}"
+resolver = "{resolver}"
 outbound_port = {sink}
 retry_initial_secs = 1
 retry_max_secs = 1
@@ -103,14 +61,11 @@ dmarc_policy = "reject"
 [mail.views.external]
 addresses = ["{MAIL_HOST_IP}"]
 
-[dns]
-zones_dir = "{zones}"
-[[dns.view]]
-name = "external"
-match_clients = ["any"]
-{view}"#,
+{table}"#,
+        listener = dns.listener(),
+        resolver = dns.addr(),
         sink = sink.addr.port(),
-        zones = zones.keep().display(),
+        table = dns.table(),
     );
     let inst = Instance::new(db, &["smtp", "submissions", "admin"], &extra).await;
     inst.ok(&["domain", "add", "example.test"], "");
@@ -119,8 +74,7 @@ match_clients = ["any"]
         inst.ok(&["user", "add", user], &format!("{PASSWORD}\n"));
     }
     let server = inst.start();
-    let dns = SocketAddr::from(([127, 0, 0, 1], port));
-    (inst, server, dns)
+    (inst, server, dns.addr())
 }
 
 /// The server's `/metrics` text (Prometheus format), read with an API token.

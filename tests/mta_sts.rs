@@ -7,13 +7,12 @@ mod common;
 mod smtp_support;
 
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Db, Instance, Server};
-use smtp_support::{python, wait_inbox, PASSWORD};
+use smtp_support::{python, wait_inbox, OwnDns, PASSWORD};
 
 both_backends!(enforces_mta_sts_policies);
 
@@ -43,16 +42,6 @@ const DOMAINS: [(&str, &str, &str, &str); 4] = [
         "mx.testing.test",
     ),
 ];
-
-fn free_dns_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = udp.local_addr().expect("addr").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 /// A test CA and one certificate from it for the policy hosts and `mx.remote.test` (but not
 /// `mx.badcert.test`), as PEM files in `dir`: ca.pem, cert.pem, key.pem.
@@ -143,13 +132,6 @@ impl Drop for PolicyServer {
     }
 }
 
-fn zone(dir: &Path, name: &str, body: &str) {
-    let text = format!(
-        "$ORIGIN {name}.\n$TTL 60\n@ IN SOA ns hostmaster 1 7200 900 1209600 60\n  IN NS ns\nns IN A 127.0.0.1\n{body}"
-    );
-    std::fs::write(dir.join(format!("{name}.zone")), text).expect("write zone");
-}
-
 /// The receiving server: hosts every test domain with user `u@`, TLS from the test CA.
 async fn receiver(db: Db, dir: &Path) -> (Instance, Server) {
     let extra = format!(
@@ -172,31 +154,22 @@ async fn receiver(db: Db, dir: &Path) -> (Instance, Server) {
 /// The sending server: hosts example.test (alice), serves the test zones on its DNS listener and
 /// uses it as its resolver; fetches policies from `policy_port`, trusting the test CA.
 async fn sender(db: Db, dir: &Path, mx_port: u16, policy_port: u16) -> (Instance, Server) {
-    let dns_port = free_dns_port();
-    let zones = dir.join("zones");
-    std::fs::create_dir_all(&zones).expect("zones dir");
-    zone(&zones, "test", "");
-    let mut view = String::from("[[dns.view.zone]]\nname = \"test\"\nfile = \"test.zone\"\n");
+    let mut dns = OwnDns::new(&dir.join("zones"));
     for (domain, mx, ..) in DOMAINS {
         let mx_label = mx
             .strip_suffix(&format!(".{domain}"))
             .expect("MX in domain");
-        zone(
-            &zones,
+        dns.zone(
             domain,
             &format!(
                 "@ IN MX 10 {mx_label}\n{mx_label} IN A 127.0.0.1\nmta-sts IN A 127.0.0.1\n_mta-sts IN TXT \"v=STSv1; id=1\"\n"
             ),
         );
-        view.push_str(&format!(
-            "[[dns.view.zone]]\nname = \"{domain}\"\nfile = \"{domain}.zone\"\n"
-        ));
     }
     let extra = format!(
-        r#"dns = ["127.0.0.1:{dns_port}"]
-
+        r#"{listener}
 [smtp]
-resolver = "127.0.0.1:{dns_port}"
+resolver = "{resolver}"
 outbound_port = {mx_port}
 mta_sts_port = {policy_port}
 outbound_ca_file = "{ca}"
@@ -205,14 +178,11 @@ retry_max_secs = 1
 queue_scan_secs = 1
 outbound_timeout_secs = 5
 
-[dns]
-zones_dir = "{zones}"
-[[dns.view]]
-name = "external"
-match_clients = ["any"]
-{view}"#,
+{table}"#,
+        listener = dns.listener(),
+        resolver = dns.addr(),
         ca = dir.join("ca.pem").display(),
-        zones = zones.display(),
+        table = dns.table(),
     );
     let inst = Instance::new(db, &["submissions"], &extra).await;
     inst.ok(&["domain", "add", "example.test"], "");

@@ -466,3 +466,63 @@ fn angle(line: &str) -> String {
     let end = line[start..].find('>').map_or(line.len(), |i| start + i);
     line[start..end].to_owned()
 }
+
+/// Zones for a server's own DNS listener, which its `[smtp] resolver` then points at: one view
+/// for everyone, with the parent zone `test` so that tree walks (DMARC) get NXDOMAIN, not REFUSED.
+pub struct OwnDns {
+    /// The port of the DNS listener (UDP and TCP), chosen before the server starts.
+    pub port: u16,
+    dir: std::path::PathBuf,
+    view: String,
+}
+
+impl OwnDns {
+    /// Zone files go to `dir`; each gets an SOA, an NS and the NS's address on loopback.
+    pub fn new(dir: &std::path::Path) -> OwnDns {
+        std::fs::create_dir_all(dir).expect("zones dir");
+        let port = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+            let port = udp.local_addr().expect("addr").port();
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                break port;
+            }
+        };
+        let mut dns = OwnDns {
+            port,
+            dir: dir.to_path_buf(),
+            view: String::new(),
+        };
+        dns.zone("test", "");
+        dns
+    }
+
+    /// Adds zone `name` with the records in `body` (zone-file syntax, relative names).
+    pub fn zone(&mut self, name: &str, body: &str) {
+        let text = format!(
+            "$ORIGIN {name}.\n$TTL 60\n@ IN SOA ns hostmaster 1 7200 900 1209600 60\n  IN NS ns\nns IN A 127.0.0.1\n{body}"
+        );
+        std::fs::write(self.dir.join(format!("{name}.zone")), text).expect("write zone");
+        self.view.push_str(&format!(
+            "[[dns.view.zone]]\nname = \"{name}\"\nfile = \"{name}.zone\"\n"
+        ));
+    }
+
+    /// The address to give as `[smtp] resolver`.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The `dns` listener line: it belongs in `[listeners]`, so it must open the extra config.
+    pub fn listener(&self) -> String {
+        format!("dns = [\"{}\"]\n", self.addr())
+    }
+
+    /// The `[dns]` table serving the zones to everyone.
+    pub fn table(&self) -> String {
+        format!(
+            "[dns]\nzones_dir = \"{}\"\n[[dns.view]]\nname = \"external\"\nmatch_clients = [\"any\"]\n{}",
+            self.dir.display(),
+            self.view
+        )
+    }
+}
