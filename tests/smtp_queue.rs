@@ -107,12 +107,9 @@ async fn delivers_retries_and_bounces(db: Db) {
     );
     for r in &got {
         assert_eq!(r.from, "alice@example.test");
-        assert!(
-            r.data.starts_with("Received: from client.test")
-                || r.data.starts_with("Received: from"),
-            "{}",
-            r.data
-        );
+        // Signed (RFC 6376) over the trace header the submission server added.
+        assert!(r.data.starts_with("DKIM-Signature: "), "{}", r.data);
+        assert!(r.data.contains("\r\nReceived: from "), "{}", r.data);
         assert!(r.data.contains("Subject: outbound\r\n"), "{}", r.data);
         assert!(
             r.data.ends_with("Hi there.\r\n"),
@@ -309,7 +306,13 @@ async fn delivers_to_another_postern_over_starttls() {
     );
     let got = wait_inbox(&remote, "ok@remote.test", 1).await;
     // The receiving side records that the hop was encrypted (RFC 3848 ESMTPS).
-    assert!(got[0].starts_with("Received: from mail.example.test ([127.0.0.1])\r\n\tby mail.example.test (Postern) with ESMTPS id "), "{}", got[0]);
+    // Under the receiver's Authentication-Results (RFC 8601 §5: on top).
+    assert!(
+        got[0].starts_with("Authentication-Results: mail.example.test;"),
+        "{}",
+        got[0]
+    );
+    assert!(got[0].contains("\r\nReceived: from mail.example.test ([127.0.0.1])\r\n\tby mail.example.test (Postern) with ESMTPS id "), "{}", got[0]);
     assert!(
         got[0].contains("with ESMTPSA id"),
         "the sender's own Received header travels along"

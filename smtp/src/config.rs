@@ -57,6 +57,9 @@ pub struct SmtpConfig {
     /// Honour the MTA-STS policies of recipient domains (RFC 8461): under `enforce`, deliver only
     /// to matching MX hosts over TLS with a valid certificate.
     pub mta_sts: bool,
+    /// Use DANE (RFC 7672) for MX hosts whose TLSA records the resolver validated (AD bit): the
+    /// resolver must be a DNSSEC-validating one on a trusted path (e.g. on this host).
+    pub dane: bool,
     /// TCP port MTA-STS policies are fetched from (443; tests use a loopback server).
     pub mta_sts_port: u16,
     /// PEM file of extra CA certificates trusted for outbound TLS (policy fetches and validated
@@ -106,6 +109,7 @@ impl Default for SmtpConfig {
             outbound_port: 25,
             outbound_timeout_secs: 60,
             mta_sts: true,
+            dane: true,
             mta_sts_port: 443,
             outbound_ca_file: None,
             dmarc_reject: true,

@@ -7,6 +7,7 @@
 mod auth;
 mod backend;
 mod config;
+mod dane;
 pub mod dsn;
 mod error;
 pub mod mta_sts;

@@ -3,7 +3,8 @@
 //! then SMTP with lettre, upgrading with STARTTLS whenever the server offers it (RFC 3207;
 //! opportunistic, without certificate checks, as RFC 7435 allows), unless the recipient domain's
 //! MTA-STS policy (RFC 8461) is `enforce`: then only matching MX hosts, STARTTLS required and the
-//! certificate validated for the MX host name.
+//! certificate validated for the MX host name. DANE (RFC 7672) comes first: an MX host with
+//! validated TLSA records gets TLS checked against them, and MTA-STS is not used for the domain.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -17,6 +18,7 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParam
 use lettre::transport::smtp::extension::ClientId;
 
 use crate::config::SmtpConfig;
+use crate::dane::{self, Tlsa, TlsaLookup};
 use crate::error::SmtpError;
 use crate::mta_sts::{self, Mode, MtaSts};
 
@@ -62,6 +64,21 @@ pub(crate) struct Outbound {
     mta_sts: Option<MtaSts>,
     /// Extra trusted CA certificates (DER) for validated TLS.
     extra_roots: Vec<Vec<u8>>,
+    /// The validating resolver asked for DANE lookups; none when DANE is off.
+    dane: Option<SocketAddr>,
+}
+
+/// An MX host, its addresses and how TLS must be used with it (an error: not to be used now).
+type Target = (String, Vec<IpAddr>, Result<Security, String>);
+
+/// How TLS to one MX host is used.
+enum Security {
+    /// STARTTLS when offered, any certificate (RFC 7435).
+    Opportunistic,
+    /// STARTTLS required, certificate valid for the host name (MTA-STS enforce).
+    Pkix,
+    /// STARTTLS required, the chain must match these TLSA records (DANE).
+    Dane(Vec<Tlsa>),
 }
 
 /// Why one SMTP conversation failed.
@@ -116,6 +133,15 @@ pub(crate) fn resolver(config: &SmtpConfig) -> Result<TokioResolver, SmtpError> 
         .map_err(|e| SmtpError::Resolver(e.to_string()))
 }
 
+/// The first name server of the system configuration (`/etc/resolv.conf`), port 53.
+fn system_nameserver() -> Option<SocketAddr> {
+    let (config, _) = hickory_resolver::system_conf::read_system_conf().ok()?;
+    config
+        .name_servers()
+        .first()
+        .map(|ns| SocketAddr::new(ns.ip, 53))
+}
+
 impl Outbound {
     /// A client using the configured resolver (or the system's) and port.
     pub fn new(config: &SmtpConfig, hostname: &str) -> Result<Outbound, SmtpError> {
@@ -139,6 +165,11 @@ impl Outbound {
         } else {
             None
         };
+        let dane = if config.dane {
+            config.resolver.or_else(system_nameserver)
+        } else {
+            None
+        };
         Ok(Outbound {
             resolver,
             hello: ClientId::Domain(hostname.to_owned()),
@@ -146,6 +177,7 @@ impl Outbound {
             timeout,
             mta_sts,
             extra_roots,
+            dane,
         })
     }
 
@@ -255,35 +287,14 @@ impl Outbound {
             Err(e) => return Attempt::Permanent(problem("5.1.3", e.to_string(), None)),
         };
         let domain = recipient.rsplit_once('@').map_or("", |(_, d)| d);
-        let mut targets = match self.exchangers(domain).await {
+        let targets = match self.exchangers(domain).await {
             Ok(t) => t,
             Err(a) => return a,
         };
-        let policy = match &self.mta_sts {
-            Some(sts) if !domain.starts_with('[') => sts.policy(domain).await,
-            _ => None,
+        let targets = match self.secure_targets(domain, targets).await {
+            Ok(t) => t,
+            Err(a) => return a,
         };
-        let enforce = policy.as_ref().is_some_and(|p| p.mode == Mode::Enforce);
-        if let Some(policy) = policy.as_ref().filter(|p| p.mode != Mode::None) {
-            let (matching, other): (Vec<_>, Vec<_>) = targets
-                .into_iter()
-                .partition(|(host, _)| policy.matches(host));
-            for (host, _) in &other {
-                tracing::warn!(domain, host, mode = ?policy.mode, "MX host not in the MTA-STS policy");
-            }
-            targets = if enforce {
-                matching
-            } else {
-                matching.into_iter().chain(other).collect()
-            };
-            if targets.is_empty() {
-                return Attempt::Transient(problem(
-                    "4.7.5",
-                    format!("no MX host of {domain} matches its MTA-STS policy (RFC 8461 §4.1)"),
-                    None,
-                ));
-            }
-        }
         // lettre adds CRLF.CRLF after the data: drop the message's own final CRLF.
         let body = message.strip_suffix(b"\r\n").unwrap_or(message);
         let mut last = problem(
@@ -291,23 +302,33 @@ impl Outbound {
             format!("no mail exchanger of {domain} could be reached"),
             None,
         );
-        for (host, ips) in targets {
+        for (host, ips, security) in targets {
+            let security = match security {
+                Ok(s) => s,
+                Err(reason) => {
+                    tracing::warn!(host, reason, "DANE: MX host skipped");
+                    last = problem("4.7.5", format!("{host}: {reason}"), Some(&host));
+                    continue;
+                }
+            };
             for ip in ips {
                 let addr = SocketAddr::new(ip, self.port);
                 let attempt = tokio::time::timeout(
                     self.timeout * 10,
-                    self.send_to(&host, addr, &envelope, body, enforce),
+                    self.send_to(&host, addr, &envelope, body, &security),
                 )
                 .await;
                 match attempt {
                     Ok(Ok(())) => return Attempt::Delivered { host },
                     Ok(Err(SendError::Tls(reason))) => {
-                        tracing::warn!(%addr, host, reason, "MTA-STS: no valid TLS");
+                        let by = match security {
+                            Security::Dane(_) => format!("the TLSA records (DANE) of {host}"),
+                            _ => format!("the MTA-STS policy of {domain}"),
+                        };
+                        tracing::warn!(%addr, host, reason, by, "no valid TLS");
                         last = problem(
                             "4.7.5",
-                            format!(
-                                "{host}: {reason} (required by the MTA-STS policy of {domain})"
-                            ),
+                            format!("{host}: {reason} (required by {by})"),
                             Some(&host),
                         );
                     }
@@ -331,38 +352,107 @@ impl Outbound {
         Attempt::Transient(last)
     }
 
-    /// One SMTP conversation with one address: EHLO, STARTTLS if offered, MAIL, RCPT, DATA.
-    /// With `validated`, STARTTLS is required and the certificate must be valid for `host`.
+    /// The MX hosts to use with how TLS must be used with each (an error: the host is not to be
+    /// used now). DANE first (RFC 7672 §2.2: only when the MX answer is validated); for a domain
+    /// without DANE, its MTA-STS policy (RFC 8461 §2: DANE wins when both exist).
+    async fn secure_targets(
+        &self,
+        domain: &str,
+        targets: Vec<(String, Vec<IpAddr>)>,
+    ) -> Result<Vec<Target>, Attempt> {
+        let literal = domain.starts_with('[');
+        let mut lookups: Vec<TlsaLookup> = vec![TlsaLookup::None; targets.len()];
+        if let Some(server) = self.dane.filter(|_| !literal) {
+            if dane::mx_secure(server, domain, self.timeout).await {
+                for (i, (host, _)) in targets.iter().enumerate() {
+                    lookups[i] = dane::tlsa(server, host, self.timeout).await;
+                }
+            }
+        }
+        let dane_domain = lookups.iter().any(|l| !matches!(l, TlsaLookup::None));
+        let policy = match &self.mta_sts {
+            Some(sts) if !literal && !dane_domain => sts.policy(domain).await,
+            _ => None,
+        };
+        let enforce = policy.as_ref().is_some_and(|p| p.mode == Mode::Enforce);
+        let mut out = Vec::new();
+        for ((host, ips), lookup) in targets.into_iter().zip(lookups) {
+            let security = match lookup {
+                TlsaLookup::Required(records) => Ok(Security::Dane(records)),
+                TlsaLookup::Failed(e) => Err(e),
+                TlsaLookup::None if enforce => Ok(Security::Pkix),
+                TlsaLookup::None => Ok(Security::Opportunistic),
+            };
+            if let Some(policy) = policy.as_ref().filter(|p| p.mode != Mode::None) {
+                if !policy.matches(&host) {
+                    tracing::warn!(domain, host, mode = ?policy.mode, "MX host not in the MTA-STS policy");
+                    if enforce {
+                        continue;
+                    }
+                }
+            }
+            out.push((host, ips, security));
+        }
+        if out.is_empty() {
+            return Err(Attempt::Transient(problem(
+                "4.7.5",
+                format!("no MX host of {domain} matches its MTA-STS policy (RFC 8461 §4.1)"),
+                None,
+            )));
+        }
+        Ok(out)
+    }
+
+    /// One SMTP conversation with one address: EHLO, STARTTLS (required unless `security` is
+    /// opportunistic), MAIL, RCPT, DATA.
     async fn send_to(
         &self,
         host: &str,
         addr: SocketAddr,
         envelope: &Envelope,
         body: &[u8],
-        validated: bool,
+        security: &Security,
     ) -> Result<(), SendError> {
         let mut conn = self.connect(addr).await?;
-        if validated {
-            if !conn.can_starttls() {
-                conn.abort().await;
-                return Err(SendError::Tls("STARTTLS not offered".into()));
+        match security {
+            Security::Opportunistic => {
+                if conn.can_starttls() {
+                    if let Err(e) = conn
+                        .starttls(self.any_certificate(host)?, &self.hello)
+                        .await
+                    {
+                        // Opportunistic TLS: a failed handshake falls back to a clear connection.
+                        tracing::info!(%addr, error = %e, "STARTTLS failed; retrying without TLS");
+                        conn = self.connect(addr).await?;
+                    }
+                }
             }
-            let mut params = TlsParameters::builder(host.to_owned());
-            for der in &self.extra_roots {
-                params = params.add_root_certificate(Certificate::from_der(der.clone())?);
-            }
-            if let Err(e) = conn.starttls(params.build_rustls()?, &self.hello).await {
-                return Err(SendError::Tls(format!("TLS handshake failed: {e}")));
-            }
-        } else if conn.can_starttls() {
-            let params = TlsParameters::builder(host.to_owned())
-                .dangerous_accept_invalid_certs(true)
-                .dangerous_accept_invalid_hostnames(true)
-                .build_rustls()?;
-            if let Err(e) = conn.starttls(params, &self.hello).await {
-                // Opportunistic TLS: a failed handshake falls back to a clear connection.
-                tracing::info!(%addr, error = %e, "STARTTLS failed; retrying without TLS");
-                conn = self.connect(addr).await?;
+            Security::Pkix | Security::Dane(_) => {
+                if !conn.can_starttls() {
+                    conn.abort().await;
+                    return Err(SendError::Tls("STARTTLS not offered".into()));
+                }
+                let params = if let Security::Dane(_) = security {
+                    // The chain is checked against the TLSA records after the handshake (which
+                    // still proves the server holds the leaf's key).
+                    self.any_certificate(host)?
+                } else {
+                    let mut params = TlsParameters::builder(host.to_owned());
+                    for der in &self.extra_roots {
+                        params = params.add_root_certificate(Certificate::from_der(der.clone())?);
+                    }
+                    params.build_rustls()?
+                };
+                if let Err(e) = conn.starttls(params, &self.hello).await {
+                    return Err(SendError::Tls(format!("TLS handshake failed: {e}")));
+                }
+                if let Security::Dane(records) = security {
+                    let chain = conn.certificate_chain()?;
+                    if let Err(reason) = dane::verify(records, &chain, host) {
+                        conn.abort().await;
+                        return Err(SendError::Tls(reason));
+                    }
+                }
             }
         }
         let result = conn.send(envelope, body).await;
@@ -373,6 +463,14 @@ impl Outbound {
             Err(_) => conn.abort().await,
         }
         result.map(|_| ()).map_err(SendError::Smtp)
+    }
+
+    /// TLS parameters accepting any certificate for `host`.
+    fn any_certificate(&self, host: &str) -> Result<TlsParameters, SendError> {
+        Ok(TlsParameters::builder(host.to_owned())
+            .dangerous_accept_invalid_certs(true)
+            .dangerous_accept_invalid_hostnames(true)
+            .build_rustls()?)
     }
 
     async fn connect(

@@ -220,8 +220,10 @@ fn socket2_connect(addr: SocketAddr, source: Ipv4Addr) -> TcpStream {
     }
 }
 
-/// A minimal authoritative DNS responder over UDP for one test zone: answers A and MX queries
-/// from a fixed table, NODATA for other types of known names, NXDOMAIN for the rest.
+/// A minimal DNS responder over UDP for one test zone: answers A, MX and TLSA queries from a
+/// fixed table, NODATA for other types of known names, NXDOMAIN for the rest. It plays a
+/// validating resolver too: answers carry the AD bit (RFC 4035 §3.2.3) when the query asked for
+/// DNSSEC (AD or DO) and the name is not marked [`Rr::Insecure`].
 pub struct TestDns {
     /// Where it listens.
     pub addr: SocketAddr,
@@ -234,6 +236,10 @@ pub enum Rr {
     A(Ipv4Addr),
     /// A mail exchanger: preference and host.
     Mx(u16, String),
+    /// A TLSA record: usage, selector, matching type, data (RFC 6698).
+    Tlsa(u8, u8, u8, Vec<u8>),
+    /// Not a record: answers for this name are not authenticated (no AD bit).
+    Insecure,
 }
 
 impl TestDns {
@@ -287,14 +293,24 @@ fn dns_answer(q: &[u8], records: &HashMap<String, Vec<Rr>>) -> Option<Vec<u8>> {
     let answers: Vec<&Rr> = known
         .map(|rrs| {
             rrs.iter()
-                .filter(|r| matches!((r, qtype), (Rr::A(_), 1) | (Rr::Mx(..), 15)))
+                .filter(|r| {
+                    matches!(
+                        (r, qtype),
+                        (Rr::A(_), 1) | (Rr::Mx(..), 15) | (Rr::Tlsa(..), 52)
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
     let rcode = if known.is_some() { 0 } else { 3 };
+    // AD asked for in the header, or DO in an OPT record (the only additional record sent).
+    let dnssec = q[3] & 0x20 != 0
+        || q.get(i + 4..)
+            .is_some_and(|opt| opt.len() >= 11 && opt[7] & 0x80 != 0);
+    let secure = dnssec && !known.is_some_and(|rrs| rrs.iter().any(|r| matches!(r, Rr::Insecure)));
     let mut out = Vec::new();
     out.extend_from_slice(&q[0..2]);
-    out.extend_from_slice(&[0x84 | (q[2] & 0x01), rcode]);
+    out.extend_from_slice(&[0x84 | (q[2] & 0x01), rcode | if secure { 0x20 } else { 0 }]);
     out.extend_from_slice(&1u16.to_be_bytes());
     out.extend_from_slice(&(answers.len() as u16).to_be_bytes());
     out.extend_from_slice(&[0, 0, 0, 0]);
@@ -308,6 +324,12 @@ fn dns_answer(q: &[u8], records: &HashMap<String, Vec<Rr>>) -> Option<Vec<u8>> {
                 encode_name(host, &mut d);
                 (15u16, d)
             }
+            Rr::Tlsa(usage, selector, matching, data) => {
+                let mut d = vec![*usage, *selector, *matching];
+                d.extend_from_slice(data);
+                (52u16, d)
+            }
+            Rr::Insecure => unreachable!("markers are not answers"),
         };
         out.extend_from_slice(&rtype.to_be_bytes());
         out.extend_from_slice(&1u16.to_be_bytes());
