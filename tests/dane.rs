@@ -8,12 +8,13 @@ mod smtp_support;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::path::Path;
-use std::time::{Duration, Instant};
 
-use common::{Db, Instance, Server};
+use common::Db;
 use sha2::{Digest, Sha256};
-use smtp_support::{python, wait_inbox, Rr, TestDns, PASSWORD};
+use smtp_support::{
+    receiving_server, sending_server, submit_as_alice, wait_deferred, wait_inbox, Rr, TestCa,
+    TestDns,
+};
 
 both_backends!(dane_decides_which_servers_get_mail);
 
@@ -25,27 +26,6 @@ const DOMAINS: [&str; 5] = [
     "tawrong.test",
     "insecure.test",
 ];
-
-/// A CA and a certificate from it naming `mx.ta.test` only; writes chain.pem (leaf, then CA)
-/// and key.pem to `dir`. Returns (leaf DER, CA DER).
-fn certificates(dir: &Path) -> (Vec<u8>, Vec<u8>) {
-    let ca_key = rcgen::KeyPair::generate().expect("key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Postern DANE test CA");
-    let ca = ca_params.self_signed(&ca_key).expect("CA");
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().expect("key");
-    let leaf = rcgen::CertificateParams::new(vec!["mx.ta.test".to_owned()])
-        .expect("params")
-        .signed_by(&key, &issuer)
-        .expect("leaf");
-    std::fs::write(dir.join("chain.pem"), format!("{}{}", leaf.pem(), ca.pem())).expect("write");
-    std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("write");
-    (leaf.der().to_vec(), ca.der().to_vec())
-}
 
 /// The SubjectPublicKeyInfo of a certificate.
 fn spki(cert: &[u8]) -> Vec<u8> {
@@ -84,86 +64,21 @@ fn zone(leaf: &[u8], ca: &[u8]) -> HashMap<String, Vec<Rr>> {
     z
 }
 
-/// Waits until the queue holds exactly these recipients, each with a last error containing
-/// the given text.
-async fn wait_deferred(inst: &Instance, expected: &[(&str, &str)]) {
-    let store = postern_store::Store::open(&inst.db.url).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let queue = store.list_queue().await.unwrap();
-        let ok = queue.len() == expected.len()
-            && expected.iter().all(|(rcpt, why)| {
-                queue.iter().any(|e| {
-                    e.recipient == *rcpt
-                        && e.last_error.as_deref().is_some_and(|err| err.contains(why))
-                })
-            });
-        if ok {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "queue {queue:#?}, want {expected:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    store.close().await;
-}
-
-async fn receiver(db: Db, dir: &Path) -> (Instance, Server) {
-    let extra = format!(
-        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
-        dir.join("chain.pem").display(),
-        dir.join("key.pem").display()
-    );
-    let inst = Instance::new(db, &["smtp"], &extra).await;
-    for domain in DOMAINS {
-        inst.ok(&["domain", "add", domain], "");
-        inst.ok(
-            &["user", "add", &format!("u@{domain}")],
-            &format!("{PASSWORD}\n"),
-        );
-    }
-    let server = inst.start();
-    (inst, server)
-}
-
 async fn dane_decides_which_servers_get_mail(db: Db) {
     let dir = tempfile::tempdir().expect("dir");
-    let (leaf, ca) = certificates(dir.path());
-    let (receiving, mx) = receiver(db, dir.path()).await;
-    let dns = TestDns::start(zone(&leaf, &ca));
+    // One certificate naming mx.ta.test only, sent with its CA.
+    let ca = TestCa::new();
+    let leaf = ca.issue(&["mx.ta.test".to_owned()], dir.path(), "mx");
+    let (receiving, mx) = receiving_server(db, dir.path(), "mx", &DOMAINS).await;
+    let dns = TestDns::start(zone(&leaf, &ca.der));
     let extra = format!(
         "[smtp]\nresolver = \"{}\"\noutbound_port = {}\nretry_initial_secs = 1\nretry_max_secs = 1\nqueue_scan_secs = 1\noutbound_timeout_secs = 5\n",
         dns.addr,
         mx.addr("smtp").port()
     );
-    let sending = Instance::new(db, &["submissions"], &extra).await;
-    sending.ok(&["domain", "add", "example.test"], "");
-    sending.ok(
-        &["user", "add", "alice@example.test"],
-        &format!("{PASSWORD}\n"),
-    );
-    let out = sending.start();
-    const SUBMIT: &str = r#"
-import smtplib, ssl, sys
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-s = smtplib.SMTP_SSL('127.0.0.1', int(sys.argv[1]), context=ctx, timeout=20)
-s.login('alice@example.test', sys.argv[2])
-rcpts = sys.argv[3].split(',')
-print(s.sendmail('alice@example.test', rcpts, 'From: alice@example.test\r\nSubject: dane\r\n\r\nhi\r\n'))
-s.quit()
-"#;
+    let (sending, out) = sending_server(db, &extra).await;
     let rcpts: Vec<String> = DOMAINS.iter().map(|d| format!("u@{d}")).collect();
-    let (ok, text) = python(
-        SUBMIT,
-        &[
-            &out.addr("submissions").port().to_string(),
-            PASSWORD,
-            &rcpts.join(","),
-        ],
-    );
-    assert!(ok && text.trim() == "{}", "{text}");
+    submit_as_alice(out.addr("submissions").port(), &rcpts, "dane");
 
     for delivered in ["u@ee.test", "u@ta.test", "u@insecure.test"] {
         wait_inbox(&receiving, delivered, 1).await;

@@ -9,10 +9,12 @@ mod smtp_support;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Db, Instance, Server};
-use smtp_support::{python, wait_inbox, OwnDns, PASSWORD};
+use smtp_support::{
+    receiving_server, sending_server, submit_as_alice, wait_deferred, wait_inbox, OwnDns, TestCa,
+};
 
 both_backends!(enforces_mta_sts_policies);
 
@@ -42,32 +44,6 @@ const DOMAINS: [(&str, &str, &str, &str); 4] = [
         "mx.testing.test",
     ),
 ];
-
-/// A test CA and one certificate from it for the policy hosts and `mx.remote.test` (but not
-/// `mx.badcert.test`), as PEM files in `dir`: ca.pem, cert.pem, key.pem.
-fn certificates(dir: &Path) {
-    let ca_key = rcgen::KeyPair::generate().expect("key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "Postern test CA");
-    let ca = ca_params.self_signed(&ca_key).expect("CA");
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let mut names: Vec<String> = DOMAINS
-        .iter()
-        .map(|(d, ..)| format!("mta-sts.{d}"))
-        .collect();
-    names.push("mx.remote.test".into());
-    let key = rcgen::KeyPair::generate().expect("key");
-    let cert = rcgen::CertificateParams::new(names)
-        .expect("params")
-        .signed_by(&key, &issuer)
-        .expect("leaf");
-    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write");
-    std::fs::write(dir.join("cert.pem"), cert.pem()).expect("write");
-    std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("write");
-}
 
 /// The policy server: HTTPS on loopback answering `/.well-known/mta-sts.txt` by Host header.
 struct PolicyServer {
@@ -108,7 +84,7 @@ srv.serve_forever()
         cmd.arg("-c")
             .arg(SERVER)
             .arg(dir.join("cert.pem"))
-            .arg(dir.join("key.pem"));
+            .arg(dir.join("cert.key"));
         for (domain, _, mode, mx) in DOMAINS {
             cmd.arg(format!("mta-sts.{domain},{mode},{mx}"));
         }
@@ -130,25 +106,6 @@ impl Drop for PolicyServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The receiving server: hosts every test domain with user `u@`, TLS from the test CA.
-async fn receiver(db: Db, dir: &Path) -> (Instance, Server) {
-    let extra = format!(
-        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
-        dir.join("cert.pem").display(),
-        dir.join("key.pem").display()
-    );
-    let inst = Instance::new(db, &["smtp"], &extra).await;
-    for (domain, ..) in DOMAINS {
-        inst.ok(&["domain", "add", domain], "");
-        inst.ok(
-            &["user", "add", &format!("u@{domain}")],
-            &format!("{PASSWORD}\n"),
-        );
-    }
-    let server = inst.start();
-    (inst, server)
 }
 
 /// The sending server: hosts example.test (alice), serves the test zones on its DNS listener and
@@ -184,64 +141,27 @@ outbound_timeout_secs = 5
         ca = dir.join("ca.pem").display(),
         table = dns.table(),
     );
-    let inst = Instance::new(db, &["submissions"], &extra).await;
-    inst.ok(&["domain", "add", "example.test"], "");
-    inst.ok(
-        &["user", "add", "alice@example.test"],
-        &format!("{PASSWORD}\n"),
-    );
-    let server = inst.start();
-    (inst, server)
-}
-
-fn submit(port: u16, rcpts: &[String]) {
-    const SUBMIT: &str = r#"
-import smtplib, ssl, sys
-ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-s = smtplib.SMTP_SSL('127.0.0.1', int(sys.argv[1]), context=ctx, timeout=20)
-s.login('alice@example.test', sys.argv[2])
-rcpts = sys.argv[3].split(',')
-print(s.sendmail('alice@example.test', rcpts, 'From: alice@example.test\r\nSubject: sts\r\n\r\nhi\r\n'))
-s.quit()
-"#;
-    let (ok, out) = python(SUBMIT, &[&port.to_string(), PASSWORD, &rcpts.join(",")]);
-    assert!(ok && out.trim() == "{}", "{out}");
-}
-
-/// Waits until the queue holds exactly `recipients`, each with a last error containing `why`.
-async fn wait_deferred(inst: &Instance, expected: &[(&str, &str)]) {
-    let store = postern_store::Store::open(&inst.db.url).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let queue = store.list_queue().await.unwrap();
-        let ok = queue.len() == expected.len()
-            && expected.iter().all(|(rcpt, why)| {
-                queue.iter().any(|e| {
-                    e.recipient == *rcpt
-                        && e.last_error.as_deref().is_some_and(|err| err.contains(why))
-                })
-            });
-        if ok {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "queue {queue:#?}, want {expected:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    store.close().await;
+    sending_server(db, &extra).await
 }
 
 async fn enforces_mta_sts_policies(db: Db) {
     let dir = tempfile::tempdir().expect("dir");
-    certificates(dir.path());
-    let (receiving, mx) = receiver(db, dir.path()).await;
+    // One certificate (with its CA) for the policy hosts and mx.remote.test, not mx.badcert.test.
+    let ca = TestCa::new();
+    let mut names: Vec<String> = DOMAINS
+        .iter()
+        .map(|(d, ..)| format!("mta-sts.{d}"))
+        .collect();
+    names.push("mx.remote.test".into());
+    ca.issue(&names, dir.path(), "cert");
+    std::fs::write(dir.path().join("ca.pem"), &ca.pem).expect("write CA");
+    let domains: Vec<&str> = DOMAINS.iter().map(|(d, ..)| *d).collect();
+    let (receiving, mx) = receiving_server(db, dir.path(), "cert", &domains).await;
     let policies = PolicyServer::start(dir.path());
     let (sending, out) = sender(db, dir.path(), mx.addr("smtp").port(), policies.port).await;
     let submissions = out.addr("submissions").port();
     let rcpts: Vec<String> = DOMAINS.iter().map(|(d, ..)| format!("u@{d}")).collect();
-    submit(submissions, &rcpts);
+    submit_as_alice(submissions, &rcpts, "sts");
 
     // Matching MX, certificate valid for it (from the configured CA): delivered over TLS.
     wait_inbox(&receiving, "u@remote.test", 1).await;
@@ -260,7 +180,7 @@ async fn enforces_mta_sts_policies(db: Db) {
     // The policies stay cached for max_age (RFC 8461 §5.1): with the policy server gone, the
     // enforced policy of strict.test still keeps mail from its unlisted MX.
     drop(policies);
-    submit(submissions, &["u@strict.test".to_owned()]);
+    submit_as_alice(submissions, &["u@strict.test".to_owned()], "sts");
     tokio::time::sleep(Duration::from_secs(3)).await;
     wait_deferred(
         &sending,

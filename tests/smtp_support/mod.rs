@@ -548,3 +548,128 @@ impl OwnDns {
         )
     }
 }
+
+/// A certificate authority for tests of validated outbound TLS.
+pub struct TestCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    /// The CA certificate, PEM.
+    pub pem: String,
+    /// The CA certificate, DER.
+    pub der: Vec<u8>,
+}
+
+impl TestCa {
+    /// A fresh CA.
+    pub fn new() -> TestCa {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Postern test CA");
+        let cert = params.self_signed(&key).expect("CA");
+        TestCa {
+            pem: cert.pem(),
+            der: cert.der().to_vec(),
+            issuer: rcgen::Issuer::new(params, key),
+        }
+    }
+
+    /// Issues a certificate for `names`; writes `<stem>.pem` (leaf, then this CA) and
+    /// `<stem>.key` to `dir` and returns the leaf's DER.
+    pub fn issue(&self, names: &[String], dir: &std::path::Path, stem: &str) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let leaf = rcgen::CertificateParams::new(names.to_vec())
+            .expect("params")
+            .signed_by(&key, &self.issuer)
+            .expect("leaf");
+        std::fs::write(
+            dir.join(format!("{stem}.pem")),
+            format!("{}{}", leaf.pem(), self.pem),
+        )
+        .expect("write");
+        std::fs::write(dir.join(format!("{stem}.key")), key.serialize_pem()).expect("write");
+        leaf.der().to_vec()
+    }
+}
+
+/// Submits one message from alice@example.test to `rcpts` over implicit TLS with smtplib.
+pub fn submit_as_alice(port: u16, rcpts: &[String], subject: &str) {
+    const SUBMIT: &str = r#"
+import smtplib, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP_SSL('127.0.0.1', int(sys.argv[1]), context=ctx, timeout=20)
+s.login('alice@example.test', sys.argv[2])
+rcpts = sys.argv[3].split(',')
+msg = 'From: alice@example.test\r\nSubject: %s\r\n\r\nhi\r\n' % sys.argv[4]
+print(s.sendmail('alice@example.test', rcpts, msg))
+s.quit()
+"#;
+    let (ok, out) = python(
+        SUBMIT,
+        &[&port.to_string(), PASSWORD, &rcpts.join(","), subject],
+    );
+    assert!(ok && out.trim() == "{}", "{out}");
+}
+
+/// Waits until the outbound queue holds exactly the `(recipient, error text)` entries given.
+pub async fn wait_deferred(inst: &Instance, expected: &[(&str, &str)]) {
+    let store = postern_store::Store::open(&inst.db.url).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let queue = store.list_queue().await.unwrap();
+        let ok = queue.len() == expected.len()
+            && expected.iter().all(|(rcpt, why)| {
+                queue.iter().any(|e| {
+                    e.recipient == *rcpt
+                        && e.last_error.as_deref().is_some_and(|err| err.contains(why))
+                })
+            });
+        if ok {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "queue {queue:#?}, want {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    store.close().await;
+}
+
+/// A started sending server with `extra` config: hosts example.test with alice, submissions only.
+pub async fn sending_server(db: Db, extra: &str) -> (Instance, Server) {
+    let inst = Instance::new(db, &["submissions"], extra).await;
+    inst.ok(&["domain", "add", "example.test"], "");
+    inst.ok(
+        &["user", "add", "alice@example.test"],
+        &format!("{PASSWORD}\n"),
+    );
+    let server = inst.start();
+    (inst, server)
+}
+
+/// A started receiving MX using the certificate `<stem>.pem`/`<stem>.key` in `dir` (see
+/// [`TestCa::issue`]), hosting each of `domains` with the user `u@<domain>`.
+pub async fn receiving_server(
+    db: Db,
+    dir: &std::path::Path,
+    stem: &str,
+    domains: &[&str],
+) -> (Instance, Server) {
+    let extra = format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        dir.join(format!("{stem}.pem")).display(),
+        dir.join(format!("{stem}.key")).display()
+    );
+    let inst = Instance::new(db, &["smtp"], &extra).await;
+    for domain in domains {
+        inst.ok(&["domain", "add", domain], "");
+        inst.ok(
+            &["user", "add", &format!("u@{domain}")],
+            &format!("{PASSWORD}\n"),
+        );
+    }
+    let server = inst.start();
+    (inst, server)
+}
