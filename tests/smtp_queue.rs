@@ -16,7 +16,8 @@ use smtp_support::{
 
 both_backends!(
     delivers_retries_and_bounces,
-    queue_survives_restart_and_is_managed_by_cli
+    queue_survives_restart_and_is_managed_by_cli,
+    two_nodes_on_one_database_deliver_each_message_once
 );
 
 /// The test zone: remote.test has a dead preferred MX and a live second one; implicit.test has
@@ -177,6 +178,36 @@ async fn delivers_retries_and_bounces(db: Db) {
     assert_eq!(fwd.to, ["ok@remote.test"]);
     assert_eq!(fwd.from, "someone@elsewhere.test");
     assert!(server.stop().success());
+}
+
+/// Two Postern processes on one database (PostgreSQL: two nodes; SQLite: two processes on one
+/// file) both run queue workers: every queued message reaches the sink exactly once.
+async fn two_nodes_on_one_database_deliver_each_message_once(db: Db) {
+    let dns = TestDns::start(zone());
+    let sink = Sink::start();
+    let (node_a, server_a) = hosted(db, &queue_config(&dns, &sink, 3600)).await;
+    let node_b = Instance::new(db, &["smtp"], &queue_config(&dns, &sink, 3600)).await;
+    let config = std::fs::read_to_string(&node_b.config).expect("config");
+    std::fs::write(
+        &node_b.config,
+        config.replace(&node_b.db.url, &node_a.db.url),
+    )
+    .expect("config");
+    let server_b = node_b.start();
+    let rcpts: Vec<String> = (0..24).map(|i| format!("ok{i}@remote.test")).collect();
+    let rcpts: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    submit(server_a.addr("submissions").port(), &rcpts, "once");
+    let got = sink.wait_for(24);
+    wait_queue_empty(&node_a).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got_later = sink.received.lock().unwrap().len();
+    assert_eq!(got_later, 24, "a message was delivered twice");
+    let mut to: Vec<&str> = got.iter().map(|r| r.to[0].as_str()).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 24);
+    assert!(server_a.stop().success());
+    assert!(server_b.stop().success());
 }
 
 async fn queue_survives_restart_and_is_managed_by_cli(db: Db) {

@@ -3,7 +3,6 @@
 //! entries to the sender (RFC 5321 §4.5.4.1, RFC 3464). It wakes when the store reports queue
 //! changes and otherwise sleeps until the next retry is due.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,8 +59,7 @@ async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
     let mut changes = worker.store.subscribe();
     let scan = Duration::from_secs(worker.config.queue_scan_secs.max(1));
     let concurrency = worker.config.queue_concurrency.max(1);
-    let mut in_flight: HashSet<i64> = HashSet::new();
-    let mut tasks: JoinSet<(i64, Option<i64>)> = JoinSet::new();
+    let mut tasks: JoinSet<Option<i64>> = JoinSet::new();
     let mut rescan = true;
     let mut next_scan = Instant::now() + scan;
     // Entries deferred by an earlier run: wake when the first of them is due.
@@ -74,20 +72,15 @@ async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
         if rescan && tasks.len() < concurrency {
             rescan = false;
             let now = postern_store::unix_now();
-            match worker.store.due_queue(now, (concurrency * 2) as i64).await {
-                Ok(due) => {
-                    for entry in due {
-                        if in_flight.contains(&entry.id) {
-                            continue;
-                        }
-                        if tasks.len() >= concurrency {
-                            // More is due than we run at once: look again when a slot frees up.
-                            rescan = true;
-                            break;
-                        }
-                        in_flight.insert(entry.id);
+            let free = (concurrency - tasks.len()) as i64;
+            let lease_until = now + LEASE.as_secs() as i64;
+            match worker.store.claim_queue(now, lease_until, free).await {
+                Ok(claimed) => {
+                    // A full batch: more may be due; look again when a slot frees up.
+                    rescan = claimed.len() as i64 == free;
+                    for entry in claimed {
                         let w = worker.clone();
-                        tasks.spawn(async move { (entry.id, w.attempt(entry).await) });
+                        tasks.spawn(async move { w.attempt_within_lease(entry).await });
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "reading the queue failed"),
@@ -97,15 +90,10 @@ async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                if let Ok((id, next)) = done {
-                    in_flight.remove(&id);
-                    if let Some(at) = next {
-                        next_scan = next_scan.min(instant_at(at));
-                    }
-                } else {
-                    // A delivery task panicked: forget every id not running any more.
-                    in_flight.clear();
+                if let Ok(Some(at)) = done {
+                    next_scan = next_scan.min(instant_at(at));
                 }
+                rescan = true;
             }
             change = changes.recv() => match change {
                 Ok(Change::Queue) | Err(RecvError::Lagged(_)) => rescan = true,
@@ -127,7 +115,33 @@ fn instant_at(at: i64) -> Instant {
     Instant::now() + Duration::from_secs(wait)
 }
 
+/// How long a claimed entry is reserved for one worker (RFC 5321 §4.5.4.1 asks for retries, not
+/// parallel attempts): an attempt is cut off before this, and the entry of a worker that died is
+/// due again after it.
+const LEASE: Duration = Duration::from_secs(900);
+
 impl Worker {
+    /// [`Worker::attempt`], given up (and retried later) if it would outlast the lease.
+    async fn attempt_within_lease(&self, entry: QueueEntry) -> Option<i64> {
+        let id = entry.id;
+        let limit = LEASE - Duration::from_secs(60);
+        match tokio::time::timeout(limit, self.attempt(entry)).await {
+            Ok(next) => next,
+            Err(_) => {
+                tracing::warn!(id, "delivery attempt took too long; retrying later");
+                let next = postern_store::unix_now() + 60;
+                if let Err(e) = self
+                    .store
+                    .defer_queue(id, "delivery attempt timed out", next)
+                    .await
+                {
+                    tracing::error!(id, error = %e, "deferring a queue entry failed");
+                }
+                Some(next)
+            }
+        }
+    }
+
     /// One delivery attempt of one entry; returns when the entry is next due, if it stays queued.
     async fn attempt(&self, entry: QueueEntry) -> Option<i64> {
         let raw = match self.store.queue_message(entry.id).await {

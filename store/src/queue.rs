@@ -65,16 +65,42 @@ impl Store {
         rows.iter().map(entry_from_row).collect()
     }
 
-    /// Entries due for an attempt at `now`, soonest first, at most `limit`.
-    pub async fn due_queue(&self, now: i64, limit: i64) -> Result<Vec<QueueEntry>> {
+    /// Claims up to `limit` entries due at `now` for one delivery attempt each: their next attempt
+    /// moves to `lease_until`, so that no other worker (on this node or another node sharing the
+    /// database) takes them meanwhile; a worker that dies leaves them due again at `lease_until`.
+    /// Each row is claimed by a conditional UPDATE, so two concurrent claimers never get the same
+    /// entry.
+    pub async fn claim_queue(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<QueueEntry>> {
+        let mut tx = self.write_tx().await?;
         let rows = sqlx::query(select_queue!(
             "WHERE q.next_attempt <= $1 ORDER BY q.next_attempt, q.id LIMIT $2"
         ))
         .bind(now)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        rows.iter().map(entry_from_row).collect()
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let entry = entry_from_row(row)?;
+            let done = sqlx::query(
+                "UPDATE queue SET next_attempt = $1 WHERE id = $2 AND next_attempt <= $3",
+            )
+            .bind(lease_until)
+            .bind(entry.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                claimed.push(entry);
+            }
+        }
+        self.commit(tx, vec![]).await?;
+        Ok(claimed)
     }
 
     /// The raw message of a queue entry.

@@ -23,6 +23,7 @@ both_backends!(
     concurrent_uid_allocation_never_repeats,
     changes_are_published,
     queue_lifecycle,
+    queue_claims_never_overlap,
     dns_records_and_generation,
     admins_and_sessions,
     migrations_are_idempotent,
@@ -769,18 +770,36 @@ async fn queue_lifecycle(db: &TestDb) {
     };
     let id = store.accept(msg).await.unwrap().queued[0];
     let now = postern_store::unix_now();
-    let due = store.due_queue(now, 10).await.unwrap();
+    let due = store.claim_queue(now, now + 900, 10).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(
         (due[0].id, due[0].attempts, due[0].size, due[0].expires_at),
         (id, 0, 6, 5000)
     );
     assert_eq!(due[0].sender, "sender@remote.test");
+    // Claimed: nobody else gets it until the lease ends (a worker that died).
+    assert!(store
+        .claim_queue(now, now + 900, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .claim_queue(now + 900, now + 1800, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     store
         .defer_queue(id, "451 try later", now + 600)
         .await
         .unwrap();
-    assert!(store.due_queue(now, 10).await.unwrap().is_empty());
+    assert!(store
+        .claim_queue(now, now + 900, 10)
+        .await
+        .unwrap()
+        .is_empty());
     let e = &store.list_queue().await.unwrap()[0];
     assert_eq!(
         (e.attempts, e.last_error.as_deref()),
@@ -789,7 +808,7 @@ async fn queue_lifecycle(db: &TestDb) {
     store.retry_queue(id).await.unwrap();
     assert_eq!(
         store
-            .due_queue(postern_store::unix_now(), 10)
+            .claim_queue(postern_store::unix_now(), now + 900, 10)
             .await
             .unwrap()
             .len(),
@@ -805,6 +824,42 @@ async fn queue_lifecycle(db: &TestDb) {
         store.retry_queue(id).await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+/// Two nodes (two stores on one database) claiming due queue entries at the same time never get
+/// the same entry, and together get all of them.
+async fn queue_claims_never_overlap(db: &TestDb) {
+    let node_a = db.open().await;
+    let node_b = db.open().await;
+    let remote: Vec<String> = (0..30).map(|i| format!("r{i}@remote.test")).collect();
+    let queued = node_a
+        .accept(incoming(b"fan-out", &[], &remote))
+        .await
+        .unwrap()
+        .queued;
+    assert_eq!(queued.len(), 30);
+    let now = postern_store::unix_now();
+    let mut tasks = Vec::new();
+    for store in [node_a.clone(), node_b.clone(), node_a, node_b] {
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store.claim_queue(now, now + 900, 4).await.unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|e| e.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    let mut expected = queued;
+    expected.sort();
+    assert_eq!(all, expected, "each entry claimed exactly once");
 }
 
 async fn dns_records_and_generation(db: &TestDb) {
