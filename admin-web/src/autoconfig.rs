@@ -72,12 +72,12 @@ fn xml(s: &str) -> String {
 }
 
 /// The hosted domain a request is about: from the address if given, else from the Host header
-/// (`autoconfig.example.org`, `mta-sts.example.org`, or the domain itself).
+/// (`autoconfig.example.org`, `mta-sts.example.org`, or the domain itself); 404 if none is hosted.
 async fn hosted_domain(
     state: &Shared,
     address: Option<&str>,
     headers: &HeaderMap,
-) -> Result<Option<String>, Response> {
+) -> Result<String, Response> {
     let from_address = address
         .and_then(|a| a.rsplit_once('@'))
         .map(|(_, d)| d.to_owned());
@@ -108,18 +108,14 @@ async fn hosted_domain(
             .await
             .map_err(internal)?
         {
-            return Ok(Some(d.name));
+            return Ok(d.name);
         }
     }
-    Ok(None)
-}
-
-fn not_hosted() -> Response {
-    (
+    Err((
         StatusCode::NOT_FOUND,
         "no mail domain hosted here by that name",
     )
-        .into_response()
+        .into_response())
 }
 
 fn settings(state: &Shared) -> Result<&ClientSettings, Response> {
@@ -145,12 +141,11 @@ async fn thunderbird(
     Query(q): Query<AddressQuery>,
 ) -> Response {
     let s = match settings(&state) {
-        Ok(s) => s.clone(),
+        Ok(s) => s,
         Err(r) => return r,
     };
     let domain = match hosted_domain(&state, q.emailaddress.as_deref(), &headers).await {
-        Ok(Some(d)) => d,
-        Ok(None) => return not_hosted(),
+        Ok(d) => d,
         Err(r) => return r,
     };
     let (d, h) = (xml(&domain), xml(&s.hostname));
@@ -196,13 +191,12 @@ fn requested_address(body: &str) -> Option<String> {
 /// Outlook POX autodiscover: an `Autodiscover` response with one IMAP and one SMTP protocol.
 async fn outlook(State(state): State<Shared>, headers: HeaderMap, body: String) -> Response {
     let s = match settings(&state) {
-        Ok(s) => s.clone(),
+        Ok(s) => s,
         Err(r) => return r,
     };
     let address = requested_address(&body);
     let domain = match hosted_domain(&state, address.as_deref(), &headers).await {
-        Ok(Some(d)) => d,
-        Ok(None) => return not_hosted(),
+        Ok(d) => d,
         Err(r) => return r,
     };
     let login = xml(address.as_deref().unwrap_or(""));
@@ -237,8 +231,7 @@ async fn outlook(State(state): State<Shared>, headers: HeaderMap, body: String) 
 /// Newer Outlook first asks for JSON; point it at the POX endpoint instead of failing.
 async fn outlook_json(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let host = match hosted_domain(&state, None, &headers).await {
-        Ok(Some(d)) => format!("autodiscover.{d}"),
-        Ok(None) => return not_hosted(),
+        Ok(d) => format!("autodiscover.{d}"),
         Err(r) => return r,
     };
     let body = serde_json::json!({"Protocol": "AutodiscoverV1", "Url": format!("https://{host}/autodiscover/autodiscover.xml")});
@@ -248,12 +241,11 @@ async fn outlook_json(State(state): State<Shared>, headers: HeaderMap) -> Respon
 /// The MTA-STS policy for `mta-sts.<domain>`.
 async fn mta_sts(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let s = match settings(&state) {
-        Ok(s) => s.clone(),
+        Ok(s) => s,
         Err(r) => return r,
     };
     match hosted_domain(&state, None, &headers).await {
-        Ok(Some(_)) => ([(header::CONTENT_TYPE, "text/plain")], s.mta_sts_policy()).into_response(),
-        Ok(None) => not_hosted(),
+        Ok(_) => ([(header::CONTENT_TYPE, "text/plain")], s.mta_sts_policy()).into_response(),
         Err(r) => r,
     }
 }
@@ -265,15 +257,14 @@ async fn apple(
     Query(q): Query<AddressQuery>,
 ) -> Response {
     let s = match settings(&state) {
-        Ok(s) => s.clone(),
+        Ok(s) => s,
         Err(r) => return r,
     };
     let Some(address) = q.email.or(q.emailaddress) else {
         return (StatusCode::BAD_REQUEST, "add ?email=you@example.org").into_response();
     };
     let domain = match hosted_domain(&state, Some(&address), &headers).await {
-        Ok(Some(d)) => d,
-        Ok(None) => return not_hosted(),
+        Ok(d) => d,
         Err(r) => return r,
     };
     let (a, h, d) = (xml(&address), xml(&s.hostname), xml(&domain));

@@ -8,7 +8,9 @@ use maud::{html, Markup};
 use postern_store::{AdminSession, MANAGED_TYPES};
 use serde::Deserialize;
 
-use super::{action_button, check_csrf, csrf_field, field, invalid, layout, CsrfOnly, Errors};
+use super::{
+    action_button, back_to_list, check_csrf, csrf_field, field, invalid, layout, CsrfOnly, Errors,
+};
 use crate::auth::{internal, AdminPage};
 use crate::state::Shared;
 
@@ -222,10 +224,5 @@ pub(crate) async fn remove(
     if let Err(r) = check_csrf(&s, &f.csrf) {
         return r;
     }
-    match state.services.store.remove_dns_record(id).await {
-        Ok(()) | Err(postern_store::StoreError::NotFound(_)) => {
-            Redirect::to("/dns").into_response()
-        }
-        Err(e) => internal(e),
-    }
+    back_to_list("/dns", state.services.store.remove_dns_record(id).await)
 }

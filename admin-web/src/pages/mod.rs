@@ -12,7 +12,7 @@ mod queue;
 mod users;
 
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup, DOCTYPE};
@@ -21,7 +21,7 @@ use postern_store::{AdminSession, StoreError};
 pub(crate) use dashboard::samples;
 pub(crate) use dns::validate_record;
 
-use crate::auth::csrf_ok;
+use crate::auth::{csrf_ok, internal};
 use crate::state::Shared;
 
 /// Every page route.
@@ -162,6 +162,15 @@ fn capitalise(s: &str) -> String {
 pub(crate) struct CsrfOnly {
     /// The session's anti-CSRF token.
     pub csrf: String,
+}
+
+/// The answer to a delete or retry posted from a list page: back to the list, also when the item
+/// was already gone (another admin, or the queue worker, got there first).
+pub(crate) fn back_to_list(list: &'static str, result: Result<(), StoreError>) -> Response {
+    match result {
+        Ok(()) | Err(StoreError::NotFound(_)) => Redirect::to(list).into_response(),
+        Err(e) => internal(e),
+    }
 }
 
 /// 403 for a form whose CSRF token does not match the session's.

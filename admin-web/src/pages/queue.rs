@@ -1,12 +1,12 @@
 //! The outbound queue: what waits for delivery, why, and retry or delete.
 
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::Form;
 use maud::html;
 use postern_store::unix_now;
 
-use super::{action_button, check_csrf, layout, CsrfOnly};
+use super::{action_button, back_to_list, check_csrf, layout, CsrfOnly};
 use crate::auth::{internal, AdminPage};
 use crate::state::Shared;
 
@@ -74,12 +74,7 @@ pub(crate) async fn retry(
     if let Err(r) = check_csrf(&s, &f.csrf) {
         return r;
     }
-    match state.services.store.retry_queue(id).await {
-        Ok(()) | Err(postern_store::StoreError::NotFound(_)) => {
-            Redirect::to("/queue").into_response()
-        }
-        Err(e) => internal(e),
-    }
+    back_to_list("/queue", state.services.store.retry_queue(id).await)
 }
 
 /// `POST /queue/{id}/delete`
@@ -92,10 +87,5 @@ pub(crate) async fn remove(
     if let Err(r) = check_csrf(&s, &f.csrf) {
         return r;
     }
-    match state.services.store.remove_queue(id).await {
-        Ok(()) | Err(postern_store::StoreError::NotFound(_)) => {
-            Redirect::to("/queue").into_response()
-        }
-        Err(e) => internal(e),
-    }
+    back_to_list("/queue", state.services.store.remove_queue(id).await)
 }
