@@ -2,6 +2,9 @@
 //! resolver whose AD bit is trusted (RFC 7672 §2.1; as Postfix does, the resolver must be local
 //! or reached over a trusted path), and the check of the server's certificate chain against them
 //! (RFC 6698 §2.1, RFC 7671). Only DANE-TA(2) and DANE-EE(3) are usable for SMTP (RFC 7672 §3.1.3).
+//! The queries are built here with hickory-proto because hickory-resolver sets the DO bit only when
+//! it validates itself, and without DO or AD in the query a resolver does not report AD (RFC 6840
+//! §5.7).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

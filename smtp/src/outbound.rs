@@ -85,7 +85,7 @@ enum Security {
 enum SendError {
     /// The server or the connection failed (lettre's view).
     Smtp(lettre::transport::smtp::Error),
-    /// TLS required by an MTA-STS policy was not offered or did not validate.
+    /// TLS required by DANE or an MTA-STS policy was not offered or did not validate.
     Tls(String),
 }
 
