@@ -55,6 +55,13 @@ pub struct Config {
     /// SMTP settings (`[smtp]`).
     #[serde(default)]
     pub smtp: postern_smtp::SmtpConfig,
+    /// Connection limits, timeouts and PROXY protocol sources of every TCP listener (`[net]`).
+    #[serde(default = "default_net")]
+    pub net: Spanned<postern_net::NetConfig>,
+}
+
+fn default_net() -> Spanned<postern_net::NetConfig> {
+    Spanned::new(0..0, postern_net::NetConfig::default())
 }
 
 /// Listen addresses per service. Port 0 picks a free port; the ports really bound are written to
@@ -231,6 +238,17 @@ pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
     }
     if let Err(e) = config.mail.validate() {
         return Err(at(None, &e));
+    }
+    for service in config.net.get_ref().proxy_protocol.keys() {
+        if !postern_net::NetConfig::SERVICES.contains(&service.as_str()) {
+            return Err(at(
+                Some(config.net.span()),
+                &format!(
+                    "net.proxy_protocol: unknown service {service:?} (one of {})",
+                    postern_net::NetConfig::SERVICES.join(", ")
+                ),
+            ));
+        }
     }
     let mut seen: HashMap<SocketAddr, &str> = HashMap::new();
     for (service, addrs) in config.listeners.tcp_services() {

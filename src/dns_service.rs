@@ -35,6 +35,7 @@ impl DnsService {
     /// current until `shutdown`.
     pub async fn start(
         loaded: &Loaded,
+        net: &postern_net::NetConfig,
         store: Store,
         listen: Vec<SocketAddr>,
         shutdown: CancellationToken,
@@ -43,6 +44,7 @@ impl DnsService {
             loaded.config.dns.clone(),
             loaded.base_dir.clone(),
             listen,
+            net,
             shutdown.clone(),
         )
         .await?;

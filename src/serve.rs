@@ -42,6 +42,7 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
     )?;
     let shutdown = CancellationToken::new();
     let tasks = tokio_util::task::TaskTracker::new();
+    let net = descriptor_budget(&loaded);
 
     // Each service binds its listeners here, records the addresses it got under its service name,
     // and hands its handle's completion future to `tasks` so shutdown waits for its sessions.
@@ -52,7 +53,8 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
     let dns = if dns_addrs.is_empty() {
         None
     } else {
-        let dns = DnsService::start(&loaded, store.clone(), dns_addrs, shutdown.clone()).await?;
+        let dns =
+            DnsService::start(&loaded, &net, store.clone(), dns_addrs, shutdown.clone()).await?;
         bound.insert("dns", dns.local_addrs().to_vec());
         tasks.spawn(dns.clone().wait());
         Some(dns)
@@ -88,6 +90,7 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
         let tls = https.then(|| certs.server_config());
         let admin = postern_admin_web::AdminServer::start(
             loaded.config.admin.clone(),
+            &net,
             services,
             tls,
             admin_addrs,
@@ -103,6 +106,7 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
     if !imap_plain.is_empty() || !imap_tls.is_empty() {
         let imap = postern_imap::ImapServer::start(
             loaded.config.imap.clone(),
+            &net,
             store.clone(),
             certs.server_config(),
             imap_plain,
@@ -120,20 +124,22 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
     }
 
     let listeners = &loaded.config.listeners;
-    let (mx, submission, submissions) = (
-        listeners.smtp.get_ref(),
-        listeners.submission.get_ref(),
-        listeners.submissions.get_ref(),
-    );
-    if !mx.is_empty() || !submission.is_empty() || !submissions.is_empty() {
+    let smtp_addrs = postern_smtp::SmtpAddrs {
+        mx: listeners.smtp.get_ref(),
+        submission: listeners.submission.get_ref(),
+        submissions: listeners.submissions.get_ref(),
+    };
+    if !smtp_addrs.mx.is_empty()
+        || !smtp_addrs.submission.is_empty()
+        || !smtp_addrs.submissions.is_empty()
+    {
         let smtp = postern_smtp::SmtpServer::start(
             loaded.config.smtp.clone(),
+            &net,
             loaded.config.hostname.clone(),
             store.clone(),
             certs.server_config(),
-            mx,
-            submission,
-            submissions,
+            smtp_addrs,
             shutdown.clone(),
         )
         .await?;
@@ -221,6 +227,23 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
     let _ = std::fs::remove_file(data_dir.join(LISTENERS_FILE));
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The `[net]` settings with each listener's share of the descriptor limit, raised to the hard
+/// limit first: however many connections one service is asked for, the others keep theirs.
+fn descriptor_budget(loaded: &Loaded) -> postern_net::NetConfig {
+    let limit = postern_net::raise_fd_limit();
+    let listeners = loaded
+        .config
+        .listeners
+        .tcp_services()
+        .iter()
+        .map(|(_, addrs)| addrs.get_ref().len())
+        .sum::<usize>();
+    let mut net = loaded.config.net.get_ref().clone();
+    net.descriptor_share = Some(postern_net::descriptor_share(limit, listeners.max(1)));
+    tracing::debug!(limit, listeners, share = ?net.descriptor_share, "descriptor budget");
+    net
 }
 
 /// Re-reads the configuration and applies what can change at run time: DNS views and zones

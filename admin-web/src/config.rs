@@ -11,6 +11,8 @@ pub struct AdminConfig {
     /// Serve HTTPS with the server certificate even when it is self-signed (HTTPS is always used
     /// when `[tls]` names a certificate).
     pub https_with_self_signed: bool,
+    /// Most simultaneous connections per admin listener; further ones get 503.
+    pub max_connections: usize,
 }
 
 impl Default for AdminConfig {
@@ -18,6 +20,7 @@ impl Default for AdminConfig {
         AdminConfig {
             session_ttl: 8 * 3600,
             https_with_self_signed: false,
+            max_connections: 256,
         }
     }
 }

@@ -1,30 +1,36 @@
-//! Listeners: plain HTTP, or HTTPS with the shared rustls configuration, served by hyper with
-//! graceful shutdown (open requests finish, keep-alive connections close).
+//! Listeners: plain HTTP, or HTTPS with the shared rustls configuration, accepted through the
+//! shared network edge (`postern-net`: caps per listener and per client, PROXY protocol, the TLS
+//! handshake) and served by hyper with header-read and idle timeouts and graceful shutdown (open
+//! requests finish, keep-alive connections close).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use postern_net::{AtCapacity, Connection, Edge, IdleTimeout, ListenerSpec, NetConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::config::AdminConfig;
 use crate::error::AdminError;
 use crate::state::{AppState, Services};
 
-/// A TLS handshake must finish within this time.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request's header block must arrive within this time (a half-sent request is closed).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection that moves no byte for this long is closed: keep-alive idlers and slow bodies.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// What a client refused at the connection cap reads.
+const REFUSAL: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 5\r\n\r\n";
 
 /// The running admin server.
 pub struct AdminServer {
     addrs: Vec<SocketAddr>,
-    tasks: TaskTracker,
+    edge: Edge,
 }
 
 impl AdminServer {
@@ -32,11 +38,13 @@ impl AdminServer {
     /// With `tls`, every listener speaks HTTPS.
     pub async fn start(
         config: AdminConfig,
+        net: &NetConfig,
         services: Services,
         tls: Option<Arc<rustls::ServerConfig>>,
         listen: &[SocketAddr],
         shutdown: CancellationToken,
     ) -> Result<AdminServer, AdminError> {
+        let max_connections = config.max_connections;
         let state = Arc::new(AppState {
             services,
             config,
@@ -48,7 +56,7 @@ impl AdminServer {
             .merge(crate::api::router())
             .merge(crate::autoconfig::router())
             .with_state(state);
-        let tasks = TaskTracker::new();
+        let edge = Edge::new(shutdown);
         let mut addrs = Vec::new();
         for addr in listen {
             let listener = TcpListener::bind(addr)
@@ -62,15 +70,19 @@ impl AdminServer {
                 source,
             })?;
             addrs.push(local);
-            tasks.spawn(accept_loop(
-                listener,
-                router.clone(),
-                tls.clone(),
-                shutdown.clone(),
-            ));
+            let spec = ListenerSpec {
+                limits: net.limits("admin", max_connections, AtCapacity::Refuse),
+                tls: tls.clone().map(tokio_rustls::TlsAcceptor::from),
+                refusal: REFUSAL.to_vec(),
+                proxy: net.proxy("admin"),
+                handshake_timeout: net.tls_handshake_timeout(),
+            };
+            let (router, shutdown) = (router.clone(), edge.shutdown().clone());
+            edge.serve(listener, spec, move |conn| {
+                serve_http(conn, router.clone(), shutdown.clone())
+            });
         }
-        tasks.close();
-        Ok(AdminServer { addrs, tasks })
+        Ok(AdminServer { addrs, edge })
     }
 
     /// The addresses really bound.
@@ -80,71 +92,37 @@ impl AdminServer {
 
     /// Completes when every listener has stopped and its connections have closed.
     pub async fn wait(self) {
-        self.tasks.wait().await;
+        self.edge.wait().await;
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    router: axum::Router,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    shutdown: CancellationToken,
-) {
-    let graceful = GracefulShutdown::new();
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let service = router.clone().map_request(
-            move |mut req: axum::extract::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req
-            },
-        );
-        let service = TowerToHyperService::new(service);
-        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        match &tls {
-            None => {
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-                    .into_owned();
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "admin connection ended");
-                    }
-                });
-            }
-            Some(config) => {
-                let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
-                        .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            return tracing::debug!(%peer, error = %e, "admin TLS handshake failed")
-                        }
-                        Err(_) => return tracing::debug!(%peer, "admin TLS handshake timed out"),
-                    };
-                    let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, error = %e, "admin connection ended");
-                    }
-                });
-            }
+/// Serves HTTP/1.1 or HTTP/2 on one admitted connection until it ends or shutdown asks it to
+/// finish its open request and close.
+async fn serve_http(conn: Connection, router: axum::Router, shutdown: CancellationToken) {
+    let Connection { stream, peer, .. } = conn;
+    let service = router.map_request(
+        move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req
+        },
+    );
+    let service = TowerToHyperService::new(service);
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let io = TokioIo::new(IdleTimeout::new(stream, IDLE_TIMEOUT));
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
         }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "admin connection ended");
     }
-    graceful.shutdown().await;
 }

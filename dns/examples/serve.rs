@@ -40,7 +40,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
     let shutdown = CancellationToken::new();
-    let server = DnsServer::start(file.dns, base, listen, shutdown.clone()).await?;
+    let server = DnsServer::start(
+        file.dns,
+        base,
+        listen,
+        &postern_net::NetConfig::default(),
+        shutdown.clone(),
+    )
+    .await?;
     for addr in server.local_addrs() {
         println!("{addr}");
     }

@@ -8,12 +8,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 
 use crate::config::DnsConfig;
 use crate::engine::{respond, Request, Transport};
@@ -112,17 +111,20 @@ pub struct DnsServer {
     core: Arc<Core>,
     addrs: Vec<SocketAddr>,
     tracker: TaskTracker,
+    edge: Edge,
     shutdown: CancellationToken,
 }
 
 impl DnsServer {
     /// Loads every zone (any error fails the start), binds UDP and TCP on each address
     /// (for port 0, UDP first and TCP on the same port, retrying on a clash) and serves
-    /// until `shutdown` is cancelled.
+    /// until `shutdown` is cancelled; TCP connections go through the shared network edge
+    /// (`net`'s per-client cap and PROXY sources).
     pub async fn start(
         config: DnsConfig,
         base_dir: PathBuf,
         listen: Vec<SocketAddr>,
+        net: &NetConfig,
         shutdown: CancellationToken,
     ) -> Result<DnsServer, DnsError> {
         let mut inputs = Inputs::new(config, base_dir);
@@ -138,6 +140,7 @@ impl DnsServer {
             watcher: Mutex::new(None),
         });
         let tracker = TaskTracker::new();
+        let edge = Edge::new(shutdown.clone());
         let mut addrs = Vec::new();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
         for addr in listen {
@@ -162,14 +165,18 @@ impl DnsServer {
                 let (core, shutdown) = (core.clone(), shutdown.clone());
                 tracker.spawn_blocking(move || udp_worker(&core, &socket, local, &shutdown));
             }
-            tracker.spawn(tcp_acceptor(
-                core.clone(),
-                tcp,
-                local,
-                TcpLimits { idle, max: max_tcp },
-                shutdown.clone(),
-                tracker.clone(),
-            ));
+            // At the cap the oldest idle connection makes room (RFC 7766 §6.2.2).
+            let spec = ListenerSpec {
+                limits: net.limits("dns", max_tcp, AtCapacity::EvictOldestIdle),
+                tls: None,
+                refusal: Vec::new(),
+                proxy: net.proxy("dns"),
+                handshake_timeout: net.tls_handshake_timeout(),
+            };
+            let (core, shutdown) = (core.clone(), shutdown.clone());
+            edge.serve(tcp, spec, move |conn| {
+                tcp_connection(core.clone(), conn, idle, shutdown.clone())
+            });
         }
         if watch {
             let tx = spawn_watcher(core.clone(), shutdown.clone())?;
@@ -180,6 +187,7 @@ impl DnsServer {
             core,
             addrs,
             tracker,
+            edge,
             shutdown,
         })
     }
@@ -240,6 +248,7 @@ impl DnsServer {
     pub async fn wait(&self) {
         self.shutdown.cancelled().await;
         self.tracker.wait().await;
+        self.edge.clone().wait().await;
     }
 }
 
@@ -324,75 +333,33 @@ fn udp_worker(
     }
 }
 
-#[derive(Clone, Copy)]
-struct TcpLimits {
-    idle: Duration,
-    max: usize,
-}
-
-async fn tcp_acceptor(
-    core: Arc<Core>,
-    listener: TcpListener,
-    local: SocketAddr,
-    limits: TcpLimits,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-) {
-    let slots = Arc::new(Semaphore::new(limits.max));
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!("TCP accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let span = tracing::debug_span!("dns_tcp", %peer, %local);
-        tracker.spawn(
-            tcp_connection(
-                core.clone(),
-                stream,
-                peer,
-                local,
-                limits.idle,
-                shutdown.clone(),
-                permit,
-            )
-            .instrument(span),
-        );
-    }
-}
-
 /// One TCP connection (RFC 7766): length-prefixed messages, answered in order, so
-/// pipelined queries work; closed after `idle` without a new query.
+/// pipelined queries work; closed after `idle` without a new query, or when the edge needs its
+/// place for a newcomer while it waits for a query.
 async fn tcp_connection(
     core: Arc<Core>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    local: SocketAddr,
+    conn: Connection,
     idle: Duration,
     shutdown: CancellationToken,
-    _permit: OwnedSemaphorePermit,
 ) {
-    let (reader, mut writer) = stream.into_split();
+    let Connection {
+        stream,
+        peer,
+        local,
+        slot,
+    } = conn;
+    let activity = slot.activity().clone();
+    let (reader, mut writer) = tokio::io::split(stream);
     let mut reader = BufReader::new(reader);
     loop {
         let mut len = [0u8; 2];
+        activity.set_idle(true);
         let got = tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = activity.evicted() => break,
             r = tokio::time::timeout(idle, reader.read_exact(&mut len)) => r,
         };
+        activity.set_idle(false);
         if !matches!(got, Ok(Ok(_))) {
             break;
         }

@@ -1,10 +1,12 @@
 //! The I/O shell: listeners on the IMAP (STARTTLS) and IMAPS (implicit TLS, RFC 8314) ports,
-//! framing with imap-codec's `Fragmentizer` (literals, continuation requests, LITERAL+, size limits
-//! checked before a literal is read), the TLS upgrade, IDLE waiting and timeouts. Everything the
+//! served through the shared network edge (`postern-net`), framing with imap-codec's
+//! `Fragmentizer` (literals, continuation requests, LITERAL+, size limits checked before a
+//! literal is read, much smaller before login), the TLS upgrade, IDLE waiting and timeouts. Everything the
 //! protocol decides is in [`Session`].
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use imap_codec::decode::Decoder;
 use imap_codec::encode::Encoder;
@@ -14,32 +16,34 @@ use imap_codec::imap_types::response::Response;
 use imap_codec::{
     AuthenticateDataCodec, CommandCodec, GreetingCodec, IdleDoneCodec, ResponseCodec,
 };
+use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig, NetStream};
 use postern_store::{AuthLimiter, Store};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 
 use crate::config::ImapConfig;
 use crate::error::ImapError;
 use crate::list_extended;
 use crate::session::{Next, Reply, Session};
 
-/// How long a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// Room for a command's own text around its largest literal.
 const COMMAND_OVERHEAD: u32 = 64 * 1024;
+
+/// Largest command (line plus literals) and largest literal accepted before login: enough for
+/// LOGIN/AUTHENTICATE with long names and passwords, small enough that thousands of strangers
+/// cannot hold memory (Dovecot refuses larger input the same way).
+const PREAUTH_MAX_INPUT: u32 = 8 * 1024;
+
+/// Bytes read from the client at a time.
+const READ_BUFFER: usize = 16 * 1024;
 
 /// A running IMAP server.
 pub struct ImapServer {
     plain: Vec<SocketAddr>,
     tls: Vec<SocketAddr>,
-    all: Vec<SocketAddr>,
-    tasks: TaskTracker,
+    edge: Edge,
 }
 
 /// What every connection shares.
@@ -48,37 +52,43 @@ struct Shared {
     config: Arc<ImapConfig>,
     limiter: Arc<AuthLimiter>,
     acceptor: TlsAcceptor,
+    handshake: Duration,
+    preauth_idle: Duration,
     shutdown: CancellationToken,
-    slots: Arc<Semaphore>,
 }
 
 impl ImapServer {
     /// Binds `plain` (port 143 style, STARTTLS) and `implicit_tls` (port 993 style) listeners and
-    /// serves until `shutdown` is cancelled. Port 0 picks a free port.
+    /// serves them through the shared network edge until `shutdown` is cancelled. Port 0 picks
+    /// a free port.
     pub async fn start(
         config: ImapConfig,
+        net: &NetConfig,
         store: Store,
         tls: Arc<rustls::ServerConfig>,
         plain: Vec<SocketAddr>,
         implicit_tls: Vec<SocketAddr>,
         shutdown: CancellationToken,
     ) -> Result<ImapServer, ImapError> {
+        let max_connections = config.max_connections;
+        let acceptor = TlsAcceptor::from(tls);
         let shared = Arc::new(Shared {
             store,
             limiter: Arc::new(AuthLimiter::new(config.limits())),
-            slots: Arc::new(Semaphore::new(config.max_connections)),
             config: Arc::new(config),
-            acceptor: TlsAcceptor::from(tls),
-            shutdown,
+            acceptor: acceptor.clone(),
+            handshake: net.tls_handshake_timeout(),
+            preauth_idle: net.preauth_idle_timeout(),
+            shutdown: shutdown.clone(),
         });
-        let tasks = TaskTracker::new();
+        let edge = Edge::new(shutdown);
         let mut server = ImapServer {
             plain: Vec::new(),
             tls: Vec::new(),
-            all: Vec::new(),
-            tasks: tasks.clone(),
+            edge: edge.clone(),
         };
         for (addrs, implicit) in [(plain, false), (implicit_tls, true)] {
+            let service = if implicit { "imaps" } else { "imap" };
             for addr in addrs {
                 let listener = TcpListener::bind(addr)
                     .await
@@ -92,22 +102,25 @@ impl ImapServer {
                 } else {
                     server.plain.push(local);
                 }
-                server.all.push(local);
-                tasks.spawn(accept_loop(
-                    listener,
-                    implicit,
-                    shared.clone(),
-                    tasks.clone(),
-                ));
+                let spec = ListenerSpec {
+                    limits: net.limits(service, max_connections, AtCapacity::Refuse),
+                    tls: implicit.then(|| acceptor.clone()),
+                    refusal: b"* BYE Too many connections\r\n".to_vec(),
+                    proxy: net.proxy(service),
+                    handshake_timeout: net.tls_handshake_timeout(),
+                };
+                let shared = shared.clone();
+                edge.serve(listener, spec, move |conn| {
+                    let shared = shared.clone();
+                    async move {
+                        if let Err(e) = connection(conn, &shared).await {
+                            tracing::debug!(error = %e, "imap connection ended");
+                        }
+                    }
+                });
             }
         }
-        tasks.close();
         Ok(server)
-    }
-
-    /// Every bound address.
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.all
     }
 
     /// Bound addresses of the STARTTLS listeners.
@@ -122,84 +135,13 @@ impl ImapServer {
 
     /// Completes when the listeners have stopped and every session has ended after shutdown.
     pub async fn wait(self) {
-        self.tasks.wait().await;
+        self.edge.wait().await;
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    implicit: bool,
-    shared: Arc<Shared>,
-    tasks: TaskTracker,
-) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shared.shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::warn!(error = %e, "imap accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let shared = shared.clone();
-        let span = tracing::info_span!("imap", peer = %peer, tls = implicit);
-        tasks.spawn(
-            async move {
-                let Ok(_permit) = shared.slots.clone().try_acquire_owned() else {
-                    let mut stream = stream;
-                    let _ = stream.write_all(b"* BYE Too many connections\r\n").await;
-                    return;
-                };
-                if let Err(e) = connection(stream, peer.ip(), implicit, &shared).await {
-                    tracing::debug!(error = %e, "imap connection ended");
-                }
-            }
-            .instrument(span),
-        );
-    }
-}
-
-/// A connection before or after TLS.
-enum Conn {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
-    Closed,
-}
-
-impl Conn {
-    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.read(buf).await,
-            Conn::Tls(s) => s.read(buf).await,
-            Conn::Closed => Ok(0),
-        }
-    }
-
-    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        async fn go<S: AsyncWrite + AsyncRead + Unpin>(s: &mut S, b: &[u8]) -> std::io::Result<()> {
-            s.write_all(b).await?;
-            s.flush().await
-        }
-        match self {
-            Conn::Plain(s) => go(s, bytes).await,
-            Conn::Tls(s) => go(s.as_mut(), bytes).await,
-            Conn::Closed => Ok(()),
-        }
-    }
-
-    async fn start_tls(&mut self, acceptor: &TlsAcceptor) -> std::io::Result<()> {
-        let Conn::Plain(tcp) = std::mem::replace(self, Conn::Closed) else {
-            return Err(std::io::Error::other("TLS already active"));
-        };
-        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
-            .await
-            .map_err(|_| std::io::Error::other("TLS handshake timed out"))??;
-        *self = Conn::Tls(Box::new(tls));
-        Ok(())
-    }
+async fn write(stream: &mut NetStream, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
 }
 
 fn encode(responses: &[Response<'static>]) -> Vec<u8> {
@@ -219,50 +161,63 @@ enum Mode {
     Idle,
 }
 
-async fn connection(
-    stream: TcpStream,
-    peer: IpAddr,
-    implicit: bool,
-    shared: &Shared,
-) -> Result<(), ImapError> {
-    let _ = stream.set_nodelay(true);
-    let mut conn = Conn::Plain(stream);
-    if implicit {
-        conn.start_tls(&shared.acceptor).await?;
-    }
+async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> {
+    let Connection {
+        stream: mut conn,
+        peer,
+        ..
+    } = conn;
     let config = shared.config.clone();
     let mut session = Session::new(
         shared.store.clone(),
         config.clone(),
         shared.limiter.clone(),
-        peer,
-        implicit,
+        peer.ip(),
+        conn.is_tls(),
     );
     let limit = config.max_message_size;
     let new_fragmentizer = || Fragmentizer::new(limit.saturating_add(COMMAND_OVERHEAD));
     let mut frag = new_fragmentizer();
-    conn.write(&GreetingCodec::default().encode(&session.greeting()).dump())
-        .await?;
+    write(
+        &mut conn,
+        &GreetingCodec::default().encode(&session.greeting()).dump(),
+    )
+    .await?;
     let mut mode = Mode::Command;
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; READ_BUFFER];
+    let mut user_recorded = false;
     loop {
         while let Some(info) = frag.progress() {
+            let literal_cap = if session.user().is_some() {
+                limit
+            } else {
+                PREAUTH_MAX_INPUT
+            };
             if let FragmentInfo::Line {
                 announcement: Some(LiteralAnnouncement { mode: lit, length }),
                 ..
             } = info
             {
-                if length > limit {
+                if length > literal_cap {
                     if lit == LiteralMode::Sync {
+                        // RFC 9051 §7.1 TOOBIG, answered instead of the continuation request,
+                        // so the client never sends the literal.
                         let tag = frag.decode_tag();
                         let refusal = Session::literal_too_big(tag.as_ref());
                         frag.skip_message();
-                        conn.write(&encode(&[refusal])).await?;
+                        write(&mut conn, &encode(&[refusal])).await?;
                     } else {
-                        frag.poison_message();
+                        // A non-synchronizing literal is already on its way (RFC 7888 §4):
+                        // the only way not to read it is to close.
+                        write(
+                            &mut conn,
+                            &encode(&[Session::bye("Literal size too large")]),
+                        )
+                        .await?;
+                        return Ok(());
                     }
                 } else if lit == LiteralMode::Sync {
-                    conn.write(b"+ Ready for literal data\r\n").await?;
+                    write(&mut conn, b"+ Ready for literal data\r\n").await?;
                 }
                 continue;
             }
@@ -293,7 +248,13 @@ async fn connection(
                     }
                 },
             };
-            conn.write(&encode(&reply.responses)).await?;
+            write(&mut conn, &encode(&reply.responses)).await?;
+            if !user_recorded {
+                if let Some(user) = session.user() {
+                    tracing::Span::current().record("user", user.address.to_string());
+                    user_recorded = true;
+                }
+            }
             mode = match reply.next {
                 Next::Continue => Mode::Command,
                 Next::Authenticate => Mode::Authenticate,
@@ -303,7 +264,7 @@ async fn connection(
                     // Anything pipelined after STARTTLS was sent in clear text: discard it
                     // (RFC 3501 §6.2.1, CVE-2011-0411 class of injection).
                     frag = new_fragmentizer();
-                    conn.start_tls(&shared.acceptor).await?;
+                    conn.start_tls(&shared.acceptor, shared.handshake).await?;
                     session.tls_established();
                     Mode::Command
                 }
@@ -312,8 +273,22 @@ async fn connection(
                 break;
             }
         }
+        // Before login, a command may hold at most PREAUTH_MAX_INPUT bytes; after it, the
+        // fragmentizer's own cap (the largest message plus room) applies. A command that runs
+        // past its cap ends the connection: nothing useful can follow it.
+        let input_cap = if session.user().is_some() {
+            limit.saturating_add(COMMAND_OVERHEAD)
+        } else {
+            PREAUTH_MAX_INPUT
+        };
+        if frag.is_max_message_size_exceeded() || frag.message_bytes().len() > input_cap as usize {
+            write(&mut conn, &encode(&[Session::bye("Input buffer full")])).await?;
+            return Ok(());
+        }
         let timeout = if mode == Mode::Idle {
             config.idle_timeout()
+        } else if session.user().is_none() {
+            shared.preauth_idle
         } else {
             config.inactivity_timeout()
         };
@@ -328,15 +303,15 @@ async fn connection(
             _ = session.wait_change(), if mode == Mode::Idle => {
                 let updates = session.idle_updates().await;
                 if !updates.is_empty() {
-                    conn.write(&encode(&updates)).await?;
+                    write(&mut conn, &encode(&updates)).await?;
                 }
             }
             _ = tokio::time::sleep(timeout) => {
-                conn.write(&encode(&[Session::bye("Autologout; idle for too long")])).await?;
+                write(&mut conn, &encode(&[Session::bye("Autologout; idle for too long")])).await?;
                 return Ok(());
             }
             _ = shared.shutdown.cancelled() => {
-                conn.write(&encode(&[Session::bye("Server shutting down")])).await?;
+                write(&mut conn, &encode(&[Session::bye("Server shutting down")])).await?;
                 return Ok(());
             }
         }

@@ -1,21 +1,20 @@
-//! The I/O shell around [`Session`]: binds the MX, submission and submissions listeners, accepts
-//! connections up to a limit, does TLS (implicit on submissions, STARTTLS elsewhere), enforces idle
-//! and total session timeouts, and performs the session's actions through the store.
+//! The I/O shell around [`Session`]: binds the MX, submission and submissions listeners and hands
+//! them to the shared network edge (`postern-net`: caps, PROXY protocol, implicit TLS), drives
+//! each session with idle (shorter before AUTH on submission) and total timeouts, performs
+//! STARTTLS, and performs the session's actions through the store.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mail_auth::MessageAuthenticator;
+use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig};
 use postern_store::{AuthLimiter, Store};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::Instrument;
 
 use crate::backend::Backend;
 use crate::config::SmtpConfig;
@@ -31,8 +30,20 @@ struct Shared {
     session: Arc<SessionConfig>,
     tls: TlsAcceptor,
     idle: Duration,
+    preauth_idle: Duration,
+    handshake: Duration,
     total: Duration,
-    connections: Arc<Semaphore>,
+}
+
+/// The addresses each SMTP listener kind binds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SmtpAddrs<'a> {
+    /// MX, normally port 25.
+    pub mx: &'a [SocketAddr],
+    /// Submission with STARTTLS, normally port 587.
+    pub submission: &'a [SocketAddr],
+    /// Submission over implicit TLS, normally port 465 (RFC 8314).
+    pub submissions: &'a [SocketAddr],
 }
 
 /// The running SMTP listeners.
@@ -40,21 +51,20 @@ pub struct SmtpServer {
     mx: Vec<SocketAddr>,
     submission: Vec<SocketAddr>,
     submissions: Vec<SocketAddr>,
-    tasks: TaskTracker,
+    edge: Edge,
 }
 
 impl SmtpServer {
-    /// Binds every listener (port 0 picks a free port) and starts accepting connections until
-    /// `shutdown` is cancelled. `tls` serves STARTTLS (RFC 3207) and implicit TLS (RFC 8314).
-    #[allow(clippy::too_many_arguments)]
+    /// Binds every listener (port 0 picks a free port) and serves through the shared network
+    /// edge until `shutdown` is cancelled. `tls` serves STARTTLS (RFC 3207) and implicit TLS
+    /// (RFC 8314); `net` gives the per-client caps, timeouts and PROXY sources.
     pub async fn start(
         config: SmtpConfig,
+        net: &NetConfig,
         hostname: String,
         store: Store,
         tls: Arc<rustls::ServerConfig>,
-        mx: &[SocketAddr],
-        submission: &[SocketAddr],
-        submissions: &[SocketAddr],
+        addrs: SmtpAddrs<'_>,
         shutdown: CancellationToken,
     ) -> Result<SmtpServer, SmtpError> {
         let session = Arc::new(SessionConfig {
@@ -69,26 +79,39 @@ impl SmtpServer {
             require_tls_for_auth: config.require_tls_for_auth,
         });
         let authenticator = MessageAuthenticator(crate::outbound::resolver(&config)?);
+        let max_connections = config.max_connections.max(1);
+        let acceptor = TlsAcceptor::from(tls);
         let shared = Arc::new(Shared {
             session,
-            tls: TlsAcceptor::from(tls),
+            tls: acceptor.clone(),
             idle: Duration::from_secs(config.idle_timeout_secs.max(1)),
+            preauth_idle: net.preauth_idle_timeout(),
+            handshake: net.tls_handshake_timeout(),
             total: Duration::from_secs(config.session_timeout_secs.max(1)),
-            connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             backend: Backend {
                 store,
                 limiter: AuthLimiter::new(config.limits()),
                 config: Arc::new(config),
-                hostname,
+                hostname: hostname.clone(),
                 authenticator,
             },
         });
-        let tasks = TaskTracker::new();
+        let edge = Edge::new(shutdown);
         let mut bound = [Vec::new(), Vec::new(), Vec::new()];
+        let refusal = {
+            let mut out = Vec::new();
+            Reply::new(
+                421,
+                (4, 7, 0),
+                format!("{hostname} Too many connections, try later"),
+            )
+            .write(&mut out);
+            out
+        };
         for (i, (kind, addrs)) in [
-            (Listener::Mx, mx),
-            (Listener::Submission, submission),
-            (Listener::Submissions, submissions),
+            (Listener::Mx, addrs.mx),
+            (Listener::Submission, addrs.submission),
+            (Listener::Submissions, addrs.submissions),
         ]
         .into_iter()
         .enumerate()
@@ -101,13 +124,22 @@ impl SmtpServer {
                         source,
                     })?;
                 bound[i].push(listener.local_addr()?);
-                tasks.spawn(accept_loop(
-                    listener,
-                    kind,
-                    shared.clone(),
-                    shutdown.clone(),
-                    tasks.clone(),
-                ));
+                let spec = ListenerSpec {
+                    limits: net.limits(kind.name(), max_connections, AtCapacity::Refuse),
+                    tls: (kind == Listener::Submissions).then(|| acceptor.clone()),
+                    refusal: refusal.clone(),
+                    proxy: net.proxy(kind.name()),
+                    handshake_timeout: net.tls_handshake_timeout(),
+                };
+                let (shared, shutdown) = (shared.clone(), edge.shutdown().clone());
+                edge.serve(listener, spec, move |conn| {
+                    let (shared, shutdown) = (shared.clone(), shutdown.clone());
+                    async move {
+                        if let Err(e) = connection(conn, kind, &shared, &shutdown).await {
+                            tracing::debug!(error = %e, "session ended with an error");
+                        }
+                    }
+                });
             }
         }
         let [mx, submission, submissions] = bound;
@@ -115,7 +147,7 @@ impl SmtpServer {
             mx,
             submission,
             submissions,
-            tasks,
+            edge,
         })
     }
 
@@ -130,58 +162,7 @@ impl SmtpServer {
 
     /// Completes when every listener has stopped and every session has ended after shutdown.
     pub async fn wait(self) {
-        self.tasks.close();
-        self.tasks.wait().await;
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    kind: Listener,
-    shared: Arc<Shared>,
-    shutdown: CancellationToken,
-    tasks: TaskTracker,
-) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let shared = shared.clone();
-        let shutdown = shutdown.clone();
-        let span = tracing::info_span!("smtp", service = kind.name(), %peer);
-        tasks.spawn(
-            async move {
-                let Ok(_permit) = shared.connections.clone().try_acquire_owned() else {
-                    let mut stream = stream;
-                    let mut out = Vec::new();
-                    Reply::new(
-                        421,
-                        (4, 7, 0),
-                        format!(
-                            "{} Too many connections, try later",
-                            shared.session.hostname
-                        ),
-                    )
-                    .write(&mut out);
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(5), stream.write_all(&out)).await;
-                    return;
-                };
-                if let Err(e) = connection(stream, peer, kind, &shared, &shutdown).await {
-                    tracing::debug!(error = %e, "session ended with an error");
-                }
-            }
-            .instrument(span),
-        );
+        self.edge.wait().await;
     }
 }
 
@@ -192,41 +173,24 @@ enum Outcome {
 }
 
 async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
+    conn: Connection,
     kind: Listener,
     shared: &Shared,
     shutdown: &CancellationToken,
 ) -> Result<(), SmtpError> {
-    let _ = stream.set_nodelay(true);
+    let Connection {
+        mut stream, peer, ..
+    } = conn;
     let deadline = Instant::now() + shared.total;
-    if kind == Listener::Submissions {
-        let mut tls = handshake(shared, stream).await?;
-        let mut session = Session::new(shared.session.clone(), kind, peer, true);
-        drive(&mut tls, &mut session, shared, peer, deadline, shutdown).await?;
-        return Ok(());
+    let mut session = Session::new(shared.session.clone(), kind, peer, stream.is_tls());
+    if let Outcome::StartTls =
+        drive(&mut stream, &mut session, shared, peer, deadline, shutdown).await?
+    {
+        stream.start_tls(&shared.tls, shared.handshake).await?;
+        session.tls_started();
+        drive(&mut stream, &mut session, shared, peer, deadline, shutdown).await?;
     }
-    let mut plain = stream;
-    let mut session = Session::new(shared.session.clone(), kind, peer, false);
-    match drive(&mut plain, &mut session, shared, peer, deadline, shutdown).await? {
-        Outcome::Closed => Ok(()),
-        Outcome::StartTls => {
-            let mut tls = handshake(shared, plain).await?;
-            session.tls_started();
-            drive(&mut tls, &mut session, shared, peer, deadline, shutdown).await?;
-            Ok(())
-        }
-    }
-}
-
-async fn handshake(
-    shared: &Shared,
-    stream: TcpStream,
-) -> Result<tokio_rustls::server::TlsStream<TcpStream>, SmtpError> {
-    match tokio::time::timeout(shared.idle, shared.tls.accept(stream)).await {
-        Ok(result) => Ok(result?),
-        Err(_) => Err(SmtpError::Io(std::io::ErrorKind::TimedOut.into())),
-    }
+    Ok(())
 }
 
 /// Runs the session over `stream` until it closes or asks for TLS.
@@ -243,9 +207,14 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
         match session.next_event() {
             Event::NeedInput => {
                 flush(stream, session, shared.idle).await?;
-                let wait = shared
-                    .idle
-                    .min(deadline.saturating_duration_since(Instant::now()));
+                // Submission clients log in at once; MX clients never log in and get RFC 5321's
+                // full timeout (§4.5.3.2.7).
+                let idle = if session.user().is_none() && session.listener() != Listener::Mx {
+                    shared.idle.min(shared.preauth_idle)
+                } else {
+                    shared.idle
+                };
+                let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
                 let read = tokio::select! {
                     _ = shutdown.cancelled() => {
                         session.shutdown(Reply::new(421, (4, 3, 2), format!("{} Service shutting down", shared.session.hostname)));
@@ -269,7 +238,12 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                 }
             }
-            Event::Action(action) => shared.backend.perform(session, action, peer.ip()).await,
+            Event::Action(action) => {
+                shared.backend.perform(session, action, peer.ip()).await;
+                if let Some(user) = session.user() {
+                    tracing::Span::current().record("user", user);
+                }
+            }
             Event::StartTls => {
                 flush(stream, session, shared.idle).await?;
                 return Ok(Outcome::StartTls);

@@ -331,6 +331,11 @@ impl Session {
         self.user.as_ref().map(|u| u.address.as_str())
     }
 
+    /// The kind of listener the client connected to.
+    pub fn listener(&self) -> Listener {
+        self.listener
+    }
+
     /// Whether the session is over (QUIT, too many errors, shutdown).
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)
