@@ -16,7 +16,16 @@ use hickory_resolver::TokioResolver;
 use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
 use smtp_support::{folder, inbox, python, wait_inbox, OwnDns, Raw, Sink, PASSWORD};
 
-both_backends!(signs_submissions_and_checks_mx_mail, dnsbl_and_greylisting);
+both_backends!(
+    signs_submissions_and_checks_mx_mail,
+    dnsbl_and_greylisting,
+    proxied_clients_are_checked_by_their_own_address
+);
+
+/// A load balancer allowed to speak the PROXY protocol to the MX.
+const BALANCER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 30);
+/// An address that is not.
+const UNTRUSTED_BALANCER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 31);
 
 /// The client address the published SPF record (`v=spf1 mx -all`) allows: the mail host's
 /// address in the external view.
@@ -30,6 +39,11 @@ const LISTED_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 6);
 /// (SPF `-all`, DMARC quarantine) and the block list bl.test, using itself as the resolver; it
 /// hosts example.test (alice, bob) and grey.test (carol, greylisted).
 async fn instance(db: Db, sink: &Sink) -> (Instance, Server, SocketAddr) {
+    instance_with(db, sink, "").await
+}
+
+/// [`instance`] with `more` TOML appended to its configuration.
+async fn instance_with(db: Db, sink: &Sink, more: &str) -> (Instance, Server, SocketAddr) {
     let zones = tempfile::tempdir().expect("zones dir");
     let mut dns = OwnDns::new(&zones.keep());
     dns.zone("example.test", "");
@@ -61,7 +75,8 @@ dmarc_policy = "reject"
 [mail.views.external]
 addresses = ["{MAIL_HOST_IP}"]
 
-{table}"#,
+{table}
+{more}"#,
         listener = dns.listener(),
         resolver = dns.addr(),
         sink = sink.addr.port(),
@@ -396,5 +411,44 @@ async fn dnsbl_and_greylisting(db: Db) {
         sample(&m, r#"postern_smtp_policy_refusals_total{reason="dnsbl"}"#),
         Some(1),
         "{m}"
+    );
+}
+
+/// Behind a load balancer speaking PROXY v2 (trusted source), the MX judges the client named
+/// in the header: the block list check refuses a listed client, the log names it; a connection
+/// from a source not trusted for the PROXY protocol is closed without a greeting.
+async fn proxied_clients_are_checked_by_their_own_address(db: Db) {
+    let sink = Sink::start();
+    let more = format!("[net.proxy_protocol]\nsmtp = [\"{BALANCER_IP}/32\"]\n");
+    let (_inst, server, _dns) = instance_with(db, &sink, &more).await;
+    let mx = server.addr("smtp");
+
+    let listed = std::net::SocketAddrV4::new(LISTED_IP, 40001);
+    let mut c = Raw::connect_proxied(mx, BALANCER_IP, listed);
+    assert!(c.cmd("EHLO mail.remote.test").starts_with("250"));
+    assert!(c.cmd("MAIL FROM:<ann@remote.test>").starts_with("250"));
+    let r = c.cmd("RCPT TO:<bob@example.test>");
+    assert!(r.starts_with("554 5.7.1") && r.contains("bl.test"), "{r}");
+    c.cmd("QUIT");
+    server.wait_for_log(&listed.to_string());
+
+    let clean = std::net::SocketAddrV4::new(STRANGER_IP, 40002);
+    let mut c = Raw::connect_proxied(mx, BALANCER_IP, clean);
+    assert!(c.cmd("EHLO mail.remote.test").starts_with("250"));
+    assert!(c.cmd("MAIL FROM:<ann@remote.test>").starts_with("250"));
+    let r = c.cmd("RCPT TO:<bob@example.test>");
+    assert!(r.starts_with("250"), "{r}");
+    c.cmd("QUIT");
+
+    let mut untrusted = smtp_support::socket2_connect(mx, UNTRUSTED_BALANCER_IP);
+    untrusted
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut untrusted, &mut got);
+    assert!(
+        got.is_empty(),
+        "untrusted source got {:?}",
+        String::from_utf8_lossy(&got)
     );
 }

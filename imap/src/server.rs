@@ -206,14 +206,15 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                         let refusal = Session::literal_too_big(tag.as_ref());
                         frag.skip_message();
                         write(&mut conn, &encode(&[refusal])).await?;
+                    } else if session.user().is_some() {
+                        // A non-synchronizing literal is already on its way (RFC 7888 §4): a
+                        // logged-in client's is read and dropped (memory stays at the
+                        // fragmentizer's cap), then the command is refused with TOOBIG.
+                        frag.poison_message();
                     } else {
-                        // A non-synchronizing literal is already on its way (RFC 7888 §4):
-                        // the only way not to read it is to close.
-                        write(
-                            &mut conn,
-                            &encode(&[Session::bye("Literal size too large")]),
-                        )
-                        .await?;
+                        // Before login, nobody is owed that much reading: say why and close.
+                        let bye = Session::bye("Literal size too large");
+                        write(&mut conn, &encode(&[bye])).await?;
                         return Ok(());
                     }
                 } else if lit == LiteralMode::Sync {
@@ -281,7 +282,8 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
         } else {
             PREAUTH_MAX_INPUT
         };
-        if frag.is_max_message_size_exceeded() || frag.message_bytes().len() > input_cap as usize {
+        let overflow = frag.is_max_message_size_exceeded() && !frag.is_message_poisoned();
+        if overflow || frag.message_bytes().len() > input_cap as usize {
             write(&mut conn, &encode(&[Session::bye("Input buffer full")])).await?;
             return Ok(());
         }
