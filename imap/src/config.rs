@@ -11,6 +11,10 @@ pub struct ImapConfig {
     /// Largest message APPEND accepts, and largest literal of any command, in bytes. Larger
     /// literals are refused before they are read (RFC 7888 §4, RFC 9051 `TOOBIG`).
     pub max_message_size: u32,
+    /// Bytes of large literals (APPEND messages) all connections together may hold in memory at
+    /// once; a connection announcing more waits (its socket is not read, so the client is held
+    /// back by TCP) until others finish. At least `max_message_size`.
+    pub literal_memory_budget: u64,
     /// Refuse LOGIN and AUTHENTICATE on port 143 until STARTTLS (RFC 3501 §6.2.3 LOGINDISABLED).
     pub login_disabled_without_tls: bool,
     /// How long an IDLE may last before the server ends the connection, in seconds (RFC 2177 §3:
@@ -31,6 +35,7 @@ impl Default for ImapConfig {
     fn default() -> Self {
         ImapConfig {
             max_message_size: 50 * 1024 * 1024,
+            literal_memory_budget: 256 * 1024 * 1024,
             login_disabled_without_tls: true,
             idle_timeout_secs: 30 * 60,
             inactivity_timeout_secs: 30 * 60,

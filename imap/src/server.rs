@@ -20,6 +20,7 @@ use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig, NetStre
 use postern_store::{AuthLimiter, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +40,12 @@ const PREAUTH_MAX_INPUT: u32 = 8 * 1024;
 /// Bytes read from the client at a time.
 const READ_BUFFER: usize = 16 * 1024;
 
+/// Literals up to this size are read without asking the shared literal budget.
+const SMALL_LITERAL: u32 = 64 * 1024;
+
+/// Unit of the literal budget's semaphore permits.
+const BUDGET_UNIT: u64 = 1024;
+
 /// A running IMAP server.
 pub struct ImapServer {
     plain: Vec<SocketAddr>,
@@ -55,6 +62,9 @@ struct Shared {
     handshake: Duration,
     preauth_idle: Duration,
     shutdown: CancellationToken,
+    /// [`ImapConfig::literal_memory_budget`] in [`BUDGET_UNIT`]s, shared by every connection.
+    literal_budget: Arc<Semaphore>,
+    budget_units: u32,
 }
 
 impl ImapServer {
@@ -72,6 +82,14 @@ impl ImapServer {
     ) -> Result<ImapServer, ImapError> {
         let max_connections = config.max_connections;
         let acceptor = TlsAcceptor::from(tls);
+        let budget_units = u32::try_from(
+            config
+                .literal_memory_budget
+                .max(u64::from(config.max_message_size))
+                / BUDGET_UNIT,
+        )
+        .unwrap_or(u32::MAX)
+        .min(Semaphore::MAX_PERMITS as u32);
         let shared = Arc::new(Shared {
             store,
             limiter: Arc::new(AuthLimiter::new(config.limits())),
@@ -80,6 +98,8 @@ impl ImapServer {
             handshake: net.tls_handshake_timeout(),
             preauth_idle: net.preauth_idle_timeout(),
             shutdown: shutdown.clone(),
+            literal_budget: Arc::new(Semaphore::new(budget_units as usize)),
+            budget_units,
         });
         let edge = Edge::new(shutdown);
         let mut server = ImapServer {
@@ -186,6 +206,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
     let mut mode = Mode::Command;
     let mut buf = vec![0u8; READ_BUFFER];
     let mut user_recorded = false;
+    let mut budget: Vec<OwnedSemaphorePermit> = Vec::new();
     loop {
         while let Some(info) = frag.progress() {
             let literal_cap = if session.user().is_some() {
@@ -217,8 +238,26 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                         write(&mut conn, &encode(&[bye])).await?;
                         return Ok(());
                     }
-                } else if lit == LiteralMode::Sync {
-                    write(&mut conn, b"+ Ready for literal data\r\n").await?;
+                } else {
+                    if length > SMALL_LITERAL {
+                        // Hold the socket (TCP then holds the client) until the literal fits
+                        // in the memory all connections share for large literals.
+                        let units = u32::try_from(u64::from(length).div_ceil(BUDGET_UNIT))
+                            .unwrap_or(u32::MAX)
+                            .min(shared.budget_units);
+                        tokio::select! {
+                            permit = shared.literal_budget.clone().acquire_many_owned(units) => {
+                                budget.extend(permit.ok());
+                            }
+                            _ = shared.shutdown.cancelled() => {
+                                write(&mut conn, &encode(&[Session::bye("Server shutting down")])).await?;
+                                return Ok(());
+                            }
+                        }
+                    }
+                    if lit == LiteralMode::Sync {
+                        write(&mut conn, b"+ Ready for literal data\r\n").await?;
+                    }
                 }
                 continue;
             }
@@ -250,6 +289,13 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                 },
             };
             write(&mut conn, &encode(&reply.responses)).await?;
+            if !budget.is_empty() || frag.message_bytes().len() > SMALL_LITERAL as usize {
+                // Give the large message's memory back: the budget, and the buffer's capacity
+                // (a fresh copy of the fragmentizer keeps the bytes read ahead, not the capacity).
+                budget.clear();
+                frag.skip_message();
+                frag = frag.clone();
+            }
             if !user_recorded {
                 if let Some(user) = session.user() {
                     tracing::Span::current().record("user", user.address.to_string());

@@ -26,6 +26,16 @@ line = m.readline()
 assert line.startswith(b"L2 NO [TOOBIG]"), line
 send_raw(m, b"L3 NOOP\r\n")
 assert read_until_tagged(m, "L3")[-1].startswith(b"L3 OK")
+# Large literals within the limit (read under the shared literal budget, buffers given back
+# afterwards), synchronizing and not, with a command pipelined right behind the second.
+big = b"Subject: big\r\n\r\n" + (b"y" * 78 + b"\r\n") * 5000
+send_raw(m, b"L4 APPEND Drafts {%d}\r\n" % len(big))
+assert m.readline().startswith(b"+"), "no continuation for a literal within the limit"
+send_raw(m, big + b"\r\n")
+assert read_until_tagged(m, "L4")[-1].startswith(b"L4 OK")
+send_raw(m, b"L5 APPEND Drafts {%d+}\r\n" % len(big) + big + b"\r\nL6 NOOP\r\n")
+assert read_until_tagged(m, "L5")[-1].startswith(b"L5 OK")
+assert read_until_tagged(m, "L6")[-1].startswith(b"L6 OK")
 m.logout()
 
 # STARTTLS injection: a command pipelined after STARTTLS in clear text must not be executed.
