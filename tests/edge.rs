@@ -64,13 +64,10 @@ fn greet(source: Ipv4Addr, port: u16, proto: &str, tls: bool) -> (f64, String) {
     (secs.parse().expect("seconds"), line.to_owned())
 }
 
-/// Everything a refused connection receives before the server closes it.
-fn read_all(mut s: TcpStream) -> Vec<u8> {
-    s.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let mut got = Vec::new();
-    let _ = s.read_to_end(&mut got);
-    got
+/// Everything a refused connection receives before the server closes it (which it must).
+fn read_all(s: TcpStream) -> Vec<u8> {
+    closed_within(s, Duration::from_secs(20))
+        .expect("the server did not close a refused connection")
 }
 
 /// The server's `/metrics`, read with a new API token.
@@ -309,4 +306,37 @@ async fn proxied_clients_are_counted_by_the_address_the_balancer_names() {
     let got = read_all(socket2_connect(imap, STRANGER));
     assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
     drop(held);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_server_closes_silent_and_half_sent_requests() {
+    let inst = Instance::new(Db::Sqlite, &["admin"], "").await;
+    let server = inst.start();
+    let admin = server.addr("admin");
+    let silent = TcpStream::connect(admin).expect("connect");
+    let mut half = TcpStream::connect(admin).expect("connect");
+    half.write_all(b"GET /login HTTP/1.1\r\nHost: admin\r\n")
+        .expect("send");
+    // Both end within the header-read (10 s) and idle (30 s) timeouts.
+    for s in [silent, half] {
+        let got = closed_within(s, Duration::from_secs(45))
+            .expect("the admin server kept an idle connection open");
+        let got = String::from_utf8_lossy(&got);
+        assert!(got.is_empty() || got.starts_with("HTTP/1.1 408"), "{got:?}");
+    }
+}
+
+/// What the server sent before closing `s`, or `None` if it did not close it within `limit`.
+fn closed_within(mut s: TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    s.set_read_timeout(Some(limit)).expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Some(got),
+            Err(_) => return None,
+        }
+    }
 }
