@@ -340,3 +340,31 @@ fn closed_within(mut s: TcpStream, limit: Duration) -> Option<Vec<u8>> {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_low_descriptor_limit_one_service_cannot_starve_the_others() {
+    raise_fd_limit();
+    let inst = Instance::new(Db::Sqlite, &["smtp", "imap", "admin"], "").await;
+    let server = inst.start_with_fd_limit(256);
+    // 300 idle admin connections from ten addresses (30 each, the per-client cap).
+    let mut held = Vec::new();
+    for i in 0..300 {
+        let source = Ipv4Addr::new(127, 0, 0, 40 + (i / 30) as u8);
+        held.push(socket2_connect(server.addr("admin"), source));
+    }
+    for (service, proto) in [("smtp", "smtp"), ("imap", "imap")] {
+        let (_, line) = greet(NEIGHBOUR, server.addr(service).port(), proto, false);
+        let expected = if proto == "smtp" { "220 " } else { "* OK" };
+        assert!(
+            line.starts_with(expected),
+            "{service} under an admin flood: {line:?}\n{}",
+            server.log()
+        );
+    }
+    assert!(
+        !server.log().contains("Too many open files"),
+        "{}",
+        server.log()
+    );
+    drop(held);
+}

@@ -2,8 +2,8 @@
 //! each listener a share of it so that one flooded service cannot take the descriptors the others
 //! (and the database, zone files and outbound connections) need.
 
-/// Descriptors kept back for everything that is not an inbound connection: database pool,
-/// outbound SMTP and DNS, files, inotify, log output.
+/// Descriptors kept back for everything that is not an inbound connection (database pool,
+/// outbound SMTP and DNS, files, inotify, log output): a quarter of the limit, at most this many.
 const RESERVED: u64 = 256;
 
 /// Raises the soft descriptor limit to the hard limit and returns the limit now in force.
@@ -32,7 +32,9 @@ pub fn raise_fd_limit() -> u64 {
 /// The connections each of `listeners` listeners may hold under a descriptor limit of `limit`
 /// (each connection is one descriptor; TLS adds none).
 pub fn descriptor_share(limit: u64, listeners: usize) -> usize {
-    let usable = limit.saturating_sub(RESERVED).max(listeners as u64);
+    let usable = limit
+        .saturating_sub(RESERVED.min(limit / 4))
+        .max(listeners as u64);
     usize::try_from(usable / listeners.max(1) as u64).unwrap_or(usize::MAX)
 }
 
@@ -43,7 +45,8 @@ mod tests {
     #[test]
     fn shares_split_what_is_left_after_the_reserve() {
         assert_eq!(descriptor_share(1280, 8), 128);
-        assert_eq!(descriptor_share(256, 4), 1);
+        assert_eq!(descriptor_share(256, 4), 48);
+        assert_eq!(descriptor_share(8, 16), 1);
         assert_eq!(descriptor_share(1_048_576, 1), 1_048_320);
         assert!(raise_fd_limit() >= 256);
     }

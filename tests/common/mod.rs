@@ -106,6 +106,31 @@ impl Instance {
 
     /// Starts `postern serve` and waits until it has published its listeners.
     pub fn start(&self) -> Server {
+        self.start_command(self.cli(&["serve"]))
+    }
+
+    /// [`Instance::start`] with the descriptor limit (soft and hard) lowered to `limit`, as
+    /// `ulimit -n` would.
+    pub fn start_with_fd_limit(&self, limit: u64) -> Server {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = self.cli(&["serve"]);
+        // SAFETY: setrlimit is async-signal-safe and touches only the child's own limits.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        self.start_command(cmd)
+    }
+
+    fn start_command(&self, mut cmd: Command) -> Server {
         let log = self
             .dir
             .path()
@@ -113,8 +138,7 @@ impl Instance {
         let log_file = std::fs::File::create(&log).expect("log file");
         let listeners_file = self.data_dir().join("listeners.json");
         let _ = std::fs::remove_file(&listeners_file);
-        let child = self
-            .cli(&["serve"])
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)
