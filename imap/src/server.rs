@@ -14,7 +14,7 @@ use imap_codec::imap_types::response::Response;
 use imap_codec::{
     AuthenticateDataCodec, CommandCodec, GreetingCodec, IdleDoneCodec, ResponseCodec,
 };
-use postern_store::{AuthLimiter, Store};
+use postern_store::Store;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -46,7 +46,6 @@ pub struct ImapServer {
 struct Shared {
     store: Store,
     config: Arc<ImapConfig>,
-    limiter: Arc<AuthLimiter>,
     acceptor: TlsAcceptor,
     shutdown: CancellationToken,
     slots: Arc<Semaphore>,
@@ -65,7 +64,6 @@ impl ImapServer {
     ) -> Result<ImapServer, ImapError> {
         let shared = Arc::new(Shared {
             store,
-            limiter: Arc::new(AuthLimiter::new(config.limits())),
             slots: Arc::new(Semaphore::new(config.max_connections)),
             config: Arc::new(config),
             acceptor: TlsAcceptor::from(tls),
@@ -231,13 +229,7 @@ async fn connection(
         conn.start_tls(&shared.acceptor).await?;
     }
     let config = shared.config.clone();
-    let mut session = Session::new(
-        shared.store.clone(),
-        config.clone(),
-        shared.limiter.clone(),
-        peer,
-        implicit,
-    );
+    let mut session = Session::new(shared.store.clone(), config.clone(), peer, implicit);
     let limit = config.max_message_size;
     let new_fragmentizer = || Fragmentizer::new(limit.saturating_add(COMMAND_OVERHEAD));
     let mut frag = new_fragmentizer();

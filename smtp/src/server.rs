@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mail_auth::MessageAuthenticator;
-use postern_store::{AuthLimiter, Store};
+use postern_store::Store;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -77,7 +77,6 @@ impl SmtpServer {
             connections: Arc::new(Semaphore::new(config.max_connections.max(1))),
             backend: Backend {
                 store,
-                limiter: AuthLimiter::new(config.limits()),
                 config: Arc::new(config),
                 hostname,
                 authenticator,

@@ -87,6 +87,14 @@ impl SaslLogin {
         Ok((login, step))
     }
 
+    /// The challenge the exchange waits to have answered: `Username:`, then `Password:`.
+    pub fn challenge(&self) -> &'static [u8] {
+        match self.username {
+            None => LOGIN_USERNAME_CHALLENGE,
+            Some(_) => LOGIN_PASSWORD_CHALLENGE,
+        }
+    }
+
     /// Feeds the client's (decoded) answer to the last challenge.
     pub fn respond(&mut self, answer: &[u8]) -> Result<LoginStep, SaslError> {
         let text = std::str::from_utf8(answer).map_err(|_| SaslError::NotUtf8)?;
@@ -133,6 +141,7 @@ mod tests {
     fn login() {
         let (mut l, step) = SaslLogin::start(None).unwrap();
         assert_eq!(step, LoginStep::Challenge(LOGIN_USERNAME_CHALLENGE));
+        assert_eq!(l.challenge(), LOGIN_USERNAME_CHALLENGE);
         assert_eq!(
             l.respond(b"alice").unwrap(),
             LoginStep::Challenge(LOGIN_PASSWORD_CHALLENGE)
@@ -146,6 +155,7 @@ mod tests {
         );
         let (mut l, step) = SaslLogin::start(Some(b"bob")).unwrap();
         assert_eq!(step, LoginStep::Challenge(LOGIN_PASSWORD_CHALLENGE));
+        assert_eq!(l.challenge(), LOGIN_PASSWORD_CHALLENGE);
         assert!(matches!(l.respond(b"secret"), Ok(LoginStep::Done(_))));
         assert_eq!(
             SaslLogin::start(Some(b"\xff")).unwrap_err(),
