@@ -358,7 +358,11 @@ print(code, round(time.time() - t, 2))
     // attempts per minute, then "try again later"...
     for i in 0..3 {
         let src = format!("127.0.1.{}", 10 + i);
-        assert_eq!(login(&src, "nobody@example.test", "x").0, 535, "warm-up {i}");
+        assert_eq!(
+            login(&src, "nobody@example.test", "x").0,
+            535,
+            "warm-up {i}"
+        );
     }
     assert_eq!(login("127.0.1.10", "bob@example.test", "nope").0, 535);
     assert_eq!(login("127.0.1.11", "bob@example.test", "nope").0, 535);

@@ -188,7 +188,10 @@ mod tests {
     #[test]
     #[ignore = "a measurement, not a check"]
     fn verify_time() {
-        let stored = argon2().hash_password(b"correct horse").unwrap().to_string();
+        let stored = argon2()
+            .hash_password(b"correct horse")
+            .unwrap()
+            .to_string();
         let parsed = PasswordHash::new(&stored).unwrap();
         let mut ms: Vec<f64> = (0..20)
             .map(|_| {
@@ -198,7 +201,10 @@ mod tests {
             })
             .collect();
         ms.sort_by(f64::total_cmp);
-        println!("Argon2id verify: fastest {:.1} ms, median {:.1} ms", ms[0], ms[10]);
+        println!(
+            "Argon2id verify: fastest {:.1} ms, median {:.1} ms",
+            ms[0], ms[10]
+        );
     }
 
     #[tokio::test]

@@ -61,11 +61,12 @@ fn parallel_reservations_never_exceed_the_address_limit() {
         throttled(l.reserve_at(a, "user0@example.test", t + Duration::from_secs(60)));
     assert_eq!(rule, Rule::Address);
     assert_eq!(retry, Duration::from_secs(15 * 60 + 5 - 60));
-    allowed(l.reserve_at(
+    let (s, _) = allowed(l.reserve_at(
         a,
         "user0@example.test",
         failed_at + Duration::from_secs(15 * 60),
     ));
+    l.release(s);
 }
 
 #[test]
@@ -99,7 +100,8 @@ fn release_frees_the_slot() {
     let (s, _) = allowed(l.reserve_at(a, "alice", t));
     throttled(l.reserve_at(a, "alice", t));
     l.release(s);
-    allowed(l.reserve_at(a, "alice", t));
+    let (s, _) = allowed(l.reserve_at(a, "alice", t));
+    l.release(s);
 }
 
 #[test]
@@ -214,7 +216,8 @@ fn ipv6_clients_are_keyed_by_their_64() {
     let (s, _) = allowed(l.reserve_at(ip("2001:db8:1:2:ffff::9"), "b", t));
     l.failure_at(s, t);
     throttled(l.reserve_at(ip("2001:db8:1:2::abcd"), "c", t));
-    allowed(l.reserve_at(ip("2001:db8:1:3::1"), "c", t));
+    let (s, _) = allowed(l.reserve_at(ip("2001:db8:1:3::1"), "c", t));
+    l.release(s);
     assert_eq!(
         ClientKey::from(ip("::ffff:192.0.2.1")),
         ClientKey::from(ip("192.0.2.1"))
