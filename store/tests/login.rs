@@ -14,6 +14,7 @@ both_backends!(
     parallel_attempts_never_exceed_the_budget,
     one_budget_for_every_service,
     old_hashes_are_upgraded_on_login,
+    distributed_guessing_never_locks_the_account,
 );
 
 fn ip(s: &str) -> IpAddr {
@@ -305,4 +306,66 @@ async fn old_hashes_are_upgraded_on_login(db: &TestDb) {
             .await,
         LoginOutcome::Success(_)
     ));
+}
+
+/// The tester's finding: 36 wrong passwords over 4 addresses used to lock the real user out of
+/// every new address. Now guessing only slows the guessers down.
+async fn distributed_guessing_never_locks_the_account(db: &TestDb) {
+    let config = LoginConfig {
+        max_slowdown_secs: 0,
+        ..LoginConfig::default()
+    };
+    let store = Store::open_with(&db.url, config).await.unwrap();
+    store.add_domain("example.test").await.unwrap();
+    store
+        .add_user("alice@example.test", "pw-alice", 0)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .login(attempt(
+                Service::Imap,
+                "198.51.100.1",
+                "alice@example.test",
+                "pw-alice"
+            ))
+            .await,
+        LoginOutcome::Success(_)
+    ));
+    let mut throttled = 0;
+    for i in 0..36 {
+        let client = format!("203.0.113.{}", i % 4);
+        match store
+            .login(attempt(
+                Service::Smtp,
+                &client,
+                "alice@example.test",
+                "guess",
+            ))
+            .await
+        {
+            LoginOutcome::Failed => {}
+            LoginOutcome::Throttled { .. } => throttled += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(throttled > 0, "the guessers were slowed down");
+    for client in ["198.51.100.1", "192.0.2.77"] {
+        let started = Instant::now();
+        assert!(
+            matches!(
+                store
+                    .login(attempt(
+                        Service::Imap,
+                        client,
+                        "alice@example.test",
+                        "pw-alice"
+                    ))
+                    .await,
+                LoginOutcome::Success(_)
+            ),
+            "known-good and fresh addresses still get in ({client})"
+        );
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
 }

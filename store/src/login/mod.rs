@@ -101,8 +101,8 @@ impl Store {
     pub async fn login(&self, attempt: LoginAttempt<'_>) -> LoginOutcome<User> {
         let normalized = normalize_address(attempt.username).ok();
         let account = match &normalized {
-            Some(a) => format!("user:{a}"),
-            None => format!("user:{}", attempt.username.to_lowercase()),
+            Some(a) => account_key("user", &a.to_string()),
+            None => account_key("user", &attempt.username.to_lowercase()),
         };
         let lookup = async {
             let Some(a) = normalized.as_ref() else {
@@ -130,7 +130,7 @@ impl Store {
     /// Checks an administrator's login through the same limiter as every other login (admin
     /// names have their own account keys, so `admin` the admin and a user are never confused).
     pub async fn login_admin(&self, attempt: LoginAttempt<'_>) -> LoginOutcome<Admin> {
-        let account = format!("admin:{}", attempt.username);
+        let account = account_key("admin", attempt.username);
         let lookup = async {
             let row =
                 sqlx::query("SELECT id, username, password_hash FROM admins WHERE username = $1")
@@ -169,7 +169,7 @@ impl Store {
     ) -> LoginOutcome<T> {
         let service = attempt.service.label();
         let client = attempt.client;
-        let username = attempt.username;
+        let username = loggable(attempt.username);
         let (slot, wait) = match self.limiter.reserve(client, &account) {
             Decision::Throttled { retry_after, rule } => {
                 count_decision("throttled");
@@ -275,6 +275,36 @@ impl Store {
     }
 }
 
+/// Longest login name kept as it is in limiter keys and logs; no valid address is longer
+/// (RFC 5321 §4.5.3.1: 64 + 1 + 255 octets).
+const MAX_NAME_LEN: usize = 320;
+
+/// The limiter's key for an account: `kind:name`, or a SHA-256 of an over-long name, so that a
+/// client sending huge names cannot make the limiter's maps huge.
+fn account_key(kind: &str, name: &str) -> String {
+    if name.len() <= MAX_NAME_LEN {
+        format!("{kind}:{name}")
+    } else {
+        use sha2::{Digest, Sha256};
+        format!(
+            "{kind}:sha256:{}",
+            hex::encode(Sha256::digest(name.as_bytes()))
+        )
+    }
+}
+
+/// A login name as it may appear in a log line: at most [`MAX_NAME_LEN`] bytes.
+fn loggable(name: &str) -> &str {
+    if name.len() <= MAX_NAME_LEN {
+        return name;
+    }
+    let mut end = MAX_NAME_LEN;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
 fn count_decision(decision: &'static str) {
     metrics::counter!("postern_login_limiter_total", "decision" => decision).increment(1);
 }
@@ -282,4 +312,16 @@ fn count_decision(decision: &'static str) {
 fn count_result(service: &'static str, result: &'static str) {
     metrics::counter!("postern_logins_total", "service" => service, "result" => result)
         .increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_names_are_bounded() {
+        let long = "é".repeat(1000);
+        assert!(super::account_key("user", &long).len() < 100);
+        assert_eq!(super::account_key("admin", "root"), "admin:root");
+        assert!(super::loggable(&long).len() <= super::MAX_NAME_LEN);
+        assert_eq!(super::loggable("alice"), "alice");
+    }
 }
