@@ -119,7 +119,7 @@ struct Bucket {
 #[derive(Debug, Default)]
 struct State {
     next_id: u64,
-    /// Reserved and failed slots per client, oldest first.
+    /// Reserved and failed slots per client, in reservation order.
     by_client: HashMap<ClientKey, VecDeque<Entry>>,
     buckets: HashMap<String, Bucket>,
     /// (account, client) pairs that logged in successfully, and when last.
@@ -168,11 +168,11 @@ impl Limiter {
             None => 0,
         };
         if failures >= cfg.failures_per_address.max(1) as usize {
+            // Failures are re-dated when reported, so the deque is not strictly ordered.
             let oldest = s
                 .by_client
                 .get(&client)
-                .and_then(|q| q.front())
-                .map(|e| e.at);
+                .and_then(|q| q.iter().map(|e| e.at).min());
             let retry_after =
                 oldest.map_or(window, |t| (t + window).saturating_duration_since(now));
             return Decision::Throttled {
