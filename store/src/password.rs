@@ -2,8 +2,8 @@
 //! by design ([`M_COST_KIB`] per hash), so it runs on the blocking pool, never on the async workers,
 //! and at most one hash per CPU core runs at a time: a flood of logins then queues instead of
 //! multiplying memory and starving other work. Verifications of attempts from addresses with
-//! failures (see [`crate::login`]) may hold at most half of the permits, so a guesser cannot make
-//! the real user's login queue behind their guesses.
+//! failures (see [`crate::login`]) may hold at most half of the permits, so guesses from
+//! addresses that already failed cannot fill the pool in front of other logins.
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
