@@ -58,6 +58,9 @@ pub struct Config {
     /// Connection limits, timeouts and PROXY protocol sources of every TCP listener (`[net]`).
     #[serde(default = "default_net")]
     pub net: Spanned<postern_net::NetConfig>,
+    /// Login limits shared by SMTP AUTH, IMAP and the admin UI (`[login]`).
+    #[serde(default)]
+    pub login: postern_store::LoginConfig,
 }
 
 fn default_net() -> Spanned<postern_net::NetConfig> {
@@ -307,6 +310,24 @@ mod tests {
         assert_eq!(l.config.log_level.get_ref(), "info");
         assert!(l.config.listeners.smtp.get_ref().is_empty());
         assert!(l.config.tls.is_none());
+        assert_eq!(l.config.login, postern_store::LoginConfig::default());
+    }
+
+    #[test]
+    fn login_limits_are_one_table() {
+        let l = parse(
+            "[login]\nfailures_per_address = 5\naccount_attempts_per_minute = 2\n",
+            Path::new("/srv/p.toml"),
+        )
+        .unwrap();
+        assert_eq!(l.config.login.failures_per_address, 5);
+        assert_eq!(l.config.login.account_attempts_per_minute, 2);
+        assert_eq!(l.config.login.window_secs, 900);
+        // The old per-service keys are gone.
+        let e = err("[smtp]\nauth_max_failures_per_address = 3\n");
+        assert!(e.contains("auth_max_failures_per_address"), "{e}");
+        let e = err("[imap]\nauth_failures_per_address = 3\n");
+        assert!(e.contains("auth_failures_per_address"), "{e}");
     }
 
     #[test]

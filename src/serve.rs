@@ -32,9 +32,10 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
     let data_dir = loaded.config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data_dir {}", data_dir.display()))?;
-    let store = postern_store::Store::open(&loaded.database_url())
-        .await
-        .context("opening the database")?;
+    let store =
+        postern_store::Store::open_with(&loaded.database_url(), loaded.config.login.clone())
+            .await
+            .context("opening the database")?;
     let certs = Certificates::load(
         loaded.config.tls.as_ref(),
         &data_dir,

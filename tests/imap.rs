@@ -18,7 +18,7 @@ both_backends!(
     imap_mbsync_both_ways,
 );
 
-/// IMAP settings for tests: small literal limit, quick lockout.
+/// IMAP settings for tests: small literal limit.
 const IMAP_CONFIG: &str = "[imap]\nmax_message_size = 1048576\n";
 
 /// An instance with IMAP on both ports, domain example.test and the given users (password
@@ -121,7 +121,7 @@ async fn imap_security(db: Db) {
     let (_inst, server) = instance(
         db,
         &["alice@example.test"],
-        "auth_failures_per_address = 4\n",
+        "[login]\nfailures_per_address = 4\n",
     )
     .await;
     python(&server, "security.py", &[]);

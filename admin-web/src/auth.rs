@@ -1,6 +1,6 @@
 //! Who is asking: admin browser sessions (cookie + CSRF token on every form), API bearer tokens,
-//! and mail users on the self-service page. Login attempts are rate limited per client address and
-//! account with the store's [`postern_store::AuthLimiter`].
+//! and mail users on the self-service page. Passwords are checked by the store's one login service
+//! ([`postern_store::Store::login`]), which every other service shares.
 
 use std::net::SocketAddr;
 
@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use postern_store::{AdminSession, SessionKind, UserSession, Verdict};
+use postern_store::{AdminSession, LoginOutcome, SessionKind, UserSession};
 use subtle::ConstantTimeEq;
 
 use crate::state::Shared;
@@ -146,42 +146,54 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     }
 }
 
-/// Applies the login rate limit, then `check`; records the outcome. `Err` carries a message for
-/// the login form.
-pub(crate) async fn limited_login<T, F>(
-    state: &Shared,
-    ip: std::net::IpAddr,
-    account: &str,
-    check: F,
-) -> Result<T, String>
-where
-    F: std::future::Future<Output = Result<Option<T>, postern_store::StoreError>>,
-{
-    match state.limiter.check(ip, account) {
-        Verdict::Locked(left) => {
-            metrics::counter!("postern_logins_total", "service" => "admin-web", "result" => "locked").increment(1);
-            return Err(format!(
-                "Too many failed logins. Try again in {} minutes.",
-                left.as_secs() / 60 + 1
-            ));
+/// Why a login form is shown again instead of logging in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LoginRefusal {
+    /// Wrong name or password.
+    Wrong,
+    /// The store's login limiter refused the attempt unverified.
+    Throttled(std::time::Duration),
+    /// The store could not check the login.
+    Unavailable,
+}
+
+impl LoginRefusal {
+    /// Takes a [`LoginOutcome`] from [`postern_store::Store::login`] or `login_admin` apart.
+    pub(crate) fn check<T>(outcome: LoginOutcome<T>) -> Result<T, LoginRefusal> {
+        match outcome {
+            LoginOutcome::Success(found) => Ok(found),
+            LoginOutcome::Failed => Err(LoginRefusal::Wrong),
+            LoginOutcome::Throttled { retry_after } => Err(LoginRefusal::Throttled(retry_after)),
+            LoginOutcome::Unavailable => Err(LoginRefusal::Unavailable),
         }
-        Verdict::Allow(delay) => tokio::time::sleep(delay).await,
     }
-    match check.await {
-        Ok(Some(found)) => {
-            metrics::counter!("postern_logins_total", "service" => "admin-web", "result" => "success").increment(1);
-            state.limiter.success(ip, account);
-            Ok(found)
+
+    /// The message shown under the password field.
+    pub(crate) fn message(self) -> String {
+        match self {
+            LoginRefusal::Wrong => "Wrong name or password.".to_owned(),
+            LoginRefusal::Throttled(after) => format!(
+                "Too many failed logins. Try again in {} minutes.",
+                after.as_secs().div_ceil(60).max(1)
+            ),
+            LoginRefusal::Unavailable => {
+                "The server could not check the login; try again later.".to_owned()
+            }
         }
-        Ok(None) => {
-            metrics::counter!("postern_logins_total", "service" => "admin-web", "result" => "failure").increment(1);
-            state.limiter.failure(ip, account);
-            tracing::warn!(%ip, account, "admin web login failed");
-            Err("Wrong name or password.".to_owned())
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "login check failed");
-            Err("The server could not check the login; see the log.".to_owned())
+    }
+
+    /// `page` (the form with [`LoginRefusal::message`]) with the matching status: 400 for wrong
+    /// credentials, 429 with `Retry-After` when throttled (RFC 6585 §4), 503 when the store failed.
+    pub(crate) fn respond(self, page: maud::Markup) -> Response {
+        match self {
+            LoginRefusal::Wrong => (StatusCode::BAD_REQUEST, page).into_response(),
+            LoginRefusal::Throttled(after) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, after.as_secs().max(1).to_string())],
+                page,
+            )
+                .into_response(),
+            LoginRefusal::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, page).into_response(),
         }
     }
 }

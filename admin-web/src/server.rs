@@ -48,7 +48,6 @@ impl AdminServer {
         let state = Arc::new(AppState {
             services,
             config,
-            limiter: postern_store::AuthLimiter::default(),
             https: tls.is_some(),
             started: Instant::now(),
         });

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use postern_store::{AuthLimiter, Store};
+use postern_store::Store;
 
 use crate::config::AdminConfig;
 
@@ -61,7 +61,6 @@ pub struct Services {
 pub(crate) struct AppState {
     pub services: Services,
     pub config: AdminConfig,
-    pub limiter: AuthLimiter,
     /// Whether the listener speaks HTTPS (cookies then get `Secure`).
     pub https: bool,
     pub started: Instant,

@@ -25,10 +25,6 @@ pub struct ImapConfig {
     pub inactivity_timeout_secs: u64,
     /// Most simultaneous connections; further ones are greeted with BYE.
     pub max_connections: usize,
-    /// Failed logins per client address within 15 minutes before it is locked out.
-    pub auth_failures_per_address: u32,
-    /// Failed logins per account (from addresses not known good) before the account is locked.
-    pub auth_failures_per_account: u32,
 }
 
 impl Default for ImapConfig {
@@ -40,8 +36,6 @@ impl Default for ImapConfig {
             idle_timeout_secs: 30 * 60,
             inactivity_timeout_secs: 30 * 60,
             max_connections: 1000,
-            auth_failures_per_address: 10,
-            auth_failures_per_account: 30,
         }
     }
 }
@@ -55,14 +49,5 @@ impl ImapConfig {
     /// [`ImapConfig::inactivity_timeout_secs`] as a duration.
     pub fn inactivity_timeout(&self) -> Duration {
         Duration::from_secs(self.inactivity_timeout_secs)
-    }
-
-    /// The login rate limits for [`postern_store::AuthLimiter`].
-    pub fn limits(&self) -> postern_store::LimitConfig {
-        postern_store::LimitConfig {
-            per_address: self.auth_failures_per_address,
-            per_account: self.auth_failures_per_account,
-            ..postern_store::LimitConfig::default()
-        }
     }
 }

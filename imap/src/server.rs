@@ -17,7 +17,7 @@ use imap_codec::{
     AuthenticateDataCodec, CommandCodec, GreetingCodec, IdleDoneCodec, ResponseCodec,
 };
 use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig, NetStream};
-use postern_store::{AuthLimiter, Store};
+use postern_store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -57,7 +57,6 @@ pub struct ImapServer {
 struct Shared {
     store: Store,
     config: Arc<ImapConfig>,
-    limiter: Arc<AuthLimiter>,
     acceptor: TlsAcceptor,
     handshake: Duration,
     preauth_idle: Duration,
@@ -92,7 +91,6 @@ impl ImapServer {
         .min(Semaphore::MAX_PERMITS as u32);
         let shared = Arc::new(Shared {
             store,
-            limiter: Arc::new(AuthLimiter::new(config.limits())),
             config: Arc::new(config),
             acceptor: acceptor.clone(),
             handshake: net.tls_handshake_timeout(),
@@ -191,7 +189,6 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
     let mut session = Session::new(
         shared.store.clone(),
         config.clone(),
-        shared.limiter.clone(),
         peer.ip(),
         conn.is_tls(),
     );

@@ -1,4 +1,4 @@
-//! Performs a session's actions against the store: rate-limited logins, sender ownership,
+//! Performs a session's actions against the store: logins (through the store's one login service), sender ownership,
 //! recipient resolution with quota checks, and durable acceptance of messages.
 
 use std::collections::BTreeSet;
@@ -9,7 +9,8 @@ use std::time::Duration;
 use hickory_resolver::TokioResolver;
 use mail_auth::MessageAuthenticator;
 use postern_store::{
-    normalize_address, AuthLimiter, DeliveryOutcome, Greylist, Incoming, Resolution, Store, Verdict,
+    normalize_address, DeliveryOutcome, Greylist, Incoming, LoginAttempt, LoginOutcome, Resolution,
+    Service, Store,
 };
 
 use crate::auth::{self, Disposition};
@@ -21,11 +22,10 @@ use crate::session::{
     Action, AuthResult, Delivery, DeliveryResult, RecipientResult, SenderResult, Session,
 };
 
-/// What sessions share: the store, the login limiter, the settings and the resolver used for
-/// mail authentication and block lists.
+/// What sessions share: the store (which owns the login service), the settings and the resolver
+/// used for mail authentication and block lists.
 pub(crate) struct Backend {
     pub store: Store,
-    pub limiter: AuthLimiter,
     pub config: Arc<SmtpConfig>,
     pub hostname: String,
     pub authenticator: MessageAuthenticator,
@@ -37,23 +37,6 @@ impl Backend {
         match action {
             Action::Authenticate { username, password } => {
                 let result = self.authenticate(ip, &username, &password).await;
-                let outcome = match &result {
-                    AuthResult::Success { address, .. } => {
-                        tracing::info!(user = %address, "authenticated");
-                        "success"
-                    }
-                    AuthResult::Failed => {
-                        tracing::warn!(%ip, username, "authentication failed");
-                        "failure"
-                    }
-                    AuthResult::Locked => {
-                        tracing::warn!(%ip, username, "authentication refused: locked out");
-                        "locked"
-                    }
-                    AuthResult::Unavailable => "unavailable",
-                };
-                metrics::counter!("postern_logins_total", "service" => "smtp", "result" => outcome)
-                    .increment(1);
                 session.auth_result(result);
             }
             Action::CheckSender {
@@ -115,29 +98,23 @@ impl Backend {
         }
     }
 
-    /// Checks a login through the shared limiter (slow down, then lock out; RFC 4954 §4).
+    /// Checks a login with the store's one login service (limiter, verification, metrics and
+    /// logs are all there; RFC 4954 §6 for the 454 when it refuses unverified).
     async fn authenticate(&self, ip: IpAddr, username: &str, password: &str) -> AuthResult {
-        match self.limiter.check(ip, username) {
-            Verdict::Locked(_) => return AuthResult::Locked,
-            Verdict::Allow(delay) if !delay.is_zero() => tokio::time::sleep(delay).await,
-            Verdict::Allow(_) => {}
-        }
-        match self.store.authenticate(username, password).await {
-            Ok(Some(user)) => {
-                self.limiter.success(ip, username);
-                AuthResult::Success {
-                    user_id: user.id,
-                    address: user.address.to_string(),
-                }
-            }
-            Ok(None) => {
-                self.limiter.failure(ip, username);
-                AuthResult::Failed
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "authentication check failed");
-                AuthResult::Unavailable
-            }
+        let attempt = LoginAttempt {
+            service: Service::Smtp,
+            client: ip,
+            username,
+            password,
+        };
+        match self.store.login(attempt).await {
+            LoginOutcome::Success(user) => AuthResult::Success {
+                user_id: user.id,
+                address: user.address.to_string(),
+            },
+            LoginOutcome::Failed => AuthResult::Failed,
+            LoginOutcome::Throttled { .. } => AuthResult::Throttled,
+            LoginOutcome::Unavailable => AuthResult::Unavailable,
         }
     }
 

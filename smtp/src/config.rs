@@ -1,9 +1,8 @@
 //! The `[smtp]` table of `postern.toml`: limits, timeouts, the outbound queue's retry schedule, the
-//! resolver used for MX lookups, login rate limits, MTA-STS and the MX's mail checks.
+//! resolver used for MX lookups, MTA-STS and the MX's mail checks.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -27,16 +26,6 @@ pub struct SmtpConfig {
     pub session_timeout_secs: u64,
     /// Refuse AUTH on connections without TLS (RFC 8314 §3; RFC 4954 §4).
     pub require_tls_for_auth: bool,
-    /// Failed logins per client address before it is locked out.
-    pub auth_max_failures_per_address: u32,
-    /// Failed logins per account (from addresses not known good) before it is locked out.
-    pub auth_max_failures_per_account: u32,
-    /// Failed logins after which each further attempt is delayed.
-    pub auth_slow_after: u32,
-    /// Seconds a lockout lasts.
-    pub auth_lockout_secs: u64,
-    /// Seconds over which failed logins are counted.
-    pub auth_window_secs: u64,
     /// Seconds a queued message is retried before it bounces (RFC 5321 §4.5.4.1: 4–5 days).
     pub queue_lifetime_secs: u64,
     /// Seconds before the first retry; each further retry waits twice as long.
@@ -95,11 +84,6 @@ impl Default for SmtpConfig {
             idle_timeout_secs: 300,
             session_timeout_secs: 1800,
             require_tls_for_auth: true,
-            auth_max_failures_per_address: 10,
-            auth_max_failures_per_account: 30,
-            auth_slow_after: 3,
-            auth_lockout_secs: 900,
-            auth_window_secs: 900,
             queue_lifetime_secs: 5 * 24 * 3600,
             retry_initial_secs: 300,
             retry_max_secs: 4 * 3600,
@@ -124,18 +108,6 @@ impl Default for SmtpConfig {
 }
 
 impl SmtpConfig {
-    /// The login rate limits for [`postern_store::AuthLimiter`].
-    pub fn limits(&self) -> postern_store::LimitConfig {
-        postern_store::LimitConfig {
-            per_address: self.auth_max_failures_per_address.max(1),
-            per_account: self.auth_max_failures_per_account.max(1),
-            slow_after: self.auth_slow_after,
-            window: Duration::from_secs(self.auth_window_secs),
-            lockout: Duration::from_secs(self.auth_lockout_secs),
-            ..postern_store::LimitConfig::default()
-        }
-    }
-
     /// Whether mail for `domain` is greylisted.
     pub fn greylists(&self, domain: &str) -> bool {
         self.greylist_domains

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use mail_auth::MessageAuthenticator;
 use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig};
-use postern_store::{AuthLimiter, Store};
+use postern_store::Store;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -90,7 +90,6 @@ impl SmtpServer {
             total: Duration::from_secs(config.session_timeout_secs.max(1)),
             backend: Backend {
                 store,
-                limiter: AuthLimiter::new(config.limits()),
                 config: Arc::new(config),
                 hostname: hostname.clone(),
                 authenticator,

@@ -14,6 +14,8 @@ use base64::Engine;
 use smtp_proto::request::receiver::{BdatReceiver, DataReceiver, LineReceiver, RequestReceiver};
 use smtp_proto::{EhloResponse, Request};
 
+use postern_store::sasl::{self, LoginStep, SaslError, SaslLogin};
+
 use crate::reply::Reply;
 
 /// Which listener a session arrived on; it decides what is offered and required.
@@ -116,8 +118,9 @@ pub enum AuthResult {
     },
     /// Wrong name or password.
     Failed,
-    /// Too many failures from this client or for this account (RFC 4954 §6: 454 4.7.0).
-    Locked,
+    /// Refused unverified by the login limiter: too many failures from this client, or the
+    /// account is being guessed at (RFC 4954 §6: 454 4.7.0).
+    Throttled,
     /// The check could not be made (database down).
     Unavailable,
 }
@@ -246,8 +249,7 @@ struct Transaction {
 enum State {
     Command,
     AuthPlain(LineReceiver<()>),
-    AuthLoginUser(LineReceiver<()>),
-    AuthLoginPassword(LineReceiver<()>, String),
+    AuthLogin(LineReceiver<()>, SaslLogin),
     Data(DataReceiver),
     Bdat(BdatReceiver),
     /// An action is outstanding; input is not processed until its result arrives.
@@ -428,23 +430,13 @@ impl Session {
                     None
                 }
             },
-            State::AuthLoginUser(mut line) => match self.read_line(&mut line) {
+            State::AuthLogin(mut line, login) => match self.read_line(&mut line) {
                 Some(text) => {
                     self.state = State::Command;
-                    self.auth_login_user(&text)
+                    self.auth_login_response(login, &text)
                 }
                 None => {
-                    self.state = State::AuthLoginUser(line);
-                    None
-                }
-            },
-            State::AuthLoginPassword(mut line, username) => match self.read_line(&mut line) {
-                Some(text) => {
-                    self.state = State::Command;
-                    self.auth_login_password(username, &text)
-                }
-                None => {
-                    self.state = State::AuthLoginPassword(line, username);
+                    self.state = State::AuthLogin(line, login);
                     None
                 }
             },
@@ -744,13 +736,20 @@ impl Session {
                 None
             }
             smtp_proto::AUTH_PLAIN => self.auth_plain_response(&initial),
-            smtp_proto::AUTH_LOGIN if initial.is_empty() => {
-                // Outlook expects exactly these challenges ("Username:", "Password:").
-                self.out.extend_from_slice(b"334 VXNlcm5hbWU6\r\n");
-                self.state = State::AuthLoginUser(LineReceiver::new(()));
-                None
+            smtp_proto::AUTH_LOGIN => {
+                let initial = if initial.is_empty() {
+                    None
+                } else {
+                    match self.sasl_decode(&initial) {
+                        Ok(d) => Some(d),
+                        Err(e) => return e,
+                    }
+                };
+                match SaslLogin::start(initial.as_deref()) {
+                    Ok((login, step)) => self.auth_login_step(login, step),
+                    Err(_) => self.auth_failed(),
+                }
             }
-            smtp_proto::AUTH_LOGIN => self.auth_login_user(&initial),
             _ => self.error(Reply::new(
                 504,
                 (5, 5, 4),
@@ -773,54 +772,49 @@ impl Session {
             .map_err(|_| self.error(Reply::new(501, (5, 5, 2), "Cannot decode base64 response")))
     }
 
+    /// A PLAIN response (RFC 4616), decoded by the store's shared SASL decoder.
     fn auth_plain_response(&mut self, text: &str) -> Option<Event> {
         let decoded = match self.sasl_decode(text) {
             Ok(d) => d,
             Err(e) => return e,
         };
-        // authzid NUL authcid NUL passwd (RFC 4616 §2).
-        let mut parts = decoded.split(|&b| b == 0);
-        let (Some(authz), Some(authc), Some(password), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return self.error(Reply::new(501, (5, 5, 2), "Malformed PLAIN response"));
-        };
-        let (Ok(authz), Ok(username), Ok(password)) = (
-            std::str::from_utf8(authz),
-            std::str::from_utf8(authc),
-            std::str::from_utf8(password),
-        ) else {
-            return self.error(Reply::new(501, (5, 5, 2), "Malformed PLAIN response"));
-        };
-        if !authz.is_empty() && !authz.eq_ignore_ascii_case(username) {
-            return self.auth_failed();
+        match sasl::decode_plain(&decoded) {
+            Ok(c) => self.wait(Action::Authenticate {
+                username: c.username,
+                password: c.password,
+            }),
+            Err(SaslError::AuthzidMismatch) => self.auth_failed(),
+            Err(_) => self.error(Reply::new(501, (5, 5, 2), "Malformed PLAIN response")),
         }
-        self.wait(Action::Authenticate {
-            username: username.to_owned(),
-            password: password.to_owned(),
-        })
     }
 
-    fn auth_login_user(&mut self, text: &str) -> Option<Event> {
+    /// Sends the next LOGIN challenge (`Username:`, `Password:`; Outlook expects exactly these)
+    /// or, once both answers are in, asks for the login check.
+    fn auth_login_step(&mut self, login: SaslLogin, step: LoginStep) -> Option<Event> {
+        match step {
+            LoginStep::Challenge(challenge) => {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(challenge);
+                self.out
+                    .extend_from_slice(format!("334 {encoded}\r\n").as_bytes());
+                self.state = State::AuthLogin(LineReceiver::new(()), login);
+                None
+            }
+            LoginStep::Done(c) => self.wait(Action::Authenticate {
+                username: c.username,
+                password: c.password,
+            }),
+        }
+    }
+
+    fn auth_login_response(&mut self, mut login: SaslLogin, text: &str) -> Option<Event> {
         let decoded = match self.sasl_decode(text) {
             Ok(d) => d,
             Err(e) => return e,
         };
-        let username = String::from_utf8_lossy(&decoded).into_owned();
-        self.out.extend_from_slice(b"334 UGFzc3dvcmQ6\r\n");
-        self.state = State::AuthLoginPassword(LineReceiver::new(()), username);
-        None
-    }
-
-    fn auth_login_password(&mut self, username: String, text: &str) -> Option<Event> {
-        let decoded = match self.sasl_decode(text) {
-            Ok(d) => d,
-            Err(e) => return e,
-        };
-        let Ok(password) = String::from_utf8(decoded) else {
-            return self.auth_failed();
-        };
-        self.wait(Action::Authenticate { username, password })
+        match login.respond(&decoded) {
+            Ok(step) => self.auth_login_step(login, step),
+            Err(_) => self.auth_failed(),
+        }
     }
 
     fn auth_failed(&mut self) -> Option<Event> {
@@ -860,7 +854,7 @@ impl Session {
             AuthResult::Failed => {
                 self.auth_failed();
             }
-            AuthResult::Locked => {
+            AuthResult::Throttled => {
                 self.error(Reply::new(
                     454,
                     (4, 7, 0),

@@ -37,6 +37,8 @@ pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
     pub(crate) changes: Changes,
+    /// The one login limiter of the process (see [`crate::login`]).
+    pub(crate) limiter: std::sync::Arc<crate::login::Limiter>,
 }
 
 impl std::fmt::Debug for Store {
@@ -58,8 +60,15 @@ const SQLITE_PRAGMAS: [&str; 4] = [
 
 impl Store {
     /// Connects to `url` (`sqlite://PATH` or `postgres://...`), creating a SQLite file if missing,
-    /// and runs the pending migrations of that backend.
+    /// and runs the pending migrations of that backend; logins use the default limits.
     pub async fn open(url: &str) -> Result<Store> {
+        Store::open_with(url, crate::LoginConfig::default()).await
+    }
+
+    /// [`Store::open`] with the login limits of the `[login]` table; every clone of the store
+    /// shares the one limiter made here.
+    pub async fn open_with(url: &str, login: crate::LoginConfig) -> Result<Store> {
+        let limiter = std::sync::Arc::new(crate::login::Limiter::new(login));
         sqlx::any::install_default_drivers();
         let backend = Backend::from_str(url)?;
         let store = match backend {
@@ -83,6 +92,7 @@ impl Store {
                     pool,
                     backend,
                     changes,
+                    limiter,
                 }
             }
             Backend::Postgres => {
@@ -96,6 +106,7 @@ impl Store {
                     pool,
                     backend,
                     changes: Changes::postgres(url).await?,
+                    limiter,
                 }
             }
         };

@@ -8,18 +8,19 @@
 mod address;
 mod admin;
 mod aliases;
-mod auth_limit;
 mod changes;
 mod db;
 mod dns;
 mod domains;
 mod error;
+pub mod login;
 mod mail_auth;
 mod mailboxes;
 mod messages;
 mod parsed;
-mod password;
+pub mod password;
 mod queue;
+pub mod sasl;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;
@@ -27,12 +28,12 @@ mod users;
 pub use address::{normalize_address, normalize_domain, Address};
 pub use admin::{Admin, AdminSession, SessionKind, UserSession};
 pub use aliases::{Alias, Resolution};
-pub use auth_limit::{AuthLimiter, LimitConfig, Verdict};
 pub use changes::{Change, MailboxEvent};
 pub use db::{Backend, Store};
 pub use dns::{DnsRecord, MANAGED_TYPES};
 pub use domains::Domain;
 pub use error::{Result, StoreError};
+pub use login::{LoginAttempt, LoginConfig, LoginOutcome, Service};
 pub use mail_auth::{DkimAlgorithm, DkimKey, DkimState, Greylist};
 pub use mailboxes::{Mailbox, DEFAULT_MAILBOXES};
 pub use messages::{

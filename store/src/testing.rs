@@ -88,6 +88,61 @@ impl Drop for TestDb {
     }
 }
 
+/// An Argon2id hash of `password` with other costs (`m_cost` KiB, `t_cost` iterations), as an
+/// older release would have stored it.
+pub fn legacy_hash(password: &str, m_cost: u32, t_cost: u32) -> String {
+    crate::password::hash_with_costs(password, m_cost, t_cost).expect("valid Argon2 costs")
+}
+
+/// The stored password hash of a user (`table = "users"`, `name` an address) or an administrator
+/// (`table = "admins"`, `name` the admin name).
+pub async fn stored_hash(store: &Store, table: &str, name: &str) -> String {
+    use sqlx::Row;
+    let row = match table {
+        "users" => {
+            let a = crate::normalize_address(name).expect("address");
+            sqlx::query(
+                "SELECT u.password_hash FROM users u JOIN domains d ON d.id = u.domain_id \
+                 WHERE d.name = $1 AND u.local_part = $2",
+            )
+            .bind(a.domain)
+            .bind(a.local)
+            .fetch_one(&store.pool)
+            .await
+        }
+        _ => {
+            sqlx::query("SELECT password_hash FROM admins WHERE username = $1")
+                .bind(name.to_owned())
+                .fetch_one(&store.pool)
+                .await
+        }
+    }
+    .expect("account exists");
+    row.try_get("password_hash").expect("password_hash")
+}
+
+/// Replaces a stored password hash directly (to plant a hash made with old parameters).
+pub async fn set_stored_hash(store: &Store, table: &str, name: &str, hash: &str) {
+    let result = match table {
+        "users" => {
+            let user = store.user(name).await.expect("query").expect("user exists");
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                .bind(hash.to_owned())
+                .bind(user.id)
+                .execute(&store.pool)
+                .await
+        }
+        _ => {
+            sqlx::query("UPDATE admins SET password_hash = $1 WHERE username = $2")
+                .bind(hash.to_owned())
+                .bind(name.to_owned())
+                .execute(&store.pool)
+                .await
+        }
+    };
+    assert_eq!(result.expect("update").rows_affected(), 1);
+}
+
 /// `postgres://u:p@h:port/db?x` with `db` replaced by `name`.
 fn replace_db_name(url: &str, name: &str) -> String {
     let (head, query) = match url.split_once('?') {

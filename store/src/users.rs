@@ -33,7 +33,11 @@ macro_rules! select_users {
     };
 }
 
-fn user_from_row(r: &AnyRow) -> Result<User> {
+/// The user row (with `password_hash`) for `$1` = domain, `$2` = local part.
+pub(crate) const SELECT_USER_BY_ADDRESS: &str =
+    select_users!("WHERE d.name = $1 AND u.local_part = $2");
+
+pub(crate) fn user_from_row(r: &AnyRow) -> Result<User> {
     Ok(User {
         id: get(r, "id")?,
         address: Address {
@@ -97,7 +101,7 @@ impl Store {
         let Ok(address) = normalize_address(address) else {
             return Ok(None);
         };
-        let row = sqlx::query(select_users!("WHERE d.name = $1 AND u.local_part = $2"))
+        let row = sqlx::query(SELECT_USER_BY_ADDRESS)
             .bind(&address.domain)
             .bind(&address.local)
             .fetch_optional(&self.pool)
@@ -124,12 +128,13 @@ impl Store {
         rows.iter().map(user_from_row).collect()
     }
 
-    /// Checks a login. Returns the user only if the password matches and the user is enabled; an
-    /// unknown address costs the same hashing time as a known one.
+    /// Checks a password without the login limiter or metrics: only for tests (feature
+    /// `testing`). Network services use [`Store::login`].
+    #[cfg(feature = "testing")]
     pub async fn authenticate(&self, address: &str, password: &str) -> Result<Option<User>> {
         let found = match normalize_address(address) {
             Ok(a) => {
-                sqlx::query(select_users!("WHERE d.name = $1 AND u.local_part = $2"))
+                sqlx::query(SELECT_USER_BY_ADDRESS)
                     .bind(&a.domain)
                     .bind(&a.local)
                     .fetch_optional(&self.pool)
@@ -144,7 +149,9 @@ impl Store {
             ),
             None => (None, None),
         };
-        let ok = password::verify(password, hash).await;
+        let ok = password::verify(password, hash, password::Lane::Normal)
+            .await
+            .ok;
         Ok(user.filter(|u| ok && !u.disabled))
     }
 

@@ -1,5 +1,5 @@
 """Bad syntax gets BAD, oversized literals are refused before they are sent, STARTTLS command
-injection is discarded, and repeated login failures are locked out."""
+injection is discarded, and after repeated login failures an address is refused."""
 import imaplib
 import socket
 import ssl
@@ -51,7 +51,7 @@ line = tf.readline()
 assert line.startswith(b"S3 OK"), line
 tls.close()
 
-# Rate limiting: after repeated failures the address is locked out, even with the right password.
+# Rate limiting: after repeated failures the address is refused, even with the right password.
 locked = False
 for i in range(12):
     m = connect()

@@ -6,10 +6,11 @@ use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::{html, Markup};
+use postern_store::{LoginAttempt, Service};
 use serde::Deserialize;
 
 use super::{field, invalid, layout, Errors};
-use crate::auth::{csrf_ok, internal, limited_login, set_cookie, ClientIp, MaybeUser, USER_COOKIE};
+use crate::auth::{csrf_ok, internal, set_cookie, ClientIp, LoginRefusal, MaybeUser, USER_COOKIE};
 use crate::state::Shared;
 
 fn login_page(address: &str, errors: &Errors) -> Markup {
@@ -62,26 +63,25 @@ pub(crate) struct LoginForm {
     password: String,
 }
 
-/// `POST /account/login`: rate limited like every login.
+/// `POST /account/login`: checked by the store's login service, like every login.
 pub(crate) async fn login(
     State(state): State<Shared>,
     ClientIp(ip): ClientIp,
     Form(f): Form<LoginForm>,
 ) -> Response {
     let store = &state.services.store;
-    let user = match limited_login(
-        &state,
-        ip,
-        &f.address,
-        store.authenticate(&f.address, &f.password),
-    )
-    .await
-    {
+    let attempt = LoginAttempt {
+        service: Service::Account,
+        client: ip,
+        username: &f.address,
+        password: &f.password,
+    };
+    let user = match LoginRefusal::check(store.login(attempt).await) {
         Ok(u) => u,
-        Err(msg) => {
+        Err(refusal) => {
             let mut e = Errors::default();
-            e.add("password", msg);
-            return invalid(login_page(&f.address, &e));
+            e.add("password", refusal.message());
+            return refusal.respond(login_page(&f.address, &e));
         }
     };
     match store.create_user_session(user.id, 3600).await {
@@ -120,21 +120,26 @@ pub(crate) async fn password(
         errors.add("repeat", "The new passwords differ.");
     } else {
         let store = &state.services.store;
-        match limited_login(
-            &state,
-            ip,
-            &s.address,
-            store.authenticate(&s.address, &f.current),
-        )
-        .await
-        {
+        let attempt = LoginAttempt {
+            service: Service::Account,
+            client: ip,
+            username: &s.address,
+            password: &f.current,
+        };
+        match LoginRefusal::check(store.login(attempt).await) {
             Ok(_) => match store.set_password(&s.address, &f.new).await {
                 Ok(()) => {
                     return account_page(&s.address, &s.csrf_token, &errors, true).into_response()
                 }
                 Err(e) => errors = Errors::from_store("new", &e),
             },
-            Err(msg) => errors.add("current", msg),
+            Err(refusal) => {
+                errors.add("current", refusal.message());
+                if refusal != LoginRefusal::Wrong {
+                    let page = account_page(&s.address, &s.csrf_token, &errors, false);
+                    return refusal.respond(page);
+                }
+            }
         }
     }
     invalid(account_page(&s.address, &s.csrf_token, &errors, false))

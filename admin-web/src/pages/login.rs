@@ -5,11 +5,11 @@ use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::html;
-use postern_store::SessionKind;
+use postern_store::{LoginAttempt, Service, SessionKind};
 use serde::Deserialize;
 
-use super::{field, invalid, layout, Errors};
-use crate::auth::{cookie, internal, limited_login, set_cookie, AdminPage, ClientIp, ADMIN_COOKIE};
+use super::{field, layout, Errors};
+use crate::auth::{cookie, internal, set_cookie, AdminPage, ClientIp, LoginRefusal, ADMIN_COOKIE};
 use crate::state::Shared;
 
 fn page(username: &str, errors: &Errors) -> maud::Markup {
@@ -39,26 +39,25 @@ pub(crate) struct LoginForm {
     password: String,
 }
 
-/// `POST /login`: rate limited; sets the session cookie and goes to the dashboard.
+/// `POST /login`: checked by the store's login service (shared limits); sets the session cookie and goes to the dashboard.
 pub(crate) async fn submit(
     State(state): State<Shared>,
     ClientIp(ip): ClientIp,
     Form(f): Form<LoginForm>,
 ) -> Response {
     let store = &state.services.store;
-    let admin = match limited_login(
-        &state,
-        ip,
-        &f.username,
-        store.authenticate_admin(&f.username, &f.password),
-    )
-    .await
-    {
+    let attempt = LoginAttempt {
+        service: Service::AdminWeb,
+        client: ip,
+        username: &f.username,
+        password: &f.password,
+    };
+    let admin = match LoginRefusal::check(store.login_admin(attempt).await) {
         Ok(a) => a,
-        Err(msg) => {
+        Err(refusal) => {
             let mut errors = Errors::default();
-            errors.add("password", msg);
-            return invalid(page(&f.username, &errors));
+            errors.add("password", refusal.message());
+            return refusal.respond(page(&f.username, &errors));
         }
     };
     let ttl = state.config.session_ttl;

@@ -17,7 +17,8 @@ use imap_codec::imap_types::response::{
     StatusKind,
 };
 use imap_codec::imap_types::IntoStatic;
-use postern_store::{AuthLimiter, Change, Store, StoreError, User};
+use postern_store::sasl::{self, LoginStep, SaslError, SaslLogin};
+use postern_store::{Change, LoginAttempt, LoginOutcome, Service, Store, StoreError, User};
 use tokio::sync::broadcast;
 
 pub(crate) use selected::{flag_items, Selected};
@@ -123,7 +124,6 @@ pub(crate) fn bad(msg: &str) -> Failure {
 pub struct Session {
     pub(crate) store: Store,
     pub(crate) config: Arc<ImapConfig>,
-    limiter: Arc<AuthLimiter>,
     peer: IpAddr,
     tls: bool,
     pub(crate) user: Option<User>,
@@ -134,21 +134,24 @@ pub struct Session {
     pub(crate) condstore: bool,
     changes: Option<broadcast::Receiver<Change>>,
     pending: Option<Tag<'static>>,
+    /// The SASL exchange of a pending AUTHENTICATE (RFC 3501 §6.2.2).
+    sasl: Option<Mechanism>,
+}
+
+/// A SASL mechanism in progress.
+enum Mechanism {
+    /// PLAIN (RFC 4616): one response.
+    Plain,
+    /// LOGIN: user name, then password, each after a challenge.
+    Login(SaslLogin),
 }
 
 impl Session {
     /// A session for a client at `peer`; `tls` if the connection is already encrypted.
-    pub fn new(
-        store: Store,
-        config: Arc<ImapConfig>,
-        limiter: Arc<AuthLimiter>,
-        peer: IpAddr,
-        tls: bool,
-    ) -> Session {
+    pub fn new(store: Store, config: Arc<ImapConfig>, peer: IpAddr, tls: bool) -> Session {
         Session {
             store,
             config,
-            limiter,
             peer,
             tls,
             user: None,
@@ -157,6 +160,7 @@ impl Session {
             condstore: false,
             changes: None,
             pending: None,
+            sasl: None,
         }
     }
 
@@ -193,7 +197,7 @@ impl Session {
             if self.login_disabled() {
                 caps.push("LOGINDISABLED");
             } else {
-                caps.push("AUTH=PLAIN");
+                caps.extend(["AUTH=PLAIN", "AUTH=LOGIN"]);
             }
         } else {
             caps.extend([
@@ -299,9 +303,7 @@ impl Session {
                     .unwrap_or_else(|_| CommandContinuationRequest::base64(Vec::new())),
             )),
             Next::Authenticate => {
-                responses.push(Response::CommandContinuationRequest(
-                    CommandContinuationRequest::base64(Vec::new()),
-                ));
+                responses.push(self.challenge());
             }
             _ => {}
         }
@@ -413,9 +415,24 @@ impl Session {
                 next: Next::Continue,
             };
         };
-        let outcome = match line {
-            AuthenticateData::Cancel => Err(bad("Authentication cancelled")),
-            AuthenticateData::Continue(data) => self.sasl_plain(data.declassify()).await,
+        let outcome = match (line, self.sasl.take()) {
+            (AuthenticateData::Cancel, _) => Err(bad("Authentication cancelled")),
+            (AuthenticateData::Continue(data), Some(Mechanism::Login(mut login))) => {
+                match login.respond(data.declassify()) {
+                    Ok(LoginStep::Challenge(_)) => {
+                        // Password next: the tag stays pending.
+                        self.sasl = Some(Mechanism::Login(login));
+                        self.pending = Some(tag);
+                        return Reply {
+                            responses: vec![self.challenge()],
+                            next: Next::Authenticate,
+                        };
+                    }
+                    Ok(LoginStep::Done(c)) => self.login(&c.username, &c.password).await,
+                    Err(_) => Err(bad("LOGIN response is not UTF-8")),
+                }
+            }
+            (AuthenticateData::Continue(data), _) => self.sasl_plain(data.declassify()).await,
         };
         let response = match outcome {
             Ok(done) => tagged(&tag, StatusKind::Ok, done.code, done.text),
@@ -437,8 +454,18 @@ impl Session {
         bye(reason)
     }
 
-    /// Checks a login with rate limiting (RFC 3501 §6.2.3; `AuthLimiter`) and enters the
-    /// authenticated state.
+    /// The continuation request of a pending AUTHENTICATE: empty for PLAIN (RFC 4616 §2 lets
+    /// the client speak first), the next challenge for LOGIN.
+    fn challenge(&self) -> Response<'static> {
+        let challenge = match &self.sasl {
+            Some(Mechanism::Login(l)) => l.challenge().to_vec(),
+            _ => Vec::new(),
+        };
+        Response::CommandContinuationRequest(CommandContinuationRequest::base64(challenge))
+    }
+
+    /// Checks a login with the store's one login service (RFC 3501 §6.2.3; limits, metrics and
+    /// logs are there) and enters the authenticated state.
     pub(crate) async fn login(&mut self, username: &str, password: &str) -> Outcome {
         if self.user.is_some() {
             return Err(bad("Already authenticated"));
@@ -449,63 +476,45 @@ impl Session {
                 "Use STARTTLS first".into(),
             ));
         }
-        match self.limiter.check(self.peer, username) {
-            postern_store::Verdict::Locked(_) => {
-                metrics::counter!("postern_logins_total", "service" => "imap", "result" => "locked").increment(1);
-                return Err(Failure::No(
-                    Some(code_other("UNAVAILABLE")),
-                    "Too many failed logins, try again later".into(),
-                ));
-            }
-            postern_store::Verdict::Allow(delay) => {
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
-            }
-        }
-        match self.store.authenticate(username, password).await? {
-            Some(user) => {
-                self.limiter.success(self.peer, username);
-                metrics::counter!("postern_logins_total", "service" => "imap", "result" => "success").increment(1);
-                tracing::info!(user = %user.address, peer = %self.peer, "imap login");
+        let attempt = LoginAttempt {
+            service: Service::Imap,
+            client: self.peer,
+            username,
+            password,
+        };
+        match self.store.login(attempt).await {
+            LoginOutcome::Success(user) => {
                 self.changes = Some(self.store.subscribe());
                 self.user = Some(user);
                 Ok(Done::ok("Logged in").code(Code::Capability(self.capabilities())))
             }
-            None => {
-                self.limiter.failure(self.peer, username);
-                metrics::counter!("postern_logins_total", "service" => "imap", "result" => "failure").increment(1);
-                tracing::info!(user = username, peer = %self.peer, "imap login failed");
-                Err(Failure::No(
-                    Some(code_other("AUTHENTICATIONFAILED")),
-                    "Invalid credentials".into(),
-                ))
-            }
+            LoginOutcome::Failed => Err(Failure::No(
+                Some(code_other("AUTHENTICATIONFAILED")),
+                "Invalid credentials".into(),
+            )),
+            // RFC 5530 §3: UNAVAILABLE, a temporary failure.
+            LoginOutcome::Throttled { .. } => Err(Failure::No(
+                Some(code_other("UNAVAILABLE")),
+                "Too many failed logins, try again later".into(),
+            )),
+            LoginOutcome::Unavailable => Err(Failure::No(
+                Some(code_other("UNAVAILABLE")),
+                "Cannot check logins now, try again later".into(),
+            )),
         }
     }
 
-    /// SASL PLAIN (RFC 4616): `authzid NUL authcid NUL password`.
+    /// SASL PLAIN (RFC 4616), decoded by the store's shared decoder.
     pub(crate) async fn sasl_plain(&mut self, data: &[u8]) -> Outcome {
-        let mut parts = data.split(|&b| b == 0);
-        let (Some(authz), Some(authc), Some(pass), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad("Malformed PLAIN response"));
-        };
-        let (Ok(authz), Ok(authc), Ok(pass)) = (
-            std::str::from_utf8(authz),
-            std::str::from_utf8(authc),
-            std::str::from_utf8(pass),
-        ) else {
-            return Err(bad("PLAIN response is not UTF-8"));
-        };
-        if !authz.is_empty() && !authz.eq_ignore_ascii_case(authc) {
-            return Err(Failure::No(
+        match sasl::decode_plain(data) {
+            Ok(c) => self.login(&c.username, &c.password).await,
+            Err(SaslError::AuthzidMismatch) => Err(Failure::No(
                 Some(code_other("AUTHORIZATIONFAILED")),
                 "Cannot act as another user".into(),
-            ));
+            )),
+            Err(SaslError::NotUtf8) => Err(bad("PLAIN response is not UTF-8")),
+            Err(SaslError::Malformed) => Err(bad("Malformed PLAIN response")),
         }
-        self.login(authc, pass).await
     }
 
     /// Leaves the selected state (CLOSE, UNSELECT, a new SELECT).
@@ -560,7 +569,8 @@ impl Session {
                 if self.user.is_some() {
                     return Err(bad("Already authenticated"));
                 }
-                if !mechanism.as_ref().eq_ignore_ascii_case("PLAIN") {
+                let plain = mechanism.as_ref().eq_ignore_ascii_case("PLAIN");
+                if !plain && !mechanism.as_ref().eq_ignore_ascii_case("LOGIN") {
                     return Err(no("Unsupported mechanism"));
                 }
                 if self.login_disabled() {
@@ -569,14 +579,21 @@ impl Session {
                         "Use STARTTLS first".into(),
                     ));
                 }
-                match initial_response {
-                    Some(ir) => self.sasl_plain(ir.declassify()).await,
-                    None => {
-                        let mut done = Done::ok("");
-                        done.next = Next::Authenticate;
-                        Ok(done)
+                let initial = initial_response.map(|ir| ir.declassify().to_vec());
+                if plain {
+                    if let Some(ir) = initial {
+                        return self.sasl_plain(&ir).await;
+                    }
+                    self.sasl = Some(Mechanism::Plain);
+                } else {
+                    match SaslLogin::start(initial.as_deref()) {
+                        Ok((login, _)) => self.sasl = Some(Mechanism::Login(login)),
+                        Err(_) => return Err(bad("LOGIN response is not UTF-8")),
                     }
                 }
+                let mut done = Done::ok("");
+                done.next = Next::Authenticate;
+                Ok(done)
             }
             C::Id { .. } => Ok(Done::ok("ID completed").with(vec![data(Data::Id {
                 parameters: Some(vec![(

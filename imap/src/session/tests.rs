@@ -7,24 +7,23 @@ use imap_codec::decode::Decoder;
 use imap_codec::encode::Encoder;
 use imap_codec::{CommandCodec, ResponseCodec};
 use postern_store::testing::TestDb;
-use postern_store::{AuthLimiter, Flags, LimitConfig, Store};
+use postern_store::{Flags, LoginConfig, Store};
 
 use super::{Next, Session};
 use crate::config::ImapConfig;
 
 async fn setup(db: &TestDb, tls: bool) -> (Store, Session) {
-    let store = db.open().await;
+    let limits = LoginConfig {
+        failures_per_address: 3,
+        ..LoginConfig::default()
+    };
+    let store = Store::open_with(&db.url, limits).await.unwrap();
     store.add_domain("example.test").await.unwrap();
     store.add_user("alice@example.test", "pw", 0).await.unwrap();
     store.add_user("bob@example.test", "pw", 0).await.unwrap();
-    let limiter = Arc::new(AuthLimiter::new(LimitConfig {
-        per_address: 3,
-        ..LimitConfig::default()
-    }));
     let session = Session::new(
         store.clone(),
         Arc::new(ImapConfig::default()),
-        limiter,
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         tls,
     );
@@ -191,4 +190,57 @@ async fn wrong_state_and_unsupported_commands_are_bad() {
     assert!(out.starts_with("c BAD"), "{out}");
     let (out, _) = run(&mut s, "d SELECT INBOX (QRESYNC (1 1))").await;
     assert!(out.starts_with("d BAD"), "{out}");
+}
+
+/// Feeds one AUTHENTICATE data line (given in clear, sent base64) and returns the encoded replies.
+async fn auth_line(s: &mut Session, clear: &[u8]) -> (String, Next) {
+    use base64::Engine;
+    let line = format!(
+        "{}\r\n",
+        base64::engine::general_purpose::STANDARD.encode(clear)
+    );
+    let (_, data) = imap_codec::AuthenticateDataCodec::default()
+        .decode(line.as_bytes())
+        .expect("parses");
+    let reply = s.authenticate_data(data).await;
+    let codec = ResponseCodec::default();
+    let text = reply
+        .responses
+        .iter()
+        .map(|r| String::from_utf8(codec.encode(r).dump()).unwrap())
+        .collect();
+    (text, reply.next)
+}
+
+#[tokio::test]
+async fn authenticate_plain_and_login() {
+    let db = TestDb::sqlite();
+    let (_store, mut s) = setup(&db, true).await;
+    let (out, _) = run(&mut s, "a CAPABILITY").await;
+    assert!(out.contains("AUTH=PLAIN AUTH=LOGIN"), "{out}");
+    // LOGIN: "Username:" and "Password:" challenges, then the tagged result.
+    let (out, next) = run(&mut s, "b AUTHENTICATE LOGIN").await;
+    assert_eq!(
+        (out.as_str(), next),
+        ("+ VXNlcm5hbWU6\r\n", Next::Authenticate)
+    );
+    let (out, next) = auth_line(&mut s, b"alice@example.test").await;
+    assert_eq!(
+        (out.as_str(), next),
+        ("+ UGFzc3dvcmQ6\r\n", Next::Authenticate)
+    );
+    let (out, next) = auth_line(&mut s, b"pw").await;
+    assert!(out.starts_with("b OK [CAPABILITY"), "{out}");
+    assert_eq!(next, Next::Continue);
+
+    // PLAIN without an initial response; an authzid naming someone else is refused.
+    let (_store, mut s) = setup(&TestDb::sqlite(), true).await;
+    let (out, _) = run(&mut s, "c AUTHENTICATE PLAIN").await;
+    assert_eq!(out, "+ \r\n");
+    let (out, _) = auth_line(&mut s, b"bob@example.test\0alice@example.test\0pw").await;
+    assert!(out.starts_with("c NO [AUTHORIZATIONFAILED]"), "{out}");
+    let (out, _) = run(&mut s, "d AUTHENTICATE PLAIN").await;
+    assert_eq!(out, "+ \r\n");
+    let (out, _) = auth_line(&mut s, b"\0alice@example.test\0pw").await;
+    assert!(out.starts_with("d OK"), "{out}");
 }

@@ -65,7 +65,9 @@ impl T {
         match action {
             Action::Authenticate { username, password } => {
                 let ok = username == "alice@example.test" && password == "secret";
-                self.s.auth_result(if ok {
+                self.s.auth_result(if username == "busy@example.test" {
+                    AuthResult::Throttled
+                } else if ok {
                     AuthResult::Success {
                         user_id: 1,
                         address: username,
@@ -277,6 +279,37 @@ fn auth_login_uses_outlook_challenges() {
         t.send(b"AUTH LOGIN\r\n").starts_with("503 5.5.1"),
         "already authenticated"
     );
+}
+
+#[test]
+fn auth_login_initial_response_authzid_and_throttling() {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let mut t = T::new(Listener::Submissions, true);
+    t.send(b"EHLO c.test\r\n");
+    // RFC 4954 §4: the initial response of LOGIN is the user name.
+    let r = t.send(format!("AUTH LOGIN {}\r\n", b64("alice@example.test")).as_bytes());
+    assert_eq!(r, "334 UGFzc3dvcmQ6\r\n");
+    let r = t.send(format!("{}\r\n", b64("secret")).as_bytes());
+    assert!(r.starts_with("235 2.7.0"), "{r}");
+    // RFC 4616: an authorization identity naming someone else is refused.
+    let mut t = T::new(Listener::Submissions, true);
+    t.send(b"EHLO c.test\r\n");
+    let r = t.send(
+        format!(
+            "AUTH PLAIN {}\r\n",
+            b64("bob@example.test\0alice@example.test\0secret")
+        )
+        .as_bytes(),
+    );
+    assert!(r.starts_with("535 5.7.8"), "{r}");
+    // An empty password is malformed PLAIN, not a login attempt.
+    let r = t.send(format!("AUTH PLAIN {}\r\n", b64("\0alice@example.test\0")).as_bytes());
+    assert!(r.starts_with("501 5.5.2"), "{r}");
+    // The login service refused unverified: 454 4.7.0 (RFC 4954 §6), the session goes on.
+    let r = t.send(format!("AUTH PLAIN {}\r\n", b64("\0busy@example.test\0secret")).as_bytes());
+    assert!(r.starts_with("454 4.7.0"), "{r}");
+    let r = t.send(format!("AUTH PLAIN {}\r\n", b64("\0alice@example.test\0secret")).as_bytes());
+    assert!(r.starts_with("235 2.7.0"), "{r}");
 }
 
 #[test]
