@@ -100,7 +100,15 @@ fn total(text: &str, name: &str, filter: &str) -> u64 {
 }
 
 async fn one_budget_across_services_under_parallel_floods(db: Db) {
-    let inst = Instance::new(db, &["imaps", "submissions", "admin"], "").await;
+    // The per-client connection cap (30 by default) would refuse most of one address's 100
+    // parallel connections before they could try a password: lift it so the login limiter alone
+    // is under test.
+    let inst = Instance::new(
+        db,
+        &["imaps", "submissions", "admin"],
+        "[net]\nmax_connections_per_client = 200\n",
+    )
+    .await;
     inst.ok(&["domain", "add", "example.test"], "");
     inst.ok(&["user", "add", USER], &format!("{PASSWORD}\n"));
     let server = inst.start();
