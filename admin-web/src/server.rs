@@ -47,6 +47,7 @@ impl AdminServer {
         let router = crate::pages::router()
             .merge(crate::api::router())
             .merge(crate::autoconfig::router())
+            .layer(crate::headers::layer(state.https))
             .with_state(state);
         let tasks = TaskTracker::new();
         let mut addrs = Vec::new();
