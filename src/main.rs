@@ -8,6 +8,7 @@ mod events;
 mod logging;
 mod mail_dns;
 mod manage;
+mod output;
 mod serve;
 mod tls;
 
@@ -18,6 +19,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use cli::{Cli, Command};
+use output::{out, outln};
 
 fn main() -> ExitCode {
     return_large_allocations_to_the_os();
@@ -31,6 +33,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        // The reader of our output is gone (`| head`): nothing is wrong, stop quietly.
+        Err(e) if e.is::<output::StdoutClosed>() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -62,7 +66,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check => {
             let loaded = config()?;
             let report = postern_dns::check(&loaded.config.dns, &loaded.base_dir)?;
-            print!("{report}");
+            outln!("{report}");
             if !report.is_ok() {
                 let (errors, warnings) = report.counts();
                 eprintln!(
@@ -71,7 +75,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::FAILURE);
             }
-            println!("{}: configuration OK", loaded.path.display());
+            outln!("{}: configuration OK", loaded.path.display());
         }
         Command::ImportBind { named_conf } => {
             let text = std::fs::read_to_string(&named_conf)
@@ -80,7 +84,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for w in &warnings {
                 eprintln!("{}: {w}", named_conf.display());
             }
-            print!("{toml}");
+            out!("{toml}");
         }
         Command::Domain(cmd) => manage::domain(&open_store(&config()?).await?, cmd).await?,
         Command::User(cmd) => manage::user(&open_store(&config()?).await?, cmd).await?,

@@ -19,6 +19,10 @@ async fn serve_starts_and_stops_cleanly(db: Db) {
         log.contains("created a self-signed TLS certificate"),
         "{log}"
     );
+    assert!(
+        !log.contains('\x1b'),
+        "no ANSI colour codes when stderr is not a terminal: {log:?}"
+    );
     assert!(inst.data_dir().join("tls/cert.pem").exists());
     assert!(inst.data_dir().join("listeners.json").exists());
     let status = server.stop();
@@ -128,6 +132,47 @@ async fn sighup_reloads_or_keeps_config(db: Db) {
     server.signal(libc::SIGHUP);
     server.wait_for_log("configuration reloaded");
     assert!(server.stop().success());
+}
+
+/// Output into a closed pipe (`postern domain list | head -0`) ends quietly with status 0 instead
+/// of a panic (issue 13 bug 3), and `check` ends its report with a newline.
+#[tokio::test]
+async fn cli_output_survives_a_closed_pipe() {
+    let inst = Instance::new(Db::Sqlite, &[], "").await;
+    for d in ["a.test", "b.test", "c.test"] {
+        inst.ok(&["domain", "add", d], "");
+    }
+    for args in [&["domain", "list"][..], &["check"], &["user", "list"]] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        // The reader is gone before the command starts: its first write fails with EPIPE.
+        drop(reader);
+        let out = inst
+            .cli(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run postern");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let out = inst.ok(&["domain", "list"], "");
+    assert_eq!(out, "a.test\nb.test\nc.test\n");
+    let report = inst.ok(&["check"], "");
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "dns: 0 zones, 0 errors, 0 warnings".to_owned(),
+            format!("{}: configuration OK", inst.config.display())
+        ],
+        "{report:?}"
+    );
+    assert!(report.ends_with('\n'));
 }
 
 #[test]
