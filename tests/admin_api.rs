@@ -3,11 +3,15 @@
 
 mod common;
 
-use common::http::{agent, csrf_of, get_page, login_post, post_form, Api};
+use common::http::{agent, csrf_of, get_page, login_post, post_form, send, Api};
 use common::{Db, Instance};
 use serde_json::json;
 
-both_backends!(api_endpoints_and_auth, pages_are_protected_and_escaped);
+both_backends!(
+    api_endpoints_and_auth,
+    pages_are_protected_and_escaped,
+    api_refusals_are_json
+);
 
 async fn api_endpoints_and_auth(db: Db) {
     // Nothing answers DNS on the discard port: the queue worker defers queued mail instead of
@@ -457,5 +461,141 @@ async fn pages_are_protected_and_escaped(db: Db) {
         .1;
     }
     assert!(last.contains("Too many failed logins"), "{last}");
+    assert!(server.stop().success());
+}
+
+/// Requests the API cannot read are refused with the documented `{"error", "field"}` JSON body
+/// (issue 13 bug 6): bad JSON 400, another content type 415, wrong shape 422 (a JSON array, a
+/// missing, unknown or mistyped field), unparsable path and query parameters 400.
+async fn api_refusals_are_json(db: Db) {
+    let inst = Instance::new(db, &["admin"], "").await;
+    inst.ok(&["domain", "add", "example.test"], "");
+    let server = inst.start();
+    let token = inst
+        .ok(&["admin", "token", "admin", "--label", "tests"], "")
+        .trim()
+        .to_owned();
+    let base = format!("http://{}", server.addr("admin"));
+    let agent = agent();
+    let auth = format!("Bearer {token}");
+    let raw = |method: &str, path: &str, content_type: Option<&str>, body: Option<&str>| {
+        let mut headers = vec![("Authorization", auth.as_str())];
+        if let Some(t) = content_type {
+            headers.push(("Content-Type", t));
+        }
+        let (status, h, text) = send(
+            &agent,
+            method,
+            &format!("{base}{path}"),
+            &headers,
+            body.map(str::to_owned),
+        );
+        assert_eq!(
+            h.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "{method} {path}: {status} {text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&text).expect("JSON error body");
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+        (status, v["field"].clone())
+    };
+    let json_type = Some("application/json");
+    /// Method, path, Content-Type, body, expected status and `field`.
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        u16,
+        Option<&'a str>,
+    );
+    let cases: [Case; 11] = [
+        (
+            "POST",
+            "/api/v1/domains",
+            json_type,
+            Some("{\"name\": "),
+            400,
+            None,
+        ),
+        ("POST", "/api/v1/domains", json_type, Some(""), 400, None),
+        (
+            "POST",
+            "/api/v1/domains",
+            Some("text/plain"),
+            Some("{\"name\": \"a.test\"}"),
+            415,
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/domains",
+            None,
+            Some("{\"name\": \"a.test\"}"),
+            415,
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/domains",
+            json_type,
+            Some("[\"a.test\"]"),
+            422,
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/domains",
+            json_type,
+            Some("{\"name\": \"a.test\", \"extra\": 1}"),
+            422,
+            Some("extra"),
+        ),
+        (
+            "POST",
+            "/api/v1/users",
+            json_type,
+            Some("{\"address\": \"x@example.test\"}"),
+            422,
+            Some("password"),
+        ),
+        (
+            "POST",
+            "/api/v1/users",
+            json_type,
+            Some("[\"x@example.test\", \"pw\"]"),
+            422,
+            None,
+        ),
+        (
+            "PATCH",
+            "/api/v1/users/x@example.test",
+            json_type,
+            Some("{\"disabled\": \"yes\"}"),
+            422,
+            Some("disabled"),
+        ),
+        ("POST", "/api/v1/queue/abc/retry", None, None, 400, None),
+        ("DELETE", "/api/v1/aliases", None, None, 400, None),
+    ];
+    for (method, path, content_type, body, status, field) in cases {
+        let (s, f) = raw(method, path, content_type, body);
+        assert_eq!(
+            (s, f.as_str()),
+            (status, field),
+            "{method} {path} {content_type:?} {body:?}"
+        );
+    }
+    // Nothing was created by the refused requests.
+    let api = Api {
+        base: base.clone(),
+        token: token.clone(),
+        agent: agent.clone(),
+    };
+    assert_eq!(
+        api.get("/api/v1/domains").1,
+        json!([{"name": "example.test"}])
+    );
+    assert_eq!(api.get("/api/v1/users").1, json!([]));
     assert!(server.stop().success());
 }

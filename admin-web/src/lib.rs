@@ -16,6 +16,7 @@ mod config;
 mod csrf;
 mod error;
 mod headers;
+mod json;
 mod pages;
 mod server;
 mod state;
