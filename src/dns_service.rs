@@ -45,7 +45,8 @@ impl DnsService {
             listen,
             shutdown.clone(),
         )
-        .await?;
+        .await
+        .map_err(|e| loaded.locate_dns_error(e))?;
         let service = DnsService {
             server,
             config: Arc::new(ArcSwap::from_pointee(loaded.config.dns.clone())),

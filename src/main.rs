@@ -3,6 +3,7 @@
 mod acme;
 mod cli;
 mod config;
+mod config_spans;
 mod dns_service;
 mod events;
 mod logging;
@@ -65,7 +66,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check => {
             let loaded = config()?;
-            let report = postern_dns::check(&loaded.config.dns, &loaded.base_dir)?;
+            let report = postern_dns::check(&loaded.config.dns, &loaded.base_dir)
+                .map_err(|e| loaded.locate_dns_error(e))?;
             outln!("{report}");
             if !report.is_ok() {
                 let (errors, warnings) = report.counts();

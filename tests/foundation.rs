@@ -207,6 +207,69 @@ fn bad_config_is_rejected_with_file_and_line() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/p.toml: cannot read"));
 }
 
+/// Values serde accepts but later checks refuse, and `[dns]` cross-references, are reported by
+/// `check` and `serve` with file:line:column too (issue 13 bug 5).
+#[test]
+fn later_config_errors_have_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("postern.toml");
+    let dns = "[dns]\nzones_dir = \".\"\n";
+    // `serve` builds the DNS configuration only with a DNS listener.
+    let listen = "[listeners]\ndns = [\"127.0.0.1:0\"]\n";
+    let cases = [
+        (
+            "[smtp]\nmax_line_length = 100\n".to_owned(),
+            "2:19: smtp.max_line_length = 100: must be 512 to 4096 bytes",
+        ),
+        (
+            "[mail]\n\ndmarc_policy = \"drop\"\n".to_owned(),
+            "3:16: mail.dmarc_policy \"drop\": use none, quarantine or reject",
+        ),
+        (
+            format!("{dns}[[dns.view]]\nname = \"inside\"\n[mail.views.outside]\naddresses = []\n"),
+            "5:13: mail.views.outside: there is no [[dns.view]] named \"outside\"",
+        ),
+        (
+            format!("{dns}[[dns.view]]\nname = \"inside\"\nmatch_clients = [\"nosuch\"]\n{listen}"),
+            "5:17: dns config: view `inside` match_clients: unknown acl `nosuch`",
+        ),
+        (
+            format!("{dns}[[dns.tsig_key]]\nname = \"xfr\"\nsecret = \"abc def=\"\n{listen}"),
+            "5:10: dns config: tsig_key `xfr`: the secret must be base64",
+        ),
+    ];
+    for (text, expected) in &cases {
+        std::fs::write(&path, text).unwrap();
+        for cmd in ["check", "serve"] {
+            let mut child = std::process::Command::new(POSTERN)
+                .arg("--config")
+                .arg(&path)
+                .arg(cmd)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            // A server that starts despite the error would run forever: give it a deadline.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while child.try_wait().unwrap().is_none() {
+                if std::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("{cmd} {text}: still running after 60 s");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{cmd} {text}: {err}");
+            assert!(
+                err.contains(&format!("{}:{expected}", path.display())),
+                "{cmd} {text}: {err}"
+            );
+        }
+    }
+}
+
 #[test]
 fn database_url_comes_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
