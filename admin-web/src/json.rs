@@ -61,13 +61,9 @@ where
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !json_content_type(req.headers()) {
-            return Err(error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                None,
-                "the body must be JSON with Content-Type: application/json",
-            ));
-        }
+        let is_json = json_content_type(req.headers());
+        // The body is read even when it will be refused: an unread body costs the client its
+        // keep-alive connection (hyper closes it), which clients then see as a reset.
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             let status = e.status();
             error(
@@ -76,6 +72,13 @@ where
                 format!("cannot read the body: {}", e.body_text()),
             )
         })?;
+        if !is_json {
+            return Err(error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                None,
+                "the body must be JSON with Content-Type: application/json",
+            ));
+        }
         parse(&bytes).map(ApiJson)
     }
 }
