@@ -9,8 +9,16 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::config_spans::{Spans, Step};
+
 /// Environment variable that overrides `database_url`.
 pub const DATABASE_URL_ENV: &str = "POSTERN_DATABASE_URL";
+
+/// Shortest command line `smtp.max_line_length` may allow: RFC 5321 §4.5.3.1.4 (512 octets with
+/// CRLF).
+pub const MIN_SMTP_LINE: usize = 512;
+/// Longest command line the SMTP parser (smtp-proto) accepts.
+pub const MAX_SMTP_LINE: usize = 4096;
 
 /// A configuration error, formatted `file:line:column: reason` where the position is known.
 #[derive(Debug, thiserror::Error)]
@@ -162,9 +170,28 @@ pub struct Loaded {
     pub path: PathBuf,
     /// Directory relative paths in the file are resolved against (also `dns.zones_dir`).
     pub base_dir: PathBuf,
+    /// The file's text, for positions of errors found later (`[dns]` cross-references).
+    pub text: String,
 }
 
 impl Loaded {
+    /// `error` with the file, line and column of what it is about, when it is a `[dns]`
+    /// configuration error the file's text can place (a view, key or ACL named in it).
+    pub fn locate_dns_error(&self, error: postern_dns::DnsError) -> anyhow::Error {
+        match &error {
+            postern_dns::DnsError::Config(message) => {
+                match Spans::new(&self.text).dns_error(message) {
+                    Some(span) => {
+                        let (line, col) = line_col(&self.text, span.start);
+                        ConfigError(format!("{}:{line}:{col}: {error}", self.path.display())).into()
+                    }
+                    None => error.into(),
+                }
+            }
+            _ => error.into(),
+        }
+    }
+
     /// What mail clients are told: host name and public ports of the services that listen.
     pub fn client_settings(&self) -> postern_admin_web::ClientSettings {
         let c = &self.config;
@@ -233,14 +260,40 @@ pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
             ));
         }
     }
+    let spans = Spans::new(text);
     if config.hostname.is_empty() || postern_store::normalize_domain(&config.hostname).is_err() {
         return Err(at(
-            None,
+            spans.value(&[Step::Key("hostname")]),
             &format!("hostname {:?} is not a valid host name", config.hostname),
         ));
     }
-    if let Err(e) = config.mail.validate() {
-        return Err(at(None, &e));
+    if let Err((key, e)) = config.mail.validate() {
+        return Err(at(spans.value(&[Step::Key("mail"), Step::Key(key)]), &e));
+    }
+    let line = config.smtp.max_line_length;
+    if !(MIN_SMTP_LINE..=MAX_SMTP_LINE).contains(&line) {
+        return Err(at(
+            spans.value(&[Step::Key("smtp"), Step::Key("max_line_length")]),
+            &format!(
+                "smtp.max_line_length = {line}: must be {MIN_SMTP_LINE} to {MAX_SMTP_LINE} bytes \
+                 (RFC 5321 §4.5.3.1.4 needs 512 for commands; AUTH lines need more)"
+            ),
+        ));
+    }
+    // `[mail.views]` names DNS views; a typo would silently publish no host addresses there.
+    if !config.dns.view.is_empty() {
+        for name in config.mail.views.keys() {
+            if !config.dns.view.iter().any(|v| &v.name == name) {
+                let known: Vec<&str> = config.dns.view.iter().map(|v| v.name.as_str()).collect();
+                return Err(at(
+                    spans.key(&["mail", "views"], name),
+                    &format!(
+                        "mail.views.{name}: there is no [[dns.view]] named {name:?} (views: {})",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
     }
     for service in config.net.get_ref().proxy_protocol.keys() {
         if !postern_net::NetConfig::SERVICES.contains(&service.as_str()) {
@@ -279,6 +332,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
         config,
         path: path.to_path_buf(),
         base_dir,
+        text: text.to_owned(),
     })
 }
 
@@ -372,12 +426,59 @@ mod tests {
             e.starts_with("/etc/postern.toml:3:16: database_url must start with"),
             "{e}"
         );
-        let e = err("hostname = \"not a host\"\n");
-        assert!(e.contains("not a valid host name"), "{e}");
+        let e = err("\nhostname = \"not a host\"\n");
+        assert!(
+            e.starts_with(
+                "/etc/postern.toml:2:12: hostname \"not a host\" is not a valid host name"
+            ),
+            "{e}"
+        );
         let e = err("[listeners]\nsmtp = [\"127.0.0.1:2525\"]\nimap = [\"127.0.0.1:2525\"]\n");
         assert!(e.starts_with("/etc/postern.toml:3:8: listeners.imap: 127.0.0.1:2525 is already used by listeners.smtp"), "{e}");
         let e = err("[tls]\ncert = \"c.pem\"\n");
         assert!(e.contains("missing field `key`"), "{e}");
+    }
+
+    #[test]
+    fn checks_after_parsing_have_positions() {
+        let e = err("[mail]\nspf = \"v=spf1 mx -all\"\ndmarc_policy = \"drop\"\n");
+        assert!(
+            e.starts_with("/etc/postern.toml:3:16: mail.dmarc_policy \"drop\""),
+            "{e}"
+        );
+        let e = err("[mail]\nmta_sts_mode = \"on\"\n");
+        assert!(
+            e.starts_with("/etc/postern.toml:2:16: mail.mta_sts_mode"),
+            "{e}"
+        );
+        let e = err("[mail]\n\ntls_rpt_rua = \"x@y\"\n");
+        assert!(
+            e.starts_with("/etc/postern.toml:3:15: mail.tls_rpt_rua"),
+            "{e}"
+        );
+        for bad in [100, 511, 4097] {
+            let e = err(&format!("[smtp]\nmax_line_length = {bad}\n"));
+            assert!(
+                e.starts_with(&format!(
+                    "/etc/postern.toml:2:19: smtp.max_line_length = {bad}: must be 512 to 4096"
+                )),
+                "{e}"
+            );
+        }
+        for good in [512, 1000, 4096] {
+            parse(
+                &format!("[smtp]\nmax_line_length = {good}\n"),
+                Path::new("p.toml"),
+            )
+            .unwrap();
+        }
+        let views = "[[dns.view]]\nname = \"inside\"\n[mail.views.inside]\naddresses = []\n";
+        parse(views, Path::new("p.toml")).unwrap();
+        let e = err(&format!("{views}[mail.views.outside]\naddresses = []\n"));
+        assert!(
+            e.starts_with("/etc/postern.toml:5:13: mail.views.outside: there is no [[dns.view]] named \"outside\" (views: inside)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -47,7 +47,8 @@ impl DnsService {
             net,
             shutdown.clone(),
         )
-        .await?;
+        .await
+        .map_err(|e| loaded.locate_dns_error(e))?;
         let service = DnsService {
             server,
             config: Arc::new(ArcSwap::from_pointee(loaded.config.dns.clone())),

@@ -51,27 +51,41 @@ impl Default for MailConfig {
 }
 
 impl MailConfig {
-    /// Checks values serde cannot: the enumerations and the SPF record's shape.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks values serde cannot: the enumerations and the SPF record's shape. The error names
+    /// the offending key of `[mail]` (for its position in the file) and says what is wrong.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if !["none", "quarantine", "reject"].contains(&self.dmarc_policy.as_str()) {
-            return Err(format!(
-                "mail.dmarc_policy {:?}: use none, quarantine or reject",
-                self.dmarc_policy
+            return Err((
+                "dmarc_policy",
+                format!(
+                    "mail.dmarc_policy {:?}: use none, quarantine or reject",
+                    self.dmarc_policy
+                ),
             ));
         }
         if !["enforce", "testing", "none"].contains(&self.mta_sts_mode.as_str()) {
-            return Err(format!(
-                "mail.mta_sts_mode {:?}: use enforce, testing or none",
-                self.mta_sts_mode
+            return Err((
+                "mta_sts_mode",
+                format!(
+                    "mail.mta_sts_mode {:?}: use enforce, testing or none",
+                    self.mta_sts_mode
+                ),
             ));
         }
         if !self.spf.starts_with("v=spf1") {
-            return Err(format!("mail.spf {:?} must start with v=spf1", self.spf));
+            return Err((
+                "spf",
+                format!("mail.spf {:?} must start with v=spf1", self.spf),
+            ));
         }
-        for rua in [&self.dmarc_rua, &self.tls_rpt_rua] {
+        for (key, rua) in [
+            ("dmarc_rua", &self.dmarc_rua),
+            ("tls_rpt_rua", &self.tls_rpt_rua),
+        ] {
             if !rua.is_empty() && !rua.starts_with("mailto:") && !rua.starts_with("https:") {
-                return Err(format!(
-                    "report address {rua:?} must start with mailto: or https:"
+                return Err((
+                    key,
+                    format!("mail.{key} {rua:?} must start with mailto: or https:"),
                 ));
             }
         }

@@ -3,11 +3,13 @@
 mod acme;
 mod cli;
 mod config;
+mod config_spans;
 mod dns_service;
 mod events;
 mod logging;
 mod mail_dns;
 mod manage;
+mod output;
 mod serve;
 mod tls;
 
@@ -18,6 +20,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use cli::{Cli, Command};
+use output::{out, outln};
 
 fn main() -> ExitCode {
     return_large_allocations_to_the_os();
@@ -31,6 +34,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        // The reader of our output is gone (`| head`): nothing is wrong, stop quietly.
+        Err(e) if e.is::<output::StdoutClosed>() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -61,8 +66,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check => {
             let loaded = config()?;
-            let report = postern_dns::check(&loaded.config.dns, &loaded.base_dir)?;
-            print!("{report}");
+            let report = postern_dns::check(&loaded.config.dns, &loaded.base_dir)
+                .map_err(|e| loaded.locate_dns_error(e))?;
+            outln!("{report}");
             if !report.is_ok() {
                 let (errors, warnings) = report.counts();
                 eprintln!(
@@ -71,7 +77,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::FAILURE);
             }
-            println!("{}: configuration OK", loaded.path.display());
+            outln!("{}: configuration OK", loaded.path.display());
         }
         Command::ImportBind { named_conf } => {
             let text = std::fs::read_to_string(&named_conf)
@@ -80,7 +86,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for w in &warnings {
                 eprintln!("{}: {w}", named_conf.display());
             }
-            print!("{toml}");
+            out!("{toml}");
         }
         Command::Domain(cmd) => manage::domain(&open_store(&config()?).await?, cmd).await?,
         Command::User(cmd) => manage::user(&open_store(&config()?).await?, cmd).await?,

@@ -7,22 +7,23 @@ use anyhow::{bail, Context};
 use postern_store::Store;
 
 use crate::cli::{AdminCmd, AliasCmd, DnsCmd, DomainCmd, QueueCmd, UserCmd};
+use crate::output::outln;
 
 /// Runs `postern domain ...`.
 pub async fn domain(store: &Store, cmd: DomainCmd) -> anyhow::Result<()> {
     match cmd {
         DomainCmd::Add { name } => {
             let d = store.add_domain(&name).await?;
-            println!("added domain {}", d.name);
+            outln!("added domain {}", d.name);
         }
         DomainCmd::List => {
             for d in store.list_domains().await? {
-                println!("{}", d.name);
+                outln!("{}", d.name);
             }
         }
         DomainCmd::Remove { name } => {
             store.remove_domain(&name).await?;
-            println!("removed domain {name}");
+            outln!("removed domain {name}");
         }
     }
     Ok(())
@@ -35,12 +36,12 @@ pub async fn user(store: &Store, cmd: UserCmd) -> anyhow::Result<()> {
             let quota = postern_store::parse_quota(&quota)?;
             let password = read_password()?;
             let u = store.add_user(&address, &password, quota).await?;
-            println!("added user {}", u.address);
+            outln!("added user {}", u.address);
         }
         UserCmd::Passwd { address } => {
             let password = read_password()?;
             store.set_password(&address, &password).await?;
-            println!("password changed for {address}");
+            outln!("password changed for {address}");
         }
         UserCmd::List { domain } => {
             for u in store.list_users(domain.as_deref()).await? {
@@ -50,15 +51,16 @@ pub async fn user(store: &Store, cmd: UserCmd) -> anyhow::Result<()> {
                     u.quota_bytes.to_string()
                 };
                 let state = if u.disabled { " disabled" } else { "" };
-                println!(
+                outln!(
                     "{}\tused {} of {quota} bytes{state}",
-                    u.address, u.used_bytes
+                    u.address,
+                    u.used_bytes
                 );
             }
         }
         UserCmd::Remove { address } => {
             store.remove_user(&address).await?;
-            println!("removed user {address}");
+            outln!("removed user {address}");
         }
     }
     Ok(())
@@ -72,11 +74,11 @@ pub async fn alias(store: &Store, cmd: AliasCmd) -> anyhow::Result<()> {
             destination,
         } => {
             let a = store.add_alias(&source, &destination).await?;
-            println!("added alias {} -> {}", a.source, a.destination);
+            outln!("added alias {} -> {}", a.source, a.destination);
         }
         AliasCmd::List { domain } => {
             for a in store.list_aliases(domain.as_deref()).await? {
-                println!("{}\t{}", a.source, a.destination);
+                outln!("{}\t{}", a.source, a.destination);
             }
         }
         AliasCmd::Remove {
@@ -84,7 +86,7 @@ pub async fn alias(store: &Store, cmd: AliasCmd) -> anyhow::Result<()> {
             destination,
         } => {
             store.remove_alias(&source, destination.as_deref()).await?;
-            println!("removed alias {source}");
+            outln!("removed alias {source}");
         }
     }
     Ok(())
@@ -104,12 +106,12 @@ pub async fn dns(store: &Store, loaded: &crate::config::Loaded, cmd: DnsCmd) -> 
             };
             for v in views {
                 match &v {
-                    Some(name) => println!("; view {name}"),
-                    None => println!("; mail records of {}", d.name),
+                    Some(name) => outln!("; view {name}"),
+                    None => outln!("; mail records of {}", d.name),
                 }
                 let publish = crate::mail_dns::Publish::from_config(loaded);
                 for r in publish.records_for(store, &d.name, v.as_deref()).await? {
-                    println!("{r}");
+                    outln!("{r}");
                 }
             }
         }
@@ -122,17 +124,15 @@ pub async fn dns(store: &Store, loaded: &crate::config::Loaded, cmd: DnsCmd) -> 
 async fn rotate_dkim(store: &Store, domain: &str) -> anyhow::Result<()> {
     const WEEK: i64 = 7 * 86400;
     if store.rotate_dkim(domain).await? {
-        println!("{domain}: now signing with the new keys; the old ones stay published for a week");
+        outln!("{domain}: now signing with the new keys; the old ones stay published for a week");
     } else {
-        println!(
-            "{domain}: new keys published; run this again in a day to start signing with them"
-        );
+        outln!("{domain}: new keys published; run this again in a day to start signing with them");
     }
     let purged = store
         .purge_retired_dkim(postern_store::unix_now() - WEEK)
         .await?;
     if purged > 0 {
-        println!("removed {purged} keys retired more than a week ago");
+        outln!("removed {purged} keys retired more than a week ago");
     }
     Ok(())
 }
@@ -143,11 +143,11 @@ pub async fn admin(store: &Store, cmd: AdminCmd) -> anyhow::Result<()> {
         AdminCmd::Add { name } => {
             let password = read_password()?;
             let a = store.add_admin(&name, &password).await?;
-            println!("added administrator {}", a.username);
+            outln!("added administrator {}", a.username);
         }
         AdminCmd::List => {
             for a in store.list_admins().await? {
-                println!("{}", a.username);
+                outln!("{}", a.username);
             }
         }
         AdminCmd::Token { name, label } => {
@@ -162,7 +162,7 @@ pub async fn admin(store: &Store, cmd: AdminCmd) -> anyhow::Result<()> {
             let token = store
                 .create_session(admin.id, postern_store::SessionKind::ApiToken, &label, 0)
                 .await?;
-            println!("{token}");
+            outln!("{token}");
         }
     }
     Ok(())
@@ -174,11 +174,11 @@ pub async fn queue(store: &Store, cmd: QueueCmd) -> anyhow::Result<()> {
         QueueCmd::List => {
             let entries = store.list_queue().await?;
             if entries.is_empty() {
-                println!("queue is empty");
+                outln!("queue is empty");
             }
             for e in entries {
                 let sender = if e.sender.is_empty() { "<>" } else { &e.sender };
-                println!(
+                outln!(
                     "{}\t{sender}\t{}\t{} bytes\tattempts {}\tnext {}\texpires {}\t{}",
                     e.id,
                     e.recipient,
@@ -192,11 +192,11 @@ pub async fn queue(store: &Store, cmd: QueueCmd) -> anyhow::Result<()> {
         }
         QueueCmd::Retry { id } => {
             store.retry_queue(id).await?;
-            println!("queue entry {id} is due now");
+            outln!("queue entry {id} is due now");
         }
         QueueCmd::Delete { id } => {
             store.remove_queue(id).await?;
-            println!("deleted queue entry {id}");
+            outln!("deleted queue entry {id}");
         }
     }
     Ok(())

@@ -3,60 +3,15 @@
 
 mod common;
 
+use common::http::{agent, csrf_of, get_page, login_post, post_form, send, Api};
 use common::{Db, Instance};
-use serde_json::{json, Value};
+use serde_json::json;
 
-both_backends!(api_endpoints_and_auth, pages_are_protected_and_escaped);
-
-/// An HTTP client that reports every status instead of failing, and does not follow redirects.
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .into()
-}
-
-struct Api {
-    base: String,
-    token: String,
-    agent: ureq::Agent,
-}
-
-impl Api {
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-        token: Option<&str>,
-    ) -> (u16, Value) {
-        let url = format!("{}{path}", self.base);
-        let req = ureq::http::Request::builder().method(method).uri(&url);
-        let req = match token.or(Some(&self.token)).filter(|t| !t.is_empty()) {
-            Some(t) => req.header("Authorization", format!("Bearer {t}")),
-            None => req,
-        };
-        let resp = match body {
-            Some(b) => self.agent.run(
-                req.header("Content-Type", "application/json")
-                    .body(b.to_string())
-                    .unwrap(),
-            ),
-            None => self.agent.run(req.body(()).unwrap()),
-        }
-        .expect("HTTP request");
-        let status = resp.status().as_u16();
-        let text = resp.into_body().read_to_string().unwrap_or_default();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-    fn get(&self, path: &str) -> (u16, Value) {
-        self.call("GET", path, None, None)
-    }
-}
+both_backends!(
+    api_endpoints_and_auth,
+    pages_are_protected_and_escaped,
+    api_refusals_are_json
+);
 
 async fn api_endpoints_and_auth(db: Db) {
     // Nothing answers DNS on the discard port: the queue worker defers queued mail instead of
@@ -331,71 +286,6 @@ async fn api_endpoints_and_auth(db: Db) {
     assert!(server.stop().success());
 }
 
-/// Posts a form (url-encoded) with an optional cookie.
-fn post_form(
-    agent: &ureq::Agent,
-    url: &str,
-    cookie: Option<&str>,
-    fields: &[(&str, &str)],
-) -> (u16, String, Option<String>) {
-    let body: String = fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-    let mut req = ureq::http::Request::builder()
-        .method("POST")
-        .uri(url)
-        .header("Content-Type", "application/x-www-form-urlencoded");
-    if let Some(c) = cookie {
-        req = req.header("Cookie", c);
-    }
-    let resp = agent.run(req.body(body).unwrap()).unwrap();
-    let set_cookie = resp
-        .headers()
-        .get("set-cookie")
-        .map(|v| v.to_str().unwrap().to_owned());
-    (
-        resp.status().as_u16(),
-        resp.into_body().read_to_string().unwrap_or_default(),
-        set_cookie,
-    )
-}
-
-fn get_page(agent: &ureq::Agent, url: &str, cookie: Option<&str>) -> (u16, String, Option<String>) {
-    let mut req = ureq::http::Request::builder().method("GET").uri(url);
-    if let Some(c) = cookie {
-        req = req.header("Cookie", c);
-    }
-    let resp = agent.run(req.body(()).unwrap()).unwrap();
-    let location = resp
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_owned());
-    (
-        resp.status().as_u16(),
-        resp.into_body().read_to_string().unwrap_or_default(),
-        location,
-    )
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn csrf_of(page: &str) -> String {
-    let i =
-        page.find("name=\"csrf\" value=\"").expect("csrf field") + "name=\"csrf\" value=\"".len();
-    page[i..].chars().take_while(|c| *c != '"').collect()
-}
-
 async fn pages_are_protected_and_escaped(db: Db) {
     let inst = Instance::new(db, &["admin"], "").await;
     inst.ok(&["domain", "add", "example.test"], "");
@@ -411,10 +301,10 @@ async fn pages_are_protected_and_escaped(db: Db) {
         assert_eq!((s, loc.as_deref()), (303, Some("/login")), "{path}");
     }
     // Failed login echoes the name, escaped.
-    let (s, body, _) = post_form(
+    let (s, body, _) = login_post(
         &agent,
-        &format!("{base}/login"),
-        None,
+        &base,
+        "/login",
         &[("username", "<script>alert(1)</script>"), ("password", "x")],
     );
     assert_eq!(s, 400);
@@ -424,10 +314,10 @@ async fn pages_are_protected_and_escaped(db: Db) {
     );
     assert!(body.contains("Wrong name or password"));
 
-    let (s, _, cookie) = post_form(
+    let (s, _, cookie) = login_post(
         &agent,
-        &format!("{base}/login"),
-        None,
+        &base,
+        "/login",
         &[("username", "admin"), ("password", &password)],
     );
     assert_eq!(s, 303);
@@ -497,10 +387,10 @@ async fn pages_are_protected_and_escaped(db: Db) {
         .contains("second.test"));
 
     // A mail user's self-service session opens no admin page, and changes only their own password.
-    let (s, _, user_cookie) = post_form(
+    let (s, _, user_cookie) = login_post(
         &agent,
-        &format!("{base}/account/login"),
-        None,
+        &base,
+        "/account",
         &[("address", "alice@example.test"), ("password", "mail-pw")],
     );
     assert_eq!(s, 303);
@@ -562,10 +452,10 @@ async fn pages_are_protected_and_escaped(db: Db) {
     // Login is rate limited per client address (the one budget every service shares): 429.
     let mut last = (0, String::new());
     for _ in 0..11 {
-        let (status, body, _) = post_form(
+        let (status, body, _) = login_post(
             &agent,
-            &format!("{base}/login"),
-            None,
+            &base,
+            "/login",
             &[("username", "admin"), ("password", "guess")],
         );
         last = (status, body);
@@ -575,50 +465,138 @@ async fn pages_are_protected_and_escaped(db: Db) {
     assert!(server.stop().success());
 }
 
-#[tokio::test]
-async fn admin_over_https_sets_secure_cookies() {
-    let inst = Instance::new(
-        Db::Sqlite,
-        &["admin"],
-        "[admin]\nhttps_with_self_signed = true\n",
-    )
-    .await;
+/// Requests the API cannot read are refused with the documented `{"error", "field"}` JSON body
+/// (issue 13 bug 6): bad JSON 400, another content type 415, wrong shape 422 (a JSON array, a
+/// missing, unknown or mistyped field), unparsable path and query parameters 400.
+async fn api_refusals_are_json(db: Db) {
+    let inst = Instance::new(db, &["admin"], "").await;
+    inst.ok(&["domain", "add", "example.test"], "");
     let server = inst.start();
-    let password = server.first_admin_password();
-    let url = format!("https://{}/login", server.addr("admin"));
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sk",
-            "-i",
-            "--data-urlencode",
-            "username=admin",
-            "--data-urlencode",
-        ])
-        .arg(format!("password={password}"))
-        .arg(&url)
-        .output()
-        .expect("curl");
-    let response = String::from_utf8_lossy(&out.stdout);
-    assert!(response.starts_with("HTTP/1.1 303"), "{response}");
-    let cookie = response
-        .lines()
-        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
-        .expect("cookie");
-    assert!(
-        cookie.contains("Secure")
-            && cookie.contains("HttpOnly")
-            && cookie.contains("SameSite=Strict"),
-        "{cookie}"
+    let token = inst
+        .ok(&["admin", "token", "admin", "--label", "tests"], "")
+        .trim()
+        .to_owned();
+    let base = format!("http://{}", server.addr("admin"));
+    let agent = agent();
+    let auth = format!("Bearer {token}");
+    let raw = |method: &str, path: &str, content_type: Option<&str>, body: Option<&str>| {
+        let mut headers = vec![("Authorization", auth.as_str())];
+        if let Some(t) = content_type {
+            headers.push(("Content-Type", t));
+        }
+        let (status, h, text) = send(
+            &agent,
+            method,
+            &format!("{base}{path}"),
+            &headers,
+            body.map(str::to_owned),
+        );
+        assert_eq!(
+            h.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "{method} {path}: {status} {text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&text).expect("JSON error body");
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+        (status, v["field"].clone())
+    };
+    let json_type = Some("application/json");
+    /// Method, path, Content-Type, body, expected status and `field`.
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        u16,
+        Option<&'a str>,
     );
-    let plain = std::process::Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
-        .arg(url.replace("https:", "http:"))
-        .output()
-        .unwrap();
-    assert_ne!(
-        String::from_utf8_lossy(&plain.stdout),
-        "200",
-        "no plain HTTP on an HTTPS listener"
+    let cases: [Case; 11] = [
+        (
+            "POST",
+            "/api/v1/domains",
+            json_type,
+            Some("{\"name\": "),
+            400,
+            None,
+        ),
+        ("POST", "/api/v1/domains", json_type, Some(""), 400, None),
+        (
+            "POST",
+            "/api/v1/domains",
+            Some("text/plain"),
+            Some("{\"name\": \"a.test\"}"),
+            415,
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/domains",
+            None,
+            Some("{\"name\": \"a.test\"}"),
+            415,
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/domains",
+            json_type,
+            Some("[\"a.test\"]"),
+            422,
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/domains",
+            json_type,
+            Some("{\"name\": \"a.test\", \"extra\": 1}"),
+            422,
+            Some("extra"),
+        ),
+        (
+            "POST",
+            "/api/v1/users",
+            json_type,
+            Some("{\"address\": \"x@example.test\"}"),
+            422,
+            Some("password"),
+        ),
+        (
+            "POST",
+            "/api/v1/users",
+            json_type,
+            Some("[\"x@example.test\", \"pw\"]"),
+            422,
+            None,
+        ),
+        (
+            "PATCH",
+            "/api/v1/users/x@example.test",
+            json_type,
+            Some("{\"disabled\": \"yes\"}"),
+            422,
+            Some("disabled"),
+        ),
+        ("POST", "/api/v1/queue/abc/retry", None, None, 400, None),
+        ("DELETE", "/api/v1/aliases", None, None, 400, None),
+    ];
+    for (method, path, content_type, body, status, field) in cases {
+        let (s, f) = raw(method, path, content_type, body);
+        assert_eq!(
+            (s, f.as_str()),
+            (status, field),
+            "{method} {path} {content_type:?} {body:?}"
+        );
+    }
+    // Nothing was created by the refused requests.
+    let api = Api {
+        base: base.clone(),
+        token: token.clone(),
+        agent: agent.clone(),
+    };
+    assert_eq!(
+        api.get("/api/v1/domains").1,
+        json!([{"name": "example.test"}])
     );
+    assert_eq!(api.get("/api/v1/users").1, json!([]));
     assert!(server.stop().success());
 }

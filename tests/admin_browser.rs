@@ -53,6 +53,7 @@ async fn admin_ui_in_chromium() {
         &["--dns-view", "internal"],
     );
     assert_eq!(seen["ok"], true);
+    assert_eq!(seen["crossSiteLogin"], 403, "cross-site login POST refused");
     assert!(
         seen["domainError"]
             .as_str()
@@ -81,6 +82,23 @@ async fn admin_ui_in_chromium() {
         .unwrap()
         .expect("user made in the UI");
     assert_eq!(alice.quota_bytes, 100 << 20);
+    // Disable/Delete clicked on the rows of odd local parts reached exactly those users.
+    let mut users: Vec<(String, bool)> = store
+        .list_users(Some("example.test"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.address.to_string(), u.disabled))
+        .collect();
+    let mut expected = vec![
+        ("a%62c@example.test".to_owned(), true),
+        ("abc@example.test".to_owned(), false),
+        ("alice@example.test".to_owned(), false),
+        ("s/t@example.test".to_owned(), true),
+    ];
+    users.sort();
+    expected.sort();
+    assert_eq!(users, expected, "browser saw {}", seen["oddUsers"]);
     assert_eq!(
         store.resolve_recipient("info@example.test").await.unwrap(),
         postern_store::Resolution::Deliver {

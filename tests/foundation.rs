@@ -19,6 +19,10 @@ async fn serve_starts_and_stops_cleanly(db: Db) {
         log.contains("created a self-signed TLS certificate"),
         "{log}"
     );
+    assert!(
+        !log.contains('\x1b'),
+        "no ANSI colour codes when stderr is not a terminal: {log:?}"
+    );
     assert!(inst.data_dir().join("tls/cert.pem").exists());
     assert!(inst.data_dir().join("listeners.json").exists());
     let status = server.stop();
@@ -130,6 +134,47 @@ async fn sighup_reloads_or_keeps_config(db: Db) {
     assert!(server.stop().success());
 }
 
+/// Output into a closed pipe (`postern domain list | head -0`) ends quietly with status 0 instead
+/// of a panic (issue 13 bug 3), and `check` ends its report with a newline.
+#[tokio::test]
+async fn cli_output_survives_a_closed_pipe() {
+    let inst = Instance::new(Db::Sqlite, &[], "").await;
+    for d in ["a.test", "b.test", "c.test"] {
+        inst.ok(&["domain", "add", d], "");
+    }
+    for args in [&["domain", "list"][..], &["check"], &["user", "list"]] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        // The reader is gone before the command starts: its first write fails with EPIPE.
+        drop(reader);
+        let out = inst
+            .cli(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run postern");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let out = inst.ok(&["domain", "list"], "");
+    assert_eq!(out, "a.test\nb.test\nc.test\n");
+    let report = inst.ok(&["check"], "");
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "dns: 0 zones, 0 errors, 0 warnings".to_owned(),
+            format!("{}: configuration OK", inst.config.display())
+        ],
+        "{report:?}"
+    );
+    assert!(report.ends_with('\n'));
+}
+
 #[test]
 fn bad_config_is_rejected_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -160,6 +205,69 @@ fn bad_config_is_rejected_with_file_and_line() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/p.toml: cannot read"));
+}
+
+/// Values serde accepts but later checks refuse, and `[dns]` cross-references, are reported by
+/// `check` and `serve` with file:line:column too (issue 13 bug 5).
+#[test]
+fn later_config_errors_have_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("postern.toml");
+    let dns = "[dns]\nzones_dir = \".\"\n";
+    // `serve` builds the DNS configuration only with a DNS listener.
+    let listen = "[listeners]\ndns = [\"127.0.0.1:0\"]\n";
+    let cases = [
+        (
+            "[smtp]\nmax_line_length = 100\n".to_owned(),
+            "2:19: smtp.max_line_length = 100: must be 512 to 4096 bytes",
+        ),
+        (
+            "[mail]\n\ndmarc_policy = \"drop\"\n".to_owned(),
+            "3:16: mail.dmarc_policy \"drop\": use none, quarantine or reject",
+        ),
+        (
+            format!("{dns}[[dns.view]]\nname = \"inside\"\n[mail.views.outside]\naddresses = []\n"),
+            "5:13: mail.views.outside: there is no [[dns.view]] named \"outside\"",
+        ),
+        (
+            format!("{dns}[[dns.view]]\nname = \"inside\"\nmatch_clients = [\"nosuch\"]\n{listen}"),
+            "5:17: dns config: view `inside` match_clients: unknown acl `nosuch`",
+        ),
+        (
+            format!("{dns}[[dns.tsig_key]]\nname = \"xfr\"\nsecret = \"abc def=\"\n{listen}"),
+            "5:10: dns config: tsig_key `xfr`: the secret must be base64",
+        ),
+    ];
+    for (text, expected) in &cases {
+        std::fs::write(&path, text).unwrap();
+        for cmd in ["check", "serve"] {
+            let mut child = std::process::Command::new(POSTERN)
+                .arg("--config")
+                .arg(&path)
+                .arg(cmd)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            // A server that starts despite the error would run forever: give it a deadline.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while child.try_wait().unwrap().is_none() {
+                if std::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("{cmd} {text}: still running after 60 s");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{cmd} {text}: {err}");
+            assert!(
+                err.contains(&format!("{}:{expected}", path.display())),
+                "{cmd} {text}: {err}"
+            );
+        }
+    }
 }
 
 #[test]

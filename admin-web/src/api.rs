@@ -1,8 +1,9 @@
 //! The JSON API under `/api/v1`, with the same capabilities as the pages, for bearer tokens created
 //! in the UI or with `postern admin token`. Described by `openapi.yaml` (served at
-//! `/api/v1/openapi.yaml`). Errors are `{"error": "...", "field": "..."}` with 400, 401, 404 or 409.
+//! `/api/v1/openapi.yaml`). Errors are `{"error": "...", "field": "..."}` with 400, 401, 404 or 409,
+//! and for request bodies also 413, 415 and 422 (see [`crate::json`]).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::ApiAdmin;
+use crate::json::{error, ApiJson, ApiPath, ApiQuery};
 use crate::state::Shared;
 
 /// Every API route (and `/metrics`).
@@ -43,10 +45,6 @@ pub(crate) fn router() -> Router<Shared> {
 }
 
 type ApiResult = Result<Response, Response>;
-
-fn error(status: StatusCode, field: Option<&str>, msg: impl Into<String>) -> Response {
-    (status, Json(json!({"error": msg.into(), "field": field}))).into_response()
-}
 
 /// Maps a store error to its HTTP status; internal errors are logged, not shown.
 fn store_error(field: &str) -> impl FnOnce(StoreError) -> Response + '_ {
@@ -119,6 +117,7 @@ async fn domains(State(state): State<Shared>, _: ApiAdmin) -> ApiResult {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewDomain {
     name: String,
 }
@@ -126,7 +125,7 @@ struct NewDomain {
 async fn add_domain(
     State(state): State<Shared>,
     _: ApiAdmin,
-    Json(d): Json<NewDomain>,
+    ApiJson(d): ApiJson<NewDomain>,
 ) -> ApiResult {
     let d = state
         .services
@@ -140,7 +139,7 @@ async fn add_domain(
 async fn remove_domain(
     State(state): State<Shared>,
     _: ApiAdmin,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult {
     state
         .services
@@ -163,7 +162,7 @@ fn user_json(u: &postern_store::User) -> Value {
 async fn users(
     State(state): State<Shared>,
     _: ApiAdmin,
-    Query(q): Query<DomainFilter>,
+    ApiQuery(q): ApiQuery<DomainFilter>,
 ) -> ApiResult {
     let list = state
         .services
@@ -175,6 +174,7 @@ async fn users(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewUser {
     address: String,
     password: String,
@@ -201,7 +201,11 @@ fn quota_of(v: &Value) -> Result<i64, Response> {
     }
 }
 
-async fn add_user(State(state): State<Shared>, _: ApiAdmin, Json(u): Json<NewUser>) -> ApiResult {
+async fn add_user(
+    State(state): State<Shared>,
+    _: ApiAdmin,
+    ApiJson(u): ApiJson<NewUser>,
+) -> ApiResult {
     let quota = u.quota.as_ref().map(quota_of).transpose()?.unwrap_or(0);
     let user = state
         .services
@@ -223,8 +227,8 @@ struct UserChanges {
 async fn update_user(
     State(state): State<Shared>,
     _: ApiAdmin,
-    Path(address): Path<String>,
-    Json(c): Json<UserChanges>,
+    ApiPath(address): ApiPath<String>,
+    ApiJson(c): ApiJson<UserChanges>,
 ) -> ApiResult {
     let store = &state.services.store;
     if store
@@ -265,7 +269,7 @@ async fn update_user(
 async fn remove_user(
     State(state): State<Shared>,
     _: ApiAdmin,
-    Path(address): Path<String>,
+    ApiPath(address): ApiPath<String>,
 ) -> ApiResult {
     state
         .services
@@ -279,7 +283,7 @@ async fn remove_user(
 async fn aliases(
     State(state): State<Shared>,
     _: ApiAdmin,
-    Query(q): Query<DomainFilter>,
+    ApiQuery(q): ApiQuery<DomainFilter>,
 ) -> ApiResult {
     let list = state
         .services
@@ -294,6 +298,7 @@ async fn aliases(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AliasBody {
     source: String,
     destination: Option<String>,
@@ -302,7 +307,7 @@ struct AliasBody {
 async fn add_alias(
     State(state): State<Shared>,
     _: ApiAdmin,
-    Json(a): Json<AliasBody>,
+    ApiJson(a): ApiJson<AliasBody>,
 ) -> ApiResult {
     let Some(dest) = a.destination else {
         return Err(error(
@@ -323,7 +328,7 @@ async fn add_alias(
 async fn remove_alias(
     State(state): State<Shared>,
     _: ApiAdmin,
-    Query(a): Query<AliasBody>,
+    ApiQuery(a): ApiQuery<AliasBody>,
 ) -> ApiResult {
     state
         .services
@@ -355,7 +360,7 @@ fn record_json(r: &postern_store::DnsRecord) -> Value {
 async fn dns_records(
     State(state): State<Shared>,
     _: ApiAdmin,
-    Query(q): Query<ViewFilter>,
+    ApiQuery(q): ApiQuery<ViewFilter>,
 ) -> ApiResult {
     let list = state
         .services
@@ -367,6 +372,7 @@ async fn dns_records(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewRecord {
     view: String,
     name: String,
@@ -384,7 +390,7 @@ fn default_ttl() -> i64 {
 async fn add_record(
     State(state): State<Shared>,
     _: ApiAdmin,
-    Json(r): Json<NewRecord>,
+    ApiJson(r): ApiJson<NewRecord>,
 ) -> ApiResult {
     let ttl = crate::pages::validate_record(
         &state,
@@ -405,6 +411,7 @@ async fn add_record(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RecordChanges {
     ttl: i64,
     data: String,
@@ -413,8 +420,8 @@ struct RecordChanges {
 async fn update_record(
     State(state): State<Shared>,
     _: ApiAdmin,
-    Path(id): Path<i64>,
-    Json(c): Json<RecordChanges>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(c): ApiJson<RecordChanges>,
 ) -> ApiResult {
     let store = &state.services.store;
     let all = store.dns_records(None).await.map_err(store_error("id"))?;
@@ -441,7 +448,11 @@ async fn update_record(
     ok(record_json(&rec))
 }
 
-async fn remove_record(State(state): State<Shared>, _: ApiAdmin, Path(id): Path<i64>) -> ApiResult {
+async fn remove_record(
+    State(state): State<Shared>,
+    _: ApiAdmin,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult {
     state
         .services
         .store
@@ -465,7 +476,11 @@ async fn queue(State(state): State<Shared>, _: ApiAdmin) -> ApiResult {
         .collect::<Vec<_>>()))
 }
 
-async fn retry_queue(State(state): State<Shared>, _: ApiAdmin, Path(id): Path<i64>) -> ApiResult {
+async fn retry_queue(
+    State(state): State<Shared>,
+    _: ApiAdmin,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult {
     state
         .services
         .store
@@ -475,7 +490,11 @@ async fn retry_queue(State(state): State<Shared>, _: ApiAdmin, Path(id): Path<i6
     no_content()
 }
 
-async fn remove_queue(State(state): State<Shared>, _: ApiAdmin, Path(id): Path<i64>) -> ApiResult {
+async fn remove_queue(
+    State(state): State<Shared>,
+    _: ApiAdmin,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult {
     state
         .services
         .store

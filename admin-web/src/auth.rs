@@ -93,8 +93,7 @@ impl FromRequestParts<Shared> for ApiAdmin {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+            .and_then(bearer_token);
         let unauthorized = || {
             let body = axum::Json(serde_json::json!({"error": "a valid bearer token is required"}));
             (
@@ -113,6 +112,14 @@ impl FromRequestParts<Shared> for ApiAdmin {
             Err(e) => Err(internal(e)),
         }
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value (RFC 6750 §2.1). The scheme name is
+/// matched case-insensitively (RFC 9110 §11.1), and any amount of whitespace may follow it.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once([' ', '\t'])?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// A mail user logged in to the self-service page, if any.
@@ -206,4 +213,19 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> Response {
         "internal error; see the server log",
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        for v in ["Bearer abc", "bearer abc", "BEARER  abc ", "bEaReR\tabc"] {
+            assert_eq!(bearer_token(v), Some("abc"), "{v:?}");
+        }
+        for v in ["Basic abc", "Bearer", "Bearer   ", "Bearerabc", "abc"] {
+            assert_eq!(bearer_token(v), None, "{v:?}");
+        }
+    }
 }

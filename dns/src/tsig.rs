@@ -43,8 +43,10 @@ impl Keyring {
                 .decode(key.secret.trim())
                 .map_err(|e| {
                     DnsError::config(format!(
-                        "tsig_key `{}`: secret is not base64: {e}",
-                        key.name
+                        "tsig_key `{}`: the secret must be base64 (RFC 4648 §4, as printed by \
+                         `tsig-keygen` or `openssl rand -base64 32`): {}",
+                        key.name,
+                        base64_problem(&e)
                     ))
                 })?;
             if secret.is_empty() {
@@ -199,6 +201,27 @@ fn append_tsig(message: &mut Vec<u8>, record: &Record<TSIG>) -> Result<(), Strin
     record.emit(&mut encoder).map_err(|e| e.to_string())
 }
 
+/// What is wrong with a base64 text, in words (the decoder's own message counts symbols and
+/// offsets from zero: "Invalid symbol 32, offset 3.").
+fn base64_problem(e: &base64::DecodeError) -> String {
+    match e {
+        base64::DecodeError::InvalidByte(offset, byte) => format!(
+            "{:?} at position {} is not a base64 character",
+            char::from(*byte),
+            offset + 1
+        ),
+        base64::DecodeError::InvalidLength(len) => {
+            format!("{len} base64 characters cannot be a whole number of bytes")
+        }
+        base64::DecodeError::InvalidLastSymbol(offset, byte) => format!(
+            "the last character {:?} (position {}) has bits set that belong to no byte",
+            char::from(*byte),
+            offset + 1
+        ),
+        base64::DecodeError::InvalidPadding => "the `=` padding is wrong".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,6 +247,32 @@ mod tests {
         let bytes = msg.to_vec().expect("encode");
         let parsed = Message::from_vec(&bytes).expect("decode");
         (bytes, parsed)
+    }
+
+    #[test]
+    fn bad_secrets_are_explained() {
+        let err = |secret: &str| {
+            Keyring::from_config(&[TsigKeyConfig {
+                name: "xfr-key".into(),
+                algorithm: "hmac-sha256".into(),
+                secret: secret.into(),
+            }])
+            .err()
+            .expect("refused")
+            .to_string()
+        };
+        let e = err("abc def=");
+        assert!(
+            e.contains("tsig_key `xfr-key`: the secret must be base64")
+                && e.contains("' ' at position 4 is not a base64 character"),
+            "{e}"
+        );
+        assert!(
+            err("abcde").contains("5 base64 characters"),
+            "{}",
+            err("abcde")
+        );
+        assert!(err("").contains("empty secret"));
     }
 
     #[test]

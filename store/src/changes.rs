@@ -112,7 +112,12 @@ pub(crate) struct Changes {
     tx: broadcast::Sender<Change>,
     /// Tags this process's `change_log` rows (SQLite), so the watcher skips its own.
     pub(crate) origin: String,
+    /// SQLite: the file written after every commit with changes (see [`Changes::ring`]).
+    doorbell: Option<std::sync::Arc<std::fs::File>>,
 }
+
+/// Suffix of the doorbell file next to the SQLite database (`postern.db-changes`).
+const DOORBELL_SUFFIX: &str = "-changes";
 
 /// How long `change_log` rows are kept (every watching process reads them well within this).
 const CHANGE_LOG_KEEP_SECS: i64 = 300;
@@ -123,17 +128,29 @@ impl Changes {
         Changes {
             tx: broadcast::channel(BUS_CAPACITY).0,
             origin: hex::encode(rand::random::<[u8; 8]>()),
+            doorbell: None,
         }
     }
 
     /// A bus that also carries changes other processes commit to the same SQLite file: an inotify
-    /// watch on the database files wakes a reader of new `change_log` rows (no polling).
+    /// watch on the database's directory wakes a reader of new `change_log` rows (no polling).
+    ///
+    /// The wake-up must come *after* the commit is visible. SQLite's own file writes do not
+    /// guarantee that: a WAL commit `write(2)`s its frames to `-wal` (inotify events), then
+    /// fsyncs (`synchronous=FULL`), and only then publishes the commit in the `-shm` wal-index,
+    /// which is shared memory and raises no event. A watcher woken by the frame writes could read
+    /// `change_log` before the commit was visible, find nothing, and get no further event: the
+    /// change stayed unseen until some later write (the cause of the flaky "change in time"
+    /// tests). So every committing handle also writes one byte to a doorbell file
+    /// (`<db>-changes`) after the commit returned ([`Changes::ring`]); its event wakes the
+    /// watcher when the rows can be read. A failed read is retried instead of waiting for the
+    /// next event.
     pub(crate) async fn sqlite(
         pool: sqlx::AnyPool,
         db_file: Option<std::path::PathBuf>,
     ) -> Result<Changes> {
         use notify::Watcher;
-        let changes = Changes::in_process();
+        let mut changes = Changes::in_process();
         let Some(db_file) = db_file else {
             return Ok(changes);
         };
@@ -145,6 +162,22 @@ impl Changes {
         ) else {
             return Ok(changes);
         };
+        let bell_path = dir.join(format!("{stem}{DOORBELL_SUFFIX}"));
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&bell_path)
+        {
+            Ok(f) => changes.doorbell = Some(std::sync::Arc::new(f)),
+            // Other processes then learn of this one's changes only from SQLite's own writes,
+            // which may come too early (see above).
+            Err(e) => tracing::warn!(
+                path = %bell_path.display(),
+                error = %e,
+                "cannot open the change doorbell; other processes may see changes late"
+            ),
+        }
         let (wake, mut woken) = tokio::sync::mpsc::unbounded_channel();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -181,9 +214,17 @@ impl Changes {
         tokio::spawn(async move {
             let _watcher = watcher;
             let mut passes = 0u32;
-            while woken.recv().await.is_some() {
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                while woken.try_recv().is_ok() {}
+            let mut retry = false;
+            loop {
+                if !retry {
+                    if woken.recv().await.is_none() {
+                        break;
+                    }
+                    // One commit raises several events: let them arrive, then read once.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    while woken.try_recv().is_ok() {}
+                }
+                retry = false;
                 let Some(bus) = bus.upgrade() else { break };
                 let rows = match sqlx::query(
                     "SELECT id, origin, payload FROM change_log WHERE id > $1 ORDER BY id",
@@ -194,7 +235,10 @@ impl Changes {
                 {
                     Ok(rows) => rows,
                     Err(e) => {
-                        tracing::warn!(error = %e, "reading changes of other processes failed");
+                        // No later event may come: read again soon instead of waiting for one.
+                        tracing::warn!(error = %e, "reading changes of other processes failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                        retry = true;
                         continue;
                     }
                 };
@@ -252,6 +296,18 @@ impl Changes {
             }
         });
         Ok(changes)
+    }
+
+    /// SQLite: tells the watchers of other processes that a commit with changes is now visible,
+    /// by writing one byte to the doorbell file (an inotify `IN_MODIFY` for them). Call after the
+    /// commit returned.
+    pub(crate) fn ring(&self) {
+        use std::os::unix::fs::FileExt;
+        if let Some(bell) = &self.doorbell {
+            if let Err(e) = bell.write_at(&[0], 0) {
+                tracing::debug!(error = %e, "cannot ring the change doorbell");
+            }
+        }
     }
 
     pub(crate) fn publish(&self, change: Change) {

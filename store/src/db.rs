@@ -164,6 +164,10 @@ impl Store {
                     .await?;
                 }
                 tx.commit().await?;
+                if !changes.is_empty() {
+                    // Only now are the rows visible to other processes: wake their watchers.
+                    self.changes.ring();
+                }
                 for change in changes {
                     self.changes.publish(change);
                 }

@@ -1,5 +1,7 @@
 // Drives the admin UI in headless Debian chromium: log in, create a domain, a user, an alias and
 // (with --dns-view) a DNS record, try a <script> in a form, and save a screenshot of each page.
+// Users whose local parts hold %, #, / and ? are created, and Disable/Delete are clicked on their
+// rows: only that row's user may change (the caller checks the store).
 // Usage: node admin.mjs BASE_URL ADMIN_PASSWORD SCREENSHOT_DIR [--dns-view VIEW]
 // Prints one JSON object with what it saw; exits non-zero on any failed expectation.
 import { chromium } from "playwright-core";
@@ -26,6 +28,22 @@ try {
   await page.goto(`${base}/`);
   expect(page.url().endsWith("/login"), "unauthenticated dashboard redirects to /login");
   await shot("login");
+
+  // Another site posting to the login form (login CSRF) is refused, even though this browser
+  // holds the login form's cookie.
+  const evil = await browser.newPage();
+  await evil.route("http://evil.test/**", (route) => route.fulfill({
+    contentType: "text/html",
+    body: `<form method="post" action="${base}/login"><input name="csrf" value="${"0".repeat(64)}">
+           <input name="username" value="admin"><input name="password" value="${password}"></form>
+           <script>document.forms[0].submit()</script>`,
+  }));
+  const [crossSite] = await Promise.all([
+    evil.waitForResponse((r) => r.url() === `${base}/login` && r.request().method() === "POST"),
+    evil.goto("http://evil.test/"),
+  ]);
+  seen.crossSiteLogin = crossSite.status();
+  await evil.close();
   await page.fill("#f-username", "admin");
   await page.fill("#f-password", "not the password");
   await page.click("button[type=submit]");
@@ -52,6 +70,31 @@ try {
   await page.click("form.card button[type=submit]");
   await page.waitForSelector("td:has-text('alice@example.test')");
   await shot("users");
+
+  // Row actions on addresses that must be percent-encoded in the form actions.
+  const row = (address) => `tr[data-address="${address}"]`;
+  for (const local of ["a%62c", "abc", "h#x", "s/t", "q?x"]) {
+    await page.fill("#f-address", `${local}@example.test`);
+    await page.fill("#f-password", "odd-pw");
+    await page.fill("#f-quota", "");
+    await page.click("form.card button[type=submit]");
+    await page.waitForSelector(row(`${local}@example.test`));
+  }
+  for (const local of ["a%62c", "s/t"]) {
+    const r = row(`${local}@example.test`);
+    await page.click(`${r} button:has-text("Disable")`);
+    await page.waitForSelector(`${r} em:has-text("(disabled)")`);
+  }
+  for (const local of ["h#x", "q?x"]) {
+    const r = row(`${local}@example.test`);
+    await page.click(`${r} button:has-text("Delete")`);
+    await page.waitForSelector(r, { state: "detached" });
+  }
+  expect(await page.isVisible(row("abc@example.test")), "abc@ is still listed");
+  expect(!(await page.isVisible(`${row("abc@example.test")} em:has-text("(disabled)")`)),
+         "abc@ is not disabled");
+  seen.oddUsers = await page.$$eval("tr[data-address]", (rows) =>
+    rows.map((r) => [r.dataset.address, r.textContent.includes("(disabled)")]));
 
   await page.goto(`${base}/aliases`);
   await page.fill("#f-source", "info@example.test");

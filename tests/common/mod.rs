@@ -3,6 +3,8 @@
 //! reads the bound addresses from `listeners.json`, and stops it with SIGTERM or SIGKILL.
 #![allow(dead_code)] // Each test file uses a different part of the harness.
 
+pub mod http;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

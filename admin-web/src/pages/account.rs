@@ -11,14 +11,16 @@ use serde::Deserialize;
 
 use super::{field, invalid, layout, Errors};
 use crate::auth::{csrf_ok, internal, set_cookie, ClientIp, LoginRefusal, MaybeUser, USER_COOKIE};
+use crate::csrf::{LoginPost, LoginToken};
 use crate::state::Shared;
 
-fn login_page(address: &str, errors: &Errors) -> Markup {
+fn login_page(address: &str, token: &LoginToken, errors: &Errors) -> Markup {
     layout(
         "Your mail account",
         None,
         html! {
             form.card method="post" action="/account/login" {
+                (token.field())
                 (field("Mail address", "address", "email", address, errors))
                 (field("Password", "password", "password", "", errors))
                 button type="submit" { "Log in" }
@@ -49,26 +51,40 @@ fn account_page(address: &str, csrf: &str, errors: &Errors, done: bool) -> Marku
     )
 }
 
-/// `GET /account`
-pub(crate) async fn show(MaybeUser(user): MaybeUser) -> Markup {
+/// `GET /account`: the account page, or the login form (with a pre-login CSRF token).
+pub(crate) async fn show(
+    State(state): State<Shared>,
+    token: LoginToken,
+    MaybeUser(user): MaybeUser,
+) -> Response {
     match user {
-        Some((_, s)) => account_page(&s.address, &s.csrf_token, &Errors::default(), false),
-        None => login_page("", &Errors::default()),
+        Some((_, s)) => {
+            account_page(&s.address, &s.csrf_token, &Errors::default(), false).into_response()
+        }
+        None => token.respond(state.https, login_page("", &token, &Errors::default())),
     }
 }
 
 #[derive(Deserialize)]
 pub(crate) struct LoginForm {
+    #[serde(default)]
+    csrf: String,
     address: String,
     password: String,
 }
 
-/// `POST /account/login`: checked by the store's login service, like every login.
+/// `POST /account/login`: refused (403) from other sites, checked by the store's login service
+/// like every login.
 pub(crate) async fn login(
     State(state): State<Shared>,
     ClientIp(ip): ClientIp,
+    guard: LoginPost,
+    token: LoginToken,
     Form(f): Form<LoginForm>,
 ) -> Response {
+    if let Err(r) = guard.check(&f.csrf) {
+        return r;
+    }
     let store = &state.services.store;
     let attempt = LoginAttempt {
         service: Service::Account,
@@ -81,7 +97,7 @@ pub(crate) async fn login(
         Err(refusal) => {
             let mut e = Errors::default();
             e.add("password", refusal.message());
-            return refusal.respond(login_page(&f.address, &e));
+            return refusal.respond(login_page(&f.address, &token, &e));
         }
     };
     match store.create_user_session(user.id, 3600).await {

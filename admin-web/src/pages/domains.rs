@@ -7,7 +7,9 @@ use maud::{html, Markup};
 use postern_store::AdminSession;
 use serde::Deserialize;
 
-use super::{action_button, check_csrf, csrf_field, field, invalid, layout, CsrfOnly, Errors};
+use super::{
+    action_button, check_csrf, csrf_field, field, invalid, layout, segment, CsrfOnly, Errors,
+};
 use crate::auth::{internal, AdminPage};
 use crate::state::Shared;
 
@@ -38,7 +40,7 @@ async fn page(
                     @for d in &domains {
                         tr {
                             td { (d.name) }
-                            td { (action_button(s, &format!("/domains/{}/delete", d.name), "Delete",
+                            td { (action_button(s, &format!("/domains/{}/delete", segment(&d.name)), "Delete",
                                 Some(&format!("Delete {} with all its users, mail and aliases?", d.name)))) }
                         }
                     }

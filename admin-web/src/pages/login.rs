@@ -10,14 +10,16 @@ use serde::Deserialize;
 
 use super::{field, layout, Errors};
 use crate::auth::{cookie, internal, set_cookie, AdminPage, ClientIp, LoginRefusal, ADMIN_COOKIE};
+use crate::csrf::{LoginPost, LoginToken};
 use crate::state::Shared;
 
-fn page(username: &str, errors: &Errors) -> maud::Markup {
+fn page(username: &str, token: &LoginToken, errors: &Errors) -> maud::Markup {
     layout(
         "Log in",
         None,
         html! {
             form.card method="post" action="/login" {
+                (token.field())
                 (field("Admin name", "username", "text", username, errors))
                 (field("Password", "password", "password", "", errors))
                 button type="submit" { "Log in" }
@@ -27,24 +29,32 @@ fn page(username: &str, errors: &Errors) -> maud::Markup {
     )
 }
 
-/// `GET /login`
-pub(crate) async fn form() -> maud::Markup {
-    page("", &Errors::default())
+/// `GET /login`: the form, with a fresh pre-login CSRF token if the browser has none.
+pub(crate) async fn form(State(state): State<Shared>, token: LoginToken) -> Response {
+    token.respond(state.https, page("", &token, &Errors::default()))
 }
 
 /// Login form fields.
 #[derive(Deserialize)]
 pub(crate) struct LoginForm {
+    #[serde(default)]
+    csrf: String,
     username: String,
     password: String,
 }
 
-/// `POST /login`: checked by the store's login service (shared limits); sets the session cookie and goes to the dashboard.
+/// `POST /login`: refused (403) from other sites, checked by the store's login service (shared
+/// limits); sets the session cookie and goes to the dashboard.
 pub(crate) async fn submit(
     State(state): State<Shared>,
     ClientIp(ip): ClientIp,
+    guard: LoginPost,
+    token: LoginToken,
     Form(f): Form<LoginForm>,
 ) -> Response {
+    if let Err(r) = guard.check(&f.csrf) {
+        return r;
+    }
     let store = &state.services.store;
     let attempt = LoginAttempt {
         service: Service::AdminWeb,
@@ -57,7 +67,7 @@ pub(crate) async fn submit(
         Err(refusal) => {
             let mut errors = Errors::default();
             errors.add("password", refusal.message());
-            return refusal.respond(page(&f.username, &errors));
+            return refusal.respond(page(&f.username, &token, &errors));
         }
     };
     let ttl = state.config.session_ttl;

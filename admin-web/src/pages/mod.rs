@@ -94,6 +94,23 @@ pub(crate) fn layout(title: &str, session: Option<&AdminSession>, body: Markup) 
     }
 }
 
+/// `data` as one URL path segment (RFC 3986 §3.3): every byte except the unreserved characters
+/// (§2.3) and `@` is percent-encoded (§2.1), so a `%`, `/`, `?` or `#` in a local part (all legal
+/// atext, RFC 5322 §3.2.3) stays data. The router decodes a path parameter exactly once (axum's
+/// `Path`), which gives back `data`. Every href and form action built from data goes through this.
+pub(crate) fn segment(data: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(data.len());
+    for b in data.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 /// The hidden CSRF input every form carries.
 pub(crate) fn csrf_field(s: &AdminSession) -> Markup {
     html! { input type="hidden" name="csrf" value=(s.csrf_token); }
@@ -203,5 +220,20 @@ pub(crate) fn action_button(
             (csrf_field(s))
             button type="submit" { (label) }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segment;
+
+    #[test]
+    fn segments_are_percent_encoded() {
+        assert_eq!(segment("alice@example.test"), "alice@example.test");
+        assert_eq!(segment("a%62c@d.test"), "a%2562c@d.test");
+        assert_eq!(segment("s/t@d"), "s%2Ft@d");
+        assert_eq!(segment("h#x@d"), "h%23x@d");
+        assert_eq!(segment("q?x@d"), "q%3Fx@d");
+        assert_eq!(segment("é+ &"), "%C3%A9%2B%20%26");
     }
 }

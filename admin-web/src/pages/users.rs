@@ -7,7 +7,9 @@ use maud::{html, Markup};
 use postern_store::{parse_quota, AdminSession, StoreError};
 use serde::Deserialize;
 
-use super::{action_button, check_csrf, csrf_field, field, invalid, layout, CsrfOnly, Errors};
+use super::{
+    action_button, check_csrf, csrf_field, field, invalid, layout, segment, CsrfOnly, Errors,
+};
 use crate::auth::{internal, AdminPage};
 use crate::state::Shared;
 
@@ -75,8 +77,8 @@ async fn page(
                 thead { tr { th { "Address" } th { "Usage" } th { "Password" } th { "Quota" } th {} } }
                 tbody {
                     @for u in &users {
-                        @let base = format!("/users/{}", u.address);
-                        tr {
+                        @let base = format!("/users/{}", segment(&u.address.to_string()));
+                        tr data-address=(u.address) {
                             td { (u.address) @if u.disabled { " " em { "(disabled)" } } }
                             td { (bytes(u.used_bytes)) " of " @if u.quota_bytes == 0 { "unlimited" } @else { (bytes(u.quota_bytes)) } }
                             td {
