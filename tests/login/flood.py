@@ -6,6 +6,7 @@ usage: flood.py PROTO PORT SOURCE N USER [REAL_SOURCE REAL_PASSWORD]
 PROTO: imap (implicit TLS), smtp (submissions, AUTH PLAIN) or admin (POST /login over HTTP)."""
 import base64
 import http.client
+import re
 import json
 import smtplib
 import socket
@@ -65,10 +66,18 @@ def smtp(source, password):
 def admin(source, password):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=120, source_address=(source, 0))
     c.connect()
+    # The login form's pre-login CSRF token: a cookie and the same value in a hidden field.
+    c.request("GET", "/login")
+    r = c.getresponse()
+    page = r.read().decode()
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
     barrier.wait()
     started = time.monotonic()
-    body = urllib.parse.urlencode({"username": user, "password": password})
-    c.request("POST", "/login", body, {"Content-Type": "application/x-www-form-urlencoded"})
+    body = urllib.parse.urlencode({"csrf": token, "username": user, "password": password})
+    c.request("POST", "/login", body, {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Cookie": f"postern_login={token}",
+    })
     status = c.getresponse().status
     c.close()
     return {303: "ok", 400: "failed", 429: "throttled"}.get(status, str(status)), started
