@@ -8,6 +8,7 @@
 #   bash bench/edge.sh            # ROUNDS=3
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/dovecot.sh
 ROUNDS=${ROUNDS:-3}
 DOVECOT_PORT=${DOVECOT_PORT:-10143}
 TARGET=${CARGO_TARGET_DIR:-target}
@@ -45,50 +46,13 @@ TOML
     kill -TERM "$pid"; wait "$pid" || true
 }
 
-if ! command -v dovecot >/dev/null; then
-    echo "installing dovecot-imapd for the benchmark (its service is not started)" >&2
-    created_policy=0
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; created_policy=1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null
-    [ "$created_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
-fi
+install_dovecot
 
 # run_dovecot: one round against a fresh Dovecot; prints edge-flood.py's JSON.
 run_dovecot() {
     local d="$work/dovecot"
-    rm -rf "$d"; mkdir -p "$d/run" "$d/state" "$d/mail"
-    : > "$d/passwd"
-    cat > "$d/dovecot.conf" <<CONF
-protocols = imap
-listen = 127.0.0.1
-base_dir = $d/run
-state_dir = $d/state
-log_path = $d/log
-ssl = no
-disable_plaintext_auth = no
-mail_location = maildir:$d/mail/%u
-passdb {
-  driver = passwd-file
-  args = $d/passwd
-}
-userdb {
-  driver = static
-  args = uid=nobody gid=nogroup home=$d/mail/%u
-}
-service imap-login {
-  inet_listener imap {
-    port = $DOVECOT_PORT
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-service anvil {
-  chroot =
-}
-CONF
+    rm -rf "$d"
+    dovecot_config "$d" "$DOVECOT_PORT"
     dovecot -F -c "$d/dovecot.conf" &
     local pid=$!
     for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/"$DOVECOT_PORT") 2>/dev/null && break; sleep 0.1; done
