@@ -2,6 +2,7 @@
 //! driven by a library that has no idle timeout of its own (the admin server's HTTP/1 keep-alive
 //! and half-sent requests).
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -42,8 +43,6 @@ impl<S> IdleTimeout<S> {
         }
     }
 }
-
-use std::future::Future;
 
 impl<S: AsyncRead + Unpin> AsyncRead for IdleTimeout<S> {
     fn poll_read(
