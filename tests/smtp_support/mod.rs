@@ -220,7 +220,7 @@ pub fn socket2_connect(addr: SocketAddr, source: Ipv4Addr) -> TcpStream {
     // SAFETY: plain socket(2)/bind(2)/connect(2) calls on a descriptor we own and hand to std.
     unsafe {
         use std::os::fd::FromRawFd;
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         assert!(fd >= 0);
         let mut local: libc::sockaddr_in = std::mem::zeroed();
         local.sin_family = libc::AF_INET as libc::sa_family_t;
