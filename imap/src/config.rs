@@ -1,5 +1,6 @@
 //! The `[imap]` table of `postern.toml`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -11,9 +12,10 @@ pub struct ImapConfig {
     /// Largest message APPEND accepts, and largest literal of any command, in bytes. Larger
     /// literals are refused before they are read (RFC 7888 §4, RFC 9051 `TOOBIG`).
     pub max_message_size: u32,
-    /// Bytes of large literals (APPEND messages) all connections together may hold in memory at
-    /// once; a connection announcing more waits (its socket is not read, so the client is held
-    /// back by TCP) until others finish. At least `max_message_size`.
+    /// Bytes of large literals all connections together may hold in memory at once; a connection
+    /// announcing more waits (its socket is not read, so the client is held back by TCP) until
+    /// others finish. At least `max_message_size`. APPEND messages above 256 KiB do not count:
+    /// they are streamed to a spool file and stored in chunks, never held in memory.
     pub literal_memory_budget: u64,
     /// Refuse LOGIN and AUTHENTICATE on port 143 until STARTTLS (RFC 3501 §6.2.3 LOGINDISABLED).
     pub login_disabled_without_tls: bool,
@@ -29,6 +31,10 @@ pub struct ImapConfig {
     pub auth_failures_per_address: u32,
     /// Failed logins per account (from addresses not known good) before the account is locked.
     pub auth_failures_per_account: u32,
+    /// Directory for the spool files large APPEND literals are streamed into (not a key of the
+    /// file: the binary sets `<data_dir>/spool`; the system's temporary directory if unset).
+    #[serde(skip)]
+    pub spool_dir: Option<PathBuf>,
 }
 
 impl Default for ImapConfig {
@@ -42,6 +48,7 @@ impl Default for ImapConfig {
             max_connections: 1000,
             auth_failures_per_address: 10,
             auth_failures_per_account: 30,
+            spool_dir: None,
         }
     }
 }
