@@ -184,7 +184,7 @@ pub(crate) async fn spooled_append(
     line.extend_from_slice(b"{0}\r\n");
     line.extend_from_slice(frag.message_bytes());
     let cmd = match CommandCodec::default().decode(&line) {
-        Ok((rest, cmd)) if rest.is_empty() => cmd,
+        Ok((b"", cmd)) => cmd,
         _ => return reply(Session::syntax_error(tag.as_ref(), "Syntax error")),
     };
     match spool {
