@@ -13,26 +13,64 @@ use sqlx::{Any, AnyPool, Transaction};
 
 use crate::db::get;
 use crate::error::{Result, StoreError};
+use crate::spool::SpoolFile;
 
 /// Size of one `blob_chunks` row; blobs larger than this are stored in chunks.
 pub const BLOB_CHUNK_SIZE: usize = 1024 * 1024;
 
-/// The key of stored bytes: lowercase hex SHA-256. Hashing a memory-mapped spool file reads it
-/// from the page cache, block by block, without copying it to the heap.
+/// The key of stored bytes: lowercase hex SHA-256 (a [`Spool`] computes the same as it is
+/// written).
+///
+/// [`Spool`]: crate::Spool
 pub(crate) fn content_hash(raw: &[u8]) -> String {
-    let mut hasher = Sha256::new();
-    for block in raw.chunks(BLOB_CHUNK_SIZE) {
-        hasher.update(block);
-    }
-    hex::encode(hasher.finalize())
+    hex::encode(Sha256::digest(raw))
 }
 
-/// Stores `raw` under `hash` (its [`content_hash`]) with its parsed metadata, unless identical
-/// bytes are stored already. Large blobs are written chunk by chunk from `raw` (which may be a
-/// memory map), so at most one chunk is copied into a query buffer at a time.
+/// Where the bytes of a blob to store are.
+#[derive(Clone, Copy)]
+pub(crate) enum BlobSource<'a> {
+    /// In memory.
+    Bytes(&'a [u8]),
+    /// In a spool file, read one chunk at a time.
+    File(&'a SpoolFile),
+}
+
+impl BlobSource<'_> {
+    fn len(&self) -> usize {
+        match self {
+            BlobSource::Bytes(raw) => raw.len(),
+            BlobSource::File(file) => usize::try_from(file.len).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Bytes `start..end`, borrowed from memory or read from the file into `buf`.
+    fn range<'b>(&'b self, start: usize, end: usize, buf: &'b mut Vec<u8>) -> Result<&'b [u8]> {
+        match self {
+            BlobSource::Bytes(raw) => Ok(&raw[start..end]),
+            BlobSource::File(file) => {
+                buf.resize(end - start, 0);
+                blocking(|| file.read_at(buf, start as u64))?;
+                Ok(buf)
+            }
+        }
+    }
+}
+
+/// Runs short blocking work (a parse of a large message, a read from the page cache) without
+/// stalling the other tasks of this worker on a multi-threaded runtime.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// Stores the bytes of `source` under `hash` (their [`content_hash`]) with their parsed
+/// metadata, unless identical bytes are stored already. Large blobs are written chunk by chunk,
+/// so at most one chunk is in a buffer at a time.
 pub(crate) async fn put_blob(
     tx: &mut Transaction<'static, Any>,
-    raw: &[u8],
+    source: BlobSource<'_>,
     hash: &str,
     parsed: &str,
 ) -> Result<()> {
@@ -44,8 +82,14 @@ pub(crate) async fn put_blob(
     if exists {
         return Ok(());
     }
-    let chunked = raw.len() > BLOB_CHUNK_SIZE;
-    let inline: &[u8] = if chunked { &[] } else { raw };
+    let size = source.len();
+    let chunked = size > BLOB_CHUNK_SIZE;
+    let mut buf = Vec::new();
+    let inline = if chunked {
+        &[][..]
+    } else {
+        source.range(0, size, &mut buf)?
+    };
     // A concurrent writer of the same bytes (PostgreSQL) makes this wait for its commit and then
     // do nothing: only the writer whose row went in writes the chunks.
     let inserted = sqlx::query(
@@ -53,7 +97,7 @@ pub(crate) async fn put_blob(
          ON CONFLICT (hash) DO NOTHING",
     )
     .bind(hash)
-    .bind(raw.len() as i64)
+    .bind(size as i64)
     .bind(inline)
     .bind(parsed)
     .bind(i64::from(chunked))
@@ -61,7 +105,9 @@ pub(crate) async fn put_blob(
     .await?
     .rows_affected();
     if inserted == 1 && chunked {
-        for (seq, chunk) in raw.chunks(BLOB_CHUNK_SIZE).enumerate() {
+        for (seq, start) in (0..size).step_by(BLOB_CHUNK_SIZE).enumerate() {
+            let end = (start + BLOB_CHUNK_SIZE).min(size);
+            let chunk = source.range(start, end, &mut buf)?;
             sqlx::query("INSERT INTO blob_chunks (hash, seq, data) VALUES ($1, $2, $3)")
                 .bind(hash)
                 .bind(seq as i64)

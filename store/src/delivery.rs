@@ -2,40 +2,53 @@
 //! IMAP APPEND, from memory or from a spool file. Each parses the message before its write
 //! transaction starts and commits before it returns.
 
-use crate::blobs::{content_hash, put_blob, BLOB_CHUNK_SIZE};
+use crate::blobs::{blocking, content_hash, put_blob, BlobSource, BLOB_CHUNK_SIZE};
 use crate::changes::{Change, MailboxEvent};
 use crate::db::{get, Store};
 use crate::error::{Result, StoreError};
 use crate::mailboxes::Mailbox;
 use crate::messages::{charge_quota, insert_message, Flags};
 use crate::parsed::ParsedMessage;
-use crate::spool::Spool;
+use crate::spool::{Spool, SpoolFile};
 
 /// Parses a message for storage beside its bytes ([`ParsedMessage`] as JSON). Done before the
 /// write transaction starts, so the database lock is not held while parsing.
+async fn parse_for_storage(raw: &[u8]) -> Result<String> {
+    parse_with(raw.len(), || parse_json(raw)).await
+}
+
+/// Like [`parse_for_storage`] for a spool file, which is memory-mapped for the parse only.
+async fn parse_spooled(file: &SpoolFile) -> Result<String> {
+    let len = usize::try_from(file.len).unwrap_or(usize::MAX);
+    parse_with(len, || {
+        let map = file.map()?;
+        parse_json(map.as_deref().unwrap_or_default())
+    })
+    .await
+}
+
+/// Runs `parse` for a message of `len` bytes.
 ///
 /// mail-parser decodes every leaf body (base64 attachments, charset conversion) onto the heap
 /// while it parses, so parsing a large message costs about its decoded size in transient memory.
 /// Large messages are therefore parsed one at a time process-wide, which bounds that cost to one
-/// message however many clients append at once; and on a multi-threaded runtime the parse runs
-/// with `block_in_place`, so the other tasks of that worker move elsewhere meanwhile.
-async fn parse_for_storage(raw: &[u8]) -> Result<String> {
+/// message however many clients append at once; on a multi-threaded runtime the parse runs with
+/// `block_in_place`, so the other tasks of that worker move elsewhere meanwhile.
+async fn parse_with(len: usize, parse: impl FnOnce() -> Result<String>) -> Result<String> {
     static LARGE_PARSES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
-    let parse = || {
-        serde_json::to_string(&ParsedMessage::parse(raw))
-            .map_err(|e| StoreError::invalid("parsed message", e.to_string()))
-    };
-    if raw.len() <= BLOB_CHUNK_SIZE {
+    if len <= BLOB_CHUNK_SIZE {
         return parse();
     }
     let _one_at_a_time = LARGE_PARSES
         .acquire()
         .await
         .map_err(|_| StoreError::invalid("parsed message", "parser closed"))?;
-    match tokio::runtime::Handle::current().runtime_flavor() {
-        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(parse),
-        _ => parse(),
-    }
+    blocking(parse)
+}
+
+fn parse_json(raw: &[u8]) -> Result<String> {
+    serde_json::to_string(&ParsedMessage::parse(raw))
+        .map_err(|e| StoreError::invalid("parsed message", e.to_string()))
 }
 
 /// The result of delivering to one local user.
@@ -96,7 +109,7 @@ impl Store {
         let parsed = parse_for_storage(m.raw).await?;
         let hash = content_hash(m.raw);
         let mut tx = self.write_tx().await?;
-        put_blob(&mut tx, m.raw, &hash, &parsed).await?;
+        put_blob(&mut tx, BlobSource::Bytes(m.raw), &hash, &parsed).await?;
         let mut accepted = Accepted {
             local: Vec::with_capacity(m.local.len()),
             queued: Vec::with_capacity(m.remote.len()),
@@ -172,14 +185,18 @@ impl Store {
         flags: &Flags,
         internal_date: i64,
     ) -> Result<i64> {
-        self.append_bytes(mailbox, raw, flags, internal_date).await
+        let parsed = parse_for_storage(raw).await?;
+        let hash = content_hash(raw);
+        let source = BlobSource::Bytes(raw);
+        self.append_parsed(mailbox, source, &hash, &parsed, flags, internal_date)
+            .await
     }
 
     /// Like [`Store::append`] for a message that was written to a [`Spool`] file as it arrived
-    /// (a large APPEND literal). The file is memory-mapped: hashing, parsing and the chunked
-    /// INSERT read it from the page cache, so the message is never copied whole onto the heap,
-    /// and the write transaction starts only once the whole message is on disk. The spool file
-    /// is gone when this returns.
+    /// (a large APPEND literal). Its hash was computed while it was written; the parser reads it
+    /// through a memory map and the chunked INSERT one chunk at a time, so the message is never
+    /// copied whole onto the heap, and the write transaction starts only once the whole message
+    /// is on disk. The spool file is gone when this returns.
     pub async fn append_spooled(
         &self,
         mailbox: &Mailbox,
@@ -187,28 +204,33 @@ impl Store {
         flags: &Flags,
         internal_date: i64,
     ) -> Result<i64> {
-        let map = spool.map().await?;
-        self.append_bytes(mailbox, map.bytes(), flags, internal_date)
+        let file = spool.finish().await?;
+        let parsed = parse_spooled(&file).await?;
+        let source = BlobSource::File(&file);
+        self.append_parsed(mailbox, source, &file.hash, &parsed, flags, internal_date)
             .await
     }
 
-    async fn append_bytes(
+    async fn append_parsed(
         &self,
         mailbox: &Mailbox,
-        raw: &[u8],
+        source: BlobSource<'_>,
+        hash: &str,
+        parsed: &str,
         flags: &Flags,
         internal_date: i64,
     ) -> Result<i64> {
-        let size = raw.len() as i64;
-        let parsed = parse_for_storage(raw).await?;
-        let hash = content_hash(raw);
+        let size = match source {
+            BlobSource::Bytes(raw) => raw.len() as i64,
+            BlobSource::File(file) => file.len as i64,
+        };
         let mut tx = self.write_tx().await?;
         if !charge_quota(&mut tx, mailbox.user_id, size).await? {
             return Err(StoreError::OverQuota(format!("user {}", mailbox.user_id)));
         }
-        put_blob(&mut tx, raw, &hash, &parsed).await?;
+        put_blob(&mut tx, source, hash, parsed).await?;
         let (uid, modseq) =
-            insert_message(&mut tx, mailbox.id, &hash, size, flags, internal_date).await?;
+            insert_message(&mut tx, mailbox.id, hash, size, flags, internal_date).await?;
         let change = Change::Mailbox {
             user_id: mailbox.user_id,
             mailbox_id: mailbox.id,
