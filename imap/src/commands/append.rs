@@ -23,7 +23,7 @@ pub(crate) enum AppendData<'a> {
     /// In the decoded command's literal.
     Literal(&'a [u8]),
     /// In a spool file the connection wrote the literal to as it arrived.
-    Spooled(Spool),
+    Spooled(Box<Spool>),
 }
 
 impl AppendData<'_> {
@@ -49,8 +49,13 @@ impl Session {
                 date,
                 ..
             } => {
-                self.append(mailbox, flags, date.as_ref(), AppendData::Spooled(spool))
-                    .await
+                self.append(
+                    mailbox,
+                    flags,
+                    date.as_ref(),
+                    AppendData::Spooled(Box::new(spool)),
+                )
+                .await
             }
             _ => Err(bad("Expected APPEND")),
         };
@@ -81,7 +86,7 @@ impl Session {
             }
             AppendData::Spooled(spool) => {
                 self.store
-                    .append_spooled(&mailbox, spool, &flags, internal_date)
+                    .append_spooled(&mailbox, *spool, &flags, internal_date)
                     .await?
             }
         };
