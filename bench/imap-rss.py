@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Memory of a server and all its child processes, in KiB: `rss` (sum of VmRSS, counts shared
 pages once per process) and `pss` (sum of proportional set sizes, shared pages split). Used by
-bench/imap.sh; with --watch it samples every second until the process exits and prints the peak."""
+bench/imap.sh; with --watch it samples every second (or every INTERVAL seconds, a 4th argument)
+until the process exits and keeps the peak in a file. `hwm_kib` sums each process's own peak RSS
+(VmHWM, kept by the kernel, so no sample can miss it); `anon_kib` and `file_kib` split RSS into
+anonymous memory (heap, stacks) and mapped file pages (page cache the kernel can reclaim)."""
 import json
 import os
 import sys
@@ -45,6 +48,9 @@ def sample(root):
     return {
         "rss_kib": sum(field(f"/proc/{p}/status", "VmRSS") for p in pids),
         "pss_kib": sum(field(f"/proc/{p}/smaps_rollup", "Pss") for p in pids),
+        "hwm_kib": sum(field(f"/proc/{p}/status", "VmHWM") for p in pids),
+        "anon_kib": sum(field(f"/proc/{p}/status", "RssAnon") for p in pids),
+        "file_kib": sum(field(f"/proc/{p}/status", "RssFile") for p in pids),
         "processes": len(pids),
     }
 
@@ -52,14 +58,16 @@ def sample(root):
 if __name__ == "__main__":
     root = int(sys.argv[1])
     if len(sys.argv) > 2 and sys.argv[2] == "--watch":
-        peak = {"rss_kib": 0, "pss_kib": 0, "processes": 0}
+        peak = {"rss_kib": 0, "pss_kib": 0, "hwm_kib": 0, "anon_kib": 0, "file_kib": 0,
+                "processes": 0}
         out = sys.argv[3]
+        interval = float(sys.argv[4]) if len(sys.argv) > 4 else 1.0
         while os.path.exists(f"/proc/{root}"):
             s = sample(root)
             for k in peak:
                 peak[k] = max(peak[k], s[k])
             with open(out, "w") as f:
                 json.dump(peak, f)
-            time.sleep(1)
+            time.sleep(interval)
     else:
         print(json.dumps(sample(root)))

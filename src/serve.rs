@@ -105,8 +105,12 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
     let imap_plain = loaded.config.listeners.imap.get_ref().clone();
     let imap_tls = loaded.config.listeners.imaps.get_ref().clone();
     if !imap_plain.is_empty() || !imap_tls.is_empty() {
+        let imap_config = postern_imap::ImapConfig {
+            spool_dir: Some(data_dir.join("spool")),
+            ..loaded.config.imap.clone()
+        };
         let imap = postern_imap::ImapServer::start(
-            loaded.config.imap.clone(),
+            imap_config,
             &net,
             store.clone(),
             certs.server_config(),

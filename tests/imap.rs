@@ -16,6 +16,7 @@ both_backends!(
     imap_isolation_between_users,
     imap_security,
     imap_mbsync_both_ways,
+    imap_large_append_is_streamed,
 );
 
 /// IMAP settings for tests: small literal limit.
@@ -24,12 +25,20 @@ const IMAP_CONFIG: &str = "[imap]\nmax_message_size = 1048576\n";
 /// An instance with IMAP on both ports, domain example.test and the given users (password
 /// "password"; alice has a 1 MiB quota).
 async fn instance(db: Db, users: &[&str], extra: &str) -> (Instance, Server) {
-    let inst = Instance::new(db, &["imap", "imaps"], &format!("{IMAP_CONFIG}{extra}")).await;
+    instance_with(db, users, &format!("{IMAP_CONFIG}{extra}")).await
+}
+
+/// Like [`instance`] with the whole extra configuration given (alice has a 1 MiB quota, dave
+/// 4 MiB).
+async fn instance_with(db: Db, users: &[&str], config: &str) -> (Instance, Server) {
+    let inst = Instance::new(db, &["imap", "imaps"], config).await;
     inst.ok(&["domain", "add", "example.test"], "");
     for u in users {
         let mut args = vec!["user", "add", u];
         if u.starts_with("alice") {
             args.extend(["--quota", "1M"]);
+        } else if u.starts_with("dave") {
+            args.extend(["--quota", "4M"]);
         }
         inst.ok(&args, "password\n");
     }
@@ -125,6 +134,26 @@ async fn imap_security(db: Db) {
     )
     .await;
     python(&server, "security.py", &[]);
+}
+
+/// APPENDs of about 5 MiB (synchronizing and LITERAL+) are streamed to a spool file and stored in
+/// chunks; what the script appended is all the database holds afterwards (the refused ones left
+/// no blob and no chunk behind) and no spool file is left over.
+async fn imap_large_append_is_streamed(db: Db) {
+    let (inst, server) = instance_with(
+        db,
+        &["carol@example.test", "dave@example.test"],
+        "[imap]\nmax_message_size = 62914560\n",
+    )
+    .await;
+    python(&server, "large_append.py", &[]);
+    // Two 5,243,000-byte messages in 6 chunks each, and one 300,000-byte message inline.
+    assert_eq!(inst.db.count_rows("blobs").await, 3, "{}", server.log());
+    assert_eq!(inst.db.count_rows("blob_chunks").await, 12);
+    let spool = inst.data_dir().join("spool");
+    let left: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
+    assert!(left.is_empty(), "spool files left over: {left:?}");
+    assert!(server.stop().success());
 }
 
 /// A second process (this test, with its own Store) appends; the server's IDLE session sees it

@@ -1,5 +1,6 @@
 //! The `[imap]` table of `postern.toml`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -11,9 +12,10 @@ pub struct ImapConfig {
     /// Largest message APPEND accepts, and largest literal of any command, in bytes. Larger
     /// literals are refused before they are read (RFC 7888 §4, RFC 9051 `TOOBIG`).
     pub max_message_size: u32,
-    /// Bytes of large literals (APPEND messages) all connections together may hold in memory at
-    /// once; a connection announcing more waits (its socket is not read, so the client is held
-    /// back by TCP) until others finish. At least `max_message_size`.
+    /// Bytes of large literals all connections together may hold in memory at once; a connection
+    /// announcing more waits (its socket is not read, so the client is held back by TCP) until
+    /// others finish. At least `max_message_size`. APPEND messages above 256 KiB do not count:
+    /// they are streamed to a spool file and stored in chunks, never held in memory.
     pub literal_memory_budget: u64,
     /// Refuse LOGIN and AUTHENTICATE on port 143 until STARTTLS (RFC 3501 §6.2.3 LOGINDISABLED).
     pub login_disabled_without_tls: bool,
@@ -25,6 +27,10 @@ pub struct ImapConfig {
     pub inactivity_timeout_secs: u64,
     /// Most simultaneous connections; further ones are greeted with BYE.
     pub max_connections: usize,
+    /// Directory for the spool files large APPEND literals are streamed into (not a key of the
+    /// file: the binary sets `<data_dir>/spool`; the system's temporary directory if unset).
+    #[serde(skip)]
+    pub spool_dir: Option<PathBuf>,
 }
 
 impl Default for ImapConfig {
@@ -36,6 +42,7 @@ impl Default for ImapConfig {
             idle_timeout_secs: 30 * 60,
             inactivity_timeout_secs: 30 * 60,
             max_connections: 1000,
+            spool_dir: None,
         }
     }
 }

@@ -4,7 +4,8 @@
 //! Protocol logic lives in [`Session`], a state machine fed parsed commands (imap-codec) that returns
 //! responses and the next step for the connection; it talks to the [`postern_store::Store`] but never
 //! to a socket, so it is unit-tested without one. [`ImapServer`] owns listeners, TLS (implicit and
-//! STARTTLS), framing with literal limits, IDLE and timeouts.
+//! STARTTLS), framing with literal limits, IDLE and timeouts; `stream` diverts large APPEND literals
+//! to a spool file so they are never held in memory.
 
 mod bodystructure;
 mod commands;
@@ -16,6 +17,7 @@ mod mutf7;
 mod response;
 mod server;
 mod session;
+mod stream;
 
 pub use config::ImapConfig;
 pub use error::ImapError;

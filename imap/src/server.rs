@@ -13,6 +13,7 @@ use imap_codec::encode::Encoder;
 use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
 use imap_codec::imap_types::core::LiteralMode;
 use imap_codec::imap_types::response::Response;
+use imap_codec::imap_types::IntoStatic;
 use imap_codec::{
     AuthenticateDataCodec, CommandCodec, GreetingCodec, IdleDoneCodec, ResponseCodec,
 };
@@ -28,6 +29,9 @@ use crate::config::ImapConfig;
 use crate::error::ImapError;
 use crate::list_extended;
 use crate::session::{Next, Reply, Session};
+use crate::stream::{
+    is_append, receive_literal, spooled_append, Expect, Input, Received, SpooledAppend,
+};
 
 /// Room for a command's own text around its largest literal.
 const COMMAND_OVERHEAD: u32 = 64 * 1024;
@@ -42,6 +46,9 @@ const READ_BUFFER: usize = 16 * 1024;
 
 /// Literals up to this size are read without asking the shared literal budget.
 const SMALL_LITERAL: u32 = 64 * 1024;
+
+/// APPEND literals larger than this are streamed to a spool file instead of being buffered.
+const STREAM_LITERAL: u32 = 256 * 1024;
 
 /// Unit of the literal budget's semaphore permits.
 const BUDGET_UNIT: u64 = 1024;
@@ -202,10 +209,15 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
     .await?;
     let mut mode = Mode::Command;
     let mut buf = vec![0u8; READ_BUFFER];
+    // Bytes read from the client that the fragmentizer has not been given yet: it is fed only
+    // up to the end of the fragment it parses next, so that when a line announces a literal the
+    // shell itself still holds every byte after that line and can divert the literal.
+    let mut input = Input::default();
+    let mut spooled: Option<SpooledAppend> = None;
     let mut user_recorded = false;
     let mut budget: Vec<OwnedSemaphorePermit> = Vec::new();
     loop {
-        while let Some(info) = frag.progress() {
+        while let Some(info) = input.progress(&mut frag) {
             let literal_cap = if session.user().is_some() {
                 limit
             } else {
@@ -216,13 +228,26 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                 ..
             } = info
             {
-                if length > literal_cap {
+                if spooled.is_some() {
+                    // The streamed literal must be the command's last (RFC 3501 §6.3.11); a
+                    // further one (MULTIAPPEND, CATENATE: not advertised) makes it BAD.
+                    if lit == LiteralMode::Sync {
+                        let tag = spooled.take().and_then(|s| s.tag);
+                        frag.skip_message();
+                        input.expect = Expect::Line;
+                        let bad = Session::syntax_error(tag.as_ref(), "Unexpected literal");
+                        write(&mut conn, &encode(&[bad])).await?;
+                    } else {
+                        frag.poison_message();
+                    }
+                } else if length > literal_cap {
                     if lit == LiteralMode::Sync {
                         // RFC 9051 §7.1 TOOBIG, answered instead of the continuation request,
                         // so the client never sends the literal.
                         let tag = frag.decode_tag();
                         let refusal = Session::literal_too_big(tag.as_ref());
                         frag.skip_message();
+                        input.expect = Expect::Line;
                         write(&mut conn, &encode(&[refusal])).await?;
                     } else if session.user().is_some() {
                         // A non-synchronizing literal is already on its way (RFC 7888 §4): a
@@ -235,6 +260,41 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                         write(&mut conn, &encode(&[bye])).await?;
                         return Ok(());
                     }
+                } else if length > STREAM_LITERAL
+                    && mode == Mode::Command
+                    && session.user().is_some()
+                    && is_append(frag.message_bytes())
+                {
+                    // A large APPEND message goes to a spool file as it arrives, never into
+                    // the fragmentizer. Client and server agree that the literal is exactly
+                    // `length` bytes, so skipping it in the fragmentizer is safe; what follows
+                    // it is parsed as the rest of the command.
+                    let head = frag.message_bytes().to_vec();
+                    let tag = frag.decode_tag().map(IntoStatic::into_static);
+                    frag.skip_message();
+                    input.expect = Expect::Line;
+                    if lit == LiteralMode::Sync {
+                        write(&mut conn, b"+ Ready for literal data\r\n").await?;
+                    }
+                    let spool = match receive_literal(
+                        &mut conn,
+                        &mut input,
+                        length,
+                        config.spool_dir.as_deref(),
+                        &shared.shutdown,
+                        config.inactivity_timeout(),
+                    )
+                    .await?
+                    {
+                        Received::Spool(spool) => spool,
+                        Received::End(bye) => {
+                            if let Some(bye) = bye {
+                                write(&mut conn, &encode(&[bye])).await?;
+                            }
+                            return Ok(());
+                        }
+                    };
+                    spooled = Some(SpooledAppend { head, tag, spool });
                 } else {
                     if length > SMALL_LITERAL {
                         // Hold the socket (TCP then holds the client) until the literal fits
@@ -261,9 +321,10 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
             if !frag.is_message_complete() {
                 continue;
             }
-            let reply = match mode {
-                Mode::Command => command(&mut session, &frag).await,
-                Mode::Authenticate => {
+            let reply = match (spooled.take(), mode) {
+                (Some(append), _) => spooled_append(&mut session, append, &frag).await,
+                (None, Mode::Command) => command(&mut session, &frag).await,
+                (None, Mode::Authenticate) => {
                     match frag.decode_message(&AuthenticateDataCodec::default()) {
                         Ok(data) => session.authenticate_data(data).await,
                         Err(_) => {
@@ -275,7 +336,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                         }
                     }
                 }
-                Mode::Idle => match frag.decode_message(&IdleDoneCodec::default()) {
+                (None, Mode::Idle) => match frag.decode_message(&IdleDoneCodec::default()) {
                     Ok(_) => session.idle_done().await,
                     Err(_) => {
                         let mut r = session.idle_done().await;
@@ -308,6 +369,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                     // Anything pipelined after STARTTLS was sent in clear text: discard it
                     // (RFC 3501 §6.2.1, CVE-2011-0411 class of injection).
                     frag = new_fragmentizer();
+                    input = Input::default();
                     conn.start_tls(&shared.acceptor, shared.handshake).await?;
                     session.tls_established();
                     Mode::Command
@@ -343,7 +405,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                 if n == 0 {
                     return Ok(());
                 }
-                frag.enqueue_bytes(&buf[..n]);
+                input.pending.extend_from_slice(&buf[..n]);
             }
             _ = session.wait_change(), if mode == Mode::Idle => {
                 let updates = session.idle_updates().await;

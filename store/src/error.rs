@@ -29,6 +29,9 @@ pub enum StoreError {
     /// Delivery would take the user over their quota (RFC 5321 §4.5.3.1.10: 552/452).
     #[error("mailbox of {0} is over quota")]
     OverQuota(String),
+    /// Writing or mapping a spool file failed.
+    #[error("spool file: {0}")]
+    Spool(#[from] std::io::Error),
     /// Hashing a password failed (should not happen with valid parameters).
     #[error("password hashing failed")]
     PasswordHash,

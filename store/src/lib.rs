@@ -8,8 +8,10 @@
 mod address;
 mod admin;
 mod aliases;
+mod blobs;
 mod changes;
 mod db;
+mod delivery;
 mod dns;
 mod domains;
 mod error;
@@ -21,6 +23,7 @@ mod parsed;
 pub mod password;
 mod queue;
 pub mod sasl;
+mod spool;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;
@@ -28,19 +31,20 @@ mod users;
 pub use address::{normalize_address, normalize_domain, Address};
 pub use admin::{Admin, AdminSession, SessionKind, UserSession};
 pub use aliases::{Alias, Resolution};
+pub use blobs::BLOB_CHUNK_SIZE;
 pub use changes::{Change, MailboxEvent};
 pub use db::{Backend, Store};
+pub use delivery::{Accepted, DeliveryOutcome, Incoming};
 pub use dns::{DnsRecord, MANAGED_TYPES};
 pub use domains::Domain;
 pub use error::{Result, StoreError};
 pub use login::{LoginAttempt, LoginConfig, LoginOutcome, Service};
 pub use mail_auth::{DkimAlgorithm, DkimKey, DkimState, Greylist};
 pub use mailboxes::{Mailbox, DEFAULT_MAILBOXES};
-pub use messages::{
-    Accepted, DeliveryOutcome, FlagOp, Flags, Incoming, MessageDetails, MessageMeta,
-};
+pub use messages::{FlagOp, Flags, MessageDetails, MessageMeta};
 pub use parsed::{BodyPart, Content, Envelope, EnvelopeAddress, ParsedMessage, SearchFields};
 pub use queue::QueueEntry;
+pub use spool::Spool;
 pub use users::{parse_quota, User};
 
 /// Current time as Unix seconds, the unit of every timestamp column.

@@ -1,13 +1,13 @@
-//! Messages in mailboxes: durable delivery and APPEND with UID and MODSEQ allocation, listing, raw
-//! bytes, flag changes and EXPUNGE. Raw bytes live once in `blobs`, keyed by SHA-256, and are shared
-//! by every mailbox entry (alias fan-out, COPY) and queue entry that references them.
+//! Messages in mailboxes: UID and MODSEQ allocation, listing, raw bytes, flag changes, EXPUNGE,
+//! COPY/MOVE and `\Recent`. Storing new messages is in `delivery.rs`; their bytes live once in
+//! `blobs` (see `blobs.rs`), shared by every mailbox entry and queue entry that references them.
 
 use std::collections::BTreeSet;
 
-use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Transaction};
 
+use crate::blobs::{blob_bytes, delete_blobs_if_unreferenced, read_blob};
 use crate::changes::{Change, MailboxEvent};
 use crate::db::{get, Store};
 use crate::error::{Result, StoreError};
@@ -117,70 +117,12 @@ fn meta_from_row(r: &AnyRow) -> Result<MessageMeta> {
     })
 }
 
-/// Parses a message for storage beside its bytes ([`ParsedMessage`] as JSON). Done before the
-/// write transaction starts, so the database lock is not held while parsing.
-fn parse_for_storage(raw: &[u8]) -> Result<String> {
-    serde_json::to_string(&ParsedMessage::parse(raw))
-        .map_err(|e| StoreError::invalid("parsed message", e.to_string()))
-}
-
-/// Stores `raw` once with its parsed metadata (no-op if identical bytes are stored already) and
-/// returns its hash.
-pub(crate) async fn put_blob(
-    tx: &mut Transaction<'static, Any>,
-    raw: &[u8],
-    parsed: &str,
-) -> Result<String> {
-    let hash = hex::encode(Sha256::digest(raw));
-    let exists = sqlx::query("SELECT 1 AS one FROM blobs WHERE hash = $1")
-        .bind(&hash)
-        .fetch_optional(&mut **tx)
-        .await?
-        .is_some();
-    if !exists {
-        sqlx::query(
-            "INSERT INTO blobs (hash, size, data, parsed) VALUES ($1, $2, $3, $4) ON CONFLICT (hash) DO NOTHING",
-        )
-        .bind(&hash)
-        .bind(raw.len() as i64)
-        .bind(raw)
-        .bind(parsed)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(hash)
-}
-
-/// Deletes stored bytes no message or queue entry references any more.
-pub(crate) async fn delete_unreferenced_blobs(tx: &mut Transaction<'static, Any>) -> Result<()> {
-    sqlx::query(
-        "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_hash = blobs.hash) \
-         AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.blob_hash = blobs.hash)",
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Deletes the given blobs if no message or queue entry references them any more.
-pub(crate) async fn delete_blobs_if_unreferenced(
-    tx: &mut Transaction<'static, Any>,
-    hashes: &BTreeSet<String>,
-) -> Result<()> {
-    for hash in hashes {
-        sqlx::query(
-            "DELETE FROM blobs WHERE hash = $1 AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_hash = $1) \
-             AND NOT EXISTS (SELECT 1 FROM queue WHERE blob_hash = $1)",
-        )
-        .bind(hash)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
-}
-
 /// Charges `size` bytes to the user's quota; false if that would exceed it.
-async fn charge_quota(tx: &mut Transaction<'static, Any>, user_id: i64, size: i64) -> Result<bool> {
+pub(crate) async fn charge_quota(
+    tx: &mut Transaction<'static, Any>,
+    user_id: i64,
+    size: i64,
+) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE users SET used_bytes = used_bytes + $1 \
          WHERE id = $2 AND (quota_bytes = 0 OR used_bytes + $1 <= quota_bytes)",
@@ -207,7 +149,7 @@ async fn next_uid(tx: &mut Transaction<'static, Any>, mailbox_id: i64) -> Result
 }
 
 /// Inserts one mailbox entry for stored bytes and returns (uid, modseq).
-async fn insert_message(
+pub(crate) async fn insert_message(
     tx: &mut Transaction<'static, Any>,
     mailbox_id: i64,
     hash: &str,
@@ -233,158 +175,7 @@ async fn insert_message(
     Ok((uid, modseq))
 }
 
-/// The result of delivering to one local user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeliveryOutcome {
-    /// Stored: in which mailbox, under which UID.
-    Delivered {
-        /// The user.
-        user_id: i64,
-        /// The mailbox it went to.
-        mailbox_id: i64,
-        /// Its UID there.
-        uid: i64,
-    },
-    /// Not stored: the user's quota is full.
-    OverQuota {
-        /// The user.
-        user_id: i64,
-    },
-}
-
-/// A message accepted for delivery: what the SMTP server hands over before it answers 250.
-#[derive(Debug, Clone, Copy)]
-pub struct Incoming<'a> {
-    /// The raw message (RFC 5322), including the trace headers the receiver added.
-    pub raw: &'a [u8],
-    /// INTERNALDATE for the local copies, Unix seconds.
-    pub internal_date: i64,
-    /// Local users to deliver to.
-    pub local: &'a [i64],
-    /// Folder for the local copies (e.g. `Junk`); INBOX for a user who has no folder of that name.
-    pub folder: &'a str,
-    /// Envelope sender (MAIL FROM, empty for bounces), kept for the queue entries.
-    pub sender: &'a str,
-    /// Remote recipients to queue for outbound delivery.
-    pub remote: &'a [String],
-    /// When queued copies expire and bounce, Unix seconds.
-    pub expires_at: i64,
-}
-
-/// What [`Store::accept`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Accepted {
-    /// One outcome per local user, in the order given.
-    pub local: Vec<DeliveryOutcome>,
-    /// Ids of the queue entries created, one per remote recipient.
-    pub queued: Vec<i64>,
-}
-
 impl Store {
-    /// Stores a message for local users and queues it for remote recipients in one transaction,
-    /// committed before this returns, so the caller may answer 250 afterwards and the message
-    /// survives a crash. Users over quota are reported, not delivered to, and do not stop delivery
-    /// to the others.
-    pub async fn accept(&self, m: Incoming<'_>) -> Result<Accepted> {
-        let size = m.raw.len() as i64;
-        let now = crate::unix_now();
-        let parsed = parse_for_storage(m.raw)?;
-        let mut tx = self.write_tx().await?;
-        let hash = put_blob(&mut tx, m.raw, &parsed).await?;
-        let mut accepted = Accepted {
-            local: Vec::with_capacity(m.local.len()),
-            queued: Vec::with_capacity(m.remote.len()),
-        };
-        let mut changes = Vec::new();
-        for &user_id in m.local {
-            if !charge_quota(&mut tx, user_id, size).await? {
-                accepted.local.push(DeliveryOutcome::OverQuota { user_id });
-                continue;
-            }
-            let row = sqlx::query(
-                "SELECT id FROM mailboxes WHERE user_id = $1 AND name IN ($2, 'INBOX') \
-                 ORDER BY CASE WHEN name = $2 THEN 0 ELSE 1 END LIMIT 1",
-            )
-            .bind(user_id)
-            .bind(m.folder)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("INBOX of user {user_id}")))?;
-            let mailbox_id: i64 = get(&row, "id")?;
-            let (uid, modseq) = insert_message(
-                &mut tx,
-                mailbox_id,
-                &hash,
-                size,
-                &Flags::default(),
-                m.internal_date,
-            )
-            .await?;
-            changes.push(Change::Mailbox {
-                user_id,
-                mailbox_id,
-                modseq,
-                event: MailboxEvent::Appended,
-            });
-            accepted.local.push(DeliveryOutcome::Delivered {
-                user_id,
-                mailbox_id,
-                uid,
-            });
-        }
-        for recipient in m.remote {
-            let row = sqlx::query(
-                "INSERT INTO queue (blob_hash, sender, recipient, next_attempt, expires_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $4) RETURNING id",
-            )
-            .bind(&hash)
-            .bind(m.sender)
-            .bind(recipient)
-            .bind(now)
-            .bind(m.expires_at)
-            .fetch_one(&mut *tx)
-            .await?;
-            accepted.queued.push(get(&row, "id")?);
-        }
-        if !accepted.queued.is_empty() {
-            changes.push(Change::Queue);
-        }
-        if changes.is_empty() {
-            tx.rollback().await?;
-        } else {
-            self.commit(tx, changes).await?;
-        }
-        Ok(accepted)
-    }
-
-    /// Appends a message to a mailbox (IMAP APPEND, RFC 3501 §6.3.11) and returns its UID.
-    /// Fails with [`StoreError::OverQuota`] if the owner's quota would be exceeded (RFC 9208 §4.2.1).
-    pub async fn append(
-        &self,
-        mailbox: &Mailbox,
-        raw: &[u8],
-        flags: &Flags,
-        internal_date: i64,
-    ) -> Result<i64> {
-        let size = raw.len() as i64;
-        let parsed = parse_for_storage(raw)?;
-        let mut tx = self.write_tx().await?;
-        if !charge_quota(&mut tx, mailbox.user_id, size).await? {
-            return Err(StoreError::OverQuota(format!("user {}", mailbox.user_id)));
-        }
-        let hash = put_blob(&mut tx, raw, &parsed).await?;
-        let (uid, modseq) =
-            insert_message(&mut tx, mailbox.id, &hash, size, flags, internal_date).await?;
-        let change = Change::Mailbox {
-            user_id: mailbox.user_id,
-            mailbox_id: mailbox.id,
-            modseq,
-            event: MailboxEvent::Appended,
-        };
-        self.commit(tx, vec![change]).await?;
-        Ok(uid)
-    }
-
     /// Every message of the mailbox in UID order.
     pub async fn list_messages(&self, mailbox: &Mailbox) -> Result<Vec<MessageMeta>> {
         let rows = sqlx::query(
@@ -399,13 +190,17 @@ impl Store {
     /// The raw bytes of the message with `uid`, if it exists.
     pub async fn message_raw(&self, mailbox: &Mailbox, uid: i64) -> Result<Option<Vec<u8>>> {
         let row = sqlx::query(
-            "SELECT b.data FROM messages m JOIN blobs b ON b.hash = m.blob_hash WHERE m.mailbox_id = $1 AND m.uid = $2",
+            "SELECT b.hash, b.chunked, b.data FROM messages m JOIN blobs b ON b.hash = m.blob_hash \
+             WHERE m.mailbox_id = $1 AND m.uid = $2",
         )
         .bind(mailbox.id)
         .bind(uid)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| get(&r, "data")).transpose()
+        match row {
+            Some(r) => Ok(Some(blob_bytes(&self.pool, &r, "hash").await?)),
+            None => Ok(None),
+        }
     }
 
     /// Changes flags of the messages with the given UIDs (STORE, RFC 3501 §6.4.6). Messages whose
@@ -554,7 +349,7 @@ impl Store {
         sorted.dedup();
         let mut out = Vec::with_capacity(sorted.len());
         let sql = if with_raw {
-            "SELECT m.uid, m.blob_hash, b.parsed, b.data FROM messages m JOIN blobs b ON b.hash = m.blob_hash \
+            "SELECT m.uid, m.blob_hash, b.parsed, b.chunked, b.data FROM messages m JOIN blobs b ON b.hash = m.blob_hash \
              WHERE m.mailbox_id = $1 AND m.uid >= $2 AND m.uid <= $3 ORDER BY m.uid"
         } else {
             "SELECT m.uid, m.blob_hash, b.parsed FROM messages m JOIN blobs b ON b.hash = m.blob_hash \
@@ -576,7 +371,7 @@ impl Store {
                     continue;
                 }
                 let raw: Option<Vec<u8>> = if with_raw {
-                    Some(get(r, "data")?)
+                    Some(blob_bytes(&self.pool, r, "blob_hash").await?)
                 } else {
                     None
                 };
@@ -594,11 +389,8 @@ impl Store {
 
     /// Parses a blob stored without metadata and stores the result.
     async fn parse_and_keep(&self, hash: &str) -> Result<ParsedMessage> {
-        let row = sqlx::query("SELECT data FROM blobs WHERE hash = $1")
-            .bind(hash)
-            .fetch_one(&self.pool)
-            .await?;
-        let parsed = ParsedMessage::parse(&get::<Vec<u8>>(&row, "data")?);
+        let raw = read_blob(&self.pool, hash).await?;
+        let parsed = ParsedMessage::parse(&raw);
         let json = serde_json::to_string(&parsed)
             .map_err(|e| StoreError::invalid("parsed message", e.to_string()))?;
         sqlx::query("UPDATE blobs SET parsed = $1 WHERE hash = $2")

@@ -3,10 +3,10 @@
 
 use sqlx::any::AnyRow;
 
+use crate::blobs::{blob_bytes, delete_blobs_if_unreferenced};
 use crate::changes::Change;
 use crate::db::{get, Store};
 use crate::error::{Result, StoreError};
-use crate::messages::delete_blobs_if_unreferenced;
 
 /// One queued delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,13 +106,13 @@ impl Store {
     /// The raw message of a queue entry.
     pub async fn queue_message(&self, id: i64) -> Result<Vec<u8>> {
         let row = sqlx::query(
-            "SELECT b.data FROM queue q JOIN blobs b ON b.hash = q.blob_hash WHERE q.id = $1",
+            "SELECT b.hash, b.chunked, b.data FROM queue q JOIN blobs b ON b.hash = q.blob_hash WHERE q.id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("queue entry {id}")))?;
-        get(&row, "data")
+        blob_bytes(&self.pool, &row, "hash").await
     }
 
     /// Records a failed attempt and when to try again.

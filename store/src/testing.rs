@@ -60,6 +60,22 @@ impl TestDb {
     pub async fn open(&self) -> Store {
         Store::open(&self.url).await.expect("open store")
     }
+
+    /// How many rows `table` has (for tests that check what an operation left behind).
+    pub async fn count_rows(&self, table: &str) -> i64 {
+        use sqlx::Row;
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.url)
+            .await
+            .expect("connect for counting");
+        let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&pool)
+            .await
+            .expect("count rows");
+        pool.close().await;
+        row.try_get("n").expect("count is an integer")
+    }
 }
 
 impl Drop for TestDb {

@@ -200,7 +200,7 @@ impl Store {
             .bind(user.id)
             .execute(&mut *tx)
             .await?;
-        crate::messages::delete_unreferenced_blobs(&mut tx).await?;
+        crate::blobs::delete_unreferenced_blobs(&mut tx).await?;
         self.commit(tx, vec![]).await
     }
 

@@ -13,6 +13,8 @@ mod select;
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 use postern_store::Mailbox;
 
+pub(crate) use append::AppendData;
+
 use crate::mutf7;
 use crate::session::{bad, Failure, Session};
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use imap_codec::imap_types::auth::AuthenticateData;
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::{Tag, Vec1};
+use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::response::{
     Capability, Code, CommandContinuationRequest, Data, Greeting, GreetingKind, Response,
     StatusKind,
@@ -23,6 +24,7 @@ use tokio::sync::broadcast;
 
 pub(crate) use selected::{flag_items, Selected};
 
+use crate::commands::AppendData;
 use crate::config::ImapConfig;
 use crate::list_extended::ListExtras;
 use crate::response::{atom, bye, code_other, data, tagged, text};
@@ -250,7 +252,7 @@ impl Session {
 
     /// Handles one command; `extras` carries LIST-EXTENDED options the parser does not know.
     pub async fn command_with(&mut self, cmd: Command<'_>, extras: ListExtras) -> Reply {
-        self.drain_changes();
+        self.start_command();
         let tag = cmd.tag;
         let allow_expunge = !matches!(
             &cmd.body,
@@ -259,6 +261,22 @@ impl Session {
                 | CommandBody::Search { uid: false, .. }
         );
         let outcome = self.dispatch(cmd.body, extras).await;
+        self.finish(tag, allow_expunge, outcome).await
+    }
+
+    /// What every command does first: take note of changes other sessions made meanwhile.
+    pub(crate) fn start_command(&mut self) {
+        self.drain_changes();
+    }
+
+    /// Turns a command's outcome into its reply: untagged data, pending updates of the selected
+    /// mailbox (EXPUNGE only if `allow_expunge`, RFC 3501 §7.4.1), then the tagged status.
+    pub(crate) async fn finish(
+        &mut self,
+        tag: Tag<'_>,
+        allow_expunge: bool,
+        outcome: Outcome,
+    ) -> Reply {
         let (mut responses, status, next) = match outcome {
             Ok(done) => {
                 let next = done.next;
@@ -650,7 +668,14 @@ impl Session {
                 flags,
                 date,
                 message,
-            } => self.append(&mailbox, &flags, date.as_ref(), message).await,
+            } => {
+                let raw = match &message {
+                    LiteralOrLiteral8::Literal(l) => l.data(),
+                    LiteralOrLiteral8::Literal8(l) => l.data.as_ref(),
+                };
+                self.append(&mailbox, &flags, date.as_ref(), AppendData::Literal(raw))
+                    .await
+            }
             C::Search {
                 charset,
                 criteria,

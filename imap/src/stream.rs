@@ -1,0 +1,245 @@
+//! Streaming large APPEND literals (RFC 3501 §6.3.11, RFC 7888) to a spool file instead of
+//! buffering them. The shell feeds imap-codec's `Fragmentizer` exactly one fragment at a time
+//! ([`Input`]), so when a logged-in client's APPEND line announces a large literal, every byte after
+//! that line is still the shell's: it skips the literal in the fragmentizer (client and server
+//! agree on its length), copies exactly that many bytes to a [`Spool`] through a bounded buffer
+//! ([`receive_literal`]), lets the fragmentizer parse the rest of the command line, and decodes the
+//! command with the literal replaced by an empty one ([`spooled_append`]), so that the mailbox,
+//! flags and date come from the same parser as for any other command.
+
+use std::path::Path;
+use std::time::Duration;
+
+use imap_codec::decode::Decoder;
+use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
+use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::response::{Response, StatusKind};
+use imap_codec::CommandCodec;
+use postern_net::NetStream;
+use postern_store::Spool;
+use tokio::io::AsyncReadExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ImapError;
+use crate::response::{code_other, tagged};
+use crate::session::{Next, Reply, Session};
+
+/// Largest read while copying a literal to its spool file.
+const SPOOL_BUFFER: usize = 64 * 1024;
+
+/// What the fragmentizer parses next.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// A line (up to and including LF).
+    #[default]
+    Line,
+    /// The rest of a literal, this many bytes.
+    Literal(u32),
+}
+
+/// Bytes read from the client and not yet given to the fragmentizer.
+#[derive(Debug, Default)]
+pub(crate) struct Input {
+    /// The bytes, in order.
+    pub(crate) pending: Vec<u8>,
+    /// What the fragmentizer expects; the caller sets [`Expect::Line`] when it skips a message.
+    pub(crate) expect: Expect,
+}
+
+impl Input {
+    /// Gives the fragmentizer the bytes of the fragment it parses next, and no more, then lets it
+    /// progress. `None` means every pending byte was consumed and more must be read.
+    pub(crate) fn progress(&mut self, frag: &mut Fragmentizer) -> Option<FragmentInfo> {
+        let n = match self.expect {
+            Expect::Line => self
+                .pending
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(self.pending.len(), |i| i + 1),
+            Expect::Literal(rest) => self.pending.len().min(rest as usize),
+        };
+        if n > 0 {
+            frag.enqueue_bytes(&self.pending[..n]);
+            self.pending.drain(..n);
+        }
+        if let Expect::Literal(rest) = &mut self.expect {
+            *rest -= n as u32;
+        }
+        let info = frag.progress()?;
+        self.expect = match info {
+            FragmentInfo::Line {
+                announcement: Some(LiteralAnnouncement { length, .. }),
+                ..
+            } => Expect::Literal(length),
+            _ => Expect::Line,
+        };
+        Some(info)
+    }
+}
+
+/// Whether a command's bytes so far start with `tag SP APPEND SP` (case-insensitive, RFC 3501
+/// §9: command names are case-insensitive).
+pub(crate) fn is_append(message: &[u8]) -> bool {
+    let Some(space) = message.iter().position(|&b| b == b' ') else {
+        return false;
+    };
+    let rest = &message[space + 1..];
+    space > 0 && rest.len() > 7 && rest[..7].eq_ignore_ascii_case(b"APPEND ")
+}
+
+/// An APPEND whose message literal is on disk, waiting for the rest of its command line.
+pub(crate) struct SpooledAppend {
+    /// The command up to and including the literal's announcement (`... {N}\r\n`).
+    pub(crate) head: Vec<u8>,
+    /// Its tag, for a BAD or NO.
+    pub(crate) tag: Option<Tag<'static>>,
+    /// The message, or `None` if writing the spool file failed (the literal was still read, so
+    /// the connection stays in step, and the command fails).
+    pub(crate) spool: Option<Spool>,
+}
+
+/// How copying a literal ended.
+pub(crate) enum Received {
+    /// All bytes arrived (in the spool, unless writing it failed).
+    Spool(Option<Spool>),
+    /// The connection must end, after this BYE if any (EOF, timeout, shutdown).
+    End(Option<Response<'static>>),
+}
+
+/// Copies exactly `length` literal bytes, first those already read, then from the socket, into a
+/// new spool file in `dir`, never holding more than [`SPOOL_BUFFER`] of them in memory.
+pub(crate) async fn receive_literal(
+    conn: &mut NetStream,
+    input: &mut Input,
+    length: u32,
+    dir: Option<&Path>,
+    shutdown: &CancellationToken,
+    timeout: Duration,
+) -> Result<Received, ImapError> {
+    let mut spool = match Spool::create(dir).await {
+        Ok(spool) => Some(spool),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot create an APPEND spool file");
+            None
+        }
+    };
+    let mut remaining = length as usize;
+    let take = remaining.min(input.pending.len());
+    store_piece(&mut spool, &input.pending[..take]).await;
+    input.pending.drain(..take);
+    remaining -= take;
+    let mut buf = vec![0u8; remaining.min(SPOOL_BUFFER)];
+    while remaining > 0 {
+        let want = remaining.min(buf.len());
+        tokio::select! {
+            r = conn.read(&mut buf[..want]) => {
+                let n = r?;
+                if n == 0 {
+                    return Ok(Received::End(None));
+                }
+                store_piece(&mut spool, &buf[..n]).await;
+                remaining -= n;
+            }
+            _ = tokio::time::sleep(timeout) => {
+                return Ok(Received::End(Some(Session::bye("Autologout; idle for too long"))));
+            }
+            _ = shutdown.cancelled() => {
+                return Ok(Received::End(Some(Session::bye("Server shutting down"))));
+            }
+        }
+    }
+    Ok(Received::Spool(spool))
+}
+
+async fn store_piece(spool: &mut Option<Spool>, bytes: &[u8]) {
+    if let Some(s) = spool {
+        if let Err(e) = s.write(bytes).await {
+            tracing::warn!(error = %e, "writing an APPEND spool file failed");
+            *spool = None;
+        }
+    }
+}
+
+/// Completes a spooled APPEND once the fragmentizer holds the rest of its command line: decodes
+/// `head` with the literal made empty plus that rest, and appends the spooled message. Anything
+/// but a complete APPEND (another literal, trailing syntax) is BAD.
+pub(crate) async fn spooled_append(
+    session: &mut Session,
+    append: SpooledAppend,
+    frag: &Fragmentizer,
+) -> Reply {
+    let SpooledAppend { head, tag, spool } = append;
+    let reply = |response| Reply {
+        responses: vec![response],
+        next: Next::Continue,
+    };
+    if frag.is_message_poisoned() || frag.is_max_message_size_exceeded() {
+        return reply(Session::syntax_error(tag.as_ref(), "Unexpected literal"));
+    }
+    let Some(open) = head.iter().rposition(|&b| b == b'{') else {
+        return reply(Session::syntax_error(tag.as_ref(), "Syntax error"));
+    };
+    let mut line = Vec::with_capacity(open + 5 + frag.message_bytes().len());
+    line.extend_from_slice(&head[..open]);
+    line.extend_from_slice(b"{0}\r\n");
+    line.extend_from_slice(frag.message_bytes());
+    let cmd = match CommandCodec::default().decode(&line) {
+        Ok((b"", cmd)) => cmd,
+        _ => return reply(Session::syntax_error(tag.as_ref(), "Syntax error")),
+    };
+    match spool {
+        Some(spool) => session.append_spooled(cmd, spool).await,
+        None => reply(tagged(
+            &cmd.tag,
+            StatusKind::No,
+            Some(code_other("SERVERBUG")),
+            "Cannot store the message",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_append_lines() {
+        assert!(is_append(b"a1 APPEND INBOX {5}\r\n"));
+        assert!(is_append(b"x append \"Sent\" (\\Seen) {300000+}\r\n"));
+        assert!(!is_append(b"a1 APPENDX INBOX {5}\r\n"));
+        assert!(!is_append(b" APPEND INBOX {5}\r\n"));
+        assert!(!is_append(b"a1 LOGIN {5}\r\n"));
+        assert!(!is_append(b"a1 UID APPEND {5}\r\n"));
+    }
+
+    #[test]
+    fn feeds_the_fragmentizer_one_fragment_at_a_time() {
+        let mut frag = Fragmentizer::new(1024);
+        let mut input = Input::default();
+        input
+            .pending
+            .extend_from_slice(b"a APPEND INBOX {3}\r\nxyz\r\nb NOOP\r\n");
+        let first = input.progress(&mut frag);
+        assert!(matches!(
+            first,
+            Some(FragmentInfo::Line {
+                announcement: Some(_),
+                ..
+            })
+        ));
+        // The literal and everything after it are still ours.
+        assert_eq!(input.pending, b"xyz\r\nb NOOP\r\n");
+        assert_eq!(input.expect, Expect::Literal(3));
+        assert!(matches!(
+            input.progress(&mut frag),
+            Some(FragmentInfo::Literal { .. })
+        ));
+        assert!(input.progress(&mut frag).is_some());
+        assert!(frag.is_message_complete());
+        assert_eq!(frag.message_bytes(), b"a APPEND INBOX {3}\r\nxyz\r\n");
+        assert!(input.progress(&mut frag).is_some());
+        assert_eq!(frag.message_bytes(), b"b NOOP\r\n");
+        assert!(input.progress(&mut frag).is_none());
+        assert!(input.pending.is_empty());
+    }
+}

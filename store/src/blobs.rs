@@ -1,0 +1,210 @@
+//! Stored message bytes. Raw bytes live once in `blobs`, keyed by SHA-256, and are shared by every
+//! mailbox entry (alias fan-out, COPY) and queue entry that references them. A blob larger than
+//! [`BLOB_CHUNK_SIZE`] is stored as `blob_chunks` rows of at most that size (`blobs.chunked = 1`,
+//! `blobs.data` empty), so that neither the INSERT nor a read ever binds one huge value; smaller
+//! blobs stay inline in `blobs.data`. Everything that reads, writes or deletes blob bytes goes
+//! through this module.
+
+use std::collections::BTreeSet;
+
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyPool, Transaction};
+
+use crate::db::get;
+use crate::error::{Result, StoreError};
+use crate::spool::SpoolFile;
+
+/// Size of one `blob_chunks` row; blobs larger than this are stored in chunks.
+pub const BLOB_CHUNK_SIZE: usize = 1024 * 1024;
+
+/// The key of stored bytes: lowercase hex SHA-256 (a [`Spool`] computes the same as it is
+/// written).
+///
+/// [`Spool`]: crate::Spool
+pub(crate) fn content_hash(raw: &[u8]) -> String {
+    hex::encode(Sha256::digest(raw))
+}
+
+/// Where the bytes of a blob to store are.
+#[derive(Clone, Copy)]
+pub(crate) enum BlobSource<'a> {
+    /// In memory.
+    Bytes(&'a [u8]),
+    /// In a spool file, read one chunk at a time.
+    File(&'a SpoolFile),
+}
+
+impl BlobSource<'_> {
+    fn len(&self) -> usize {
+        match self {
+            BlobSource::Bytes(raw) => raw.len(),
+            BlobSource::File(file) => usize::try_from(file.len).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Bytes `start..end`, borrowed from memory or read from the file into `buf`.
+    fn range<'b>(&'b self, start: usize, end: usize, buf: &'b mut Vec<u8>) -> Result<&'b [u8]> {
+        match self {
+            BlobSource::Bytes(raw) => Ok(&raw[start..end]),
+            BlobSource::File(file) => {
+                buf.resize(end - start, 0);
+                blocking(|| file.read_at(buf, start as u64))?;
+                Ok(buf)
+            }
+        }
+    }
+}
+
+/// Runs short blocking work (a parse of a large message, a read from the page cache) without
+/// stalling the other tasks of this worker on a multi-threaded runtime.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// Stores the bytes of `source` under `hash` (their [`content_hash`]) with their parsed
+/// metadata, unless identical bytes are stored already. Large blobs are written chunk by chunk,
+/// so at most one chunk is in a buffer at a time.
+pub(crate) async fn put_blob(
+    tx: &mut Transaction<'static, Any>,
+    source: BlobSource<'_>,
+    hash: &str,
+    parsed: &str,
+) -> Result<()> {
+    let exists = sqlx::query("SELECT 1 AS one FROM blobs WHERE hash = $1")
+        .bind(hash)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some();
+    if exists {
+        return Ok(());
+    }
+    let size = source.len();
+    let chunked = size > BLOB_CHUNK_SIZE;
+    let mut buf = Vec::new();
+    let inline = if chunked {
+        &[][..]
+    } else {
+        source.range(0, size, &mut buf)?
+    };
+    // A concurrent writer of the same bytes (PostgreSQL) makes this wait for its commit and then
+    // do nothing: only the writer whose row went in writes the chunks.
+    let inserted = sqlx::query(
+        "INSERT INTO blobs (hash, size, data, parsed, chunked) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (hash) DO NOTHING",
+    )
+    .bind(hash)
+    .bind(size as i64)
+    .bind(inline)
+    .bind(parsed)
+    .bind(i64::from(chunked))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if inserted == 1 && chunked {
+        for (seq, start) in (0..size).step_by(BLOB_CHUNK_SIZE).enumerate() {
+            let end = (start + BLOB_CHUNK_SIZE).min(size);
+            let chunk = source.range(start, end, &mut buf)?;
+            sqlx::query("INSERT INTO blob_chunks (hash, seq, data) VALUES ($1, $2, $3)")
+                .bind(hash)
+                .bind(seq as i64)
+                .bind(chunk)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The bytes of a blob from a row that has its `hash`, `chunked` and `data` columns (selected as
+/// `b.hash, b.chunked, b.data` or under these names): the inline data, or the chunks reassembled.
+pub(crate) async fn blob_bytes(pool: &AnyPool, row: &AnyRow, hash_col: &str) -> Result<Vec<u8>> {
+    if get::<i64>(row, "chunked")? == 0 {
+        return get(row, "data");
+    }
+    read_chunks(pool, &get::<String>(row, hash_col)?).await
+}
+
+/// The bytes of the blob `hash`.
+pub(crate) async fn read_blob(pool: &AnyPool, hash: &str) -> Result<Vec<u8>> {
+    let row = sqlx::query("SELECT hash, chunked, data FROM blobs WHERE hash = $1")
+        .bind(hash)
+        .fetch_optional(pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("blob {hash}")))?;
+    blob_bytes(pool, &row, "hash").await
+}
+
+/// Reassembles a chunked blob, one chunk per query so that the rows are never all in memory
+/// next to the result.
+async fn read_chunks(pool: &AnyPool, hash: &str) -> Result<Vec<u8>> {
+    let size: i64 = sqlx::query("SELECT size FROM blobs WHERE hash = $1")
+        .bind(hash)
+        .fetch_optional(pool)
+        .await?
+        .map(|r| get(&r, "size"))
+        .transpose()?
+        .unwrap_or(0);
+    let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    for seq in 0i64.. {
+        let Some(row) = sqlx::query("SELECT data FROM blob_chunks WHERE hash = $1 AND seq = $2")
+            .bind(hash)
+            .bind(seq)
+            .fetch_optional(pool)
+            .await?
+        else {
+            break;
+        };
+        out.extend_from_slice(&get::<Vec<u8>>(&row, "data")?);
+    }
+    if out.len() as i64 != size {
+        return Err(StoreError::invalid(
+            "stored message",
+            format!("blob {hash} has {} of {size} bytes", out.len()),
+        ));
+    }
+    Ok(out)
+}
+
+/// Deletes stored bytes no message or queue entry references any more, chunks included.
+pub(crate) async fn delete_unreferenced_blobs(tx: &mut Transaction<'static, Any>) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_hash = blobs.hash) \
+         AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.blob_hash = blobs.hash)",
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "DELETE FROM blob_chunks WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.hash = blob_chunks.hash)",
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Deletes the given blobs, chunks included, if no message or queue entry references them any more.
+pub(crate) async fn delete_blobs_if_unreferenced(
+    tx: &mut Transaction<'static, Any>,
+    hashes: &BTreeSet<String>,
+) -> Result<()> {
+    for hash in hashes {
+        let deleted = sqlx::query(
+            "DELETE FROM blobs WHERE hash = $1 AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_hash = $1) \
+             AND NOT EXISTS (SELECT 1 FROM queue WHERE blob_hash = $1)",
+        )
+        .bind(hash)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if deleted > 0 {
+            sqlx::query("DELETE FROM blob_chunks WHERE hash = $1")
+                .bind(hash)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}

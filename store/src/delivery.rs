@@ -1,0 +1,243 @@
+//! Storing new messages: SMTP acceptance (local copies and queue entries in one transaction) and
+//! IMAP APPEND, from memory or from a spool file. Each parses the message before its write
+//! transaction starts and commits before it returns.
+
+use crate::blobs::{blocking, content_hash, put_blob, BlobSource, BLOB_CHUNK_SIZE};
+use crate::changes::{Change, MailboxEvent};
+use crate::db::{get, Store};
+use crate::error::{Result, StoreError};
+use crate::mailboxes::Mailbox;
+use crate::messages::{charge_quota, insert_message, Flags};
+use crate::parsed::ParsedMessage;
+use crate::spool::{Spool, SpoolFile};
+
+/// Parses a message for storage beside its bytes ([`ParsedMessage`] as JSON). Done before the
+/// write transaction starts, so the database lock is not held while parsing.
+async fn parse_for_storage(raw: &[u8]) -> Result<String> {
+    parse_with(raw.len(), || parse_json(raw)).await
+}
+
+/// Like [`parse_for_storage`] for a spool file, which is memory-mapped for the parse only.
+async fn parse_spooled(file: &SpoolFile) -> Result<String> {
+    let len = usize::try_from(file.len).unwrap_or(usize::MAX);
+    parse_with(len, || {
+        let map = file.map()?;
+        parse_json(map.as_deref().unwrap_or_default())
+    })
+    .await
+}
+
+/// Runs `parse` for a message of `len` bytes.
+///
+/// mail-parser decodes every leaf body (base64 attachments, charset conversion) onto the heap
+/// while it parses, so parsing a large message costs about its decoded size in transient memory.
+/// Large messages are therefore parsed one at a time process-wide, which bounds that cost to one
+/// message however many clients append at once; on a multi-threaded runtime the parse runs with
+/// `block_in_place`, so the other tasks of that worker move elsewhere meanwhile.
+async fn parse_with(len: usize, parse: impl FnOnce() -> Result<String>) -> Result<String> {
+    static LARGE_PARSES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    if len <= BLOB_CHUNK_SIZE {
+        return parse();
+    }
+    let _one_at_a_time = LARGE_PARSES
+        .acquire()
+        .await
+        .map_err(|_| StoreError::invalid("parsed message", "parser closed"))?;
+    blocking(parse)
+}
+
+fn parse_json(raw: &[u8]) -> Result<String> {
+    serde_json::to_string(&ParsedMessage::parse(raw))
+        .map_err(|e| StoreError::invalid("parsed message", e.to_string()))
+}
+
+/// The result of delivering to one local user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// Stored: in which mailbox, under which UID.
+    Delivered {
+        /// The user.
+        user_id: i64,
+        /// The mailbox it went to.
+        mailbox_id: i64,
+        /// Its UID there.
+        uid: i64,
+    },
+    /// Not stored: the user's quota is full.
+    OverQuota {
+        /// The user.
+        user_id: i64,
+    },
+}
+
+/// A message accepted for delivery: what the SMTP server hands over before it answers 250.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    /// The raw message (RFC 5322), including the trace headers the receiver added.
+    pub raw: &'a [u8],
+    /// INTERNALDATE for the local copies, Unix seconds.
+    pub internal_date: i64,
+    /// Local users to deliver to.
+    pub local: &'a [i64],
+    /// Folder for the local copies (e.g. `Junk`); INBOX for a user who has no folder of that name.
+    pub folder: &'a str,
+    /// Envelope sender (MAIL FROM, empty for bounces), kept for the queue entries.
+    pub sender: &'a str,
+    /// Remote recipients to queue for outbound delivery.
+    pub remote: &'a [String],
+    /// When queued copies expire and bounce, Unix seconds.
+    pub expires_at: i64,
+}
+
+/// What [`Store::accept`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// One outcome per local user, in the order given.
+    pub local: Vec<DeliveryOutcome>,
+    /// Ids of the queue entries created, one per remote recipient.
+    pub queued: Vec<i64>,
+}
+
+impl Store {
+    /// Stores a message for local users and queues it for remote recipients in one transaction,
+    /// committed before this returns, so the caller may answer 250 afterwards and the message
+    /// survives a crash. Users over quota are reported, not delivered to, and do not stop delivery
+    /// to the others.
+    pub async fn accept(&self, m: Incoming<'_>) -> Result<Accepted> {
+        let size = m.raw.len() as i64;
+        let now = crate::unix_now();
+        let parsed = parse_for_storage(m.raw).await?;
+        let hash = content_hash(m.raw);
+        let mut tx = self.write_tx().await?;
+        put_blob(&mut tx, BlobSource::Bytes(m.raw), &hash, &parsed).await?;
+        let mut accepted = Accepted {
+            local: Vec::with_capacity(m.local.len()),
+            queued: Vec::with_capacity(m.remote.len()),
+        };
+        let mut changes = Vec::new();
+        for &user_id in m.local {
+            if !charge_quota(&mut tx, user_id, size).await? {
+                accepted.local.push(DeliveryOutcome::OverQuota { user_id });
+                continue;
+            }
+            let row = sqlx::query(
+                "SELECT id FROM mailboxes WHERE user_id = $1 AND name IN ($2, 'INBOX') \
+                 ORDER BY CASE WHEN name = $2 THEN 0 ELSE 1 END LIMIT 1",
+            )
+            .bind(user_id)
+            .bind(m.folder)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("INBOX of user {user_id}")))?;
+            let mailbox_id: i64 = get(&row, "id")?;
+            let (uid, modseq) = insert_message(
+                &mut tx,
+                mailbox_id,
+                &hash,
+                size,
+                &Flags::default(),
+                m.internal_date,
+            )
+            .await?;
+            changes.push(Change::Mailbox {
+                user_id,
+                mailbox_id,
+                modseq,
+                event: MailboxEvent::Appended,
+            });
+            accepted.local.push(DeliveryOutcome::Delivered {
+                user_id,
+                mailbox_id,
+                uid,
+            });
+        }
+        for recipient in m.remote {
+            let row = sqlx::query(
+                "INSERT INTO queue (blob_hash, sender, recipient, next_attempt, expires_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $4) RETURNING id",
+            )
+            .bind(&hash)
+            .bind(m.sender)
+            .bind(recipient)
+            .bind(now)
+            .bind(m.expires_at)
+            .fetch_one(&mut *tx)
+            .await?;
+            accepted.queued.push(get(&row, "id")?);
+        }
+        if !accepted.queued.is_empty() {
+            changes.push(Change::Queue);
+        }
+        if changes.is_empty() {
+            tx.rollback().await?;
+        } else {
+            self.commit(tx, changes).await?;
+        }
+        Ok(accepted)
+    }
+
+    /// Appends a message to a mailbox (IMAP APPEND, RFC 3501 §6.3.11) and returns its UID.
+    /// Fails with [`StoreError::OverQuota`] if the owner's quota would be exceeded (RFC 9208 §4.2.1).
+    pub async fn append(
+        &self,
+        mailbox: &Mailbox,
+        raw: &[u8],
+        flags: &Flags,
+        internal_date: i64,
+    ) -> Result<i64> {
+        let parsed = parse_for_storage(raw).await?;
+        let hash = content_hash(raw);
+        let source = BlobSource::Bytes(raw);
+        self.append_parsed(mailbox, source, &hash, &parsed, flags, internal_date)
+            .await
+    }
+
+    /// Like [`Store::append`] for a message that was written to a [`Spool`] file as it arrived
+    /// (a large APPEND literal). Its hash was computed while it was written; the parser reads it
+    /// through a memory map and the chunked INSERT one chunk at a time, so the message is never
+    /// copied whole onto the heap, and the write transaction starts only once the whole message
+    /// is on disk. The spool file is gone when this returns.
+    pub async fn append_spooled(
+        &self,
+        mailbox: &Mailbox,
+        spool: Spool,
+        flags: &Flags,
+        internal_date: i64,
+    ) -> Result<i64> {
+        let file = spool.finish().await?;
+        let parsed = parse_spooled(&file).await?;
+        let source = BlobSource::File(&file);
+        self.append_parsed(mailbox, source, &file.hash, &parsed, flags, internal_date)
+            .await
+    }
+
+    async fn append_parsed(
+        &self,
+        mailbox: &Mailbox,
+        source: BlobSource<'_>,
+        hash: &str,
+        parsed: &str,
+        flags: &Flags,
+        internal_date: i64,
+    ) -> Result<i64> {
+        let size = match source {
+            BlobSource::Bytes(raw) => raw.len() as i64,
+            BlobSource::File(file) => file.len as i64,
+        };
+        let mut tx = self.write_tx().await?;
+        if !charge_quota(&mut tx, mailbox.user_id, size).await? {
+            return Err(StoreError::OverQuota(format!("user {}", mailbox.user_id)));
+        }
+        put_blob(&mut tx, source, hash, parsed).await?;
+        let (uid, modseq) =
+            insert_message(&mut tx, mailbox.id, hash, size, flags, internal_date).await?;
+        let change = Change::Mailbox {
+            user_id: mailbox.user_id,
+            mailbox_id: mailbox.id,
+            modseq,
+            event: MailboxEvent::Appended,
+        };
+        self.commit(tx, vec![change]).await?;
+        Ok(uid)
+    }
+}
