@@ -5,13 +5,15 @@
 //! PostgreSQL, on any node), is served at once and the zone serial goes up.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use postern_dns::{DnsConfig, DnsServer, ManagedRecord};
-use postern_store::{Change, Store};
+use postern_dns::{DnsConfig, DnsServer, ManagedRecord, ZoneUpdate};
+use postern_store::{Change, DnsRrset, Store};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
@@ -54,6 +56,9 @@ impl DnsService {
             publish: Arc::new(ArcSwap::from_pointee(Publish::from_config(loaded))),
             store,
         };
+        service
+            .server
+            .set_update_handler(Arc::new(Updates(service.clone())));
         let changes = service.store.subscribe();
         service.refresh_all().await;
         tokio::spawn(service.clone().follow(changes, shutdown));
@@ -94,6 +99,16 @@ impl DnsService {
         ] {
             out.push_str(&format!(
                 "postern_dns_responses_total{{kind=\"{kind}\"}} {n}\n"
+            ));
+        }
+        out.push_str("# TYPE postern_dns_rrl_total counter\n");
+        for (action, n) in [
+            ("limited", c.rrl_limited),
+            ("dropped", c.rrl_dropped),
+            ("slipped", c.rrl_slipped),
+        ] {
+            out.push_str(&format!(
+                "postern_dns_rrl_total{{action=\"{action}\"}} {n}\n"
             ));
         }
         out
@@ -231,6 +246,41 @@ impl DnsService {
             }
         }
         Ok((generation, records))
+    }
+}
+
+/// Dynamic UPDATEs (RFC 2136) validated by the DNS crate, written to the store as the view's
+/// records and served before the client gets its answer (RFC 2136 §3.5); the change bus tells
+/// the other nodes.
+struct Updates(DnsService);
+
+impl postern_dns::UpdateHandler for Updates {
+    fn apply(
+        &self,
+        update: ZoneUpdate,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            let rrsets: Vec<DnsRrset> = update
+                .rrsets
+                .into_iter()
+                .map(|set| DnsRrset {
+                    name: set.name,
+                    rtype: set.rtype,
+                    records: set
+                        .records
+                        .into_iter()
+                        .map(|(ttl, data)| (i64::from(ttl), data))
+                        .collect(),
+                })
+                .collect();
+            self.0
+                .store
+                .replace_dns_rrsets(&update.view, &rrsets)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.0.refresh(&update.view).await;
+            Ok(())
+        })
     }
 }
 

@@ -26,7 +26,67 @@ pub struct DnsRecord {
     pub data: String,
 }
 
+/// The new content of one RRset after a dynamic update (RFC 2136 §3.4.2); no records
+/// deletes the RRset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsRrset {
+    /// Owner name (fully qualified or not; stored lower-case with a trailing dot).
+    pub name: String,
+    /// Record type mnemonic, e.g. `A` or `TYPE65280`.
+    pub rtype: String,
+    /// The records: (TTL, RDATA in presentation format).
+    pub records: Vec<(i64, String)>,
+}
+
 impl Store {
+    /// Replaces whole RRsets of a view in one transaction (an RFC 2136 update is atomic,
+    /// §3.4) and bumps the view's generation, so the served serial moves and secondaries
+    /// are notified. Unlike [`Store::add_dns_record`] any type is accepted: the DNS crate
+    /// has parsed and checked the records and the key's permissions.
+    pub async fn replace_dns_rrsets(&self, view: &str, rrsets: &[DnsRrset]) -> Result<()> {
+        if view.is_empty() {
+            return Err(StoreError::invalid("view", "must not be empty"));
+        }
+        let mut tx = self.write_tx().await?;
+        let now = unix_now();
+        for set in rrsets {
+            let name = owner_name(&set.name)?;
+            let rtype = set.rtype.trim().to_ascii_uppercase();
+            if rtype.is_empty() || !rtype.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(StoreError::invalid("record type", rtype));
+            }
+            sqlx::query("DELETE FROM dns_records WHERE view = $1 AND name = $2 AND rtype = $3")
+                .bind(view)
+                .bind(&name)
+                .bind(&rtype)
+                .execute(&mut *tx)
+                .await?;
+            for (ttl, data) in &set.records {
+                check_ttl_and_data(*ttl, data)?;
+                sqlx::query(
+                    "INSERT INTO dns_records (view, name, rtype, ttl, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(view)
+                .bind(&name)
+                .bind(&rtype)
+                .bind(*ttl)
+                .bind(data.trim())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(unique_as_exists(format!("{name} {rtype} {data} in view {view}")))?;
+            }
+        }
+        bump_generation(&mut tx, view).await?;
+        self.commit(
+            tx,
+            vec![Change::Dns {
+                view: view.to_owned(),
+            }],
+        )
+        .await
+    }
+
     /// Adds a record to a view. The caller (admin UI, API) validates RDATA syntax with the DNS crate;
     /// here the view, owner name, type and TTL are checked.
     pub async fn add_dns_record(
