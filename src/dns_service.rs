@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use postern_dns::{DnsConfig, DnsServer, ManagedRecord, ZoneUpdate};
-use postern_store::{Change, DnsRrset, Store};
+use postern_store::{Change, DnsJournal, DnsRrset, Store};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
@@ -176,9 +176,16 @@ impl DnsService {
         }
     }
 
-    /// Recomputes and installs the store-fed records of one view; a store error keeps the
-    /// records in service and is logged.
+    /// Recomputes and installs the store-fed records and update journal of one view; a store
+    /// error keeps the records in service and is logged.
     async fn refresh(&self, view: &str) {
+        match self.store.dns_journal(view).await {
+            Ok(entries) => self.server.set_journal(
+                view,
+                entries.into_iter().filter_map(journal_entry).collect(),
+            ),
+            Err(e) => tracing::error!(view, "DNS journal not refreshed from the store: {e}"),
+        }
         match self.view_records(view).await {
             Ok((generation, records)) => self.server.set_managed_records(view, generation, records),
             Err(e) => tracing::error!(view, "DNS records not refreshed from the store: {e}"),
@@ -273,15 +280,56 @@ impl postern_dns::UpdateHandler for Updates {
                         .collect(),
                 })
                 .collect();
+            let lines = |records: &[(String, u32, String, String)]| {
+                records
+                    .iter()
+                    .map(|(name, ttl, rtype, data)| format!("{name} {ttl} {rtype} {data}\n"))
+                    .collect::<String>()
+            };
+            // One generation step: the served serial goes from `serial` to `serial + 1`.
+            let journal = DnsJournal {
+                zone: update.zone.clone(),
+                from_serial: update.serial,
+                to_serial: update.serial.wrapping_add(1),
+                removed: lines(&update.removed),
+                added: lines(&update.added),
+            };
             self.0
                 .store
-                .replace_dns_rrsets(&update.view, &rrsets)
+                .replace_dns_rrsets(&update.view, &rrsets, &journal)
                 .await
                 .map_err(|e| e.to_string())?;
             self.0.refresh(&update.view).await;
             Ok(())
         })
     }
+}
+
+/// A stored journal entry for the DNS crate: `owner ttl type rdata` lines back to records.
+/// An entry with a broken line is left out: the gap makes IXFR across it send the full zone.
+fn journal_entry(j: DnsJournal) -> Option<postern_dns::JournalEntry> {
+    let records = |text: &str| -> Option<Vec<ManagedRecord>> {
+        text.lines()
+            .map(|line| {
+                let mut parts = line.splitn(4, ' ');
+                let (name, ttl, rtype, data) =
+                    (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+                Some(ManagedRecord {
+                    name: name.to_owned(),
+                    ttl: ttl.parse().ok()?,
+                    rtype: rtype.to_owned(),
+                    data: data.to_owned(),
+                })
+            })
+            .collect()
+    };
+    Some(postern_dns::JournalEntry {
+        removed: records(&j.removed)?,
+        added: records(&j.added)?,
+        zone: j.zone,
+        from: j.from_serial,
+        to: j.to_serial,
+    })
 }
 
 /// The admin UI's view of DNS: configured views and record checks against the current config.

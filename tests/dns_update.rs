@@ -1,7 +1,8 @@
 //! Dynamic DNS UPDATE (RFC 2136) with TSIG against the real `postern serve`, with `nsupdate`
 //! (bind9-dnsutils): adds and deletes visible at once with a new serial, prerequisites with
-//! their RCODEs, a bad key answered NOTAUTH, names outside the key's grant REFUSED, and the
-//! records still served after a restart (they live in the store).
+//! their RCODEs, a bad key answered NOTAUTH, names outside the key's grant REFUSED, the
+//! records still served after a restart (they live in the store), and IXFR sending the
+//! differences from the update journal.
 
 mod common;
 
@@ -102,6 +103,12 @@ async fn nsupdate_changes_are_stored_and_served(db: Db) {
         dig(dns, OUTSIDE, &["h1.dyn.example.test", "A"]).is_empty(),
         "the external view is not changed"
     );
+    // IXFR from the old serial sends the difference (RFC 1995 §4), not the zone.
+    let diff = ixfr(dns, before);
+    assert_eq!(diff.len(), 6, "{diff:?}");
+    assert!(diff[1].contains(&format!(" {before} ")), "{diff:?}");
+    assert!(diff[2].contains(&format!(" {} ", before + 1)), "{diff:?}");
+    assert_eq!(diff[3..5], ["192.168.10.201", "\"first host\""], "{diff:?}");
 
     // Prerequisites (RFC 2136 §2.4) fail with their RCODEs and change nothing.
     let add = "update add h2.dyn.example.test 300 A 192.168.10.202";
@@ -180,7 +187,8 @@ async fn nsupdate_changes_are_stored_and_served(db: Db) {
     assert_eq!(serial(dns), before + 3);
     assert!(server.stop().success());
 
-    // The records live in the store: a restarted server serves them.
+    // The records live in the store: a restarted server serves them, and its IXFR still has
+    // the three steps (h2 added then deleted: in the difference, not in the zone).
     let server = inst.start();
     let dns = server.addr("dns");
     assert_eq!(
@@ -188,5 +196,36 @@ async fn nsupdate_changes_are_stored_and_served(db: Db) {
         ["192.168.10.201"]
     );
     assert_eq!(serial(dns), before + 3);
+    let steps = ixfr(dns, before);
+    let soas = steps
+        .iter()
+        .filter(|l| l.starts_with("ns1.example.test."))
+        .count();
+    assert_eq!(soas, 2 + 2 * 3, "three differences: {steps:?}");
+    assert!(steps.iter().any(|l| l == "192.168.10.202"), "{steps:?}");
+    assert!(
+        !steps.iter().any(|l| l == "192.168.10.80"),
+        "not the whole zone: {steps:?}"
+    );
+    assert_eq!(ixfr(dns, before + 3).len(), 1, "up to date: the SOA only");
+    let full = ixfr(dns, 1);
+    assert!(
+        full.iter().any(|l| l == "192.168.10.80"),
+        "a serial the journal does not cover gets the zone: {full:?}"
+    );
     assert!(server.stop().success());
+}
+
+/// `dig IXFR=serial` (over TCP) signed with the example's transfer key, from the internal view.
+fn ixfr(server: SocketAddr, serial: u32) -> Vec<String> {
+    dig(
+        server,
+        INSIDE,
+        &[
+            "-y",
+            "hmac-sha256:xfr-key:cG9zdGVybi1leGFtcGxlLXRzaWcta2V5LTAxMjM0NTY3",
+            "example.test",
+            &format!("IXFR={serial}"),
+        ],
+    )
 }

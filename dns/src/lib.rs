@@ -12,6 +12,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod import_bind;
+pub mod journal;
 pub mod lookup;
 pub mod managed;
 pub mod notify;
@@ -32,6 +33,7 @@ pub use config::{
 };
 pub use error::DnsError;
 pub use import_bind::import_bind;
+pub use journal::JournalEntry;
 pub use managed::ManagedRecord;
 pub use server::DnsServer;
 pub use stats::{DnsCounters, DnsStats};

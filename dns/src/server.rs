@@ -19,6 +19,7 @@ use hickory_proto::op::ResponseCode;
 
 use crate::engine::{respond_full, Outcome, Request, Transport};
 use crate::error::DnsError;
+use crate::journal::JournalEntry;
 use crate::managed::ManagedRecord;
 use crate::notify::spawn_notifies;
 use crate::state::{build, log_unplaced, Inputs, OnZoneError, ServingState};
@@ -273,6 +274,12 @@ impl DnsServer {
         if let Err(e) = self.core.rebuild(&mut inputs, false) {
             tracing::error!(view, "managed records not applied: {e}");
         }
+    }
+
+    /// Sets the journal of a view's dynamic updates (used by IXFR from the next rebuild on:
+    /// call it before [`DnsServer::set_managed_records`]).
+    pub fn set_journal(&self, view: &str, entries: Vec<JournalEntry>) {
+        self.core.inputs().journals.insert(view.to_owned(), entries);
     }
 
     /// Sets where dynamic UPDATEs go (RFC 2136); without a handler they are REFUSED.

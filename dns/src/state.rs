@@ -13,6 +13,7 @@ use hickory_proto::rr::{LowerName, Name, RecordType};
 use crate::acl::{Acl, AclCompiler, LocalAddrs, Who};
 use crate::config::{DnsConfig, ZoneConfig};
 use crate::error::DnsError;
+use crate::journal::{differences, Difference, JournalEntry};
 use crate::managed::{merge, ManagedRecord};
 use crate::rrl::RateLimiter;
 use crate::tsig::Keyring;
@@ -33,6 +34,8 @@ pub struct ServedZone {
     /// The (name, type) RRsets that come from the zone file: dynamic UPDATE may not change
     /// them (the file stays authoritative).
     pub file_rrsets: Arc<FileRrsets>,
+    /// The journal of dynamic updates, oldest first, for IXFR (RFC 1995).
+    pub journal: Arc<Vec<Difference>>,
 }
 
 /// The RRsets of a zone file, by lower-case owner and type.
@@ -166,6 +169,8 @@ pub struct Inputs {
     pub base_dir: PathBuf,
     /// Managed records per view: (generation, records).
     pub managed: HashMap<String, (u32, Vec<ManagedRecord>)>,
+    /// The update journal per view, oldest entry first.
+    pub journals: HashMap<String, Vec<JournalEntry>>,
     cache: HashMap<(PathBuf, LowerName), CachedFile>,
 }
 
@@ -176,6 +181,7 @@ impl Inputs {
             config,
             base_dir,
             managed: HashMap::new(),
+            journals: HashMap::new(),
             cache: HashMap::new(),
         }
     }
@@ -334,6 +340,11 @@ pub fn build(
                         also_notify,
                         owner_view: vc.name.clone(),
                         file_rrsets,
+                        journal: Arc::new(differences(
+                            &vc.name,
+                            &origin,
+                            inputs.journals.get(&vc.name).map_or(&[], Vec::as_slice),
+                        )),
                     })
                 }
             };

@@ -38,12 +38,38 @@ pub struct DnsRrset {
     pub records: Vec<(i64, String)>,
 }
 
+/// One journal entry: what an update changed between two served serials of a zone (for
+/// IXFR, RFC 1995 §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsJournal {
+    /// Zone origin, e.g. `example.test.`.
+    pub zone: String,
+    /// Served serial before the change.
+    pub from_serial: u32,
+    /// Served serial after it.
+    pub to_serial: u32,
+    /// Records removed, one `owner ttl type rdata` line each.
+    pub removed: String,
+    /// Records added, one `owner ttl type rdata` line each.
+    pub added: String,
+}
+
+/// Journal entries kept per view and zone; older ones are pruned (IXFR from an older serial
+/// gets the full zone, which RFC 1995 §4 allows).
+const JOURNAL_KEEP: i64 = 200;
+
 impl Store {
     /// Replaces whole RRsets of a view in one transaction (an RFC 2136 update is atomic,
-    /// §3.4) and bumps the view's generation, so the served serial moves and secondaries
-    /// are notified. Unlike [`Store::add_dns_record`] any type is accepted: the DNS crate
-    /// has parsed and checked the records and the key's permissions.
-    pub async fn replace_dns_rrsets(&self, view: &str, rrsets: &[DnsRrset]) -> Result<()> {
+    /// §3.4), records the change in the zone's journal, and bumps the view's generation, so
+    /// the served serial moves and secondaries are notified. Unlike [`Store::add_dns_record`]
+    /// any type is accepted: the DNS crate has parsed and checked the records and the key's
+    /// permissions.
+    pub async fn replace_dns_rrsets(
+        &self,
+        view: &str,
+        rrsets: &[DnsRrset],
+        journal: &DnsJournal,
+    ) -> Result<()> {
         if view.is_empty() {
             return Err(StoreError::invalid("view", "must not be empty"));
         }
@@ -77,6 +103,28 @@ impl Store {
                 .map_err(unique_as_exists(format!("{name} {rtype} {data} in view {view}")))?;
             }
         }
+        sqlx::query(
+            "INSERT INTO dns_journal (view, zone, from_serial, to_serial, removed, added, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(view)
+        .bind(&journal.zone)
+        .bind(i64::from(journal.from_serial))
+        .bind(i64::from(journal.to_serial))
+        .bind(&journal.removed)
+        .bind(&journal.added)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM dns_journal WHERE view = $1 AND zone = $2 AND id NOT IN \
+             (SELECT id FROM dns_journal WHERE view = $1 AND zone = $2 ORDER BY id DESC LIMIT $3)",
+        )
+        .bind(view)
+        .bind(&journal.zone)
+        .bind(JOURNAL_KEEP)
+        .execute(&mut *tx)
+        .await?;
         bump_generation(&mut tx, view).await?;
         self.commit(
             tx,
@@ -185,6 +233,27 @@ impl Store {
         let view: String = get(&row, "view")?;
         bump_generation(&mut tx, &view).await?;
         self.commit(tx, vec![Change::Dns { view }]).await
+    }
+
+    /// The journal of a view's zones, oldest first.
+    pub async fn dns_journal(&self, view: &str) -> Result<Vec<DnsJournal>> {
+        let rows = sqlx::query(
+            "SELECT zone, from_serial, to_serial, removed, added FROM dns_journal WHERE view = $1 ORDER BY id",
+        )
+        .bind(view)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DnsJournal {
+                    zone: get(r, "zone")?,
+                    from_serial: get::<i64>(r, "from_serial")? as u32,
+                    to_serial: get::<i64>(r, "to_serial")? as u32,
+                    removed: get(r, "removed")?,
+                    added: get(r, "added")?,
+                })
+            })
+            .collect()
     }
 
     /// Managed records of a view (or of every view), by name and type.

@@ -30,7 +30,7 @@ pub use aliases::{Alias, Resolution};
 pub use auth_limit::{AuthLimiter, LimitConfig, Verdict};
 pub use changes::{Change, MailboxEvent};
 pub use db::{Backend, Store};
-pub use dns::{DnsRecord, DnsRrset, MANAGED_TYPES};
+pub use dns::{DnsJournal, DnsRecord, DnsRrset, MANAGED_TYPES};
 pub use domains::Domain;
 pub use error::{Result, StoreError};
 pub use mail_auth::{DkimAlgorithm, DkimKey, DkimState, Greylist};

@@ -51,6 +51,9 @@ pub struct ZoneUpdate {
     pub zone: String,
     /// The TSIG key that signed the update.
     pub key: String,
+    /// The zone's served serial the update was evaluated against; applied alone, it moves
+    /// the serial to `serial + 1` (one generation step), the span of its journal entry.
+    pub serial: u32,
     /// Every RRset the update changed, with its new content.
     pub rrsets: Vec<RrsetChange>,
     /// Records removed, for a journal: (owner, TTL, type, RDATA).
@@ -149,6 +152,7 @@ impl UpdateRequest {
             view: served.owner_view.clone(),
             zone: served.zone.origin().to_string(),
             key: key.to_string(),
+            serial: served.zone.serial(),
             rrsets,
             removed,
             added,
