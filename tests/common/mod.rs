@@ -318,3 +318,28 @@ pub fn copy_zones(dir: &Path) {
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
+
+/// The server's `/metrics` text (Prometheus format), read with a new API token of the first
+/// admin (needs the `admin` service).
+pub fn metrics(inst: &Instance, server: &Server) -> String {
+    let token = inst.ok(&["admin", "token", "admin", "--label", "metrics"], "");
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let req = ureq::http::Request::builder()
+        .uri(format!("http://{}/metrics", server.addr("admin")))
+        .header("Authorization", format!("Bearer {}", token.trim()))
+        .body(())
+        .expect("request");
+    agent
+        .run(req)
+        .expect("GET /metrics")
+        .into_body()
+        .read_to_string()
+        .expect("metrics body")
+}
+
+/// The value of one sample (`name{labels}`) in Prometheus text, 0 when absent.
+pub fn sample(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0)
+}
