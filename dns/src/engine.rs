@@ -11,7 +11,7 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use crate::acl::Who;
-use crate::lookup::lookup;
+use crate::lookup::{lookup, Answer};
 use crate::rrl::{Decision, ResponseKind};
 use crate::state::{ServingState, View};
 use crate::stats::{Counter, DnsStats};
@@ -225,18 +225,11 @@ fn respond_query(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Ve
         qtype,
         req.transport == Transport::Udp,
     );
-    // What RRL keys this response by: the zone for NXDOMAIN, the cut for a referral.
-    let (kind, rrl_name) = if answer.rcode == ResponseCode::NXDomain {
-        (ResponseKind::NxDomain, served.zone.origin().clone())
-    } else if !answer.authoritative && answer.answers.is_empty() {
-        let cut = answer
-            .authorities
-            .first()
-            .map_or_else(|| query.name().clone(), |r| r.name.clone());
-        (ResponseKind::Referral, cut)
-    } else {
-        (ResponseKind::Answer, query.name().clone())
-    };
+    // What RRL keys this response by, worked out only when the view limits this request.
+    let rrl_key = (req.transport == Transport::Udp && signed.is_none())
+        .then(|| view.and_then(View::rrl))
+        .flatten()
+        .map(|_| rrl_key(&answer, served.zone.origin(), query.name()));
     resp.metadata.authoritative = answer.authoritative;
     resp.answers = answer.answers;
     resp.authorities = answer.authorities;
@@ -251,7 +244,26 @@ fn respond_query(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Ve
         req.now,
         answer.rcode,
     );
-    limit(kind, &rrl_name, out)
+    match rrl_key {
+        Some((kind, name)) => limit(kind, &name, out),
+        None => out,
+    }
+}
+
+/// The RRL class of an answer and the name it is keyed by: the zone for NXDOMAIN, the
+/// delegation for a referral, else the query name.
+fn rrl_key(answer: &Answer, origin: &Name, qname: &Name) -> (ResponseKind, Name) {
+    if answer.rcode == ResponseCode::NXDomain {
+        (ResponseKind::NxDomain, origin.clone())
+    } else if !answer.authoritative && answer.answers.is_empty() {
+        let cut = answer
+            .authorities
+            .first()
+            .map_or_else(|| qname.clone(), |r| r.name.clone());
+        (ResponseKind::Referral, cut)
+    } else {
+        (ResponseKind::Answer, qname.clone())
+    }
 }
 
 /// Response-rate limiting (see [`crate::rrl`]): UDP only, never for TSIG-signed requests

@@ -11,11 +11,12 @@
 //! Buckets are keyed like BIND's "identical responses": the client prefix (IPv4 /24 and
 //! IPv6 /56 by default), the response kind, and for answers the query name and type; for
 //! NXDOMAIN the zone (a random-subdomain flood is one bucket); for referrals the delegation.
-//! Memory is bounded: the table holds at most `max_entries` buckets, and when full the
-//! idle ones, then the least recently used ones, are evicted.
+//! Memory is bounded: the table holds at most `max_entries` buckets (in 16 separately
+//! locked shards), and when a shard is full its idle buckets, then its least recently used
+//! ones, are evicted.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::net::IpAddr;
 use std::sync::Mutex;
 
@@ -134,21 +135,27 @@ struct Bucket {
     limited: u32,
 }
 
+/// Independently locked parts of the table, so that UDP workers rarely wait for each other.
+const SHARDS: usize = 16;
+
 /// One view's rate limiter: its config and bucket table.
 #[derive(Debug)]
 pub struct RateLimiter {
     config: RrlConfig,
     hasher: RandomState,
-    table: Mutex<HashMap<Key, Bucket>>,
+    /// Buckets per shard: `max_entries` spread over the shards.
+    shard_cap: usize,
+    shards: Box<[Mutex<HashMap<Key, Bucket>>]>,
 }
 
 impl RateLimiter {
     /// A limiter with an empty table.
     pub fn new(config: RrlConfig) -> Self {
         RateLimiter {
+            shard_cap: config.max_entries.div_ceil(SHARDS).max(1),
             config,
             hasher: RandomState::new(),
-            table: Mutex::new(HashMap::new()),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
         }
     }
 
@@ -159,7 +166,10 @@ impl RateLimiter {
 
     /// Number of buckets held.
     pub fn len(&self) -> usize {
-        self.table.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
     }
 
     /// True when no bucket is held.
@@ -192,8 +202,9 @@ impl RateLimiter {
         if rate == 0 {
             return Decision::Send;
         }
-        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        if table.len() >= self.config.max_entries && !table.contains_key(&key) {
+        let shard = (key.name ^ key.prefix as u64 ^ (key.prefix >> 64) as u64) as usize % SHARDS;
+        let mut table = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
+        if table.len() >= self.shard_cap && !table.contains_key(&key) {
             self.evict(&mut table, now);
         }
         let bucket = table.entry(key).or_insert(Bucket {
@@ -244,12 +255,25 @@ impl RateLimiter {
         let name = match kind {
             ResponseKind::Error => 0,
             _ => {
-                let mut h = self.hasher.build_hasher();
+                // The wire form, lower-cased on the stack (at most 255 bytes, RFC 1035 §3.1).
+                let mut buf = [0u8; 256];
+                let mut len = 0;
                 for label in name.iter() {
-                    label.to_ascii_lowercase().hash(&mut h);
+                    for &b in label.iter().take(63) {
+                        if len < buf.len() {
+                            buf[len] = b.to_ascii_lowercase();
+                            len += 1;
+                        }
+                    }
+                    if len < buf.len() {
+                        buf[len] = b'.';
+                        len += 1;
+                    }
                 }
+                let mut h = self.hasher.build_hasher();
+                h.write(&buf[..len]);
                 if kind == ResponseKind::Answer {
-                    u16::from(qtype).hash(&mut h);
+                    h.write_u16(u16::from(qtype));
                 }
                 h.finish()
             }
@@ -267,7 +291,7 @@ impl RateLimiter {
     fn evict(&self, table: &mut HashMap<Key, Bucket>, now: u64) {
         let window = u64::from(self.config.window);
         table.retain(|_, b| now.saturating_sub(b.last) <= window);
-        let max = self.config.max_entries;
+        let max = self.shard_cap;
         if table.len() < max.saturating_sub(max / 8).max(1) {
             return;
         }
