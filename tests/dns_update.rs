@@ -33,8 +33,19 @@ fn config() -> String {
         )
 }
 
-/// Runs nsupdate with `key` from `source`; returns (success, stdout + stderr).
+/// Runs nsupdate (over UDP) with `key` from `source`; returns (success, stdout + stderr).
 fn nsupdate(server: SocketAddr, key: &str, source: &str, commands: &str) -> (bool, String) {
+    nsupdate_with(server, key, source, commands, &[])
+}
+
+/// Like [`nsupdate`], with more nsupdate options (`-v`: over TCP).
+fn nsupdate_with(
+    server: SocketAddr,
+    key: &str,
+    source: &str,
+    commands: &str,
+    options: &[&str],
+) -> (bool, String) {
     let script = format!(
         "server {} {}\nlocal {source}\nzone example.test\n{commands}\nsend\n",
         server.ip(),
@@ -42,6 +53,7 @@ fn nsupdate(server: SocketAddr, key: &str, source: &str, commands: &str) -> (boo
     );
     let mut child = Command::new("nsupdate")
         .args(["-y", key, "-t", "20", "-u", "5"])
+        .args(options)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -128,11 +140,13 @@ async fn nsupdate_changes_are_stored_and_served(db: Db) {
         );
     }
     assert!(dig(dns, INSIDE, &["h2.dyn.example.test", "A"]).is_empty());
-    let (ok, text) = nsupdate(
+    // Over TCP this time (RFC 2136 §3.8 allows both).
+    let (ok, text) = nsupdate_with(
         dns,
         KEY,
         INSIDE,
         &format!("prereq yxrrset h1.dyn.example.test A 192.168.10.201\nprereq nxdomain h2.dyn.example.test\n{add}"),
+        &["-v"],
     );
     assert!(ok, "satisfied prerequisites: {text}");
     assert_eq!(

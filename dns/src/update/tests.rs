@@ -316,3 +316,25 @@ fn deletes_rr_rrset_and_name() {
         vec![(60, "192.0.2.7".into()), (60, "192.0.2.8".into())]
     );
 }
+
+#[test]
+fn without_a_shell_update_is_refused() {
+    let (_d, state) = state(Vec::new());
+    let msg = message("t.test.", vec![], vec![a("h.dyn.t.test.", [192, 0, 2, 7])]);
+    let packet = msg.to_vec().expect("encode");
+    let reply = crate::engine::respond(
+        &state,
+        &DnsStats::default(),
+        Request {
+            packet: &packet,
+            src: "127.0.0.9:5300".parse().expect("addr"),
+            dst: "127.0.0.1:53".parse().expect("addr"),
+            transport: Transport::Udp,
+            now: NOW,
+        },
+    );
+    let reply = Message::from_vec(&reply[0]).expect("decodes");
+    assert_eq!(reply.response_code, ResponseCode::Refused);
+    assert_eq!(reply.op_code, OpCode::Update);
+    assert_eq!(reply.id, 7);
+}
