@@ -12,7 +12,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use crate::acl::Who;
 use crate::lookup::{lookup, Answer};
-use crate::rrl::{Decision, ResponseKind};
+use crate::rrl::{Decision, RateLimiter, ResponseKind};
 use crate::state::{ServingState, View};
 use crate::stats::{Counter, DnsStats};
 use crate::transfer;
@@ -170,8 +170,13 @@ fn respond_query(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Ve
     let query = &msg.queries[0];
     let qtype = query.query_type();
     let view = state.route(req.src, req.dst, key);
-    let limit = |kind: ResponseKind, name: &Name, out: Vec<Vec<u8>>| {
-        rate_limit(stats, view, &req, signed.is_some(), kind, name, qtype, out)
+    // RRL applies to unsigned UDP requests in views that configure it.
+    let rrl = (req.transport == Transport::Udp && signed.is_none())
+        .then(|| view.and_then(View::rrl))
+        .flatten();
+    let limit = |kind: ResponseKind, name: &Name, out: Vec<Vec<u8>>| match rrl {
+        None => out,
+        Some(rrl) => rate_limit(stats, rrl, &req, kind, name, qtype, out),
     };
     let served = view
         .filter(|_| query.query_class() == DNSClass::IN)
@@ -226,10 +231,7 @@ fn respond_query(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Ve
         req.transport == Transport::Udp,
     );
     // What RRL keys this response by, worked out only when the view limits this request.
-    let rrl_key = (req.transport == Transport::Udp && signed.is_none())
-        .then(|| view.and_then(View::rrl))
-        .flatten()
-        .map(|_| rrl_key(&answer, served.zone.origin(), query.name()));
+    let rrl_key = rrl.map(|_| rrl_key(&answer, served.zone.origin(), query.name()));
     resp.metadata.authoritative = answer.authoritative;
     resp.answers = answer.answers;
     resp.authorities = answer.authorities;
@@ -266,27 +268,23 @@ fn rrl_key(answer: &Answer, origin: &Name, qname: &Name) -> (ResponseKind, Name)
     }
 }
 
-/// Response-rate limiting (see [`crate::rrl`]): UDP only, never for TSIG-signed requests
-/// (their source is authenticated, so they cannot be reflected), and only in views with
-/// `rrl` configured; with RRL off this is one branch. A slipped response keeps the header,
-/// question and OPT but no records, with TC=1 (RFC 1035 §4.2.1), so the client retries over TCP.
-#[allow(clippy::too_many_arguments)]
+/// Response-rate limiting (see [`crate::rrl`]), called only for UDP requests without TSIG
+/// (a signed request's source is authenticated, so it cannot be reflected) in views with
+/// `rrl` configured: with RRL off the query path pays one branch. A slipped response keeps
+/// the header, question and OPT but no records, with TC=1 (RFC 1035 §4.2.1), so the client
+/// retries over TCP.
 fn rate_limit(
     stats: &DnsStats,
-    view: Option<&View>,
+    rrl: &RateLimiter,
     req: &Request<'_>,
-    signed: bool,
     kind: ResponseKind,
     name: &Name,
     qtype: RecordType,
     out: Vec<Vec<u8>>,
 ) -> Vec<Vec<u8>> {
-    if req.transport != Transport::Udp || signed || out.is_empty() {
+    if out.is_empty() {
         return out;
     }
-    let Some(rrl) = view.and_then(View::rrl) else {
-        return out;
-    };
     match rrl.check(req.src.ip(), kind, name, qtype, req.now) {
         Decision::Send => out,
         Decision::Drop => {
