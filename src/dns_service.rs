@@ -96,6 +96,7 @@ impl DnsService {
             ("truncated", c.truncated),
             ("transfer", c.transfers),
             ("tsig_failure", c.tsig_failures),
+            ("update", c.updates),
         ] {
             out.push_str(&format!(
                 "postern_dns_responses_total{{kind=\"{kind}\"}} {n}\n"
