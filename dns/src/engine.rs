@@ -88,9 +88,12 @@ pub fn respond_full(state: &ServingState, stats: &DnsStats, req: Request<'_>) ->
         }
     }
     match state.keys.verify(req.packet, &msg, req.now) {
-        Verification::Unsigned => Outcome::Update(Box::new(UpdateRequest::new(
-            msg, None, req.src, req.dst, req.now,
-        ))),
+        // Only signed updates are considered: refusing the others here costs an unsigned
+        // flood no more than a query does.
+        Verification::Unsigned => {
+            tracing::debug!(client = %req.src, "unsigned UPDATE refused");
+            Outcome::Reply(error(stats, base_response(&msg), ResponseCode::Refused))
+        }
         Verification::Signed(signed) => Outcome::Update(Box::new(UpdateRequest::new(
             msg,
             Some(signed),

@@ -33,6 +33,9 @@ const TCP_IO_TIMEOUT: Duration = Duration::from_secs(10);
 const SHUTDOWN_POLL: Duration = Duration::from_millis(250);
 /// Requested UDP receive buffer (the kernel caps it at `net.core.rmem_max`).
 const UDP_RECV_BUFFER: usize = 4 << 20;
+/// UPDATEs received over UDP that may wait for the store at once; more are answered SERVFAIL
+/// (the client retries), so that a burst cannot pile up tasks.
+const MAX_PENDING_UDP_UPDATES: usize = 64;
 /// Attempts to find a port free for both UDP and TCP when binding port 0.
 const BIND_ATTEMPTS: usize = 20;
 
@@ -46,6 +49,8 @@ pub(crate) struct Core {
     updates: Mutex<Option<Arc<dyn UpdateHandler>>>,
     /// Held while an UPDATE is evaluated and applied: updates are serialised (RFC 2136 §3.7).
     update_lock: tokio::sync::Mutex<()>,
+    /// Permits for UDP updates waiting to be applied.
+    pending_updates: Arc<tokio::sync::Semaphore>,
 }
 
 impl Core {
@@ -185,6 +190,7 @@ impl DnsServer {
             watcher: Mutex::new(None),
             updates: Mutex::new(None),
             update_lock: tokio::sync::Mutex::new(()),
+            pending_updates: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_UDP_UPDATES)),
         });
         let tracker = TaskTracker::new();
         let edge = Edge::new(shutdown.clone());
@@ -386,11 +392,19 @@ fn udp_worker(
         let responses = match outcome {
             Outcome::Reply(responses) => responses,
             Outcome::Update(request) => {
+                let Ok(permit) = core.pending_updates.clone().try_acquire_owned() else {
+                    tracing::warn!(%src, "too many dynamic updates in flight; SERVFAIL");
+                    for response in request.reply(&core.stats, ResponseCode::ServFail) {
+                        let _ = socket.send_to(&response, src);
+                    }
+                    continue;
+                };
                 // The store write is async and may take a while: answer from a task.
                 match socket.try_clone() {
                     Ok(socket) => {
                         let core = core.clone();
                         core.runtime.clone().spawn(async move {
+                            let _permit = permit;
                             for response in core.update(&request).await {
                                 if let Err(e) = socket.send_to(&response, src) {
                                     tracing::debug!(%src, "UDP send: {e}");
