@@ -291,12 +291,10 @@ fn rate_limit(
     match rrl.check(req.src.ip(), kind, name, qtype, req.now) {
         Decision::Send => out,
         Decision::Drop => {
-            stats.bump(Counter::RrlLimited);
             stats.bump(Counter::RrlDropped);
             Vec::new()
         }
         Decision::Slip => {
-            stats.bump(Counter::RrlLimited);
             stats.bump(Counter::RrlSlipped);
             let Ok(mut msg) = Message::from_vec(&out[0]) else {
                 return Vec::new();
