@@ -89,7 +89,8 @@ async fn store_records_are_served_at_once(db: Db) {
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "{args:?} from {source}: {got:?}, want {want:?}"
+                "{args:?} from {source}: {got:?}, want {want:?}\n{}",
+                server.log()
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }

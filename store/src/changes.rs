@@ -112,6 +112,12 @@ pub(crate) struct Changes {
     tx: broadcast::Sender<Change>,
     /// Tags this process's `change_log` rows (SQLite), so the watcher skips its own.
     pub(crate) origin: String,
+    /// SQLite: a file next to the database written after each commit that logged changes.
+    /// The watchers wake on file events, but SQLite's own writes all happen before the
+    /// commit becomes visible (the WAL index is updated through shared memory, which makes
+    /// no file event): a reader woken by them can look too early and then sleep through the
+    /// commit. This file's event comes strictly after the commit.
+    signal: Option<std::path::PathBuf>,
 }
 
 /// How long `change_log` rows are kept (every watching process reads them well within this).
@@ -123,6 +129,7 @@ impl Changes {
         Changes {
             tx: broadcast::channel(BUS_CAPACITY).0,
             origin: hex::encode(rand::random::<[u8; 8]>()),
+            signal: None,
         }
     }
 
@@ -133,10 +140,13 @@ impl Changes {
         db_file: Option<std::path::PathBuf>,
     ) -> Result<Changes> {
         use notify::Watcher;
-        let changes = Changes::in_process();
+        let mut changes = Changes::in_process();
         let Some(db_file) = db_file else {
             return Ok(changes);
         };
+        let mut signal = db_file.clone().into_os_string();
+        signal.push("-changes");
+        changes.signal = Some(signal.into());
         let (Some(dir), Some(stem)) = (
             db_file.parent().map(std::path::Path::to_path_buf),
             db_file
@@ -252,6 +262,16 @@ impl Changes {
             }
         });
         Ok(changes)
+    }
+
+    /// Wakes the other processes' watchers after a commit that wrote `change_log` rows
+    /// (SQLite); a failure only delays them until the next file event, so it is logged.
+    pub(crate) async fn signal_commit(&self) {
+        if let Some(path) = &self.signal {
+            if let Err(e) = tokio::fs::write(path, self.origin.as_bytes()).await {
+                tracing::debug!(path = %path.display(), "cannot signal a commit: {e}");
+            }
+        }
     }
 
     pub(crate) fn publish(&self, change: Change) {

@@ -153,6 +153,9 @@ impl Store {
                     .await?;
                 }
                 tx.commit().await?;
+                if !changes.is_empty() {
+                    self.changes.signal_commit().await;
+                }
                 for change in changes {
                     self.changes.publish(change);
                 }
