@@ -5,13 +5,15 @@
 //! PostgreSQL, on any node), is served at once and the zone serial goes up.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use postern_dns::{DnsConfig, DnsServer, ManagedRecord};
-use postern_store::{Change, Store};
+use postern_dns::{DnsConfig, DnsServer, ManagedRecord, ZoneUpdate};
+use postern_store::{Change, DnsJournal, DnsRrset, Store};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
@@ -55,6 +57,9 @@ impl DnsService {
             publish: Arc::new(ArcSwap::from_pointee(Publish::from_config(loaded))),
             store,
         };
+        service
+            .server
+            .set_update_handler(Arc::new(Updates(service.clone())));
         let changes = service.store.subscribe();
         service.refresh_all().await;
         tokio::spawn(service.clone().follow(changes, shutdown));
@@ -92,9 +97,20 @@ impl DnsService {
             ("truncated", c.truncated),
             ("transfer", c.transfers),
             ("tsig_failure", c.tsig_failures),
+            ("update", c.updates),
         ] {
             out.push_str(&format!(
                 "postern_dns_responses_total{{kind=\"{kind}\"}} {n}\n"
+            ));
+        }
+        out.push_str("# TYPE postern_dns_rrl_total counter\n");
+        for (action, n) in [
+            ("limited", c.rrl_limited),
+            ("dropped", c.rrl_dropped),
+            ("slipped", c.rrl_slipped),
+        ] {
+            out.push_str(&format!(
+                "postern_dns_rrl_total{{action=\"{action}\"}} {n}\n"
             ));
         }
         out
@@ -162,9 +178,16 @@ impl DnsService {
         }
     }
 
-    /// Recomputes and installs the store-fed records of one view; a store error keeps the
-    /// records in service and is logged.
+    /// Recomputes and installs the store-fed records and update journal of one view; a store
+    /// error keeps the records in service and is logged.
     async fn refresh(&self, view: &str) {
+        match self.store.dns_journal(view).await {
+            Ok(entries) => self.server.set_journal(
+                view,
+                entries.into_iter().filter_map(journal_entry).collect(),
+            ),
+            Err(e) => tracing::error!(view, "DNS journal not refreshed from the store: {e}"),
+        }
         match self.view_records(view).await {
             Ok((generation, records)) => self.server.set_managed_records(view, generation, records),
             Err(e) => tracing::error!(view, "DNS records not refreshed from the store: {e}"),
@@ -233,6 +256,82 @@ impl DnsService {
         }
         Ok((generation, records))
     }
+}
+
+/// Dynamic UPDATEs (RFC 2136) validated by the DNS crate, written to the store as the view's
+/// records and served before the client gets its answer (RFC 2136 §3.5); the change bus tells
+/// the other nodes.
+struct Updates(DnsService);
+
+impl postern_dns::UpdateHandler for Updates {
+    fn apply(
+        &self,
+        update: ZoneUpdate,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            let rrsets: Vec<DnsRrset> = update
+                .rrsets
+                .into_iter()
+                .map(|set| DnsRrset {
+                    name: set.name,
+                    rtype: set.rtype,
+                    records: set
+                        .records
+                        .into_iter()
+                        .map(|(ttl, data)| (i64::from(ttl), data))
+                        .collect(),
+                })
+                .collect();
+            let lines = |records: &[(String, u32, String, String)]| {
+                records
+                    .iter()
+                    .map(|(name, ttl, rtype, data)| format!("{name} {ttl} {rtype} {data}\n"))
+                    .collect::<String>()
+            };
+            // One generation step: the served serial goes from `serial` to `serial + 1`.
+            let journal = DnsJournal {
+                zone: update.zone.clone(),
+                from_serial: update.serial,
+                to_serial: update.serial.wrapping_add(1),
+                removed: lines(&update.removed),
+                added: lines(&update.added),
+            };
+            self.0
+                .store
+                .replace_dns_rrsets(&update.view, &rrsets, &journal)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.0.refresh(&update.view).await;
+            Ok(())
+        })
+    }
+}
+
+/// A stored journal entry for the DNS crate: `owner ttl type rdata` lines back to records.
+/// An entry with a broken line is left out: the gap makes IXFR across it send the full zone.
+fn journal_entry(j: DnsJournal) -> Option<postern_dns::JournalEntry> {
+    let records = |text: &str| -> Option<Vec<ManagedRecord>> {
+        text.lines()
+            .map(|line| {
+                let mut parts = line.splitn(4, ' ');
+                let (name, ttl, rtype, data) =
+                    (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+                Some(ManagedRecord {
+                    name: name.to_owned(),
+                    ttl: ttl.parse().ok()?,
+                    rtype: rtype.to_owned(),
+                    data: data.to_owned(),
+                })
+            })
+            .collect()
+    };
+    Some(postern_dns::JournalEntry {
+        removed: records(&j.removed)?,
+        added: records(&j.added)?,
+        zone: j.zone,
+        from: j.from_serial,
+        to: j.to_serial,
+    })
 }
 
 /// The admin UI's view of DNS: configured views and record checks against the current config.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{copy_zones, dig, example_dns, repo_path, Db, Instance};
+use common::{copy_zones, dig, example_dns, metrics, repo_path, sample, Db, Instance};
 
 both_backends!(
     views_answer_by_client_address,
@@ -89,7 +89,8 @@ async fn store_records_are_served_at_once(db: Db) {
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "{args:?} from {source}: {got:?}, want {want:?}"
+                "{args:?} from {source}: {got:?}, want {want:?}\n{}",
+                server.log()
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
@@ -220,6 +221,72 @@ async fn broken_zone_on_sighup_keeps_the_old_one_and_check_reports_it() {
     assert!(
         text.contains("internal/example.test.zone:18: error: bad A record"),
         "file and line named: {text}"
+    );
+    assert!(server.stop().success());
+}
+
+/// A DNS query for `name` A, in wire format (RFC 1035 §4.1).
+fn query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+#[tokio::test]
+async fn rate_limited_udp_flood_is_counted_on_metrics() {
+    let config = example_dns(&repo_path("zones")).replace(
+        "name = \"external\"\nmatch_clients = [\"any\"]\n",
+        "name = \"external\"\nmatch_clients = [\"any\"]\n\
+         rrl = { responses_per_second = 2, slip = 2, ipv4_prefix_length = 32 }\n",
+    );
+    assert!(config.contains("rrl ="), "{config}");
+    let inst = Instance::new(Db::Sqlite, &["dns", "admin"], &config).await;
+    let server = inst.start();
+    let dns = server.addr("dns");
+    let socket = std::net::UdpSocket::bind((OUTSIDE, 0)).unwrap();
+    let started = std::time::Instant::now();
+    for id in 0..100 {
+        socket.send_to(&query(id, "www.example.test"), dns).unwrap();
+    }
+    // The counters move with the responses: wait until all 100 queries were handled.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let text = loop {
+        let text = metrics(&inst, &server);
+        let all = sample(&text, "postern_dns_responses_total{kind=\"all\"}");
+        if all >= 100 || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // No bucket refilled for longer than it took to handle all 100 queries.
+    let elapsed = started.elapsed().as_secs();
+    let get = |action: &str| {
+        sample(
+            &text,
+            &format!("postern_dns_rrl_total{{action=\"{action}\"}}"),
+        )
+    };
+    let (limited, dropped, slipped) = (get("limited"), get("dropped"), get("slipped"));
+    // 2 per second (and 2 to start with): only a few of the 100 are answered.
+    assert!(
+        100u64.saturating_sub(limited) <= 2 * (elapsed + 2),
+        "{limited} of 100 limited in {elapsed} s:\n{text}"
+    );
+    assert_eq!(limited, dropped + slipped, "{text}");
+    assert!(dropped > 0 && slipped > 0, "{text}");
+    // The internal view has no limit, and other external clients are not affected.
+    assert_eq!(
+        dig(dns, INSIDE, &["www.example.test", "A"]),
+        ["192.168.10.80"]
+    );
+    assert_eq!(
+        dig(dns, "127.0.0.6", &["www.example.test", "A"]),
+        ["192.0.2.80"]
     );
     assert!(server.stop().success());
 }

@@ -13,7 +13,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{dig, example_dns, repo_path, Db, Instance, Server};
+use common::{dig, example_dns, metrics, repo_path, sample, Db, Instance};
 use smtp_support::{proxy_v2, socket2_connect};
 
 const FLOODER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 20);
@@ -68,29 +68,6 @@ fn greet(source: Ipv4Addr, port: u16, proto: &str, tls: bool) -> (f64, String) {
 fn read_all(s: TcpStream) -> Vec<u8> {
     closed_within(s, Duration::from_secs(20))
         .expect("the server did not close a refused connection")
-}
-
-/// The server's `/metrics`, read with a new API token.
-fn metrics(inst: &Instance, server: &Server) -> String {
-    let token = inst.ok(&["admin", "token", "admin", "--label", "edge"], "");
-    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
-    let req = ureq::http::Request::builder()
-        .uri(format!("http://{}/metrics", server.addr("admin")))
-        .header("Authorization", format!("Bearer {}", token.trim()))
-        .body(())
-        .expect("request");
-    agent
-        .run(req)
-        .expect("GET /metrics")
-        .into_body()
-        .read_to_string()
-        .expect("metrics body")
-}
-
-fn sample(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{repo_path, Db, Instance, Server};
+use common::{metrics_with, repo_path, Db, Instance};
 use serde_json::Value;
 
 both_backends!(one_budget_across_services_under_parallel_floods);
@@ -75,22 +75,6 @@ fn assert_real(proto: &str, real: &Value) {
     eprintln!("{proto}: real user's login took {secs} s");
 }
 
-/// The server's `/metrics` text, read with an API token.
-fn metrics(server: &Server, token: &str) -> String {
-    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
-    let req = ureq::http::Request::builder()
-        .uri(format!("http://{}/metrics", server.addr("admin")))
-        .header("Authorization", format!("Bearer {token}"))
-        .body(())
-        .expect("request");
-    agent
-        .run(req)
-        .expect("GET /metrics")
-        .into_body()
-        .read_to_string()
-        .expect("body")
-}
-
 /// Sum of every sample of metric `name` whose labels contain `filter` (all samples if empty).
 fn total(text: &str, name: &str, filter: &str) -> u64 {
     text.lines()
@@ -143,7 +127,7 @@ async fn one_budget_across_services_under_parallel_floods(db: Db) {
     assert_real("imap", &flood("imap", imap, 0, USER, (REAL, PASSWORD)).1);
     assert_real("smtp", &flood("smtp", smtp, 0, USER, (REAL, PASSWORD)).1);
 
-    let m = metrics(&server, &token);
+    let m = metrics_with(&server, &token);
     let verifications = total(&m, "postern_login_verifications_total", "");
     let successes = total(&m, "postern_logins_total", "result=\"success\"");
     let failures = total(&m, "postern_logins_total", "result=\"failure\"");

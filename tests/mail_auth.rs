@@ -9,7 +9,7 @@ mod smtp_support;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use common::{Db, Instance, Server};
+use common::{metrics, sample, Db, Instance, Server};
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::TokioResolver;
@@ -90,29 +90,6 @@ addresses = ["{MAIL_HOST_IP}"]
     }
     let server = inst.start();
     (inst, server, dns.addr())
-}
-
-/// The server's `/metrics` text (Prometheus format), read with an API token.
-fn metrics(inst: &Instance, server: &Server) -> String {
-    let token = inst.ok(&["admin", "token", "admin", "--label", "metrics"], "");
-    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
-    let req = ureq::http::Request::builder()
-        .uri(format!("http://{}/metrics", server.addr("admin")))
-        .header("Authorization", format!("Bearer {}", token.trim()))
-        .body(())
-        .expect("request");
-    agent
-        .run(req)
-        .expect("GET /metrics")
-        .into_body()
-        .read_to_string()
-        .expect("body")
-}
-
-/// The value of the sample `name` (with its labels, as printed) in Prometheus text.
-fn sample(text: &str, name: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// A resolver asking only Postern's DNS.
@@ -346,7 +323,7 @@ async fn signs_submissions_and_checks_mx_mail(db: Db) {
             1,
         ),
     ] {
-        assert_eq!(sample(&m, name), Some(value), "{name} in\n{m}");
+        assert_eq!(sample(&m, name), value, "{name} in\n{m}");
     }
     drop(server);
 }
@@ -404,12 +381,12 @@ async fn dnsbl_and_greylisting(db: Db) {
             &m,
             r#"postern_smtp_policy_refusals_total{reason="greylist"}"#
         ),
-        Some(3),
+        3,
         "{m}"
     );
     assert_eq!(
         sample(&m, r#"postern_smtp_policy_refusals_total{reason="dnsbl"}"#),
-        Some(1),
+        1,
         "{m}"
     );
 }

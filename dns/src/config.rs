@@ -29,6 +29,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::rrl::RrlConfig;
+pub use crate::update::UpdateGrantConfig;
+
 /// The `[dns]` table: zones directory, ACLs, TSIG keys and views.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -135,6 +138,12 @@ pub struct ViewConfig {
     /// Who may transfer the view's zones (AXFR/IXFR); default `none`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_transfer: Vec<MatchElement>,
+    /// Which TSIG keys may change which names by dynamic UPDATE (RFC 2136); none: REFUSED.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub update_policy: Vec<UpdateGrantConfig>,
+    /// Response-rate limiting of the view's UDP answers; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rrl: Option<RrlConfig>,
     /// The zones of the view.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub zone: Vec<ZoneConfig>,

@@ -7,15 +7,17 @@
 use std::net::SocketAddr;
 
 use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::{DNSClass, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use crate::acl::Who;
-use crate::lookup::lookup;
-use crate::state::ServingState;
+use crate::lookup::{lookup, Answer};
+use crate::rrl::{Decision, RateLimiter, ResponseKind};
+use crate::state::{ServingState, View};
 use crate::stats::{Counter, DnsStats};
 use crate::transfer;
 use crate::tsig::{sign_failure, Signed, Verification};
+use crate::update::UpdateRequest;
 
 /// UDP payload size without EDNS (RFC 1035 §4.2.1).
 const CLASSIC_UDP: usize = 512;
@@ -48,9 +50,96 @@ pub struct Request<'a> {
     pub now: u64,
 }
 
+/// What the shell must do with a request.
+pub enum Outcome {
+    /// Send these messages (none: send nothing; several: a zone transfer).
+    Reply(Vec<Vec<u8>>),
+    /// A dynamic UPDATE (RFC 2136): evaluate it against the current state with the other
+    /// updates held off, apply it through the [`crate::UpdateHandler`], then reply.
+    Update(Box<UpdateRequest>),
+}
+
 /// Answers one request. An empty result means "send nothing" (not a query, or too
-/// broken to answer); several messages are a zone transfer.
+/// broken to answer); several messages are a zone transfer. UPDATE is answered REFUSED
+/// here: the server shell uses [`respond_full`] to apply updates.
 pub fn respond(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Vec<Vec<u8>> {
+    match respond_full(state, stats, req) {
+        Outcome::Reply(messages) => messages,
+        Outcome::Update(update) => update.reply(stats, ResponseCode::Refused),
+    }
+}
+
+/// Like [`respond`], but hands a decodable UPDATE (RFC 2136 §3), with its TSIG verified,
+/// back to the caller; a failed TSIG is answered NOTAUTH here (RFC 8945 §5.2).
+pub fn respond_full(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Outcome {
+    let update = Header::read(&mut BinDecoder::new(req.packet))
+        .is_ok_and(|h| h.message_type == MessageType::Query && h.op_code == OpCode::Update);
+    if !update {
+        return Outcome::Reply(respond_query(state, stats, req));
+    }
+    stats.bump(Counter::Query);
+    let msg = match Message::from_vec(req.packet) {
+        Ok(msg) => msg,
+        Err(_) => return Outcome::Reply(form_error(stats, req.packet)),
+    };
+    if let Some(edns) = &msg.edns {
+        if edns.version() > 0 {
+            return Outcome::Reply(error(stats, base_response(&msg), ResponseCode::BADVERS));
+        }
+    }
+    match state.keys.verify(req.packet, &msg, req.now) {
+        // Only signed updates are considered: refusing the others here costs an unsigned
+        // flood no more than a query does.
+        Verification::Unsigned => {
+            tracing::debug!(client = %req.src, "unsigned UPDATE refused");
+            Outcome::Reply(error(stats, base_response(&msg), ResponseCode::Refused))
+        }
+        Verification::Signed(signed) => Outcome::Update(Box::new(UpdateRequest::new(
+            msg,
+            Some(signed),
+            req.src,
+            req.dst,
+            req.now,
+        ))),
+        Verification::Failed(context) => {
+            Outcome::Reply(tsig_failure(stats, base_response(&msg), context))
+        }
+    }
+}
+
+/// FORMERR for a message whose header decodes but whose body does not (RFC 1035 §4.1.1).
+fn form_error(stats: &DnsStats, packet: &[u8]) -> Vec<Vec<u8>> {
+    let Ok(header) = Header::read(&mut BinDecoder::new(packet)) else {
+        return Vec::new();
+    };
+    stats.bump(Counter::FormErr);
+    let mut resp = Message::error_msg(header.id, header.op_code, ResponseCode::FormErr);
+    resp.metadata.recursion_desired = header.recursion_desired;
+    encode(resp).into_iter().collect()
+}
+
+/// NOTAUTH with the TSIG error (BADKEY, BADSIG, BADTIME) in a TSIG record (RFC 8945 §5.2).
+fn tsig_failure(
+    stats: &DnsStats,
+    mut resp: Message,
+    context: hickory_proto::rr::TSigResponseContext,
+) -> Vec<Vec<u8>> {
+    stats.bump(Counter::TsigFailure);
+    resp.metadata.response_code = ResponseCode::NotAuth;
+    let Some(mut bytes) = encode(resp) else {
+        return Vec::new();
+    };
+    match sign_failure(context, &mut bytes) {
+        Ok(()) => vec![bytes],
+        Err(e) => {
+            tracing::warn!("cannot build TSIG error response: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// The query path (every opcode but UPDATE).
+fn respond_query(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Vec<Vec<u8>> {
     let Ok(header) = Header::read(&mut BinDecoder::new(req.packet)) else {
         return Vec::new();
     };
@@ -59,10 +148,7 @@ pub fn respond(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Vec<
     }
     stats.bump(Counter::Query);
     let Ok(msg) = Message::from_vec(req.packet) else {
-        stats.bump(Counter::FormErr);
-        let mut resp = Message::error_msg(header.id, header.op_code, ResponseCode::FormErr);
-        resp.metadata.recursion_desired = header.recursion_desired;
-        return encode(resp).into_iter().collect();
+        return form_error(stats, req.packet);
     };
     let mut resp = base_response(&msg);
     let rcode = match msg.op_code {
@@ -81,29 +167,25 @@ pub fn respond(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Vec<
     let signed = match state.keys.verify(req.packet, &msg, req.now) {
         Verification::Unsigned => None,
         Verification::Signed(signed) => Some(signed),
-        Verification::Failed(context) => {
-            stats.bump(Counter::TsigFailure);
-            resp.metadata.response_code = ResponseCode::NotAuth;
-            let Some(mut bytes) = encode(resp) else {
-                return Vec::new();
-            };
-            return match sign_failure(context, &mut bytes) {
-                Ok(()) => vec![bytes],
-                Err(e) => {
-                    tracing::warn!("cannot build TSIG error response: {e}");
-                    Vec::new()
-                }
-            };
-        }
+        Verification::Failed(context) => return tsig_failure(stats, resp, context),
     };
     let key = signed.as_ref().map(Signed::key);
     let query = &msg.queries[0];
-    let served = state
-        .route(req.src, req.dst, key)
+    let qtype = query.query_type();
+    let view = state.route(req.src, req.dst, key);
+    // RRL applies to unsigned UDP requests in views that configure it.
+    let rrl = (req.transport == Transport::Udp && signed.is_none())
+        .then(|| view.and_then(View::rrl))
+        .flatten();
+    let limit = |kind: ResponseKind, name: &Name, out: Vec<Vec<u8>>| match rrl {
+        None => out,
+        Some(rrl) => rate_limit(stats, rrl, &req, kind, name, qtype, out),
+    };
+    let served = view
         .filter(|_| query.query_class() == DNSClass::IN)
         .and_then(|view| view.find_zone(query.name()));
     let Some(served) = served else {
-        return finish(
+        let out = finish(
             stats,
             resp,
             error_limit(&req),
@@ -112,8 +194,8 @@ pub fn respond(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Vec<
             req.now,
             ResponseCode::Refused,
         );
+        return limit(ResponseKind::Error, query.name(), out);
     };
-    let qtype = query.query_type();
     if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
         let who = Who {
             ip: req.src.ip(),
@@ -129,17 +211,20 @@ pub fn respond(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Vec<
                         return Vec::new();
                     }
                 }
-                out
+                limit(ResponseKind::Answer, query.name(), out)
             }
-            Err(rcode) => finish(
-                stats,
-                resp,
-                error_limit(&req),
-                false,
-                signed.as_ref(),
-                req.now,
-                rcode,
-            ),
+            Err(rcode) => {
+                let out = finish(
+                    stats,
+                    resp,
+                    error_limit(&req),
+                    false,
+                    signed.as_ref(),
+                    req.now,
+                    rcode,
+                );
+                limit(ResponseKind::Error, query.name(), out)
+            }
         };
     }
     let answer = lookup(
@@ -148,20 +233,79 @@ pub fn respond(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Vec<
         qtype,
         req.transport == Transport::Udp,
     );
+    // What RRL keys this response by, worked out only when the view limits this request.
+    let rrl_key = rrl.map(|_| rrl_key(&answer, served.zone.origin(), query.name()));
     resp.metadata.authoritative = answer.authoritative;
     resp.answers = answer.answers;
     resp.authorities = answer.authorities;
     resp.additionals = answer.additionals;
-    let limit = size_limit(&msg, req.transport);
-    finish(
+    let size = size_limit(&msg, req.transport);
+    let out = finish(
         stats,
         resp,
-        limit,
+        size,
         answer.required_glue,
         signed.as_ref(),
         req.now,
         answer.rcode,
-    )
+    );
+    match rrl_key {
+        Some((kind, name)) => limit(kind, &name, out),
+        None => out,
+    }
+}
+
+/// The RRL class of an answer and the name it is keyed by: the zone for NXDOMAIN, the
+/// delegation for a referral, else the query name.
+fn rrl_key(answer: &Answer, origin: &Name, qname: &Name) -> (ResponseKind, Name) {
+    if answer.rcode == ResponseCode::NXDomain {
+        (ResponseKind::NxDomain, origin.clone())
+    } else if !answer.authoritative && answer.answers.is_empty() {
+        let cut = answer
+            .authorities
+            .first()
+            .map_or_else(|| qname.clone(), |r| r.name.clone());
+        (ResponseKind::Referral, cut)
+    } else {
+        (ResponseKind::Answer, qname.clone())
+    }
+}
+
+/// Response-rate limiting (see [`crate::rrl`]), called only for UDP requests without TSIG
+/// (a signed request's source is authenticated, so it cannot be reflected) in views with
+/// `rrl` configured: with RRL off the query path pays one branch. A slipped response keeps
+/// the header, question and OPT but no records, with TC=1 (RFC 1035 §4.2.1), so the client
+/// retries over TCP.
+fn rate_limit(
+    stats: &DnsStats,
+    rrl: &RateLimiter,
+    req: &Request<'_>,
+    kind: ResponseKind,
+    name: &Name,
+    qtype: RecordType,
+    out: Vec<Vec<u8>>,
+) -> Vec<Vec<u8>> {
+    if out.is_empty() {
+        return out;
+    }
+    match rrl.check(req.src.ip(), kind, name, qtype, req.now) {
+        Decision::Send => out,
+        Decision::Drop => {
+            stats.bump(Counter::RrlDropped);
+            Vec::new()
+        }
+        Decision::Slip => {
+            stats.bump(Counter::RrlSlipped);
+            let Ok(mut msg) = Message::from_vec(&out[0]) else {
+                return Vec::new();
+            };
+            msg.answers.clear();
+            msg.authorities.clear();
+            msg.additionals.clear();
+            msg.metadata.truncation = true;
+            encode(msg).into_iter().collect()
+        }
+    }
 }
 
 fn error(stats: &DnsStats, resp: Message, rcode: ResponseCode) -> Vec<Vec<u8>> {
@@ -177,7 +321,7 @@ fn error_limit(req: &Request<'_>) -> usize {
 
 /// The response skeleton: same ID, opcode, RD and CD, the question, and an OPT record if
 /// the request had one (RFC 6891 §6.1.1).
-fn base_response(req: &Message) -> Message {
+pub(crate) fn base_response(req: &Message) -> Message {
     let mut resp = Message::response(req.id, req.op_code);
     resp.metadata.recursion_desired = req.recursion_desired;
     resp.metadata.checking_disabled = req.checking_disabled;
@@ -257,7 +401,7 @@ fn finish(
     out
 }
 
-fn encode(msg: Message) -> Option<Vec<u8>> {
+pub(crate) fn encode(msg: Message) -> Option<Vec<u8>> {
     match msg.to_vec() {
         Ok(bytes) => Some(bytes),
         Err(e) => {
@@ -276,6 +420,10 @@ mod tests {
     use hickory_proto::rr::Name;
 
     fn state() -> (tempfile::TempDir, ServingState) {
+        state_with("")
+    }
+
+    fn state_with(view_options: &str) -> (tempfile::TempDir, ServingState) {
         let dir = tempfile::tempdir().expect("tmp");
         std::fs::create_dir_all(dir.path().join("zones/v")).expect("mkdir");
         let mut zone = String::from("$TTL 300\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n");
@@ -283,9 +431,9 @@ mod tests {
             zone.push_str(&format!("many A 192.0.2.{}\n", i + 10));
         }
         std::fs::write(dir.path().join("zones/v/t.test.zone"), zone).expect("write");
-        let config: DnsConfig = toml::from_str(
-            "[[view]]\nname = \"v\"\nmatch_clients = [\"127.0.0.0/8\"]\n[[view.zone]]\nname = \"t.test\"\n",
-        )
+        let config: DnsConfig = toml::from_str(&format!(
+            "[[view]]\nname = \"v\"\nmatch_clients = [\"127.0.0.0/8\"]\n{view_options}\n[[view.zone]]\nname = \"t.test\"\n"
+        ))
         .expect("config");
         let mut inputs = Inputs::new(config, dir.path().to_path_buf());
         let (state, _) = build(&mut inputs, OnZoneError::Fail).expect("builds");
@@ -393,5 +541,37 @@ mod tests {
             Transport::Tcp,
         );
         assert_eq!(tcp[0].answers.len(), 40);
+    }
+
+    #[test]
+    fn rate_limit_applies_to_udp_only() {
+        let (_dir, state) = state_with("rrl = { responses_per_second = 2, slip = 2 }");
+        let stats = DnsStats::default();
+        let packet = query("ns.t.test.", RecordType::A).to_vec().expect("encode");
+        let send = |transport, now| {
+            respond(
+                &state,
+                &stats,
+                Request {
+                    packet: &packet,
+                    src: "127.0.0.7:5353".parse().expect("addr"),
+                    dst: "127.0.0.1:53".parse().expect("addr"),
+                    transport,
+                    now,
+                },
+            )
+        };
+        let t0 = 1_800_000_000;
+        assert_eq!(send(Transport::Udp, t0).len(), 1);
+        assert_eq!(send(Transport::Udp, t0).len(), 1);
+        assert!(send(Transport::Udp, t0).is_empty(), "third is dropped");
+        let slip = send(Transport::Udp, t0);
+        let slip = Message::from_vec(&slip[0]).expect("decodes");
+        assert!(slip.truncation && slip.answers.is_empty(), "fourth slips");
+        assert_eq!(slip.id, 4242);
+        assert_eq!(send(Transport::Tcp, t0).len(), 1, "TCP is never limited");
+        assert_eq!(send(Transport::Udp, t0 + 2).len(), 1, "refilled");
+        let c = stats.snapshot();
+        assert_eq!((c.rrl_limited, c.rrl_dropped, c.rrl_slipped), (2, 1, 1));
     }
 }

@@ -35,6 +35,8 @@ pub fn import_bind(text: &str) -> Result<(String, Vec<String>), DnsError> {
                 match_clients: vec!["any".into()],
                 match_destinations: vec!["any".into()],
                 allow_transfer: conv.global_transfer.clone().unwrap_or_default(),
+                rrl: None,
+                update_policy: Vec::new(),
                 zone: Vec::new(),
             };
             for z in top_zones {
@@ -168,6 +170,8 @@ impl Converter {
             match_clients: vec!["any".into()],
             match_destinations: vec!["any".into()],
             allow_transfer: self.global_transfer.clone().unwrap_or_default(),
+            rrl: None,
+            update_policy: Vec::new(),
             zone: Vec::new(),
         };
         let mut view_notify = self.global_notify.clone();

@@ -12,23 +12,30 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod import_bind;
+pub mod journal;
 pub mod lookup;
 pub mod managed;
 pub mod notify;
+pub mod rrl;
 pub mod server;
 pub mod state;
 pub mod stats;
 pub mod transfer;
 pub mod tsig;
+pub mod update;
 pub mod validate;
 mod watch;
 pub mod zone;
 
 pub use check::{check, CheckReport};
-pub use config::{AclConfig, DnsConfig, MatchElement, TsigKeyConfig, ViewConfig, ZoneConfig};
+pub use config::{
+    AclConfig, DnsConfig, MatchElement, RrlConfig, TsigKeyConfig, ViewConfig, ZoneConfig,
+};
 pub use error::DnsError;
 pub use import_bind::import_bind;
+pub use journal::JournalEntry;
 pub use managed::ManagedRecord;
 pub use server::DnsServer;
 pub use stats::{DnsCounters, DnsStats};
+pub use update::{RrsetChange, UpdateHandler, ZoneUpdate};
 pub use validate::{validate_managed, view_zones};

@@ -15,12 +15,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::DnsConfig;
-use crate::engine::{respond, Request, Transport};
+use hickory_proto::op::ResponseCode;
+
+use crate::engine::{respond_full, Outcome, Request, Transport};
 use crate::error::DnsError;
+use crate::journal::JournalEntry;
 use crate::managed::ManagedRecord;
 use crate::notify::spawn_notifies;
 use crate::state::{build, log_unplaced, Inputs, OnZoneError, ServingState};
 use crate::stats::{DnsCounters, DnsStats};
+use crate::update::{UpdateHandler, UpdateRequest};
 use crate::watch::{spawn_watcher, WatchMsg};
 
 /// Time allowed to read the rest of a TCP message or to write a response.
@@ -29,6 +33,9 @@ const TCP_IO_TIMEOUT: Duration = Duration::from_secs(10);
 const SHUTDOWN_POLL: Duration = Duration::from_millis(250);
 /// Requested UDP receive buffer (the kernel caps it at `net.core.rmem_max`).
 const UDP_RECV_BUFFER: usize = 4 << 20;
+/// UPDATEs received over UDP that may wait for the store at once; more are answered SERVFAIL
+/// (the client retries), so that a burst cannot pile up tasks.
+const MAX_PENDING_UDP_UPDATES: usize = 64;
 /// Attempts to find a port free for both UDP and TCP when binding port 0.
 const BIND_ATTEMPTS: usize = 20;
 
@@ -39,6 +46,11 @@ pub(crate) struct Core {
     stats: DnsStats,
     runtime: tokio::runtime::Handle,
     watcher: Mutex<Option<Sender<WatchMsg>>>,
+    updates: Mutex<Option<Arc<dyn UpdateHandler>>>,
+    /// Held while an UPDATE is evaluated and applied: updates are serialised (RFC 2136 §3.7).
+    update_lock: tokio::sync::Mutex<()>,
+    /// Permits for UDP updates waiting to be applied.
+    pending_updates: Arc<tokio::sync::Semaphore>,
 }
 
 impl Core {
@@ -61,7 +73,8 @@ impl Core {
         } else {
             OnZoneError::KeepOld(&old)
         };
-        let (new, _) = build(inputs, on_error)?;
+        let (mut new, _) = build(inputs, on_error)?;
+        new.adopt_rrl(&old);
         let old_serials = old.serials();
         let new = Arc::new(new);
         self.state.store(new.clone());
@@ -91,6 +104,43 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    /// Evaluates an UPDATE against the current state and applies it through the handler,
+    /// one update at a time, and returns the response.
+    async fn update(&self, request: &UpdateRequest) -> Vec<Vec<u8>> {
+        let _serial = self.update_lock.lock().await;
+        let state = self.state.load_full();
+        let rcode = match request.evaluate(&state) {
+            Err(rcode) => rcode,
+            Ok(update) if update.rrsets.is_empty() => ResponseCode::NoError,
+            Ok(update) => {
+                let handler = self
+                    .updates
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                match handler {
+                    None => ResponseCode::Refused,
+                    Some(handler) => {
+                        let (view, zone, key) =
+                            (update.view.clone(), update.zone.clone(), update.key.clone());
+                        let (added, removed) = (update.added.len(), update.removed.len());
+                        match handler.apply(update).await {
+                            Ok(()) => {
+                                tracing::info!(client = %request.src(), %view, %zone, %key, added, removed, "dynamic update applied");
+                                ResponseCode::NoError
+                            }
+                            Err(e) => {
+                                tracing::error!(client = %request.src(), %view, %zone, "dynamic update failed: {e}");
+                                ResponseCode::ServFail
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        request.reply(&self.stats, rcode)
     }
 
     fn resync_watcher(&self) {
@@ -138,6 +188,9 @@ impl DnsServer {
             stats: DnsStats::default(),
             runtime: tokio::runtime::Handle::current(),
             watcher: Mutex::new(None),
+            updates: Mutex::new(None),
+            update_lock: tokio::sync::Mutex::new(()),
+            pending_updates: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_UDP_UPDATES)),
         });
         let tracker = TaskTracker::new();
         let edge = Edge::new(shutdown.clone());
@@ -229,6 +282,17 @@ impl DnsServer {
         }
     }
 
+    /// Sets the journal of a view's dynamic updates (used by IXFR from the next rebuild on:
+    /// call it before [`DnsServer::set_managed_records`]).
+    pub fn set_journal(&self, view: &str, entries: Vec<JournalEntry>) {
+        self.core.inputs().journals.insert(view.to_owned(), entries);
+    }
+
+    /// Sets where dynamic UPDATEs go (RFC 2136); without a handler they are REFUSED.
+    pub fn set_update_handler(&self, handler: Arc<dyn UpdateHandler>) {
+        *self.core.updates.lock().unwrap_or_else(|e| e.into_inner()) = Some(handler);
+    }
+
     /// The served SOA serial of a zone in a view, if that view serves it.
     pub fn zone_serial(&self, view: &str, zone: &str) -> Option<u32> {
         let mut name = hickory_proto::rr::Name::from_ascii(zone).ok()?;
@@ -292,7 +356,7 @@ fn unix_now() -> u64 {
 /// Knot and NSD): each query is answered inline, so the number of threads caps the work in
 /// flight, and the query path never waits for the async runtime.
 fn udp_worker(
-    core: &Core,
+    core: &Arc<Core>,
     socket: &std::net::UdpSocket,
     local: SocketAddr,
     shutdown: &CancellationToken,
@@ -314,7 +378,7 @@ fn udp_worker(
                 continue;
             }
         };
-        let responses = respond(
+        let outcome = respond_full(
             &core.state.load(),
             &core.stats,
             Request {
@@ -325,6 +389,34 @@ fn udp_worker(
                 now: unix_now(),
             },
         );
+        let responses = match outcome {
+            Outcome::Reply(responses) => responses,
+            Outcome::Update(request) => {
+                let Ok(permit) = core.pending_updates.clone().try_acquire_owned() else {
+                    tracing::warn!(%src, "too many dynamic updates in flight; SERVFAIL");
+                    for response in request.reply(&core.stats, ResponseCode::ServFail) {
+                        let _ = socket.send_to(&response, src);
+                    }
+                    continue;
+                };
+                // The store write is async and may take a while: answer from a task.
+                match socket.try_clone() {
+                    Ok(socket) => {
+                        let core = core.clone();
+                        core.runtime.clone().spawn(async move {
+                            let _permit = permit;
+                            for response in core.update(&request).await {
+                                if let Err(e) = socket.send_to(&response, src) {
+                                    tracing::debug!(%src, "UDP send: {e}");
+                                }
+                            }
+                        });
+                    }
+                    Err(e) => tracing::warn!("cannot answer UPDATE: {e}"),
+                }
+                continue;
+            }
+        };
         for response in responses {
             if let Err(e) = socket.send_to(&response, src) {
                 tracing::debug!(%src, "UDP send: {e}");
@@ -370,9 +462,9 @@ async fn tcp_connection(
         ) {
             break;
         }
-        let responses = {
+        let outcome = {
             let state = core.state.load();
-            respond(
+            respond_full(
                 &state,
                 &core.stats,
                 Request {
@@ -383,6 +475,10 @@ async fn tcp_connection(
                     now: unix_now(),
                 },
             )
+        };
+        let responses = match outcome {
+            Outcome::Reply(responses) => responses,
+            Outcome::Update(request) => core.update(&request).await,
         };
         for response in responses {
             let Ok(len) = u16::try_from(response.len()) else {

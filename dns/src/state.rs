@@ -8,13 +8,16 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hickory_proto::rr::{LowerName, Name};
+use hickory_proto::rr::{LowerName, Name, RecordType};
 
 use crate::acl::{Acl, AclCompiler, LocalAddrs, Who};
 use crate::config::{DnsConfig, ZoneConfig};
 use crate::error::DnsError;
+use crate::journal::{differences, Difference, JournalEntry};
 use crate::managed::{merge, ManagedRecord};
+use crate::rrl::RateLimiter;
 use crate::tsig::Keyring;
+use crate::update::Grant;
 use crate::zone::parse::{parse_file, ParsedFile};
 use crate::zone::{Problem, Severity, Zone};
 
@@ -28,7 +31,15 @@ pub struct ServedZone {
     pub also_notify: Vec<SocketAddr>,
     /// The view that owns the zone (differs from the serving view for `in_view`).
     pub owner_view: String,
+    /// The (name, type) RRsets that come from the zone file: dynamic UPDATE may not change
+    /// them (the file stays authoritative).
+    pub file_rrsets: Arc<FileRrsets>,
+    /// The journal of dynamic updates, oldest first, for IXFR (RFC 1995).
+    pub journal: Arc<Vec<Difference>>,
 }
+
+/// The RRsets of a zone file, by lower-case owner and type.
+pub type FileRrsets = HashSet<(LowerName, RecordType)>;
 
 /// One view: match lists and zones by origin.
 pub struct View {
@@ -37,6 +48,8 @@ pub struct View {
     clients: Acl,
     destinations: Acl,
     zones: HashMap<LowerName, Arc<ServedZone>>,
+    rrl: Option<Arc<RateLimiter>>,
+    grants: Vec<Grant>,
 }
 
 impl View {
@@ -58,6 +71,20 @@ impl View {
     pub fn zones(&self) -> impl Iterator<Item = &Arc<ServedZone>> {
         self.zones.values()
     }
+
+    /// The `update_policy` grants of `key` that touch the zone `origin` (RFC 2136 §3.3).
+    pub fn update_grants(&self, key: &Name, origin: &LowerName) -> Vec<&Grant> {
+        let key = key.to_lowercase();
+        self.grants
+            .iter()
+            .filter(|g| g.key == key && g.touches_zone(origin))
+            .collect()
+    }
+
+    /// The view's response-rate limiter, when `rrl` is configured.
+    pub fn rrl(&self) -> Option<&RateLimiter> {
+        self.rrl.as_deref()
+    }
 }
 
 /// Everything the query path reads, swapped whole on reload.
@@ -75,6 +102,23 @@ impl ServingState {
             v.clients.allows(Who { ip: src.ip(), key })
                 && v.destinations.allows(Who { ip: dst.ip(), key })
         })
+    }
+
+    /// Takes over the rate-limit tables of `old`'s views of the same name and config, so
+    /// that a reload (or a managed-records refresh) does not reset a flood's buckets.
+    pub fn adopt_rrl(&mut self, old: &ServingState) {
+        for view in &mut self.views {
+            let Some(ours) = &view.rrl else { continue };
+            let previous = old
+                .views
+                .iter()
+                .find(|v| v.name == view.name)
+                .and_then(|v| v.rrl.as_ref())
+                .filter(|r| r.config() == ours.config());
+            if let Some(previous) = previous {
+                view.rrl = Some(previous.clone());
+            }
+        }
     }
 
     /// The served serial of every owned zone, by (view, origin).
@@ -125,6 +169,8 @@ pub struct Inputs {
     pub base_dir: PathBuf,
     /// Managed records per view: (generation, records).
     pub managed: HashMap<String, (u32, Vec<ManagedRecord>)>,
+    /// The update journal per view, oldest entry first.
+    pub journals: HashMap<String, Vec<JournalEntry>>,
     cache: HashMap<(PathBuf, LowerName), CachedFile>,
 }
 
@@ -135,6 +181,7 @@ impl Inputs {
             config,
             base_dir,
             managed: HashMap::new(),
+            journals: HashMap::new(),
             cache: HashMap::new(),
         }
     }
@@ -252,11 +299,11 @@ pub fn build(
                     let also_notify = zc.notify_targets().map_err(|e| {
                         DnsError::config(format!("{ctx} zone `{}` also_notify: {e}", zc.name))
                     })?;
-                    let (zone, report) = load_zone(inputs, &vc.name, zc, &origin);
+                    let (zone, report, file_rrsets) = load_zone(inputs, &vc.name, zc, &origin);
                     let failed = report.failed();
                     reports.push(report.clone());
-                    let zone = match (zone, on_error) {
-                        (Some(zone), _) => zone,
+                    let (zone, file_rrsets) = match (zone, on_error) {
+                        (Some(zone), _) => (zone, Arc::new(file_rrsets)),
                         (None, OnZoneError::Fail) => {
                             return Err(DnsError::Zone {
                                 zone: origin.to_string(),
@@ -276,7 +323,7 @@ pub fn build(
                                 .find(|v| v.name == vc.name)
                                 .and_then(|v| v.zones.get(&lower))
                             {
-                                Some(old) => old.zone.clone(),
+                                Some(old) => (old.zone.clone(), old.file_rrsets.clone()),
                                 None => continue,
                             }
                         }
@@ -292,16 +339,39 @@ pub fn build(
                         allow_transfer,
                         also_notify,
                         owner_view: vc.name.clone(),
+                        file_rrsets,
+                        journal: Arc::new(differences(
+                            &vc.name,
+                            &origin,
+                            inputs.journals.get(&vc.name).map_or(&[], Vec::as_slice),
+                        )),
                     })
                 }
             };
             zones.insert(lower, served);
         }
+        let grants = vc
+            .update_policy
+            .iter()
+            .map(|g| Grant::compile(g, &key_names))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| DnsError::config(format!("{ctx}: {e}")))?;
+        let rrl = match &vc.rrl {
+            Some(config) => {
+                config
+                    .validate()
+                    .map_err(|e| DnsError::config(format!("{ctx} rrl: {e}")))?;
+                Some(Arc::new(RateLimiter::new(config.clone())))
+            }
+            None => None,
+        };
         views.push(View {
             name: vc.name.clone(),
             clients,
             destinations,
             zones,
+            rrl,
+            grants,
         });
     }
     for view in inputs.managed.keys() {
@@ -361,7 +431,7 @@ fn load_zone(
     view: &str,
     zc: &ZoneConfig,
     origin: &Name,
-) -> (Option<Arc<Zone>>, ZoneReport) {
+) -> (Option<Arc<Zone>>, ZoneReport, FileRrsets) {
     let relative = zc.file.clone().unwrap_or_else(|| {
         PathBuf::from(view).join(format!("{}.zone", origin.to_string().trim_end_matches('.')))
     });
@@ -379,9 +449,14 @@ fn load_zone(
         Ok(parsed) => parsed,
         Err(problem) => {
             report.problems.push(problem);
-            return (None, report);
+            return (None, report, FileRrsets::new());
         }
     };
+    let file_rrsets: FileRrsets = parsed
+        .records
+        .iter()
+        .map(|r| (LowerName::new(&r.record.name), r.record.record_type()))
+        .collect();
     report
         .problems
         .extend(parsed.warnings.iter().cloned().map(|w| Problem {
@@ -422,7 +497,7 @@ fn load_zone(
     report.problems.extend(problems);
     report.serial = zone.as_ref().map(Zone::serial);
     report.records = zone.as_ref().map_or(0, Zone::record_count);
-    (zone.map(Arc::new), report)
+    (zone.map(Arc::new), report, file_rrsets)
 }
 
 /// True when another zone of the view is closer to `owner` than `origin` (a child zone).

@@ -12,6 +12,9 @@ pub struct DnsStats {
     truncated: AtomicU64,
     transfers: AtomicU64,
     tsig_failures: AtomicU64,
+    rrl_dropped: AtomicU64,
+    rrl_slipped: AtomicU64,
+    updates: AtomicU64,
 }
 
 /// A snapshot of the counters.
@@ -31,6 +34,14 @@ pub struct DnsCounters {
     pub transfers: u64,
     /// Requests whose TSIG failed to verify.
     pub tsig_failures: u64,
+    /// UDP responses withheld by response-rate limiting (dropped plus slipped).
+    pub rrl_limited: u64,
+    /// Rate-limited responses not sent at all.
+    pub rrl_dropped: u64,
+    /// Rate-limited responses sent truncated (TC=1) instead ("slip").
+    pub rrl_slipped: u64,
+    /// Dynamic UPDATEs applied (RFC 2136).
+    pub updates: u64,
 }
 
 /// Which counter to bump.
@@ -43,6 +54,9 @@ pub(crate) enum Counter {
     Truncated,
     Transfer,
     TsigFailure,
+    RrlDropped,
+    RrlSlipped,
+    Update,
 }
 
 impl DnsStats {
@@ -55,6 +69,9 @@ impl DnsStats {
             Counter::Truncated => &self.truncated,
             Counter::Transfer => &self.transfers,
             Counter::TsigFailure => &self.tsig_failures,
+            Counter::RrlDropped => &self.rrl_dropped,
+            Counter::RrlSlipped => &self.rrl_slipped,
+            Counter::Update => &self.updates,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -70,6 +87,10 @@ impl DnsStats {
             truncated: get(&self.truncated),
             transfers: get(&self.transfers),
             tsig_failures: get(&self.tsig_failures),
+            rrl_limited: get(&self.rrl_dropped) + get(&self.rrl_slipped),
+            rrl_dropped: get(&self.rrl_dropped),
+            rrl_slipped: get(&self.rrl_slipped),
+            updates: get(&self.updates),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Zone transfers: AXFR (RFC 5936) streamed over several messages, and IXFR (RFC 1995)
-//! answered with the current SOA when the client is up to date, else in AXFR form
+//! answered with the current SOA when the client is up to date, with the differences from
+//! the journal of dynamic updates when it covers the client's serial, else in AXFR form
 //! (RFC 1995 §4 allows a full transfer in reply to IXFR).
 
 use hickory_proto::op::{Message, OpCode, ResponseCode};
@@ -8,6 +9,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
 use crate::acl::Who;
 use crate::engine::Transport;
+use crate::journal;
 use crate::state::ServedZone;
 
 /// Target size of one transfer message; well below the 65535-byte TCP limit.
@@ -42,15 +44,43 @@ pub fn transfer(
     if up_to_date || transport == Transport::Udp {
         return Ok(vec![message(req, true, vec![soa])]);
     }
+    let client_serial = req.authorities.iter().find_map(|r| match &r.data {
+        RData::SOA(theirs) if ixfr => Some(theirs.serial),
+        _ => None,
+    });
+    let chain = client_serial
+        .and_then(|from| journal::chain(&served.journal, from, zone.serial()))
+        .filter(|chain| !chain.is_empty());
+    if let Some(chain) = chain {
+        // RFC 1995 §4: current SOA, then per difference the old SOA, the deleted records,
+        // the new SOA and the added records, and the current SOA again.
+        tracing::info!(client = %who.ip, zone = %zone.origin(), from = client_serial, serial = zone.serial(), "incremental zone transfer");
+        let mut records = vec![soa.clone()];
+        for d in chain {
+            records.push(journal::soa_with_serial(&soa, d.from));
+            records.extend(d.removed.iter().cloned());
+            records.push(journal::soa_with_serial(&soa, d.to));
+            records.extend(d.added.iter().cloned());
+        }
+        records.push(soa);
+        return Ok(batches(req, records.iter()));
+    }
     tracing::info!(client = %who.ip, zone = %zone.origin(), serial = zone.serial(), "zone transfer");
-    let mut messages = Vec::new();
-    let mut batch: Vec<Record> = vec![soa.clone()];
-    let mut size = encoded_len(&soa);
-    let records = zone
-        .rrsets_for_transfer()
-        .into_iter()
-        .flat_map(|set| set.records.iter())
+    let records = std::iter::once(&soa)
+        .chain(
+            zone.rrsets_for_transfer()
+                .into_iter()
+                .flat_map(|set| set.records.iter()),
+        )
         .chain(std::iter::once(&soa));
+    Ok(batches(req, records))
+}
+
+/// Splits records into transfer messages of about [`MESSAGE_BYTES`] each.
+fn batches<'a>(req: &Message, records: impl Iterator<Item = &'a Record>) -> Vec<Message> {
+    let mut messages = Vec::new();
+    let mut batch: Vec<Record> = Vec::new();
+    let mut size = 0;
     for record in records {
         let len = encoded_len(record);
         if size + len > MESSAGE_BYTES && !batch.is_empty() {
@@ -65,7 +95,7 @@ pub fn transfer(
         batch.push(record.clone());
     }
     messages.push(message(req, messages.is_empty(), batch));
-    Ok(messages)
+    messages
 }
 
 /// One transfer message; only the first repeats the question (RFC 5936 §2.2.1).
@@ -89,7 +119,7 @@ fn encoded_len(record: &Record) -> usize {
 }
 
 /// RFC 1982 §3.2: `a < b` in sequence space arithmetic.
-fn serial_lt(a: u32, b: u32) -> bool {
+pub(crate) fn serial_lt(a: u32, b: u32) -> bool {
     a != b && b.wrapping_sub(a) < 0x8000_0000
 }
 

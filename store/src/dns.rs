@@ -26,7 +26,115 @@ pub struct DnsRecord {
     pub data: String,
 }
 
+/// The new content of one RRset after a dynamic update (RFC 2136 §3.4.2); no records
+/// deletes the RRset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsRrset {
+    /// Owner name (fully qualified or not; stored lower-case with a trailing dot).
+    pub name: String,
+    /// Record type mnemonic, e.g. `A` or `TYPE65280`.
+    pub rtype: String,
+    /// The records: (TTL, RDATA in presentation format).
+    pub records: Vec<(i64, String)>,
+}
+
+/// One journal entry: what an update changed between two served serials of a zone (for
+/// IXFR, RFC 1995 §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsJournal {
+    /// Zone origin, e.g. `example.test.`.
+    pub zone: String,
+    /// Served serial before the change.
+    pub from_serial: u32,
+    /// Served serial after it.
+    pub to_serial: u32,
+    /// Records removed, one `owner ttl type rdata` line each.
+    pub removed: String,
+    /// Records added, one `owner ttl type rdata` line each.
+    pub added: String,
+}
+
+/// Journal entries kept per view and zone; older ones are pruned (IXFR from an older serial
+/// gets the full zone, which RFC 1995 §4 allows).
+const JOURNAL_KEEP: i64 = 200;
+
 impl Store {
+    /// Replaces whole RRsets of a view in one transaction (an RFC 2136 update is atomic,
+    /// §3.4), records the change in the zone's journal, and bumps the view's generation, so
+    /// the served serial moves and secondaries are notified. Unlike [`Store::add_dns_record`]
+    /// any type is accepted: the DNS crate has parsed and checked the records and the key's
+    /// permissions.
+    pub async fn replace_dns_rrsets(
+        &self,
+        view: &str,
+        rrsets: &[DnsRrset],
+        journal: &DnsJournal,
+    ) -> Result<()> {
+        if view.is_empty() {
+            return Err(StoreError::invalid("view", "must not be empty"));
+        }
+        let mut tx = self.write_tx().await?;
+        let now = unix_now();
+        for set in rrsets {
+            let name = owner_name(&set.name)?;
+            let rtype = set.rtype.trim().to_ascii_uppercase();
+            if rtype.is_empty() || !rtype.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(StoreError::invalid("record type", rtype));
+            }
+            sqlx::query("DELETE FROM dns_records WHERE view = $1 AND name = $2 AND rtype = $3")
+                .bind(view)
+                .bind(&name)
+                .bind(&rtype)
+                .execute(&mut *tx)
+                .await?;
+            for (ttl, data) in &set.records {
+                check_ttl_and_data(*ttl, data)?;
+                sqlx::query(
+                    "INSERT INTO dns_records (view, name, rtype, ttl, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(view)
+                .bind(&name)
+                .bind(&rtype)
+                .bind(*ttl)
+                .bind(data.trim())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(unique_as_exists(format!("{name} {rtype} {data} in view {view}")))?;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO dns_journal (view, zone, from_serial, to_serial, removed, added, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(view)
+        .bind(&journal.zone)
+        .bind(i64::from(journal.from_serial))
+        .bind(i64::from(journal.to_serial))
+        .bind(&journal.removed)
+        .bind(&journal.added)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM dns_journal WHERE view = $1 AND zone = $2 AND id NOT IN \
+             (SELECT id FROM dns_journal WHERE view = $1 AND zone = $2 ORDER BY id DESC LIMIT $3)",
+        )
+        .bind(view)
+        .bind(&journal.zone)
+        .bind(JOURNAL_KEEP)
+        .execute(&mut *tx)
+        .await?;
+        bump_generation(&mut tx, view).await?;
+        self.commit(
+            tx,
+            vec![Change::Dns {
+                view: view.to_owned(),
+            }],
+        )
+        .await
+    }
+
     /// Adds a record to a view. The caller (admin UI, API) validates RDATA syntax with the DNS crate;
     /// here the view, owner name, type and TTL are checked.
     pub async fn add_dns_record(
@@ -125,6 +233,27 @@ impl Store {
         let view: String = get(&row, "view")?;
         bump_generation(&mut tx, &view).await?;
         self.commit(tx, vec![Change::Dns { view }]).await
+    }
+
+    /// The journal of a view's zones, oldest first.
+    pub async fn dns_journal(&self, view: &str) -> Result<Vec<DnsJournal>> {
+        let rows = sqlx::query(
+            "SELECT zone, from_serial, to_serial, removed, added FROM dns_journal WHERE view = $1 ORDER BY id",
+        )
+        .bind(view)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DnsJournal {
+                    zone: get(r, "zone")?,
+                    from_serial: get::<i64>(r, "from_serial")? as u32,
+                    to_serial: get::<i64>(r, "to_serial")? as u32,
+                    removed: get(r, "removed")?,
+                    added: get(r, "added")?,
+                })
+            })
+            .collect()
     }
 
     /// Managed records of a view (or of every view), by name and type.

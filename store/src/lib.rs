@@ -35,7 +35,7 @@ pub use blobs::BLOB_CHUNK_SIZE;
 pub use changes::{Change, MailboxEvent};
 pub use db::{Backend, Store};
 pub use delivery::{Accepted, DeliveryOutcome, Incoming};
-pub use dns::{DnsRecord, MANAGED_TYPES};
+pub use dns::{DnsJournal, DnsRecord, DnsRrset, MANAGED_TYPES};
 pub use domains::Domain;
 pub use error::{Result, StoreError};
 pub use login::{LoginAttempt, LoginConfig, LoginOutcome, Service};

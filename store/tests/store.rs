@@ -6,8 +6,8 @@ mod common;
 
 use postern_store::testing::TestDb;
 use postern_store::{
-    Change, DeliveryOutcome, FlagOp, Flags, Incoming, MailboxEvent, Resolution, SessionKind, Store,
-    StoreError,
+    Change, DeliveryOutcome, DnsJournal, DnsRrset, FlagOp, Flags, Incoming, MailboxEvent,
+    Resolution, SessionKind, Store, StoreError,
 };
 
 both_backends!(
@@ -29,6 +29,7 @@ both_backends!(
     migrations_are_idempotent,
     user_sessions,
     dns_record_update,
+    dns_rrsets_replaced_with_journal,
     copy_move_and_details,
     rename_delete_subscribe,
     recent_is_claimed_once,
@@ -1038,6 +1039,97 @@ async fn dns_record_update(db: &TestDb) {
         store.update_dns_record(9999, 60, "10.0.0.8").await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+async fn dns_rrsets_replaced_with_journal(db: &TestDb) {
+    let store = db.open().await;
+    store
+        .add_dns_record("internal", "h.dyn.example.test", "A", 300, "10.0.0.5")
+        .await
+        .unwrap();
+    let journal = |from: u32, added: &str| DnsJournal {
+        zone: "example.test.".into(),
+        from_serial: from,
+        to_serial: from + 1,
+        removed: String::new(),
+        added: added.into(),
+    };
+    // One update: the A RRset replaced, a PTR-like type the admin UI does not offer added.
+    store
+        .replace_dns_rrsets(
+            "internal",
+            &[
+                DnsRrset {
+                    name: "H.dyn.example.test".into(),
+                    rtype: "A".into(),
+                    records: vec![(60, "10.0.0.6".into()), (60, "10.0.0.7".into())],
+                },
+                DnsRrset {
+                    name: "h.dyn.example.test.".into(),
+                    rtype: "sshfp".into(),
+                    records: vec![(60, "1 1 0123456789abcdef".into())],
+                },
+            ],
+            &journal(100, "h.dyn.example.test. 60 A 10.0.0.6\n"),
+        )
+        .await
+        .unwrap();
+    let records = store.dns_records(Some("internal")).await.unwrap();
+    let got: Vec<(&str, &str, i64)> = records
+        .iter()
+        .map(|r| (r.rtype.as_str(), r.data.as_str(), r.ttl))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("A", "10.0.0.6", 60),
+            ("A", "10.0.0.7", 60),
+            ("SSHFP", "1 1 0123456789abcdef", 60)
+        ]
+    );
+    assert_eq!(store.dns_generation("internal").await.unwrap(), 2);
+    // An empty RRset deletes it; a bad record rolls the whole update back.
+    let bad = store
+        .replace_dns_rrsets(
+            "internal",
+            &[
+                DnsRrset {
+                    name: "h.dyn.example.test".into(),
+                    rtype: "A".into(),
+                    records: Vec::new(),
+                },
+                DnsRrset {
+                    name: "h.dyn.example.test".into(),
+                    rtype: "TXT".into(),
+                    records: vec![(-1, "\"x\"".into())],
+                },
+            ],
+            &journal(101, ""),
+        )
+        .await;
+    assert!(matches!(bad, Err(StoreError::Invalid { .. })));
+    assert_eq!(store.dns_records(Some("internal")).await.unwrap().len(), 3);
+    assert_eq!(store.dns_journal("internal").await.unwrap().len(), 1);
+    store
+        .replace_dns_rrsets(
+            "internal",
+            &[DnsRrset {
+                name: "h.dyn.example.test".into(),
+                rtype: "A".into(),
+                records: Vec::new(),
+            }],
+            &journal(101, ""),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.dns_records(Some("internal")).await.unwrap().len(), 1);
+    let entries = store.dns_journal("internal").await.unwrap();
+    assert_eq!(
+        entries.iter().map(|e| e.from_serial).collect::<Vec<_>>(),
+        [100, 101]
+    );
+    assert_eq!(entries[0].added, "h.dyn.example.test. 60 A 10.0.0.6\n");
+    assert!(store.dns_journal("external").await.unwrap().is_empty());
 }
 
 async fn copy_move_and_details(db: &TestDb) {

@@ -344,3 +344,33 @@ pub fn copy_zones(dir: &Path) {
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
+
+/// The server's `/metrics` text (Prometheus format), read with a new API token of the first
+/// admin (needs the `admin` service).
+pub fn metrics(inst: &Instance, server: &Server) -> String {
+    let token = inst.ok(&["admin", "token", "admin", "--label", "metrics"], "");
+    metrics_with(server, token.trim())
+}
+
+/// The server's `/metrics` text, read with the API token `token`.
+pub fn metrics_with(server: &Server, token: &str) -> String {
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let req = ureq::http::Request::builder()
+        .uri(format!("http://{}/metrics", server.addr("admin")))
+        .header("Authorization", format!("Bearer {token}"))
+        .body(())
+        .expect("request");
+    agent
+        .run(req)
+        .expect("GET /metrics")
+        .into_body()
+        .read_to_string()
+        .expect("metrics body")
+}
+
+/// The value of one sample (`name{labels}`) in Prometheus text, 0 when absent.
+pub fn sample(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0)
+}

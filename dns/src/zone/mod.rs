@@ -2,6 +2,7 @@
 //! named-checkzone (SOA and NS at the apex, CNAME exclusivity, out-of-zone and occluded data).
 
 pub mod parse;
+mod text;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -9,6 +10,7 @@ use std::fmt;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 pub use parse::{Loc, ParseError, SourceRecord};
+pub use text::rdata_text;
 
 /// How serious a finding is: errors stop the zone from loading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -1,4 +1,5 @@
 //! Shared helpers: a temp copy of the example zones, a server on a free port, and dig.
+#![allow(dead_code)] // Each test file uses a different part of the helpers.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
