@@ -16,6 +16,7 @@ both_backends!(
     imap_isolation_between_users,
     imap_security,
     imap_mbsync_both_ways,
+    imap_command_limits,
 );
 
 /// IMAP settings for tests: small literal limit.
@@ -110,6 +111,12 @@ async fn imap_corpus_envelope_and_bodystructure(db: Db) {
         "corpus.py",
         &[("FIXTURES", dir.display().to_string())],
     );
+}
+
+/// LIST wildcards, CREATE depth, SEARCH size and sequence numbers are bounded (issue 12).
+async fn imap_command_limits(db: Db) {
+    let (_inst, server) = instance(db, &["alice@example.test"], "").await;
+    python(&server, "limits.py", &[]);
 }
 
 async fn imap_isolation_between_users(db: Db) {

@@ -19,16 +19,54 @@ use crate::mutf7;
 use crate::response::{atom, data, istring};
 use crate::session::{no, Done, Failure, Outcome, Session};
 
-/// Whether `name` matches a LIST pattern: `*` matches anything, `%` anything but `/`.
+/// Longest LIST pattern accepted, in characters (after the reference is prepended). Mailbox names
+/// are at most 1,000 bytes (`postern_store`), so a longer pattern can only be a probe.
+pub(crate) const MAX_PATTERN_CHARS: usize = 1024;
+
+/// Whether `name` matches a LIST pattern (RFC 3501 §6.3.8): `*` matches any run of characters,
+/// `%` any run without the hierarchy delimiter `/`.
+///
+/// One pass of the pattern over a row of booleans, `row[j]` = "the pattern so far matches the
+/// first `j` characters of the name": O(pattern × name) time and O(name) memory whatever the
+/// wildcards (the recursive matcher this replaces was exponential in the number of stars).
 fn matches(pattern: &[char], name: &[char]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some(('*', rest)) => (0..=name.len()).any(|i| matches(rest, &name[i..])),
-        Some(('%', rest)) => (0..=name.len())
-            .take_while(|&i| i == 0 || name[i - 1] != '/')
-            .any(|i| matches(rest, &name[i..])),
-        Some((c, rest)) => name.first() == Some(c) && matches(rest, &name[1..]),
+    let mut row = vec![false; name.len() + 1];
+    row[0] = true;
+    let mut previous = None;
+    for &p in pattern {
+        // `**` and `*%` match what `*` alone matches; `%%` what `%` alone matches.
+        if (p == '*' && previous == Some('*')) || (p == '%' && matches!(previous, Some('*' | '%')))
+        {
+            continue;
+        }
+        previous = Some(p);
+        match p {
+            '*' => {
+                let mut seen = false;
+                for cell in row.iter_mut() {
+                    seen |= *cell;
+                    *cell = seen;
+                }
+            }
+            '%' => {
+                let mut run = row[0];
+                for j in 1..row.len() {
+                    run = row[j] || run && name[j - 1] != '/';
+                    row[j] = run;
+                }
+            }
+            c => {
+                for j in (1..row.len()).rev() {
+                    row[j] = row[j - 1] && name[j - 1] == c;
+                }
+                row[0] = false;
+            }
+        }
+        if !row.contains(&true) {
+            return false;
+        }
     }
+    row[name.len()]
 }
 
 /// Pattern matching with INBOX case-insensitive (RFC 3501 §5.1).
@@ -58,6 +96,8 @@ fn delimiter() -> Option<QuotedChar> {
 }
 
 impl Session {
+    /// LIST and LSUB (RFC 3501 §6.3.8-9) with the LIST-EXTENDED selection options (RFC 5258).
+    /// Patterns longer than [`MAX_PATTERN_CHARS`] get NO [LIMIT] (RFC 5530 §3).
     pub(crate) async fn list(
         &mut self,
         reference: &WireMailbox<'_>,
@@ -89,6 +129,12 @@ impl Session {
             return Ok(Done::ok("LIST completed").with(vec![data(item)]));
         }
         let full = format!("{reference}{pattern}");
+        if full.chars().count() > MAX_PATTERN_CHARS {
+            return Err(Failure::No(
+                Some(crate::response::code_other("LIMIT")),
+                "Mailbox pattern too long".into(),
+            ));
+        }
         let boxes: BTreeMap<String, Mailbox> = self
             .store
             .list_mailboxes(user.id)
@@ -110,8 +156,18 @@ impl Session {
             let prefix = format!("{name}/");
             boxes.keys().any(|k| k.starts_with(&prefix))
         };
+        // Matching is bounded (O(pattern × name) per name) but a user with many long names can
+        // still make it take a while: do it off the async workers so other sessions keep going.
+        let matched: Vec<String> = tokio::task::spawn_blocking(move || {
+            candidates
+                .into_iter()
+                .filter(|n| name_matches(&full, n))
+                .collect()
+        })
+        .await
+        .map_err(|_| no("LIST failed"))?;
         let mut out: Vec<Response<'static>> = Vec::new();
-        for name in candidates.iter().filter(|n| name_matches(&full, n)) {
+        for name in &matched {
             let mailbox = boxes.get(name);
             let subscribed = mailbox.is_some_and(|m| m.subscribed);
             if (lsub || extras.subscribed) && !subscribed {
@@ -337,5 +393,37 @@ mod tests {
         assert!(name_matches("inbox", "INBOX"));
         assert!(name_matches("S*t", "Sent"));
         assert!(!name_matches("Sent", "Sent2"));
+        assert!(name_matches("%/%", "a/b"));
+        assert!(!name_matches("%/%", "a/b/c"));
+        assert!(name_matches("*/%", "a/b/c"));
+        assert!(name_matches("%*", "a/b"));
+        assert!(name_matches("a%%b", "axyb"));
+        assert!(!name_matches("a%%b", "a/b/b/x"));
+        assert!(name_matches("a%/b", "ax/b"));
+        assert!(name_matches("", "") && !name_matches("", "a"));
+        assert!(name_matches("INBOX/%", "INBOX/x"));
+        assert!(name_matches("inbox/%", "INBOX/x"));
+        assert!(!name_matches("inbox/%", "INBOX/x/y"));
+    }
+
+    /// Patterns that made the old recursive matcher exponential; this checks the answers (the
+    /// matcher is O(pattern × name) by construction, so no timing is asserted).
+    #[test]
+    fn pathological_patterns() {
+        let name = "a".repeat(66);
+        let twelve = format!("{}b", "*a".repeat(12));
+        assert!(!name_matches(&twelve, &name));
+        assert!(name_matches(&"*a".repeat(12), &name));
+        assert!(!name_matches("*a*a*a*a*a*a*b", &name));
+        assert!(name_matches("*a*a*a*a*a*a*", &name));
+        assert!(!name_matches(&format!("{}b", "%a".repeat(12)), &name));
+        assert!(name_matches(&"%a".repeat(12), &name));
+        assert!(!name_matches(&"*a".repeat(67), &name));
+        assert!(name_matches(&"*a".repeat(66), &name));
+        let nested = format!("{}/b", ["a"; 30].join("/"));
+        assert!(name_matches("*/".repeat(30).trim_end_matches('/'), &nested));
+        assert!(!name_matches(&format!("{}x", "%/".repeat(30)), &nested));
+        assert!(name_matches(&format!("{}%", "%/".repeat(30)), &nested));
+        assert!(!name_matches(&format!("{}%", "%/".repeat(29)), &nested));
     }
 }

@@ -1,0 +1,27 @@
+"""Bounds on what one command may cost (issue 12): LIST wildcards, CREATE depth, SEARCH size and
+message sequence numbers beyond EXISTS. Each section is independent."""
+import imaplib
+
+from common import *
+
+ALICE = "alice@example.test"
+m = connect(ALICE)
+m.sock.settimeout(30)
+
+# --- LIST: patterns with many wildcards answer (matching is O(pattern x name)) -----------------
+long_name = "a" * 66
+ok(m.create(long_name))
+for stars in range(2, 13):
+    pattern = "*a" * stars + "*b"
+    assert ok(m.list('""', f'"{pattern}"')) == [None], (stars, pattern)
+    pattern = "%a" * stars + "%b"
+    assert ok(m.list('""', f'"{pattern}"')) == [None], (stars, pattern)
+listed = ok(m.list('""', '"' + "*a" * 12 + '"'))
+assert any(long_name.encode() in l for l in listed if l), listed
+listed = ok(m.list('""', '"' + "%a" * 12 + '%"'))
+assert any(long_name.encode() in l for l in listed if l), listed
+assert "LIMIT" in fails(m.list, '""', '"' + "*" * 1100 + '"')
+ok(m.delete(long_name))
+
+m.logout()
+done()
