@@ -35,7 +35,7 @@ pub use domains::Domain;
 pub use error::{Result, StoreError};
 pub use login::{LoginAttempt, LoginConfig, LoginOutcome, Service};
 pub use mail_auth::{DkimAlgorithm, DkimKey, DkimState, Greylist};
-pub use mailboxes::{Mailbox, DEFAULT_MAILBOXES};
+pub use mailboxes::{Mailbox, DEFAULT_MAILBOXES, MAX_MAILBOX_DEPTH, MAX_MAILBOX_NAME_BYTES};
 pub use messages::{
     Accepted, DeliveryOutcome, FlagOp, Flags, Incoming, MessageDetails, MessageMeta,
 };

@@ -52,14 +52,23 @@ fn mailbox_from_row(r: &AnyRow) -> Result<Mailbox> {
     })
 }
 
+/// Most hierarchy levels a mailbox name may have (`a/b/c` has 3), like Dovecot's
+/// `mailbox_list_depth`-style limits: deeper names only serve to make CREATE and LIST expensive.
+pub const MAX_MAILBOX_DEPTH: usize = 32;
+
+/// Longest mailbox name, in bytes of UTF-8.
+pub const MAX_MAILBOX_NAME_BYTES: usize = 1000;
+
 /// Canonical form of a mailbox name: `INBOX` is case-insensitive (RFC 3501 §5.1), other names are
-/// kept as given; empty names, empty levels and control characters are refused.
+/// kept as given; empty names, empty levels, control characters, names over
+/// [`MAX_MAILBOX_NAME_BYTES`] and names deeper than [`MAX_MAILBOX_DEPTH`] are refused.
 fn canonical_name(name: &str) -> Result<String> {
     if name.eq_ignore_ascii_case("INBOX") {
         return Ok("INBOX".to_owned());
     }
     let bad = name.is_empty()
-        || name.len() > 1000
+        || name.len() > MAX_MAILBOX_NAME_BYTES
+        || name.split('/').count() > MAX_MAILBOX_DEPTH
         || name.split('/').any(str::is_empty)
         || name.chars().any(char::is_control);
     if bad {
@@ -122,6 +131,43 @@ impl Store {
         let name = canonical_name(name)?;
         let mut tx = self.write_tx().await?;
         let id = insert_mailbox(&mut tx, user_id, &name, special_use).await?;
+        let row = sqlx::query("SELECT * FROM mailboxes WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let mailbox = mailbox_from_row(&row)?;
+        self.commit(tx, vec![]).await?;
+        Ok(mailbox)
+    }
+
+    /// Creates the mailbox `name` and every missing parent level in one transaction (IMAP CREATE,
+    /// RFC 3501 §6.3.3: "the server SHOULD create any superior hierarchical names that are needed").
+    /// Either all of them exist afterwards or, on any error, none of the new ones does. Fails with
+    /// [`StoreError::Exists`] if `name` itself exists and [`StoreError::Invalid`] for a name
+    /// [`canonical_name`] refuses (too long, too deep).
+    pub async fn create_mailbox_path(&self, user_id: i64, name: &str) -> Result<Mailbox> {
+        let name = canonical_name(name)?;
+        let mut tx = self.write_tx().await?;
+        let mut parent = String::new();
+        let levels: Vec<&str> = name.split('/').collect();
+        let parents = levels.split_last().map_or(&[][..], |(_, parents)| parents);
+        for level in parents {
+            if !parent.is_empty() {
+                parent.push('/');
+            }
+            parent.push_str(level);
+            let parent = canonical_name(&parent)?;
+            let exists = sqlx::query("SELECT id FROM mailboxes WHERE user_id = $1 AND name = $2")
+                .bind(user_id)
+                .bind(&parent)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if !exists {
+                insert_mailbox(&mut tx, user_id, &parent, None).await?;
+            }
+        }
+        let id = insert_mailbox(&mut tx, user_id, &name, None).await?;
         let row = sqlx::query("SELECT * FROM mailboxes WHERE id = $1")
             .bind(id)
             .fetch_one(&mut *tx)
@@ -230,6 +276,8 @@ impl Store {
             } else {
                 continue;
             };
+            // Renaming may push inferiors past the depth or length limit: refuse it all.
+            let new_name = canonical_name(&new_name)?;
             let id: i64 = get(r, "id")?;
             sqlx::query("UPDATE mailboxes SET name = $1 WHERE id = $2")
                 .bind(&new_name)

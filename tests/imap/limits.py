@@ -23,5 +23,16 @@ assert any(long_name.encode() in l for l in listed if l), listed
 assert "LIMIT" in fails(m.list, '""', '"' + "*" * 1100 + '"')
 ok(m.delete(long_name))
 
+# --- CREATE: too deep or too long creates nothing (atomic, bounded) ------------------------------
+listed_before = sorted(ok(m.list('""', "*")))
+subscribed_before = sorted(ok(m.lsub('""', "*")))
+for name in ["/".join(["deep"] * 600), "/".join(["d"] * 33), "x" * 1001]:
+    assert "LIMIT" in fails(m.create, name), name
+    assert sorted(ok(m.list('""', "*"))) == listed_before
+    assert sorted(ok(m.lsub('""', "*"))) == subscribed_before
+ok(m.create("/".join(["d"] * 32)))
+assert len(ok(m.list('""', "d/*"))) == 31
+fails(m.create, "/".join(["d"] * 32))
+
 m.logout()
 done()

@@ -12,7 +12,7 @@ use imap_codec::imap_types::flag::FlagNameAttribute;
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox as WireMailbox};
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
-use postern_store::{Flags, Mailbox};
+use postern_store::{Flags, Mailbox, MAX_MAILBOX_DEPTH, MAX_MAILBOX_NAME_BYTES};
 
 use crate::list_extended::ListExtras;
 use crate::mutf7;
@@ -222,9 +222,21 @@ impl Session {
         .with(out))
     }
 
+    /// CREATE (RFC 3501 §6.3.3): the mailbox and any missing superior levels, all in one store
+    /// transaction. Names deeper than [`MAX_MAILBOX_DEPTH`] levels or longer than
+    /// [`MAX_MAILBOX_NAME_BYTES`] get NO [LIMIT] (RFC 5530 §3) and create nothing.
     pub(crate) async fn create(&mut self, m: &WireMailbox<'_>) -> Outcome {
         let user_id = self.require_user()?.id;
         let name = self.mailbox_name(m)?;
+        if name.split('/').count() > MAX_MAILBOX_DEPTH || name.len() > MAX_MAILBOX_NAME_BYTES {
+            return Err(Failure::No(
+                Some(crate::response::code_other("LIMIT")),
+                format!(
+                    "Mailbox names are limited to {MAX_MAILBOX_DEPTH} levels and \
+                     {MAX_MAILBOX_NAME_BYTES} bytes"
+                ),
+            ));
+        }
         if name.eq_ignore_ascii_case("INBOX") || self.store.mailbox(user_id, &name).await?.is_some()
         {
             return Err(Failure::No(
@@ -232,20 +244,7 @@ impl Session {
                 "Mailbox already exists".into(),
             ));
         }
-        let mut parent = String::new();
-        for level in name.split('/') {
-            if !parent.is_empty() {
-                parent.push('/');
-            }
-            parent.push_str(level);
-            if parent == name {
-                break;
-            }
-            if self.store.mailbox(user_id, &parent).await?.is_none() {
-                self.store.create_mailbox(user_id, &parent, None).await?;
-            }
-        }
-        self.store.create_mailbox(user_id, &name, None).await?;
+        self.store.create_mailbox_path(user_id, &name).await?;
         Ok(Done::ok("CREATE completed"))
     }
 
