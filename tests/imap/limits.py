@@ -34,5 +34,21 @@ ok(m.create("/".join(["d"] * 32)))
 assert len(ok(m.list('""', "d/*"))) == 31
 fails(m.create, "/".join(["d"] * 32))
 
+# --- SEARCH: bounded by size (1000 keys), not by nesting -----------------------------------------
+ok(m.append("INBOX", None, None, b"Subject: one\r\n\r\nbody\r\n"))
+ok(m.select("INBOX"))
+
+
+def nested_or(depth):
+    return "OR " * depth + "SEEN" + " UNSEEN" * depth
+
+
+# imap-codec 2.0.0-alpha.10 decodes at most 8 nested levels (a hard-coded recursion budget).
+assert ok(m.search(None, nested_or(8))) == [b"1"]
+assert ok(m.search(None, "(" + " ".join(["ALL"] * 999) + ")")) == [b"1"]
+assert ok(m.search(None, " ".join(["ALL"] * 1000))) == [b"1"]
+assert "LIMIT" in fails(m.search, None, " ".join(["ALL"] * 1001))
+assert "LIMIT" in fails(m.search, None, " ".join(["OR SEEN UNSEEN"] * 334))
+
 m.logout()
 done()
