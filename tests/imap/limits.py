@@ -50,5 +50,32 @@ assert ok(m.search(None, " ".join(["ALL"] * 1000))) == [b"1"]
 assert "LIMIT" in fails(m.search, None, " ".join(["ALL"] * 1001))
 assert "LIMIT" in fails(m.search, None, " ".join(["OR SEEN UNSEEN"] * 334))
 
+# --- Sequence numbers beyond EXISTS are BAD (RFC 3501 §9); UIDs stay lenient --------------------
+ok(m.append("INBOX", None, None, b"Subject: two\r\n\r\nbody\r\n"))
+ok(m.select("INBOX"))  # EXISTS 2
+assert len(ok(m.fetch("1:*", "(FLAGS)"))) == 2
+assert len(ok(m.fetch("2", "(FLAGS)"))) == 1
+for call in [
+    lambda: m.fetch("7", "(FLAGS)"),
+    lambda: m.fetch("1:7", "(FLAGS)"),
+    lambda: m.fetch("3:*", "(FLAGS)"),
+    lambda: m.store("3", "+FLAGS", "(\\Flagged)"),
+    lambda: m.copy("1,3", "Trash"),
+    lambda: m._simple_command("MOVE", "3", "Trash"),
+    lambda: m.search(None, "3"),
+    lambda: m.search(None, "OR 1 NOT 5:6"),
+]:
+    assert "Invalid messageset" in fails(call)
+assert ok(m.uid("FETCH", "1:999", "(FLAGS)"))
+assert ok(m.uid("STORE", "999", "+FLAGS", "(\\Flagged)"))
+assert ok(m.uid("SEARCH", "UID", "999")) == [b""]
+ok(m.create("Empty"))
+ok(m.select("Empty"))
+assert "Invalid messageset" in fails(lambda: m.fetch("1:*", "(FLAGS)"))
+assert "Invalid messageset" in fails(lambda: m.fetch("*", "(FLAGS)"))
+assert "Invalid messageset" in fails(lambda: m.store("1", "+FLAGS", "(\\Seen)"))
+assert ok(m.uid("FETCH", "1:*", "(FLAGS)")) == [None]
+assert ok(m.search(None, "ALL")) == [b""]
+
 m.logout()
 done()

@@ -55,7 +55,7 @@ impl Session {
                 "Mailbox is read-only".into(),
             ));
         }
-        let indexes = sel.resolve(set, uid);
+        let indexes = sel.resolve(set, uid)?;
         let mut failed = Vec::new();
         let mut targets = Vec::new();
         let mut target_set = std::collections::HashSet::new();

@@ -210,6 +210,24 @@ fn key_count(key: &SearchKey<'_>) -> usize {
     }
 }
 
+/// Checks every message sequence number set of the program against EXISTS (RFC 3501 §9; UID
+/// sets are lenient, RFC 9051 §6.4.9).
+fn check_seq_sets(key: &SearchKey<'_>, sel: &Selected) -> Result<(), Failure> {
+    match key {
+        SearchKey::SequenceSet(set) => sel.check_seq_set(set),
+        SearchKey::And(keys) => keys
+            .as_ref()
+            .iter()
+            .try_for_each(|k| check_seq_sets(k, sel)),
+        SearchKey::Not(k) => check_seq_sets(k, sel),
+        SearchKey::Or(a, b) => {
+            check_seq_sets(a, sel)?;
+            check_seq_sets(b, sel)
+        }
+        _ => Ok(()),
+    }
+}
+
 fn uses_modseq(key: &SearchKey<'_>) -> bool {
     match key {
         SearchKey::ModSequence { .. } => true,
@@ -222,7 +240,7 @@ fn uses_modseq(key: &SearchKey<'_>) -> bool {
 
 impl Session {
     /// SEARCH / UID SEARCH (RFC 3501 §6.4.4). Programs of more than [`MAX_SEARCH_KEYS`] keys get
-    /// NO [LIMIT] (RFC 5530 §3).
+    /// NO [LIMIT] (RFC 5530 §3); sequence numbers beyond EXISTS are BAD (RFC 3501 §9).
     ///
     /// The nesting depth is limited before this runs: imap-codec 2.0.0-alpha.10 decodes search
     /// keys with a hard-coded recursion budget (`search_key(9)` in its `search.rs`, not
@@ -258,6 +276,10 @@ impl Session {
                 Some(crate::response::code_other("LIMIT")),
                 format!("Search programs are limited to {MAX_SEARCH_KEYS} keys"),
             ));
+        }
+        {
+            let sel = self.require_selected()?;
+            criteria.iter().try_for_each(|k| check_seq_sets(k, sel))?;
         }
         let modseq = criteria.iter().any(uses_modseq);
         if modseq {

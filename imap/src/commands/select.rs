@@ -127,12 +127,15 @@ impl Session {
                 "Mailbox is read-only".into(),
             ));
         }
-        let only: Option<Vec<i64>> = uids.map(|set| {
-            sel.resolve(set, true)
-                .into_iter()
-                .map(|i| sel.messages[i].uid)
-                .collect()
-        });
+        let only: Option<Vec<i64>> = match uids {
+            Some(set) => Some(
+                sel.resolve(set, true)?
+                    .into_iter()
+                    .map(|i| sel.messages[i].uid)
+                    .collect(),
+            ),
+            None => None,
+        };
         if only.as_ref().is_some_and(Vec::is_empty) {
             return Ok(Done::ok("EXPUNGE completed"));
         }

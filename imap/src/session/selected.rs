@@ -14,6 +14,7 @@ use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use postern_store::{Flags, Mailbox, MessageMeta, Store, StoreError};
 
 use crate::response::{atom, data};
+use crate::session::{bad, Failure};
 
 /// A selected mailbox.
 #[derive(Debug)]
@@ -94,9 +95,39 @@ impl Selected {
         nz(index as i64 + 1)
     }
 
+    /// Whether every number of a message sequence number set names a message: RFC 3501 §9 /
+    /// RFC 9051 §9 ("seq-number ... greater than the number of messages in the mailbox are
+    /// invalid") and `*` in an empty mailbox names none. UID sets are not checked (RFC 9051
+    /// §6.4.9: UIDs that name no message are ignored).
+    pub fn check_seq_set(&self, set: &SequenceSet) -> Result<(), Failure> {
+        let n = self.messages.len() as i64;
+        let valid = |s: &SeqOrUid| match s {
+            SeqOrUid::Value(v) => i64::from(v.get()) <= n,
+            SeqOrUid::Asterisk => n > 0,
+        };
+        let all = set.0.as_ref().iter().all(|s| match s {
+            Sequence::Single(a) => valid(a),
+            Sequence::Range(a, b) => valid(a) && valid(b),
+        });
+        if all {
+            Ok(())
+        } else {
+            Err(bad("Invalid messageset"))
+        }
+    }
+
     /// Indexes of the messages a sequence set names, by sequence number or by UID, ascending.
-    /// Numbers that name no message are ignored (RFC 9051 §6.4.9 for UIDs; CLIENT-COMPAT).
-    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<usize> {
+    /// Sequence numbers beyond EXISTS are BAD ([`Selected::check_seq_set`]); UIDs that name no
+    /// message are ignored (RFC 9051 §6.4.9; CLIENT-COMPAT).
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, Failure> {
+        if !uid {
+            self.check_seq_set(set)?;
+        }
+        Ok(self.resolve_lenient(set, uid))
+    }
+
+    /// [`Selected::resolve`] without the check: numbers that name no message are ignored.
+    fn resolve_lenient(&self, set: &SequenceSet, uid: bool) -> Vec<usize> {
         let n = self.messages.len();
         if n == 0 {
             return Vec::new();
