@@ -17,6 +17,7 @@ both_backends!(
     imap_security,
     imap_mbsync_both_ways,
     imap_command_limits,
+    imap_subscriptions,
 );
 
 /// IMAP settings for tests: small literal limit.
@@ -117,6 +118,13 @@ async fn imap_corpus_envelope_and_bodystructure(db: Db) {
 async fn imap_command_limits(db: Db) {
     let (_inst, server) = instance(db, &["alice@example.test"], "").await;
     python(&server, "limits.py", &[]);
+}
+
+/// Subscriptions are names that outlive mailboxes: CREATE/DELETE leave them alone, LSUB `%`
+/// rule, `\NonExistent` in LIST (SUBSCRIBED) (RFC 3501 §6.3.6-9, RFC 5258 §3.1).
+async fn imap_subscriptions(db: Db) {
+    let (_inst, server) = instance(db, &["alice@example.test"], "").await;
+    python(&server, "subscribe.py", &[]);
 }
 
 async fn imap_isolation_between_users(db: Db) {

@@ -21,6 +21,7 @@ mod parsed;
 pub mod password;
 mod queue;
 pub mod sasl;
+mod subscriptions;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;

@@ -95,6 +95,8 @@ pub(crate) async fn insert_mailbox(
     .fetch_one(&mut **tx)
     .await
     .map_err(unique_as_exists(format!("mailbox {name}")))?;
+    // A re-created mailbox is subscribed exactly if its name still is (RFC 3501 §6.3.6).
+    crate::subscriptions::sync_mirror(tx, user_id, name).await?;
     get(&row, "id")
 }
 
@@ -189,7 +191,8 @@ impl Store {
     }
 
     /// Deletes a mailbox with its messages (IMAP DELETE, RFC 3501 §6.3.4), freeing their quota and
-    /// any bytes no longer referenced. INBOX cannot be deleted; inferior mailboxes are kept.
+    /// any bytes no longer referenced. INBOX cannot be deleted; inferior mailboxes are kept, and so
+    /// is a subscription of the name (RFC 3501 §6.3.6).
     pub async fn delete_mailbox(&self, mailbox: &Mailbox) -> Result<()> {
         if mailbox.name == "INBOX" {
             return Err(StoreError::invalid("mailbox", "INBOX cannot be deleted"));
@@ -285,6 +288,11 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(unique_as_exists(format!("mailbox {new_name}")))?;
+            // The subscription moves with the mailbox, as the mailbox's attribute it was before.
+            if crate::subscriptions::delete_subscription(&mut tx, user_id, &name).await? {
+                crate::subscriptions::insert_subscription(&mut tx, user_id, &new_name).await?;
+            }
+            crate::subscriptions::sync_mirror(&mut tx, user_id, &new_name).await?;
             changes.push(Change::Mailbox {
                 user_id,
                 mailbox_id: id,
@@ -313,15 +321,11 @@ impl Store {
         get(&row, "n")
     }
 
-    /// Marks a mailbox subscribed or not (IMAP SUBSCRIBE/UNSUBSCRIBE, RFC 3501 §6.3.6).
+    /// Subscribes to or unsubscribes from a mailbox's name (IMAP SUBSCRIBE/UNSUBSCRIBE, RFC 3501
+    /// §6.3.6); see [`Store::set_subscription`] for names without a mailbox.
     pub async fn set_subscribed(&self, mailbox: &Mailbox, subscribed: bool) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE mailboxes SET subscribed = $1 WHERE id = $2 AND user_id = $3")
-            .bind(i64::from(subscribed))
-            .bind(mailbox.id)
-            .bind(mailbox.user_id)
-            .execute(&mut *tx)
-            .await?;
-        self.commit(tx, vec![]).await
+        self.set_subscription(mailbox.user_id, &mailbox.name, subscribed)
+            .await
+            .map(|_| ())
     }
 }

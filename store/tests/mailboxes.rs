@@ -9,6 +9,7 @@ both_backends!(
     create_path_creates_parents_atomically,
     create_path_is_bounded,
     rename_respects_depth_limit,
+    subscriptions_outlive_mailboxes,
 );
 
 async fn store_with_user(db: &TestDb) -> (Store, i64) {
@@ -92,6 +93,66 @@ async fn rename_respects_depth_limit(db: &TestDb) {
     // R would fit at depth 32, but R/S/T would not: nothing is renamed.
     assert!(store.rename_mailbox(uid, "R", &deep).await.is_err());
     assert!(store.mailbox(uid, "R/S/T").await.unwrap().is_some());
+}
+
+async fn subscriptions_outlive_mailboxes(db: &TestDb) {
+    let (store, uid) = store_with_user(db).await;
+    let defaults: Vec<String> = postern_store::DEFAULT_MAILBOXES
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    assert_eq!(
+        store
+            .subscriptions(uid)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        {
+            let mut d = defaults.clone();
+            d.sort();
+            d
+        }
+    );
+    // CREATE does not subscribe; the mirror on the mailbox row agrees with the list.
+    let work = store.create_mailbox_path(uid, "Work/A").await.unwrap();
+    assert!(!work.subscribed);
+    assert!(!store.subscriptions(uid).await.unwrap().contains("Work/A"));
+    assert!(store.set_subscription(uid, "Work/A", true).await.unwrap());
+    assert!(!store.set_subscription(uid, "Work/A", true).await.unwrap());
+    assert!(
+        store
+            .mailbox(uid, "Work/A")
+            .await
+            .unwrap()
+            .unwrap()
+            .subscribed
+    );
+    // RENAME carries the subscription; DELETE keeps it; re-CREATE is subscribed again.
+    store.rename_mailbox(uid, "Work", "Jobs").await.unwrap();
+    let subs = store.subscriptions(uid).await.unwrap();
+    assert!(subs.contains("Jobs/A") && !subs.contains("Work/A"));
+    let a = store.mailbox(uid, "Jobs/A").await.unwrap().unwrap();
+    assert!(a.subscribed);
+    store.delete_mailbox(&a).await.unwrap();
+    assert!(store.subscriptions(uid).await.unwrap().contains("Jobs/A"));
+    assert!(
+        store
+            .create_mailbox_path(uid, "Jobs/A")
+            .await
+            .unwrap()
+            .subscribed
+    );
+    assert!(store.set_subscription(uid, "Jobs/A", false).await.unwrap());
+    assert!(!store.set_subscription(uid, "Jobs/A", false).await.unwrap());
+    assert!(
+        !store
+            .mailbox(uid, "Jobs/A")
+            .await
+            .unwrap()
+            .unwrap()
+            .subscribed
+    );
 }
 
 trait Cleanup {

@@ -142,9 +142,17 @@ impl Session {
             .into_iter()
             .map(|m| (m.name.clone(), m))
             .collect();
-        let mut candidates: BTreeSet<String> = boxes.keys().cloned().collect();
+        let subscriptions = self.store.subscriptions(user.id).await?;
+        // LSUB and LIST (SUBSCRIBED) range over the subscription list, which may name mailboxes
+        // that no longer exist (RFC 3501 §6.3.9, RFC 5258 §3.1); LIST over existing mailboxes.
+        let mut candidates: BTreeSet<String> = if lsub || extras.subscribed {
+            subscriptions.clone()
+        } else {
+            boxes.keys().cloned().collect()
+        };
         if full.contains('%') {
-            for name in boxes.keys() {
+            let names: Vec<String> = candidates.iter().cloned().collect();
+            for name in &names {
                 let mut parent = name.as_str();
                 while let Some((p, _)) = parent.rsplit_once('/') {
                     candidates.insert(p.to_owned());
@@ -169,30 +177,37 @@ impl Session {
         let mut out: Vec<Response<'static>> = Vec::new();
         for name in &matched {
             let mailbox = boxes.get(name);
-            let subscribed = mailbox.is_some_and(|m| m.subscribed);
-            if (lsub || extras.subscribed) && !subscribed {
+            let subscribed = subscriptions.contains(name);
+            if extras.subscribed && !subscribed {
                 continue;
             }
             if extras.special_use_only && mailbox.and_then(|m| m.special_use.as_ref()).is_none() {
                 continue;
             }
+            let special_use = mailbox
+                .and_then(|m| m.special_use.as_deref())
+                .map(|su| attr(su.trim_start_matches('\\')));
             let mut items = Vec::new();
-            match mailbox {
-                None => items.push(if extras.extended {
-                    attr("NonExistent")
-                } else {
-                    FlagNameAttribute::Noselect
-                }),
-                Some(m) => {
-                    if let Some(su) = &m.special_use {
-                        items.push(attr(su.trim_start_matches('\\')));
-                    }
-                    if subscribed && extras.return_subscribed {
-                        items.push(attr("Subscribed"));
-                    }
+            if lsub {
+                // A parent that `%` stopped at but that is not itself subscribed, and a subscribed
+                // name without a mailbox, are listed \Noselect (RFC 3501 §6.3.9).
+                if !subscribed || mailbox.is_none() {
+                    items.push(FlagNameAttribute::Noselect);
                 }
-            }
-            if !lsub {
+                items.extend(special_use);
+            } else {
+                match mailbox {
+                    None => items.push(if extras.extended {
+                        attr("NonExistent")
+                    } else {
+                        FlagNameAttribute::Noselect
+                    }),
+                    Some(_) => items.extend(special_use),
+                }
+                // Deleted but subscribed: (\NonExistent \Subscribed) (RFC 5258 §3.1).
+                if subscribed && extras.return_subscribed {
+                    items.push(attr("Subscribed"));
+                }
                 items.push(attr(if has_children(name) {
                     "HasChildren"
                 } else {
@@ -280,14 +295,25 @@ impl Session {
         Ok(Done::ok("RENAME completed"))
     }
 
+    /// SUBSCRIBE (RFC 3501 §6.3.6) of an existing mailbox, UNSUBSCRIBE (§6.3.7) of a subscribed
+    /// name or an existing mailbox: a subscription outlives its mailbox, so the name of a deleted
+    /// mailbox can still be unsubscribed.
     pub(crate) async fn subscribe(&mut self, m: &WireMailbox<'_>, on: bool) -> Outcome {
-        let mailbox = self.find_mailbox(m, false).await?;
-        self.store.set_subscribed(&mailbox, on).await?;
-        Ok(Done::ok(if on {
-            "SUBSCRIBE completed"
-        } else {
-            "UNSUBSCRIBE completed"
-        }))
+        let user_id = self.require_user()?.id;
+        if on {
+            let mailbox = self.find_mailbox(m, false).await?;
+            self.store.set_subscribed(&mailbox, true).await?;
+            return Ok(Done::ok("SUBSCRIBE completed"));
+        }
+        let name = self.mailbox_name(m)?;
+        let was_subscribed = self.store.set_subscription(user_id, &name, false).await?;
+        if !was_subscribed && self.store.mailbox(user_id, &name).await?.is_none() {
+            return Err(Failure::No(
+                Some(crate::response::code_other("NONEXISTENT")),
+                "Not subscribed".into(),
+            ));
+        }
+        Ok(Done::ok("UNSUBSCRIBE completed"))
     }
 
     pub(crate) async fn status(
