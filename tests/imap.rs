@@ -18,6 +18,7 @@ both_backends!(
     imap_mbsync_both_ways,
     imap_command_limits,
     imap_subscriptions,
+    imap_compliance,
 );
 
 /// IMAP settings for tests: small literal limit.
@@ -125,6 +126,13 @@ async fn imap_command_limits(db: Db) {
 async fn imap_subscriptions(db: Db) {
     let (_inst, server) = instance(db, &["alice@example.test"], "").await;
     python(&server, "subscribe.py", &[]);
+}
+
+/// Smaller RFC 3501 points imaptest checks: invalid modified UTF-7 names get NO, EXAMINE's RECENT
+/// agrees with STATUS.
+async fn imap_compliance(db: Db) {
+    let (_inst, server) = instance(db, &["alice@example.test"], "").await;
+    python(&server, "compliance.py", &[]);
 }
 
 async fn imap_isolation_between_users(db: Db) {

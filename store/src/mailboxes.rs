@@ -309,6 +309,18 @@ impl Store {
         Ok(renamed)
     }
 
+    /// The lowest UID no session has claimed as `\Recent` yet, without claiming anything: what a
+    /// read-only selection (EXAMINE, RFC 3501 §6.3.2) reports as recent, like STATUS.
+    pub async fn first_recent_uid(&self, mailbox: &Mailbox) -> Result<i64> {
+        let row = sqlx::query("SELECT recent_uid FROM mailboxes WHERE id = $1 AND user_id = $2")
+            .bind(mailbox.id)
+            .bind(mailbox.user_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.name)))?;
+        get(&row, "recent_uid")
+    }
+
     /// How many messages of the mailbox no session has claimed as `\Recent` yet (STATUS RECENT).
     pub async fn recent_count(&self, mailbox: &Mailbox) -> Result<i64> {
         let row = sqlx::query(

@@ -59,14 +59,16 @@ fn nz(n: i64) -> NonZeroU32 {
 }
 
 impl Selected {
-    /// Opens `mailbox`; a read-write selection claims the messages no session has seen as recent.
+    /// Opens `mailbox`; a read-write selection claims the messages no session has seen as recent,
+    /// a read-only one (EXAMINE) sees them as recent without claiming them, so its RECENT agrees
+    /// with STATUS (RFC 3501 §6.3.2).
     pub async fn open(
         store: &Store,
         mailbox: Mailbox,
         read_only: bool,
     ) -> Result<Selected, StoreError> {
         let first_recent = if read_only {
-            i64::MAX
+            store.first_recent_uid(&mailbox).await?
         } else {
             store.claim_recent(&mailbox).await?
         };
