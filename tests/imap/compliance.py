@@ -38,5 +38,28 @@ assert status_recent() == 0
 ok(m.select("Recent", readonly=True))
 assert untagged(m, "RECENT") == [b"0"]
 
+# A keyword's first appearance brings an untagged FLAGS (RFC 3501 §7.2.6), in this session's STORE
+# and, through NOOP, in another session that has the mailbox selected.
+ok(m.select("Recent"))
+untagged(m, "FLAGS")
+other = connect(ALICE)
+ok(other.select("Recent"))
+ok(m.store("1", "+FLAGS", "($Fresh)"))
+flags = untagged(m, "FLAGS")
+assert flags and b"$Fresh" in flags[-1], flags
+ok(m.store("2", "+FLAGS", "($Fresh)"))
+assert untagged(m, "FLAGS") == [], "FLAGS only when a keyword is new"
+untagged(other, "FLAGS")
+flags = []
+for _ in range(200):  # the change reaches the other session through the change bus: poll
+    ok(other.noop())
+    flags = untagged(other, "FLAGS")
+    if flags:
+        break
+assert flags and b"$Fresh" in flags[-1], flags
+ok(other.noop())
+assert untagged(other, "FLAGS") == []
+other.logout()
+
 m.logout()
 done()

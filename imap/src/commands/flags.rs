@@ -80,7 +80,7 @@ impl Session {
             .set_flags(&sel.mailbox, &targets, op, &to_store_flags(flags))
             .await?;
         sel.update(changed);
-        let mut out = Vec::new();
+        let mut out = sel.keyword_updates();
         let silent = matches!(response, StoreResponse::Silent);
         for &i in &indexes {
             let m = &sel.messages[i];

@@ -8,12 +8,12 @@ use std::num::NonZeroU32;
 
 use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::fetch::MessageDataItem;
-use imap_codec::imap_types::flag::{Flag, FlagFetch};
-use imap_codec::imap_types::response::{Data, Response};
+use imap_codec::imap_types::flag::{Flag, FlagFetch, FlagPerm};
+use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use postern_store::{Flags, Mailbox, MessageMeta, Store, StoreError};
 
-use crate::response::{atom, data};
+use crate::response::{atom, data, untagged};
 use crate::session::{bad, Failure};
 
 /// A selected mailbox.
@@ -29,6 +29,8 @@ pub struct Selected {
     pub recent: BTreeSet<i64>,
     /// Whether a change notification arrived since the last refresh.
     pub dirty: bool,
+    /// Keywords announced in FLAGS so far (the list only grows during a selection).
+    pub keywords: BTreeSet<String>,
 }
 
 /// The FLAGS of a message as FETCH items.
@@ -78,13 +80,62 @@ impl Selected {
             .map(|m| m.uid)
             .filter(|&u| u >= first_recent)
             .collect();
+        let keywords = messages
+            .iter()
+            .flat_map(|m| m.flags.keywords.iter().cloned())
+            .collect();
         Ok(Selected {
             mailbox,
             read_only,
             messages,
             recent,
             dirty: false,
+            keywords,
         })
+    }
+
+    /// The FLAGS of the mailbox: the system flags and every keyword announced so far.
+    pub fn flag_list(&self) -> Vec<Flag<'static>> {
+        let mut flags = vec![
+            Flag::Answered,
+            Flag::Flagged,
+            Flag::Deleted,
+            Flag::Seen,
+            Flag::Draft,
+        ];
+        flags.extend(self.keywords.iter().map(|k| Flag::Keyword(atom(k))));
+        flags
+    }
+
+    /// `* OK [PERMANENTFLAGS ...]`: the flags and `\*` (new keywords may be created), none when
+    /// read-only.
+    pub fn permanent_flags(&self) -> Response<'static> {
+        let perm = if self.read_only {
+            Vec::new()
+        } else {
+            let mut perm: Vec<FlagPerm<'static>> =
+                self.flag_list().into_iter().map(FlagPerm::Flag).collect();
+            perm.push(FlagPerm::Asterisk);
+            perm
+        };
+        untagged(StatusKind::Ok, Some(Code::PermanentFlags(perm)), "Limited")
+    }
+
+    /// Untagged FLAGS and PERMANENTFLAGS if a message now carries a keyword the session has not
+    /// announced yet (RFC 3501 §7.2.6: the client must record the update), else nothing.
+    pub fn keyword_updates(&mut self) -> Vec<Response<'static>> {
+        let before = self.keywords.len();
+        for m in &self.messages {
+            for k in &m.flags.keywords {
+                if !self.keywords.contains(k) {
+                    self.keywords.insert(k.clone());
+                }
+            }
+        }
+        if self.keywords.len() == before {
+            return Vec::new();
+        }
+        vec![data(Data::Flags(self.flag_list())), self.permanent_flags()]
     }
 
     /// Number of messages (EXISTS).
@@ -287,6 +338,7 @@ impl Selected {
                 u32::try_from(self.recent.len()).unwrap_or(u32::MAX),
             )));
         }
+        out.extend(self.keyword_updates());
         for index in changed {
             out.push(self.flags_fetch(index, condstore));
         }
