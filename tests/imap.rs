@@ -17,6 +17,9 @@ both_backends!(
     imap_security,
     imap_mbsync_both_ways,
     imap_large_append_is_streamed,
+    imap_command_limits,
+    imap_subscriptions,
+    imap_compliance,
 );
 
 /// IMAP settings for tests: small literal limit.
@@ -119,6 +122,26 @@ async fn imap_corpus_envelope_and_bodystructure(db: Db) {
         "corpus.py",
         &[("FIXTURES", dir.display().to_string())],
     );
+}
+
+/// LIST wildcards, CREATE depth, SEARCH size and sequence numbers are bounded (issue 12).
+async fn imap_command_limits(db: Db) {
+    let (_inst, server) = instance(db, &["alice@example.test"], "").await;
+    python(&server, "limits.py", &[]);
+}
+
+/// Subscriptions are names that outlive mailboxes: CREATE/DELETE leave them alone, LSUB `%`
+/// rule, `\NonExistent` in LIST (SUBSCRIBED) (RFC 3501 §6.3.6-9, RFC 5258 §3.1).
+async fn imap_subscriptions(db: Db) {
+    let (_inst, server) = instance(db, &["alice@example.test"], "").await;
+    python(&server, "subscribe.py", &[]);
+}
+
+/// Smaller RFC 3501 points imaptest checks: invalid modified UTF-7 names get NO, EXAMINE's RECENT
+/// agrees with STATUS.
+async fn imap_compliance(db: Db) {
+    let (_inst, server) = instance(db, &["alice@example.test"], "").await;
+    python(&server, "compliance.py", &[]);
 }
 
 async fn imap_isolation_between_users(db: Db) {

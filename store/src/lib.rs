@@ -24,6 +24,7 @@ pub mod password;
 mod queue;
 pub mod sasl;
 mod spool;
+mod subscriptions;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod users;
@@ -40,7 +41,7 @@ pub use domains::Domain;
 pub use error::{Result, StoreError};
 pub use login::{LoginAttempt, LoginConfig, LoginOutcome, Service};
 pub use mail_auth::{DkimAlgorithm, DkimKey, DkimState, Greylist};
-pub use mailboxes::{Mailbox, DEFAULT_MAILBOXES};
+pub use mailboxes::{Mailbox, DEFAULT_MAILBOXES, MAX_MAILBOX_DEPTH, MAX_MAILBOX_NAME_BYTES};
 pub use messages::{FlagOp, Flags, MessageDetails, MessageMeta};
 pub use parsed::{BodyPart, Content, Envelope, EnvelopeAddress, ParsedMessage, SearchFields};
 pub use queue::QueueEntry;

@@ -52,14 +52,23 @@ fn mailbox_from_row(r: &AnyRow) -> Result<Mailbox> {
     })
 }
 
+/// Most hierarchy levels a mailbox name may have (`a/b/c` has 3), like Dovecot's
+/// `mailbox_list_depth`-style limits: deeper names only serve to make CREATE and LIST expensive.
+pub const MAX_MAILBOX_DEPTH: usize = 32;
+
+/// Longest mailbox name, in bytes of UTF-8.
+pub const MAX_MAILBOX_NAME_BYTES: usize = 1000;
+
 /// Canonical form of a mailbox name: `INBOX` is case-insensitive (RFC 3501 §5.1), other names are
-/// kept as given; empty names, empty levels and control characters are refused.
+/// kept as given; empty names, empty levels, control characters, names over
+/// [`MAX_MAILBOX_NAME_BYTES`] and names deeper than [`MAX_MAILBOX_DEPTH`] are refused.
 fn canonical_name(name: &str) -> Result<String> {
     if name.eq_ignore_ascii_case("INBOX") {
         return Ok("INBOX".to_owned());
     }
     let bad = name.is_empty()
-        || name.len() > 1000
+        || name.len() > MAX_MAILBOX_NAME_BYTES
+        || name.split('/').count() > MAX_MAILBOX_DEPTH
         || name.split('/').any(str::is_empty)
         || name.chars().any(char::is_control);
     if bad {
@@ -86,6 +95,8 @@ pub(crate) async fn insert_mailbox(
     .fetch_one(&mut **tx)
     .await
     .map_err(unique_as_exists(format!("mailbox {name}")))?;
+    // A re-created mailbox is subscribed exactly if its name still is (RFC 3501 §6.3.6).
+    crate::subscriptions::sync_mirror(tx, user_id, name).await?;
     get(&row, "id")
 }
 
@@ -131,6 +142,43 @@ impl Store {
         Ok(mailbox)
     }
 
+    /// Creates the mailbox `name` and every missing parent level in one transaction (IMAP CREATE,
+    /// RFC 3501 §6.3.3: "the server SHOULD create any superior hierarchical names that are needed").
+    /// Either all of them exist afterwards or, on any error, none of the new ones does. Fails with
+    /// [`StoreError::Exists`] if `name` itself exists and [`StoreError::Invalid`] for a name
+    /// [`canonical_name`] refuses (too long, too deep).
+    pub async fn create_mailbox_path(&self, user_id: i64, name: &str) -> Result<Mailbox> {
+        let name = canonical_name(name)?;
+        let mut tx = self.write_tx().await?;
+        let mut parent = String::new();
+        let levels: Vec<&str> = name.split('/').collect();
+        let parents = levels.split_last().map_or(&[][..], |(_, parents)| parents);
+        for level in parents {
+            if !parent.is_empty() {
+                parent.push('/');
+            }
+            parent.push_str(level);
+            let parent = canonical_name(&parent)?;
+            let exists = sqlx::query("SELECT id FROM mailboxes WHERE user_id = $1 AND name = $2")
+                .bind(user_id)
+                .bind(&parent)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if !exists {
+                insert_mailbox(&mut tx, user_id, &parent, None).await?;
+            }
+        }
+        let id = insert_mailbox(&mut tx, user_id, &name, None).await?;
+        let row = sqlx::query("SELECT * FROM mailboxes WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let mailbox = mailbox_from_row(&row)?;
+        self.commit(tx, vec![]).await?;
+        Ok(mailbox)
+    }
+
     /// The user's mailbox with row id `id`, if it still exists (a session re-reads its selected
     /// mailbox's counters by id so a concurrent RENAME does not lose it).
     pub async fn mailbox_by_id(&self, user_id: i64, id: i64) -> Result<Option<Mailbox>> {
@@ -143,7 +191,8 @@ impl Store {
     }
 
     /// Deletes a mailbox with its messages (IMAP DELETE, RFC 3501 §6.3.4), freeing their quota and
-    /// any bytes no longer referenced. INBOX cannot be deleted; inferior mailboxes are kept.
+    /// any bytes no longer referenced. INBOX cannot be deleted; inferior mailboxes are kept, and so
+    /// is a subscription of the name (RFC 3501 §6.3.6).
     pub async fn delete_mailbox(&self, mailbox: &Mailbox) -> Result<()> {
         if mailbox.name == "INBOX" {
             return Err(StoreError::invalid("mailbox", "INBOX cannot be deleted"));
@@ -230,6 +279,8 @@ impl Store {
             } else {
                 continue;
             };
+            // Renaming may push inferiors past the depth or length limit: refuse it all.
+            let new_name = canonical_name(&new_name)?;
             let id: i64 = get(r, "id")?;
             sqlx::query("UPDATE mailboxes SET name = $1 WHERE id = $2")
                 .bind(&new_name)
@@ -237,6 +288,11 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(unique_as_exists(format!("mailbox {new_name}")))?;
+            // The subscription moves with the mailbox, as the mailbox's attribute it was before.
+            if crate::subscriptions::delete_subscription(&mut tx, user_id, &name).await? {
+                crate::subscriptions::insert_subscription(&mut tx, user_id, &new_name).await?;
+            }
+            crate::subscriptions::sync_mirror(&mut tx, user_id, &new_name).await?;
             changes.push(Change::Mailbox {
                 user_id,
                 mailbox_id: id,
@@ -253,6 +309,18 @@ impl Store {
         Ok(renamed)
     }
 
+    /// The lowest UID no session has claimed as `\Recent` yet, without claiming anything: what a
+    /// read-only selection (EXAMINE, RFC 3501 §6.3.2) reports as recent, like STATUS.
+    pub async fn first_recent_uid(&self, mailbox: &Mailbox) -> Result<i64> {
+        let row = sqlx::query("SELECT recent_uid FROM mailboxes WHERE id = $1 AND user_id = $2")
+            .bind(mailbox.id)
+            .bind(mailbox.user_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.name)))?;
+        get(&row, "recent_uid")
+    }
+
     /// How many messages of the mailbox no session has claimed as `\Recent` yet (STATUS RECENT).
     pub async fn recent_count(&self, mailbox: &Mailbox) -> Result<i64> {
         let row = sqlx::query(
@@ -265,15 +333,11 @@ impl Store {
         get(&row, "n")
     }
 
-    /// Marks a mailbox subscribed or not (IMAP SUBSCRIBE/UNSUBSCRIBE, RFC 3501 §6.3.6).
+    /// Subscribes to or unsubscribes from a mailbox's name (IMAP SUBSCRIBE/UNSUBSCRIBE, RFC 3501
+    /// §6.3.6); see [`Store::set_subscription`] for names without a mailbox.
     pub async fn set_subscribed(&self, mailbox: &Mailbox, subscribed: bool) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE mailboxes SET subscribed = $1 WHERE id = $2 AND user_id = $3")
-            .bind(i64::from(subscribed))
-            .bind(mailbox.id)
-            .bind(mailbox.user_id)
-            .execute(&mut *tx)
-            .await?;
-        self.commit(tx, vec![]).await
+        self.set_subscription(mailbox.user_id, &mailbox.name, subscribed)
+            .await
+            .map(|_| ())
     }
 }

@@ -83,7 +83,10 @@ impl Store {
         .await
         .map_err(unique_as_exists(format!("user {address}")))?;
         let id: i64 = get(&row, "id")?;
+        // The default mailboxes start subscribed: clients (Thunderbird's LIST (SUBSCRIBED)) show
+        // only subscribed folders.
         for (name, special_use) in mailboxes::DEFAULT_MAILBOXES {
+            crate::subscriptions::insert_subscription(&mut tx, id, name).await?;
             mailboxes::insert_mailbox(&mut tx, id, name, special_use).await?;
         }
         self.commit(tx, vec![]).await?;

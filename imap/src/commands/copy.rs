@@ -39,7 +39,7 @@ impl Session {
             ));
         }
         let uids: Vec<i64> = sel
-            .resolve(set, uid)
+            .resolve(set, uid)?
             .into_iter()
             .map(|i| sel.messages[i].uid)
             .collect();

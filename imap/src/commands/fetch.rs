@@ -124,7 +124,7 @@ impl Session {
         let store = self.store.clone();
         let sel = self.require_selected()?;
         let indexes: Vec<usize> = sel
-            .resolve(set, uid)
+            .resolve(set, uid)?
             .into_iter()
             .filter(|&i| changed_since.is_none_or(|c| sel.messages[i].modseq > c))
             .collect();

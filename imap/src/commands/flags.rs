@@ -55,7 +55,7 @@ impl Session {
                 "Mailbox is read-only".into(),
             ));
         }
-        let indexes = sel.resolve(set, uid);
+        let indexes = sel.resolve(set, uid)?;
         let mut failed = Vec::new();
         let mut targets = Vec::new();
         let mut target_set = std::collections::HashSet::new();
@@ -80,7 +80,7 @@ impl Session {
             .set_flags(&sel.mailbox, &targets, op, &to_store_flags(flags))
             .await?;
         sel.update(changed);
-        let mut out = Vec::new();
+        let mut out = sel.keyword_updates();
         let silent = matches!(response, StoreResponse::Silent);
         for &i in &indexes {
             let m = &sel.messages[i];

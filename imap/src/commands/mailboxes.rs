@@ -12,23 +12,61 @@ use imap_codec::imap_types::flag::FlagNameAttribute;
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox as WireMailbox};
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
-use postern_store::{Flags, Mailbox};
+use postern_store::{Flags, Mailbox, MAX_MAILBOX_DEPTH, MAX_MAILBOX_NAME_BYTES};
 
 use crate::list_extended::ListExtras;
 use crate::mutf7;
 use crate::response::{atom, data, istring};
 use crate::session::{no, Done, Failure, Outcome, Session};
 
-/// Whether `name` matches a LIST pattern: `*` matches anything, `%` anything but `/`.
+/// Longest LIST pattern accepted, in characters (after the reference is prepended). Mailbox names
+/// are at most 1,000 bytes (`postern_store`), so a longer pattern can only be a probe.
+pub(crate) const MAX_PATTERN_CHARS: usize = 1024;
+
+/// Whether `name` matches a LIST pattern (RFC 3501 §6.3.8): `*` matches any run of characters,
+/// `%` any run without the hierarchy delimiter `/`.
+///
+/// One pass of the pattern over a row of booleans, `row[j]` = "the pattern so far matches the
+/// first `j` characters of the name": O(pattern × name) time and O(name) memory whatever the
+/// wildcards (the recursive matcher this replaces was exponential in the number of stars).
 fn matches(pattern: &[char], name: &[char]) -> bool {
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some(('*', rest)) => (0..=name.len()).any(|i| matches(rest, &name[i..])),
-        Some(('%', rest)) => (0..=name.len())
-            .take_while(|&i| i == 0 || name[i - 1] != '/')
-            .any(|i| matches(rest, &name[i..])),
-        Some((c, rest)) => name.first() == Some(c) && matches(rest, &name[1..]),
+    let mut row = vec![false; name.len() + 1];
+    row[0] = true;
+    let mut previous = None;
+    for &p in pattern {
+        // `**` and `*%` match what `*` alone matches; `%%` what `%` alone matches.
+        if (p == '*' && previous == Some('*')) || (p == '%' && matches!(previous, Some('*' | '%')))
+        {
+            continue;
+        }
+        previous = Some(p);
+        match p {
+            '*' => {
+                let mut seen = false;
+                for cell in row.iter_mut() {
+                    seen |= *cell;
+                    *cell = seen;
+                }
+            }
+            '%' => {
+                let mut run = row[0];
+                for j in 1..row.len() {
+                    run = row[j] || run && name[j - 1] != '/';
+                    row[j] = run;
+                }
+            }
+            c => {
+                for j in (1..row.len()).rev() {
+                    row[j] = row[j - 1] && name[j - 1] == c;
+                }
+                row[0] = false;
+            }
+        }
+        if !row.contains(&true) {
+            return false;
+        }
     }
+    row[name.len()]
 }
 
 /// Pattern matching with INBOX case-insensitive (RFC 3501 §5.1).
@@ -58,6 +96,8 @@ fn delimiter() -> Option<QuotedChar> {
 }
 
 impl Session {
+    /// LIST and LSUB (RFC 3501 §6.3.8-9) with the LIST-EXTENDED selection options (RFC 5258).
+    /// Patterns longer than [`MAX_PATTERN_CHARS`] get NO [LIMIT] (RFC 5530 §3).
     pub(crate) async fn list(
         &mut self,
         reference: &WireMailbox<'_>,
@@ -89,6 +129,12 @@ impl Session {
             return Ok(Done::ok("LIST completed").with(vec![data(item)]));
         }
         let full = format!("{reference}{pattern}");
+        if full.chars().count() > MAX_PATTERN_CHARS {
+            return Err(Failure::No(
+                Some(crate::response::code_other("LIMIT")),
+                "Mailbox pattern too long".into(),
+            ));
+        }
         let boxes: BTreeMap<String, Mailbox> = self
             .store
             .list_mailboxes(user.id)
@@ -96,9 +142,17 @@ impl Session {
             .into_iter()
             .map(|m| (m.name.clone(), m))
             .collect();
-        let mut candidates: BTreeSet<String> = boxes.keys().cloned().collect();
+        let subscriptions = self.store.subscriptions(user.id).await?;
+        // LSUB and LIST (SUBSCRIBED) range over the subscription list, which may name mailboxes
+        // that no longer exist (RFC 3501 §6.3.9, RFC 5258 §3.1); LIST over existing mailboxes.
+        let mut candidates: BTreeSet<String> = if lsub || extras.subscribed {
+            subscriptions.clone()
+        } else {
+            boxes.keys().cloned().collect()
+        };
         if full.contains('%') {
-            for name in boxes.keys() {
+            let names: Vec<String> = candidates.iter().cloned().collect();
+            for name in &names {
                 let mut parent = name.as_str();
                 while let Some((p, _)) = parent.rsplit_once('/') {
                     candidates.insert(p.to_owned());
@@ -110,33 +164,50 @@ impl Session {
             let prefix = format!("{name}/");
             boxes.keys().any(|k| k.starts_with(&prefix))
         };
+        // Matching is bounded (O(pattern × name) per name) but a user with many long names can
+        // still make it take a while: do it off the async workers so other sessions keep going.
+        let matched: Vec<String> = tokio::task::spawn_blocking(move || {
+            candidates
+                .into_iter()
+                .filter(|n| name_matches(&full, n))
+                .collect()
+        })
+        .await
+        .map_err(|_| no("LIST failed"))?;
         let mut out: Vec<Response<'static>> = Vec::new();
-        for name in candidates.iter().filter(|n| name_matches(&full, n)) {
+        for name in &matched {
             let mailbox = boxes.get(name);
-            let subscribed = mailbox.is_some_and(|m| m.subscribed);
-            if (lsub || extras.subscribed) && !subscribed {
+            let subscribed = subscriptions.contains(name);
+            if extras.subscribed && !subscribed {
                 continue;
             }
             if extras.special_use_only && mailbox.and_then(|m| m.special_use.as_ref()).is_none() {
                 continue;
             }
+            let special_use = mailbox
+                .and_then(|m| m.special_use.as_deref())
+                .map(|su| attr(su.trim_start_matches('\\')));
             let mut items = Vec::new();
-            match mailbox {
-                None => items.push(if extras.extended {
-                    attr("NonExistent")
-                } else {
-                    FlagNameAttribute::Noselect
-                }),
-                Some(m) => {
-                    if let Some(su) = &m.special_use {
-                        items.push(attr(su.trim_start_matches('\\')));
-                    }
-                    if subscribed && extras.return_subscribed {
-                        items.push(attr("Subscribed"));
-                    }
+            if lsub {
+                // A parent that `%` stopped at but that is not itself subscribed, and a subscribed
+                // name without a mailbox, are listed \Noselect (RFC 3501 §6.3.9).
+                if !subscribed || mailbox.is_none() {
+                    items.push(FlagNameAttribute::Noselect);
                 }
-            }
-            if !lsub {
+                items.extend(special_use);
+            } else {
+                match mailbox {
+                    None => items.push(if extras.extended {
+                        attr("NonExistent")
+                    } else {
+                        FlagNameAttribute::Noselect
+                    }),
+                    Some(_) => items.extend(special_use),
+                }
+                // Deleted but subscribed: (\NonExistent \Subscribed) (RFC 5258 §3.1).
+                if subscribed && extras.return_subscribed {
+                    items.push(attr("Subscribed"));
+                }
                 items.push(attr(if has_children(name) {
                     "HasChildren"
                 } else {
@@ -166,9 +237,21 @@ impl Session {
         .with(out))
     }
 
+    /// CREATE (RFC 3501 §6.3.3): the mailbox and any missing superior levels, all in one store
+    /// transaction. Names deeper than [`MAX_MAILBOX_DEPTH`] levels or longer than
+    /// [`MAX_MAILBOX_NAME_BYTES`] get NO [LIMIT] (RFC 5530 §3) and create nothing.
     pub(crate) async fn create(&mut self, m: &WireMailbox<'_>) -> Outcome {
         let user_id = self.require_user()?.id;
         let name = self.mailbox_name(m)?;
+        if name.split('/').count() > MAX_MAILBOX_DEPTH || name.len() > MAX_MAILBOX_NAME_BYTES {
+            return Err(Failure::No(
+                Some(crate::response::code_other("LIMIT")),
+                format!(
+                    "Mailbox names are limited to {MAX_MAILBOX_DEPTH} levels and \
+                     {MAX_MAILBOX_NAME_BYTES} bytes"
+                ),
+            ));
+        }
         if name.eq_ignore_ascii_case("INBOX") || self.store.mailbox(user_id, &name).await?.is_some()
         {
             return Err(Failure::No(
@@ -176,20 +259,7 @@ impl Session {
                 "Mailbox already exists".into(),
             ));
         }
-        let mut parent = String::new();
-        for level in name.split('/') {
-            if !parent.is_empty() {
-                parent.push('/');
-            }
-            parent.push_str(level);
-            if parent == name {
-                break;
-            }
-            if self.store.mailbox(user_id, &parent).await?.is_none() {
-                self.store.create_mailbox(user_id, &parent, None).await?;
-            }
-        }
-        self.store.create_mailbox(user_id, &name, None).await?;
+        self.store.create_mailbox_path(user_id, &name).await?;
         Ok(Done::ok("CREATE completed"))
     }
 
@@ -225,14 +295,25 @@ impl Session {
         Ok(Done::ok("RENAME completed"))
     }
 
+    /// SUBSCRIBE (RFC 3501 §6.3.6) of an existing mailbox, UNSUBSCRIBE (§6.3.7) of a subscribed
+    /// name or an existing mailbox: a subscription outlives its mailbox, so the name of a deleted
+    /// mailbox can still be unsubscribed.
     pub(crate) async fn subscribe(&mut self, m: &WireMailbox<'_>, on: bool) -> Outcome {
-        let mailbox = self.find_mailbox(m, false).await?;
-        self.store.set_subscribed(&mailbox, on).await?;
-        Ok(Done::ok(if on {
-            "SUBSCRIBE completed"
-        } else {
-            "UNSUBSCRIBE completed"
-        }))
+        let user_id = self.require_user()?.id;
+        if on {
+            let mailbox = self.find_mailbox(m, false).await?;
+            self.store.set_subscribed(&mailbox, true).await?;
+            return Ok(Done::ok("SUBSCRIBE completed"));
+        }
+        let name = self.mailbox_name(m)?;
+        let was_subscribed = self.store.set_subscription(user_id, &name, false).await?;
+        if !was_subscribed && self.store.mailbox(user_id, &name).await?.is_none() {
+            return Err(Failure::No(
+                Some(crate::response::code_other("NONEXISTENT")),
+                "Not subscribed".into(),
+            ));
+        }
+        Ok(Done::ok("UNSUBSCRIBE completed"))
     }
 
     pub(crate) async fn status(
@@ -337,5 +418,37 @@ mod tests {
         assert!(name_matches("inbox", "INBOX"));
         assert!(name_matches("S*t", "Sent"));
         assert!(!name_matches("Sent", "Sent2"));
+        assert!(name_matches("%/%", "a/b"));
+        assert!(!name_matches("%/%", "a/b/c"));
+        assert!(name_matches("*/%", "a/b/c"));
+        assert!(name_matches("%*", "a/b"));
+        assert!(name_matches("a%%b", "axyb"));
+        assert!(!name_matches("a%%b", "a/b/b/x"));
+        assert!(name_matches("a%/b", "ax/b"));
+        assert!(name_matches("", "") && !name_matches("", "a"));
+        assert!(name_matches("INBOX/%", "INBOX/x"));
+        assert!(name_matches("inbox/%", "INBOX/x"));
+        assert!(!name_matches("inbox/%", "INBOX/x/y"));
+    }
+
+    /// Patterns that made the old recursive matcher exponential; this checks the answers (the
+    /// matcher is O(pattern × name) by construction, so no timing is asserted).
+    #[test]
+    fn pathological_patterns() {
+        let name = "a".repeat(66);
+        let twelve = format!("{}b", "*a".repeat(12));
+        assert!(!name_matches(&twelve, &name));
+        assert!(name_matches(&"*a".repeat(12), &name));
+        assert!(!name_matches("*a*a*a*a*a*a*b", &name));
+        assert!(name_matches("*a*a*a*a*a*a*", &name));
+        assert!(!name_matches(&format!("{}b", "%a".repeat(12)), &name));
+        assert!(name_matches(&"%a".repeat(12), &name));
+        assert!(!name_matches(&"*a".repeat(67), &name));
+        assert!(name_matches(&"*a".repeat(66), &name));
+        let nested = format!("{}/b", ["a"; 30].join("/"));
+        assert!(name_matches("*/".repeat(30).trim_end_matches('/'), &nested));
+        assert!(!name_matches(&format!("{}x", "%/".repeat(30)), &nested));
+        assert!(name_matches(&format!("{}%", "%/".repeat(30)), &nested));
+        assert!(!name_matches(&format!("{}%", "%/".repeat(29)), &nested));
     }
 }

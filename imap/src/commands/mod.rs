@@ -16,22 +16,26 @@ use postern_store::Mailbox;
 pub(crate) use append::AppendData;
 
 use crate::mutf7;
-use crate::session::{bad, Failure, Session};
+use crate::session::{Failure, Session};
 
 impl Session {
-    /// The UTF-8 name a client means (modified UTF-7 unless UTF8=ACCEPT, RFC 3501 §5.1.3).
+    /// The UTF-8 name a client means (modified UTF-7 unless UTF8=ACCEPT, RFC 3501 §5.1.3). A name
+    /// that does not decode is a well-formed argument naming no mailbox: NO [CANNOT] (RFC 5530
+    /// §3), as Dovecot answers, not BAD.
     pub(crate) fn mailbox_name(&self, m: &WireMailbox<'_>) -> Result<String, Failure> {
+        let invalid =
+            |why: &str| Failure::No(Some(crate::response::code_other("CANNOT")), why.into());
         match m {
             WireMailbox::Inbox => Ok("INBOX".to_owned()),
             WireMailbox::Other(o) => {
                 let s = std::str::from_utf8(o.inner().as_ref())
-                    .map_err(|_| bad("Mailbox name is not UTF-8"))?;
+                    .map_err(|_| invalid("Mailbox name is not UTF-8"))?;
                 let name = if self.utf8 {
                     Some(s.to_owned())
                 } else {
                     mutf7::decode(s)
                 };
-                let name = name.ok_or_else(|| bad("Mailbox name is not modified UTF-7"))?;
+                let name = name.ok_or_else(|| invalid("Mailbox name is not modified UTF-7"))?;
                 Ok(name.trim_end_matches('/').to_owned())
             }
         }

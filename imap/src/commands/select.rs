@@ -4,13 +4,12 @@
 use std::num::{NonZeroU32, NonZeroU64};
 
 use imap_codec::imap_types::command::SelectParameter;
-use imap_codec::imap_types::flag::{Flag, FlagPerm};
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 use imap_codec::imap_types::response::{Code, Data, StatusKind};
 use imap_codec::imap_types::sequence::SequenceSet;
 use postern_store::Flags;
 
-use crate::response::{atom, code_other, data, untagged};
+use crate::response::{code_other, data, untagged};
 use crate::session::{bad, Done, Outcome, Selected, Session};
 
 fn nz(v: i64) -> NonZeroU32 {
@@ -41,21 +40,7 @@ impl Session {
         }
         let mailbox = self.find_mailbox(m, false).await?;
         let sel = Selected::open(&self.store, mailbox, read_only).await?;
-        let system = [
-            Flag::Answered,
-            Flag::Flagged,
-            Flag::Deleted,
-            Flag::Seen,
-            Flag::Draft,
-        ];
-        let keywords: std::collections::BTreeSet<&String> = sel
-            .messages
-            .iter()
-            .flat_map(|m| m.flags.keywords.iter())
-            .collect();
-        let mut flags: Vec<Flag<'static>> = system.to_vec();
-        flags.extend(keywords.iter().map(|k| Flag::Keyword(atom(k))));
-        out.push(data(Data::Flags(flags.clone())));
+        out.push(data(Data::Flags(sel.flag_list())));
         out.push(data(Data::Exists(sel.exists())));
         out.push(data(Data::Recent(
             u32::try_from(sel.recent.len()).unwrap_or(u32::MAX),
@@ -71,17 +56,7 @@ impl Session {
                 "First unseen",
             ));
         }
-        let mut perm: Vec<FlagPerm<'static>> = flags.into_iter().map(FlagPerm::Flag).collect();
-        perm.push(FlagPerm::Asterisk);
-        out.push(untagged(
-            StatusKind::Ok,
-            Some(Code::PermanentFlags(if read_only {
-                Vec::new()
-            } else {
-                perm
-            })),
-            "Limited",
-        ));
+        out.push(sel.permanent_flags());
         out.push(untagged(
             StatusKind::Ok,
             Some(Code::UidValidity(nz(sel.mailbox.uidvalidity))),
@@ -127,12 +102,15 @@ impl Session {
                 "Mailbox is read-only".into(),
             ));
         }
-        let only: Option<Vec<i64>> = uids.map(|set| {
-            sel.resolve(set, true)
-                .into_iter()
-                .map(|i| sel.messages[i].uid)
-                .collect()
-        });
+        let only: Option<Vec<i64>> = match uids {
+            Some(set) => Some(
+                sel.resolve(set, true)?
+                    .into_iter()
+                    .map(|i| sel.messages[i].uid)
+                    .collect(),
+            ),
+            None => None,
+        };
         if only.as_ref().is_some_and(Vec::is_empty) {
             return Ok(Done::ok("EXPUNGE completed"));
         }

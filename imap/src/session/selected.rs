@@ -8,12 +8,13 @@ use std::num::NonZeroU32;
 
 use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::fetch::MessageDataItem;
-use imap_codec::imap_types::flag::{Flag, FlagFetch};
-use imap_codec::imap_types::response::{Data, Response};
+use imap_codec::imap_types::flag::{Flag, FlagFetch, FlagPerm};
+use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use postern_store::{Flags, Mailbox, MessageMeta, Store, StoreError};
 
-use crate::response::{atom, data};
+use crate::response::{atom, data, untagged};
+use crate::session::{bad, Failure};
 
 /// A selected mailbox.
 #[derive(Debug)]
@@ -28,6 +29,8 @@ pub struct Selected {
     pub recent: BTreeSet<i64>,
     /// Whether a change notification arrived since the last refresh.
     pub dirty: bool,
+    /// Keywords announced in FLAGS so far (the list only grows during a selection).
+    pub keywords: BTreeSet<String>,
 }
 
 /// The FLAGS of a message as FETCH items.
@@ -58,14 +61,16 @@ fn nz(n: i64) -> NonZeroU32 {
 }
 
 impl Selected {
-    /// Opens `mailbox`; a read-write selection claims the messages no session has seen as recent.
+    /// Opens `mailbox`; a read-write selection claims the messages no session has seen as recent,
+    /// a read-only one (EXAMINE) sees them as recent without claiming them, so its RECENT agrees
+    /// with STATUS (RFC 3501 §6.3.2).
     pub async fn open(
         store: &Store,
         mailbox: Mailbox,
         read_only: bool,
     ) -> Result<Selected, StoreError> {
         let first_recent = if read_only {
-            i64::MAX
+            store.first_recent_uid(&mailbox).await?
         } else {
             store.claim_recent(&mailbox).await?
         };
@@ -75,13 +80,62 @@ impl Selected {
             .map(|m| m.uid)
             .filter(|&u| u >= first_recent)
             .collect();
+        let keywords = messages
+            .iter()
+            .flat_map(|m| m.flags.keywords.iter().cloned())
+            .collect();
         Ok(Selected {
             mailbox,
             read_only,
             messages,
             recent,
             dirty: false,
+            keywords,
         })
+    }
+
+    /// The FLAGS of the mailbox: the system flags and every keyword announced so far.
+    pub fn flag_list(&self) -> Vec<Flag<'static>> {
+        let mut flags = vec![
+            Flag::Answered,
+            Flag::Flagged,
+            Flag::Deleted,
+            Flag::Seen,
+            Flag::Draft,
+        ];
+        flags.extend(self.keywords.iter().map(|k| Flag::Keyword(atom(k))));
+        flags
+    }
+
+    /// `* OK [PERMANENTFLAGS ...]`: the flags and `\*` (new keywords may be created), none when
+    /// read-only.
+    pub fn permanent_flags(&self) -> Response<'static> {
+        let perm = if self.read_only {
+            Vec::new()
+        } else {
+            let mut perm: Vec<FlagPerm<'static>> =
+                self.flag_list().into_iter().map(FlagPerm::Flag).collect();
+            perm.push(FlagPerm::Asterisk);
+            perm
+        };
+        untagged(StatusKind::Ok, Some(Code::PermanentFlags(perm)), "Limited")
+    }
+
+    /// Untagged FLAGS and PERMANENTFLAGS if a message now carries a keyword the session has not
+    /// announced yet (RFC 3501 §7.2.6: the client must record the update), else nothing.
+    pub fn keyword_updates(&mut self) -> Vec<Response<'static>> {
+        let before = self.keywords.len();
+        for m in &self.messages {
+            for k in &m.flags.keywords {
+                if !self.keywords.contains(k) {
+                    self.keywords.insert(k.clone());
+                }
+            }
+        }
+        if self.keywords.len() == before {
+            return Vec::new();
+        }
+        vec![data(Data::Flags(self.flag_list())), self.permanent_flags()]
     }
 
     /// Number of messages (EXISTS).
@@ -94,9 +148,39 @@ impl Selected {
         nz(index as i64 + 1)
     }
 
+    /// Whether every number of a message sequence number set names a message: RFC 3501 §9 /
+    /// RFC 9051 §9 ("seq-number ... greater than the number of messages in the mailbox are
+    /// invalid") and `*` in an empty mailbox names none. UID sets are not checked (RFC 9051
+    /// §6.4.9: UIDs that name no message are ignored).
+    pub fn check_seq_set(&self, set: &SequenceSet) -> Result<(), Failure> {
+        let n = self.messages.len() as i64;
+        let valid = |s: &SeqOrUid| match s {
+            SeqOrUid::Value(v) => i64::from(v.get()) <= n,
+            SeqOrUid::Asterisk => n > 0,
+        };
+        let all = set.0.as_ref().iter().all(|s| match s {
+            Sequence::Single(a) => valid(a),
+            Sequence::Range(a, b) => valid(a) && valid(b),
+        });
+        if all {
+            Ok(())
+        } else {
+            Err(bad("Invalid messageset"))
+        }
+    }
+
     /// Indexes of the messages a sequence set names, by sequence number or by UID, ascending.
-    /// Numbers that name no message are ignored (RFC 9051 §6.4.9 for UIDs; CLIENT-COMPAT).
-    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Vec<usize> {
+    /// Sequence numbers beyond EXISTS are BAD ([`Selected::check_seq_set`]); UIDs that name no
+    /// message are ignored (RFC 9051 §6.4.9; CLIENT-COMPAT).
+    pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, Failure> {
+        if !uid {
+            self.check_seq_set(set)?;
+        }
+        Ok(self.resolve_lenient(set, uid))
+    }
+
+    /// [`Selected::resolve`] without the check: numbers that name no message are ignored.
+    fn resolve_lenient(&self, set: &SequenceSet, uid: bool) -> Vec<usize> {
         let n = self.messages.len();
         if n == 0 {
             return Vec::new();
@@ -254,6 +338,7 @@ impl Selected {
                 u32::try_from(self.recent.len()).unwrap_or(u32::MAX),
             )));
         }
+        out.extend(self.keyword_updates());
         for index in changed {
             out.push(self.flags_fetch(index, condstore));
         }
