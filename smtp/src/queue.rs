@@ -3,6 +3,7 @@
 //! entries to the sender (RFC 5321 §4.5.4.1, RFC 3464). It wakes when the store reports queue
 //! changes and otherwise sleeps until the next retry is due.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,6 +61,8 @@ async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
     let scan = Duration::from_secs(worker.config.queue_scan_secs.max(1));
     let concurrency = worker.config.queue_concurrency.max(1);
     let mut tasks: JoinSet<Option<i64>> = JoinSet::new();
+    // Claimed entries whose attempt is running: (entry id, end of its lease) by task.
+    let mut in_flight: HashMap<tokio::task::Id, (i64, i64)> = HashMap::new();
     let mut rescan = true;
     let mut next_scan = Instant::now() + scan;
     // Entries deferred by an earlier run: wake when the first of them is due.
@@ -80,7 +83,9 @@ async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
                     rescan = claimed.len() as i64 == free;
                     for entry in claimed {
                         let w = worker.clone();
-                        tasks.spawn(async move { w.attempt_within_lease(entry).await });
+                        let id = entry.id;
+                        let task = tasks.spawn(async move { w.attempt_within_lease(entry).await });
+                        in_flight.insert(task.id(), (id, lease_until));
                     }
                 }
                 Err(e) => tracing::error!(error = %e, "reading the queue failed"),
@@ -89,9 +94,17 @@ async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                if let Ok(Some(at)) = done {
-                    next_scan = next_scan.min(instant_at(at));
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                match done {
+                    Ok((task, next)) => {
+                        in_flight.remove(&task);
+                        if let Some(at) = next {
+                            next_scan = next_scan.min(instant_at(at));
+                        }
+                    }
+                    Err(e) => {
+                        in_flight.remove(&e.id());
+                    }
                 }
                 rescan = true;
             }
@@ -107,6 +120,14 @@ async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
         }
     }
     tasks.shutdown().await;
+    // Attempts cut short by shutdown are due again at once, not when their lease ends: a restarted
+    // node (or another one) retries them without waiting a quarter of an hour.
+    let now = postern_store::unix_now();
+    for (id, lease_until) in in_flight.into_values() {
+        if let Err(e) = worker.store.release_queue(id, lease_until, now).await {
+            tracing::warn!(id, error = %e, "giving back a queue claim failed");
+        }
+    }
 }
 
 /// The tokio instant of Unix time `at` (now if it is past).

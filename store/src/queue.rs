@@ -103,6 +103,19 @@ impl Store {
         Ok(claimed)
     }
 
+    /// Gives back a claim whose attempt was abandoned (the worker is shutting down): the entry
+    /// is due again at `now` instead of at the end of its lease, unless someone changed it since.
+    pub async fn release_queue(&self, id: i64, lease_until: i64, now: i64) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE queue SET next_attempt = $1 WHERE id = $2 AND next_attempt = $3")
+            .bind(now)
+            .bind(id)
+            .bind(lease_until)
+            .execute(&mut *tx)
+            .await?;
+        self.commit(tx, vec![]).await
+    }
+
     /// The raw message of a queue entry.
     pub async fn queue_message(&self, id: i64) -> Result<Vec<u8>> {
         let row = sqlx::query(
