@@ -19,5 +19,5 @@ mod session;
 
 pub use config::ImapConfig;
 pub use error::ImapError;
-pub use server::ImapServer;
+pub use server::{ImapServer, ImapSettings};
 pub use session::{Next, Reply, Session};
