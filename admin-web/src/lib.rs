@@ -18,6 +18,7 @@ mod error;
 mod headers;
 mod json;
 mod pages;
+mod probes;
 mod server;
 mod state;
 
