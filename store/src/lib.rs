@@ -23,6 +23,7 @@ mod queue;
 pub mod sasl;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tokens;
 mod users;
 
 pub use address::{normalize_address, normalize_domain, Address};
@@ -41,6 +42,7 @@ pub use messages::{
 };
 pub use parsed::{BodyPart, Content, Envelope, EnvelopeAddress, ParsedMessage, SearchFields};
 pub use queue::QueueEntry;
+pub use tokens::{parse_lifetime, ApiToken, TokenScope, TOUCH_INTERVAL};
 pub use users::{parse_quota, User};
 
 /// Current time as Unix seconds, the unit of every timestamp column.
