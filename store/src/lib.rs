@@ -42,7 +42,7 @@ pub use messages::{
 };
 pub use parsed::{BodyPart, Content, Envelope, EnvelopeAddress, ParsedMessage, SearchFields};
 pub use queue::QueueEntry;
-pub use tokens::{parse_lifetime, ApiToken, TokenScope, TOUCH_INTERVAL};
+pub use tokens::{parse_lifetime, token_id, ApiToken, TokenScope, TOUCH_INTERVAL};
 pub use users::{parse_quota, User};
 
 /// Current time as Unix seconds, the unit of every timestamp column.

@@ -98,6 +98,11 @@ pub fn parse_lifetime(text: &str) -> Result<i64> {
     n.checked_mul(factor).filter(|s| *s > 0).ok_or_else(bad)
 }
 
+/// The id of the token whose secret is `secret`.
+pub fn token_id(secret: &str) -> String {
+    secret_hash(secret).chars().take(ID_LEN).collect()
+}
+
 impl Store {
     /// Creates an API token for `admin_id` and returns its secret (shown once). It expires
     /// `lifetime_secs` from now when given.
