@@ -164,21 +164,40 @@ fn ehlo(addr: std::net::SocketAddr) -> String {
     reply
 }
 
-/// SIGHUP applies a changed SMTP limit to new sessions (the SIZE advertised in EHLO changes) and
-/// names a changed listener, which only a restart can apply, instead of ignoring it (issue 13
-/// bug 4).
+/// The IMAP greeting (it carries the capabilities) of the listener at `addr`.
+fn imap_greeting(addr: std::net::SocketAddr) -> String {
+    use std::io::{BufRead, BufReader};
+    let stream = std::net::TcpStream::connect(addr).expect("connect imap");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .expect("read greeting");
+    line
+}
+
+/// SIGHUP applies a changed SMTP limit and IMAP setting to new sessions (the SIZE advertised in
+/// EHLO changes, LOGINDISABLED goes from the IMAP capabilities) and names a changed listener,
+/// which only a restart can apply, instead of ignoring it (issue 13 bug 4).
 async fn sighup_applies_limits_and_names_restart_keys(db: Db) {
     let inst = Instance::new(
         db,
-        &["smtp", "admin"],
-        "[smtp]\nmax_message_size = 100000\n",
+        &["smtp", "imap", "admin"],
+        "[smtp]\nmax_message_size = 100000\n[imap]\nlogin_disabled_without_tls = true\n",
     )
     .await;
     let server = inst.start();
     assert!(ehlo(server.addr("smtp")).contains("SIZE 100000"));
+    assert!(imap_greeting(server.addr("imap")).contains("LOGINDISABLED"));
     let good = std::fs::read_to_string(&inst.config).unwrap();
     let changed = good
         .replace("max_message_size = 100000", "max_message_size = 123456")
+        .replace(
+            "login_disabled_without_tls = true",
+            "login_disabled_without_tls = false",
+        )
         .replace(
             "admin = [\"127.0.0.1:0\"]",
             "admin = [\"127.0.0.1:0\", \"[::1]:0\"]",
@@ -195,6 +214,11 @@ async fn sighup_applies_limits_and_names_restart_keys(db: Db) {
     assert!(!log.contains("smtp.max_message_size changed"), "{log}");
     let reply = ehlo(server.addr("smtp"));
     assert!(reply.contains("SIZE 123456"), "{reply}\n{log}");
+    let greeting = imap_greeting(server.addr("imap"));
+    assert!(
+        !greeting.contains("LOGINDISABLED") && greeting.contains("AUTH=PLAIN"),
+        "{greeting}"
+    );
     assert!(server.stop().success());
 }
 
