@@ -264,10 +264,11 @@ impl Store {
         .transpose()
     }
 
-    /// Ends a session (logout) or revokes a token; also drops every expired session.
+    /// Ends a session (logout) or revokes a token; also drops every expired browser session
+    /// (expired API tokens stay listed until revoked).
     pub async fn delete_session(&self, secret: &str) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("DELETE FROM admin_sessions WHERE token_hash = $1 OR (expires_at IS NOT NULL AND expires_at <= $2)")
+        sqlx::query("DELETE FROM admin_sessions WHERE token_hash = $1 OR (kind = 'browser' AND expires_at <= $2)")
             .bind(secret_hash(secret))
             .bind(unix_now())
             .execute(&mut *tx)
