@@ -97,6 +97,23 @@ pub enum UserCmd {
         /// The user's address.
         address: String,
     },
+    /// Set a user's quota.
+    Quota {
+        /// The user's address.
+        address: String,
+        /// Bytes, or with a K/M/G/T suffix (1024-based); 0 is unlimited.
+        size: String,
+    },
+    /// Disable a user: no login, no mail received (mail is kept).
+    Disable {
+        /// The user's address.
+        address: String,
+    },
+    /// Enable a disabled user again.
+    Enable {
+        /// The user's address.
+        address: String,
+    },
 }
 
 /// `postern alias ...`
@@ -133,13 +150,55 @@ pub enum AdminCmd {
     },
     /// List administrators.
     List,
-    /// Create an API bearer token for an administrator and print it (shown once).
+    /// Set an administrator's password (read from stdin or prompted for); ends their browser
+    /// sessions.
+    Passwd {
+        /// Login name.
+        name: String,
+    },
+    /// Remove an administrator with their sessions and tokens (not the last one).
+    Remove {
+        /// Login name.
+        name: String,
+    },
+    /// Manage API bearer tokens: `add`, `list`, `revoke`. `admin token NAME --label L` (without a
+    /// subcommand) creates a full-rights token, as `admin token add NAME --label L` does.
+    #[command(args_conflicts_with_subcommands = true)]
     Token {
+        /// What to do.
+        #[command(subcommand)]
+        cmd: Option<TokenCmd>,
+        /// The administrator's login name (short form of `add`).
+        name: Option<String>,
+        /// What the token is for.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+}
+
+/// `postern admin token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Create an API bearer token for an administrator and print it (shown once).
+    Add {
         /// The administrator's login name.
         name: String,
         /// What the token is for.
         #[arg(long, default_value = "")]
         label: String,
+        /// `admin` (everything), `read` (GET requests only) or `metrics` (only /metrics).
+        #[arg(long, default_value = "admin")]
+        scope: String,
+        /// Lifetime, e.g. `30d`, `12h`, `2w`; without it the token never expires.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List tokens: id, administrator, scope, created, last used, expiry, label (never the secret).
+    List,
+    /// Revoke a token by its id (from `admin token list`).
+    Revoke {
+        /// The token's id.
+        id: String,
     },
 }
 

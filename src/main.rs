@@ -10,6 +10,7 @@ mod logging;
 mod mail_dns;
 mod manage;
 mod output;
+mod reload;
 mod serve;
 mod tls;
 

@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::{bail, Context};
 use postern_store::Store;
 
-use crate::cli::{AdminCmd, AliasCmd, DnsCmd, DomainCmd, QueueCmd, UserCmd};
+use crate::cli::{AdminCmd, AliasCmd, DnsCmd, DomainCmd, QueueCmd, TokenCmd, UserCmd};
 use crate::output::outln;
 
 /// Runs `postern domain ...`.
@@ -61,6 +61,20 @@ pub async fn user(store: &Store, cmd: UserCmd) -> anyhow::Result<()> {
         UserCmd::Remove { address } => {
             store.remove_user(&address).await?;
             outln!("removed user {address}");
+        }
+        UserCmd::Quota { address, size } => {
+            store
+                .set_quota(&address, postern_store::parse_quota(&size)?)
+                .await?;
+            outln!("quota of {address} set to {size}");
+        }
+        UserCmd::Disable { address } => {
+            store.set_disabled(&address, true).await?;
+            outln!("disabled user {address}");
+        }
+        UserCmd::Enable { address } => {
+            store.set_disabled(&address, false).await?;
+            outln!("enabled user {address}");
         }
     }
     Ok(())
@@ -150,7 +164,46 @@ pub async fn admin(store: &Store, cmd: AdminCmd) -> anyhow::Result<()> {
                 outln!("{}", a.username);
             }
         }
-        AdminCmd::Token { name, label } => {
+        AdminCmd::Passwd { name } => {
+            let password = read_password()?;
+            store.set_admin_password(&name, &password).await?;
+            outln!("password of administrator {name} changed");
+        }
+        AdminCmd::Remove { name } => {
+            store.remove_admin(&name).await?;
+            outln!("removed administrator {name}");
+        }
+        AdminCmd::Token { cmd, name, label } => match (cmd, name) {
+            (Some(cmd), _) => token(store, cmd).await?,
+            (None, Some(name)) => {
+                let cmd = TokenCmd::Add {
+                    name,
+                    label,
+                    scope: "admin".to_owned(),
+                    expires: None,
+                };
+                token(store, cmd).await?;
+            }
+            (None, None) => bail!("name an administrator, or use `admin token add|list|revoke`"),
+        },
+    }
+    Ok(())
+}
+
+/// Runs `postern admin token ...`.
+async fn token(store: &Store, cmd: TokenCmd) -> anyhow::Result<()> {
+    match cmd {
+        TokenCmd::Add {
+            name,
+            label,
+            scope,
+            expires,
+        } => {
+            let scope: postern_store::TokenScope = scope.parse()?;
+            let lifetime = expires
+                .as_deref()
+                .map(postern_store::parse_lifetime)
+                .transpose()?;
             let Some(admin) = store
                 .list_admins()
                 .await?
@@ -160,9 +213,28 @@ pub async fn admin(store: &Store, cmd: AdminCmd) -> anyhow::Result<()> {
                 bail!("no administrator named {name:?}");
             };
             let token = store
-                .create_session(admin.id, postern_store::SessionKind::ApiToken, &label, 0)
+                .create_token(admin.id, &label, scope, lifetime)
                 .await?;
             outln!("{token}");
+        }
+        TokenCmd::List => {
+            let time = |t: Option<i64>, none: &str| t.map_or(none.to_owned(), rfc3339);
+            for t in store.list_tokens().await? {
+                outln!(
+                    "{}\t{}\t{}\tcreated {}\tused {}\texpires {}\t{}",
+                    t.id,
+                    t.admin,
+                    t.scope,
+                    rfc3339(t.created_at),
+                    time(t.last_used_at, "never"),
+                    time(t.expires_at, "never"),
+                    t.label
+                );
+            }
+        }
+        TokenCmd::Revoke { id } => {
+            store.revoke_token(&id).await?;
+            outln!("revoked token {id}");
         }
     }
     Ok(())

@@ -12,10 +12,11 @@ use anyhow::Context;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Loaded};
+use crate::config::Loaded;
 use crate::dns_service::DnsService;
 use crate::events::RecentEvents;
 use crate::logging::LogHandle;
+use crate::reload::Running;
 use crate::tls::Certificates;
 
 /// How long sessions may take to finish after SIGTERM before the process exits anyway.
@@ -102,6 +103,7 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
         tasks.spawn(admin.wait());
     }
 
+    let mut imap_settings = None;
     let imap_plain = loaded.config.listeners.imap.get_ref().clone();
     let imap_tls = loaded.config.listeners.imaps.get_ref().clone();
     if !imap_plain.is_empty() || !imap_tls.is_empty() {
@@ -125,9 +127,11 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
         if !imap.tls_addrs().is_empty() {
             bound.insert("imaps", imap.tls_addrs().to_vec());
         }
+        imap_settings = Some(imap.settings());
         tasks.spawn(imap.wait());
     }
 
+    let mut smtp_limits = None;
     let listeners = &loaded.config.listeners;
     let smtp_addrs = postern_smtp::SmtpAddrs {
         mx: listeners.smtp.get_ref(),
@@ -157,6 +161,7 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
                 bound.insert(kind.name(), smtp.local_addrs(kind).to_vec());
             }
         }
+        smtp_limits = Some(smtp.limits());
         tasks.spawn(smtp.wait());
     }
     // The outbound queue worker runs on every node: queue entries may come from any of them.
@@ -202,6 +207,13 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
     write_listeners(&data_dir, &bound)?;
     tracing::info!(config = %loaded.path.display(), listeners = ?bound, "postern started");
 
+    let running = Running {
+        log,
+        certs,
+        dns,
+        smtp: smtp_limits,
+        imap: imap_settings,
+    };
     let mut current = loaded;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -210,7 +222,7 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => match reload(&current.path, &log, &certs, dns.as_ref()).await {
+            _ = hup.recv() => match running.reload(&current).await {
                 Ok(next) => {
                     current = next;
                     tracing::info!(config = %current.path.display(), "configuration reloaded");
@@ -249,28 +261,6 @@ fn descriptor_budget(loaded: &Loaded) -> postern_net::NetConfig {
     net.descriptor_share = Some(postern_net::descriptor_share(limit, listeners.max(1)));
     tracing::debug!(limit, listeners, share = ?net.descriptor_share, "descriptor budget");
     net
-}
-
-/// Re-reads the configuration and applies what can change at run time: DNS views and zones
-/// first (the likeliest to be refused, and swapped atomically), then certificates, then the log
-/// filter. A configuration that does not parse, or zones that do not load, change nothing.
-async fn reload(
-    path: &Path,
-    log: &LogHandle,
-    certs: &Certificates,
-    dns: Option<&DnsService>,
-) -> anyhow::Result<Loaded> {
-    let next = config::load(path)?;
-    if let Some(dns) = dns {
-        dns.reload(&next).await?;
-    }
-    certs.reload(
-        next.config.tls.as_ref(),
-        &next.config.data_dir,
-        &next.config.hostname,
-    )?;
-    log.set_filter(next.config.log_level.get_ref())?;
-    Ok(next)
 }
 
 /// Writes `listeners.json` atomically (temp file + rename), so readers never see half a file.

@@ -106,6 +106,17 @@ async fn admin_ui_in_chromium() {
             remote: Default::default()
         }
     );
+    // The token made on the dashboard was revoked there, after a confirmation.
+    let token = seen["browserToken"].as_str().expect("token shown once");
+    assert_eq!(token.len(), 64, "{seen}");
+    assert!(store.session(token).await.unwrap().is_none(), "revoked");
+    assert!(
+        seen["revokeDialog"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Revoke the API token \"browser-metrics\""),
+        "{seen}"
+    );
     store.close().await;
 
     // The record added in the UI is served in the internal view only, at once.

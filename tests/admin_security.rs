@@ -8,7 +8,95 @@ use common::http::{agent, csrf_of, login_form, send, urlencode, Api};
 use common::{Db, Instance};
 use serde_json::json;
 
-both_backends!(security_headers_and_login_csrf, odd_local_parts_through_api);
+both_backends!(
+    security_headers_and_login_csrf,
+    odd_local_parts_through_api,
+    health_and_readiness_probes
+);
+
+/// `GET url` without credentials: status, `Cache-Control`, `Content-Type` and body.
+fn probe(url: &str) -> (u16, String, String, String) {
+    let resp = agent().get(url).call().expect("probe request");
+    let header = |n: &str| {
+        resp.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (cache, kind) = (header("cache-control"), header("content-type"));
+    let status = resp.status().as_u16();
+    let body = resp.into_body().read_to_string().unwrap_or_default();
+    (status, cache, kind, body)
+}
+
+/// Runs one SQL statement as the test role on the PostgreSQL server of `DATABASE_URL`.
+fn psql(sql: &str) {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let out = std::process::Command::new("psql")
+        .args([base.as_str(), "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `/healthz` and `/readyz` answer without credentials, in plain text, never cached; on
+/// PostgreSQL, `/readyz` turns 503 while the database refuses connections and 200 again after,
+/// while `/healthz` stays 200 (issue 13 item 12).
+async fn health_and_readiness_probes(db: Db) {
+    let inst = Instance::new(db, &["admin", "smtp"], "").await;
+    let server = inst.start();
+    let base = format!("http://{}", server.addr("admin"));
+    for (path, body) in [("/healthz", "ok\n"), ("/readyz", "ready\n")] {
+        let (status, cache, kind, text) = probe(&format!("{base}{path}"));
+        assert_eq!((status, text.as_str()), (200, body), "{path}");
+        assert_eq!(cache, "no-store", "{path}");
+        assert!(kind.starts_with("text/plain"), "{path}: {kind}");
+    }
+    if db == Db::Postgres {
+        let name = inst
+            .db
+            .url
+            .rsplit('/')
+            .next()
+            .expect("database name")
+            .to_owned();
+        psql(&format!(
+            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"
+        ));
+        psql(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let (status, _, _, text) = probe(&format!("{base}/readyz"));
+            if status == 503 {
+                assert_eq!(text, "store unreachable\n");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "readyz stayed {status}"
+            );
+        }
+        assert_eq!(probe(&format!("{base}/healthz")).0, 200);
+        psql(&format!(
+            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"
+        ));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while probe(&format!("{base}/readyz")).0 != 200 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "readyz never recovered"
+            );
+        }
+    }
+    assert!(server.stop().success());
+}
 
 /// Security headers (CSP, framing, sniffing, referrer, caching, no HSTS over plain HTTP), the
 /// refusal of cross-site login POSTs on both login forms, and the case-insensitive bearer scheme.

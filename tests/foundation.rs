@@ -8,7 +8,8 @@ use common::{Db, Instance, POSTERN};
 both_backends!(
     serve_starts_and_stops_cleanly,
     management_cli,
-    sighup_reloads_or_keeps_config
+    sighup_reloads_or_keeps_config,
+    sighup_applies_limits_and_names_restart_keys
 );
 
 async fn serve_starts_and_stops_cleanly(db: Db) {
@@ -131,6 +132,93 @@ async fn sighup_reloads_or_keeps_config(db: Db) {
     .unwrap();
     server.signal(libc::SIGHUP);
     server.wait_for_log("configuration reloaded");
+    assert!(server.stop().success());
+}
+
+/// The EHLO reply of the SMTP listener at `addr`, read until its last line.
+fn ehlo(addr: std::net::SocketAddr) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let stream = std::net::TcpStream::connect(addr).expect("connect smtp");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut read_reply = || {
+        let mut reply = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("read reply");
+            assert!(!line.is_empty(), "connection closed after {reply:?}");
+            reply.push_str(&line);
+            if line.as_bytes().get(3) == Some(&b' ') {
+                return reply;
+            }
+        }
+    };
+    read_reply();
+    (&stream)
+        .write_all(b"EHLO client.test\r\n")
+        .expect("send EHLO");
+    let reply = read_reply();
+    let _ = (&stream).write_all(b"QUIT\r\n");
+    reply
+}
+
+/// The IMAP greeting (it carries the capabilities) of the listener at `addr`.
+fn imap_greeting(addr: std::net::SocketAddr) -> String {
+    use std::io::{BufRead, BufReader};
+    let stream = std::net::TcpStream::connect(addr).expect("connect imap");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .expect("read greeting");
+    line
+}
+
+/// SIGHUP applies a changed SMTP limit and IMAP setting to new sessions (the SIZE advertised in
+/// EHLO changes, LOGINDISABLED goes from the IMAP capabilities) and names a changed listener,
+/// which only a restart can apply, instead of ignoring it (issue 13 bug 4).
+async fn sighup_applies_limits_and_names_restart_keys(db: Db) {
+    let inst = Instance::new(
+        db,
+        &["smtp", "imap", "admin"],
+        "[smtp]\nmax_message_size = 100000\n[imap]\nlogin_disabled_without_tls = true\n",
+    )
+    .await;
+    let server = inst.start();
+    assert!(ehlo(server.addr("smtp")).contains("SIZE 100000"));
+    assert!(imap_greeting(server.addr("imap")).contains("LOGINDISABLED"));
+    let good = std::fs::read_to_string(&inst.config).unwrap();
+    let changed = good
+        .replace("max_message_size = 100000", "max_message_size = 123456")
+        .replace(
+            "login_disabled_without_tls = true",
+            "login_disabled_without_tls = false",
+        )
+        .replace(
+            "admin = [\"127.0.0.1:0\"]",
+            "admin = [\"127.0.0.1:0\", \"[::1]:0\"]",
+        );
+    assert_ne!(changed, good);
+    std::fs::write(&inst.config, changed).unwrap();
+    server.signal(libc::SIGHUP);
+    server.wait_for_log("configuration reloaded");
+    let log = server.log();
+    assert!(
+        log.contains("listeners.admin changed: restart to apply"),
+        "{log}"
+    );
+    assert!(!log.contains("smtp.max_message_size changed"), "{log}");
+    let reply = ehlo(server.addr("smtp"));
+    assert!(reply.contains("SIZE 123456"), "{reply}\n{log}");
+    let greeting = imap_greeting(server.addr("imap"));
+    assert!(
+        !greeting.contains("LOGINDISABLED") && greeting.contains("AUTH=PLAIN"),
+        "{greeting}"
+    );
     assert!(server.stop().success());
 }
 

@@ -42,12 +42,13 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/api/v1/queue/{id}/retry", post(retry_queue))
         .route("/api/v1/queue/{id}", delete(remove_queue))
         .route("/metrics", get(metrics))
+        .merge(crate::api_tokens::router())
 }
 
-type ApiResult = Result<Response, Response>;
+pub(crate) type ApiResult = Result<Response, Response>;
 
 /// Maps a store error to its HTTP status; internal errors are logged, not shown.
-fn store_error(field: &str) -> impl FnOnce(StoreError) -> Response + '_ {
+pub(crate) fn store_error(field: &str) -> impl FnOnce(StoreError) -> Response + '_ {
     move |e| match &e {
         StoreError::Invalid { what, .. } => {
             error(StatusCode::BAD_REQUEST, Some(what), e.to_string())
@@ -70,11 +71,11 @@ fn ok(v: Value) -> ApiResult {
     Ok(Json(v).into_response())
 }
 
-fn created(v: Value) -> ApiResult {
+pub(crate) fn created(v: Value) -> ApiResult {
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
-fn no_content() -> ApiResult {
+pub(crate) fn no_content() -> ApiResult {
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use axum::http::Method;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use postern_store::{AdminSession, LoginOutcome, SessionKind, UserSession};
+use postern_store::{AdminSession, LoginOutcome, SessionKind, TokenScope, UserSession};
 use subtle::ConstantTimeEq;
 
 use crate::state::Shared;
@@ -79,8 +80,21 @@ impl FromRequestParts<Shared> for AdminPage {
     }
 }
 
-/// An API caller with a valid bearer token (`Authorization: Bearer ...`); others get 401.
-pub(crate) struct ApiAdmin;
+/// An API caller with a valid bearer token (`Authorization: Bearer ...`) whose scope allows the
+/// request: others get 401 (no, unknown, revoked or expired token) or 403 (a `metrics` token
+/// anywhere but `/metrics`, a `read` token on anything but GET and HEAD).
+pub(crate) struct ApiAdmin(pub AdminSession);
+
+/// Whether a token of `scope` may make a `method` request to `path`.
+fn scope_allows(scope: TokenScope, method: &Method, path: &str) -> bool {
+    match scope {
+        TokenScope::Admin => true,
+        TokenScope::Read => method == Method::GET || method == Method::HEAD,
+        TokenScope::Metrics => {
+            path == "/metrics" && (method == Method::GET || method == Method::HEAD)
+        }
+    }
+}
 
 impl FromRequestParts<Shared> for ApiAdmin {
     type Rejection = Response;
@@ -106,11 +120,30 @@ impl FromRequestParts<Shared> for ApiAdmin {
         let Some(token) = token else {
             return Err(unauthorized());
         };
-        match state.services.store.session(token).await {
-            Ok(Some(s)) if s.kind == SessionKind::ApiToken => Ok(ApiAdmin),
-            Ok(_) => Err(unauthorized()),
-            Err(e) => Err(internal(e)),
+        let session = match state.services.store.session(token).await {
+            Ok(Some(s)) if s.kind == SessionKind::ApiToken => s,
+            Ok(_) => return Err(unauthorized()),
+            Err(e) => return Err(internal(e)),
+        };
+        if !scope_allows(session.scope, &parts.method, parts.uri.path()) {
+            let body = axum::Json(serde_json::json!({
+                "error": format!("a {} token may not make this request", session.scope)
+            }));
+            return Err((StatusCode::FORBIDDEN, body).into_response());
         }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if session
+            .last_used_at
+            .is_none_or(|t| t <= now - postern_store::TOUCH_INTERVAL)
+        {
+            // Bookkeeping only: a failure to record the use must not refuse the request.
+            if let Err(e) = state.services.store.touch_token(token).await {
+                tracing::warn!(error = %e, "could not record an API token's use");
+            }
+        }
+        Ok(ApiAdmin(session))
     }
 }
 
@@ -217,7 +250,35 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::bearer_token;
+    use super::{bearer_token, scope_allows};
+    use axum::http::Method;
+    use postern_store::TokenScope;
+
+    #[test]
+    fn scopes_limit_methods_and_paths() {
+        use TokenScope::*;
+        for (scope, method, path, ok) in [
+            (Admin, Method::POST, "/api/v1/domains", true),
+            (Read, Method::GET, "/api/v1/domains", true),
+            (Read, Method::GET, "/metrics", true),
+            (Read, Method::POST, "/api/v1/domains", false),
+            (
+                Read,
+                Method::DELETE,
+                "/api/v1/tokens/0123456789abcdef",
+                false,
+            ),
+            (Metrics, Method::GET, "/metrics", true),
+            (Metrics, Method::GET, "/api/v1/domains", false),
+            (Metrics, Method::POST, "/metrics", false),
+        ] {
+            assert_eq!(
+                scope_allows(scope, &method, path),
+                ok,
+                "{scope} {method} {path}"
+            );
+        }
+    }
 
     #[test]
     fn bearer_scheme_is_case_insensitive() {

@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 mod api;
+mod api_tokens;
 mod auth;
 mod autoconfig;
 mod config;
@@ -18,6 +19,7 @@ mod error;
 mod headers;
 mod json;
 mod pages;
+mod probes;
 mod server;
 mod state;
 

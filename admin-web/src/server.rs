@@ -54,6 +54,7 @@ impl AdminServer {
         let router = crate::pages::router()
             .merge(crate::api::router())
             .merge(crate::autoconfig::router())
+            .merge(crate::probes::router())
             .layer(crate::headers::layer(state.https))
             .with_state(state);
         let edge = Edge::new(shutdown);

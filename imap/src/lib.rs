@@ -21,5 +21,5 @@ mod stream;
 
 pub use config::ImapConfig;
 pub use error::ImapError;
-pub use server::ImapServer;
+pub use server::{ImapServer, ImapSettings};
 pub use session::{Next, Reply, Session};

@@ -25,6 +25,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use arc_swap::ArcSwap;
+
 use crate::config::ImapConfig;
 use crate::error::ImapError;
 use crate::list_extended;
@@ -58,12 +60,34 @@ pub struct ImapServer {
     plain: Vec<SocketAddr>,
     tls: Vec<SocketAddr>,
     edge: Edge,
+    settings: ImapSettings,
+}
+
+/// A handle on the running server's per-connection settings, for configuration reloads.
+#[derive(Clone)]
+pub struct ImapSettings(Arc<ArcSwap<ImapConfig>>);
+
+impl ImapSettings {
+    /// The `[imap]` keys [`ImapSettings::apply`] takes over; `max_connections` and
+    /// `literal_memory_budget` are sized at start and need a restart.
+    pub const KEYS: [&'static str; 4] = [
+        "max_message_size",
+        "login_disabled_without_tls",
+        "idle_timeout_secs",
+        "inactivity_timeout_secs",
+    ];
+
+    /// Takes `config` for every connection that starts from now on; the literal memory budget
+    /// stays the one sized at start (a literal never takes more than all of it).
+    pub fn apply(&self, config: &ImapConfig) {
+        self.0.store(Arc::new(config.clone()));
+    }
 }
 
 /// What every connection shares.
 struct Shared {
     store: Store,
-    config: Arc<ImapConfig>,
+    config: Arc<ArcSwap<ImapConfig>>,
     acceptor: TlsAcceptor,
     handshake: Duration,
     preauth_idle: Duration,
@@ -98,7 +122,7 @@ impl ImapServer {
         .min(Semaphore::MAX_PERMITS as u32);
         let shared = Arc::new(Shared {
             store,
-            config: Arc::new(config),
+            config: Arc::new(ArcSwap::from_pointee(config)),
             acceptor: acceptor.clone(),
             handshake: net.tls_handshake_timeout(),
             preauth_idle: net.preauth_idle_timeout(),
@@ -111,6 +135,7 @@ impl ImapServer {
             plain: Vec::new(),
             tls: Vec::new(),
             edge: edge.clone(),
+            settings: ImapSettings(shared.config.clone()),
         };
         for (addrs, implicit) in [(plain, false), (implicit_tls, true)] {
             let service = if implicit { "imaps" } else { "imap" };
@@ -146,6 +171,11 @@ impl ImapServer {
             }
         }
         Ok(server)
+    }
+
+    /// The handle that changes the settings of new connections at run time.
+    pub fn settings(&self) -> ImapSettings {
+        self.settings.clone()
     }
 
     /// Bound addresses of the STARTTLS listeners.
@@ -192,7 +222,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
         peer,
         ..
     } = conn;
-    let config = shared.config.clone();
+    let config = shared.config.load_full();
     let mut session = Session::new(
         shared.store.clone(),
         config.clone(),

@@ -22,5 +22,5 @@ pub use config::SmtpConfig;
 pub use error::SmtpError;
 pub use queue::QueueWorker;
 pub use reply::Reply;
-pub use server::{SmtpAddrs, SmtpServer};
+pub use server::{SmtpAddrs, SmtpLimits, SmtpServer};
 pub use session::Listener;

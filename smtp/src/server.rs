@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use mail_auth::MessageAuthenticator;
 use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig};
 use postern_store::Store;
@@ -27,7 +28,9 @@ const READ_BUFFER: usize = 16 * 1024;
 
 struct Shared {
     backend: Backend,
-    session: Arc<SessionConfig>,
+    /// The session limits; SIGHUP replaces them through [`SmtpLimits`], new sessions see the
+    /// new value, running ones keep theirs.
+    session: Arc<ArcSwap<SessionConfig>>,
     tls: TlsAcceptor,
     idle: Duration,
     preauth_idle: Duration,
@@ -52,6 +55,47 @@ pub struct SmtpServer {
     submission: Vec<SocketAddr>,
     submissions: Vec<SocketAddr>,
     edge: Edge,
+    limits: SmtpLimits,
+}
+
+/// A handle on the running server's per-session limits (`max_message_size`, `max_recipients`,
+/// `max_line_length`, `max_errors`, `require_tls_for_auth`), for configuration reloads.
+#[derive(Clone)]
+pub struct SmtpLimits {
+    hostname: String,
+    current: Arc<ArcSwap<SessionConfig>>,
+}
+
+impl SmtpLimits {
+    /// The `[smtp]` keys [`SmtpLimits::apply`] takes over; every other key needs a restart.
+    pub const KEYS: [&'static str; 5] = [
+        "max_message_size",
+        "max_recipients",
+        "max_line_length",
+        "max_errors",
+        "require_tls_for_auth",
+    ];
+
+    /// Takes the limits of `config` for every session that starts from now on.
+    pub fn apply(&self, config: &SmtpConfig) {
+        self.current
+            .store(Arc::new(session_config(&self.hostname, config)));
+    }
+}
+
+/// The session limits `config` asks for, clamped to what the protocol allows.
+fn session_config(hostname: &str, config: &SmtpConfig) -> SessionConfig {
+    SessionConfig {
+        hostname: hostname.to_owned(),
+        max_message_size: config.max_message_size,
+        max_recipients: config.max_recipients.max(1),
+        max_line_length: config
+            .max_line_length
+            .clamp(512, smtp_proto::request::receiver::MAX_LINE_LENGTH),
+        max_errors: config.max_errors.max(1),
+        max_auth_failures: 3,
+        require_tls_for_auth: config.require_tls_for_auth,
+    }
 }
 
 impl SmtpServer {
@@ -67,17 +111,11 @@ impl SmtpServer {
         addrs: SmtpAddrs<'_>,
         shutdown: CancellationToken,
     ) -> Result<SmtpServer, SmtpError> {
-        let session = Arc::new(SessionConfig {
+        let session = Arc::new(ArcSwap::from_pointee(session_config(&hostname, &config)));
+        let limits = SmtpLimits {
             hostname: hostname.clone(),
-            max_message_size: config.max_message_size,
-            max_recipients: config.max_recipients.max(1),
-            max_line_length: config
-                .max_line_length
-                .clamp(512, smtp_proto::request::receiver::MAX_LINE_LENGTH),
-            max_errors: config.max_errors.max(1),
-            max_auth_failures: 3,
-            require_tls_for_auth: config.require_tls_for_auth,
-        });
+            current: session.clone(),
+        };
         let authenticator = MessageAuthenticator(crate::outbound::resolver(&config)?);
         let max_connections = config.max_connections.max(1);
         let acceptor = TlsAcceptor::from(tls);
@@ -147,6 +185,7 @@ impl SmtpServer {
             submission,
             submissions,
             edge,
+            limits,
         })
     }
 
@@ -157,6 +196,11 @@ impl SmtpServer {
             Listener::Submission => &self.submission,
             Listener::Submissions => &self.submissions,
         }
+    }
+
+    /// The handle that changes the limits of new sessions at run time.
+    pub fn limits(&self) -> SmtpLimits {
+        self.limits.clone()
     }
 
     /// Completes when every listener has stopped and every session has ended after shutdown.
@@ -181,7 +225,7 @@ async fn connection(
         mut stream, peer, ..
     } = conn;
     let deadline = Instant::now() + shared.total;
-    let mut session = Session::new(shared.session.clone(), kind, peer, stream.is_tls());
+    let mut session = Session::new(shared.session.load_full(), kind, peer, stream.is_tls());
     if let Outcome::StartTls =
         drive(&mut stream, &mut session, shared, peer, deadline, shutdown).await?
     {
@@ -216,7 +260,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
                 let read = tokio::select! {
                     _ = shutdown.cancelled() => {
-                        session.shutdown(Reply::new(421, (4, 3, 2), format!("{} Service shutting down", shared.session.hostname)));
+                        session.shutdown(Reply::new(421, (4, 3, 2), format!("{} Service shutting down", shared.backend.hostname)));
                         flush(stream, session, shared.idle).await?;
                         return Ok(Outcome::Closed);
                     }
@@ -230,7 +274,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                         session.shutdown(Reply::new(
                             421,
                             (4, 4, 2),
-                            format!("{} Timeout, closing connection", shared.session.hostname),
+                            format!("{} Timeout, closing connection", shared.backend.hostname),
                         ));
                         flush(stream, session, shared.idle).await?;
                         return Ok(Outcome::Closed);

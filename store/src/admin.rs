@@ -5,6 +5,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::{get, Store};
 use crate::error::{unique_as_exists, Result, StoreError};
+use crate::tokens::TokenScope;
 use crate::{password, unix_now};
 
 /// An administrator.
@@ -43,6 +44,10 @@ pub struct AdminSession {
     pub kind: SessionKind,
     /// The anti-CSRF token forms of this session must carry.
     pub csrf_token: String,
+    /// What it may do: [`TokenScope::Admin`] for every browser session.
+    pub scope: TokenScope,
+    /// For an API token, when it was last used (Unix time), if ever.
+    pub last_used_at: Option<i64>,
 }
 
 /// A live self-service session of a mail user.
@@ -56,11 +61,11 @@ pub struct UserSession {
     pub csrf_token: String,
 }
 
-fn secret_hash(secret: &str) -> String {
+pub(crate) fn secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-fn random_secret() -> String {
+pub(crate) fn random_secret() -> String {
     hex::encode(rand::random::<[u8; 32]>())
 }
 
@@ -115,6 +120,57 @@ impl Store {
             .collect()
     }
 
+    /// Sets an administrator's password and ends their browser sessions (API tokens stay).
+    pub async fn set_admin_password(&self, username: &str, password: &str) -> Result<()> {
+        let hash = password::hash(password).await?;
+        let mut tx = self.write_tx().await?;
+        let row =
+            sqlx::query("UPDATE admins SET password_hash = $1 WHERE username = $2 RETURNING id")
+                .bind(&hash)
+                .bind(username)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("admin {username}")))?;
+        sqlx::query("DELETE FROM admin_sessions WHERE admin_id = $1 AND kind = 'browser'")
+            .bind(get::<i64>(&row, "id")?)
+            .execute(&mut *tx)
+            .await?;
+        self.commit(tx, vec![]).await
+    }
+
+    /// Removes an administrator with their sessions and tokens. The last administrator cannot
+    /// be removed (nobody could log in to the UI any more).
+    pub async fn remove_admin(&self, username: &str) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let count: i64 = get(
+            &sqlx::query("SELECT COUNT(*) AS n FROM admins")
+                .fetch_one(&mut *tx)
+                .await?,
+            "n",
+        )?;
+        let row = sqlx::query("SELECT id FROM admins WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("admin {username}")))?;
+        if count <= 1 {
+            return Err(StoreError::invalid(
+                "admin name",
+                "the last administrator cannot be removed",
+            ));
+        }
+        let id: i64 = get(&row, "id")?;
+        sqlx::query("DELETE FROM admin_sessions WHERE admin_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM admins WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        self.commit(tx, vec![]).await
+    }
+
     /// Checks an admin password without the login limiter or metrics: only for tests (feature
     /// `testing`). The admin UI uses [`Store::login_admin`].
     #[cfg(feature = "testing")]
@@ -144,7 +200,8 @@ impl Store {
     }
 
     /// Creates a session and returns its secret (shown once; only its hash is kept). A browser
-    /// session expires after `ttl_secs`; an API token has no expiry (`ttl_secs` ignored).
+    /// session expires after `ttl_secs`; an API token made here has the `admin` scope and no
+    /// expiry (`ttl_secs` ignored; [`Store::create_token`] sets both).
     pub async fn create_session(
         &self,
         admin_id: i64,
@@ -152,9 +209,14 @@ impl Store {
         label: &str,
         ttl_secs: i64,
     ) -> Result<String> {
+        if kind == SessionKind::ApiToken {
+            return self
+                .create_token(admin_id, label, TokenScope::Admin, None)
+                .await;
+        }
         let secret = random_secret();
         let now = unix_now();
-        let expires = (kind == SessionKind::Browser).then_some(now + ttl_secs);
+        let expires = Some(now + ttl_secs);
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO admin_sessions (token_hash, admin_id, kind, label, csrf_token, created_at, expires_at) \
@@ -176,7 +238,7 @@ impl Store {
     /// The live session for `secret`, if any (expired sessions are not returned).
     pub async fn session(&self, secret: &str) -> Result<Option<AdminSession>> {
         let row = sqlx::query(
-            "SELECT a.id, a.username, s.kind, s.csrf_token FROM admin_sessions s JOIN admins a ON a.id = s.admin_id \
+            "SELECT a.id, a.username, s.kind, s.csrf_token, s.scope, s.last_used_at FROM admin_sessions s JOIN admins a ON a.id = s.admin_id \
              WHERE s.token_hash = $1 AND (s.expires_at IS NULL OR s.expires_at > $2)",
         )
         .bind(secret_hash(secret))
@@ -195,15 +257,18 @@ impl Store {
                     SessionKind::Browser
                 },
                 csrf_token: get(&r, "csrf_token")?,
+                scope: get::<String>(&r, "scope")?.parse()?,
+                last_used_at: get(&r, "last_used_at")?,
             })
         })
         .transpose()
     }
 
-    /// Ends a session (logout) or revokes a token; also drops every expired session.
+    /// Ends a session (logout) or revokes a token; also drops every expired browser session
+    /// (expired API tokens stay listed until revoked).
     pub async fn delete_session(&self, secret: &str) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("DELETE FROM admin_sessions WHERE token_hash = $1 OR (expires_at IS NOT NULL AND expires_at <= $2)")
+        sqlx::query("DELETE FROM admin_sessions WHERE token_hash = $1 OR (kind = 'browser' AND expires_at <= $2)")
             .bind(secret_hash(secret))
             .bind(unix_now())
             .execute(&mut *tx)

@@ -119,6 +119,12 @@ impl Store {
         self.backend
     }
 
+    /// Whether the database answers a trivial query (`SELECT 1`), for readiness probes.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await;

@@ -27,6 +27,7 @@ mod spool;
 mod subscriptions;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tokens;
 mod users;
 
 pub use address::{normalize_address, normalize_domain, Address};
@@ -46,6 +47,7 @@ pub use messages::{FlagOp, Flags, MessageDetails, MessageMeta};
 pub use parsed::{BodyPart, Content, Envelope, EnvelopeAddress, ParsedMessage, SearchFields};
 pub use queue::QueueEntry;
 pub use spool::Spool;
+pub use tokens::{parse_lifetime, token_id, ApiToken, TokenScope, TOUCH_INTERVAL};
 pub use users::{parse_quota, User};
 
 /// Current time as Unix seconds, the unit of every timestamp column.

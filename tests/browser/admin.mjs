@@ -1,7 +1,8 @@
 // Drives the admin UI in headless Debian chromium: log in, create a domain, a user, an alias and
 // (with --dns-view) a DNS record, try a <script> in a form, and save a screenshot of each page.
 // Users whose local parts hold %, #, / and ? are created, and Disable/Delete are clicked on their
-// rows: only that row's user may change (the caller checks the store).
+// rows: only that row's user may change (the caller checks the store). An API token is created
+// and revoked on the dashboard (the caller checks the token no longer works).
 // Usage: node admin.mjs BASE_URL ADMIN_PASSWORD SCREENSHOT_DIR [--dns-view VIEW]
 // Prints one JSON object with what it saw; exits non-zero on any failed expectation.
 import { chromium } from "playwright-core";
@@ -22,7 +23,16 @@ function expect(cond, what) {
 }
 try {
   const page = await browser.newPage();
-  page.on("dialog", (d) => d.accept());
+  // Confirmations are accepted, except when a test sets dismissNext to click "Cancel" once.
+  let dismissNext = false;
+  page.on("dialog", (d) => {
+    seen.lastDialog = d.message();
+    if (dismissNext) {
+      dismissNext = false;
+      return d.dismiss();
+    }
+    return d.accept();
+  });
   const shot = (name) => page.screenshot({ path: `${outDir}/${name}.png`, fullPage: true });
 
   await page.goto(`${base}/`);
@@ -128,6 +138,26 @@ try {
   await shot("queue");
   await page.goto(`${base}/`);
   await shot("dashboard-after");
+
+  // API tokens: create a metrics-only token with an expiry, then revoke it, once cancelling the
+  // confirmation (nothing happens) and once confirming it.
+  await page.fill("#f-label", "browser-metrics");
+  await page.selectOption("#f-scope", "metrics");
+  await page.fill("#f-expires", "30d");
+  await page.click("form.card button:has-text('Create API token')");
+  seen.browserToken = (await page.textContent("#new-token")).trim();
+  const tokenRow = "#tokens tr:has-text('browser-metrics')";
+  await page.waitForSelector(tokenRow);
+  seen.tokenRow = await page.$$eval(`${tokenRow} td`, (tds) => tds.map((td) => td.textContent.trim()));
+  expect(seen.tokenRow[1] === "metrics" && /^in (29|30) d$/.test(seen.tokenRow[5]),
+         `token row shows scope and expiry: ${seen.tokenRow}`);
+  expect(!(await page.textContent("#tokens")).includes(seen.browserToken), "secrets are not listed");
+  dismissNext = true;
+  await page.click(`${tokenRow} button:has-text("Revoke")`);
+  expect(await page.isVisible(tokenRow), "a cancelled revoke keeps the token");
+  seen.revokeDialog = seen.lastDialog;
+  await page.click(`${tokenRow} button:has-text("Revoke")`);
+  await page.waitForSelector(tokenRow, { state: "detached" });
 
   // The mail user's self-service page.
   const user = await browser.newPage();

@@ -31,6 +31,7 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", post(login::logout))
         .route("/tokens", post(dashboard::create_token))
+        .route("/tokens/{id}/revoke", post(dashboard::revoke_token))
         .route("/domains", get(domains::list).post(domains::add))
         .route("/domains/{name}/delete", post(domains::remove))
         .route("/users", get(users::list).post(users::add))
