@@ -11,6 +11,7 @@
 #   BEFORE_BIN=/tmp/postern-before CLIENTS=8 SIZE=41943040 bash bench/imap-append.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/dovecot.sh
 CLIENTS=${CLIENTS:-8}
 SIZE=${SIZE:-41943040}
 DOVECOT_PORT=${DOVECOT_PORT:-10143}
@@ -78,51 +79,11 @@ if [ -n "${BEFORE_BIN:-}" ]; then
 fi
 
 # ---- Dovecot -------------------------------------------------------------------------------------
-if ! command -v dovecot >/dev/null; then
-    echo "installing dovecot-imapd for the benchmark (its service is not started)" >&2
-    created_policy=0
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; created_policy=1
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd >/dev/null
-    [ "$created_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
-fi
+install_dovecot
 d="$work/dovecot"
-mkdir -p "$d/run" "$d/state" "$d/mail"
-chown nobody:nogroup "$d/mail"
+dovecot_config "$d" "$DOVECOT_PORT"
 hash=$(doveadm pw -s ARGON2ID -p password)
 for u in ${users//,/ }; do echo "$u:$hash" >> "$d/passwd"; done
-cat > "$d/dovecot.conf" <<CONF
-protocols = imap
-listen = 127.0.0.1
-base_dir = $d/run
-state_dir = $d/state
-log_path = $d/log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-mail_location = maildir:$d/mail/%u
-first_valid_uid = 1
-passdb {
-  driver = passwd-file
-  args = $d/passwd
-}
-userdb {
-  driver = static
-  args = uid=nobody gid=nogroup home=$d/mail/%u
-}
-service imap-login {
-  inet_listener imap {
-    port = $DOVECOT_PORT
-  }
-  inet_listener imaps {
-    port = 0
-  }
-}
-service anvil {
-  chroot =
-}
-CONF
 dovecot -F -c "$d/dovecot.conf" &
 dovecot_pid=$!
 pids+=("$dovecot_pid")
