@@ -296,7 +296,7 @@ pub async fn ensure_admin(store: &Store) -> anyhow::Result<()> {
     // the dashboard's list of recent events.
     eprintln!(
         "\n  First administrator created: name \"admin\", password \"{password}\"\n  \
-         It is shown only now; change it or add another with `postern admin add`.\n"
+         It is shown only now; change it with `postern admin passwd admin`.\n"
     );
     tracing::warn!(
         "created the first administrator \"admin\"; its password was printed once on stderr"
