@@ -4,8 +4,10 @@
 
 mod common;
 
+use common::store_with_user;
+
 use postern_store::testing::TestDb;
-use postern_store::{Content, FlagOp, Flags, Incoming, Spool, Store, StoreError, BLOB_CHUNK_SIZE};
+use postern_store::{Content, FlagOp, Flags, Incoming, Spool, StoreError, BLOB_CHUNK_SIZE};
 
 both_backends!(
     spooled_message_reads_back_identical,
@@ -49,16 +51,6 @@ async fn spool_of(bytes: &[u8]) -> Spool {
     }
     assert_eq!(spool.len(), bytes.len() as u64);
     spool
-}
-
-async fn store_with_user(db: &TestDb, quota: i64) -> (Store, i64) {
-    let store = db.open().await;
-    store.add_domain("example.test").await.unwrap();
-    let user = store
-        .add_user("alice@example.test", "pw-alice", quota)
-        .await
-        .unwrap();
-    (store, user.id)
 }
 
 async fn spooled_message_reads_back_identical(db: &TestDb) {

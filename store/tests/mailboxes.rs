@@ -2,6 +2,8 @@
 
 mod common;
 
+use common::store_with_user;
+
 use postern_store::testing::TestDb;
 use postern_store::{Store, StoreError, MAX_MAILBOX_DEPTH, MAX_MAILBOX_NAME_BYTES};
 
@@ -11,16 +13,6 @@ both_backends!(
     rename_respects_depth_limit,
     subscriptions_outlive_mailboxes,
 );
-
-async fn store_with_user(db: &TestDb) -> (Store, i64) {
-    let store = db.open().await;
-    store.add_domain("example.test").await.unwrap();
-    let user = store
-        .add_user("alice@example.test", "pw-alice", 0)
-        .await
-        .unwrap();
-    (store, user.id)
-}
 
 async fn names(store: &Store, uid: i64) -> Vec<String> {
     let mut names: Vec<String> = store
@@ -35,7 +27,7 @@ async fn names(store: &Store, uid: i64) -> Vec<String> {
 }
 
 async fn create_path_creates_parents_atomically(db: &TestDb) {
-    let (store, uid) = store_with_user(db).await;
+    let (store, uid) = store_with_user(db, 0).await;
     let before = names(&store, uid).await;
     store.create_mailbox_path(uid, "A/B/C").await.unwrap();
     for n in ["A", "A/B", "A/B/C"] {
@@ -64,7 +56,7 @@ async fn create_path_creates_parents_atomically(db: &TestDb) {
 }
 
 async fn create_path_is_bounded(db: &TestDb) {
-    let (store, uid) = store_with_user(db).await;
+    let (store, uid) = store_with_user(db, 0).await;
     let before = names(&store, uid).await;
     let deepest = vec!["d"; MAX_MAILBOX_DEPTH].join("/");
     store.create_mailbox_path(uid, &deepest).await.unwrap();
@@ -87,7 +79,7 @@ async fn create_path_is_bounded(db: &TestDb) {
 }
 
 async fn rename_respects_depth_limit(db: &TestDb) {
-    let (store, uid) = store_with_user(db).await;
+    let (store, uid) = store_with_user(db, 0).await;
     store.create_mailbox_path(uid, "R/S/T").await.unwrap();
     let deep = vec!["r"; MAX_MAILBOX_DEPTH - 1].join("/");
     // R would fit at depth 32, but R/S/T would not: nothing is renamed.
@@ -96,7 +88,7 @@ async fn rename_respects_depth_limit(db: &TestDb) {
 }
 
 async fn subscriptions_outlive_mailboxes(db: &TestDb) {
-    let (store, uid) = store_with_user(db).await;
+    let (store, uid) = store_with_user(db, 0).await;
     let defaults: Vec<String> = postern_store::DEFAULT_MAILBOXES
         .iter()
         .map(|(n, _)| n.to_string())

@@ -4,10 +4,12 @@ use std::collections::BTreeSet;
 
 mod common;
 
+use common::store_with_user;
+
 use postern_store::testing::TestDb;
 use postern_store::{
     Change, DeliveryOutcome, DnsJournal, DnsRrset, FlagOp, Flags, Incoming, MailboxEvent,
-    Resolution, SessionKind, Store, StoreError,
+    Resolution, SessionKind, StoreError,
 };
 
 both_backends!(
@@ -34,16 +36,6 @@ both_backends!(
     rename_delete_subscribe,
     recent_is_claimed_once,
 );
-
-async fn store_with_user(db: &TestDb) -> (Store, i64) {
-    let store = db.open().await;
-    store.add_domain("example.test").await.unwrap();
-    let user = store
-        .add_user("alice@example.test", "pw-alice", 0)
-        .await
-        .unwrap();
-    (store, user.id)
-}
 
 fn incoming<'a>(raw: &'a [u8], local: &'a [i64], remote: &'a [String]) -> Incoming<'a> {
     Incoming {
@@ -91,7 +83,7 @@ async fn domains_crud_and_uniqueness(db: &TestDb) {
 }
 
 async fn users_and_authentication(db: &TestDb) {
-    let (store, _) = store_with_user(db).await;
+    let (store, _) = store_with_user(db, 0).await;
     assert!(matches!(
         store.add_user("ALICE@example.test", "x", 0).await,
         Err(StoreError::Exists(_))
@@ -189,7 +181,7 @@ async fn users_and_authentication(db: &TestDb) {
 }
 
 async fn default_mailboxes_and_creation(db: &TestDb) {
-    let (store, uid) = store_with_user(db).await;
+    let (store, uid) = store_with_user(db, 0).await;
     let boxes = store.list_mailboxes(uid).await.unwrap();
     let mut got: Vec<_> = boxes
         .iter()
@@ -235,7 +227,7 @@ async fn default_mailboxes_and_creation(db: &TestDb) {
 }
 
 async fn recipient_resolution(db: &TestDb) {
-    let (store, alice) = store_with_user(db).await;
+    let (store, alice) = store_with_user(db, 0).await;
     let bob = store
         .add_user("bob@example.test", "pw", 0)
         .await
@@ -394,7 +386,7 @@ async fn recipient_resolution(db: &TestDb) {
 }
 
 async fn accept_delivers_and_queues_in_one_transaction(db: &TestDb) {
-    let (store, alice) = store_with_user(db).await;
+    let (store, alice) = store_with_user(db, 0).await;
     let raw = b"From: a@remote.test\r\nSubject: hi\r\n\r\nbody\r\n";
     let remote = vec!["x@remote.test".to_owned(), "y@remote.test".to_owned()];
     let acc = store
@@ -447,7 +439,7 @@ async fn accept_delivers_and_queues_in_one_transaction(db: &TestDb) {
 }
 
 async fn blobs_are_shared_and_freed(db: &TestDb) {
-    let (store, alice) = store_with_user(db).await;
+    let (store, alice) = store_with_user(db, 0).await;
     let bob = store
         .add_user("bob@example.test", "pw", 0)
         .await
@@ -487,7 +479,7 @@ async fn blobs_are_shared_and_freed(db: &TestDb) {
 }
 
 async fn quota_is_enforced(db: &TestDb) {
-    let (store, alice) = store_with_user(db).await;
+    let (store, alice) = store_with_user(db, 0).await;
     let bob = store
         .add_user("bob@example.test", "pw", 0)
         .await
@@ -545,7 +537,7 @@ async fn quota_is_enforced(db: &TestDb) {
 }
 
 async fn flags_and_modseq(db: &TestDb) {
-    let (store, alice) = store_with_user(db).await;
+    let (store, alice) = store_with_user(db, 0).await;
     let inbox = store.mailbox(alice, "INBOX").await.unwrap().unwrap();
     let kw = Flags {
         system: Flags::SEEN,
@@ -616,7 +608,7 @@ async fn flags_and_modseq(db: &TestDb) {
 }
 
 async fn expunge_only_deleted(db: &TestDb) {
-    let (store, alice) = store_with_user(db).await;
+    let (store, alice) = store_with_user(db, 0).await;
     let inbox = store.mailbox(alice, "INBOX").await.unwrap().unwrap();
     for i in 0..4u8 {
         store
@@ -659,7 +651,7 @@ async fn expunge_only_deleted(db: &TestDb) {
 }
 
 async fn concurrent_uid_allocation_never_repeats(db: &TestDb) {
-    let (store, alice) = store_with_user(db).await;
+    let (store, alice) = store_with_user(db, 0).await;
     let inbox = store.mailbox(alice, "INBOX").await.unwrap().unwrap();
     let mut tasks = Vec::new();
     for i in 0..40u32 {
@@ -709,7 +701,7 @@ async fn concurrent_uid_allocation_never_repeats(db: &TestDb) {
 }
 
 async fn changes_are_published(db: &TestDb) {
-    let (store, alice) = store_with_user(db).await;
+    let (store, alice) = store_with_user(db, 0).await;
     // A second handle stands for a second Postern node on PostgreSQL, the same process on SQLite.
     // A second handle with its own change feed stands for a second process on the same
     // database: LISTEN/NOTIFY on PostgreSQL, the watched change_log on SQLite.
@@ -974,14 +966,14 @@ async fn admins_and_sessions(db: &TestDb) {
 }
 
 async fn migrations_are_idempotent(db: &TestDb) {
-    let (store, _) = store_with_user(db).await;
+    let (store, _) = store_with_user(db, 0).await;
     store.close().await;
     let again = db.open().await;
     assert!(again.user("alice@example.test").await.unwrap().is_some());
 }
 
 async fn user_sessions(db: &TestDb) {
-    let (store, alice) = store_with_user(db).await;
+    let (store, alice) = store_with_user(db, 0).await;
     let secret = store.create_user_session(alice, 3600).await.unwrap();
     let s = store.user_session(&secret).await.unwrap().expect("live");
     assert_eq!(
@@ -1133,7 +1125,7 @@ async fn dns_rrsets_replaced_with_journal(db: &TestDb) {
 }
 
 async fn copy_move_and_details(db: &TestDb) {
-    let (store, uid) = store_with_user(db).await;
+    let (store, uid) = store_with_user(db, 0).await;
     let inbox = store.mailbox(uid, "INBOX").await.unwrap().unwrap();
     let raw = b"From: A <a@x.test>\r\nSubject: hi\r\n\r\nbody\r\n";
     let u1 = store
@@ -1213,7 +1205,7 @@ async fn copy_move_and_details(db: &TestDb) {
 }
 
 async fn rename_delete_subscribe(db: &TestDb) {
-    let (store, uid) = store_with_user(db).await;
+    let (store, uid) = store_with_user(db, 0).await;
     store.create_mailbox(uid, "Work", None).await.unwrap();
     store.create_mailbox(uid, "Work/A", None).await.unwrap();
     let renamed = store.rename_mailbox(uid, "Work", "Jobs").await.unwrap();
@@ -1259,7 +1251,7 @@ async fn rename_delete_subscribe(db: &TestDb) {
 }
 
 async fn recent_is_claimed_once(db: &TestDb) {
-    let (store, uid) = store_with_user(db).await;
+    let (store, uid) = store_with_user(db, 0).await;
     let inbox = store.mailbox(uid, "INBOX").await.unwrap().unwrap();
     for _ in 0..2 {
         store
