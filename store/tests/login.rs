@@ -37,10 +37,18 @@ fn attempt<'a>(
 
 /// A store whose account bucket never slows anything, so that only the address rule applies.
 async fn open(db: &TestDb) -> Store {
-    let config = LoginConfig {
-        account_attempts_per_minute: 1000,
-        ..LoginConfig::default()
-    };
+    open_with(
+        db,
+        LoginConfig {
+            account_attempts_per_minute: 1000,
+            ..LoginConfig::default()
+        },
+    )
+    .await
+}
+
+/// A store with login limits `config`, domain example.test and alice (password `pw-alice`).
+async fn open_with(db: &TestDb, config: LoginConfig) -> Store {
     let store = Store::open_with(&db.url, config).await.unwrap();
     store.add_domain("example.test").await.unwrap();
     store
@@ -315,12 +323,7 @@ async fn distributed_guessing_never_locks_the_account(db: &TestDb) {
         max_slowdown_secs: 0,
         ..LoginConfig::default()
     };
-    let store = Store::open_with(&db.url, config).await.unwrap();
-    store.add_domain("example.test").await.unwrap();
-    store
-        .add_user("alice@example.test", "pw-alice", 0)
-        .await
-        .unwrap();
+    let store = open_with(db, config).await;
     assert!(matches!(
         store
             .login(attempt(
