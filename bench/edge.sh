@@ -8,19 +8,11 @@
 #   bash bench/edge.sh            # ROUNDS=3
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. bench/dovecot.sh
+. bench/lib.sh
 ROUNDS=${ROUNDS:-3}
 DOVECOT_PORT=${DOVECOT_PORT:-10143}
 TARGET=${CARGO_TARGET_DIR:-target}
-work=$(mktemp -d /tmp/postern-edge-bench.XXXXXX)
-chmod 755 "$work"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir edge
 ulimit -n "$(ulimit -Hn)"
 
 cargo build --release --quiet --bin postern

@@ -11,20 +11,12 @@
 #   BEFORE_BIN=/tmp/postern-before CLIENTS=8 SIZE=41943040 bash bench/imap-append.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. bench/dovecot.sh
+. bench/lib.sh
 CLIENTS=${CLIENTS:-8}
 SIZE=${SIZE:-41943040}
 DOVECOT_PORT=${DOVECOT_PORT:-10143}
 TARGET=${CARGO_TARGET_DIR:-target}
-work=$(mktemp -d /tmp/postern-append-bench.XXXXXX)
-chmod 755 "$work"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir append
 
 users=""
 for i in $(seq 1 "$CLIENTS"); do users="${users:+$users,}bench$i@bench.test"; done

@@ -9,20 +9,12 @@
 #   CONNS=32 DURATION=30 bash bench/imap.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. bench/dovecot.sh
+. bench/lib.sh
 CONNS=${CONNS:-8}
 DURATION=${DURATION:-20}
 DOVECOT_PORT=${DOVECOT_PORT:-10143}
 TARGET=${CARGO_TARGET_DIR:-target}
-work=$(mktemp -d /tmp/postern-imap-bench.XXXXXX)
-chmod 755 "$work"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+bench_workdir imap
 
 users=""
 for i in $(seq 1 "$CONNS"); do users="${users:+$users,}bench$i@bench.test"; done

@@ -1,5 +1,21 @@
-# Sourced by the IMAP benchmarks: a throw-away Dovecot (Debian dovecot-imapd) on an unprivileged
-# loopback port, with its own base, state and mail directories; its system service is never started.
+# Sourced by the benchmarks: a scratch directory cleaned up on exit, and a throw-away Dovecot (Debian
+# dovecot-imapd) on an unprivileged loopback port, with its own base, state and mail directories; its
+# system service is never started.
+
+# bench_workdir NAME: sets $work to a fresh /tmp/postern-NAME-bench.* directory and $pids to an empty
+# list; on exit every process in $pids is killed and the directory removed.
+bench_workdir() {
+    work=$(mktemp -d "/tmp/postern-$1-bench.XXXXXX")
+    chmod 755 "$work"
+    pids=()
+    trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
 
 # install_dovecot: installs dovecot-imapd if missing, without starting its service.
 install_dovecot() {
