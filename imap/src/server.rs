@@ -378,11 +378,11 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
             };
             write(&mut conn, &encode(&reply.responses)).await?;
             if !budget.is_empty() || frag.message_bytes().len() > SMALL_LITERAL as usize {
-                // Give the large message's memory back: the budget, and the buffer's capacity
-                // (a fresh copy of the fragmentizer keeps the bytes read ahead, not the capacity).
+                // Give the large message's memory back: the budget, and the buffer's capacity.
+                // The fragmentizer holds no byte past the finished message (`input` feeds it one
+                // fragment at a time), so a new one loses nothing.
                 budget.clear();
-                frag.skip_message();
-                frag = frag.clone();
+                frag = new_fragmentizer();
             }
             if !user_recorded {
                 if let Some(user) = session.user() {
