@@ -49,6 +49,19 @@ fn parse_source(source: &str) -> Result<(String, String)> {
     }
 }
 
+/// An alias from a row with `id`, `local_part`, `domain` and `destination`.
+pub(crate) fn alias_from_row(r: &sqlx::any::AnyRow) -> Result<Alias> {
+    Ok(Alias {
+        id: get(r, "id")?,
+        source: format!(
+            "{}@{}",
+            get::<String>(r, "local_part")?,
+            get::<String>(r, "domain")?
+        ),
+        destination: get(r, "destination")?,
+    })
+}
+
 impl Store {
     /// Adds `source -> destination`. `source` is an address in a hosted domain or `@domain` for the
     /// catch-all; several rows with one source make a one-to-many alias.
@@ -118,19 +131,7 @@ impl Store {
         .bind(domain)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Alias {
-                    id: get(r, "id")?,
-                    source: format!(
-                        "{}@{}",
-                        get::<String>(r, "local_part")?,
-                        get::<String>(r, "domain")?
-                    ),
-                    destination: get(r, "destination")?,
-                })
-            })
-            .collect()
+        rows.iter().map(alias_from_row).collect()
     }
 
     /// Resolves an envelope recipient (RFC 5321 §4.1.1.3) through aliases, users, plus-addressing
