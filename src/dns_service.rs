@@ -33,13 +33,15 @@ pub struct DnsService {
 }
 
 impl DnsService {
-    /// Starts the server on `listen`, loads the store-fed records of every view, and keeps them
+    /// Starts the server on `listen` (synthesising mail records from `publish`, which
+    /// [`DnsService::reload`] replaces), loads the store-fed records of every view, and keeps them
     /// current until `shutdown`.
     pub async fn start(
         loaded: &Loaded,
         net: &postern_net::NetConfig,
         store: Store,
         listen: Vec<SocketAddr>,
+        publish: Arc<ArcSwap<Publish>>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<DnsService> {
         let server = DnsServer::start(
@@ -54,7 +56,7 @@ impl DnsService {
         let service = DnsService {
             server,
             config: Arc::new(ArcSwap::from_pointee(loaded.config.dns.clone())),
-            publish: Arc::new(ArcSwap::from_pointee(Publish::from_config(loaded))),
+            publish,
             store,
         };
         service
@@ -116,9 +118,9 @@ impl DnsService {
         out
     }
 
-    /// What the admin UI needs: views and record validation.
+    /// What the admin UI needs: views, served records and record validation.
     pub fn admin(&self) -> Arc<dyn postern_admin_web::DnsAdmin> {
-        Arc::new(Admin(self.config.clone()))
+        Arc::new(Admin(self.clone()))
     }
 
     async fn follow(
@@ -334,14 +336,30 @@ fn journal_entry(j: DnsJournal) -> Option<postern_dns::JournalEntry> {
     })
 }
 
-/// The admin UI's view of DNS: configured views and record checks against the current config.
-struct Admin(Arc<ArcSwap<DnsConfig>>);
+/// The admin UI's view of DNS: configured views, what they serve, and record checks against the
+/// current config.
+struct Admin(DnsService);
 
 impl postern_admin_web::DnsAdmin for Admin {
     fn views(&self) -> Vec<postern_admin_web::DnsView> {
-        postern_dns::view_zones(&self.0.load())
+        postern_dns::view_zones(&self.0.config.load())
             .into_iter()
             .map(|(name, zones)| postern_admin_web::DnsView { name, zones })
+            .collect()
+    }
+
+    fn served(&self, view: &str) -> Vec<postern_admin_web::ServedRecord> {
+        self.0
+            .server
+            .served_records(view)
+            .into_iter()
+            .map(|s| postern_admin_web::ServedRecord {
+                name: s.record.name,
+                ttl: s.record.ttl,
+                rtype: s.record.rtype,
+                data: s.record.data,
+                from_file: s.from_file,
+            })
             .collect()
     }
 
@@ -359,6 +377,6 @@ impl postern_admin_web::DnsAdmin for Admin {
             rtype: rtype.to_owned(),
             data: data.to_owned(),
         };
-        postern_dns::validate_managed(&self.0.load(), view, &record)
+        postern_dns::validate_managed(&self.0.config.load(), view, &record)
     }
 }

@@ -5,8 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use postern_store::DkimKey;
+use arc_swap::ArcSwap;
+use postern_store::{DkimKey, Store, StoreError};
 use serde::Deserialize;
 
 /// The `[mail]` table: what is published for every hosted domain.
@@ -316,6 +318,53 @@ impl Publish {
             ));
         }
         Ok(out)
+    }
+
+    /// The records of `domain` for `view`, or for every view of `[mail.views]` (once without
+    /// the host's addresses when none is listed): what `postern dns records` prints and the admin
+    /// UI's domain page shows.
+    pub async fn records_by_view(
+        &self,
+        store: &Store,
+        domain: &str,
+        view: Option<&str>,
+    ) -> Result<Vec<(Option<String>, Vec<MailRecord>)>, StoreError> {
+        let views: Vec<Option<String>> = match view {
+            Some(v) => vec![Some(v.to_owned())],
+            None if self.mail.views.is_empty() => vec![None],
+            None => self.mail.views.keys().cloned().map(Some).collect(),
+        };
+        let mut out = Vec::with_capacity(views.len());
+        for v in views {
+            let records = self.records_for(store, domain, v.as_deref()).await?;
+            out.push((v, records));
+        }
+        Ok(out)
+    }
+}
+
+/// The admin UI's source of a domain's mail records; it reads the [`Publish`] a reload swaps.
+pub struct PublishedRecords {
+    /// What synthesis needs, current.
+    pub publish: Arc<ArcSwap<Publish>>,
+    /// The store (DKIM keys).
+    pub store: Store,
+}
+
+impl postern_admin_web::MailRecords for PublishedRecords {
+    fn for_domain<'a>(
+        &'a self,
+        domain: &'a str,
+    ) -> postern_admin_web::BoxFuture<'a, Result<Vec<(Option<String>, Vec<String>)>, StoreError>>
+    {
+        Box::pin(async move {
+            let publish = self.publish.load_full();
+            let views = publish.records_by_view(&self.store, domain, None).await?;
+            Ok(views
+                .into_iter()
+                .map(|(v, records)| (v, records.iter().map(ToString::to_string).collect()))
+                .collect())
+        })
     }
 }
 

@@ -113,18 +113,16 @@ pub async fn dns(store: &Store, loaded: &crate::config::Loaded, cmd: DnsCmd) -> 
             let Some(d) = store.domain(&domain).await? else {
                 bail!("{domain} is not a hosted domain");
             };
-            let views: Vec<Option<String>> = match view {
-                Some(v) => vec![Some(v)],
-                None if loaded.config.mail.views.is_empty() => vec![None],
-                None => loaded.config.mail.views.keys().cloned().map(Some).collect(),
-            };
-            for v in views {
+            let publish = crate::mail_dns::Publish::from_config(loaded);
+            for (v, records) in publish
+                .records_by_view(store, &d.name, view.as_deref())
+                .await?
+            {
                 match &v {
                     Some(name) => outln!("; view {name}"),
                     None => outln!("; mail records of {}", d.name),
                 }
-                let publish = crate::mail_dns::Publish::from_config(loaded);
-                for r in publish.records_for(store, &d.name, v.as_deref()).await? {
+                for r in records {
                     outln!("{r}");
                 }
             }

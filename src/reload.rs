@@ -9,10 +9,14 @@
 //! start: a change is logged as `KEY changed: restart to apply`, and the running value stays.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use crate::config::{self, Loaded};
 use crate::dns_service::DnsService;
 use crate::logging::LogHandle;
+use crate::mail_dns::Publish;
 use crate::tls::Certificates;
 
 /// The parts of the running server a reload can change.
@@ -23,6 +27,8 @@ pub struct Running {
     pub certs: Certificates,
     /// The DNS service, when DNS listens.
     pub dns: Option<DnsService>,
+    /// What is published for hosted mail domains (shared with the DNS service and admin UI).
+    pub publish: Arc<ArcSwap<Publish>>,
     /// The SMTP session limits, when SMTP listens.
     pub smtp: Option<postern_smtp::SmtpLimits>,
     /// The IMAP connection settings, when IMAP listens.
@@ -36,8 +42,9 @@ impl Running {
     /// not load, change nothing. Changed keys that need a restart are logged as warnings.
     pub async fn reload(&self, current: &Loaded) -> anyhow::Result<Loaded> {
         let next = config::load(&current.path)?;
-        if let Some(dns) = &self.dns {
-            dns.reload(&next).await?;
+        match &self.dns {
+            Some(dns) => dns.reload(&next).await?,
+            None => self.publish.store(Arc::new(Publish::from_config(&next))),
         }
         self.certs.reload(
             next.config.tls.as_ref(),

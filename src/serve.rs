@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
@@ -16,6 +17,7 @@ use crate::config::Loaded;
 use crate::dns_service::DnsService;
 use crate::events::RecentEvents;
 use crate::logging::LogHandle;
+use crate::mail_dns::{Publish, PublishedRecords};
 use crate::reload::Running;
 use crate::tls::Certificates;
 
@@ -52,11 +54,19 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
     let status_listeners: Arc<OnceLock<BTreeMap<String, Vec<SocketAddr>>>> = Arc::default();
 
     let dns_addrs = loaded.config.listeners.dns.get_ref().clone();
+    let publish = Arc::new(ArcSwap::from_pointee(Publish::from_config(&loaded)));
     let dns = if dns_addrs.is_empty() {
         None
     } else {
-        let dns =
-            DnsService::start(&loaded, &net, store.clone(), dns_addrs, shutdown.clone()).await?;
+        let dns = DnsService::start(
+            &loaded,
+            &net,
+            store.clone(),
+            dns_addrs,
+            publish.clone(),
+            shutdown.clone(),
+        )
+        .await?;
         bound.insert("dns", dns.local_addrs().to_vec());
         tasks.spawn(dns.clone().wait());
         Some(dns)
@@ -88,6 +98,10 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
             },
             status,
             client: Some(loaded.client_settings()),
+            mail_records: Arc::new(PublishedRecords {
+                publish: publish.clone(),
+                store: store.clone(),
+            }),
         };
         let tls = https.then(|| certs.server_config());
         let admin = postern_admin_web::AdminServer::start(
@@ -211,6 +225,7 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
         log,
         certs,
         dns,
+        publish,
         smtp: smtp_limits,
         imap: imap_settings,
     };

@@ -34,7 +34,7 @@ pub use config::{
 pub use error::DnsError;
 pub use import_bind::import_bind;
 pub use journal::JournalEntry;
-pub use managed::ManagedRecord;
+pub use managed::{ManagedRecord, ServedRecord};
 pub use server::DnsServer;
 pub use stats::{DnsCounters, DnsStats};
 pub use update::{RrsetChange, UpdateHandler, ZoneUpdate};

@@ -21,6 +21,15 @@ pub struct ManagedRecord {
     pub data: String,
 }
 
+/// A record as a view serves it (see [`crate::DnsServer::served_records`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedRecord {
+    /// The record; the owner is absolute with a trailing dot.
+    pub record: ManagedRecord,
+    /// True when its RRset comes from the zone file (files win over the store per RRset).
+    pub from_file: bool,
+}
+
 impl ManagedRecord {
     /// The owner as an absolute domain name.
     pub(crate) fn owner(&self) -> Option<Name> {

@@ -16,16 +16,18 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::DnsConfig;
 use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::LowerName;
 
 use crate::engine::{respond_full, Outcome, Request, Transport};
 use crate::error::DnsError;
 use crate::journal::JournalEntry;
-use crate::managed::ManagedRecord;
+use crate::managed::{ManagedRecord, ServedRecord};
 use crate::notify::spawn_notifies;
 use crate::state::{build, log_unplaced, Inputs, OnZoneError, ServingState};
 use crate::stats::{DnsCounters, DnsStats};
 use crate::update::{UpdateHandler, UpdateRequest};
 use crate::watch::{spawn_watcher, WatchMsg};
+use crate::zone::rdata_text;
 
 /// Time allowed to read the rest of a TCP message or to write a response.
 const TCP_IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -301,6 +303,43 @@ impl DnsServer {
         let view = state.views.iter().find(|v| v.name == view)?;
         let served = view.find_zone(&name)?;
         (served.zone.origin() == &name).then(|| served.zone.serial())
+    }
+
+    /// Every record `view` serves, zone by zone in origin order, each zone's SOA first (as
+    /// served, with the managed records' generation in the serial). `from_file` tells the zone
+    /// file's RRsets (which win over store-managed ones) from the rest. A record whose data
+    /// cannot be written as text is left out.
+    pub fn served_records(&self, view: &str) -> Vec<ServedRecord> {
+        let state = self.core.state.load();
+        let Some(view) = state.views.iter().find(|v| v.name == view) else {
+            return Vec::new();
+        };
+        let mut zones: Vec<_> = view.zones().collect();
+        zones.sort_by(|a, b| a.zone.origin().cmp(b.zone.origin()));
+        let mut out = Vec::new();
+        for served in zones {
+            let zone = &served.zone;
+            let sets = zone.rrsets_for_transfer();
+            let records = std::iter::once(zone.soa()).chain(sets.iter().flat_map(|s| &s.records));
+            for r in records {
+                let Some(data) = rdata_text(&r.data) else {
+                    continue;
+                };
+                let rtype = r.record_type();
+                out.push(ServedRecord {
+                    from_file: served
+                        .file_rrsets
+                        .contains(&(LowerName::new(&r.name), rtype)),
+                    record: ManagedRecord {
+                        name: r.name.to_string(),
+                        ttl: r.ttl,
+                        rtype: rtype.to_string(),
+                        data,
+                    },
+                });
+            }
+        }
+        out
     }
 
     /// Query counters.
