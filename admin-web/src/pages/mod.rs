@@ -6,7 +6,10 @@ mod aliases;
 mod assets;
 mod dashboard;
 mod dns;
+mod domain;
 mod domains;
+mod flash;
+mod listing;
 mod login;
 mod queue;
 mod users;
@@ -33,6 +36,7 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/tokens", post(dashboard::create_token))
         .route("/tokens/{id}/revoke", post(dashboard::revoke_token))
         .route("/domains", get(domains::list).post(domains::add))
+        .route("/domains/{name}", get(domain::show))
         .route("/domains/{name}/delete", post(domains::remove))
         .route("/users", get(users::list).post(users::add))
         .route("/users/{address}/password", post(users::password))
