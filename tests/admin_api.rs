@@ -419,7 +419,8 @@ async fn pages_are_protected_and_escaped(db: Db) {
     );
     assert_eq!(s, 400);
     assert!(body.contains("data-field=\"current\""), "{body}");
-    let (s, body, _) = post_form(
+    // Success redirects (post/redirect/get); the page it leads to says so.
+    let (s, body, flash) = post_form(
         &agent,
         &format!("{base}/account/password"),
         Some(&user_session),
@@ -430,7 +431,20 @@ async fn pages_are_protected_and_escaped(db: Db) {
             ("repeat", "new-mail-pw"),
         ],
     );
-    assert_eq!(s, 200, "{body}");
+    assert_eq!(s, 303, "{body}");
+    let flash = flash.expect("message cookie");
+    let flash = flash.split(';').next().unwrap();
+    let (s, account, _) = get_page(
+        &agent,
+        &format!("{base}/account"),
+        Some(&format!("{user_session}; {flash}")),
+    );
+    assert_eq!(s, 200);
+    assert!(
+        account.contains("Your password has been changed."),
+        "{account}"
+    );
+
     let store = postern_store::Store::open(&inst.db.url).await.unwrap();
     assert!(store
         .authenticate("alice@example.test", "new-mail-pw")

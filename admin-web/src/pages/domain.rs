@@ -7,11 +7,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use postern_store::{DkimAlgorithm, DkimKey, DkimState};
 
 use super::dns::served_in_view;
-use super::layout;
+use super::{layout, query_value};
 use crate::auth::{internal, AdminPage};
 use crate::state::Shared;
 
@@ -82,9 +81,9 @@ pub(crate) async fn show(
             served.push((v.name, rows));
         }
     }
-    let search = utf8_percent_encode(&format!("@{domain}"), NON_ALPHANUMERIC).to_string();
+    let search = query_value(&format!("@{domain}"));
     let client = state.services.client.as_ref();
-    let example = utf8_percent_encode(&format!("you@{domain}"), NON_ALPHANUMERIC).to_string();
+    let example = query_value(&format!("you@{domain}"));
     layout(
         &format!("Domain {domain}"),
         Some(&s),

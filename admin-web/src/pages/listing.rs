@@ -3,8 +3,9 @@
 
 use axum::http::{header, HeaderMap, Uri};
 use maud::{html, Markup};
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde::Deserialize;
+
+use super::query_value;
 
 /// Rows per page.
 pub(crate) const PAGE_SIZE: i64 = 50;
@@ -40,8 +41,7 @@ impl ListQuery {
     }
 
     fn href(&self, path: &str, page: i64) -> String {
-        let q = utf8_percent_encode(&self.q, NON_ALPHANUMERIC);
-        format!("{path}?q={q}&page={page}")
+        format!("{path}?q={}&page={page}", query_value(&self.q))
     }
 }
 

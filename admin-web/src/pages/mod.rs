@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup, DOCTYPE};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use postern_store::{AdminSession, StoreError};
 
 pub(crate) use dashboard::samples;
@@ -104,16 +105,21 @@ pub(crate) fn layout(title: &str, session: Option<&AdminSession>, body: Markup) 
 /// atext, RFC 5322 §3.2.3) stays data. The router decodes a path parameter exactly once (axum's
 /// `Path`), which gives back `data`. Every href and form action built from data goes through this.
 pub(crate) fn segment(data: &str) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(data.len());
-    for b in data.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    const SEGMENT: AsciiSet = UNRESERVED.remove(b'@');
+    utf8_percent_encode(data, &SEGMENT).to_string()
+}
+
+/// Every byte but the unreserved characters of RFC 3986 §2.3.
+const UNRESERVED: AsciiSet = NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `text` as a value in a URL query string (RFC 3986 §3.4): all but the unreserved characters
+/// (so `&`, `=`, `#`, `%`, `+` among them) are percent-encoded.
+pub(crate) fn query_value(text: &str) -> String {
+    utf8_percent_encode(text, &UNRESERVED).to_string()
 }
 
 /// The hidden CSRF input every form carries.
@@ -230,7 +236,7 @@ pub(crate) fn action_button(
 
 #[cfg(test)]
 mod tests {
-    use super::segment;
+    use super::{query_value, segment};
 
     #[test]
     fn segments_are_percent_encoded() {
@@ -240,5 +246,6 @@ mod tests {
         assert_eq!(segment("h#x@d"), "h%23x@d");
         assert_eq!(segment("q?x@d"), "q%3Fx@d");
         assert_eq!(segment("é+ &"), "%C3%A9%2B%20%26");
+        assert_eq!(query_value("you@x.test+1%#"), "you%40x.test%2B1%25%23");
     }
 }
