@@ -1,6 +1,6 @@
 // Photographs the main admin pages for the README (run through screenshots.sh, by hand): logs in
 // to a fresh server, adds demo data through the UI, and saves PNGs at 1280 px (users also at
-// 390 px) into OUT_DIR. Each picture is cut at 1400 px height to keep the files small.
+// 390 px) into OUT_DIR. Each picture is cut at 1100 px height to keep the files small.
 // Usage: node screenshots.mjs BASE_URL ADMIN_PASSWORD OUT_DIR
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
@@ -15,13 +15,12 @@ try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   page.on("dialog", (d) => d.accept());
   const shot = async (name) => {
-    const height = Math.min(1400, await page.evaluate(() => document.documentElement.scrollHeight));
-    await page.screenshot({ path: `${outDir}/${name}.png`, clip: { x: 0, y: 0, width: page.viewportSize().width, height } });
+    const height = Math.min(1100, await page.evaluate(() => document.documentElement.scrollHeight));
+    await page.screenshot({ path: `${outDir}/${name}.png`, fullPage: true, clip: { x: 0, y: 0, width: page.viewportSize().width, height } });
   };
   const submit = (form = "form.card") => Promise.all([page.waitForNavigation(), page.click(`${form} button[type=submit]`)]);
 
   await page.goto(`${base}/login`);
-  await shot("login");
   await page.fill("#f-username", "admin");
   await page.fill("#f-password", password);
   await submit();
