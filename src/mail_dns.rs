@@ -355,7 +355,7 @@ impl postern_admin_web::MailRecords for PublishedRecords {
     fn for_domain<'a>(
         &'a self,
         domain: &'a str,
-    ) -> postern_admin_web::BoxFuture<'a, Result<Vec<(Option<String>, Vec<String>)>, StoreError>>
+    ) -> postern_admin_web::BoxFuture<'a, Result<postern_admin_web::RecordsByView, StoreError>>
     {
         Box::pin(async move {
             let publish = self.publish.load_full();

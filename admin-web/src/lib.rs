@@ -27,4 +27,6 @@ pub use autoconfig::ClientSettings;
 pub use config::AdminConfig;
 pub use error::AdminError;
 pub use server::AdminServer;
-pub use state::{BoxFuture, DnsAdmin, DnsView, MailRecords, ServedRecord, Services, Status};
+pub use state::{
+    BoxFuture, DnsAdmin, DnsView, MailRecords, RecordsByView, ServedRecord, Services, Status,
+};

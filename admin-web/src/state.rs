@@ -54,6 +54,9 @@ pub trait DnsAdmin: Send + Sync {
 /// A boxed future, for the async methods of the traits the binary implements.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
+/// Records per DNS view (`None`: not tied to a view), each a zone-file line.
+pub type RecordsByView = Vec<(Option<String>, Vec<String>)>;
+
 /// The records a hosted mail domain needs in DNS (MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT, SRV,
 /// autoconfig), as `postern dns records` prints them: to publish elsewhere when another server
 /// holds the zone.
@@ -63,7 +66,7 @@ pub trait MailRecords: Send + Sync {
     fn for_domain<'a>(
         &'a self,
         domain: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<(Option<String>, Vec<String>)>, postern_store::StoreError>>;
+    ) -> BoxFuture<'a, Result<RecordsByView, postern_store::StoreError>>;
 }
 
 /// The running services and recent warnings, for the dashboard.
