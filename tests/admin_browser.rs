@@ -2,7 +2,7 @@
 //! (tests/browser/admin.mjs), against the real binary: forms, row actions on odd local parts,
 //! the domain page, paging and search, success and row error messages, token revoke, and every
 //! main page at 390 px. Screenshots of the main pages are saved in
-//! `target/tmp/screenshots/`. Needs `chromium` and `npm ci --prefix tests/browser` (`.ci/run` does both).
+//! `target/tmp/screenshots-{Sqlite,Postgres}/`. Needs `chromium` and `npm ci --prefix tests/browser` (`.ci/run` does both).
 
 mod common;
 
@@ -37,10 +37,11 @@ fn run_browser(base: &str, password: &str, shots: &PathBuf, extra: &[&str]) -> s
     serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("JSON result")
 }
 
-#[tokio::test]
-async fn admin_ui_in_chromium() {
+both_backends!(admin_ui_in_chromium);
+
+async fn admin_ui_in_chromium(db: Db) {
     let inst = Instance::new(
-        Db::Sqlite,
+        db,
         &["admin", "dns", "smtp", "imaps"],
         &example_dns(&repo_path("zones")),
     )
@@ -57,7 +58,7 @@ async fn admin_ui_in_chromium() {
             .unwrap();
     }
     store.close().await;
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("screenshots-{db:?}"));
     let seen = run_browser(
         &format!("http://{}", server.addr("admin")),
         &password,
