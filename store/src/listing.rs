@@ -1,6 +1,8 @@
 //! Searched, paged lists of users and aliases for the admin UI: one page of rows plus the number
 //! of matches, so a page never loads every row of a large installation.
 
+use sqlx::any::AnyRow;
+
 use crate::aliases::{alias_from_row, Alias};
 use crate::db::{get, Store};
 use crate::error::Result;
@@ -39,26 +41,17 @@ impl Store {
                  WHERE LOWER(u.local_part || '@' || d.name) LIKE $1 ESCAPE '\\' "
             };
         }
-        let pattern = contains_pattern(query);
-        let rows = sqlx::query(concat!(
-            "SELECT u.id, u.local_part, d.name AS domain, u.quota_bytes, u.used_bytes, \
-             u.disabled ",
-            from!(),
-            "ORDER BY d.name, u.local_part LIMIT $2 OFFSET $3"
-        ))
-        .bind(&pattern)
-        .bind(limit.max(0))
-        .bind(offset.max(0))
-        .fetch_all(&self.pool)
-        .await?;
-        let count = sqlx::query(concat!("SELECT COUNT(*) AS n ", from!()))
-            .bind(&pattern)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(Page {
-            items: rows.iter().map(user_from_row).collect::<Result<_>>()?,
-            total: get(&count, "n")?,
-        })
+        let search = Search {
+            rows: concat!(
+                "SELECT u.id, u.local_part, d.name AS domain, u.quota_bytes, u.used_bytes, \
+                 u.disabled ",
+                from!(),
+                "ORDER BY d.name, u.local_part LIMIT $2 OFFSET $3"
+            ),
+            count: concat!("SELECT COUNT(*) AS n ", from!()),
+        };
+        self.search(search, query, offset, limit, user_from_row)
+            .await
     }
 
     /// Aliases whose source or destination contains `query` (case-insensitive; empty finds all),
@@ -71,26 +64,50 @@ impl Store {
                  OR LOWER(a.destination) LIKE $1 ESCAPE '\\' "
             };
         }
+        let search = Search {
+            rows: concat!(
+                "SELECT a.id, a.local_part, d.name AS domain, a.destination ",
+                from!(),
+                "ORDER BY d.name, a.local_part, a.destination LIMIT $2 OFFSET $3"
+            ),
+            count: concat!("SELECT COUNT(*) AS n ", from!()),
+        };
+        self.search(search, query, offset, limit, alias_from_row)
+            .await
+    }
+
+    /// Runs a [`Search`] for `query`: one page of rows and the count.
+    async fn search<T>(
+        &self,
+        search: Search,
+        query: &str,
+        offset: i64,
+        limit: i64,
+        from_row: fn(&AnyRow) -> Result<T>,
+    ) -> Result<Page<T>> {
         let pattern = contains_pattern(query);
-        let rows = sqlx::query(concat!(
-            "SELECT a.id, a.local_part, d.name AS domain, a.destination ",
-            from!(),
-            "ORDER BY d.name, a.local_part, a.destination LIMIT $2 OFFSET $3"
-        ))
-        .bind(&pattern)
-        .bind(limit.max(0))
-        .bind(offset.max(0))
-        .fetch_all(&self.pool)
-        .await?;
-        let count = sqlx::query(concat!("SELECT COUNT(*) AS n ", from!()))
+        let rows = sqlx::query(search.rows)
+            .bind(&pattern)
+            .bind(limit.max(0))
+            .bind(offset.max(0))
+            .fetch_all(&self.pool)
+            .await?;
+        let count = sqlx::query(search.count)
             .bind(&pattern)
             .fetch_one(&self.pool)
             .await?;
         Ok(Page {
-            items: rows.iter().map(alias_from_row).collect::<Result<_>>()?,
+            items: rows.iter().map(from_row).collect::<Result<_>>()?,
             total: get(&count, "n")?,
         })
     }
+}
+
+/// The two queries of a searched list; `$1` is the `LIKE` pattern, `$2` the limit, `$3` the
+/// offset.
+struct Search {
+    rows: &'static str,
+    count: &'static str,
 }
 
 #[cfg(test)]

@@ -87,6 +87,29 @@ pub(crate) async fn served_in_view(
         .collect())
 }
 
+/// Served records of `view`, read-only, with their source.
+pub(crate) fn served_table<'a>(
+    view: &str,
+    rows: impl IntoIterator<Item = &'a (ServedRecord, Source)>,
+) -> Markup {
+    html! {
+        table.served data-view=(view) {
+            thead { tr { th { "Name" } th { "Type" } th { "TTL" } th { "Data" } th { "From" } } }
+            tbody {
+                @for (r, source) in rows {
+                    tr data-source=(source.key()) {
+                        td data-label="Name" { (r.name) }
+                        td data-label="Type" { (r.rtype) }
+                        td data-label="TTL" { (r.ttl) }
+                        td data-label="Data" { code { (r.data) } }
+                        td data-label="From" { (source.label()) }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The key of the error shown in the row of stored record `id`.
 fn row_key(id: i64) -> String {
     format!("row {id}")
@@ -196,20 +219,7 @@ async fn page(
                 @if fixed.is_empty() {
                     p.empty { "Nothing else: no zone file records or mail records are served in this view." }
                 } @else {
-                    table.served data-view=(v.name) {
-                        thead { tr { th { "Name" } th { "Type" } th { "TTL" } th { "Data" } th { "From" } } }
-                        tbody {
-                            @for (r, source) in fixed {
-                                tr data-source=(source.key()) {
-                                    td data-label="Name" { (r.name) }
-                                    td data-label="Type" { (r.rtype) }
-                                    td data-label="TTL" { (r.ttl) }
-                                    td data-label="Data" { code { (r.data) } }
-                                    td data-label="From" { (source.label()) }
-                                }
-                            }
-                        }
-                    }
+                    (served_table(&v.name, fixed))
                 }
             }
         },

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use postern_store::{DkimAlgorithm, DkimKey, DkimState};
 
-use super::dns::served_in_view;
+use super::dns::{served_in_view, served_table};
 use super::{layout, query_value};
 use crate::auth::{internal, AdminPage};
 use crate::state::Shared;
@@ -110,20 +110,7 @@ pub(crate) async fn show(
                 @if rows.is_empty() {
                     p.empty { "This view serves no zone holding " (domain) "." }
                 } @else {
-                    table.served data-view=(view) {
-                        thead { tr { th { "Name" } th { "Type" } th { "TTL" } th { "Data" } th { "From" } } }
-                        tbody {
-                            @for (r, source) in rows {
-                                tr data-source=(source.key()) {
-                                    td data-label="Name" { (r.name) }
-                                    td data-label="Type" { (r.rtype) }
-                                    td data-label="TTL" { (r.ttl) }
-                                    td data-label="Data" { code { (r.data) } }
-                                    td data-label="From" { (source.label()) }
-                                }
-                            }
-                        }
-                    }
+                    (served_table(view, rows))
                 }
             }
             h2 { "Records to publish elsewhere" }
