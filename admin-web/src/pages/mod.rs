@@ -1,5 +1,6 @@
 //! Server-rendered pages. Every form carries the session's CSRF token; a POST that succeeds
-//! redirects (post/redirect/get), one that fails re-renders the page with the error next to the field.
+//! redirects (post/redirect/get) and the next page says what was done (`flash`), one that fails
+//! re-renders the page with the error next to the field or in the row it belongs to.
 
 mod account;
 mod aliases;
