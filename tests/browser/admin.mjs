@@ -6,7 +6,8 @@
 // must show the zone-file, admin and mail records of each view, the DKIM keys and the records to
 // publish elsewhere; the alias list (the caller adds 120 aliases of bulk.test) is paged and
 // searched; success messages follow each POST and errors sit in their row; finally every main
-// page is loaded at 390 px and must not scroll sideways.
+// page is loaded at 390 px and must not scroll sideways, and no destructive button may share a
+// cell with another button.
 // Usage: node admin.mjs BASE_URL ADMIN_PASSWORD SCREENSHOT_DIR [--dns-view VIEW]
 // Prints one JSON object with what it saw; exits non-zero on any failed expectation.
 import { chromium } from "playwright-core";
@@ -260,6 +261,10 @@ try {
     await tab.setViewportSize({ width: 390, height: 844 });
     await tab.goto(`${base}${path}`);
     seen.narrow[path] = await tab.evaluate(() => document.documentElement.scrollWidth);
+    // A confirmed (destructive) button shares its cell with no other button.
+    const crowded = await tab.evaluate(() => [...document.querySelectorAll("td")]
+      .filter((td) => td.querySelector("form[data-confirm]") && td.querySelectorAll("button").length > 1).length);
+    expect(crowded === 0, `${path}: ${crowded} cells hold a destructive button beside another`);
     if (seen.narrow[path] > 390) {
       // Name the elements sticking out, innermost first, for the failure message.
       seen.narrow[`${path} overflow`] = await tab.evaluate(() => [...document.querySelectorAll("body *")]
