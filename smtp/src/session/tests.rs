@@ -1,5 +1,9 @@
 //! Protocol tests of the session state machine, without sockets or a store.
 
+use std::collections::BTreeSet;
+
+use base64::Engine;
+
 use super::*;
 
 fn config() -> Arc<SessionConfig> {
