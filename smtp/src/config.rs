@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::crlf::BareLineEndings;
+
 /// SMTP settings; every key is optional.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -26,6 +28,9 @@ pub struct SmtpConfig {
     pub session_timeout_secs: u64,
     /// Refuse AUTH on connections without TLS (RFC 8314 §3; RFC 4954 §4).
     pub require_tls_for_auth: bool,
+    /// Mail data with a bare CR or LF (RFC 5321 §2.3.8): `"normalize"` (default) stores it with
+    /// CRLF line endings, `"reject"` refuses it with 550 5.5.2.
+    pub bare_line_endings: BareLineEndings,
     /// Seconds a queued message is retried before it bounces (RFC 5321 §4.5.4.1: 4–5 days).
     pub queue_lifetime_secs: u64,
     /// Seconds before the first retry; each further retry waits twice as long.
@@ -84,6 +89,7 @@ impl Default for SmtpConfig {
             idle_timeout_secs: 300,
             session_timeout_secs: 1800,
             require_tls_for_auth: true,
+            bare_line_endings: BareLineEndings::Normalize,
             queue_lifetime_secs: 5 * 24 * 3600,
             retry_initial_secs: 300,
             retry_max_secs: 4 * 3600,

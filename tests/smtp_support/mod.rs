@@ -10,7 +10,13 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::TokioResolver;
+
 use crate::common::{Db, Instance, Server};
+
+pub mod postfix;
 
 /// Password of every test user.
 pub const PASSWORD: &str = "correct horse";
@@ -581,6 +587,19 @@ impl OwnDns {
             self.view
         )
     }
+}
+
+/// A resolver asking only Postern's DNS.
+pub fn resolver(dns: SocketAddr) -> TokioResolver {
+    let mut udp = ConnectionConfig::udp();
+    udp.port = dns.port();
+    let server = NameServerConfig::new(dns.ip(), true, vec![udp]);
+    TokioResolver::builder_with_config(
+        ResolverConfig::from_name_servers(vec![server]),
+        TokioRuntimeProvider::default(),
+    )
+    .build()
+    .expect("resolver")
 }
 
 /// A certificate authority for tests of validated outbound TLS.

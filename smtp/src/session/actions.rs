@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::crlf::BareLineEndings;
 use crate::reply::Reply;
 
 /// Which listener a session arrived on; it decides what is offered and required.
@@ -44,6 +45,8 @@ pub struct SessionConfig {
     pub max_auth_failures: u32,
     /// AUTH only on TLS connections.
     pub require_tls_for_auth: bool,
+    /// What to do with message data holding a bare CR or LF.
+    pub bare_line_endings: BareLineEndings,
 }
 
 /// Something the caller must do, then report with the matching `Session` method.

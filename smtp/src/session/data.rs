@@ -1,9 +1,11 @@
 //! Message data: DATA (RFC 5321 §4.1.1.4) and BDAT (RFC 3030), the `Received:` trace header, the
-//! loop check and the submission header fixes, then the hand-over for storage.
+//! line-ending check (bare CR/LF normalized or refused), the loop check and the submission header
+//! fixes, then the hand-over for storage.
 
 use smtp_proto::request::receiver::{BdatReceiver, DataReceiver};
 
 use super::{Action, Delivery, DeliveryResult, Event, Session, State};
+use crate::crlf::{self, BareLineEndings};
 use crate::reply::Reply;
 
 /// Hop count beyond which a message is taken to be looping (RFC 5321 §6.3).
@@ -175,6 +177,22 @@ impl Session {
             return self.error(Reply::new(552, (5, 3, 4), "Message too big"));
         }
         let mut message = txn.message;
+        if crlf::has_bare(&message[txn.header_len..]) {
+            match self.cfg.bare_line_endings {
+                BareLineEndings::Reject => {
+                    return self.error(Reply::new(
+                        550,
+                        (5, 5, 2),
+                        "Message refused: bare CR or LF in the data (RFC 5321 §2.3.8)",
+                    ));
+                }
+                BareLineEndings::Normalize => {
+                    let body = crlf::canonical(&message[txn.header_len..]).into_owned();
+                    message.truncate(txn.header_len);
+                    message.extend_from_slice(&body);
+                }
+            }
+        }
         let body = &message[txn.header_len..];
         let parsed = mail_parser::MessageParser::new().parse_headers(body);
         let hops = parsed

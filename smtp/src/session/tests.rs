@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use base64::Engine;
 
 use super::*;
+use crate::crlf::BareLineEndings;
 
 fn config() -> Arc<SessionConfig> {
     Arc::new(SessionConfig {
@@ -15,6 +16,7 @@ fn config() -> Arc<SessionConfig> {
         max_errors: 5,
         max_auth_failures: 3,
         require_tls_for_auth: true,
+        bare_line_endings: BareLineEndings::Normalize,
     })
 }
 
@@ -29,9 +31,13 @@ struct T {
 
 impl T {
     fn new(listener: Listener, tls: bool) -> T {
+        T::with_config(config(), listener, tls)
+    }
+
+    fn with_config(cfg: Arc<SessionConfig>, listener: Listener, tls: bool) -> T {
         let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
         let mut t = T {
-            s: Session::new(config(), listener, peer, tls),
+            s: Session::new(cfg, listener, peer, tls),
             delivered: Vec::new(),
             tls_requested: false,
             closed: false,
@@ -395,7 +401,31 @@ fn bare_lf_or_cr_dot_does_not_end_data() {
             msg.contains("MAIL FROM:<evil@b.test>"),
             "the smuggled part stays in the first message"
         );
+        // Stored with canonical line endings (RFC 5321 §2.3.8), so it is relayed that way.
+        assert!(!crate::crlf::has_bare(&t.delivered[0].message), "{msg:?}");
+        assert!(msg.contains("first\r\n"), "{msg:?}");
     }
+}
+
+#[test]
+fn bare_line_endings_are_refused_when_configured() {
+    let cfg = Arc::new(SessionConfig {
+        bare_line_endings: BareLineEndings::Reject,
+        ..(*config()).clone()
+    });
+    let mut t = T::with_config(cfg, Listener::Mx, false);
+    t.send(b"EHLO c.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n");
+    let r = t.send(b"Subject: one\r\n\r\nfirst\n.\r\nsecond\r\n.\r\n");
+    assert!(r.starts_with("550 5.5.2 "), "{r}");
+    let r = t.send(
+        b"MAIL FROM:<a@b.test>\r\nRCPT TO:<alice@example.test>\r\nBDAT 8 LAST\r\nx\r\ny\rz\r\n",
+    );
+    assert_eq!(codes(&r), ["250", "250", "550"], "{r}");
+    // Canonical mail still goes through.
+    let r =
+        t.send(b"MAIL FROM:<a@b.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nfine\r\n.\r\n");
+    assert_eq!(codes(&r), ["250", "250", "354", "250"]);
+    assert_eq!(t.delivered.len(), 1);
 }
 
 #[test]
