@@ -81,6 +81,8 @@ pub struct Session {
     skipping_line: bool,
     /// Partial command line length seen so far (for the line limit).
     line_len: usize,
+    /// The partial command line seen so far ends with CR: the next byte must be LF.
+    cr_pending: bool,
     /// The answer to a BDAT whose chunk is being read and dropped.
     pending_bdat_error: Option<Reply>,
 }
@@ -112,6 +114,7 @@ impl Session {
             auth_failures: 0,
             skipping_line: false,
             line_len: 0,
+            cr_pending: false,
             pending_bdat_error: None,
         };
         let greeting = format!("{} ESMTP Postern", s.cfg.hostname);
@@ -173,6 +176,7 @@ impl Session {
         self.input.clear();
         self.pos = 0;
         self.line_len = 0;
+        self.cr_pending = false;
         self.skipping_line = false;
         self.state = State::Command;
     }
@@ -275,16 +279,17 @@ impl Session {
         let line_end = rest.iter().position(|&b| b == b'\n');
         let this_part = line_end.map_or(rest.len(), |i| i + 1);
         if self.line_len + this_part > self.cfg.max_line_length {
-            self.receiver = RequestReceiver::default();
-            self.line_len = 0;
-            match line_end {
-                Some(i) => self.pos += i + 1,
-                None => {
-                    self.pos = self.input.len();
-                    self.skipping_line = true;
-                }
-            }
-            return self.error(Reply::new(500, (5, 5, 2), "Line too long"));
+            return self.refuse_line(line_end, Reply::new(500, (5, 5, 2), "Line too long"));
+        }
+        // RFC 5321 §2.3.8: CR only as part of CRLF. smtp-proto drops a bare CR inside a line, so
+        // `EHLO a<CR>b` would be taken as `EHLO ab`: refuse the line instead.
+        let part = &rest[..this_part];
+        let continues_bare_cr = self.cr_pending && part.first() != Some(&b'\n');
+        if continues_bare_cr || part.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n') {
+            return self.refuse_line(
+                line_end,
+                Reply::new(501, (5, 5, 2), "Bare CR in command line (RFC 5321 §2.3.8)"),
+            );
         }
         let mut bytes = rest.iter();
         let before = bytes.as_slice().len();
@@ -295,14 +300,17 @@ impl Session {
         match parsed {
             Err(smtp_proto::Error::NeedsMoreData { .. }) => {
                 self.line_len += consumed;
+                self.cr_pending = consumed > 0 && rest[consumed - 1] == b'\r';
                 None
             }
             Ok(request) => {
                 self.line_len = 0;
+                self.cr_pending = false;
                 self.handle(request)
             }
             Err(e) => {
                 self.line_len = 0;
+                self.cr_pending = false;
                 // smtp-proto leaves the rest of some bad lines unread: skip to the line's end so
                 // it is not taken as a new command.
                 if !ended_line {
@@ -311,6 +319,22 @@ impl Session {
                 self.parse_error(e)
             }
         }
+    }
+
+    /// Drops the command line being read (its rest too, when it has not all arrived) and answers
+    /// with `reply`.
+    fn refuse_line(&mut self, line_end: Option<usize>, reply: Reply) -> Option<Event> {
+        self.receiver = RequestReceiver::default();
+        self.line_len = 0;
+        self.cr_pending = false;
+        match line_end {
+            Some(i) => self.pos += i + 1,
+            None => {
+                self.pos = self.input.len();
+                self.skipping_line = true;
+            }
+        }
+        self.error(reply)
     }
 
     fn parse_error(&mut self, e: smtp_proto::Error) -> Option<Event> {
@@ -457,6 +481,7 @@ impl Session {
         self.pos = 0;
         self.receiver = RequestReceiver::default();
         self.line_len = 0;
+        self.cr_pending = false;
         self.state = State::Waiting;
         Some(Event::StartTls)
     }

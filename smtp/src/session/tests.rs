@@ -577,3 +577,17 @@ fn shutdown_replies_421() {
     assert!(t.s.is_closed());
     assert_eq!(t.s.next_event(), Event::Close);
 }
+
+#[test]
+fn bare_cr_in_a_command_line_is_refused() {
+    let mut t = T::new(Listener::Mx, false);
+    assert!(t.send(b"EHLO a\rb\r\n").starts_with("501 5.5.2 "));
+    assert_eq!(t.s.helo, None);
+    // Also when the CR ends one read and the next begins with something else.
+    assert_eq!(t.send(b"HELO a\r"), "");
+    assert!(t.send(b"b\r\n").starts_with("501 5.5.2 "));
+    assert_eq!(t.s.helo, None);
+    // The session goes on with the next line.
+    assert!(t.send(b"EHLO c.test\r\n").starts_with("250-"));
+    assert_eq!(t.s.helo.as_deref(), Some("c.test"));
+}
