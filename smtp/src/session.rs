@@ -28,12 +28,6 @@ use crate::reply::Reply;
 
 pub use actions::*;
 
-#[derive(Debug)]
-struct User {
-    id: i64,
-    address: String,
-}
-
 struct Transaction {
     sender: String,
     size: usize,
@@ -69,7 +63,7 @@ pub struct Session {
     state: State,
     helo: Option<String>,
     esmtp: bool,
-    user: Option<User>,
+    user: Option<Account>,
     txn: Option<Transaction>,
     receiver: RequestReceiver,
     input: Vec<u8>,

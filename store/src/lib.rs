@@ -23,6 +23,7 @@ mod parsed;
 pub mod password;
 mod queue;
 pub mod sasl;
+mod send_as;
 mod spool;
 mod subscriptions;
 #[cfg(feature = "testing")]

@@ -9,6 +9,7 @@ mod dns;
 mod domains;
 mod login;
 mod queue;
+mod send_as;
 mod users;
 
 use axum::http::StatusCode;
@@ -39,6 +40,11 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/users/{address}/quota", post(users::quota))
         .route("/users/{address}/state", post(users::state))
         .route("/users/{address}/delete", post(users::remove))
+        .route(
+            "/users/{address}/send-as",
+            get(send_as::list).post(send_as::add),
+        )
+        .route("/users/{address}/send-as/delete", post(send_as::remove))
         .route("/aliases", get(aliases::list).post(aliases::add))
         .route("/aliases/delete", post(aliases::remove))
         .route("/dns", get(dns::list).post(dns::add))

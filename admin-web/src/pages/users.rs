@@ -98,6 +98,7 @@ async fn page(
                             td {
                                 (action_button(s, &format!("{base}/state"), if u.disabled { "Enable" } else { "Disable" }, None))
                                 (action_button(s, &format!("{base}/delete"), "Delete", Some(&format!("Delete {} and all their mail?", u.address))))
+                                a href=(format!("{base}/send-as")) { "Send as…" }
                             }
                         }
                     }

@@ -80,7 +80,7 @@ pub enum Action {
         authenticated: bool,
     },
     /// Store and queue an accepted message; answer with [`Session::delivery_result`].
-    Deliver(Delivery),
+    Deliver(Box<Delivery>),
 }
 
 /// What the session needs next.
@@ -164,6 +164,15 @@ pub enum DeliveryResult {
     Unavailable,
 }
 
+/// A logged-in user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The user's id.
+    pub id: i64,
+    /// The user's address.
+    pub address: String,
+}
+
 /// One accepted recipient and where it resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipient {
@@ -185,7 +194,7 @@ pub struct Delivery {
     /// The message with this server's `Received:` header prepended (RFC 5321 §4.4).
     pub message: Vec<u8>,
     /// The logged-in user, for submissions.
-    pub user: Option<String>,
+    pub user: Option<Account>,
     /// The HELO/EHLO name the client gave, for SPF (RFC 7208 §2.3).
     pub helo: String,
 }

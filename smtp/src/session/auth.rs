@@ -5,7 +5,7 @@ use smtp_proto::request::receiver::LineReceiver;
 
 use postern_store::sasl::{self, LoginStep, SaslError, SaslLogin};
 
-use super::{Action, AuthResult, Event, Listener, Session, State, User};
+use super::{Account, Action, AuthResult, Event, Listener, Session, State};
 use crate::reply::Reply;
 
 impl Session {
@@ -162,7 +162,7 @@ impl Session {
         self.state = State::Command;
         match result {
             AuthResult::Success { user_id, address } => {
-                self.user = Some(User {
+                self.user = Some(Account {
                     id: user_id,
                     address,
                 });

@@ -228,13 +228,13 @@ impl Session {
                 message.splice(at..at, extra.into_bytes());
             }
         }
-        self.wait(Action::Deliver(Delivery {
+        self.wait(Action::Deliver(Box::new(Delivery {
             sender: txn.sender,
             recipients: txn.recipients,
             message,
-            user: self.user.as_ref().map(|u| u.address.clone()),
+            user: self.user.clone(),
             helo: self.helo.clone().unwrap_or_default(),
-        }))
+        })))
     }
 
     /// Reports the result of [`Action::Deliver`]; the transaction is over either way.

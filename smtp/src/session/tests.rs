@@ -107,7 +107,7 @@ impl T {
                 self.s.recipient_result(address, result);
             }
             Action::Deliver(d) => {
-                self.delivered.push(d);
+                self.delivered.push(*d);
                 self.s
                     .delivery_result(DeliveryResult::Accepted { id: "ID1".into() });
             }
@@ -550,7 +550,10 @@ fn submission_enforces_sender_ownership_and_adds_missing_headers() {
     assert!(r.ends_with("250 2.0.0 Ok: queued as ID1\r\n"));
     let d = &t.delivered[0];
     assert_eq!(d.remote_addresses(), ["carol@remote.test"]);
-    assert_eq!(d.user.as_deref(), Some("alice@example.test"));
+    assert_eq!(
+        d.user.as_ref().map(|u| u.address.as_str()),
+        Some("alice@example.test")
+    );
     let msg = String::from_utf8_lossy(&d.message).into_owned();
     assert!(msg.contains(" with ESMTPSA id "), "{msg}");
     assert!(
