@@ -10,7 +10,7 @@ use hickory_resolver::TokioResolver;
 use mail_auth::MessageAuthenticator;
 use postern_store::{
     normalize_address, DeliveryOutcome, Greylist, Incoming, LoginAttempt, LoginOutcome, Resolution,
-    Service, Store,
+    Service, Store, ROLE_LOCAL_PARTS,
 };
 
 use crate::auth::{self, Disposition};
@@ -20,6 +20,7 @@ use crate::policy;
 use crate::reply::Reply;
 use crate::session::{
     Account, Action, AuthResult, Delivery, DeliveryResult, RecipientResult, SenderResult, Session,
+    POSTMASTER,
 };
 
 /// What sessions share: the store (which owns the login service), the settings and the resolver
@@ -118,14 +119,22 @@ impl Backend {
         }
     }
 
-    /// Resolves a recipient; a single local mailbox that is already full (or cannot take the
-    /// announced size) is refused with 452 at RCPT.
+    /// Resolves a recipient (role addresses through [`Store::resolve_role`]); a single local
+    /// mailbox that is already full (or cannot take the announced size) is refused with 452 at RCPT.
     async fn check_recipient(
         &self,
         address: &str,
         size: usize,
     ) -> postern_store::Result<RecipientResult> {
-        Ok(match self.store.resolve_recipient(address).await? {
+        let resolution = match role_address(address) {
+            Some(role) => {
+                self.store
+                    .resolve_role(role, self.config.postmaster.as_deref())
+                    .await?
+            }
+            None => self.store.resolve_recipient(address).await?,
+        };
+        Ok(match resolution {
             Resolution::NotHosted => RecipientResult::NotHosted,
             Resolution::Unknown => RecipientResult::Unknown,
             Resolution::Deliver { local, remote } => {
@@ -391,4 +400,17 @@ impl Backend {
         signed.extend_from_slice(&d.message);
         signed
     }
+}
+
+/// A role address (`postmaster`, `abuse`; [`ROLE_LOCAL_PARTS`]): `Some(None)` for the bare
+/// `postmaster`, `Some(Some(address))` for `role@domain`, `None` for any other address.
+fn role_address(address: &str) -> Option<Option<&str>> {
+    if address.eq_ignore_ascii_case(POSTMASTER) {
+        return Some(None);
+    }
+    let (local, _) = address.rsplit_once('@')?;
+    ROLE_LOCAL_PARTS
+        .iter()
+        .any(|r| local.eq_ignore_ascii_case(r))
+        .then_some(Some(address))
 }

@@ -31,6 +31,10 @@ pub struct SmtpConfig {
     /// Mail data with a bare CR or LF (RFC 5321 §2.3.8): `"normalize"` (default) stores it with
     /// CRLF line endings, `"reject"` refuses it with 550 5.5.2.
     pub bare_line_endings: BareLineEndings,
+    /// Mailbox (an address) receiving mail for `postmaster` (RFC 5321 §4.5.1) and for
+    /// `postmaster@` and `abuse@` (RFC 2142) of every hosted domain that has no user or alias of
+    /// that name; catch-alls never take them. Unset: the first user created.
+    pub postmaster: Option<String>,
     /// Seconds a queued message is retried before it bounces (RFC 5321 §4.5.4.1: 4–5 days).
     pub queue_lifetime_secs: u64,
     /// Seconds before the first retry; each further retry waits twice as long.
@@ -90,6 +94,7 @@ impl Default for SmtpConfig {
             session_timeout_secs: 1800,
             require_tls_for_auth: true,
             bare_line_endings: BareLineEndings::Normalize,
+            postmaster: None,
             queue_lifetime_secs: 5 * 24 * 3600,
             retry_initial_secs: 300,
             retry_max_secs: 4 * 3600,

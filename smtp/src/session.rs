@@ -27,6 +27,7 @@ use postern_store::sasl::SaslLogin;
 use crate::reply::Reply;
 
 pub use actions::*;
+pub use envelope::POSTMASTER;
 
 struct Transaction {
     sender: String,

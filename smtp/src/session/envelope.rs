@@ -7,6 +7,9 @@ use super::{
 };
 use crate::reply::Reply;
 
+/// The recipient address a bare `RCPT TO:<Postmaster>` is reported as (no domain).
+pub const POSTMASTER: &str = "postmaster";
+
 impl Session {
     /// MAIL FROM (RFC 5321 §4.1.1.2) with SIZE, BODY, SMTPUTF8 and DSN parameters.
     pub(super) fn mail(&mut self, from: smtp_proto::MailFrom<String>) -> Option<Event> {
@@ -90,13 +93,19 @@ impl Session {
         if txn.recipients.len() >= max {
             return self.reply(Reply::new(452, (4, 5, 3), "Too many recipients"));
         }
-        if !plausible_address(&to.address) {
+        // smtp-proto reports the bare `<Postmaster>` (RFC 5321 §4.1.1.3, any case) as an empty
+        // address; it must be accepted (§4.5.1).
+        let address = if to.address.is_empty() {
+            POSTMASTER.to_owned()
+        } else if plausible_address(&to.address) {
+            to.address
+        } else {
             return self.error(Reply::new(501, (5, 1, 3), "Bad recipient address syntax"));
-        }
+        };
         let size = txn.size;
         let sender = txn.sender.clone();
         self.wait(Action::CheckRecipient {
-            address: to.address,
+            address,
             size,
             sender,
             authenticated: self.user.is_some(),

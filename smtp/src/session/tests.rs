@@ -101,6 +101,10 @@ impl T {
                         remote: BTreeSet::new(),
                     },
                     "full@example.test" => RecipientResult::MailboxFull,
+                    POSTMASTER => RecipientResult::Deliver {
+                        local: BTreeSet::from([2]),
+                        remote: BTreeSet::new(),
+                    },
                     a if a.ends_with("@example.test") => RecipientResult::Unknown,
                     _ => RecipientResult::NotHosted,
                 };
@@ -593,4 +597,16 @@ fn bare_cr_in_a_command_line_is_refused() {
     // The session goes on with the next line.
     assert!(t.send(b"EHLO c.test\r\n").starts_with("250-"));
     assert_eq!(t.s.helo.as_deref(), Some("c.test"));
+}
+
+#[test]
+fn bare_postmaster_is_accepted_in_any_case() {
+    let mut t = T::new(Listener::Mx, false);
+    t.send(b"EHLO c.test\r\nMAIL FROM:<a@b.test>\r\n");
+    let r = t.send(b"RCPT TO:<Postmaster>\r\nRCPT TO:<POSTMASTER>\r\nRCPT TO:<postmaster@>\r\n");
+    assert_eq!(codes(&r), ["250", "250", "501"], "{r}");
+    t.send(b"DATA\r\nSubject: report\r\n\r\nx\r\n.\r\n");
+    let d = &t.delivered[0];
+    assert_eq!(d.recipients[0].address, "postmaster");
+    assert_eq!(d.local_users(), [2]);
 }
