@@ -21,7 +21,8 @@ use smtp_support::{inbox, resolver, OwnDns, Raw, PASSWORD};
 both_backends!(
     no_forged_message_reaches_a_lenient_receiver,
     a_strict_receiver_takes_every_relayed_message,
-    bare_line_endings_can_be_refused
+    bare_line_endings_can_be_refused,
+    quoted_local_parts_are_relayed
 );
 
 /// The line-ending tricks that end DATA early at one receiver or another.
@@ -187,5 +188,43 @@ async fn bare_line_endings_can_be_refused(db: Db) {
     let delivered = postfix.wait_delivered(1);
     assert_eq!(delivered.len(), 1);
     assert_eq!(subject(&delivered[0]), "clean");
+    assert!(server.stop().success());
+}
+
+/// RFC 5321 §4.1.2 quoted local parts: a submitted message to `"john q. public"@remote.test`
+/// reaches Postfix with the quotes intact, from a quoted sender the MX accepted too.
+async fn quoted_local_parts_are_relayed(db: Db) {
+    let postfix = Postfix::start("reject");
+    let (inst, server, _) = postern(db, &postfix, "").await;
+    let mut sub = Raw::connect(server.addr("submission"));
+    assert!(sub.cmd("EHLO client.test").starts_with("250"));
+    let plain = base64::engine::general_purpose::STANDARD
+        .encode(format!("\0alice@example.test\0{PASSWORD}"));
+    assert!(sub.cmd(&format!("AUTH PLAIN {plain}")).starts_with("235"));
+    let data = b"From: alice@example.test\r\nSubject: quoted\r\n\r\nhi\r\n.\r\n";
+    let r = send_raw(
+        &mut sub,
+        "alice@example.test",
+        "\"john q. public\"@remote.test",
+        data,
+    );
+    assert!(r.starts_with("250"), "{r}");
+    // The MX takes a quoted sender and forwards through the alias.
+    let mut mx = Raw::connect(server.addr("smtp"));
+    assert!(mx.cmd("EHLO client.test").starts_with("250"));
+    let data = b"Subject: from quoted\r\n\r\nhi\r\n.\r\n";
+    let r = send_raw(
+        &mut mx,
+        "\"jane doe\"@elsewhere.test",
+        "fwd@example.test",
+        data,
+    );
+    assert!(r.starts_with("250"), "{r}");
+    wait_queue_empty(&inst).await;
+    let delivered = postfix.wait_delivered(2);
+    assert_eq!(delivered.len(), 2);
+    let log = postfix.log();
+    assert!(log.contains("to=<\"john q. public\"@remote.test>"), "{log}");
+    assert!(log.contains("from=<\"jane doe\"@elsewhere.test>"), "{log}");
     assert!(server.stop().success());
 }

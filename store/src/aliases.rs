@@ -143,7 +143,17 @@ impl Store {
     /// an address met twice in one chain ends there (delivered if it is a user).
     pub async fn resolve_recipient(&self, address: &str) -> Result<Resolution> {
         let Ok(address) = normalize_address(address) else {
-            return Ok(Resolution::Unknown);
+            // A quoted local part (which no mailbox here has) or an address literal: unknown in a
+            // hosted domain, otherwise someone else's.
+            return Ok(
+                match address.rsplit_once('@').map(|(_, d)| normalize_domain(d)) {
+                    Some(Ok(domain)) if self.domain(&domain).await?.is_some() => {
+                        Resolution::Unknown
+                    }
+                    Some(_) => Resolution::NotHosted,
+                    None => Resolution::Unknown,
+                },
+            );
         };
         if self.domain(&address.domain).await?.is_none() {
             return Ok(Resolution::NotHosted);

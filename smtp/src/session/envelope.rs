@@ -32,10 +32,10 @@ impl Session {
         if from.flags & smtp_proto::MAIL_BODY_BINARYMIME != 0 {
             return self.error(Reply::new(504, (5, 5, 4), "BINARYMIME is not supported"));
         }
-        let sender = from.address;
-        if !sender.is_empty() && !plausible_address(&sender) {
+        if !from.address.is_empty() && !plausible_address(&from.address) {
             return self.error(Reply::new(501, (5, 1, 7), "Bad sender address syntax"));
         }
+        let sender = wire_form(&from.address);
         self.txn = Some(Transaction {
             sender: sender.clone(),
             size: from.size,
@@ -98,7 +98,7 @@ impl Session {
         let address = if to.address.is_empty() {
             POSTMASTER.to_owned()
         } else if plausible_address(&to.address) {
-            to.address
+            wire_form(&to.address)
         } else {
             return self.error(Reply::new(501, (5, 1, 3), "Bad recipient address syntax"));
         };
@@ -159,15 +159,42 @@ impl Session {
     }
 }
 
-/// A light syntax check of an envelope address: `local@domain` with both parts present.
+/// A light syntax check of an envelope address as smtp-proto gives it (quotes of a quoted local
+/// part removed): `local@domain` with both parts present, no control characters, no white space
+/// in the domain.
 fn plausible_address(address: &str) -> bool {
     match address.rsplit_once('@') {
         Some((local, domain)) => {
             !local.is_empty()
                 && !domain.is_empty()
                 && !domain.starts_with('.')
-                && !address.chars().any(|c| c.is_control() || c.is_whitespace())
+                && !domain.chars().any(char::is_whitespace)
+                && !address.chars().any(char::is_control)
         }
         None => false,
     }
+}
+
+/// The RFC 5321 §4.1.2 form of an address smtp-proto gave without its quotes: a local part that
+/// is not a Dot-string is quoted again, `\` and `"` escaped (`"alice smith"@example.org`).
+pub(super) fn wire_form(address: &str) -> String {
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return address.to_owned();
+    };
+    let atext = |c: char| c.is_alphanumeric() || !c.is_ascii() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+    if local
+        .split('.')
+        .all(|atom| !atom.is_empty() && atom.chars().all(atext))
+    {
+        return address.to_owned();
+    }
+    let mut quoted = String::with_capacity(local.len() + 2);
+    quoted.push('"');
+    for c in local.chars() {
+        if c == '"' || c == '\\' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    format!("{quoted}\"@{domain}")
 }

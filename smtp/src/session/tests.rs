@@ -610,3 +610,29 @@ fn bare_postmaster_is_accepted_in_any_case() {
     assert_eq!(d.recipients[0].address, "postmaster");
     assert_eq!(d.local_users(), [2]);
 }
+
+#[test]
+fn quoted_local_parts_are_accepted_and_kept_quoted() {
+    let mut t = T::new(Listener::Mx, false);
+    t.send(b"EHLO c.test\r\n");
+    let r = t.send(b"MAIL FROM:<\"john q. public\"@b.test>\r\nRCPT TO:<\"alice\"@example.test>\r\nRCPT TO:<\"no body\"@example.test>\r\nRCPT TO:<\"x\\\"y\"@example.test>\r\n");
+    assert_eq!(codes(&r), ["250", "250", "550", "550"], "{r}");
+    t.send(b"DATA\r\nSubject: q\r\n\r\nx\r\n.\r\n");
+    let d = &t.delivered[0];
+    assert_eq!(d.sender, "\"john q. public\"@b.test");
+    assert_eq!(d.recipients[0].address, "alice@example.test");
+    // Control characters stay refused, quoted or not.
+    let r = t.send(b"MAIL FROM:<\"a\x01b\"@b.test>\r\n");
+    assert!(r.starts_with("501"), "{r}");
+}
+
+#[test]
+fn wire_form_quotes_what_is_not_a_dot_string() {
+    use super::envelope::wire_form;
+    assert_eq!(wire_form("alice@d.test"), "alice@d.test");
+    assert_eq!(wire_form("a.b+c@d.test"), "a.b+c@d.test");
+    assert_eq!(wire_form("alice smith@d.test"), "\"alice smith\"@d.test");
+    assert_eq!(wire_form("a..b@d.test"), "\"a..b\"@d.test");
+    assert_eq!(wire_form("x\"y\\z@d.test"), "\"x\\\"y\\\\z\"@d.test");
+    assert_eq!(wire_form(""), "");
+}
