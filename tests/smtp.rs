@@ -19,6 +19,7 @@ both_backends!(
     quota_is_enforced_at_rcpt_and_data,
     chunking_delivers,
     postmaster_and_abuse_reach_the_role_mailbox,
+    address_literals_where_configured,
 );
 
 /// Python smtplib: log in and send one message; prints the refused recipients as a dict.
@@ -600,5 +601,31 @@ async fn postmaster_and_abuse_reach_the_role_mailbox(db: Db) {
     let bob = wait_inbox(&inst, "bob@example.test", 1).await;
     assert!(bob[0].contains("Subject: configured"));
     assert!(inbox(&inst, "alice@example.test").await.is_empty());
+    assert!(server.stop().success());
+}
+
+/// RFC 5321 §4.1.3 address literals: accepted in MAIL FROM; in RCPT TO local only for the
+/// addresses `[smtp] address_literals` maps to a hosted domain, other literals are remote (no
+/// relaying for the MX); general literals stay a syntax error.
+async fn address_literals_where_configured(db: Db) {
+    let extra = "[smtp]\naddress_literals = { \"127.0.0.1\" = \"example.test\" }\n";
+    let (inst, server) = hosted(db, extra).await;
+    let mx = server.addr("smtp");
+    let mut c = Raw::connect(mx);
+    c.cmd("EHLO [127.0.0.1]");
+    assert!(c.cmd("MAIL FROM:<someone@[192.0.2.9]>").starts_with("250"));
+    assert!(c.cmd("RCPT TO:<alice@[127.0.0.1]>").starts_with("250"));
+    assert!(c.cmd("RCPT TO:<postmaster@[127.0.0.1]>").starts_with("250"));
+    assert!(c.cmd("RCPT TO:<alice@[IPv6:::1]>").starts_with("554 5.7.1"));
+    assert!(c
+        .cmd("RCPT TO:<alice@[192.0.2.1]>")
+        .starts_with("554 5.7.1"));
+    assert!(c.cmd("RCPT TO:<alice@[tag:x]>").starts_with("501"));
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send(b"Subject: literal\r\n\r\nhi\r\n.\r\n");
+    assert!(c.reply().starts_with("250"));
+    let alice = wait_inbox(&inst, "alice@example.test", 1).await;
+    assert_eq!(alice.len(), 1, "one copy for both recipients");
+    assert!(alice[0].contains("Subject: literal"));
     assert!(server.stop().success());
 }

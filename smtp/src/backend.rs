@@ -126,6 +126,8 @@ impl Backend {
         address: &str,
         size: usize,
     ) -> postern_store::Result<RecipientResult> {
+        let local_form = self.literal_as_local(address);
+        let address = local_form.as_deref().unwrap_or(address);
         let resolution = match role_address(address) {
             Some(role) => {
                 self.store
@@ -148,6 +150,19 @@ impl Backend {
                 }
             }
         })
+    }
+
+    /// `user@[ip]` as `user@domain` when `[smtp] address_literals` maps that address of this
+    /// server to a hosted domain (RFC 5321 §4.1.3).
+    fn literal_as_local(&self, address: &str) -> Option<String> {
+        let (local, domain) = address.rsplit_once('@')?;
+        let inner = domain.strip_prefix('[')?.strip_suffix(']')?;
+        let ip = match inner.get(..5) {
+            Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => &inner[5..],
+            _ => inner,
+        };
+        let hosted = self.config.address_literals.get(&ip.parse().ok()?)?;
+        Some(format!("{local}@{hosted}"))
     }
 
     /// Whether the user an address names directly (or through `+tag`) is out of space.

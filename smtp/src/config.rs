@@ -1,7 +1,8 @@
 //! The `[smtp]` table of `postern.toml`: limits, timeouts, the outbound queue's retry schedule, the
 //! resolver used for MX lookups, MTA-STS and the MX's mail checks.
 
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -35,6 +36,10 @@ pub struct SmtpConfig {
     /// `postmaster@` and `abuse@` (RFC 2142) of every hosted domain that has no user or alias of
     /// that name; catch-alls never take them. Unset: the first user created.
     pub postmaster: Option<String>,
+    /// Address literals taken as local (RFC 5321 §4.1.3): this server's IP address mapped to the
+    /// hosted domain whose users `user@[address]` reaches, e.g. `{ "192.0.2.1" = "example.org" }`
+    /// (IPv6 as `"2001:db8::1"` for `[IPv6:2001:db8::1]`). Other literals are remote.
+    pub address_literals: BTreeMap<IpAddr, String>,
     /// Seconds a queued message is retried before it bounces (RFC 5321 §4.5.4.1: 4–5 days).
     pub queue_lifetime_secs: u64,
     /// Seconds before the first retry; each further retry waits twice as long.
@@ -95,6 +100,7 @@ impl Default for SmtpConfig {
             require_tls_for_auth: true,
             bare_line_endings: BareLineEndings::Normalize,
             postmaster: None,
+            address_literals: BTreeMap::new(),
             queue_lifetime_secs: 5 * 24 * 3600,
             retry_initial_secs: 300,
             retry_max_secs: 4 * 3600,

@@ -15,6 +15,7 @@ mod actions;
 mod auth;
 mod data;
 mod envelope;
+mod literal;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -286,10 +287,23 @@ impl Session {
                 Reply::new(501, (5, 5, 2), "Bare CR in command line (RFC 5321 §2.3.8)"),
             );
         }
-        let mut bytes = rest.iter();
-        let before = bytes.as_slice().len();
-        let parsed = self.receiver.ingest(&mut bytes).map(Request::into_owned);
-        let consumed = before - bytes.as_slice().len();
+        // A whole MAIL or RCPT line with an address literal is parsed with a stand-in domain.
+        let literal = match line_end {
+            Some(i) if self.line_len == 0 => literal::find(&rest[..=i]),
+            _ => None,
+        };
+        let (parsed, consumed) = match &literal {
+            Some(l) => {
+                let mut bytes = l.line.iter();
+                let parsed = self.receiver.ingest(&mut bytes).map(Request::into_owned);
+                (parsed, this_part)
+            }
+            None => {
+                let mut bytes = rest.iter();
+                let parsed = self.receiver.ingest(&mut bytes).map(Request::into_owned);
+                (parsed, rest.len() - bytes.as_slice().len())
+            }
+        };
         let ended_line = consumed > 0 && rest[consumed - 1] == b'\n';
         self.pos += consumed;
         match parsed {
@@ -301,6 +315,10 @@ impl Session {
             Ok(request) => {
                 self.line_len = 0;
                 self.cr_pending = false;
+                let request = match &literal {
+                    Some(l) => l.restore(request),
+                    None => request,
+                };
                 self.handle(request)
             }
             Err(e) => {
