@@ -1,6 +1,7 @@
 //! Submission sender checks end to end: the `From:` header addresses must be ones the logged-in
 //! user may send as (own address, +tag, aliases reaching them, the per-user send-as list managed
-//! with `postern user sendas` and the API), else 550 5.7.1; DKIM signs only for such a domain.
+//! with `postern user sendas`, the API and the admin page), else 550 5.7.1; DKIM signs only for
+//! such a domain.
 
 mod common;
 mod smtp_support;
@@ -8,7 +9,7 @@ mod smtp_support;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use common::http::{agent, Api};
+use common::http::{agent, csrf_of, get_page, login_post, post_form, Api};
 use common::{Db, Instance, Server};
 use serde_json::json;
 use smtp_support::{python, Rr, Sink, TestDns, PASSWORD};
@@ -160,5 +161,58 @@ async fn from_header_must_be_owned(db: Db) {
         None,
     );
     assert_eq!(status, 404);
+
+    // The page: linked from the users list, adds and removes addresses.
+    let base = format!("http://{}", server.addr("admin"));
+    let password = server.first_admin_password();
+    let web = agent();
+    let (s, _, cookie) = login_post(
+        &web,
+        &base,
+        "/login",
+        &[("username", "admin"), ("password", &password)],
+    );
+    assert_eq!(s, 303);
+    let session = cookie.expect("session cookie");
+    let session = session.split(';').next().unwrap();
+    let (s, users, _) = get_page(&web, &format!("{base}/users"), Some(session));
+    assert_eq!(s, 200);
+    assert!(
+        users.contains("href=\"/users/alice@example.test/send-as\""),
+        "{users}"
+    );
+    let url = format!("{base}/users/alice@example.test/send-as");
+    let (s, page, _) = get_page(&web, &url, Some(session));
+    assert_eq!(s, 200);
+    let csrf = csrf_of(&page);
+    let (s, _, _) = post_form(
+        &web,
+        &url,
+        Some(session),
+        &[("csrf", &csrf), ("address", "web@b.test")],
+    );
+    assert_eq!(s, 303);
+    let (s, body, _) = post_form(
+        &web,
+        &url,
+        Some(session),
+        &[("csrf", &csrf), ("address", "not an address")],
+    );
+    assert_eq!(s, 400);
+    assert!(body.contains("data-field=\"address\""), "{body}");
+    assert_eq!(
+        inst.ok(&["user", "sendas", "list", alice], ""),
+        "web@b.test\n"
+    );
+    let (_, page, _) = get_page(&web, &url, Some(session));
+    assert!(page.contains("<td>web@b.test</td>"), "{page}");
+    let (s, _, _) = post_form(
+        &web,
+        &format!("{url}/delete"),
+        Some(session),
+        &[("csrf", &csrf), ("address", "web@b.test")],
+    );
+    assert_eq!(s, 303);
+    assert_eq!(inst.ok(&["user", "sendas", "list", alice], ""), "");
     assert!(server.stop().success());
 }

@@ -10,13 +10,12 @@ mod common;
 mod smtp_support;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 use base64::Engine;
 use common::{Db, Instance, Server};
 use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
 use smtp_support::postfix::Postfix;
-use smtp_support::{inbox, resolver, OwnDns, Raw, PASSWORD};
+use smtp_support::{inbox, resolver, wait_queue_empty, OwnDns, Raw, PASSWORD};
 
 both_backends!(
     no_forged_message_reaches_a_lenient_receiver,
@@ -101,21 +100,6 @@ fn send_every_variant(server: &Server) -> Vec<String> {
     mx.cmd("QUIT");
     sub.cmd("QUIT");
     subjects
-}
-
-/// Waits until Postern's queue is empty.
-async fn wait_queue_empty(inst: &Instance) {
-    let store = postern_store::Store::open(&inst.db.url).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let q = store.list_queue().await.unwrap();
-        if q.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "queue not empty: {q:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    store.close().await;
 }
 
 /// The value of the first `Subject:` header field.

@@ -90,6 +90,21 @@ pub async fn wait_inbox(inst: &Instance, address: &str, n: usize) -> Vec<String>
     }
 }
 
+/// Waits until the outbound queue is empty.
+pub async fn wait_queue_empty(inst: &Instance) {
+    let store = postern_store::Store::open(&inst.db.url).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let q = store.list_queue().await.unwrap();
+        if q.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "queue not empty: {q:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    store.close().await;
+}
+
 /// Runs swaks against `addr` with extra arguments.
 pub fn swaks(addr: SocketAddr, args: &[&str]) -> Output {
     Command::new("swaks")
