@@ -4,12 +4,13 @@
 //!
 //! Commands are parsed by smtp-proto; message data goes through its `DataReceiver` (which ends data
 //! only at `CRLF.CRLF`, so bare LF or bare CR around a dot cannot smuggle a second message,
-//! CVE-2023-51764) and `BdatReceiver` (CHUNKING, RFC 3030).
+//! CVE-2023-51764) and `BdatReceiver` (CHUNKING, RFC 3030); the data is then made canonical
+//! (`crate::crlf`) so that it is also relayed safely.
 //!
 //! The session is split by phase: this file holds the state, input handling and the command
-//! dispatcher with the connection-level commands (EHLO, STARTTLS, RSET, QUIT); [`auth`] holds AUTH,
-//! [`envelope`] MAIL and RCPT, [`data`] DATA and BDAT; [`actions`] defines what the session asks
-//! of its caller.
+//! dispatcher with the connection-level commands (EHLO, STARTTLS, RSET, QUIT); `auth` holds AUTH,
+//! `envelope` MAIL and RCPT (with `literal` for address literals), `data` DATA and BDAT;
+//! `actions` defines what the session asks of its caller.
 
 mod actions;
 mod auth;

@@ -52,14 +52,14 @@ pub struct SessionConfig {
 /// Something the caller must do, then report with the matching `Session` method.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Check a login (rate limited): answer with [`Session::auth_result`].
+    /// Check a login (rate limited): answer with [`Session::auth_result`](super::Session::auth_result).
     Authenticate {
         /// The login name (an address).
         username: String,
         /// The password.
         password: String,
     },
-    /// May the logged-in user use this envelope sender? Answer with [`Session::sender_result`].
+    /// May the logged-in user use this envelope sender? Answer with [`Session::sender_result`](super::Session::sender_result).
     CheckSender {
         /// The logged-in user.
         user_id: i64,
@@ -68,7 +68,7 @@ pub enum Action {
         /// The MAIL FROM address.
         address: String,
     },
-    /// Where does this recipient go? Answer with [`Session::recipient_result`].
+    /// Where does this recipient go? Answer with [`Session::recipient_result`](super::Session::recipient_result).
     CheckRecipient {
         /// The RCPT TO address.
         address: String,
@@ -79,18 +79,18 @@ pub enum Action {
         /// Whether the client logged in: no block list or greylisting checks then.
         authenticated: bool,
     },
-    /// Store and queue an accepted message; answer with [`Session::delivery_result`].
+    /// Store and queue an accepted message; answer with [`Session::delivery_result`](super::Session::delivery_result).
     Deliver(Box<Delivery>),
 }
 
 /// What the session needs next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// Send the pending output, then read more and call [`Session::receive`].
+    /// Send the pending output, then read more and call [`Session::receive`](super::Session::receive).
     NeedInput,
     /// Send the pending output, then perform the action.
     Action(Action),
-    /// Send the pending output, start TLS on the connection, then call [`Session::tls_started`].
+    /// Send the pending output, start TLS on the connection, then call [`Session::tls_started`](super::Session::tls_started).
     StartTls,
     /// Send the pending output and close the connection.
     Close,
