@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::{bail, Context};
 use postern_store::Store;
 
-use crate::cli::{AdminCmd, AliasCmd, DnsCmd, DomainCmd, QueueCmd, TokenCmd, UserCmd};
+use crate::cli::{AdminCmd, AliasCmd, DnsCmd, DomainCmd, QueueCmd, SendAsCmd, TokenCmd, UserCmd};
 use crate::output::outln;
 
 /// Runs `postern domain ...`.
@@ -75,6 +75,19 @@ pub async fn user(store: &Store, cmd: UserCmd) -> anyhow::Result<()> {
         UserCmd::Enable { address } => {
             store.set_disabled(&address, false).await?;
             outln!("enabled user {address}");
+        }
+        UserCmd::SendAs(SendAsCmd::Add { user, address }) => {
+            store.add_send_as(&user, &address).await?;
+            outln!("{user} may send as {address}");
+        }
+        UserCmd::SendAs(SendAsCmd::Remove { user, address }) => {
+            store.remove_send_as(&user, &address).await?;
+            outln!("{user} may no longer send as {address}");
+        }
+        UserCmd::SendAs(SendAsCmd::List { user }) => {
+            for address in store.list_send_as(&user).await? {
+                outln!("{address}");
+            }
         }
     }
     Ok(())

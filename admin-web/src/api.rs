@@ -43,6 +43,7 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/api/v1/queue/{id}", delete(remove_queue))
         .route("/metrics", get(metrics))
         .merge(crate::api_tokens::router())
+        .merge(crate::api_send_as::router())
 }
 
 pub(crate) type ApiResult = Result<Response, Response>;
@@ -67,7 +68,7 @@ pub(crate) fn store_error(field: &str) -> impl FnOnce(StoreError) -> Response + 
     }
 }
 
-fn ok(v: Value) -> ApiResult {
+pub(crate) fn ok(v: Value) -> ApiResult {
     Ok(Json(v).into_response())
 }
 

@@ -24,6 +24,7 @@ mod parsed;
 pub mod password;
 mod queue;
 pub mod sasl;
+mod send_as;
 mod spool;
 mod subscriptions;
 #[cfg(feature = "testing")]
@@ -33,7 +34,7 @@ mod users;
 
 pub use address::{normalize_address, normalize_domain, Address};
 pub use admin::{Admin, AdminSession, SessionKind, UserSession};
-pub use aliases::{Alias, Resolution};
+pub use aliases::{Alias, Resolution, ROLE_LOCAL_PARTS};
 pub use blobs::BLOB_CHUNK_SIZE;
 pub use changes::{Change, MailboxEvent};
 pub use db::{Backend, Store};

@@ -13,6 +13,7 @@ mod flash;
 mod listing;
 mod login;
 mod queue;
+mod send_as;
 mod users;
 
 use axum::http::StatusCode;
@@ -45,6 +46,11 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/users/{address}/quota", post(users::quota))
         .route("/users/{address}/state", post(users::state))
         .route("/users/{address}/delete", post(users::remove))
+        .route(
+            "/users/{address}/send-as",
+            get(send_as::list).post(send_as::add),
+        )
+        .route("/users/{address}/send-as/delete", post(send_as::remove))
         .route("/aliases", get(aliases::list).post(aliases::add))
         .route("/aliases/delete", post(aliases::remove))
         .route("/dns", get(dns::list).post(dns::add))

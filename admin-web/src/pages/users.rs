@@ -87,7 +87,7 @@ async fn page(
             (search_form("/users", query, "Search users"))
             @if !found.items.is_empty() {
                 table #users {
-                    thead { tr { th { "Address" } th { "Usage" } th { "Password" } th { "Quota" } th { "State" } th { "Delete" } } }
+                    thead { tr { th { "Address" } th { "Usage" } th { "Password" } th { "Quota" } th { "Send as" } th { "State" } th { "Delete" } } }
                     tbody { @for u in &found.items { (user_row(s, u, errors)) } }
                 }
             }
@@ -122,6 +122,7 @@ fn user_row(s: &AdminSession, u: &User, errors: &Errors) -> Markup {
                     button type="submit" { "Set" }
                 }
             }
+            td data-label="Send as" { a href=(format!("{base}/send-as")) { "Send as…" } }
             td data-label="State" { (action_button(s, &format!("{base}/state"), if u.disabled { "Enable" } else { "Disable" }, None)) }
             td data-label="Delete" { (action_button(s, &format!("{base}/delete"), "Delete", Some(&format!("Delete {address} and all their mail?")))) }
         }
