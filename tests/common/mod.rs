@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Each test file uses a different part of the harness.
 
 pub mod http;
+pub mod pebble;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -78,6 +79,19 @@ impl Instance {
     /// The data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// Puts the DNS listener on `127.0.0.1:port` instead of port 0, for peers that must be told
+    /// the port before the server starts (Pebble, a BIND secondary).
+    pub fn set_dns_port(&self, port: u16) {
+        let text = std::fs::read_to_string(&self.config).expect("read config");
+        assert!(text.contains("dns = [\"127.0.0.1:0\"]"), "no DNS listener");
+        let text = text.replacen(
+            "dns = [\"127.0.0.1:0\"]",
+            &format!("dns = [\"127.0.0.1:{port}\"]"),
+            1,
+        );
+        std::fs::write(&self.config, text).expect("write config");
     }
 
     /// A `postern` command with this instance's config.
