@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Loaded;
@@ -25,8 +25,34 @@ const GRACE_PERIOD: Duration = Duration::from_secs(10);
 /// The file, in the data directory, that lists the addresses really bound (port 0 resolved).
 pub const LISTENERS_FILE: &str = "listeners.json";
 
+/// The signals `serve` reacts to, registered before anything else starts: until a handler is
+/// installed, SIGHUP's default action ends the process, and a large zone can take seconds to load
+/// while DNS already answers. A signal that arrives during start-up waits here and is handled
+/// once every service runs.
+pub struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    /// Installs the handlers for SIGTERM, SIGINT and SIGHUP.
+    pub fn install() -> anyhow::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+        })
+    }
+}
+
 /// Runs every configured service until SIGTERM or SIGINT.
-pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow::Result<()> {
+pub async fn run(
+    loaded: Loaded,
+    log: LogHandle,
+    recent: RecentEvents,
+    signals: Signals,
+) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
@@ -215,9 +241,11 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
         imap: imap_settings,
     };
     let mut current = loaded;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
+    let Signals {
+        mut term,
+        mut int,
+        mut hup,
+    } = signals;
     loop {
         tokio::select! {
             _ = term.recv() => break,

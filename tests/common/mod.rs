@@ -146,50 +146,34 @@ impl Instance {
         self.start_command(cmd)
     }
 
-    fn start_command(&self, mut cmd: Command) -> Server {
+    fn start_command(&self, cmd: Command) -> Server {
+        let mut server = self.spawn_command(cmd);
+        server.wait_listening(&self.data_dir());
+        server
+    }
+
+    /// Starts `postern serve` without waiting for it: [`Server::wait_listening`] does.
+    pub fn spawn(&self) -> Server {
+        self.spawn_command(self.cli(&["serve"]))
+    }
+
+    fn spawn_command(&self, mut cmd: Command) -> Server {
         let log = self
             .dir
             .path()
             .join(format!("serve-{}.log", Instant::now().elapsed().as_nanos()));
         let log_file = std::fs::File::create(&log).expect("log file");
-        let listeners_file = self.data_dir().join("listeners.json");
-        let _ = std::fs::remove_file(&listeners_file);
+        let _ = std::fs::remove_file(self.data_dir().join("listeners.json"));
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
             .expect("spawn postern serve");
-        let mut server = Server {
+        Server {
             child: Some(child),
             log,
             listeners: HashMap::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = server
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!(
-                    "postern serve exited with {status} before listening:\n{}",
-                    server.log()
-                );
-            }
-            if let Ok(text) = std::fs::read_to_string(&listeners_file) {
-                let v: serde_json::Value =
-                    serde_json::from_str(&text).expect("listeners.json is JSON");
-                server.listeners =
-                    serde_json::from_value(v["listeners"].clone()).expect("listener map");
-                return server;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "postern serve did not start in time:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
@@ -203,6 +187,41 @@ pub struct Server {
 }
 
 impl Server {
+    /// Whether the process has exited (it is reaped if so).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Waits until the server has written `listeners.json` into `data_dir` and reads it; panics
+    /// with the log if the process exits first.
+    pub fn wait_listening(&mut self, data_dir: &Path) {
+        let listeners_file = data_dir.join("listeners.json");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.exited() {
+                panic!(
+                    "postern serve exited with {status} before listening:\n{}",
+                    self.log()
+                );
+            }
+            if let Ok(text) = std::fs::read_to_string(&listeners_file) {
+                let v: serde_json::Value =
+                    serde_json::from_str(&text).expect("listeners.json is JSON");
+                self.listeners =
+                    serde_json::from_value(v["listeners"].clone()).expect("listener map");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "postern serve did not start in time:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The first address of `service`.
     pub fn addr(&self, service: &str) -> SocketAddr {
         self.listeners
