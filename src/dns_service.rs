@@ -37,16 +37,20 @@ pub struct DnsService {
 impl DnsService {
     /// Starts the server on `listen`, loads the store-fed records of every view, and keeps them
     /// current until `shutdown`.
+    /// `publish` is the mail publication snapshot shared with the admin server; the records are
+    /// recomputed when the store changes and when `certificates` are swapped (`_mta-sts` depends
+    /// on them).
     pub async fn start(
         loaded: &Loaded,
         net: &postern_net::NetConfig,
         store: Store,
         listen: Vec<SocketAddr>,
         shutdown: CancellationToken,
+        publish: Arc<ArcSwap<Publish>>,
+        certificates: tokio::sync::watch::Receiver<u64>,
     ) -> anyhow::Result<DnsService> {
         let changes = store.subscribe();
         let config = Arc::new(ArcSwap::from_pointee(loaded.config.dns.clone()));
-        let publish = Arc::new(ArcSwap::from_pointee(Publish::from_config(loaded)));
         // The first build already holds the store's records and the serials served before, so
         // a restart serves what the last run served, under the same serials.
         let mut seed = Seed::default();
@@ -90,7 +94,7 @@ impl DnsService {
         service
             .server
             .set_update_handler(Arc::new(Updates(service.clone())));
-        tokio::spawn(service.clone().follow(changes, shutdown));
+        tokio::spawn(service.clone().follow(changes, certificates, shutdown));
         Ok(service)
     }
 
@@ -104,11 +108,11 @@ impl DnsService {
         self.server.wait().await;
     }
 
-    /// Applies a reloaded configuration (SIGHUP): views and zones, then the records.
+    /// Applies a reloaded configuration (SIGHUP): views and zones, then the records (from the
+    /// publication snapshot the caller has swapped already).
     pub async fn reload(&self, loaded: &Loaded) -> anyhow::Result<()> {
         self.server.reload(loaded.config.dns.clone())?;
         self.config.store(Arc::new(loaded.config.dns.clone()));
-        self.publish.store(Arc::new(Publish::from_config(loaded)));
         self.refresh_all().await;
         Ok(())
     }
@@ -152,12 +156,19 @@ impl DnsService {
     async fn follow(
         self,
         mut changes: tokio::sync::broadcast::Receiver<Change>,
+        mut certificates: tokio::sync::watch::Receiver<u64>,
         shutdown: CancellationToken,
     ) {
+        let mut watching_certificates = true;
         loop {
             let first = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 c = changes.recv() => c,
+                swapped = certificates.changed(), if watching_certificates => {
+                    watching_certificates = swapped.is_ok();
+                    self.refresh_all().await;
+                    continue;
+                }
             };
             let mut views: Option<HashSet<String>> = Some(HashSet::new());
             let note = |c: Result<Change, RecvError>, views: &mut Option<HashSet<String>>| match c {

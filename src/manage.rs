@@ -123,7 +123,10 @@ pub async fn dns(store: &Store, loaded: &crate::config::Loaded, cmd: DnsCmd) -> 
                     Some(name) => outln!("; view {name}"),
                     None => outln!("; mail records of {}", d.name),
                 }
-                let publish = crate::mail_dns::Publish::from_config(loaded);
+                let publish = crate::mail_dns::Publish::from_config(
+                    loaded,
+                    crate::mail_dns::PolicyHttps::Assumed,
+                );
                 for r in publish.records_for(store, &d.name, v.as_deref()).await? {
                     outln!("{r}");
                 }

@@ -9,6 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
@@ -16,6 +17,7 @@ use crate::config::Loaded;
 use crate::dns_service::DnsService;
 use crate::events::RecentEvents;
 use crate::logging::LogHandle;
+use crate::mail_dns::{PolicyHttps, Publish};
 use crate::reload::Running;
 use crate::tls::Certificates;
 
@@ -77,21 +79,40 @@ pub async fn run(
     let mut bound: BTreeMap<&str, Vec<SocketAddr>> = BTreeMap::new();
     let status_listeners: Arc<OnceLock<BTreeMap<String, Vec<SocketAddr>>>> = Arc::default();
 
+    // What hosted mail domains publish, in DNS and on the admin listener: one snapshot.
+    let admin_addrs = loaded.config.listeners.admin.get_ref();
+    let https = loaded.config.tls.is_some() || loaded.config.admin.https_with_self_signed;
+    let policy_https = if !admin_addrs.is_empty() && https {
+        PolicyHttps::Served(certs.clone())
+    } else {
+        PolicyHttps::NotServed
+    };
+    let publish = Arc::new(ArcSwap::from_pointee(Publish::from_config(
+        &loaded,
+        policy_https,
+    )));
+
     let dns_addrs = loaded.config.listeners.dns.get_ref().clone();
     let dns = if dns_addrs.is_empty() {
         None
     } else {
-        let dns =
-            DnsService::start(&loaded, &net, store.clone(), dns_addrs, shutdown.clone()).await?;
+        let dns = DnsService::start(
+            &loaded,
+            &net,
+            store.clone(),
+            dns_addrs,
+            shutdown.clone(),
+            publish.clone(),
+            certs.subscribe(),
+        )
+        .await?;
         bound.insert("dns", dns.local_addrs().to_vec());
         tasks.spawn(dns.clone().wait());
         Some(dns)
     };
 
-    let admin_addrs = loaded.config.listeners.admin.get_ref();
     if !admin_addrs.is_empty() {
         crate::manage::ensure_admin(&store).await?;
-        let https = loaded.config.tls.is_some() || loaded.config.admin.https_with_self_signed;
         let status = {
             let (listeners, recent) = (status_listeners.clone(), recent.clone());
             Arc::new(move || postern_admin_web::Status {
@@ -113,7 +134,10 @@ pub async fn run(
                 })
             },
             status,
-            client: Some(loaded.client_settings()),
+            client: Some({
+                let publish = publish.clone();
+                Arc::new(move || publish.load().client.clone())
+            }),
         };
         let tls = https.then(|| certs.server_config());
         let admin = postern_admin_web::AdminServer::start(
@@ -236,6 +260,7 @@ pub async fn run(
     let running = Running {
         log,
         certs,
+        publish,
         dns,
         smtp: smtp_limits,
         imap: imap_settings,
