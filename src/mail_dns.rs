@@ -275,11 +275,17 @@ pub struct Publish {
 }
 
 impl Publish {
-    /// Takes what publication needs from a loaded configuration.
-    pub fn from_config(loaded: &crate::config::Loaded, policy_https: PolicyHttps) -> Publish {
+    /// What `running` publishes with the `[mail]` table of `mail_from` (the same configuration at
+    /// start; the re-read one on SIGHUP, while host name and listeners stay those running).
+    pub fn from_config(
+        running: &crate::config::Loaded,
+        mail_from: &crate::config::Loaded,
+        policy_https: PolicyHttps,
+    ) -> Publish {
+        let mail = mail_from.config.mail.clone();
         Publish {
-            mail: loaded.config.mail.clone(),
-            client: Arc::new(loaded.client_settings()),
+            client: Arc::new(running.client_settings(&mail)),
+            mail,
             policy_https,
         }
     }

@@ -125,6 +125,7 @@ pub async fn dns(store: &Store, loaded: &crate::config::Loaded, cmd: DnsCmd) -> 
                 }
                 let publish = crate::mail_dns::Publish::from_config(
                     loaded,
+                    loaded,
                     crate::mail_dns::PolicyHttps::Assumed,
                 );
                 for r in publish.records_for(store, &d.name, v.as_deref()).await? {

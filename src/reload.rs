@@ -1,8 +1,8 @@
 //! SIGHUP: re-read `postern.toml`, apply what can change at run time, and name every changed
 //! key that only a restart applies.
 //!
-//! Applied at once: `log_level`, `[dns]` (views, zones, keys), `[tls]` certificates, the
-//! published mail records of `[mail]`, the SMTP session limits ([`postern_smtp::SmtpLimits::KEYS`])
+//! Applied at once: `log_level`, `[dns]` (views, zones, keys), `[tls]` certificates, `[mail]`
+//! (what DNS publishes and what the admin listener tells clients, from one snapshot), the SMTP session limits ([`postern_smtp::SmtpLimits::KEYS`])
 //! and the IMAP connection settings ([`postern_imap::ImapSettings::KEYS`]) for sessions that start
 //! after the reload. Everything else (listeners, `database_url`, `data_dir`, `hostname`, `[net]`,
 //! `[login]`, `[admin]`, `[acme]`, the other `[smtp]`/`[imap]` keys ...) is sized or bound at
@@ -44,6 +44,7 @@ impl Running {
         let next = config::load(&current.path)?;
         let before = self.publish.load_full();
         self.publish.store(Arc::new(Publish::from_config(
+            current,
             &next,
             before.policy_https.clone(),
         )));

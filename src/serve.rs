@@ -89,6 +89,7 @@ pub async fn run(
     };
     let publish = Arc::new(ArcSwap::from_pointee(Publish::from_config(
         &loaded,
+        &loaded,
         policy_https,
     )));
 
