@@ -12,7 +12,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use common::pebble::{free_port, write_cert, Pebble};
-use common::{dig, example_dns, repo_path, Db, Instance};
+use common::{assert_no_dns_records, dig, example_dns, repo_path, Db, Instance};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
@@ -189,13 +189,7 @@ async fn acme_dns01_through_our_own_dns_and_hot_swap() {
         .data_dir()
         .join("acme/mail.example.test/cert.pem")
         .exists());
-    // The challenge record is gone from the store afterwards.
-    let store = postern_store::Store::open(&inst.db.url).await.unwrap();
-    assert!(
-        store.dns_records(None).await.unwrap().is_empty(),
-        "challenge records removed"
-    );
-    store.close().await;
+    assert_no_dns_records(&inst, "challenge records removed").await;
     assert!(server.stop().success());
 }
 
@@ -332,11 +326,6 @@ async fn certbot_rfc2136_through_our_dns(db: Db) {
         let txt = dig(dns, "127.0.0.2", &[&format!("_acme-challenge.{n}"), "TXT"]);
         assert!(txt.is_empty(), "challenge TXT of {n} still served: {txt:?}");
     }
-    let store = postern_store::Store::open(&inst.db.url).await.unwrap();
-    assert!(
-        store.dns_records(None).await.unwrap().is_empty(),
-        "challenge records removed from the store"
-    );
-    store.close().await;
+    assert_no_dns_records(&inst, "challenge records removed from the store").await;
     assert!(server.stop().success());
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::pebble::free_port;
-use common::{dig, Db, Instance, Server};
+use common::{dig, try_dig, Db, Instance, Server};
 
 both_backends!(
     half_written_zone_file_is_never_served,
@@ -65,16 +65,9 @@ fn write_in_two_steps(path: &Path, text: &str, cut: usize, pause: Duration) {
 
 /// The served SOA serial of `ops.test`, 0 while the server does not answer (yet).
 fn serial(server: SocketAddr) -> u32 {
-    let out = Command::new("dig")
-        .args(["+short", "+time=2", "+tries=1", "-b", "127.0.0.1"])
-        .arg(format!("@{}", server.ip()))
-        .args(["-p", &server.port().to_string(), "ops.test", "SOA"])
-        .output()
-        .expect("dig (bind9-dnsutils) is installed");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .nth(2)
-        .and_then(|s| s.parse().ok())
+    try_dig(server, "127.0.0.1", &["+short"], &["ops.test", "SOA"])
+        .ok()
+        .and_then(|lines| lines.first()?.split_whitespace().nth(2)?.parse().ok())
         .unwrap_or(0)
 }
 
@@ -197,26 +190,12 @@ impl Drop for Named {
     }
 }
 
-/// The zone by AXFR, one normalised record per line, sorted.
+/// The zone by AXFR, one normalised record per line, sorted (empty if the server refuses).
 fn axfr(server: SocketAddr) -> Vec<String> {
-    let out = Command::new("dig")
-        .args([
-            "+noall",
-            "+answer",
-            "+nottlid",
-            "+time=5",
-            "-b",
-            "127.0.0.1",
-            &format!("@{}", server.ip()),
-            "-p",
-            &server.port().to_string(),
-            "ops.test",
-            "AXFR",
-        ])
-        .output()
-        .expect("dig (bind9-dnsutils) is installed");
-    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
+    let options = ["+noall", "+answer", "+nottlid"];
+    let mut lines: Vec<String> = try_dig(server, "127.0.0.1", &options, &["ops.test", "AXFR"])
+        .unwrap_or_default()
+        .iter()
         .map(|l| {
             l.split_whitespace()
                 .collect::<Vec<_>>()

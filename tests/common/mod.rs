@@ -325,9 +325,21 @@ pub fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
 
 /// Runs `dig +short` (bind9-dnsutils) from `source` against `server`, returning its output lines.
 pub fn dig(server: SocketAddr, source: &str, args: &[&str]) -> Vec<String> {
+    try_dig(server, source, &["+short"], args)
+        .unwrap_or_else(|e| panic!("dig {args:?} failed: {e}"))
+}
+
+/// Runs `dig` with `options` (`+short`, `+noall +answer` ...) from `source` against `server`:
+/// its output lines, or its error output when it fails (a server not answering yet).
+pub fn try_dig(
+    server: SocketAddr,
+    source: &str,
+    options: &[&str],
+    args: &[&str],
+) -> Result<Vec<String>, String> {
     let out = Command::new("dig")
+        .args(options)
         .args([
-            "+short",
             "+time=2",
             "+tries=1",
             "-b",
@@ -339,15 +351,27 @@ pub fn dig(server: SocketAddr, source: &str, args: &[&str]) -> Vec<String> {
         .args(args)
         .output()
         .expect("dig (bind9-dnsutils) is installed");
-    assert!(
-        out.status.success(),
-        "dig {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+    if !out.status.success() {
+        return Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_owned)
-        .collect()
+        .collect())
+}
+
+/// Asserts that the instance's store holds no DNS records (`why` says which ones are meant).
+pub async fn assert_no_dns_records(inst: &Instance, why: &str) {
+    let store = postern_store::Store::open(&inst.db.url)
+        .await
+        .expect("open the store");
+    let left = store.dns_records(None).await.expect("DNS records");
+    assert!(left.is_empty(), "{why}: {left:?}");
+    store.close().await;
 }
 
 /// The `[dns]` section serving the repository's example zones (internal view for 127.0.0.2,
