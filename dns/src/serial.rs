@@ -5,10 +5,11 @@
 //! arithmetic). A zone that shrinks to less than half its records without a new serial is most
 //! likely a file caught while being written, and is logged.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
-
 use hickory_proto::rr::RData;
+use hickory_proto::serialize::binary::BinEncodable;
+use sha2::{Digest, Sha256};
 
+use crate::transfer::serial_lt;
 use crate::zone::SourceRecord;
 
 /// What was last served for one zone of one view.
@@ -31,43 +32,44 @@ pub(crate) struct LastBuild {
     pub records: Option<usize>,
 }
 
-/// `a` is greater than `b` in serial number arithmetic (RFC 1982 §3.2); the undefined case
-/// (a distance of exactly 2^31) counts as not greater.
-pub fn serial_gt(a: u32, b: u32) -> bool {
-    a != b && (a.wrapping_sub(b) as i32) > 0
-}
-
 /// The serial to serve for content `digest` when the sources ask for `candidate` and `last` was
 /// served before: never lower than the last one, and higher when the content changed.
 pub fn choose(candidate: u32, digest: u64, last: Option<ServedSerial>) -> u32 {
     match last {
         None => candidate,
-        Some(last) if serial_gt(candidate, last.serial) => candidate,
+        Some(last) if serial_lt(last.serial, candidate) => candidate,
         Some(last) if last.digest == digest => last.serial,
         Some(last) => last.serial.wrapping_add(1),
     }
 }
 
-/// A digest of the records independent of their order, with SOA serials left out.
+/// A digest of the records independent of their order, with SOA serials left out: SHA-256
+/// over the sorted hashes of each record's wire form (owner lower-cased), so that it stays the
+/// same across restarts and upgrades.
 pub fn digest(records: &[SourceRecord]) -> u64 {
-    let mut each: Vec<u64> = records
+    let mut each: Vec<[u8; 32]> = records
         .iter()
         .map(|r| {
             let mut record = r.record.clone();
             if let RData::SOA(soa) = &mut record.data {
                 soa.serial = 0;
             }
-            let mut h = DefaultHasher::new();
-            record.name.to_lowercase().to_ascii().hash(&mut h);
-            record.ttl.hash(&mut h);
-            record.data.hash(&mut h);
-            h.finish()
+            record.name = record.name.to_lowercase();
+            let wire = record
+                .to_bytes()
+                .unwrap_or_else(|_| format!("{record}").into_bytes());
+            Sha256::digest(&wire).into()
         })
         .collect();
     each.sort_unstable();
-    let mut h = DefaultHasher::new();
-    each.hash(&mut h);
-    h.finish()
+    let mut all = Sha256::new();
+    for h in &each {
+        all.update(h);
+    }
+    let sum = all.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&sum[..8]);
+    u64::from_be_bytes(first)
 }
 
 /// The SOA serial written in the records, if they hold an SOA.
@@ -81,7 +83,7 @@ pub(crate) fn source_serial(records: &[SourceRecord]) -> Option<u32> {
 /// True when the content shrank to less than half without a newer serial from the sources.
 pub(crate) fn suspicious_shrink(last: &LastBuild, candidate: u32, records: usize) -> bool {
     match (last.candidate, last.records) {
-        (Some(before), Some(count)) => !serial_gt(candidate, before) && records * 2 < count,
+        (Some(before), Some(count)) => !serial_lt(before, candidate) && records * 2 < count,
         _ => false,
     }
 }
@@ -89,16 +91,6 @@ pub(crate) fn suspicious_shrink(last: &LastBuild, candidate: u32, records: usize
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc1982_comparison() {
-        assert!(serial_gt(2, 1));
-        assert!(!serial_gt(1, 2));
-        assert!(!serial_gt(5, 5));
-        assert!(serial_gt(0, u32::MAX), "wraps");
-        assert!(serial_gt(10, u32::MAX - 10));
-        assert!(!serial_gt(1 << 31, 0), "undefined distance is not greater");
-    }
 
     #[test]
     fn serial_policy() {
@@ -126,5 +118,34 @@ mod tests {
         });
         assert_eq!(choose(3, 2, high), 3, "3 is after u32::MAX (RFC 1982)");
         assert_eq!(choose(u32::MAX, 2, high), 0, "the bump wraps");
+    }
+
+    #[test]
+    fn digest_ignores_order_case_and_serial() {
+        let origin = hickory_proto::rr::Name::from_ascii("d.test.").unwrap();
+        let parse = |text: &str| {
+            let dir = std::env::temp_dir().join(format!("postern-serial-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let file = dir.join(format!("{}.zone", text.len()));
+            std::fs::write(&file, text).unwrap();
+            crate::zone::parse::parse_file(&file, "z", &origin)
+                .unwrap()
+                .records
+        };
+        let soa = |serial: u32| format!("@ 60 IN SOA ns h {serial} 1 1 1 1\n");
+        let a = parse(&format!(
+            "{}a 60 IN A 10.0.0.1\nb 60 IN A 10.0.0.2\n",
+            soa(1)
+        ));
+        let b = parse(&format!(
+            "{}B 60 IN A 10.0.0.2\na 60 IN A 10.0.0.1\n",
+            soa(9)
+        ));
+        let c = parse(&format!(
+            "{}a 60 IN A 10.0.0.1\nb 60 IN A 10.0.0.3\n",
+            soa(1)
+        ));
+        assert_eq!(digest(&a), digest(&b));
+        assert_ne!(digest(&a), digest(&c));
     }
 }
