@@ -37,6 +37,7 @@ pub struct DnsService {
 impl DnsService {
     /// Starts the server on `listen`, loads the store-fed records of every view, and keeps them
     /// current until `shutdown`.
+    ///
     /// `publish` is the mail publication snapshot shared with the admin server; the records are
     /// recomputed when the store changes and when `certificates` are swapped (`_mta-sts` depends
     /// on them).

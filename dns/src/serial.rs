@@ -5,7 +5,9 @@
 //! arithmetic). A zone that shrinks to less than half its records without a new serial is most
 //! likely a file caught while being written, and is logged.
 
-use hickory_proto::rr::RData;
+use std::collections::HashMap;
+
+use hickory_proto::rr::{LowerName, Name, RData};
 use hickory_proto::serialize::binary::BinEncodable;
 use sha2::{Digest, Sha256};
 
@@ -21,15 +23,133 @@ pub struct ServedSerial {
     pub digest: u64,
 }
 
+/// The served serial of one zone in one view, as persisted between runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneSerial {
+    /// The view owning the zone.
+    pub view: String,
+    /// The zone's origin, lower case, with a trailing dot.
+    pub zone: String,
+    /// Serial and content digest.
+    pub served: ServedSerial,
+}
+
 /// In-process knowledge about the previous build of a zone, beside what is persisted.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct LastBuild {
+struct LastBuild {
     /// What was served.
-    pub served: ServedSerial,
+    served: ServedSerial,
     /// The serial the sources asked for (file serial plus generation), if built in this process.
-    pub candidate: Option<u32>,
+    candidate: Option<u32>,
     /// Number of records, if built in this process.
-    pub records: Option<usize>,
+    records: Option<usize>,
+}
+
+/// The serial chosen for one build of a zone, to be recorded once the zone is built.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Choice {
+    /// The serial to serve.
+    pub serial: u32,
+    /// What to add to the file's SOA serial to get it.
+    pub offset: u32,
+    candidate: u32,
+    digest: u64,
+    records: usize,
+}
+
+/// What every zone served last, and the served serials that changed since they were taken.
+#[derive(Debug, Default)]
+pub(crate) struct SerialBook {
+    last: HashMap<(String, LowerName), LastBuild>,
+    changed: Vec<ZoneSerial>,
+}
+
+impl SerialBook {
+    /// Remembers serials served by an earlier run.
+    pub fn remember(&mut self, serials: Vec<ZoneSerial>) {
+        for s in serials {
+            let Ok(origin) = Name::from_ascii(&s.zone) else {
+                continue;
+            };
+            let last = LastBuild {
+                served: s.served,
+                candidate: None,
+                records: None,
+            };
+            self.last.insert((s.view, LowerName::new(&origin)), last);
+        }
+    }
+
+    /// The served serials that changed since the last call.
+    pub fn take_changed(&mut self) -> Vec<ZoneSerial> {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// The serial for `records` (a zone's merged content) of `origin` in `view`, where the
+    /// managed records are at `generation`; a suspicious shrink is logged.
+    pub fn choose(
+        &self,
+        view: &str,
+        origin: &Name,
+        records: &[SourceRecord],
+        generation: u32,
+    ) -> Choice {
+        let file_serial = source_serial(records).unwrap_or_default();
+        let candidate = file_serial.wrapping_add(generation);
+        let digest = digest(records);
+        let last = self.last.get(&(view.to_owned(), LowerName::new(origin)));
+        if let Some(last) = last {
+            if last.served.digest != digest && suspicious_shrink(last, candidate, records.len()) {
+                tracing::warn!(
+                    view,
+                    zone = %origin,
+                    records = records.len(),
+                    before = last.records.unwrap_or_default(),
+                    "zone lost most of its records without a new serial: was the file still being written?"
+                );
+            }
+        }
+        let serial = choose(candidate, digest, last.map(|l| l.served));
+        Choice {
+            serial,
+            offset: serial.wrapping_sub(file_serial),
+            candidate,
+            digest,
+            records: records.len(),
+        }
+    }
+
+    /// Records that the zone was built and is served as `choice` says.
+    pub fn served(&mut self, view: &str, origin: &Name, choice: Choice) {
+        let key = (view.to_owned(), LowerName::new(origin));
+        let served = ServedSerial {
+            serial: choice.serial,
+            digest: choice.digest,
+        };
+        let before = self.last.get(&key).map(|l| l.served);
+        if before != Some(served) {
+            if before.is_some() && choice.serial != choice.candidate {
+                tracing::info!(
+                    view,
+                    zone = %origin,
+                    serial = choice.serial,
+                    "zone content changed without a new serial: serving it with serial {}",
+                    choice.serial
+                );
+            }
+            self.changed.push(ZoneSerial {
+                view: view.to_owned(),
+                zone: origin.to_lowercase().to_string(),
+                served,
+            });
+        }
+        let last = LastBuild {
+            served,
+            candidate: Some(choice.candidate),
+            records: Some(choice.records),
+        };
+        self.last.insert(key, last);
+    }
 }
 
 /// The serial to serve for content `digest` when the sources ask for `candidate` and `last` was
@@ -73,7 +193,7 @@ pub fn digest(records: &[SourceRecord]) -> u64 {
 }
 
 /// The SOA serial written in the records, if they hold an SOA.
-pub(crate) fn source_serial(records: &[SourceRecord]) -> Option<u32> {
+fn source_serial(records: &[SourceRecord]) -> Option<u32> {
     records.iter().find_map(|r| match &r.record.data {
         RData::SOA(soa) => Some(soa.serial),
         _ => None,
@@ -81,7 +201,7 @@ pub(crate) fn source_serial(records: &[SourceRecord]) -> Option<u32> {
 }
 
 /// True when the content shrank to less than half without a newer serial from the sources.
-pub(crate) fn suspicious_shrink(last: &LastBuild, candidate: u32, records: usize) -> bool {
+fn suspicious_shrink(last: &LastBuild, candidate: u32, records: usize) -> bool {
     match (last.candidate, last.records) {
         (Some(before), Some(count)) => !serial_lt(before, candidate) && records * 2 < count,
         _ => false,

@@ -16,7 +16,7 @@ use crate::error::DnsError;
 use crate::journal::{differences, Difference, JournalEntry};
 use crate::managed::{merge, ManagedRecord};
 use crate::rrl::RateLimiter;
-use crate::serial::{choose, digest, source_serial, suspicious_shrink, LastBuild, ServedSerial};
+use crate::serial::{SerialBook, ZoneSerial};
 use crate::tsig::Keyring;
 use crate::update::Grant;
 use crate::zone::parse::{parse_file, ParsedFile};
@@ -173,21 +173,8 @@ pub struct Inputs {
     /// The update journal per view, oldest entry first.
     pub journals: HashMap<String, Vec<JournalEntry>>,
     cache: HashMap<(PathBuf, LowerName), CachedFile>,
-    /// What each (view, zone) served last ([`crate::serial`]).
-    served: HashMap<(String, LowerName), LastBuild>,
-    /// Served serials that changed since [`Inputs::take_changed_serials`] was last called.
-    changed_serials: Vec<ZoneSerial>,
-}
-
-/// The served serial of one zone in one view, as persisted between runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ZoneSerial {
-    /// The view owning the zone.
-    pub view: String,
-    /// The zone's origin, lower case, with a trailing dot.
-    pub zone: String,
-    /// Serial and content digest.
-    pub served: ServedSerial,
+    /// What each zone served last ([`crate::serial`]).
+    serials: SerialBook,
 }
 
 impl Inputs {
@@ -199,32 +186,19 @@ impl Inputs {
             managed: HashMap::new(),
             journals: HashMap::new(),
             cache: HashMap::new(),
-            served: HashMap::new(),
-            changed_serials: Vec::new(),
+            serials: SerialBook::default(),
         }
     }
 
     /// Remembers serials served by an earlier run, so that the next build never serves changed
     /// content under a serial a secondary already holds.
     pub fn remember_serials(&mut self, serials: Vec<ZoneSerial>) {
-        for s in serials {
-            let Ok(origin) = zone_name(&s.zone) else {
-                continue;
-            };
-            self.served.insert(
-                (s.view, LowerName::new(&origin)),
-                LastBuild {
-                    served: s.served,
-                    candidate: None,
-                    records: None,
-                },
-            );
-        }
+        self.serials.remember(serials);
     }
 
     /// The served serials that changed in builds since the last call.
     pub fn take_changed_serials(&mut self) -> Vec<ZoneSerial> {
-        std::mem::take(&mut self.changed_serials)
+        self.serials.take_changed()
     }
 
     /// The zones directory, resolved.
@@ -534,46 +508,11 @@ fn load_zone(
     };
     let (records, merge_problems) = merge(parsed.records.clone(), managed);
     report.problems.extend(merge_problems);
-    let key = (view.to_owned(), LowerName::new(origin));
-    let file_serial = source_serial(&records).unwrap_or_default();
-    let candidate = file_serial.wrapping_add(generation);
-    let digest = digest(&records);
-    let count = records.len();
-    let last = inputs.served.get(&key).copied();
-    if let Some(last) = &last {
-        if last.served.digest != digest && suspicious_shrink(last, candidate, count) {
-            tracing::warn!(
-                view,
-                zone = %origin,
-                records = count,
-                before = last.records.unwrap_or_default(),
-                "zone lost most of its records without a new serial: was the file still being written?"
-            );
-        }
-    }
-    let serial = choose(candidate, digest, last.map(|l| l.served));
-    let (zone, problems) = Zone::build(origin, records, serial.wrapping_sub(file_serial));
+    let choice = inputs.serials.choose(view, origin, &records, generation);
+    let (zone, problems) = Zone::build(origin, records, choice.offset);
     report.problems.extend(problems);
     if zone.is_some() {
-        let served = ServedSerial { serial, digest };
-        if last.map(|l| l.served) != Some(served) {
-            if last.is_some() && serial != candidate {
-                tracing::info!(view, zone = %origin, serial, "zone content changed without a new serial: serving it with serial {serial}");
-            }
-            inputs.changed_serials.push(ZoneSerial {
-                view: view.to_owned(),
-                zone: origin.to_lowercase().to_string(),
-                served,
-            });
-        }
-        inputs.served.insert(
-            key,
-            LastBuild {
-                served,
-                candidate: Some(candidate),
-                records: Some(count),
-            },
-        );
+        inputs.serials.served(view, origin, choice);
     }
     report.serial = zone.as_ref().map(Zone::serial);
     report.records = zone.as_ref().map_or(0, Zone::record_count);
