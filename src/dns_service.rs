@@ -12,8 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use postern_dns::{DnsConfig, DnsServer, ManagedRecord, ZoneUpdate};
-use postern_store::{Change, DnsJournal, DnsRrset, Store};
+use postern_dns::{
+    DnsConfig, DnsServer, ManagedRecord, Seed, SerialListener, ServedSerial, ZoneSerial, ZoneUpdate,
+};
+use postern_store::{Change, DnsJournal, DnsRrset, Store, ZoneSerialRow};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
@@ -36,35 +38,65 @@ impl DnsService {
     /// Starts the server on `listen` (synthesising mail records from `publish`, which
     /// [`DnsService::reload`] replaces), loads the store-fed records of every view, and keeps them
     /// current until `shutdown`.
+    ///
+    /// `publish` is the mail publication snapshot shared with the admin server; the records are
+    /// recomputed when the store changes and when `certificates` are swapped (`_mta-sts` depends
+    /// on them).
     pub async fn start(
         loaded: &Loaded,
         net: &postern_net::NetConfig,
         store: Store,
         listen: Vec<SocketAddr>,
-        publish: Arc<ArcSwap<Publish>>,
         shutdown: CancellationToken,
+        publish: Arc<ArcSwap<Publish>>,
+        certificates: tokio::sync::watch::Receiver<u64>,
     ) -> anyhow::Result<DnsService> {
-        let server = DnsServer::start(
+        let changes = store.subscribe();
+        let config = Arc::new(ArcSwap::from_pointee(loaded.config.dns.clone()));
+        // The first build already holds the store's records and the serials served before, so
+        // a restart serves what the last run served, under the same serials.
+        let mut seed = Seed::default();
+        for view in &loaded.config.dns.view {
+            let view = view.name.clone();
+            let journal = store.dns_journal(&view).await?;
+            seed.journals.insert(
+                view.clone(),
+                journal.into_iter().filter_map(journal_entry).collect(),
+            );
+            let records = view_records(&store, &config.load(), &publish.load(), &view).await?;
+            seed.managed.insert(view, records);
+        }
+        seed.serials = store
+            .dns_zone_serials()
+            .await?
+            .into_iter()
+            .map(|(view, zone, serial, digest)| ZoneSerial {
+                view,
+                zone,
+                served: ServedSerial { serial, digest },
+            })
+            .collect();
+        let server = DnsServer::start_with(
             loaded.config.dns.clone(),
             loaded.base_dir.clone(),
             listen,
             net,
             shutdown.clone(),
+            seed,
         )
         .await
         .map_err(|e| loaded.locate_dns_error(e))?;
+        server.set_serial_listener(remember_serials(store.clone()));
         let service = DnsService {
             server,
-            config: Arc::new(ArcSwap::from_pointee(loaded.config.dns.clone())),
+            config,
             publish,
             store,
         };
         service
             .server
             .set_update_handler(Arc::new(Updates(service.clone())));
-        let changes = service.store.subscribe();
-        service.refresh_all().await;
-        tokio::spawn(service.clone().follow(changes, shutdown));
+        tokio::spawn(service.clone().follow(changes, certificates, shutdown));
         Ok(service)
     }
 
@@ -78,11 +110,11 @@ impl DnsService {
         self.server.wait().await;
     }
 
-    /// Applies a reloaded configuration (SIGHUP): views and zones, then the records.
+    /// Applies a reloaded configuration (SIGHUP): views and zones, then the records (from the
+    /// publication snapshot the caller has swapped already).
     pub async fn reload(&self, loaded: &Loaded) -> anyhow::Result<()> {
         self.server.reload(loaded.config.dns.clone())?;
         self.config.store(Arc::new(loaded.config.dns.clone()));
-        self.publish.store(Arc::new(Publish::from_config(loaded)));
         self.refresh_all().await;
         Ok(())
     }
@@ -126,12 +158,19 @@ impl DnsService {
     async fn follow(
         self,
         mut changes: tokio::sync::broadcast::Receiver<Change>,
+        mut certificates: tokio::sync::watch::Receiver<u64>,
         shutdown: CancellationToken,
     ) {
+        let mut watching_certificates = true;
         loop {
             let first = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 c = changes.recv() => c,
+                swapped = certificates.changed(), if watching_certificates => {
+                    watching_certificates = swapped.is_ok();
+                    self.refresh_all().await;
+                    continue;
+                }
             };
             let mut views: Option<HashSet<String>> = Some(HashSet::new());
             let note = |c: Result<Change, RecvError>, views: &mut Option<HashSet<String>>| match c {
@@ -190,74 +229,98 @@ impl DnsService {
             ),
             Err(e) => tracing::error!(view, "DNS journal not refreshed from the store: {e}"),
         }
-        match self.view_records(view).await {
+        match view_records(&self.store, &self.config.load(), &self.publish.load(), view).await {
             Ok((generation, records)) => self.server.set_managed_records(view, generation, records),
             Err(e) => tracing::error!(view, "DNS records not refreshed from the store: {e}"),
         }
     }
+}
 
-    async fn view_records(
-        &self,
-        view: &str,
-    ) -> Result<(u32, Vec<ManagedRecord>), postern_store::StoreError> {
-        let generation = self.store.dns_generation(view).await?;
-        let mut records: Vec<ManagedRecord> = self
-            .store
-            .dns_records(Some(view))
-            .await?
-            .into_iter()
-            .map(|r| ManagedRecord {
+/// The store-fed records of one view: its admin and UPDATE records, then the records published
+/// for hosted mail domains that no admin record overrides (per RRset; an admin CNAME overrides
+/// every type, and any admin record overrides a published CNAME), with the view's generation.
+async fn view_records(
+    store: &Store,
+    dns: &DnsConfig,
+    publish: &Publish,
+    view: &str,
+) -> Result<(u32, Vec<ManagedRecord>), postern_store::StoreError> {
+    let generation = store.dns_generation(view).await?;
+    let mut records: Vec<ManagedRecord> = store
+        .dns_records(Some(view))
+        .await?
+        .into_iter()
+        .map(|r| ManagedRecord {
+            name: r.name,
+            ttl: r.ttl as u32,
+            rtype: r.rtype,
+            data: r.data,
+        })
+        .collect();
+    let zones = postern_dns::view_zones(dns)
+        .into_iter()
+        .find(|(v, _)| v == view)
+        .map(|(_, z)| z)
+        .unwrap_or_default();
+    let in_zones = |name: &str| {
+        let n = name.trim_end_matches('.').to_ascii_lowercase();
+        zones
+            .iter()
+            .any(|z| n == *z || n.ends_with(&format!(".{z}")))
+    };
+    let admin_keys: HashSet<(String, String)> = records
+        .iter()
+        .map(|r| (r.name.to_ascii_lowercase(), r.rtype.clone()))
+        .collect();
+    let admin_names: HashSet<String> = admin_keys.iter().map(|(n, _)| n.clone()).collect();
+    let admin_cnames: HashSet<String> = admin_keys
+        .iter()
+        .filter(|(_, t)| t == "CNAME")
+        .map(|(n, _)| n.clone())
+        .collect();
+    let mut seen = HashSet::new();
+    for domain in store.list_domains().await? {
+        for r in publish.records_for(store, &domain.name, Some(view)).await? {
+            let name = r.name.to_ascii_lowercase();
+            let overridden = admin_keys.contains(&(name.clone(), r.rtype.to_owned()))
+                || admin_cnames.contains(&name)
+                || (r.rtype == "CNAME" && admin_names.contains(&name));
+            if overridden || !in_zones(&name) || !seen.insert((name, r.rtype, r.data.clone())) {
+                continue;
+            }
+            records.push(ManagedRecord {
                 name: r.name,
-                ttl: r.ttl as u32,
-                rtype: r.rtype,
+                ttl: r.ttl,
+                rtype: r.rtype.to_owned(),
                 data: r.data,
-            })
-            .collect();
-        let zones = postern_dns::view_zones(&self.config.load())
-            .into_iter()
-            .find(|(v, _)| v == view)
-            .map(|(_, z)| z)
-            .unwrap_or_default();
-        let in_zones = |name: &str| {
-            let n = name.trim_end_matches('.').to_ascii_lowercase();
-            zones
+            });
+        }
+    }
+    Ok((generation, records))
+}
+
+/// Keeps the served serials in the store, in the order they change (one writer task).
+fn remember_serials(store: Store) -> SerialListener {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<ZoneSerial>>();
+    tokio::spawn(async move {
+        while let Some(changed) = rx.recv().await {
+            let rows: Vec<ZoneSerialRow<'_>> = changed
                 .iter()
-                .any(|z| n == *z || n.ends_with(&format!(".{z}")))
-        };
-        let admin_keys: HashSet<(String, String)> = records
-            .iter()
-            .map(|r| (r.name.to_ascii_lowercase(), r.rtype.clone()))
-            .collect();
-        let admin_names: HashSet<String> = admin_keys.iter().map(|(n, _)| n.clone()).collect();
-        let admin_cnames: HashSet<String> = admin_keys
-            .iter()
-            .filter(|(_, t)| t == "CNAME")
-            .map(|(n, _)| n.clone())
-            .collect();
-        let publish = self.publish.load();
-        let mut seen = HashSet::new();
-        for domain in self.store.list_domains().await? {
-            for r in publish
-                .records_for(&self.store, &domain.name, Some(view))
-                .await?
-            {
-                let name = r.name.to_ascii_lowercase();
-                let overridden = admin_keys.contains(&(name.clone(), r.rtype.to_owned()))
-                    || admin_cnames.contains(&name)
-                    || (r.rtype == "CNAME" && admin_names.contains(&name));
-                if overridden || !in_zones(&name) || !seen.insert((name, r.rtype, r.data.clone())) {
-                    continue;
-                }
-                records.push(ManagedRecord {
-                    name: r.name,
-                    ttl: r.ttl,
-                    rtype: r.rtype.to_owned(),
-                    data: r.data,
-                });
+                .map(|s| ZoneSerialRow {
+                    view: &s.view,
+                    zone: &s.zone,
+                    serial: s.served.serial,
+                    digest: s.served.digest,
+                })
+                .collect();
+            if let Err(e) = store.save_dns_zone_serials(&rows).await {
+                tracing::error!("served zone serials not stored: {e}");
             }
         }
-        Ok((generation, records))
-    }
+    });
+    Arc::new(move |changed| {
+        let _ = tx.send(changed);
+    })
 }
 
 /// Dynamic UPDATEs (RFC 2136) validated by the DNS crate, written to the store as the view's

@@ -126,7 +126,11 @@ pub async fn dns(store: &Store, loaded: &crate::config::Loaded, cmd: DnsCmd) -> 
             let Some(d) = store.domain(&domain).await? else {
                 bail!("{domain} is not a hosted domain");
             };
-            let publish = crate::mail_dns::Publish::from_config(loaded);
+            let publish = crate::mail_dns::Publish::from_config(
+                loaded,
+                loaded,
+                crate::mail_dns::PolicyHttps::Assumed,
+            );
             for (v, records) in publish
                 .records_by_view(store, &d.name, view.as_deref())
                 .await?

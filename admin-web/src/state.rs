@@ -89,8 +89,10 @@ pub struct Services {
     pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
     /// Service status for the dashboard.
     pub status: Arc<dyn Fn() -> Status + Send + Sync>,
-    /// What mail clients are told (autoconfig, autodiscover, MTA-STS); `None` publishes nothing.
-    pub client: Option<crate::autoconfig::ClientSettings>,
+    /// What mail clients are told (autoconfig, autodiscover, MTA-STS), read on every request
+    /// from the snapshot the DNS publishes from too, so both change together on reload; `None`
+    /// publishes nothing.
+    pub client: Option<Arc<dyn Fn() -> Arc<crate::autoconfig::ClientSettings> + Send + Sync>>,
     /// The DNS records each hosted domain needs, for the domain page.
     pub mail_records: Arc<dyn MailRecords>,
 }

@@ -1,6 +1,7 @@
 //! The I/O shell: UDP and TCP listeners, the atomically swapped serving state, reloads
 //! and NOTIFY on serial changes.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
@@ -23,6 +24,7 @@ use crate::error::DnsError;
 use crate::journal::JournalEntry;
 use crate::managed::{ManagedRecord, ServedRecord};
 use crate::notify::spawn_notifies;
+use crate::serial::ZoneSerial;
 use crate::state::{build, log_unplaced, Inputs, OnZoneError, ServingState};
 use crate::stats::{DnsCounters, DnsStats};
 use crate::update::{UpdateHandler, UpdateRequest};
@@ -53,6 +55,23 @@ pub(crate) struct Core {
     update_lock: tokio::sync::Mutex<()>,
     /// Permits for UDP updates waiting to be applied.
     pending_updates: Arc<tokio::sync::Semaphore>,
+    /// Told every served serial that changed, to persist it.
+    serial_listener: Mutex<Option<SerialListener>>,
+}
+
+/// Receives the served serials that changed (to keep them across restarts).
+pub type SerialListener = Arc<dyn Fn(Vec<ZoneSerial>) + Send + Sync>;
+
+/// What the first build should already include, so that a start serves the same zones (and
+/// serials) as the run before: store-managed records, update journals and served serials.
+#[derive(Default)]
+pub struct Seed {
+    /// Managed records per view: (generation, records).
+    pub managed: HashMap<String, (u32, Vec<ManagedRecord>)>,
+    /// Update journals per view, oldest first.
+    pub journals: HashMap<String, Vec<JournalEntry>>,
+    /// The serials served before.
+    pub serials: Vec<ZoneSerial>,
 }
 
 impl Core {
@@ -80,6 +99,7 @@ impl Core {
         let old_serials = old.serials();
         let new = Arc::new(new);
         self.state.store(new.clone());
+        self.report_serials(inputs);
         for view in &new.views {
             for served in view.zones().filter(|z| z.owner_view == view.name) {
                 let key = (view.name.clone(), served.zone.lower_origin().clone());
@@ -145,6 +165,21 @@ impl Core {
         request.reply(&self.stats, rcode)
     }
 
+    /// Hands the served serials that changed to the listener, if one is set.
+    fn report_serials(&self, inputs: &mut Inputs) {
+        let listener = self
+            .serial_listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(listener) = listener {
+            let changed = inputs.take_changed_serials();
+            if !changed.is_empty() {
+                listener(changed);
+            }
+        }
+    }
+
     fn resync_watcher(&self) {
         if let Some(tx) = self
             .watcher
@@ -179,7 +214,22 @@ impl DnsServer {
         net: &NetConfig,
         shutdown: CancellationToken,
     ) -> Result<DnsServer, DnsError> {
+        Self::start_with(config, base_dir, listen, net, shutdown, Seed::default()).await
+    }
+
+    /// [`DnsServer::start`] with store data the first build includes.
+    pub async fn start_with(
+        config: DnsConfig,
+        base_dir: PathBuf,
+        listen: Vec<SocketAddr>,
+        net: &NetConfig,
+        shutdown: CancellationToken,
+        seed: Seed,
+    ) -> Result<DnsServer, DnsError> {
         let mut inputs = Inputs::new(config, base_dir);
+        inputs.managed = seed.managed;
+        inputs.journals = seed.journals;
+        inputs.remember_serials(seed.serials);
         let (state, _) = build(&mut inputs, OnZoneError::Fail)?;
         let watch = inputs.config.watch;
         let idle = Duration::from_secs(inputs.config.tcp_idle_timeout_secs.max(1));
@@ -193,6 +243,7 @@ impl DnsServer {
             updates: Mutex::new(None),
             update_lock: tokio::sync::Mutex::new(()),
             pending_updates: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_UDP_UPDATES)),
+            serial_listener: Mutex::new(None),
         });
         let tracker = TaskTracker::new();
         let edge = Edge::new(shutdown.clone());
@@ -288,6 +339,17 @@ impl DnsServer {
     /// call it before [`DnsServer::set_managed_records`]).
     pub fn set_journal(&self, view: &str, entries: Vec<JournalEntry>) {
         self.core.inputs().journals.insert(view.to_owned(), entries);
+    }
+
+    /// Sets who is told the served serials that change (at once about those of the builds so
+    /// far), so that they can be kept across restarts.
+    pub fn set_serial_listener(&self, listener: SerialListener) {
+        *self
+            .core
+            .serial_listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(listener);
+        self.core.report_serials(&mut self.core.inputs());
     }
 
     /// Sets where dynamic UPDATEs go (RFC 2136); without a handler they are REFUSED.

@@ -16,6 +16,7 @@ use crate::error::DnsError;
 use crate::journal::{differences, Difference, JournalEntry};
 use crate::managed::{merge, ManagedRecord};
 use crate::rrl::RateLimiter;
+use crate::serial::{SerialBook, ZoneSerial};
 use crate::tsig::Keyring;
 use crate::update::Grant;
 use crate::zone::parse::{parse_file, ParsedFile};
@@ -172,6 +173,8 @@ pub struct Inputs {
     /// The update journal per view, oldest entry first.
     pub journals: HashMap<String, Vec<JournalEntry>>,
     cache: HashMap<(PathBuf, LowerName), CachedFile>,
+    /// What each zone served last ([`crate::serial`]).
+    serials: SerialBook,
 }
 
 impl Inputs {
@@ -183,7 +186,19 @@ impl Inputs {
             managed: HashMap::new(),
             journals: HashMap::new(),
             cache: HashMap::new(),
+            serials: SerialBook::default(),
         }
+    }
+
+    /// Remembers serials served by an earlier run, so that the next build never serves changed
+    /// content under a serial a secondary already holds.
+    pub fn remember_serials(&mut self, serials: Vec<ZoneSerial>) {
+        self.serials.remember(serials);
+    }
+
+    /// The served serials that changed in builds since the last call.
+    pub fn take_changed_serials(&mut self) -> Vec<ZoneSerial> {
+        self.serials.take_changed()
     }
 
     /// The zones directory, resolved.
@@ -493,8 +508,12 @@ fn load_zone(
     };
     let (records, merge_problems) = merge(parsed.records.clone(), managed);
     report.problems.extend(merge_problems);
-    let (zone, problems) = Zone::build(origin, records, generation);
+    let choice = inputs.serials.choose(view, origin, &records, generation);
+    let (zone, problems) = Zone::build(origin, records, choice.offset);
     report.problems.extend(problems);
+    if zone.is_some() {
+        inputs.serials.served(view, origin, choice);
+    }
     report.serial = zone.as_ref().map(Zone::serial);
     report.records = zone.as_ref().map_or(0, Zone::record_count);
     (zone.map(Arc::new), report, file_rrsets)

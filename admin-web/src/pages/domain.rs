@@ -82,7 +82,7 @@ pub(crate) async fn show(
         }
     }
     let search = query_value(&format!("@{domain}"));
-    let client = state.services.client.as_ref();
+    let client = state.services.client.as_ref().map(|c| c());
     let example = query_value(&format!("you@{domain}"));
     layout(
         &format!("Domain {domain}"),
