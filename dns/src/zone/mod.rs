@@ -1,8 +1,12 @@
 //! An authoritative zone in memory, built from parsed records and checked like
 //! named-checkzone (SOA and NS at the apex, CNAME exclusivity, out-of-zone and occluded data).
 
+mod loc;
 pub mod parse;
+mod rdata;
+mod svcb;
 mod text;
+mod token;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
