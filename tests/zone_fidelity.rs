@@ -97,3 +97,68 @@ async fn corpus_transfers_exactly_as_named_checkzone_reads_it() {
     assert_eq!(expected.len(), 58, "records in the corpus");
     assert!(server.stop().success());
 }
+
+#[tokio::test]
+async fn dname_redirects_names_below_it() {
+    let zones = tempfile::tempdir().expect("tmp");
+    std::fs::copy(
+        repo_path("tests/fixtures/fidelity/corpus.zone"),
+        zones.path().join("corpus.zone"),
+    )
+    .expect("copy");
+    let inst = Instance::new(Db::Sqlite, &["dns"], &dns_config(zones.path())).await;
+    let server = inst.start();
+    let dns = server.addr("dns");
+    assert_eq!(
+        dig(dns, "127.0.0.1", &["x.alias.fidelity.test", "A"]),
+        ["target.example.", "x.target.example."]
+    );
+    assert_eq!(
+        dig(dns, "127.0.0.1", &["mail.old.fidelity.test", "TXT"]),
+        ["new.fidelity.test.", "mail.new.fidelity.test."]
+    );
+    assert!(server.stop().success());
+}
+
+#[tokio::test]
+async fn check_names_the_line_of_data_bind_refuses() {
+    let zones = tempfile::tempdir().expect("tmp");
+    let inst = Instance::new(Db::Sqlite, &["dns"], &dns_config(zones.path())).await;
+    let head = "$TTL 300\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\n";
+    let long = "x".repeat(256);
+    for (line, expected) in [
+        (
+            format!("t TXT \"ok\" \"{long}\""),
+            "bad TXT record: character-string of 256 octets: at most 255",
+        ),
+        (
+            "a A 192.0.2.3 192.0.2.4".to_owned(),
+            "bad A record: extra input text `192.0.2.4`",
+        ),
+        (
+            "m MX 10 a. b.".to_owned(),
+            "bad MX record: extra input text `b.`",
+        ),
+        (
+            "t TXT \"\\256\"".to_owned(),
+            "bad TXT record: escape \\256 is not an octet",
+        ),
+        ("x FOO 1".to_owned(), "unknown record type `FOO`"),
+        (
+            "s SVCB 1 www port=1 port=2".to_owned(),
+            "bad SVCB record: SvcParam `port` given twice",
+        ),
+        ("l LOC 91 N 0 E 0".to_owned(), "bad LOC record: bad LOC coordinate"),
+    ] {
+        std::fs::write(zones.path().join("corpus.zone"), format!("{head}{line}\n"))
+            .expect("write");
+        let out = inst.run(&["check"], "");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{line}: {text}");
+        assert!(
+            text.contains(&format!("corpus.zone:5: error: {expected}")),
+            "{line}: {text}"
+        );
+    }
+}
