@@ -4,7 +4,7 @@
 //! bus triggers a refresh, so a record added in the admin UI, or a domain added anywhere (on
 //! PostgreSQL, on any node), is served at once and the zone serial goes up.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -118,7 +118,7 @@ impl DnsService {
 
     /// What the admin UI needs: views and record validation.
     pub fn admin(&self) -> Arc<dyn postern_admin_web::DnsAdmin> {
-        Arc::new(Admin(self.config.clone()))
+        Arc::new(Admin(self.config.clone(), self.server.clone()))
     }
 
     async fn follow(
@@ -199,10 +199,11 @@ impl DnsService {
         view: &str,
     ) -> Result<(u32, Vec<ManagedRecord>), postern_store::StoreError> {
         let generation = self.store.dns_generation(view).await?;
-        let mut records: Vec<ManagedRecord> = self
-            .store
-            .dns_records(Some(view))
-            .await?
+        let mut stored = self.store.dns_records(Some(view)).await?;
+        // In the order they were added: of two records that exclude each other (a CNAME and
+        // other data at one name) the older one is served.
+        stored.sort_by_key(|r| r.id);
+        let mut records: Vec<ManagedRecord> = stored
             .into_iter()
             .map(|r| ManagedRecord {
                 name: r.name,
@@ -232,6 +233,20 @@ impl DnsService {
             .filter(|(_, t)| t == "CNAME")
             .map(|(n, _)| n.clone())
             .collect();
+        // Admin TXT RRsets without an SPF record, by name, with their TTL: the published SPF
+        // joins them (exactly one SPF per domain, RFC 7208 §3.2).
+        let mut txt_without_spf: HashMap<String, u32> = HashMap::new();
+        for r in records
+            .iter()
+            .filter(|r| r.rtype.eq_ignore_ascii_case("TXT"))
+        {
+            txt_without_spf
+                .entry(r.name.to_ascii_lowercase())
+                .or_insert(r.ttl);
+        }
+        for r in records.iter().filter(|r| r.is_spf()) {
+            txt_without_spf.remove(&r.name.to_ascii_lowercase());
+        }
         let publish = self.publish.load();
         let mut seen = HashSet::new();
         for domain in self.store.list_domains().await? {
@@ -240,18 +255,28 @@ impl DnsService {
                 .await?
             {
                 let name = r.name.to_ascii_lowercase();
-                let overridden = admin_keys.contains(&(name.clone(), r.rtype.to_owned()))
-                    || admin_cnames.contains(&name)
-                    || (r.rtype == "CNAME" && admin_names.contains(&name));
-                if overridden || !in_zones(&name) || !seen.insert((name, r.rtype, r.data.clone())) {
-                    continue;
-                }
-                records.push(ManagedRecord {
+                let mut record = ManagedRecord {
                     name: r.name,
                     ttl: r.ttl,
                     rtype: r.rtype.to_owned(),
                     data: r.data,
-                });
+                };
+                let joins = txt_without_spf
+                    .get(&name)
+                    .copied()
+                    .filter(|_| record.is_spf());
+                let overridden = admin_keys.contains(&(name.clone(), r.rtype.to_owned()))
+                    || admin_cnames.contains(&name)
+                    || (r.rtype == "CNAME" && admin_names.contains(&name));
+                if let Some(ttl) = joins {
+                    record.ttl = ttl;
+                } else if overridden {
+                    continue;
+                }
+                if !in_zones(&name) || !seen.insert((name, r.rtype, record.data.clone())) {
+                    continue;
+                }
+                records.push(record);
             }
         }
         Ok((generation, records))
@@ -335,7 +360,7 @@ fn journal_entry(j: DnsJournal) -> Option<postern_dns::JournalEntry> {
 }
 
 /// The admin UI's view of DNS: configured views and record checks against the current config.
-struct Admin(Arc<ArcSwap<DnsConfig>>);
+struct Admin(Arc<ArcSwap<DnsConfig>>, DnsServer);
 
 impl postern_admin_web::DnsAdmin for Admin {
     fn views(&self) -> Vec<postern_admin_web::DnsView> {
@@ -359,6 +384,6 @@ impl postern_admin_web::DnsAdmin for Admin {
             rtype: rtype.to_owned(),
             data: data.to_owned(),
         };
-        postern_dns::validate_managed(&self.0.load(), view, &record)
+        self.1.check_record(view, &record)
     }
 }

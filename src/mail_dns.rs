@@ -250,7 +250,8 @@ pub fn domain_records(
     out.push(rec(
         format!("_autodiscover._tcp.{d}"),
         "SRV",
-        format!("0 1 443 autodiscover.{d}"),
+        // An SRV target must be an address name, not an alias (RFC 2782, RFC 2181 §10.3).
+        format!("0 1 443 {host}"),
     ));
     out
 }

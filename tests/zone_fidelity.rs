@@ -148,10 +148,12 @@ async fn check_names_the_line_of_data_bind_refuses() {
             "s SVCB 1 www port=1 port=2".to_owned(),
             "bad SVCB record: SvcParam `port` given twice",
         ),
-        ("l LOC 91 N 0 E 0".to_owned(), "bad LOC record: bad LOC coordinate"),
+        (
+            "l LOC 91 N 0 E 0".to_owned(),
+            "bad LOC record: bad LOC coordinate",
+        ),
     ] {
-        std::fs::write(zones.path().join("corpus.zone"), format!("{head}{line}\n"))
-            .expect("write");
+        std::fs::write(zones.path().join("corpus.zone"), format!("{head}{line}\n")).expect("write");
         let out = inst.run(&["check"], "");
         let text = String::from_utf8_lossy(&out.stdout).to_string()
             + &String::from_utf8_lossy(&out.stderr);

@@ -127,9 +127,7 @@ fn dname_above<'z>(zone: &'z Zone, name: &Name) -> Option<(Name, &'z RrSet)> {
 /// The target of a DNAME record (carried as RFC 3597 octets: hickory has no DNAME RData).
 pub fn dname_target(record: &Record) -> Option<Name> {
     match &record.data {
-        RData::Unknown { rdata, .. } => {
-            Name::read(&mut BinDecoder::new(&rdata.anything)).ok()
-        }
+        RData::Unknown { rdata, .. } => Name::read(&mut BinDecoder::new(&rdata.anything)).ok(),
         _ => None,
     }
 }
@@ -140,7 +138,11 @@ pub fn dname_target(record: &Record) -> Option<Name> {
 fn synthesize(set: &RrSet, owner: &Name, name: &Name) -> Option<(Record, Name)> {
     let dname = set.records.first()?;
     let target = dname_target(dname)?;
-    let prefix = Name::from_labels(name.iter().take(usize::from(name.num_labels() - owner.num_labels()))).ok()?;
+    let prefix = Name::from_labels(
+        name.iter()
+            .take(usize::from(name.num_labels() - owner.num_labels())),
+    )
+    .ok()?;
     let new = prefix.append_domain(&target).ok()?;
     let mut cname = Record::from_rdata(name.clone(), dname.ttl, RData::CNAME(CNAME(new.clone())));
     cname.dns_class = dname.dns_class;
@@ -415,7 +417,10 @@ big DNAME aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaa
         assert_eq!(out.answers[1].name.to_string(), "www.Old.example.test.");
         assert_eq!(out.answers[0].name.to_string(), "old.example.test.");
         let outside = q("x.away.example.test.", RecordType::A);
-        assert_eq!(types(&outside.answers), vec![RecordType::DNAME, RecordType::CNAME]);
+        assert_eq!(
+            types(&outside.answers),
+            vec![RecordType::DNAME, RecordType::CNAME]
+        );
         assert_eq!(outside.rcode, ResponseCode::NoError);
         let at_owner = q("old.example.test.", RecordType::DNAME);
         assert_eq!(types(&at_owner.answers), vec![RecordType::DNAME]);

@@ -13,7 +13,10 @@ fn centimetres(text: &str) -> Result<i64, String> {
     let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
     if whole.is_empty() && frac.is_empty()
         || frac.len() > 2
-        || !whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+        || !whole
+            .bytes()
+            .chain(frac.bytes())
+            .all(|b| b.is_ascii_digit())
     {
         return Err(bad());
     }
@@ -117,8 +120,8 @@ mod tests {
     #[test]
     fn rfc1876_example() {
         // RFC 1876 §4: cambridge-net.kei.com. LOC 42 21 54 N 71 06 18 W -24m 30m
-        let wire = loc_wire(&["42", "21", "54", "N", "71", "06", "18", "W", "-24m", "30m"])
-            .expect("ok");
+        let wire =
+            loc_wire(&["42", "21", "54", "N", "71", "06", "18", "W", "-24m", "30m"]).expect("ok");
         assert_eq!(wire[..4], [0, 0x33, 0x16, 0x13]);
         assert_eq!(
             u32::from_be_bytes([wire[4], wire[5], wire[6], wire[7]]),

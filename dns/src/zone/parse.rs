@@ -314,8 +314,9 @@ pub fn parse_type(tok: &str) -> Result<RecordType, String> {
         Some(Ok(code)) => RecordType::from(code),
         _ => match EXTRA_TYPES.iter().find(|(name, _)| *name == upper) {
             Some((_, code)) => RecordType::from(*code),
-            None => RecordType::from_str(&upper)
-                .map_err(|_| format!("unknown record type `{tok}`"))?,
+            None => {
+                RecordType::from_str(&upper).map_err(|_| format!("unknown record type `{tok}`"))?
+            }
         },
     };
     match rtype {

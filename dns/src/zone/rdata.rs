@@ -165,9 +165,7 @@ fn read(rtype: RecordType, tokens: &[&str], origin: &Name) -> Result<RData, Stri
                 }
                 c.wire.extend(octets(target)?);
             }
-            _ => {
-                return Err("use the RFC 3597 form `\\# <length> <hex>` for this type".into())
-            }
+            _ => return Err("use the RFC 3597 form `\\# <length> <hex>` for this type".into()),
         },
         _ => return hickory_text(rtype, tokens, origin),
     }
@@ -233,8 +231,7 @@ impl<'a> Fields<'a> {
 
     fn parse<T: FromStr>(&mut self, what: &str) -> Result<T, String> {
         let tok = self.next(what)?;
-        tok.parse()
-            .map_err(|_| format!("bad {what} `{tok}`"))
+        tok.parse().map_err(|_| format!("bad {what} `{tok}`"))
     }
 
     fn number<T: FromStr>(&mut self, what: &str) -> Result<T, String> {

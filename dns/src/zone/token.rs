@@ -22,12 +22,12 @@ pub fn octets(token: &str) -> Result<Vec<u8>, String> {
             i += 1;
             continue;
         }
-        let digits = bytes.get(i + 1..i + 4).filter(|d| d.iter().all(u8::is_ascii_digit));
+        let digits = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(u8::is_ascii_digit));
         match (digits, bytes.get(i + 1)) {
             (Some(d), _) => {
-                let value = d
-                    .iter()
-                    .fold(0u32, |acc, c| acc * 10 + u32::from(c - b'0'));
+                let value = d.iter().fold(0u32, |acc, c| acc * 10 + u32::from(c - b'0'));
                 let octet = u8::try_from(value)
                     .map_err(|_| format!("escape \\{value:03} is not an octet (0-255)"))?;
                 out.push(octet);
@@ -134,10 +134,7 @@ mod tests {
 
     #[test]
     fn escapes_are_octets() {
-        assert_eq!(
-            octets(r#""\000\255\010""#).expect("ok"),
-            vec![0, 255, 10]
-        );
+        assert_eq!(octets(r#""\000\255\010""#).expect("ok"), vec![0, 255, 10]);
         assert_eq!(octets(r#""caf\195\169""#).expect("ok"), "café".as_bytes());
         assert_eq!(octets(r#"a\"b\\c"#).expect("ok"), br#"a"b\c"#);
         assert!(octets(r"\256").is_err());
