@@ -164,3 +164,53 @@ async fn check_names_the_line_of_data_bind_refuses() {
         );
     }
 }
+
+/// Full `dig` output (not `+short`) for header flags and counts.
+fn dig_full(server: std::net::SocketAddr, args: &[&str]) -> String {
+    let out = Command::new("dig")
+        .args([
+            "+time=5",
+            "+tries=1",
+            "-b",
+            "127.0.0.1",
+            &format!("@{}", server.ip()),
+            "-p",
+            &server.port().to_string(),
+        ])
+        .args(args)
+        .output()
+        .expect("dig (bind9-dnsutils) is installed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn oversized_tcp_answer_and_unknown_opcode() {
+    let zones = tempfile::tempdir().expect("tmp");
+    let mut zone = String::from(
+        "$TTL 300\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 192.0.2.1\n",
+    );
+    // 300 strings of 250 octets: about 77 KB, more than one TCP message can hold.
+    for i in 0..300 {
+        zone.push_str(&format!("huge TXT \"{i:03}{}\"\n", "x".repeat(247)));
+    }
+    std::fs::write(zones.path().join("corpus.zone"), zone).expect("write");
+    let inst = Instance::new(Db::Sqlite, &["dns"], &dns_config(zones.path())).await;
+    let server = inst.start();
+    let dns = server.addr("dns");
+    let big = dig_full(dns, &["+tcp", "+ignore", "huge.fidelity.test", "TXT"]);
+    assert!(
+        big.contains(" tc") && big.contains("ANSWER: 0,"),
+        "TC with empty sections, as the README says: {big}"
+    );
+    let notimp = dig_full(dns, &["+opcode=15", "+cdflag", "fidelity.test", "SOA"]);
+    assert!(notimp.contains("status: NOTIMP"), "{notimp}");
+    let flags = notimp
+        .lines()
+        .find(|l| l.contains(";; flags:"))
+        .expect("flags line");
+    assert!(
+        !flags.contains(" cd"),
+        "CD not echoed for an unknown opcode: {flags}"
+    );
+    assert!(server.stop().success());
+}
