@@ -152,12 +152,7 @@ impl std::fmt::Display for MailRecord {
 /// TXT RDATA for `text`, split into quoted character-strings of at most 255 bytes (RFC 1035
 /// §3.3.14; DKIM keys are longer than one string may be).
 pub fn txt_data(text: &str) -> String {
-    let escaped = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    text.as_bytes()
-        .chunks(255)
-        .map(|c| format!("\"{}\"", escaped(&String::from_utf8_lossy(c))))
-        .collect::<Vec<_>>()
-        .join(" ")
+    postern_dns::zone::character_strings(text.as_bytes())
 }
 
 /// Which services are offered (bound), for SRV records: a service that is off gets
@@ -357,6 +352,11 @@ mod tests {
             format!("\"{}\" \"{}\"", "p".repeat(255), "p".repeat(145))
         );
         assert_eq!(txt_data("say \"hi\""), "\"say \\\"hi\\\"\"");
+        assert_eq!(
+            txt_data("café"),
+            "\"caf\\195\\169\"",
+            "octets, never split inside a character"
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 
-use crate::zone::parse::{parse_text, parse_type, Loc};
+use crate::zone::parse::{parse_text, parse_type, type_name, Loc};
+use crate::zone::token_name;
 use crate::zone::{Problem, Severity, SourceRecord};
 
 /// One record from the store, in presentation format.
@@ -22,11 +23,19 @@ pub struct ManagedRecord {
 }
 
 impl ManagedRecord {
-    /// The owner as an absolute domain name.
+    /// The owner as an absolute domain name, read like an owner name in a zone file (`\DDD`
+    /// escapes, octets as written); a name with whitespace or quotes is refused.
     pub(crate) fn owner(&self) -> Option<Name> {
-        let mut name = Name::from_ascii(self.name.trim()).ok()?;
-        name.set_fqdn(true);
-        Some(name)
+        let text = self.name.trim();
+        if text.is_empty() || text.contains(|c: char| c.is_whitespace() || c == '"') {
+            return None;
+        }
+        let absolute = if text.ends_with('.') && !text.ends_with("\\.") {
+            text.to_owned()
+        } else {
+            format!("{text}.")
+        };
+        token_name(&absolute, &Name::root()).ok()
     }
 
     /// Parses the record; names in the data that are not absolute are relative to `origin`.
@@ -58,10 +67,12 @@ impl ManagedRecord {
                     .into(),
             ));
         }
-        let text = format!("{owner} {} IN {rtype} {}\n", self.ttl, self.data);
+        // The owner is set after parsing: only the data is zone-file text.
+        let text = format!("@ {} IN {} {}\n", self.ttl, type_name(rtype), self.data);
         let parsed = parse_text(&text, &loc.file, origin).map_err(|e| fail(e.message))?;
         match <[SourceRecord; 1]>::try_from(parsed.records) {
             Ok([mut record]) => {
+                record.record.name = owner;
                 record.loc = loc;
                 Ok(record)
             }
@@ -223,6 +234,21 @@ mod tests {
         assert!(rec("x.example.test.", "TXT", r#""a;b" c\;d"#)
             .parse("v", &origin())
             .is_ok());
+    }
+
+    #[test]
+    fn owner_names_read_like_zone_files() {
+        let escaped = rec(r"a\032b.example.test", "A", "192.0.2.1")
+            .parse("v", &origin())
+            .expect("escaped space");
+        assert_eq!(escaped.record.name.iter().next(), Some(&b"a b"[..]));
+        let raw = rec("café.example.test.", "A", "192.0.2.1")
+            .parse("v", &origin())
+            .expect("octets");
+        assert_eq!(raw.record.name.iter().next(), Some("café".as_bytes()));
+        assert!(rec("bad name.example.test", "A", "192.0.2.1")
+            .owner()
+            .is_none());
     }
 
     #[test]

@@ -14,7 +14,8 @@ use std::fmt;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 pub use parse::{Loc, ParseError, SourceRecord};
-pub use text::rdata_text;
+pub use text::{character_strings, rdata_text};
+pub(crate) use token::name as token_name;
 
 /// How serious a finding is: errors stop the zone from loading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

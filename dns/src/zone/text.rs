@@ -45,6 +45,12 @@ fn reads_back(data: &RData, text: &str) -> bool {
         .is_some_and(|r| r.record.data == *data)
 }
 
+/// `data` as quoted `<character-string>`s of at most 255 octets each (RFC 1035 §3.3.14), as
+/// TXT RDATA text for data longer than one string may hold (DKIM keys).
+pub fn character_strings(data: &[u8]) -> String {
+    data.chunks(255).map(quote).collect::<Vec<_>>().join(" ")
+}
+
 /// One `<character-string>` in double quotes (RFC 1035 §5.1).
 fn quote(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() + 2);
