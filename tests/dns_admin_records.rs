@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::http::{agent, Api};
+use common::http::Api;
 use common::{dig, Db, Instance};
 use serde_json::{json, Value};
 
@@ -34,15 +34,7 @@ async fn admin_records_are_served_or_refused(db: Db) {
     let inst = Instance::new(db, &["dns", "admin"], &extra).await;
     let server = inst.start();
     let dns = server.addr("dns");
-    let token = inst
-        .ok(&["admin", "token", "admin", "--label", "tests"], "")
-        .trim()
-        .to_owned();
-    let api = Api {
-        base: format!("http://{}", server.addr("admin")),
-        token,
-        agent: agent(),
-    };
+    let api = Api::for_server(&inst, &server);
     let wait_for = |args: &[&str], want: &[&str]| {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{dig, repo_path, Db, Instance};
+use common::{dig, dig_text, repo_path, Db, Instance};
 
 const ORIGIN: &str = "fidelity.test";
 
@@ -55,26 +55,18 @@ fn named_checkzone(file: &Path) -> Vec<String> {
 }
 
 fn axfr(server: std::net::SocketAddr) -> Vec<String> {
-    let out = Command::new("dig")
-        .args([
+    normalized(&dig_text(
+        server,
+        "127.0.0.1",
+        &[
             "+onesoa",
             "+nocmd",
             "+nostats",
             "+nocomments",
-            "+time=5",
-            "+tries=1",
-            "-b",
-            "127.0.0.1",
-            &format!("@{}", server.ip()),
-            "-p",
-            &server.port().to_string(),
             ORIGIN,
             "AXFR",
-        ])
-        .output()
-        .expect("dig (bind9-dnsutils) is installed");
-    assert!(out.status.success());
-    normalized(&String::from_utf8_lossy(&out.stdout))
+        ],
+    ))
 }
 
 #[tokio::test]
@@ -165,24 +157,6 @@ async fn check_names_the_line_of_data_bind_refuses() {
     }
 }
 
-/// Full `dig` output (not `+short`) for header flags and counts.
-fn dig_full(server: std::net::SocketAddr, args: &[&str]) -> String {
-    let out = Command::new("dig")
-        .args([
-            "+time=5",
-            "+tries=1",
-            "-b",
-            "127.0.0.1",
-            &format!("@{}", server.ip()),
-            "-p",
-            &server.port().to_string(),
-        ])
-        .args(args)
-        .output()
-        .expect("dig (bind9-dnsutils) is installed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[tokio::test]
 async fn oversized_tcp_answer_and_unknown_opcode() {
     let zones = tempfile::tempdir().expect("tmp");
@@ -197,12 +171,20 @@ async fn oversized_tcp_answer_and_unknown_opcode() {
     let inst = Instance::new(Db::Sqlite, &["dns"], &dns_config(zones.path())).await;
     let server = inst.start();
     let dns = server.addr("dns");
-    let big = dig_full(dns, &["+tcp", "+ignore", "huge.fidelity.test", "TXT"]);
+    let big = dig_text(
+        dns,
+        "127.0.0.1",
+        &["+tcp", "+ignore", "huge.fidelity.test", "TXT"],
+    );
     assert!(
         big.contains(" tc") && big.contains("ANSWER: 0,"),
         "TC with empty sections, as the README says: {big}"
     );
-    let notimp = dig_full(dns, &["+opcode=15", "+cdflag", "fidelity.test", "SOA"]);
+    let notimp = dig_text(
+        dns,
+        "127.0.0.1",
+        &["+opcode=15", "+cdflag", "fidelity.test", "SOA"],
+    );
     assert!(notimp.contains("status: NOTIMP"), "{notimp}");
     let flags = notimp
         .lines()

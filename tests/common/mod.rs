@@ -292,9 +292,18 @@ pub fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
 
 /// Runs `dig +short` (bind9-dnsutils) from `source` against `server`, returning its output lines.
 pub fn dig(server: SocketAddr, source: &str, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["+short"];
+    all.extend_from_slice(args);
+    dig_text(server, source, &all)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Runs `dig` from `source` against `server` with `args` and returns its whole output.
+pub fn dig_text(server: SocketAddr, source: &str, args: &[&str]) -> String {
     let out = Command::new("dig")
         .args([
-            "+short",
             "+time=2",
             "+tries=1",
             "-b",
@@ -311,10 +320,7 @@ pub fn dig(server: SocketAddr, source: &str, args: &[&str]) -> Vec<String> {
         "dig {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The `[dns]` section serving the repository's example zones (internal view for 127.0.0.2,
