@@ -21,6 +21,7 @@ ns1 A 192.0.2.1
 www A 192.0.2.80
 sub NS ns.sub
 ns.sub A 192.0.2.53
+moved DNAME elsewhere.example.
 ";
 
 async fn admin_records_are_served_or_refused(db: Db) {
@@ -100,6 +101,12 @@ async fn admin_records_are_served_or_refused(db: Db) {
         "TXT",
         "\"at the cut\"",
         "delegation point",
+    );
+    refused(
+        "x.moved.hosted.test",
+        "A",
+        "192.0.2.9",
+        "below the DNAME at moved.hosted.test",
     );
     refused(
         "hosted.test",

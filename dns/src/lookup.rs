@@ -116,7 +116,7 @@ pub fn lookup(zone: &Zone, qname: &Name, qtype: RecordType, minimal_any: bool) -
 }
 
 /// The closest DNAME RRset strictly above `name` in the zone, with its owner (RFC 6672 §3.2).
-fn dname_above<'z>(zone: &'z Zone, name: &Name) -> Option<(Name, &'z RrSet)> {
+pub(crate) fn dname_above<'z>(zone: &'z Zone, name: &Name) -> Option<(Name, &'z RrSet)> {
     (zone.origin().num_labels()..name.num_labels()).find_map(|labels| {
         let owner = name.trim_to(usize::from(labels));
         let set = zone.node(&LowerName::new(&owner))?.get(RecordType::DNAME)?;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use hickory_proto::rr::{LowerName, Name, RecordType};
 
 use crate::config::DnsConfig;
+use crate::lookup::dname_above;
 use crate::managed::{merge, ManagedRecord};
 use crate::state::{managed_in_zone, zone_file, Inputs};
 use crate::zone::{Loc, Severity, Zone};
@@ -33,7 +34,8 @@ pub fn view_zones(config: &DnsConfig) -> Vec<(String, Vec<String>)> {
 /// top of [`validate_managed`], the record is merged with the zone file and the view's other
 /// records exactly as at load, and refused if the zone file or an earlier record overrides it
 /// (same RRset, CNAME exclusivity, RFC 1034 §3.6.2), if the zone would then fail to load, or
-/// if it lies below a delegation or is non-authoritative data at one (RFC 1034 §4.2.1).
+/// if it lies below a delegation or a DNAME or is non-authoritative data at a delegation
+/// (RFC 1034 §4.2.1, RFC 6672 §2.3).
 pub(crate) fn check_served(
     inputs: &mut Inputs,
     view: &str,
@@ -93,6 +95,11 @@ pub(crate) fn check_served(
             _ => Ok(()),
         };
     };
+    if let Some((dname, _)) = dname_above(&zone, &owner) {
+        return Err(format!(
+            "would not be served: below the DNAME at {dname} (RFC 6672 §2.3)"
+        ));
+    }
     let glue = matches!(rtype, RecordType::A | RecordType::AAAA);
     match zone.find_cut(&owner, false) {
         Some((cut, _)) if LowerName::new(&cut) != name && !glue => Err(format!(
