@@ -1,6 +1,7 @@
 //! An authoritative zone in memory, built from parsed records and checked like
 //! named-checkzone (SOA and NS at the apex, CNAME exclusivity, out-of-zone and occluded data).
 
+mod dnssec_text;
 mod loc;
 pub mod parse;
 mod rdata;

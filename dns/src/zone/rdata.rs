@@ -4,7 +4,8 @@
 //! `RData` (or carries as `RData::Unknown` with the same octets, RFC 3597, for types it has no
 //! structure for, e.g. DNAME, RP, LOC, URI). hickory's own text parser reads `\DDD` escapes as
 //! Unicode code points, leaves relative SVCB targets unqualified, ignores text after the RDATA
-//! and knows no RP, AFSDB, KX, LOC, URI, SPF or DNAME, which is why this reader exists.
+//! and knows no RP, AFSDB, KX, LOC, URI, SPF or DNAME; it also refuses NSEC and RRSIG, so
+//! signed zone files would not load. That is why this reader exists.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
@@ -14,6 +15,7 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_proto::serialize::binary::{BinDecoder, Restrict};
 use hickory_proto::serialize::txt::{parse_ttl, Parser};
 
+use super::dnssec_text;
 use super::loc::loc_wire;
 use super::parse::type_name;
 use super::svcb::svcb_params;
@@ -134,6 +136,21 @@ fn read(rtype: RecordType, tokens: &[&str], origin: &Name) -> Result<RData, Stri
             c.pos = c.tokens.len();
             c.wire.extend(svcb_params(&params)?);
         }
+        RecordType::RRSIG
+        | RecordType::NSEC
+        | RecordType::NSEC3
+        | RecordType::NSEC3PARAM
+        | RecordType::CSYNC => {
+            let fields: Vec<&str> = c.tokens.to_vec();
+            c.pos = c.tokens.len();
+            c.wire = match rtype {
+                RecordType::RRSIG => dnssec_text::rrsig(&fields, origin)?,
+                RecordType::NSEC => dnssec_text::nsec(&fields, origin)?,
+                RecordType::NSEC3 => dnssec_text::nsec3(&fields, false)?,
+                RecordType::NSEC3PARAM => dnssec_text::nsec3(&fields, true)?,
+                _ => dnssec_text::csync(&fields)?,
+            };
+        }
         RecordType::Unknown(code) => match code {
             // SPF (RFC 7208 §3.1, type 99) has the syntax of TXT.
             99 => {
@@ -173,8 +190,8 @@ fn read(rtype: RecordType, tokens: &[&str], origin: &Name) -> Result<RData, Stri
     from_wire(rtype, &c.wire)
 }
 
-/// Types without a reader here (RRSIG, NSEC, NSEC3, NSEC3PARAM, CSYNC, CERT): hickory's text
-/// parser, which reads their fields correctly (they hold no character-strings).
+/// Types without a reader here (CERT, and types hickory knows that are rare in zone files):
+/// hickory's text parser, which reads their fields correctly (they hold no character-strings).
 fn hickory_text(rtype: RecordType, tokens: &[&str], origin: &Name) -> Result<RData, String> {
     let text = format!("$ORIGIN {origin}\n@ 0 IN {rtype} {}\n", tokens.join(" "));
     let (_, sets) = Parser::new(text, None, None)
