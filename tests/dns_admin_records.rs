@@ -133,6 +133,20 @@ async fn admin_records_are_served_or_refused(db: Db) {
         "extra input text",
     );
 
+    // Escapes are octets and relative names are qualified, as in zone files.
+    let (status, body) = add("bytes.hosted.test", "TXT", r#""\000\255\010" caf\195\169"#);
+    assert_eq!(status, 201, "{body}");
+    wait_for(
+        &["bytes.hosted.test", "TXT"],
+        &[r#""\000\255\010" "caf\195\169""#],
+    );
+    let (status, body) = add("_x._tcp.hosted.test", "SRV", "0 1 443 www");
+    assert_eq!(status, 201, "{body}");
+    wait_for(
+        &["_x._tcp.hosted.test", "SRV"],
+        &["0 1 443 www.hosted.test."],
+    );
+
     // c1 CNAME is served; c1 A beside it is refused.
     let (status, body) = add("c1.hosted.test", "CNAME", "www.hosted.test.");
     assert_eq!(status, 201, "{body}");
