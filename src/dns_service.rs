@@ -118,7 +118,7 @@ impl DnsService {
 
     /// What the admin UI needs: views and record validation.
     pub fn admin(&self) -> Arc<dyn postern_admin_web::DnsAdmin> {
-        Arc::new(Admin(self.config.clone(), self.server.clone()))
+        Arc::new(Admin(self.clone()))
     }
 
     async fn follow(
@@ -360,30 +360,39 @@ fn journal_entry(j: DnsJournal) -> Option<postern_dns::JournalEntry> {
 }
 
 /// The admin UI's view of DNS: configured views and record checks against the current config.
-struct Admin(Arc<ArcSwap<DnsConfig>>, DnsServer);
+struct Admin(DnsService);
 
 impl postern_admin_web::DnsAdmin for Admin {
     fn views(&self) -> Vec<postern_admin_web::DnsView> {
-        postern_dns::view_zones(&self.0.load())
+        postern_dns::view_zones(&self.0.config.load())
             .into_iter()
             .map(|(name, zones)| postern_admin_web::DnsView { name, zones })
             .collect()
     }
 
-    fn validate(
-        &self,
-        view: &str,
-        name: &str,
-        rtype: &str,
+    /// Checked against the view's records as the store has them now (not as last served), so
+    /// that a record added a moment ago counts.
+    fn validate<'a>(
+        &'a self,
+        view: &'a str,
+        name: &'a str,
+        rtype: &'a str,
         ttl: u32,
-        data: &str,
-    ) -> Result<(), String> {
-        let record = ManagedRecord {
-            name: name.to_owned(),
-            ttl,
-            rtype: rtype.to_owned(),
-            data: data.to_owned(),
-        };
-        self.1.check_record(view, &record)
+        data: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            let record = ManagedRecord {
+                name: name.to_owned(),
+                ttl,
+                rtype: rtype.to_owned(),
+                data: data.to_owned(),
+            };
+            let (_, current) = self
+                .0
+                .view_records(view)
+                .await
+                .map_err(|e| format!("the store cannot be read: {e}"))?;
+            self.0.server.check_record(view, &record, &current)
+        })
     }
 }

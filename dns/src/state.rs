@@ -460,7 +460,13 @@ fn load_zone(
             loc: Some(w.loc),
             message: w.message,
         }));
-    let (generation, managed) = managed_in_zone(inputs, view, origin, &mut report.problems);
+    let (generation, managed) = match inputs.managed.get(view) {
+        Some((generation, records)) => (
+            *generation,
+            managed_in_zone(inputs, view, origin, records, &mut report.problems),
+        ),
+        None => (0, Vec::new()),
+    };
     let (records, merge_problems) = merge(parsed.records.clone(), managed);
     report.problems.extend(merge_problems);
     let (zone, problems) = Zone::build(origin, records, generation);
@@ -486,17 +492,15 @@ pub(crate) fn zone_file(
     )
 }
 
-/// The generation and parsed managed records of `view` that belong to the zone `origin`;
-/// records that do not parse are reported in `problems` and left out.
+/// The parsed `records` of `view` that belong to the zone `origin`; records that do not
+/// parse are reported in `problems` and left out.
 pub(crate) fn managed_in_zone(
     inputs: &Inputs,
     view: &str,
     origin: &Name,
+    records: &[ManagedRecord],
     problems: &mut Vec<Problem>,
-) -> (u32, Vec<SourceRecord>) {
-    let Some((generation, records)) = inputs.managed.get(view) else {
-        return (0, Vec::new());
-    };
+) -> Vec<SourceRecord> {
     let mut parsed_records = Vec::new();
     let lower = LowerName::new(origin);
     for m in records {
@@ -518,7 +522,7 @@ pub(crate) fn managed_in_zone(
             Err(p) => problems.push(p),
         }
     }
-    (*generation, parsed_records)
+    parsed_records
 }
 
 /// True when another zone of the view is closer to `owner` than `origin` (a child zone).

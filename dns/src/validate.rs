@@ -31,8 +31,8 @@ pub fn view_zones(config: &DnsConfig) -> Vec<(String, Vec<String>)> {
 }
 
 /// Refuses a record that would not be served as given or would stop its zone loading: on
-/// top of [`validate_managed`], the record is merged with the zone file and the view's other
-/// records exactly as at load, and refused if the zone file or an earlier record overrides it
+/// top of [`validate_managed`], the record is merged with the zone file and the view's
+/// `current` records exactly as at load, and refused if the zone file or an earlier record overrides it
 /// (same RRset, CNAME exclusivity, RFC 1034 §3.6.2), if the zone would then fail to load, or
 /// if it lies below a delegation or a DNAME or is non-authoritative data at a delegation
 /// (RFC 1034 §4.2.1, RFC 6672 §2.3).
@@ -40,6 +40,7 @@ pub(crate) fn check_served(
     inputs: &mut Inputs,
     view: &str,
     record: &ManagedRecord,
+    current: &[ManagedRecord],
 ) -> Result<(), String> {
     let origin = validate_managed(&inputs.config, view, record)?;
     let config = inputs.config.clone();
@@ -71,7 +72,7 @@ pub(crate) fn check_served(
     let owner = candidate.record.name.clone();
     let name = LowerName::new(&owner);
     let rtype = candidate.record.record_type();
-    let (_, mut managed) = managed_in_zone(inputs, view, &origin, &mut Vec::new());
+    let mut managed = managed_in_zone(inputs, view, &origin, current, &mut Vec::new());
     // Editing a CNAME replaces it: the stored one is not a second CNAME.
     managed.retain(|m| {
         !(rtype == RecordType::CNAME
