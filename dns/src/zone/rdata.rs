@@ -97,7 +97,7 @@ fn read(rtype: RecordType, tokens: &[&str], origin: &Name) -> Result<RData, Stri
         RecordType::CAA => {
             c.u8("flags")?;
             let tag = c.next("tag")?;
-            if tag.is_empty() || !tag.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            if !(1..=15).contains(&tag.len()) || !tag.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 return Err(format!("bad CAA tag `{tag}` (RFC 8659 §4.1)"));
             }
             c.wire.push(tag.len() as u8);
@@ -326,5 +326,48 @@ impl<'a> Fields<'a> {
             None => Ok(()),
             Some(extra) => Err(format!("extra input text `{extra}`")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(rtype: RecordType, text: &str) -> Result<RData, String> {
+        let origin = Name::from_ascii("example.test.").expect("name");
+        let tokens: Vec<&str> = text.split_whitespace().collect();
+        parse_rdata(rtype, &tokens, &origin)
+    }
+
+    fn wire(data: &RData) -> Vec<u8> {
+        let mut out = Vec::new();
+        hickory_proto::serialize::binary::BinEncodable::emit(
+            data,
+            &mut hickory_proto::serialize::binary::BinEncoder::new(&mut out),
+        )
+        .expect("emit");
+        out
+    }
+
+    #[test]
+    fn issue_cases() {
+        let txt = read(RecordType::TXT, r#""\000\255\010""#).expect("txt");
+        assert_eq!(wire(&txt), [3, 0, 255, 10]);
+        let svcb = read(RecordType::SVCB, "1 www port=8443").expect("svcb");
+        let RData::SVCB(svcb) = svcb else {
+            panic!("structured SVCB")
+        };
+        assert_eq!(svcb.target_name.to_string(), "www.example.test.");
+        let e = read(RecordType::MX, "10 a. b.").expect_err("extra");
+        assert_eq!(e, "bad MX record: extra input text `b.`");
+        let e = read(RecordType::A, "192.0.2.3 192.0.2.4").expect_err("extra");
+        assert!(e.contains("extra input text `192.0.2.4`"), "{e}");
+        assert!(read(RecordType::TXT, &format!("\"{}\"", "x".repeat(256))).is_err());
+        let dname = read(RecordType::DNAME, "new").expect("dname");
+        assert_eq!(wire(&dname), b"\x03new\x07example\x04test\x00");
+        let rp = read(RecordType::Unknown(17), "admin info.").expect("rp");
+        assert_eq!(wire(&rp), b"\x05admin\x07example\x04test\x00\x04info\x00");
+        let e = read(RecordType::Unknown(17), "a").expect_err("short");
+        assert_eq!(e, "bad RP record: domain name missing");
     }
 }
