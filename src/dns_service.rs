@@ -4,7 +4,7 @@
 //! bus triggers a refresh, so a record added in the admin UI, or a domain added anywhere (on
 //! PostgreSQL, on any node), is served at once and the zone serial goes up.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -246,9 +246,11 @@ async fn view_records(
     view: &str,
 ) -> Result<(u32, Vec<ManagedRecord>), postern_store::StoreError> {
     let generation = store.dns_generation(view).await?;
-    let mut records: Vec<ManagedRecord> = store
-        .dns_records(Some(view))
-        .await?
+    let mut stored = store.dns_records(Some(view)).await?;
+    // In the order they were added: of two records that exclude each other (a CNAME and
+    // other data at one name) the older one is served.
+    stored.sort_by_key(|r| r.id);
+    let mut records: Vec<ManagedRecord> = stored
         .into_iter()
         .map(|r| ManagedRecord {
             name: r.name,
@@ -278,22 +280,46 @@ async fn view_records(
         .filter(|(_, t)| t == "CNAME")
         .map(|(n, _)| n.clone())
         .collect();
+    // Admin TXT RRsets without an SPF record, by name, with their TTL: the published SPF
+    // joins them (exactly one SPF per domain, RFC 7208 §3.2).
+    let mut txt_without_spf: HashMap<String, u32> = HashMap::new();
+    for r in records
+        .iter()
+        .filter(|r| r.rtype.eq_ignore_ascii_case("TXT"))
+    {
+        txt_without_spf
+            .entry(r.name.to_ascii_lowercase())
+            .or_insert(r.ttl);
+    }
+    for r in records.iter().filter(|r| r.is_spf()) {
+        txt_without_spf.remove(&r.name.to_ascii_lowercase());
+    }
     let mut seen = HashSet::new();
     for domain in store.list_domains().await? {
         for r in publish.records_for(store, &domain.name, Some(view)).await? {
             let name = r.name.to_ascii_lowercase();
-            let overridden = admin_keys.contains(&(name.clone(), r.rtype.to_owned()))
-                || admin_cnames.contains(&name)
-                || (r.rtype == "CNAME" && admin_names.contains(&name));
-            if overridden || !in_zones(&name) || !seen.insert((name, r.rtype, r.data.clone())) {
-                continue;
-            }
-            records.push(ManagedRecord {
+            let mut record = ManagedRecord {
                 name: r.name,
                 ttl: r.ttl,
                 rtype: r.rtype.to_owned(),
                 data: r.data,
-            });
+            };
+            let joins = txt_without_spf
+                .get(&name)
+                .copied()
+                .filter(|_| record.is_spf());
+            let overridden = admin_keys.contains(&(name.clone(), r.rtype.to_owned()))
+                || admin_cnames.contains(&name)
+                || (r.rtype == "CNAME" && admin_names.contains(&name));
+            if let Some(ttl) = joins {
+                record.ttl = ttl;
+            } else if overridden {
+                continue;
+            }
+            if !in_zones(&name) || !seen.insert((name, r.rtype, record.data.clone())) {
+                continue;
+            }
+            records.push(record);
         }
     }
     Ok((generation, records))
@@ -426,20 +452,32 @@ impl postern_admin_web::DnsAdmin for Admin {
             .collect()
     }
 
-    fn validate(
-        &self,
-        view: &str,
-        name: &str,
-        rtype: &str,
+    /// Checked against the view's records as the store has them now (not as last served), so
+    /// that a record added a moment ago counts.
+    fn validate<'a>(
+        &'a self,
+        view: &'a str,
+        name: &'a str,
+        rtype: &'a str,
         ttl: u32,
-        data: &str,
-    ) -> Result<(), String> {
-        let record = ManagedRecord {
-            name: name.to_owned(),
-            ttl,
-            rtype: rtype.to_owned(),
-            data: data.to_owned(),
-        };
-        postern_dns::validate_managed(&self.0.config.load(), view, &record)
+        data: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            let record = ManagedRecord {
+                name: name.to_owned(),
+                ttl,
+                rtype: rtype.to_owned(),
+                data: data.to_owned(),
+            };
+            let (_, current) = view_records(
+                &self.0.store,
+                &self.0.config.load(),
+                &self.0.publish.load(),
+                view,
+            )
+            .await
+            .map_err(|e| format!("the store cannot be read: {e}"))?;
+            self.0.server.check_record(view, &record, &current)
+        })
     }
 }

@@ -157,12 +157,7 @@ impl std::fmt::Display for MailRecord {
 /// TXT RDATA for `text`, split into quoted character-strings of at most 255 bytes (RFC 1035
 /// §3.3.14; DKIM keys are longer than one string may be).
 pub fn txt_data(text: &str) -> String {
-    let escaped = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    text.as_bytes()
-        .chunks(255)
-        .map(|c| format!("\"{}\"", escaped(&String::from_utf8_lossy(c))))
-        .collect::<Vec<_>>()
-        .join(" ")
+    postern_dns::zone::character_strings(text.as_bytes())
 }
 
 /// The id of the `_mta-sts` record: changes whenever the policy text changes (RFC 8461 §3.1).
@@ -244,7 +239,8 @@ pub fn domain_records(
     out.push(rec(
         format!("_autodiscover._tcp.{d}"),
         "SRV",
-        format!("0 1 443 autodiscover.{d}"),
+        // An SRV target must be an address name, not an alias (RFC 2782, RFC 2181 §10.3).
+        format!("0 1 443 {host}"),
     ));
     out
 }
@@ -406,6 +402,11 @@ mod tests {
             format!("\"{}\" \"{}\"", "p".repeat(255), "p".repeat(145))
         );
         assert_eq!(txt_data("say \"hi\""), "\"say \\\"hi\\\"\"");
+        assert_eq!(
+            txt_data("café"),
+            "\"caf\\195\\169\"",
+            "octets, never split inside a character"
+        );
     }
 
     #[test]

@@ -402,6 +402,7 @@ async fn add_record(
         &r.ttl.to_string(),
         &r.data,
     )
+    .await
     .map_err(|(field, msg)| error(StatusCode::BAD_REQUEST, Some(field), msg))?;
     let rec = state
         .services
@@ -442,6 +443,7 @@ async fn update_record(
         &c.ttl.to_string(),
         &c.data,
     )
+    .await
     .map_err(|(field, msg)| error(StatusCode::BAD_REQUEST, Some(field), msg))?;
     let rec = store
         .update_dns_record(id, i64::from(ttl), &c.data)

@@ -1,6 +1,8 @@
 //! Shared state of every request, and the interfaces through which the binary supplies DNS and
 //! metrics.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -40,15 +42,16 @@ pub trait DnsAdmin: Send + Sync {
     /// for hosted mail domains, after precedence.
     fn served(&self, view: &str) -> Vec<ServedRecord>;
     /// Checks a record for a view before it is stored: the owner must lie in one of the view's
-    /// zones and the data must parse as RDATA of the type. The error is shown to the admin.
-    fn validate(
-        &self,
-        view: &str,
-        name: &str,
-        rtype: &str,
+    /// zones, the data must parse as RDATA of the type, and the record must be served as given
+    /// next to the zone file and the view's stored records. The error is shown to the admin.
+    fn validate<'a>(
+        &'a self,
+        view: &'a str,
+        name: &'a str,
+        rtype: &'a str,
         ttl: u32,
-        data: &str,
-    ) -> Result<(), String>;
+        data: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 }
 
 /// A boxed future, for the async methods of the traits the binary implements.

@@ -23,6 +23,7 @@ pub mod state;
 pub mod stats;
 pub mod transfer;
 pub mod tsig;
+mod tsig_wire;
 pub mod update;
 pub mod validate;
 mod watch;

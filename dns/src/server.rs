@@ -335,6 +335,18 @@ impl DnsServer {
         }
     }
 
+    /// Checks a record before it is stored for `view`, next to the view's `current` records:
+    /// refused, with the reason, if it would not be served or would stop its zone loading
+    /// (see [`crate::validate`]).
+    pub fn check_record(
+        &self,
+        view: &str,
+        record: &ManagedRecord,
+        current: &[ManagedRecord],
+    ) -> Result<(), String> {
+        crate::validate::check_served(&mut self.core.inputs(), view, record, current)
+    }
+
     /// Sets the journal of a view's dynamic updates (used by IXFR from the next rebuild on:
     /// call it before [`DnsServer::set_managed_records`]).
     pub fn set_journal(&self, view: &str, entries: Vec<JournalEntry>) {

@@ -20,7 +20,7 @@ use crate::serial::{SerialBook, ZoneSerial};
 use crate::tsig::Keyring;
 use crate::update::Grant;
 use crate::zone::parse::{parse_file, ParsedFile};
-use crate::zone::{Problem, Severity, Zone};
+use crate::zone::{Problem, Severity, SourceRecord, Zone};
 
 /// A zone as served by a view, with its transfer and notify settings.
 pub struct ServedZone {
@@ -214,7 +214,7 @@ impl Inputs {
             .collect()
     }
 
-    fn parse_cached(
+    pub(crate) fn parse_cached(
         &mut self,
         path: &Path,
         display: &str,
@@ -447,11 +447,7 @@ fn load_zone(
     zc: &ZoneConfig,
     origin: &Name,
 ) -> (Option<Arc<Zone>>, ZoneReport, FileRrsets) {
-    let relative = zc.file.clone().unwrap_or_else(|| {
-        PathBuf::from(view).join(format!("{}.zone", origin.to_string().trim_end_matches('.')))
-    });
-    let path = inputs.zones_dir().join(&relative);
-    let display = relative.display().to_string();
+    let (path, display) = zone_file(inputs, view, zc, origin);
     let mut report = ZoneReport {
         view: view.to_owned(),
         zone: origin.to_string(),
@@ -480,30 +476,10 @@ fn load_zone(
             message: w.message,
         }));
     let (generation, managed) = match inputs.managed.get(view) {
-        Some((generation, records)) => {
-            let mut parsed_records = Vec::new();
-            let lower = LowerName::new(origin);
-            for m in records {
-                let Some(owner) = m.owner() else {
-                    report.problems.push(Problem {
-                        severity: Severity::Warning,
-                        loc: None,
-                        message: format!("managed record `{}`: bad owner name, ignored", m.name),
-                    });
-                    continue;
-                };
-                if !lower.zone_of(&LowerName::new(&owner))
-                    || more_specific_zone(inputs, view, &owner, &lower)
-                {
-                    continue;
-                }
-                match m.parse(view, origin) {
-                    Ok(r) => parsed_records.push(r),
-                    Err(p) => report.problems.push(p),
-                }
-            }
-            (*generation, parsed_records)
-        }
+        Some((generation, records)) => (
+            *generation,
+            managed_in_zone(inputs, view, origin, records, &mut report.problems),
+        ),
         None => (0, Vec::new()),
     };
     let (records, merge_problems) = merge(parsed.records.clone(), managed);
@@ -517,6 +493,55 @@ fn load_zone(
     report.serial = zone.as_ref().map(Zone::serial);
     report.records = zone.as_ref().map_or(0, Zone::record_count);
     (zone.map(Arc::new), report, file_rrsets)
+}
+
+/// The path of a zone's file and the name it is reported under.
+pub(crate) fn zone_file(
+    inputs: &Inputs,
+    view: &str,
+    zc: &ZoneConfig,
+    origin: &Name,
+) -> (PathBuf, String) {
+    let relative = zc.file.clone().unwrap_or_else(|| {
+        PathBuf::from(view).join(format!("{}.zone", origin.to_string().trim_end_matches('.')))
+    });
+    (
+        inputs.zones_dir().join(&relative),
+        relative.display().to_string(),
+    )
+}
+
+/// The parsed `records` of `view` that belong to the zone `origin`; records that do not
+/// parse are reported in `problems` and left out.
+pub(crate) fn managed_in_zone(
+    inputs: &Inputs,
+    view: &str,
+    origin: &Name,
+    records: &[ManagedRecord],
+    problems: &mut Vec<Problem>,
+) -> Vec<SourceRecord> {
+    let mut parsed_records = Vec::new();
+    let lower = LowerName::new(origin);
+    for m in records {
+        let Some(owner) = m.owner() else {
+            problems.push(Problem {
+                severity: Severity::Warning,
+                loc: None,
+                message: format!("managed record `{}`: bad owner name, ignored", m.name),
+            });
+            continue;
+        };
+        if !lower.zone_of(&LowerName::new(&owner))
+            || more_specific_zone(inputs, view, &owner, &lower)
+        {
+            continue;
+        }
+        match m.parse(view, origin) {
+            Ok(r) => parsed_records.push(r),
+            Err(p) => problems.push(p),
+        }
+    }
+    parsed_records
 }
 
 /// True when another zone of the view is closer to `owner` than `origin` (a child zone).

@@ -364,6 +364,15 @@ pub fn try_dig(
         .collect())
 }
 
+/// Runs `dig` from `source` against `server` with `args` and returns its whole output.
+pub fn dig_text(server: SocketAddr, source: &str, args: &[&str]) -> String {
+    try_dig(server, source, &[], args)
+        .unwrap_or_else(|e| panic!("dig {args:?} failed: {e}"))
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
 /// Asserts that the instance's store holds no DNS records (`why` says which ones are meant).
 pub async fn assert_no_dns_records(inst: &Instance, why: &str) {
     let store = postern_store::Store::open(&inst.db.url)

@@ -251,7 +251,7 @@ async fn rerender(state: &Shared, s: &AdminSession, form: &RecordForm, errors: E
 }
 
 /// Validates TTL and record with the DNS service; the message names the field at fault.
-pub(crate) fn validate_record(
+pub(crate) async fn validate_record(
     state: &Shared,
     view: &str,
     name: &str,
@@ -274,6 +274,7 @@ pub(crate) fn validate_record(
         return Err(("view", format!("no view named {view:?}")));
     }
     dns.validate(view, name, rtype, ttl, data)
+        .await
         .map_err(|m| ("data", m))?;
     Ok(ttl)
 }
@@ -287,7 +288,7 @@ pub(crate) async fn add(
     if let Err(r) = check_csrf(&s, &f.csrf) {
         return r;
     }
-    let ttl = match validate_record(&state, &f.view, &f.name, &f.rtype, &f.ttl, &f.data) {
+    let ttl = match validate_record(&state, &f.view, &f.name, &f.rtype, &f.ttl, &f.data).await {
         Ok(t) => t,
         Err((field_name, msg)) => {
             let mut e = Errors::default();
@@ -335,7 +336,7 @@ pub(crate) async fn edit(
     let Some(r) = existing else {
         return Redirect::to("/dns").into_response();
     };
-    let ttl = match validate_record(&state, &r.view, &r.name, &r.rtype, &f.ttl, &f.data) {
+    let ttl = match validate_record(&state, &r.view, &r.name, &r.rtype, &f.ttl, &f.data).await {
         Ok(t) => t,
         Err((_, msg)) => {
             let mut e = Errors::default();
