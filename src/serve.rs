@@ -27,9 +27,7 @@ pub const LISTENERS_FILE: &str = "listeners.json";
 
 /// Runs every configured service until SIGTERM or SIGINT.
 pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow::Result<()> {
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .context("installing the metrics recorder")?;
+    let metrics = crate::metrics::Metrics::install()?;
     let data_dir = loaded.config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data_dir {}", data_dir.display()))?;
@@ -43,6 +41,7 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
         &loaded.config.hostname,
     )?;
     let shutdown = CancellationToken::new();
+    metrics.spawn_upkeep(shutdown.clone());
     let tasks = tokio_util::task::TaskTracker::new();
     let net = descriptor_budget(&loaded);
 
@@ -76,16 +75,7 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
         let services = postern_admin_web::Services {
             store: store.clone(),
             dns: dns.as_ref().map(DnsService::admin),
-            metrics: {
-                let dns = dns.clone();
-                Arc::new(move || {
-                    let mut text = metrics.render();
-                    if let Some(d) = &dns {
-                        text.push_str(&d.metrics());
-                    }
-                    text
-                })
-            },
+            metrics: metrics.source(store.clone()),
             status,
             client: Some(loaded.client_settings()),
         };

@@ -27,4 +27,4 @@ pub use autoconfig::ClientSettings;
 pub use config::AdminConfig;
 pub use error::AdminError;
 pub use server::AdminServer;
-pub use state::{DnsAdmin, DnsView, Services, Status};
+pub use state::{DnsAdmin, DnsView, MetricsSource, Sample, Services, Status};

@@ -36,6 +36,6 @@ pub use import_bind::import_bind;
 pub use journal::JournalEntry;
 pub use managed::ManagedRecord;
 pub use server::DnsServer;
-pub use stats::{DnsCounters, DnsStats};
+pub use stats::{describe_metrics, DnsCounters, DnsStats};
 pub use update::{RrsetChange, UpdateHandler, ZoneUpdate};
 pub use validate::{validate_managed, view_zones};

@@ -19,6 +19,9 @@ pub struct ManagedRecord {
     pub rtype: String,
     /// RDATA in presentation format, e.g. `10 mail.example.test.`.
     pub data: String,
+    /// Synthesised by Postern (the records published for hosted mail domains) rather than
+    /// entered by an administrator: a zone file RRset overriding it is intended, not reported.
+    pub synthesised: bool,
 }
 
 impl ManagedRecord {
@@ -64,10 +67,12 @@ impl ManagedRecord {
 }
 
 /// Merges managed records into a zone's file records: per RRset (name, type) the zone file
-/// wins, and CNAME exclusivity (RFC 1034 §3.6.2) is kept against the file's data.
+/// wins, and CNAME exclusivity (RFC 1034 §3.6.2) is kept against the file's data. Each managed
+/// record comes with its [`ManagedRecord::synthesised`] flag: only an administrator's record
+/// that the file overrides is a problem worth a warning.
 pub(crate) fn merge(
     mut file: Vec<SourceRecord>,
-    managed: Vec<SourceRecord>,
+    managed: Vec<(SourceRecord, bool)>,
 ) -> (Vec<SourceRecord>, Vec<Problem>) {
     let mut keys: HashSet<(LowerName, RecordType)> = HashSet::new();
     let mut names: HashSet<LowerName> = HashSet::new();
@@ -81,7 +86,7 @@ pub(crate) fn merge(
         names.insert(name);
     }
     let mut problems = Vec::new();
-    for r in managed {
+    for (r, synthesised) in managed {
         let name = LowerName::new(&r.record.name);
         let rtype = r.record.record_type();
         let reason = if keys.contains(&(name.clone(), rtype)) {
@@ -94,6 +99,7 @@ pub(crate) fn merge(
             None
         };
         match reason {
+            Some(_) if synthesised => {}
             Some(reason) => problems.push(Problem {
                 severity: Severity::Warning,
                 loc: Some(r.loc.clone()),
@@ -119,6 +125,7 @@ mod tests {
             ttl: 300,
             rtype: rtype.into(),
             data: data.into(),
+            synthesised: false,
         }
     }
 
@@ -144,18 +151,23 @@ mod tests {
     fn file_wins_per_rrset() {
         let file_text = "$TTL 60\nwww A 192.0.2.1\nalias CNAME www\n";
         let file = parse_text(file_text, "f", &origin()).expect("file").records;
-        let managed: Vec<SourceRecord> = [
+        let managed: Vec<(SourceRecord, bool)> = [
             rec("www.example.test.", "A", "192.0.2.99"),
             rec("www.example.test.", "AAAA", "2001:db8::1"),
             rec("alias.example.test.", "TXT", "\"x\""),
             rec("www.example.test.", "CNAME", "elsewhere.example.test."),
         ]
         .iter()
-        .map(|m| m.parse("v", &origin()).expect("parses"))
+        .map(|m| (m.parse("v", &origin()).expect("parses"), false))
         .collect();
-        let (merged, problems) = merge(file, managed);
+        let (merged, problems) = merge(file.clone(), managed.clone());
         assert_eq!(merged.len(), 3);
         assert_eq!(merged[2].record.record_type(), RecordType::AAAA);
         assert_eq!(problems.len(), 3);
+        // The same records synthesised for a mail domain: overridden just as well, silently.
+        let synthesised = managed.into_iter().map(|(r, _)| (r, true)).collect();
+        let (merged, problems) = merge(file, synthesised);
+        assert_eq!(merged.len(), 3);
+        assert!(problems.is_empty(), "{problems:?}");
     }
 }

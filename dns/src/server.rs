@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig};
@@ -378,6 +378,7 @@ fn udp_worker(
                 continue;
             }
         };
+        let started = Instant::now();
         let outcome = respond_full(
             &core.state.load(),
             &core.stats,
@@ -389,6 +390,7 @@ fn udp_worker(
                 now: unix_now(),
             },
         );
+        core.stats.answered(Transport::Udp, started.elapsed());
         let responses = match outcome {
             Outcome::Reply(responses) => responses,
             Outcome::Update(request) => {
@@ -462,6 +464,7 @@ async fn tcp_connection(
         ) {
             break;
         }
+        let started = Instant::now();
         let outcome = {
             let state = core.state.load();
             respond_full(
@@ -476,6 +479,7 @@ async fn tcp_connection(
                 },
             )
         };
+        core.stats.answered(Transport::Tcp, started.elapsed());
         let responses = match outcome {
             Outcome::Reply(responses) => responses,
             Outcome::Update(request) => core.update(&request).await,

@@ -483,7 +483,7 @@ fn load_zone(
                     continue;
                 }
                 match m.parse(view, origin) {
-                    Ok(r) => parsed_records.push(r),
+                    Ok(r) => parsed_records.push((r, m.synthesised)),
                     Err(p) => report.problems.push(p),
                 }
             }

@@ -1,6 +1,10 @@
-//! Query counters, exported by the binary on `/metrics`.
+//! Query counters: kept here for [`DnsServer::counters`](crate::DnsServer::counters) and reported
+//! through the `metrics` facade, which the binary exports on `/metrics`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::engine::Transport;
 
 /// Live counters, updated by the query path.
 #[derive(Debug, Default)]
@@ -74,6 +78,39 @@ impl DnsStats {
             Counter::Update => &self.updates,
         };
         c.fetch_add(1, Ordering::Relaxed);
+        let (name, label, value) = match counter {
+            Counter::Query => ("postern_dns_responses_total", "kind", "all"),
+            Counter::Refused => ("postern_dns_responses_total", "kind", "refused"),
+            Counter::NxDomain => ("postern_dns_responses_total", "kind", "nxdomain"),
+            Counter::FormErr => ("postern_dns_responses_total", "kind", "formerr"),
+            Counter::Truncated => ("postern_dns_responses_total", "kind", "truncated"),
+            Counter::Transfer => ("postern_dns_responses_total", "kind", "transfer"),
+            Counter::TsigFailure => ("postern_dns_responses_total", "kind", "tsig_failure"),
+            Counter::Update => ("postern_dns_responses_total", "kind", "update"),
+            Counter::RrlDropped => ("postern_dns_rrl_total", "action", "dropped"),
+            Counter::RrlSlipped => ("postern_dns_rrl_total", "action", "slipped"),
+        };
+        metrics::counter!(name, label => value).increment(1);
+        if matches!(counter, Counter::RrlDropped | Counter::RrlSlipped) {
+            metrics::counter!("postern_dns_rrl_total", "action" => "limited").increment(1);
+        }
+    }
+
+    /// Counts a query routed to `view` (`None`: no view matched the client). View names come
+    /// from the configuration, so the label's values are bounded.
+    pub(crate) fn routed(&self, view: Option<&str>) {
+        let view = view.unwrap_or("none").to_owned();
+        metrics::counter!("postern_dns_queries_total", "view" => view).increment(1);
+    }
+
+    /// Records how long one request took to answer, from the received packet to the responses.
+    pub(crate) fn answered(&self, transport: Transport, took: Duration) {
+        let transport = match transport {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        };
+        metrics::histogram!("postern_dns_query_duration_seconds", "transport" => transport)
+            .record(took.as_secs_f64());
     }
 
     /// Reads every counter.
@@ -93,4 +130,41 @@ impl DnsStats {
             updates: get(&self.updates),
         }
     }
+}
+
+/// Describes the DNS metrics (HELP lines) and starts the fixed label sets at zero, so that rates
+/// are defined from the first scrape; call once after installing the recorder.
+pub fn describe_metrics() {
+    for kind in [
+        "all",
+        "refused",
+        "nxdomain",
+        "formerr",
+        "truncated",
+        "transfer",
+        "tsig_failure",
+        "update",
+    ] {
+        metrics::counter!("postern_dns_responses_total", "kind" => kind).increment(0);
+    }
+    for action in ["limited", "dropped", "slipped"] {
+        metrics::counter!("postern_dns_rrl_total", "action" => action).increment(0);
+    }
+    metrics::describe_counter!(
+        "postern_dns_responses_total",
+        "DNS requests answered (kind=all) and, of them, by kind of answer."
+    );
+    metrics::describe_counter!(
+        "postern_dns_rrl_total",
+        "UDP responses withheld by response-rate limiting: dropped, slipped (sent truncated), limited (both)."
+    );
+    metrics::describe_counter!(
+        "postern_dns_queries_total",
+        "DNS queries by the view that answered them (none: no view matched the client)."
+    );
+    metrics::describe_histogram!(
+        "postern_dns_query_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time to answer one DNS request, by transport."
+    );
 }

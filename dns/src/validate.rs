@@ -81,6 +81,7 @@ mod tests {
             ttl: 300,
             rtype: rtype.into(),
             data: data.into(),
+            synthesised: false,
         }
     }
 

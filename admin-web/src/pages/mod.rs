@@ -4,6 +4,7 @@
 mod account;
 mod aliases;
 mod assets;
+mod counters;
 mod dashboard;
 mod dns;
 mod domains;
@@ -18,7 +19,6 @@ use axum::Router;
 use maud::{html, Markup, DOCTYPE};
 use postern_store::{AdminSession, StoreError};
 
-pub(crate) use dashboard::samples;
 pub(crate) use dns::validate_record;
 
 use crate::auth::{csrf_ok, internal};
