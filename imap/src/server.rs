@@ -34,7 +34,7 @@ use crate::session::{Next, Reply, Session};
 use crate::stream::{
     is_append, receive_literal, spooled_append, Expect, Input, Received, SpooledAppend,
 };
-use crate::telemetry::timed;
+use crate::telemetry::{count_completed, timed};
 
 /// Room for a command's own text around its largest literal.
 const COMMAND_OVERHEAD: u32 = 64 * 1024;
@@ -378,6 +378,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                     }
                 },
             };
+            count_completed(&reply.responses);
             write(&mut conn, &encode(&reply.responses)).await?;
             if !budget.is_empty() || frag.message_bytes().len() > SMALL_LITERAL as usize {
                 // Give the large message's memory back: the budget, and the buffer's capacity.

@@ -10,13 +10,12 @@ use crate::session::Reply;
 /// Describes the IMAP metrics (HELP lines) and starts the fixed label sets at zero, so that rates
 /// are defined from the first scrape; call once after installing the recorder.
 pub fn describe_metrics() {
-    for status in ["ok", "no", "bad", "continue"] {
+    for status in ["ok", "no", "bad"] {
         metrics::counter!("postern_imap_commands_total", "status" => status).increment(0);
     }
     metrics::describe_counter!(
         "postern_imap_commands_total",
-        "IMAP commands answered, by the status of the tagged response (ok, no, bad; continue: a \
-         continuation request, as for IDLE and AUTHENTICATE)."
+        "IMAP commands completed, by the status of their tagged response (ok, no, bad)."
     );
     metrics::describe_histogram!(
         "postern_imap_command_duration_seconds",
@@ -26,13 +25,19 @@ pub fn describe_metrics() {
 }
 
 /// Runs one decoded command, recording its duration under its name (one of the fixed command
-/// names of the protocol, never client text) and its result.
+/// names of the protocol, never client text).
 pub(crate) async fn timed(command: &'static str, reply: impl Future<Output = Reply>) -> Reply {
     let started = Instant::now();
     let reply = reply.await;
     metrics::histogram!("postern_imap_command_duration_seconds", "command" => command)
         .record(started.elapsed().as_secs_f64());
-    let status = reply.responses.iter().rev().find_map(|r| match r {
+    reply
+}
+
+/// Counts the command that `responses` complete, if they hold its tagged response (a
+/// continuation request completes nothing yet).
+pub(crate) fn count_completed(responses: &[Response<'_>]) {
+    let status = responses.iter().rev().find_map(|r| match r {
         Response::Status(Status::Tagged(t)) => Some(t.body.kind),
         _ => None,
     });
@@ -40,8 +45,7 @@ pub(crate) async fn timed(command: &'static str, reply: impl Future<Output = Rep
         Some(StatusKind::Ok) => "ok",
         Some(StatusKind::No) => "no",
         Some(StatusKind::Bad) => "bad",
-        None => "continue",
+        None => return,
     };
     metrics::counter!("postern_imap_commands_total", "status" => status).increment(1);
-    reply
 }

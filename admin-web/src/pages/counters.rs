@@ -48,9 +48,14 @@ impl Values<'_> {
     }
 }
 
+/// A count as a whole number (an empty sum of floats is -0).
+fn whole(n: f64) -> u64 {
+    n.max(0.0).round() as u64
+}
+
 /// "1 message", "12 messages": a whole count with its unit.
 fn count(n: f64, one: &str, many: &str) -> String {
-    let n = n.max(0.0).round() as u64;
+    let n = whole(n);
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
@@ -143,10 +148,10 @@ fn logins(v: &Values) -> Group {
     let mut rows = Vec::new();
     for service in v.label_values("postern_logins_total", "service") {
         let n = |result| {
-            v.sum(
+            whole(v.sum(
                 "postern_logins_total",
                 &[("service", service), ("result", result)],
-            )
+            ))
         };
         rows.push(row(
             format!("{} logins", service_name(service)),
@@ -177,9 +182,9 @@ fn connections(v: &Values) -> Group {
             format!("{} connections", service_name(service)),
             format!(
                 "{} open now; {} accepted, {} refused since start",
-                open,
-                accepted,
-                all - accepted
+                whole(open),
+                whole(accepted),
+                whole(all - accepted)
             ),
         ));
     }
@@ -203,6 +208,10 @@ fn dns(v: &Values) -> Group {
     let queries = |n| count(n, "query", "queries");
     let responses = |kind| v.sum("postern_dns_responses_total", &[("kind", kind)]);
     let mut rows = Vec::new();
+    if responses("all") == 0.0 {
+        // No DNS service here, or nothing asked yet.
+        return Group { title: "DNS", rows };
+    }
     for view in v.label_values("postern_dns_queries_total", "view") {
         let n = v.sum("postern_dns_queries_total", &[("view", view)]);
         let label = if view == "none" {
@@ -290,6 +299,7 @@ mod tests {
             ),
             sample("postern_dns_queries_total", &[("view", "internal")], 1.0),
             sample("postern_dns_queries_total", &[("view", "external")], 7.0),
+            sample("postern_dns_responses_total", &[("kind", "all")], 8.0),
             sample(
                 "postern_logins_total",
                 &[("service", "imap"), ("result", "failure")],
