@@ -1,7 +1,9 @@
 //! `/metrics` end to end: SMTP, IMAP and DNS traffic from real clients (python smtplib and
 //! imaplib, dig), then the scrape must describe every metric family (HELP and TYPE), carry the
 //! latency histograms and the gauges with values that match the traffic, and contain every metric
-//! the Grafana dashboard in `deploy/grafana/postern.json` queries. On SQLite and PostgreSQL.
+//! the Grafana dashboard in `deploy/grafana/postern.json` queries. The admin dashboard shows the
+//! counters named for people, and warns of an administrator's record that a zone file overrides
+//! but not of the mail records the zone file is meant to override. On SQLite and PostgreSQL.
 
 mod common;
 mod smtp_support;
@@ -11,10 +13,14 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::http::{agent, get_page, login_post};
 use common::{dig, example_dns, metrics_with, repo_path, sample, Db, Instance, Server};
 use smtp_support::{Rr, TestDns};
 
-both_backends!(scrape_describes_counts_and_feeds_the_grafana_dashboard);
+both_backends!(
+    scrape_describes_counts_and_feeds_the_grafana_dashboard,
+    dashboard_names_counters_and_warns_only_of_real_overrides,
+);
 
 const USER: &str = "alice@example.test";
 const PASSWORD: &str = "alice-metrics-pw";
@@ -288,5 +294,78 @@ async fn scrape_describes_counts_and_feeds_the_grafana_dashboard(db: Db) {
         sample(t, r#"postern_sessions_active{service="imap"}"#) == 0
             && sample(t, r#"postern_connections_active{service="imap"}"#) == 0
     });
+    assert!(server.stop().success());
+}
+
+async fn dashboard_names_counters_and_warns_only_of_real_overrides(db: Db) {
+    // The example zone files already hold example.test's MX, SPF, DMARC, SRV and mail host
+    // records: they override what Postern publishes for the mail domain, as intended.
+    let extra = format!(
+        "{}\n[mail.views.external]\naddresses = [\"192.0.2.25\"]\n\
+         [mail.views.internal]\naddresses = [\"192.168.10.25\"]\n",
+        example_dns(&repo_path("zones"))
+    );
+    let inst = Instance::new(db, &["dns", "admin", "imaps", "submissions"], &extra).await;
+    inst.ok(&["domain", "add", "example.test"], "");
+    let server = inst.start();
+    let dns = server.addr("dns");
+    // An administrator's record that the zone file overrides is a real problem: it is warned of.
+    let store = postern_store::Store::open(&inst.db.url).await.unwrap();
+    store
+        .add_dns_record("internal", "www.example.test", "A", 60, "10.9.9.9")
+        .await
+        .unwrap();
+    server.wait_for_log("managed record [internal] www.example.test. A: warning: overridden");
+    store.close().await;
+    assert_eq!(
+        dig(dns, "127.0.0.2", &["www.example.test"]),
+        ["192.168.10.80"]
+    );
+    for _ in 0..2 {
+        assert_eq!(dig(dns, "127.0.0.3", &["www.example.test"]), ["192.0.2.80"]);
+    }
+
+    let base = format!("http://{}", server.addr("admin"));
+    let agent = agent();
+    let password = server.first_admin_password();
+    let (s, _, cookie) = login_post(
+        &agent,
+        &base,
+        "/login",
+        &[("username", "admin"), ("password", &password)],
+    );
+    assert_eq!(s, 303);
+    let session = cookie.expect("session cookie");
+    let session = session.split(';').next().unwrap();
+    let (s, page, _) = get_page(&agent, &format!("{base}/"), Some(session));
+    assert_eq!(s, 200);
+    for shown in [
+        "in the queue: 0 new, 0 deferred",
+        "DNS queries in view internal</th><td>1 query</td>",
+        "DNS queries in view external</th><td>2 queries</td>",
+        "Admin web logins</th><td>1 succeeded, 0 failed, 0 throttled</td>",
+        "Admin web connections</th><td>1 open now",
+    ] {
+        assert!(page.contains(shown), "{shown:?} on the dashboard:\n{page}");
+    }
+    let warnings = page
+        .split_once("Recent warnings and errors")
+        .map(|(_, rest)| rest)
+        .expect("warnings section");
+    assert!(
+        warnings.contains("managed record [internal] www.example.test. A: warning: overridden"),
+        "{warnings}"
+    );
+    for expected in [
+        "example.test. MX",
+        "example.test. TXT",
+        "_dmarc",
+        "is a CNAME",
+    ] {
+        assert!(
+            !warnings.contains(expected) && !server.log().contains(expected),
+            "no warning about {expected:?}:\n{warnings}"
+        );
+    }
     assert!(server.stop().success());
 }
