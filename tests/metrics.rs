@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::http::{agent, get_page, login_post};
+use common::http::{agent, get_page, login_post, send};
 use common::{dig, example_dns, metrics_with, repo_path, sample, Db, Instance, Server};
 use smtp_support::{Rr, TestDns};
 
@@ -327,6 +327,29 @@ async fn dashboard_names_counters_and_warns_only_of_real_overrides(db: Db) {
 
     let base = format!("http://{}", server.addr("admin"));
     let agent = agent();
+    // The status API carries the same values, keyed as on /metrics.
+    let token = inst.ok(&["admin", "token", "admin", "--label", "status"], "");
+    let bearer = format!("Bearer {}", token.trim());
+    let (s, _, body) = send(
+        &agent,
+        "GET",
+        &format!("{base}/api/v1/status"),
+        &[("Authorization", &bearer)],
+        None,
+    );
+    assert_eq!(s, 200, "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).expect("status JSON");
+    let counters = &status["counters"];
+    assert_eq!(
+        counters[r#"postern_dns_queries_total{view="external"}"#], 2.0,
+        "{status}"
+    );
+    assert!(
+        counters[r#"postern_dns_query_duration_seconds_count{transport="udp"}"#]
+            .as_f64()
+            .is_some_and(|n| n >= 3.0),
+        "{status}"
+    );
     let password = server.first_admin_password();
     let (s, _, cookie) = login_post(
         &agent,

@@ -9,6 +9,7 @@ use crate::engine::Transport;
 /// Live counters, updated by the query path.
 #[derive(Debug, Default)]
 pub struct DnsStats {
+    handles: Handles,
     queries: AtomicU64,
     refused: AtomicU64,
     nxdomain: AtomicU64,
@@ -63,6 +64,42 @@ pub(crate) enum Counter {
     Update,
 }
 
+/// Each [`Counter`]'s metric, in the enum's order: name, label and label value.
+const METRICS: [(&str, &str, &str); 10] = [
+    ("postern_dns_responses_total", "kind", "all"),
+    ("postern_dns_responses_total", "kind", "refused"),
+    ("postern_dns_responses_total", "kind", "nxdomain"),
+    ("postern_dns_responses_total", "kind", "formerr"),
+    ("postern_dns_responses_total", "kind", "truncated"),
+    ("postern_dns_responses_total", "kind", "transfer"),
+    ("postern_dns_responses_total", "kind", "tsig_failure"),
+    ("postern_dns_rrl_total", "action", "dropped"),
+    ("postern_dns_rrl_total", "action", "slipped"),
+    ("postern_dns_responses_total", "kind", "update"),
+];
+
+/// The `metrics` facade's handles, registered once (with the recorder installed when the
+/// server starts) so that the query path looks nothing up.
+#[derive(Debug)]
+struct Handles {
+    counters: [metrics::Counter; 10],
+    rrl_limited: metrics::Counter,
+    udp: metrics::Histogram,
+    tcp: metrics::Histogram,
+}
+
+impl Default for Handles {
+    fn default() -> Handles {
+        let latency = |transport: &'static str| metrics::histogram!("postern_dns_query_duration_seconds", "transport" => transport);
+        Handles {
+            counters: METRICS.map(|(name, label, value)| metrics::counter!(name, label => value)),
+            rrl_limited: metrics::counter!("postern_dns_rrl_total", "action" => "limited"),
+            udp: latency("udp"),
+            tcp: latency("tcp"),
+        }
+    }
+}
+
 impl DnsStats {
     pub(crate) fn bump(&self, counter: Counter) {
         let c = match counter {
@@ -78,21 +115,9 @@ impl DnsStats {
             Counter::Update => &self.updates,
         };
         c.fetch_add(1, Ordering::Relaxed);
-        let (name, label, value) = match counter {
-            Counter::Query => ("postern_dns_responses_total", "kind", "all"),
-            Counter::Refused => ("postern_dns_responses_total", "kind", "refused"),
-            Counter::NxDomain => ("postern_dns_responses_total", "kind", "nxdomain"),
-            Counter::FormErr => ("postern_dns_responses_total", "kind", "formerr"),
-            Counter::Truncated => ("postern_dns_responses_total", "kind", "truncated"),
-            Counter::Transfer => ("postern_dns_responses_total", "kind", "transfer"),
-            Counter::TsigFailure => ("postern_dns_responses_total", "kind", "tsig_failure"),
-            Counter::Update => ("postern_dns_responses_total", "kind", "update"),
-            Counter::RrlDropped => ("postern_dns_rrl_total", "action", "dropped"),
-            Counter::RrlSlipped => ("postern_dns_rrl_total", "action", "slipped"),
-        };
-        metrics::counter!(name, label => value).increment(1);
+        self.handles.counters[counter as usize].increment(1);
         if matches!(counter, Counter::RrlDropped | Counter::RrlSlipped) {
-            metrics::counter!("postern_dns_rrl_total", "action" => "limited").increment(1);
+            self.handles.rrl_limited.increment(1);
         }
     }
 
@@ -105,12 +130,11 @@ impl DnsStats {
 
     /// Records how long one request took to answer, from the received packet to the responses.
     pub(crate) fn answered(&self, transport: Transport, took: Duration) {
-        let transport = match transport {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
+        let histogram = match transport {
+            Transport::Udp => &self.handles.udp,
+            Transport::Tcp => &self.handles.tcp,
         };
-        metrics::histogram!("postern_dns_query_duration_seconds", "transport" => transport)
-            .record(took.as_secs_f64());
+        histogram.record(took.as_secs_f64());
     }
 
     /// Reads every counter.
@@ -135,21 +159,10 @@ impl DnsStats {
 /// Describes the DNS metrics (HELP lines) and starts the fixed label sets at zero, so that rates
 /// are defined from the first scrape; call once after installing the recorder.
 pub fn describe_metrics() {
-    for kind in [
-        "all",
-        "refused",
-        "nxdomain",
-        "formerr",
-        "truncated",
-        "transfer",
-        "tsig_failure",
-        "update",
-    ] {
-        metrics::counter!("postern_dns_responses_total", "kind" => kind).increment(0);
+    for (name, label, value) in METRICS {
+        metrics::counter!(name, label => value).increment(0);
     }
-    for action in ["limited", "dropped", "slipped"] {
-        metrics::counter!("postern_dns_rrl_total", "action" => action).increment(0);
-    }
+    metrics::counter!("postern_dns_rrl_total", "action" => "limited").increment(0);
     metrics::describe_counter!(
         "postern_dns_responses_total",
         "DNS requests answered (kind=all) and, of them, by kind of answer."
