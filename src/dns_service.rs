@@ -119,37 +119,6 @@ impl DnsService {
         Ok(())
     }
 
-    /// Query counters in Prometheus text format.
-    pub fn metrics(&self) -> String {
-        let c = self.server.counters();
-        let mut out = String::from("# TYPE postern_dns_responses_total counter\n");
-        for (kind, n) in [
-            ("all", c.queries),
-            ("refused", c.refused),
-            ("nxdomain", c.nxdomain),
-            ("formerr", c.formerr),
-            ("truncated", c.truncated),
-            ("transfer", c.transfers),
-            ("tsig_failure", c.tsig_failures),
-            ("update", c.updates),
-        ] {
-            out.push_str(&format!(
-                "postern_dns_responses_total{{kind=\"{kind}\"}} {n}\n"
-            ));
-        }
-        out.push_str("# TYPE postern_dns_rrl_total counter\n");
-        for (action, n) in [
-            ("limited", c.rrl_limited),
-            ("dropped", c.rrl_dropped),
-            ("slipped", c.rrl_slipped),
-        ] {
-            out.push_str(&format!(
-                "postern_dns_rrl_total{{action=\"{action}\"}} {n}\n"
-            ));
-        }
-        out
-    }
-
     /// What the admin UI needs: views, served records and record validation.
     pub fn admin(&self) -> Arc<dyn postern_admin_web::DnsAdmin> {
         Arc::new(Admin(self.clone()))
@@ -257,6 +226,7 @@ async fn view_records(
             ttl: r.ttl as u32,
             rtype: r.rtype,
             data: r.data,
+            synthesised: false,
         })
         .collect();
     let zones = postern_dns::view_zones(dns)
@@ -303,6 +273,7 @@ async fn view_records(
                 ttl: r.ttl,
                 rtype: r.rtype.to_owned(),
                 data: r.data,
+                synthesised: true,
             };
             let joins = txt_without_spf
                 .get(&name)
@@ -412,6 +383,7 @@ fn journal_entry(j: DnsJournal) -> Option<postern_dns::JournalEntry> {
                     ttl: ttl.parse().ok()?,
                     rtype: rtype.to_owned(),
                     data: data.to_owned(),
+                    synthesised: false,
                 })
             })
             .collect()
@@ -468,6 +440,7 @@ impl postern_admin_web::DnsAdmin for Admin {
                 ttl,
                 rtype: rtype.to_owned(),
                 data: data.to_owned(),
+                synthesised: false,
             };
             let (_, current) = view_records(
                 &self.0.store,

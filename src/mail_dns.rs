@@ -236,6 +236,7 @@ pub fn domain_records(
     }
     out.push(rec(format!("autoconfig.{d}"), "CNAME", host.clone()));
     out.push(rec(format!("autodiscover.{d}"), "CNAME", host.clone()));
+    // The SRV target is the host itself: it must not be an alias (RFC 2782, RFC 2181 §10.3).
     out.push(rec(
         format!("_autodiscover._tcp.{d}"),
         "SRV",

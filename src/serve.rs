@@ -55,9 +55,7 @@ pub async fn run(
     recent: RecentEvents,
     signals: Signals,
 ) -> anyhow::Result<()> {
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .context("installing the metrics recorder")?;
+    let metrics = crate::metrics::Metrics::install()?;
     let data_dir = loaded.config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data_dir {}", data_dir.display()))?;
@@ -71,6 +69,7 @@ pub async fn run(
         &loaded.config.hostname,
     )?;
     let shutdown = CancellationToken::new();
+    metrics.spawn_upkeep(shutdown.clone());
     let tasks = tokio_util::task::TaskTracker::new();
     let net = descriptor_budget(&loaded);
 
@@ -124,16 +123,7 @@ pub async fn run(
         let services = postern_admin_web::Services {
             store: store.clone(),
             dns: dns.as_ref().map(DnsService::admin),
-            metrics: {
-                let dns = dns.clone();
-                Arc::new(move || {
-                    let mut text = metrics.render();
-                    if let Some(d) = &dns {
-                        text.push_str(&d.metrics());
-                    }
-                    text
-                })
-            },
+            metrics: metrics.source(store.clone()),
             status,
             client: Some({
                 let publish = publish.clone();

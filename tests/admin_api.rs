@@ -339,10 +339,17 @@ async fn pages_are_protected_and_escaped(db: Db) {
         "recent events are shown"
     );
     assert!(
-        dashboard.contains(
-            "postern_logins_total{service=&quot;admin-web&quot;,result=&quot;failure&quot;}"
-        ),
-        "counters are shown"
+        dashboard.contains("Admin web logins</th><td>1 succeeded, 1 failed, 0 throttled"),
+        "counters are shown, named for people: {dashboard}"
+    );
+    let counters = dashboard
+        .split_once("Counters since start")
+        .and_then(|(_, rest)| rest.split_once("Recent warnings"))
+        .map(|(counters, _)| counters)
+        .expect("counters section");
+    assert!(
+        !counters.contains("postern_"),
+        "no Prometheus names among the counters: {counters}"
     );
     assert!(
         !dashboard.contains(&password),

@@ -89,14 +89,20 @@ async fn openapi() -> impl IntoResponse {
 
 async fn status(State(state): State<Shared>, _: ApiAdmin) -> ApiResult {
     let s = (state.services.status)();
-    let metrics = (state.services.metrics)();
-    let counters: serde_json::Map<String, Value> = crate::pages::samples(&metrics)
+    // Keyed as on /metrics: `name{label="value",...}`.
+    let counters: serde_json::Map<String, Value> = state
+        .services
+        .metrics
+        .samples()
         .into_iter()
-        .map(|(k, v)| {
-            (
-                k.to_owned(),
-                v.parse::<f64>().map(Value::from).unwrap_or(Value::Null),
-            )
+        .map(|s| {
+            let labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            let key = if labels.is_empty() {
+                s.name
+            } else {
+                format!("{}{{{}}}", s.name, labels.join(","))
+            };
+            (key, Value::from(s.value))
         })
         .collect();
     ok(
@@ -508,10 +514,10 @@ async fn remove_queue(
     no_content()
 }
 
-/// `/metrics`: every counter in Prometheus text format (bearer token required, as for the API).
+/// `/metrics`: every metric in Prometheus text format (bearer token required, as for the API).
 async fn metrics(State(state): State<Shared>, _: ApiAdmin) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        (state.services.metrics)(),
+        state.services.metrics.render().await,
     )
 }

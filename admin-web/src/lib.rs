@@ -3,7 +3,7 @@
 //! self-service page where mail users change their password.
 //!
 //! Pages and API call the same store operations; the binary supplies what lives elsewhere (the DNS
-//! views and record validation, the metrics text) through [`Services`].
+//! views and record validation, the metrics recorder) through [`Services`].
 
 // Handlers and their helpers return axum's `Response` as the error value (a rejection page or JSON
 // error); boxing it would only add an allocation on the error path.
@@ -29,5 +29,6 @@ pub use config::AdminConfig;
 pub use error::AdminError;
 pub use server::AdminServer;
 pub use state::{
-    BoxFuture, DnsAdmin, DnsView, MailRecords, RecordsByView, ServedRecord, Services, Status,
+    BoxFuture, DnsAdmin, DnsView, MailRecords, MetricsSource, RecordsByView, Sample, ServedRecord,
+    Services, Status,
 };

@@ -72,6 +72,36 @@ pub trait MailRecords: Send + Sync {
     ) -> BoxFuture<'a, Result<RecordsByView, postern_store::StoreError>>;
 }
 
+/// One counter's or gauge's current value, read from the metrics recorder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The metric's name, e.g. `postern_smtp_outbound_total`.
+    pub name: String,
+    /// Its labels, in the order they were given.
+    pub labels: Vec<(String, String)>,
+    /// The value.
+    pub value: f64,
+}
+
+impl Sample {
+    /// The value of label `key`, if the sample has it.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the admin UI needs from the metrics recorder.
+pub trait MetricsSource: Send + Sync {
+    /// Every metric in the Prometheus text format, for `/metrics`; gauges read from the store
+    /// (the queue) are refreshed first.
+    fn render(&self) -> Pin<Box<dyn Future<Output = String> + Send + '_>>;
+    /// The current value of every counter and gauge, for the dashboard and the status API.
+    fn samples(&self) -> Vec<Sample>;
+}
+
 /// The running services and recent warnings, for the dashboard.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Status {
@@ -88,8 +118,8 @@ pub struct Services {
     pub store: Store,
     /// DNS views and record validation; `None` when the DNS service is off.
     pub dns: Option<Arc<dyn DnsAdmin>>,
-    /// Renders every counter in Prometheus text format.
-    pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
+    /// The metrics recorder: `/metrics` and the dashboard's counters.
+    pub metrics: Arc<dyn MetricsSource>,
     /// Service status for the dashboard.
     pub status: Arc<dyn Fn() -> Status + Send + Sync>,
     /// What mail clients are told (autoconfig, autodiscover, MTA-STS), read on every request

@@ -179,6 +179,7 @@ fn respond_query(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Ve
     let query = &msg.queries[0];
     let qtype = query.query_type();
     let view = state.route(req.src, req.dst, key);
+    stats.routed(view.map(|v| v.name.as_str()));
     // RRL applies to unsigned UDP requests in views that configure it.
     let rrl = (req.transport == Transport::Udp && signed.is_none())
         .then(|| view.and_then(View::rrl))

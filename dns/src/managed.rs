@@ -20,6 +20,9 @@ pub struct ManagedRecord {
     pub rtype: String,
     /// RDATA in presentation format, e.g. `10 mail.example.test.`.
     pub data: String,
+    /// Synthesised by Postern (the records published for hosted mail domains) rather than
+    /// entered by an administrator: a zone file RRset overriding it is intended, not reported.
+    pub synthesised: bool,
 }
 
 /// A record as a view serves it (see [`crate::DnsServer::served_records`]).
@@ -136,10 +139,12 @@ fn has_comment(data: &str) -> bool {
 /// Merges managed records into a zone's file records: per RRset (name, type) the zone file
 /// wins, except that an SPF record joins a file TXT RRset without one (taking its TTL), and
 /// CNAME exclusivity (RFC 1034 §3.6.2) is kept against the file's data and between managed
-/// records (the earlier one stays), so that one bad record never stops the zone loading.
+/// records (the earlier one stays), so that one bad record never stops the zone loading. Each
+/// managed record comes with its [`ManagedRecord::synthesised`] flag: only an administrator's
+/// record that is overridden is a problem worth a warning.
 pub(crate) fn merge(
     mut file: Vec<SourceRecord>,
-    managed: Vec<SourceRecord>,
+    managed: Vec<(SourceRecord, bool)>,
 ) -> (Vec<SourceRecord>, Vec<Problem>) {
     let mut keys: HashSet<(LowerName, RecordType)> = HashSet::new();
     let mut names: HashSet<LowerName> = HashSet::new();
@@ -160,7 +165,7 @@ pub(crate) fn merge(
     let mut problems = Vec::new();
     let mut managed_names: HashSet<LowerName> = HashSet::new();
     let mut managed_cnames: HashSet<LowerName> = HashSet::new();
-    for mut r in managed {
+    for (mut r, synthesised) in managed {
         let name = LowerName::new(&r.record.name);
         let rtype = r.record.record_type();
         let joins = match txt_ttl.get(&name) {
@@ -185,6 +190,7 @@ pub(crate) fn merge(
             None
         };
         match reason {
+            Some(_) if synthesised => {}
             Some(reason) => problems.push(Problem {
                 severity: Severity::Warning,
                 loc: Some(r.loc.clone()),
@@ -217,6 +223,7 @@ mod tests {
             ttl: 300,
             rtype: rtype.into(),
             data: data.into(),
+            synthesised: false,
         }
     }
 
@@ -264,24 +271,29 @@ mod tests {
     fn file_wins_per_rrset() {
         let file_text = "$TTL 60\nwww A 192.0.2.1\nalias CNAME www\n";
         let file = parse_text(file_text, "f", &origin()).expect("file").records;
-        let managed: Vec<SourceRecord> = [
+        let managed: Vec<(SourceRecord, bool)> = [
             rec("www.example.test.", "A", "192.0.2.99"),
             rec("www.example.test.", "AAAA", "2001:db8::1"),
             rec("alias.example.test.", "TXT", "\"x\""),
             rec("www.example.test.", "CNAME", "elsewhere.example.test."),
         ]
         .iter()
-        .map(|m| m.parse("v", &origin()).expect("parses"))
+        .map(|m| (m.parse("v", &origin()).expect("parses"), false))
         .collect();
-        let (merged, problems) = merge(file, managed);
+        let (merged, problems) = merge(file.clone(), managed.clone());
         assert_eq!(merged.len(), 3);
         assert_eq!(merged[2].record.record_type(), RecordType::AAAA);
         assert_eq!(problems.len(), 3);
+        // The same records synthesised for a mail domain: overridden just as well, silently.
+        let synthesised = managed.into_iter().map(|(r, _)| (r, true)).collect();
+        let (merged, problems) = merge(file, synthesised);
+        assert_eq!(merged.len(), 3);
+        assert!(problems.is_empty(), "{problems:?}");
     }
 
     #[test]
     fn cname_exclusivity_between_managed_records() {
-        let managed: Vec<SourceRecord> = [
+        let managed: Vec<(SourceRecord, bool)> = [
             rec("c1.example.test.", "CNAME", "www.example.test."),
             rec("c1.example.test.", "A", "192.0.2.1"),
             rec("c2.example.test.", "A", "192.0.2.2"),
@@ -289,7 +301,7 @@ mod tests {
             rec("c2.example.test.", "AAAA", "2001:db8::2"),
         ]
         .iter()
-        .map(|m| m.parse("v", &origin()).expect("parses"))
+        .map(|m| (m.parse("v", &origin()).expect("parses"), false))
         .collect();
         let (merged, problems) = merge(Vec::new(), managed);
         let kept: Vec<String> = merged
@@ -314,13 +326,13 @@ mod tests {
         let spf = rec("example.test.", "TXT", "\"v=spf1 mx -all\"");
         assert!(spf.is_spf());
         assert!(!rec("example.test.", "TXT", "\"v=spf10\"").is_spf());
-        let managed: Vec<SourceRecord> = [
+        let managed: Vec<(SourceRecord, bool)> = [
             spf,
             rec("example.test.", "TXT", "\"other\""),
             rec("b.example.test.", "TXT", "\"v=spf1 mx -all\""),
         ]
         .iter()
-        .map(|m| m.parse("v", &origin()).expect("parses"))
+        .map(|m| (m.parse("v", &origin()).expect("parses"), false))
         .collect();
         let (merged, problems) = merge(file, managed);
         assert_eq!(merged.len(), 3, "{merged:?}");

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig};
@@ -409,6 +409,7 @@ impl DnsServer {
                         ttl: r.ttl,
                         rtype: rtype.to_string(),
                         data,
+                        synthesised: false,
                     },
                 });
             }
@@ -491,6 +492,7 @@ fn udp_worker(
                 continue;
             }
         };
+        let started = Instant::now();
         let outcome = respond_full(
             &core.state.load(),
             &core.stats,
@@ -502,6 +504,7 @@ fn udp_worker(
                 now: unix_now(),
             },
         );
+        core.stats.answered(Transport::Udp, started.elapsed());
         let responses = match outcome {
             Outcome::Reply(responses) => responses,
             Outcome::Update(request) => {
@@ -575,6 +578,7 @@ async fn tcp_connection(
         ) {
             break;
         }
+        let started = Instant::now();
         let outcome = {
             let state = core.state.load();
             respond_full(
@@ -589,6 +593,7 @@ async fn tcp_connection(
                 },
             )
         };
+        core.stats.answered(Transport::Tcp, started.elapsed());
         let responses = match outcome {
             Outcome::Reply(responses) => responses,
             Outcome::Update(request) => core.update(&request).await,

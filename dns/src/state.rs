@@ -519,7 +519,7 @@ pub(crate) fn managed_in_zone(
     origin: &Name,
     records: &[ManagedRecord],
     problems: &mut Vec<Problem>,
-) -> Vec<SourceRecord> {
+) -> Vec<(SourceRecord, bool)> {
     let mut parsed_records = Vec::new();
     let lower = LowerName::new(origin);
     for m in records {
@@ -537,7 +537,7 @@ pub(crate) fn managed_in_zone(
             continue;
         }
         match m.parse(view, origin) {
-            Ok(r) => parsed_records.push(r),
+            Ok(r) => parsed_records.push((r, m.synthesised)),
             Err(p) => problems.push(p),
         }
     }

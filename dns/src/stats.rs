@@ -1,10 +1,15 @@
-//! Query counters, exported by the binary on `/metrics`.
+//! Query counters: kept here for [`DnsServer::counters`](crate::DnsServer::counters) and reported
+//! through the `metrics` facade, which the binary exports on `/metrics`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::engine::Transport;
 
 /// Live counters, updated by the query path.
 #[derive(Debug, Default)]
 pub struct DnsStats {
+    handles: Handles,
     queries: AtomicU64,
     refused: AtomicU64,
     nxdomain: AtomicU64,
@@ -59,6 +64,42 @@ pub(crate) enum Counter {
     Update,
 }
 
+/// Each [`Counter`]'s metric, in the enum's order: name, label and label value.
+const METRICS: [(&str, &str, &str); 10] = [
+    ("postern_dns_responses_total", "kind", "all"),
+    ("postern_dns_responses_total", "kind", "refused"),
+    ("postern_dns_responses_total", "kind", "nxdomain"),
+    ("postern_dns_responses_total", "kind", "formerr"),
+    ("postern_dns_responses_total", "kind", "truncated"),
+    ("postern_dns_responses_total", "kind", "transfer"),
+    ("postern_dns_responses_total", "kind", "tsig_failure"),
+    ("postern_dns_rrl_total", "action", "dropped"),
+    ("postern_dns_rrl_total", "action", "slipped"),
+    ("postern_dns_responses_total", "kind", "update"),
+];
+
+/// The `metrics` facade's handles, registered once (with the recorder installed when the
+/// server starts) so that the query path looks nothing up.
+#[derive(Debug)]
+struct Handles {
+    counters: [metrics::Counter; 10],
+    rrl_limited: metrics::Counter,
+    udp: metrics::Histogram,
+    tcp: metrics::Histogram,
+}
+
+impl Default for Handles {
+    fn default() -> Handles {
+        let latency = |transport: &'static str| metrics::histogram!("postern_dns_query_duration_seconds", "transport" => transport);
+        Handles {
+            counters: METRICS.map(|(name, label, value)| metrics::counter!(name, label => value)),
+            rrl_limited: metrics::counter!("postern_dns_rrl_total", "action" => "limited"),
+            udp: latency("udp"),
+            tcp: latency("tcp"),
+        }
+    }
+}
+
 impl DnsStats {
     pub(crate) fn bump(&self, counter: Counter) {
         let c = match counter {
@@ -74,6 +115,26 @@ impl DnsStats {
             Counter::Update => &self.updates,
         };
         c.fetch_add(1, Ordering::Relaxed);
+        self.handles.counters[counter as usize].increment(1);
+        if matches!(counter, Counter::RrlDropped | Counter::RrlSlipped) {
+            self.handles.rrl_limited.increment(1);
+        }
+    }
+
+    /// Counts a query routed to `view` (`None`: no view matched the client). View names come
+    /// from the configuration, so the label's values are bounded.
+    pub(crate) fn routed(&self, view: Option<&str>) {
+        let view = view.unwrap_or("none").to_owned();
+        metrics::counter!("postern_dns_queries_total", "view" => view).increment(1);
+    }
+
+    /// Records how long one request took to answer, from the received packet to the responses.
+    pub(crate) fn answered(&self, transport: Transport, took: Duration) {
+        let histogram = match transport {
+            Transport::Udp => &self.handles.udp,
+            Transport::Tcp => &self.handles.tcp,
+        };
+        histogram.record(took.as_secs_f64());
     }
 
     /// Reads every counter.
@@ -93,4 +154,30 @@ impl DnsStats {
             updates: get(&self.updates),
         }
     }
+}
+
+/// Describes the DNS metrics (HELP lines) and starts the fixed label sets at zero, so that rates
+/// are defined from the first scrape; call once after installing the recorder.
+pub fn describe_metrics() {
+    for (name, label, value) in METRICS {
+        metrics::counter!(name, label => value).increment(0);
+    }
+    metrics::counter!("postern_dns_rrl_total", "action" => "limited").increment(0);
+    metrics::describe_counter!(
+        "postern_dns_responses_total",
+        "DNS requests answered (kind=all) and, of them, by kind of answer."
+    );
+    metrics::describe_counter!(
+        "postern_dns_rrl_total",
+        "UDP responses withheld by response-rate limiting: dropped, slipped (sent truncated), limited (both)."
+    );
+    metrics::describe_counter!(
+        "postern_dns_queries_total",
+        "DNS queries by the view that answered them (none: no view matched the client)."
+    );
+    metrics::describe_histogram!(
+        "postern_dns_query_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time to answer one DNS request, by transport."
+    );
 }

@@ -74,13 +74,13 @@ pub(crate) fn check_served(
     let rtype = candidate.record.record_type();
     let mut managed = managed_in_zone(inputs, view, &origin, current, &mut Vec::new());
     // Editing a CNAME replaces it: the stored one is not a second CNAME.
-    managed.retain(|m| {
+    managed.retain(|(m, _)| {
         !(rtype == RecordType::CNAME
             && m.record.record_type() == RecordType::CNAME
             && LowerName::new(&m.record.name) == name)
     });
     let before = managed.clone();
-    managed.push(candidate);
+    managed.push((candidate, false));
     let (records, problems) = merge(parsed.records.clone(), managed);
     if let Some(p) = problems.iter().find(|p| p.loc.as_ref() == Some(&loc)) {
         return Err(format!(
@@ -170,6 +170,7 @@ mod tests {
             ttl: 300,
             rtype: rtype.into(),
             data: data.into(),
+            synthesised: false,
         }
     }
 

@@ -329,6 +329,7 @@ async fn notify_sent_when_serial_changes() {
             ttl: 120,
             rtype: "A".into(),
             data: "192.168.10.7".into(),
+            synthesised: false,
         }],
     );
     assert_eq!(
@@ -369,24 +370,28 @@ async fn managed_records_never_override_the_file() {
                 ttl: 60,
                 rtype: "A".into(),
                 data: "192.0.2.200".into(),
+                synthesised: false,
             },
             ManagedRecord {
                 name: "example.test.".into(),
                 ttl: 60,
                 rtype: "MX".into(),
                 data: "20 backup.example.test.".into(),
+                synthesised: false,
             },
             ManagedRecord {
                 name: "new.example.test.".into(),
                 ttl: 60,
                 rtype: "TXT".into(),
                 data: "\"hello world\"".into(),
+                synthesised: false,
             },
             ManagedRecord {
                 name: "elsewhere.example.org.".into(),
                 ttl: 60,
                 rtype: "A".into(),
                 data: "192.0.2.1".into(),
+                synthesised: false,
             },
         ],
     );

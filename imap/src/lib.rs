@@ -18,8 +18,10 @@ mod response;
 mod server;
 mod session;
 mod stream;
+mod telemetry;
 
 pub use config::ImapConfig;
 pub use error::ImapError;
 pub use server::{ImapServer, ImapSettings};
 pub use session::{Next, Reply, Session};
+pub use telemetry::describe_metrics;

@@ -17,7 +17,7 @@ use imap_codec::imap_types::IntoStatic;
 use imap_codec::{
     AuthenticateDataCodec, CommandCodec, GreetingCodec, IdleDoneCodec, ResponseCodec,
 };
-use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig, NetStream};
+use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig, NetStream, SessionGauge};
 use postern_store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -34,6 +34,7 @@ use crate::session::{Next, Reply, Session};
 use crate::stream::{
     is_append, receive_literal, spooled_append, Expect, Input, Received, SpooledAppend,
 };
+use crate::telemetry::{count_completed, timed};
 
 /// Room for a command's own text around its largest literal.
 const COMMAND_OVERHEAD: u32 = 64 * 1024;
@@ -244,7 +245,8 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
     // shell itself still holds every byte after that line and can divert the literal.
     let mut input = Input::default();
     let mut spooled: Option<SpooledAppend> = None;
-    let mut user_recorded = false;
+    // Counts the session in `postern_sessions_active` from its login to its end.
+    let mut logged_in = None;
     let mut budget: Vec<OwnedSemaphorePermit> = Vec::new();
     loop {
         while let Some(info) = input.progress(&mut frag) {
@@ -376,6 +378,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                     }
                 },
             };
+            count_completed(&reply.responses);
             write(&mut conn, &encode(&reply.responses)).await?;
             if !budget.is_empty() || frag.message_bytes().len() > SMALL_LITERAL as usize {
                 // Give the large message's memory back: the budget, and the buffer's capacity.
@@ -384,10 +387,10 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                 budget.clear();
                 frag = new_fragmentizer();
             }
-            if !user_recorded {
+            if logged_in.is_none() {
                 if let Some(user) = session.user() {
                     tracing::Span::current().record("user", user.address.to_string());
-                    user_recorded = true;
+                    logged_in = Some(SessionGauge::logged_in("imap"));
                 }
             }
             mode = match reply.next {
@@ -471,12 +474,12 @@ async fn command(session: &mut Session, frag: &Fragmentizer) -> Reply {
     }
     if let Some((plain, extras)) = list_extended::split(frag.message_bytes()) {
         return match CommandCodec::default().decode(&plain) {
-            Ok((b"", cmd)) => session.command_with(cmd, extras).await,
+            Ok((b"", cmd)) => timed("LIST", session.command_with(cmd, extras)).await,
             _ => bad("Malformed LIST"),
         };
     }
     match frag.decode_message(&CommandCodec::default()) {
-        Ok(cmd) => session.command(cmd).await,
+        Ok(cmd) => timed(cmd.name(), session.command(cmd)).await,
         Err(E::DecodingFailure(_)) | Err(E::DecodingRemainder { .. }) => bad("Syntax error"),
         Err(_) => Reply {
             responses: vec![Session::literal_too_big(frag.decode_tag().as_ref())],

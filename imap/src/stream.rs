@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::ImapError;
 use crate::response::{code_other, tagged};
 use crate::session::{Next, Reply, Session};
+use crate::telemetry::timed;
 
 /// Largest read while copying a literal to its spool file.
 const SPOOL_BUFFER: usize = 64 * 1024;
@@ -188,7 +189,7 @@ pub(crate) async fn spooled_append(
         _ => return reply(Session::syntax_error(tag.as_ref(), "Syntax error")),
     };
     match spool {
-        Some(spool) => session.append_spooled(cmd, spool).await,
+        Some(spool) => timed("APPEND", session.append_spooled(cmd, spool)).await,
         None => reply(tagged(
             &cmd.tag,
             StatusKind::No,

@@ -17,6 +17,7 @@ mod limits;
 mod listener;
 mod proxy;
 mod stream;
+mod telemetry;
 
 pub use config::NetConfig;
 pub use fd::{descriptor_share, raise_fd_limit};
@@ -25,3 +26,4 @@ pub use limits::{Activity, AtCapacity, Limits, Slot};
 pub use listener::{Connection, Edge, ListenerSpec};
 pub use proxy::ProxyTrust;
 pub use stream::NetStream;
+pub use telemetry::{describe_metrics, SessionGauge};

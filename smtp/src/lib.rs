@@ -18,6 +18,7 @@ mod queue;
 mod reply;
 mod server;
 pub mod session;
+mod telemetry;
 
 pub use config::SmtpConfig;
 pub use crlf::BareLineEndings;
@@ -26,3 +27,4 @@ pub use queue::QueueWorker;
 pub use reply::Reply;
 pub use server::{SmtpAddrs, SmtpLimits, SmtpServer};
 pub use session::Listener;
+pub use telemetry::describe_metrics;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use mail_auth::MessageAuthenticator;
-use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig};
+use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig, SessionGauge};
 use postern_store::Store;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -22,6 +22,7 @@ use crate::config::SmtpConfig;
 use crate::error::SmtpError;
 use crate::reply::Reply;
 use crate::session::{Event, Listener, Session, SessionConfig};
+use crate::telemetry::{command_name, command_took};
 
 /// Bytes read from the client at a time; the session consumes each read whole before the next.
 const READ_BUFFER: usize = 16 * 1024;
@@ -228,12 +229,30 @@ async fn connection(
     } = conn;
     let deadline = Instant::now() + shared.total;
     let mut session = Session::new(shared.session.load_full(), kind, peer, stream.is_tls());
-    if let Outcome::StartTls =
-        drive(&mut stream, &mut session, shared, peer, deadline, shutdown).await?
-    {
+    // Counts the session in `postern_sessions_active` from its login to its end.
+    let mut logged_in = None;
+    let first = drive(
+        &mut stream,
+        &mut session,
+        shared,
+        peer,
+        deadline,
+        shutdown,
+        &mut logged_in,
+    );
+    if let Outcome::StartTls = first.await? {
         stream.start_tls(&shared.tls, shared.handshake).await?;
         session.tls_started();
-        drive(&mut stream, &mut session, shared, peer, deadline, shutdown).await?;
+        drive(
+            &mut stream,
+            &mut session,
+            shared,
+            peer,
+            deadline,
+            shutdown,
+            &mut logged_in,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -246,6 +265,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     peer: SocketAddr,
     deadline: Instant,
     shutdown: &CancellationToken,
+    logged_in: &mut Option<SessionGauge>,
 ) -> Result<Outcome, SmtpError> {
     let mut buf = vec![0u8; READ_BUFFER];
     loop {
@@ -284,9 +304,14 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
             Event::Action(action) => {
+                let (command, started) = (command_name(&action), Instant::now());
                 shared.backend.perform(session, action, peer.ip()).await;
+                command_took(command, session.listener(), started.elapsed());
                 if let Some(user) = session.user() {
-                    tracing::Span::current().record("user", user);
+                    if logged_in.is_none() {
+                        tracing::Span::current().record("user", user);
+                        *logged_in = Some(SessionGauge::logged_in("smtp"));
+                    }
                 }
             }
             Event::StartTls => {

@@ -282,6 +282,12 @@ async fn recipient_resolution(db: &TestDb) {
             .await,
         Err(StoreError::NotFound(_))
     ));
+    let counts = store.counts().await.unwrap();
+    assert_eq!(
+        (counts.domains, counts.users, counts.aliases),
+        (1, 3, 8),
+        "refused aliases are not counted"
+    );
 
     let deliver = |l: &[i64], r: &[&str]| Resolution::Deliver {
         local: l.iter().copied().collect(),
@@ -762,6 +768,16 @@ async fn queue_lifecycle(db: &TestDb) {
         ..incoming(b"queued", &[], &remote)
     };
     let id = store.accept(msg).await.unwrap().queued[0];
+    assert_eq!(
+        store.counts().await.unwrap(),
+        postern_store::Counts {
+            queue: postern_store::QueueCounts {
+                new: 1,
+                deferred: 0
+            },
+            ..Default::default()
+        }
+    );
     let now = postern_store::unix_now();
     let due = store.claim_queue(now, now + 900, 10).await.unwrap();
     assert_eq!(due.len(), 1);
@@ -798,6 +814,13 @@ async fn queue_lifecycle(db: &TestDb) {
         (e.attempts, e.last_error.as_deref()),
         (1, Some("451 try later"))
     );
+    assert_eq!(
+        store.counts().await.unwrap().queue,
+        postern_store::QueueCounts {
+            new: 0,
+            deferred: 1
+        }
+    );
     store.retry_queue(id).await.unwrap();
     assert_eq!(
         store
@@ -809,6 +832,7 @@ async fn queue_lifecycle(db: &TestDb) {
     );
     store.remove_queue(id).await.unwrap();
     assert!(store.list_queue().await.unwrap().is_empty());
+    assert_eq!(store.counts().await.unwrap().queue.total(), 0);
     assert!(matches!(
         store.defer_queue(id, "x", 0).await,
         Err(StoreError::NotFound(_))

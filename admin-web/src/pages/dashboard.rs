@@ -1,5 +1,6 @@
-//! The dashboard: services and their addresses, counters, recent warnings, API tokens (listed
-//! with scope, use and expiry; created with a scope and lifetime; revoked after a confirmation).
+//! The dashboard: services and their addresses, counters (named for people, with units), recent
+//! warnings, API tokens (listed with scope, use and expiry; created with a scope and lifetime;
+//! revoked after a confirmation).
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -8,20 +9,13 @@ use maud::{html, Markup};
 use postern_store::{parse_lifetime, AdminSession, TokenScope};
 use serde::Deserialize;
 
+use super::counters::counters;
 use super::queue::relative;
 use super::{
     action_button, back_to_list, check_csrf, csrf_field, invalid, layout, segment, CsrfOnly,
 };
 use crate::auth::{internal, AdminPage};
 use crate::state::Shared;
-
-/// `(name{labels}, value)` for every sample of the Prometheus text whose name starts with `postern_`.
-pub(crate) fn samples(text: &str) -> Vec<(&str, &str)> {
-    text.lines()
-        .filter(|l| l.starts_with("postern_"))
-        .filter_map(|l| l.rsplit_once(' '))
-        .collect()
-}
 
 /// A past Unix time as "3 h ago", or "just now" within the last minute.
 fn past(t: i64) -> String {
@@ -40,22 +34,22 @@ async fn page(
 ) -> Result<Markup, Response> {
     let store = &state.services.store;
     let tokens = store.list_tokens().await.map_err(internal)?;
-    let domains = store.list_domains().await.map_err(internal)?.len();
-    let users = store.list_users(None).await.map_err(internal)?.len();
-    let aliases = store.list_aliases(None).await.map_err(internal)?.len();
-    let queued = store.list_queue().await.map_err(internal)?.len();
+    let counts = store.counts().await.map_err(internal)?;
     let status = (state.services.status)();
-    let metrics = (state.services.metrics)();
+    let samples = state.services.metrics.samples();
     let uptime = state.started.elapsed().as_secs();
     Ok(layout(
         "Dashboard",
         Some(s),
         html! {
             div.stats {
-                div.stat { b { (domains) } "domains" }
-                div.stat { b { (users) } "users" }
-                div.stat { b { (aliases) } "aliases" }
-                div.stat { b { (queued) } "queued messages" }
+                div.stat { b { (counts.domains) } "domains" }
+                div.stat { b { (counts.users) } "users" }
+                div.stat { b { (counts.aliases) } "aliases" }
+                div.stat #queue {
+                    b { (counts.queue.total()) }
+                    "in the queue: " (counts.queue.new) " new, " (counts.queue.deferred) " deferred"
+                }
                 div.stat { b { (uptime / 3600) "h " (uptime % 3600 / 60) "m" } "uptime" }
             }
             h2 { "Services" }
@@ -67,11 +61,8 @@ async fn page(
                     }
                 }
             }
-            h2 { "Counters" }
-            table {
-                thead { tr { th { "Counter" } th { "Value" } } }
-                tbody { @for (name, value) in samples(&metrics) { tr { td { code { (name) } } td { (value) } } } }
-            }
+            h2 { "Counters since start" }
+            (counters(&samples))
             h2 { "Recent warnings and errors" }
             @if status.recent_events.is_empty() { p { "None." } }
             @else { pre { @for e in status.recent_events.iter().rev() { (e) "\n" } } }

@@ -5,6 +5,7 @@
 mod account;
 mod aliases;
 mod assets;
+mod counters;
 mod dashboard;
 mod dns;
 mod domain;
@@ -24,7 +25,6 @@ use maud::{html, Markup, DOCTYPE};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use postern_store::{AdminSession, StoreError};
 
-pub(crate) use dashboard::samples;
 pub(crate) use dns::validate_record;
 
 use crate::auth::{csrf_ok, internal};

@@ -275,6 +275,7 @@ fn deletes_rr_rrset_and_name() {
         ttl: 300,
         rtype: t.into(),
         data: d.into(),
+        synthesised: false,
     };
     let (_d, state) = state(vec![
         managed("h.dyn.t.test.", "A", "192.0.2.7"),

@@ -314,6 +314,22 @@ fn count_result(service: &'static str, result: &'static str) {
         .increment(1);
 }
 
+/// Describes the login metrics (HELP lines); call once after installing the recorder.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        "postern_logins_total",
+        "Logins by service and result (success, failure, throttled, unavailable)."
+    );
+    metrics::describe_counter!(
+        "postern_login_verifications_total",
+        "Password hashes computed to check a login, by service."
+    );
+    metrics::describe_counter!(
+        "postern_login_limiter_total",
+        "Decisions of the login limiter before a password is checked (allowed, slowed, throttled)."
+    );
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
