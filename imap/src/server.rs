@@ -30,6 +30,7 @@ use arc_swap::ArcSwap;
 use crate::config::ImapConfig;
 use crate::error::ImapError;
 use crate::list_extended;
+use crate::search_program::{self, ProgramError, MAX_SEARCH_DEPTH, MAX_SEARCH_KEYS};
 use crate::session::{Next, Reply, Session};
 use crate::stream::{
     is_append, receive_literal, spooled_append, Expect, Input, Received, SpooledAppend,
@@ -473,6 +474,22 @@ async fn command(session: &mut Session, frag: &Fragmentizer) -> Reply {
         return match CommandCodec::default().decode(&plain) {
             Ok((b"", cmd)) => session.command_with(cmd, extras).await,
             _ => bad("Malformed LIST"),
+        };
+    }
+    if let Some(search) = search_program::decode(frag.message_bytes()) {
+        return match search {
+            Ok(cmd) => session.command(cmd).await,
+            Err(ProgramError::Syntax) => bad("Syntax error in SEARCH"),
+            Err(ProgramError::TooDeep) => bad(&format!(
+                "Search programs may nest at most {MAX_SEARCH_DEPTH} levels"
+            )),
+            Err(ProgramError::TooMany) => Reply {
+                responses: vec![Session::search_limit(
+                    frag.decode_tag().as_ref(),
+                    &format!("Search programs are limited to {MAX_SEARCH_KEYS} keys"),
+                )],
+                next: Next::Continue,
+            },
         };
     }
     match frag.decode_message(&CommandCodec::default()) {

@@ -195,21 +195,6 @@ fn header_has(raw: &[u8], header_end: usize, name: &str) -> bool {
         })
 }
 
-/// Most keys a search program may have, counting every key inside OR, NOT and parentheses.
-/// A program's cost grows with its size, not its depth, so this is what is bounded (imap-codec
-/// 2.0.0-alpha.10 also refuses nesting deeper than 8 levels while decoding, see `search()`).
-pub(crate) const MAX_SEARCH_KEYS: usize = 1000;
-
-/// The number of keys in `key`, counting nested ones.
-fn key_count(key: &SearchKey<'_>) -> usize {
-    match key {
-        SearchKey::And(keys) => 1 + keys.as_ref().iter().map(key_count).sum::<usize>(),
-        SearchKey::Not(k) => 1 + key_count(k),
-        SearchKey::Or(a, b) => 1 + key_count(a) + key_count(b),
-        _ => 1,
-    }
-}
-
 /// Checks every message sequence number set of the program against EXISTS (RFC 3501 §9; UID
 /// sets are lenient, RFC 9051 §6.4.9).
 fn check_seq_sets(key: &SearchKey<'_>, sel: &Selected) -> Result<(), Failure> {
@@ -239,12 +224,8 @@ fn uses_modseq(key: &SearchKey<'_>) -> bool {
 }
 
 impl Session {
-    /// SEARCH / UID SEARCH (RFC 3501 §6.4.4). Programs of more than [`MAX_SEARCH_KEYS`] keys get
-    /// NO [LIMIT] (RFC 5530 §3); sequence numbers beyond EXISTS are BAD (RFC 3501 §9).
-    ///
-    /// The nesting depth is limited before this runs: imap-codec 2.0.0-alpha.10 decodes search
-    /// keys with a hard-coded recursion budget (`search_key(9)` in its `search.rs`, not
-    /// configurable), so a program nested deeper than 8 levels is a syntax error (BAD).
+    /// SEARCH / UID SEARCH (RFC 3501 §6.4.4); sequence numbers beyond EXISTS are BAD (RFC 3501
+    /// §9). The program's size and depth are bounded while decoding (`search_program`).
     pub(crate) async fn search(
         &mut self,
         charset: Option<&Charset<'_>>,
@@ -270,12 +251,6 @@ impl Session {
                     "Unsupported charset".into(),
                 ));
             }
-        }
-        if criteria.iter().map(key_count).sum::<usize>() > MAX_SEARCH_KEYS {
-            return Err(Failure::No(
-                Some(crate::response::code_other("LIMIT")),
-                format!("Search programs are limited to {MAX_SEARCH_KEYS} keys"),
-            ));
         }
         {
             let sel = self.require_selected()?;

@@ -245,6 +245,14 @@ impl Session {
         }
     }
 
+    /// A tagged NO [LIMIT] (RFC 5530 §3) for a command too large to run, refused while decoding.
+    pub fn search_limit(tag: Option<&Tag<'_>>, why: &str) -> Response<'static> {
+        match tag {
+            Some(tag) => tagged(tag, StatusKind::No, Some(code_other("LIMIT")), why),
+            None => crate::response::untagged(StatusKind::Bad, None, why),
+        }
+    }
+
     /// Handles one command.
     pub async fn command(&mut self, cmd: Command<'_>) -> Reply {
         self.command_with(cmd, ListExtras::default()).await
