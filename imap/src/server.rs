@@ -352,7 +352,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
             if !frag.is_message_complete() {
                 continue;
             }
-            let reply = match (spooled.take(), mode) {
+            let mut reply = match (spooled.take(), mode) {
                 (Some(append), _) => spooled_append(&mut session, append, &frag).await,
                 (None, Mode::Command) => command(&mut session, &frag).await,
                 (None, Mode::Authenticate) => {
@@ -377,6 +377,16 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                     }
                 },
             };
+            if reply.next == Next::Fetch {
+                // One bounded batch at a time: each is written (and the client has taken it
+                // off the socket's buffers) before the next messages are read from the store.
+                while let Some(batch) = session.fetch_batch().await {
+                    if !batch.is_empty() {
+                        write(&mut conn, &encode(&batch)).await?;
+                    }
+                }
+                reply = session.fetch_done().await;
+            }
             write(&mut conn, &encode(&reply.responses)).await?;
             if !budget.is_empty() || frag.message_bytes().len() > SMALL_LITERAL as usize {
                 // Give the large message's memory back: the budget, and the buffer's capacity.
@@ -392,7 +402,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                 }
             }
             mode = match reply.next {
-                Next::Continue => Mode::Command,
+                Next::Continue | Next::Fetch => Mode::Command,
                 Next::Authenticate => Mode::Authenticate,
                 Next::Idle => Mode::Idle,
                 Next::Logout => return Ok(()),

@@ -2,7 +2,7 @@
 //! §3.1.4-5). ENVELOPE, BODYSTRUCTURE and section offsets come from the metadata stored at
 //! delivery; raw bytes are read only for items that return them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::num::{NonZeroU32, NonZeroU64};
 
 use imap_codec::imap_types::command::FetchModifier;
@@ -11,7 +11,7 @@ use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName,
 };
-use imap_codec::imap_types::response::Data;
+use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::IntoStatic;
 use postern_store::{FlagOp, Flags, MessageDetails};
@@ -20,7 +20,7 @@ use crate::bodystructure::body_structure;
 use crate::commands::section::section_bytes;
 use crate::envelope::envelope;
 use crate::response::data;
-use crate::session::{bad, flag_items, Done, Outcome, Session};
+use crate::session::{bad, flag_items, Done, Failure, Next, Outcome, Reply, Session};
 
 fn nz(v: i64) -> NonZeroU32 {
     NonZeroU32::new(u32::try_from(v).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
@@ -54,7 +54,29 @@ fn partial(bytes: Vec<u8>, window: Option<(u32, NonZeroU32)>) -> Vec<u8> {
     }
 }
 
+/// Most messages whose details one FETCH batch loads.
+const BATCH_MESSAGES: usize = 100;
+
+/// Most message bytes one FETCH batch loads (a larger message goes alone): with the copies made
+/// while encoding, what a FETCH holds stays a few times this, whatever the mailbox's size.
+const BATCH_BYTES: i64 = 4 * 1024 * 1024;
+
+/// A FETCH in progress (RFC 3501 §6.4.5): the messages and items to return, handed out batch by
+/// batch through [`Session::fetch_batch`] so that the reply is never built whole.
+pub(crate) struct FetchPlan {
+    names: Vec<MessageDataItemName<'static>>,
+    indexes: Vec<usize>,
+    next: usize,
+    newly_seen: BTreeSet<i64>,
+    needs_raw: bool,
+    needs_parsed: bool,
+    uid: bool,
+    failure: Option<Failure>,
+}
+
 impl Session {
+    /// Checks a FETCH / UID FETCH and sets `\Seen` where it must; the responses themselves come
+    /// from [`Session::fetch_batch`] (the reply's next step is [`Next::Fetch`]).
     pub(crate) async fn fetch(
         &mut self,
         set: &SequenceSet,
@@ -62,13 +84,15 @@ impl Session {
         uid: bool,
         modifiers: &[FetchModifier],
     ) -> Outcome {
-        let mut names: Vec<MessageDataItemName<'_>> = match items {
+        let mut names: Vec<MessageDataItemName<'static>> = match items {
             MacroOrMessageDataItemNames::Macro(m) => m
                 .expand()
                 .into_iter()
                 .map(IntoStatic::into_static)
                 .collect(),
-            MacroOrMessageDataItemNames::MessageDataItemNames(n) => n,
+            MacroOrMessageDataItemNames::MessageDataItemNames(n) => {
+                n.into_iter().map(IntoStatic::into_static).collect()
+            }
         };
         let mut changed_since = None;
         for m in modifiers {
@@ -120,7 +144,6 @@ impl Session {
                     | MessageDataItemName::Rfc822Text
             )
         });
-        let (utf8, condstore) = (self.utf8, self.condstore);
         let store = self.store.clone();
         let sel = self.require_selected()?;
         let indexes: Vec<usize> = sel
@@ -128,7 +151,7 @@ impl Session {
             .into_iter()
             .filter(|&i| changed_since.is_none_or(|c| sel.messages[i].modseq > c))
             .collect();
-        let mut newly_seen = std::collections::BTreeSet::new();
+        let mut newly_seen = BTreeSet::new();
         if sets_seen && !sel.read_only {
             let unseen: Vec<i64> = indexes
                 .iter()
@@ -149,12 +172,94 @@ impl Session {
                 sel.update(changed);
             }
         }
-        let mut out = Vec::with_capacity(indexes.len());
-        for chunk in indexes.chunks(100) {
-            let details: HashMap<i64, MessageDetails> = if needs_parsed {
+        self.fetching = Some(FetchPlan {
+            names,
+            indexes,
+            next: 0,
+            newly_seen,
+            needs_raw,
+            needs_parsed,
+            uid,
+            failure: None,
+        });
+        let mut done = Done::ok("FETCH completed");
+        done.next = Next::Fetch;
+        Ok(done)
+    }
+
+    /// The next FETCH responses of the FETCH in progress, loading at most [`BATCH_MESSAGES`]
+    /// messages or [`BATCH_BYTES`] bytes; `None` when it is complete (or failed: the failure is
+    /// reported by [`Session::fetch_done`]).
+    pub async fn fetch_batch(&mut self) -> Option<Vec<Response<'static>>> {
+        let mut plan = self.fetching.take()?;
+        let batch = if plan.failure.is_some() || plan.next >= plan.indexes.len() {
+            None
+        } else {
+            match self.fetch_next(&mut plan).await {
+                Ok(out) => Some(out),
+                Err(f) => {
+                    plan.failure = Some(f);
+                    None
+                }
+            }
+        };
+        self.fetching = Some(plan);
+        batch
+    }
+
+    /// Ends the FETCH in progress: pending updates (EXPUNGE only for UID FETCH, RFC 3501 §7.4.1)
+    /// and the tagged status.
+    pub async fn fetch_done(&mut self) -> Reply {
+        let plan = self.fetching.take();
+        let Some(tag) = self.pending.take() else {
+            return Reply {
+                responses: Vec::new(),
+                next: Next::Continue,
+            };
+        };
+        let (uid, outcome) = match plan {
+            Some(FetchPlan {
+                uid,
+                failure: Some(f),
+                ..
+            }) => (uid, Err(f)),
+            Some(plan) => (plan.uid, Ok(Done::ok("FETCH completed"))),
+            None => (false, Ok(Done::ok("FETCH completed"))),
+        };
+        self.finish(tag, uid, outcome).await
+    }
+
+    async fn fetch_next(
+        &mut self,
+        plan: &mut FetchPlan,
+    ) -> Result<Vec<Response<'static>>, Failure> {
+        let (utf8, condstore) = (self.utf8, self.condstore);
+        let store = self.store.clone();
+        let sel = self.require_selected()?;
+        let mut end = plan.next;
+        let mut bytes = 0i64;
+        while let Some(&i) = plan.indexes.get(end) {
+            let size = if plan.needs_raw {
+                sel.messages[i].size
+            } else {
+                0
+            };
+            if end > plan.next && (end - plan.next >= BATCH_MESSAGES || bytes + size > BATCH_BYTES)
+            {
+                break;
+            }
+            bytes += size;
+            end += 1;
+        }
+        let chunk = &plan.indexes[plan.next..end];
+        plan.next = end;
+        let (names, newly_seen) = (&plan.names, &plan.newly_seen);
+        let mut out = Vec::with_capacity(chunk.len());
+        {
+            let details: HashMap<i64, MessageDetails> = if plan.needs_parsed {
                 let uids: Vec<i64> = chunk.iter().map(|&i| sel.messages[i].uid).collect();
                 store
-                    .message_details(&sel.mailbox, &uids, needs_raw)
+                    .message_details(&sel.mailbox, &uids, plan.needs_raw)
                     .await?
                     .into_iter()
                     .map(|d| (d.uid, d))
@@ -165,13 +270,13 @@ impl Session {
             for &i in chunk {
                 let m = &sel.messages[i];
                 let d = details.get(&m.uid);
-                if needs_parsed && d.is_none() {
+                if plan.needs_parsed && d.is_none() {
                     // Expunged by another session and not yet reported: nothing to return.
                     continue;
                 }
                 let raw = d.and_then(|d| d.raw.as_deref()).unwrap_or_default();
                 let mut items = Vec::with_capacity(names.len() + 1);
-                for name in &names {
+                for name in names {
                     let item = match name {
                         MessageDataItemName::Uid => MessageDataItem::Uid(nz(m.uid)),
                         MessageDataItemName::Flags => MessageDataItem::Flags(flag_items(
@@ -264,6 +369,6 @@ impl Session {
                 }
             }
         }
-        Ok(Done::ok("FETCH completed").with(out))
+        Ok(out)
     }
 }

@@ -14,6 +14,7 @@ use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 use postern_store::Mailbox;
 
 pub(crate) use append::AppendData;
+pub(crate) use fetch::FetchPlan;
 
 use crate::mutf7;
 use crate::session::{Failure, Session};
