@@ -181,7 +181,8 @@ async fn imap_large_append_is_streamed(db: Db) {
 }
 
 /// FETCH 1:* (BODY.PEEK[]) over 128 MiB of mail, read by a slow client, is written message by
-/// message: the server's peak RSS (VmHWM) grows by far less than what it sends.
+/// message, and SEARCH BODY/TEXT reads it a batch at a time: the server's peak RSS (VmHWM) grows by
+/// far less than what it sends or searches.
 async fn imap_fetch_is_streamed(db: Db) {
     let (inst, server) = instance_with(
         db,

@@ -1,4 +1,4 @@
-"""FETCH replies are streamed (issue 12): `FETCH 1:* (BODY.PEEK[])` over COUNT messages of about
+"""FETCH replies and SEARCH over bodies are streamed (issue 12): `FETCH 1:* (BODY.PEEK[])` over COUNT messages of about
 2 MiB, read by a slow client, must leave the server's peak RSS (VmHWM, kept by the kernel, so no
 sample can miss it) far below the size of the reply. Every message must still arrive whole."""
 import os
@@ -90,5 +90,13 @@ bound = min(64 * MIB, total // 3)
 print(f"rss before {before} KiB, while the client waited {rss_while_waiting} KiB, peak {peak} KiB, sent {total // 1024} KiB")
 assert (rss_while_waiting - before) * 1024 < bound, (before, rss_while_waiting)
 assert growth < bound, (before, peak, total)
+
+# SEARCH BODY / TEXT read the messages one batch at a time too (issue 12).
+# (One search: every message that does not match is decoded whole, slow in a debug build.)
+m.sock.settimeout(600)
+assert ok(m.search(None, "BODY", '"message 0063 message"')) == [str(COUNT).encode()]
+peak = status_kib("VmHWM")
+print(f"peak after SEARCH {peak} KiB")
+assert (peak - before) * 1024 < bound, (before, peak, total)
 m.logout()
 done()

@@ -17,6 +17,7 @@ use imap_codec::imap_types::IntoStatic;
 use postern_store::{FlagOp, Flags, MessageDetails};
 
 use crate::bodystructure::body_structure;
+use crate::commands::batch_len;
 use crate::commands::section::section_bytes;
 use crate::envelope::envelope;
 use crate::response::data;
@@ -53,13 +54,6 @@ fn partial(bytes: Vec<u8>, window: Option<(u32, NonZeroU32)>) -> Vec<u8> {
         }
     }
 }
-
-/// Most messages whose details one FETCH batch loads.
-const BATCH_MESSAGES: usize = 100;
-
-/// Most message bytes one FETCH batch loads (a larger message goes alone): with the copies made
-/// while encoding, what a FETCH holds stays a few times this, whatever the mailbox's size.
-const BATCH_BYTES: i64 = 4 * 1024 * 1024;
 
 /// A FETCH in progress (RFC 3501 §6.4.5): the messages and items to return, handed out batch by
 /// batch through [`Session::fetch_batch`] so that the reply is never built whole.
@@ -187,8 +181,8 @@ impl Session {
         Ok(done)
     }
 
-    /// The next FETCH responses of the FETCH in progress, loading at most [`BATCH_MESSAGES`]
-    /// messages or [`BATCH_BYTES`] bytes; `None` when it is complete (or failed: the failure is
+    /// The next FETCH responses of the FETCH in progress, one batch of messages ([`batch_len`])
+    /// at a time; `None` when it is complete (or failed: the failure is
     /// reported by [`Session::fetch_done`]).
     pub async fn fetch_batch(&mut self) -> Option<Vec<Response<'static>>> {
         let mut plan = self.fetching.take()?;
@@ -236,21 +230,14 @@ impl Session {
         let (utf8, condstore) = (self.utf8, self.condstore);
         let store = self.store.clone();
         let sel = self.require_selected()?;
-        let mut end = plan.next;
-        let mut bytes = 0i64;
-        while let Some(&i) = plan.indexes.get(end) {
-            let size = if plan.needs_raw {
-                sel.messages[i].size
-            } else {
-                0
-            };
-            if end > plan.next && (end - plan.next >= BATCH_MESSAGES || bytes + size > BATCH_BYTES)
-            {
-                break;
-            }
-            bytes += size;
-            end += 1;
-        }
+        let end = plan.next
+            + batch_len(plan.indexes[plan.next..].iter().map(|&i| {
+                if plan.needs_raw {
+                    sel.messages[i].size
+                } else {
+                    0
+                }
+            }));
         let chunk = &plan.indexes[plan.next..end];
         plan.next = end;
         let (names, newly_seen) = (&plan.names, &plan.newly_seen);

@@ -19,6 +19,28 @@ pub(crate) use fetch::FetchPlan;
 use crate::mutf7;
 use crate::session::{Failure, Session};
 
+/// Most messages whose details one batch of FETCH or SEARCH loads from the store.
+const BATCH_MESSAGES: usize = 100;
+
+/// Most message bytes one batch loads (a larger message goes alone): with the copies made while
+/// answering, what a FETCH or SEARCH holds stays a few times this, whatever the mailbox's size.
+const BATCH_BYTES: i64 = 4 * 1024 * 1024;
+
+/// How many of the messages whose sizes are `sizes` the next batch takes (at least one when
+/// there is any); `sizes` are 0 when no message bytes are loaded.
+pub(crate) fn batch_len(sizes: impl IntoIterator<Item = i64>) -> usize {
+    let mut bytes = 0i64;
+    let mut n = 0;
+    for size in sizes {
+        if n > 0 && (n >= BATCH_MESSAGES || bytes.saturating_add(size) > BATCH_BYTES) {
+            break;
+        }
+        bytes = bytes.saturating_add(size);
+        n += 1;
+    }
+    n
+}
+
 impl Session {
     /// The UTF-8 name a client means (modified UTF-7 unless UTF8=ACCEPT, RFC 3501 §5.1.3). A name
     /// that does not decode is a well-formed argument naming no mailbox: NO [CANNOT] (RFC 5530
@@ -71,5 +93,19 @@ impl Session {
             };
             Failure::No(Some(code), "No such mailbox".into())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_bounded_by_count_and_bytes() {
+        assert_eq!(batch_len([]), 0);
+        assert_eq!(batch_len([0; 250]), BATCH_MESSAGES);
+        assert_eq!(batch_len([BATCH_BYTES * 3, 1]), 1);
+        assert_eq!(batch_len([1024 * 1024; 10]), 4);
+        assert_eq!(batch_len([i64::MAX, i64::MAX]), 1);
     }
 }

@@ -12,6 +12,7 @@ use imap_codec::imap_types::search::SearchKey;
 use mail_parser::MessageParser;
 use postern_store::{Flags, MessageDetails, MessageMeta};
 
+use crate::commands::batch_len;
 use crate::response::{atom, data};
 use crate::session::{Done, Failure, Outcome, Selected, Session};
 
@@ -266,42 +267,57 @@ impl Session {
             .for_each(|k| needs(k, &mut parsed, &mut raw));
         let store = self.store.clone();
         let sel = self.require_selected()?;
-        let details: HashMap<i64, MessageDetails> = if parsed {
-            let uids: Vec<i64> = sel.messages.iter().map(|m| m.uid).collect();
-            let mut map = HashMap::new();
-            for chunk in uids.chunks(500) {
-                for d in store.message_details(&sel.mailbox, chunk, raw).await? {
-                    map.insert(d.uid, d);
-                }
-            }
-            map
-        } else {
-            HashMap::new()
-        };
         let max_seq = sel.messages.len() as i64;
         let max_uid = sel.messages.last().map_or(0, |m| m.uid);
         let mut hits = Vec::new();
         let mut highest = 0i64;
-        for (i, meta) in sel.messages.iter().enumerate() {
-            let d = details.get(&meta.uid);
-            if parsed && d.is_none() {
-                continue;
-            }
-            let ctx = Ctx {
-                seq: i as i64 + 1,
-                max_seq,
-                max_uid,
-                meta,
-                recent: sel.recent.contains(&meta.uid),
-                details: d,
+        let mut start = 0;
+        // One batch of messages at a time: only its details (and bytes) are held.
+        while start < sel.messages.len() {
+            let len = if parsed {
+                batch_len(
+                    sel.messages[start..]
+                        .iter()
+                        .map(|m| if raw { m.size } else { 0 }),
+                )
+            } else {
+                sel.messages.len() - start
             };
-            if criteria.iter().all(|k| eval(k, &ctx)) {
-                highest = highest.max(meta.modseq);
-                hits.push(if uid {
-                    NonZeroU32::new(u32::try_from(meta.uid).unwrap_or(0))
-                } else {
-                    Some(Selected::seq(i))
-                });
+            let batch = start..start + len;
+            start += len;
+            let details: HashMap<i64, MessageDetails> = if parsed {
+                let uids: Vec<i64> = sel.messages[batch.clone()].iter().map(|m| m.uid).collect();
+                store
+                    .message_details(&sel.mailbox, &uids, raw)
+                    .await?
+                    .into_iter()
+                    .map(|d| (d.uid, d))
+                    .collect()
+            } else {
+                HashMap::new()
+            };
+            for i in batch {
+                let meta = &sel.messages[i];
+                let d = details.get(&meta.uid);
+                if parsed && d.is_none() {
+                    continue;
+                }
+                let ctx = Ctx {
+                    seq: i as i64 + 1,
+                    max_seq,
+                    max_uid,
+                    meta,
+                    recent: sel.recent.contains(&meta.uid),
+                    details: d,
+                };
+                if criteria.iter().all(|k| eval(k, &ctx)) {
+                    highest = highest.max(meta.modseq);
+                    hits.push(if uid {
+                        NonZeroU32::new(u32::try_from(meta.uid).unwrap_or(0))
+                    } else {
+                        Some(Selected::seq(i))
+                    });
+                }
             }
         }
         let hits: Vec<NonZeroU32> = hits.into_iter().flatten().collect();
