@@ -378,11 +378,24 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                 },
             };
             if reply.next == Next::Fetch {
-                // One bounded batch at a time: each is written (and the client has taken it
-                // off the socket's buffers) before the next messages are read from the store.
+                // One bounded batch at a time: each is written (a client that does not read
+                // fills the socket's buffers and holds the writer) before the next messages are
+                // read from the store.
+                // A client that stops reading for the inactivity timeout, or a shutdown, ends
+                // the connection mid-reply.
                 while let Some(batch) = session.fetch_batch().await {
-                    if !batch.is_empty() {
-                        write(&mut conn, &encode(&batch)).await?;
+                    if batch.is_empty() {
+                        continue;
+                    }
+                    let bytes = encode(&batch);
+                    drop(batch);
+                    let sent = tokio::select! {
+                        r = tokio::time::timeout(config.inactivity_timeout(), write(&mut conn, &bytes)) => r.ok(),
+                        _ = shared.shutdown.cancelled() => None,
+                    };
+                    match sent {
+                        Some(r) => r?,
+                        None => return Ok(()),
                     }
                 }
                 reply = session.fetch_done().await;

@@ -14,11 +14,11 @@ use imap_codec::imap_types::fetch::{
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::IntoStatic;
-use postern_store::{FlagOp, Flags, MessageDetails};
+use postern_store::{FlagOp, Flags};
 
 use crate::bodystructure::body_structure;
-use crate::commands::batch_len;
 use crate::commands::section::section_bytes;
+use crate::commands::{batch_len, details_by_uid};
 use crate::envelope::envelope;
 use crate::response::data;
 use crate::session::{bad, flag_items, Done, Failure, Next, Outcome, Reply, Session};
@@ -242,118 +242,106 @@ impl Session {
         plan.next = end;
         let (names, newly_seen) = (&plan.names, &plan.newly_seen);
         let mut out = Vec::with_capacity(chunk.len());
-        {
-            let details: HashMap<i64, MessageDetails> = if plan.needs_parsed {
-                let uids: Vec<i64> = chunk.iter().map(|&i| sel.messages[i].uid).collect();
-                store
-                    .message_details(&sel.mailbox, &uids, plan.needs_raw)
-                    .await?
-                    .into_iter()
-                    .map(|d| (d.uid, d))
-                    .collect()
-            } else {
-                HashMap::new()
-            };
-            for &i in chunk {
-                let m = &sel.messages[i];
-                let d = details.get(&m.uid);
-                if plan.needs_parsed && d.is_none() {
-                    // Expunged by another session and not yet reported: nothing to return.
-                    continue;
-                }
-                let raw = d.and_then(|d| d.raw.as_deref()).unwrap_or_default();
-                let mut items = Vec::with_capacity(names.len() + 1);
-                for name in names {
-                    let item = match name {
-                        MessageDataItemName::Uid => MessageDataItem::Uid(nz(m.uid)),
-                        MessageDataItemName::Flags => MessageDataItem::Flags(flag_items(
-                            &m.flags,
-                            sel.recent.contains(&m.uid),
-                        )),
-                        MessageDataItemName::InternalDate => match internal_date(m.internal_date) {
-                            Some(d) => MessageDataItem::InternalDate(d),
-                            None => continue,
-                        },
-                        MessageDataItemName::Rfc822Size => {
-                            MessageDataItem::Rfc822Size(u32::try_from(m.size).unwrap_or(u32::MAX))
-                        }
-                        MessageDataItemName::ModSeq => MessageDataItem::ModSeq(
-                            NonZeroU64::new(m.modseq.max(1) as u64).unwrap_or(NonZeroU64::MIN),
-                        ),
-                        MessageDataItemName::Envelope => match d {
-                            Some(d) => {
-                                MessageDataItem::Envelope(envelope(&d.parsed.envelope, utf8))
-                            }
-                            None => continue,
-                        },
-                        MessageDataItemName::Body => match d {
-                            Some(d) => {
-                                MessageDataItem::Body(body_structure(&d.parsed.body, false, utf8))
-                            }
-                            None => continue,
-                        },
-                        MessageDataItemName::BodyStructure => match d {
-                            Some(d) => MessageDataItem::BodyStructure(body_structure(
-                                &d.parsed.body,
-                                true,
-                                utf8,
-                            )),
-                            None => continue,
-                        },
-                        MessageDataItemName::BodyExt {
-                            section,
-                            partial: window,
-                            ..
-                        } => {
-                            let Some(d) = d else { continue };
-                            let bytes = section_bytes(raw, &d.parsed.body, section.as_ref());
-                            MessageDataItem::BodyExt {
-                                section: section.clone().map(IntoStatic::into_static),
-                                origin: window.map(|w| w.0),
-                                data: literal(partial(bytes, *window)),
-                            }
-                        }
-                        MessageDataItemName::Rfc822 => {
-                            MessageDataItem::Rfc822(literal(raw.to_vec()))
-                        }
-                        MessageDataItemName::Rfc822Header => match d {
-                            Some(d) => MessageDataItem::Rfc822Header(literal(section_bytes(
-                                raw,
-                                &d.parsed.body,
-                                Some(&imap_codec::imap_types::fetch::Section::Header(None)),
-                            ))),
-                            None => continue,
-                        },
-                        MessageDataItemName::Rfc822Text => match d {
-                            Some(d) => MessageDataItem::Rfc822Text(literal(section_bytes(
-                                raw,
-                                &d.parsed.body,
-                                Some(&imap_codec::imap_types::fetch::Section::Text(None)),
-                            ))),
-                            None => continue,
-                        },
-                        MessageDataItemName::Binary { .. }
-                        | MessageDataItemName::BinarySize { .. } => continue,
-                    };
-                    items.push(item);
-                }
-                if newly_seen.contains(&m.uid) && !names.contains(&MessageDataItemName::Flags) {
-                    items.push(MessageDataItem::Flags(flag_items(
-                        &m.flags,
-                        sel.recent.contains(&m.uid),
-                    )));
-                    if condstore && !names.contains(&MessageDataItemName::ModSeq) {
-                        items.push(MessageDataItem::ModSeq(
-                            NonZeroU64::new(m.modseq.max(1) as u64).unwrap_or(NonZeroU64::MIN),
-                        ));
+        let details = if plan.needs_parsed {
+            details_by_uid(&store, sel, chunk.iter().copied(), plan.needs_raw).await?
+        } else {
+            HashMap::new()
+        };
+        for &i in chunk {
+            let m = &sel.messages[i];
+            let d = details.get(&m.uid);
+            if plan.needs_parsed && d.is_none() {
+                // Expunged by another session and not yet reported: nothing to return.
+                continue;
+            }
+            let raw = d.and_then(|d| d.raw.as_deref()).unwrap_or_default();
+            let mut items = Vec::with_capacity(names.len() + 1);
+            for name in names {
+                let item = match name {
+                    MessageDataItemName::Uid => MessageDataItem::Uid(nz(m.uid)),
+                    MessageDataItemName::Flags => {
+                        MessageDataItem::Flags(flag_items(&m.flags, sel.recent.contains(&m.uid)))
                     }
+                    MessageDataItemName::InternalDate => match internal_date(m.internal_date) {
+                        Some(d) => MessageDataItem::InternalDate(d),
+                        None => continue,
+                    },
+                    MessageDataItemName::Rfc822Size => {
+                        MessageDataItem::Rfc822Size(u32::try_from(m.size).unwrap_or(u32::MAX))
+                    }
+                    MessageDataItemName::ModSeq => MessageDataItem::ModSeq(
+                        NonZeroU64::new(m.modseq.max(1) as u64).unwrap_or(NonZeroU64::MIN),
+                    ),
+                    MessageDataItemName::Envelope => match d {
+                        Some(d) => MessageDataItem::Envelope(envelope(&d.parsed.envelope, utf8)),
+                        None => continue,
+                    },
+                    MessageDataItemName::Body => match d {
+                        Some(d) => {
+                            MessageDataItem::Body(body_structure(&d.parsed.body, false, utf8))
+                        }
+                        None => continue,
+                    },
+                    MessageDataItemName::BodyStructure => match d {
+                        Some(d) => MessageDataItem::BodyStructure(body_structure(
+                            &d.parsed.body,
+                            true,
+                            utf8,
+                        )),
+                        None => continue,
+                    },
+                    MessageDataItemName::BodyExt {
+                        section,
+                        partial: window,
+                        ..
+                    } => {
+                        let Some(d) = d else { continue };
+                        let bytes = section_bytes(raw, &d.parsed.body, section.as_ref());
+                        MessageDataItem::BodyExt {
+                            section: section.clone().map(IntoStatic::into_static),
+                            origin: window.map(|w| w.0),
+                            data: literal(partial(bytes, *window)),
+                        }
+                    }
+                    MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(literal(raw.to_vec())),
+                    MessageDataItemName::Rfc822Header => match d {
+                        Some(d) => MessageDataItem::Rfc822Header(literal(section_bytes(
+                            raw,
+                            &d.parsed.body,
+                            Some(&imap_codec::imap_types::fetch::Section::Header(None)),
+                        ))),
+                        None => continue,
+                    },
+                    MessageDataItemName::Rfc822Text => match d {
+                        Some(d) => MessageDataItem::Rfc822Text(literal(section_bytes(
+                            raw,
+                            &d.parsed.body,
+                            Some(&imap_codec::imap_types::fetch::Section::Text(None)),
+                        ))),
+                        None => continue,
+                    },
+                    MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
+                        continue
+                    }
+                };
+                items.push(item);
+            }
+            if newly_seen.contains(&m.uid) && !names.contains(&MessageDataItemName::Flags) {
+                items.push(MessageDataItem::Flags(flag_items(
+                    &m.flags,
+                    sel.recent.contains(&m.uid),
+                )));
+                if condstore && !names.contains(&MessageDataItemName::ModSeq) {
+                    items.push(MessageDataItem::ModSeq(
+                        NonZeroU64::new(m.modseq.max(1) as u64).unwrap_or(NonZeroU64::MIN),
+                    ));
                 }
-                if let Ok(items) = Vec1::try_from(items) {
-                    out.push(data(Data::Fetch {
-                        seq: crate::session::Selected::seq(i),
-                        items,
-                    }));
-                }
+            }
+            if let Ok(items) = Vec1::try_from(items) {
+                out.push(data(Data::Fetch {
+                    seq: crate::session::Selected::seq(i),
+                    items,
+                }));
             }
         }
         Ok(out)

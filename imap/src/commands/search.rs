@@ -12,7 +12,7 @@ use imap_codec::imap_types::search::SearchKey;
 use mail_parser::MessageParser;
 use postern_store::{Flags, MessageDetails, MessageMeta};
 
-use crate::commands::batch_len;
+use crate::commands::{batch_len, details_by_uid};
 use crate::response::{atom, data};
 use crate::session::{Done, Failure, Outcome, Selected, Session};
 
@@ -285,14 +285,8 @@ impl Session {
             };
             let batch = start..start + len;
             start += len;
-            let details: HashMap<i64, MessageDetails> = if parsed {
-                let uids: Vec<i64> = sel.messages[batch.clone()].iter().map(|m| m.uid).collect();
-                store
-                    .message_details(&sel.mailbox, &uids, raw)
-                    .await?
-                    .into_iter()
-                    .map(|d| (d.uid, d))
-                    .collect()
+            let details = if parsed {
+                details_by_uid(&store, sel, batch.clone(), raw).await?
             } else {
                 HashMap::new()
             };
