@@ -20,6 +20,7 @@ both_backends!(
     imap_command_limits,
     imap_subscriptions,
     imap_compliance,
+    imap_fetch_is_streamed,
 );
 
 /// IMAP settings for tests: small literal limit.
@@ -176,6 +177,36 @@ async fn imap_large_append_is_streamed(db: Db) {
     let spool = inst.data_dir().join("spool");
     let left: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
     assert!(left.is_empty(), "spool files left over: {left:?}");
+    assert!(server.stop().success());
+}
+
+/// FETCH 1:* (BODY.PEEK[]) over 128 MiB of mail, read by a slow client, is written message by
+/// message, and SEARCH BODY/TEXT reads it a batch at a time: the server's peak RSS (VmHWM) grows by
+/// far less than what it sends or searches.
+async fn imap_fetch_is_streamed(db: Db) {
+    let (inst, server) = instance_with(
+        db,
+        &["erin@example.test"],
+        "[imap]\nmax_message_size = 4194304\n",
+    )
+    .await;
+    let store = Store::open(&inst.db.url).await.unwrap();
+    let count = 64;
+    for n in 0..count {
+        let line = format!("message {n:04} ").repeat(7) + "\r\n";
+        let body = line.repeat(2 * 1024 * 1024 / line.len());
+        let raw = format!("Subject: big {n}\r\nFrom: a@example.org\r\n\r\n{body}");
+        deliver(&store, "erin@example.test", raw.as_bytes()).await;
+    }
+    store.close().await;
+    python(
+        &server,
+        "fetch_stream.py",
+        &[
+            ("SERVER_PID", server.pid().to_string()),
+            ("COUNT", count.to_string()),
+        ],
+    );
     assert!(server.stop().success());
 }
 

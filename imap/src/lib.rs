@@ -15,6 +15,7 @@ mod error;
 mod list_extended;
 mod mutf7;
 mod response;
+mod search_program;
 mod server;
 mod session;
 mod stream;

@@ -30,6 +30,7 @@ use arc_swap::ArcSwap;
 use crate::config::ImapConfig;
 use crate::error::ImapError;
 use crate::list_extended;
+use crate::search_program::{self, ProgramError, MAX_SEARCH_DEPTH, MAX_SEARCH_KEYS};
 use crate::session::{Next, Reply, Session};
 use crate::stream::{
     is_append, receive_literal, spooled_append, Expect, Input, Received, SpooledAppend,
@@ -353,7 +354,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
             if !frag.is_message_complete() {
                 continue;
             }
-            let reply = match (spooled.take(), mode) {
+            let mut reply = match (spooled.take(), mode) {
                 (Some(append), _) => spooled_append(&mut session, append, &frag).await,
                 (None, Mode::Command) => command(&mut session, &frag).await,
                 (None, Mode::Authenticate) => {
@@ -378,6 +379,29 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                     }
                 },
             };
+            if reply.next == Next::Fetch {
+                // One bounded batch at a time: each is written (a client that does not read
+                // fills the socket's buffers and holds the writer) before the next messages are
+                // read from the store.
+                // A client that stops reading for the inactivity timeout, or a shutdown, ends
+                // the connection mid-reply.
+                while let Some(batch) = session.fetch_batch().await {
+                    if batch.is_empty() {
+                        continue;
+                    }
+                    let bytes = encode(&batch);
+                    drop(batch);
+                    let sent = tokio::select! {
+                        r = tokio::time::timeout(config.inactivity_timeout(), write(&mut conn, &bytes)) => r.ok(),
+                        _ = shared.shutdown.cancelled() => None,
+                    };
+                    match sent {
+                        Some(r) => r?,
+                        None => return Ok(()),
+                    }
+                }
+                reply = session.fetch_done().await;
+            }
             count_completed(&reply.responses);
             write(&mut conn, &encode(&reply.responses)).await?;
             if !budget.is_empty() || frag.message_bytes().len() > SMALL_LITERAL as usize {
@@ -394,7 +418,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                 }
             }
             mode = match reply.next {
-                Next::Continue => Mode::Command,
+                Next::Continue | Next::Fetch => Mode::Command,
                 Next::Authenticate => Mode::Authenticate,
                 Next::Idle => Mode::Idle,
                 Next::Logout => return Ok(()),
@@ -476,6 +500,22 @@ async fn command(session: &mut Session, frag: &Fragmentizer) -> Reply {
         return match CommandCodec::default().decode(&plain) {
             Ok((b"", cmd)) => timed("LIST", session.command_with(cmd, extras)).await,
             _ => bad("Malformed LIST"),
+        };
+    }
+    if let Some(search) = search_program::decode(frag.message_bytes()) {
+        return match search {
+            Ok(cmd) => timed(cmd.name(), session.command(cmd)).await,
+            Err(ProgramError::Syntax) => bad("Syntax error in SEARCH"),
+            Err(ProgramError::TooDeep) => bad(&format!(
+                "Search programs may nest at most {MAX_SEARCH_DEPTH} levels"
+            )),
+            Err(ProgramError::TooMany) => Reply {
+                responses: vec![Session::search_limit(
+                    frag.decode_tag().as_ref(),
+                    &format!("Search programs are limited to {MAX_SEARCH_KEYS} keys"),
+                )],
+                next: Next::Continue,
+            },
         };
     }
     match frag.decode_message(&CommandCodec::default()) {

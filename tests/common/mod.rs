@@ -237,6 +237,11 @@ impl Server {
     }
 
     /// Sends a signal to the server.
+    /// The server process's id (to read its /proc entries).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     pub fn signal(&self, sig: i32) {
         let pid = self.child.as_ref().expect("running").id() as i32;
         // SAFETY: kill(2) with a pid we own and a valid signal number has no memory effects.

@@ -1,4 +1,4 @@
-"""Bounds on what one command may cost (issue 12): LIST wildcards, CREATE depth, SEARCH size and
+"""Bounds on what one command may cost (issue 12): LIST wildcards, CREATE depth, SEARCH size and depth,
 message sequence numbers beyond EXISTS. Each section is independent."""
 import imaplib
 
@@ -43,8 +43,28 @@ def nested_or(depth):
     return "OR " * depth + "SEEN" + " UNSEEN" * depth
 
 
-# imap-codec 2.0.0-alpha.10 decodes at most 8 nested levels (a hard-coded recursion budget).
-assert ok(m.search(None, nested_or(8))) == [b"1"]
+def nested_and(depth, key):
+    return "(" * depth + key + ")" * depth
+
+
+# Deep nesting is fine (Dovecot accepts it too); results stay right at every depth.
+for depth in [8, 9, 20, 100]:
+    assert ok(m.search(None, nested_or(depth))) == [b"1"], depth
+    assert ok(m.search(None, "NOT " + nested_or(depth))) == [b""], depth
+    assert ok(m.search(None, nested_and(depth, "SUBJECT one"))) == [b"1"], depth
+    assert ok(m.search(None, nested_and(depth, "SUBJECT two"))) == [b""], depth
+# 9 and 20 ORs whose only matching key is the innermost or the last one.
+for depth in [9, 20]:
+    assert ok(m.search(None, "OR " * depth + "SUBJECT one" + " DRAFT" * depth)) == [b"1"]
+    assert ok(m.search(None, "OR " * depth + "DRAFT" + " DELETED" * (depth - 1) + " UID 1")) == [b"1"]
+    assert ok(m.search(None, "OR " * depth + "DRAFT" + " DELETED" * depth)) == [b""]
+# Hostile nesting (10,000 levels) is a clear BAD, and the connection lives on.
+for hostile in [nested_or(10_000), nested_and(10_000, "ALL"), "NOT " * 10_000 + "ALL"]:
+    assert "nest at most" in fails(m.search, None, hostile), hostile[:20]
+    assert ok(m.search(None, "ALL")) == [b"1"]
+for broken in ["(ALL", "ALL)", "()", "OR ALL", 'FROM "x']:
+    fails(m.search, None, broken)
+    assert ok(m.search(None, "ALL")) == [b"1"]
 assert ok(m.search(None, "(" + " ".join(["ALL"] * 999) + ")")) == [b"1"]
 assert ok(m.search(None, " ".join(["ALL"] * 1000))) == [b"1"]
 assert "LIMIT" in fails(m.search, None, " ".join(["ALL"] * 1001))

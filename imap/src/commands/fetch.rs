@@ -2,7 +2,7 @@
 //! §3.1.4-5). ENVELOPE, BODYSTRUCTURE and section offsets come from the metadata stored at
 //! delivery; raw bytes are read only for items that return them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::num::{NonZeroU32, NonZeroU64};
 
 use imap_codec::imap_types::command::FetchModifier;
@@ -11,16 +11,17 @@ use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName,
 };
-use imap_codec::imap_types::response::Data;
+use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::IntoStatic;
-use postern_store::{FlagOp, Flags, MessageDetails};
+use postern_store::{FlagOp, Flags};
 
 use crate::bodystructure::body_structure;
 use crate::commands::section::section_bytes;
+use crate::commands::{batch_len, details_by_uid};
 use crate::envelope::envelope;
 use crate::response::data;
-use crate::session::{bad, flag_items, Done, Outcome, Session};
+use crate::session::{bad, flag_items, Done, Failure, Next, Outcome, Reply, Session};
 
 fn nz(v: i64) -> NonZeroU32 {
     NonZeroU32::new(u32::try_from(v).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
@@ -54,7 +55,22 @@ fn partial(bytes: Vec<u8>, window: Option<(u32, NonZeroU32)>) -> Vec<u8> {
     }
 }
 
+/// A FETCH in progress (RFC 3501 §6.4.5): the messages and items to return, handed out batch by
+/// batch through [`Session::fetch_batch`] so that the reply is never built whole.
+pub(crate) struct FetchPlan {
+    names: Vec<MessageDataItemName<'static>>,
+    indexes: Vec<usize>,
+    next: usize,
+    newly_seen: BTreeSet<i64>,
+    needs_raw: bool,
+    needs_parsed: bool,
+    uid: bool,
+    failure: Option<Failure>,
+}
+
 impl Session {
+    /// Checks a FETCH / UID FETCH and sets `\Seen` where it must; the responses themselves come
+    /// from [`Session::fetch_batch`] (the reply's next step is [`Next::Fetch`]).
     pub(crate) async fn fetch(
         &mut self,
         set: &SequenceSet,
@@ -62,13 +78,15 @@ impl Session {
         uid: bool,
         modifiers: &[FetchModifier],
     ) -> Outcome {
-        let mut names: Vec<MessageDataItemName<'_>> = match items {
+        let mut names: Vec<MessageDataItemName<'static>> = match items {
             MacroOrMessageDataItemNames::Macro(m) => m
                 .expand()
                 .into_iter()
                 .map(IntoStatic::into_static)
                 .collect(),
-            MacroOrMessageDataItemNames::MessageDataItemNames(n) => n,
+            MacroOrMessageDataItemNames::MessageDataItemNames(n) => {
+                n.into_iter().map(IntoStatic::into_static).collect()
+            }
         };
         let mut changed_since = None;
         for m in modifiers {
@@ -120,7 +138,6 @@ impl Session {
                     | MessageDataItemName::Rfc822Text
             )
         });
-        let (utf8, condstore) = (self.utf8, self.condstore);
         let store = self.store.clone();
         let sel = self.require_selected()?;
         let indexes: Vec<usize> = sel
@@ -128,7 +145,7 @@ impl Session {
             .into_iter()
             .filter(|&i| changed_since.is_none_or(|c| sel.messages[i].modseq > c))
             .collect();
-        let mut newly_seen = std::collections::BTreeSet::new();
+        let mut newly_seen = BTreeSet::new();
         if sets_seen && !sel.read_only {
             let unseen: Vec<i64> = indexes
                 .iter()
@@ -149,121 +166,184 @@ impl Session {
                 sel.update(changed);
             }
         }
-        let mut out = Vec::with_capacity(indexes.len());
-        for chunk in indexes.chunks(100) {
-            let details: HashMap<i64, MessageDetails> = if needs_parsed {
-                let uids: Vec<i64> = chunk.iter().map(|&i| sel.messages[i].uid).collect();
-                store
-                    .message_details(&sel.mailbox, &uids, needs_raw)
-                    .await?
-                    .into_iter()
-                    .map(|d| (d.uid, d))
-                    .collect()
-            } else {
-                HashMap::new()
-            };
-            for &i in chunk {
-                let m = &sel.messages[i];
-                let d = details.get(&m.uid);
-                if needs_parsed && d.is_none() {
-                    // Expunged by another session and not yet reported: nothing to return.
-                    continue;
-                }
-                let raw = d.and_then(|d| d.raw.as_deref()).unwrap_or_default();
-                let mut items = Vec::with_capacity(names.len() + 1);
-                for name in &names {
-                    let item = match name {
-                        MessageDataItemName::Uid => MessageDataItem::Uid(nz(m.uid)),
-                        MessageDataItemName::Flags => MessageDataItem::Flags(flag_items(
-                            &m.flags,
-                            sel.recent.contains(&m.uid),
-                        )),
-                        MessageDataItemName::InternalDate => match internal_date(m.internal_date) {
-                            Some(d) => MessageDataItem::InternalDate(d),
-                            None => continue,
-                        },
-                        MessageDataItemName::Rfc822Size => {
-                            MessageDataItem::Rfc822Size(u32::try_from(m.size).unwrap_or(u32::MAX))
-                        }
-                        MessageDataItemName::ModSeq => MessageDataItem::ModSeq(
-                            NonZeroU64::new(m.modseq.max(1) as u64).unwrap_or(NonZeroU64::MIN),
-                        ),
-                        MessageDataItemName::Envelope => match d {
-                            Some(d) => {
-                                MessageDataItem::Envelope(envelope(&d.parsed.envelope, utf8))
-                            }
-                            None => continue,
-                        },
-                        MessageDataItemName::Body => match d {
-                            Some(d) => {
-                                MessageDataItem::Body(body_structure(&d.parsed.body, false, utf8))
-                            }
-                            None => continue,
-                        },
-                        MessageDataItemName::BodyStructure => match d {
-                            Some(d) => MessageDataItem::BodyStructure(body_structure(
-                                &d.parsed.body,
-                                true,
-                                utf8,
-                            )),
-                            None => continue,
-                        },
-                        MessageDataItemName::BodyExt {
-                            section,
-                            partial: window,
-                            ..
-                        } => {
-                            let Some(d) = d else { continue };
-                            let bytes = section_bytes(raw, &d.parsed.body, section.as_ref());
-                            MessageDataItem::BodyExt {
-                                section: section.clone().map(IntoStatic::into_static),
-                                origin: window.map(|w| w.0),
-                                data: literal(partial(bytes, *window)),
-                            }
-                        }
-                        MessageDataItemName::Rfc822 => {
-                            MessageDataItem::Rfc822(literal(raw.to_vec()))
-                        }
-                        MessageDataItemName::Rfc822Header => match d {
-                            Some(d) => MessageDataItem::Rfc822Header(literal(section_bytes(
-                                raw,
-                                &d.parsed.body,
-                                Some(&imap_codec::imap_types::fetch::Section::Header(None)),
-                            ))),
-                            None => continue,
-                        },
-                        MessageDataItemName::Rfc822Text => match d {
-                            Some(d) => MessageDataItem::Rfc822Text(literal(section_bytes(
-                                raw,
-                                &d.parsed.body,
-                                Some(&imap_codec::imap_types::fetch::Section::Text(None)),
-                            ))),
-                            None => continue,
-                        },
-                        MessageDataItemName::Binary { .. }
-                        | MessageDataItemName::BinarySize { .. } => continue,
-                    };
-                    items.push(item);
-                }
-                if newly_seen.contains(&m.uid) && !names.contains(&MessageDataItemName::Flags) {
-                    items.push(MessageDataItem::Flags(flag_items(
-                        &m.flags,
-                        sel.recent.contains(&m.uid),
-                    )));
-                    if condstore && !names.contains(&MessageDataItemName::ModSeq) {
-                        items.push(MessageDataItem::ModSeq(
-                            NonZeroU64::new(m.modseq.max(1) as u64).unwrap_or(NonZeroU64::MIN),
-                        ));
-                    }
-                }
-                if let Ok(items) = Vec1::try_from(items) {
-                    out.push(data(Data::Fetch {
-                        seq: crate::session::Selected::seq(i),
-                        items,
-                    }));
+        self.fetching = Some(FetchPlan {
+            names,
+            indexes,
+            next: 0,
+            newly_seen,
+            needs_raw,
+            needs_parsed,
+            uid,
+            failure: None,
+        });
+        let mut done = Done::ok("FETCH completed");
+        done.next = Next::Fetch;
+        Ok(done)
+    }
+
+    /// The next FETCH responses of the FETCH in progress, one batch of messages ([`batch_len`])
+    /// at a time; `None` when it is complete (or failed: the failure is
+    /// reported by [`Session::fetch_done`]).
+    pub async fn fetch_batch(&mut self) -> Option<Vec<Response<'static>>> {
+        let mut plan = self.fetching.take()?;
+        let batch = if plan.failure.is_some() || plan.next >= plan.indexes.len() {
+            None
+        } else {
+            match self.fetch_next(&mut plan).await {
+                Ok(out) => Some(out),
+                Err(f) => {
+                    plan.failure = Some(f);
+                    None
                 }
             }
+        };
+        self.fetching = Some(plan);
+        batch
+    }
+
+    /// Ends the FETCH in progress: pending updates (EXPUNGE only for UID FETCH, RFC 3501 §7.4.1)
+    /// and the tagged status.
+    pub async fn fetch_done(&mut self) -> Reply {
+        let plan = self.fetching.take();
+        let Some(tag) = self.pending.take() else {
+            return Reply {
+                responses: Vec::new(),
+                next: Next::Continue,
+            };
+        };
+        let (uid, outcome) = match plan {
+            Some(FetchPlan {
+                uid,
+                failure: Some(f),
+                ..
+            }) => (uid, Err(f)),
+            Some(plan) => (plan.uid, Ok(Done::ok("FETCH completed"))),
+            None => (false, Ok(Done::ok("FETCH completed"))),
+        };
+        self.finish(tag, uid, outcome).await
+    }
+
+    async fn fetch_next(
+        &mut self,
+        plan: &mut FetchPlan,
+    ) -> Result<Vec<Response<'static>>, Failure> {
+        let (utf8, condstore) = (self.utf8, self.condstore);
+        let store = self.store.clone();
+        let sel = self.require_selected()?;
+        let end = plan.next
+            + batch_len(plan.indexes[plan.next..].iter().map(|&i| {
+                if plan.needs_raw {
+                    sel.messages[i].size
+                } else {
+                    0
+                }
+            }));
+        let chunk = &plan.indexes[plan.next..end];
+        plan.next = end;
+        let (names, newly_seen) = (&plan.names, &plan.newly_seen);
+        let mut out = Vec::with_capacity(chunk.len());
+        let details = if plan.needs_parsed {
+            details_by_uid(&store, sel, chunk.iter().copied(), plan.needs_raw).await?
+        } else {
+            HashMap::new()
+        };
+        for &i in chunk {
+            let m = &sel.messages[i];
+            let d = details.get(&m.uid);
+            if plan.needs_parsed && d.is_none() {
+                // Expunged by another session and not yet reported: nothing to return.
+                continue;
+            }
+            let raw = d.and_then(|d| d.raw.as_deref()).unwrap_or_default();
+            let mut items = Vec::with_capacity(names.len() + 1);
+            for name in names {
+                let item = match name {
+                    MessageDataItemName::Uid => MessageDataItem::Uid(nz(m.uid)),
+                    MessageDataItemName::Flags => {
+                        MessageDataItem::Flags(flag_items(&m.flags, sel.recent.contains(&m.uid)))
+                    }
+                    MessageDataItemName::InternalDate => match internal_date(m.internal_date) {
+                        Some(d) => MessageDataItem::InternalDate(d),
+                        None => continue,
+                    },
+                    MessageDataItemName::Rfc822Size => {
+                        MessageDataItem::Rfc822Size(u32::try_from(m.size).unwrap_or(u32::MAX))
+                    }
+                    MessageDataItemName::ModSeq => MessageDataItem::ModSeq(
+                        NonZeroU64::new(m.modseq.max(1) as u64).unwrap_or(NonZeroU64::MIN),
+                    ),
+                    MessageDataItemName::Envelope => match d {
+                        Some(d) => MessageDataItem::Envelope(envelope(&d.parsed.envelope, utf8)),
+                        None => continue,
+                    },
+                    MessageDataItemName::Body => match d {
+                        Some(d) => {
+                            MessageDataItem::Body(body_structure(&d.parsed.body, false, utf8))
+                        }
+                        None => continue,
+                    },
+                    MessageDataItemName::BodyStructure => match d {
+                        Some(d) => MessageDataItem::BodyStructure(body_structure(
+                            &d.parsed.body,
+                            true,
+                            utf8,
+                        )),
+                        None => continue,
+                    },
+                    MessageDataItemName::BodyExt {
+                        section,
+                        partial: window,
+                        ..
+                    } => {
+                        let Some(d) = d else { continue };
+                        let bytes = section_bytes(raw, &d.parsed.body, section.as_ref());
+                        MessageDataItem::BodyExt {
+                            section: section.clone().map(IntoStatic::into_static),
+                            origin: window.map(|w| w.0),
+                            data: literal(partial(bytes, *window)),
+                        }
+                    }
+                    MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(literal(raw.to_vec())),
+                    MessageDataItemName::Rfc822Header => match d {
+                        Some(d) => MessageDataItem::Rfc822Header(literal(section_bytes(
+                            raw,
+                            &d.parsed.body,
+                            Some(&imap_codec::imap_types::fetch::Section::Header(None)),
+                        ))),
+                        None => continue,
+                    },
+                    MessageDataItemName::Rfc822Text => match d {
+                        Some(d) => MessageDataItem::Rfc822Text(literal(section_bytes(
+                            raw,
+                            &d.parsed.body,
+                            Some(&imap_codec::imap_types::fetch::Section::Text(None)),
+                        ))),
+                        None => continue,
+                    },
+                    MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
+                        continue
+                    }
+                };
+                items.push(item);
+            }
+            if newly_seen.contains(&m.uid) && !names.contains(&MessageDataItemName::Flags) {
+                items.push(MessageDataItem::Flags(flag_items(
+                    &m.flags,
+                    sel.recent.contains(&m.uid),
+                )));
+                if condstore && !names.contains(&MessageDataItemName::ModSeq) {
+                    items.push(MessageDataItem::ModSeq(
+                        NonZeroU64::new(m.modseq.max(1) as u64).unwrap_or(NonZeroU64::MIN),
+                    ));
+                }
+            }
+            if let Ok(items) = Vec1::try_from(items) {
+                out.push(data(Data::Fetch {
+                    seq: crate::session::Selected::seq(i),
+                    items,
+                }));
+            }
         }
-        Ok(Done::ok("FETCH completed").with(out))
+        Ok(out)
     }
 }

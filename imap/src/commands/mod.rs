@@ -11,12 +11,54 @@ mod section;
 mod select;
 
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
-use postern_store::Mailbox;
+use std::collections::HashMap;
+
+use postern_store::{Mailbox, MessageDetails, Store};
 
 pub(crate) use append::AppendData;
+pub(crate) use fetch::FetchPlan;
 
 use crate::mutf7;
-use crate::session::{Failure, Session};
+use crate::session::{Failure, Selected, Session};
+
+/// Most messages whose details one batch of FETCH or SEARCH loads from the store.
+const BATCH_MESSAGES: usize = 100;
+
+/// Most message bytes one batch loads (a larger message goes alone): with the copies made while
+/// answering, what a FETCH or SEARCH holds stays a few times this, whatever the mailbox's size.
+const BATCH_BYTES: i64 = 4 * 1024 * 1024;
+
+/// The stored details (with the bytes if `raw`) of the selected messages at `indexes`, by UID; a
+/// message expunged meanwhile by another session is missing.
+pub(crate) async fn details_by_uid(
+    store: &Store,
+    sel: &Selected,
+    indexes: impl Iterator<Item = usize>,
+    raw: bool,
+) -> Result<HashMap<i64, MessageDetails>, Failure> {
+    let uids: Vec<i64> = indexes.map(|i| sel.messages[i].uid).collect();
+    Ok(store
+        .message_details(&sel.mailbox, &uids, raw)
+        .await?
+        .into_iter()
+        .map(|d| (d.uid, d))
+        .collect())
+}
+
+/// How many of the messages whose sizes are `sizes` the next batch takes (at least one when
+/// there is any); `sizes` are 0 when no message bytes are loaded.
+pub(crate) fn batch_len(sizes: impl IntoIterator<Item = i64>) -> usize {
+    let mut bytes = 0i64;
+    let mut n = 0;
+    for size in sizes {
+        if n > 0 && (n >= BATCH_MESSAGES || bytes.saturating_add(size) > BATCH_BYTES) {
+            break;
+        }
+        bytes = bytes.saturating_add(size);
+        n += 1;
+    }
+    n
+}
 
 impl Session {
     /// The UTF-8 name a client means (modified UTF-7 unless UTF8=ACCEPT, RFC 3501 §5.1.3). A name
@@ -70,5 +112,19 @@ impl Session {
             };
             Failure::No(Some(code), "No such mailbox".into())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_bounded_by_count_and_bytes() {
+        assert_eq!(batch_len([]), 0);
+        assert_eq!(batch_len([0; 250]), BATCH_MESSAGES);
+        assert_eq!(batch_len([BATCH_BYTES * 3, 1]), 1);
+        assert_eq!(batch_len([1024 * 1024; 10]), 4);
+        assert_eq!(batch_len([i64::MAX, i64::MAX]), 1);
     }
 }

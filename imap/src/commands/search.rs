@@ -12,6 +12,7 @@ use imap_codec::imap_types::search::SearchKey;
 use mail_parser::MessageParser;
 use postern_store::{Flags, MessageDetails, MessageMeta};
 
+use crate::commands::{batch_len, details_by_uid};
 use crate::response::{atom, data};
 use crate::session::{Done, Failure, Outcome, Selected, Session};
 
@@ -195,21 +196,6 @@ fn header_has(raw: &[u8], header_end: usize, name: &str) -> bool {
         })
 }
 
-/// Most keys a search program may have, counting every key inside OR, NOT and parentheses.
-/// A program's cost grows with its size, not its depth, so this is what is bounded (imap-codec
-/// 2.0.0-alpha.10 also refuses nesting deeper than 8 levels while decoding, see `search()`).
-pub(crate) const MAX_SEARCH_KEYS: usize = 1000;
-
-/// The number of keys in `key`, counting nested ones.
-fn key_count(key: &SearchKey<'_>) -> usize {
-    match key {
-        SearchKey::And(keys) => 1 + keys.as_ref().iter().map(key_count).sum::<usize>(),
-        SearchKey::Not(k) => 1 + key_count(k),
-        SearchKey::Or(a, b) => 1 + key_count(a) + key_count(b),
-        _ => 1,
-    }
-}
-
 /// Checks every message sequence number set of the program against EXISTS (RFC 3501 §9; UID
 /// sets are lenient, RFC 9051 §6.4.9).
 fn check_seq_sets(key: &SearchKey<'_>, sel: &Selected) -> Result<(), Failure> {
@@ -239,12 +225,8 @@ fn uses_modseq(key: &SearchKey<'_>) -> bool {
 }
 
 impl Session {
-    /// SEARCH / UID SEARCH (RFC 3501 §6.4.4). Programs of more than [`MAX_SEARCH_KEYS`] keys get
-    /// NO [LIMIT] (RFC 5530 §3); sequence numbers beyond EXISTS are BAD (RFC 3501 §9).
-    ///
-    /// The nesting depth is limited before this runs: imap-codec 2.0.0-alpha.10 decodes search
-    /// keys with a hard-coded recursion budget (`search_key(9)` in its `search.rs`, not
-    /// configurable), so a program nested deeper than 8 levels is a syntax error (BAD).
+    /// SEARCH / UID SEARCH (RFC 3501 §6.4.4); sequence numbers beyond EXISTS are BAD (RFC 3501
+    /// §9). The program's size and depth are bounded while decoding (`search_program`).
     pub(crate) async fn search(
         &mut self,
         charset: Option<&Charset<'_>>,
@@ -271,12 +253,6 @@ impl Session {
                 ));
             }
         }
-        if criteria.iter().map(key_count).sum::<usize>() > MAX_SEARCH_KEYS {
-            return Err(Failure::No(
-                Some(crate::response::code_other("LIMIT")),
-                format!("Search programs are limited to {MAX_SEARCH_KEYS} keys"),
-            ));
-        }
         {
             let sel = self.require_selected()?;
             criteria.iter().try_for_each(|k| check_seq_sets(k, sel))?;
@@ -291,42 +267,51 @@ impl Session {
             .for_each(|k| needs(k, &mut parsed, &mut raw));
         let store = self.store.clone();
         let sel = self.require_selected()?;
-        let details: HashMap<i64, MessageDetails> = if parsed {
-            let uids: Vec<i64> = sel.messages.iter().map(|m| m.uid).collect();
-            let mut map = HashMap::new();
-            for chunk in uids.chunks(500) {
-                for d in store.message_details(&sel.mailbox, chunk, raw).await? {
-                    map.insert(d.uid, d);
-                }
-            }
-            map
-        } else {
-            HashMap::new()
-        };
         let max_seq = sel.messages.len() as i64;
         let max_uid = sel.messages.last().map_or(0, |m| m.uid);
         let mut hits = Vec::new();
         let mut highest = 0i64;
-        for (i, meta) in sel.messages.iter().enumerate() {
-            let d = details.get(&meta.uid);
-            if parsed && d.is_none() {
-                continue;
-            }
-            let ctx = Ctx {
-                seq: i as i64 + 1,
-                max_seq,
-                max_uid,
-                meta,
-                recent: sel.recent.contains(&meta.uid),
-                details: d,
+        let mut start = 0;
+        // One batch of messages at a time: only its details (and bytes) are held.
+        while start < sel.messages.len() {
+            let len = if parsed {
+                batch_len(
+                    sel.messages[start..]
+                        .iter()
+                        .map(|m| if raw { m.size } else { 0 }),
+                )
+            } else {
+                sel.messages.len() - start
             };
-            if criteria.iter().all(|k| eval(k, &ctx)) {
-                highest = highest.max(meta.modseq);
-                hits.push(if uid {
-                    NonZeroU32::new(u32::try_from(meta.uid).unwrap_or(0))
-                } else {
-                    Some(Selected::seq(i))
-                });
+            let batch = start..start + len;
+            start += len;
+            let details = if parsed {
+                details_by_uid(&store, sel, batch.clone(), raw).await?
+            } else {
+                HashMap::new()
+            };
+            for i in batch {
+                let meta = &sel.messages[i];
+                let d = details.get(&meta.uid);
+                if parsed && d.is_none() {
+                    continue;
+                }
+                let ctx = Ctx {
+                    seq: i as i64 + 1,
+                    max_seq,
+                    max_uid,
+                    meta,
+                    recent: sel.recent.contains(&meta.uid),
+                    details: d,
+                };
+                if criteria.iter().all(|k| eval(k, &ctx)) {
+                    highest = highest.max(meta.modseq);
+                    hits.push(if uid {
+                        NonZeroU32::new(u32::try_from(meta.uid).unwrap_or(0))
+                    } else {
+                        Some(Selected::seq(i))
+                    });
+                }
             }
         }
         let hits: Vec<NonZeroU32> = hits.into_iter().flatten().collect();

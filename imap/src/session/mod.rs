@@ -24,7 +24,7 @@ use tokio::sync::broadcast;
 
 pub(crate) use selected::{flag_items, Selected};
 
-use crate::commands::AppendData;
+use crate::commands::{AppendData, FetchPlan};
 use crate::config::ImapConfig;
 use crate::list_extended::ListExtras;
 use crate::response::{atom, bye, code_other, data, tagged, text};
@@ -42,6 +42,9 @@ pub enum Next {
     Idle,
     /// Close the connection.
     Logout,
+    /// Send the responses of [`Session::fetch_batch`] until it returns `None`, then the reply of
+    /// [`Session::fetch_done`]: a FETCH reply is streamed, never built whole.
+    Fetch,
 }
 
 /// Responses to send, in order, and what to do next.
@@ -135,9 +138,11 @@ pub struct Session {
     /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in untagged FETCH responses.
     pub(crate) condstore: bool,
     changes: Option<broadcast::Receiver<Change>>,
-    pending: Option<Tag<'static>>,
+    pub(crate) pending: Option<Tag<'static>>,
     /// The SASL exchange of a pending AUTHENTICATE (RFC 3501 §6.2.2).
     sasl: Option<Mechanism>,
+    /// The FETCH being streamed (its tag is `pending`).
+    pub(crate) fetching: Option<FetchPlan>,
 }
 
 /// A SASL mechanism in progress.
@@ -163,6 +168,7 @@ impl Session {
             changes: None,
             pending: None,
             sasl: None,
+            fetching: None,
         }
     }
 
@@ -245,6 +251,14 @@ impl Session {
         }
     }
 
+    /// A tagged NO [LIMIT] (RFC 5530 §3) for a command too large to run, refused while decoding.
+    pub fn search_limit(tag: Option<&Tag<'_>>, why: &str) -> Response<'static> {
+        match tag {
+            Some(tag) => tagged(tag, StatusKind::No, Some(code_other("LIMIT")), why),
+            None => crate::response::untagged(StatusKind::Bad, None, why),
+        }
+    }
+
     /// Handles one command.
     pub async fn command(&mut self, cmd: Command<'_>) -> Reply {
         self.command_with(cmd, ListExtras::default()).await
@@ -280,7 +294,7 @@ impl Session {
         let (mut responses, status, next) = match outcome {
             Ok(done) => {
                 let next = done.next;
-                let status = if next == Next::Authenticate || next == Next::Idle {
+                let status = if matches!(next, Next::Authenticate | Next::Idle | Next::Fetch) {
                     None
                 } else {
                     Some(tagged(&tag, StatusKind::Ok, done.code, done.text))
@@ -325,7 +339,7 @@ impl Session {
             }
             _ => {}
         }
-        if next == Next::Idle || next == Next::Authenticate {
+        if matches!(next, Next::Idle | Next::Authenticate | Next::Fetch) {
             self.pending = Some(tag.into_static());
         }
         responses.extend(status);

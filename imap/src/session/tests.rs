@@ -34,10 +34,17 @@ async fn run(s: &mut Session, line: &str) -> (String, Next) {
     let bytes = format!("{line}\r\n").into_bytes();
     let (rest, cmd) = CommandCodec::default().decode(&bytes).expect("parses");
     assert!(rest.is_empty());
-    let reply = s.command(cmd).await;
+    let mut reply = s.command(cmd).await;
+    let mut responses = Vec::new();
+    if reply.next == Next::Fetch {
+        while let Some(batch) = s.fetch_batch().await {
+            responses.extend(batch);
+        }
+        reply = s.fetch_done().await;
+    }
+    responses.extend(reply.responses);
     let codec = ResponseCodec::default();
-    let text = reply
-        .responses
+    let text = responses
         .iter()
         .map(|r| String::from_utf8(codec.encode(r).dump()).unwrap())
         .collect();
