@@ -9,6 +9,7 @@ mod events;
 mod logging;
 mod mail_dns;
 mod manage;
+mod node_id;
 mod output;
 mod reload;
 mod serve;
