@@ -10,6 +10,7 @@ mod logging;
 mod mail_dns;
 mod manage;
 mod metrics;
+mod node_id;
 mod output;
 mod reload;
 mod serve;

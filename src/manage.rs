@@ -320,7 +320,7 @@ pub async fn ensure_admin(store: &Store) -> anyhow::Result<()> {
 }
 
 /// 24 random hex digits from the operating system's generator.
-fn hex_secret() -> anyhow::Result<String> {
+pub fn hex_secret() -> anyhow::Result<String> {
     use std::fmt::Write;
     let mut bytes = [0u8; 12];
     getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness from the OS: {e}"))?;

@@ -210,9 +210,11 @@ pub async fn run(
         tasks.spawn(smtp.wait());
     }
     // The outbound queue worker runs on every node: queue entries may come from any of them.
+    let node = crate::node_id::load_or_create(&data_dir, &loaded.config.hostname)?;
     match postern_smtp::QueueWorker::start(
         loaded.config.smtp.clone(),
         loaded.config.hostname.clone(),
+        node,
         store.clone(),
         shutdown.clone(),
     ) {

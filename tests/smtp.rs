@@ -16,6 +16,7 @@ both_backends!(
     delivers_to_users_aliases_catch_all_and_plus_addresses,
     submission_over_starttls_and_implicit_tls,
     accepted_message_survives_kill_9,
+    sigterm_lets_the_message_in_progress_finish,
     quota_is_enforced_at_rcpt_and_data,
     chunking_delivers,
     postmaster_and_abuse_reach_the_role_mailbox,
@@ -456,6 +457,45 @@ async fn accepted_message_survives_kill_9(db: Db) {
     assert_eq!(alice.len(), 1);
     assert!(alice[0].contains("Subject: durable"));
     assert!(server.stop().success());
+}
+
+/// SIGTERM while a client is in the middle of DATA: an idle session gets 421 at once, but the
+/// message in progress may finish within the grace period; it gets its 250 and is stored, and
+/// only then does the session get 421 (RFC 5321 §3.8).
+async fn sigterm_lets_the_message_in_progress_finish(db: Db) {
+    let (inst, mut server) = hosted(db, "").await;
+    let mx = server.addr("smtp");
+    let mut sending = Raw::connect(mx);
+    sending.cmd("EHLO client.test");
+    assert!(sending.cmd("MAIL FROM:<a@remote.test>").starts_with("250"));
+    assert!(sending
+        .cmd("RCPT TO:<alice@example.test>")
+        .starts_with("250"));
+    assert!(sending.cmd("DATA").starts_with("354"));
+    sending.send(b"Subject: slow\r\n\r\nfirst half,\r\n");
+    let mut idle = Raw::connect(mx);
+    assert!(idle.cmd("EHLO idle.test").starts_with("250"));
+    server.signal(libc::SIGTERM);
+    assert!(
+        idle.reply().starts_with("421 4.3.2 "),
+        "idle session closed at once"
+    );
+    sending.send(b"second half.\r\n.\r\n");
+    let done = sending.reply();
+    assert!(done.starts_with("250 2.0.0 Ok: queued as"), "{done}");
+    assert!(sending.reply().starts_with("421 4.3.2 "), "then closed");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.exited().is_none() {
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let alice = inbox(&inst, "alice@example.test").await;
+    assert_eq!(alice.len(), 1);
+    assert!(
+        alice[0].contains("first half,\r\nsecond half.\r\n"),
+        "{}",
+        alice[0]
+    );
 }
 
 async fn quota_is_enforced_at_rcpt_and_data(db: Db) {

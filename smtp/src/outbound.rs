@@ -459,14 +459,20 @@ impl Outbound {
                 }
             }
         }
-        let result = conn.send(envelope, body).await;
-        match &result {
+        match conn.send(envelope, body).await {
             Ok(_) => {
-                let _ = conn.quit().await;
+                // The 250 after the data is what counts: the caller records the delivery now,
+                // while QUIT (RFC 5321 §4.1.1.10) goes on in the background.
+                tokio::spawn(async move {
+                    let _ = conn.quit().await;
+                });
+                Ok(())
             }
-            Err(_) => conn.abort().await,
+            Err(e) => {
+                conn.abort().await;
+                Err(SendError::Smtp(e))
+            }
         }
-        result.map(|_| ()).map_err(SendError::Smtp)
     }
 
     /// TLS parameters accepting any certificate for `host`.

@@ -20,6 +20,8 @@ use crate::outbound::{Attempt, Outbound, Problem};
 
 struct Worker {
     store: Store,
+    /// This node's stable id (kept in its data directory), written into the leases it takes.
+    node: String,
     config: SmtpConfig,
     hostname: String,
     outbound: Outbound,
@@ -31,17 +33,21 @@ pub struct QueueWorker {
 }
 
 impl QueueWorker {
-    /// Starts the worker; it stops when `shutdown` is cancelled (deliveries in progress are
-    /// abandoned and retried after the next start, so a message may be sent twice but never lost).
+    /// Starts the worker for the node `node` (a stable id: the same after a restart); it first
+    /// takes back the leases a crashed run of the same node left, then runs until `shutdown` is
+    /// cancelled (deliveries in progress are abandoned and retried after the next start, so a
+    /// message may be sent twice but never lost).
     pub fn start(
         config: SmtpConfig,
         hostname: String,
+        node: String,
         store: Store,
         shutdown: CancellationToken,
     ) -> Result<QueueWorker, SmtpError> {
         let outbound = Outbound::new(&config, &hostname)?;
         let worker = Arc::new(Worker {
             store,
+            node,
             config,
             hostname,
             outbound,
@@ -65,6 +71,21 @@ async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
     let mut in_flight: HashMap<tokio::task::Id, (i64, i64)> = HashMap::new();
     let mut rescan = true;
     let mut next_scan = Instant::now() + scan;
+    // Leases this node held when it last stopped without giving them back (kill -9, power loss):
+    // none of those attempts runs any more, so they are due now, not in a quarter of an hour.
+    match worker
+        .store
+        .reclaim_queue(&worker.node, postern_store::unix_now())
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            node = worker.node,
+            entries = n,
+            "took back this node's queue leases"
+        ),
+        Err(e) => tracing::error!(error = %e, "taking back this node's queue leases failed"),
+    }
     // Entries deferred by an earlier run: wake when the first of them is due.
     if let Ok(entries) = worker.store.list_queue().await {
         if let Some(first) = entries.iter().map(|e| e.next_attempt).min() {
@@ -77,7 +98,11 @@ async fn run(worker: Arc<Worker>, shutdown: CancellationToken) {
             let now = postern_store::unix_now();
             let free = (concurrency - tasks.len()) as i64;
             let lease_until = now + LEASE.as_secs() as i64;
-            match worker.store.claim_queue(now, lease_until, free).await {
+            match worker
+                .store
+                .claim_queue(&worker.node, now, lease_until, free)
+                .await
+            {
                 Ok(claimed) => {
                     // A full batch: more may be due; look again when a slot frees up.
                     rescan = claimed.len() as i64 == free;
@@ -193,6 +218,9 @@ impl Worker {
         let now = postern_store::unix_now();
         match attempt {
             Attempt::Delivered { host } => {
+                // The remote server has the message: record that before anything else, since
+                // until then a crash means sending it again.
+                self.remove(entry.id).await;
                 tracing::info!(
                     id = entry.id,
                     recipient = entry.recipient,
@@ -201,7 +229,6 @@ impl Worker {
                 );
                 metrics::counter!("postern_smtp_outbound_total", "result" => "delivered")
                     .increment(1);
-                self.remove(entry.id).await;
                 None
             }
             Attempt::Permanent(p) => {

@@ -280,8 +280,10 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                     shared.idle
                 };
                 let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
+                // A message being received is let finish: shutdown waits for its end (within
+                // the grace period) and then answers the next command with 421.
                 let read = tokio::select! {
-                    _ = shutdown.cancelled() => {
+                    _ = shutdown.cancelled(), if !session.in_message() => {
                         session.shutdown(Reply::new(421, (4, 3, 2), format!("{} Service shutting down", shared.backend.hostname)));
                         flush(stream, session, shared.idle).await?;
                         return Ok(Outcome::Closed);

@@ -146,6 +146,14 @@ impl Session {
         matches!(self.state, State::Closed)
     }
 
+    /// Whether a message is being received: its DATA or a BDAT chunk is being read, or a BDAT
+    /// transaction (RFC 3030) awaits its last chunk. On shutdown such a message is let finish
+    /// (the caller's grace period bounds it) before the 421 (RFC 5321 §3.8).
+    pub fn in_message(&self) -> bool {
+        matches!(self.state, State::Data(_) | State::Bdat(_))
+            || self.txn.as_ref().is_some_and(|t| t.chunking && !t.failed)
+    }
+
     /// Feeds bytes read from the client. Call only after [`Event::NeedInput`].
     pub fn receive(&mut self, bytes: &[u8]) {
         if self.pos >= self.input.len() {

@@ -65,13 +65,14 @@ impl Store {
         rows.iter().map(entry_from_row).collect()
     }
 
-    /// Claims up to `limit` entries due at `now` for one delivery attempt each: their next attempt
-    /// moves to `lease_until`, so that no other worker (on this node or another node sharing the
-    /// database) takes them meanwhile; a worker that dies leaves them due again at `lease_until`.
-    /// Each row is claimed by a conditional UPDATE, so two concurrent claimers never get the same
-    /// entry.
+    /// Claims up to `limit` entries due at `now` for one delivery attempt each by `node`: their
+    /// next attempt moves to `lease_until`, so that no other worker (on this node or another node
+    /// sharing the database) takes them meanwhile; a worker that dies leaves them due again at
+    /// `lease_until`, or at once when its node starts again ([`Store::reclaim_queue`]). Each row
+    /// is claimed by a conditional UPDATE, so two concurrent claimers never get the same entry.
     pub async fn claim_queue(
         &self,
+        node: &str,
         now: i64,
         lease_until: i64,
         limit: i64,
@@ -88,9 +89,10 @@ impl Store {
         for row in &rows {
             let entry = entry_from_row(row)?;
             let done = sqlx::query(
-                "UPDATE queue SET next_attempt = $1 WHERE id = $2 AND next_attempt <= $3",
+                "UPDATE queue SET next_attempt = $1, lease_node = $2 WHERE id = $3 AND next_attempt <= $4",
             )
             .bind(lease_until)
+            .bind(node)
             .bind(entry.id)
             .bind(now)
             .execute(&mut *tx)
@@ -107,13 +109,36 @@ impl Store {
     /// is due again at `now` instead of at the end of its lease, unless someone changed it since.
     pub async fn release_queue(&self, id: i64, lease_until: i64, now: i64) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE queue SET next_attempt = $1 WHERE id = $2 AND next_attempt = $3")
+        sqlx::query(
+            "UPDATE queue SET next_attempt = $1, lease_node = NULL WHERE id = $2 AND next_attempt = $3",
+        )
             .bind(now)
             .bind(id)
             .bind(lease_until)
             .execute(&mut *tx)
             .await?;
         self.commit(tx, vec![]).await
+    }
+
+    /// Takes back every lease `node` holds (the node starts again after a crash: none of its
+    /// attempts is running any more): those entries are due at `now` instead of when their
+    /// leases end. Leases of other nodes still wait for their end. Returns how many it took back.
+    pub async fn reclaim_queue(&self, node: &str, now: i64) -> Result<u64> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE queue SET next_attempt = $1, lease_node = NULL WHERE lease_node = $2",
+        )
+        .bind(now)
+        .bind(node)
+        .execute(&mut *tx)
+        .await?;
+        let changes = if done.rows_affected() > 0 {
+            vec![Change::Queue]
+        } else {
+            vec![]
+        };
+        self.commit(tx, changes).await?;
+        Ok(done.rows_affected())
     }
 
     /// The raw message of a queue entry.
@@ -132,7 +157,7 @@ impl Store {
     pub async fn defer_queue(&self, id: i64, error: &str, next_attempt: i64) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(
-            "UPDATE queue SET attempts = attempts + 1, last_error = $1, next_attempt = $2 WHERE id = $3",
+            "UPDATE queue SET attempts = attempts + 1, last_error = $1, next_attempt = $2, lease_node = NULL WHERE id = $3",
         )
         .bind(error)
         .bind(next_attempt)
@@ -148,11 +173,12 @@ impl Store {
     /// Makes an entry due now (`postern queue retry`).
     pub async fn retry_queue(&self, id: i64) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query("UPDATE queue SET next_attempt = $1 WHERE id = $2")
-            .bind(crate::unix_now())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("UPDATE queue SET next_attempt = $1, lease_node = NULL WHERE id = $2")
+                .bind(crate::unix_now())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("queue entry {id}")));
         }

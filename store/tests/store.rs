@@ -779,7 +779,7 @@ async fn queue_lifecycle(db: &TestDb) {
         }
     );
     let now = postern_store::unix_now();
-    let due = store.claim_queue(now, now + 900, 10).await.unwrap();
+    let due = store.claim_queue("a", now, now + 900, 10).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(
         (due[0].id, due[0].attempts, due[0].size, due[0].expires_at),
@@ -788,13 +788,13 @@ async fn queue_lifecycle(db: &TestDb) {
     assert_eq!(due[0].sender, "sender@remote.test");
     // Claimed: nobody else gets it until the lease ends (a worker that died).
     assert!(store
-        .claim_queue(now, now + 900, 10)
+        .claim_queue("a", now, now + 900, 10)
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
         store
-            .claim_queue(now + 900, now + 1800, 10)
+            .claim_queue("a", now + 900, now + 1800, 10)
             .await
             .unwrap()
             .len(),
@@ -805,7 +805,7 @@ async fn queue_lifecycle(db: &TestDb) {
         .await
         .unwrap();
     assert!(store
-        .claim_queue(now, now + 900, 10)
+        .claim_queue("a", now, now + 900, 10)
         .await
         .unwrap()
         .is_empty());
@@ -824,12 +824,23 @@ async fn queue_lifecycle(db: &TestDb) {
     store.retry_queue(id).await.unwrap();
     assert_eq!(
         store
-            .claim_queue(postern_store::unix_now(), now + 900, 10)
+            .claim_queue("a", postern_store::unix_now(), now + 900, 10)
             .await
             .unwrap()
             .len(),
         1
     );
+    // Node "a" starts again after a crash: it takes back its own lease at once; node "b" does
+    // not take back a lease of "a", and a deferred entry is no lease.
+    assert_eq!(store.reclaim_queue("b", now).await.unwrap(), 0);
+    assert_eq!(store.reclaim_queue("a", now).await.unwrap(), 1);
+    assert_eq!(store.list_queue().await.unwrap()[0].next_attempt, now);
+    assert_eq!(store.reclaim_queue("a", now).await.unwrap(), 0);
+    let claimed = store.claim_queue("b", now, now + 900, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(store.reclaim_queue("a", now).await.unwrap(), 0);
+    store.defer_queue(id, "451 again", now + 600).await.unwrap();
+    assert_eq!(store.reclaim_queue("b", now).await.unwrap(), 0);
     store.remove_queue(id).await.unwrap();
     assert!(store.list_queue().await.unwrap().is_empty());
     assert_eq!(store.counts().await.unwrap().queue.total(), 0);
@@ -861,7 +872,7 @@ async fn queue_claims_never_overlap(db: &TestDb) {
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let batch = store.claim_queue(now, now + 900, 4).await.unwrap();
+                let batch = store.claim_queue("n", now, now + 900, 4).await.unwrap();
                 if batch.is_empty() {
                     return mine;
                 }

@@ -408,6 +408,7 @@ pub struct Received {
 
 /// An SMTP sink on loopback standing in for remote mail servers. Recipients whose local part
 /// starts with `temp` get 451 the first time, `defer` always 451, `perm` 550; others are accepted.
+/// A message to a `slow` recipient is taken (counted as received) 300 ms before its 250 is sent.
 pub struct Sink {
     /// Where it listens.
     pub addr: SocketAddr,
@@ -526,6 +527,9 @@ fn sink_session(
                     to: to.clone(),
                     data,
                 });
+                if to.iter().any(|t| t.starts_with("slow")) {
+                    std::thread::sleep(Duration::from_millis(300));
+                }
                 "250 2.0.0 queued\r\n".into()
             }
         } else if upper.starts_with("QUIT") {

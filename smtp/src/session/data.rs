@@ -100,6 +100,10 @@ impl Session {
                 self.pending_bdat_error = Some(reply);
             }
         }
+        if size == 0 {
+            // An empty chunk (`BDAT 0 LAST` ends a message, RFC 3030 §2) has no bytes to wait for.
+            return self.end_of_chunk(last);
+        }
         self.state = State::Bdat(BdatReceiver::new(size, last));
         None
     }

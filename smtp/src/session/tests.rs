@@ -636,3 +636,31 @@ fn wire_form_quotes_what_is_not_a_dot_string() {
     assert_eq!(wire_form("x\"y\\z@d.test"), "\"x\\\"y\\\\z\"@d.test");
     assert_eq!(wire_form(""), "");
 }
+
+#[test]
+fn a_message_is_in_progress_from_data_or_bdat_to_its_end() {
+    let mut t = T::new(Listener::Mx, false);
+    t.send(b"EHLO client.test\r\nMAIL FROM:<b@remote.test>\r\nRCPT TO:<alice@example.test>\r\n");
+    assert!(!t.s.in_message(), "an envelope alone is not a message");
+    t.send(b"DATA\r\nSubject: x\r\n");
+    assert!(t.s.in_message());
+    assert_eq!(
+        t.send(b"\r\nbody\r\n.\r\n"),
+        "250 2.0.0 Ok: queued as ID1\r\n"
+    );
+    assert!(!t.s.in_message());
+    t.send(b"MAIL FROM:<b@remote.test>\r\nRCPT TO:<alice@example.test>\r\nBDAT 3\r\nab\n");
+    assert!(t.s.in_message(), "between chunks");
+    // An empty last chunk is answered at once, without waiting for more input.
+    assert_eq!(
+        t.send(b"BDAT 0 LAST\r\n"),
+        "250 2.0.0 Ok: queued as ID1\r\n"
+    );
+    assert!(!t.s.in_message());
+    let msg = String::from_utf8_lossy(&t.delivered[1].message).into_owned();
+    assert!(msg.ends_with(" +0000\r\nab\r\n"), "{msg:?}");
+    // A failed BDAT transaction is not kept alive on shutdown.
+    let r = t.send(b"MAIL FROM:<b@remote.test>\r\nRCPT TO:<nobody@example.test>\r\nBDAT 2\r\nxy");
+    assert!(r.ends_with("554 5.5.1 No valid recipients\r\n"), "{r}");
+    assert!(!t.s.in_message());
+}
