@@ -138,7 +138,9 @@ impl DnsService {
                         v.insert(view);
                     }
                 }
-                Ok(Change::MailDomains) | Err(RecvError::Lagged(_)) => *views = None,
+                Ok(Change::MailDomains | Change::DnssecKeys) | Err(RecvError::Lagged(_)) => {
+                    *views = None
+                }
                 Ok(_) => {}
                 Err(RecvError::Closed) => {}
             };
@@ -166,6 +168,10 @@ impl DnsService {
     }
 
     async fn refresh_all(&self) {
+        match crate::dnssec_keys::load(&self.store, &self.config.load()).await {
+            Ok(keys) => self.server.set_dnssec_keys(keys),
+            Err(e) => tracing::error!("DNSSEC keys not refreshed from the store: {e:#}"),
+        }
         let views: Vec<String> = self
             .config
             .load()

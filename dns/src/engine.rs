@@ -1,7 +1,8 @@
 //! The sans-I/O query path: request bytes in, response messages out.
 //!
 //! Header and opcode checks (RFC 1035 §4.1.1), EDNS(0) (RFC 6891), TSIG (RFC 8945), view
-//! routing, REFUSED for anything not authoritative here, the authoritative lookup, zone
+//! routing, REFUSED for anything not authoritative here, the authoritative lookup with DNSSEC
+//! records when the DO bit asks for them (RFC 4035 §3.2.1), zone
 //! transfers, and UDP size limits with TC=1 (RFC 1035 §4.2.1, RFC 6891 §6.2.3, RFC 9471).
 
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use crate::acl::Who;
+use crate::dnssec::add_dnssec;
 use crate::lookup::{lookup, Answer};
 use crate::rrl::{Decision, RateLimiter, ResponseKind};
 use crate::state::{ServingState, View};
@@ -227,12 +229,16 @@ fn respond_query(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Ve
             }
         };
     }
-    let answer = lookup(
+    let mut answer = lookup(
         &served.zone,
         query.name(),
         qtype,
         req.transport == Transport::Udp,
     );
+    let dnssec_ok = msg.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+    if let Some(signed) = served.signed.as_deref().filter(|_| dnssec_ok) {
+        add_dnssec(&served.zone, signed, query.name(), &mut answer);
+    }
     // What RRL keys this response by, worked out only when the view limits this request.
     let rrl_key = rrl.map(|_| rrl_key(&answer, served.zone.origin(), query.name()));
     resp.metadata.authoritative = answer.authoritative;

@@ -15,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::DnsConfig;
+use crate::dnssec::ZoneKey;
+use hickory_proto::rr::LowerName;
+use std::collections::HashMap;
 use hickory_proto::op::ResponseCode;
 
 use crate::engine::{respond_full, Outcome, Request, Transport};
@@ -36,6 +39,8 @@ const UDP_RECV_BUFFER: usize = 4 << 20;
 /// UPDATEs received over UDP that may wait for the store at once; more are answered SERVFAIL
 /// (the client retries), so that a burst cannot pile up tasks.
 const MAX_PENDING_UDP_UPDATES: usize = 64;
+/// How often signed zones are looked at for signatures to renew.
+const RESIGN_INTERVAL: Duration = Duration::from_secs(3600);
 /// Attempts to find a port free for both UDP and TCP when binding port 0.
 const BIND_ATTEMPTS: usize = 20;
 
@@ -155,6 +160,31 @@ impl Core {
     }
 }
 
+/// Rebuilds every [`RESIGN_INTERVAL`] while a zone is signed, so that signatures are renewed
+/// long before they expire (the cache re-signs those past half their validity).
+async fn resign(core: Arc<Core>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(RESIGN_INTERVAL);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let signed = core
+            .state
+            .load()
+            .views
+            .iter()
+            .any(|v| v.zones().any(|z| z.signed.is_some()));
+        if signed {
+            let core = core.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || core.reload_files()).await {
+                tracing::error!("re-signing failed: {e}");
+            }
+        }
+    }
+}
+
 /// A running DNS server: its bound addresses, counters and reload entry points.
 #[derive(Clone)]
 pub struct DnsServer {
@@ -231,6 +261,7 @@ impl DnsServer {
                 tcp_connection(core.clone(), conn, idle, shutdown.clone())
             });
         }
+        tracker.spawn(resign(core.clone(), shutdown.clone()));
         if watch {
             let tx = spawn_watcher(core.clone(), shutdown.clone())?;
             *core.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
@@ -279,6 +310,20 @@ impl DnsServer {
             .insert(view.to_owned(), (generation, records));
         if let Err(e) = self.core.rebuild(&mut inputs, false) {
             tracing::error!(view, "managed records not applied: {e}");
+        }
+    }
+
+    /// Sets the DNSSEC keys of every zone (by zone name: every view signing a zone uses
+    /// them) and re-signs.
+    pub fn set_dnssec_keys(&self, keys: Vec<ZoneKey>) {
+        let mut by_zone: HashMap<LowerName, Vec<ZoneKey>> = HashMap::new();
+        for key in keys {
+            by_zone.entry(LowerName::new(&key.zone)).or_default().push(key);
+        }
+        let mut inputs = self.core.inputs();
+        inputs.dnssec_keys = by_zone;
+        if let Err(e) = self.core.rebuild(&mut inputs, false) {
+            tracing::error!("DNSSEC keys not applied: {e}");
         }
     }
 
@@ -346,7 +391,7 @@ async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsErro
     })
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -12,14 +12,16 @@ use hickory_proto::rr::{LowerName, Name, RecordType};
 
 use crate::acl::{Acl, AclCompiler, LocalAddrs, Who};
 use crate::config::{DnsConfig, ZoneConfig};
+use crate::dnssec::{apex_records, sign_zone, SignatureCache, SignedZone, ZoneKey, ZoneKeys};
 use crate::error::DnsError;
 use crate::journal::{differences, Difference, JournalEntry};
 use crate::managed::{merge, ManagedRecord};
 use crate::rrl::RateLimiter;
+use crate::server::unix_now;
 use crate::tsig::Keyring;
 use crate::update::Grant;
 use crate::zone::parse::{parse_file, ParsedFile};
-use crate::zone::{Problem, Severity, Zone};
+use crate::zone::{Loc, Problem, Severity, SourceRecord, Zone};
 
 /// A zone as served by a view, with its transfer and notify settings.
 pub struct ServedZone {
@@ -36,6 +38,8 @@ pub struct ServedZone {
     pub file_rrsets: Arc<FileRrsets>,
     /// The journal of dynamic updates, oldest first, for IXFR (RFC 1995).
     pub journal: Arc<Vec<Difference>>,
+    /// The zone's signatures and NSEC3 chain, when it is signed.
+    pub signed: Option<Arc<SignedZone>>,
 }
 
 /// The RRsets of a zone file, by lower-case owner and type.
@@ -171,6 +175,10 @@ pub struct Inputs {
     pub managed: HashMap<String, (u32, Vec<ManagedRecord>)>,
     /// The update journal per view, oldest entry first.
     pub journals: HashMap<String, Vec<JournalEntry>>,
+    /// DNSSEC keys by zone name, shared by every view that signs the zone.
+    pub dnssec_keys: HashMap<LowerName, Vec<ZoneKey>>,
+    /// Signatures of earlier builds, reused while fresh.
+    signatures: SignatureCache,
     cache: HashMap<(PathBuf, LowerName), CachedFile>,
 }
 
@@ -182,6 +190,8 @@ impl Inputs {
             base_dir,
             managed: HashMap::new(),
             journals: HashMap::new(),
+            dnssec_keys: HashMap::new(),
+            signatures: SignatureCache::default(),
             cache: HashMap::new(),
         }
     }
@@ -299,11 +309,11 @@ pub fn build(
                     let also_notify = zc.notify_targets().map_err(|e| {
                         DnsError::config(format!("{ctx} zone `{}` also_notify: {e}", zc.name))
                     })?;
-                    let (zone, report, file_rrsets) = load_zone(inputs, &vc.name, zc, &origin);
+                    let (loaded, report, file_rrsets) = load_zone(inputs, &vc.name, zc, &origin);
                     let failed = report.failed();
                     reports.push(report.clone());
-                    let (zone, file_rrsets) = match (zone, on_error) {
-                        (Some(zone), _) => (zone, Arc::new(file_rrsets)),
+                    let ((zone, signed), file_rrsets) = match (loaded, on_error) {
+                        (Some(loaded), _) => (loaded, Arc::new(file_rrsets)),
                         (None, OnZoneError::Fail) => {
                             return Err(DnsError::Zone {
                                 zone: origin.to_string(),
@@ -323,7 +333,10 @@ pub fn build(
                                 .find(|v| v.name == vc.name)
                                 .and_then(|v| v.zones.get(&lower))
                             {
-                                Some(old) => (old.zone.clone(), old.file_rrsets.clone()),
+                                Some(old) => (
+                                    (old.zone.clone(), old.signed.clone()),
+                                    old.file_rrsets.clone(),
+                                ),
                                 None => continue,
                             }
                         }
@@ -345,6 +358,7 @@ pub fn build(
                             &origin,
                             inputs.journals.get(&vc.name).map_or(&[], Vec::as_slice),
                         )),
+                        signed,
                     })
                 }
             };
@@ -379,6 +393,7 @@ pub fn build(
             tracing::warn!(view = %view, "managed records for a view that is not configured");
         }
     }
+    inputs.signatures.finish();
     Ok((ServingState { views, keys }, reports))
 }
 
@@ -426,12 +441,15 @@ fn shared_zone(
     Ok(served.clone())
 }
 
+/// A loaded zone and, when it is signed, its signatures.
+type Loaded = (Arc<Zone>, Option<Arc<SignedZone>>);
+
 fn load_zone(
     inputs: &mut Inputs,
     view: &str,
     zc: &ZoneConfig,
     origin: &Name,
-) -> (Option<Arc<Zone>>, ZoneReport, FileRrsets) {
+) -> (Option<Loaded>, ZoneReport, FileRrsets) {
     let relative = zc.file.clone().unwrap_or_else(|| {
         PathBuf::from(view).join(format!("{}.zone", origin.to_string().trim_end_matches('.')))
     });
@@ -491,13 +509,82 @@ fn load_zone(
         }
         None => (0, Vec::new()),
     };
-    let (records, merge_problems) = merge(parsed.records.clone(), managed);
+    let (mut records, merge_problems) = merge(parsed.records.clone(), managed);
     report.problems.extend(merge_problems);
+    let keys = if zc.dnssec {
+        match zone_keys(inputs, origin, &mut records, &mut report) {
+            Ok(keys) => keys,
+            Err(e) => {
+                report.problems.push(Problem {
+                    severity: Severity::Error,
+                    loc: None,
+                    message: e.to_string(),
+                });
+                return (None, report, file_rrsets);
+            }
+        }
+    } else {
+        None
+    };
     let (zone, problems) = Zone::build(origin, records, generation);
     report.problems.extend(problems);
     report.serial = zone.as_ref().map(Zone::serial);
     report.records = zone.as_ref().map_or(0, Zone::record_count);
-    (zone.map(Arc::new), report, file_rrsets)
+    let Some(zone) = zone else {
+        return (None, report, file_rrsets);
+    };
+    let signed = match keys {
+        None => None,
+        Some(keys) => match sign_zone(&zone, &keys, &mut inputs.signatures, unix_now()) {
+            Ok(signed) => Some(Arc::new(signed)),
+            Err(e) => {
+                report.problems.push(Problem {
+                    severity: Severity::Error,
+                    loc: None,
+                    message: e.to_string(),
+                });
+                return (None, report, file_rrsets);
+            }
+        },
+    };
+    (Some((Arc::new(zone), signed)), report, file_rrsets)
+}
+
+/// The keys a signed zone is signed with, after adding its DNSKEY, CDS, CDNSKEY and
+/// NSEC3PARAM records to `records`. Without keys (the store has not provided them yet) the
+/// zone is served unsigned, with a warning; unusable keys are an error.
+fn zone_keys(
+    inputs: &Inputs,
+    origin: &Name,
+    records: &mut Vec<SourceRecord>,
+    report: &mut ZoneReport,
+) -> Result<Option<ZoneKeys>, DnsError> {
+    let Some(keys) = inputs.dnssec_keys.get(&LowerName::new(origin)) else {
+        report.problems.push(Problem {
+            severity: Severity::Warning,
+            loc: None,
+            message: "no DNSSEC keys yet: served unsigned".to_owned(),
+        });
+        return Ok(None);
+    };
+    let ttl = records
+        .iter()
+        .find(|r| r.record.record_type() == RecordType::SOA)
+        .map_or(3600, |r| r.record.ttl);
+    let keys = ZoneKeys::new(keys.clone())?;
+    let loc = Loc {
+        file: Arc::from("DNSSEC keys"),
+        line: 0,
+    };
+    records.extend(
+        apex_records(&keys, origin, ttl)?
+            .into_iter()
+            .map(|record| SourceRecord {
+                record,
+                loc: loc.clone(),
+            }),
+    );
+    Ok(Some(keys))
 }
 
 /// True when another zone of the view is closer to `owner` than `origin` (a child zone).
