@@ -42,10 +42,12 @@ impl DnsService {
         listen: Vec<SocketAddr>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<DnsService> {
+        let keys = crate::dnssec_keys::load(&store, &loaded.config.dns).await?;
         let server = DnsServer::start(
             loaded.config.dns.clone(),
             loaded.base_dir.clone(),
             listen,
+            keys,
             net,
             shutdown.clone(),
         )

@@ -32,15 +32,30 @@ pub async fn load(store: &Store, config: &DnsConfig) -> anyhow::Result<Vec<ZoneK
     for zone in signed_zones(config) {
         ensure_keys(store, &zone).await?;
     }
-    store.all_dnssec_keys().await?.iter().map(zone_key).collect()
+    store
+        .all_dnssec_keys()
+        .await?
+        .iter()
+        .map(zone_key)
+        .collect()
 }
 
 /// Creates an active ECDSA P-256 CSK for a zone that has no key.
 async fn ensure_keys(store: &Store, zone: &str) -> anyhow::Result<()> {
     if store.dnssec_keys(zone).await?.is_empty() {
-        let tag = add_key(store, zone, ECDSAP256SHA256, DnssecRole::Csk, DnssecKeyState::Active)
-            .await?;
-        tracing::info!(zone, tag, "generated a DNSSEC signing key (CSK, ECDSA P-256)");
+        let tag = add_key(
+            store,
+            zone,
+            ECDSAP256SHA256,
+            DnssecRole::Csk,
+            DnssecKeyState::Active,
+        )
+        .await?;
+        tracing::info!(
+            zone,
+            tag,
+            "generated a DNSSEC signing key (CSK, ECDSA P-256)"
+        );
     }
     Ok(())
 }
@@ -152,8 +167,14 @@ pub async fn key(store: &Store, config: &DnsConfig, cmd: DnsKeyCmd) -> anyhow::R
             } else {
                 DnssecKeyState::Active
             };
-            let tag = add_key(store, &zone, parse_algorithm(&algorithm)?, parse_role(&role)?, state)
-                .await?;
+            let tag = add_key(
+                store,
+                &zone,
+                parse_algorithm(&algorithm)?,
+                parse_role(&role)?,
+                state,
+            )
+            .await?;
             outln!("{zone}: key {tag} added ({})", state.as_str());
         }
         DnsKeyCmd::Rollover { zone, role } => {
@@ -184,7 +205,10 @@ async fn rollover(store: &Store, zone: &str, role: DnssecRole) -> anyhow::Result
     if in_state(DnssecKeyState::Retired).next().is_some() {
         for key in in_state(DnssecKeyState::Retired) {
             store.delete_dnssec_key(zone, key.key_tag).await?;
-            outln!("{zone}: step 3 of 3: key {} removed; rollover done", key.key_tag);
+            outln!(
+                "{zone}: step 3 of 3: key {} removed; rollover done",
+                key.key_tag
+            );
         }
     } else if in_state(DnssecKeyState::Published).next().is_some() {
         for key in in_state(DnssecKeyState::Active) {
@@ -193,7 +217,10 @@ async fn rollover(store: &Store, zone: &str, role: DnssecRole) -> anyhow::Result
                 .await?;
             outln!("{zone}: key {} retired (still published)", key.key_tag);
             if entry_point {
-                outln!("  remove its DS from the parent: {}", zone_key(key)?.ds_line()?);
+                outln!(
+                    "  remove its DS from the parent: {}",
+                    zone_key(key)?.ds_line()?
+                );
             }
         }
         for key in in_state(DnssecKeyState::Published) {
@@ -212,7 +239,10 @@ async fn rollover(store: &Store, zone: &str, role: DnssecRole) -> anyhow::Result
         if entry_point {
             let added = store.dnssec_keys(zone).await?;
             if let Some(key) = added.iter().find(|k| k.key_tag == tag) {
-                outln!("  add its DS at the parent, beside the old one (CDS/CDNSKEY list both): {}", zone_key(key)?.ds_line()?);
+                outln!(
+                    "  add its DS at the parent, beside the old one (CDS/CDNSKEY list both): {}",
+                    zone_key(key)?.ds_line()?
+                );
             }
         }
     }

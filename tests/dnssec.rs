@@ -113,15 +113,29 @@ fn validates(server: SocketAddr, source: &str, anchors: &Path, q: (&str, &str), 
 
 /// The zone as AXFR sends it to `source` (its view), without the TSIG record.
 fn axfr(server: SocketAddr, source: &str) -> String {
-    dig(server, source, &["-y", XFR_KEY, "+noshort", "+noall", "+answer", "example.test", "AXFR"])
-        .into_iter()
-        .filter(|l| !l.starts_with(';') && !l.contains("TSIG") && !l.is_empty())
-        .map(|l| l + "\n")
-        .collect()
+    dig(
+        server,
+        source,
+        &[
+            "-y",
+            XFR_KEY,
+            "+noshort",
+            "+noall",
+            "+answer",
+            "example.test",
+            "AXFR",
+        ],
+    )
+    .into_iter()
+    .filter(|l| !l.starts_with(';') && !l.contains("TSIG") && !l.is_empty())
+    .map(|l| l + "\n")
+    .collect()
 }
 
 fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("tool is installed (bash .ci/run installs it)");
+    let out = cmd
+        .output()
+        .expect("tool is installed (bash .ci/run installs it)");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -184,7 +198,16 @@ impl Named {
         let named = Named { child, port, dir };
         eventually("named to answer", || {
             Command::new("dig")
-                .args(["+time=1", "+tries=1", "@127.0.0.1", "-p", &port.to_string(), "version.bind", "CH", "TXT"])
+                .args([
+                    "+time=1",
+                    "+tries=1",
+                    "@127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "version.bind",
+                    "CH",
+                    "TXT",
+                ])
                 .output()
                 .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("status:"))
         });
@@ -194,7 +217,16 @@ impl Named {
     /// The header flags and status of a recursive query through this resolver.
     fn ask(&self, qname: &str, qtype: &str) -> (String, String) {
         let out = Command::new("dig")
-            .args(["+time=5", "+tries=2", "+dnssec", "@127.0.0.1", "-p", &self.port.to_string(), qname, qtype])
+            .args([
+                "+time=5",
+                "+tries=2",
+                "+dnssec",
+                "@127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                qname,
+                qtype,
+            ])
             .output()
             .expect("dig");
         let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -239,7 +271,10 @@ async fn signed_zone_validates_in_both_views(db: Db) {
     let ds = inst.ok(&["dns", "ds", "example.test"], "");
     let ds_lines: Vec<&str> = ds.lines().collect();
     assert_eq!(ds_lines.len(), 1, "one CSK: {ds}");
-    assert!(ds_lines[0].contains(" IN DS ") && ds_lines[0].contains(" 13 2 "), "{ds}");
+    assert!(
+        ds_lines[0].contains(" IN DS ") && ds_lines[0].contains(" 13 2 "),
+        "{ds}"
+    );
     let anchor = anchors(dir, "anchors", &ds_lines);
     for source in [INSIDE, OUTSIDE] {
         eventually("the zone to be signed", || dnskeys(dns, source) == 1);
@@ -277,15 +312,48 @@ async fn signed_zone_validates_in_both_views(db: Db) {
     let referral = dig(
         dns,
         INSIDE,
-        &["+noshort", "+noall", "+authority", "+dnssec", "host.insecure.example.test", "A"],
+        &[
+            "+noshort",
+            "+noall",
+            "+authority",
+            "+dnssec",
+            "host.insecure.example.test",
+            "A",
+        ],
     )
     .join("\n");
-    assert!(referral.contains("NSEC3") && !referral.contains("\tDS\t"), "{referral}");
-    let secure = dig(dns, INSIDE, &["+noshort", "+noall", "+authority", "+dnssec", "host.dev.example.test", "A"]).join("\n");
-    assert!(secure.contains("\tDS\t") && secure.contains("RRSIG\tDS"), "{secure}");
+    assert!(
+        referral.contains("NSEC3") && !referral.contains("\tDS\t"),
+        "{referral}"
+    );
+    let secure = dig(
+        dns,
+        INSIDE,
+        &[
+            "+noshort",
+            "+noall",
+            "+authority",
+            "+dnssec",
+            "host.dev.example.test",
+            "A",
+        ],
+    )
+    .join("\n");
+    assert!(
+        secure.contains("\tDS\t") && secure.contains("RRSIG\tDS"),
+        "{secure}"
+    );
     // Without the DO bit: no DNSSEC records.
-    let plain = dig(dns, INSIDE, &["+noshort", "+noall", "+answer", "www.example.test", "A"]).join("\n");
-    assert!(plain.contains("192.168.10.80") && !plain.contains("RRSIG"), "{plain}");
+    let plain = dig(
+        dns,
+        INSIDE,
+        &["+noshort", "+noall", "+answer", "www.example.test", "A"],
+    )
+    .join("\n");
+    assert!(
+        plain.contains("192.168.10.80") && !plain.contains("RRSIG"),
+        "{plain}"
+    );
 
     // The transferred zone of each view passes BIND's and ldns' verifiers.
     verify_zone(dir, "internal.zone", &axfr(dns, INSIDE));
@@ -303,7 +371,11 @@ async fn signed_zone_validates_in_both_views(db: Db) {
             // Only the internal view has the insecure delegation: NODATA there, else NXDOMAIN.
             (
                 ("insecure.example.test", "DS"),
-                if source == INSIDE { "NOERROR" } else { "NXDOMAIN" },
+                if source == INSIDE {
+                    "NOERROR"
+                } else {
+                    "NXDOMAIN"
+                },
             ),
         ] {
             let (flags, got) = named.ask(q.0, q.1);
@@ -329,14 +401,21 @@ async fn signed_zone_validates_in_both_views(db: Db) {
         },
         &script,
     );
-    assert!(out.status.success(), "nsupdate: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "nsupdate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     validates(dns, INSIDE, &anchor, ("h1.dyn.example.test", "A"), false);
     validates(dns, INSIDE, &anchor, ("h2.dyn.example.test", "A"), true);
     validates(dns, OUTSIDE, &anchor, ("h1.dyn.example.test", "A"), true);
 
     // CSK rollover by double DS: the zone validates at every step with the DS the parent holds.
     let step = |expect: &str| {
-        let out = inst.ok(&["dns", "key", "rollover", "example.test", "--role", "csk"], "");
+        let out = inst.ok(
+            &["dns", "key", "rollover", "example.test", "--role", "csk"],
+            "",
+        );
         assert!(out.contains(expect), "{out}");
         out
     };

@@ -44,6 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         file.dns,
         base,
         listen,
+        Vec::new(),
         &postern_net::NetConfig::default(),
         shutdown.clone(),
     )

@@ -16,9 +16,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::DnsConfig;
 use crate::dnssec::ZoneKey;
+use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::LowerName;
 use std::collections::HashMap;
-use hickory_proto::op::ResponseCode;
 
 use crate::engine::{respond_full, Outcome, Request, Transport};
 use crate::error::DnsError;
@@ -160,6 +160,15 @@ impl Core {
     }
 }
 
+/// Keys grouped by the zone they sign.
+fn by_zone(keys: Vec<ZoneKey>) -> HashMap<LowerName, Vec<ZoneKey>> {
+    let mut out: HashMap<LowerName, Vec<ZoneKey>> = HashMap::new();
+    for key in keys {
+        out.entry(LowerName::new(&key.zone)).or_default().push(key);
+    }
+    out
+}
+
 /// Rebuilds every [`RESIGN_INTERVAL`] while a zone is signed, so that signatures are renewed
 /// long before they expire (the cache re-signs those past half their validity).
 async fn resign(core: Arc<Core>, shutdown: CancellationToken) {
@@ -198,16 +207,18 @@ pub struct DnsServer {
 impl DnsServer {
     /// Loads every zone (any error fails the start), binds UDP and TCP on each address
     /// (for port 0, UDP first and TCP on the same port, retrying on a clash) and serves
-    /// until `shutdown` is cancelled; TCP connections go through the shared network edge
+    /// until `shutdown` is cancelled; signed zones are signed with `dnssec_keys`. TCP connections go through the shared network edge
     /// (`net`'s per-client cap and PROXY sources).
     pub async fn start(
         config: DnsConfig,
         base_dir: PathBuf,
         listen: Vec<SocketAddr>,
+        dnssec_keys: Vec<ZoneKey>,
         net: &NetConfig,
         shutdown: CancellationToken,
     ) -> Result<DnsServer, DnsError> {
         let mut inputs = Inputs::new(config, base_dir);
+        inputs.dnssec_keys = by_zone(dnssec_keys);
         let (state, _) = build(&mut inputs, OnZoneError::Fail)?;
         let watch = inputs.config.watch;
         let idle = Duration::from_secs(inputs.config.tcp_idle_timeout_secs.max(1));
@@ -314,14 +325,14 @@ impl DnsServer {
     }
 
     /// Sets the DNSSEC keys of every zone (by zone name: every view signing a zone uses
-    /// them) and re-signs.
+    /// them) and re-signs when they changed.
     pub fn set_dnssec_keys(&self, keys: Vec<ZoneKey>) {
-        let mut by_zone: HashMap<LowerName, Vec<ZoneKey>> = HashMap::new();
-        for key in keys {
-            by_zone.entry(LowerName::new(&key.zone)).or_default().push(key);
-        }
+        let keys = by_zone(keys);
         let mut inputs = self.core.inputs();
-        inputs.dnssec_keys = by_zone;
+        if inputs.dnssec_keys == keys {
+            return;
+        }
+        inputs.dnssec_keys = keys;
         if let Err(e) = self.core.rebuild(&mut inputs, false) {
             tracing::error!("DNSSEC keys not applied: {e}");
         }

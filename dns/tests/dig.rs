@@ -516,6 +516,7 @@ file = "external/example.test.zone"
             "127.0.0.1:0".parse().expect("addr"),
             "127.0.0.5:0".parse().expect("addr"),
         ],
+        Vec::new(),
         &postern_net::NetConfig::default(),
         shutdown.clone(),
     )

@@ -160,11 +160,12 @@ impl Store {
     pub async fn add_dnssec_key(&self, key: &DnssecKey) -> Result<()> {
         let zone = normalize_domain(&key.zone)?;
         let mut tx = self.write_tx().await?;
-        let clash = sqlx::query("SELECT COUNT(*) AS n FROM dnssec_keys WHERE zone = $1 AND key_tag = $2")
-            .bind(&zone)
-            .bind(i64::from(key.key_tag))
-            .fetch_one(&mut *tx)
-            .await?;
+        let clash =
+            sqlx::query("SELECT COUNT(*) AS n FROM dnssec_keys WHERE zone = $1 AND key_tag = $2")
+                .bind(&zone)
+                .bind(i64::from(key.key_tag))
+                .fetch_one(&mut *tx)
+                .await?;
         if get::<i64>(&clash, "n")? > 0 {
             return Err(StoreError::Exists(format!(
                 "zone {zone} already has a key with tag {}",
@@ -196,14 +197,17 @@ impl Store {
     ) -> Result<()> {
         let zone = normalize_domain(zone)?;
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query("UPDATE dnssec_keys SET state = $1 WHERE zone = $2 AND key_tag = $3")
-            .bind(state.as_str())
-            .bind(&zone)
-            .bind(i64::from(key_tag))
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("UPDATE dnssec_keys SET state = $1 WHERE zone = $2 AND key_tag = $3")
+                .bind(state.as_str())
+                .bind(&zone)
+                .bind(i64::from(key_tag))
+                .execute(&mut *tx)
+                .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("DNSSEC key {key_tag} of {zone}")));
+            return Err(StoreError::NotFound(format!(
+                "DNSSEC key {key_tag} of {zone}"
+            )));
         }
         self.commit(tx, vec![Change::DnssecKeys]).await
     }
@@ -218,7 +222,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("DNSSEC key {key_tag} of {zone}")));
+            return Err(StoreError::NotFound(format!(
+                "DNSSEC key {key_tag} of {zone}"
+            )));
         }
         self.commit(tx, vec![Change::DnssecKeys]).await
     }

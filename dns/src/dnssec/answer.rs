@@ -15,7 +15,10 @@ pub fn add_dnssec(zone: &Zone, signed: &SignedZone, qname: &Name, answer: &mut A
     let mut proofs: Vec<&Link> = Vec::new();
     answer.answers = with_sigs(zone, signed, &answer.answers, &mut proofs);
     let negative = answer.authoritative
-        && answer.answers.iter().all(|r| r.record_type() == RecordType::CNAME)
+        && answer
+            .answers
+            .iter()
+            .all(|r| r.record_type() == RecordType::CNAME)
         && answer
             .authorities
             .iter()

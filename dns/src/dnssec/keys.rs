@@ -49,7 +49,7 @@ pub enum KeyState {
 }
 
 /// One key of a zone as kept in the store.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ZoneKey {
     pub(crate) zone: Name,
     pub(crate) algorithm: Algorithm,
@@ -140,9 +140,7 @@ impl ZoneKey {
         ))
     }
 
-    fn signing_key(
-        &self,
-    ) -> Result<Box<dyn hickory_proto::dnssec::SigningKey>, DnsError> {
+    fn signing_key(&self) -> Result<Box<dyn hickory_proto::dnssec::SigningKey>, DnsError> {
         let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.pkcs8.clone()));
         signing_key_from_der(&der, self.algorithm).map_err(|e| dnssec_error("private key", e))
     }
@@ -229,7 +227,10 @@ impl ZoneKeys {
     /// the data, and a KSK signs the data too when no ZSK or CSK is active. Errors if no key is
     /// active.
     pub fn new(keys: Vec<ZoneKey>) -> Result<ZoneKeys, DnsError> {
-        let active: Vec<&ZoneKey> = keys.iter().filter(|k| k.state == KeyState::Active).collect();
+        let active: Vec<&ZoneKey> = keys
+            .iter()
+            .filter(|k| k.state == KeyState::Active)
+            .collect();
         let data_key = active.iter().any(|k| k.role != KeyRole::Ksk);
         let mut signers = Vec::new();
         for key in active {

@@ -24,9 +24,8 @@ use crate::error::DnsError;
 /// NSEC3PARAM (TTL 0, as it only tells secondaries the chain's parameters).
 pub fn apex_records(keys: &ZoneKeys, origin: &Name, ttl: u32) -> Result<Vec<Record>, DnsError> {
     let mut out = Vec::new();
-    let record = |data: DNSSECRData, ttl: u32| {
-        Record::from_rdata(origin.clone(), ttl, RData::DNSSEC(data))
-    };
+    let record =
+        |data: DNSSECRData, ttl: u32| Record::from_rdata(origin.clone(), ttl, RData::DNSSEC(data));
     for key in &keys.published {
         out.push(record(DNSSECRData::DNSKEY(key.dnskey()?), ttl));
         if key.role.is_entry_point() && key.state != KeyState::Retired {
@@ -37,3 +36,6 @@ pub fn apex_records(keys: &ZoneKeys, origin: &Name, ttl: u32) -> Result<Vec<Reco
     out.push(record(DNSSECRData::NSEC3PARAM(nsec3::param()), 0));
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests;

@@ -149,8 +149,12 @@ fn sign_rrset(
                     algorithm: signer.signer.key().algorithm(),
                     num_labels: owner.num_labels(),
                     original_ttl: ttl,
-                    sig_expiration: SerialNumber::new(serial_time(now + SIGNATURE_VALIDITY.as_secs())),
-                    sig_inception: SerialNumber::new(serial_time(now.saturating_sub(INCEPTION_SLACK))),
+                    sig_expiration: SerialNumber::new(serial_time(
+                        now + SIGNATURE_VALIDITY.as_secs(),
+                    )),
+                    sig_inception: SerialNumber::new(serial_time(
+                        now.saturating_sub(INCEPTION_SLACK),
+                    )),
                     key_tag: signer.tag,
                     signer_name: zone.clone(),
                 };
