@@ -2,8 +2,9 @@
 //! example zone signed in both views with one key from the store, `delv` with the trust anchor
 //! from `postern dns ds` validating positive, NXDOMAIN, NODATA, wildcard, CNAME and DS answers
 //! in each view, the AXFR of each view passing `dnssec-verify` and `ldns-verify-zone`, a BIND
-//! `named` resolver per view returning AD, a name added by `nsupdate` validating, and a CSK
-//! rollover (double DS) that validates at every step.
+//! `named` resolver per view returning AD, a name added by `nsupdate` and a hosted mail domain's
+//! records validating, IXFR falling back to the whole zone, and a CSK rollover (double DS) that
+//! validates at every step.
 
 mod common;
 
@@ -409,6 +410,41 @@ async fn signed_zone_validates_in_both_views(db: Db) {
     validates(dns, INSIDE, &anchor, ("h1.dyn.example.test", "A"), false);
     validates(dns, INSIDE, &anchor, ("h2.dyn.example.test", "A"), true);
     validates(dns, OUTSIDE, &anchor, ("h1.dyn.example.test", "A"), true);
+
+    // IXFR of a signed zone sends it whole: the journal has no signatures (RFC 1995 §4).
+    let ixfr = dig(
+        dns,
+        INSIDE,
+        &[
+            "-y",
+            XFR_KEY,
+            "+noshort",
+            "+noall",
+            "+answer",
+            "example.test",
+            "IXFR=2024060101",
+        ],
+    );
+    assert!(
+        ixfr.iter()
+            .any(|l| l.split_whitespace().nth(3) == Some("NSEC3")),
+        "{ixfr:?}"
+    );
+
+    // Records published for a hosted mail domain (its DKIM keys here) are signed too.
+    inst.ok(&["domain", "add", "example.test"], "");
+    for source in [INSIDE, OUTSIDE] {
+        eventually("the DKIM record", || {
+            !dig(dns, source, &["pst1r._domainkey.example.test", "TXT"]).is_empty()
+        });
+        validates(
+            dns,
+            source,
+            &anchor,
+            ("pst1r._domainkey.example.test", "TXT"),
+            false,
+        );
+    }
 
     // CSK rollover by double DS: the zone validates at every step with the DS the parent holds.
     let step = |expect: &str| {
