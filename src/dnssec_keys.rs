@@ -230,10 +230,12 @@ async fn rollover(store: &Store, zone: &str, role: DnssecRole) -> anyhow::Result
             outln!("{zone}: step 2 of 3: key {} signs now; run again to remove the old key once caches have the new signatures", key.key_tag);
         }
     } else {
-        let algorithm = in_state(DnssecKeyState::Active)
-            .map(|k| k.algorithm)
-            .next()
-            .unwrap_or(ECDSAP256SHA256);
+        let Some(algorithm) = in_state(DnssecKeyState::Active).map(|k| k.algorithm).next() else {
+            bail!(
+                "{zone} has no active {} key to roll over (see `dns key list`, `dns key generate`)",
+                role.as_str()
+            );
+        };
         let tag = add_key(store, zone, algorithm, role, DnssecKeyState::Published).await?;
         outln!("{zone}: step 1 of 3: key {tag} published ({}); run again once caches have the new DNSKEY RRset", role.as_str());
         if entry_point {

@@ -512,7 +512,7 @@ fn load_zone(
     let (mut records, merge_problems) = merge(parsed.records.clone(), managed);
     report.problems.extend(merge_problems);
     let keys = if zc.dnssec {
-        match zone_keys(inputs, origin, &mut records, &mut report) {
+        match zone_keys(inputs, origin, &mut records) {
             Ok(keys) => keys,
             Err(e) => {
                 report.problems.push(Problem {
@@ -551,20 +551,15 @@ fn load_zone(
 }
 
 /// The keys a signed zone is signed with, after adding its DNSKEY, CDS, CDNSKEY and
-/// NSEC3PARAM records to `records`. Without keys (the store has not provided them yet) the
-/// zone is served unsigned, with a warning; unusable keys are an error.
+/// NSEC3PARAM records to `records`. Without keys (`postern check`, or `DnsServer` without a
+/// store) the zone is served unsigned; unusable keys are an error.
 fn zone_keys(
     inputs: &Inputs,
     origin: &Name,
     records: &mut Vec<SourceRecord>,
-    report: &mut ZoneReport,
 ) -> Result<Option<ZoneKeys>, DnsError> {
     let Some(keys) = inputs.dnssec_keys.get(&LowerName::new(origin)) else {
-        report.problems.push(Problem {
-            severity: Severity::Warning,
-            loc: None,
-            message: "no DNSSEC keys yet: served unsigned".to_owned(),
-        });
+        tracing::info!(zone = %origin, "no DNSSEC keys given: served unsigned");
         return Ok(None);
     };
     let ttl = records

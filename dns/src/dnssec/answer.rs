@@ -27,7 +27,11 @@ pub fn add_dnssec(zone: &Zone, signed: &SignedZone, qname: &Name, answer: &mut A
         let denied = last_target(&answer.answers).unwrap_or_else(|| qname.clone());
         deny(zone, signed, &denied, answer.rcode, &mut proofs);
         answer.authorities = with_sigs(zone, signed, &answer.authorities, &mut Vec::new());
-    } else if !answer.authoritative {
+    } else if answer
+        .authorities
+        .iter()
+        .any(|r| r.record_type() == RecordType::NS)
+    {
         referral(zone, signed, answer, &mut proofs);
     }
     let mut seen = Vec::new();

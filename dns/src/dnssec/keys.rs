@@ -123,6 +123,11 @@ impl ZoneKey {
         Ok(key)
     }
 
+    /// The zone's name as given to [`ZoneKey::new`], without the trailing dot.
+    pub fn zone_name(&self) -> String {
+        self.zone.to_string().trim_end_matches('.').to_owned()
+    }
+
     /// The DS record for the parent zone, in zone-file form.
     pub fn ds_line(&self) -> Result<String, DnsError> {
         Ok(format!("{} IN DS {}", self.zone, self.ds()?))
