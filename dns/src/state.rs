@@ -12,7 +12,7 @@ use hickory_proto::rr::{LowerName, Name, RecordType};
 
 use crate::acl::{Acl, AclCompiler, LocalAddrs, Who};
 use crate::config::{DnsConfig, ZoneConfig};
-use crate::dnssec::{apex_records, sign_zone, SignatureCache, SignedZone, ZoneKey, ZoneKeys};
+use crate::dnssec::{prepare_signing, sign_zone, SignatureCache, SignedZone, ZoneKey};
 use crate::error::DnsError;
 use crate::journal::{differences, Difference, JournalEntry};
 use crate::managed::{merge, ManagedRecord};
@@ -21,7 +21,7 @@ use crate::server::unix_now;
 use crate::tsig::Keyring;
 use crate::update::Grant;
 use crate::zone::parse::{parse_file, ParsedFile};
-use crate::zone::{Loc, Problem, Severity, SourceRecord, Zone};
+use crate::zone::{Problem, Severity, Zone};
 
 /// A zone as served by a view, with its transfer and notify settings.
 pub struct ServedZone {
@@ -511,9 +511,9 @@ fn load_zone(
     };
     let (mut records, merge_problems) = merge(parsed.records.clone(), managed);
     report.problems.extend(merge_problems);
-    let keys = if zc.dnssec {
-        match zone_keys(inputs, origin, &mut records) {
-            Ok(keys) => keys,
+    let keys = match inputs.dnssec_keys.get(&LowerName::new(origin)) {
+        Some(keys) if zc.dnssec => match prepare_signing(keys, origin, &mut records) {
+            Ok(keys) => Some(keys),
             Err(e) => {
                 report.problems.push(Problem {
                     severity: Severity::Error,
@@ -522,9 +522,9 @@ fn load_zone(
                 });
                 return (None, report, file_rrsets);
             }
-        }
-    } else {
-        None
+        },
+        // Without keys (`postern check`, or `DnsServer` without a store): served unsigned.
+        _ => None,
     };
     let (zone, problems) = Zone::build(origin, records, generation);
     report.problems.extend(problems);
@@ -548,38 +548,6 @@ fn load_zone(
         },
     };
     (Some((Arc::new(zone), signed)), report, file_rrsets)
-}
-
-/// The keys a signed zone is signed with, after adding its DNSKEY, CDS, CDNSKEY and
-/// NSEC3PARAM records to `records`. Without keys (`postern check`, or `DnsServer` without a
-/// store) the zone is served unsigned; unusable keys are an error.
-fn zone_keys(
-    inputs: &Inputs,
-    origin: &Name,
-    records: &mut Vec<SourceRecord>,
-) -> Result<Option<ZoneKeys>, DnsError> {
-    let Some(keys) = inputs.dnssec_keys.get(&LowerName::new(origin)) else {
-        tracing::info!(zone = %origin, "no DNSSEC keys given: served unsigned");
-        return Ok(None);
-    };
-    let ttl = records
-        .iter()
-        .find(|r| r.record.record_type() == RecordType::SOA)
-        .map_or(3600, |r| r.record.ttl);
-    let keys = ZoneKeys::new(keys.clone())?;
-    let loc = Loc {
-        file: Arc::from("DNSSEC keys"),
-        line: 0,
-    };
-    records.extend(
-        apex_records(&keys, origin, ttl)?
-            .into_iter()
-            .map(|record| SourceRecord {
-                record,
-                loc: loc.clone(),
-            }),
-    );
-    Ok(Some(keys))
 }
 
 /// True when another zone of the view is closer to `owner` than `origin` (a child zone).

@@ -14,15 +14,45 @@ pub use keys::{
 };
 pub use sign::{sign_zone, SignatureCache, SignedZone};
 
+use std::sync::Arc;
+
 use hickory_proto::dnssec::rdata::DNSSECRData;
-use hickory_proto::rr::{Name, RData, Record};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::error::DnsError;
+use crate::zone::{Loc, SourceRecord};
+
+/// The keys a zone is signed with, after adding its DNSKEY, CDS, CDNSKEY and NSEC3PARAM
+/// records to `records` (the records it is built from); unusable keys are an error.
+pub(crate) fn prepare_signing(
+    keys: &[ZoneKey],
+    origin: &Name,
+    records: &mut Vec<SourceRecord>,
+) -> Result<ZoneKeys, DnsError> {
+    let ttl = records
+        .iter()
+        .find(|r| r.record.record_type() == RecordType::SOA)
+        .map_or(3600, |r| r.record.ttl);
+    let keys = ZoneKeys::new(keys.to_vec())?;
+    let loc = Loc {
+        file: Arc::from("DNSSEC keys"),
+        line: 0,
+    };
+    records.extend(
+        apex_records(&keys, origin, ttl)?
+            .into_iter()
+            .map(|record| SourceRecord {
+                record,
+                loc: loc.clone(),
+            }),
+    );
+    Ok(keys)
+}
 
 /// The apex records a signed zone publishes (RFC 4034 §2, RFC 7344 §3, RFC 5155 §4): DNSKEY
 /// for every published key, CDS and CDNSKEY for the entry points not being retired, and
 /// NSEC3PARAM (TTL 0, as it only tells secondaries the chain's parameters).
-pub fn apex_records(keys: &ZoneKeys, origin: &Name, ttl: u32) -> Result<Vec<Record>, DnsError> {
+fn apex_records(keys: &ZoneKeys, origin: &Name, ttl: u32) -> Result<Vec<Record>, DnsError> {
     let mut out = Vec::new();
     let record =
         |data: DNSSECRData, ttl: u32| Record::from_rdata(origin.clone(), ttl, RData::DNSSEC(data));
