@@ -66,7 +66,7 @@ CONF
 postern_conf false > "$work/postern-unsigned.toml"
 postern_conf true > "$work/postern-signed.toml"
 
-mkdir -p "$work/knot" "$work/bind"
+mkdir -p "$work/knot/db" "$work/bind"
 cp "$work/bench.test.zone" "$work/knot/"
 cp "$work/bench.test.zone" "$work/bind/"
 cat > "$work/knot/knot.conf" <<CONF

@@ -12,7 +12,7 @@ use hickory_proto::rr::{LowerName, Name, RecordType};
 
 use crate::acl::{Acl, AclCompiler, LocalAddrs, Who};
 use crate::config::{DnsConfig, ZoneConfig};
-use crate::dnssec::{prepare_signing, sign_zone, SignatureCache, SignedZone, ZoneKey};
+use crate::dnssec::{prepare_signing, sign_zone, Previous, SignedZone, ZoneKey};
 use crate::error::DnsError;
 use crate::journal::{differences, Difference, JournalEntry};
 use crate::managed::{merge, ManagedRecord};
@@ -177,8 +177,9 @@ pub struct Inputs {
     pub journals: HashMap<String, Vec<JournalEntry>>,
     /// DNSSEC keys by zone name, shared by every view that signs the zone.
     pub dnssec_keys: HashMap<LowerName, Vec<ZoneKey>>,
-    /// Signatures of earlier builds, reused while fresh.
-    signatures: SignatureCache,
+    /// The signed zones of the last build by (view, origin): their signatures are reused
+    /// while fresh.
+    signed: HashMap<(String, LowerName), Loaded>,
     cache: HashMap<(PathBuf, LowerName), CachedFile>,
 }
 
@@ -191,7 +192,7 @@ impl Inputs {
             managed: HashMap::new(),
             journals: HashMap::new(),
             dnssec_keys: HashMap::new(),
-            signatures: SignatureCache::default(),
+            signed: HashMap::new(),
             cache: HashMap::new(),
         }
     }
@@ -393,7 +394,15 @@ pub fn build(
             tracing::warn!(view = %view, "managed records for a view that is not configured");
         }
     }
-    inputs.signatures.finish();
+    inputs.signed = views
+        .iter()
+        .flat_map(|v| v.zones.iter().map(move |(o, z)| (v, o, z)))
+        .filter(|(v, _, z)| z.owner_view == v.name)
+        .filter_map(|(v, o, z)| {
+            let signed = z.signed.clone()?;
+            Some(((v.name.clone(), o.clone()), (z.zone.clone(), Some(signed))))
+        })
+        .collect();
     Ok((ServingState { views, keys }, reports))
 }
 
@@ -535,7 +544,7 @@ fn load_zone(
     };
     let signed = match keys {
         None => None,
-        Some(keys) => match sign_zone(&zone, &keys, &mut inputs.signatures, unix_now()) {
+        Some(keys) => match sign_zone(&zone, &keys, previous(inputs, view, origin), unix_now()) {
             Ok(signed) => Some(Arc::new(signed)),
             Err(e) => {
                 report.problems.push(Problem {
@@ -548,6 +557,17 @@ fn load_zone(
         },
     };
     (Some((Arc::new(zone), signed)), report, file_rrsets)
+}
+
+/// The last signed version of a view's zone.
+fn previous<'a>(inputs: &'a Inputs, view: &str, origin: &Name) -> Option<Previous<'a>> {
+    let (zone, signed) = inputs
+        .signed
+        .get(&(view.to_owned(), LowerName::new(origin)))?;
+    Some(Previous {
+        zone,
+        signed: signed.as_deref()?,
+    })
 }
 
 /// True when another zone of the view is closer to `owner` than `origin` (a child zone).

@@ -12,7 +12,7 @@ pub use answer::add_dnssec;
 pub use keys::{
     generate, KeyRole, KeyState, ZoneKey, ZoneKeys, ECDSAP256SHA256, ED25519, SIGNATURE_VALIDITY,
 };
-pub use sign::{sign_zone, SignatureCache, SignedZone};
+pub use sign::{sign_zone, Previous, SignedZone};
 
 use std::sync::Arc;
 

@@ -100,6 +100,20 @@ impl Chain {
         self.links.iter().flat_map(|l| l.records.iter())
     }
 
+    /// The link with this hash if its NSEC3 record is `nsec3`.
+    pub(crate) fn link_of(&self, hash: &[u8], nsec3: &Record) -> Option<&Link> {
+        self.links
+            .binary_search_by(|l| l.hash.as_slice().cmp(hash))
+            .ok()
+            .map(|i| &self.links[i])
+            .filter(|l| l.records[0] == *nsec3)
+    }
+
+    /// The hashes, in chain order.
+    pub(crate) fn hashes(&self) -> impl Iterator<Item = &[u8]> {
+        self.links.iter().map(|l| l.hash.as_slice())
+    }
+
     /// The link whose owner is the hash of `name` (RFC 5155 §7.2.3).
     pub(crate) fn matching(&self, name: &Name) -> Option<&Link> {
         let h = hash(name)?;

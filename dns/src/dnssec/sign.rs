@@ -1,14 +1,14 @@
 //! Signing a loaded zone (RFC 4035 §2): an RRSIG per authoritative RRset from every active
-//! key that signs it, and the signed NSEC3 chain. Signatures are cached by RRset content, so
-//! a reload or an UPDATE re-signs only what changed, and a signature is renewed once less
-//! than half of its validity is left (RFC 6781 §4.4.2). New signatures are made on every core.
+//! key that signs it, and the signed NSEC3 chain. The previous signed version of the zone is the
+//! cache: an RRset (or NSEC3 record) that did not change keeps its signatures until less than
+//! half of their validity is left (RFC 6781 §4.4.2), so a reload or an UPDATE re-signs only
+//! what changed, and nothing is stored twice. New signatures are made on every core.
 
 use std::collections::HashMap;
 
 use hickory_proto::dnssec::rdata::{DNSSECRData, SigInput, RRSIG};
 use hickory_proto::dnssec::TBS;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType, SerialNumber};
-use hickory_proto::serialize::binary::BinEncodable;
 
 use super::keys::{Signer, ZoneKeys, SIGNATURE_VALIDITY};
 use super::nsec3::Chain;
@@ -17,29 +17,6 @@ use crate::zone::Zone;
 
 /// Inception is backdated for resolvers whose clocks are behind (RFC 6781 §4.4.2.3).
 const INCEPTION_SLACK: u64 = 3600;
-
-#[derive(Hash, PartialEq, Eq)]
-struct CacheKey {
-    owner: LowerName,
-    rtype: RecordType,
-    ttl: u32,
-    tag: u16,
-    rdata: Vec<u8>,
-}
-
-/// Signatures made by earlier builds, by RRset content and key.
-#[derive(Default)]
-pub struct SignatureCache {
-    old: HashMap<CacheKey, Record>,
-    new: HashMap<CacheKey, Record>,
-}
-
-impl SignatureCache {
-    /// Ends a build: signatures no zone used in it are dropped.
-    pub fn finish(&mut self) {
-        self.old = std::mem::take(&mut self.new);
-    }
-}
 
 /// A zone's signatures and NSEC3 chain, beside the zone they sign.
 #[derive(Default)]
@@ -64,35 +41,68 @@ impl SignedZone {
 
 /// One RRset to sign: where its signatures go, its owner and its records.
 struct Job<'z> {
-    slot: Slot,
+    slot: Slot<'z>,
     owner: Name,
     records: &'z [Record],
 }
 
-/// Where a job's signatures go: the RRset map, or the NSEC3 link with that index.
-#[derive(Clone)]
-enum Slot {
+/// Where a job's signatures go: the RRset map, or the NSEC3 link with that index and hash.
+enum Slot<'z> {
     RrSet(LowerName, RecordType),
-    Link(usize),
+    Link(usize, &'z [u8]),
 }
 
-/// A signature the cache did not have: job, signer and cache key.
+/// A signature the previous version did not have: job and signer.
 struct Missing {
     job: usize,
     signer: usize,
-    key: CacheKey,
 }
 
-/// Signs `zone` with `keys` at time `now` (Unix seconds), reusing cached signatures; the
-/// signatures the cache lacks are made on every core.
+/// The previous signed version of a zone, whose signatures are reused while they are fresh.
+#[derive(Clone, Copy)]
+pub struct Previous<'a> {
+    /// The zone as it was signed.
+    pub zone: &'a Zone,
+    /// Its signatures.
+    pub signed: &'a SignedZone,
+}
+
+impl<'a> Previous<'a> {
+    /// The signatures over the job's RRset if it has not changed since.
+    fn sigs(self, job: &Job<'_>) -> &'a [Record] {
+        match &job.slot {
+            Slot::RrSet(name, rtype) => {
+                let unchanged = self
+                    .zone
+                    .node(name)
+                    .and_then(|n| n.get(*rtype))
+                    .is_some_and(|set| set.records.as_slice() == job.records);
+                if unchanged {
+                    self.signed.sigs(name, *rtype)
+                } else {
+                    &[]
+                }
+            }
+            Slot::Link(_, hash) => self
+                .signed
+                .chain
+                .link_of(hash, &job.records[0])
+                .map_or(&[], |l| &l.records[1..]),
+        }
+    }
+}
+
+/// Signs `zone` with `keys` at time `now` (Unix seconds), reusing the fresh signatures of
+/// `previous`; the missing ones are made on every core.
 pub fn sign_zone(
     zone: &Zone,
     keys: &ZoneKeys,
-    cache: &mut SignatureCache,
+    previous: Option<Previous<'_>>,
     now: u64,
 ) -> Result<SignedZone, DnsError> {
     let mut chain = Chain::build(zone);
     let nsec3: Vec<Record> = chain.links_mut().map(|l| l.records[0].clone()).collect();
+    let hashes: Vec<Vec<u8>> = chain.hashes().map(<[u8]>::to_vec).collect();
     let mut jobs = Vec::new();
     for (name, node) in zone.nodes() {
         if !zone.authoritative_name(name) {
@@ -108,40 +118,35 @@ pub fn sign_zone(
             }
         }
     }
-    for (i, record) in nsec3.iter().enumerate() {
+    for (i, (record, hash)) in nsec3.iter().zip(&hashes).enumerate() {
         jobs.push(Job {
-            slot: Slot::Link(i),
+            slot: Slot::Link(i, hash),
             owner: record.name.clone(),
             records: std::slice::from_ref(record),
         });
     }
 
-    // The cache first: what is fresh is reused, the rest is signed below.
+    // The previous version first: what is fresh is reused, the rest is signed below.
     let renew_after = now + SIGNATURE_VALIDITY.as_secs() / 2;
     let mut sigs: Vec<Vec<Option<Record>>> = Vec::with_capacity(jobs.len());
     let mut missing = Vec::new();
     for (j, job) in jobs.iter().enumerate() {
+        let old = previous.map_or(&[][..], |p| p.sigs(job));
         let mut slots = vec![None; keys.signers.len()];
         for (k, signer) in keys.signers.iter().enumerate() {
-            let Some(key) = cache_key(job, signer) else {
+            if !signs(job, signer) {
                 continue;
-            };
-            let fresh = cache
-                .new
-                .get(&key)
-                .or_else(|| cache.old.get(&key))
-                .filter(|r| expiration(r).is_some_and(|e| e > renew_after))
-                .cloned();
+            }
+            let fresh = old.iter().find(|r| {
+                rrsig(r).is_some_and(|sig| {
+                    sig.input().key_tag == signer.tag
+                        && sig.input().algorithm == signer.signer.key().algorithm()
+                        && u64::from(sig.input().sig_expiration.get()) > renew_after
+                })
+            });
             match fresh {
-                Some(record) => {
-                    cache.new.insert(key, record.clone());
-                    slots[k] = Some(record);
-                }
-                None => missing.push(Missing {
-                    job: j,
-                    signer: k,
-                    key,
-                }),
+                Some(record) => slots[k] = Some(record.clone()),
+                None => missing.push(Missing { job: j, signer: k }),
             }
         }
         sigs.push(slots);
@@ -178,7 +183,6 @@ pub fn sign_zone(
         let record = made
             .next()
             .ok_or_else(|| DnsError::Dnssec("signature missing".into()))?;
-        cache.new.insert(m.key, record.clone());
         sigs[m.job][m.signer] = Some(record);
     }
 
@@ -192,7 +196,7 @@ pub fn sign_zone(
                     .sigs
                     .insert((name.clone(), *rtype), records.collect());
             }
-            Slot::Link(i) => links[*i].records.extend(records),
+            Slot::Link(i, _) => links[*i].records.extend(records),
         }
     }
     drop(links);
@@ -200,36 +204,20 @@ pub fn sign_zone(
     Ok(signed)
 }
 
-/// The cache key of a job's signature by `signer`, or `None` when the signer does not sign
-/// this type (entry-point keys sign DNSKEY, CDS and CDNSKEY; zone keys the rest).
-fn cache_key(job: &Job<'_>, signer: &Signer) -> Option<CacheKey> {
-    let first = job.records.first()?;
-    let rtype = first.record_type();
-    let key_set = matches!(
-        rtype,
-        RecordType::DNSKEY | RecordType::CDS | RecordType::CDNSKEY
-    );
-    let signs = if key_set {
+/// True when `signer` signs the job's RRset: entry-point keys sign DNSKEY, CDS and CDNSKEY,
+/// zone keys the rest.
+fn signs(job: &Job<'_>, signer: &Signer) -> bool {
+    let key_set = job.records.first().is_some_and(|r| {
+        matches!(
+            r.record_type(),
+            RecordType::DNSKEY | RecordType::CDS | RecordType::CDNSKEY
+        )
+    });
+    if key_set {
         signer.signs_keys
     } else {
         signer.signs_data
-    };
-    if !signs {
-        return None;
     }
-    let mut rdata: Vec<Vec<u8>> = job
-        .records
-        .iter()
-        .filter_map(|r| r.data.to_bytes().ok())
-        .collect();
-    rdata.sort();
-    Some(CacheKey {
-        owner: LowerName::new(&job.owner),
-        rtype,
-        ttl: first.ttl,
-        tag: signer.tag,
-        rdata: rdata.concat(),
-    })
 }
 
 /// Makes one RRSIG (RFC 4034 §3, RFC 4035 §2.2).
@@ -266,9 +254,9 @@ fn serial_time(t: u64) -> u32 {
     (t & u64::from(u32::MAX)) as u32
 }
 
-fn expiration(record: &Record) -> Option<u64> {
+fn rrsig(record: &Record) -> Option<&RRSIG> {
     match &record.data {
-        RData::DNSSEC(DNSSECRData::RRSIG(sig)) => Some(u64::from(sig.input().sig_expiration.get())),
+        RData::DNSSEC(DNSSECRData::RRSIG(sig)) => Some(sig),
         _ => None,
     }
 }

@@ -213,13 +213,18 @@ fn signatures_are_cached_until_half_their_validity() {
         .0
         .expect("zone");
     let keys = super::ZoneKeys::new(keys).expect("keys");
-    let mut cache = super::SignatureCache::default();
     let www = LowerName::from(name("www.t.test."));
     let t0 = 1_800_000_000;
+    let mut last: Option<super::SignedZone> = None;
     let mut sign_at = |now: u64| {
-        let signed = super::sign_zone(&zone, &keys, &mut cache, now).expect("signs");
-        cache.finish();
-        signed.sigs(&www, RecordType::A).to_vec()
+        let previous = last.as_ref().map(|signed| super::Previous {
+            zone: &zone,
+            signed,
+        });
+        let signed = super::sign_zone(&zone, &keys, previous, now).expect("signs");
+        let sigs = signed.sigs(&www, RecordType::A).to_vec();
+        last = Some(signed);
+        sigs
     };
     let at_start = sign_at(t0);
     assert_eq!(
