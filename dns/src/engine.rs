@@ -117,7 +117,7 @@ fn form_error(stats: &DnsStats, packet: &[u8]) -> Vec<Vec<u8>> {
     stats.bump(Counter::FormErr);
     let mut resp = Message::error_msg(header.id, header.op_code, ResponseCode::FormErr);
     resp.metadata.recursion_desired = header.recursion_desired;
-    encode(resp).into_iter().collect()
+    encode(&resp).into_iter().collect()
 }
 
 /// NOTAUTH with the TSIG error (BADKEY, BADSIG, BADTIME) in a TSIG record (RFC 8945 §5.2).
@@ -128,7 +128,7 @@ fn tsig_failure(
 ) -> Vec<Vec<u8>> {
     stats.bump(Counter::TsigFailure);
     resp.metadata.response_code = ResponseCode::NotAuth;
-    let Some(mut bytes) = encode(resp) else {
+    let Some(mut bytes) = encode(&resp) else {
         return Vec::new();
     };
     match sign_failure(context, &mut bytes) {
@@ -206,7 +206,8 @@ fn respond_query(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Ve
         return match transfer::transfer(&msg, served, req.transport, who) {
             Ok(messages) => {
                 stats.bump(Counter::Transfer);
-                let mut out: Vec<Vec<u8>> = messages.into_iter().filter_map(encode).collect();
+                let mut out: Vec<Vec<u8>> =
+                    messages.into_iter().filter_map(|m| encode(&m)).collect();
                 if let Some(signed) = &signed {
                     if let Err(e) = signed.sign_all(&mut out, req.now) {
                         tracing::warn!("cannot sign transfer: {e}");
@@ -309,7 +310,7 @@ fn rate_limit(
             msg.authorities.clear();
             msg.additionals.clear();
             msg.metadata.truncation = true;
-            encode(msg).into_iter().collect()
+            encode(&msg).into_iter().collect()
         }
     }
 }
@@ -376,12 +377,12 @@ fn finish(
     } else {
         limit
     };
-    let Some(mut bytes) = encode(resp.clone()) else {
+    let Some(mut bytes) = encode(&resp) else {
         return Vec::new();
     };
     if bytes.len() > limit && !resp.additionals.is_empty() && !required_glue {
         resp.additionals.clear();
-        match encode(resp.clone()) {
+        match encode(&resp) {
             Some(b) => bytes = b,
             None => return Vec::new(),
         }
@@ -392,7 +393,7 @@ fn finish(
         resp.authorities.clear();
         resp.additionals.clear();
         resp.metadata.truncation = true;
-        match encode(resp) {
+        match encode(&resp) {
             Some(b) => bytes = b,
             None => return Vec::new(),
         }
@@ -407,7 +408,7 @@ fn finish(
     out
 }
 
-pub(crate) fn encode(msg: Message) -> Option<Vec<u8>> {
+pub(crate) fn encode(msg: &Message) -> Option<Vec<u8>> {
     match msg.to_vec() {
         Ok(bytes) => Some(bytes),
         Err(e) => {
