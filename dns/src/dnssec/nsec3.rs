@@ -13,24 +13,26 @@ pub(crate) fn param() -> NSEC3PARAM {
     NSEC3PARAM::new(Nsec3HashAlgorithm::SHA1, false, 0, Vec::new())
 }
 
+/// A SHA-1 NSEC3 hash.
+pub(crate) type Hash = [u8; 20];
+
 /// The NSEC3 hash of a name (RFC 5155 §5), or `None` for a name that cannot be encoded.
-pub(crate) fn hash(name: &Name) -> Option<Vec<u8>> {
-    Nsec3HashAlgorithm::SHA1
-        .hash(&[], name, 0)
-        .ok()
-        .map(|d| d.as_ref().to_vec())
+pub(crate) fn hash(name: &Name) -> Option<Hash> {
+    let digest = Nsec3HashAlgorithm::SHA1.hash(&[], name, 0).ok()?;
+    digest.as_ref().try_into().ok()
 }
 
-/// One link of the chain: the hashed owner and its NSEC3 record followed by its RRSIGs.
+/// One link of the chain: its NSEC3 record followed by its RRSIGs.
 pub(crate) struct Link {
-    hash: Vec<u8>,
     /// The NSEC3 record, then its signatures.
     pub(crate) records: Vec<Record>,
 }
 
-/// The chain, sorted by hash.
+/// The chain, sorted by hash: the hashes apart from the links, so that a lookup's binary
+/// search reads one contiguous array.
 #[derive(Default)]
 pub(crate) struct Chain {
+    hashes: Vec<Hash>,
     links: Vec<Link>,
 }
 
@@ -57,16 +59,16 @@ fn bitmap(node: &Node) -> Vec<RecordType> {
 impl Chain {
     /// Builds the unsigned chain of a zone; `sign` then adds each link's RRSIGs.
     pub(crate) fn build(zone: &Zone) -> Chain {
-        let mut links: Vec<(Vec<u8>, Vec<RecordType>)> = zone
+        let mut links: Vec<(Hash, Vec<RecordType>)> = zone
             .nodes()
             .filter(|(name, _)| zone.authoritative_name(name))
             .filter_map(|(name, node)| Some((hash(&Name::from(name))?, bitmap(node))))
             .collect();
         links.sort_by(|a, b| a.0.cmp(&b.0));
         let ttl = zone.negative_ttl();
-        let mut out = Vec::with_capacity(links.len());
+        let mut chain = Chain::default();
         for (i, (hashed, types)) in links.iter().enumerate() {
-            let next = links[(i + 1) % links.len()].0.clone();
+            let next = links[(i + 1) % links.len()].0.to_vec();
             let Ok(owner) = owner_name(hashed, zone.origin()) else {
                 continue;
             };
@@ -78,8 +80,8 @@ impl Chain {
                 next,
                 types.iter().copied(),
             );
-            out.push(Link {
-                hash: hashed.clone(),
+            chain.hashes.push(*hashed);
+            chain.links.push(Link {
                 records: vec![Record::from_rdata(
                     owner,
                     ttl,
@@ -87,7 +89,7 @@ impl Chain {
                 )],
             });
         }
-        Chain { links: out }
+        chain
     }
 
     /// The links, to sign and to transfer.
@@ -101,33 +103,30 @@ impl Chain {
     }
 
     /// The link with this hash if its NSEC3 record is `nsec3`.
-    pub(crate) fn link_of(&self, hash: &[u8], nsec3: &Record) -> Option<&Link> {
-        self.links
-            .binary_search_by(|l| l.hash.as_slice().cmp(hash))
+    pub(crate) fn link_of(&self, hash: &Hash, nsec3: &Record) -> Option<&Link> {
+        self.hashes
+            .binary_search(hash)
             .ok()
             .map(|i| &self.links[i])
             .filter(|l| l.records[0] == *nsec3)
     }
 
     /// The hashes, in chain order.
-    pub(crate) fn hashes(&self) -> impl Iterator<Item = &[u8]> {
-        self.links.iter().map(|l| l.hash.as_slice())
+    pub(crate) fn hashes(&self) -> &[Hash] {
+        &self.hashes
     }
 
     /// The link whose owner is the hash of `name` (RFC 5155 §7.2.3).
     pub(crate) fn matching(&self, name: &Name) -> Option<&Link> {
         let h = hash(name)?;
-        self.links
-            .binary_search_by(|l| l.hash.cmp(&h))
-            .ok()
-            .map(|i| &self.links[i])
+        self.hashes.binary_search(&h).ok().map(|i| &self.links[i])
     }
 
     /// The link whose span covers the hash of `name`, which is not in the chain (RFC 5155
     /// §7.2.1): the last hash before it, wrapping around to the last link.
     pub(crate) fn covering(&self, name: &Name) -> Option<&Link> {
         let h = hash(name)?;
-        match self.links.binary_search_by(|l| l.hash.cmp(&h)) {
+        match self.hashes.binary_search(&h) {
             Ok(_) => None,
             Err(0) => self.links.last(),
             Err(i) => self.links.get(i - 1),

@@ -11,7 +11,7 @@ use hickory_proto::dnssec::TBS;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType, SerialNumber};
 
 use super::keys::{Signer, ZoneKeys, SIGNATURE_VALIDITY};
-use super::nsec3::Chain;
+use super::nsec3::{Chain, Hash};
 use crate::error::DnsError;
 use crate::zone::Zone;
 
@@ -49,7 +49,7 @@ struct Job<'z> {
 /// Where a job's signatures go: the RRset map, or the NSEC3 link with that index and hash.
 enum Slot<'z> {
     RrSet(LowerName, RecordType),
-    Link(usize, &'z [u8]),
+    Link(usize, &'z Hash),
 }
 
 /// A signature the previous version did not have: job and signer.
@@ -102,7 +102,7 @@ pub fn sign_zone(
 ) -> Result<SignedZone, DnsError> {
     let mut chain = Chain::build(zone);
     let nsec3: Vec<Record> = chain.links_mut().map(|l| l.records[0].clone()).collect();
-    let hashes: Vec<Vec<u8>> = chain.hashes().map(<[u8]>::to_vec).collect();
+    let hashes: Vec<Hash> = chain.hashes().to_vec();
     let mut jobs = Vec::new();
     for (name, node) in zone.nodes() {
         if !zone.authoritative_name(name) {
