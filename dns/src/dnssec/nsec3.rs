@@ -64,7 +64,7 @@ impl Chain {
             .filter(|(name, _)| zone.authoritative_name(name))
             .filter_map(|(name, node)| Some((hash(&Name::from(name))?, bitmap(node))))
             .collect();
-        links.sort_by(|a, b| a.0.cmp(&b.0));
+        links.sort_by_key(|l| l.0);
         let ttl = zone.negative_ttl();
         let mut chain = Chain::default();
         for (i, (hashed, types)) in links.iter().enumerate() {
