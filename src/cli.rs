@@ -114,6 +114,33 @@ pub enum UserCmd {
         /// The user's address.
         address: String,
     },
+    /// Addresses a user may send as (MAIL FROM and From:) besides their own, +tag and aliases.
+    #[command(subcommand, name = "sendas")]
+    SendAs(SendAsCmd),
+}
+
+/// `postern user sendas ...`
+#[derive(Debug, Subcommand)]
+pub enum SendAsCmd {
+    /// Let USER send as ADDRESS.
+    Add {
+        /// The user's address.
+        user: String,
+        /// The address they may use as sender.
+        address: String,
+    },
+    /// Take ADDRESS off USER's list.
+    Remove {
+        /// The user's address.
+        user: String,
+        /// The address.
+        address: String,
+    },
+    /// List the addresses USER may send as (besides their own and their aliases).
+    List {
+        /// The user's address.
+        user: String,
+    },
 }
 
 /// `postern alias ...`

@@ -192,18 +192,23 @@ impl Loaded {
         }
     }
 
-    /// What mail clients are told: host name and public ports of the services that listen.
-    pub fn client_settings(&self) -> postern_admin_web::ClientSettings {
+    /// What mail clients are told: this configuration's host name and the public ports (from
+    /// `mail`) of the services it has listening. A reload passes the new `[mail]` table to the
+    /// running configuration, whose host name and listeners only a restart changes.
+    pub fn client_settings(
+        &self,
+        mail: &crate::mail_dns::MailConfig,
+    ) -> postern_admin_web::ClientSettings {
         let c = &self.config;
         let on = |addrs: &Addrs, port: u16| if addrs.get_ref().is_empty() { 0 } else { port };
         postern_admin_web::ClientSettings {
             hostname: c.hostname.clone(),
-            imaps_port: on(&c.listeners.imaps, c.mail.ports.imaps),
-            imap_port: on(&c.listeners.imap, c.mail.ports.imap),
-            submissions_port: on(&c.listeners.submissions, c.mail.ports.submissions),
-            submission_port: on(&c.listeners.submission, c.mail.ports.submission),
-            mta_sts_mode: c.mail.mta_sts_mode.clone(),
-            mta_sts_max_age: c.mail.mta_sts_max_age,
+            imaps_port: on(&c.listeners.imaps, mail.ports.imaps),
+            imap_port: on(&c.listeners.imap, mail.ports.imap),
+            submissions_port: on(&c.listeners.submissions, mail.ports.submissions),
+            submission_port: on(&c.listeners.submission, mail.ports.submission),
+            mta_sts_mode: mail.mta_sts_mode.clone(),
+            mta_sts_max_age: mail.mta_sts_max_age,
         }
     }
 

@@ -4,7 +4,7 @@
 //! bus triggers a refresh, so a record added in the admin UI, or a domain added anywhere (on
 //! PostgreSQL, on any node), is served at once and the zone serial goes up.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -12,8 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use postern_dns::{DnsConfig, DnsServer, ManagedRecord, ZoneUpdate};
-use postern_store::{Change, DnsJournal, DnsRrset, Store};
+use postern_dns::{
+    DnsConfig, DnsServer, ManagedRecord, Seed, SerialListener, ServedSerial, ZoneSerial, ZoneUpdate,
+};
+use postern_store::{Change, DnsJournal, DnsRrset, Store, ZoneSerialRow};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
@@ -33,38 +35,71 @@ pub struct DnsService {
 }
 
 impl DnsService {
-    /// Starts the server on `listen`, loads the store-fed records of every view, and keeps them
+    /// Starts the server on `listen` (synthesising mail records from `publish`, which
+    /// [`DnsService::reload`] replaces), loads the store-fed records of every view, and keeps them
     /// current until `shutdown`.
+    ///
+    /// `publish` is the mail publication snapshot shared with the admin server; the records are
+    /// recomputed when the store changes and when `certificates` are swapped (`_mta-sts` depends
+    /// on them).
     pub async fn start(
         loaded: &Loaded,
         net: &postern_net::NetConfig,
         store: Store,
         listen: Vec<SocketAddr>,
         shutdown: CancellationToken,
+        publish: Arc<ArcSwap<Publish>>,
+        certificates: tokio::sync::watch::Receiver<u64>,
     ) -> anyhow::Result<DnsService> {
-        let keys = crate::dnssec_keys::load(&store, &loaded.config.dns).await?;
-        let server = DnsServer::start(
+        let changes = store.subscribe();
+        let config = Arc::new(ArcSwap::from_pointee(loaded.config.dns.clone()));
+        // The first build already holds the store's records and the serials served before, so
+        // a restart serves what the last run served, under the same serials.
+        let mut seed = Seed {
+            dnssec_keys: crate::dnssec_keys::load(&store, &loaded.config.dns).await?,
+            ..Seed::default()
+        };
+        for view in &loaded.config.dns.view {
+            let view = view.name.clone();
+            let journal = store.dns_journal(&view).await?;
+            seed.journals.insert(
+                view.clone(),
+                journal.into_iter().filter_map(journal_entry).collect(),
+            );
+            let records = view_records(&store, &config.load(), &publish.load(), &view).await?;
+            seed.managed.insert(view, records);
+        }
+        seed.serials = store
+            .dns_zone_serials()
+            .await?
+            .into_iter()
+            .map(|(view, zone, serial, digest)| ZoneSerial {
+                view,
+                zone,
+                served: ServedSerial { serial, digest },
+            })
+            .collect();
+        let server = DnsServer::start_with(
             loaded.config.dns.clone(),
             loaded.base_dir.clone(),
             listen,
-            keys,
             net,
             shutdown.clone(),
+            seed,
         )
         .await
         .map_err(|e| loaded.locate_dns_error(e))?;
+        server.set_serial_listener(remember_serials(store.clone()));
         let service = DnsService {
             server,
-            config: Arc::new(ArcSwap::from_pointee(loaded.config.dns.clone())),
-            publish: Arc::new(ArcSwap::from_pointee(Publish::from_config(loaded))),
+            config,
+            publish,
             store,
         };
         service
             .server
             .set_update_handler(Arc::new(Updates(service.clone())));
-        let changes = service.store.subscribe();
-        service.refresh_all().await;
-        tokio::spawn(service.clone().follow(changes, shutdown));
+        tokio::spawn(service.clone().follow(changes, certificates, shutdown));
         Ok(service)
     }
 
@@ -78,11 +113,11 @@ impl DnsService {
         self.server.wait().await;
     }
 
-    /// Applies a reloaded configuration (SIGHUP): views and zones, then the records.
+    /// Applies a reloaded configuration (SIGHUP): views and zones, then the records (from the
+    /// publication snapshot the caller has swapped already).
     pub async fn reload(&self, loaded: &Loaded) -> anyhow::Result<()> {
         self.server.reload(loaded.config.dns.clone())?;
         self.config.store(Arc::new(loaded.config.dns.clone()));
-        self.publish.store(Arc::new(Publish::from_config(loaded)));
         self.refresh_all().await;
         Ok(())
     }
@@ -118,20 +153,27 @@ impl DnsService {
         out
     }
 
-    /// What the admin UI needs: views and record validation.
+    /// What the admin UI needs: views, served records and record validation.
     pub fn admin(&self) -> Arc<dyn postern_admin_web::DnsAdmin> {
-        Arc::new(Admin(self.config.clone()))
+        Arc::new(Admin(self.clone()))
     }
 
     async fn follow(
         self,
         mut changes: tokio::sync::broadcast::Receiver<Change>,
+        mut certificates: tokio::sync::watch::Receiver<u64>,
         shutdown: CancellationToken,
     ) {
+        let mut watching_certificates = true;
         loop {
             let first = tokio::select! {
                 _ = shutdown.cancelled() => return,
                 c = changes.recv() => c,
+                swapped = certificates.changed(), if watching_certificates => {
+                    watching_certificates = swapped.is_ok();
+                    self.refresh_all().await;
+                    continue;
+                }
             };
             let mut views: Option<HashSet<String>> = Some(HashSet::new());
             let note = |c: Result<Change, RecvError>, views: &mut Option<HashSet<String>>| match c {
@@ -196,74 +238,124 @@ impl DnsService {
             ),
             Err(e) => tracing::error!(view, "DNS journal not refreshed from the store: {e}"),
         }
-        match self.view_records(view).await {
+        match view_records(&self.store, &self.config.load(), &self.publish.load(), view).await {
             Ok((generation, records)) => self.server.set_managed_records(view, generation, records),
             Err(e) => tracing::error!(view, "DNS records not refreshed from the store: {e}"),
         }
     }
+}
 
-    async fn view_records(
-        &self,
-        view: &str,
-    ) -> Result<(u32, Vec<ManagedRecord>), postern_store::StoreError> {
-        let generation = self.store.dns_generation(view).await?;
-        let mut records: Vec<ManagedRecord> = self
-            .store
-            .dns_records(Some(view))
-            .await?
-            .into_iter()
-            .map(|r| ManagedRecord {
+/// The store-fed records of one view: its admin and UPDATE records, then the records published
+/// for hosted mail domains that no admin record overrides (per RRset; an admin CNAME overrides
+/// every type, and any admin record overrides a published CNAME), with the view's generation.
+async fn view_records(
+    store: &Store,
+    dns: &DnsConfig,
+    publish: &Publish,
+    view: &str,
+) -> Result<(u32, Vec<ManagedRecord>), postern_store::StoreError> {
+    let generation = store.dns_generation(view).await?;
+    let mut stored = store.dns_records(Some(view)).await?;
+    // In the order they were added: of two records that exclude each other (a CNAME and
+    // other data at one name) the older one is served.
+    stored.sort_by_key(|r| r.id);
+    let mut records: Vec<ManagedRecord> = stored
+        .into_iter()
+        .map(|r| ManagedRecord {
+            name: r.name,
+            ttl: r.ttl as u32,
+            rtype: r.rtype,
+            data: r.data,
+        })
+        .collect();
+    let zones = postern_dns::view_zones(dns)
+        .into_iter()
+        .find(|(v, _)| v == view)
+        .map(|(_, z)| z)
+        .unwrap_or_default();
+    let in_zones = |name: &str| {
+        let n = name.trim_end_matches('.').to_ascii_lowercase();
+        zones
+            .iter()
+            .any(|z| n == *z || n.ends_with(&format!(".{z}")))
+    };
+    let admin_keys: HashSet<(String, String)> = records
+        .iter()
+        .map(|r| (r.name.to_ascii_lowercase(), r.rtype.clone()))
+        .collect();
+    let admin_names: HashSet<String> = admin_keys.iter().map(|(n, _)| n.clone()).collect();
+    let admin_cnames: HashSet<String> = admin_keys
+        .iter()
+        .filter(|(_, t)| t == "CNAME")
+        .map(|(n, _)| n.clone())
+        .collect();
+    // Admin TXT RRsets without an SPF record, by name, with their TTL: the published SPF
+    // joins them (exactly one SPF per domain, RFC 7208 §3.2).
+    let mut txt_without_spf: HashMap<String, u32> = HashMap::new();
+    for r in records
+        .iter()
+        .filter(|r| r.rtype.eq_ignore_ascii_case("TXT"))
+    {
+        txt_without_spf
+            .entry(r.name.to_ascii_lowercase())
+            .or_insert(r.ttl);
+    }
+    for r in records.iter().filter(|r| r.is_spf()) {
+        txt_without_spf.remove(&r.name.to_ascii_lowercase());
+    }
+    let mut seen = HashSet::new();
+    for domain in store.list_domains().await? {
+        for r in publish.records_for(store, &domain.name, Some(view)).await? {
+            let name = r.name.to_ascii_lowercase();
+            let mut record = ManagedRecord {
                 name: r.name,
-                ttl: r.ttl as u32,
-                rtype: r.rtype,
+                ttl: r.ttl,
+                rtype: r.rtype.to_owned(),
                 data: r.data,
-            })
-            .collect();
-        let zones = postern_dns::view_zones(&self.config.load())
-            .into_iter()
-            .find(|(v, _)| v == view)
-            .map(|(_, z)| z)
-            .unwrap_or_default();
-        let in_zones = |name: &str| {
-            let n = name.trim_end_matches('.').to_ascii_lowercase();
-            zones
+            };
+            let joins = txt_without_spf
+                .get(&name)
+                .copied()
+                .filter(|_| record.is_spf());
+            let overridden = admin_keys.contains(&(name.clone(), r.rtype.to_owned()))
+                || admin_cnames.contains(&name)
+                || (r.rtype == "CNAME" && admin_names.contains(&name));
+            if let Some(ttl) = joins {
+                record.ttl = ttl;
+            } else if overridden {
+                continue;
+            }
+            if !in_zones(&name) || !seen.insert((name, r.rtype, record.data.clone())) {
+                continue;
+            }
+            records.push(record);
+        }
+    }
+    Ok((generation, records))
+}
+
+/// Keeps the served serials in the store, in the order they change (one writer task).
+fn remember_serials(store: Store) -> SerialListener {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<ZoneSerial>>();
+    tokio::spawn(async move {
+        while let Some(changed) = rx.recv().await {
+            let rows: Vec<ZoneSerialRow<'_>> = changed
                 .iter()
-                .any(|z| n == *z || n.ends_with(&format!(".{z}")))
-        };
-        let admin_keys: HashSet<(String, String)> = records
-            .iter()
-            .map(|r| (r.name.to_ascii_lowercase(), r.rtype.clone()))
-            .collect();
-        let admin_names: HashSet<String> = admin_keys.iter().map(|(n, _)| n.clone()).collect();
-        let admin_cnames: HashSet<String> = admin_keys
-            .iter()
-            .filter(|(_, t)| t == "CNAME")
-            .map(|(n, _)| n.clone())
-            .collect();
-        let publish = self.publish.load();
-        let mut seen = HashSet::new();
-        for domain in self.store.list_domains().await? {
-            for r in publish
-                .records_for(&self.store, &domain.name, Some(view))
-                .await?
-            {
-                let name = r.name.to_ascii_lowercase();
-                let overridden = admin_keys.contains(&(name.clone(), r.rtype.to_owned()))
-                    || admin_cnames.contains(&name)
-                    || (r.rtype == "CNAME" && admin_names.contains(&name));
-                if overridden || !in_zones(&name) || !seen.insert((name, r.rtype, r.data.clone())) {
-                    continue;
-                }
-                records.push(ManagedRecord {
-                    name: r.name,
-                    ttl: r.ttl,
-                    rtype: r.rtype.to_owned(),
-                    data: r.data,
-                });
+                .map(|s| ZoneSerialRow {
+                    view: &s.view,
+                    zone: &s.zone,
+                    serial: s.served.serial,
+                    digest: s.served.digest,
+                })
+                .collect();
+            if let Err(e) = store.save_dns_zone_serials(&rows).await {
+                tracing::error!("served zone serials not stored: {e}");
             }
         }
-        Ok((generation, records))
-    }
+    });
+    Arc::new(move |changed| {
+        let _ = tx.send(changed);
+    })
 }
 
 /// Dynamic UPDATEs (RFC 2136) validated by the DNS crate, written to the store as the view's
@@ -342,31 +434,59 @@ fn journal_entry(j: DnsJournal) -> Option<postern_dns::JournalEntry> {
     })
 }
 
-/// The admin UI's view of DNS: configured views and record checks against the current config.
-struct Admin(Arc<ArcSwap<DnsConfig>>);
+/// The admin UI's view of DNS: configured views, what they serve, and record checks against the
+/// current config.
+struct Admin(DnsService);
 
 impl postern_admin_web::DnsAdmin for Admin {
     fn views(&self) -> Vec<postern_admin_web::DnsView> {
-        postern_dns::view_zones(&self.0.load())
+        postern_dns::view_zones(&self.0.config.load())
             .into_iter()
             .map(|(name, zones)| postern_admin_web::DnsView { name, zones })
             .collect()
     }
 
-    fn validate(
-        &self,
-        view: &str,
-        name: &str,
-        rtype: &str,
+    fn served(&self, view: &str) -> Vec<postern_admin_web::ServedRecord> {
+        self.0
+            .server
+            .served_records(view)
+            .into_iter()
+            .map(|s| postern_admin_web::ServedRecord {
+                name: s.record.name,
+                ttl: s.record.ttl,
+                rtype: s.record.rtype,
+                data: s.record.data,
+                from_file: s.from_file,
+            })
+            .collect()
+    }
+
+    /// Checked against the view's records as the store has them now (not as last served), so
+    /// that a record added a moment ago counts.
+    fn validate<'a>(
+        &'a self,
+        view: &'a str,
+        name: &'a str,
+        rtype: &'a str,
         ttl: u32,
-        data: &str,
-    ) -> Result<(), String> {
-        let record = ManagedRecord {
-            name: name.to_owned(),
-            ttl,
-            rtype: rtype.to_owned(),
-            data: data.to_owned(),
-        };
-        postern_dns::validate_managed(&self.0.load(), view, &record)
+        data: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            let record = ManagedRecord {
+                name: name.to_owned(),
+                ttl,
+                rtype: rtype.to_owned(),
+                data: data.to_owned(),
+            };
+            let (_, current) = view_records(
+                &self.0.store,
+                &self.0.config.load(),
+                &self.0.publish.load(),
+                view,
+            )
+            .await
+            .map_err(|e| format!("the store cannot be read: {e}"))?;
+            self.0.server.check_record(view, &record, &current)
+        })
     }
 }

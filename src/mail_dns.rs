@@ -5,9 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use postern_store::DkimKey;
+use arc_swap::ArcSwap;
+use postern_admin_web::ClientSettings;
+use postern_store::{DkimKey, Store, StoreError};
 use serde::Deserialize;
+
+use crate::tls::Certificates;
 
 /// The `[mail]` table: what is published for every hosted domain.
 #[derive(Debug, Clone, Deserialize)]
@@ -152,26 +157,7 @@ impl std::fmt::Display for MailRecord {
 /// TXT RDATA for `text`, split into quoted character-strings of at most 255 bytes (RFC 1035
 /// §3.3.14; DKIM keys are longer than one string may be).
 pub fn txt_data(text: &str) -> String {
-    let escaped = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    text.as_bytes()
-        .chunks(255)
-        .map(|c| format!("\"{}\"", escaped(&String::from_utf8_lossy(c))))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Which services are offered (bound), for SRV records: a service that is off gets
-/// `SRV 0 0 0 .` (RFC 6186 §3.4).
-#[derive(Debug, Clone, Copy)]
-pub struct Offered {
-    /// IMAP over TLS is listening.
-    pub imaps: bool,
-    /// IMAP with STARTTLS is listening.
-    pub imap: bool,
-    /// Submission over TLS is listening.
-    pub submissions: bool,
-    /// Submission with STARTTLS is listening.
-    pub submission: bool,
+    postern_dns::zone::character_strings(text.as_bytes())
 }
 
 /// The id of the `_mta-sts` record: changes whenever the policy text changes (RFC 8461 §3.1).
@@ -180,17 +166,19 @@ pub fn mta_sts_id(policy: &str) -> String {
     hex::encode(&Sha256::digest(policy.as_bytes())[..10])
 }
 
-/// The records for one hosted domain (view-independent part).
+/// The records for one hosted domain (view-independent part). Host name and ports come from
+/// `client`, what autoconfig and autodiscover tell clients, so DNS and HTTP always agree; a port
+/// of 0 (service off) gets `SRV 0 0 0 .` (RFC 6186 §3.4). `_mta-sts` is published only with the
+/// policy it announces (`None` while the policy is not served, RFC 8461 §3.3).
 pub fn domain_records(
     domain: &str,
-    hostname: &str,
     keys: &[DkimKey],
     cfg: &MailConfig,
-    offered: Offered,
-    mta_sts_policy: &str,
+    client: &ClientSettings,
+    mta_sts_policy: Option<&str>,
 ) -> Vec<MailRecord> {
     let d = format!("{domain}.");
-    let host = format!("{hostname}.");
+    let host = format!("{}.", client.hostname);
     let rec = |name: String, rtype: &'static str, data: String| MailRecord {
         name,
         ttl: cfg.ttl,
@@ -214,11 +202,13 @@ pub fn domain_records(
     }
     out.push(rec(format!("_dmarc.{d}"), "TXT", txt_data(&dmarc)));
     if cfg.mta_sts_mode != "none" {
-        out.push(rec(
-            format!("_mta-sts.{d}"),
-            "TXT",
-            txt_data(&format!("v=STSv1; id={}", mta_sts_id(mta_sts_policy))),
-        ));
+        if let Some(policy) = mta_sts_policy {
+            out.push(rec(
+                format!("_mta-sts.{d}"),
+                "TXT",
+                txt_data(&format!("v=STSv1; id={}", mta_sts_id(policy))),
+            ));
+        }
         out.push(rec(format!("mta-sts.{d}"), "CNAME", host.clone()));
     }
     let rua = if cfg.tls_rpt_rua.is_empty() {
@@ -231,14 +221,13 @@ pub fn domain_records(
         "TXT",
         txt_data(&format!("v=TLSRPTv1; rua={rua}")),
     ));
-    let p = cfg.ports;
-    for (service, port, on) in [
-        ("_submissions._tcp", p.submissions, offered.submissions),
-        ("_submission._tcp", p.submission, offered.submission),
-        ("_imaps._tcp", p.imaps, offered.imaps),
-        ("_imap._tcp", p.imap, offered.imap),
+    for (service, port) in [
+        ("_submissions._tcp", client.submissions_port),
+        ("_submission._tcp", client.submission_port),
+        ("_imaps._tcp", client.imaps_port),
+        ("_imap._tcp", client.imap_port),
     ] {
-        let data = if on && port != 0 {
+        let data = if port != 0 {
             format!("0 1 {port} {host}")
         } else {
             "0 0 0 .".to_owned()
@@ -250,46 +239,62 @@ pub fn domain_records(
     out.push(rec(
         format!("_autodiscover._tcp.{d}"),
         "SRV",
-        format!("0 1 443 autodiscover.{d}"),
+        // An SRV target must be an address name, not an alias (RFC 2782, RFC 2181 §10.3).
+        format!("0 1 443 {host}"),
     ));
     out
 }
 
-impl Offered {
-    /// The services with a listener in this configuration.
-    pub fn from_config(c: &crate::config::Config) -> Offered {
-        let l = &c.listeners;
-        Offered {
-            imaps: !l.imaps.get_ref().is_empty(),
-            imap: !l.imap.get_ref().is_empty(),
-            submissions: !l.submissions.get_ref().is_empty(),
-            submission: !l.submission.get_ref().is_empty(),
-        }
-    }
+/// Whether the MTA-STS policy is served over HTTPS here, which `_mta-sts` must wait for (RFC
+/// 8461 §3.3: a sender that finds the record fetches the policy, and a policy it cannot fetch
+/// over validated HTTPS leaves it without one).
+#[derive(Debug, Clone)]
+pub enum PolicyHttps {
+    /// No HTTPS admin listener serves it: `_mta-sts` is not published.
+    NotServed,
+    /// Served with these certificates: published for the domains whose `mta-sts.` name a valid
+    /// certificate covers.
+    Served(Certificates),
+    /// Assumed (records printed for another server to publish).
+    Assumed,
 }
 
-/// What synthesis needs from the configuration; swapped whole on SIGHUP.
+/// The one snapshot of what a mail domain publishes, in DNS and over HTTP (autoconfig,
+/// autodiscover, the MTA-STS policy); swapped whole on SIGHUP, so both change together.
 #[derive(Debug, Clone)]
 pub struct Publish {
-    /// The mail host name.
-    pub hostname: String,
     /// The `[mail]` table.
     pub mail: MailConfig,
-    /// Which services listen.
-    pub offered: Offered,
-    /// The MTA-STS policy text (its hash is the `_mta-sts` id).
-    pub mta_sts_policy: String,
+    /// Host name and public ports clients are told, and the MTA-STS policy's settings.
+    pub client: Arc<ClientSettings>,
+    /// Where the MTA-STS policy is served.
+    pub policy_https: PolicyHttps,
 }
 
 impl Publish {
-    /// Takes what synthesis needs from a loaded configuration.
-    pub fn from_config(loaded: &crate::config::Loaded) -> Publish {
+    /// What `running` publishes with the `[mail]` table of `mail_from` (the same configuration at
+    /// start; the re-read one on SIGHUP, while host name and listeners stay those running).
+    pub fn from_config(
+        running: &crate::config::Loaded,
+        mail_from: &crate::config::Loaded,
+        policy_https: PolicyHttps,
+    ) -> Publish {
+        let mail = mail_from.config.mail.clone();
         Publish {
-            hostname: loaded.config.hostname.clone(),
-            mail: loaded.config.mail.clone(),
-            offered: Offered::from_config(&loaded.config),
-            mta_sts_policy: loaded.client_settings().mta_sts_policy(),
+            client: Arc::new(running.client_settings(&mail)),
+            mail,
+            policy_https,
         }
+    }
+
+    /// The MTA-STS policy `domain` announces in DNS, if its `_mta-sts` record is published.
+    pub fn mta_sts_policy(&self, domain: &str) -> Option<String> {
+        let served = match &self.policy_https {
+            PolicyHttps::NotServed => false,
+            PolicyHttps::Served(certs) => certs.serves_valid(&format!("mta-sts.{domain}")),
+            PolicyHttps::Assumed => true,
+        };
+        (served && self.mail.mta_sts_mode != "none").then(|| self.client.mta_sts_policy())
     }
 
     /// Every synthesised record of `domain` for `view` (`None`: without the host's addresses).
@@ -300,22 +305,63 @@ impl Publish {
         view: Option<&str>,
     ) -> Result<Vec<MailRecord>, postern_store::StoreError> {
         let keys = store.dkim_keys(domain).await?;
-        let mut out = domain_records(
-            domain,
-            &self.hostname,
-            &keys,
-            &self.mail,
-            self.offered,
-            &self.mta_sts_policy,
-        );
+        let policy = self.mta_sts_policy(domain);
+        let mut out = domain_records(domain, &keys, &self.mail, &self.client, policy.as_deref());
         if let Some(addrs) = view.and_then(|v| self.mail.views.get(v)) {
             out.extend(host_records(
-                &self.hostname,
+                &self.client.hostname,
                 &addrs.addresses,
                 self.mail.ttl,
             ));
         }
         Ok(out)
+    }
+
+    /// The records of `domain` for `view`, or for every view of `[mail.views]` (once without
+    /// the host's addresses when none is listed): what `postern dns records` prints and the admin
+    /// UI's domain page shows.
+    pub async fn records_by_view(
+        &self,
+        store: &Store,
+        domain: &str,
+        view: Option<&str>,
+    ) -> Result<Vec<(Option<String>, Vec<MailRecord>)>, StoreError> {
+        let views: Vec<Option<String>> = match view {
+            Some(v) => vec![Some(v.to_owned())],
+            None if self.mail.views.is_empty() => vec![None],
+            None => self.mail.views.keys().cloned().map(Some).collect(),
+        };
+        let mut out = Vec::with_capacity(views.len());
+        for v in views {
+            let records = self.records_for(store, domain, v.as_deref()).await?;
+            out.push((v, records));
+        }
+        Ok(out)
+    }
+}
+
+/// The admin UI's source of a domain's mail records; it reads the [`Publish`] a reload swaps.
+pub struct PublishedRecords {
+    /// What synthesis needs, current.
+    pub publish: Arc<ArcSwap<Publish>>,
+    /// The store (DKIM keys).
+    pub store: Store,
+}
+
+impl postern_admin_web::MailRecords for PublishedRecords {
+    fn for_domain<'a>(
+        &'a self,
+        domain: &'a str,
+    ) -> postern_admin_web::BoxFuture<'a, Result<postern_admin_web::RecordsByView, StoreError>>
+    {
+        Box::pin(async move {
+            let publish = self.publish.load_full();
+            let views = publish.records_by_view(&self.store, domain, None).await?;
+            Ok(views
+                .into_iter()
+                .map(|(v, records)| (v, records.iter().map(ToString::to_string).collect()))
+                .collect())
+        })
     }
 }
 
@@ -356,6 +402,11 @@ mod tests {
             format!("\"{}\" \"{}\"", "p".repeat(255), "p".repeat(145))
         );
         assert_eq!(txt_data("say \"hi\""), "\"say \\\"hi\\\"\"");
+        assert_eq!(
+            txt_data("café"),
+            "\"caf\\195\\169\"",
+            "octets, never split inside a character"
+        );
     }
 
     #[test]
@@ -364,20 +415,17 @@ mod tests {
             dmarc_rua: "mailto:dmarc@example.test".into(),
             ..MailConfig::default()
         };
-        let offered = Offered {
-            imaps: true,
-            imap: false,
-            submissions: true,
-            submission: true,
+        let client = ClientSettings {
+            hostname: "mail.example.test".into(),
+            imaps_port: 993,
+            imap_port: 0,
+            submissions_port: 465,
+            submission_port: 587,
+            mta_sts_mode: "testing".into(),
+            mta_sts_max_age: 86400,
         };
-        let recs = domain_records(
-            "example.test",
-            "mail.example.test",
-            &[key("pst1r", &"A".repeat(392))],
-            &cfg,
-            offered,
-            "policy",
-        );
+        let keys = [key("pst1r", &"A".repeat(392))];
+        let recs = domain_records("example.test", &keys, &cfg, &client, Some("policy"));
         let find = |name: &str, t: &str| {
             recs.iter()
                 .filter(|r| r.name == name && r.rtype == t)
@@ -429,6 +477,11 @@ mod tests {
             ["mail.example.test."]
         );
         assert_ne!(mta_sts_id("a"), mta_sts_id("b"));
+        let unserved = domain_records("example.test", &keys, &cfg, &client, None);
+        assert!(
+            !unserved.iter().any(|r| r.name.starts_with("_mta-sts.")),
+            "no _mta-sts while the policy is not served"
+        );
     }
 
     #[test]

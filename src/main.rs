@@ -61,10 +61,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = || load_config(&cli.config);
     match cli.command {
         Command::Serve => {
+            let signals = serve::Signals::install()?;
             let loaded = config()?;
             let recent = events::RecentEvents::default();
             let log = logging::init(loaded.config.log_level.get_ref(), recent.clone());
-            serve::run(loaded, log, recent).await?;
+            serve::run(loaded, log, recent, signals).await?;
         }
         Command::Check => {
             let loaded = config()?;

@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::{bail, Context};
 use postern_store::Store;
 
-use crate::cli::{AdminCmd, AliasCmd, DnsCmd, DomainCmd, QueueCmd, TokenCmd, UserCmd};
+use crate::cli::{AdminCmd, AliasCmd, DnsCmd, DomainCmd, QueueCmd, SendAsCmd, TokenCmd, UserCmd};
 use crate::output::outln;
 
 /// Runs `postern domain ...`.
@@ -76,6 +76,19 @@ pub async fn user(store: &Store, cmd: UserCmd) -> anyhow::Result<()> {
             store.set_disabled(&address, false).await?;
             outln!("enabled user {address}");
         }
+        UserCmd::SendAs(SendAsCmd::Add { user, address }) => {
+            store.add_send_as(&user, &address).await?;
+            outln!("{user} may send as {address}");
+        }
+        UserCmd::SendAs(SendAsCmd::Remove { user, address }) => {
+            store.remove_send_as(&user, &address).await?;
+            outln!("{user} may no longer send as {address}");
+        }
+        UserCmd::SendAs(SendAsCmd::List { user }) => {
+            for address in store.list_send_as(&user).await? {
+                outln!("{address}");
+            }
+        }
     }
     Ok(())
 }
@@ -113,18 +126,20 @@ pub async fn dns(store: &Store, loaded: &crate::config::Loaded, cmd: DnsCmd) -> 
             let Some(d) = store.domain(&domain).await? else {
                 bail!("{domain} is not a hosted domain");
             };
-            let views: Vec<Option<String>> = match view {
-                Some(v) => vec![Some(v)],
-                None if loaded.config.mail.views.is_empty() => vec![None],
-                None => loaded.config.mail.views.keys().cloned().map(Some).collect(),
-            };
-            for v in views {
+            let publish = crate::mail_dns::Publish::from_config(
+                loaded,
+                loaded,
+                crate::mail_dns::PolicyHttps::Assumed,
+            );
+            for (v, records) in publish
+                .records_by_view(store, &d.name, view.as_deref())
+                .await?
+            {
                 match &v {
                     Some(name) => outln!("; view {name}"),
                     None => outln!("; mail records of {}", d.name),
                 }
-                let publish = crate::mail_dns::Publish::from_config(loaded);
-                for r in publish.records_for(store, &d.name, v.as_deref()).await? {
+                for r in records {
                     outln!("{r}");
                 }
             }

@@ -1,18 +1,22 @@
 //! SIGHUP: re-read `postern.toml`, apply what can change at run time, and name every changed
 //! key that only a restart applies.
 //!
-//! Applied at once: `log_level`, `[dns]` (views, zones, keys), `[tls]` certificates, the
-//! published mail records of `[mail]`, the SMTP session limits ([`postern_smtp::SmtpLimits::KEYS`])
+//! Applied at once: `log_level`, `[dns]` (views, zones, keys), `[tls]` certificates, `[mail]`
+//! (what DNS publishes and what the admin listener tells clients, from one snapshot), the SMTP session limits ([`postern_smtp::SmtpLimits::KEYS`])
 //! and the IMAP connection settings ([`postern_imap::ImapSettings::KEYS`]) for sessions that start
 //! after the reload. Everything else (listeners, `database_url`, `data_dir`, `hostname`, `[net]`,
 //! `[login]`, `[admin]`, `[acme]`, the other `[smtp]`/`[imap]` keys ...) is sized or bound at
 //! start: a change is logged as `KEY changed: restart to apply`, and the running value stays.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use crate::config::{self, Loaded};
 use crate::dns_service::DnsService;
 use crate::logging::LogHandle;
+use crate::mail_dns::Publish;
 use crate::tls::Certificates;
 
 /// The parts of the running server a reload can change.
@@ -21,6 +25,8 @@ pub struct Running {
     pub log: LogHandle,
     /// The served certificates.
     pub certs: Certificates,
+    /// What hosted mail domains publish in DNS and over HTTP (one snapshot for both).
+    pub publish: Arc<ArcSwap<Publish>>,
     /// The DNS service, when DNS listens.
     pub dns: Option<DnsService>,
     /// The SMTP session limits, when SMTP listens.
@@ -36,8 +42,17 @@ impl Running {
     /// not load, change nothing. Changed keys that need a restart are logged as warnings.
     pub async fn reload(&self, current: &Loaded) -> anyhow::Result<Loaded> {
         let next = config::load(&current.path)?;
+        let before = self.publish.load_full();
+        self.publish.store(Arc::new(Publish::from_config(
+            current,
+            &next,
+            before.policy_https.clone(),
+        )));
         if let Some(dns) = &self.dns {
-            dns.reload(&next).await?;
+            if let Err(e) = dns.reload(&next).await {
+                self.publish.store(before);
+                return Err(e);
+            }
         }
         self.certs.reload(
             next.config.tls.as_ref(),
@@ -78,10 +93,8 @@ pub fn restart_keys(old: &str, new: &str) -> Vec<String> {
 fn applied(key: &str) -> bool {
     let (section, rest) = key.split_once('.').unwrap_or((key, ""));
     match section {
-        "log_level" | "dns" | "tls" => true,
-        // The published records follow at once; the client settings the admin listener serves
-        // (ports, MTA-STS policy) are built at start.
-        "mail" => !(rest.starts_with("ports") || rest.starts_with("mta_sts")),
+        // DNS records and what the admin listener tells clients share one snapshot.
+        "log_level" | "dns" | "tls" | "mail" => true,
         "smtp" => postern_smtp::SmtpLimits::KEYS.contains(&rest),
         "imap" => postern_imap::ImapSettings::KEYS.contains(&rest),
         _ => false,
@@ -132,12 +145,13 @@ mod tests {
             ]
         );
         assert!(restart_keys(old, old).is_empty());
-        assert_eq!(
+        assert!(
             restart_keys(
                 "",
-                "[mail.ports]\nimap = 1\n[mail]\ndmarc_policy = \"none\"\n"
-            ),
-            ["mail.ports.imap"]
+                "[mail.ports]\nimap = 1\n[mail]\ndmarc_policy = \"none\"\nmta_sts_mode = \"enforce\"\n"
+            )
+            .is_empty(),
+            "[mail] applies at once, in DNS and over HTTP"
         );
     }
 }

@@ -9,13 +9,15 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::signal::unix::{signal, SignalKind};
+use arc_swap::ArcSwap;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Loaded;
 use crate::dns_service::DnsService;
 use crate::events::RecentEvents;
 use crate::logging::LogHandle;
+use crate::mail_dns::{PolicyHttps, Publish, PublishedRecords};
 use crate::reload::Running;
 use crate::tls::Certificates;
 
@@ -25,8 +27,34 @@ const GRACE_PERIOD: Duration = Duration::from_secs(10);
 /// The file, in the data directory, that lists the addresses really bound (port 0 resolved).
 pub const LISTENERS_FILE: &str = "listeners.json";
 
+/// The signals `serve` reacts to, registered before anything else starts: until a handler is
+/// installed, SIGHUP's default action ends the process, and a large zone can take seconds to load
+/// while DNS already answers. A signal that arrives during start-up waits here and is handled
+/// once every service runs.
+pub struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    /// Installs the handlers for SIGTERM, SIGINT and SIGHUP.
+    pub fn install() -> anyhow::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+        })
+    }
+}
+
 /// Runs every configured service until SIGTERM or SIGINT.
-pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow::Result<()> {
+pub async fn run(
+    loaded: Loaded,
+    log: LogHandle,
+    recent: RecentEvents,
+    signals: Signals,
+) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
@@ -51,21 +79,41 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
     let mut bound: BTreeMap<&str, Vec<SocketAddr>> = BTreeMap::new();
     let status_listeners: Arc<OnceLock<BTreeMap<String, Vec<SocketAddr>>>> = Arc::default();
 
+    // What hosted mail domains publish, in DNS and on the admin listener: one snapshot.
+    let admin_addrs = loaded.config.listeners.admin.get_ref();
+    let https = loaded.config.tls.is_some() || loaded.config.admin.https_with_self_signed;
+    let policy_https = if !admin_addrs.is_empty() && https {
+        PolicyHttps::Served(certs.clone())
+    } else {
+        PolicyHttps::NotServed
+    };
+    let publish = Arc::new(ArcSwap::from_pointee(Publish::from_config(
+        &loaded,
+        &loaded,
+        policy_https,
+    )));
+
     let dns_addrs = loaded.config.listeners.dns.get_ref().clone();
     let dns = if dns_addrs.is_empty() {
         None
     } else {
-        let dns =
-            DnsService::start(&loaded, &net, store.clone(), dns_addrs, shutdown.clone()).await?;
+        let dns = DnsService::start(
+            &loaded,
+            &net,
+            store.clone(),
+            dns_addrs,
+            shutdown.clone(),
+            publish.clone(),
+            certs.subscribe(),
+        )
+        .await?;
         bound.insert("dns", dns.local_addrs().to_vec());
         tasks.spawn(dns.clone().wait());
         Some(dns)
     };
 
-    let admin_addrs = loaded.config.listeners.admin.get_ref();
     if !admin_addrs.is_empty() {
         crate::manage::ensure_admin(&store).await?;
-        let https = loaded.config.tls.is_some() || loaded.config.admin.https_with_self_signed;
         let status = {
             let (listeners, recent) = (status_listeners.clone(), recent.clone());
             Arc::new(move || postern_admin_web::Status {
@@ -87,7 +135,14 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
                 })
             },
             status,
-            client: Some(loaded.client_settings()),
+            client: Some({
+                let publish = publish.clone();
+                Arc::new(move || publish.load().client.clone())
+            }),
+            mail_records: Arc::new(PublishedRecords {
+                publish: publish.clone(),
+                store: store.clone(),
+            }),
         };
         let tls = https.then(|| certs.server_config());
         let admin = postern_admin_web::AdminServer::start(
@@ -210,14 +265,17 @@ pub async fn run(loaded: Loaded, log: LogHandle, recent: RecentEvents) -> anyhow
     let running = Running {
         log,
         certs,
+        publish,
         dns,
         smtp: smtp_limits,
         imap: imap_settings,
     };
     let mut current = loaded;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
+    let Signals {
+        mut term,
+        mut int,
+        mut hup,
+    } = signals;
     loop {
         tokio::select! {
             _ = term.recv() => break,

@@ -50,6 +50,8 @@ struct CertSet {
     by_name: HashMap<String, Arc<CertifiedKey>>,
     default: Arc<CertifiedKey>,
     base: Arc<CertifiedKey>,
+    /// The base certificate is Postern's own self-signed one (trusted by nobody).
+    self_signed: bool,
     hostname: String,
 }
 
@@ -58,6 +60,8 @@ struct CertSet {
 pub struct Certificates {
     current: Arc<ArcSwap<CertSet>>,
     server_config: Arc<rustls::ServerConfig>,
+    /// Counts swaps, for those who publish something that depends on the certificates.
+    swaps: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 #[derive(Debug)]
@@ -84,6 +88,7 @@ impl Certificates {
         let key = load_certified_key(files, data_dir, hostname)?;
         let current = Arc::new(ArcSwap::from_pointee(cert_set(
             key,
+            files.is_none(),
             acme_keys(data_dir),
             hostname,
         )));
@@ -97,6 +102,7 @@ impl Certificates {
         Ok(Certificates {
             current,
             server_config: Arc::new(server_config),
+            swaps: Arc::new(tokio::sync::watch::channel(0).0),
         })
     }
 
@@ -108,8 +114,13 @@ impl Certificates {
         hostname: &str,
     ) -> Result<(), TlsError> {
         let key = load_certified_key(files, data_dir, hostname)?;
-        self.current
-            .store(Arc::new(cert_set(key, acme_keys(data_dir), hostname)));
+        self.current.store(Arc::new(cert_set(
+            key,
+            files.is_none(),
+            acme_keys(data_dir),
+            hostname,
+        )));
+        self.swaps.send_modify(|n| *n += 1);
         Ok(())
     }
 
@@ -118,10 +129,33 @@ impl Certificates {
         let now = self.current.load();
         self.current.store(Arc::new(cert_set(
             now.base.clone(),
+            now.self_signed,
             acme_keys(data_dir),
             &now.hostname,
         )));
+        self.swaps.send_modify(|n| *n += 1);
         Ok(())
+    }
+
+    /// Whether a certificate that clients can accept for `name` is served: one whose names cover
+    /// it (exactly, or by a wildcard for one label) and that is valid now; Postern's own
+    /// self-signed certificate does not count. MTA-STS needs this for `mta-sts.<domain>`
+    /// (RFC 8461 §3.3).
+    pub fn serves_valid(&self, name: &str) -> bool {
+        let set = self.current.load();
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        let wildcard = name.split_once('.').map(|(_, rest)| format!("*.{rest}"));
+        [Some(name), wildcard]
+            .into_iter()
+            .flatten()
+            .filter_map(|n| set.by_name.get(&n))
+            .filter(|k| !(set.self_signed && Arc::ptr_eq(k, &set.base)))
+            .any(|k| k.cert.first().is_some_and(valid_now))
+    }
+
+    /// Tells when the served certificates change.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.swaps.subscribe()
     }
 
     /// The rustls configuration every TLS listener uses.
@@ -130,8 +164,19 @@ impl Certificates {
     }
 }
 
+/// Whether the current time lies within the certificate's validity period (RFC 5280 §4.1.2.5).
+fn valid_now(cert: &CertificateDer<'_>) -> bool {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    X509Certificate::from_der(cert).is_ok_and(|(_, c)| c.validity().is_valid())
+}
+
 /// Indexes the base certificate and then the ACME ones under every DNS name each is valid for.
-fn cert_set(base: Arc<CertifiedKey>, acme: Vec<Arc<CertifiedKey>>, hostname: &str) -> CertSet {
+fn cert_set(
+    base: Arc<CertifiedKey>,
+    self_signed: bool,
+    acme: Vec<Arc<CertifiedKey>>,
+    hostname: &str,
+) -> CertSet {
     let mut by_name = HashMap::new();
     for key in std::iter::once(&base).chain(&acme) {
         if let Some(leaf) = key.cert.first() {
@@ -156,6 +201,7 @@ fn cert_set(base: Arc<CertifiedKey>, acme: Vec<Arc<CertifiedKey>>, hostname: &st
         by_name,
         default,
         base,
+        self_signed,
         hostname: hostname.to_owned(),
     }
 }

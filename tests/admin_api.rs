@@ -386,6 +386,43 @@ async fn pages_are_protected_and_escaped(db: Db) {
         .1
         .contains("second.test"));
 
+    // The domain page without Postern's DNS: the records to publish elsewhere, and why.
+    let (s, domain, _) = get_page(
+        &agent,
+        &format!("{base}/domains/example.test"),
+        Some(&session),
+    );
+    assert_eq!(s, 200);
+    assert!(
+        domain.contains("DNS service is off")
+            && domain.contains("example.test. 3600 IN MX 10 mail.example.test.")
+            && domain.contains("._domainkey.example.test. 3600 IN TXT"),
+        "{domain}"
+    );
+    let (s, _, _) = get_page(&agent, &format!("{base}/domains/nope.test"), Some(&session));
+    assert_eq!(s, 404);
+    // Hostile search text is shown escaped (in the box and the "nothing matches" line); a page
+    // number past the end or below 1 is a page, not an error.
+    let (s, found, _) = get_page(
+        &agent,
+        &format!("{base}/users?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
+        Some(&session),
+    );
+    assert_eq!(s, 200);
+    assert!(
+        found.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !found.contains("<script>alert"),
+        "{found}"
+    );
+    for page in ["-3", "0", "99"] {
+        let (s, _, _) = get_page(&agent, &format!("{base}/users?page={page}"), Some(&session));
+        assert_eq!(s, 200, "page {page}");
+    }
+    let (_, listed, _) = get_page(&agent, &format!("{base}/users?q=ALICE"), Some(&session));
+    assert!(
+        listed.contains("data-address=\"alice@example.test\""),
+        "{listed}"
+    );
+
     // A mail user's self-service session opens no admin page, and changes only their own password.
     let (s, _, user_cookie) = login_post(
         &agent,
@@ -419,7 +456,8 @@ async fn pages_are_protected_and_escaped(db: Db) {
     );
     assert_eq!(s, 400);
     assert!(body.contains("data-field=\"current\""), "{body}");
-    let (s, body, _) = post_form(
+    // Success redirects (post/redirect/get); the page it leads to says so.
+    let (s, body, flash) = post_form(
         &agent,
         &format!("{base}/account/password"),
         Some(&user_session),
@@ -430,7 +468,20 @@ async fn pages_are_protected_and_escaped(db: Db) {
             ("repeat", "new-mail-pw"),
         ],
     );
-    assert_eq!(s, 200, "{body}");
+    assert_eq!(s, 303, "{body}");
+    let flash = flash.expect("message cookie");
+    let flash = flash.split(';').next().unwrap();
+    let (s, account, _) = get_page(
+        &agent,
+        &format!("{base}/account"),
+        Some(&format!("{user_session}; {flash}")),
+    );
+    assert_eq!(s, 200);
+    assert!(
+        account.contains("Your password has been changed."),
+        "{account}"
+    );
+
     let store = postern_store::Store::open(&inst.db.url).await.unwrap();
     assert!(store
         .authenticate("alice@example.test", "new-mail-pw")

@@ -1,6 +1,8 @@
 //! The admin UI in a real browser: headless Debian chromium, driven by playwright-core
-//! (tests/browser/admin.mjs), against the real binary. Screenshots of the main pages are saved in
-//! `target/tmp/screenshots/`. Needs `chromium` and `npm ci --prefix tests/browser` (`.ci/run` does both).
+//! (tests/browser/admin.mjs), against the real binary: forms, row actions on odd local parts,
+//! the domain page, paging and search, success and row error messages, token revoke, and every
+//! main page at 390 px. Screenshots of the main pages are saved in
+//! `target/tmp/screenshots-{Sqlite,Postgres}/`. Needs `chromium` and `npm ci --prefix tests/browser` (`.ci/run` does both).
 
 mod common;
 
@@ -35,17 +37,28 @@ fn run_browser(base: &str, password: &str, shots: &PathBuf, extra: &[&str]) -> s
     serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).expect("JSON result")
 }
 
-#[tokio::test]
-async fn admin_ui_in_chromium() {
+both_backends!(admin_ui_in_chromium);
+
+async fn admin_ui_in_chromium(db: Db) {
     let inst = Instance::new(
-        Db::Sqlite,
+        db,
         &["admin", "dns", "smtp", "imaps"],
         &example_dns(&repo_path("zones")),
     )
     .await;
     let server = inst.start();
     let password = server.first_admin_password();
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    // 120 aliases (plus the one the browser adds) for the paging and search checks.
+    let store = postern_store::Store::open(&inst.db.url).await.unwrap();
+    store.add_domain("bulk.test").await.unwrap();
+    for i in 0..120 {
+        store
+            .add_alias(&format!("list{i:03}@bulk.test"), "owner@remote.test")
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("screenshots-{db:?}"));
     let seen = run_browser(
         &format!("http://{}", server.addr("admin")),
         &password,
@@ -70,11 +83,40 @@ async fn admin_ui_in_chromium() {
         "dns",
         "queue",
         "account",
+        "domain",
+        "users-390",
     ] {
         let png = shots.join(format!("{page}.png"));
         let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
         assert!(size > 1000, "{} missing or empty", png.display());
     }
+    assert_domain_page(&seen);
+    for (path, width) in seen["narrow"].as_object().expect("390 px widths") {
+        assert!(
+            width.as_i64().unwrap_or(9999) <= 390,
+            "{path} scrolls sideways at 390 px: {width}"
+        );
+    }
+    assert_eq!(
+        seen["narrow"].as_object().map(|o| o.len()),
+        Some(9),
+        "{seen}"
+    );
+    assert!(
+        seen["rowError"].as_str().unwrap_or("").contains("quota"),
+        "{seen}"
+    );
+    assert!(
+        !seen["dnsRowError"].as_str().unwrap_or("").is_empty(),
+        "{seen}"
+    );
+    assert!(
+        seen["disabledNotice"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Disabled a%62c@example.test"),
+        "{seen}"
+    );
     let store = postern_store::Store::open(&inst.db.url).await.unwrap();
     let alice = store
         .authenticate("alice@example.test", "alice-browser-pw")
@@ -181,4 +223,81 @@ async fn admin_ui_in_chromium() {
         "the message is in INBOX"
     );
     assert!(server.stop().success());
+}
+
+/// The domain page of example.test as the browser saw it: per view, the zone file's records, the
+/// admin record added in the UI (internal view only) and the DKIM keys published for mail; the
+/// DKIM keys; the records to publish elsewhere; the client setup links.
+fn assert_domain_page(seen: &serde_json::Value) {
+    let rows = |view: &str| -> Vec<Vec<String>> {
+        seen["domainServed"][view]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {view} records: {seen}"))
+            .iter()
+            .map(|r| {
+                r.as_array()
+                    .expect("row")
+                    .iter()
+                    .map(|c| c.as_str().unwrap_or("").to_owned())
+                    .collect()
+            })
+            .collect()
+    };
+    let has = |rows: &[Vec<String>], want: [&str; 5]| rows.iter().any(|r| r == &want);
+    let internal = rows("internal");
+    let external = rows("external");
+    assert!(
+        has(
+            &internal,
+            [
+                "zone-file",
+                "example.test.",
+                "MX",
+                "3600",
+                "10 mail.example.test."
+            ]
+        ),
+        "{internal:?}"
+    );
+    assert!(
+        has(
+            &internal,
+            ["admin", "browser.example.test.", "A", "60", "10.9.9.9"]
+        ),
+        "{internal:?}"
+    );
+    assert!(
+        !external.iter().any(|r| r[1] == "browser.example.test."),
+        "the admin record is in the internal view only: {external:?}"
+    );
+    for view in [&internal, &external] {
+        assert!(
+            view.iter().any(|r| r[0] == "mail"
+                && r[1] == "pst1r._domainkey.example.test."
+                && r[2] == "TXT"
+                && r[4].starts_with("\"v=DKIM1; k=rsa; p=")),
+            "DKIM key published for mail: {view:?}"
+        );
+        assert!(
+            view.iter().all(|r| r[1].ends_with("example.test.")),
+            "only names of the domain: {view:?}"
+        );
+    }
+    assert_eq!(
+        seen["dkim"],
+        serde_json::json!(["pst1e", "pst1r"]),
+        "{seen}"
+    );
+    let publish = seen["publish"].as_str().unwrap_or("");
+    assert!(
+        publish.contains("example.test. 3600 IN MX 10 mail.example.test.")
+            && publish.contains("pst1e._domainkey.example.test. 3600 IN TXT \"v=DKIM1; k=ed25519;"),
+        "{publish}"
+    );
+    let links = seen["clientLinks"].to_string();
+    assert!(
+        links.contains("/mail/config-v1.1.xml?emailaddress=you%40example.test")
+            && links.contains("https://mta-sts.example.test/.well-known/mta-sts.txt"),
+        "{links}"
+    );
 }

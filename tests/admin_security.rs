@@ -293,15 +293,7 @@ async fn odd_local_parts_through_api(db: Db) {
     let inst = Instance::new(db, &["admin"], "").await;
     inst.ok(&["domain", "add", "example.test"], "");
     let server = inst.start();
-    let token = inst
-        .ok(&["admin", "token", "admin", "--label", "tests"], "")
-        .trim()
-        .to_owned();
-    let api = Api {
-        base: format!("http://{}", server.addr("admin")),
-        token,
-        agent: agent(),
-    };
+    let api = Api::for_server(&inst, &server);
     let odd = ["a%62c", "abc", "h#x", "s/t", "q?x"];
     for local in odd {
         let address = format!("{local}@example.test");

@@ -1,16 +1,18 @@
 //! TLS certificates: obtained from an ACME CA (a local Pebble, Debian package `pebble`) through the
-//! DNS-01 challenge answered by Postern's own DNS, and swapped into running TLS listeners without
-//! dropping the connections already open.
+//! DNS-01 challenge answered by Postern's own DNS, by Postern itself or by certbot's RFC 2136
+//! plugin, and swapped into running TLS listeners without dropping the connections already open.
 
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use common::{example_dns, repo_path, Db, Instance};
+use common::pebble::{free_port, write_cert, Pebble};
+use common::{assert_no_dns_records, dig, example_dns, repo_path, Db, Instance};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
@@ -114,17 +116,6 @@ fn imap(tls: &mut Tls, tag: &str, command: &str) -> String {
     }
 }
 
-fn write_cert(dir: &std::path::Path, names: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
-    let rcgen::CertifiedKey { cert, signing_key } =
-        rcgen::generate_simple_self_signed(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-            .unwrap();
-    std::fs::create_dir_all(dir).unwrap();
-    let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&c, cert.pem()).unwrap();
-    std::fs::write(&k, signing_key.serialize_pem()).unwrap();
-    (c, k)
-}
-
 #[tokio::test]
 async fn sighup_swaps_certificates_without_dropping_connections() {
     let dir = tempfile::tempdir().unwrap();
@@ -164,81 +155,24 @@ async fn sighup_swaps_certificates_without_dropping_connections() {
     assert!(server.stop().success());
 }
 
-/// Pebble on loopback, trusting Postern's DNS for its DNS-01 checks.
-struct Pebble(Child);
-
-impl Drop for Pebble {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn acme_dns01_through_our_own_dns_and_hot_swap() {
-    assert!(
-        std::path::Path::new("/usr/bin/pebble").exists(),
-        "pebble is missing: apt-get install pebble (bash .ci/run does)"
-    );
     let dir = tempfile::tempdir().unwrap();
-    // Pebble's own HTTPS certificate; instant-acme trusts it as the root.
-    let (pebble_cert, pebble_key) =
-        write_cert(&dir.path().join("pebble"), &["localhost", "127.0.0.1"]);
-    let acme_port = free_port();
-    let config = serde_json::json!({"pebble": {
-        "listenAddress": format!("127.0.0.1:{acme_port}"),
-        "managementListenAddress": format!("127.0.0.1:{}", free_port()),
-        "certificate": pebble_cert, "privateKey": pebble_key,
-        "httpPort": free_port(), "tlsPort": free_port(), "ocspResponderURL": "", "externalAccountBindingRequired": false
-    }});
-    std::fs::write(dir.path().join("pebble.json"), config.to_string()).unwrap();
+    // Pebble must be running (and know Postern's DNS port) before Postern's first ACME attempt,
+    // so Postern's DNS gets a port chosen here instead of port 0.
+    let dns_port = free_port();
+    let pebble = Pebble::start(dir.path(), dns_port);
 
     // Postern: DNS for example.test (Pebble asks from 127.0.0.1, which the internal view matches),
     // an IMAPS listener to look at the certificate, and ACME for mail.example.test.
     let extra = format!(
-        "{}\n[acme]\ndirectory = \"https://127.0.0.1:{acme_port}/dir\"\nview = \"internal\"\nca_root = \"{}\"\n",
+        "{}\n[acme]\ndirectory = \"{}\"\nview = \"internal\"\nca_root = \"{}\"\n",
         example_dns(&repo_path("zones")),
-        pebble_cert.display()
+        pebble.directory,
+        pebble.https_cert.display()
     );
     let inst = Instance::new(Db::Sqlite, &["dns", "imaps"], &extra).await;
-    // Pebble must be running (and know Postern's DNS port) before Postern's first ACME attempt,
-    // so Postern's DNS gets a port chosen here instead of port 0.
-    let dns_port = free_port();
-    let text = std::fs::read_to_string(&inst.config).unwrap().replacen(
-        "dns = [\"127.0.0.1:0\"]",
-        &format!("dns = [\"127.0.0.1:{dns_port}\"]"),
-        1,
-    );
-    std::fs::write(&inst.config, text).unwrap();
-    let _pebble = Pebble(
-        Command::new("pebble")
-            .args([
-                "-config",
-                &dir.path().join("pebble.json").to_string_lossy(),
-                "-dnsserver",
-                &format!("127.0.0.1:{dns_port}"),
-            ])
-            .env("PEBBLE_VA_NOSLEEP", "1")
-            .env("PEBBLE_WFE_NONCEREJECT", "0")
-            .env("PEBBLE_AUTHZREUSE", "0")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start pebble"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", acme_port)).is_err() {
-        assert!(Instant::now() < deadline, "pebble did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    inst.set_dns_port(dns_port);
     let server = inst.start();
     let addr = server.addr("imaps");
     let (_, issuer, _) = connect(addr, "localhost");
@@ -255,12 +189,143 @@ async fn acme_dns01_through_our_own_dns_and_hot_swap() {
         .data_dir()
         .join("acme/mail.example.test/cert.pem")
         .exists());
-    // The challenge record is gone from the store afterwards.
-    let store = postern_store::Store::open(&inst.db.url).await.unwrap();
+    assert_no_dns_records(&inst, "challenge records removed").await;
+    assert!(server.stop().success());
+}
+
+both_backends!(certbot_rfc2136_through_our_dns);
+
+/// The TSIG key certbot signs its updates with.
+const ACME_KEY: &str = "Y2VydGJvdC1yZmMyMTM2LXRlc3Qta2V5LTAxMjM0NTY3";
+
+/// certbot with its `dns-rfc2136` plugin (Debian `python3-certbot-dns-rfc2136`) gets a
+/// certificate from Pebble: it finds the zone with TSIG-signed SOA queries, adds the
+/// `_acme-challenge` TXT records by RFC 2136 UPDATE (allowed by an `update_policy` grant for
+/// exactly those names), Pebble checks them through Postern's DNS, and certbot deletes them.
+async fn certbot_rfc2136_through_our_dns(db: Db) {
     assert!(
-        store.dns_records(None).await.unwrap().is_empty(),
-        "challenge records removed"
+        Path::new("/usr/bin/certbot").exists()
+            && Path::new("/usr/lib/python3/dist-packages/certbot_dns_rfc2136").exists(),
+        "certbot is missing: apt-get install certbot python3-certbot-dns-rfc2136 (bash .ci/run does)"
     );
-    store.close().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dns_port = free_port();
+    let pebble = Pebble::start(dir.path(), dns_port);
+    let names = ["www.example.test", "mail.example.test"];
+    let grants: String = names
+        .iter()
+        .map(|n| {
+            format!(
+                "\n[[dns.view.update_policy]]\nkey = \"acme-key\"\nname = \"_acme-challenge.{n}\"\n\
+                 match = \"name\"\ntypes = [\"TXT\"]\n"
+            )
+        })
+        .collect();
+    let extra = example_dns(&repo_path("zones"))
+        .replace(
+            "[[dns.view]]\nname = \"internal\"",
+            &format!(
+                "[[dns.tsig_key]]\nname = \"acme-key\"\nsecret = \"{ACME_KEY}\"\n\n\
+                 [[dns.view]]\nname = \"internal\""
+            ),
+        )
+        .replace(
+            "allow_transfer = [\"key:xfr-key\"]\n",
+            &format!("allow_transfer = [\"key:xfr-key\"]\n{grants}"),
+        );
+    let inst = Instance::new(db, &["dns"], &extra).await;
+    inst.set_dns_port(dns_port);
+    let server = inst.start();
+
+    let credentials = dir.path().join("rfc2136.ini");
+    std::fs::write(
+        &credentials,
+        format!(
+            "dns_rfc2136_server = 127.0.0.1\ndns_rfc2136_port = {dns_port}\n\
+             dns_rfc2136_name = acme-key\ndns_rfc2136_secret = {ACME_KEY}\n\
+             dns_rfc2136_algorithm = HMAC-SHA256\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&credentials, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let certbot_dir = dir.path().join("certbot");
+    let sub = |d: &str| certbot_dir.join(d).to_string_lossy().into_owned();
+    let mut args = vec![
+        "300".to_owned(),
+        "certbot".to_owned(),
+        "certonly".to_owned(),
+        "--non-interactive".to_owned(),
+        "--agree-tos".to_owned(),
+        "--register-unsafely-without-email".to_owned(),
+        "--server".to_owned(),
+        pebble.directory.clone(),
+        "--config-dir".to_owned(),
+        sub("config"),
+        "--work-dir".to_owned(),
+        sub("work"),
+        "--logs-dir".to_owned(),
+        sub("logs"),
+        "--dns-rfc2136".to_owned(),
+        "--dns-rfc2136-credentials".to_owned(),
+        credentials.to_string_lossy().into_owned(),
+        "--dns-rfc2136-propagation-seconds".to_owned(),
+        "1".to_owned(),
+        "--cert-name".to_owned(),
+        "postern-test".to_owned(),
+    ];
+    for n in names {
+        args.extend(["-d".to_owned(), n.to_owned()]);
+    }
+    let out = Command::new("timeout")
+        .args(&args)
+        .env("REQUESTS_CA_BUNDLE", &pebble.https_cert)
+        .output()
+        .expect("run certbot");
+    let certbot_log =
+        std::fs::read_to_string(certbot_dir.join("logs/letsencrypt.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "certbot failed: {}{}\n--- certbot log ---\n{certbot_log}\n--- postern log ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+
+    let pem = std::fs::read(certbot_dir.join("config/live/postern-test/cert.pem"))
+        .expect("certbot wrote the certificate");
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+    let cert = pem.parse_x509().unwrap();
+    assert!(
+        cert.issuer().to_string().contains("Pebble"),
+        "issued by the ACME CA: {}",
+        cert.issuer()
+    );
+    let mut sans: Vec<String> = cert
+        .subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names
+        .iter()
+        .filter_map(|g| match g {
+            x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+            _ => None,
+        })
+        .collect();
+    sans.sort();
+    assert_eq!(sans, ["mail.example.test", "www.example.test"]);
+
+    // The challenges went through Postern's UPDATE path, and certbot removed them afterwards.
+    let log = server.log();
+    assert!(
+        log.matches("dynamic update applied").count() >= 4,
+        "two adds and two deletes: {log}"
+    );
+    let dns = server.addr("dns");
+    for n in names {
+        let txt = dig(dns, "127.0.0.2", &[&format!("_acme-challenge.{n}"), "TXT"]);
+        assert!(txt.is_empty(), "challenge TXT of {n} still served: {txt:?}");
+    }
+    assert_no_dns_records(&inst, "challenge records removed from the store").await;
     assert!(server.stop().success());
 }

@@ -10,11 +10,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use common::{metrics, sample, Db, Instance, Server};
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::TokioResolver;
 use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
-use smtp_support::{folder, inbox, python, wait_inbox, OwnDns, Raw, Sink, PASSWORD};
+use smtp_support::{folder, inbox, python, resolver, wait_inbox, OwnDns, Raw, Sink, PASSWORD};
 
 both_backends!(
     signs_submissions_and_checks_mx_mail,
@@ -90,19 +87,6 @@ addresses = ["{MAIL_HOST_IP}"]
     }
     let server = inst.start();
     (inst, server, dns.addr())
-}
-
-/// A resolver asking only Postern's DNS.
-fn resolver(dns: SocketAddr) -> TokioResolver {
-    let mut udp = ConnectionConfig::udp();
-    udp.port = dns.port();
-    let server = NameServerConfig::new(dns.ip(), true, vec![udp]);
-    TokioResolver::builder_with_config(
-        ResolverConfig::from_name_servers(vec![server]),
-        TokioRuntimeProvider::default(),
-    )
-    .build()
-    .expect("resolver")
 }
 
 /// Sends one message over a plain MX session from `source`; returns the reply to RCPT (if it

@@ -3,7 +3,12 @@
 
 mod common;
 
-use common::{Db, Instance};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::pebble::write_cert;
+use common::{copy_zones, dig, example_dns, Db, Instance};
 
 const MAIL: &str = r#"
 [mail]
@@ -301,5 +306,159 @@ async fn client_configuration_endpoints() {
         .0,
         400
     );
+    assert!(server.stop().success());
+}
+
+both_backends!(dns_and_http_publish_one_snapshot);
+
+/// `curl` over HTTPS to the admin listener as `name` (SNI and Host), trusting only `ca`: the
+/// body, or `None` when the TLS handshake or the request fails.
+fn https_get(admin: std::net::SocketAddr, name: &str, path: &str, ca: &Path) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "10", "--cacert"])
+        .arg(ca)
+        .arg("--resolve")
+        .arg(format!("{name}:{}:127.0.0.1", admin.port()))
+        .arg(format!("https://{name}:{}{path}", admin.port()))
+        .output()
+        .expect("curl is installed");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The `id=` of `_mta-sts.example.test`, if published.
+fn mta_sts_id(dns: std::net::SocketAddr) -> Option<String> {
+    let txt = dig(dns, "127.0.0.3", &["_mta-sts.example.test", "TXT"]);
+    let txt = txt.first()?;
+    Some(txt.split("id=").nth(1)?.trim_end_matches('"').to_owned())
+}
+
+/// The id DNS must announce for a policy text (RFC 8461 §3.1: changes with the policy).
+fn id_of(policy: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(policy.as_bytes())[..10]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The IMAP port Thunderbird autoconfig tells.
+fn autoconfig_imap_port(admin: std::net::SocketAddr, ca: &Path) -> String {
+    let xml = https_get(
+        admin,
+        "autoconfig.example.test",
+        "/mail/config-v1.1.xml?emailaddress=alice%40example.test",
+        ca,
+    )
+    .expect("autoconfig over HTTPS");
+    let doc = roxmltree::Document::parse(&xml).expect("autoconfig XML");
+    let imap = doc
+        .descendants()
+        .find(|n| n.has_tag_name("incomingServer") && n.attribute("type") == Some("imap"))
+        .expect("an IMAP server");
+    text(imap, "port").expect("port").to_owned()
+}
+
+/// DNS and the admin listener publish from one snapshot: `_mta-sts` appears only once a
+/// certificate valid for `mta-sts.example.test` is served over HTTPS, and after a SIGHUP that
+/// changes the MTA-STS mode and the public IMAPS port, the `_mta-sts` id, the policy served over
+/// HTTPS, the SRV record and autoconfig all show the new values together.
+async fn dns_and_http_publish_one_snapshot(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = write_cert(
+        &dir.path().join("one"),
+        &["mail.example.test", "autoconfig.example.test"],
+    );
+    // The example zones without their own `_imaps._tcp` SRV (a zone file's RRset wins).
+    let zones = dir.path().join("zones");
+    copy_zones(&zones);
+    for view in ["internal", "external"] {
+        let file = zones.join(view).join("example.test.zone");
+        let text = std::fs::read_to_string(&file).unwrap();
+        let text: String = text
+            .lines()
+            .filter(|l| !l.starts_with("_imaps._tcp"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&file, text).unwrap();
+    }
+    let extra = format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n{}\n[mail]\nmta_sts_mode = \"testing\"\n",
+        cert.display(),
+        key.display(),
+        example_dns(&zones)
+    );
+    let inst = Instance::new(db, &["dns", "admin", "imaps", "submissions"], &extra).await;
+    inst.ok(&["domain", "add", "example.test"], "");
+    let server = inst.start();
+    let (dns, admin) = (server.addr("dns"), server.addr("admin"));
+    let srv = || dig(dns, "127.0.0.3", &["_imaps._tcp.example.test", "SRV"]);
+    assert_eq!(srv(), ["0 1 993 mail.example.test."]);
+    assert_eq!(
+        mta_sts_id(dns),
+        None,
+        "no certificate for mta-sts.example.test: no _mta-sts"
+    );
+    assert!(
+        https_get(
+            admin,
+            "mta-sts.example.test",
+            "/.well-known/mta-sts.txt",
+            &cert
+        )
+        .is_none(),
+        "the served certificate is not valid for mta-sts.example.test"
+    );
+    assert_eq!(autoconfig_imap_port(admin, &cert), "993");
+
+    // New certificate (now covering mta-sts.example.test), enforce mode, another IMAPS port.
+    let (cert2, key2) = write_cert(
+        &dir.path().join("two"),
+        &[
+            "mail.example.test",
+            "mta-sts.example.test",
+            "autoconfig.example.test",
+        ],
+    );
+    std::fs::copy(&cert2, &cert).unwrap();
+    std::fs::copy(&key2, &key).unwrap();
+    let text = std::fs::read_to_string(&inst.config).unwrap().replace(
+        "mta_sts_mode = \"testing\"",
+        "mta_sts_mode = \"enforce\"\n[mail.ports]\nimaps = 10993",
+    );
+    std::fs::write(&inst.config, text).unwrap();
+    server.signal(libc::SIGHUP);
+    server.wait_for_log("configuration reloaded");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let id = loop {
+        if let Some(id) = mta_sts_id(dns) {
+            break id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "_mta-sts never published:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let policy = https_get(
+        admin,
+        "mta-sts.example.test",
+        "/.well-known/mta-sts.txt",
+        &cert,
+    )
+    .expect("the policy is served over HTTPS with a certificate valid for mta-sts.example.test");
+    assert_eq!(
+        policy,
+        "version: STSv1\r\nmode: enforce\r\nmx: mail.example.test\r\nmax_age: 604800\r\n"
+    );
+    assert_eq!(
+        id,
+        id_of(&policy),
+        "the DNS id is the id of the policy served"
+    );
+    assert_eq!(srv(), ["0 1 10993 mail.example.test."]);
+    assert_eq!(autoconfig_imap_port(admin, &cert), "10993");
     assert!(server.stop().success());
 }

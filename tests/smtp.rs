@@ -18,6 +18,8 @@ both_backends!(
     accepted_message_survives_kill_9,
     quota_is_enforced_at_rcpt_and_data,
     chunking_delivers,
+    postmaster_and_abuse_reach_the_role_mailbox,
+    address_literals_where_configured,
 );
 
 /// Python smtplib: log in and send one message; prints the refused recipients as a dict.
@@ -540,4 +542,90 @@ async fn chunking_delivers(db: Db) {
         "{:?}",
         alice[0]
     );
+}
+
+/// Sends one message over the MX to `rcpt` (given as written in RCPT TO); returns the RCPT reply.
+fn mx_to(mx: std::net::SocketAddr, rcpt: &str, subject: &str) -> String {
+    let mut c = Raw::connect(mx);
+    c.cmd("EHLO client.test");
+    assert!(c.cmd("MAIL FROM:<reporter@remote.test>").starts_with("250"));
+    let r = c.cmd(&format!("RCPT TO:{rcpt}"));
+    if r.starts_with("250") {
+        assert!(c.cmd("DATA").starts_with("354"));
+        c.send(format!("Subject: {subject}\r\n\r\nreport\r\n.\r\n").as_bytes());
+        let done = c.reply();
+        assert!(done.starts_with("250"), "{rcpt}: {done}");
+    }
+    c.cmd("QUIT");
+    r
+}
+
+/// RFC 5321 §4.5.1: `postmaster` (bare, any case) and `postmaster@` of a hosted domain are
+/// accepted, as is `abuse@` (RFC 2142); with no user or alias of that name they reach the role
+/// mailbox (unset: the first user, alice), not the catch-all (bob).
+async fn postmaster_and_abuse_reach_the_role_mailbox(db: Db) {
+    let (inst, server) = hosted(db, "").await;
+    let mx = server.addr("smtp");
+    for (i, rcpt) in [
+        "<postmaster>",
+        "<PostMaster>",
+        "<postmaster@example.test>",
+        "<Abuse@Example.TEST>",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = mx_to(mx, rcpt, &format!("role {i}"));
+        assert!(r.starts_with("250"), "{rcpt}: {r}");
+    }
+    let alice = wait_inbox(&inst, "alice@example.test", 4).await;
+    assert_eq!(alice.len(), 4);
+    assert!(
+        inbox(&inst, "bob@example.test").await.is_empty(),
+        "not the catch-all"
+    );
+    // Other domains are still not relayed to.
+    assert!(mx_to(mx, "<postmaster@elsewhere.test>", "x").starts_with("554 5.7.1"));
+    // An explicit alias of the role address is honoured.
+    inst.ok(
+        &["alias", "add", "abuse@example.test", "bob@example.test"],
+        "",
+    );
+    assert!(mx_to(mx, "<abuse@example.test>", "to bob").starts_with("250"));
+    wait_inbox(&inst, "bob@example.test", 1).await;
+    assert!(server.stop().success());
+
+    // A configured role mailbox.
+    let (inst, server) = hosted(db, "[smtp]\npostmaster = \"bob@example.test\"\n").await;
+    assert!(mx_to(server.addr("smtp"), "<postmaster>", "configured").starts_with("250"));
+    let bob = wait_inbox(&inst, "bob@example.test", 1).await;
+    assert!(bob[0].contains("Subject: configured"));
+    assert!(inbox(&inst, "alice@example.test").await.is_empty());
+    assert!(server.stop().success());
+}
+
+/// RFC 5321 §4.1.3 address literals: accepted in MAIL FROM; in RCPT TO local only for the
+/// addresses `[smtp] address_literals` maps to a hosted domain, other literals are remote (no
+/// relaying for the MX); general literals stay a syntax error.
+async fn address_literals_where_configured(db: Db) {
+    let extra = "[smtp]\naddress_literals = { \"127.0.0.1\" = \"example.test\" }\n";
+    let (inst, server) = hosted(db, extra).await;
+    let mx = server.addr("smtp");
+    let mut c = Raw::connect(mx);
+    c.cmd("EHLO [127.0.0.1]");
+    assert!(c.cmd("MAIL FROM:<someone@[192.0.2.9]>").starts_with("250"));
+    assert!(c.cmd("RCPT TO:<alice@[127.0.0.1]>").starts_with("250"));
+    assert!(c.cmd("RCPT TO:<postmaster@[127.0.0.1]>").starts_with("250"));
+    assert!(c.cmd("RCPT TO:<alice@[IPv6:::1]>").starts_with("554 5.7.1"));
+    assert!(c
+        .cmd("RCPT TO:<alice@[192.0.2.1]>")
+        .starts_with("554 5.7.1"));
+    assert!(c.cmd("RCPT TO:<alice@[tag:x]>").starts_with("501"));
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send(b"Subject: literal\r\n\r\nhi\r\n.\r\n");
+    assert!(c.reply().starts_with("250"));
+    let alice = wait_inbox(&inst, "alice@example.test", 1).await;
+    assert_eq!(alice.len(), 1, "one copy for both recipients");
+    assert!(alice[0].contains("Subject: literal"));
+    assert!(server.stop().success());
 }

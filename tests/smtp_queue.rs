@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use common::{Db, Instance};
 use smtp_support::{
-    hosted, inbox, python, swaks, transcript, wait_inbox, Raw, Rr, Sink, TestDns, PASSWORD,
+    hosted, inbox, python, swaks, transcript, wait_inbox, wait_queue_empty, Raw, Rr, Sink, TestDns,
+    PASSWORD,
 };
 
 both_backends!(
@@ -67,21 +68,6 @@ s.quit()
     );
     assert!(ok, "{out}");
     assert_eq!(out.trim(), "{}");
-}
-
-/// Waits until the queue is empty.
-async fn wait_queue_empty(inst: &Instance) {
-    let store = postern_store::Store::open(&inst.db.url).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let q = store.list_queue().await.unwrap();
-        if q.is_empty() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "queue not empty: {q:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    store.close().await;
 }
 
 async fn delivers_retries_and_bounces(db: Db) {

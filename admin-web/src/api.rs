@@ -43,6 +43,7 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/api/v1/queue/{id}", delete(remove_queue))
         .route("/metrics", get(metrics))
         .merge(crate::api_tokens::router())
+        .merge(crate::api_send_as::router())
 }
 
 pub(crate) type ApiResult = Result<Response, Response>;
@@ -67,7 +68,7 @@ pub(crate) fn store_error(field: &str) -> impl FnOnce(StoreError) -> Response + 
     }
 }
 
-fn ok(v: Value) -> ApiResult {
+pub(crate) fn ok(v: Value) -> ApiResult {
     Ok(Json(v).into_response())
 }
 
@@ -401,6 +402,7 @@ async fn add_record(
         &r.ttl.to_string(),
         &r.data,
     )
+    .await
     .map_err(|(field, msg)| error(StatusCode::BAD_REQUEST, Some(field), msg))?;
     let rec = state
         .services
@@ -441,6 +443,7 @@ async fn update_record(
         &c.ttl.to_string(),
         &c.data,
     )
+    .await
     .map_err(|(field, msg)| error(StatusCode::BAD_REQUEST, Some(field), msg))?;
     let rec = store
         .update_dns_record(id, i64::from(ttl), &c.data)

@@ -3,6 +3,8 @@
 //! MTA-STS policy (RFC 8461 §3.2) and an Apple `.mobileconfig` profile. They answer only for hosted
 //! domains.
 
+use std::sync::Arc;
+
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -118,14 +120,19 @@ async fn hosted_domain(
         .into_response())
 }
 
-fn settings(state: &Shared) -> Result<&ClientSettings, Response> {
-    state.services.client.as_ref().ok_or_else(|| {
-        (
-            StatusCode::NOT_FOUND,
-            "mail client settings are not published",
-        )
-            .into_response()
-    })
+fn settings(state: &Shared) -> Result<Arc<ClientSettings>, Response> {
+    state
+        .services
+        .client
+        .as_ref()
+        .map(|current| current())
+        .ok_or_else(|| {
+            (
+                StatusCode::NOT_FOUND,
+                "mail client settings are not published",
+            )
+                .into_response()
+        })
 }
 
 #[derive(Deserialize)]

@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 mod api;
+mod api_send_as;
 mod api_tokens;
 mod auth;
 mod autoconfig;
@@ -27,4 +28,6 @@ pub use autoconfig::ClientSettings;
 pub use config::AdminConfig;
 pub use error::AdminError;
 pub use server::AdminServer;
-pub use state::{DnsAdmin, DnsView, Services, Status};
+pub use state::{
+    BoxFuture, DnsAdmin, DnsView, MailRecords, RecordsByView, ServedRecord, Services, Status,
+};

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use postern_dns::dnssec::{generate, KeyRole, KeyState, ZoneKey, ECDSAP256SHA256};
-use postern_dns::{DnsConfig, DnsServer};
+use postern_dns::{DnsConfig, DnsServer, Seed};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -57,13 +57,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let shutdown = CancellationToken::new();
     let started = std::time::Instant::now();
-    let server = DnsServer::start(
+    let server = DnsServer::start_with(
         file.dns,
         base,
         listen,
-        keys,
         &postern_net::NetConfig::default(),
         shutdown.clone(),
+        Seed {
+            dnssec_keys: keys,
+            ..Seed::default()
+        },
     )
     .await?;
     for addr in server.local_addrs() {

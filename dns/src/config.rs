@@ -42,6 +42,13 @@ pub struct DnsConfig {
     /// Watch zone files with inotify and reload changed ones.
     #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub watch: bool,
+    /// Milliseconds a changed zone file's size and modification time must stay the same before
+    /// it is read, so that a file still being written is never served.
+    #[serde(
+        default = "default_zone_settle_ms",
+        skip_serializing_if = "is_default_zone_settle_ms"
+    )]
+    pub zone_settle_ms: u64,
     /// Seconds an idle TCP connection is kept open (RFC 7766 §6.2.3).
     #[serde(
         default = "default_tcp_idle_timeout",
@@ -70,6 +77,7 @@ impl Default for DnsConfig {
         DnsConfig {
             zones_dir: default_zones_dir(),
             watch: true,
+            zone_settle_ms: default_zone_settle_ms(),
             tcp_idle_timeout_secs: default_tcp_idle_timeout(),
             max_tcp_connections: default_max_tcp_connections(),
             acl: Vec::new(),
@@ -203,6 +211,14 @@ fn default_true() -> bool {
 
 fn is_true(v: &bool) -> bool {
     *v
+}
+
+fn default_zone_settle_ms() -> u64 {
+    1000
+}
+
+fn is_default_zone_settle_ms(v: &u64) -> bool {
+    *v == default_zone_settle_ms()
 }
 
 fn default_tcp_idle_timeout() -> u64 {

@@ -106,6 +106,7 @@ pub fn respond_full(state: &ServingState, stats: &DnsStats, req: Request<'_>) ->
         Verification::Failed(context) => {
             Outcome::Reply(tsig_failure(stats, base_response(&msg), context))
         }
+        Verification::Malformed => Outcome::Reply(form_error(stats, req.packet)),
     }
 }
 
@@ -164,12 +165,17 @@ fn respond_query(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Ve
         _ => None,
     });
     if let Some(rcode) = rcode {
+        if rcode == ResponseCode::NotImp {
+            // The flag bits of an unknown opcode mean nothing to us: none is echoed.
+            resp.metadata.checking_disabled = false;
+        }
         return error(stats, resp, rcode);
     }
     let signed = match state.keys.verify(req.packet, &msg, req.now) {
         Verification::Unsigned => None,
         Verification::Signed(signed) => Some(signed),
         Verification::Failed(context) => return tsig_failure(stats, resp, context),
+        Verification::Malformed => return form_error(stats, req.packet),
     };
     let key = signed.as_ref().map(Signed::key);
     let query = &msg.queries[0];
@@ -380,14 +386,16 @@ fn finish(
     let Some(mut bytes) = encode(&resp) else {
         return Vec::new();
     };
-    if bytes.len() > limit && !resp.additionals.is_empty() && !required_glue {
+    // hickory stops at 65535 octets with the records so far and TC set: too big as well.
+    let too_big = |bytes: &[u8]| bytes.len() > limit || bytes.get(2).is_some_and(|b| b & 0x02 != 0);
+    if too_big(&bytes) && !resp.additionals.is_empty() && !required_glue {
         resp.additionals.clear();
         match encode(&resp) {
             Some(b) => bytes = b,
             None => return Vec::new(),
         }
     }
-    if bytes.len() > limit {
+    if too_big(&bytes) {
         stats.bump(Counter::Truncated);
         resp.answers.clear();
         resp.authorities.clear();

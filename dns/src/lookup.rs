@@ -1,11 +1,14 @@
 //! The authoritative lookup of one question in one zone (RFC 1034 §4.3.2), with negative
 //! answers per RFC 2308, wildcards per RFC 4592, minimal ANY per RFC 8482 and CNAME chains
-//! followed inside the zone (RFC 6604 for the final RCODE).
+//! followed inside the zone (RFC 6604 for the final RCODE), and DNAME redirection with a
+//! synthesized CNAME (RFC 6672 §3).
 
 use std::collections::HashSet;
 
 use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::rdata::CNAME;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use crate::zone::{Node, RrSet, Zone};
 
@@ -45,6 +48,23 @@ pub fn lookup(zone: &Zone, qname: &Name, qtype: RecordType, minimal_any: bool) -
         }
         let lower = LowerName::new(&name);
         if !seen.insert(lower.clone()) || seen.len() > MAX_CHAIN {
+            return answer;
+        }
+        if let Some((owner, set)) = dname_above(zone, &name) {
+            match synthesize(set, &owner, &name) {
+                Some((cname, target)) => {
+                    push_set(&mut answer.answers, Some(set), &owner);
+                    answer.answers.push(cname);
+                    if zone.lower_origin().zone_of(&LowerName::new(&target)) {
+                        name = target;
+                        continue;
+                    }
+                }
+                None => {
+                    push_set(&mut answer.answers, Some(set), &owner);
+                    answer.rcode = ResponseCode::YXDomain;
+                }
+            }
             return answer;
         }
         let node = match zone.node(&lower) {
@@ -93,6 +113,40 @@ pub fn lookup(zone: &Zone, qname: &Name, qtype: RecordType, minimal_any: bool) -
         answer.authorities.push(negative_soa(zone));
         return answer;
     }
+}
+
+/// The closest DNAME RRset strictly above `name` in the zone, with its owner (RFC 6672 §3.2).
+pub(crate) fn dname_above<'z>(zone: &'z Zone, name: &Name) -> Option<(Name, &'z RrSet)> {
+    (zone.origin().num_labels()..name.num_labels()).find_map(|labels| {
+        let owner = name.trim_to(usize::from(labels));
+        let set = zone.node(&LowerName::new(&owner))?.get(RecordType::DNAME)?;
+        Some((set.records.first()?.name.clone(), set))
+    })
+}
+
+/// The target of a DNAME record (carried as RFC 3597 octets: hickory has no DNAME RData).
+pub fn dname_target(record: &Record) -> Option<Name> {
+    match &record.data {
+        RData::Unknown { rdata, .. } => Name::read(&mut BinDecoder::new(&rdata.anything)).ok(),
+        _ => None,
+    }
+}
+
+/// The CNAME synthesized from a DNAME for `name` and its target: `name` with the owner's
+/// suffix replaced by the DNAME target, TTL of the DNAME (RFC 6672 §3.3); `None` when the
+/// result would be longer than 255 octets (YXDOMAIN, RFC 6672 §2.2).
+fn synthesize(set: &RrSet, owner: &Name, name: &Name) -> Option<(Record, Name)> {
+    let dname = set.records.first()?;
+    let target = dname_target(dname)?;
+    let prefix = Name::from_labels(
+        name.iter()
+            .take(usize::from(name.num_labels() - owner.num_labels())),
+    )
+    .ok()?;
+    let new = prefix.append_domain(&target).ok()?;
+    let mut cname = Record::from_rdata(name.clone(), dname.ttl, RData::CNAME(CNAME(new.clone())));
+    cname.dns_class = dname.dns_class;
+    Some((cname, new))
 }
 
 /// The source of synthesis for a name that does not exist: `*.<closest encloser>`
@@ -218,6 +272,10 @@ child NS ns.child
 child NS ns.elsewhere.example.org.
 ns.child A 192.0.2.53
 _sip._tcp SRV 0 5 5060 www
+old DNAME new
+www.new A 192.0.2.70
+away DNAME example.org.
+big DNAME aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.example.org.
 ";
 
     fn zone() -> Zone {
@@ -349,5 +407,32 @@ _sip._tcp SRV 0 5 5060 www
             false,
         );
         assert_eq!(types(&full.answers), vec![RecordType::A, RecordType::AAAA]);
+    }
+
+    #[test]
+    fn dname_synthesizes_a_cname() {
+        let out = q("www.Old.example.test.", RecordType::A);
+        assert_eq!(
+            types(&out.answers),
+            vec![RecordType::DNAME, RecordType::CNAME, RecordType::A]
+        );
+        let RData::CNAME(target) = &out.answers[1].data else {
+            panic!("cname")
+        };
+        assert_eq!(target.0.to_string(), "www.new.example.test.");
+        assert_eq!(out.answers[1].name.to_string(), "www.Old.example.test.");
+        assert_eq!(out.answers[0].name.to_string(), "old.example.test.");
+        let outside = q("x.away.example.test.", RecordType::A);
+        assert_eq!(
+            types(&outside.answers),
+            vec![RecordType::DNAME, RecordType::CNAME]
+        );
+        assert_eq!(outside.rcode, ResponseCode::NoError);
+        let at_owner = q("old.example.test.", RecordType::DNAME);
+        assert_eq!(types(&at_owner.answers), vec![RecordType::DNAME]);
+        let long = format!("{}.big.example.test.", "b".repeat(63));
+        let out = q(&long, RecordType::A);
+        assert_eq!(out.rcode, ResponseCode::YXDomain, "RFC 6672 §2.2");
+        assert_eq!(types(&out.answers), vec![RecordType::DNAME]);
     }
 }

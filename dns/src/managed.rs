@@ -1,11 +1,12 @@
 //! Records managed in the store (admin UI), merged into a view's zones at load.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use hickory_proto::rr::{LowerName, Name, RecordType};
+use hickory_proto::rr::{LowerName, Name, RData, RecordType};
 
-use crate::zone::parse::{parse_text, parse_type, Loc};
+use crate::zone::parse::{parse_text, parse_type, type_name, Loc};
+use crate::zone::token_name;
 use crate::zone::{Problem, Severity, SourceRecord};
 
 /// One record from the store, in presentation format.
@@ -21,12 +22,29 @@ pub struct ManagedRecord {
     pub data: String,
 }
 
+/// A record as a view serves it (see [`crate::DnsServer::served_records`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedRecord {
+    /// The record; the owner is absolute with a trailing dot.
+    pub record: ManagedRecord,
+    /// True when its RRset comes from the zone file (files win over the store per RRset).
+    pub from_file: bool,
+}
+
 impl ManagedRecord {
-    /// The owner as an absolute domain name.
+    /// The owner as an absolute domain name, read like an owner name in a zone file (`\DDD`
+    /// escapes, octets as written); a name with whitespace or quotes is refused.
     pub(crate) fn owner(&self) -> Option<Name> {
-        let mut name = Name::from_ascii(self.name.trim()).ok()?;
-        name.set_fqdn(true);
-        Some(name)
+        let text = self.name.trim();
+        if text.is_empty() || text.contains(|c: char| c.is_whitespace() || c == '"') {
+            return None;
+        }
+        let absolute = if text.ends_with('.') && !text.ends_with("\\.") {
+            text.to_owned()
+        } else {
+            format!("{text}.")
+        };
+        token_name(&absolute, &Name::root()).ok()
     }
 
     /// Parses the record; names in the data that are not absolute are relative to `origin`.
@@ -51,10 +69,19 @@ impl ManagedRecord {
         if self.data.contains(['\n', '\r']) {
             return Err(fail("data must be one line of RDATA".into()));
         }
-        let text = format!("{owner} {} IN {rtype} {}\n", self.ttl, self.data);
+        if has_comment(&self.data) {
+            return Err(fail(
+                "`;` outside quotes starts a comment in zone-file syntax (RFC 1035 §5.1): \
+                 quote the text, e.g. \"v=DKIM1; k=rsa; p=...\""
+                    .into(),
+            ));
+        }
+        // The owner is set after parsing: only the data is zone-file text.
+        let text = format!("@ {} IN {} {}\n", self.ttl, type_name(rtype), self.data);
         let parsed = parse_text(&text, &loc.file, origin).map_err(|e| fail(e.message))?;
         match <[SourceRecord; 1]>::try_from(parsed.records) {
             Ok([mut record]) => {
+                record.record.name = owner;
                 record.loc = loc;
                 Ok(record)
             }
@@ -63,8 +90,53 @@ impl ManagedRecord {
     }
 }
 
+impl ManagedRecord {
+    /// True for a TXT record that is an SPF record (RFC 7208 §4.5: the first string starts
+    /// with `v=spf1`); such a record joins a TXT RRset that has none instead of being
+    /// overridden by it, so that a domain always has exactly one SPF record.
+    pub fn is_spf(&self) -> bool {
+        self.rtype.eq_ignore_ascii_case("TXT")
+            && self
+                .parse("", &Name::root())
+                .is_ok_and(|r| is_spf(&r.record.data))
+    }
+}
+
+/// True for TXT RDATA whose text is an SPF record (RFC 7208 §4.5, §3.3: the strings joined).
+pub fn is_spf(data: &RData) -> bool {
+    let RData::TXT(txt) = data else {
+        return false;
+    };
+    let text: Vec<u8> = txt
+        .txt_data
+        .iter()
+        .flat_map(|s| s.iter().copied())
+        .collect();
+    text.strip_prefix(b"v=spf1")
+        .is_some_and(|rest| rest.is_empty() || rest[0] == b' ')
+}
+
+/// True when `data` has a `;` outside double quotes that is not escaped.
+fn has_comment(data: &str) -> bool {
+    let mut quoted = false;
+    let mut chars = data.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ';' if !quoted => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Merges managed records into a zone's file records: per RRset (name, type) the zone file
-/// wins, and CNAME exclusivity (RFC 1034 §3.6.2) is kept against the file's data.
+/// wins, except that an SPF record joins a file TXT RRset without one (taking its TTL), and
+/// CNAME exclusivity (RFC 1034 §3.6.2) is kept against the file's data and between managed
+/// records (the earlier one stays), so that one bad record never stops the zone loading.
 pub(crate) fn merge(
     mut file: Vec<SourceRecord>,
     managed: Vec<SourceRecord>,
@@ -72,24 +144,43 @@ pub(crate) fn merge(
     let mut keys: HashSet<(LowerName, RecordType)> = HashSet::new();
     let mut names: HashSet<LowerName> = HashSet::new();
     let mut cnames: HashSet<LowerName> = HashSet::new();
+    let mut txt_ttl: HashMap<LowerName, (u32, bool)> = HashMap::new();
     for r in &file {
         let name = LowerName::new(&r.record.name);
         keys.insert((name.clone(), r.record.record_type()));
         if r.record.record_type() == RecordType::CNAME {
             cnames.insert(name.clone());
         }
+        if r.record.record_type() == RecordType::TXT {
+            let entry = txt_ttl.entry(name.clone()).or_insert((r.record.ttl, false));
+            entry.1 |= is_spf(&r.record.data);
+        }
         names.insert(name);
     }
     let mut problems = Vec::new();
-    for r in managed {
+    let mut managed_names: HashSet<LowerName> = HashSet::new();
+    let mut managed_cnames: HashSet<LowerName> = HashSet::new();
+    for mut r in managed {
         let name = LowerName::new(&r.record.name);
         let rtype = r.record.record_type();
-        let reason = if keys.contains(&(name.clone(), rtype)) {
+        let joins = match txt_ttl.get(&name) {
+            Some(&(ttl, false)) if is_spf(&r.record.data) => Some(ttl),
+            _ => None,
+        };
+        let reason = if let Some(ttl) = joins {
+            r.record.ttl = ttl;
+            txt_ttl.insert(name.clone(), (ttl, true));
+            None
+        } else if keys.contains(&(name.clone(), rtype)) {
             Some("the zone file has this RRset")
         } else if cnames.contains(&name) {
             Some("the zone file has a CNAME at this name")
         } else if rtype == RecordType::CNAME && names.contains(&name) {
             Some("the zone file has other data at this name")
+        } else if managed_cnames.contains(&name) {
+            Some("an earlier record is a CNAME at this name (RFC 1034 §3.6.2)")
+        } else if rtype == RecordType::CNAME && managed_names.contains(&name) {
+            Some("earlier records hold other data at this name (RFC 1034 §3.6.2)")
         } else {
             None
         };
@@ -99,7 +190,14 @@ pub(crate) fn merge(
                 loc: Some(r.loc.clone()),
                 message: format!("overridden: {reason}"),
             }),
-            None => file.push(r),
+            None => {
+                if rtype == RecordType::CNAME {
+                    managed_cnames.insert(name);
+                } else {
+                    managed_names.insert(name);
+                }
+                file.push(r);
+            }
         }
     }
     (file, problems)
@@ -138,6 +236,28 @@ mod tests {
         assert!(rec("x.example.test.", "A", "not-an-ip")
             .parse("v", &origin())
             .is_err());
+        let unquoted = rec("k._domainkey.example.test.", "TXT", "v=DKIM1; k=rsa; p=AB")
+            .parse("v", &origin())
+            .expect_err("a comment would cut it");
+        assert!(unquoted.message.contains("quote the text"), "{unquoted:?}");
+        assert!(rec("x.example.test.", "TXT", r#""a;b" c\;d"#)
+            .parse("v", &origin())
+            .is_ok());
+    }
+
+    #[test]
+    fn owner_names_read_like_zone_files() {
+        let escaped = rec(r"a\032b.example.test", "A", "192.0.2.1")
+            .parse("v", &origin())
+            .expect("escaped space");
+        assert_eq!(escaped.record.name.iter().next(), Some(&b"a b"[..]));
+        let raw = rec("café.example.test.", "A", "192.0.2.1")
+            .parse("v", &origin())
+            .expect("octets");
+        assert_eq!(raw.record.name.iter().next(), Some("café".as_bytes()));
+        assert!(rec("bad name.example.test", "A", "192.0.2.1")
+            .owner()
+            .is_none());
     }
 
     #[test]
@@ -157,5 +277,55 @@ mod tests {
         assert_eq!(merged.len(), 3);
         assert_eq!(merged[2].record.record_type(), RecordType::AAAA);
         assert_eq!(problems.len(), 3);
+    }
+
+    #[test]
+    fn cname_exclusivity_between_managed_records() {
+        let managed: Vec<SourceRecord> = [
+            rec("c1.example.test.", "CNAME", "www.example.test."),
+            rec("c1.example.test.", "A", "192.0.2.1"),
+            rec("c2.example.test.", "A", "192.0.2.2"),
+            rec("c2.example.test.", "CNAME", "www.example.test."),
+            rec("c2.example.test.", "AAAA", "2001:db8::2"),
+        ]
+        .iter()
+        .map(|m| m.parse("v", &origin()).expect("parses"))
+        .collect();
+        let (merged, problems) = merge(Vec::new(), managed);
+        let kept: Vec<String> = merged
+            .iter()
+            .map(|r| format!("{} {}", r.record.name, r.record.record_type()))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                "c1.example.test. CNAME",
+                "c2.example.test. A",
+                "c2.example.test. AAAA"
+            ]
+        );
+        assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    #[test]
+    fn spf_joins_a_file_txt_rrset_without_one() {
+        let file_text = "$TTL 60\n@ TXT \"google-site-verification=x\"\nb TXT \"v=spf1 a -all\"\n";
+        let file = parse_text(file_text, "f", &origin()).expect("file").records;
+        let spf = rec("example.test.", "TXT", "\"v=spf1 mx -all\"");
+        assert!(spf.is_spf());
+        assert!(!rec("example.test.", "TXT", "\"v=spf10\"").is_spf());
+        let managed: Vec<SourceRecord> = [
+            spf,
+            rec("example.test.", "TXT", "\"other\""),
+            rec("b.example.test.", "TXT", "\"v=spf1 mx -all\""),
+        ]
+        .iter()
+        .map(|m| m.parse("v", &origin()).expect("parses"))
+        .collect();
+        let (merged, problems) = merge(file, managed);
+        assert_eq!(merged.len(), 3, "{merged:?}");
+        assert!(is_spf(&merged[2].record.data));
+        assert_eq!(merged[2].record.ttl, 60, "takes the file RRset's TTL");
+        assert_eq!(problems.len(), 2, "{problems:?}");
     }
 }

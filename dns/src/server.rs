@@ -1,6 +1,7 @@
 //! The I/O shell: UDP and TCP listeners, the atomically swapped serving state, reloads
 //! and NOTIFY on serial changes.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
@@ -18,17 +19,18 @@ use crate::config::DnsConfig;
 use crate::dnssec::ZoneKey;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::LowerName;
-use std::collections::HashMap;
 
 use crate::engine::{respond_full, Outcome, Request, Transport};
 use crate::error::DnsError;
 use crate::journal::JournalEntry;
-use crate::managed::ManagedRecord;
+use crate::managed::{ManagedRecord, ServedRecord};
 use crate::notify::spawn_notifies;
+use crate::serial::ZoneSerial;
 use crate::state::{build, log_unplaced, Inputs, OnZoneError, ServingState};
 use crate::stats::{DnsCounters, DnsStats};
 use crate::update::{UpdateHandler, UpdateRequest};
 use crate::watch::{spawn_watcher, WatchMsg};
+use crate::zone::rdata_text;
 
 /// Time allowed to read the rest of a TCP message or to write a response.
 const TCP_IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,6 +58,25 @@ pub(crate) struct Core {
     update_lock: tokio::sync::Mutex<()>,
     /// Permits for UDP updates waiting to be applied.
     pending_updates: Arc<tokio::sync::Semaphore>,
+    /// Told every served serial that changed, to persist it.
+    serial_listener: Mutex<Option<SerialListener>>,
+}
+
+/// Receives the served serials that changed (to keep them across restarts).
+pub type SerialListener = Arc<dyn Fn(Vec<ZoneSerial>) + Send + Sync>;
+
+/// What the first build should already include, so that a start serves the same zones (and
+/// serials) as the run before: store-managed records, update journals and served serials.
+#[derive(Default)]
+pub struct Seed {
+    /// Managed records per view: (generation, records).
+    pub managed: HashMap<String, (u32, Vec<ManagedRecord>)>,
+    /// Update journals per view, oldest first.
+    pub journals: HashMap<String, Vec<JournalEntry>>,
+    /// The serials served before.
+    pub serials: Vec<ZoneSerial>,
+    /// The DNSSEC keys of the signed zones.
+    pub dnssec_keys: Vec<ZoneKey>,
 }
 
 impl Core {
@@ -83,6 +104,7 @@ impl Core {
         let old_serials = old.serials();
         let new = Arc::new(new);
         self.state.store(new.clone());
+        self.report_serials(inputs);
         for view in &new.views {
             for served in view.zones().filter(|z| z.owner_view == view.name) {
                 let key = (view.name.clone(), served.zone.lower_origin().clone());
@@ -148,6 +170,21 @@ impl Core {
         request.reply(&self.stats, rcode)
     }
 
+    /// Hands the served serials that changed to the listener, if one is set.
+    fn report_serials(&self, inputs: &mut Inputs) {
+        let listener = self
+            .serial_listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(listener) = listener {
+            let changed = inputs.take_changed_serials();
+            if !changed.is_empty() {
+                listener(changed);
+            }
+        }
+    }
+
     fn resync_watcher(&self) {
         if let Some(tx) = self
             .watcher
@@ -207,18 +244,32 @@ pub struct DnsServer {
 impl DnsServer {
     /// Loads every zone (any error fails the start), binds UDP and TCP on each address
     /// (for port 0, UDP first and TCP on the same port, retrying on a clash) and serves
-    /// until `shutdown` is cancelled; signed zones are signed with `dnssec_keys`. TCP connections go through the shared network edge
+    /// until `shutdown` is cancelled; TCP connections go through the shared network edge
     /// (`net`'s per-client cap and PROXY sources).
     pub async fn start(
         config: DnsConfig,
         base_dir: PathBuf,
         listen: Vec<SocketAddr>,
-        dnssec_keys: Vec<ZoneKey>,
         net: &NetConfig,
         shutdown: CancellationToken,
     ) -> Result<DnsServer, DnsError> {
+        Self::start_with(config, base_dir, listen, net, shutdown, Seed::default()).await
+    }
+
+    /// [`DnsServer::start`] with store data the first build includes.
+    pub async fn start_with(
+        config: DnsConfig,
+        base_dir: PathBuf,
+        listen: Vec<SocketAddr>,
+        net: &NetConfig,
+        shutdown: CancellationToken,
+        seed: Seed,
+    ) -> Result<DnsServer, DnsError> {
         let mut inputs = Inputs::new(config, base_dir);
-        inputs.dnssec_keys = by_zone(dnssec_keys);
+        inputs.managed = seed.managed;
+        inputs.journals = seed.journals;
+        inputs.remember_serials(seed.serials);
+        inputs.dnssec_keys = by_zone(seed.dnssec_keys);
         let (state, _) = build(&mut inputs, OnZoneError::Fail)?;
         let watch = inputs.config.watch;
         let idle = Duration::from_secs(inputs.config.tcp_idle_timeout_secs.max(1));
@@ -232,6 +283,7 @@ impl DnsServer {
             updates: Mutex::new(None),
             update_lock: tokio::sync::Mutex::new(()),
             pending_updates: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_UDP_UPDATES)),
+            serial_listener: Mutex::new(None),
         });
         let tracker = TaskTracker::new();
         let edge = Edge::new(shutdown.clone());
@@ -338,10 +390,33 @@ impl DnsServer {
         }
     }
 
+    /// Checks a record before it is stored for `view`, next to the view's `current` records:
+    /// refused, with the reason, if it would not be served or would stop its zone loading
+    /// (see [`crate::validate`]).
+    pub fn check_record(
+        &self,
+        view: &str,
+        record: &ManagedRecord,
+        current: &[ManagedRecord],
+    ) -> Result<(), String> {
+        crate::validate::check_served(&mut self.core.inputs(), view, record, current)
+    }
+
     /// Sets the journal of a view's dynamic updates (used by IXFR from the next rebuild on:
     /// call it before [`DnsServer::set_managed_records`]).
     pub fn set_journal(&self, view: &str, entries: Vec<JournalEntry>) {
         self.core.inputs().journals.insert(view.to_owned(), entries);
+    }
+
+    /// Sets who is told the served serials that change (at once about those of the builds so
+    /// far), so that they can be kept across restarts.
+    pub fn set_serial_listener(&self, listener: SerialListener) {
+        *self
+            .core
+            .serial_listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(listener);
+        self.core.report_serials(&mut self.core.inputs());
     }
 
     /// Sets where dynamic UPDATEs go (RFC 2136); without a handler they are REFUSED.
@@ -357,6 +432,43 @@ impl DnsServer {
         let view = state.views.iter().find(|v| v.name == view)?;
         let served = view.find_zone(&name)?;
         (served.zone.origin() == &name).then(|| served.zone.serial())
+    }
+
+    /// Every record `view` serves, zone by zone in origin order, each zone's SOA first (as
+    /// served, with the managed records' generation in the serial). `from_file` tells the zone
+    /// file's RRsets (which win over store-managed ones) from the rest. A record whose data
+    /// cannot be written as text is left out.
+    pub fn served_records(&self, view: &str) -> Vec<ServedRecord> {
+        let state = self.core.state.load();
+        let Some(view) = state.views.iter().find(|v| v.name == view) else {
+            return Vec::new();
+        };
+        let mut zones: Vec<_> = view.zones().collect();
+        zones.sort_by(|a, b| a.zone.origin().cmp(b.zone.origin()));
+        let mut out = Vec::new();
+        for served in zones {
+            let zone = &served.zone;
+            let sets = zone.rrsets_for_transfer();
+            let records = std::iter::once(zone.soa()).chain(sets.iter().flat_map(|s| &s.records));
+            for r in records {
+                let Some(data) = rdata_text(&r.data) else {
+                    continue;
+                };
+                let rtype = r.record_type();
+                out.push(ServedRecord {
+                    from_file: served
+                        .file_rrsets
+                        .contains(&(LowerName::new(&r.name), rtype)),
+                    record: ManagedRecord {
+                        name: r.name.to_string(),
+                        ttl: r.ttl,
+                        rtype: rtype.to_string(),
+                        data,
+                    },
+                });
+            }
+        }
+        out
     }
 
     /// Query counters.

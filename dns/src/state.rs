@@ -17,11 +17,12 @@ use crate::error::DnsError;
 use crate::journal::{differences, Difference, JournalEntry};
 use crate::managed::{merge, ManagedRecord};
 use crate::rrl::RateLimiter;
+use crate::serial::{SerialBook, ZoneSerial};
 use crate::server::unix_now;
 use crate::tsig::Keyring;
 use crate::update::Grant;
 use crate::zone::parse::{parse_file, ParsedFile};
-use crate::zone::{Problem, Severity, Zone};
+use crate::zone::{Problem, Severity, SourceRecord, Zone};
 
 /// A zone as served by a view, with its transfer and notify settings.
 pub struct ServedZone {
@@ -181,6 +182,8 @@ pub struct Inputs {
     /// while fresh.
     signed: HashMap<(String, LowerName), Loaded>,
     cache: HashMap<(PathBuf, LowerName), CachedFile>,
+    /// What each zone served last ([`crate::serial`]).
+    serials: SerialBook,
 }
 
 impl Inputs {
@@ -194,7 +197,19 @@ impl Inputs {
             dnssec_keys: HashMap::new(),
             signed: HashMap::new(),
             cache: HashMap::new(),
+            serials: SerialBook::default(),
         }
+    }
+
+    /// Remembers serials served by an earlier run, so that the next build never serves changed
+    /// content under a serial a secondary already holds.
+    pub fn remember_serials(&mut self, serials: Vec<ZoneSerial>) {
+        self.serials.remember(serials);
+    }
+
+    /// The served serials that changed in builds since the last call.
+    pub fn take_changed_serials(&mut self) -> Vec<ZoneSerial> {
+        self.serials.take_changed()
     }
 
     /// The zones directory, resolved.
@@ -210,7 +225,7 @@ impl Inputs {
             .collect()
     }
 
-    fn parse_cached(
+    pub(crate) fn parse_cached(
         &mut self,
         path: &Path,
         display: &str,
@@ -459,11 +474,7 @@ fn load_zone(
     zc: &ZoneConfig,
     origin: &Name,
 ) -> (Option<Loaded>, ZoneReport, FileRrsets) {
-    let relative = zc.file.clone().unwrap_or_else(|| {
-        PathBuf::from(view).join(format!("{}.zone", origin.to_string().trim_end_matches('.')))
-    });
-    let path = inputs.zones_dir().join(&relative);
-    let display = relative.display().to_string();
+    let (path, display) = zone_file(inputs, view, zc, origin);
     let mut report = ZoneReport {
         view: view.to_owned(),
         zone: origin.to_string(),
@@ -492,30 +503,10 @@ fn load_zone(
             message: w.message,
         }));
     let (generation, managed) = match inputs.managed.get(view) {
-        Some((generation, records)) => {
-            let mut parsed_records = Vec::new();
-            let lower = LowerName::new(origin);
-            for m in records {
-                let Some(owner) = m.owner() else {
-                    report.problems.push(Problem {
-                        severity: Severity::Warning,
-                        loc: None,
-                        message: format!("managed record `{}`: bad owner name, ignored", m.name),
-                    });
-                    continue;
-                };
-                if !lower.zone_of(&LowerName::new(&owner))
-                    || more_specific_zone(inputs, view, &owner, &lower)
-                {
-                    continue;
-                }
-                match m.parse(view, origin) {
-                    Ok(r) => parsed_records.push(r),
-                    Err(p) => report.problems.push(p),
-                }
-            }
-            (*generation, parsed_records)
-        }
+        Some((generation, records)) => (
+            *generation,
+            managed_in_zone(inputs, view, origin, records, &mut report.problems),
+        ),
         None => (0, Vec::new()),
     };
     let (mut records, merge_problems) = merge(parsed.records.clone(), managed);
@@ -535,8 +526,14 @@ fn load_zone(
         // Without keys (`postern check`, or `DnsServer` without a store): served unsigned.
         _ => None,
     };
-    let (zone, problems) = Zone::build(origin, records, generation);
+    // The DNSKEY, CDS and CDNSKEY records count in the content digest: a key change is a
+    // new serial.
+    let choice = inputs.serials.choose(view, origin, &records, generation);
+    let (zone, problems) = Zone::build(origin, records, choice.offset);
     report.problems.extend(problems);
+    if zone.is_some() {
+        inputs.serials.served(view, origin, choice);
+    }
     report.serial = zone.as_ref().map(Zone::serial);
     report.records = zone.as_ref().map_or(0, Zone::record_count);
     let Some(zone) = zone else {
@@ -568,6 +565,55 @@ fn previous<'a>(inputs: &'a Inputs, view: &str, origin: &Name) -> Option<Previou
         zone,
         signed: signed.as_deref()?,
     })
+}
+
+/// The path of a zone's file and the name it is reported under.
+pub(crate) fn zone_file(
+    inputs: &Inputs,
+    view: &str,
+    zc: &ZoneConfig,
+    origin: &Name,
+) -> (PathBuf, String) {
+    let relative = zc.file.clone().unwrap_or_else(|| {
+        PathBuf::from(view).join(format!("{}.zone", origin.to_string().trim_end_matches('.')))
+    });
+    (
+        inputs.zones_dir().join(&relative),
+        relative.display().to_string(),
+    )
+}
+
+/// The parsed `records` of `view` that belong to the zone `origin`; records that do not
+/// parse are reported in `problems` and left out.
+pub(crate) fn managed_in_zone(
+    inputs: &Inputs,
+    view: &str,
+    origin: &Name,
+    records: &[ManagedRecord],
+    problems: &mut Vec<Problem>,
+) -> Vec<SourceRecord> {
+    let mut parsed_records = Vec::new();
+    let lower = LowerName::new(origin);
+    for m in records {
+        let Some(owner) = m.owner() else {
+            problems.push(Problem {
+                severity: Severity::Warning,
+                loc: None,
+                message: format!("managed record `{}`: bad owner name, ignored", m.name),
+            });
+            continue;
+        };
+        if !lower.zone_of(&LowerName::new(&owner))
+            || more_specific_zone(inputs, view, &owner, &lower)
+        {
+            continue;
+        }
+        match m.parse(view, origin) {
+            Ok(r) => parsed_records.push(r),
+            Err(p) => problems.push(p),
+        }
+    }
+    parsed_records
 }
 
 /// True when another zone of the view is closer to `owner` than `origin` (a child zone).

@@ -12,6 +12,7 @@ use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use crate::acl::key_name;
 use crate::config::TsigKeyConfig;
 use crate::error::DnsError;
+use crate::tsig_wire::{canonical, WireProblem};
 
 /// Allowed clock difference between signer and verifier, in seconds (RFC 8945 §10: 300).
 const FUDGE: u16 = 300;
@@ -81,7 +82,18 @@ impl Keyring {
         let Some(signer) = self.keys.get(&name) else {
             return Verification::Failed(TSigResponseContext::unknown_key(request.id, now, name));
         };
-        match signer.verify_message_byte(packet, None, true) {
+        let packet = match canonical(packet) {
+            Ok(packet) => packet,
+            Err(WireProblem::Malformed) => return Verification::Malformed,
+            Err(WireProblem::Tampered) => {
+                return Verification::Failed(TSigResponseContext::bad_signature(
+                    request.id,
+                    now,
+                    signer.clone(),
+                ))
+            }
+        };
+        match signer.verify_message_byte(&packet, None, true) {
             Err(_) => Verification::Failed(TSigResponseContext::bad_signature(
                 request.id,
                 now,
@@ -113,6 +125,8 @@ pub enum Verification {
     Signed(Signed),
     /// Unknown key, bad MAC or bad time: answer NOTAUTH with this (RFC 8945 §5.2).
     Failed(TSigResponseContext),
+    /// A TSIG record with a wrong class, TTL or RDLENGTH: answer FORMERR (RFC 8945 §5.2).
+    Malformed,
 }
 
 /// A validly signed request, whose responses must be signed with the same key.
@@ -342,5 +356,50 @@ mod tests {
             secret: "eA==".into()
         }])
         .is_err());
+    }
+
+    #[test]
+    fn raw_tsig_fields_are_checked_like_bind() {
+        let ring = ring();
+        let client = ring.keys.values().next().expect("key").clone();
+        let (bytes, _) = signed_query(&client, 1_700_000_000);
+        let alg = b"\x0bhmac-sha256";
+        let at = bytes
+            .windows(alg.len())
+            .rposition(|w| w == alg)
+            .expect("algorithm name in the TSIG RDATA");
+        let verify = |packet: &[u8]| {
+            let parsed = Message::from_vec(packet).expect("decode");
+            ring.verify(packet, &parsed, 1_700_000_000)
+        };
+        assert!(matches!(verify(&bytes), Verification::Signed(_)));
+        let mut upper = bytes.clone();
+        upper[at..at + alg.len()].make_ascii_uppercase();
+        assert!(
+            matches!(verify(&upper), Verification::Signed(_)),
+            "HMAC-SHA256 is the same algorithm (RFC 8945 §6)"
+        );
+        let mut ttl = bytes.clone();
+        ttl[at - 4] ^= 0x01;
+        assert!(
+            matches!(verify(&ttl), Verification::Malformed),
+            "TTL must be 0"
+        );
+        let mut rdlength = bytes.clone();
+        rdlength[at - 1] ^= 0x01;
+        assert!(matches!(
+            ring.verify(
+                &rdlength,
+                &Message::from_vec(&bytes).expect("decode"),
+                1_700_000_000
+            ),
+            Verification::Malformed
+        ));
+        let mut z = bytes.clone();
+        z[3] |= 0x40;
+        assert!(
+            matches!(verify(&z), Verification::Failed(_)),
+            "Z bit not covered"
+        );
     }
 }

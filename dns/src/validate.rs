@@ -1,10 +1,15 @@
 //! Checks of a single managed record before it is stored (admin UI and API), so that a record
 //! the DNS would ignore is refused with a reason instead.
 
-use hickory_proto::rr::Name;
+use std::sync::Arc;
+
+use hickory_proto::rr::{LowerName, Name, RecordType};
 
 use crate::config::DnsConfig;
-use crate::managed::ManagedRecord;
+use crate::lookup::dname_above;
+use crate::managed::{merge, ManagedRecord};
+use crate::state::{managed_in_zone, zone_file, Inputs};
+use crate::zone::{Loc, Severity, Zone};
 
 /// The zones (origins, without trailing dot) each view owns, in the configured order. Zones a
 /// view only borrows from another (`in_view`) are left out: their managed records belong to the
@@ -25,12 +30,96 @@ pub fn view_zones(config: &DnsConfig) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-/// Refuses a record that names no zone of `view` or whose type or data do not parse.
+/// Refuses a record that would not be served as given or would stop its zone loading: on
+/// top of [`validate_managed`], the record is merged with the zone file and the view's
+/// `current` records exactly as at load, and refused if the zone file or an earlier record overrides it
+/// (same RRset, CNAME exclusivity, RFC 1034 §3.6.2), if the zone would then fail to load, or
+/// if it lies below a delegation or a DNAME or is non-authoritative data at a delegation
+/// (RFC 1034 §4.2.1, RFC 6672 §2.3).
+pub(crate) fn check_served(
+    inputs: &mut Inputs,
+    view: &str,
+    record: &ManagedRecord,
+    current: &[ManagedRecord],
+) -> Result<(), String> {
+    let origin = validate_managed(&inputs.config, view, record)?;
+    let config = inputs.config.clone();
+    let Some(zc) = config
+        .view
+        .iter()
+        .filter(|v| v.name == view)
+        .flat_map(|v| v.zone.iter())
+        .find(|z| {
+            z.in_view.is_none()
+                && Name::from_ascii(format!("{}.", z.name.trim_end_matches('.')))
+                    .is_ok_and(|n| n == origin)
+        })
+    else {
+        return Ok(());
+    };
+    let (path, display) = zone_file(inputs, view, zc, &origin);
+    let parsed = inputs
+        .parse_cached(&path, &display, &origin)
+        .map_err(|p| format!("zone {origin} does not load from its file: {p}"))?;
+    let mut candidate = record
+        .parse(view, &origin)
+        .map_err(|p| p.message.trim_start_matches("ignored: ").to_owned())?;
+    let loc = Loc {
+        file: Arc::from("the new record"),
+        line: 0,
+    };
+    candidate.loc = loc.clone();
+    let owner = candidate.record.name.clone();
+    let name = LowerName::new(&owner);
+    let rtype = candidate.record.record_type();
+    let mut managed = managed_in_zone(inputs, view, &origin, current, &mut Vec::new());
+    // Editing a CNAME replaces it: the stored one is not a second CNAME.
+    managed.retain(|m| {
+        !(rtype == RecordType::CNAME
+            && m.record.record_type() == RecordType::CNAME
+            && LowerName::new(&m.record.name) == name)
+    });
+    let before = managed.clone();
+    managed.push(candidate);
+    let (records, problems) = merge(parsed.records.clone(), managed);
+    if let Some(p) = problems.iter().find(|p| p.loc.as_ref() == Some(&loc)) {
+        return Err(format!(
+            "would not be served: {}",
+            p.message.trim_start_matches("overridden: ")
+        ));
+    }
+    let (zone, problems) = Zone::build(&origin, records, 0);
+    let Some(zone) = zone else {
+        let (old, _) = Zone::build(&origin, merge(parsed.records.clone(), before).0, 0);
+        return match (old, problems.iter().find(|p| p.severity == Severity::Error)) {
+            (Some(_), Some(p)) => Err(format!("zone {origin} would not load: {}", p.message)),
+            _ => Ok(()),
+        };
+    };
+    if let Some((dname, _)) = dname_above(&zone, &owner) {
+        return Err(format!(
+            "would not be served: below the DNAME at {dname} (RFC 6672 §2.3)"
+        ));
+    }
+    let glue = matches!(rtype, RecordType::A | RecordType::AAAA);
+    match zone.find_cut(&owner, false) {
+        Some((cut, _)) if LowerName::new(&cut) != name && !glue => Err(format!(
+            "would not be served: below the delegation at {cut} (RFC 1034 §4.2.1)"
+        )),
+        Some(_) if !glue && !matches!(rtype, RecordType::NS | RecordType::DS) => {
+            Err("would not be served: only NS, DS and glue belong at a delegation point".to_owned())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The zone of `view` a record belongs to; refuses a record that names no zone of `view` or
+/// whose type or data do not parse.
 pub fn validate_managed(
     config: &DnsConfig,
     view: &str,
     record: &ManagedRecord,
-) -> Result<(), String> {
+) -> Result<Name, String> {
     let zones = view_zones(config)
         .into_iter()
         .find(|(name, _)| name == view)
@@ -53,7 +142,7 @@ pub fn validate_managed(
         })?;
     record
         .parse(view, &origin)
-        .map(|_| ())
+        .map(|_| origin)
         .map_err(|p| p.message.trim_start_matches("ignored: ").to_owned())
 }
 
@@ -102,9 +191,8 @@ mod tests {
             ),
             ("example.test", "CAA", "0 issue \"letsencrypt.org\""),
         ] {
-            assert_eq!(
-                validate_managed(&c, "internal", &rec(n, t, d)),
-                Ok(()),
+            assert!(
+                validate_managed(&c, "internal", &rec(n, t, d)).is_ok(),
                 "{n} {t} {d}"
             );
         }
@@ -132,9 +220,8 @@ mod tests {
         assert!(
             validate_managed(&c, "internal", &rec("www.example.test", "A", "10.0.0.5")).is_err()
         );
-        assert_eq!(
-            validate_managed(&c, "external", &rec("www.example.test", "A", "10.0.0.5")),
-            Ok(())
+        assert!(
+            validate_managed(&c, "external", &rec("www.example.test", "A", "10.0.0.5")).is_ok()
         );
     }
 

@@ -402,6 +402,31 @@ async fn managed_records_never_override_the_file() {
         "NXDOMAIN",
         "managed records are per view"
     );
+    // What the view serves, as the admin UI lists it: the file's RRsets marked, the managed
+    // TXT served, the overridden managed A and MX and the unplaced record absent.
+    let served = t.server.served_records("external");
+    let find = |name: &str, rtype: &str| {
+        served
+            .iter()
+            .filter(|s| s.record.name == name && s.record.rtype == rtype)
+            .map(|s| (s.record.data.as_str(), s.from_file))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(served[0].record.rtype, "SOA", "SOA first");
+    assert!(served[0].from_file);
+    assert_eq!(find("www.example.test.", "A"), [("192.0.2.80", true)]);
+    assert_eq!(
+        find("example.test.", "MX"),
+        [("10 mail.example.test.", true)]
+    );
+    assert_eq!(
+        find("new.example.test.", "TXT"),
+        [("\"hello world\"", false)]
+    );
+    assert!(served
+        .iter()
+        .all(|s| s.record.name.ends_with("example.test.")));
+    assert!(t.server.served_records("no-such-view").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -516,7 +541,6 @@ file = "external/example.test.zone"
             "127.0.0.1:0".parse().expect("addr"),
             "127.0.0.5:0".parse().expect("addr"),
         ],
-        Vec::new(),
         &postern_net::NetConfig::default(),
         shutdown.clone(),
     )

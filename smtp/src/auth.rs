@@ -82,6 +82,28 @@ pub(crate) fn header_from_domain(message: &[u8]) -> Option<String> {
     (!domain.is_empty()).then(|| domain.to_ascii_lowercase())
 }
 
+/// Every address of every `From:` field (RFC 5322 §3.6.2), groups included; `None` when the
+/// message has no `From:` field. A field or entry without a usable address gives an empty string,
+/// which no check accepts.
+pub(crate) fn header_from_addresses(message: &[u8]) -> Option<Vec<String>> {
+    let Some(parsed) = mail_parser::MessageParser::new().parse_headers(message) else {
+        return Some(vec![String::new()]);
+    };
+    let mut fields = 0;
+    let mut out = Vec::new();
+    for value in parsed.header_values("From") {
+        fields += 1;
+        match value.as_address() {
+            Some(list) => out.extend(list.iter().map(|a| a.address().unwrap_or("").to_owned())),
+            None => out.push(String::new()),
+        }
+        if out.is_empty() {
+            out.push(String::new());
+        }
+    }
+    (fields > 0).then_some(out)
+}
+
 /// The domain part of an address, or the whole string without `@`.
 pub(crate) fn domain_of(address: &str) -> &str {
     address.rsplit_once('@').map_or(address, |(_, d)| d)

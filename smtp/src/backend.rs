@@ -10,7 +10,7 @@ use hickory_resolver::TokioResolver;
 use mail_auth::MessageAuthenticator;
 use postern_store::{
     normalize_address, DeliveryOutcome, Greylist, Incoming, LoginAttempt, LoginOutcome, Resolution,
-    Service, Store,
+    Service, Store, ROLE_LOCAL_PARTS,
 };
 
 use crate::auth::{self, Disposition};
@@ -19,7 +19,8 @@ use crate::dsn::{self, Failure};
 use crate::policy;
 use crate::reply::Reply;
 use crate::session::{
-    Action, AuthResult, Delivery, DeliveryResult, RecipientResult, SenderResult, Session,
+    Account, Action, AuthResult, Delivery, DeliveryResult, RecipientResult, SenderResult, Session,
+    POSTMASTER,
 };
 
 /// What sessions share: the store (which owns the login service), the settings and the resolver
@@ -44,7 +45,7 @@ impl Backend {
                 user,
                 address,
             } => {
-                let result = match self.owns(user_id, &user, &address).await {
+                let result = match self.store.may_send_as(user_id, &user, &address).await {
                     Ok(true) => SenderResult::Owned,
                     Ok(false) => {
                         tracing::warn!(user, sender = address, "sender address not owned");
@@ -84,7 +85,7 @@ impl Backend {
                 } else {
                     "mx"
                 };
-                let result = self.deliver(delivery, ip).await;
+                let result = self.deliver(*delivery, ip).await;
                 let outcome = match &result {
                     DeliveryResult::Accepted { .. } => "accepted",
                     DeliveryResult::MailboxFull => "mailbox_full",
@@ -118,46 +119,24 @@ impl Backend {
         }
     }
 
-    /// Whether the user may send as `address`: their own address (with or without `+tag`), or an
-    /// alias that reaches them. A catch-all does not make a domain's every address theirs.
-    async fn owns(&self, user_id: i64, user: &str, address: &str) -> postern_store::Result<bool> {
-        let Ok(from) = normalize_address(address) else {
-            return Ok(false);
-        };
-        let base = from
-            .local
-            .split_once('+')
-            .map_or(from.local.as_str(), |(b, _)| b);
-        let sources = [from.to_string(), format!("{base}@{}", from.domain)];
-        if sources.iter().any(|s| s == user) {
-            return Ok(true);
-        }
-        for alias in self.store.list_aliases(Some(&from.domain)).await? {
-            if !sources.contains(&alias.source) {
-                continue;
-            }
-            if alias.destination == user {
-                return Ok(true);
-            }
-            if let Resolution::Deliver { local, .. } =
-                self.store.resolve_recipient(&alias.destination).await?
-            {
-                if local.contains(&user_id) {
-                    return Ok(true);
-                }
-            }
-        }
-        Ok(false)
-    }
-
-    /// Resolves a recipient; a single local mailbox that is already full (or cannot take the
-    /// announced size) is refused with 452 at RCPT.
+    /// Resolves a recipient (role addresses through [`Store::resolve_role`]); a single local
+    /// mailbox that is already full (or cannot take the announced size) is refused with 452 at RCPT.
     async fn check_recipient(
         &self,
         address: &str,
         size: usize,
     ) -> postern_store::Result<RecipientResult> {
-        Ok(match self.store.resolve_recipient(address).await? {
+        let local_form = self.literal_as_local(address);
+        let address = local_form.as_deref().unwrap_or(address);
+        let resolution = match role_address(address) {
+            Some(role) => {
+                self.store
+                    .resolve_role(role, self.config.postmaster.as_deref())
+                    .await?
+            }
+            None => self.store.resolve_recipient(address).await?,
+        };
+        Ok(match resolution {
             Resolution::NotHosted => RecipientResult::NotHosted,
             Resolution::Unknown => RecipientResult::Unknown,
             Resolution::Deliver { local, remote } => {
@@ -171,6 +150,19 @@ impl Backend {
                 }
             }
         })
+    }
+
+    /// `user@[ip]` as `user@domain` when `[smtp] address_literals` maps that address of this
+    /// server to a hosted domain (RFC 5321 §4.1.3).
+    fn literal_as_local(&self, address: &str) -> Option<String> {
+        let (local, domain) = address.rsplit_once('@')?;
+        let inner = domain.strip_prefix('[')?.strip_suffix(']')?;
+        let ip = match inner.get(..5) {
+            Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => &inner[5..],
+            _ => inner,
+        };
+        let hosted = self.config.address_literals.get(&ip.parse().ok()?)?;
+        Some(format!("{local}@{hosted}"))
     }
 
     /// Whether the user an address names directly (or through `+tag`) is out of space.
@@ -249,7 +241,10 @@ impl Backend {
     /// DKIM-signed first; mail from unauthenticated clients is checked (SPF, DKIM, DMARC).
     async fn deliver(&self, mut d: Delivery, ip: IpAddr) -> DeliveryResult {
         let mut folder = "INBOX";
-        if d.user.is_some() {
+        if let Some(user) = &d.user {
+            if let Some(refusal) = self.check_from(user, &d.message).await {
+                return refusal;
+            }
             d.message = self.sign(&d).await;
         } else {
             let message = auth::strip_own_results(&d.message, &self.hostname);
@@ -328,7 +323,7 @@ impl Backend {
         tracing::info!(
             id,
             sender = d.sender,
-            user = d.user.as_deref().unwrap_or(""),
+            user = d.user.as_ref().map_or("", |u| u.address.as_str()),
             delivered,
             queued = accepted.queued.len(),
             over_quota = full.len(),
@@ -366,6 +361,40 @@ impl Backend {
         DeliveryResult::Accepted { id }
     }
 
+    /// Submission: every `From:` address must be one the user may send as (RFC 6409 §6.1;
+    /// RFC 7489 §3.1 aligns DMARC on it, and the message is signed for its domain), else 550 5.7.1.
+    /// A message without `From:` is signed for the envelope sender's domain, which was checked.
+    async fn check_from(&self, user: &Account, message: &[u8]) -> Option<DeliveryResult> {
+        for address in auth::header_from_addresses(message).unwrap_or_default() {
+            match self
+                .store
+                .may_send_as(user.id, &user.address, &address)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(
+                        user = user.address,
+                        from = address,
+                        "From: address not owned"
+                    );
+                    metrics::counter!("postern_smtp_policy_refusals_total", "reason" => "from_not_owned")
+                        .increment(1);
+                    return Some(DeliveryResult::Refused(Reply::new(
+                        550,
+                        (5, 7, 1),
+                        "From: header address not owned by the logged-in user",
+                    )));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "From: check failed");
+                    return Some(DeliveryResult::Unavailable);
+                }
+            }
+        }
+        None
+    }
+
     /// The message with DKIM signatures (RFC 6376 §5; RFC 8463) of the `From:` domain (or the
     /// envelope sender's domain) prepended; unchanged when that domain has no keys.
     async fn sign(&self, d: &Delivery) -> Vec<u8> {
@@ -386,4 +415,17 @@ impl Backend {
         signed.extend_from_slice(&d.message);
         signed
     }
+}
+
+/// A role address (`postmaster`, `abuse`; [`ROLE_LOCAL_PARTS`]): `Some(None)` for the bare
+/// `postmaster`, `Some(Some(address))` for `role@domain`, `None` for any other address.
+fn role_address(address: &str) -> Option<Option<&str>> {
+    if address.eq_ignore_ascii_case(POSTMASTER) {
+        return Some(None);
+    }
+    let (local, _) = address.rsplit_once('@')?;
+    ROLE_LOCAL_PARTS
+        .iter()
+        .any(|r| local.eq_ignore_ascii_case(r))
+        .then_some(Some(address))
 }

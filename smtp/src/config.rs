@@ -1,10 +1,13 @@
 //! The `[smtp]` table of `postern.toml`: limits, timeouts, the outbound queue's retry schedule, the
 //! resolver used for MX lookups, MTA-STS and the MX's mail checks.
 
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use serde::Deserialize;
+
+use crate::crlf::BareLineEndings;
 
 /// SMTP settings; every key is optional.
 #[derive(Debug, Clone, Deserialize)]
@@ -26,6 +29,17 @@ pub struct SmtpConfig {
     pub session_timeout_secs: u64,
     /// Refuse AUTH on connections without TLS (RFC 8314 §3; RFC 4954 §4).
     pub require_tls_for_auth: bool,
+    /// Mail data with a bare CR or LF (RFC 5321 §2.3.8): `"normalize"` (default) stores it with
+    /// CRLF line endings, `"reject"` refuses it with 550 5.5.2.
+    pub bare_line_endings: BareLineEndings,
+    /// Mailbox (an address) receiving mail for `postmaster` (RFC 5321 §4.5.1) and for
+    /// `postmaster@` and `abuse@` (RFC 2142) of every hosted domain that has no user or alias of
+    /// that name; catch-alls never take them. Unset: the first user created.
+    pub postmaster: Option<String>,
+    /// Address literals taken as local (RFC 5321 §4.1.3): this server's IP address mapped to the
+    /// hosted domain whose users `user@[address]` reaches, e.g. `{ "192.0.2.1" = "example.org" }`
+    /// (IPv6 as `"2001:db8::1"` for `[IPv6:2001:db8::1]`). Other literals are remote.
+    pub address_literals: BTreeMap<IpAddr, String>,
     /// Seconds a queued message is retried before it bounces (RFC 5321 §4.5.4.1: 4–5 days).
     pub queue_lifetime_secs: u64,
     /// Seconds before the first retry; each further retry waits twice as long.
@@ -84,6 +98,9 @@ impl Default for SmtpConfig {
             idle_timeout_secs: 300,
             session_timeout_secs: 1800,
             require_tls_for_auth: true,
+            bare_line_endings: BareLineEndings::Normalize,
+            postmaster: None,
+            address_literals: BTreeMap::new(),
             queue_lifetime_secs: 5 * 24 * 3600,
             retry_initial_secs: 300,
             retry_max_secs: 4 * 3600,

@@ -7,6 +7,7 @@
 mod auth;
 mod backend;
 mod config;
+mod crlf;
 mod dane;
 pub mod dsn;
 mod error;
@@ -19,6 +20,7 @@ mod server;
 pub mod session;
 
 pub use config::SmtpConfig;
+pub use crlf::BareLineEndings;
 pub use error::SmtpError;
 pub use queue::QueueWorker;
 pub use reply::Reply;

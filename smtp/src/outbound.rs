@@ -18,6 +18,7 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParam
 use lettre::transport::smtp::extension::ClientId;
 
 use crate::config::SmtpConfig;
+use crate::crlf;
 use crate::dane::{self, Tlsa, TlsaLookup};
 use crate::error::SmtpError;
 use crate::mta_sts::{self, Mode, MtaSts};
@@ -295,8 +296,11 @@ impl Outbound {
             Ok(t) => t,
             Err(a) => return a,
         };
+        // Every line ends with CRLF whatever was stored, so lettre's dot-stuffing (which looks
+        // only after CRLF) covers every line and no receiver can see an early end of data.
+        let canonical = crlf::canonical(message);
         // lettre adds CRLF.CRLF after the data: drop the message's own final CRLF.
-        let body = message.strip_suffix(b"\r\n").unwrap_or(message);
+        let body = canonical.strip_suffix(b"\r\n").unwrap_or(&canonical);
         let mut last = problem(
             "4.4.1",
             format!("no mail exchanger of {domain} could be reached"),

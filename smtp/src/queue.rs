@@ -136,6 +136,19 @@ fn instant_at(at: i64) -> Instant {
     Instant::now() + Duration::from_secs(wait)
 }
 
+/// When to try again after a transient failure at `now`: after the backoff `delay`, but no later
+/// than the end of the entry's lifetime, so the last attempt is made when the lifetime ends and
+/// not one retry before it; `None` once the lifetime is over (bounce, RFC 5321 §4.5.4.1).
+fn next_attempt(now: i64, delay: u64, expires_at: i64) -> Option<i64> {
+    if now >= expires_at {
+        return None;
+    }
+    Some(
+        now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX))
+            .min(expires_at),
+    )
+}
+
 /// How long a claimed entry is reserved for one worker (RFC 5321 §4.5.4.1 asks for retries, not
 /// parallel attempts): an attempt is cut off before this, and the entry of a worker that died is
 /// due again after it.
@@ -204,8 +217,8 @@ impl Worker {
                 None
             }
             Attempt::Transient(p) => {
-                let next = now + self.config.retry_delay(entry.attempts) as i64;
-                if next > entry.expires_at {
+                let delay = self.config.retry_delay(entry.attempts);
+                let Some(next) = next_attempt(now, delay, entry.expires_at) else {
                     tracing::warn!(
                         id = entry.id,
                         recipient = entry.recipient,
@@ -221,7 +234,7 @@ impl Worker {
                     };
                     self.bounce(&entry, expired, &raw).await;
                     return None;
-                }
+                };
                 tracing::info!(
                     id = entry.id,
                     recipient = entry.recipient,
@@ -278,5 +291,20 @@ impl Worker {
             Ok(()) | Err(StoreError::NotFound(_)) => {}
             Err(e) => tracing::error!(id, error = %e, "removing a queue entry failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_attempt;
+
+    #[test]
+    fn the_last_retry_is_at_the_end_of_the_lifetime() {
+        // Lifetime 0..60, retries every 40 s: 0, 40, 60, then the bounce.
+        assert_eq!(next_attempt(0, 40, 60), Some(40));
+        assert_eq!(next_attempt(40, 40, 60), Some(60));
+        assert_eq!(next_attempt(60, 40, 60), None);
+        assert_eq!(next_attempt(61, 40, 60), None);
+        assert_eq!(next_attempt(0, u64::MAX, 60), Some(60));
     }
 }

@@ -59,7 +59,7 @@ pub struct SmtpServer {
 }
 
 /// A handle on the running server's per-session limits (`max_message_size`, `max_recipients`,
-/// `max_line_length`, `max_errors`, `require_tls_for_auth`), for configuration reloads.
+/// `max_line_length`, `max_errors`, `require_tls_for_auth`, `bare_line_endings`), for configuration reloads.
 #[derive(Clone)]
 pub struct SmtpLimits {
     hostname: String,
@@ -68,12 +68,13 @@ pub struct SmtpLimits {
 
 impl SmtpLimits {
     /// The `[smtp]` keys [`SmtpLimits::apply`] takes over; every other key needs a restart.
-    pub const KEYS: [&'static str; 5] = [
+    pub const KEYS: [&'static str; 6] = [
         "max_message_size",
         "max_recipients",
         "max_line_length",
         "max_errors",
         "require_tls_for_auth",
+        "bare_line_endings",
     ];
 
     /// Takes the limits of `config` for every session that starts from now on.
@@ -95,6 +96,7 @@ fn session_config(hostname: &str, config: &SmtpConfig) -> SessionConfig {
         max_errors: config.max_errors.max(1),
         max_auth_failures: 3,
         require_tls_for_auth: config.require_tls_for_auth,
+        bare_line_endings: config.bare_line_endings,
     }
 }
 

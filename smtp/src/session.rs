@@ -4,232 +4,32 @@
 //!
 //! Commands are parsed by smtp-proto; message data goes through its `DataReceiver` (which ends data
 //! only at `CRLF.CRLF`, so bare LF or bare CR around a dot cannot smuggle a second message,
-//! CVE-2023-51764) and `BdatReceiver` (CHUNKING, RFC 3030).
+//! CVE-2023-51764) and `BdatReceiver` (CHUNKING, RFC 3030); the data is then made canonical
+//! (`crate::crlf`) so that it is also relayed safely.
+//!
+//! The session is split by phase: this file holds the state, input handling and the command
+//! dispatcher with the connection-level commands (EHLO, STARTTLS, RSET, QUIT); `auth` holds AUTH,
+//! `envelope` MAIL and RCPT (with `literal` for address literals), `data` DATA and BDAT;
+//! `actions` defines what the session asks of its caller.
 
-use std::collections::BTreeSet;
+mod actions;
+mod auth;
+mod data;
+mod envelope;
+mod literal;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use base64::Engine;
 use smtp_proto::request::receiver::{BdatReceiver, DataReceiver, LineReceiver, RequestReceiver};
 use smtp_proto::{EhloResponse, Request};
 
-use postern_store::sasl::{self, LoginStep, SaslError, SaslLogin};
+use postern_store::sasl::SaslLogin;
 
 use crate::reply::Reply;
 
-/// Which listener a session arrived on; it decides what is offered and required.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listener {
-    /// Inbound MX (port 25): mail for hosted domains only, no AUTH, STARTTLS offered.
-    Mx,
-    /// Submission (port 587, RFC 6409): AUTH required, only after STARTTLS.
-    Submission,
-    /// Submission over implicit TLS (port 465, RFC 8314 §3.3).
-    Submissions,
-}
-
-impl Listener {
-    /// The service name used in logs and `listeners.json`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Listener::Mx => "smtp",
-            Listener::Submission => "submission",
-            Listener::Submissions => "submissions",
-        }
-    }
-}
-
-/// The per-server settings a session needs.
-#[derive(Debug, Clone)]
-pub struct SessionConfig {
-    /// This server's host name (greeting, EHLO, `Received:` headers).
-    pub hostname: String,
-    /// SIZE limit in bytes (RFC 1870).
-    pub max_message_size: usize,
-    /// Most recipients per transaction.
-    pub max_recipients: usize,
-    /// Longest command line in bytes.
-    pub max_line_length: usize,
-    /// Errors tolerated before the session is closed.
-    pub max_errors: u32,
-    /// Failed AUTH attempts tolerated per session before it is closed.
-    pub max_auth_failures: u32,
-    /// AUTH only on TLS connections.
-    pub require_tls_for_auth: bool,
-}
-
-/// Something the caller must do, then report with the matching `Session` method.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// Check a login (rate limited): answer with [`Session::auth_result`].
-    Authenticate {
-        /// The login name (an address).
-        username: String,
-        /// The password.
-        password: String,
-    },
-    /// May the logged-in user use this envelope sender? Answer with [`Session::sender_result`].
-    CheckSender {
-        /// The logged-in user.
-        user_id: i64,
-        /// Their address.
-        user: String,
-        /// The MAIL FROM address.
-        address: String,
-    },
-    /// Where does this recipient go? Answer with [`Session::recipient_result`].
-    CheckRecipient {
-        /// The RCPT TO address.
-        address: String,
-        /// The size announced with MAIL FROM SIZE=, 0 if none.
-        size: usize,
-        /// The MAIL FROM address (empty for the null reverse-path), for greylisting.
-        sender: String,
-        /// Whether the client logged in: no block list or greylisting checks then.
-        authenticated: bool,
-    },
-    /// Store and queue an accepted message; answer with [`Session::delivery_result`].
-    Deliver(Delivery),
-}
-
-/// What the session needs next.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// Send the pending output, then read more and call [`Session::receive`].
-    NeedInput,
-    /// Send the pending output, then perform the action.
-    Action(Action),
-    /// Send the pending output, start TLS on the connection, then call [`Session::tls_started`].
-    StartTls,
-    /// Send the pending output and close the connection.
-    Close,
-}
-
-/// The result of [`Action::Authenticate`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthResult {
-    /// The password matched.
-    Success {
-        /// The user's id.
-        user_id: i64,
-        /// The user's address.
-        address: String,
-    },
-    /// Wrong name or password.
-    Failed,
-    /// Refused unverified by the login limiter: too many failures from this client, or the
-    /// account is being guessed at (RFC 4954 §6: 454 4.7.0).
-    Throttled,
-    /// The check could not be made (database down).
-    Unavailable,
-}
-
-/// The result of [`Action::CheckSender`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SenderResult {
-    /// The address is the user's own or an alias of theirs.
-    Owned,
-    /// Someone else's address.
-    NotOwned,
-    /// The check could not be made.
-    Unavailable,
-}
-
-/// The result of [`Action::CheckRecipient`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecipientResult {
-    /// Deliver to these local users and forward to these remote addresses.
-    Deliver {
-        /// Local user ids.
-        local: BTreeSet<i64>,
-        /// Remote addresses (alias expansion).
-        remote: BTreeSet<String>,
-    },
-    /// The domain is hosted but the address matches nothing.
-    Unknown,
-    /// The domain is not hosted here.
-    NotHosted,
-    /// The (only) local mailbox is full.
-    MailboxFull,
-    /// Refused by policy (block list 554, greylisting 451): the reply to send.
-    Refused(Reply),
-    /// The check could not be made.
-    Unavailable,
-}
-
-/// The result of [`Action::Deliver`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeliveryResult {
-    /// Committed: stored locally and/or queued; the id names it in the 250 reply and logs.
-    Accepted {
-        /// Identifier for the reply text.
-        id: String,
-    },
-    /// Nothing was stored because every local mailbox is over quota (RFC 5321 §4.5.3.1.10).
-    MailboxFull,
-    /// Refused by policy (DMARC reject: 550 5.7.1): the reply to send.
-    Refused(Reply),
-    /// The store failed; the client should retry.
-    Unavailable,
-}
-
-/// One accepted recipient and where it resolved to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recipient {
-    /// The RCPT TO address as given.
-    pub address: String,
-    /// Local user ids it reaches.
-    pub local: BTreeSet<i64>,
-    /// Remote addresses it reaches.
-    pub remote: BTreeSet<String>,
-}
-
-/// A complete message ready to be stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    /// MAIL FROM (empty for the null reverse-path).
-    pub sender: String,
-    /// Accepted recipients.
-    pub recipients: Vec<Recipient>,
-    /// The message with this server's `Received:` header prepended (RFC 5321 §4.4).
-    pub message: Vec<u8>,
-    /// The logged-in user, for submissions.
-    pub user: Option<String>,
-    /// The HELO/EHLO name the client gave, for SPF (RFC 7208 §2.3).
-    pub helo: String,
-}
-
-impl Delivery {
-    /// Every local user reached, without duplicates.
-    pub fn local_users(&self) -> Vec<i64> {
-        let set: BTreeSet<i64> = self
-            .recipients
-            .iter()
-            .flat_map(|r| r.local.iter().copied())
-            .collect();
-        set.into_iter().collect()
-    }
-
-    /// Every remote address reached, without duplicates.
-    pub fn remote_addresses(&self) -> Vec<String> {
-        let set: BTreeSet<&String> = self
-            .recipients
-            .iter()
-            .flat_map(|r| r.remote.iter())
-            .collect();
-        set.into_iter().cloned().collect()
-    }
-}
-
-/// Hop count beyond which a message is taken to be looping (RFC 5321 §6.3).
-const MAX_RECEIVED_HEADERS: usize = 50;
-
-#[derive(Debug)]
-struct User {
-    id: i64,
-    address: String,
-}
+pub use actions::*;
+pub use envelope::POSTMASTER;
 
 struct Transaction {
     sender: String,
@@ -266,7 +66,7 @@ pub struct Session {
     state: State,
     helo: Option<String>,
     esmtp: bool,
-    user: Option<User>,
+    user: Option<Account>,
     txn: Option<Transaction>,
     receiver: RequestReceiver,
     input: Vec<u8>,
@@ -278,6 +78,8 @@ pub struct Session {
     skipping_line: bool,
     /// Partial command line length seen so far (for the line limit).
     line_len: usize,
+    /// The partial command line seen so far ends with CR: the next byte must be LF.
+    cr_pending: bool,
     /// The answer to a BDAT whose chunk is being read and dropped.
     pending_bdat_error: Option<Reply>,
 }
@@ -309,6 +111,7 @@ impl Session {
             auth_failures: 0,
             skipping_line: false,
             line_len: 0,
+            cr_pending: false,
             pending_bdat_error: None,
         };
         let greeting = format!("{} ESMTP Postern", s.cfg.hostname);
@@ -370,6 +173,7 @@ impl Session {
         self.input.clear();
         self.pos = 0;
         self.line_len = 0;
+        self.cr_pending = false;
         self.skipping_line = false;
         self.state = State::Command;
     }
@@ -455,44 +259,6 @@ impl Session {
         complete.then(|| String::from_utf8_lossy(&std::mem::take(&mut line.buf)).into_owned())
     }
 
-    /// Feeds message data to a receiver with a bounded buffer: past the size limit the bytes are
-    /// counted as too big and dropped, but reading continues to the end of the data.
-    fn ingest_data(
-        &mut self,
-        mut ingest: impl FnMut(&mut std::slice::Iter<'_, u8>, &mut Vec<u8>) -> bool,
-    ) -> bool {
-        let limit = self.cfg.max_message_size;
-        let mut bytes = self.input[self.pos..].iter();
-        let mut scratch = Vec::new();
-        let txn = self.txn.as_mut();
-        let done = match txn {
-            Some(t) if !t.too_big && !t.failed => {
-                let done = ingest(&mut bytes, &mut t.message);
-                if t.message.len().saturating_sub(t.header_len) > limit {
-                    t.too_big = true;
-                    // Keep the last byte: the receiver may still drop a CR it pushed.
-                    let last = t.message.last().copied();
-                    t.message = last.into_iter().collect();
-                }
-                done
-            }
-            Some(t) => {
-                let done = ingest(&mut bytes, &mut t.message);
-                let last = t.message.last().copied();
-                t.message.clear();
-                t.message.extend(last);
-                done
-            }
-            None => {
-                let done = ingest(&mut bytes, &mut scratch);
-                scratch.clear();
-                done
-            }
-        };
-        self.pos = self.input.len() - bytes.as_slice().len();
-        done
-    }
-
     /// Parses and handles one command (or skips part of an over-long line).
     fn command(&mut self) -> Option<Event> {
         let rest = &self.input[self.pos..];
@@ -510,34 +276,55 @@ impl Session {
         let line_end = rest.iter().position(|&b| b == b'\n');
         let this_part = line_end.map_or(rest.len(), |i| i + 1);
         if self.line_len + this_part > self.cfg.max_line_length {
-            self.receiver = RequestReceiver::default();
-            self.line_len = 0;
-            match line_end {
-                Some(i) => self.pos += i + 1,
-                None => {
-                    self.pos = self.input.len();
-                    self.skipping_line = true;
-                }
-            }
-            return self.error(Reply::new(500, (5, 5, 2), "Line too long"));
+            return self.refuse_line(line_end, Reply::new(500, (5, 5, 2), "Line too long"));
         }
-        let mut bytes = rest.iter();
-        let before = bytes.as_slice().len();
-        let parsed = self.receiver.ingest(&mut bytes).map(Request::into_owned);
-        let consumed = before - bytes.as_slice().len();
+        // RFC 5321 §2.3.8: CR only as part of CRLF. smtp-proto drops a bare CR inside a line, so
+        // `EHLO a<CR>b` would be taken as `EHLO ab`: refuse the line instead.
+        let part = &rest[..this_part];
+        let continues_bare_cr = self.cr_pending && part.first() != Some(&b'\n');
+        if continues_bare_cr || part.windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n') {
+            return self.refuse_line(
+                line_end,
+                Reply::new(501, (5, 5, 2), "Bare CR in command line (RFC 5321 §2.3.8)"),
+            );
+        }
+        // A whole MAIL or RCPT line with an address literal is parsed with a stand-in domain.
+        let literal = match line_end {
+            Some(i) if self.line_len == 0 => literal::find(&rest[..=i]),
+            _ => None,
+        };
+        let (parsed, consumed) = match &literal {
+            Some(l) => {
+                let mut bytes = l.line.iter();
+                let parsed = self.receiver.ingest(&mut bytes).map(Request::into_owned);
+                (parsed, this_part)
+            }
+            None => {
+                let mut bytes = rest.iter();
+                let parsed = self.receiver.ingest(&mut bytes).map(Request::into_owned);
+                (parsed, rest.len() - bytes.as_slice().len())
+            }
+        };
         let ended_line = consumed > 0 && rest[consumed - 1] == b'\n';
         self.pos += consumed;
         match parsed {
             Err(smtp_proto::Error::NeedsMoreData { .. }) => {
                 self.line_len += consumed;
+                self.cr_pending = consumed > 0 && rest[consumed - 1] == b'\r';
                 None
             }
             Ok(request) => {
                 self.line_len = 0;
+                self.cr_pending = false;
+                let request = match &literal {
+                    Some(l) => l.restore(request),
+                    None => request,
+                };
                 self.handle(request)
             }
             Err(e) => {
                 self.line_len = 0;
+                self.cr_pending = false;
                 // smtp-proto leaves the rest of some bad lines unread: skip to the line's end so
                 // it is not taken as a new command.
                 if !ended_line {
@@ -546,6 +333,22 @@ impl Session {
                 self.parse_error(e)
             }
         }
+    }
+
+    /// Drops the command line being read (its rest too, when it has not all arrived) and answers
+    /// with `reply`.
+    fn refuse_line(&mut self, line_end: Option<usize>, reply: Reply) -> Option<Event> {
+        self.receiver = RequestReceiver::default();
+        self.line_len = 0;
+        self.cr_pending = false;
+        match line_end {
+            Some(i) => self.pos += i + 1,
+            None => {
+                self.pos = self.input.len();
+                self.skipping_line = true;
+            }
+        }
+        self.error(reply)
     }
 
     fn parse_error(&mut self, e: smtp_proto::Error) -> Option<Event> {
@@ -648,10 +451,6 @@ impl Session {
         }
     }
 
-    fn auth_offered(&self) -> bool {
-        self.listener != Listener::Mx && (self.tls || !self.cfg.require_tls_for_auth)
-    }
-
     /// EHLO/HELO (RFC 5321 §4.1.1.1): resets any transaction and lists the extensions.
     fn hello(&mut self, host: String, esmtp: bool) -> Option<Event> {
         self.txn = None;
@@ -696,517 +495,9 @@ impl Session {
         self.pos = 0;
         self.receiver = RequestReceiver::default();
         self.line_len = 0;
+        self.cr_pending = false;
         self.state = State::Waiting;
         Some(Event::StartTls)
-    }
-
-    /// AUTH (RFC 4954) with PLAIN (RFC 4616) and LOGIN.
-    fn auth(&mut self, mechanism: u64, initial: String) -> Option<Event> {
-        if self.listener == Listener::Mx {
-            return self.error(Reply::new(
-                502,
-                (5, 5, 1),
-                "AUTH not available on this port, use submission",
-            ));
-        }
-        if !self.tls && self.cfg.require_tls_for_auth {
-            return self.error(Reply::new(
-                530,
-                (5, 7, 0),
-                "Must issue a STARTTLS command first",
-            ));
-        }
-        if self.helo.is_none() || !self.esmtp {
-            return self.error(Reply::new(503, (5, 5, 1), "Send EHLO first"));
-        }
-        if self.user.is_some() {
-            return self.error(Reply::new(503, (5, 5, 1), "Already authenticated"));
-        }
-        if self.txn.is_some() {
-            return self.error(Reply::new(
-                503,
-                (5, 5, 1),
-                "AUTH not allowed during a mail transaction",
-            ));
-        }
-        match mechanism {
-            smtp_proto::AUTH_PLAIN if initial.is_empty() => {
-                self.out.extend_from_slice(b"334 \r\n");
-                self.state = State::AuthPlain(LineReceiver::new(()));
-                None
-            }
-            smtp_proto::AUTH_PLAIN => self.auth_plain_response(&initial),
-            smtp_proto::AUTH_LOGIN => {
-                let initial = if initial.is_empty() {
-                    None
-                } else {
-                    match self.sasl_decode(&initial) {
-                        Ok(d) => Some(d),
-                        Err(e) => return e,
-                    }
-                };
-                match SaslLogin::start(initial.as_deref()) {
-                    Ok((login, step)) => self.auth_login_step(login, step),
-                    Err(_) => self.auth_failed(),
-                }
-            }
-            _ => self.error(Reply::new(
-                504,
-                (5, 5, 4),
-                "Unrecognized authentication type",
-            )),
-        }
-    }
-
-    /// Decodes one base64 SASL response; `Err` has already been answered.
-    fn sasl_decode(&mut self, text: &str) -> Result<Vec<u8>, Option<Event>> {
-        let text = text.trim();
-        if text == "*" {
-            return Err(self.error(Reply::new(501, (5, 0, 0), "Authentication cancelled")));
-        }
-        if text == "=" {
-            return Ok(Vec::new());
-        }
-        base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .map_err(|_| self.error(Reply::new(501, (5, 5, 2), "Cannot decode base64 response")))
-    }
-
-    /// A PLAIN response (RFC 4616), decoded by the store's shared SASL decoder.
-    fn auth_plain_response(&mut self, text: &str) -> Option<Event> {
-        let decoded = match self.sasl_decode(text) {
-            Ok(d) => d,
-            Err(e) => return e,
-        };
-        match sasl::decode_plain(&decoded) {
-            Ok(c) => self.wait(Action::Authenticate {
-                username: c.username,
-                password: c.password,
-            }),
-            Err(SaslError::AuthzidMismatch) => self.auth_failed(),
-            Err(_) => self.error(Reply::new(501, (5, 5, 2), "Malformed PLAIN response")),
-        }
-    }
-
-    /// Sends the next LOGIN challenge (`Username:`, `Password:`; Outlook expects exactly these)
-    /// or, once both answers are in, asks for the login check.
-    fn auth_login_step(&mut self, login: SaslLogin, step: LoginStep) -> Option<Event> {
-        match step {
-            LoginStep::Challenge(challenge) => {
-                let encoded = base64::engine::general_purpose::STANDARD.encode(challenge);
-                self.out
-                    .extend_from_slice(format!("334 {encoded}\r\n").as_bytes());
-                self.state = State::AuthLogin(LineReceiver::new(()), login);
-                None
-            }
-            LoginStep::Done(c) => self.wait(Action::Authenticate {
-                username: c.username,
-                password: c.password,
-            }),
-        }
-    }
-
-    fn auth_login_response(&mut self, mut login: SaslLogin, text: &str) -> Option<Event> {
-        let decoded = match self.sasl_decode(text) {
-            Ok(d) => d,
-            Err(e) => return e,
-        };
-        match login.respond(&decoded) {
-            Ok(step) => self.auth_login_step(login, step),
-            Err(_) => self.auth_failed(),
-        }
-    }
-
-    fn auth_failed(&mut self) -> Option<Event> {
-        self.auth_failures += 1;
-        let event = self.error(Reply::new(
-            535,
-            (5, 7, 8),
-            "Authentication credentials invalid",
-        ));
-        if event.is_none() && self.auth_failures >= self.cfg.max_auth_failures {
-            Reply::new(
-                421,
-                (4, 7, 0),
-                format!(
-                    "{} Too many failed logins, closing connection",
-                    self.cfg.hostname
-                ),
-            )
-            .write(&mut self.out);
-            self.state = State::Closed;
-            return Some(Event::Close);
-        }
-        event
-    }
-
-    /// Reports the result of [`Action::Authenticate`].
-    pub fn auth_result(&mut self, result: AuthResult) {
-        self.state = State::Command;
-        match result {
-            AuthResult::Success { user_id, address } => {
-                self.user = Some(User {
-                    id: user_id,
-                    address,
-                });
-                Reply::new(235, (2, 7, 0), "Authentication successful").write(&mut self.out);
-            }
-            AuthResult::Failed => {
-                self.auth_failed();
-            }
-            AuthResult::Throttled => {
-                self.error(Reply::new(
-                    454,
-                    (4, 7, 0),
-                    "Too many failed logins, try again later",
-                ));
-            }
-            AuthResult::Unavailable => {
-                Reply::new(454, (4, 7, 0), "Temporary authentication failure").write(&mut self.out);
-            }
-        }
-    }
-
-    /// MAIL FROM (RFC 5321 §4.1.1.2) with SIZE, BODY, SMTPUTF8 and DSN parameters.
-    fn mail(&mut self, from: smtp_proto::MailFrom<String>) -> Option<Event> {
-        if self.helo.is_none() {
-            return self.error(Reply::new(503, (5, 5, 1), "Send HELO or EHLO first"));
-        }
-        if self.txn.is_some() {
-            return self.error(Reply::new(503, (5, 5, 1), "Nested MAIL command"));
-        }
-        if self.listener != Listener::Mx && self.user.is_none() {
-            return self.error(Reply::new(530, (5, 7, 0), "Authentication required"));
-        }
-        if from.size > self.cfg.max_message_size {
-            return self.error(Reply::new(
-                552,
-                (5, 3, 4),
-                "Message size exceeds fixed maximum message size",
-            ));
-        }
-        if from.flags & smtp_proto::MAIL_BODY_BINARYMIME != 0 {
-            return self.error(Reply::new(504, (5, 5, 4), "BINARYMIME is not supported"));
-        }
-        let sender = from.address;
-        if !sender.is_empty() && !plausible_address(&sender) {
-            return self.error(Reply::new(501, (5, 1, 7), "Bad sender address syntax"));
-        }
-        self.txn = Some(Transaction {
-            sender: sender.clone(),
-            size: from.size,
-            smtputf8: from.flags & smtp_proto::MAIL_SMTPUTF8 != 0,
-            recipients: Vec::new(),
-            header_len: 0,
-            message: Vec::new(),
-            too_big: false,
-            chunking: false,
-            failed: false,
-        });
-        match &self.user {
-            Some(user) if !sender.is_empty() => {
-                let action = Action::CheckSender {
-                    user_id: user.id,
-                    user: user.address.clone(),
-                    address: sender,
-                };
-                self.wait(action)
-            }
-            _ => self.reply(Reply::new(250, (2, 1, 0), "Ok")),
-        }
-    }
-
-    /// Reports the result of [`Action::CheckSender`].
-    pub fn sender_result(&mut self, result: SenderResult) {
-        self.state = State::Command;
-        match result {
-            SenderResult::Owned => Reply::new(250, (2, 1, 0), "Ok").write(&mut self.out),
-            SenderResult::NotOwned => {
-                self.txn = None;
-                self.error(Reply::new(
-                    553,
-                    (5, 7, 1),
-                    "Sender address not owned by the logged-in user",
-                ));
-            }
-            SenderResult::Unavailable => {
-                self.txn = None;
-                Reply::new(451, (4, 3, 0), "Temporary failure, try again later")
-                    .write(&mut self.out);
-            }
-        }
-    }
-
-    /// RCPT TO (RFC 5321 §4.1.1.3).
-    fn rcpt(&mut self, to: smtp_proto::RcptTo<String>) -> Option<Event> {
-        let max = self.cfg.max_recipients;
-        let Some(txn) = &self.txn else {
-            return self.error(Reply::new(503, (5, 5, 1), "Need MAIL command first"));
-        };
-        if txn.chunking {
-            return self.error(Reply::new(503, (5, 5, 1), "RCPT not allowed after BDAT"));
-        }
-        if txn.recipients.len() >= max {
-            return self.reply(Reply::new(452, (4, 5, 3), "Too many recipients"));
-        }
-        if !plausible_address(&to.address) {
-            return self.error(Reply::new(501, (5, 1, 3), "Bad recipient address syntax"));
-        }
-        let size = txn.size;
-        let sender = txn.sender.clone();
-        self.wait(Action::CheckRecipient {
-            address: to.address,
-            size,
-            sender,
-            authenticated: self.user.is_some(),
-        })
-    }
-
-    /// Reports the result of [`Action::CheckRecipient`] for the address it named.
-    pub fn recipient_result(&mut self, address: String, result: RecipientResult) {
-        self.state = State::Command;
-        let authenticated = self.user.is_some();
-        let target = match result {
-            RecipientResult::Deliver { local, remote } => Some((local, remote)),
-            // Only a logged-in user may send to other domains: no open relay (RFC 5321 §3.6.2).
-            RecipientResult::NotHosted if authenticated => {
-                Some((BTreeSet::new(), BTreeSet::from([address.clone()])))
-            }
-            RecipientResult::NotHosted => {
-                self.error(Reply::new(554, (5, 7, 1), "Relay access denied"));
-                None
-            }
-            RecipientResult::Unknown => {
-                self.error(Reply::new(
-                    550,
-                    (5, 1, 1),
-                    "Recipient address rejected: user unknown",
-                ));
-                None
-            }
-            RecipientResult::MailboxFull => {
-                Reply::new(452, (4, 2, 2), "Mailbox full").write(&mut self.out);
-                None
-            }
-            RecipientResult::Refused(reply) => {
-                reply.write(&mut self.out);
-                None
-            }
-            RecipientResult::Unavailable => {
-                Reply::new(451, (4, 3, 0), "Temporary failure, try again later")
-                    .write(&mut self.out);
-                None
-            }
-        };
-        if let (Some((local, remote)), Some(txn)) = (target, self.txn.as_mut()) {
-            txn.recipients.push(Recipient {
-                address,
-                local,
-                remote,
-            });
-            Reply::new(250, (2, 1, 5), "Ok").write(&mut self.out);
-        }
-    }
-
-    /// Checks that a transaction may receive data; the error reply if not.
-    fn data_allowed(&self, bdat: bool) -> Result<(), Reply> {
-        match &self.txn {
-            None => Err(Reply::new(503, (5, 5, 1), "Need MAIL command first")),
-            Some(t) if t.recipients.is_empty() => {
-                Err(Reply::new(554, (5, 5, 1), "No valid recipients"))
-            }
-            Some(t) if t.chunking && !bdat => {
-                Err(Reply::new(503, (5, 5, 1), "DATA not allowed after BDAT"))
-            }
-            Some(t) if t.failed => Err(Reply::new(503, (5, 5, 1), "Transaction failed, send RSET")),
-            Some(_) => Ok(()),
-        }
-    }
-
-    /// DATA (RFC 5321 §4.1.1.4).
-    fn data(&mut self) -> Option<Event> {
-        if let Err(reply) = self.data_allowed(false) {
-            return self.error(reply);
-        }
-        self.start_message();
-        Reply::new(354, (0, 0, 0), "End data with <CR><LF>.<CR><LF>")
-            .plain()
-            .write(&mut self.out);
-        self.state = State::Data(DataReceiver::new());
-        None
-    }
-
-    /// BDAT (RFC 3030 §2): the chunk is read whatever happens, then answered.
-    fn bdat(&mut self, size: usize, last: bool) -> Option<Event> {
-        match self.data_allowed(true) {
-            Ok(()) => {
-                if let Some(t) = &self.txn {
-                    if !t.chunking {
-                        self.start_message();
-                    }
-                }
-                if let Some(t) = self.txn.as_mut() {
-                    t.chunking = true;
-                }
-            }
-            Err(reply) => {
-                // Read and drop the chunk, then answer with the error.
-                if let Some(t) = self.txn.as_mut() {
-                    t.failed = true;
-                    t.chunking = true;
-                }
-                self.pending_bdat_error = Some(reply);
-            }
-        }
-        self.state = State::Bdat(BdatReceiver::new(size, last));
-        None
-    }
-
-    /// Prepends the `Received:` header (RFC 5321 §4.4, RFC 3848 protocol names).
-    fn start_message(&mut self) {
-        let Some(txn) = self.txn.as_mut() else { return };
-        let protocol = match (txn.smtputf8, self.esmtp, self.tls, self.user.is_some()) {
-            (true, _, false, false) => "UTF8SMTP",
-            (true, _, false, true) => "UTF8SMTPA",
-            (true, _, true, false) => "UTF8SMTPS",
-            (true, _, true, true) => "UTF8SMTPSA",
-            (false, false, _, _) => "SMTP",
-            (false, true, false, false) => "ESMTP",
-            (false, true, false, true) => "ESMTPA",
-            (false, true, true, false) => "ESMTPS",
-            (false, true, true, true) => "ESMTPSA",
-        };
-        let helo = self.helo.as_deref().unwrap_or("unknown");
-        let helo: String = helo
-            .chars()
-            .filter(|c| c.is_ascii_graphic() && *c != '(' && *c != ')')
-            .take(255)
-            .collect();
-        let id: u64 = rand::random();
-        let for_clause = match txn.recipients.as_slice() {
-            [one] => format!("\r\n\tfor <{}>", one.address),
-            _ => String::new(),
-        };
-        let date = mail_builder::headers::date::Date::new(postern_store::unix_now()).to_rfc822();
-        let header = format!(
-            "Received: from {helo} ([{ip}])\r\n\tby {host} (Postern) with {protocol} id {id:016x}{for_clause};\r\n\t{date}\r\n",
-            ip = self.peer.ip(),
-            host = self.cfg.hostname,
-        );
-        txn.header_len = header.len();
-        txn.message = header.into_bytes();
-    }
-
-    fn end_of_data(&mut self) -> Option<Event> {
-        self.finish_message()
-    }
-
-    fn end_of_chunk(&mut self, last: bool) -> Option<Event> {
-        if let Some(reply) = self.pending_bdat_error.take() {
-            return self.error(reply);
-        }
-        let Some(txn) = self.txn.as_mut() else {
-            return self.error(Reply::new(503, (5, 5, 1), "Need MAIL command first"));
-        };
-        if txn.too_big {
-            txn.failed = true;
-            if last {
-                self.txn = None;
-            }
-            return self.error(Reply::new(552, (5, 3, 4), "Message too big"));
-        }
-        if !last {
-            let received = txn.message.len().saturating_sub(txn.header_len);
-            return self.reply(Reply::new(
-                250,
-                (2, 0, 0),
-                format!("{received} octets received"),
-            ));
-        }
-        self.finish_message()
-    }
-
-    /// The message is complete: check it and hand it over for storage.
-    fn finish_message(&mut self) -> Option<Event> {
-        let Some(txn) = self.txn.take() else {
-            return self.error(Reply::new(503, (5, 5, 1), "Need MAIL command first"));
-        };
-        if txn.too_big {
-            return self.error(Reply::new(552, (5, 3, 4), "Message too big"));
-        }
-        let mut message = txn.message;
-        let body = &message[txn.header_len..];
-        let parsed = mail_parser::MessageParser::new().parse_headers(body);
-        let hops = parsed
-            .as_ref()
-            .map_or(0, |m| m.header_values("Received").count());
-        if hops >= MAX_RECEIVED_HEADERS {
-            return self.error(Reply::new(
-                554,
-                (5, 4, 6),
-                "Too many hops, mail loop detected",
-            ));
-        }
-        if self.user.is_some() {
-            // RFC 6409 §8.2–8.3: a submission server may add a missing Date and Message-ID.
-            let (has_date, has_id) = parsed.as_ref().map_or((false, false), |m| {
-                (m.date().is_some(), m.message_id().is_some())
-            });
-            let mut extra = String::new();
-            if !has_date {
-                let date =
-                    mail_builder::headers::date::Date::new(postern_store::unix_now()).to_rfc822();
-                extra.push_str(&format!("Date: {date}\r\n"));
-            }
-            if !has_id {
-                let id: u128 = rand::random();
-                extra.push_str(&format!(
-                    "Message-ID: <{id:032x}@{}>\r\n",
-                    self.cfg.hostname
-                ));
-            }
-            if !extra.is_empty() {
-                let at = txn.header_len;
-                message.splice(at..at, extra.into_bytes());
-            }
-        }
-        self.wait(Action::Deliver(Delivery {
-            sender: txn.sender,
-            recipients: txn.recipients,
-            message,
-            user: self.user.as_ref().map(|u| u.address.clone()),
-            helo: self.helo.clone().unwrap_or_default(),
-        }))
-    }
-
-    /// Reports the result of [`Action::Deliver`]; the transaction is over either way.
-    pub fn delivery_result(&mut self, result: DeliveryResult) {
-        self.state = State::Command;
-        self.txn = None;
-        let reply = match result {
-            DeliveryResult::Accepted { id } => {
-                Reply::new(250, (2, 0, 0), format!("Ok: queued as {id}"))
-            }
-            DeliveryResult::MailboxFull => Reply::new(552, (5, 2, 2), "Mailbox full"),
-            DeliveryResult::Refused(reply) => reply,
-            DeliveryResult::Unavailable => {
-                Reply::new(451, (4, 3, 0), "Temporary failure, try again later")
-            }
-        };
-        reply.write(&mut self.out);
-    }
-}
-
-/// A light syntax check of an envelope address: `local@domain` with both parts present.
-fn plausible_address(address: &str) -> bool {
-    match address.rsplit_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && !domain.is_empty()
-                && !domain.starts_with('.')
-                && !address.chars().any(|c| c.is_control() || c.is_whitespace())
-        }
-        None => false,
     }
 }
 

@@ -8,6 +8,10 @@ use crate::db::{get, Store};
 use crate::error::{unique_as_exists, Result, StoreError};
 use crate::unix_now;
 
+/// Local parts every hosted domain receives even without a user or alias (RFC 5321 §4.5.1,
+/// RFC 2142 §2); see [`Store::resolve_role`].
+pub const ROLE_LOCAL_PARTS: [&str; 2] = ["postmaster", "abuse"];
+
 /// Alias chains longer than this are treated as a loop (RFC 5321 §6.3 mail loops).
 const MAX_ALIAS_DEPTH: usize = 10;
 
@@ -47,6 +51,19 @@ fn parse_source(source: &str) -> Result<(String, String)> {
             Ok((a.domain, a.local))
         }
     }
+}
+
+/// An alias from a row with `id`, `local_part`, `domain` and `destination`.
+pub(crate) fn alias_from_row(r: &sqlx::any::AnyRow) -> Result<Alias> {
+    Ok(Alias {
+        id: get(r, "id")?,
+        source: format!(
+            "{}@{}",
+            get::<String>(r, "local_part")?,
+            get::<String>(r, "domain")?
+        ),
+        destination: get(r, "destination")?,
+    })
 }
 
 impl Store {
@@ -118,19 +135,7 @@ impl Store {
         .bind(domain)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Alias {
-                    id: get(r, "id")?,
-                    source: format!(
-                        "{}@{}",
-                        get::<String>(r, "local_part")?,
-                        get::<String>(r, "domain")?
-                    ),
-                    destination: get(r, "destination")?,
-                })
-            })
-            .collect()
+        rows.iter().map(alias_from_row).collect()
     }
 
     /// Resolves an envelope recipient (RFC 5321 §4.1.1.3) through aliases, users, plus-addressing
@@ -139,7 +144,17 @@ impl Store {
     /// an address met twice in one chain ends there (delivered if it is a user).
     pub async fn resolve_recipient(&self, address: &str) -> Result<Resolution> {
         let Ok(address) = normalize_address(address) else {
-            return Ok(Resolution::Unknown);
+            // A quoted local part (which no mailbox here has) or an address literal: unknown in a
+            // hosted domain, otherwise someone else's.
+            return Ok(
+                match address.rsplit_once('@').map(|(_, d)| normalize_domain(d)) {
+                    Some(Ok(domain)) if self.domain(&domain).await?.is_some() => {
+                        Resolution::Unknown
+                    }
+                    Some(_) => Resolution::NotHosted,
+                    None => Resolution::Unknown,
+                },
+            );
         };
         if self.domain(&address.domain).await?.is_none() {
             return Ok(Resolution::NotHosted);
@@ -189,6 +204,46 @@ impl Store {
             return Ok(Resolution::Unknown);
         }
         Ok(Resolution::Deliver { local, remote })
+    }
+
+    /// Where mail for a role address goes: `postmaster` (RFC 5321 §4.5.1, which every server
+    /// must accept, also without a domain: `address` None) and `abuse` (RFC 2142 §2) of a hosted
+    /// domain. A user or an exact alias with that address wins; otherwise, and never through a
+    /// catch-all, the server's role mailbox `mailbox` (an address, resolved like any recipient),
+    /// or when none is configured the first user created.
+    pub async fn resolve_role(
+        &self,
+        address: Option<&str>,
+        mailbox: Option<&str>,
+    ) -> Result<Resolution> {
+        if let Some(address) = address {
+            let Ok(addr) = normalize_address(address) else {
+                return Ok(Resolution::Unknown);
+            };
+            if self.domain(&addr.domain).await?.is_none() {
+                return Ok(Resolution::NotHosted);
+            }
+            let exact_alias = !self
+                .alias_destinations(&addr.domain, &addr.local)
+                .await?
+                .is_empty();
+            if exact_alias || self.user(&addr.to_string()).await?.is_some() {
+                return self.resolve_recipient(&addr.to_string()).await;
+            }
+        }
+        if let Some(mailbox) = mailbox {
+            return self.resolve_recipient(mailbox).await;
+        }
+        let first = sqlx::query("SELECT id FROM users WHERE disabled = 0 ORDER BY id LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match first {
+            Some(r) => Resolution::Deliver {
+                local: BTreeSet::from([get(&r, "id")?]),
+                remote: BTreeSet::new(),
+            },
+            None => Resolution::Unknown,
+        })
     }
 
     /// Destinations for `addr`: exact alias, else (if tagged) alias of the untagged address, else —

@@ -23,6 +23,19 @@ pub struct Api {
 }
 
 impl Api {
+    /// The API of a started server, with a new token of the first admin.
+    pub fn for_server(inst: &super::Instance, server: &super::Server) -> Api {
+        let token = inst
+            .ok(&["admin", "token", "admin", "--label", "tests"], "")
+            .trim()
+            .to_owned();
+        Api {
+            base: format!("http://{}", server.addr("admin")),
+            token,
+            agent: agent(),
+        }
+    }
+
     /// Calls `method path` with an optional JSON body and token (default: the API's token; "" sends
     /// none); returns the status and the body as JSON (or a JSON string when it is not JSON).
     pub fn call(

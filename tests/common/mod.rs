@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Each test file uses a different part of the harness.
 
 pub mod http;
+pub mod pebble;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -80,6 +81,19 @@ impl Instance {
         self.dir.path().join("data")
     }
 
+    /// Puts the DNS listener on `127.0.0.1:port` instead of port 0, for peers that must be told
+    /// the port before the server starts (Pebble, a BIND secondary).
+    pub fn set_dns_port(&self, port: u16) {
+        let text = std::fs::read_to_string(&self.config).expect("read config");
+        assert!(text.contains("dns = [\"127.0.0.1:0\"]"), "no DNS listener");
+        let text = text.replacen(
+            "dns = [\"127.0.0.1:0\"]",
+            &format!("dns = [\"127.0.0.1:{port}\"]"),
+            1,
+        );
+        std::fs::write(&self.config, text).expect("write config");
+    }
+
     /// A `postern` command with this instance's config.
     pub fn cli(&self, args: &[&str]) -> Command {
         let mut c = Command::new(POSTERN);
@@ -132,50 +146,34 @@ impl Instance {
         self.start_command(cmd)
     }
 
-    fn start_command(&self, mut cmd: Command) -> Server {
+    fn start_command(&self, cmd: Command) -> Server {
+        let mut server = self.spawn_command(cmd);
+        server.wait_listening(&self.data_dir());
+        server
+    }
+
+    /// Starts `postern serve` without waiting for it: [`Server::wait_listening`] does.
+    pub fn spawn(&self) -> Server {
+        self.spawn_command(self.cli(&["serve"]))
+    }
+
+    fn spawn_command(&self, mut cmd: Command) -> Server {
         let log = self
             .dir
             .path()
             .join(format!("serve-{}.log", Instant::now().elapsed().as_nanos()));
         let log_file = std::fs::File::create(&log).expect("log file");
-        let listeners_file = self.data_dir().join("listeners.json");
-        let _ = std::fs::remove_file(&listeners_file);
+        let _ = std::fs::remove_file(self.data_dir().join("listeners.json"));
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
             .expect("spawn postern serve");
-        let mut server = Server {
+        Server {
             child: Some(child),
             log,
             listeners: HashMap::new(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = server
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!(
-                    "postern serve exited with {status} before listening:\n{}",
-                    server.log()
-                );
-            }
-            if let Ok(text) = std::fs::read_to_string(&listeners_file) {
-                let v: serde_json::Value =
-                    serde_json::from_str(&text).expect("listeners.json is JSON");
-                server.listeners =
-                    serde_json::from_value(v["listeners"].clone()).expect("listener map");
-                return server;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "postern serve did not start in time:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
@@ -189,6 +187,41 @@ pub struct Server {
 }
 
 impl Server {
+    /// Whether the process has exited (it is reaped if so).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Waits until the server has written `listeners.json` into `data_dir` and reads it; panics
+    /// with the log if the process exits first.
+    pub fn wait_listening(&mut self, data_dir: &Path) {
+        let listeners_file = data_dir.join("listeners.json");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.exited() {
+                panic!(
+                    "postern serve exited with {status} before listening:\n{}",
+                    self.log()
+                );
+            }
+            if let Ok(text) = std::fs::read_to_string(&listeners_file) {
+                let v: serde_json::Value =
+                    serde_json::from_str(&text).expect("listeners.json is JSON");
+                self.listeners =
+                    serde_json::from_value(v["listeners"].clone()).expect("listener map");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "postern serve did not start in time:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The first address of `service`.
     pub fn addr(&self, service: &str) -> SocketAddr {
         self.listeners
@@ -292,9 +325,21 @@ pub fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
 
 /// Runs `dig +short` (bind9-dnsutils) from `source` against `server`, returning its output lines.
 pub fn dig(server: SocketAddr, source: &str, args: &[&str]) -> Vec<String> {
+    try_dig(server, source, &["+short"], args)
+        .unwrap_or_else(|e| panic!("dig {args:?} failed: {e}"))
+}
+
+/// Runs `dig` with `options` (`+short`, `+noall +answer` ...) from `source` against `server`:
+/// its output lines, or its error output when it fails (a server not answering yet).
+pub fn try_dig(
+    server: SocketAddr,
+    source: &str,
+    options: &[&str],
+    args: &[&str],
+) -> Result<Vec<String>, String> {
     let out = Command::new("dig")
+        .args(options)
         .args([
-            "+short",
             "+time=2",
             "+tries=1",
             "-b",
@@ -306,15 +351,36 @@ pub fn dig(server: SocketAddr, source: &str, args: &[&str]) -> Vec<String> {
         .args(args)
         .output()
         .expect("dig (bind9-dnsutils) is installed");
-    assert!(
-        out.status.success(),
-        "dig {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+    if !out.status.success() {
+        return Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_owned)
+        .collect())
+}
+
+/// Runs `dig` from `source` against `server` with `args` and returns its whole output.
+pub fn dig_text(server: SocketAddr, source: &str, args: &[&str]) -> String {
+    try_dig(server, source, &[], args)
+        .unwrap_or_else(|e| panic!("dig {args:?} failed: {e}"))
+        .iter()
+        .map(|l| format!("{l}\n"))
         .collect()
+}
+
+/// Asserts that the instance's store holds no DNS records (`why` says which ones are meant).
+pub async fn assert_no_dns_records(inst: &Instance, why: &str) {
+    let store = postern_store::Store::open(&inst.db.url)
+        .await
+        .expect("open the store");
+    let left = store.dns_records(None).await.expect("DNS records");
+    assert!(left.is_empty(), "{why}: {left:?}");
+    store.close().await;
 }
 
 /// The `[dns]` section serving the repository's example zones (internal view for 127.0.0.2,

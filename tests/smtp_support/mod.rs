@@ -10,7 +10,13 @@ use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::TokioResolver;
+
 use crate::common::{Db, Instance, Server};
+
+pub mod postfix;
 
 /// Password of every test user.
 pub const PASSWORD: &str = "correct horse";
@@ -82,6 +88,21 @@ pub async fn wait_inbox(inst: &Instance, address: &str, n: usize) -> Vec<String>
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits until the outbound queue is empty.
+pub async fn wait_queue_empty(inst: &Instance) {
+    let store = postern_store::Store::open(&inst.db.url).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let q = store.list_queue().await.unwrap();
+        if q.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "queue not empty: {q:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    store.close().await;
 }
 
 /// Runs swaks against `addr` with extra arguments.
@@ -581,6 +602,19 @@ impl OwnDns {
             self.view
         )
     }
+}
+
+/// A resolver asking only Postern's DNS.
+pub fn resolver(dns: SocketAddr) -> TokioResolver {
+    let mut udp = ConnectionConfig::udp();
+    udp.port = dns.port();
+    let server = NameServerConfig::new(dns.ip(), true, vec![udp]);
+    TokioResolver::builder_with_config(
+        ResolverConfig::from_name_servers(vec![server]),
+        TokioRuntimeProvider::default(),
+    )
+    .build()
+    .expect("resolver")
 }
 
 /// A certificate authority for tests of validated outbound TLS.

@@ -9,6 +9,7 @@ use maud::{html, Markup};
 use postern_store::{LoginAttempt, Service};
 use serde::Deserialize;
 
+use super::flash::{done, notice, Flash};
 use super::{field, invalid, layout, Errors};
 use crate::auth::{csrf_ok, internal, set_cookie, ClientIp, LoginRefusal, MaybeUser, USER_COOKIE};
 use crate::csrf::{LoginPost, LoginToken};
@@ -29,13 +30,13 @@ fn login_page(address: &str, token: &LoginToken, errors: &Errors) -> Markup {
     )
 }
 
-fn account_page(address: &str, csrf: &str, errors: &Errors, done: bool) -> Markup {
+fn account_page(address: &str, csrf: &str, errors: &Errors, done: Option<&str>) -> Markup {
     layout(
         "Your mail account",
         None,
         html! {
             p { "Logged in as " strong #account-address { (address) } "." }
-            @if done { p.notice role="status" { "Your password has been changed." } }
+            (notice(done))
             form.card method="post" action="/account/password" {
                 input type="hidden" name="csrf" value=(csrf);
                 (field("Current password", "current", "password", "", errors))
@@ -56,10 +57,17 @@ pub(crate) async fn show(
     State(state): State<Shared>,
     token: LoginToken,
     MaybeUser(user): MaybeUser,
+    flash: Flash,
 ) -> Response {
     match user {
         Some((_, s)) => {
-            account_page(&s.address, &s.csrf_token, &Errors::default(), false).into_response()
+            let page = account_page(
+                &s.address,
+                &s.csrf_token,
+                &Errors::default(),
+                flash.message(),
+            );
+            flash.respond(&state, page)
         }
         None => token.respond(state.https, login_page("", &token, &Errors::default())),
     }
@@ -118,7 +126,8 @@ pub(crate) struct PasswordForm {
 }
 
 /// `POST /account/password`: needs the current password too, so a hijacked session alone cannot
-/// take the account over.
+/// take the account over. Success redirects to `GET /account` (post/redirect/get), so reloading
+/// the page does not post the passwords again.
 pub(crate) async fn password(
     State(state): State<Shared>,
     ClientIp(ip): ClientIp,
@@ -144,21 +153,19 @@ pub(crate) async fn password(
         };
         match LoginRefusal::check(store.login(attempt).await) {
             Ok(_) => match store.set_password(&s.address, &f.new).await {
-                Ok(()) => {
-                    return account_page(&s.address, &s.csrf_token, &errors, true).into_response()
-                }
+                Ok(()) => return done(&state, "/account", "Your password has been changed."),
                 Err(e) => errors = Errors::from_store("new", &e),
             },
             Err(refusal) => {
                 errors.add("current", refusal.message());
                 if refusal != LoginRefusal::Wrong {
-                    let page = account_page(&s.address, &s.csrf_token, &errors, false);
+                    let page = account_page(&s.address, &s.csrf_token, &errors, None);
                     return refusal.respond(page);
                 }
             }
         }
     }
-    invalid(account_page(&s.address, &s.csrf_token, &errors, false))
+    invalid(account_page(&s.address, &s.csrf_token, &errors, None))
 }
 
 #[derive(Deserialize)]

@@ -1,12 +1,15 @@
-//! Aliases and catch-alls (`@domain`).
+//! Aliases and catch-alls (`@domain`), listed a page at a time, with search.
 
-use axum::extract::State;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::Form;
 use maud::{html, Markup};
-use postern_store::AdminSession;
+use postern_store::{AdminSession, Alias, StoreError};
 use serde::Deserialize;
 
+use super::flash::{done, notice, Flash};
+use super::listing::{pager, return_to, search_form, ListQuery, PAGE_SIZE};
 use super::{check_csrf, csrf_field, field, invalid, layout, Errors};
 use crate::auth::{internal, AdminPage};
 use crate::state::Shared;
@@ -19,56 +22,98 @@ pub(crate) struct AliasForm {
     destination: String,
 }
 
+/// The key of the error shown in the row of `source → destination`.
+fn row_key(source: &str, destination: &str) -> String {
+    format!("row {source} {destination}")
+}
+
 async fn page(
     state: &Shared,
     s: &AdminSession,
+    query: &ListQuery,
     form: &AliasForm,
     errors: &Errors,
+    done: Option<&str>,
 ) -> Result<Markup, Response> {
-    let aliases = state
+    let found = state
         .services
         .store
-        .list_aliases(None)
+        .find_aliases(&query.q, query.offset(), PAGE_SIZE)
         .await
         .map_err(internal)?;
     Ok(layout(
         "Aliases",
         Some(s),
         html! {
+            (notice(done))
             form.card method="post" action="/aliases" {
                 (csrf_field(s))
                 (field("Source (address, or @domain for a catch-all)", "source", "text", &form.source, errors))
                 (field("Destination", "destination", "text", &form.destination, errors))
                 button type="submit" { "Add alias" }
             }
-            table {
-                thead { tr { th { "Source" } th { "Destination" } th {} } }
-                tbody {
-                    @for a in &aliases {
-                        tr {
-                            td { (a.source) @if a.source.starts_with('@') { " " em { "(catch-all)" } } }
-                            td { (a.destination) }
-                            td {
-                                form.inline method="post" action="/aliases/delete" data-confirm=(format!("Delete {} → {}?", a.source, a.destination)) {
-                                    (csrf_field(s))
-                                    input type="hidden" name="source" value=(a.source);
-                                    input type="hidden" name="destination" value=(a.destination);
-                                    button type="submit" { "Delete" }
-                                }
-                            }
-                        }
-                    }
+            (search_form("/aliases", query, "Search aliases"))
+            @if !found.items.is_empty() {
+                table #aliases {
+                    thead { tr { th { "Source" } th { "Destination" } th { "Delete" } } }
+                    tbody { @for a in &found.items { (alias_row(s, a, errors)) } }
                 }
             }
+            (pager("/aliases", query, found.items.len(), found.total, "No aliases yet: add the first one above."))
         },
     ))
 }
 
-/// `GET /aliases`
-pub(crate) async fn list(State(state): State<Shared>, AdminPage(s): AdminPage) -> Response {
-    page(&state, &s, &AliasForm::default(), &Errors::default())
-        .await
-        .into_response()
+fn alias_row(s: &AdminSession, a: &Alias, errors: &Errors) -> Markup {
+    html! {
+        tr data-source=(a.source) {
+            td data-label="Source" {
+                (a.source) @if a.source.starts_with('@') { " " em { "(catch-all)" } }
+                @if let Some(msg) = errors.get(&row_key(&a.source, &a.destination)) { div.error role="alert" { (msg) } }
+            }
+            td data-label="Destination" { (a.destination) }
+            td data-label="Delete" {
+                form.inline method="post" action="/aliases/delete" data-confirm=(format!("Delete {} → {}?", a.source, a.destination)) {
+                    (csrf_field(s))
+                    input type="hidden" name="source" value=(a.source);
+                    input type="hidden" name="destination" value=(a.destination);
+                    button type="submit" { "Delete" }
+                }
+            }
+        }
+    }
+}
+
+/// `GET /aliases?q=&page=`
+pub(crate) async fn list(
+    State(state): State<Shared>,
+    AdminPage(s): AdminPage,
+    Query(query): Query<ListQuery>,
+    flash: Flash,
+) -> Response {
+    let page = page(
+        &state,
+        &s,
+        &query,
+        &AliasForm::default(),
+        &Errors::default(),
+        flash.message(),
+    )
+    .await;
+    flash.respond(&state, page)
+}
+
+async fn rerender(
+    state: &Shared,
+    s: &AdminSession,
+    query: &ListQuery,
+    form: &AliasForm,
+    errors: Errors,
+) -> Response {
+    match page(state, s, query, form, &errors, None).await {
+        Ok(p) => invalid(p),
+        Err(r) => r,
+    }
 }
 
 /// `POST /aliases`
@@ -92,11 +137,15 @@ pub(crate) async fn add(
         .add_alias(&f.source, &f.destination)
         .await
     {
-        Ok(_) => Redirect::to("/aliases").into_response(),
-        Err(e) => match page(&state, &s, &f, &Errors::from_store(field_name, &e)).await {
-            Ok(p) => invalid(p),
-            Err(r) => r,
-        },
+        Ok(a) => done(
+            &state,
+            "/aliases",
+            &format!("Added alias {} → {}.", a.source, a.destination),
+        ),
+        Err(e) => {
+            let errors = Errors::from_store(field_name, &e);
+            rerender(&state, &s, &ListQuery::default(), &f, errors).await
+        }
     }
 }
 
@@ -104,28 +153,32 @@ pub(crate) async fn add(
 pub(crate) async fn remove(
     State(state): State<Shared>,
     AdminPage(s): AdminPage,
+    headers: HeaderMap,
     Form(f): Form<AliasForm>,
 ) -> Response {
     if let Err(r) = check_csrf(&s, &f.csrf) {
         return r;
     }
-    match state
+    let result = state
         .services
         .store
         .remove_alias(&f.source, Some(&f.destination))
-        .await
-    {
-        Ok(()) => Redirect::to("/aliases").into_response(),
-        Err(e) => match page(
+        .await;
+    match result {
+        Ok(()) => done(
             &state,
-            &s,
-            &AliasForm::default(),
-            &Errors::from_store("source", &e),
-        )
-        .await
-        {
-            Ok(p) => invalid(p),
-            Err(r) => r,
-        },
+            &return_to(&headers, "/aliases"),
+            &format!("Deleted alias {} → {}.", f.source, f.destination),
+        ),
+        Err(StoreError::NotFound(what)) => done(
+            &state,
+            &return_to(&headers, "/aliases"),
+            &format!("Nothing changed: {what} no longer exists."),
+        ),
+        Err(e) => {
+            let errors = Errors::from_store(&row_key(&f.source, &f.destination), &e);
+            let query = ListQuery::find(&f.source);
+            rerender(&state, &s, &query, &AliasForm::default(), errors).await
+        }
     }
 }

@@ -1,12 +1,13 @@
-//! Hosted mail domains.
+//! Hosted mail domains; each links to its page (records, DKIM keys, client setup).
 
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::Form;
 use maud::{html, Markup};
 use postern_store::AdminSession;
 use serde::Deserialize;
 
+use super::flash::{done, notice, Flash};
 use super::{
     action_button, check_csrf, csrf_field, field, invalid, layout, segment, CsrfOnly, Errors,
 };
@@ -18,6 +19,7 @@ async fn page(
     s: &AdminSession,
     name: &str,
     errors: &Errors,
+    done: Option<&str>,
 ) -> Result<Markup, Response> {
     let domains = state
         .services
@@ -29,19 +31,27 @@ async fn page(
         "Domains",
         Some(s),
         html! {
+            (notice(done))
             form.card method="post" action="/domains" {
                 (csrf_field(s))
                 (field("New domain", "name", "text", name, errors))
                 button type="submit" { "Add domain" }
             }
-            table {
-                thead { tr { th { "Domain" } th {} } }
-                tbody {
-                    @for d in &domains {
-                        tr {
-                            td { (d.name) }
-                            td { (action_button(s, &format!("/domains/{}/delete", segment(&d.name)), "Delete",
-                                Some(&format!("Delete {} with all its users, mail and aliases?", d.name)))) }
+            @if domains.is_empty() {
+                p.empty { "No domains yet: add the first one above, then its users." }
+            } @else {
+                table #domains {
+                    thead { tr { th { "Domain" } th { "Delete" } } }
+                    tbody {
+                        @for d in &domains {
+                            tr data-domain=(d.name) {
+                                td data-label="Domain" {
+                                    a href=(format!("/domains/{}", segment(&d.name))) { (d.name) }
+                                    @if let Some(msg) = errors.get(&format!("row {}", d.name)) { div.error role="alert" { (msg) } }
+                                }
+                                td data-label="Delete" { (action_button(s, &format!("/domains/{}/delete", segment(&d.name)), "Delete",
+                                    Some(&format!("Delete {} with all its users, mail and aliases?", d.name)))) }
+                            }
                         }
                     }
                 }
@@ -51,10 +61,13 @@ async fn page(
 }
 
 /// `GET /domains`
-pub(crate) async fn list(State(state): State<Shared>, AdminPage(s): AdminPage) -> Response {
-    page(&state, &s, "", &Errors::default())
-        .await
-        .into_response()
+pub(crate) async fn list(
+    State(state): State<Shared>,
+    AdminPage(s): AdminPage,
+    flash: Flash,
+) -> Response {
+    let page = page(&state, &s, "", &Errors::default(), flash.message()).await;
+    flash.respond(&state, page)
 }
 
 /// Add-domain form.
@@ -74,8 +87,15 @@ pub(crate) async fn add(
         return r;
     }
     match state.services.store.add_domain(&f.name).await {
-        Ok(_) => Redirect::to("/domains").into_response(),
-        Err(e) => match page(&state, &s, &f.name, &Errors::from_store("name", &e)).await {
+        Ok(d) => done(
+            &state,
+            "/domains",
+            &format!(
+                "Added {}: its DKIM keys are made; its page lists the DNS records it needs.",
+                d.name
+            ),
+        ),
+        Err(e) => match page(&state, &s, &f.name, &Errors::from_store("name", &e), None).await {
             Ok(p) => invalid(p),
             Err(r) => r,
         },
@@ -93,8 +113,20 @@ pub(crate) async fn remove(
         return r;
     }
     match state.services.store.remove_domain(&name).await {
-        Ok(()) => Redirect::to("/domains").into_response(),
-        Err(e) => match page(&state, &s, "", &Errors::from_store("name", &e)).await {
+        Ok(()) => done(
+            &state,
+            "/domains",
+            &format!("Deleted {name} with its users, mail and aliases."),
+        ),
+        Err(e) => match page(
+            &state,
+            &s,
+            "",
+            &Errors::from_store(&format!("row {name}"), &e),
+            None,
+        )
+        .await
+        {
             Ok(p) => invalid(p),
             Err(r) => r,
         },

@@ -1,14 +1,19 @@
 //! Server-rendered pages. Every form carries the session's CSRF token; a POST that succeeds
-//! redirects (post/redirect/get), one that fails re-renders the page with the error next to the field.
+//! redirects (post/redirect/get) and the next page says what was done (`flash`), one that fails
+//! re-renders the page with the error next to the field or in the row it belongs to.
 
 mod account;
 mod aliases;
 mod assets;
 mod dashboard;
 mod dns;
+mod domain;
 mod domains;
+mod flash;
+mod listing;
 mod login;
 mod queue;
+mod send_as;
 mod users;
 
 use axum::http::StatusCode;
@@ -16,6 +21,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use maud::{html, Markup, DOCTYPE};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use postern_store::{AdminSession, StoreError};
 
 pub(crate) use dashboard::samples;
@@ -33,12 +39,18 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/tokens", post(dashboard::create_token))
         .route("/tokens/{id}/revoke", post(dashboard::revoke_token))
         .route("/domains", get(domains::list).post(domains::add))
+        .route("/domains/{name}", get(domain::show))
         .route("/domains/{name}/delete", post(domains::remove))
         .route("/users", get(users::list).post(users::add))
         .route("/users/{address}/password", post(users::password))
         .route("/users/{address}/quota", post(users::quota))
         .route("/users/{address}/state", post(users::state))
         .route("/users/{address}/delete", post(users::remove))
+        .route(
+            "/users/{address}/send-as",
+            get(send_as::list).post(send_as::add),
+        )
+        .route("/users/{address}/send-as/delete", post(send_as::remove))
         .route("/aliases", get(aliases::list).post(aliases::add))
         .route("/aliases/delete", post(aliases::remove))
         .route("/dns", get(dns::list).post(dns::add))
@@ -100,16 +112,21 @@ pub(crate) fn layout(title: &str, session: Option<&AdminSession>, body: Markup) 
 /// atext, RFC 5322 §3.2.3) stays data. The router decodes a path parameter exactly once (axum's
 /// `Path`), which gives back `data`. Every href and form action built from data goes through this.
 pub(crate) fn segment(data: &str) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(data.len());
-    for b in data.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~@".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    const SEGMENT: AsciiSet = UNRESERVED.remove(b'@');
+    utf8_percent_encode(data, &SEGMENT).to_string()
+}
+
+/// Every byte but the unreserved characters of RFC 3986 §2.3.
+const UNRESERVED: AsciiSet = NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `text` as a value in a URL query string (RFC 3986 §3.4): all but the unreserved characters
+/// (so `&`, `=`, `#`, `%`, `+` among them) are percent-encoded.
+pub(crate) fn query_value(text: &str) -> String {
+    utf8_percent_encode(text, &UNRESERVED).to_string()
 }
 
 /// The hidden CSRF input every form carries.
@@ -226,7 +243,7 @@ pub(crate) fn action_button(
 
 #[cfg(test)]
 mod tests {
-    use super::segment;
+    use super::{query_value, segment};
 
     #[test]
     fn segments_are_percent_encoded() {
@@ -236,5 +253,6 @@ mod tests {
         assert_eq!(segment("h#x@d"), "h%23x@d");
         assert_eq!(segment("q?x@d"), "q%3Fx@d");
         assert_eq!(segment("é+ &"), "%C3%A9%2B%20%26");
+        assert_eq!(query_value("you@x.test+1%#"), "you%40x.test%2B1%25%23");
     }
 }

@@ -1,12 +1,16 @@
-//! Mail users: create with a password and quota, reset password, change quota, disable, delete.
+//! Mail users: create with a password and quota, reset password, change quota, disable, delete;
+//! listed a page at a time, with search.
 
-use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use axum::Form;
 use maud::{html, Markup};
-use postern_store::{parse_quota, AdminSession, StoreError};
+use postern_store::{parse_quota, AdminSession, StoreError, User};
 use serde::Deserialize;
 
+use super::flash::{done, notice, Flash};
+use super::listing::{pager, return_to, search_form, ListQuery, PAGE_SIZE};
 use super::{
     action_button, check_csrf, csrf_field, field, invalid, layout, segment, CsrfOnly, Errors,
 };
@@ -49,23 +53,30 @@ pub(crate) struct AddForm {
     quota: String,
 }
 
+/// The key of the error shown in the row of user `address`.
+fn row_key(address: &str) -> String {
+    format!("row {address}")
+}
+
 async fn page(
     state: &Shared,
     s: &AdminSession,
+    query: &ListQuery,
     form: &AddForm,
     errors: &Errors,
+    done: Option<&str>,
 ) -> Result<Markup, Response> {
-    let users = state
+    let found = state
         .services
         .store
-        .list_users(None)
+        .find_users(&query.q, query.offset(), PAGE_SIZE)
         .await
         .map_err(internal)?;
     Ok(layout(
         "Users",
         Some(s),
         html! {
-            @if let Some(msg) = errors.get("user") { p.error role="alert" { (msg) } }
+            (notice(done))
             form.card method="post" action="/users" {
                 (csrf_field(s))
                 (field("Address", "address", "email", &form.address, errors))
@@ -73,58 +84,90 @@ async fn page(
                 (field("Quota (e.g. 2G, 0 = unlimited)", "quota", "text", &form.quota, errors))
                 button type="submit" { "Add user" }
             }
-            table {
-                thead { tr { th { "Address" } th { "Usage" } th { "Password" } th { "Quota" } th {} } }
-                tbody {
-                    @for u in &users {
-                        @let base = format!("/users/{}", segment(&u.address.to_string()));
-                        tr data-address=(u.address) {
-                            td { (u.address) @if u.disabled { " " em { "(disabled)" } } }
-                            td { (bytes(u.used_bytes)) " of " @if u.quota_bytes == 0 { "unlimited" } @else { (bytes(u.quota_bytes)) } }
-                            td {
-                                form.inline method="post" action=(format!("{base}/password")) {
-                                    (csrf_field(s))
-                                    input name="password" type="password" placeholder="new password" aria-label=(format!("new password for {}", u.address));
-                                    button type="submit" { "Set" }
-                                }
-                            }
-                            td {
-                                form.inline method="post" action=(format!("{base}/quota")) {
-                                    (csrf_field(s))
-                                    input name="quota" type="text" size="6" value=(quota_text(u.quota_bytes)) aria-label=(format!("quota for {}", u.address));
-                                    button type="submit" { "Set" }
-                                }
-                            }
-                            td {
-                                (action_button(s, &format!("{base}/state"), if u.disabled { "Enable" } else { "Disable" }, None))
-                                (action_button(s, &format!("{base}/delete"), "Delete", Some(&format!("Delete {} and all their mail?", u.address))))
-                            }
-                        }
-                    }
+            (search_form("/users", query, "Search users"))
+            @if !found.items.is_empty() {
+                table #users {
+                    thead { tr { th { "Address" } th { "Usage" } th { "Password" } th { "Quota" } th { "Send as" } th { "State" } th { "Delete" } } }
+                    tbody { @for u in &found.items { (user_row(s, u, errors)) } }
                 }
             }
+            (pager("/users", query, found.items.len(), found.total, "No users yet: add the first one above."))
         },
     ))
 }
 
+/// One user's row: the address (with the row's error, if any) and a form per action; Delete
+/// sits alone in the last cell, apart from the other buttons.
+fn user_row(s: &AdminSession, u: &User, errors: &Errors) -> Markup {
+    let address = u.address.to_string();
+    let base = format!("/users/{}", segment(&address));
+    html! {
+        tr data-address=(address) {
+            td data-label="Address" {
+                (address) @if u.disabled { " " em { "(disabled)" } }
+                @if let Some(msg) = errors.get(&row_key(&address)) { div.error role="alert" { (msg) } }
+            }
+            td data-label="Usage" { (bytes(u.used_bytes)) " of " @if u.quota_bytes == 0 { "unlimited" } @else { (bytes(u.quota_bytes)) } }
+            td data-label="Password" {
+                form.inline method="post" action=(format!("{base}/password")) {
+                    (csrf_field(s))
+                    input name="password" type="password" placeholder="new password" aria-label=(format!("new password for {address}"));
+                    button type="submit" { "Set" }
+                }
+            }
+            td data-label="Quota" {
+                form.inline method="post" action=(format!("{base}/quota")) {
+                    (csrf_field(s))
+                    input name="quota" type="text" size="6" value=(quota_text(u.quota_bytes)) aria-label=(format!("quota for {address}"));
+                    button type="submit" { "Set" }
+                }
+            }
+            td data-label="Send as" { a href=(format!("{base}/send-as")) { "Send as…" } }
+            td data-label="State" { (action_button(s, &format!("{base}/state"), if u.disabled { "Enable" } else { "Disable" }, None)) }
+            td data-label="Delete" { (action_button(s, &format!("{base}/delete"), "Delete", Some(&format!("Delete {address} and all their mail?")))) }
+        }
+    }
+}
+
+/// The page again with `e` next to the add form's field or in the row of `row` (the list then
+/// searches for that address, so the row is shown).
 async fn rerender(
     state: &Shared,
     s: &AdminSession,
     form: &AddForm,
-    field_name: &str,
+    row: Option<&str>,
     e: &StoreError,
 ) -> Response {
-    match page(state, s, form, &Errors::from_store(field_name, e)).await {
+    let (query, errors) = match row {
+        Some(address) => (
+            ListQuery::find(address),
+            Errors::from_store(&row_key(address), e),
+        ),
+        None => (ListQuery::default(), Errors::from_store(field_of(e), e)),
+    };
+    match page(state, s, &query, form, &errors, None).await {
         Ok(p) => invalid(p),
         Err(r) => r,
     }
 }
 
-/// `GET /users`
-pub(crate) async fn list(State(state): State<Shared>, AdminPage(s): AdminPage) -> Response {
-    page(&state, &s, &AddForm::default(), &Errors::default())
-        .await
-        .into_response()
+/// `GET /users?q=&page=`
+pub(crate) async fn list(
+    State(state): State<Shared>,
+    AdminPage(s): AdminPage,
+    Query(query): Query<ListQuery>,
+    flash: Flash,
+) -> Response {
+    let page = page(
+        &state,
+        &s,
+        &query,
+        &AddForm::default(),
+        &Errors::default(),
+        flash.message(),
+    )
+    .await;
+    flash.respond(&state, page)
 }
 
 /// The form field a store validation error belongs to.
@@ -163,8 +206,30 @@ pub(crate) async fn add(
         Err(e) => Err(e),
     };
     match result {
-        Ok(_) => Redirect::to("/users").into_response(),
-        Err(e) => rerender(&state, &s, &f, field_of(&e), &e).await,
+        Ok(u) => done(&state, "/users", &format!("Added user {}.", u.address)),
+        Err(e) => rerender(&state, &s, &f, None, &e).await,
+    }
+}
+
+/// The answer to a row action on user `address`: back to the list page it came from with
+/// `message`, or that page's row with the error.
+async fn row_result(
+    state: &Shared,
+    s: &AdminSession,
+    headers: &HeaderMap,
+    address: &str,
+    result: Result<(), StoreError>,
+    message: String,
+) -> Response {
+    match result {
+        Ok(()) => done(state, &return_to(headers, "/users"), &message),
+        // Another admin got there first: the row is gone, so say so above the list.
+        Err(StoreError::NotFound(what)) => done(
+            state,
+            &return_to(headers, "/users"),
+            &format!("Nothing changed: {what} no longer exists."),
+        ),
+        Err(e) => rerender(state, s, &AddForm::default(), Some(address), &e).await,
     }
 }
 
@@ -179,20 +244,19 @@ pub(crate) async fn password(
     State(state): State<Shared>,
     AdminPage(s): AdminPage,
     Path(address): Path<String>,
+    headers: HeaderMap,
     Form(f): Form<PasswordForm>,
 ) -> Response {
     if let Err(r) = check_csrf(&s, &f.csrf) {
         return r;
     }
-    match state
+    let result = state
         .services
         .store
         .set_password(&address, &f.password)
-        .await
-    {
-        Ok(()) => Redirect::to("/users").into_response(),
-        Err(e) => rerender(&state, &s, &AddForm::default(), "user", &e).await,
-    }
+        .await;
+    let message = format!("Set a new password for {address}.");
+    row_result(&state, &s, &headers, &address, result, message).await
 }
 
 #[derive(Deserialize)]
@@ -206,6 +270,7 @@ pub(crate) async fn quota(
     State(state): State<Shared>,
     AdminPage(s): AdminPage,
     Path(address): Path<String>,
+    headers: HeaderMap,
     Form(f): Form<QuotaForm>,
 ) -> Response {
     if let Err(r) = check_csrf(&s, &f.csrf) {
@@ -215,10 +280,8 @@ pub(crate) async fn quota(
         Ok(q) => state.services.store.set_quota(&address, q).await,
         Err(e) => Err(e),
     };
-    match result {
-        Ok(()) => Redirect::to("/users").into_response(),
-        Err(e) => rerender(&state, &s, &AddForm::default(), "user", &e).await,
-    }
+    let message = format!("Set the quota of {address} to {}.", f.quota.trim());
+    row_result(&state, &s, &headers, &address, result, message).await
 }
 
 /// `POST /users/{address}/state`: toggles disabled.
@@ -226,21 +289,29 @@ pub(crate) async fn state(
     State(state): State<Shared>,
     AdminPage(s): AdminPage,
     Path(address): Path<String>,
+    headers: HeaderMap,
     Form(f): Form<CsrfOnly>,
 ) -> Response {
     if let Err(r) = check_csrf(&s, &f.csrf) {
         return r;
     }
     let store = &state.services.store;
-    let result = match store.user(&address).await {
-        Ok(Some(u)) => store.set_disabled(&address, !u.disabled).await,
-        Ok(None) => Err(StoreError::NotFound(format!("user {address}"))),
-        Err(e) => Err(e),
+    let (result, message) = match store.user(&address).await {
+        Ok(Some(u)) => (
+            store.set_disabled(&address, !u.disabled).await,
+            if u.disabled {
+                format!("Enabled {address}.")
+            } else {
+                format!("Disabled {address}: it can neither log in nor receive mail.")
+            },
+        ),
+        Ok(None) => (
+            Err(StoreError::NotFound(format!("user {address}"))),
+            String::new(),
+        ),
+        Err(e) => (Err(e), String::new()),
     };
-    match result {
-        Ok(()) => Redirect::to("/users").into_response(),
-        Err(e) => rerender(&state, &s, &AddForm::default(), "user", &e).await,
-    }
+    row_result(&state, &s, &headers, &address, result, message).await
 }
 
 /// `POST /users/{address}/delete`
@@ -248,15 +319,15 @@ pub(crate) async fn remove(
     State(state): State<Shared>,
     AdminPage(s): AdminPage,
     Path(address): Path<String>,
+    headers: HeaderMap,
     Form(f): Form<CsrfOnly>,
 ) -> Response {
     if let Err(r) = check_csrf(&s, &f.csrf) {
         return r;
     }
-    match state.services.store.remove_user(&address).await {
-        Ok(()) => Redirect::to("/users").into_response(),
-        Err(e) => rerender(&state, &s, &AddForm::default(), "user", &e).await,
-    }
+    let result = state.services.store.remove_user(&address).await;
+    let message = format!("Deleted {address} and all their mail.");
+    row_result(&state, &s, &headers, &address, result, message).await
 }
 
 #[cfg(test)]

@@ -1,8 +1,13 @@
 //! An authoritative zone in memory, built from parsed records and checked like
 //! named-checkzone (SOA and NS at the apex, CNAME exclusivity, out-of-zone and occluded data).
 
+mod dnssec_text;
+mod loc;
 pub mod parse;
+mod rdata;
+mod svcb;
 mod text;
+mod token;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -10,7 +15,8 @@ use std::fmt;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 pub use parse::{Loc, ParseError, SourceRecord};
-pub use text::rdata_text;
+pub use text::{character_strings, rdata_text};
+pub(crate) use token::name as token_name;
 
 /// How serious a finding is: errors stop the zone from loading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -1,20 +1,19 @@
 //! RFC 1035 §5 master files: entries, `$ORIGIN`, `$TTL` (RFC 2308 §4), `$INCLUDE file [origin]`.
 //!
 //! This module frames the file into entries and tracks `file:line`, owner, TTL and class;
-//! the RDATA of each record is parsed by hickory-proto's zone parser (or, for the RFC 3597
-//! `\# len hex` form and key types hickory refuses, decoded from wire format by hickory).
-//! hickory's own whole-file parser reports no line numbers and rejects `$INCLUDE` with an
-//! origin, which is why the framing lives here.
+//! the RDATA of each record is read by [`parse_rdata`]. hickory's own whole-file parser
+//! reports no line numbers and rejects `$INCLUDE` with an origin, which is why the framing
+//! lives here.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use base64::Engine;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
-use hickory_proto::serialize::binary::{BinDecoder, Restrict};
-use hickory_proto::serialize::txt::{parse_ttl, Parser};
+use hickory_proto::serialize::txt::parse_ttl;
+
+pub use super::rdata::parse_rdata;
 
 /// Where a record came from, printed as `file:line`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,10 +201,7 @@ fn parse_entries(
         }
         let mut rest: &[&str] = &entry.tokens;
         if !entry.blank_owner {
-            let name = match rest[0] {
-                "@" => origin.clone(),
-                text => parse_name(text, &origin).map_err(err)?,
-            };
+            let name = parse_name(rest[0], &origin).map_err(err)?;
             owner = Some(name);
             rest = &rest[1..];
         }
@@ -272,10 +268,7 @@ fn unquote(s: &str) -> &str {
 }
 
 fn parse_name(text: &str, origin: &Name) -> Result<Name, String> {
-    let mut name =
-        Name::parse(text, Some(origin)).map_err(|e| format!("bad domain name `{text}`: {e}"))?;
-    name.set_fqdn(true);
-    Ok(name)
+    super::token::name(text, origin)
 }
 
 fn parse_class(tok: &str) -> Option<DNSClass> {
@@ -292,12 +285,39 @@ fn parse_class(tok: &str) -> Option<DNSClass> {
     }
 }
 
+/// Mnemonics hickory does not know, with their codes (IANA DNS parameters registry).
+const EXTRA_TYPES: [(&str, u16); 7] = [
+    ("RP", 17),
+    ("AFSDB", 18),
+    ("RT", 21),
+    ("LOC", 29),
+    ("KX", 36),
+    ("SPF", 99),
+    ("URI", 256),
+];
+
+/// The mnemonic of a type (`TYPEnnn` for one without, RFC 3597 §5).
+pub fn type_name(rtype: RecordType) -> String {
+    match rtype {
+        RecordType::Unknown(code) => EXTRA_TYPES
+            .iter()
+            .find(|(_, c)| *c == code)
+            .map_or_else(|| format!("TYPE{code}"), |(name, _)| (*name).to_owned()),
+        other => other.to_string(),
+    }
+}
+
 /// Parses a record type mnemonic or the RFC 3597 `TYPEnnn` form.
 pub fn parse_type(tok: &str) -> Result<RecordType, String> {
     let upper = tok.to_ascii_uppercase();
     let rtype = match upper.strip_prefix("TYPE").map(str::parse::<u16>) {
         Some(Ok(code)) => RecordType::from(code),
-        _ => RecordType::from_str(&upper).map_err(|_| format!("unknown record type `{tok}`"))?,
+        _ => match EXTRA_TYPES.iter().find(|(name, _)| *name == upper) {
+            Some((_, code)) => RecordType::from(*code),
+            None => {
+                RecordType::from_str(&upper).map_err(|_| format!("unknown record type `{tok}`"))?
+            }
+        },
     };
     match rtype {
         RecordType::ANY
@@ -307,100 +327,6 @@ pub fn parse_type(tok: &str) -> Result<RecordType, String> {
         | RecordType::TSIG => Err(format!("{tok} is a meta type, not allowed in zone data")),
         other => Ok(other),
     }
-}
-
-/// Parses presentation-format RDATA relative to `origin`.
-pub fn parse_rdata(rtype: RecordType, tokens: &[&str], origin: &Name) -> Result<RData, String> {
-    if tokens.first() == Some(&"\\#") {
-        return generic_rdata(rtype, &tokens[1..]);
-    }
-    match rtype {
-        RecordType::DNSKEY | RecordType::CDNSKEY | RecordType::KEY => key_rdata(rtype, tokens),
-        RecordType::CDS => ds_like_rdata(rtype, tokens),
-        RecordType::Unknown(_) => Err(format!(
-            "{rtype}: use the RFC 3597 form `\\# <length> <hex>` for this type"
-        )),
-        _ => {
-            let text = format!("$ORIGIN {origin}\n@ 0 IN {rtype} {}\n", tokens.join(" "));
-            let (_, sets) = Parser::new(text, None, None)
-                .parse()
-                .map_err(|e| format!("bad {rtype} record: {e}"))?;
-            sets.into_values()
-                .flat_map(|set| set.into_parts().records)
-                .map(|r| r.data)
-                .next()
-                .ok_or_else(|| format!("bad {rtype} record: no data"))
-        }
-    }
-}
-
-fn from_wire(rtype: RecordType, wire: &[u8]) -> Result<RData, String> {
-    let len = u16::try_from(wire.len()).map_err(|_| "RDATA longer than 65535 bytes".to_owned())?;
-    let mut decoder = BinDecoder::new(wire);
-    RData::read(&mut decoder, rtype, Restrict::new(len))
-        .map_err(|e| format!("bad {rtype} RDATA: {e}"))
-}
-
-fn generic_rdata(rtype: RecordType, tokens: &[&str]) -> Result<RData, String> {
-    let (len, hex) = tokens
-        .split_first()
-        .ok_or_else(|| "`\\#` needs a length".to_owned())?;
-    let len: usize = len
-        .parse()
-        .map_err(|_| format!("bad `\\#` length `{len}`"))?;
-    let wire = decode_hex(&hex.concat())?;
-    if wire.len() != len {
-        return Err(format!(
-            "`\\#` length {len} but {} bytes of data",
-            wire.len()
-        ));
-    }
-    from_wire(rtype, &wire)
-}
-
-fn key_rdata(rtype: RecordType, tokens: &[&str]) -> Result<RData, String> {
-    let [flags, protocol, algorithm, key @ ..] = tokens else {
-        return Err(format!(
-            "{rtype} needs flags, protocol, algorithm and a key"
-        ));
-    };
-    let mut wire = Vec::new();
-    wire.extend_from_slice(&number::<u16>(flags, "flags")?.to_be_bytes());
-    wire.push(number::<u8>(protocol, "protocol")?);
-    wire.push(number::<u8>(algorithm, "algorithm")?);
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(key.concat())
-        .map_err(|e| format!("bad {rtype} key: {e}"))?;
-    wire.extend_from_slice(&key);
-    from_wire(rtype, &wire)
-}
-
-fn ds_like_rdata(rtype: RecordType, tokens: &[&str]) -> Result<RData, String> {
-    let [tag, algorithm, digest_type, digest @ ..] = tokens else {
-        return Err(format!(
-            "{rtype} needs key tag, algorithm, digest type and digest"
-        ));
-    };
-    let mut wire = Vec::new();
-    wire.extend_from_slice(&number::<u16>(tag, "key tag")?.to_be_bytes());
-    wire.push(number::<u8>(algorithm, "algorithm")?);
-    wire.push(number::<u8>(digest_type, "digest type")?);
-    wire.extend_from_slice(&decode_hex(&digest.concat())?);
-    from_wire(rtype, &wire)
-}
-
-fn number<T: FromStr>(tok: &str, what: &str) -> Result<T, String> {
-    tok.parse().map_err(|_| format!("bad {what} `{tok}`"))
-}
-
-fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return Err("odd-length or non-ASCII hex data".into());
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).map_err(|_| format!("bad hex `{text}`")))
-        .collect()
 }
 
 /// One logical entry: its first line, whether the owner is blank, and its raw tokens.

@@ -103,7 +103,6 @@ pub async fn start(config_text: &str) -> TestServer {
         config,
         dir.path().to_path_buf(),
         vec!["127.0.0.1:0".parse().expect("addr")],
-        Vec::new(),
         &postern_net::NetConfig::default(),
         shutdown.clone(),
     )

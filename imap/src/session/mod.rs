@@ -350,6 +350,16 @@ impl Session {
         }
     }
 
+    /// NOOP, CHECK and IDLE look at the selected mailbox itself (RFC 3501 §6.1.2: NOOP is the
+    /// client's poll), so a change another session has committed is reported even when its
+    /// notification (a PostgreSQL NOTIFY from another connection or node) has not arrived yet.
+    async fn poll_selected(&mut self) -> Result<(), Failure> {
+        if let Some(sel) = self.selected.as_mut() {
+            sel.poll(&self.store).await?;
+        }
+        Ok(())
+    }
+
     fn note(&mut self, change: &Change) {
         if let (Some(sel), Change::Mailbox { mailbox_id, .. }) = (self.selected.as_mut(), change) {
             if *mailbox_id == sel.mailbox.id {
@@ -557,7 +567,10 @@ impl Session {
         match body {
             C::Capability => Ok(Done::ok("Capabilities listed")
                 .with(vec![data(Data::Capability(self.capabilities()))])),
-            C::Noop | C::Check => Ok(Done::ok("Done")),
+            C::Noop | C::Check => {
+                self.poll_selected().await?;
+                Ok(Done::ok("Done"))
+            }
             C::Logout => {
                 self.deselect();
                 let mut done = Done::ok("Bye").with(vec![bye("Logging out")]);
@@ -622,6 +635,7 @@ impl Session {
             C::Enable { capabilities } => self.enable(capabilities),
             C::Idle => {
                 self.require_user()?;
+                self.poll_selected().await?;
                 let mut done = Done::ok("");
                 done.next = Next::Idle;
                 Ok(done)

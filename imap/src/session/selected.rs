@@ -272,6 +272,21 @@ impl Selected {
         out
     }
 
+    /// Marks the view dirty when the stored mailbox moved on (another HIGHESTMODSEQ or UIDNEXT,
+    /// or the mailbox is gone) since the last refresh: one small query.
+    pub async fn poll(&mut self, store: &Store) -> Result<(), StoreError> {
+        if self.dirty {
+            return Ok(());
+        }
+        let now = store
+            .mailbox_by_id(self.mailbox.user_id, self.mailbox.id)
+            .await?;
+        self.dirty = now.is_none_or(|m| {
+            m.highestmodseq != self.mailbox.highestmodseq || m.uidnext != self.mailbox.uidnext
+        });
+        Ok(())
+    }
+
     /// Re-reads the mailbox and returns what changed since the session last looked. EXPUNGEs are
     /// reported only if `allow_expunge` (not during FETCH, STORE or SEARCH, RFC 3501 §7.4.1);
     /// otherwise expunged messages stay in the view until a later command may report them.

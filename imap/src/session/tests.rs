@@ -244,3 +244,44 @@ async fn authenticate_plain_and_login() {
     let (out, _) = auth_line(&mut s, b"\0alice@example.test\0pw").await;
     assert!(out.starts_with("d OK"), "{out}");
 }
+
+/// A change committed through another store handle (another node, or a PostgreSQL NOTIFY not yet
+/// received) is reported on the next NOOP: NOOP looks at the mailbox itself.
+async fn noop_sees_a_change_made_elsewhere(db: TestDb) {
+    let (store, mut s) = setup(&db, true).await;
+    let (out, _) = run(&mut s, "a LOGIN alice@example.test pw").await;
+    assert!(out.starts_with("a OK"), "{out}");
+    let (out, _) = run(&mut s, "b SELECT INBOX").await;
+    assert!(out.contains("* 0 EXISTS"), "{out}");
+    let other = db.open().await;
+    let user = store.user("alice@example.test").await.unwrap().unwrap();
+    let inbox = other.mailbox(user.id, "INBOX").await.unwrap().unwrap();
+    other
+        .append(&inbox, b"Subject: x\r\n\r\nx\r\n", &Flags::default(), 1)
+        .await
+        .unwrap();
+    let (out, _) = run(&mut s, "c NOOP").await;
+    assert!(out.contains("* 1 EXISTS"), "{out}");
+    other.expunge(&inbox, None).await.unwrap();
+    other
+        .set_flags(
+            &inbox,
+            &[1],
+            postern_store::FlagOp::Add,
+            &Flags::system(Flags::FLAGGED),
+        )
+        .await
+        .unwrap();
+    let (out, _) = run(&mut s, "d CHECK").await;
+    assert!(out.contains("* 1 FETCH (FLAGS (\\Flagged"), "{out}");
+}
+
+#[tokio::test]
+async fn noop_sees_a_change_made_elsewhere_sqlite() {
+    noop_sees_a_change_made_elsewhere(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn noop_sees_a_change_made_elsewhere_postgres() {
+    noop_sees_a_change_made_elsewhere(TestDb::postgres().await).await;
+}

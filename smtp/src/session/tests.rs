@@ -1,6 +1,11 @@
 //! Protocol tests of the session state machine, without sockets or a store.
 
+use std::collections::BTreeSet;
+
+use base64::Engine;
+
 use super::*;
+use crate::crlf::BareLineEndings;
 
 fn config() -> Arc<SessionConfig> {
     Arc::new(SessionConfig {
@@ -11,6 +16,7 @@ fn config() -> Arc<SessionConfig> {
         max_errors: 5,
         max_auth_failures: 3,
         require_tls_for_auth: true,
+        bare_line_endings: BareLineEndings::Normalize,
     })
 }
 
@@ -25,9 +31,13 @@ struct T {
 
 impl T {
     fn new(listener: Listener, tls: bool) -> T {
+        T::with_config(config(), listener, tls)
+    }
+
+    fn with_config(cfg: Arc<SessionConfig>, listener: Listener, tls: bool) -> T {
         let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
         let mut t = T {
-            s: Session::new(config(), listener, peer, tls),
+            s: Session::new(cfg, listener, peer, tls),
             delivered: Vec::new(),
             tls_requested: false,
             closed: false,
@@ -91,13 +101,17 @@ impl T {
                         remote: BTreeSet::new(),
                     },
                     "full@example.test" => RecipientResult::MailboxFull,
+                    POSTMASTER => RecipientResult::Deliver {
+                        local: BTreeSet::from([2]),
+                        remote: BTreeSet::new(),
+                    },
                     a if a.ends_with("@example.test") => RecipientResult::Unknown,
                     _ => RecipientResult::NotHosted,
                 };
                 self.s.recipient_result(address, result);
             }
             Action::Deliver(d) => {
-                self.delivered.push(d);
+                self.delivered.push(*d);
                 self.s
                     .delivery_result(DeliveryResult::Accepted { id: "ID1".into() });
             }
@@ -391,7 +405,31 @@ fn bare_lf_or_cr_dot_does_not_end_data() {
             msg.contains("MAIL FROM:<evil@b.test>"),
             "the smuggled part stays in the first message"
         );
+        // Stored with canonical line endings (RFC 5321 §2.3.8), so it is relayed that way.
+        assert!(!crate::crlf::has_bare(&t.delivered[0].message), "{msg:?}");
+        assert!(msg.contains("first\r\n"), "{msg:?}");
     }
+}
+
+#[test]
+fn bare_line_endings_are_refused_when_configured() {
+    let cfg = Arc::new(SessionConfig {
+        bare_line_endings: BareLineEndings::Reject,
+        ..(*config()).clone()
+    });
+    let mut t = T::with_config(cfg, Listener::Mx, false);
+    t.send(b"EHLO c.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n");
+    let r = t.send(b"Subject: one\r\n\r\nfirst\n.\r\nsecond\r\n.\r\n");
+    assert!(r.starts_with("550 5.5.2 "), "{r}");
+    let r = t.send(
+        b"MAIL FROM:<a@b.test>\r\nRCPT TO:<alice@example.test>\r\nBDAT 8 LAST\r\nx\r\ny\rz\r\n",
+    );
+    assert_eq!(codes(&r), ["250", "250", "550"], "{r}");
+    // Canonical mail still goes through.
+    let r =
+        t.send(b"MAIL FROM:<a@b.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nfine\r\n.\r\n");
+    assert_eq!(codes(&r), ["250", "250", "354", "250"]);
+    assert_eq!(t.delivered.len(), 1);
 }
 
 #[test]
@@ -516,7 +554,10 @@ fn submission_enforces_sender_ownership_and_adds_missing_headers() {
     assert!(r.ends_with("250 2.0.0 Ok: queued as ID1\r\n"));
     let d = &t.delivered[0];
     assert_eq!(d.remote_addresses(), ["carol@remote.test"]);
-    assert_eq!(d.user.as_deref(), Some("alice@example.test"));
+    assert_eq!(
+        d.user.as_ref().map(|u| u.address.as_str()),
+        Some("alice@example.test")
+    );
     let msg = String::from_utf8_lossy(&d.message).into_owned();
     assert!(msg.contains(" with ESMTPSA id "), "{msg}");
     assert!(
@@ -542,4 +583,56 @@ fn shutdown_replies_421() {
     assert_eq!(t.out(), "421 4.4.2 mail.example.test Timeout\r\n");
     assert!(t.s.is_closed());
     assert_eq!(t.s.next_event(), Event::Close);
+}
+
+#[test]
+fn bare_cr_in_a_command_line_is_refused() {
+    let mut t = T::new(Listener::Mx, false);
+    assert!(t.send(b"EHLO a\rb\r\n").starts_with("501 5.5.2 "));
+    assert_eq!(t.s.helo, None);
+    // Also when the CR ends one read and the next begins with something else.
+    assert_eq!(t.send(b"HELO a\r"), "");
+    assert!(t.send(b"b\r\n").starts_with("501 5.5.2 "));
+    assert_eq!(t.s.helo, None);
+    // The session goes on with the next line.
+    assert!(t.send(b"EHLO c.test\r\n").starts_with("250-"));
+    assert_eq!(t.s.helo.as_deref(), Some("c.test"));
+}
+
+#[test]
+fn bare_postmaster_is_accepted_in_any_case() {
+    let mut t = T::new(Listener::Mx, false);
+    t.send(b"EHLO c.test\r\nMAIL FROM:<a@b.test>\r\n");
+    let r = t.send(b"RCPT TO:<Postmaster>\r\nRCPT TO:<POSTMASTER>\r\nRCPT TO:<postmaster@>\r\n");
+    assert_eq!(codes(&r), ["250", "250", "501"], "{r}");
+    t.send(b"DATA\r\nSubject: report\r\n\r\nx\r\n.\r\n");
+    let d = &t.delivered[0];
+    assert_eq!(d.recipients[0].address, "postmaster");
+    assert_eq!(d.local_users(), [2]);
+}
+
+#[test]
+fn quoted_local_parts_are_accepted_and_kept_quoted() {
+    let mut t = T::new(Listener::Mx, false);
+    t.send(b"EHLO c.test\r\n");
+    let r = t.send(b"MAIL FROM:<\"john q. public\"@b.test>\r\nRCPT TO:<\"alice\"@example.test>\r\nRCPT TO:<\"no body\"@example.test>\r\nRCPT TO:<\"x\\\"y\"@example.test>\r\n");
+    assert_eq!(codes(&r), ["250", "250", "550", "550"], "{r}");
+    t.send(b"DATA\r\nSubject: q\r\n\r\nx\r\n.\r\n");
+    let d = &t.delivered[0];
+    assert_eq!(d.sender, "\"john q. public\"@b.test");
+    assert_eq!(d.recipients[0].address, "alice@example.test");
+    // Control characters stay refused, quoted or not.
+    let r = t.send(b"MAIL FROM:<\"a\x01b\"@b.test>\r\n");
+    assert!(r.starts_with("501"), "{r}");
+}
+
+#[test]
+fn wire_form_quotes_what_is_not_a_dot_string() {
+    use super::envelope::wire_form;
+    assert_eq!(wire_form("alice@d.test"), "alice@d.test");
+    assert_eq!(wire_form("a.b+c@d.test"), "a.b+c@d.test");
+    assert_eq!(wire_form("alice smith@d.test"), "\"alice smith\"@d.test");
+    assert_eq!(wire_form("a..b@d.test"), "\"a..b\"@d.test");
+    assert_eq!(wire_form("x\"y\\z@d.test"), "\"x\\\"y\\\\z\"@d.test");
+    assert_eq!(wire_form(""), "");
 }

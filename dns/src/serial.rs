@@ -1,0 +1,271 @@
+//! The served SOA serial: a zone whose content changed is never served under a serial that a
+//! secondary already holds. Like Knot's `serial-policy`, the served serial is the file's serial
+//! (plus the managed-records generation) when that is newer than the last served one, and the
+//! last served serial plus one when the content changed without a newer serial (RFC 1982
+//! arithmetic). A zone that shrinks to less than half its records without a new serial is most
+//! likely a file caught while being written, and is logged.
+
+use std::collections::HashMap;
+
+use hickory_proto::rr::{LowerName, Name, RData};
+use hickory_proto::serialize::binary::BinEncodable;
+use sha2::{Digest, Sha256};
+
+use crate::transfer::serial_lt;
+use crate::zone::SourceRecord;
+
+/// What was last served for one zone of one view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServedSerial {
+    /// The served SOA serial.
+    pub serial: u32,
+    /// A digest of the zone's records (the SOA's serial excluded).
+    pub digest: u64,
+}
+
+/// The served serial of one zone in one view, as persisted between runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneSerial {
+    /// The view owning the zone.
+    pub view: String,
+    /// The zone's origin, lower case, with a trailing dot.
+    pub zone: String,
+    /// Serial and content digest.
+    pub served: ServedSerial,
+}
+
+/// In-process knowledge about the previous build of a zone, beside what is persisted.
+#[derive(Debug, Clone, Copy)]
+struct LastBuild {
+    /// What was served.
+    served: ServedSerial,
+    /// The serial the sources asked for (file serial plus generation), if built in this process.
+    candidate: Option<u32>,
+    /// Number of records, if built in this process.
+    records: Option<usize>,
+}
+
+/// The serial chosen for one build of a zone, to be recorded once the zone is built.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Choice {
+    /// The serial to serve.
+    pub serial: u32,
+    /// What to add to the file's SOA serial to get it.
+    pub offset: u32,
+    candidate: u32,
+    digest: u64,
+    records: usize,
+}
+
+/// What every zone served last, and the served serials that changed since they were taken.
+#[derive(Debug, Default)]
+pub(crate) struct SerialBook {
+    last: HashMap<(String, LowerName), LastBuild>,
+    changed: Vec<ZoneSerial>,
+}
+
+impl SerialBook {
+    /// Remembers serials served by an earlier run.
+    pub fn remember(&mut self, serials: Vec<ZoneSerial>) {
+        for s in serials {
+            let Ok(origin) = Name::from_ascii(&s.zone) else {
+                continue;
+            };
+            let last = LastBuild {
+                served: s.served,
+                candidate: None,
+                records: None,
+            };
+            self.last.insert((s.view, LowerName::new(&origin)), last);
+        }
+    }
+
+    /// The served serials that changed since the last call.
+    pub fn take_changed(&mut self) -> Vec<ZoneSerial> {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// The serial for `records` (a zone's merged content) of `origin` in `view`, where the
+    /// managed records are at `generation`; a suspicious shrink is logged.
+    pub fn choose(
+        &self,
+        view: &str,
+        origin: &Name,
+        records: &[SourceRecord],
+        generation: u32,
+    ) -> Choice {
+        let file_serial = source_serial(records).unwrap_or_default();
+        let candidate = file_serial.wrapping_add(generation);
+        let digest = digest(records);
+        let last = self.last.get(&(view.to_owned(), LowerName::new(origin)));
+        if let Some(last) = last {
+            if last.served.digest != digest && suspicious_shrink(last, candidate, records.len()) {
+                tracing::warn!(
+                    view,
+                    zone = %origin,
+                    records = records.len(),
+                    before = last.records.unwrap_or_default(),
+                    "zone lost most of its records without a new serial: was the file still being written?"
+                );
+            }
+        }
+        let serial = choose(candidate, digest, last.map(|l| l.served));
+        Choice {
+            serial,
+            offset: serial.wrapping_sub(file_serial),
+            candidate,
+            digest,
+            records: records.len(),
+        }
+    }
+
+    /// Records that the zone was built and is served as `choice` says.
+    pub fn served(&mut self, view: &str, origin: &Name, choice: Choice) {
+        let key = (view.to_owned(), LowerName::new(origin));
+        let served = ServedSerial {
+            serial: choice.serial,
+            digest: choice.digest,
+        };
+        let before = self.last.get(&key).map(|l| l.served);
+        if before != Some(served) {
+            if before.is_some() && choice.serial != choice.candidate {
+                tracing::info!(
+                    view,
+                    zone = %origin,
+                    serial = choice.serial,
+                    "zone content changed without a new serial: serving it with serial {}",
+                    choice.serial
+                );
+            }
+            self.changed.push(ZoneSerial {
+                view: view.to_owned(),
+                zone: origin.to_lowercase().to_string(),
+                served,
+            });
+        }
+        let last = LastBuild {
+            served,
+            candidate: Some(choice.candidate),
+            records: Some(choice.records),
+        };
+        self.last.insert(key, last);
+    }
+}
+
+/// The serial to serve for content `digest` when the sources ask for `candidate` and `last` was
+/// served before: never lower than the last one, and higher when the content changed.
+pub fn choose(candidate: u32, digest: u64, last: Option<ServedSerial>) -> u32 {
+    match last {
+        None => candidate,
+        Some(last) if serial_lt(last.serial, candidate) => candidate,
+        Some(last) if last.digest == digest => last.serial,
+        Some(last) => last.serial.wrapping_add(1),
+    }
+}
+
+/// A digest of the records independent of their order, with SOA serials left out: SHA-256
+/// over the sorted hashes of each record's wire form (owner lower-cased), so that it stays the
+/// same across restarts and upgrades.
+pub fn digest(records: &[SourceRecord]) -> u64 {
+    let mut each: Vec<[u8; 32]> = records
+        .iter()
+        .map(|r| {
+            let mut record = r.record.clone();
+            if let RData::SOA(soa) = &mut record.data {
+                soa.serial = 0;
+            }
+            record.name = record.name.to_lowercase();
+            let wire = record
+                .to_bytes()
+                .unwrap_or_else(|_| format!("{record}").into_bytes());
+            Sha256::digest(&wire).into()
+        })
+        .collect();
+    each.sort_unstable();
+    let mut all = Sha256::new();
+    for h in &each {
+        all.update(h);
+    }
+    let sum = all.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&sum[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// The SOA serial written in the records, if they hold an SOA.
+fn source_serial(records: &[SourceRecord]) -> Option<u32> {
+    records.iter().find_map(|r| match &r.record.data {
+        RData::SOA(soa) => Some(soa.serial),
+        _ => None,
+    })
+}
+
+/// True when the content shrank to less than half without a newer serial from the sources.
+fn suspicious_shrink(last: &LastBuild, candidate: u32, records: usize) -> bool {
+    match (last.candidate, last.records) {
+        (Some(before), Some(count)) => !serial_lt(before, candidate) && records * 2 < count,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_policy() {
+        let last = Some(ServedSerial {
+            serial: 10,
+            digest: 1,
+        });
+        assert_eq!(
+            choose(7, 9, None),
+            7,
+            "first build serves the file's serial"
+        );
+        assert_eq!(choose(10, 1, last), 10, "unchanged");
+        assert_eq!(
+            choose(10, 2, last),
+            11,
+            "content changed, serial not: bumped"
+        );
+        assert_eq!(choose(8, 1, last), 10, "never goes back");
+        assert_eq!(choose(8, 2, last), 11);
+        assert_eq!(choose(20, 2, last), 20, "a newer file serial wins");
+        let high = Some(ServedSerial {
+            serial: u32::MAX,
+            digest: 1,
+        });
+        assert_eq!(choose(3, 2, high), 3, "3 is after u32::MAX (RFC 1982)");
+        assert_eq!(choose(u32::MAX, 2, high), 0, "the bump wraps");
+    }
+
+    #[test]
+    fn digest_ignores_order_case_and_serial() {
+        let origin = hickory_proto::rr::Name::from_ascii("d.test.").unwrap();
+        let parse = |text: &str| {
+            let dir = std::env::temp_dir().join(format!("postern-serial-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let file = dir.join(format!("{}.zone", text.len()));
+            std::fs::write(&file, text).unwrap();
+            crate::zone::parse::parse_file(&file, "z", &origin)
+                .unwrap()
+                .records
+        };
+        let soa = |serial: u32| format!("@ 60 IN SOA ns h {serial} 1 1 1 1\n");
+        let a = parse(&format!(
+            "{}a 60 IN A 10.0.0.1\nb 60 IN A 10.0.0.2\n",
+            soa(1)
+        ));
+        let b = parse(&format!(
+            "{}B 60 IN A 10.0.0.2\na 60 IN A 10.0.0.1\n",
+            soa(9)
+        ));
+        let c = parse(&format!(
+            "{}a 60 IN A 10.0.0.1\nb 60 IN A 10.0.0.3\n",
+            soa(1)
+        ));
+        assert_eq!(digest(&a), digest(&b));
+        assert_ne!(digest(&a), digest(&c));
+    }
+}

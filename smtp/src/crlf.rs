@@ -1,0 +1,93 @@
+//! Canonical line endings for mail data. RFC 5321 §2.3.8 allows CR and LF in mail data only as the
+//! CRLF pair, yet receivers disagree on what a bare LF or bare CR means: one that ends DATA at
+//! `<LF>.<CR><LF>` takes whatever follows as new commands, so relaying bare line endings byte for
+//! byte lets a sender smuggle a second, forged message out of this server's address
+//! (CVE-2023-51764 and relatives). Mail is therefore made canonical when it is received (or
+//! refused, by configuration) and again when it is sent, whatever was stored.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+/// What the server does with mail data holding a bare CR or LF (the `[smtp] bare_line_endings`
+/// key), as Postfix's `smtpd_forbid_bare_newline`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BareLineEndings {
+    /// Turn every bare CR and bare LF into CRLF before storing the message.
+    #[default]
+    Normalize,
+    /// Refuse the message with 550 5.5.2.
+    Reject,
+}
+
+/// Whether `data` holds a CR not followed by LF or an LF not preceded by CR.
+pub(crate) fn has_bare(data: &[u8]) -> bool {
+    data.iter().enumerate().any(|(i, &b)| match b {
+        b'\r' => data.get(i + 1) != Some(&b'\n'),
+        b'\n' => i == 0 || data[i - 1] != b'\r',
+        _ => false,
+    })
+}
+
+/// `data` with every bare CR and every bare LF replaced by CRLF; borrowed when already canonical.
+pub(crate) fn canonical(data: &[u8]) -> Cow<'_, [u8]> {
+    if !has_bare(data) {
+        return Cow::Borrowed(data);
+    }
+    let mut out = Vec::with_capacity(data.len() + data.len() / 16);
+    let mut i = 0;
+    while i < data.len() {
+        match data[i] {
+            b'\r' if data.get(i + 1) == Some(&b'\n') => {
+                out.extend_from_slice(b"\r\n");
+                i += 2;
+            }
+            b'\r' | b'\n' => {
+                out.extend_from_slice(b"\r\n");
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_bare_line_endings() {
+        assert!(!has_bare(b""));
+        assert!(!has_bare(b"a\r\nb\r\n"));
+        assert!(has_bare(b"\n"));
+        assert!(has_bare(b"a\nb"));
+        assert!(has_bare(b"a\rb"));
+        assert!(has_bare(b"a\r"));
+        assert!(has_bare(b"a\r\r\n"));
+        assert!(has_bare(b"a\r\n\n"));
+    }
+
+    #[test]
+    fn makes_every_line_end_crlf() {
+        assert!(matches!(canonical(b"a\r\nb\r\n"), Cow::Borrowed(_)));
+        let cases: [(&[u8], &[u8]); 7] = [
+            (b"outer\n.\nMAIL", b"outer\r\n.\r\nMAIL"),
+            (b"outer\n.\r\nMAIL", b"outer\r\n.\r\nMAIL"),
+            (b"outer\r.\r\nMAIL", b"outer\r\n.\r\nMAIL"),
+            (b"outer\r\n.\rMAIL", b"outer\r\n.\r\nMAIL"),
+            (b"a\r\r\nb", b"a\r\n\r\nb"),
+            (b"\n\r", b"\r\n\r\n"),
+            (b"a\n\nb\r", b"a\r\n\r\nb\r\n"),
+        ];
+        for (input, want) in cases {
+            let got = canonical(input);
+            assert_eq!(&*got, want, "{:?}", String::from_utf8_lossy(input));
+            assert!(!has_bare(&got));
+        }
+    }
+}
