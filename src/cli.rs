@@ -248,6 +248,56 @@ pub enum DnsCmd {
         /// The hosted domain.
         domain: String,
     },
+    /// Print the DS records of a signed zone for its parent zone (creating the zone's first key
+    /// if it has none yet).
+    Ds {
+        /// The signed zone.
+        zone: String,
+    },
+    /// Manage a signed zone's DNSSEC keys (kept in the store, shared by every view and node).
+    #[command(subcommand)]
+    Key(DnsKeyCmd),
+}
+
+/// `postern dns key ...`
+#[derive(Debug, Subcommand)]
+pub enum DnsKeyCmd {
+    /// List a zone's keys: tag, role, algorithm, state, creation time and DNSKEY record.
+    List {
+        /// The signed zone.
+        zone: String,
+    },
+    /// Add a key to a zone.
+    Generate {
+        /// The signed zone.
+        zone: String,
+        /// `ecdsa` (ECDSA P-256, algorithm 13) or `ed25519` (algorithm 15).
+        #[arg(long, default_value = "ecdsa")]
+        algorithm: String,
+        /// `csk` (signs everything), `ksk` (signs the DNSKEY RRset) or `zsk` (signs the data).
+        #[arg(long, default_value = "csk")]
+        role: String,
+        /// Publish the key in the DNSKEY RRset without signing with it yet.
+        #[arg(long)]
+        publish_only: bool,
+    },
+    /// Roll the keys of a role over, one step per run: publish a new key; sign with it and
+    /// retire the old one; remove the old one. Wait for caches (DNSKEY TTL; for a KSK or CSK also
+    /// the parent's DS TTL, after adding the new DS there) between runs.
+    Rollover {
+        /// The signed zone.
+        zone: String,
+        /// `zsk` (pre-publication), `ksk` or `csk` (double DS).
+        #[arg(long, default_value = "csk")]
+        role: String,
+    },
+    /// Remove a key from the zone at once (no rollover).
+    Remove {
+        /// The signed zone.
+        zone: String,
+        /// The key's tag, from `dns key list`.
+        tag: u16,
+    },
 }
 
 /// `postern queue ...`

@@ -55,7 +55,10 @@ impl DnsService {
         let config = Arc::new(ArcSwap::from_pointee(loaded.config.dns.clone()));
         // The first build already holds the store's records and the serials served before, so
         // a restart serves what the last run served, under the same serials.
-        let mut seed = Seed::default();
+        let mut seed = Seed {
+            dnssec_keys: crate::dnssec_keys::load(&store, &loaded.config.dns).await?,
+            ..Seed::default()
+        };
         for view in &loaded.config.dns.view {
             let view = view.name.clone();
             let journal = store.dns_journal(&view).await?;
@@ -148,7 +151,9 @@ impl DnsService {
                         v.insert(view);
                     }
                 }
-                Ok(Change::MailDomains) | Err(RecvError::Lagged(_)) => *views = None,
+                Ok(Change::MailDomains | Change::DnssecKeys) | Err(RecvError::Lagged(_)) => {
+                    *views = None
+                }
                 Ok(_) => {}
                 Err(RecvError::Closed) => {}
             };
@@ -176,6 +181,10 @@ impl DnsService {
     }
 
     async fn refresh_all(&self) {
+        match crate::dnssec_keys::load(&self.store, &self.config.load()).await {
+            Ok(keys) => self.server.set_dnssec_keys(keys),
+            Err(e) => tracing::error!("DNSSEC keys not refreshed from the store: {e:#}"),
+        }
         let views: Vec<String> = self
             .config
             .load()

@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod config_spans;
 mod dns_service;
+mod dnssec_keys;
 mod events;
 mod logging;
 mod mail_dns;

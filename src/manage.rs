@@ -145,6 +145,8 @@ pub async fn dns(store: &Store, loaded: &crate::config::Loaded, cmd: DnsCmd) -> 
             }
         }
         DnsCmd::RotateDkim { domain } => rotate_dkim(store, &domain).await?,
+        DnsCmd::Ds { zone } => crate::dnssec_keys::ds(store, &loaded.config.dns, &zone).await?,
+        DnsCmd::Key(cmd) => crate::dnssec_keys::key(store, &loaded.config.dns, cmd).await?,
     }
     Ok(())
 }
@@ -290,7 +292,7 @@ pub async fn queue(store: &Store, cmd: QueueCmd) -> anyhow::Result<()> {
 }
 
 /// Unix seconds as an RFC 3339 UTC time.
-fn rfc3339(t: i64) -> String {
+pub(crate) fn rfc3339(t: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(t)
         .ok()
         .and_then(|d| {

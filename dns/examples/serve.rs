@@ -3,12 +3,15 @@
 //! `cargo run -p postern-dns --example serve -- zones/dns.example.toml 127.0.0.1:5353 [more addresses]`
 //!
 //! Relative paths in the file are resolved against its directory; the bound addresses are
-//! printed on stdout, one per line, then `ready`.
+//! printed on stdout, one per line, then `ready`. Zones with `dnssec = true` are signed with a
+//! throw-away ECDSA P-256 CSK generated at start (`postern serve` keeps keys in its store);
+//! the time spent loading and signing is printed on stderr.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use postern_dns::{DnsConfig, DnsServer};
+use postern_dns::dnssec::{generate, KeyRole, KeyState, ZoneKey, ECDSAP256SHA256};
+use postern_dns::{DnsConfig, DnsServer, Seed};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -39,18 +42,37 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .parent()
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
+    let mut keys = Vec::new();
+    for zone in file.dns.view.iter().flat_map(|v| v.zone.iter()) {
+        if zone.dnssec && !keys.iter().any(|k: &ZoneKey| k.zone_name() == zone.name) {
+            let pkcs8 = generate(ECDSAP256SHA256)?;
+            keys.push(ZoneKey::new(
+                &zone.name,
+                ECDSAP256SHA256,
+                KeyRole::Csk,
+                KeyState::Active,
+                pkcs8,
+            )?);
+        }
+    }
     let shutdown = CancellationToken::new();
-    let server = DnsServer::start(
+    let started = std::time::Instant::now();
+    let server = DnsServer::start_with(
         file.dns,
         base,
         listen,
         &postern_net::NetConfig::default(),
         shutdown.clone(),
+        Seed {
+            dnssec_keys: keys,
+            ..Seed::default()
+        },
     )
     .await?;
     for addr in server.local_addrs() {
         println!("{addr}");
     }
+    eprintln!("zones loaded in {:.2} s", started.elapsed().as_secs_f64());
     println!("ready");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

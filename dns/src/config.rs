@@ -175,6 +175,10 @@ pub struct ZoneConfig {
     /// Secondaries sent a NOTIFY (RFC 1996) when the serial changes: `ip` or `ip:port`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also_notify: Vec<String>,
+    /// Sign the zone online with its keys from the store (RFC 4033-4035); `in_view` copies
+    /// share the owner's signatures.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dnssec: bool,
 }
 
 impl ZoneConfig {

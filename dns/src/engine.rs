@@ -1,7 +1,8 @@
 //! The sans-I/O query path: request bytes in, response messages out.
 //!
 //! Header and opcode checks (RFC 1035 §4.1.1), EDNS(0) (RFC 6891), TSIG (RFC 8945), view
-//! routing, REFUSED for anything not authoritative here, the authoritative lookup, zone
+//! routing, REFUSED for anything not authoritative here, the authoritative lookup with DNSSEC
+//! records when the DO bit asks for them (RFC 4035 §3.2.1), zone
 //! transfers, and UDP size limits with TC=1 (RFC 1035 §4.2.1, RFC 6891 §6.2.3, RFC 9471).
 
 use std::net::SocketAddr;
@@ -11,6 +12,7 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use crate::acl::Who;
+use crate::dnssec::add_dnssec;
 use crate::lookup::{lookup, Answer};
 use crate::rrl::{Decision, RateLimiter, ResponseKind};
 use crate::state::{ServingState, View};
@@ -116,7 +118,7 @@ fn form_error(stats: &DnsStats, packet: &[u8]) -> Vec<Vec<u8>> {
     stats.bump(Counter::FormErr);
     let mut resp = Message::error_msg(header.id, header.op_code, ResponseCode::FormErr);
     resp.metadata.recursion_desired = header.recursion_desired;
-    encode(resp).into_iter().collect()
+    encode(&resp).into_iter().collect()
 }
 
 /// NOTAUTH with the TSIG error (BADKEY, BADSIG, BADTIME) in a TSIG record (RFC 8945 §5.2).
@@ -127,7 +129,7 @@ fn tsig_failure(
 ) -> Vec<Vec<u8>> {
     stats.bump(Counter::TsigFailure);
     resp.metadata.response_code = ResponseCode::NotAuth;
-    let Some(mut bytes) = encode(resp) else {
+    let Some(mut bytes) = encode(&resp) else {
         return Vec::new();
     };
     match sign_failure(context, &mut bytes) {
@@ -211,7 +213,8 @@ fn respond_query(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Ve
         return match transfer::transfer(&msg, served, req.transport, who) {
             Ok(messages) => {
                 stats.bump(Counter::Transfer);
-                let mut out: Vec<Vec<u8>> = messages.into_iter().filter_map(encode).collect();
+                let mut out: Vec<Vec<u8>> =
+                    messages.into_iter().filter_map(|m| encode(&m)).collect();
                 if let Some(signed) = &signed {
                     if let Err(e) = signed.sign_all(&mut out, req.now) {
                         tracing::warn!("cannot sign transfer: {e}");
@@ -234,12 +237,16 @@ fn respond_query(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Ve
             }
         };
     }
-    let answer = lookup(
+    let mut answer = lookup(
         &served.zone,
         query.name(),
         qtype,
         req.transport == Transport::Udp,
     );
+    let dnssec_ok = msg.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+    if let Some(signed) = served.signed.as_deref().filter(|_| dnssec_ok) {
+        add_dnssec(&served.zone, signed, query.name(), &mut answer);
+    }
     // What RRL keys this response by, worked out only when the view limits this request.
     let rrl_key = rrl.map(|_| rrl_key(&answer, served.zone.origin(), query.name()));
     resp.metadata.authoritative = answer.authoritative;
@@ -310,7 +317,7 @@ fn rate_limit(
             msg.authorities.clear();
             msg.additionals.clear();
             msg.metadata.truncation = true;
-            encode(msg).into_iter().collect()
+            encode(&msg).into_iter().collect()
         }
     }
 }
@@ -377,14 +384,14 @@ fn finish(
     } else {
         limit
     };
-    let Some(mut bytes) = encode(resp.clone()) else {
+    let Some(mut bytes) = encode(&resp) else {
         return Vec::new();
     };
     // hickory stops at 65535 octets with the records so far and TC set: too big as well.
     let too_big = |bytes: &[u8]| bytes.len() > limit || bytes.get(2).is_some_and(|b| b & 0x02 != 0);
     if too_big(&bytes) && !resp.additionals.is_empty() && !required_glue {
         resp.additionals.clear();
-        match encode(resp.clone()) {
+        match encode(&resp) {
             Some(b) => bytes = b,
             None => return Vec::new(),
         }
@@ -395,7 +402,7 @@ fn finish(
         resp.authorities.clear();
         resp.additionals.clear();
         resp.metadata.truncation = true;
-        match encode(resp) {
+        match encode(&resp) {
             Some(b) => bytes = b,
             None => return Vec::new(),
         }
@@ -410,7 +417,7 @@ fn finish(
     out
 }
 
-pub(crate) fn encode(msg: Message) -> Option<Vec<u8>> {
+pub(crate) fn encode(msg: &Message) -> Option<Vec<u8>> {
     match msg.to_vec() {
         Ok(bytes) => Some(bytes),
         Err(e) => {

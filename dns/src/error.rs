@@ -35,6 +35,9 @@ pub enum DnsError {
     /// Watching the zone directory for changes failed.
     #[error("watching zone files: {0}")]
     Watch(#[from] notify::Error),
+    /// A DNSSEC key could not be generated, read or used.
+    #[error("DNSSEC: {0}")]
+    Dnssec(String),
     /// A BIND9 configuration could not be parsed at all.
     #[error("named.conf line {line}: {message}")]
     BindConf {

@@ -219,6 +219,7 @@ impl Converter {
             in_view: None,
             allow_transfer: None,
             also_notify: Vec::new(),
+            dnssec: false,
         };
         for item in st.block.iter().flatten() {
             match item.keyword() {

@@ -9,6 +9,7 @@
 pub mod acl;
 pub mod check;
 pub mod config;
+pub mod dnssec;
 pub mod engine;
 pub mod error;
 pub mod import_bind;

@@ -151,15 +151,21 @@ fn synthesize(set: &RrSet, owner: &Name, name: &Name) -> Option<(Record, Name)> 
 
 /// The source of synthesis for a name that does not exist: `*.<closest encloser>`
 /// (RFC 4592 §3.3.1). The closest encloser always exists (empty non-terminals are nodes).
-fn wildcard<'z>(zone: &'z Zone, name: &Name) -> Option<&'z Node> {
+pub(crate) fn wildcard<'z>(zone: &'z Zone, name: &Name) -> Option<&'z Node> {
+    let source = closest_encloser(zone, name).prepend_label("*").ok()?;
+    zone.node(&LowerName::new(&source))
+}
+
+/// The closest encloser of a name that does not exist: its longest existing ancestor
+/// (RFC 4592 §3.3.1, RFC 5155 §7.2.1).
+pub(crate) fn closest_encloser(zone: &Zone, name: &Name) -> Name {
     let mut encloser = name.base_name();
     while encloser.num_labels() > zone.origin().num_labels()
         && zone.node(&LowerName::new(&encloser)).is_none()
     {
         encloser = encloser.base_name();
     }
-    let source = encloser.prepend_label("*").ok()?;
-    zone.node(&LowerName::new(&source))
+    encloser
 }
 
 fn push_set(out: &mut Vec<Record>, set: Option<&RrSet>, owner: &Name) {

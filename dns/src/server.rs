@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::DnsConfig;
+use crate::dnssec::ZoneKey;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::LowerName;
 
@@ -40,6 +41,8 @@ const UDP_RECV_BUFFER: usize = 4 << 20;
 /// UPDATEs received over UDP that may wait for the store at once; more are answered SERVFAIL
 /// (the client retries), so that a burst cannot pile up tasks.
 const MAX_PENDING_UDP_UPDATES: usize = 64;
+/// How often signed zones are looked at for signatures to renew.
+const RESIGN_INTERVAL: Duration = Duration::from_secs(3600);
 /// Attempts to find a port free for both UDP and TCP when binding port 0.
 const BIND_ATTEMPTS: usize = 20;
 
@@ -72,6 +75,8 @@ pub struct Seed {
     pub journals: HashMap<String, Vec<JournalEntry>>,
     /// The serials served before.
     pub serials: Vec<ZoneSerial>,
+    /// The DNSSEC keys of the signed zones.
+    pub dnssec_keys: Vec<ZoneKey>,
 }
 
 impl Core {
@@ -192,6 +197,40 @@ impl Core {
     }
 }
 
+/// Keys grouped by the zone they sign.
+fn by_zone(keys: Vec<ZoneKey>) -> HashMap<LowerName, Vec<ZoneKey>> {
+    let mut out: HashMap<LowerName, Vec<ZoneKey>> = HashMap::new();
+    for key in keys {
+        out.entry(LowerName::new(&key.zone)).or_default().push(key);
+    }
+    out
+}
+
+/// Rebuilds every [`RESIGN_INTERVAL`] while a zone is signed, so that signatures are renewed
+/// long before they expire (the cache re-signs those past half their validity).
+async fn resign(core: Arc<Core>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(RESIGN_INTERVAL);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let signed = core
+            .state
+            .load()
+            .views
+            .iter()
+            .any(|v| v.zones().any(|z| z.signed.is_some()));
+        if signed {
+            let core = core.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || core.reload_files()).await {
+                tracing::error!("re-signing failed: {e}");
+            }
+        }
+    }
+}
+
 /// A running DNS server: its bound addresses, counters and reload entry points.
 #[derive(Clone)]
 pub struct DnsServer {
@@ -230,6 +269,7 @@ impl DnsServer {
         inputs.managed = seed.managed;
         inputs.journals = seed.journals;
         inputs.remember_serials(seed.serials);
+        inputs.dnssec_keys = by_zone(seed.dnssec_keys);
         let (state, _) = build(&mut inputs, OnZoneError::Fail)?;
         let watch = inputs.config.watch;
         let idle = Duration::from_secs(inputs.config.tcp_idle_timeout_secs.max(1));
@@ -284,6 +324,7 @@ impl DnsServer {
                 tcp_connection(core.clone(), conn, idle, shutdown.clone())
             });
         }
+        tracker.spawn(resign(core.clone(), shutdown.clone()));
         if watch {
             let tx = spawn_watcher(core.clone(), shutdown.clone())?;
             *core.watcher.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
@@ -332,6 +373,20 @@ impl DnsServer {
             .insert(view.to_owned(), (generation, records));
         if let Err(e) = self.core.rebuild(&mut inputs, false) {
             tracing::error!(view, "managed records not applied: {e}");
+        }
+    }
+
+    /// Sets the DNSSEC keys of every zone (by zone name: every view signing a zone uses
+    /// them) and re-signs when they changed.
+    pub fn set_dnssec_keys(&self, keys: Vec<ZoneKey>) {
+        let keys = by_zone(keys);
+        let mut inputs = self.core.inputs();
+        if inputs.dnssec_keys == keys {
+            return;
+        }
+        inputs.dnssec_keys = keys;
+        if let Err(e) = self.core.rebuild(&mut inputs, false) {
+            tracing::error!("DNSSEC keys not applied: {e}");
         }
     }
 
@@ -460,7 +515,7 @@ async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsErro
     })
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

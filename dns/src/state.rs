@@ -12,11 +12,13 @@ use hickory_proto::rr::{LowerName, Name, RecordType};
 
 use crate::acl::{Acl, AclCompiler, LocalAddrs, Who};
 use crate::config::{DnsConfig, ZoneConfig};
+use crate::dnssec::{prepare_signing, sign_zone, Previous, SignedZone, ZoneKey};
 use crate::error::DnsError;
 use crate::journal::{differences, Difference, JournalEntry};
 use crate::managed::{merge, ManagedRecord};
 use crate::rrl::RateLimiter;
 use crate::serial::{SerialBook, ZoneSerial};
+use crate::server::unix_now;
 use crate::tsig::Keyring;
 use crate::update::Grant;
 use crate::zone::parse::{parse_file, ParsedFile};
@@ -37,6 +39,8 @@ pub struct ServedZone {
     pub file_rrsets: Arc<FileRrsets>,
     /// The journal of dynamic updates, oldest first, for IXFR (RFC 1995).
     pub journal: Arc<Vec<Difference>>,
+    /// The zone's signatures and NSEC3 chain, when it is signed.
+    pub signed: Option<Arc<SignedZone>>,
 }
 
 /// The RRsets of a zone file, by lower-case owner and type.
@@ -172,6 +176,11 @@ pub struct Inputs {
     pub managed: HashMap<String, (u32, Vec<ManagedRecord>)>,
     /// The update journal per view, oldest entry first.
     pub journals: HashMap<String, Vec<JournalEntry>>,
+    /// DNSSEC keys by zone name, shared by every view that signs the zone.
+    pub dnssec_keys: HashMap<LowerName, Vec<ZoneKey>>,
+    /// The signed zones of the last build by (view, origin): their signatures are reused
+    /// while fresh.
+    signed: HashMap<(String, LowerName), Loaded>,
     cache: HashMap<(PathBuf, LowerName), CachedFile>,
     /// What each zone served last ([`crate::serial`]).
     serials: SerialBook,
@@ -185,6 +194,8 @@ impl Inputs {
             base_dir,
             managed: HashMap::new(),
             journals: HashMap::new(),
+            dnssec_keys: HashMap::new(),
+            signed: HashMap::new(),
             cache: HashMap::new(),
             serials: SerialBook::default(),
         }
@@ -314,11 +325,11 @@ pub fn build(
                     let also_notify = zc.notify_targets().map_err(|e| {
                         DnsError::config(format!("{ctx} zone `{}` also_notify: {e}", zc.name))
                     })?;
-                    let (zone, report, file_rrsets) = load_zone(inputs, &vc.name, zc, &origin);
+                    let (loaded, report, file_rrsets) = load_zone(inputs, &vc.name, zc, &origin);
                     let failed = report.failed();
                     reports.push(report.clone());
-                    let (zone, file_rrsets) = match (zone, on_error) {
-                        (Some(zone), _) => (zone, Arc::new(file_rrsets)),
+                    let ((zone, signed), file_rrsets) = match (loaded, on_error) {
+                        (Some(loaded), _) => (loaded, Arc::new(file_rrsets)),
                         (None, OnZoneError::Fail) => {
                             return Err(DnsError::Zone {
                                 zone: origin.to_string(),
@@ -338,7 +349,10 @@ pub fn build(
                                 .find(|v| v.name == vc.name)
                                 .and_then(|v| v.zones.get(&lower))
                             {
-                                Some(old) => (old.zone.clone(), old.file_rrsets.clone()),
+                                Some(old) => (
+                                    (old.zone.clone(), old.signed.clone()),
+                                    old.file_rrsets.clone(),
+                                ),
                                 None => continue,
                             }
                         }
@@ -360,6 +374,7 @@ pub fn build(
                             &origin,
                             inputs.journals.get(&vc.name).map_or(&[], Vec::as_slice),
                         )),
+                        signed,
                     })
                 }
             };
@@ -394,6 +409,15 @@ pub fn build(
             tracing::warn!(view = %view, "managed records for a view that is not configured");
         }
     }
+    inputs.signed = views
+        .iter()
+        .flat_map(|v| v.zones.iter().map(move |(o, z)| (v, o, z)))
+        .filter(|(v, _, z)| z.owner_view == v.name)
+        .filter_map(|(v, o, z)| {
+            let signed = z.signed.clone()?;
+            Some(((v.name.clone(), o.clone()), (z.zone.clone(), Some(signed))))
+        })
+        .collect();
     Ok((ServingState { views, keys }, reports))
 }
 
@@ -441,12 +465,15 @@ fn shared_zone(
     Ok(served.clone())
 }
 
+/// A loaded zone and, when it is signed, its signatures.
+type Loaded = (Arc<Zone>, Option<Arc<SignedZone>>);
+
 fn load_zone(
     inputs: &mut Inputs,
     view: &str,
     zc: &ZoneConfig,
     origin: &Name,
-) -> (Option<Arc<Zone>>, ZoneReport, FileRrsets) {
+) -> (Option<Loaded>, ZoneReport, FileRrsets) {
     let (path, display) = zone_file(inputs, view, zc, origin);
     let mut report = ZoneReport {
         view: view.to_owned(),
@@ -482,8 +509,25 @@ fn load_zone(
         ),
         None => (0, Vec::new()),
     };
-    let (records, merge_problems) = merge(parsed.records.clone(), managed);
+    let (mut records, merge_problems) = merge(parsed.records.clone(), managed);
     report.problems.extend(merge_problems);
+    let keys = match inputs.dnssec_keys.get(&LowerName::new(origin)) {
+        Some(keys) if zc.dnssec => match prepare_signing(keys, origin, &mut records) {
+            Ok(keys) => Some(keys),
+            Err(e) => {
+                report.problems.push(Problem {
+                    severity: Severity::Error,
+                    loc: None,
+                    message: e.to_string(),
+                });
+                return (None, report, file_rrsets);
+            }
+        },
+        // Without keys (`postern check`, or `DnsServer` without a store): served unsigned.
+        _ => None,
+    };
+    // The DNSKEY, CDS and CDNSKEY records count in the content digest: a key change is a
+    // new serial.
     let choice = inputs.serials.choose(view, origin, &records, generation);
     let (zone, problems) = Zone::build(origin, records, choice.offset);
     report.problems.extend(problems);
@@ -492,7 +536,35 @@ fn load_zone(
     }
     report.serial = zone.as_ref().map(Zone::serial);
     report.records = zone.as_ref().map_or(0, Zone::record_count);
-    (zone.map(Arc::new), report, file_rrsets)
+    let Some(zone) = zone else {
+        return (None, report, file_rrsets);
+    };
+    let signed = match keys {
+        None => None,
+        Some(keys) => match sign_zone(&zone, &keys, previous(inputs, view, origin), unix_now()) {
+            Ok(signed) => Some(Arc::new(signed)),
+            Err(e) => {
+                report.problems.push(Problem {
+                    severity: Severity::Error,
+                    loc: None,
+                    message: e.to_string(),
+                });
+                return (None, report, file_rrsets);
+            }
+        },
+    };
+    (Some((Arc::new(zone), signed)), report, file_rrsets)
+}
+
+/// The last signed version of a view's zone.
+fn previous<'a>(inputs: &'a Inputs, view: &str, origin: &Name) -> Option<Previous<'a>> {
+    let (zone, signed) = inputs
+        .signed
+        .get(&(view.to_owned(), LowerName::new(origin)))?;
+    Some(Previous {
+        zone,
+        signed: signed.as_deref()?,
+    })
 }
 
 /// The path of a zone's file and the name it is reported under.

@@ -1,7 +1,9 @@
 //! Zone transfers: AXFR (RFC 5936) streamed over several messages, and IXFR (RFC 1995)
 //! answered with the current SOA when the client is up to date, with the differences from
 //! the journal of dynamic updates when it covers the client's serial, else in AXFR form
-//! (RFC 1995 §4 allows a full transfer in reply to IXFR).
+//! (RFC 1995 §4 allows a full transfer in reply to IXFR). A signed zone always gets the full
+//! form: the journal holds the data changes but not the signatures and NSEC3 records that
+//! change with them.
 
 use hickory_proto::op::{Message, OpCode, ResponseCode};
 use hickory_proto::rr::{RData, Record, RecordType};
@@ -49,6 +51,7 @@ pub fn transfer(
         _ => None,
     });
     let chain = client_serial
+        .filter(|_| served.signed.is_none())
         .and_then(|from| journal::chain(&served.journal, from, zone.serial()))
         .filter(|chain| !chain.is_empty());
     if let Some(chain) = chain {
@@ -72,6 +75,7 @@ pub fn transfer(
                 .into_iter()
                 .flat_map(|set| set.records.iter()),
         )
+        .chain(served.signed.iter().flat_map(|s| s.transfer_records()))
         .chain(std::iter::once(&soa));
     Ok(batches(req, records))
 }

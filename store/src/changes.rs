@@ -47,6 +47,8 @@ pub enum Change {
     Queue,
     /// Hosted mail domains or their DKIM keys changed (the DNS re-publishes mail records).
     MailDomains,
+    /// A zone's DNSSEC keys changed (the DNS re-signs).
+    DnssecKeys,
 }
 
 impl Change {
@@ -70,6 +72,7 @@ impl Change {
             Change::Dns { view } => format!("d {view}"),
             Change::Queue => "q".to_owned(),
             Change::MailDomains => "md".to_owned(),
+            Change::DnssecKeys => "dk".to_owned(),
         }
     }
 
@@ -100,6 +103,7 @@ impl Change {
             }),
             "q" => Some(Change::Queue),
             "md" => Some(Change::MailDomains),
+            "dk" => Some(Change::DnssecKeys),
             _ => None,
         }
     }
@@ -338,6 +342,7 @@ mod tests {
             },
             Change::Queue,
             Change::MailDomains,
+            Change::DnssecKeys,
         ];
         for c in all {
             assert_eq!(Change::decode(&c.encode()), Some(c));

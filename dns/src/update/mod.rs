@@ -169,7 +169,7 @@ impl UpdateRequest {
         }
         let mut resp = base_response(&self.msg);
         resp.metadata.response_code = rcode;
-        let Some(bytes) = encode(resp) else {
+        let Some(bytes) = encode(&resp) else {
             return Vec::new();
         };
         let mut out = vec![bytes];

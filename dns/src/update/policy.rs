@@ -102,7 +102,12 @@ impl Grant {
     }
 
     /// True when the grant covers this type (ANY stands for "every type the grant allows").
+    /// DNSSEC records other than DS are made by the signer and never updated (RFC 3007 §4.3,
+    /// RFC 4035 §2).
     pub fn covers_type(&self, rtype: RecordType) -> bool {
+        if rtype.is_dnssec() && rtype != RecordType::DS {
+            return false;
+        }
         match &self.types {
             _ if rtype == RecordType::ANY => true,
             Some(types) => types.contains(&rtype),

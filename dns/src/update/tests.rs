@@ -212,6 +212,23 @@ fn permissions_and_tsig() {
         RData::MX(hickory_proto::rr::rdata::MX::new(10, name("mx.t.test."))),
     );
     assert_eq!(ddns(&state, vec![], vec![mx]), Err(ResponseCode::Refused));
+    // DNSSEC records are the signer's, even for a key allowed every type (RFC 3007 §4.3).
+    let param = Record::from_rdata(
+        name("t.test."),
+        0,
+        RData::DNSSEC(hickory_proto::dnssec::rdata::DNSSECRData::NSEC3PARAM(
+            hickory_proto::dnssec::rdata::NSEC3PARAM::new(
+                hickory_proto::dnssec::Nsec3HashAlgorithm::SHA1,
+                false,
+                0,
+                Vec::new(),
+            ),
+        )),
+    );
+    assert_eq!(
+        evaluate(&state, message("t.test.", vec![], vec![param]), "admin-key"),
+        Err(ResponseCode::Refused)
+    );
     // A zone not served: NOTAUTH (§3.1.1).
     assert_eq!(
         evaluate(&state, message("other.test.", vec![], vec![]), "ddns-key"),

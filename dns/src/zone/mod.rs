@@ -308,6 +308,17 @@ impl Zone {
         None
     }
 
+    /// Every node (owner names and empty non-terminals), in no particular order.
+    pub fn nodes(&self) -> impl Iterator<Item = (&LowerName, &Node)> {
+        self.nodes.iter()
+    }
+
+    /// True unless `name` is strictly below a delegation point (glue or occluded data), where
+    /// nothing is signed or in the NSEC3 chain (RFC 4035 §2.2).
+    pub fn authoritative_name(&self, name: &LowerName) -> bool {
+        self.find_cut(&Name::from(name), true).is_none()
+    }
+
     /// All RRsets in canonical name order, SOA first, for zone transfers.
     pub fn rrsets_for_transfer(&self) -> Vec<&RrSet> {
         let mut names: Vec<&LowerName> = self.nodes.keys().collect();

@@ -1,0 +1,262 @@
+//! Signing a loaded zone (RFC 4035 §2): an RRSIG per authoritative RRset from every active
+//! key that signs it, and the signed NSEC3 chain. The previous signed version of the zone is the
+//! cache: an RRset (or NSEC3 record) that did not change keeps its signatures until less than
+//! half of their validity is left (RFC 6781 §4.4.2), so a reload or an UPDATE re-signs only
+//! what changed, and nothing is stored twice. New signatures are made on every core.
+
+use std::collections::HashMap;
+
+use hickory_proto::dnssec::rdata::{DNSSECRData, SigInput, RRSIG};
+use hickory_proto::dnssec::TBS;
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType, SerialNumber};
+
+use super::keys::{Signer, ZoneKeys, SIGNATURE_VALIDITY};
+use super::nsec3::{Chain, Hash};
+use crate::error::DnsError;
+use crate::zone::Zone;
+
+/// Inception is backdated for resolvers whose clocks are behind (RFC 6781 §4.4.2.3).
+const INCEPTION_SLACK: u64 = 3600;
+
+/// A zone's signatures and NSEC3 chain, beside the zone they sign.
+#[derive(Default)]
+pub struct SignedZone {
+    sigs: HashMap<(LowerName, RecordType), Vec<Record>>,
+    pub(crate) chain: Chain,
+}
+
+impl SignedZone {
+    /// The RRSIGs over the RRset `owner`/`rtype` (empty when it is not signed).
+    pub fn sigs(&self, owner: &LowerName, rtype: RecordType) -> &[Record] {
+        self.sigs
+            .get(&(owner.clone(), rtype))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Every RRSIG and NSEC3 record, for zone transfers.
+    pub fn transfer_records(&self) -> impl Iterator<Item = &Record> {
+        self.sigs.values().flatten().chain(self.chain.records())
+    }
+}
+
+/// One RRset to sign: where its signatures go, its owner and its records.
+struct Job<'z> {
+    slot: Slot<'z>,
+    owner: Name,
+    records: &'z [Record],
+}
+
+/// Where a job's signatures go: the RRset map, or the NSEC3 link with that index and hash.
+enum Slot<'z> {
+    RrSet(LowerName, RecordType),
+    Link(usize, &'z Hash),
+}
+
+/// A signature the previous version did not have: job and signer.
+struct Missing {
+    job: usize,
+    signer: usize,
+}
+
+/// The previous signed version of a zone, whose signatures are reused while they are fresh.
+#[derive(Clone, Copy)]
+pub struct Previous<'a> {
+    /// The zone as it was signed.
+    pub zone: &'a Zone,
+    /// Its signatures.
+    pub signed: &'a SignedZone,
+}
+
+impl<'a> Previous<'a> {
+    /// The signatures over the job's RRset if it has not changed since.
+    fn sigs(self, job: &Job<'_>) -> &'a [Record] {
+        match &job.slot {
+            Slot::RrSet(name, rtype) => {
+                let unchanged = self
+                    .zone
+                    .node(name)
+                    .and_then(|n| n.get(*rtype))
+                    .is_some_and(|set| set.records.as_slice() == job.records);
+                if unchanged {
+                    self.signed.sigs(name, *rtype)
+                } else {
+                    &[]
+                }
+            }
+            Slot::Link(_, hash) => self
+                .signed
+                .chain
+                .link_of(hash, &job.records[0])
+                .map_or(&[], |l| &l.records[1..]),
+        }
+    }
+}
+
+/// Signs `zone` with `keys` at time `now` (Unix seconds), reusing the fresh signatures of
+/// `previous`; the missing ones are made on every core.
+pub fn sign_zone(
+    zone: &Zone,
+    keys: &ZoneKeys,
+    previous: Option<Previous<'_>>,
+    now: u64,
+) -> Result<SignedZone, DnsError> {
+    let mut chain = Chain::build(zone);
+    let nsec3: Vec<Record> = chain.links_mut().map(|l| l.records[0].clone()).collect();
+    let hashes: Vec<Hash> = chain.hashes().to_vec();
+    let mut jobs = Vec::new();
+    for (name, node) in zone.nodes() {
+        if !zone.authoritative_name(name) {
+            continue;
+        }
+        for set in &node.rrsets {
+            if !node.cut || set.rtype == RecordType::DS {
+                jobs.push(Job {
+                    slot: Slot::RrSet(name.clone(), set.rtype),
+                    owner: Name::from(name),
+                    records: &set.records,
+                });
+            }
+        }
+    }
+    for (i, (record, hash)) in nsec3.iter().zip(&hashes).enumerate() {
+        jobs.push(Job {
+            slot: Slot::Link(i, hash),
+            owner: record.name.clone(),
+            records: std::slice::from_ref(record),
+        });
+    }
+
+    // The previous version first: what is fresh is reused, the rest is signed below.
+    let renew_after = now + SIGNATURE_VALIDITY.as_secs() / 2;
+    let mut sigs: Vec<Vec<Option<Record>>> = Vec::with_capacity(jobs.len());
+    let mut missing = Vec::new();
+    for (j, job) in jobs.iter().enumerate() {
+        let old = previous.map_or(&[][..], |p| p.sigs(job));
+        let mut slots = vec![None; keys.signers.len()];
+        for (k, signer) in keys.signers.iter().enumerate() {
+            if !signs(job, signer) {
+                continue;
+            }
+            let fresh = old.iter().find(|r| {
+                rrsig(r).is_some_and(|sig| {
+                    sig.input().key_tag == signer.tag
+                        && sig.input().algorithm == signer.signer.key().algorithm()
+                        && u64::from(sig.input().sig_expiration.get()) > renew_after
+                })
+            });
+            match fresh {
+                Some(record) => slots[k] = Some(record.clone()),
+                None => missing.push(Missing { job: j, signer: k }),
+            }
+        }
+        sigs.push(slots);
+    }
+
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = missing.len().div_ceil(threads).max(64);
+    let made: Vec<Result<Vec<Record>, DnsError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = missing
+            .chunks(chunk)
+            .map(|part| {
+                let jobs = &jobs;
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|m| sign(&jobs[m.job], &keys.signers[m.signer], zone.origin(), now))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(DnsError::Dnssec("signing thread panicked".into())))
+            })
+            .collect()
+    });
+    let mut made = made
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten();
+    for m in missing {
+        let record = made
+            .next()
+            .ok_or_else(|| DnsError::Dnssec("signature missing".into()))?;
+        sigs[m.job][m.signer] = Some(record);
+    }
+
+    let mut signed = SignedZone::default();
+    let mut links: Vec<_> = chain.links_mut().collect();
+    for (job, slots) in jobs.iter().zip(sigs) {
+        let records = slots.into_iter().flatten();
+        match &job.slot {
+            Slot::RrSet(name, rtype) => {
+                signed
+                    .sigs
+                    .insert((name.clone(), *rtype), records.collect());
+            }
+            Slot::Link(i, _) => links[*i].records.extend(records),
+        }
+    }
+    drop(links);
+    signed.chain = chain;
+    Ok(signed)
+}
+
+/// True when `signer` signs the job's RRset: entry-point keys sign DNSKEY, CDS and CDNSKEY,
+/// zone keys the rest.
+fn signs(job: &Job<'_>, signer: &Signer) -> bool {
+    let key_set = job.records.first().is_some_and(|r| {
+        matches!(
+            r.record_type(),
+            RecordType::DNSKEY | RecordType::CDS | RecordType::CDNSKEY
+        )
+    });
+    if key_set {
+        signer.signs_keys
+    } else {
+        signer.signs_data
+    }
+}
+
+/// Makes one RRSIG (RFC 4034 §3, RFC 4035 §2.2).
+fn sign(job: &Job<'_>, signer: &Signer, zone: &Name, now: u64) -> Result<Record, DnsError> {
+    let (owner, records) = (&job.owner, job.records);
+    let rtype = records
+        .first()
+        .map(Record::record_type)
+        .ok_or_else(|| DnsError::Dnssec(format!("{owner}: empty RRset")))?;
+    let ttl = records[0].ttl;
+    let input = SigInput {
+        type_covered: rtype,
+        algorithm: signer.signer.key().algorithm(),
+        num_labels: owner.num_labels(),
+        original_ttl: ttl,
+        sig_expiration: SerialNumber::new(serial_time(now + SIGNATURE_VALIDITY.as_secs())),
+        sig_inception: SerialNumber::new(serial_time(now.saturating_sub(INCEPTION_SLACK))),
+        key_tag: signer.tag,
+        signer_name: zone.clone(),
+    };
+    let failed = |e: &dyn std::fmt::Display| DnsError::Dnssec(format!("{owner} {rtype}: {e}"));
+    let tbs =
+        TBS::from_input(owner, DNSClass::IN, &input, records.iter()).map_err(|e| failed(&e))?;
+    let sig = signer.signer.sign(&tbs).map_err(|e| failed(&e))?;
+    Ok(Record::from_rdata(
+        owner.clone(),
+        ttl,
+        RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(input, sig))),
+    ))
+}
+
+/// RRSIG times are 32-bit serial numbers of Unix seconds (RFC 4034 §3.1.5).
+fn serial_time(t: u64) -> u32 {
+    (t & u64::from(u32::MAX)) as u32
+}
+
+fn rrsig(record: &Record) -> Option<&RRSIG> {
+    match &record.data {
+        RData::DNSSEC(DNSSECRData::RRSIG(sig)) => Some(sig),
+        _ => None,
+    }
+}
