@@ -86,13 +86,15 @@ impl SerialBook {
     }
 
     /// The serial for `records` (a zone's merged content) of `origin` in `view`, where the
-    /// managed records are at `generation`; a suspicious shrink is logged.
+    /// managed records are at `generation`, and `renewing` when the build renews DNSSEC
+    /// signatures (a change even if the records are the same); a suspicious shrink is logged.
     pub fn choose(
         &self,
         view: &str,
         origin: &Name,
         records: &[SourceRecord],
         generation: u32,
+        renewing: bool,
     ) -> Choice {
         let file_serial = source_serial(records).unwrap_or_default();
         let candidate = file_serial.wrapping_add(generation);
@@ -109,7 +111,7 @@ impl SerialBook {
                 );
             }
         }
-        let serial = choose(candidate, digest, last.map(|l| l.served));
+        let serial = choose(candidate, digest, last.map(|l| l.served), renewing);
         Choice {
             serial,
             offset: serial.wrapping_sub(file_serial),
@@ -153,12 +155,13 @@ impl SerialBook {
 }
 
 /// The serial to serve for content `digest` when the sources ask for `candidate` and `last` was
-/// served before: never lower than the last one, and higher when the content changed.
-pub fn choose(candidate: u32, digest: u64, last: Option<ServedSerial>) -> u32 {
+/// served before: never lower than the last one, and higher when the content changed (or its
+/// signatures are `renewing`).
+pub fn choose(candidate: u32, digest: u64, last: Option<ServedSerial>, renewing: bool) -> u32 {
     match last {
         None => candidate,
         Some(last) if serial_lt(last.serial, candidate) => candidate,
-        Some(last) if last.digest == digest => last.serial,
+        Some(last) if last.digest == digest && !renewing => last.serial,
         Some(last) => last.serial.wrapping_add(1),
     }
 }
@@ -219,25 +222,35 @@ mod tests {
             digest: 1,
         });
         assert_eq!(
-            choose(7, 9, None),
+            choose(7, 9, None, false),
             7,
             "first build serves the file's serial"
         );
-        assert_eq!(choose(10, 1, last), 10, "unchanged");
+        assert_eq!(choose(10, 1, last, false), 10, "unchanged");
         assert_eq!(
-            choose(10, 2, last),
+            choose(10, 2, last, false),
             11,
             "content changed, serial not: bumped"
         );
-        assert_eq!(choose(8, 1, last), 10, "never goes back");
-        assert_eq!(choose(8, 2, last), 11);
-        assert_eq!(choose(20, 2, last), 20, "a newer file serial wins");
+        assert_eq!(choose(8, 1, last, false), 10, "never goes back");
+        assert_eq!(choose(8, 2, last, false), 11);
+        assert_eq!(choose(20, 2, last, false), 20, "a newer file serial wins");
         let high = Some(ServedSerial {
             serial: u32::MAX,
             digest: 1,
         });
-        assert_eq!(choose(3, 2, high), 3, "3 is after u32::MAX (RFC 1982)");
-        assert_eq!(choose(u32::MAX, 2, high), 0, "the bump wraps");
+        assert_eq!(
+            choose(3, 2, high, false),
+            3,
+            "3 is after u32::MAX (RFC 1982)"
+        );
+        assert_eq!(choose(u32::MAX, 2, high, false), 0, "the bump wraps");
+        assert_eq!(
+            choose(10, 1, last, true),
+            11,
+            "same records, renewed signatures: bumped"
+        );
+        assert_eq!(choose(20, 1, last, true), 20, "a newer file serial wins");
     }
 
     #[test]

@@ -528,7 +528,12 @@ fn load_zone(
     };
     // The DNSKEY, CDS and CDNSKEY records count in the content digest: a key change is a
     // new serial.
-    let choice = inputs.serials.choose(view, origin, &records, generation);
+    // Renewed signatures are new content too: a new serial, so secondaries pick them up.
+    let renewing = keys.is_some()
+        && previous(inputs, view, origin).is_some_and(|p| p.signed.renewal_due(unix_now()));
+    let choice = inputs
+        .serials
+        .choose(view, origin, &records, generation, renewing);
     let (zone, problems) = Zone::build(origin, records, choice.offset);
     report.problems.extend(problems);
     if zone.is_some() {

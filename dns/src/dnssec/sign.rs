@@ -33,6 +33,18 @@ impl SignedZone {
             .map_or(&[], Vec::as_slice)
     }
 
+    /// Whether signing again at `now` would renew signatures (some have less than half their
+    /// validity left): the zone then changes, and must be served under a new serial so that
+    /// secondaries transfer the new signatures before the old ones expire.
+    pub fn renewal_due(&self, now: u64) -> bool {
+        let renew_after = now + SIGNATURE_VALIDITY.as_secs() / 2;
+        self.sigs
+            .values()
+            .flatten()
+            .filter_map(rrsig)
+            .any(|sig| u64::from(sig.input().sig_expiration.get()) <= renew_after)
+    }
+
     /// Every RRSIG and NSEC3 record, for zone transfers.
     pub fn transfer_records(&self) -> impl Iterator<Item = &Record> {
         self.sigs.values().flatten().chain(self.chain.records())

@@ -215,6 +215,12 @@ fn signatures_are_cached_until_half_their_validity() {
     let keys = super::ZoneKeys::new(keys).expect("keys");
     let www = LowerName::from(name("www.t.test."));
     let t0 = 1_800_000_000;
+    let fresh = super::sign_zone(&zone, &keys, None, t0).expect("signs");
+    assert!(!fresh.renewal_due(t0 + 6 * 86400), "nothing to renew yet");
+    assert!(
+        fresh.renewal_due(t0 + 8 * 86400),
+        "renewal due: a new serial"
+    );
     let mut last: Option<super::SignedZone> = None;
     let mut sign_at = |now: u64| {
         let previous = last.as_ref().map(|signed| super::Previous {
