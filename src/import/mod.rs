@@ -1,0 +1,200 @@
+//! `postern import maildir|mbox ADDRESS PATH`: moving a user's mail in from a Dovecot/Courier
+//! Maildir++ tree or from mbox files (one file per folder, Thunderbird `.sbd` and mutt-style
+//! directories nesting). Every message goes through the store's import API, which records a
+//! source identity (the SHA-256 of its bytes and its occurrence number in the source folder) with
+//! it in one transaction: a second or interrupted run stores nothing twice.
+
+mod maildir;
+mod mbox;
+mod sources;
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use anyhow::Context;
+use postern_store::{Flags, Mailbox, Spool, Store};
+use sha2::{Digest, Sha256};
+
+use crate::cli::ImportCmd;
+use crate::output::outln;
+use mbox::{MboxReader, Quoting};
+use sources::{Folder, SourceKind};
+
+/// Runs `postern import ...`.
+pub async fn run(store: &Store, cmd: ImportCmd) -> anyhow::Result<()> {
+    let (address, path, dry_run, quoting, maildir) = match cmd {
+        ImportCmd::Maildir {
+            address,
+            path,
+            dry_run,
+        } => (address, path, dry_run, Quoting::Rd, true),
+        ImportCmd::Mbox {
+            address,
+            path,
+            dry_run,
+            mboxo,
+        } => {
+            let quoting = if mboxo { Quoting::O } else { Quoting::Rd };
+            (address, path, dry_run, quoting, false)
+        }
+    };
+    let user = store
+        .user(&address)
+        .await?
+        .with_context(|| format!("no such user: {address}"))?;
+    let mut warn = |w: String| eprintln!("warning: {w}");
+    let folders = if maildir {
+        sources::maildir_folders(&path, &mut warn)?
+    } else {
+        sources::mbox_folders(&path, &mut warn)?
+    };
+    let existing = store.list_mailboxes(user.id).await?;
+    let mut importer = Importer {
+        store,
+        dry_run,
+        quoting,
+        total: 0,
+    };
+    for folder in &folders {
+        let target = sources::target_name(&folder.levels, &existing);
+        let mailbox = match store.mailbox(user.id, &target).await? {
+            Some(m) => Some(m),
+            None if dry_run => None,
+            None => Some(store.create_mailbox_path(user.id, &target).await?),
+        };
+        let (new, old) = importer
+            .folder(folder, mailbox.as_ref())
+            .await
+            .with_context(|| format!("importing {}", folder.path.display()))?;
+        let create = if mailbox.is_none() {
+            " (new folder)"
+        } else {
+            ""
+        };
+        let verb = if dry_run { "would import" } else { "imported" };
+        outln!("{target}{create}: {verb} {new}, {old} already there");
+    }
+    let verb = if dry_run { "would import" } else { "imported" };
+    outln!("{verb} {} message(s) for {}", importer.total, user.address);
+    Ok(())
+}
+
+struct Importer<'a> {
+    store: &'a Store,
+    dry_run: bool,
+    quoting: Quoting,
+    total: u64,
+}
+
+/// One message on its way in: its hash, and its bytes in a spool file unless this is a dry run.
+struct Incoming {
+    hasher: Sha256,
+    spool: Option<Spool>,
+}
+
+impl Incoming {
+    async fn new(dry_run: bool) -> anyhow::Result<Incoming> {
+        let spool = match dry_run {
+            true => None,
+            false => Some(Spool::create(None).await?),
+        };
+        Ok(Incoming {
+            hasher: Sha256::new(),
+            spool,
+        })
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.hasher.update(bytes);
+        if let Some(spool) = &mut self.spool {
+            spool.write(bytes).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Importer<'_> {
+    /// Imports one source folder into `mailbox` (`None`: it does not exist yet, in a dry run).
+    /// Returns (imported, already imported).
+    async fn folder(
+        &mut self,
+        folder: &Folder,
+        mailbox: Option<&Mailbox>,
+    ) -> anyhow::Result<(u64, u64)> {
+        let mut counts = (0, 0);
+        let mut seen: HashMap<[u8; 32], u64> = HashMap::new();
+        match folder.kind {
+            SourceKind::Maildir => {
+                for m in maildir::messages(&folder.path)? {
+                    let mut incoming = Incoming::new(self.dry_run).await?;
+                    let mut file = sources::open_no_follow(&m.path)?;
+                    let mut buf = vec![0; mbox::MAX_PIECE];
+                    loop {
+                        let n = file.read(&mut buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        incoming.write(&buf[..n]).await?;
+                    }
+                    let done = self
+                        .message(mailbox, incoming, &m.flags, m.internal_date, &mut seen)
+                        .await?;
+                    add(&mut counts, done);
+                }
+            }
+            SourceKind::Mbox => {
+                let file = sources::open_no_follow(&folder.path)?;
+                let input = std::io::BufReader::with_capacity(mbox::MAX_PIECE, file);
+                let mut reader = MboxReader::new(input, self.quoting);
+                while let Some(date) = reader.next_message()? {
+                    let mut incoming = Incoming::new(self.dry_run).await?;
+                    while let Some(piece) = reader.next_piece()? {
+                        incoming.write(piece).await?;
+                    }
+                    let date = date.unwrap_or_else(postern_store::unix_now);
+                    let flags = reader.flags();
+                    let done = self
+                        .message(mailbox, incoming, &flags, date, &mut seen)
+                        .await?;
+                    add(&mut counts, done);
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Stores one message unless it was imported before; true if it was (or would be) stored.
+    async fn message(
+        &mut self,
+        mailbox: Option<&Mailbox>,
+        incoming: Incoming,
+        flags: &Flags,
+        internal_date: i64,
+        seen: &mut HashMap<[u8; 32], u64>,
+    ) -> anyhow::Result<bool> {
+        let hash: [u8; 32] = incoming.hasher.finalize().into();
+        let occurrence = seen.entry(hash).or_default();
+        *occurrence += 1;
+        let key = format!("sha256:{}#{occurrence}", hex::encode(hash));
+        let flags = sources::valid_flags(flags);
+        let stored = match (mailbox, incoming.spool) {
+            (Some(m), Some(spool)) => self
+                .store
+                .import_spooled(m, spool, &flags, internal_date, &key)
+                .await?
+                .is_some(),
+            (Some(m), None) => !self.store.was_imported(m, &key).await?,
+            (None, _) => true,
+        };
+        self.total += u64::from(stored);
+        Ok(stored)
+    }
+}
+
+fn add(counts: &mut (u64, u64), stored: bool) {
+    if stored {
+        counts.0 += 1;
+    } else {
+        counts.1 += 1;
+    }
+}
