@@ -57,7 +57,9 @@ pub async fn run(store: &Store, cmd: ImportCmd) -> anyhow::Result<()> {
     };
     for folder in &folders {
         let target = sources::target_name(&folder.levels, &existing);
-        let mailbox = match store.mailbox(user.id, &target).await? {
+        let found = store.mailbox(user.id, &target).await?;
+        let create = if found.is_none() { " (new folder)" } else { "" };
+        let mailbox = match found {
             Some(m) => Some(m),
             None if dry_run => None,
             None => Some(store.create_mailbox_path(user.id, &target).await?),
@@ -66,11 +68,6 @@ pub async fn run(store: &Store, cmd: ImportCmd) -> anyhow::Result<()> {
             .folder(folder, mailbox.as_ref())
             .await
             .with_context(|| format!("importing {}", folder.path.display()))?;
-        let create = if mailbox.is_none() {
-            " (new folder)"
-        } else {
-            ""
-        };
         let verb = if dry_run { "would import" } else { "imported" };
         outln!("{target}{create}: {verb} {new}, {old} already there");
     }
