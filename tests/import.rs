@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use common::{Db, Instance};
+use common::{repo_path, Db, Instance};
 use postern_store::{Flags, Store};
 
 both_backends!(
@@ -44,7 +44,7 @@ async fn contents(store: &Store, address: &str) -> BTreeMap<String, Vec<Stored>>
 }
 
 async fn instance(db: Db, users: &[&str]) -> Instance {
-    let inst = Instance::new(db, &[], "").await;
+    let inst = Instance::new(db, &["imap", "imaps"], "").await;
     inst.ok(&["domain", "add", "example.test"], "");
     for u in users {
         inst.ok(&["user", "add", u], "password\n");
