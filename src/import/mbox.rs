@@ -132,7 +132,7 @@ impl<R: BufRead> MboxReader<R> {
             }
             let room = MAX_PIECE - self.line.len();
             let window = &buf[..buf.len().min(room)];
-            let (take, done) = match window.iter().position(|&b| b == b'\n') {
+            let (take, done) = match memchr::memchr(b'\n', window) {
                 Some(i) => (i + 1, true),
                 None => (window.len(), false),
             };
