@@ -220,6 +220,23 @@ async fn import_maildir(db: Db) {
         contents(&inst.db.open().await, addr).await["INBOX"].len(),
         4
     );
+
+    let server = inst.start();
+    let out = std::process::Command::new("python3")
+        .arg(repo_path("tests/imap/imported.py"))
+        .env("IMAP_PORT", server.addr("imap").port().to_string())
+        .env("IMAPS_PORT", server.addr("imaps").port().to_string())
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).ends_with("ok\n"),
+        "imported.py failed:\n{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    assert!(server.stop().success());
 }
 
 const INBOX_MBOX: &[u8] = b"From alice@example.test Mon Dec  7 01:02:03 2026\n\

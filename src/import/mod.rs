@@ -83,30 +83,56 @@ struct Importer<'a> {
     total: u64,
 }
 
-/// One message on its way in: its hash, and its bytes in a spool file unless this is a dry run.
+/// Bytes of a message kept in memory before they go to a spool file: most messages are smaller,
+/// so a re-run that finds them imported never writes them anywhere.
+const SPILL_BYTES: usize = 1 << 20;
+
+/// One message on its way in: its hash so far, and its bytes (none kept in a dry run): in memory
+/// up to [`SPILL_BYTES`], beyond that in a spool file, written in pieces of that size.
 struct Incoming {
     hasher: Sha256,
+    keep: bool,
+    buf: Vec<u8>,
     spool: Option<Spool>,
 }
 
 impl Incoming {
-    async fn new(dry_run: bool) -> anyhow::Result<Incoming> {
-        let spool = match dry_run {
-            true => None,
-            false => Some(Spool::create(None).await?),
-        };
-        Ok(Incoming {
+    fn new(dry_run: bool) -> Incoming {
+        Incoming {
             hasher: Sha256::new(),
-            spool,
-        })
+            keep: !dry_run,
+            buf: Vec::new(),
+            spool: None,
+        }
     }
 
     async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
         self.hasher.update(bytes);
-        if let Some(spool) = &mut self.spool {
-            spool.write(bytes).await?;
+        if self.keep {
+            self.buf.extend_from_slice(bytes);
+            if self.buf.len() >= SPILL_BYTES {
+                self.spill().await?;
+            }
         }
         Ok(())
+    }
+
+    /// Moves the bytes held in memory to the spool file (created on first use).
+    async fn spill(&mut self) -> anyhow::Result<()> {
+        let spool = match &mut self.spool {
+            Some(spool) => spool,
+            None => self.spool.insert(Spool::create(None).await?),
+        };
+        spool.write(&self.buf).await?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// The whole message in a spool file.
+    async fn into_spool(mut self) -> anyhow::Result<Spool> {
+        self.spill().await?;
+        self.spool
+            .ok_or_else(|| anyhow::anyhow!("spool file missing after writing it"))
     }
 }
 
@@ -123,7 +149,7 @@ impl Importer<'_> {
         match folder.kind {
             SourceKind::Maildir => {
                 for m in maildir::messages(&folder.path)? {
-                    let mut incoming = Incoming::new(self.dry_run).await?;
+                    let mut incoming = Incoming::new(self.dry_run);
                     let mut file = sources::open_no_follow(&m.path)?;
                     let mut buf = vec![0; mbox::MAX_PIECE];
                     loop {
@@ -144,7 +170,7 @@ impl Importer<'_> {
                 let input = std::io::BufReader::with_capacity(mbox::MAX_PIECE, file);
                 let mut reader = MboxReader::new(input, self.quoting);
                 while let Some(date) = reader.next_message()? {
-                    let mut incoming = Incoming::new(self.dry_run).await?;
+                    let mut incoming = Incoming::new(self.dry_run);
                     while let Some(piece) = reader.next_piece()? {
                         incoming.write(piece).await?;
                     }
@@ -169,19 +195,22 @@ impl Importer<'_> {
         internal_date: i64,
         seen: &mut HashMap<[u8; 32], u64>,
     ) -> anyhow::Result<bool> {
-        let hash: [u8; 32] = incoming.hasher.finalize().into();
+        let hash: [u8; 32] = incoming.hasher.clone().finalize().into();
         let occurrence = seen.entry(hash).or_default();
         *occurrence += 1;
         let key = format!("sha256:{}#{occurrence}", hex::encode(hash));
         let flags = sources::valid_flags(flags);
-        let stored = match (mailbox, incoming.spool) {
-            (Some(m), Some(spool)) => self
-                .store
-                .import_spooled(m, spool, &flags, internal_date, &key)
-                .await?
-                .is_some(),
-            (Some(m), None) => !self.store.was_imported(m, &key).await?,
-            (None, _) => true,
+        let stored = match mailbox {
+            None => true,
+            Some(m) if self.store.was_imported(m, &key).await? => false,
+            Some(_) if self.dry_run => true,
+            Some(m) => {
+                let spool = incoming.into_spool().await?;
+                let uid = self
+                    .store
+                    .import_spooled(m, spool, &flags, internal_date, &key);
+                uid.await?.is_some()
+            }
         };
         self.total += u64::from(stored);
         Ok(stored)
