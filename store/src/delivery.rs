@@ -89,6 +89,14 @@ pub struct Incoming<'a> {
     pub expires_at: i64,
 }
 
+/// What a new mailbox entry gets besides its bytes.
+struct NewEntry<'a> {
+    flags: &'a Flags,
+    internal_date: i64,
+    /// The source identity of an imported message, recorded with it.
+    import_key: Option<&'a str>,
+}
+
 /// What [`Store::accept`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
@@ -188,7 +196,12 @@ impl Store {
         let parsed = parse_for_storage(raw).await?;
         let hash = content_hash(raw);
         let source = BlobSource::Bytes(raw);
-        self.append_parsed(mailbox, source, &hash, &parsed, flags, internal_date, None)
+        let entry = NewEntry {
+            flags,
+            internal_date,
+            import_key: None,
+        };
+        self.append_parsed(mailbox, source, &hash, &parsed, entry)
             .await
     }
 
@@ -204,19 +217,12 @@ impl Store {
         flags: &Flags,
         internal_date: i64,
     ) -> Result<i64> {
-        let file = spool.finish().await?;
-        let parsed = parse_spooled(&file).await?;
-        let source = BlobSource::File(&file);
-        self.append_parsed(
-            mailbox,
-            source,
-            &file.hash,
-            &parsed,
+        let entry = NewEntry {
             flags,
             internal_date,
-            None,
-        )
-        .await
+            import_key: None,
+        };
+        self.append_spool_file(mailbox, spool, entry).await
     }
 
     /// Like [`Store::append_spooled`] for a message imported from another store (`postern import`),
@@ -234,22 +240,12 @@ impl Store {
         if self.was_imported(mailbox, source_key).await? {
             return Ok(None);
         }
-        let file = spool.finish().await?;
-        let parsed = parse_spooled(&file).await?;
-        let source = BlobSource::File(&file);
-        let key = Some(source_key);
-        match self
-            .append_parsed(
-                mailbox,
-                source,
-                &file.hash,
-                &parsed,
-                flags,
-                internal_date,
-                key,
-            )
-            .await
-        {
+        let entry = NewEntry {
+            flags,
+            internal_date,
+            import_key: Some(source_key),
+        };
+        match self.append_spool_file(mailbox, spool, entry).await {
             Ok(uid) => Ok(Some(uid)),
             Err(StoreError::Exists(_)) => Ok(None),
             Err(e) => Err(e),
@@ -269,16 +265,26 @@ impl Store {
         Ok(row.is_some())
     }
 
-    #[allow(clippy::too_many_arguments)]
+    async fn append_spool_file(
+        &self,
+        mailbox: &Mailbox,
+        spool: Spool,
+        entry: NewEntry<'_>,
+    ) -> Result<i64> {
+        let file = spool.finish().await?;
+        let parsed = parse_spooled(&file).await?;
+        let source = BlobSource::File(&file);
+        self.append_parsed(mailbox, source, &file.hash, &parsed, entry)
+            .await
+    }
+
     async fn append_parsed(
         &self,
         mailbox: &Mailbox,
         source: BlobSource<'_>,
         hash: &str,
         parsed: &str,
-        flags: &Flags,
-        internal_date: i64,
-        import_key: Option<&str>,
+        entry: NewEntry<'_>,
     ) -> Result<i64> {
         let size = match source {
             BlobSource::Bytes(raw) => raw.len() as i64,
@@ -288,7 +294,7 @@ impl Store {
         if !charge_quota(&mut tx, mailbox.user_id, size).await? {
             return Err(StoreError::OverQuota(format!("user {}", mailbox.user_id)));
         }
-        if let Some(key) = import_key {
+        if let Some(key) = entry.import_key {
             sqlx::query("INSERT INTO imported_messages (mailbox_id, source_key) VALUES ($1, $2)")
                 .bind(mailbox.id)
                 .bind(key)
@@ -297,8 +303,15 @@ impl Store {
                 .map_err(unique_as_exists(format!("imported message {key}")))?;
         }
         put_blob(&mut tx, source, hash, parsed).await?;
-        let (uid, modseq) =
-            insert_message(&mut tx, mailbox.id, hash, size, flags, internal_date).await?;
+        let (uid, modseq) = insert_message(
+            &mut tx,
+            mailbox.id,
+            hash,
+            size,
+            entry.flags,
+            entry.internal_date,
+        )
+        .await?;
         let change = Change::Mailbox {
             user_id: mailbox.user_id,
             mailbox_id: mailbox.id,
