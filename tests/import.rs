@@ -106,6 +106,7 @@ async fn import_maildir(db: Db) {
     std::os::unix::fs::symlink(inst.dir.path(), root.join(".Linked")).expect("symlink dir");
     for (folder, name, date) in [
         (".Sent", "Subject: sent\n\n", 1_600_000_000),
+        (".Sent Items", "Subject: sent\n\n", 1_600_000_000),
         (".Projects.2026", "Subject: nested\n\n", 1_600_000_001),
         (".K&AOQ-se", "Subject: utf7\n\n", 1_600_000_002),
         (".a&AC8-b", "Subject: slash\n\n", 1_600_000_003),
@@ -129,7 +130,7 @@ async fn import_maildir(db: Db) {
     let addr = "alice@example.test";
     let root_arg = root.to_str().expect("utf-8 path");
     let dry = inst.ok(&["import", "maildir", addr, root_arg, "--dry-run"], "");
-    assert!(dry.contains("would import 11 message(s)"), "{dry}");
+    assert!(dry.contains("would import 12 message(s)"), "{dry}");
     assert!(
         dry.contains("Projects/2026 (new folder): would import 1"),
         "{dry}"
@@ -141,7 +142,7 @@ async fn import_maildir(db: Db) {
     );
 
     let out = inst.ok(&["import", "maildir", addr, root_arg], "");
-    assert!(out.contains("imported 11 message(s)"), "{out}");
+    assert!(out.contains("imported 12 message(s)"), "{out}");
     let all = contents(&inst.db.open().await, addr).await;
     let inbox = &all["INBOX"];
     assert_eq!(inbox.len(), 3, "{inbox:?}");
@@ -175,7 +176,6 @@ async fn import_maildir(db: Db) {
         "keyword d is 'not an atom', which IMAP cannot carry"
     );
     for (mailbox, subject, date) in [
-        ("Sent", "sent", 1_600_000_000),
         ("Projects/2026", "nested", 1_600_000_001),
         ("K\u{e4}se", "utf7", 1_600_000_002),
         ("a_b", "slash", 1_600_000_003),
@@ -191,6 +191,17 @@ async fn import_maildir(db: Db) {
         );
         assert_eq!(all[mailbox], vec![want], "{mailbox}");
     }
+    let sent = (
+        b"Subject: sent\n\n".to_vec(),
+        Flags::SEEN,
+        kw(&[]),
+        1_600_000_000,
+    );
+    assert_eq!(
+        all["Sent"],
+        vec![sent.clone(), sent],
+        ".Sent and .Sent Items both go to Sent, the same message from each"
+    );
     assert_eq!(all["Caf\u{fffd}"].len(), 1);
     assert!(all.contains_key("Projects"), "parent created");
     assert!(!all.contains_key("Linked") && !all.contains_key("Spam"));
@@ -220,6 +231,19 @@ async fn import_maildir(db: Db) {
         contents(&inst.db.open().await, addr).await["INBOX"].len(),
         4
     );
+
+    let deep = format!(".{}", vec!["d"; 40].join("."));
+    maildir_folder(&root.join(&deep));
+    write(
+        &root.join(&deep).join("cur/1.M1.x:2,S"),
+        b"Subject: deep\n\n",
+        None,
+    );
+    let skipped = inst.run(&["import", "maildir", addr, root_arg], "");
+    let stderr = String::from_utf8_lossy(&skipped.stderr);
+    assert!(skipped.status.success(), "{stderr}");
+    assert!(stderr.contains("refused, skipped"), "{stderr}");
+    assert!(String::from_utf8_lossy(&skipped.stdout).contains("imported 0 message(s)"));
 
     let server = inst.start();
     let out = std::process::Command::new("python3")

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use anyhow::Context;
-use postern_store::{Flags, Mailbox, Spool, Store};
+use postern_store::{Flags, Mailbox, Spool, Store, StoreError};
 use sha2::{Digest, Sha256};
 
 use crate::cli::ImportCmd;
@@ -62,7 +62,17 @@ pub async fn run(store: &Store, cmd: ImportCmd) -> anyhow::Result<()> {
         let mailbox = match found {
             Some(m) => Some(m),
             None if dry_run => None,
-            None => Some(store.create_mailbox_path(user.id, &target).await?),
+            None => match store.create_mailbox_path(user.id, &target).await {
+                Ok(m) => Some(m),
+                Err(StoreError::Invalid { .. }) => {
+                    warn(format!(
+                        "{}: folder name {target:?} refused, skipped",
+                        folder.path.display()
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            },
         };
         let (new, old) = importer
             .folder(folder, mailbox.as_ref())
@@ -145,7 +155,10 @@ impl Importer<'_> {
         mailbox: Option<&Mailbox>,
     ) -> anyhow::Result<(u64, u64)> {
         let mut counts = (0, 0);
-        let mut seen: HashMap<[u8; 32], u64> = HashMap::new();
+        let mut seen = SourceIds {
+            folder: folder.levels.join("/"),
+            seen: HashMap::new(),
+        };
         match folder.kind {
             SourceKind::Maildir => {
                 for m in maildir::messages(&folder.path)? {
@@ -193,12 +206,9 @@ impl Importer<'_> {
         incoming: Incoming,
         flags: &Flags,
         internal_date: i64,
-        seen: &mut HashMap<[u8; 32], u64>,
+        seen: &mut SourceIds,
     ) -> anyhow::Result<bool> {
-        let hash: [u8; 32] = incoming.hasher.clone().finalize().into();
-        let occurrence = seen.entry(hash).or_default();
-        *occurrence += 1;
-        let key = format!("sha256:{}#{occurrence}", hex::encode(hash));
+        let key = seen.key(incoming.hasher.clone().finalize().into());
         let flags = sources::valid_flags(flags);
         let stored = match mailbox {
             None => true,
@@ -214,6 +224,26 @@ impl Importer<'_> {
         };
         self.total += u64::from(stored);
         Ok(stored)
+    }
+}
+
+/// The identities of one source folder's messages: the SHA-256 of the bytes, which occurrence of
+/// those bytes in the folder it is (a folder may hold a message twice), and the folder's name (two
+/// source folders may go to one mailbox, `.Sent` and `.Sent Items` to Sent).
+struct SourceIds {
+    folder: String,
+    seen: HashMap<[u8; 32], u64>,
+}
+
+impl SourceIds {
+    fn key(&mut self, hash: [u8; 32]) -> String {
+        let occurrence = self.seen.entry(hash).or_default();
+        *occurrence += 1;
+        format!(
+            "sha256:{}#{occurrence} in {}",
+            hex::encode(hash),
+            self.folder
+        )
     }
 }
 
