@@ -2,7 +2,7 @@
 //! fixtures with nested folders, flags, keywords, dates, quoted `From ` lines, a message without
 //! a final newline and hostile names (modified UTF-7, `/`, `%`, non-UTF-8, a symbolic link out of
 //! the tree), imported by the real binary; the result is read back through the store (exact bytes,
-//! flags, keywords, internal dates) and through IMAP; a second run and `--dry-run` change nothing.
+//! flags, keywords, internal dates) through IMAP (imaplib) and as mbsync pulls it; a second run and `--dry-run` change nothing.
 
 mod common;
 
@@ -260,7 +260,93 @@ async fn import_maildir(db: Db) {
         String::from_utf8_lossy(&out.stderr),
         server.log()
     );
+    mbsync_sees_the_import(&inst, &server);
     assert!(server.stop().success());
+}
+
+/// mbsync pulls alice's imported mail into a fresh Maildir++: the same folders (their names on
+/// the wire in modified UTF-7) and, in INBOX, the same bytes with the same system flags as the
+/// source Maildir.
+fn mbsync_sees_the_import(inst: &Instance, server: &common::Server) {
+    let dir = inst.dir.path().join("mbsync");
+    let local = dir.join("Mail");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let config = dir.join("mbsyncrc");
+    let text = format!(
+        "IMAPAccount postern\nHost 127.0.0.1\nPort {}\nUser alice@example.test\nPass password\n\
+         SSLType IMAPS\nCertificateFile {}\n\nIMAPStore remote\nAccount postern\n\n\
+         MaildirStore local\nInbox {}\nSubFolders Maildir++\n\n\
+         Channel pull\nFar :remote:\nNear :local:\nPatterns *\nCreate Near\nExpunge None\n\
+         Sync Pull\nSyncState *\n",
+        server.addr("imaps").port(),
+        inst.data_dir().join("tls/cert.pem").display(),
+        local.display(),
+    );
+    std::fs::write(&config, text).expect("write mbsyncrc");
+    let out = std::process::Command::new("mbsync")
+        .arg("-c")
+        .arg(&config)
+        .arg("-a")
+        .env("HOME", &dir)
+        .output()
+        .expect("run mbsync (isync)");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "mbsync failed:\n{log}");
+    let mut folders: Vec<String> = std::fs::read_dir(&local)
+        .expect("read Mail")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    folders.sort();
+    for want in [
+        ".K&AOQ-se",
+        ".Projects.2026",
+        ".Sent",
+        ".Junk",
+        ".100%",
+        "cur",
+    ] {
+        assert!(
+            folders.iter().any(|f| f == want),
+            "{want} not in {folders:?}\n{log}"
+        );
+    }
+    let mut pulled = Vec::new();
+    for sub in ["new", "cur"] {
+        for e in std::fs::read_dir(local.join(sub)).expect("read INBOX") {
+            let path = e.expect("entry").path();
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            let flags = name
+                .rsplit_once(":2,")
+                .map(|(_, f)| f.to_owned())
+                .unwrap_or_default();
+            // mbsync adds its X-TUID header and stores LF line ends in its Maildir.
+            let text = String::from_utf8(std::fs::read(&path).expect("read")).expect("utf-8");
+            let text = text.replace("\r\n", "\n");
+            let text: String = text
+                .split_inclusive('\n')
+                .filter(|l| !l.starts_with("X-TUID: "))
+                .collect();
+            pulled.push((text.into_bytes(), flags));
+        }
+    }
+    pulled.sort();
+    let want = |bytes: &[u8], flags: &str| (bytes.to_vec(), flags.to_owned());
+    let mut expected = vec![
+        want(b"Subject: new\n\nhello\n", ""),
+        want(b"Subject: flagged\n\nbody\n", "FPRST"),
+        want(b"Subject: no newline\n\nlast", "S"),
+        want(b"Subject: later\n\n", ""),
+    ];
+    expected.sort();
+    assert_eq!(pulled, expected, "{log}");
 }
 
 const INBOX_MBOX: &[u8] = b"From alice@example.test Mon Dec  7 01:02:03 2026\n\
