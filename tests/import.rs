@@ -2,7 +2,8 @@
 //! fixtures with nested folders, flags, keywords, dates, quoted `From ` lines, a message without
 //! a final newline and hostile names (modified UTF-7, `/`, `%`, non-UTF-8, a symbolic link out of
 //! the tree), imported by the real binary; the result is read back through the store (exact bytes,
-//! flags, keywords, internal dates) through IMAP (imaplib) and as mbsync pulls it; a second run and `--dry-run` change nothing.
+//! flags, keywords, internal dates), through IMAP (imaplib) and as mbsync pulls it; a second run
+//! and `--dry-run` change nothing.
 
 mod common;
 
@@ -11,7 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use common::{repo_path, Db, Instance};
+use common::{imap_script, Db, Instance};
 use postern_store::{Flags, Store};
 
 both_backends!(
@@ -246,20 +247,7 @@ async fn import_maildir(db: Db) {
     assert!(String::from_utf8_lossy(&skipped.stdout).contains("imported 0 message(s)"));
 
     let server = inst.start();
-    let out = std::process::Command::new("python3")
-        .arg(repo_path("tests/imap/imported.py"))
-        .env("IMAP_PORT", server.addr("imap").port().to_string())
-        .env("IMAPS_PORT", server.addr("imaps").port().to_string())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).ends_with("ok\n"),
-        "imported.py failed:\n{}{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        server.log()
-    );
+    imap_script(&server, "imported.py", &[]);
     mbsync_sees_the_import(&inst, &server);
     assert!(server.stop().success());
 }
