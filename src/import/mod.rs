@@ -163,7 +163,15 @@ impl Importer<'_> {
             SourceKind::Maildir => {
                 for m in maildir::messages(&folder.path)? {
                     let mut incoming = Incoming::new(self.dry_run);
-                    let mut file = sources::open_no_follow(&m.path)?;
+                    // A Maildir in use renames files as their flags change: one gone since the
+                    // listing is picked up by the next run under its new name.
+                    let mut file = match sources::open_no_follow(&m.path) {
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            eprintln!("warning: {} disappeared, skipped", m.path.display());
+                            continue;
+                        }
+                        file => file?,
+                    };
                     let mut buf = vec![0; mbox::MAX_PIECE];
                     loop {
                         let n = file.read(&mut buf)?;
