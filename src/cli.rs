@@ -52,6 +52,37 @@ pub enum Command {
         /// The named.conf to read.
         named_conf: PathBuf,
     },
+    /// Import a user's mail from Maildir++ or mbox; a second run skips what it imported before.
+    #[command(subcommand)]
+    Import(ImportCmd),
+}
+
+/// `postern import ...`
+#[derive(Debug, Subcommand)]
+pub enum ImportCmd {
+    /// A Dovecot/Courier Maildir++ tree (INBOX with `.Sent`, `.a.b` ... folders).
+    Maildir {
+        /// The user's address.
+        address: String,
+        /// The Maildir root (the directory holding cur/, new/ and the .Folder directories).
+        path: PathBuf,
+        /// Print what would be imported and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// An mbox file, or a directory of them (one folder per file; `X.sbd/` or `X/` nests).
+    Mbox {
+        /// The user's address.
+        address: String,
+        /// The mbox file or directory.
+        path: PathBuf,
+        /// Print what would be imported and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The files are mboxo (only `>From ` is unquoted) rather than mboxrd.
+        #[arg(long)]
+        mboxo: bool,
+    },
 }
 
 /// `postern domain ...`

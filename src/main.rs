@@ -7,6 +7,7 @@ mod config_spans;
 mod dns_service;
 mod dnssec_keys;
 mod events;
+mod import;
 mod logging;
 mod mail_dns;
 mod manage;
@@ -97,6 +98,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(cmd) => manage::user(&open_store(&config()?).await?, cmd).await?,
         Command::Alias(cmd) => manage::alias(&open_store(&config()?).await?, cmd).await?,
         Command::Admin(cmd) => manage::admin(&open_store(&config()?).await?, cmd).await?,
+        Command::Import(cmd) => import::run(&open_store(&config()?).await?, cmd).await?,
         Command::Queue(cmd) => manage::queue(&open_store(&config()?).await?, cmd).await?,
         Command::Dns(cmd) => {
             let loaded = config()?;

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{repo_path, Db, Instance, Server};
+use common::{imap_script, imap_script_command, repo_path, Db, Instance, Server};
 use postern_store::{Incoming, Store};
 
 both_backends!(
@@ -50,32 +50,6 @@ async fn instance_with(db: Db, users: &[&str], config: &str) -> (Instance, Serve
     (inst, server)
 }
 
-/// Runs `tests/imap/<script>` against the server and fails with its output unless it passes.
-fn python(server: &Server, script: &str, env: &[(&str, String)]) {
-    let out = script_command(server, script, env)
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).ends_with("ok\n"),
-        "{script} failed:\nstdout:\n{}\nstderr:\n{}\nserver log:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        server.log()
-    );
-}
-
-fn script_command(server: &Server, script: &str, env: &[(&str, String)]) -> Command {
-    let mut c = Command::new("python3");
-    c.arg(repo_path(&format!("tests/imap/{script}")))
-        .env("IMAP_PORT", server.addr("imap").port().to_string())
-        .env("IMAPS_PORT", server.addr("imaps").port().to_string())
-        .env("PYTHONDONTWRITEBYTECODE", "1");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c
-}
-
 /// Delivers `raw` to the user's INBOX the way SMTP does.
 async fn deliver(store: &Store, address: &str, raw: &[u8]) {
     let user = store.user(address).await.unwrap().unwrap();
@@ -96,13 +70,13 @@ async fn deliver(store: &Store, address: &str, raw: &[u8]) {
 
 async fn imap_commands(db: Db) {
     let (_inst, server) = instance(db, &["alice@example.test"], "").await;
-    python(&server, "commands.py", &[]);
+    imap_script(&server, "commands.py", &[]);
     assert!(server.stop().success());
 }
 
 async fn imap_idle_between_sessions(db: Db) {
     let (_inst, server) = instance(db, &["alice@example.test"], "").await;
-    python(&server, "idle.py", &[]);
+    imap_script(&server, "idle.py", &[]);
 }
 
 async fn imap_corpus_envelope_and_bodystructure(db: Db) {
@@ -118,7 +92,7 @@ async fn imap_corpus_envelope_and_bodystructure(db: Db) {
         deliver(&store, "alice@example.test", &std::fs::read(f).unwrap()).await;
     }
     store.close().await;
-    python(
+    imap_script(
         &server,
         "corpus.py",
         &[("FIXTURES", dir.display().to_string())],
@@ -128,26 +102,26 @@ async fn imap_corpus_envelope_and_bodystructure(db: Db) {
 /// LIST wildcards, CREATE depth, SEARCH size and sequence numbers are bounded (issue 12).
 async fn imap_command_limits(db: Db) {
     let (_inst, server) = instance(db, &["alice@example.test"], "").await;
-    python(&server, "limits.py", &[]);
+    imap_script(&server, "limits.py", &[]);
 }
 
 /// Subscriptions are names that outlive mailboxes: CREATE/DELETE leave them alone, LSUB `%`
 /// rule, `\NonExistent` in LIST (SUBSCRIBED) (RFC 3501 §6.3.6-9, RFC 5258 §3.1).
 async fn imap_subscriptions(db: Db) {
     let (_inst, server) = instance(db, &["alice@example.test"], "").await;
-    python(&server, "subscribe.py", &[]);
+    imap_script(&server, "subscribe.py", &[]);
 }
 
 /// Smaller RFC 3501 points imaptest checks: invalid modified UTF-7 names get NO, EXAMINE's RECENT
 /// agrees with STATUS.
 async fn imap_compliance(db: Db) {
     let (_inst, server) = instance(db, &["alice@example.test"], "").await;
-    python(&server, "compliance.py", &[]);
+    imap_script(&server, "compliance.py", &[]);
 }
 
 async fn imap_isolation_between_users(db: Db) {
     let (_inst, server) = instance(db, &["alice@example.test", "bob@example.test"], "").await;
-    python(&server, "isolation.py", &[]);
+    imap_script(&server, "isolation.py", &[]);
 }
 
 async fn imap_security(db: Db) {
@@ -157,7 +131,7 @@ async fn imap_security(db: Db) {
         "[login]\nfailures_per_address = 4\n",
     )
     .await;
-    python(&server, "security.py", &[]);
+    imap_script(&server, "security.py", &[]);
 }
 
 /// APPENDs of about 5 MiB (synchronizing and LITERAL+) are streamed to a spool file and stored in
@@ -170,7 +144,7 @@ async fn imap_large_append_is_streamed(db: Db) {
         "[imap]\nmax_message_size = 62914560\n",
     )
     .await;
-    python(&server, "large_append.py", &[]);
+    imap_script(&server, "large_append.py", &[]);
     // Two 5,243,000-byte messages in 6 chunks each, and one 300,000-byte message inline.
     assert_eq!(inst.db.count_rows("blobs").await, 3, "{}", server.log());
     assert_eq!(inst.db.count_rows("blob_chunks").await, 12);
@@ -216,7 +190,7 @@ async fn imap_fetch_is_streamed(db: Db) {
 async fn postgres_imap_idle_sees_other_process() {
     use std::io::BufRead;
     let (inst, server) = instance(Db::Postgres, &["alice@example.test"], "").await;
-    let mut child = script_command(&server, "idle_wait.py", &[])
+    let mut child = imap_script_command(&server, "idle_wait.py", &[])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

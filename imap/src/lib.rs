@@ -13,7 +13,7 @@ mod config;
 mod envelope;
 mod error;
 mod list_extended;
-mod mutf7;
+pub mod mutf7;
 mod response;
 mod search_program;
 mod server;

@@ -5,7 +5,7 @@
 use crate::blobs::{blocking, content_hash, put_blob, BlobSource, BLOB_CHUNK_SIZE};
 use crate::changes::{Change, MailboxEvent};
 use crate::db::{get, Store};
-use crate::error::{Result, StoreError};
+use crate::error::{unique_as_exists, Result, StoreError};
 use crate::mailboxes::Mailbox;
 use crate::messages::{charge_quota, insert_message, Flags};
 use crate::parsed::ParsedMessage;
@@ -87,6 +87,14 @@ pub struct Incoming<'a> {
     pub remote: &'a [String],
     /// When queued copies expire and bounce, Unix seconds.
     pub expires_at: i64,
+}
+
+/// What a new mailbox entry gets besides its bytes.
+struct NewEntry<'a> {
+    flags: &'a Flags,
+    internal_date: i64,
+    /// The source identity of an imported message, recorded with it.
+    import_key: Option<&'a str>,
 }
 
 /// What [`Store::accept`] did.
@@ -188,7 +196,12 @@ impl Store {
         let parsed = parse_for_storage(raw).await?;
         let hash = content_hash(raw);
         let source = BlobSource::Bytes(raw);
-        self.append_parsed(mailbox, source, &hash, &parsed, flags, internal_date)
+        let entry = NewEntry {
+            flags,
+            internal_date,
+            import_key: None,
+        };
+        self.append_parsed(mailbox, source, &hash, &parsed, entry)
             .await
     }
 
@@ -204,10 +217,64 @@ impl Store {
         flags: &Flags,
         internal_date: i64,
     ) -> Result<i64> {
+        let entry = NewEntry {
+            flags,
+            internal_date,
+            import_key: None,
+        };
+        self.append_spool_file(mailbox, spool, entry).await
+    }
+
+    /// Like [`Store::append_spooled`] for a message imported from another store (`postern import`),
+    /// recorded under `source_key` in the same transaction, so an interrupted import resumes without
+    /// storing anything twice. Returns `None`, storing nothing, if `source_key` was already imported
+    /// into this mailbox.
+    pub async fn import_spooled(
+        &self,
+        mailbox: &Mailbox,
+        spool: Spool,
+        flags: &Flags,
+        internal_date: i64,
+        source_key: &str,
+    ) -> Result<Option<i64>> {
+        if self.was_imported(mailbox, source_key).await? {
+            return Ok(None);
+        }
+        let entry = NewEntry {
+            flags,
+            internal_date,
+            import_key: Some(source_key),
+        };
+        match self.append_spool_file(mailbox, spool, entry).await {
+            Ok(uid) => Ok(Some(uid)),
+            Err(StoreError::Exists(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether a message recorded under `source_key` was imported into `mailbox` (see
+    /// [`Store::import_spooled`]).
+    pub async fn was_imported(&self, mailbox: &Mailbox, source_key: &str) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 AS one FROM imported_messages WHERE mailbox_id = $1 AND source_key = $2",
+        )
+        .bind(mailbox.id)
+        .bind(source_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn append_spool_file(
+        &self,
+        mailbox: &Mailbox,
+        spool: Spool,
+        entry: NewEntry<'_>,
+    ) -> Result<i64> {
         let file = spool.finish().await?;
         let parsed = parse_spooled(&file).await?;
         let source = BlobSource::File(&file);
-        self.append_parsed(mailbox, source, &file.hash, &parsed, flags, internal_date)
+        self.append_parsed(mailbox, source, &file.hash, &parsed, entry)
             .await
     }
 
@@ -217,8 +284,7 @@ impl Store {
         source: BlobSource<'_>,
         hash: &str,
         parsed: &str,
-        flags: &Flags,
-        internal_date: i64,
+        entry: NewEntry<'_>,
     ) -> Result<i64> {
         let size = match source {
             BlobSource::Bytes(raw) => raw.len() as i64,
@@ -228,9 +294,24 @@ impl Store {
         if !charge_quota(&mut tx, mailbox.user_id, size).await? {
             return Err(StoreError::OverQuota(format!("user {}", mailbox.user_id)));
         }
+        if let Some(key) = entry.import_key {
+            sqlx::query("INSERT INTO imported_messages (mailbox_id, source_key) VALUES ($1, $2)")
+                .bind(mailbox.id)
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .map_err(unique_as_exists(format!("imported message {key}")))?;
+        }
         put_blob(&mut tx, source, hash, parsed).await?;
-        let (uid, modseq) =
-            insert_message(&mut tx, mailbox.id, hash, size, flags, internal_date).await?;
+        let (uid, modseq) = insert_message(
+            &mut tx,
+            mailbox.id,
+            hash,
+            size,
+            entry.flags,
+            entry.internal_date,
+        )
+        .await?;
         let change = Change::Mailbox {
             user_id: mailbox.user_id,
             mailbox_id: mailbox.id,

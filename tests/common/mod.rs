@@ -445,3 +445,29 @@ pub fn sample(text: &str, name: &str) -> u64 {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// Runs `tests/imap/<script>` against the server and fails with its output unless it passes.
+pub fn imap_script(server: &Server, script: &str, env: &[(&str, String)]) {
+    let out = imap_script_command(server, script, env)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).ends_with("ok\n"),
+        "{script} failed:\nstdout:\n{}\nstderr:\n{}\nserver log:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+}
+
+pub fn imap_script_command(server: &Server, script: &str, env: &[(&str, String)]) -> Command {
+    let mut c = Command::new("python3");
+    c.arg(repo_path(&format!("tests/imap/{script}")))
+        .env("IMAP_PORT", server.addr("imap").port().to_string())
+        .env("IMAPS_PORT", server.addr("imaps").port().to_string())
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}

@@ -1,0 +1,264 @@
+//! `postern import maildir|mbox ADDRESS PATH`: moving a user's mail in from a Dovecot/Courier
+//! Maildir++ tree or from mbox files (one file per folder, Thunderbird `.sbd` and mutt-style
+//! directories nesting). Every message goes through the store's import API, which records a
+//! source identity (the SHA-256 of its bytes and its occurrence number in the source folder) with
+//! it in one transaction: a second or interrupted run stores nothing twice.
+
+mod maildir;
+mod mbox;
+mod sources;
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use anyhow::Context;
+use postern_store::{Flags, Mailbox, Spool, Store, StoreError};
+use sha2::{Digest, Sha256};
+
+use crate::cli::ImportCmd;
+use crate::output::outln;
+use mbox::{MboxReader, Quoting};
+use sources::{Folder, SourceKind};
+
+/// Runs `postern import ...`.
+pub async fn run(store: &Store, cmd: ImportCmd) -> anyhow::Result<()> {
+    let (address, path, dry_run, quoting, maildir) = match cmd {
+        ImportCmd::Maildir {
+            address,
+            path,
+            dry_run,
+        } => (address, path, dry_run, Quoting::Rd, true),
+        ImportCmd::Mbox {
+            address,
+            path,
+            dry_run,
+            mboxo,
+        } => {
+            let quoting = if mboxo { Quoting::O } else { Quoting::Rd };
+            (address, path, dry_run, quoting, false)
+        }
+    };
+    let user = store
+        .user(&address)
+        .await?
+        .with_context(|| format!("no such user: {address}"))?;
+    let mut warn = |w: String| eprintln!("warning: {w}");
+    let folders = if maildir {
+        sources::maildir_folders(&path, &mut warn)?
+    } else {
+        sources::mbox_folders(&path, &mut warn)?
+    };
+    let existing = store.list_mailboxes(user.id).await?;
+    let mut importer = Importer {
+        store,
+        dry_run,
+        quoting,
+        total: 0,
+    };
+    for folder in &folders {
+        let target = sources::target_name(&folder.levels, &existing);
+        let found = store.mailbox(user.id, &target).await?;
+        let create = if found.is_none() { " (new folder)" } else { "" };
+        let mailbox = match found {
+            Some(m) => Some(m),
+            None if dry_run => None,
+            None => match store.create_mailbox_path(user.id, &target).await {
+                Ok(m) => Some(m),
+                Err(StoreError::Invalid { .. }) => {
+                    warn(format!(
+                        "{}: folder name {target:?} refused, skipped",
+                        folder.path.display()
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let (new, old) = importer
+            .folder(folder, mailbox.as_ref())
+            .await
+            .with_context(|| format!("importing {}", folder.path.display()))?;
+        let verb = if dry_run { "would import" } else { "imported" };
+        outln!("{target}{create}: {verb} {new}, {old} already there");
+    }
+    let verb = if dry_run { "would import" } else { "imported" };
+    outln!("{verb} {} message(s) for {}", importer.total, user.address);
+    Ok(())
+}
+
+struct Importer<'a> {
+    store: &'a Store,
+    dry_run: bool,
+    quoting: Quoting,
+    total: u64,
+}
+
+/// Bytes of a message kept in memory before they go to a spool file: most messages are smaller,
+/// so a re-run that finds them imported never writes them anywhere.
+const SPILL_BYTES: usize = 1 << 20;
+
+/// One message on its way in: its hash so far, and its bytes (none kept in a dry run): in memory
+/// up to [`SPILL_BYTES`], beyond that in a spool file, written in pieces of that size.
+struct Incoming {
+    hasher: Sha256,
+    keep: bool,
+    buf: Vec<u8>,
+    spool: Option<Spool>,
+}
+
+impl Incoming {
+    fn new(dry_run: bool) -> Incoming {
+        Incoming {
+            hasher: Sha256::new(),
+            keep: !dry_run,
+            buf: Vec::new(),
+            spool: None,
+        }
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        self.hasher.update(bytes);
+        if self.keep {
+            self.buf.extend_from_slice(bytes);
+            if self.buf.len() >= SPILL_BYTES {
+                self.spill().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the bytes held in memory to the spool file (created on first use).
+    async fn spill(&mut self) -> anyhow::Result<()> {
+        let spool = match &mut self.spool {
+            Some(spool) => spool,
+            None => self.spool.insert(Spool::create(None).await?),
+        };
+        spool.write(&self.buf).await?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// The whole message in a spool file.
+    async fn into_spool(mut self) -> anyhow::Result<Spool> {
+        self.spill().await?;
+        self.spool
+            .ok_or_else(|| anyhow::anyhow!("spool file missing after writing it"))
+    }
+}
+
+impl Importer<'_> {
+    /// Imports one source folder into `mailbox` (`None`: it does not exist yet, in a dry run).
+    /// Returns (imported, already imported).
+    async fn folder(
+        &mut self,
+        folder: &Folder,
+        mailbox: Option<&Mailbox>,
+    ) -> anyhow::Result<(u64, u64)> {
+        let mut counts = (0, 0);
+        let mut seen = SourceIds {
+            folder: folder.levels.join("/"),
+            seen: HashMap::new(),
+        };
+        match folder.kind {
+            SourceKind::Maildir => {
+                for m in maildir::messages(&folder.path)? {
+                    let mut incoming = Incoming::new(self.dry_run);
+                    // A Maildir in use renames files as their flags change: one gone since the
+                    // listing is picked up by the next run under its new name.
+                    let mut file = match sources::open_no_follow(&m.path) {
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            eprintln!("warning: {} disappeared, skipped", m.path.display());
+                            continue;
+                        }
+                        file => file?,
+                    };
+                    let mut buf = vec![0; mbox::MAX_PIECE];
+                    loop {
+                        let n = file.read(&mut buf)?;
+                        if n == 0 {
+                            break;
+                        }
+                        incoming.write(&buf[..n]).await?;
+                    }
+                    let done = self
+                        .message(mailbox, incoming, &m.flags, m.internal_date, &mut seen)
+                        .await?;
+                    add(&mut counts, done);
+                }
+            }
+            SourceKind::Mbox => {
+                let file = sources::open_no_follow(&folder.path)?;
+                let input = std::io::BufReader::with_capacity(mbox::MAX_PIECE, file);
+                let mut reader = MboxReader::new(input, self.quoting);
+                while let Some(date) = reader.next_message()? {
+                    let mut incoming = Incoming::new(self.dry_run);
+                    while let Some(piece) = reader.next_piece()? {
+                        incoming.write(piece).await?;
+                    }
+                    let date = date.unwrap_or_else(postern_store::unix_now);
+                    let flags = reader.flags();
+                    let done = self
+                        .message(mailbox, incoming, &flags, date, &mut seen)
+                        .await?;
+                    add(&mut counts, done);
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Stores one message unless it was imported before; true if it was (or would be) stored.
+    async fn message(
+        &mut self,
+        mailbox: Option<&Mailbox>,
+        incoming: Incoming,
+        flags: &Flags,
+        internal_date: i64,
+        seen: &mut SourceIds,
+    ) -> anyhow::Result<bool> {
+        let key = seen.key(incoming.hasher.clone().finalize().into());
+        let flags = sources::valid_flags(flags);
+        let stored = match mailbox {
+            None => true,
+            Some(m) if self.store.was_imported(m, &key).await? => false,
+            Some(_) if self.dry_run => true,
+            Some(m) => {
+                let spool = incoming.into_spool().await?;
+                let uid = self
+                    .store
+                    .import_spooled(m, spool, &flags, internal_date, &key);
+                uid.await?.is_some()
+            }
+        };
+        self.total += u64::from(stored);
+        Ok(stored)
+    }
+}
+
+/// The identities of one source folder's messages: the SHA-256 of the bytes, which occurrence of
+/// those bytes in the folder it is (a folder may hold a message twice), and the folder's name (two
+/// source folders may go to one mailbox, `.Sent` and `.Sent Items` to Sent).
+struct SourceIds {
+    folder: String,
+    seen: HashMap<[u8; 32], u64>,
+}
+
+impl SourceIds {
+    fn key(&mut self, hash: [u8; 32]) -> String {
+        let occurrence = self.seen.entry(hash).or_default();
+        *occurrence += 1;
+        format!(
+            "sha256:{}#{occurrence} in {}",
+            hex::encode(hash),
+            self.folder
+        )
+    }
+}
+
+fn add(counts: &mut (u64, u64), stored: bool) {
+    if stored {
+        counts.0 += 1;
+    } else {
+        counts.1 += 1;
+    }
+}
