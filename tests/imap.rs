@@ -173,7 +173,7 @@ async fn imap_fetch_is_streamed(db: Db) {
         deliver(&store, "erin@example.test", raw.as_bytes()).await;
     }
     store.close().await;
-    python(
+    imap_script(
         &server,
         "fetch_stream.py",
         &[
