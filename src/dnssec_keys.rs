@@ -40,20 +40,23 @@ pub async fn load(store: &Store, config: &DnsConfig) -> anyhow::Result<Vec<ZoneK
         .collect()
 }
 
-/// Creates an active ECDSA P-256 CSK for a zone that has no key.
+/// Creates an active ECDSA P-256 CSK for a zone that has no key; of nodes doing this at once,
+/// one wins and the others keep its key.
 async fn ensure_keys(store: &Store, zone: &str) -> anyhow::Result<()> {
-    if store.dnssec_keys(zone).await?.is_empty() {
-        let tag = add_key(
-            store,
-            zone,
-            ECDSAP256SHA256,
-            DnssecRole::Csk,
-            DnssecKeyState::Active,
-        )
-        .await?;
+    if !store.dnssec_keys(zone).await?.is_empty() {
+        return Ok(());
+    }
+    let key = new_key(
+        zone,
+        ECDSAP256SHA256,
+        DnssecRole::Csk,
+        DnssecKeyState::Active,
+    )
+    .await?;
+    if store.add_first_dnssec_key(&key).await? {
         tracing::info!(
             zone,
-            tag,
+            tag = key.key_tag,
             "generated a DNSSEC signing key (CSK, ECDSA P-256)"
         );
     }
@@ -89,6 +92,18 @@ async fn add_key(
     role: DnssecRole,
     state: DnssecKeyState,
 ) -> anyhow::Result<u16> {
+    let key = new_key(zone, algorithm, role, state).await?;
+    store.add_dnssec_key(&key).await?;
+    Ok(key.key_tag)
+}
+
+/// Generates a key (not stored yet).
+async fn new_key(
+    zone: &str,
+    algorithm: u8,
+    role: DnssecRole,
+    state: DnssecKeyState,
+) -> anyhow::Result<DnssecKey> {
     let pkcs8 = tokio::task::spawn_blocking(move || generate(algorithm)).await??;
     let mut key = DnssecKey {
         zone: zone.to_owned(),
@@ -100,8 +115,7 @@ async fn add_key(
         created_at: 0,
     };
     key.key_tag = zone_key(&key)?.key_tag()?;
-    store.add_dnssec_key(&key).await?;
-    Ok(key.key_tag)
+    Ok(key)
 }
 
 /// The zone as the store names it, checked to be signed in the configuration.

@@ -7,7 +7,7 @@
 use sqlx::any::AnyRow;
 
 use crate::changes::Change;
-use crate::db::{get, Store};
+use crate::db::{get, Backend, Store};
 use crate::error::{Result, StoreError};
 use crate::{normalize_domain, unix_now};
 
@@ -172,20 +172,33 @@ impl Store {
                 key.key_tag
             )));
         }
-        sqlx::query(
-            "INSERT INTO dnssec_keys (zone, key_tag, algorithm, role, state, private_key, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&zone)
-        .bind(i64::from(key.key_tag))
-        .bind(i64::from(key.algorithm))
-        .bind(key.role.as_str())
-        .bind(key.state.as_str())
-        .bind(key.private_pkcs8.clone())
-        .bind(unix_now())
-        .execute(&mut *tx)
-        .await?;
+        insert_key(&mut tx, &zone, key).await?;
         self.commit(tx, vec![Change::DnssecKeys]).await
+    }
+
+    /// Adds `key` only if its zone has no key yet; false when another process or node was first.
+    /// Nodes that start together on one database thus agree on one first key (one DS).
+    pub async fn add_first_dnssec_key(&self, key: &DnssecKey) -> Result<bool> {
+        let zone = normalize_domain(&key.zone)?;
+        let mut tx = self.write_tx().await?;
+        if self.backend == Backend::Postgres {
+            // SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL needs a lock
+            // per zone, held until the transaction ends.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(format!("postern dnssec_keys {zone}"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let existing = sqlx::query("SELECT COUNT(*) AS n FROM dnssec_keys WHERE zone = $1")
+            .bind(&zone)
+            .fetch_one(&mut *tx)
+            .await?;
+        if get::<i64>(&existing, "n")? > 0 {
+            return Ok(false);
+        }
+        insert_key(&mut tx, &zone, key).await?;
+        self.commit(tx, vec![Change::DnssecKeys]).await?;
+        Ok(true)
     }
 
     /// Moves a key to another state.
@@ -228,4 +241,25 @@ impl Store {
         }
         self.commit(tx, vec![Change::DnssecKeys]).await
     }
+}
+
+async fn insert_key(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    zone: &str,
+    key: &DnssecKey,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO dnssec_keys (zone, key_tag, algorithm, role, state, private_key, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(zone)
+    .bind(i64::from(key.key_tag))
+    .bind(i64::from(key.algorithm))
+    .bind(key.role.as_str())
+    .bind(key.state.as_str())
+    .bind(key.private_pkcs8.clone())
+    .bind(unix_now())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
