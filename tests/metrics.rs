@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::http::{agent, get_page, login_post, send};
+use common::http::{admin_session, agent, get_page, send};
 use common::{dig, example_dns, metrics_with, repo_path, sample, Db, Instance, Server};
 use smtp_support::{Rr, TestDns};
 
@@ -370,15 +370,8 @@ async fn dashboard_names_counters_and_warns_only_of_real_overrides(db: Db) {
         "{status}"
     );
     let password = server.first_admin_password();
-    let (s, _, cookie) = login_post(
-        &agent,
-        &base,
-        "/login",
-        &[("username", "admin"), ("password", &password)],
-    );
-    assert_eq!(s, 303);
-    let session = cookie.expect("session cookie");
-    let session = session.split(';').next().unwrap();
+    let session = admin_session(&agent, &base, &password);
+    let session = session.as_str();
     let (s, page, _) = get_page(&agent, &format!("{base}/"), Some(session));
     assert_eq!(s, 200);
     for shown in [

@@ -9,7 +9,7 @@ mod smtp_support;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use common::http::{agent, csrf_of, get_page, login_post, post_form, Api};
+use common::http::{admin_session, agent, csrf_of, get_page, post_form, Api};
 use common::{Db, Instance, Server};
 use serde_json::json;
 use smtp_support::{python, Rr, Sink, TestDns, PASSWORD};
@@ -166,15 +166,8 @@ async fn from_header_must_be_owned(db: Db) {
     let base = format!("http://{}", server.addr("admin"));
     let password = server.first_admin_password();
     let web = agent();
-    let (s, _, cookie) = login_post(
-        &web,
-        &base,
-        "/login",
-        &[("username", "admin"), ("password", &password)],
-    );
-    assert_eq!(s, 303);
-    let session = cookie.expect("session cookie");
-    let session = session.split(';').next().unwrap();
+    let session = admin_session(&web, &base, &password);
+    let session = session.as_str();
     let (s, users, _) = get_page(&web, &format!("{base}/users"), Some(session));
     assert_eq!(s, 200);
     assert!(

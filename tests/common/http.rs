@@ -202,6 +202,19 @@ pub fn login_post(
     post_form(agent, &format!("{base}{action}"), Some(&cookie), &all)
 }
 
+/// Logs in to the admin UI as `admin` with `password`; returns the session cookie (`name=value`).
+pub fn admin_session(agent: &ureq::Agent, base: &str, password: &str) -> String {
+    let (s, _, cookie) = login_post(
+        agent,
+        base,
+        "/login",
+        &[("username", "admin"), ("password", password)],
+    );
+    assert_eq!(s, 303, "admin login");
+    let cookie = cookie.expect("session cookie");
+    cookie.split(';').next().unwrap().to_owned()
+}
+
 /// The value of the first `csrf` hidden field of a page.
 pub fn csrf_of(page: &str) -> String {
     let i =
