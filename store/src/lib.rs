@@ -28,6 +28,7 @@ pub mod password;
 mod queue;
 pub mod sasl;
 mod send_as;
+mod sieve;
 mod spool;
 mod subscriptions;
 #[cfg(feature = "testing")]
@@ -55,6 +56,10 @@ pub use mailboxes::{Mailbox, DEFAULT_MAILBOXES, MAX_MAILBOX_DEPTH, MAX_MAILBOX_N
 pub use messages::{FlagOp, Flags, MessageDetails, MessageMeta};
 pub use parsed::{BodyPart, Content, Envelope, EnvelopeAddress, ParsedMessage, SearchFields};
 pub use queue::QueueEntry;
+pub use sieve::{
+    check_sieve_name, SieveScript, MAX_SIEVE_NAME_BYTES, MAX_SIEVE_SCRIPTS, MAX_SIEVE_SCRIPT_BYTES,
+    MAX_VACATION_PERIOD_SECS,
+};
 pub use spool::Spool;
 pub use tokens::{parse_lifetime, token_id, ApiToken, TokenScope, TOUCH_INTERVAL};
 pub use users::{parse_quota, User};

@@ -1,0 +1,7 @@
+//! Sieve (RFC 5228) for Postern: compiling users' scripts with Stalwart's `sieve-rs`
+//! interpreter (AGPL-3.0-only, compatible with Postern's AGPL-3.0-or-later), shared by the
+//! ManageSieve server's CHECKSCRIPT/PUTSCRIPT, the account page and delivery.
+
+mod compile;
+
+pub use compile::{compile, CompileError};
