@@ -237,7 +237,6 @@ async fn api_endpoints_and_auth(db: Db) {
             raw: b"x",
             internal_date: 0,
             local: &[],
-            folder: "INBOX",
             sender: "alice@example.test",
             remote: &remote,
             expires_at: i64::MAX,

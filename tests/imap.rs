@@ -57,8 +57,7 @@ async fn deliver(store: &Store, address: &str, raw: &[u8]) {
         .accept(Incoming {
             raw,
             internal_date: 1_700_000_000,
-            local: &[user.id],
-            folder: "INBOX",
+            local: &[postern_store::LocalCopy::new(user.id, "INBOX")],
             sender: "sender@example.org",
             remote: &[],
             expires_at: i64::MAX,

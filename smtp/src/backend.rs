@@ -9,8 +9,8 @@ use std::time::Duration;
 use hickory_resolver::TokioResolver;
 use mail_auth::MessageAuthenticator;
 use postern_store::{
-    normalize_address, DeliveryOutcome, Greylist, Incoming, LoginAttempt, LoginOutcome, Resolution,
-    Service, Store, ROLE_LOCAL_PARTS,
+    normalize_address, DeliveryOutcome, Greylist, Incoming, LocalCopy, LoginAttempt, LoginOutcome,
+    Resolution, Service, Store, ROLE_LOCAL_PARTS,
 };
 
 use crate::auth::{self, Disposition};
@@ -291,8 +291,7 @@ impl Backend {
             .accept(Incoming {
                 raw: &d.message,
                 internal_date: now,
-                local: &local,
-                folder,
+                local: &LocalCopy::all(&local, folder),
                 sender: &d.sender,
                 remote: &remote,
                 expires_at,

@@ -8,7 +8,7 @@ use mail_builder::headers::date::Date;
 use mail_builder::headers::raw::Raw;
 use mail_builder::mime::{BodyPart, MimePart};
 use mail_builder::MessageBuilder;
-use postern_store::{Incoming, Resolution, Store};
+use postern_store::{Incoming, LocalCopy, Resolution, Store};
 
 /// One recipient that could not be reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,8 +114,7 @@ pub async fn send(
         .accept(Incoming {
             raw: &raw,
             internal_date: postern_store::unix_now(),
-            local: &local,
-            folder: "INBOX",
+            local: &LocalCopy::all(&local, "INBOX"),
             sender: "",
             remote: &remote,
             expires_at,

@@ -70,6 +70,35 @@ pub enum DeliveryOutcome {
     },
 }
 
+/// One local user's copy of an incoming message: the folder it goes to and its flags, as
+/// decided per user at delivery (a Sieve `fileinto` and imap4flags, RFC 5228 §4.1 and RFC 5232;
+/// the junk verdict). A user may get several copies (Sieve `fileinto :copy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalCopy {
+    /// The user.
+    pub user_id: i64,
+    /// Folder for the copy; INBOX for a user who has no folder of that name.
+    pub folder: String,
+    /// Flags and keywords the copy starts with.
+    pub flags: Flags,
+}
+
+impl LocalCopy {
+    /// A copy for `user_id` into `folder`, without flags.
+    pub fn new(user_id: i64, folder: &str) -> LocalCopy {
+        LocalCopy {
+            user_id,
+            folder: folder.to_owned(),
+            flags: Flags::default(),
+        }
+    }
+
+    /// A copy for each of `users` into `folder`, without flags.
+    pub fn all(users: &[i64], folder: &str) -> Vec<LocalCopy> {
+        users.iter().map(|&u| LocalCopy::new(u, folder)).collect()
+    }
+}
+
 /// A message accepted for delivery: what the SMTP server hands over before it answers 250.
 #[derive(Debug, Clone, Copy)]
 pub struct Incoming<'a> {
@@ -77,10 +106,8 @@ pub struct Incoming<'a> {
     pub raw: &'a [u8],
     /// INTERNALDATE for the local copies, Unix seconds.
     pub internal_date: i64,
-    /// Local users to deliver to.
-    pub local: &'a [i64],
-    /// Folder for the local copies (e.g. `Junk`); INBOX for a user who has no folder of that name.
-    pub folder: &'a str,
+    /// Local copies to store, one or more per local user.
+    pub local: &'a [LocalCopy],
     /// Envelope sender (MAIL FROM, empty for bounces), kept for the queue entries.
     pub sender: &'a str,
     /// Remote recipients to queue for outbound delivery.
@@ -100,7 +127,7 @@ struct NewEntry<'a> {
 /// What [`Store::accept`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
-    /// One outcome per local user, in the order given.
+    /// One outcome per local copy, in the order given.
     pub local: Vec<DeliveryOutcome>,
     /// Ids of the queue entries created, one per remote recipient.
     pub queued: Vec<i64>,
@@ -123,7 +150,8 @@ impl Store {
             queued: Vec::with_capacity(m.remote.len()),
         };
         let mut changes = Vec::new();
-        for &user_id in m.local {
+        for copy in m.local {
+            let user_id = copy.user_id;
             if !charge_quota(&mut tx, user_id, size).await? {
                 accepted.local.push(DeliveryOutcome::OverQuota { user_id });
                 continue;
@@ -133,7 +161,7 @@ impl Store {
                  ORDER BY CASE WHEN name = $2 THEN 0 ELSE 1 END LIMIT 1",
             )
             .bind(user_id)
-            .bind(m.folder)
+            .bind(&copy.folder)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("INBOX of user {user_id}")))?;
@@ -143,7 +171,7 @@ impl Store {
                 mailbox_id,
                 &hash,
                 size,
-                &Flags::default(),
+                &copy.flags,
                 m.internal_date,
             )
             .await?;

@@ -208,8 +208,7 @@ async fn large_smtp_message_is_chunked_for_the_queue(db: &TestDb) {
         .accept(Incoming {
             raw: &raw,
             internal_date: 0,
-            local: &[alice],
-            folder: "INBOX",
+            local: &[postern_store::LocalCopy::new(alice, "INBOX")],
             sender: "alice@example.test",
             remote: &remote,
             expires_at: i64::MAX,

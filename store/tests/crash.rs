@@ -59,8 +59,7 @@ async fn child(url: &str) {
         .accept(Incoming {
             raw: RAW,
             internal_date: 1,
-            local: &[user.id],
-            folder: "INBOX",
+            local: &[postern_store::LocalCopy::new(user.id, "INBOX")],
             sender: "",
             remote: &[],
             expires_at: 0,

@@ -8,8 +8,8 @@ use common::store_with_user;
 
 use postern_store::testing::TestDb;
 use postern_store::{
-    Change, DeliveryOutcome, DnsJournal, DnsRrset, FlagOp, Flags, Incoming, MailboxEvent,
-    Resolution, SessionKind, StoreError,
+    Change, DeliveryOutcome, DnsJournal, DnsRrset, FlagOp, Flags, Incoming, LocalCopy,
+    MailboxEvent, Resolution, SessionKind, StoreError,
 };
 
 both_backends!(
@@ -37,12 +37,16 @@ both_backends!(
     recent_is_claimed_once,
 );
 
-fn incoming<'a>(raw: &'a [u8], local: &'a [i64], remote: &'a [String]) -> Incoming<'a> {
+/// INBOX copies for `users`.
+fn inbox_copies(users: &[i64]) -> Vec<LocalCopy> {
+    LocalCopy::all(users, "INBOX")
+}
+
+fn incoming<'a>(raw: &'a [u8], local: &'a [LocalCopy], remote: &'a [String]) -> Incoming<'a> {
     Incoming {
         raw,
         internal_date: 1_700_000_000,
         local,
-        folder: "INBOX",
         sender: "sender@remote.test",
         remote,
         expires_at: i64::MAX,
@@ -396,7 +400,7 @@ async fn accept_delivers_and_queues_in_one_transaction(db: &TestDb) {
     let raw = b"From: a@remote.test\r\nSubject: hi\r\n\r\nbody\r\n";
     let remote = vec!["x@remote.test".to_owned(), "y@remote.test".to_owned()];
     let acc = store
-        .accept(incoming(raw, &[alice], &remote))
+        .accept(incoming(raw, &inbox_copies(&[alice]), &remote))
         .await
         .unwrap();
     let inbox = store.mailbox(alice, "INBOX").await.unwrap().unwrap();
@@ -428,19 +432,12 @@ async fn accept_delivers_and_queues_in_one_transaction(db: &TestDb) {
     );
     assert_eq!(store.queue_message(q[0].id).await.unwrap(), raw);
     // A folder that exists gets the message; one that does not falls back to INBOX.
-    let me = [alice];
-    let junk = Incoming {
-        folder: "Junk",
-        ..incoming(b"spam", &me, &[])
-    };
-    store.accept(junk).await.unwrap();
+    let junk = [LocalCopy::new(alice, "Junk")];
+    store.accept(incoming(b"spam", &junk, &[])).await.unwrap();
     let junk_box = store.mailbox(alice, "Junk").await.unwrap().unwrap();
     assert_eq!(store.list_messages(&junk_box).await.unwrap().len(), 1);
-    let nowhere = Incoming {
-        folder: "NoSuchFolder",
-        ..incoming(b"x", &me, &[])
-    };
-    store.accept(nowhere).await.unwrap();
+    let nowhere = [LocalCopy::new(alice, "NoSuchFolder")];
+    store.accept(incoming(b"x", &nowhere, &[])).await.unwrap();
     assert_eq!(store.list_messages(&inbox).await.unwrap().len(), 2);
 }
 
@@ -453,7 +450,7 @@ async fn blobs_are_shared_and_freed(db: &TestDb) {
         .id;
     let raw = b"Subject: shared\r\n\r\nsame bytes\r\n";
     store
-        .accept(incoming(raw, &[alice, bob], &[]))
+        .accept(incoming(raw, &inbox_copies(&[alice, bob]), &[]))
         .await
         .unwrap();
     let a_inbox = store.mailbox(alice, "INBOX").await.unwrap().unwrap();
@@ -494,12 +491,12 @@ async fn quota_is_enforced(db: &TestDb) {
     store.set_quota("alice@example.test", 100).await.unwrap();
     let big = vec![b'x'; 60];
     let acc = store
-        .accept(incoming(&big, &[alice, bob], &[]))
+        .accept(incoming(&big, &inbox_copies(&[alice, bob]), &[]))
         .await
         .unwrap();
     assert!(matches!(acc.local[0], DeliveryOutcome::Delivered { .. }));
     let acc = store
-        .accept(incoming(&big, &[alice, bob], &[]))
+        .accept(incoming(&big, &inbox_copies(&[alice, bob]), &[]))
         .await
         .unwrap();
     assert_eq!(acc.local[0], DeliveryOutcome::OverQuota { user_id: alice });
@@ -671,7 +668,7 @@ async fn concurrent_uid_allocation_never_repeats(db: &TestDb) {
             } else {
                 let raw = format!("delivered {i}");
                 let acc = store
-                    .accept(incoming(raw.as_bytes(), &[alice], &[]))
+                    .accept(incoming(raw.as_bytes(), &inbox_copies(&[alice]), &[]))
                     .await
                     .unwrap();
                 match acc.local[0] {
