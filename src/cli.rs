@@ -55,6 +55,52 @@ pub enum Command {
     /// Import a user's mail from Maildir++ or mbox; a second run skips what it imported before.
     #[command(subcommand)]
     Import(ImportCmd),
+    /// Manage users' Sieve filter scripts (RFC 5228); the active one runs at delivery.
+    #[command(subcommand)]
+    Sieve(SieveCmd),
+}
+
+/// `postern sieve ...`
+#[derive(Debug, Subcommand)]
+pub enum SieveCmd {
+    /// List ADDRESS's scripts; the active one is marked.
+    List {
+        /// The user's address.
+        address: String,
+    },
+    /// Store FILE as ADDRESS's script NAME after checking that it compiles.
+    Put {
+        /// The user's address.
+        address: String,
+        /// The script's name.
+        name: String,
+        /// The script file (`-` for stdin).
+        file: PathBuf,
+        /// Also make it the active script.
+        #[arg(long)]
+        activate: bool,
+    },
+    /// Print ADDRESS's script NAME.
+    Get {
+        /// The user's address.
+        address: String,
+        /// The script's name.
+        name: String,
+    },
+    /// Make NAME ADDRESS's active script; without NAME no script is active.
+    Activate {
+        /// The user's address.
+        address: String,
+        /// The script's name.
+        name: Option<String>,
+    },
+    /// Delete ADDRESS's script NAME (not the active one).
+    Delete {
+        /// The user's address.
+        address: String,
+        /// The script's name.
+        name: String,
+    },
 }
 
 /// `postern import ...`

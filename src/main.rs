@@ -16,6 +16,7 @@ mod node_id;
 mod output;
 mod reload;
 mod serve;
+mod sieve_cli;
 mod tls;
 
 use std::path::Path;
@@ -100,6 +101,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin(cmd) => manage::admin(&open_store(&config()?).await?, cmd).await?,
         Command::Import(cmd) => import::run(&open_store(&config()?).await?, cmd).await?,
         Command::Queue(cmd) => manage::queue(&open_store(&config()?).await?, cmd).await?,
+        Command::Sieve(cmd) => sieve_cli::run(&open_store(&config()?).await?, cmd).await?,
         Command::Dns(cmd) => {
             let loaded = config()?;
             manage::dns(&open_store(&loaded).await?, &loaded, cmd).await?

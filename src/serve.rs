@@ -187,8 +187,12 @@ pub async fn run(
         || !smtp_addrs.submission.is_empty()
         || !smtp_addrs.submissions.is_empty()
     {
+        let mut smtp_config = loaded.config.smtp.clone();
+        if smtp_config.srs_secret.is_none() {
+            smtp_config.srs_secret = Some(crate::node_id::srs_secret(&data_dir)?);
+        }
         let smtp = postern_smtp::SmtpServer::start(
-            loaded.config.smtp.clone(),
+            smtp_config,
             &net,
             loaded.config.hostname.clone(),
             store.clone(),

@@ -1,7 +1,8 @@
 //! Sieve (RFC 5228) for Postern: compiling users' scripts with Stalwart's `sieve-rs`
 //! interpreter (AGPL-3.0-only, compatible with Postern's AGPL-3.0-or-later), shared by the
-//! ManageSieve server's CHECKSCRIPT/PUTSCRIPT, the account page and delivery.
+//! ManageSieve server's CHECKSCRIPT/PUTSCRIPT, the account page and delivery ([`filter`]).
 
 mod compile;
+pub mod filter;
 
 pub use compile::{compile, CompileError};

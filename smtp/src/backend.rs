@@ -9,13 +9,15 @@ use std::time::Duration;
 use hickory_resolver::TokioResolver;
 use mail_auth::MessageAuthenticator;
 use postern_store::{
-    normalize_address, DeliveryOutcome, Greylist, Incoming, LocalCopy, LoginAttempt, LoginOutcome,
+    normalize_address, DeliveryOutcome, Greylist, Incoming, LoginAttempt, LoginOutcome,
     Resolution, Service, Store, ROLE_LOCAL_PARTS,
 };
 
 use crate::auth::{self, Disposition};
 use crate::config::SmtpConfig;
 use crate::dsn::{self, Failure};
+use crate::local::Target;
+use crate::srs::{self, Srs};
 use crate::policy;
 use crate::reply::Reply;
 use crate::session::{
@@ -30,6 +32,8 @@ pub(crate) struct Backend {
     pub config: Arc<SmtpConfig>,
     pub hostname: String,
     pub authenticator: MessageAuthenticator,
+    /// Rewrites the envelope sender of redirected mail and reverses it for bounces.
+    pub srs: Srs,
 }
 
 impl Backend {
@@ -128,6 +132,9 @@ impl Backend {
     ) -> postern_store::Result<RecipientResult> {
         let local_form = self.literal_as_local(address);
         let address = local_form.as_deref().unwrap_or(address);
+        if let Some(result) = self.srs_bounce(address).await? {
+            return Ok(result);
+        }
         let resolution = match role_address(address) {
             Some(role) => {
                 self.store
@@ -150,6 +157,46 @@ impl Backend {
                 }
             }
         })
+    }
+
+    /// A recipient `SRS0=...@` a hosted domain: a bounce of mail we redirected goes on to the
+    /// original sender if the address is ours and fresh, else 550 5.1.1.
+    async fn srs_bounce(&self, address: &str) -> postern_store::Result<Option<RecipientResult>> {
+        let Some((local, _)) = address.rsplit_once('@') else {
+            return Ok(None);
+        };
+        if !local.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("SRS0=")) {
+            return Ok(None);
+        }
+        if matches!(
+            self.store.resolve_recipient(address).await?,
+            Resolution::NotHosted
+        ) {
+            return Ok(None);
+        }
+        match self.srs.reverse(local, srs::today()) {
+            Ok(original) => {
+                tracing::info!(address, original, "SRS address reversed");
+                Ok(Some(match self.store.resolve_recipient(&original).await? {
+                    Resolution::NotHosted => RecipientResult::Deliver {
+                        local: BTreeSet::new(),
+                        remote: BTreeSet::from([original]),
+                    },
+                    Resolution::Deliver { local, remote } => {
+                        RecipientResult::Deliver { local, remote }
+                    }
+                    Resolution::Unknown => RecipientResult::Unknown,
+                }))
+            }
+            Err(e) => {
+                tracing::info!(address, error = %e, "SRS address refused");
+                Ok(Some(RecipientResult::Refused(Reply::new(
+                    550,
+                    (5, 1, 1),
+                    format!("Invalid SRS address: {e}"),
+                ))))
+            }
+        }
     }
 
     /// `user@[ip]` as `user@domain` when `[smtp] address_literals` maps that address of this
@@ -283,15 +330,32 @@ impl Backend {
             d.message = stamped;
         }
         let now = postern_store::unix_now();
-        let local = d.local_users();
+        let targets: Vec<Target> = d
+            .recipients
+            .iter()
+            .flat_map(|r| {
+                r.local.iter().map(|&user_id| Target {
+                    address: r.address.clone(),
+                    user_id,
+                })
+            })
+            .collect();
+        let filed = self
+            .file_local(&d.message, &d.sender, &targets, folder, 0)
+            .await;
         let remote = d.remote_addresses();
         let expires_at = now + self.config.queue_lifetime_secs as i64;
+        if filed.copies.is_empty() && remote.is_empty() && !filed.rejects.is_empty() {
+            if let Some(refusal) = every_recipient_rejected(&d, &filed.rejects) {
+                return refusal;
+            }
+        }
         let accepted = match self
             .store
             .accept(Incoming {
                 raw: &d.message,
                 internal_date: now,
-                local: &LocalCopy::all(&local, folder),
+                local: &filed.copies,
                 sender: &d.sender,
                 remote: &remote,
                 expires_at,
@@ -315,6 +379,7 @@ impl Backend {
         let delivered = accepted.local.len() - full.len();
         let id: u64 = rand::random();
         let id = format!("{id:016X}");
+        self.send_replies(&filed.replies).await;
         if delivered == 0 && accepted.queued.is_empty() && !full.is_empty() {
             tracing::info!(id, sender = d.sender, "refused: every mailbox is full");
             return DeliveryResult::MailboxFull;
@@ -329,6 +394,7 @@ impl Backend {
             size = d.message.len(),
             "message accepted"
         );
+        self.bounce_rejects(&d, &filed.rejects, expires_at, now).await;
         if !full.is_empty() {
             // Some recipients took it, others are full: the 250 stands, the sender gets a bounce
             // for the full mailboxes (RFC 5321 §3.7 / §6.1).
@@ -358,6 +424,39 @@ impl Backend {
             }
         }
         DeliveryResult::Accepted { id }
+    }
+
+    /// Bounces the message for recipients whose Sieve script rejected it (RFC 5429 §2.1) when
+    /// the transaction was accepted for others.
+    async fn bounce_rejects(
+        &self,
+        d: &Delivery,
+        rejects: &[(String, String)],
+        expires_at: i64,
+        now: i64,
+    ) {
+        let failures: Vec<Failure> = rejects
+            .iter()
+            .map(|(recipient, reason)| Failure {
+                recipient: recipient.clone(),
+                status: "5.7.1".into(),
+                diagnostic: format!("550 5.7.1 {}", one_line(reason)),
+                remote_mta: None,
+            })
+            .collect();
+        if let Err(e) = dsn::send(
+            &self.store,
+            &self.hostname,
+            expires_at,
+            &d.sender,
+            &failures,
+            &d.message,
+            now,
+        )
+        .await
+        {
+            tracing::error!(error = %e, "could not send a bounce for a Sieve reject");
+        }
     }
 
     /// Submission: every `From:` address must be one the user may send as (RFC 6409 §6.1;
@@ -413,6 +512,30 @@ impl Backend {
         let mut signed = auth::sign(&keys, &d.message);
         signed.extend_from_slice(&d.message);
         signed
+    }
+}
+
+/// 550 5.7.1 with the script's reason when every recipient's script rejected the message
+/// (RFC 5429 §2.1: refuse in the SMTP transaction rather than bounce), else `None`.
+fn every_recipient_rejected(d: &Delivery, rejects: &[(String, String)]) -> Option<DeliveryResult> {
+    let all = d
+        .recipients
+        .iter()
+        .all(|r| r.remote.is_empty() && rejects.iter().any(|(a, _)| *a == r.address));
+    let (_, reason) = rejects.first()?;
+    all.then(|| {
+        DeliveryResult::Refused(Reply::new(550, (5, 7, 1), one_line(reason)))
+    })
+}
+
+/// `text` on one line of at most 200 characters, for an SMTP reply.
+fn one_line(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let line: String = line.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(200).collect();
+    if line.is_empty() {
+        "Message rejected by the recipient's filter".into()
+    } else {
+        line
     }
 }
 

@@ -85,6 +85,9 @@ pub struct SmtpConfig {
     pub greylist_delay_secs: u64,
     /// Seconds a triplet that passed stays known without being used.
     pub greylist_lifetime_secs: u64,
+    /// Secret keying the SRS hashes of redirected mail's envelope senders; nodes that share the
+    /// store must share it. Unset: a random one kept in `<data_dir>/srs-secret`.
+    pub srs_secret: Option<String>,
 }
 
 impl Default for SmtpConfig {
@@ -120,6 +123,7 @@ impl Default for SmtpConfig {
             greylist_domains: Vec::new(),
             greylist_delay_secs: 300,
             greylist_lifetime_secs: 36 * 24 * 3600,
+            srs_secret: None,
         }
     }
 }

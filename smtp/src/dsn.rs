@@ -100,19 +100,33 @@ pub async fn send(
         return Ok(());
     }
     let raw = build(hostname, sender, failures, original, arrival);
-    let (local, remote): (Vec<i64>, Vec<String>) = match store.resolve_recipient(sender).await? {
+    send_null_sender(store, sender, &raw, expires_at).await?;
+    tracing::info!(sender, recipients = failures.len(), "bounce sent");
+    Ok(())
+}
+
+/// Sends `raw` (a bounce or an automatic reply) to `to` with the null envelope sender, so it can
+/// never bounce back (RFC 5321 §4.5.5, RFC 3834 §3.3): stored at once if `to` is local, else
+/// queued.
+pub async fn send_null_sender(
+    store: &Store,
+    to: &str,
+    raw: &[u8],
+    expires_at: i64,
+) -> Result<(), postern_store::StoreError> {
+    let (local, remote): (Vec<i64>, Vec<String>) = match store.resolve_recipient(to).await? {
         Resolution::Deliver { local, remote } => {
             (local.into_iter().collect(), remote.into_iter().collect())
         }
-        Resolution::NotHosted => (Vec::new(), vec![sender.to_owned()]),
+        Resolution::NotHosted => (Vec::new(), vec![to.to_owned()]),
         Resolution::Unknown => {
-            tracing::warn!(sender, "bounce dropped: the local sender no longer exists");
+            tracing::warn!(to, "dropped: the local recipient no longer exists");
             return Ok(());
         }
     };
     store
         .accept(Incoming {
-            raw: &raw,
+            raw,
             internal_date: postern_store::unix_now(),
             local: &LocalCopy::all(&local, "INBOX"),
             sender: "",
@@ -120,7 +134,6 @@ pub async fn send(
             expires_at,
         })
         .await?;
-    tracing::info!(sender, recipients = failures.len(), "bounce sent");
     Ok(())
 }
 

@@ -18,6 +18,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backend;
+use crate::srs::Srs;
 use crate::config::SmtpConfig;
 use crate::error::SmtpError;
 use crate::reply::Reply;
@@ -122,6 +123,7 @@ impl SmtpServer {
         let authenticator = MessageAuthenticator(crate::outbound::resolver(&config)?);
         let max_connections = config.max_connections.max(1);
         let acceptor = TlsAcceptor::from(tls);
+        let srs = Srs::new(config.srs_secret.as_deref().unwrap_or_default().as_bytes());
         let shared = Arc::new(Shared {
             session,
             tls: acceptor.clone(),
@@ -134,6 +136,7 @@ impl SmtpServer {
                 config: Arc::new(config),
                 hostname: hostname.clone(),
                 authenticator,
+                srs,
             },
         });
         let edge = Edge::new(shutdown);

@@ -112,6 +112,15 @@ impl Store {
         row.as_ref().map(user_from_row).transpose()
     }
 
+    /// The user with row id `id`, if any.
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<User>> {
+        let row = sqlx::query(select_users!("WHERE u.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
     /// Users of one domain, or of all domains, by address.
     pub async fn list_users(&self, domain: Option<&str>) -> Result<Vec<User>> {
         let rows = match domain {
