@@ -9,21 +9,21 @@ use std::time::Duration;
 use hickory_resolver::TokioResolver;
 use mail_auth::MessageAuthenticator;
 use postern_store::{
-    normalize_address, DeliveryOutcome, Greylist, Incoming, LoginAttempt, LoginOutcome,
-    Resolution, Service, Store, ROLE_LOCAL_PARTS,
+    normalize_address, DeliveryOutcome, Greylist, Incoming, LoginAttempt, LoginOutcome, Resolution,
+    Service, Store, ROLE_LOCAL_PARTS,
 };
 
 use crate::auth::{self, Disposition};
 use crate::config::SmtpConfig;
 use crate::dsn::{self, Failure};
 use crate::local::Target;
-use crate::srs::{self, Srs};
 use crate::policy;
 use crate::reply::Reply;
 use crate::session::{
     Account, Action, AuthResult, Delivery, DeliveryResult, RecipientResult, SenderResult, Session,
     POSTMASTER,
 };
+use crate::srs::{self, Srs};
 
 /// What sessions share: the store (which owns the login service), the settings and the resolver
 /// used for mail authentication and block lists.
@@ -165,7 +165,10 @@ impl Backend {
         let Some((local, _)) = address.rsplit_once('@') else {
             return Ok(None);
         };
-        if !local.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("SRS0=")) {
+        if !local
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case("SRS0="))
+        {
             return Ok(None);
         }
         if matches!(
@@ -177,16 +180,18 @@ impl Backend {
         match self.srs.reverse(local, srs::today()) {
             Ok(original) => {
                 tracing::info!(address, original, "SRS address reversed");
-                Ok(Some(match self.store.resolve_recipient(&original).await? {
-                    Resolution::NotHosted => RecipientResult::Deliver {
-                        local: BTreeSet::new(),
-                        remote: BTreeSet::from([original]),
+                Ok(Some(
+                    match self.store.resolve_recipient(&original).await? {
+                        Resolution::NotHosted => RecipientResult::Deliver {
+                            local: BTreeSet::new(),
+                            remote: BTreeSet::from([original]),
+                        },
+                        Resolution::Deliver { local, remote } => {
+                            RecipientResult::Deliver { local, remote }
+                        }
+                        Resolution::Unknown => RecipientResult::Unknown,
                     },
-                    Resolution::Deliver { local, remote } => {
-                        RecipientResult::Deliver { local, remote }
-                    }
-                    Resolution::Unknown => RecipientResult::Unknown,
-                }))
+                ))
             }
             Err(e) => {
                 tracing::info!(address, error = %e, "SRS address refused");
@@ -394,7 +399,8 @@ impl Backend {
             size = d.message.len(),
             "message accepted"
         );
-        self.bounce_rejects(&d, &filed.rejects, expires_at, now).await;
+        self.bounce_rejects(&d, &filed.rejects, expires_at, now)
+            .await;
         if !full.is_empty() {
             // Some recipients took it, others are full: the 250 stands, the sender gets a bounce
             // for the full mailboxes (RFC 5321 §3.7 / §6.1).
@@ -523,15 +529,17 @@ fn every_recipient_rejected(d: &Delivery, rejects: &[(String, String)]) -> Optio
         .iter()
         .all(|r| r.remote.is_empty() && rejects.iter().any(|(a, _)| *a == r.address));
     let (_, reason) = rejects.first()?;
-    all.then(|| {
-        DeliveryResult::Refused(Reply::new(550, (5, 7, 1), one_line(reason)))
-    })
+    all.then(|| DeliveryResult::Refused(Reply::new(550, (5, 7, 1), one_line(reason))))
 }
 
 /// `text` on one line of at most 200 characters, for an SMTP reply.
 fn one_line(text: &str) -> String {
     let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let line: String = line.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').take(200).collect();
+    let line: String = line
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(200)
+        .collect();
     if line.is_empty() {
         "Message rejected by the recipient's filter".into()
     } else {

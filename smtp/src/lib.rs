@@ -17,9 +17,9 @@ mod outbound;
 mod policy;
 mod queue;
 mod reply;
-pub mod srs;
 mod server;
 pub mod session;
+pub mod srs;
 mod telemetry;
 
 pub use config::SmtpConfig;

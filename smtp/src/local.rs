@@ -113,7 +113,16 @@ impl Backend {
             recipient: &target.address,
             user: &user,
         };
-        match filter::filter(&self.store, &self.hostname, target.user_id, delivery, message, &scripts).await {
+        match filter::filter(
+            &self.store,
+            &self.hostname,
+            target.user_id,
+            delivery,
+            message,
+            &scripts,
+        )
+        .await
+        {
             Ok(plan) => {
                 metrics::counter!("postern_sieve_runs_total", "result" => "ok").increment(1);
                 (plan, user)
@@ -149,8 +158,13 @@ impl Backend {
         for target in targets {
             match self.store.resolve_recipient(target).await? {
                 Resolution::NotHosted => remote.push(target.clone()),
-                Resolution::Unknown => tracing::warn!(target, "redirect to an unknown local address dropped"),
-                Resolution::Deliver { local: users, remote: more } => {
+                Resolution::Unknown => {
+                    tracing::warn!(target, "redirect to an unknown local address dropped")
+                }
+                Resolution::Deliver {
+                    local: users,
+                    remote: more,
+                } => {
                     local.extend(users.into_iter().map(|user_id| Target {
                         address: target.clone(),
                         user_id,
@@ -174,7 +188,12 @@ impl Backend {
             })
             .await?;
         self.send_replies(&filed.replies).await;
-        tracing::info!(user, redirects = targets.len(), sender = env_sender, "message redirected");
+        tracing::info!(
+            user,
+            redirects = targets.len(),
+            sender = env_sender,
+            "message redirected"
+        );
         Ok(())
     }
 

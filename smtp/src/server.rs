@@ -18,11 +18,11 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backend;
-use crate::srs::Srs;
 use crate::config::SmtpConfig;
 use crate::error::SmtpError;
 use crate::reply::Reply;
 use crate::session::{Event, Listener, Session, SessionConfig};
+use crate::srs::Srs;
 use crate::telemetry::{command_name, command_took};
 
 /// Bytes read from the client at a time; the session consumes each read whole before the next.

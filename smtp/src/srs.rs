@@ -104,13 +104,9 @@ impl Srs {
 /// Case-insensitive comparison taking the same time wherever the first difference is.
 fn same_hash(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| {
-                acc | (x.to_ascii_lowercase() ^ y.to_ascii_lowercase())
-            })
-            == 0
+        && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| {
+            acc | (x.to_ascii_lowercase() ^ y.to_ascii_lowercase())
+        }) == 0
 }
 
 /// Today as Unix days.
@@ -143,10 +139,16 @@ mod tests {
         let srs = Srs::new(b"secret");
         let day = 20_000;
         let a = srs.forward("alice+x=y@Example.ORG", "fwd.test", day);
-        assert!(a.starts_with("SRS0=") && a.ends_with("=Example.ORG=alice+x=y@fwd.test"), "{a}");
+        assert!(
+            a.starts_with("SRS0=") && a.ends_with("=Example.ORG=alice+x=y@fwd.test"),
+            "{a}"
+        );
         let local = a.rsplit_once('@').unwrap().0;
         assert_eq!(srs.reverse(local, day).unwrap(), "alice+x=y@Example.ORG");
-        assert_eq!(srs.reverse(&local.to_ascii_lowercase(), day + 3).unwrap(), "alice+x=y@example.org");
+        assert_eq!(
+            srs.reverse(&local.to_ascii_lowercase(), day + 3).unwrap(),
+            "alice+x=y@example.org"
+        );
         assert_eq!(srs.forward("", "fwd.test", day), "");
     }
 
@@ -158,9 +160,18 @@ mod tests {
         let local = a.rsplit_once('@').unwrap().0;
         let forged = local.replace("alice", "mallory");
         assert_eq!(srs.reverse(&forged, day), Err(SrsError::BadHash));
-        assert_eq!(Srs::new(b"other").reverse(local, day), Err(SrsError::BadHash));
-        assert_eq!(srs.reverse(local, day + MAX_AGE_DAYS + 1), Err(SrsError::Expired));
-        assert_eq!(srs.reverse(local, day + MAX_AGE_DAYS).unwrap(), "alice@example.org");
+        assert_eq!(
+            Srs::new(b"other").reverse(local, day),
+            Err(SrsError::BadHash)
+        );
+        assert_eq!(
+            srs.reverse(local, day + MAX_AGE_DAYS + 1),
+            Err(SrsError::Expired)
+        );
+        assert_eq!(
+            srs.reverse(local, day + MAX_AGE_DAYS).unwrap(),
+            "alice@example.org"
+        );
         assert_eq!(srs.reverse("alice", day), Err(SrsError::NotSrs));
         assert_eq!(srs.reverse("SRS0=abc", day), Err(SrsError::NotSrs));
         // Wraps around the 1024-day cycle.

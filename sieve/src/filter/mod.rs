@@ -111,7 +111,9 @@ pub async fn filter(
         if store.mailbox(user_id, &copy.folder).await?.is_none() {
             match store.create_mailbox_path(user_id, &copy.folder).await {
                 Ok(_) | Err(StoreError::Exists(_)) => {}
-                Err(e) => tracing::warn!(folder = copy.folder, error = %e, "fileinto :create failed; the copy goes to INBOX"),
+                Err(e) => {
+                    tracing::warn!(folder = copy.folder, error = %e, "fileinto :create failed; the copy goes to INBOX")
+                }
             }
         }
     }
@@ -136,7 +138,10 @@ async fn answer(store: &Store, user_id: i64, question: Question) -> Result<Answe
             None => return Err(FilterError::MissingInclude(name)),
         },
         Question::Seen { id, period_secs } => {
-            if store.record_vacation_reply(user_id, &id, period_secs).await? {
+            if store
+                .record_vacation_reply(user_id, &id, period_secs)
+                .await?
+            {
                 Answer::No
             } else {
                 Answer::Yes

@@ -91,7 +91,8 @@ fn is_keyword(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
         && name.bytes().all(|b| {
-            b.is_ascii_graphic() && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+            b.is_ascii_graphic()
+                && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
         })
 }
 
@@ -101,7 +102,12 @@ mod tests {
 
     #[test]
     fn flag_names() {
-        let f = imap_flags(&["\\SEEN \\flagged".into(), "$Label1".into(), "\\Recent".into(), "bad(".into()]);
+        let f = imap_flags(&[
+            "\\SEEN \\flagged".into(),
+            "$Label1".into(),
+            "\\Recent".into(),
+            "bad(".into(),
+        ]);
         assert_eq!(f.system, Flags::SEEN | Flags::FLAGGED);
         assert_eq!(f.keywords.iter().collect::<Vec<_>>(), ["$Label1"]);
     }

@@ -170,7 +170,9 @@ impl<'x> Run<'x> {
         let plan = &mut self.outcome.plan;
         match event {
             Event::IncludeScript { name, optional } => match name {
-                Script::Personal(name) => return Ok(Next::Ask(Question::Include { name, optional })),
+                Script::Personal(name) => {
+                    return Ok(Next::Ask(Question::Include { name, optional }))
+                }
                 Script::Global(name) => return Err(FilterError::GlobalInclude(name)),
             },
             Event::MailboxExists { mailboxes, .. } => {
@@ -234,9 +236,7 @@ impl<'x> Run<'x> {
             Event::Notify { method, .. } => {
                 tracing::info!(method, "sieve: notify (RFC 5435) is not supported");
             }
-            Event::ListContains { .. }
-            | Event::SetEnvelope { .. }
-            | Event::Function { .. } => {}
+            Event::ListContains { .. } | Event::SetEnvelope { .. } | Event::Function { .. } => {}
         }
         Ok(Next::Go)
     }
@@ -310,7 +310,8 @@ mod tests {
     #[test]
     fn vacation_skips_list_mail() {
         let script = "require \"vacation\"; vacation :days 1 \"away\";";
-        let to_me = b"From: carol@remote.test\r\nTo: alice@example.test\r\nSubject: hi\r\n\r\nx\r\n";
+        let to_me =
+            b"From: carol@remote.test\r\nTo: alice@example.test\r\nSubject: hi\r\n\r\nx\r\n";
         let out = run_to_end(script, to_me).unwrap();
         assert_eq!(out.plan.replies.len(), 1);
         assert_eq!(out.plan.replies[0].to, "carol@remote.test");
@@ -323,6 +324,9 @@ mod tests {
     fn runaway_script_hits_the_cpu_limit() {
         let script = "if true { }\n".repeat(MAX_INSTRUCTIONS);
         let err = run_to_end(&script, b"Subject: x\r\n\r\nx\r\n").unwrap_err();
-        assert!(err.to_string().contains("maximum number of instructions"), "{err}");
+        assert!(
+            err.to_string().contains("maximum number of instructions"),
+            "{err}"
+        );
     }
 }
