@@ -189,7 +189,7 @@ m.logout()
         &inst,
         "dave",
         "loop",
-        "require [\"include\", \"fileinto\"];\ninclude :personal \"loop\";\nfileinto \"Never\";\n",
+        "require [\"include\", \"fileinto\", \"mailbox\"];\ninclude :personal \"loop\";\nfileinto :create \"Never\";\n",
         true,
     );
     for user in ["bob", "carl", "dave"] {
@@ -207,6 +207,7 @@ m.logout()
     let log = server.log();
     assert!(log.contains("sieve failed"), "{log}");
     assert!(log.contains("maximum number of instructions"), "{log}");
+    assert!(log.contains("includes nested deeper than"), "{log}");
 }
 
 const VACATION: &str = r#"require ["vacation"];

@@ -399,56 +399,24 @@ impl Backend {
             size = d.message.len(),
             "message accepted"
         );
-        self.bounce_rejects(&d, &filed.rejects, expires_at, now)
-            .await;
-        if !full.is_empty() {
-            // Some recipients took it, others are full: the 250 stands, the sender gets a bounce
-            // for the full mailboxes (RFC 5321 §3.7 / §6.1).
-            let failures: Vec<Failure> = d
-                .recipients
-                .iter()
-                .filter(|r| r.local.iter().any(|u| full.contains(u)))
-                .map(|r| Failure {
-                    recipient: r.address.clone(),
-                    status: "5.2.2".into(),
-                    diagnostic: "552 5.2.2 Mailbox full".into(),
-                    remote_mta: None,
-                })
-                .collect();
-            if let Err(e) = dsn::send(
-                &self.store,
-                &self.hostname,
-                expires_at,
-                &d.sender,
-                &failures,
-                &d.message,
-                now,
-            )
-            .await
-            {
-                tracing::error!(error = %e, "could not send a bounce for full mailboxes");
-            }
-        }
-        DeliveryResult::Accepted { id }
-    }
-
-    /// Bounces the message for recipients whose Sieve script rejected it (RFC 5429 §2.1) when
-    /// the transaction was accepted for others.
-    async fn bounce_rejects(
-        &self,
-        d: &Delivery,
-        rejects: &[(String, String)],
-        expires_at: i64,
-        now: i64,
-    ) {
-        let failures: Vec<Failure> = rejects
+        // Some recipients took it, others are full or their script rejected it: the 250 stands,
+        // the sender gets one bounce for those (RFC 5321 §3.7 / §6.1; RFC 5429 §2.1).
+        let failures: Vec<Failure> = d
+            .recipients
             .iter()
-            .map(|(recipient, reason)| Failure {
-                recipient: recipient.clone(),
-                status: "5.7.1".into(),
-                diagnostic: format!("550 5.7.1 {}", one_line(reason)),
+            .filter(|r| r.local.iter().any(|u| full.contains(u)))
+            .map(|r| Failure {
+                recipient: r.address.clone(),
+                status: "5.2.2".into(),
+                diagnostic: "552 5.2.2 Mailbox full".into(),
                 remote_mta: None,
             })
+            .chain(filed.rejects.iter().map(|(recipient, reason)| Failure {
+                recipient: recipient.clone(),
+                status: "5.7.1".into(),
+                diagnostic: format!("550 5.7.1 {}", reply_text(reason)),
+                remote_mta: None,
+            }))
             .collect();
         if let Err(e) = dsn::send(
             &self.store,
@@ -461,8 +429,9 @@ impl Backend {
         )
         .await
         {
-            tracing::error!(error = %e, "could not send a bounce for a Sieve reject");
+            tracing::error!(error = %e, "could not send a bounce");
         }
+        DeliveryResult::Accepted { id }
     }
 
     /// Submission: every `From:` address must be one the user may send as (RFC 6409 §6.1;
@@ -529,13 +498,12 @@ fn every_recipient_rejected(d: &Delivery, rejects: &[(String, String)]) -> Optio
         .iter()
         .all(|r| r.remote.is_empty() && rejects.iter().any(|(a, _)| *a == r.address));
     let (_, reason) = rejects.first()?;
-    all.then(|| DeliveryResult::Refused(Reply::new(550, (5, 7, 1), one_line(reason))))
+    all.then(|| DeliveryResult::Refused(Reply::new(550, (5, 7, 1), reply_text(reason))))
 }
 
-/// `text` on one line of at most 200 characters, for an SMTP reply.
-fn one_line(text: &str) -> String {
-    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let line: String = line
+/// `text` on one line of at most 200 printable ASCII characters, for an SMTP reply.
+fn reply_text(text: &str) -> String {
+    let line: String = dsn::one_line(text)
         .chars()
         .filter(|c| c.is_ascii_graphic() || *c == ' ')
         .take(200)

@@ -148,7 +148,8 @@ fn find_header_end(raw: &[u8]) -> usize {
     }
 }
 
-fn one_line(s: &str) -> String {
+/// `s` with every run of whitespace (line breaks too) as one space.
+pub(crate) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -151,6 +151,11 @@ impl<'x> Run<'x> {
         loop {
             match self.ctx.run(input) {
                 None => return Ok(Step::Done(std::mem::take(&mut self.outcome))),
+                Some(Err(sieve::runtime::RuntimeError::TooManyIncludes)) => {
+                    return Err(FilterError::Runtime(format!(
+                        "includes nested deeper than {MAX_INCLUDE_DEPTH}"
+                    )))
+                }
                 Some(Err(e)) => return Err(FilterError::Runtime(e.to_string())),
                 Some(Ok(event)) => match self.event(event)? {
                     Next::Ask(question) => {
