@@ -9,8 +9,8 @@ use std::time::Duration;
 use hickory_resolver::TokioResolver;
 use mail_auth::MessageAuthenticator;
 use postern_store::{
-    normalize_address, DeliveryOutcome, Greylist, Incoming, LoginAttempt, LoginOutcome, Resolution,
-    Service, Store, ROLE_LOCAL_PARTS,
+    normalize_address, Accepted, DeliveryOutcome, Greylist, Incoming, LoginAttempt, LoginOutcome,
+    Resolution, Service, Store, ROLE_LOCAL_PARTS,
 };
 
 use crate::auth::{self, Disposition};
@@ -355,22 +355,30 @@ impl Backend {
                 return refusal;
             }
         }
-        let accepted = match self
-            .store
-            .accept(Incoming {
-                raw: &d.message,
-                internal_date: now,
-                local: &filed.copies,
-                sender: &d.sender,
-                remote: &remote,
-                expires_at,
-            })
-            .await
-        {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::error!(error = %e, "storing a message failed");
-                return DeliveryResult::Unavailable;
+        let accepted = if filed.copies.is_empty() && remote.is_empty() {
+            // Every recipient's filter discarded, redirected or rejected it: nothing to store.
+            Accepted {
+                local: Vec::new(),
+                queued: Vec::new(),
+            }
+        } else {
+            match self
+                .store
+                .accept(Incoming {
+                    raw: &d.message,
+                    internal_date: now,
+                    local: &filed.copies,
+                    sender: &d.sender,
+                    remote: &remote,
+                    expires_at,
+                })
+                .await
+            {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::error!(error = %e, "storing a message failed");
+                    return DeliveryResult::Unavailable;
+                }
             }
         };
         let full: BTreeSet<i64> = accepted
@@ -382,8 +390,7 @@ impl Backend {
             })
             .collect();
         let delivered = accepted.local.len() - full.len();
-        let id: u64 = rand::random();
-        let id = format!("{id:016X}");
+        let id = message_id();
         self.send_replies(&filed.replies).await;
         if delivered == 0 && accepted.queued.is_empty() && !full.is_empty() {
             tracing::info!(id, sender = d.sender, "refused: every mailbox is full");
@@ -488,6 +495,11 @@ impl Backend {
         signed.extend_from_slice(&d.message);
         signed
     }
+}
+
+/// A fresh queue id for the log and the `250` reply.
+fn message_id() -> String {
+    format!("{:016X}", rand::random::<u64>())
 }
 
 /// 550 5.7.1 with the script's reason when every recipient's script rejected the message

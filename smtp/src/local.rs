@@ -90,22 +90,23 @@ impl Backend {
     }
 
     /// The plan of `target`'s scripts, or keep in INBOX if there are none or they fail; also the
-    /// user's address.
+    /// user's address (the RCPT address when no script ran).
     async fn plan_for(&self, message: &[u8], sender: &str, target: &Target) -> (Plan, String) {
-        let user = match self.store.user_by_id(target.user_id).await {
-            Ok(Some(user)) => user.address.to_string(),
-            Ok(None) => return (Plan::keep(), target.address.clone()),
-            Err(e) => {
-                tracing::error!(user_id = target.user_id, error = %e, "sieve: user lookup failed; keeping in INBOX");
-                return (Plan::keep(), target.address.clone());
-            }
-        };
+        let fallback = || (Plan::keep(), target.address.clone());
         let scripts = match filter::scripts_for(&self.store, target.user_id).await {
-            Ok(scripts) if scripts.is_empty() => return (Plan::keep(), user),
+            Ok(scripts) if scripts.is_empty() => return fallback(),
             Ok(scripts) => scripts,
             Err(e) => {
-                tracing::error!(user, error = %e, "sieve: loading scripts failed; keeping in INBOX");
-                return (Plan::keep(), user);
+                tracing::error!(user_id = target.user_id, error = %e, "sieve: loading scripts failed; keeping in INBOX");
+                return fallback();
+            }
+        };
+        let user = match self.store.user_by_id(target.user_id).await {
+            Ok(Some(user)) => user.address.to_string(),
+            Ok(None) => return fallback(),
+            Err(e) => {
+                tracing::error!(user_id = target.user_id, error = %e, "sieve: user lookup failed; keeping in INBOX");
+                return fallback();
             }
         };
         let delivery = FilterDelivery {
@@ -176,6 +177,10 @@ impl Backend {
         let filed = self
             .file_local(&forwarded, &env_sender, &local, "INBOX", hops + 1)
             .await;
+        if filed.copies.is_empty() && remote.is_empty() {
+            self.send_replies(&filed.replies).await;
+            return Ok(());
+        }
         let now = postern_store::unix_now();
         self.store
             .accept(Incoming {

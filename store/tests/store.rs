@@ -176,8 +176,11 @@ async fn users_and_authentication(db: &TestDb) {
         .map(|u| u.address.to_string())
         .collect();
     assert_eq!(all, ["alice@example.test", "bob@example.test"]);
+    let bob = store.user("bob@example.test").await.unwrap().unwrap();
+    assert_eq!(store.user_by_id(bob.id).await.unwrap(), Some(bob.clone()));
     store.remove_user("bob@example.test").await.unwrap();
     assert!(store.user("bob@example.test").await.unwrap().is_none());
+    assert!(store.user_by_id(bob.id).await.unwrap().is_none());
     assert!(matches!(
         store.remove_user("bob@example.test").await,
         Err(StoreError::NotFound(_))
