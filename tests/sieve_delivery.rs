@@ -294,6 +294,11 @@ async fn vacation_and_reject(db: Db) {
         "{}",
         sent[0].data
     );
+    assert!(
+        sent[0].data.starts_with("DKIM-Signature:"),
+        "signed for example.test: {}",
+        sent[0].data
+    );
     assert_eq!(
         inbox(&inst, alice).await.len(),
         8,

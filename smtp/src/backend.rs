@@ -478,21 +478,27 @@ impl Backend {
     /// The message with DKIM signatures (RFC 6376 §5; RFC 8463) of the `From:` domain (or the
     /// envelope sender's domain) prepended; unchanged when that domain has no keys.
     async fn sign(&self, d: &Delivery) -> Vec<u8> {
-        let domain = auth::header_from_domain(&d.message)
-            .unwrap_or_else(|| auth::domain_of(&d.sender).to_ascii_lowercase());
+        self.sign_message(&d.message, auth::domain_of(&d.sender))
+            .await
+    }
+
+    /// `message` signed for its `From:` domain, else for `fallback_domain` (see [`Self::sign`]).
+    pub(crate) async fn sign_message(&self, message: &[u8], fallback_domain: &str) -> Vec<u8> {
+        let domain = auth::header_from_domain(message)
+            .unwrap_or_else(|| fallback_domain.to_ascii_lowercase());
         let keys = match self.store.signing_keys(&domain).await {
             Ok(keys) => keys,
             Err(e) => {
                 tracing::warn!(domain, error = %e, "no DKIM keys: sending unsigned");
-                return d.message.clone();
+                return message.to_vec();
             }
         };
         if keys.is_empty() {
             tracing::info!(domain, "domain has no DKIM keys: sending unsigned");
-            return d.message.clone();
+            return message.to_vec();
         }
-        let mut signed = auth::sign(&keys, &d.message);
-        signed.extend_from_slice(&d.message);
+        let mut signed = auth::sign(&keys, message);
+        signed.extend_from_slice(message);
         signed
     }
 }

@@ -202,11 +202,14 @@ impl Backend {
         Ok(())
     }
 
-    /// Sends vacation replies with the null sender; failures are logged (the reply is optional).
+    /// Sends vacation replies, DKIM-signed, with the null sender; failures are logged (a reply
+    /// is optional).
     pub(crate) async fn send_replies(&self, replies: &[AutoReply]) {
         let expires_at = postern_store::unix_now() + self.config.queue_lifetime_secs as i64;
         for reply in replies {
-            match dsn::send_null_sender(&self.store, &reply.to, &reply.message, expires_at).await {
+            // Signed for the user's domain (the reply's From:), so it passes DMARC at the sender.
+            let signed = self.sign_message(&reply.message, "").await;
+            match dsn::send_null_sender(&self.store, &reply.to, &signed, expires_at).await {
                 Ok(()) => tracing::info!(to = reply.to, "vacation reply sent"),
                 Err(e) => tracing::warn!(to = reply.to, error = %e, "vacation reply failed"),
             }
