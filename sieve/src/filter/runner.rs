@@ -145,7 +145,11 @@ impl<'x> Run<'x> {
                     script,
                 }
             }
-            (None, Some(Answer::Yes), _) => Input::True,
+            (None, Some(Answer::Yes), _) => {
+                // A reply already sent: the vacation action will not run.
+                self.vacation_pending = false;
+                Input::True
+            }
             (None, _, _) => Input::False,
         };
         loop {
@@ -284,6 +288,11 @@ mod tests {
     };
 
     fn run_to_end(script: &str, raw: &[u8]) -> Result<ScriptOutcome, FilterError> {
+        run_seen(script, raw, false)
+    }
+
+    /// Runs `script`, answering vacation's question with `seen`.
+    fn run_seen(script: &str, raw: &[u8], seen: bool) -> Result<ScriptOutcome, FilterError> {
         let runtime = runtime("mx.example.test");
         let script = Arc::new(crate::compile(script).unwrap());
         let mut run = Run::new(&runtime, raw, DELIVERY, script);
@@ -291,7 +300,9 @@ mod tests {
         loop {
             match run.step(answer.take())? {
                 Step::Done(outcome) => return Ok(outcome),
-                Step::Ask(Question::Seen { .. }) => answer = Some(Answer::No),
+                Step::Ask(Question::Seen { .. }) => {
+                    answer = Some(if seen { Answer::Yes } else { Answer::No })
+                }
                 Step::Ask(q) => panic!("unexpected {q:?}"),
             }
         }
@@ -323,6 +334,35 @@ mod tests {
         assert!(out.keep.is_some());
         let list = b"From: carol@remote.test\r\nTo: alice@example.test\r\nPrecedence: list\r\nSubject: hi\r\n\r\nx\r\n";
         assert!(run_to_end(script, list).unwrap().plan.replies.is_empty());
+    }
+
+    #[test]
+    fn redirect_after_an_answered_vacation_is_a_redirect() {
+        let script = "require \"vacation\"; vacation \"away\"; redirect \"r@remote.test\";";
+        let raw = b"From: carol@remote.test\r\nTo: alice@example.test\r\n\r\nx\r\n";
+        let out = run_seen(script, raw, true).unwrap();
+        assert!(out.plan.replies.is_empty());
+        assert_eq!(out.plan.redirects, ["r@remote.test"]);
+        let out = run_seen(script, raw, false).unwrap();
+        assert_eq!(out.plan.replies.len(), 1);
+        assert_eq!(out.plan.redirects, ["r@remote.test"]);
+    }
+
+    #[test]
+    fn redirects_are_capped_and_ereject_cancels_keep() {
+        let script: String = (0..10)
+            .map(|i| format!("redirect \"r{i}@remote.test\";\n"))
+            .collect();
+        let out = run_to_end(&script, b"Subject: x\r\n\r\nx\r\n").unwrap();
+        assert_eq!(out.plan.redirects.len(), MAX_REDIRECTS);
+        assert!(out.keep.is_none());
+        let out = run_to_end(
+            "require \"ereject\"; ereject \"go away\";",
+            b"Subject: x\r\n\r\nx\r\n",
+        )
+        .unwrap();
+        assert_eq!(out.plan.reject.as_deref(), Some("go away"));
+        assert!(out.keep.is_none());
     }
 
     #[test]
