@@ -338,7 +338,8 @@ async fn vacation_and_reject(db: Db) {
 }
 
 /// alice redirects to bob and bob to alice: the message stops (in alice's INBOX, where the loop
-/// was seen) instead of circling.
+/// was seen) instead of circling. A redirect to a local user whose script rejects bounces to the
+/// original sender.
 async fn redirect_loop_ends(db: Db) {
     let (inst, server) = instance(db, "").await;
     put(
@@ -372,6 +373,35 @@ async fn redirect_loop_ends(db: Db) {
     );
     assert!(inbox(&inst, "bob@example.test").await.is_empty());
     assert!(server.log().contains("mail forwarding loop"));
+
+    // carl redirects to dave, whose script rejects and whose vacation answers: the original
+    // sender (not the SRS address) gets dave's bounce.
+    put(
+        &inst,
+        "carl",
+        "fwd",
+        "redirect \"dave@example.test\";\n",
+        true,
+    );
+    put(
+        &inst,
+        "dave",
+        "no",
+        "require \"reject\";\nreject \"Not via carl.\";\n",
+        true,
+    );
+    let (carl, bob) = ("carl@example.test", "bob@example.test");
+    let r = mx_send(&server, bob, &[carl], &message(bob, carl, "via", "", "x"));
+    assert!(r.starts_with("250"), "{r}");
+    let bounced = inbox(&inst, bob).await;
+    assert_eq!(bounced.len(), 1, "{bounced:?}");
+    assert!(
+        bounced[0].contains("Not via carl.") && bounced[0].contains("Status: 5.7.1"),
+        "{}",
+        bounced[0]
+    );
+    assert!(inbox(&inst, carl).await.is_empty());
+    assert!(inbox(&inst, "dave@example.test").await.is_empty());
 }
 
 /// A redirect to a Postfix receiver leaves with an `SRS0=...@example.test` envelope sender, for

@@ -16,7 +16,7 @@ use postern_store::{
 use crate::auth::{self, Disposition};
 use crate::config::SmtpConfig;
 use crate::dsn::{self, Failure};
-use crate::local::Target;
+use crate::local::{rejected, reply_text, Target};
 use crate::policy;
 use crate::reply::Reply;
 use crate::session::{
@@ -418,12 +418,7 @@ impl Backend {
                 diagnostic: "552 5.2.2 Mailbox full".into(),
                 remote_mta: None,
             })
-            .chain(filed.rejects.iter().map(|(recipient, reason)| Failure {
-                recipient: recipient.clone(),
-                status: "5.7.1".into(),
-                diagnostic: format!("550 5.7.1 {}", reply_text(reason)),
-                remote_mta: None,
-            }))
+            .chain(rejected(&filed.rejects))
             .collect();
         if let Err(e) = dsn::send(
             &self.store,
@@ -517,20 +512,6 @@ fn every_recipient_rejected(d: &Delivery, rejects: &[(String, String)]) -> Optio
         .all(|r| r.remote.is_empty() && rejects.iter().any(|(a, _)| *a == r.address));
     let (_, reason) = rejects.first()?;
     all.then(|| DeliveryResult::Refused(Reply::new(550, (5, 7, 1), reply_text(reason))))
-}
-
-/// `text` on one line of at most 200 printable ASCII characters, for an SMTP reply.
-fn reply_text(text: &str) -> String {
-    let line: String = dsn::one_line(text)
-        .chars()
-        .filter(|c| c.is_ascii_graphic() || *c == ' ')
-        .take(200)
-        .collect();
-    if line.is_empty() {
-        "Message rejected by the recipient's filter".into()
-    } else {
-        line
-    }
 }
 
 /// A role address (`postmaster`, `abuse`; [`ROLE_LOCAL_PARTS`]): `Some(None)` for the bare

@@ -10,7 +10,7 @@ use postern_sieve::filter::{self, AutoReply, Delivery as FilterDelivery, Plan};
 use postern_store::{Incoming, LocalCopy, Resolution, StoreError};
 
 use crate::backend::Backend;
-use crate::dsn;
+use crate::dsn::{self, Failure};
 use crate::srs;
 
 /// Most times one message is redirected from user to user before the chain stops (each hop adds
@@ -174,25 +174,37 @@ impl Backend {
                 }
             }
         }
+        // Local users see the original sender (SPF plays no part here), so their vacation
+        // replies and rejects reach it directly.
         let filed = self
-            .file_local(&forwarded, &env_sender, &local, "INBOX", hops + 1)
+            .file_local(&forwarded, sender, &local, "INBOX", hops + 1)
             .await;
-        if filed.copies.is_empty() && remote.is_empty() {
-            self.send_replies(&filed.replies).await;
-            return Ok(());
-        }
         let now = postern_store::unix_now();
-        self.store
-            .accept(Incoming {
-                raw: &forwarded,
-                internal_date: now,
-                local: &filed.copies,
-                sender: &env_sender,
-                remote: &remote,
-                expires_at: now + self.config.queue_lifetime_secs as i64,
-            })
-            .await?;
+        let expires_at = now + self.config.queue_lifetime_secs as i64;
+        if !filed.copies.is_empty() || !remote.is_empty() {
+            self.store
+                .accept(Incoming {
+                    raw: &forwarded,
+                    internal_date: now,
+                    local: &filed.copies,
+                    sender: &env_sender,
+                    remote: &remote,
+                    expires_at,
+                })
+                .await?;
+        }
         self.send_replies(&filed.replies).await;
+        let failures = rejected(&filed.rejects);
+        dsn::send(
+            &self.store,
+            &self.hostname,
+            expires_at,
+            sender,
+            &failures,
+            &forwarded,
+            now,
+        )
+        .await?;
         tracing::info!(
             user,
             redirects = targets.len(),
@@ -214,6 +226,33 @@ impl Backend {
                 Err(e) => tracing::warn!(to = reply.to, error = %e, "vacation reply failed"),
             }
         }
+    }
+}
+
+/// The bounce lines for recipients whose script rejected the message (RFC 5429 §2.1).
+pub(crate) fn rejected(rejects: &[(String, String)]) -> Vec<Failure> {
+    rejects
+        .iter()
+        .map(|(recipient, reason)| Failure {
+            recipient: recipient.clone(),
+            status: "5.7.1".into(),
+            diagnostic: format!("550 5.7.1 {}", reply_text(reason)),
+            remote_mta: None,
+        })
+        .collect()
+}
+
+/// `text` on one line of at most 200 printable ASCII characters, for an SMTP reply.
+pub(crate) fn reply_text(text: &str) -> String {
+    let line: String = dsn::one_line(text)
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(200)
+        .collect();
+    if line.is_empty() {
+        "Message rejected by the recipient's filter".into()
+    } else {
+        line
     }
 }
 
