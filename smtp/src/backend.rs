@@ -288,16 +288,16 @@ impl Backend {
         self.authenticator.resolver()
     }
 
-    /// Stores the message for local users and queues it for remote ones in one committed
-    /// transaction; only then may the session answer 250 (RFC 5321 §6.1). Submitted mail is
-    /// DKIM-signed first; mail from unauthenticated clients is checked (SPF, DKIM, DMARC).
-    async fn deliver(&self, mut d: Delivery, ip: IpAddr) -> DeliveryResult {
+    /// Checks and stamps the message before delivery: submitted mail must come from the user's
+    /// own addresses and is DKIM-signed; MX mail gets its SPF/DKIM/DMARC verdict. Returns the
+    /// folder kept copies go to (Junk for DMARC-quarantined mail), or the refusal.
+    async fn admit(&self, d: &mut Delivery, ip: IpAddr) -> Result<&'static str, DeliveryResult> {
         let mut folder = "INBOX";
         if let Some(user) = &d.user {
             if let Some(refusal) = self.check_from(user, &d.message).await {
-                return refusal;
+                return Err(refusal);
             }
-            d.message = self.sign(&d).await;
+            d.message = self.sign(d).await;
         } else {
             let message = auth::strip_own_results(&d.message, &self.hostname);
             let verdict = auth::verify(
@@ -318,11 +318,11 @@ impl Backend {
                     tracing::info!(%ip, sender = d.sender, "refused: DMARC policy reject");
                     metrics::counter!("postern_smtp_policy_refusals_total", "reason" => "dmarc")
                         .increment(1);
-                    return DeliveryResult::Refused(Reply::new(
+                    return Err(DeliveryResult::Refused(Reply::new(
                         550,
                         (5, 7, 1),
                         "Message rejected: DMARC policy of the sender domain",
-                    ));
+                    )));
                 }
                 Disposition::Junk => {
                     metrics::counter!("postern_smtp_junk_total").increment(1);
@@ -334,12 +334,25 @@ impl Backend {
             stamped.extend_from_slice(&message);
             d.message = stamped;
         }
+        Ok(folder)
+    }
+
+    /// Stores the message for local users (as their Sieve scripts decide) and queues it for
+    /// remote ones in one committed transaction; only then may the session answer 250
+    /// (RFC 5321 §6.1). The message is [admitted](Self::admit) first.
+    async fn deliver(&self, mut d: Delivery, ip: IpAddr) -> DeliveryResult {
+        let folder = match self.admit(&mut d, ip).await {
+            Ok(folder) => folder,
+            Err(refusal) => return refusal,
+        };
         let now = postern_store::unix_now();
+        // Each user once, with the first RCPT address that reached them (Sieve's envelope "to").
         let targets: Vec<Target> = d
-            .recipients
-            .iter()
-            .flat_map(|r| {
-                r.local.iter().map(|&user_id| Target {
+            .local_users()
+            .into_iter()
+            .filter_map(|user_id| {
+                let r = d.recipients.iter().find(|r| r.local.contains(&user_id))?;
+                Some(Target {
                     address: r.address.clone(),
                     user_id,
                 })

@@ -19,7 +19,7 @@ mod queue;
 mod reply;
 mod server;
 pub mod session;
-pub mod srs;
+mod srs;
 mod telemetry;
 
 pub use config::SmtpConfig;

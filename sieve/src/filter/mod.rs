@@ -4,7 +4,7 @@
 //! (`include`, vacation's reply log, `mailboxexists`) from the store.
 
 mod plan;
-pub mod runner;
+mod runner;
 
 use std::sync::Arc;
 
