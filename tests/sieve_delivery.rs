@@ -27,7 +27,7 @@ const USERS: [&str; 4] = ["alice", "bob", "carl", "dave"];
 
 /// A server for example.test with [`USERS`], IMAPS, the MX and `extra` configuration.
 async fn instance(db: Db, extra: &str) -> (Instance, Server) {
-    let inst = Instance::new(db, &["smtp", "imaps"], extra).await;
+    let inst = Instance::new(db, &["smtp", "submissions", "imaps"], extra).await;
     inst.ok(&["domain", "add", "example.test"], "");
     for user in USERS {
         inst.ok(
@@ -101,8 +101,8 @@ if header :contains "subject" "copyme" { fileinto :copy :create "Copies"; }
 "#;
 
 /// fileinto (with :create, flags, a missing folder), discard, envelope/subaddress, body,
-/// variables, relational, include and :copy; the CLI; a broken stored script, a runaway script
-/// and an include loop all leave the message in INBOX.
+/// variables, relational, include and :copy, on the MX and for submitted mail; the CLI; a broken
+/// stored script, a runaway script and an include loop all leave the message in INBOX.
 async fn scripts_file_flag_discard_and_never_lose_mail(db: Db) {
     let (inst, server) = instance(db, "").await;
     put(&inst, "alice", "helper", HELPER, false);
@@ -155,6 +155,26 @@ async fn scripts_file_flag_discard_and_never_lose_mail(db: Db) {
     );
     assert_eq!(subjects(&folder(&inst, alice, "Low").await), ["low"]);
     assert_eq!(subjects(&folder(&inst, alice, "Copies").await), ["copyme"]);
+
+    // Submitted mail to a local user is filtered too.
+    const SUBMIT: &str = r#"
+import smtplib, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP_SSL('127.0.0.1', int(sys.argv[1]), context=ctx, timeout=20)
+s.login('bob@example.test', sys.argv[2])
+msg = 'From: bob@example.test\r\nTo: alice@example.test\r\nSubject: tag green\r\n\r\nHi.\r\n'
+print(s.sendmail('bob@example.test', ['alice@example.test'], msg))
+s.quit()
+"#;
+    let (ok, out) = python(
+        SUBMIT,
+        &[&server.addr("submissions").port().to_string(), PASSWORD],
+    );
+    assert!(ok && out.trim() == "{}", "{out}");
+    assert_eq!(
+        subjects(&folder(&inst, alice, "Tags/green").await),
+        ["tag green"]
+    );
 
     // imap4flags, seen over IMAP.
     const FLAGS: &str = r#"
