@@ -13,6 +13,7 @@ use postern_store::{
     Resolution, Service, Store, ROLE_LOCAL_PARTS,
 };
 
+use crate::antivirus::{self, Check};
 use crate::auth::{self, Disposition};
 use crate::config::SmtpConfig;
 use crate::dsn::{self, Failure};
@@ -240,6 +241,11 @@ impl Backend {
     /// transaction; only then may the session answer 250 (RFC 5321 §6.1). Submitted mail is
     /// DKIM-signed first; mail from unauthenticated clients is checked (SPF, DKIM, DMARC).
     async fn deliver(&self, mut d: Delivery, ip: IpAddr) -> DeliveryResult {
+        let virus = match antivirus::check(&self.config.antivirus, &d.message).await {
+            Check::Pass => None,
+            Check::Quarantine(signature) => Some(signature),
+            Check::Refuse(reply) => return DeliveryResult::Refused(reply),
+        };
         let mut folder = "INBOX";
         if let Some(user) = &d.user {
             if let Some(refusal) = self.check_from(user, &d.message).await {
@@ -282,9 +288,14 @@ impl Backend {
             stamped.extend_from_slice(&message);
             d.message = stamped;
         }
+        let mut remote = d.remote_addresses();
+        if let Some(signature) = virus {
+            d.message = antivirus::quarantine(&signature, &d.message);
+            folder = "Junk";
+            remote.clear();
+        }
         let now = postern_store::unix_now();
         let local = d.local_users();
-        let remote = d.remote_addresses();
         let expires_at = now + self.config.queue_lifetime_secs as i64;
         let accepted = match self
             .store

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::antivirus::AntivirusConfig;
 use crate::crlf::BareLineEndings;
 
 /// SMTP settings; every key is optional.
@@ -85,6 +86,8 @@ pub struct SmtpConfig {
     pub greylist_delay_secs: u64,
     /// Seconds a triplet that passed stays known without being used.
     pub greylist_lifetime_secs: u64,
+    /// Virus scanning with clamd at the end of DATA (`[smtp.antivirus]`).
+    pub antivirus: AntivirusConfig,
 }
 
 impl Default for SmtpConfig {
@@ -120,6 +123,7 @@ impl Default for SmtpConfig {
             greylist_domains: Vec::new(),
             greylist_delay_secs: 300,
             greylist_lifetime_secs: 36 * 24 * 3600,
+            antivirus: AntivirusConfig::default(),
         }
     }
 }

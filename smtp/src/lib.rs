@@ -4,6 +4,7 @@
 //! The protocol lives in the sans-I/O [`session`] state machine; [`SmtpServer`] owns sockets, TLS,
 //! timeouts and limits; [`QueueWorker`] delivers queued mail.
 
+pub mod antivirus;
 mod auth;
 mod backend;
 mod config;
