@@ -17,6 +17,7 @@ use crate::antivirus::{self, Check};
 use crate::auth::{self, Disposition};
 use crate::config::SmtpConfig;
 use crate::dsn::{self, Failure};
+use crate::junk;
 use crate::policy;
 use crate::reply::Reply;
 use crate::session::{
@@ -296,13 +297,19 @@ impl Backend {
         }
         let now = postern_store::unix_now();
         let local = d.local_users();
+        let copies = match d.user {
+            Some(_) => LocalCopy::all(&local, folder),
+            None => {
+                junk::local_copies(&self.store, &self.config.junk, &d.message, &local, folder).await
+            }
+        };
         let expires_at = now + self.config.queue_lifetime_secs as i64;
         let accepted = match self
             .store
             .accept(Incoming {
                 raw: &d.message,
                 internal_date: now,
-                local: &LocalCopy::all(&local, folder),
+                local: &copies,
                 sender: &d.sender,
                 remote: &remote,
                 expires_at,

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::antivirus::AntivirusConfig;
 use crate::crlf::BareLineEndings;
+use crate::junk::JunkConfig;
 
 /// SMTP settings; every key is optional.
 #[derive(Debug, Clone, Deserialize)]
@@ -88,6 +89,8 @@ pub struct SmtpConfig {
     pub greylist_lifetime_secs: u64,
     /// Virus scanning with clamd at the end of DATA (`[smtp.antivirus]`).
     pub antivirus: AntivirusConfig,
+    /// The learning junk filter at delivery (`[smtp.junk]`).
+    pub junk: JunkConfig,
 }
 
 impl Default for SmtpConfig {
@@ -124,6 +127,7 @@ impl Default for SmtpConfig {
             greylist_delay_secs: 300,
             greylist_lifetime_secs: 36 * 24 * 3600,
             antivirus: AntivirusConfig::default(),
+            junk: JunkConfig::default(),
         }
     }
 }

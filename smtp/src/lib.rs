@@ -12,6 +12,7 @@ mod crlf;
 mod dane;
 pub mod dsn;
 mod error;
+pub mod junk;
 pub mod mta_sts;
 mod outbound;
 mod policy;

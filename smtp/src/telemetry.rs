@@ -19,6 +19,11 @@ pub fn describe_metrics() {
         metrics::counter!("postern_smtp_virus_total", "action" => action).increment(0);
     }
     metrics::counter!("postern_smtp_virus_scan_errors_total").increment(0);
+    metrics::counter!("postern_smtp_bayes_junk_total").increment(0);
+    metrics::describe_counter!(
+        "postern_smtp_bayes_junk_total",
+        "Local copies the learning junk filter filed into Junk."
+    );
     metrics::describe_counter!(
         "postern_smtp_virus_total",
         "Messages in which clamd found a virus, by action (reject, quarantine)."
