@@ -307,4 +307,98 @@ mod tests {
         assert!(ClamdAddr::try_from("tcp:localhost".to_owned()).is_err());
         assert_eq!(printable("Evil\r\nX-Header: 1"), "EvilX-Header: 1");
     }
+
+    /// A fake clamd on loopback TCP that reads the whole stream, then answers `reply` (or
+    /// never, for `None`); returns its address.
+    async fn fake_clamd(reply: Option<&'static [u8]>) -> ClamdAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut head = [0u8; 10];
+                    if conn.read_exact(&mut head).await.is_err() {
+                        return;
+                    }
+                    loop {
+                        let mut len = [0u8; 4];
+                        if conn.read_exact(&mut len).await.is_err() {
+                            return;
+                        }
+                        let len = u32::from_be_bytes(len) as usize;
+                        if len == 0 {
+                            break;
+                        }
+                        let mut chunk = vec![0; len];
+                        if conn.read_exact(&mut chunk).await.is_err() {
+                            return;
+                        }
+                    }
+                    match reply {
+                        Some(r) => {
+                            conn.write_all(r).await.ok();
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                });
+            }
+        });
+        ClamdAddr::Tcp(addr.to_string())
+    }
+
+    fn config(clamd: ClamdAddr, action: VirusAction, on_error: ScanFailure) -> AntivirusConfig {
+        AntivirusConfig {
+            clamd: Some(clamd),
+            timeout_secs: 1,
+            action,
+            on_error,
+        }
+    }
+
+    #[tokio::test]
+    async fn verdicts_and_failures_over_tcp() {
+        let big = vec![b'a'; 3 * CHUNK + 1];
+        let found = fake_clamd(Some(b"stream: Evil\r\nSig FOUND\0")).await;
+        match check(
+            &config(found.clone(), VirusAction::Reject, ScanFailure::Accept),
+            &big,
+        )
+        .await
+        {
+            Check::Refuse(r) => assert_eq!(r.code(), 554),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            check(
+                &config(found, VirusAction::Quarantine, ScanFailure::Accept),
+                b"x"
+            )
+            .await,
+            Check::Quarantine("Evil\r\nSig".into())
+        );
+        let quarantined = quarantine("Evil\r\nSig", b"Subject: x\r\n\r\n");
+        assert!(quarantined.starts_with(b"X-Postern-Virus: EvilSig\r\nSubject"));
+        let clean = fake_clamd(Some(b"stream: OK\0")).await;
+        let tempfail = config(clean, VirusAction::Reject, ScanFailure::Tempfail);
+        assert_eq!(check(&tempfail, &big).await, Check::Pass);
+        for broken in [
+            fake_clamd(None).await,
+            fake_clamd(Some(b"INSTREAM size limit exceeded. ERROR\0")).await,
+            ClamdAddr::Unix("/nonexistent/clamd.sock".into()),
+        ] {
+            match check(
+                &config(broken.clone(), VirusAction::Reject, ScanFailure::Tempfail),
+                b"x",
+            )
+            .await
+            {
+                Check::Refuse(r) => assert_eq!(r.code(), 451, "{broken}"),
+                other => panic!("{broken}: {other:?}"),
+            }
+            let open = config(broken.clone(), VirusAction::Reject, ScanFailure::Accept);
+            assert_eq!(check(&open, b"x").await, Check::Pass, "{broken}");
+        }
+        let off = AntivirusConfig::default();
+        assert_eq!(check(&off, b"x").await, Check::Pass);
+    }
 }
