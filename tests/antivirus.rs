@@ -49,7 +49,7 @@ impl Clamd {
             &config,
             format!(
                 "LocalSocket {}\nDatabaseDirectory {}\nTemporaryDirectory {}\nForeground yes\n\
-                 LogFile {}\n",
+                 LogFile {}\nStreamMaxLength 64K\n",
                 socket.display(),
                 db.display(),
                 dir.path().display(),
@@ -202,6 +202,24 @@ async fn infected_mail_is_refused(db: Db) {
     assert_eq!(bob.len(), 1, "only the clean message is stored");
     assert!(bob[0].contains("Subject: clean"));
     assert!(folder(&inst, "alice@example.test", "Junk").await.is_empty());
+
+    // Larger than clamd's StreamMaxLength: no verdict, so on_error = "tempfail" answers 451.
+    let big = dir.join("big.eml");
+    let line = format!("{}\r\n", "clean text ".repeat(7));
+    std::fs::write(
+        &big,
+        format!(
+            "From: s@remote.test\r\nSubject: big\r\n\r\n{}",
+            line.repeat(2000)
+        ),
+    )
+    .unwrap();
+    let out = send_mx(&server, &big);
+    assert!(
+        out.contains("<** 451 4.7.1"),
+        "{}",
+        &out[out.len().saturating_sub(600)..]
+    );
 
     // clamd stopped: on_error = "tempfail" answers 451 4.7.1 and stores nothing.
     clamd.stop();

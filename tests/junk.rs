@@ -167,6 +167,34 @@ async fn imap_training_files_the_next_message(db: Db) {
         JunkTraining::default()
     );
 
+    // Hostile input for a trained account: broken MIME, 8-bit garbage and a 100 KB word are
+    // still delivered (scored on what can be read).
+    let hostile = inst.dir.path().join("hostile.eml");
+    let mut raw = b"From: <x@deals.test>\r\nSubject: =?utf-8?B?!!!?=\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/mixed; boundary=\"nope\"\r\n\r\n--other\r\n\
+        Content-Transfer-Encoding: base64\r\n\r\n%%%not base64\r\n"
+        .to_vec();
+    raw.extend_from_slice(&[0xff, 0xfe, 0x80, b'\r', b'\n']);
+    raw.extend_from_slice(&b"a".repeat(100_000));
+    raw.extend_from_slice(b"\r\n");
+    std::fs::write(&hostile, raw).unwrap();
+    let o = swaks(
+        server.addr("smtp"),
+        &[
+            "--from",
+            "x@deals.test",
+            "--to",
+            "alice@example.test",
+            "--data",
+            &hostile.display().to_string(),
+        ],
+    );
+    assert!(
+        transcript(&o).contains("<-  250 2.0.0 Ok"),
+        "{}",
+        server.log()
+    );
+
     // Moving a trained spam message back out of Junk retrains it as ham, without counting twice.
     imap_script(&server, "junk_train.py", &[("MODE", "move_back".into())]);
     assert_eq!(
