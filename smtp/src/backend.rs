@@ -9,14 +9,16 @@ use std::time::Duration;
 use hickory_resolver::TokioResolver;
 use mail_auth::MessageAuthenticator;
 use postern_store::{
-    normalize_address, Accepted, DeliveryOutcome, Greylist, Incoming, LoginAttempt, LoginOutcome,
-    Resolution, Service, Store, ROLE_LOCAL_PARTS,
+    normalize_address, Accepted, DeliveryOutcome, Greylist, Incoming, LocalCopy, LoginAttempt,
+    LoginOutcome, Resolution, Service, Store, ROLE_LOCAL_PARTS,
 };
 
+use crate::antivirus::{self, Check};
 use crate::auth::{self, Disposition};
 use crate::config::SmtpConfig;
 use crate::dsn::{self, Failure};
-use crate::local::{rejected, reply_text, Target};
+use crate::junk;
+use crate::local::{rejected, reply_text, Filed, Target};
 use crate::policy;
 use crate::reply::Reply;
 use crate::session::{
@@ -341,6 +343,11 @@ impl Backend {
     /// remote ones in one committed transaction; only then may the session answer 250
     /// (RFC 5321 §6.1). The message is [admitted](Self::admit) first.
     async fn deliver(&self, mut d: Delivery, ip: IpAddr) -> DeliveryResult {
+        let virus = match antivirus::check(&self.config.antivirus, &d.message).await {
+            Check::Pass => None,
+            Check::Quarantine(signature) => Some(signature),
+            Check::Refuse(reply) => return DeliveryResult::Refused(reply),
+        };
         let folder = match self.admit(&mut d, ip).await {
             Ok(folder) => folder,
             Err(refusal) => return refusal,
@@ -358,10 +365,34 @@ impl Backend {
                 })
             })
             .collect();
-        let filed = self
-            .file_local(&d.message, &d.sender, &targets, folder, 0)
-            .await;
-        let remote = d.remote_addresses();
+        let mut remote = d.remote_addresses();
+        let filed = match virus {
+            // Quarantined: every local copy into Junk, marked; no filter runs (no redirect of a
+            // virus) and nothing goes out.
+            Some(signature) => {
+                d.message = antivirus::quarantine(&signature, &d.message);
+                remote.clear();
+                Filed {
+                    copies: LocalCopy::all(&d.local_users(), "Junk"),
+                    ..Filed::default()
+                }
+            }
+            None => {
+                let mut filed = self
+                    .file_local(&d.message, &d.sender, &targets, folder, 0)
+                    .await;
+                if d.user.is_none() {
+                    junk::classify(
+                        &self.store,
+                        &self.config.junk,
+                        &d.message,
+                        &mut filed.copies,
+                    )
+                    .await;
+                }
+                filed
+            }
+        };
         let expires_at = now + self.config.queue_lifetime_secs as i64;
         if filed.copies.is_empty() && remote.is_empty() && !filed.rejects.is_empty() {
             if let Some(refusal) = every_recipient_rejected(&d, &filed.rejects) {

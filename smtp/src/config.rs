@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::antivirus::AntivirusConfig;
 use crate::crlf::BareLineEndings;
+use crate::junk::JunkConfig;
 
 /// SMTP settings; every key is optional.
 #[derive(Debug, Clone, Deserialize)]
@@ -88,6 +90,10 @@ pub struct SmtpConfig {
     /// Secret keying the SRS hashes of redirected mail's envelope senders; nodes that share the
     /// store must share it. Unset: a random one kept in `<data_dir>/srs-secret`.
     pub srs_secret: Option<String>,
+    /// Virus scanning with clamd at the end of DATA (`[smtp.antivirus]`).
+    pub antivirus: AntivirusConfig,
+    /// The learning junk filter at delivery (`[smtp.junk]`).
+    pub junk: JunkConfig,
 }
 
 impl Default for SmtpConfig {
@@ -124,6 +130,8 @@ impl Default for SmtpConfig {
             greylist_delay_secs: 300,
             greylist_lifetime_secs: 36 * 24 * 3600,
             srs_secret: None,
+            antivirus: AntivirusConfig::default(),
+            junk: JunkConfig::default(),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! The protocol lives in the sans-I/O [`session`] state machine; [`SmtpServer`] owns sockets, TLS,
 //! timeouts and limits; [`QueueWorker`] delivers queued mail.
 
+pub mod antivirus;
 mod auth;
 mod backend;
 mod config;
@@ -11,6 +12,7 @@ mod crlf;
 mod dane;
 pub mod dsn;
 mod error;
+pub mod junk;
 mod local;
 pub mod mta_sts;
 mod outbound;

@@ -15,6 +15,23 @@ pub fn describe_metrics() {
         metrics::counter!("postern_smtp_policy_refusals_total", "reason" => reason).increment(0);
     }
     metrics::counter!("postern_smtp_junk_total").increment(0);
+    for action in ["reject", "quarantine"] {
+        metrics::counter!("postern_smtp_virus_total", "action" => action).increment(0);
+    }
+    metrics::counter!("postern_smtp_virus_scan_errors_total").increment(0);
+    metrics::counter!("postern_smtp_bayes_junk_total").increment(0);
+    metrics::describe_counter!(
+        "postern_smtp_bayes_junk_total",
+        "Local copies the learning junk filter filed into Junk."
+    );
+    metrics::describe_counter!(
+        "postern_smtp_virus_total",
+        "Messages in which clamd found a virus, by action (reject, quarantine)."
+    );
+    metrics::describe_counter!(
+        "postern_smtp_virus_scan_errors_total",
+        "Virus scans that gave no verdict (clamd down, timed out or refusing)."
+    );
     metrics::describe_counter!(
         "postern_smtp_messages_total",
         "Messages at the end of DATA, by source (mx, submission) and result."

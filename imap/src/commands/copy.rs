@@ -9,6 +9,7 @@ use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 use imap_codec::imap_types::response::{Code, StatusKind};
 use imap_codec::imap_types::sequence::SequenceSet;
 
+use super::junk;
 use crate::response::untagged;
 use crate::session::{Done, Failure, Outcome, Session};
 
@@ -56,6 +57,10 @@ impl Session {
         } else {
             store.copy_messages(&sel.mailbox, &uids, &dest).await?
         };
+        if let Some(class) = junk::transfer_class(&sel.mailbox, &dest) {
+            let copies: Vec<i64> = pairs.iter().map(|p| p.1).collect();
+            junk::train(&store, &dest, &copies, class).await;
+        }
         let code = match (
             uid_set(pairs.iter().map(|p| p.0)),
             uid_set(pairs.iter().map(|p| p.1)),

@@ -8,6 +8,7 @@ use imap_codec::imap_types::response::Code;
 use imap_codec::imap_types::sequence::{Sequence, SequenceSet};
 use postern_store::{FlagOp, Flags};
 
+use super::junk;
 use crate::session::{Done, Failure, Outcome, Session};
 
 /// Store flags from IMAP flags; `\Recent` and unknown system flags are ignored.
@@ -76,9 +77,11 @@ impl Session {
             StoreType::Add => FlagOp::Add,
             StoreType::Remove => FlagOp::Remove,
         };
-        let changed = store
-            .set_flags(&sel.mailbox, &targets, op, &to_store_flags(flags))
-            .await?;
+        let flags = to_store_flags(flags);
+        let changed = store.set_flags(&sel.mailbox, &targets, op, &flags).await?;
+        if let Some(class) = junk::keyword_class(op, &flags) {
+            junk::train(&store, &sel.mailbox, &targets, class).await;
+        }
         sel.update(changed);
         let mut out = sel.keyword_updates();
         let silent = matches!(response, StoreResponse::Silent);

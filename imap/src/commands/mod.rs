@@ -4,6 +4,7 @@ mod append;
 mod copy;
 mod fetch;
 mod flags;
+mod junk;
 mod mailboxes;
 mod quota;
 mod search;
