@@ -70,7 +70,7 @@ fn fake_mailu(root: &Path) -> String {
         let dir = alice.join(folder);
         maildir_folder(&dir);
         write(
-            &dir.join(format!("1600000000.M9P9.mailu:2,{flags}")),
+            &dir.join(format!("cur/1600000000.M9P9.mailu:2,{flags}")),
             format!("Subject: {subject}\r\n\r\nx\r\n").as_bytes(),
             1_600_000_000,
         );
@@ -236,7 +236,9 @@ async fn import_mailu(db: Db) {
     assert_eq!(find("Sent").len(), 1);
     let archived = find("Archive/2024");
     assert_eq!(archived[0].1, Flags::ANSWERED | Flags::SEEN);
-    assert_eq!(contents(&store, "dave@other.test").await[0].1.len(), 1);
+    let dave = contents(&store, "dave@other.test").await;
+    let dave_inbox = dave.iter().find(|(n, _)| n == "INBOX").expect("INBOX");
+    assert_eq!(dave_inbox.1.len(), 1);
 
     let keys = store.dkim_keys("example.test").await.expect("keys");
     for domain in ["example.test", "alt.test"] {
