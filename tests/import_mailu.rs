@@ -90,11 +90,21 @@ fn fake_mailu(root: &Path) -> String {
         1_700_000_010,
     );
     maildir_folder(&root.join("mail/ghost@example.test"));
+    let grace = root.join("mail/grace@other.test");
+    maildir_folder(&grace);
+    write(&grace.join("new/1.M1P1.mailu"), b"Subject: g\n\n", 1);
 
     std::fs::create_dir_all(root.join("dkim")).expect("mkdir");
     let key = root.join("dkim/example.test.dkim.key");
     let out = Command::new("openssl")
-        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
         .arg(&key)
         .output()
         .expect("run openssl");
@@ -120,12 +130,7 @@ async fn contents(store: &Store, address: &str) -> Contents {
         for m in store.list_messages(&mailbox).await.expect("messages") {
             let raw = store.message_raw(&mailbox, m.uid).await.expect("raw");
             let keywords = m.flags.keywords.iter().cloned().collect();
-            messages.push((
-                raw.expect("raw"),
-                m.flags.system,
-                keywords,
-                m.internal_date,
-            ));
+            messages.push((raw.expect("raw"), m.flags.system, keywords, m.internal_date));
         }
         all.push((mailbox.name, messages));
     }
@@ -149,26 +154,41 @@ async fn import_mailu(db: Db) {
 
     let dry = inst.run(&["import", "mailu", root_arg, "--dry-run"], "");
     let dry_out = String::from_utf8_lossy(&dry.stdout);
-    assert!(dry_out.contains("domain example.test: would add"), "{dry_out}");
-    assert!(dry_out.contains("user bob@example.test: would add"), "{dry_out}");
+    assert!(
+        dry_out.contains("domain example.test: would add"),
+        "{dry_out}"
+    );
+    assert!(
+        dry_out.contains("user bob@example.test: would add"),
+        "{dry_out}"
+    );
     assert!(
         dry_out.contains("mail of alice@example.test: would import 5 message(s)"),
         "{dry_out}"
     );
     let store = inst.db.open().await;
-    assert!(store.list_domains().await.expect("domains").is_empty(), "dry run added nothing");
+    assert!(
+        store.list_domains().await.expect("domains").is_empty(),
+        "dry run added nothing"
+    );
 
     let first = inst.run(&["import", "mailu", root_arg], "");
     let out = String::from_utf8_lossy(&first.stdout).into_owned();
     let err = String::from_utf8_lossy(&first.stderr).into_owned();
-    assert!(!first.status.success(), "grace's hash and one file fail: {out}\n{err}");
+    assert!(
+        !first.status.success(),
+        "grace's hash and one file fail: {out}\n{err}"
+    );
     assert!(
         err.contains("error: user grace@other.test: its password hash ({MD5-CRYPT})"),
         "{err}"
     );
     let corrupt = root.join("mail/alice@example.test/cur/1700000003.M3P3.mailu:2,S");
     assert!(
-        err.contains(&format!("error: {}: corrupt message file", corrupt.display())),
+        err.contains(&format!(
+            "error: {}: corrupt message file",
+            corrupt.display()
+        )),
         "{err}"
     );
     assert!(err.contains("2 item(s) could not be imported"), "{err}");
@@ -182,6 +202,7 @@ async fn import_mailu(db: Db) {
         "skipped: 1 fetched account(s)",
         "skipped: 1 application token(s)",
         "ghost@example.test: no Mailu user of that name",
+        "skipped: mail of grace@other.test: the user was not imported",
         "DKIM key dkim._domainkey.example.test: imported as the active key",
         "DKIM key dkim._domainkey.alt.test: imported as the active key",
         "imported 5 message(s) for 6 user(s)",
@@ -230,7 +251,12 @@ async fn import_mailu(db: Db) {
                 vec!["work".to_owned()],
                 1_700_000_001
             ),
-            (b"Subject: two\r\n\r\nsecond\r\n".to_vec(), 0, vec![], 1_700_000_002),
+            (
+                b"Subject: two\r\n\r\nsecond\r\n".to_vec(),
+                0,
+                vec![],
+                1_700_000_002
+            ),
         ]
     );
     assert_eq!(find("Sent").len(), 1);
@@ -273,7 +299,11 @@ async fn import_mailu(db: Db) {
         ":subject \"Out \\\"of\\\" office\" \"Back soon.\nBob\"",
         "currentdate :value \"ge\" \"date\" \"2020-01-01\"",
     ] {
-        assert!(bob_script.content.contains(part), "{part}: {}", bob_script.content);
+        assert!(
+            bob_script.content.contains(part),
+            "{part}: {}",
+            bob_script.content
+        );
     }
     let alice_id = id("alice@example.test");
     let active = store.active_sieve_script(alice_id).await.expect("sieve");
@@ -312,23 +342,46 @@ async fn import_mailu(db: Db) {
         "mailu_logins.py",
         &[("LOGINS", logins.to_owned()), ("FAILS", fails.to_owned())],
     );
-    for address in ["alice@example.test", "bob@example.test", "carol@example.test", "dave@other.test"] {
+    for address in [
+        "alice@example.test",
+        "bob@example.test",
+        "carol@example.test",
+        "dave@other.test",
+    ] {
         let hash = store.stored_password_hash(address).await.expect("hash");
         let hash = hash.expect("user");
         assert!(hash.starts_with("$argon2id$"), "{address}: {hash}");
     }
-    let erin = store.stored_password_hash("erin@other.test").await.expect("hash");
-    assert!(erin.expect("erin").starts_with("{PBKDF2}"), "a refused login keeps the hash");
+    let erin = store
+        .stored_password_hash("erin@other.test")
+        .await
+        .expect("hash");
+    assert!(
+        erin.expect("erin").starts_with("{PBKDF2}"),
+        "a refused login keeps the hash"
+    );
 
     let before = contents(&store, "alice@example.test").await;
     let again = inst.run(&["import", "mailu", root_arg], "");
     let again_out = String::from_utf8_lossy(&again.stdout);
-    assert!(again_out.contains("imported 0 message(s) for 6 user(s)"), "{again_out}");
-    assert!(again_out.contains("user alice@example.test: already there"), "{again_out}");
+    assert!(
+        again_out.contains("imported 0 message(s) for 6 user(s)"),
+        "{again_out}"
+    );
+    assert!(
+        again_out.contains("user alice@example.test: already there"),
+        "{again_out}"
+    );
     assert!(again_out.contains("DKIM key dkim._domainkey.example.test: already there"));
     assert!(!again_out.contains(": added"), "{again_out}");
     assert_eq!(contents(&store, "alice@example.test").await, before);
-    let hash = store.stored_password_hash("bob@example.test").await.expect("hash");
-    assert!(hash.expect("bob").starts_with("$argon2id$"), "a re-run keeps new hashes");
+    let hash = store
+        .stored_password_hash("bob@example.test")
+        .await
+        .expect("hash");
+    assert!(
+        hash.expect("bob").starts_with("$argon2id$"),
+        "a re-run keeps new hashes"
+    );
     assert!(server.stop().success());
 }

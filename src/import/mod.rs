@@ -4,8 +4,8 @@
 //! source identity (the SHA-256 of its bytes and its occurrence number in the source folder) with
 //! it in one transaction: a second or interrupted run stores nothing twice.
 
-mod mailu;
 mod maildir;
+mod mailu;
 mod mbox;
 mod sources;
 

@@ -145,22 +145,29 @@ fn check_selector(selector: &str) -> Result<()> {
 /// DER and the base64 SubjectPublicKeyInfo for p=.
 fn rsa_from_pem(pem: &str) -> Result<(Vec<u8>, String)> {
     use rsa::pkcs1::DecodeRsaPrivateKey;
-    use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
-    let bad = |why: &str| StoreError::invalid("DKIM key", why.to_owned());
+    use rsa::pkcs8::DecodePrivateKey;
     let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem)
         .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(pem))
-        .map_err(|_| bad("not an RSA private key in PEM (PKCS#8 or PKCS#1)"))?;
-    let private = key
-        .to_pkcs8_der()
-        .map_err(|_| bad("encoding the key failed"))?
-        .as_bytes()
-        .to_vec();
+        .map_err(|_| {
+            StoreError::invalid(
+                "DKIM key",
+                "not an RSA private key in PEM (PKCS#8 or PKCS#1)",
+            )
+        })?;
+    rsa_parts(&key)
+}
+
+/// An RSA key as stored: its PKCS#8 DER and the base64 SubjectPublicKeyInfo for p=.
+fn rsa_parts(key: &rsa::RsaPrivateKey) -> Result<(Vec<u8>, String)> {
+    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
+    let failed = || StoreError::invalid("DKIM key", "encoding the RSA key failed");
+    let private = key.to_pkcs8_der().map_err(|_| failed())?;
     let public = key
         .to_public_key()
         .to_public_key_der()
-        .map_err(|_| bad("encoding the public key failed"))?;
+        .map_err(|_| failed())?;
     let b64 = base64::engine::general_purpose::STANDARD;
-    Ok((private, b64.encode(public.as_bytes())))
+    Ok((private.as_bytes().to_vec(), b64.encode(public.as_bytes())))
 }
 
 /// A new key pair: (algorithm, PKCS#8 DER private key, base64 public key for p=).
@@ -169,22 +176,13 @@ type NewKey = (DkimAlgorithm, Vec<u8>, String);
 /// Generates an RSA-2048 and an Ed25519 key pair (on the blocking pool: RSA generation is slow).
 pub(crate) async fn generate_pair() -> Result<[NewKey; 2]> {
     tokio::task::spawn_blocking(|| {
-        use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
         let b64 = base64::engine::general_purpose::STANDARD;
         let failed = |what: &str| {
             StoreError::invalid("DKIM key", format!("generating the {what} key failed"))
         };
         let rsa_key =
             rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(|_| failed("RSA"))?;
-        let rsa_private = rsa_key
-            .to_pkcs8_der()
-            .map_err(|_| failed("RSA"))?
-            .as_bytes()
-            .to_vec();
-        let rsa_public = rsa_key
-            .to_public_key()
-            .to_public_key_der()
-            .map_err(|_| failed("RSA"))?;
+        let (rsa_private, rsa_public) = rsa_parts(&rsa_key)?;
         let rng = ring::rand::SystemRandom::new();
         let ed_private =
             ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| failed("Ed25519"))?;
@@ -194,11 +192,7 @@ pub(crate) async fn generate_pair() -> Result<[NewKey; 2]> {
             .as_ref()
             .to_vec();
         Ok([
-            (
-                DkimAlgorithm::Rsa,
-                rsa_private,
-                b64.encode(rsa_public.as_bytes()),
-            ),
+            (DkimAlgorithm::Rsa, rsa_private, rsa_public),
             (
                 DkimAlgorithm::Ed25519,
                 ed_private.as_ref().to_vec(),
@@ -221,9 +215,9 @@ pub(crate) async fn insert_pair(
     let row = sqlx::query(
         "SELECT COUNT(*) AS n FROM dkim_keys WHERE domain_id = $1 AND selector LIKE 'pst%'",
     )
-        .bind(domain_id)
-        .fetch_one(&mut **tx)
-        .await?;
+    .bind(domain_id)
+    .fetch_one(&mut **tx)
+    .await?;
     let generation = get::<i64>(&row, "n")? / 2 + 1;
     for (algorithm, private, public) in keys {
         let suffix = if algorithm == DkimAlgorithm::Rsa {
@@ -345,11 +339,12 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("domain {name}")))?
             .id;
         let mut tx = self.write_tx().await?;
-        let same = sqlx::query("SELECT public_key FROM dkim_keys WHERE domain_id = $1 AND selector = $2")
-            .bind(domain_id)
-            .bind(selector)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let same =
+            sqlx::query("SELECT public_key FROM dkim_keys WHERE domain_id = $1 AND selector = $2")
+                .bind(domain_id)
+                .bind(selector)
+                .fetch_optional(&mut *tx)
+                .await?;
         if let Some(row) = same {
             if get::<String>(&row, "public_key")? == public {
                 return Ok(false);

@@ -50,7 +50,11 @@ pub async fn run(store: &Store, args: MailuArgs) -> anyhow::Result<()> {
         run.mail(user, &mail.join(&user.email)).await?;
     }
     run.stray_maildirs(&data, &mail)?;
-    let verb = if run.dry_run { "would import" } else { "imported" };
+    let verb = if run.dry_run {
+        "would import"
+    } else {
+        "imported"
+    };
     outln!(
         "{verb} {} message(s) for {} user(s)",
         run.messages.imported,
@@ -136,7 +140,11 @@ impl Run<'_> {
                 continue;
             }
             if !self.dry_run {
-                match self.store.add_user_with_hash(&u.email, &u.password, 0).await {
+                match self
+                    .store
+                    .add_user_with_hash(&u.email, &u.password, 0)
+                    .await
+                {
                     Ok(_) => {}
                     Err(e @ (StoreError::Invalid { .. } | StoreError::NotFound(_))) => {
                         self.error(&item, e);
@@ -334,7 +342,10 @@ impl Run<'_> {
     /// Lists what Postern has no place for.
     fn skipped(&mut self, data: &MailuData) -> anyhow::Result<()> {
         for (name, smtp) in &data.relays {
-            let via = smtp.as_deref().filter(|s| !s.is_empty()).unwrap_or("its MX");
+            let via = smtp
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .unwrap_or("its MX");
             outln!(
                 "skipped: relayed domain {name} (via {via}): Postern does not relay domains it does not host"
             );
@@ -443,6 +454,8 @@ impl Run<'_> {
                     .sum();
                 outln!("{item}: would import {n} message(s)");
                 self.messages.imported += n as u64;
+            } else {
+                outln!("skipped: {item}: the user was not imported");
             }
             return Ok(());
         };

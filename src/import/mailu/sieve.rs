@@ -18,7 +18,7 @@ pub const SETTINGS_SCRIPT: &str = "mailu";
 /// Dovecot, so then no auto-reply was sent either.
 pub fn settings_script(user: &MailuUser) -> Option<String> {
     let forward = user.forward_enabled && !user.forward_destination.is_empty();
-    let reply = user.reply_enabled && !(forward && !user.forward_keep);
+    let reply = user.reply_enabled && (!forward || user.forward_keep);
     if !forward && !reply {
         return None;
     }
@@ -32,9 +32,7 @@ pub fn settings_script(user: &MailuUser) -> Option<String> {
             (&user.reply_enddate, "2999-12-31", "le"),
         ] {
             if is_iso_date(value) && value != default {
-                range.push(format!(
-                    "currentdate :value \"{op}\" \"date\" \"{value}\""
-                ));
+                range.push(format!("currentdate :value \"{op}\" \"date\" \"{value}\""));
             }
         }
         if !range.is_empty() {
@@ -204,7 +202,10 @@ mod tests {
         u.reply_body = "Back on\nMonday".into();
         u.reply_startdate = "2026-01-02".into();
         let s = settings_script(&u).expect("script");
-        assert!(s.contains("currentdate :value \"ge\" \"date\" \"2026-01-02\""), "{s}");
+        assert!(
+            s.contains("currentdate :value \"ge\" \"date\" \"2026-01-02\""),
+            "{s}"
+        );
         assert!(!s.contains("\"le\""), "{s}");
         assert!(s.contains(":subject \"Away \\\\ gone\""), "{s}");
         postern_sieve::compile(&s).expect("compiles");

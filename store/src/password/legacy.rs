@@ -129,7 +129,10 @@ fn pbkdf2(password: &str, bare: &str) -> Option<bool> {
     if parts.next().is_some() {
         return None;
     }
-    let rounds: u32 = rounds.parse().ok().filter(|r| (1..=MAX_PBKDF2_ROUNDS).contains(r))?;
+    let rounds: u32 = rounds
+        .parse()
+        .ok()
+        .filter(|r| (1..=MAX_PBKDF2_ROUNDS).contains(r))?;
     let (salt, sum) = (ab64(salt)?, ab64(sum)?);
     let mut out = vec![0u8; sum.len()];
     match (id, sum.len()) {
@@ -195,7 +198,10 @@ mod tests {
         }
         assert_eq!(verify("x", "{MD5-CRYPT}$1$abc$def"), None);
         assert_eq!(verify("x", "{PLAIN}secret"), None);
-        assert_eq!(verify("x", "$pbkdf2-md5$1000$DGGM0drbe08JYcy51/o/Bw$0U3PE8"), None);
+        assert_eq!(
+            verify("x", "$pbkdf2-md5$1000$DGGM0drbe08JYcy51/o/Bw$0U3PE8"),
+            None
+        );
         assert_eq!(scheme_name("{MD5-CRYPT}$1$abc$def"), "{MD5-CRYPT}");
         assert_eq!(scheme_name("$1$abc$def"), "1");
     }

@@ -230,10 +230,15 @@ mod tests {
 
     #[tokio::test]
     async fn legacy_hashes_verify_and_are_replaced() {
-        let mailu = "$bcrypt-sha256$v=2,t=2b,r=4$8bZ9M7pu1r4nPO6bHjYAku$7YWtj4VOCzud0B7KDbcVNk7Tl9y4SQu";
+        let mailu =
+            "$bcrypt-sha256$v=2,t=2b,r=4$8bZ9M7pu1r4nPO6bHjYAku$7YWtj4VOCzud0B7KDbcVNk7Tl9y4SQu";
         let ok = verify("correct horse", Some(mailu.to_owned()), Lane::Normal).await;
         assert!(ok.ok && ok.ran);
-        assert!(!verify("wrong", Some(mailu.to_owned()), Lane::Normal).await.ok);
+        assert!(
+            !verify("wrong", Some(mailu.to_owned()), Lane::Normal)
+                .await
+                .ok
+        );
         assert!(needs_rehash(mailu));
         let unknown = Some("{MD5-CRYPT}$1$abc$def".to_owned());
         assert!(!verify("x", unknown, Lane::Normal).await.ok);
