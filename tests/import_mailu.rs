@@ -362,7 +362,12 @@ async fn import_mailu(db: Db) {
     );
 
     let before = contents(&store, "alice@example.test").await;
-    let again = inst.run(&["import", "mailu", root_arg], "");
+    let path = |sub: &str| format!("{root_arg}/{sub}");
+    let (db_file, mail, dkim) = (path("data/main.db"), path("mail"), path("dkim"));
+    let explicit = [
+        "import", "mailu", "--db", &db_file, "--mail", &mail, "--dkim", &dkim,
+    ];
+    let again = inst.run(&explicit, "");
     let again_out = String::from_utf8_lossy(&again.stdout);
     assert!(
         again_out.contains("imported 0 message(s) for 6 user(s)"),
