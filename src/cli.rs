@@ -52,7 +52,8 @@ pub enum Command {
         /// The named.conf to read.
         named_conf: PathBuf,
     },
-    /// Import a user's mail from Maildir++ or mbox; a second run skips what it imported before.
+    /// Import a user's mail from Maildir++ or mbox, or a whole Mailu installation; a second run
+    /// skips what it imported before.
     #[command(subcommand)]
     Import(ImportCmd),
     /// Manage users' Sieve filter scripts (RFC 5228); the active one runs at delivery.
@@ -129,6 +130,30 @@ pub enum ImportCmd {
         #[arg(long)]
         mboxo: bool,
     },
+    /// A Mailu installation: domains, users (their password hashes keep working), aliases,
+    /// forward and auto-reply settings, Sieve scripts, DKIM keys and every message.
+    Mailu(MailuArgs),
+}
+
+/// `postern import mailu`: where the Mailu data is.
+#[derive(Debug, clap::Args)]
+pub struct MailuArgs {
+    /// Mailu's data root (the `/mailu` of its docker-compose.yml), holding data/main.db, mail/
+    /// and dkim/.
+    #[arg(required_unless_present_all = ["db", "mail", "dkim"])]
+    pub path: Option<PathBuf>,
+    /// The configuration database (default: PATH/data/main.db).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// The Maildirs, one per address (default: PATH/mail).
+    #[arg(long)]
+    pub mail: Option<PathBuf>,
+    /// The DKIM keys, `<domain>.<selector>.key` (default: PATH/dkim).
+    #[arg(long)]
+    pub dkim: Option<PathBuf>,
+    /// Print what would be imported and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `postern domain ...`

@@ -5,6 +5,7 @@
 //! it in one transaction: a second or interrupted run stores nothing twice.
 
 mod maildir;
+mod mailu;
 mod mbox;
 mod sources;
 
@@ -37,6 +38,7 @@ pub async fn run(store: &Store, cmd: ImportCmd) -> anyhow::Result<()> {
             let quoting = if mboxo { Quoting::O } else { Quoting::Rd };
             (address, path, dry_run, quoting, false)
         }
+        ImportCmd::Mailu(args) => return mailu::run(store, args).await,
     };
     let user = store
         .user(&address)
@@ -48,14 +50,50 @@ pub async fn run(store: &Store, cmd: ImportCmd) -> anyhow::Result<()> {
     } else {
         sources::mbox_folders(&path, &mut warn)?
     };
+    let done = import_folders(store, &user, &folders, dry_run, quoting).await?;
+    let verb = if dry_run { "would import" } else { "imported" };
+    outln!("{verb} {} message(s) for {}", done.imported, user.address);
+    done.check()
+}
+
+/// What importing a user's folders did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Imported {
+    /// Messages stored (or that would be, in a dry run).
+    pub imported: u64,
+    /// Messages that could not be read or stored (each reported on stderr).
+    pub failed: u64,
+}
+
+impl Imported {
+    /// An error if any message failed, so the command exits non-zero after importing the rest.
+    pub fn check(self) -> anyhow::Result<()> {
+        match self.failed {
+            0 => Ok(()),
+            n => anyhow::bail!("{n} message(s) could not be imported (see the errors above)"),
+        }
+    }
+}
+
+/// Imports `folders` into the user's mailboxes (created as needed), printing a line per folder.
+/// A message that cannot be read or stored is reported with its file and skipped; a failing
+/// database ends the import.
+pub(crate) async fn import_folders(
+    store: &Store,
+    user: &postern_store::User,
+    folders: &[Folder],
+    dry_run: bool,
+    quoting: Quoting,
+) -> anyhow::Result<Imported> {
+    let warn = |w: String| eprintln!("warning: {w}");
     let existing = store.list_mailboxes(user.id).await?;
     let mut importer = Importer {
         store,
         dry_run,
         quoting,
-        total: 0,
+        done: Imported::default(),
     };
-    for folder in &folders {
+    for folder in folders {
         let target = sources::target_name(&folder.levels, &existing);
         let found = store.mailbox(user.id, &target).await?;
         let create = if found.is_none() { " (new folder)" } else { "" };
@@ -81,16 +119,14 @@ pub async fn run(store: &Store, cmd: ImportCmd) -> anyhow::Result<()> {
         let verb = if dry_run { "would import" } else { "imported" };
         outln!("{target}{create}: {verb} {new}, {old} already there");
     }
-    let verb = if dry_run { "would import" } else { "imported" };
-    outln!("{verb} {} message(s) for {}", importer.total, user.address);
-    Ok(())
+    Ok(importer.done)
 }
 
 struct Importer<'a> {
     store: &'a Store,
     dry_run: bool,
     quoting: Quoting,
-    total: u64,
+    done: Imported,
 }
 
 /// Bytes of a message kept in memory before they go to a spool file: most messages are smaller,
@@ -162,28 +198,25 @@ impl Importer<'_> {
         match folder.kind {
             SourceKind::Maildir => {
                 for m in maildir::messages(&folder.path)? {
-                    let mut incoming = Incoming::new(self.dry_run);
-                    // A Maildir in use renames files as their flags change: one gone since the
-                    // listing is picked up by the next run under its new name.
-                    let mut file = match sources::open_no_follow(&m.path) {
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                            eprintln!("warning: {} disappeared, skipped", m.path.display());
+                    let read = read_maildir_message(&m.path, self.dry_run).await;
+                    let incoming = match read {
+                        Ok(Some(incoming)) => incoming,
+                        // A Maildir in use renames files as their flags change: one gone since
+                        // the listing is picked up by the next run under its new name.
+                        Ok(None) => continue,
+                        Err(e) => {
+                            self.failed(&m.path, &e);
                             continue;
                         }
-                        file => file?,
                     };
-                    let mut buf = vec![0; mbox::MAX_PIECE];
-                    loop {
-                        let n = file.read(&mut buf)?;
-                        if n == 0 {
-                            break;
-                        }
-                        incoming.write(&buf[..n]).await?;
-                    }
-                    let done = self
+                    let stored = self
                         .message(mailbox, incoming, &m.flags, m.internal_date, &mut seen)
-                        .await?;
-                    add(&mut counts, done);
+                        .await;
+                    match stored {
+                        Ok(done) => add(&mut counts, done),
+                        Err(e) if is_per_message(&e) => self.failed(&m.path, &e),
+                        Err(e) => return Err(e),
+                    }
                 }
             }
             SourceKind::Mbox => {
@@ -230,9 +263,76 @@ impl Importer<'_> {
                 uid.await?.is_some()
             }
         };
-        self.total += u64::from(stored);
+        self.done.imported += u64::from(stored);
         Ok(stored)
     }
+
+    /// Reports a message that could not be imported, naming its file.
+    fn failed(&mut self, path: &std::path::Path, e: &anyhow::Error) {
+        eprintln!("error: {}: {e:#}; not imported", path.display());
+        self.done.failed += 1;
+    }
+}
+
+/// Whether an error concerns one message only (its file, its content, the quota), so the import
+/// goes on with the next, rather than the store.
+fn is_per_message(e: &anyhow::Error) -> bool {
+    match e.downcast_ref::<StoreError>() {
+        Some(StoreError::Invalid { .. } | StoreError::OverQuota(_)) => true,
+        Some(_) => false,
+        None => e.downcast_ref::<std::io::Error>().is_some(),
+    }
+}
+
+/// Reads one Maildir message file (not following a symbolic link). `None` if it disappeared
+/// since the listing; an error if it cannot be read or is not a message: empty, or not beginning
+/// with a header field (RFC 5322 §2.2) or an mbox `From ` line.
+async fn read_maildir_message(
+    path: &std::path::Path,
+    dry_run: bool,
+) -> anyhow::Result<Option<Incoming>> {
+    let mut file = match sources::open_no_follow(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("warning: {} disappeared, skipped", path.display());
+            return Ok(None);
+        }
+        file => file?,
+    };
+    let mut incoming = Incoming::new(dry_run);
+    let mut buf = vec![0; mbox::MAX_PIECE];
+    let mut first = true;
+    loop {
+        let n = file.read(&mut buf)?;
+        if first {
+            if let Some(why) = not_a_message(&buf[..n]) {
+                anyhow::bail!("corrupt message file: {why}");
+            }
+            first = false;
+        }
+        if n == 0 {
+            break;
+        }
+        incoming.write(&buf[..n]).await?;
+    }
+    Ok(Some(incoming))
+}
+
+/// Why the start of a message file is not a message, if it is not.
+fn not_a_message(head: &[u8]) -> Option<&'static str> {
+    if head.is_empty() {
+        return Some("the file is empty");
+    }
+    if head.starts_with(b"From ") {
+        return None;
+    }
+    let name_len = head
+        .iter()
+        .take_while(|b| (33..=126).contains(*b) && **b != b':')
+        .count();
+    if name_len == 0 || head.get(name_len) != Some(&b':') {
+        return Some("it does not begin with a header field (RFC 5322 §2.2)");
+    }
+    None
 }
 
 /// The identities of one source folder's messages: the SHA-256 of the bytes, which occurrence of

@@ -126,28 +126,63 @@ fn key_from_row(r: &AnyRow) -> Result<DkimKey> {
     })
 }
 
+/// A selector is one DNS label of letters, digits and `-` (RFC 6376 §3.1 allows dotted
+/// sub-domains too; one label is what every system in practice uses).
+fn check_selector(selector: &str) -> Result<()> {
+    let ok = !selector.is_empty()
+        && selector.len() <= 63
+        && selector
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::invalid("DKIM selector", selector.to_owned()))
+    }
+}
+
+/// An RSA private key from PEM (PKCS#8 `PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`): its PKCS#8
+/// DER and the base64 SubjectPublicKeyInfo for p=.
+fn rsa_from_pem(pem: &str) -> Result<(Vec<u8>, String)> {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem)
+        .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(pem))
+        .map_err(|_| {
+            StoreError::invalid(
+                "DKIM key",
+                "not an RSA private key in PEM (PKCS#8 or PKCS#1)",
+            )
+        })?;
+    rsa_parts(&key)
+}
+
+/// An RSA key as stored: its PKCS#8 DER and the base64 SubjectPublicKeyInfo for p=.
+fn rsa_parts(key: &rsa::RsaPrivateKey) -> Result<(Vec<u8>, String)> {
+    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
+    let failed = || StoreError::invalid("DKIM key", "encoding the RSA key failed");
+    let private = key.to_pkcs8_der().map_err(|_| failed())?;
+    let public = key
+        .to_public_key()
+        .to_public_key_der()
+        .map_err(|_| failed())?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    Ok((private.as_bytes().to_vec(), b64.encode(public.as_bytes())))
+}
+
 /// A new key pair: (algorithm, PKCS#8 DER private key, base64 public key for p=).
 type NewKey = (DkimAlgorithm, Vec<u8>, String);
 
 /// Generates an RSA-2048 and an Ed25519 key pair (on the blocking pool: RSA generation is slow).
 pub(crate) async fn generate_pair() -> Result<[NewKey; 2]> {
     tokio::task::spawn_blocking(|| {
-        use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
         let b64 = base64::engine::general_purpose::STANDARD;
         let failed = |what: &str| {
             StoreError::invalid("DKIM key", format!("generating the {what} key failed"))
         };
         let rsa_key =
             rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(|_| failed("RSA"))?;
-        let rsa_private = rsa_key
-            .to_pkcs8_der()
-            .map_err(|_| failed("RSA"))?
-            .as_bytes()
-            .to_vec();
-        let rsa_public = rsa_key
-            .to_public_key()
-            .to_public_key_der()
-            .map_err(|_| failed("RSA"))?;
+        let (rsa_private, rsa_public) = rsa_parts(&rsa_key)?;
         let rng = ring::rand::SystemRandom::new();
         let ed_private =
             ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| failed("Ed25519"))?;
@@ -157,11 +192,7 @@ pub(crate) async fn generate_pair() -> Result<[NewKey; 2]> {
             .as_ref()
             .to_vec();
         Ok([
-            (
-                DkimAlgorithm::Rsa,
-                rsa_private,
-                b64.encode(rsa_public.as_bytes()),
-            ),
+            (DkimAlgorithm::Rsa, rsa_private, rsa_public),
             (
                 DkimAlgorithm::Ed25519,
                 ed_private.as_ref().to_vec(),
@@ -181,10 +212,12 @@ pub(crate) async fn insert_pair(
     keys: [NewKey; 2],
     state: DkimState,
 ) -> Result<()> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM dkim_keys WHERE domain_id = $1")
-        .bind(domain_id)
-        .fetch_one(&mut **tx)
-        .await?;
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM dkim_keys WHERE domain_id = $1 AND selector LIKE 'pst%'",
+    )
+    .bind(domain_id)
+    .fetch_one(&mut **tx)
+    .await?;
     let generation = get::<i64>(&row, "n")? / 2 + 1;
     for (algorithm, private, public) in keys {
         let suffix = if algorithm == DkimAlgorithm::Rsa {
@@ -289,6 +322,59 @@ impl Store {
         crate::dns::bump_mail_generation(&mut tx).await?;
         self.commit(tx, vec![Change::MailDomains]).await?;
         Ok(has_next)
+    }
+
+    /// Adopts an RSA private key another system signed with (PEM, PKCS#8 or PKCS#1) under its
+    /// `selector`, so the DNS record already published for it stays valid: it becomes the
+    /// domain's active RSA key and the active RSA key it replaces is retired (still published).
+    /// Returns false if the domain already has this key under this selector; a different key
+    /// under the selector is `Exists`.
+    pub async fn import_dkim_key(&self, domain: &str, selector: &str, pem: &str) -> Result<bool> {
+        let name = normalize_domain(domain)?;
+        check_selector(selector)?;
+        let (private, public) = rsa_from_pem(pem)?;
+        let domain_id = self
+            .domain(&name)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("domain {name}")))?
+            .id;
+        let mut tx = self.write_tx().await?;
+        let same =
+            sqlx::query("SELECT public_key FROM dkim_keys WHERE domain_id = $1 AND selector = $2")
+                .bind(domain_id)
+                .bind(selector)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(row) = same {
+            if get::<String>(&row, "public_key")? == public {
+                return Ok(false);
+            }
+            return Err(StoreError::Exists(format!(
+                "another DKIM key with selector {selector} in {name}"
+            )));
+        }
+        sqlx::query(
+            "UPDATE dkim_keys SET state = 'retired', retired_at = $1 \
+             WHERE domain_id = $2 AND state = 'active' AND algorithm = 'rsa'",
+        )
+        .bind(unix_now())
+        .bind(domain_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO dkim_keys (domain_id, selector, algorithm, private_key, public_key, state, created_at) \
+             VALUES ($1, $2, 'rsa', $3, $4, 'active', $5)",
+        )
+        .bind(domain_id)
+        .bind(selector)
+        .bind(private)
+        .bind(public)
+        .bind(unix_now())
+        .execute(&mut *tx)
+        .await?;
+        crate::dns::bump_mail_generation(&mut tx).await?;
+        self.commit(tx, vec![Change::MailDomains]).await?;
+        Ok(true)
     }
 
     /// Removes keys retired before `before` (Unix seconds) from DNS and the store.

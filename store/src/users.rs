@@ -53,6 +53,28 @@ pub(crate) fn user_from_row(r: &AnyRow) -> Result<User> {
 impl Store {
     /// Creates a user in a hosted domain, with INBOX and the special-use mailboxes (RFC 6154).
     pub async fn add_user(&self, address: &str, password: &str, quota_bytes: i64) -> Result<User> {
+        let hash = password::hash(password).await?;
+        self.insert_user(address, &hash, quota_bytes).await
+    }
+
+    /// Creates a user like [`Store::add_user`] with a password hash another system made (see
+    /// [`password::is_stored_hash`]); it is replaced by Argon2id at the user's first login.
+    pub async fn add_user_with_hash(
+        &self,
+        address: &str,
+        hash: &str,
+        quota_bytes: i64,
+    ) -> Result<User> {
+        if !password::is_stored_hash(hash) {
+            return Err(StoreError::invalid(
+                "password hash",
+                "not of a scheme Postern verifies",
+            ));
+        }
+        self.insert_user(address, hash, quota_bytes).await
+    }
+
+    async fn insert_user(&self, address: &str, hash: &str, quota_bytes: i64) -> Result<User> {
         let address = normalize_address(address)?;
         if quota_bytes < 0 {
             return Err(StoreError::invalid(
@@ -60,7 +82,6 @@ impl Store {
                 "must be 0 (unlimited) or more bytes",
             ));
         }
-        let hash = password::hash(password).await?;
         let mut tx = self.write_tx().await?;
         let domain_id: i64 = match sqlx::query("SELECT id FROM domains WHERE name = $1")
             .bind(&address.domain)
@@ -76,7 +97,7 @@ impl Store {
         )
         .bind(domain_id)
         .bind(&address.local)
-        .bind(&hash)
+        .bind(hash)
         .bind(quota_bytes)
         .bind(unix_now())
         .fetch_one(&mut *tx)
@@ -165,6 +186,21 @@ impl Store {
             .await
             .ok;
         Ok(user.filter(|u| ok && !u.disabled))
+    }
+
+    /// The user's stored password hash: only for tests (feature `testing`), which check that a
+    /// login replaced an imported hash.
+    #[cfg(feature = "testing")]
+    pub async fn stored_password_hash(&self, address: &str) -> Result<Option<String>> {
+        let Ok(a) = normalize_address(address) else {
+            return Ok(None);
+        };
+        let row = sqlx::query(SELECT_USER_BY_ADDRESS)
+            .bind(&a.domain)
+            .bind(&a.local)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| get(&r, "password_hash")).transpose()
     }
 
     /// Replaces a user's password.

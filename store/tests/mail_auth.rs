@@ -6,7 +6,12 @@ use base64::Engine;
 use postern_store::testing::TestDb;
 use postern_store::{Change, DkimAlgorithm, DkimState, Greylist};
 
-both_backends!(new_domain_has_signing_keys, two_step_rotation, greylisting);
+both_backends!(
+    new_domain_has_signing_keys,
+    two_step_rotation,
+    imported_key_signs_under_its_selector,
+    greylisting
+);
 
 async fn new_domain_has_signing_keys(db: &TestDb) {
     let store = db.open().await;
@@ -129,6 +134,83 @@ async fn two_step_rotation(db: &TestDb) {
     assert_eq!(store.purge_retired_dkim(i64::MAX).await.unwrap(), 2);
     assert_eq!(store.dkim_keys("example.test").await.unwrap().len(), 2);
     assert!(store.rotate_dkim("nowhere.test").await.is_err());
+}
+
+/// An RSA private key in PEM made by `openssl genrsa` (`-traditional`: PKCS#1).
+fn openssl_key(pkcs1: bool) -> String {
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.arg("genrsa");
+    if pkcs1 {
+        cmd.arg("-traditional");
+    }
+    let out = cmd.arg("2048").output().expect("run openssl");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).expect("PEM")
+}
+
+async fn imported_key_signs_under_its_selector(db: &TestDb) {
+    let store = db.open().await;
+    store.add_domain("example.test").await.unwrap();
+    let pem = openssl_key(true);
+    assert!(pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"), "{pem}");
+    assert!(store
+        .import_dkim_key("example.test", "dkim", &pem)
+        .await
+        .unwrap());
+    let signing = store.signing_keys("example.test").await.unwrap();
+    let names: Vec<(&str, DkimAlgorithm)> = signing
+        .iter()
+        .map(|k| (k.selector.as_str(), k.algorithm))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("dkim", DkimAlgorithm::Rsa),
+            ("pst1e", DkimAlgorithm::Ed25519)
+        ]
+    );
+    assert!(ring::signature::RsaKeyPair::from_pkcs8(&signing[0].private_pkcs8).is_ok());
+    let keys = store.dkim_keys("example.test").await.unwrap();
+    let old = keys.iter().find(|k| k.selector == "pst1r").unwrap();
+    assert_eq!(old.state, DkimState::Retired, "still published");
+
+    assert!(
+        !store
+            .import_dkim_key("example.test", "dkim", &pem)
+            .await
+            .unwrap(),
+        "the same key again changes nothing"
+    );
+    let other = openssl_key(false);
+    assert!(other.starts_with("-----BEGIN PRIVATE KEY-----"), "{other}");
+    assert!(matches!(
+        store.import_dkim_key("example.test", "dkim", &other).await,
+        Err(postern_store::StoreError::Exists(_))
+    ));
+    for (selector, pem) in [
+        ("dkim2", "not a key"),
+        ("a.b", other.as_str()),
+        ("", other.as_str()),
+    ] {
+        assert!(matches!(
+            store.import_dkim_key("example.test", selector, pem).await,
+            Err(postern_store::StoreError::Invalid { .. })
+        ));
+    }
+    assert!(store
+        .import_dkim_key("nowhere.test", "dkim", &other)
+        .await
+        .is_err());
+
+    assert!(!store.rotate_dkim("example.test").await.unwrap());
+    let selectors: Vec<String> = store
+        .dkim_keys("example.test")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.selector)
+        .collect();
+    assert_eq!(selectors, ["dkim", "pst1e", "pst1r", "pst2e", "pst2r"]);
 }
 
 async fn greylisting(db: &TestDb) {

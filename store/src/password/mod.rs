@@ -3,7 +3,10 @@
 //! and at most one hash per CPU core runs at a time: a flood of logins then queues instead of
 //! multiplying memory and starving other work. Verifications of attempts from addresses with
 //! failures (see [`crate::login`]) may hold at most half of the permits, so guesses from
-//! addresses that already failed cannot fill the pool in front of other logins.
+//! addresses that already failed cannot fill the pool in front of other logins. Hashes imported
+//! from other systems ([`legacy`]) verify in the same place and are replaced at the next login.
+
+mod legacy;
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
@@ -94,8 +97,10 @@ pub(crate) struct Verified {
     pub ran: bool,
 }
 
-/// Checks `password` against a stored PHC string. With `stored = None` it verifies against a fixed
-/// dummy hash, so that a login for an unknown account costs the same time as one for a real account.
+/// Checks `password` against a stored hash: an Argon2 PHC string, or one of the [`legacy`]
+/// schemes; a hash of an unknown scheme fails (and its scheme is logged). With `stored = None`
+/// it verifies against a fixed dummy hash, so that a login for an unknown account costs the same
+/// time as one for a real account.
 pub(crate) async fn verify(password: &str, stored: Option<String>, lane: Lane) -> Verified {
     if password.len() > MAX_PASSWORD_LEN {
         return Verified {
@@ -107,9 +112,19 @@ pub(crate) async fn verify(password: &str, stored: Option<String>, lane: Lane) -
     let stored = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
     let password = password.to_owned();
     let result = run_limited(lane, move || {
-        PasswordHash::new(&stored)
-            .map(|h| argon2().verify_password(password.as_bytes(), &h).is_ok())
-            .unwrap_or(false)
+        if let Some(ok) = legacy::verify(&password, &stored) {
+            return ok;
+        }
+        match PasswordHash::new(&stored) {
+            Ok(h) if h.algorithm.as_str().starts_with("argon2") => {
+                argon2().verify_password(password.as_bytes(), &h).is_ok()
+            }
+            _ => {
+                let scheme = legacy::scheme_name(&stored);
+                tracing::warn!(scheme, "stored password hash of an unknown scheme");
+                false
+            }
+        }
     })
     .await;
     Verified {
@@ -134,6 +149,12 @@ pub(crate) fn needs_rehash(stored: &str) -> bool {
         || p.p_cost() != P_COST
         || p.output_len()
             .is_some_and(|n| n != Params::DEFAULT_OUTPUT_LEN)
+}
+
+/// Whether `stored` is a hash [`verify`] can check: an Argon2 PHC string or a [`legacy`] one.
+pub fn is_stored_hash(stored: &str) -> bool {
+    legacy::is_legacy_hash(stored)
+        || PasswordHash::new(stored).is_ok_and(|h| h.algorithm.as_str().starts_with("argon2"))
 }
 
 fn check_len(password: &str) -> Result<()> {
@@ -205,6 +226,24 @@ mod tests {
             "Argon2id verify: fastest {:.1} ms, median {:.1} ms",
             ms[0], ms[10]
         );
+    }
+
+    #[tokio::test]
+    async fn legacy_hashes_verify_and_are_replaced() {
+        let mailu =
+            "$bcrypt-sha256$v=2,t=2b,r=4$8bZ9M7pu1r4nPO6bHjYAku$7YWtj4VOCzud0B7KDbcVNk7Tl9y4SQu";
+        let ok = verify("correct horse", Some(mailu.to_owned()), Lane::Normal).await;
+        assert!(ok.ok && ok.ran);
+        assert!(
+            !verify("wrong", Some(mailu.to_owned()), Lane::Normal)
+                .await
+                .ok
+        );
+        assert!(needs_rehash(mailu));
+        let unknown = Some("{MD5-CRYPT}$1$abc$def".to_owned());
+        assert!(!verify("x", unknown, Lane::Normal).await.ok);
+        assert!(is_stored_hash(mailu) && is_stored_hash(DUMMY_HASH));
+        assert!(!is_stored_hash("{PLAIN}secret") && !is_stored_hash("$1$abc$def"));
     }
 
     #[tokio::test]
