@@ -15,7 +15,7 @@ use postern_store::{
 
 use crate::auth::{self, Disposition};
 use crate::config::SmtpConfig;
-use crate::dsn::{self, Failure};
+use crate::dsn;
 use crate::policy;
 use crate::reply::Reply;
 use crate::session::{
@@ -284,7 +284,7 @@ impl Backend {
         }
         let now = postern_store::unix_now();
         let local = d.local_users();
-        let remote = d.remote_addresses();
+        let (remote, remote_dsn) = d.remote_addresses();
         let expires_at = now + self.config.queue_lifetime_secs as i64;
         let accepted = match self
             .store
@@ -294,6 +294,7 @@ impl Backend {
                 local: &LocalCopy::all(&local, folder),
                 sender: &d.sender,
                 remote: &remote,
+                remote_dsn: &remote_dsn,
                 expires_at,
             })
             .await
@@ -329,34 +330,9 @@ impl Backend {
             size = d.message.len(),
             "message accepted"
         );
-        if !full.is_empty() {
-            // Some recipients took it, others are full: the 250 stands, the sender gets a bounce
-            // for the full mailboxes (RFC 5321 §3.7 / §6.1).
-            let failures: Vec<Failure> = d
-                .recipients
-                .iter()
-                .filter(|r| r.local.iter().any(|u| full.contains(u)))
-                .map(|r| Failure {
-                    recipient: r.address.clone(),
-                    status: "5.2.2".into(),
-                    diagnostic: "552 5.2.2 Mailbox full".into(),
-                    remote_mta: None,
-                })
-                .collect();
-            if let Err(e) = dsn::send(
-                &self.store,
-                &self.hostname,
-                expires_at,
-                &d.sender,
-                &failures,
-                &d.message,
-                now,
-            )
-            .await
-            {
-                tracing::error!(error = %e, "could not send a bounce for full mailboxes");
-            }
-        }
+        // Some recipients may be full while others took it: the 250 stands, and the sender gets
+        // a report for those (RFC 5321 §3.7 / §6.1), and one for deliveries if asked (RFC 3461).
+        dsn::local::report(&self.store, &self.hostname, expires_at, &d, &accepted, now).await;
         DeliveryResult::Accepted { id }
     }
 

@@ -25,6 +25,7 @@ use smtp_proto::request::receiver::{BdatReceiver, DataReceiver, LineReceiver, Re
 use smtp_proto::{EhloResponse, Request};
 
 use postern_store::sasl::SaslLogin;
+use postern_store::DsnRequest;
 
 use crate::reply::Reply;
 
@@ -33,6 +34,10 @@ pub use envelope::POSTMASTER;
 
 struct Transaction {
     sender: String,
+    /// RET and ENVID of MAIL (RFC 3461 §4.3–4.4), the start of each recipient's DSN request.
+    dsn: DsnRequest,
+    /// The DSN request of the RCPT whose check is outstanding.
+    pending_dsn: Option<DsnRequest>,
     size: usize,
     smtputf8: bool,
     recipients: Vec<Recipient>,
@@ -314,12 +319,25 @@ impl Session {
             }
         };
         let ended_line = consumed > 0 && rest[consumed - 1] == b'\n';
+        // DSN parameters are checked on the line as sent, when it came whole (RFC 3461 §4).
+        let bad_dsn = match &parsed {
+            Ok(Request::Mail { .. } | Request::Rcpt { .. }) if self.line_len == 0 => {
+                crate::dsn::params::check_line(&rest[..consumed]).err()
+            }
+            _ => None,
+        };
         self.pos += consumed;
         match parsed {
             Err(smtp_proto::Error::NeedsMoreData { .. }) => {
                 self.line_len += consumed;
                 self.cr_pending = consumed > 0 && rest[consumed - 1] == b'\r';
                 None
+            }
+            Ok(_) if bad_dsn.is_some() => {
+                self.line_len = 0;
+                self.cr_pending = false;
+                let text = bad_dsn.unwrap_or_default();
+                self.error(Reply::new(501, (5, 5, 4), text))
             }
             Ok(request) => {
                 self.line_len = 0;
@@ -371,7 +389,7 @@ impl Session {
                 Reply::new(501, (5, 5, 4), format!("Syntax error, expected {syntax}"))
             }
             E::InvalidParameter { param } => {
-                Reply::new(501, (5, 5, 4), format!("Invalid {param} parameter"))
+                Reply::new(501, (5, 5, 4), invalid_parameter_text(param))
             }
             E::UnsupportedParameter { param } => {
                 Reply::new(555, (5, 5, 4), format!("Unsupported parameter {param}"))
@@ -507,6 +525,18 @@ impl Session {
         self.state = State::Waiting;
         Some(Event::StartTls)
     }
+}
+
+/// The text of the 501 reply to a malformed MAIL or RCPT parameter, naming the rule for DSN's.
+fn invalid_parameter_text(param: &str) -> String {
+    let rule = match param {
+        "NOTIFY" => ": NEVER alone, or a list of SUCCESS, FAILURE, DELAY (RFC 3461 §4.1)",
+        "ORCPT" => ": rfc822;<address in xtext> expected (RFC 3461 §4.2)",
+        "RET" => ": FULL or HDRS (RFC 3461 §4.3)",
+        "ENVID" => ": 1 to 100 characters of xtext (RFC 3461 §4.4)",
+        _ => "",
+    };
+    format!("Invalid {param} parameter{rule}")
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use postern_store::DsnRequest;
+
 use crate::crlf::BareLineEndings;
 use crate::reply::Reply;
 
@@ -182,6 +184,8 @@ pub struct Recipient {
     pub local: BTreeSet<i64>,
     /// Remote addresses it reaches.
     pub remote: BTreeSet<String>,
+    /// What the sender asked of delivery status notifications for it (RFC 3461).
+    pub dsn: DsnRequest,
 }
 
 /// A complete message ready to be stored.
@@ -210,13 +214,15 @@ impl Delivery {
         set.into_iter().collect()
     }
 
-    /// Every remote address reached, without duplicates.
-    pub fn remote_addresses(&self) -> Vec<String> {
-        let set: BTreeSet<&String> = self
-            .recipients
-            .iter()
-            .flat_map(|r| r.remote.iter())
-            .collect();
-        set.into_iter().cloned().collect()
+    /// Every remote address reached, without duplicates, with the DSN request of the first
+    /// recipient that reaches it.
+    pub fn remote_addresses(&self) -> (Vec<String>, Vec<DsnRequest>) {
+        let mut seen = std::collections::BTreeMap::new();
+        for r in &self.recipients {
+            for address in &r.remote {
+                seen.entry(address.clone()).or_insert_with(|| r.dsn.clone());
+            }
+        }
+        seen.into_iter().unzip()
     }
 }
