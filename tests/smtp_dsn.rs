@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::{Db, Instance, Server};
 use smtp_support::postfix::Postfix;
-use smtp_support::{inbox, python, wait_inbox, wait_queue_empty, OwnDns, Raw, Sink, PASSWORD};
+use smtp_support::{
+    inbox, python, relaying_server, wait_inbox, wait_queue_empty, Raw, Sink, PASSWORD,
+};
 
 both_backends!(
     never_default_and_delay_notices,
@@ -21,26 +23,33 @@ both_backends!(
     next_hop_without_dsn_gets_a_relayed_notice
 );
 
-/// Postern with its own DNS (remote.test's MX on loopback, reached at `outbound_port`), users
-/// alice and bob, AUTH allowed without TLS; `more` is added to `[smtp]`.
+/// Postern with alice and bob relaying to `outbound_port` (see [`relaying_server`]).
 async fn postern(db: Db, outbound_port: u16, more: &str) -> (Instance, Server) {
-    let zones = tempfile::tempdir().expect("zones dir");
-    let mut dns = OwnDns::new(&zones.keep());
-    dns.zone("example.test", "");
-    dns.zone("remote.test", "@ IN MX 10 mx\nmx IN A 127.0.0.1\n");
-    let extra = format!(
-        "{listener}\n[smtp]\nresolver = \"{resolver}\"\noutbound_port = {outbound_port}\nretry_initial_secs = 1\nretry_max_secs = 1\nqueue_scan_secs = 1\noutbound_timeout_secs = 5\nrequire_tls_for_auth = false\n{more}\n{table}",
-        listener = dns.listener(),
-        resolver = dns.addr(),
-        table = dns.table(),
-    );
-    let inst = Instance::new(db, &["smtp", "submission"], &extra).await;
-    inst.ok(&["domain", "add", "example.test"], "");
-    for user in ["alice@example.test", "bob@example.test"] {
-        inst.ok(&["user", "add", user], &format!("{PASSWORD}\n"));
-    }
-    let server = inst.start();
+    let users = ["alice@example.test", "bob@example.test"];
+    let (inst, server, _) = relaying_server(db, outbound_port, &users, more).await;
     (inst, server)
+}
+
+/// alice sends one message to `ok@remote.test` (RCPT parameters `rcpt`) through Postern to a
+/// Postfix with `extra` in its `main.cf`, which sends mail for example.test back to Postern;
+/// returns alice's one report once Postfix has delivered the message.
+async fn through_postfix(db: Db, extra: &str, mail: &str, rcpt: &str) -> (Postfix, String) {
+    let postfix = Postfix::start_with("reject", extra);
+    let (inst, server) = postern(db, postfix.port, "").await;
+    postfix.relay_to(server.addr("smtp"));
+    submit(
+        &server,
+        mail,
+        &[&format!("ok@remote.test {rcpt}")],
+        "via postfix",
+    );
+    wait_queue_empty(&inst).await;
+    postfix.wait_delivered(1);
+    wait_inbox(&inst, "alice@example.test", 1).await;
+    assert!(server.stop().success());
+    let mut alice = inbox(&inst, "alice@example.test").await;
+    assert_eq!(alice.len(), 1, "one report: {alice:#?}");
+    (postfix, alice.remove(0))
 }
 
 /// alice submits one message with smtplib: MAIL parameters `mail`, and per recipient its RCPT
@@ -241,19 +250,13 @@ async fn success_notice_for_local_delivery(db: Db) {
 /// The next hop offers DSN: NOTIFY, ORCPT, RET and ENVID go on to it, and it is Postfix that
 /// reports the delivery (back through Postern's MX); Postern sends no report of its own.
 async fn dsn_next_hop_reports_itself(db: Db) {
-    let postfix = Postfix::start("reject");
-    let (inst, server) = postern(db, postfix.port, "").await;
-    postfix.relay_to(server.addr("smtp"));
-    submit(
-        &server,
+    let (postfix, report) = through_postfix(
+        db,
+        "",
         "RET=HDRS ENVID=env+2B42",
-        &["ok@remote.test NOTIFY=SUCCESS ORCPT=rfc822;orig@remote.test"],
-        "via postfix",
-    );
-    wait_queue_empty(&inst).await;
-    postfix.wait_delivered(1);
-    let alice = wait_inbox(&inst, "alice@example.test", 1).await;
-    let report = &alice[0];
+        "NOTIFY=SUCCESS ORCPT=rfc822;orig@remote.test",
+    )
+    .await;
     assert!(
         report.contains("Reporting-MTA: dns; mx.remote.test"),
         "Postfix's: {report}"
@@ -267,33 +270,20 @@ async fn dsn_next_hop_reports_itself(db: Db) {
         "{report}"
     );
     assert!(report.contains("Action: delivered"), "{report}");
-    assert!(
-        postfix
-            .log()
-            .contains("sender delivery status notification"),
-        "{}",
-        postfix.log()
-    );
-    assert_eq!(inbox(&inst, "alice@example.test").await.len(), 1);
-    assert!(server.stop().success());
+    let log = postfix.log();
+    assert!(log.contains("sender delivery status notification"), "{log}");
 }
 
 /// The next hop hides DSN: the message goes without the parameters and Postern reports
 /// `relayed` to a sender who asked for success notices.
 async fn next_hop_without_dsn_gets_a_relayed_notice(db: Db) {
-    let postfix = Postfix::start_with("reject", "smtpd_discard_ehlo_keywords = dsn");
-    let (inst, server) = postern(db, postfix.port, "").await;
-    postfix.relay_to(server.addr("smtp"));
-    submit(
-        &server,
+    let (postfix, report) = through_postfix(
+        db,
+        "smtpd_discard_ehlo_keywords = dsn",
         "ENVID=relay-7",
-        &["ok@remote.test NOTIFY=SUCCESS,FAILURE"],
-        "no dsn there",
-    );
-    wait_queue_empty(&inst).await;
-    postfix.wait_delivered(1);
-    let alice = wait_inbox(&inst, "alice@example.test", 1).await;
-    let report = &alice[0];
+        "NOTIFY=SUCCESS,FAILURE",
+    )
+    .await;
     assert!(
         report.contains("Reporting-MTA: dns; mail.example.test\r\n"),
         "Postern's: {report}"
@@ -311,6 +301,4 @@ async fn next_hop_without_dsn_gets_a_relayed_notice(db: Db) {
         !log.contains("sender delivery status notification"),
         "{log}"
     );
-    assert_eq!(inbox(&inst, "alice@example.test").await.len(), 1);
-    assert!(server.stop().success());
 }

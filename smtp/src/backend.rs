@@ -9,8 +9,8 @@ use std::time::Duration;
 use hickory_resolver::TokioResolver;
 use mail_auth::MessageAuthenticator;
 use postern_store::{
-    normalize_address, DeliveryOutcome, Greylist, Incoming, LocalCopy, LoginAttempt, LoginOutcome,
-    Resolution, Service, Store, ROLE_LOCAL_PARTS,
+    normalize_address, Greylist, Incoming, LocalCopy, LoginAttempt, LoginOutcome, Resolution,
+    Service, Store, ROLE_LOCAL_PARTS,
 };
 
 use crate::auth::{self, Disposition};
@@ -305,14 +305,7 @@ impl Backend {
                 return DeliveryResult::Unavailable;
             }
         };
-        let full: BTreeSet<i64> = accepted
-            .local
-            .iter()
-            .filter_map(|o| match o {
-                DeliveryOutcome::OverQuota { user_id } => Some(*user_id),
-                DeliveryOutcome::Delivered { .. } => None,
-            })
-            .collect();
+        let full = accepted.over_quota();
         let delivered = accepted.local.len() - full.len();
         let id: u64 = rand::random();
         let id = format!("{id:016X}");

@@ -2,6 +2,8 @@
 //! IMAP APPEND, from memory or from a spool file. Each parses the message before its write
 //! transaction starts and commits before it returns.
 
+use std::collections::BTreeSet;
+
 use crate::blobs::{blocking, content_hash, put_blob, BlobSource, BLOB_CHUNK_SIZE};
 use crate::changes::{Change, MailboxEvent};
 use crate::db::{get, Store};
@@ -135,6 +137,19 @@ pub struct Accepted {
     pub local: Vec<DeliveryOutcome>,
     /// Ids of the queue entries created, one per remote recipient.
     pub queued: Vec<i64>,
+}
+
+impl Accepted {
+    /// The local users who got no copy because their quota is full.
+    pub fn over_quota(&self) -> BTreeSet<i64> {
+        self.local
+            .iter()
+            .filter_map(|o| match o {
+                DeliveryOutcome::OverQuota { user_id } => Some(*user_id),
+                DeliveryOutcome::Delivered { .. } => None,
+            })
+            .collect()
+    }
 }
 
 impl Store {

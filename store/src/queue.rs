@@ -196,16 +196,14 @@ impl Store {
         self.commit(tx, vec![]).await
     }
 
-    /// Records that the sender of an entry was told its delivery is delayed (sent once per entry).
+    /// Records that the sender of an entry was told its delivery is delayed (sent once per
+    /// entry); nothing to do if the entry is gone meanwhile.
     pub async fn mark_delay_notified(&self, id: i64) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query("UPDATE queue SET delay_notified = 1 WHERE id = $1")
+        sqlx::query("UPDATE queue SET delay_notified = 1 WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("queue entry {id}")));
-        }
         self.commit(tx, vec![]).await
     }
 

@@ -2,9 +2,7 @@
 //! recipient whose mailboxes were all full, a success for each whose copies were all stored,
 //! each only if that recipient's NOTIFY asks for it.
 
-use std::collections::BTreeSet;
-
-use postern_store::{Accepted, DeliveryOutcome, Store};
+use postern_store::{Accepted, Store};
 
 use super::params::{self, Notice as Kind};
 use super::{send, Action, Notice, Original};
@@ -20,14 +18,7 @@ pub async fn report(
     accepted: &Accepted,
     now: i64,
 ) {
-    let full: BTreeSet<i64> = accepted
-        .local
-        .iter()
-        .filter_map(|o| match o {
-            DeliveryOutcome::OverQuota { user_id } => Some(*user_id),
-            DeliveryOutcome::Delivered { .. } => None,
-        })
-        .collect();
+    let full = accepted.over_quota();
     let mut failed = Vec::new();
     let mut delivered = Vec::new();
     for r in d.recipients.iter().filter(|r| !r.local.is_empty()) {
