@@ -180,21 +180,53 @@ async fn never_default_and_delay_notices(db: Db) {
 }
 
 /// NOTIFY=SUCCESS to a local user: a `delivered` report with ENVID and ORCPT echoed and, with
-/// RET=HDRS, only the headers. Malformed DSN parameters get 501.
+/// RET=HDRS, only the headers; to an alias of several members: one `expanded` report. Malformed
+/// DSN parameters get 501.
 async fn success_notice_for_local_delivery(db: Db) {
     let sink = Sink::start();
     let (inst, server) = postern(db, sink.addr.port(), "").await;
+    for to in ["bob@example.test", "ok@remote.test"] {
+        inst.ok(&["alias", "add", "team@example.test", to], "");
+    }
     submit(
         &server,
         "RET=HDRS ENVID=QQ+20314159",
         &[
             "bob@example.test NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Bob+2BDSN@Example.TEST",
             "alice@example.test",
+            "team@example.test NOTIFY=SUCCESS",
         ],
         "local success",
     );
     wait_inbox(&inst, "bob@example.test", 1).await;
-    let alice = wait_inbox(&inst, "alice@example.test", 2).await;
+    // The alias reports `expanded` itself; its remote member gets no SUCCESS (a sink without
+    // DSN: it would otherwise be reported `relayed`).
+    sink.wait_for(1);
+    wait_queue_empty(&inst).await;
+    // A later message straight to the remote address does get `relayed`: once that is in, a
+    // `relayed` report for the alias member would be too.
+    submit(&server, "", &["ok@remote.test NOTIFY=SUCCESS"], "direct");
+    wait_inbox(&inst, "alice@example.test", 4).await;
+    wait_queue_empty(&inst).await;
+    let alice = inbox(&inst, "alice@example.test").await;
+    assert_eq!(
+        alice.len(),
+        4,
+        "the message, `delivered`, `expanded`, one `relayed`: {alice:#?}"
+    );
+    let relayed = find(&alice, "Action: relayed");
+    assert!(relayed.contains("Subject: direct"), "{relayed}");
+    let expanded = find(&alice, "Action: expanded");
+    assert!(
+        expanded.contains(
+            "Final-Recipient: rfc822; team@example.test\r\nAction: expanded\r\nStatus: 2.0.0"
+        ),
+        "{expanded}"
+    );
+    assert!(
+        !expanded.contains("bob@example.test\r\nAction"),
+        "{expanded}"
+    );
     let report = find(&alice, "Action: delivered");
     assert!(
         report.contains("Subject: Successful Mail Delivery Report"),

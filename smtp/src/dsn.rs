@@ -4,8 +4,8 @@
 //! succeeded and the sender asked to hear of it (RFC 3461). A message with the null sender never
 //! gets one (RFC 5321 §4.5.5). `params` reads and checks the envelope's DSN parameters.
 
-pub mod local;
-pub mod params;
+pub(crate) mod local;
+pub(crate) mod params;
 
 use mail_builder::headers::address::Address;
 use mail_builder::headers::content_type::ContentType;
@@ -26,6 +26,9 @@ pub enum Action {
     Delivered,
     /// Handed to a next hop that does not offer DSN, so no further notice will come.
     Relayed,
+    /// Delivered to an alias that passes it on to several recipients, who send no success
+    /// notices of their own (RFC 3461 §6.2.7.3).
+    Expanded,
 }
 
 impl Action {
@@ -35,6 +38,7 @@ impl Action {
             Action::Delayed => "delayed",
             Action::Delivered => "delivered",
             Action::Relayed => "relayed",
+            Action::Expanded => "expanded",
         }
     }
 }
@@ -123,6 +127,11 @@ pub fn build(hostname: &str, original: &Original<'_>, notices: &[Notice]) -> Vec
             "Successful Mail Delivery Report",
             "Your message was relayed to the recipients below. Their mail system does not\r\n\
              report deliveries, so no further notice will follow.",
+        ),
+        Action::Expanded => (
+            "Successful Mail Delivery Report",
+            "Your message reached the addresses below, which pass it on to several recipients.\r\n\
+             No further notice of success will follow.",
         ),
     };
     let mut human = format!("This is the mail system at {hostname}.\r\n\r\n{intro}\r\n\r\n");

@@ -43,6 +43,29 @@ pub fn wants(dsn: &DsnRequest, kind: Notice) -> bool {
     notify.split(',').any(|w| w.eq_ignore_ascii_case(word))
 }
 
+/// The DSN request passed on to each of the `targets` destinations an address expands to: for
+/// several, SUCCESS is taken out of NOTIFY, since the address itself reports `expanded`
+/// (RFC 3461 §6.2.7.3); what is left of NOTIFY, or NEVER if nothing is.
+pub fn for_expansion(dsn: &DsnRequest, targets: usize) -> DsnRequest {
+    if targets <= 1 || !wants(dsn, Notice::Success) {
+        return dsn.clone();
+    }
+    let rest: Vec<&str> = dsn
+        .notify
+        .iter()
+        .flat_map(|n| n.split(','))
+        .filter(|w| !w.eq_ignore_ascii_case("SUCCESS"))
+        .collect();
+    DsnRequest {
+        notify: Some(if rest.is_empty() {
+            "NEVER".into()
+        } else {
+            rest.join(",")
+        }),
+        ..dsn.clone()
+    }
+}
+
 /// Whether a failure notice returns the whole message (RET=FULL, RFC 3461 §4.3); otherwise
 /// only its headers are returned.
 pub fn returns_full(dsn: &DsnRequest) -> bool {
@@ -165,6 +188,28 @@ mod tests {
         assert!(wants(&success, Notice::Success) && wants(&success, Notice::Delay));
         assert!(!wants(&success, Notice::Failure));
         assert_eq!(notify_from_flags(0), None);
+    }
+
+    #[test]
+    fn expansion_takes_success_out() {
+        let dsn = DsnRequest {
+            notify: Some("SUCCESS,FAILURE".into()),
+            orcpt: Some("list@x.test".into()),
+            ..DsnRequest::default()
+        };
+        assert_eq!(for_expansion(&dsn, 1), dsn);
+        let each = for_expansion(&dsn, 2);
+        assert_eq!(each.notify.as_deref(), Some("FAILURE"));
+        assert_eq!(each.orcpt, dsn.orcpt);
+        let only = DsnRequest {
+            notify: Some("SUCCESS".into()),
+            ..DsnRequest::default()
+        };
+        assert_eq!(for_expansion(&only, 3).notify.as_deref(), Some("NEVER"));
+        assert_eq!(
+            for_expansion(&DsnRequest::default(), 3),
+            DsnRequest::default()
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use postern_store::DsnRequest;
 
 use crate::crlf::BareLineEndings;
+use crate::dsn::params;
 use crate::reply::Reply;
 
 /// Which listener a session arrived on; it decides what is offered and required.
@@ -214,13 +215,15 @@ impl Delivery {
         set.into_iter().collect()
     }
 
-    /// Every remote address reached, without duplicates, with the DSN request of the first
-    /// recipient that reaches it.
+    /// Every remote address reached, without duplicates, with the DSN request passed on from
+    /// the first recipient that reaches it ([`params::for_expansion`]).
     pub fn remote_addresses(&self) -> (Vec<String>, Vec<DsnRequest>) {
         let mut seen = std::collections::BTreeMap::new();
         for r in &self.recipients {
+            let targets = r.local.len() + r.remote.len();
             for address in &r.remote {
-                seen.entry(address.clone()).or_insert_with(|| r.dsn.clone());
+                seen.entry(address.clone())
+                    .or_insert_with(|| params::for_expansion(&r.dsn, targets));
             }
         }
         seen.into_iter().unzip()
