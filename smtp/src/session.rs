@@ -81,8 +81,8 @@ pub struct Session {
     auth_failures: u32,
     /// The rest of an over-long line is being skipped.
     skipping_line: bool,
-    /// Partial command line length seen so far (for the line limit).
-    line_len: usize,
+    /// The partial command line seen so far (held to the line limit).
+    line: Vec<u8>,
     /// The partial command line seen so far ends with CR: the next byte must be LF.
     cr_pending: bool,
     /// The answer to a BDAT whose chunk is being read and dropped.
@@ -115,7 +115,7 @@ impl Session {
             errors: 0,
             auth_failures: 0,
             skipping_line: false,
-            line_len: 0,
+            line: Vec::new(),
             cr_pending: false,
             pending_bdat_error: None,
         };
@@ -185,7 +185,7 @@ impl Session {
         self.receiver = RequestReceiver::default();
         self.input.clear();
         self.pos = 0;
-        self.line_len = 0;
+        self.line.clear();
         self.cr_pending = false;
         self.skipping_line = false;
         self.state = State::Command;
@@ -288,7 +288,7 @@ impl Session {
         // The line limit, checked before parsing so a long line is never buffered whole.
         let line_end = rest.iter().position(|&b| b == b'\n');
         let this_part = line_end.map_or(rest.len(), |i| i + 1);
-        if self.line_len + this_part > self.cfg.max_line_length {
+        if self.line.len() + this_part > self.cfg.max_line_length {
             return self.refuse_line(line_end, Reply::new(500, (5, 5, 2), "Line too long"));
         }
         // RFC 5321 §2.3.8: CR only as part of CRLF. smtp-proto drops a bare CR inside a line, so
@@ -303,7 +303,7 @@ impl Session {
         }
         // A whole MAIL or RCPT line with an address literal is parsed with a stand-in domain.
         let literal = match line_end {
-            Some(i) if self.line_len == 0 => literal::find(&rest[..=i]),
+            Some(i) if self.line.is_empty() => literal::find(&rest[..=i]),
             _ => None,
         };
         let (parsed, consumed) = match &literal {
@@ -319,28 +319,30 @@ impl Session {
             }
         };
         let ended_line = consumed > 0 && rest[consumed - 1] == b'\n';
-        // DSN parameters are checked on the line as sent, when it came whole (RFC 3461 §4).
+        // DSN parameters are checked on the whole line as sent (RFC 3461 §4).
         let bad_dsn = match &parsed {
-            Ok(Request::Mail { .. } | Request::Rcpt { .. }) if self.line_len == 0 => {
-                crate::dsn::params::check_line(&rest[..consumed]).err()
+            Ok(Request::Mail { .. } | Request::Rcpt { .. }) => {
+                let mut whole = self.line.clone();
+                whole.extend_from_slice(&rest[..consumed]);
+                crate::dsn::params::check_line(&whole).err()
             }
             _ => None,
         };
         self.pos += consumed;
         match parsed {
             Err(smtp_proto::Error::NeedsMoreData { .. }) => {
-                self.line_len += consumed;
+                self.line.extend_from_slice(&rest[..consumed]);
                 self.cr_pending = consumed > 0 && rest[consumed - 1] == b'\r';
                 None
             }
             Ok(_) if bad_dsn.is_some() => {
-                self.line_len = 0;
+                self.line.clear();
                 self.cr_pending = false;
                 let text = bad_dsn.unwrap_or_default();
                 self.error(Reply::new(501, (5, 5, 4), text))
             }
             Ok(request) => {
-                self.line_len = 0;
+                self.line.clear();
                 self.cr_pending = false;
                 let request = match &literal {
                     Some(l) => l.restore(request),
@@ -349,7 +351,7 @@ impl Session {
                 self.handle(request)
             }
             Err(e) => {
-                self.line_len = 0;
+                self.line.clear();
                 self.cr_pending = false;
                 // smtp-proto leaves the rest of some bad lines unread: skip to the line's end so
                 // it is not taken as a new command.
@@ -365,7 +367,7 @@ impl Session {
     /// with `reply`.
     fn refuse_line(&mut self, line_end: Option<usize>, reply: Reply) -> Option<Event> {
         self.receiver = RequestReceiver::default();
-        self.line_len = 0;
+        self.line.clear();
         self.cr_pending = false;
         match line_end {
             Some(i) => self.pos += i + 1,
@@ -520,7 +522,7 @@ impl Session {
         self.input.clear();
         self.pos = 0;
         self.receiver = RequestReceiver::default();
-        self.line_len = 0;
+        self.line.clear();
         self.cr_pending = false;
         self.state = State::Waiting;
         Some(Event::StartTls)

@@ -76,3 +76,22 @@ fn malformed_dsn_parameters_are_refused() {
     let r = t.send(b"RCPT TO:<alice@example.test> NOTIFY=NEVER\r\n");
     assert_eq!(r, "250 2.1.5 Ok\r\n");
 }
+
+#[test]
+fn dsn_parameters_are_checked_on_lines_arriving_in_parts() {
+    let mut t = T::new(Listener::Mx, false);
+    t.send(b"EHLO client.test\r\n");
+    assert_eq!(t.send(b"MAIL FROM:<s@remote.test> ENV"), "");
+    let r = t.send(b"ID=ab+zz\r\n");
+    assert!(r.starts_with("501 5.5.4 Invalid ENVID parameter"), "{r}");
+    assert_eq!(t.send(b"MAIL FROM:<s@remote.test> ENVID=a"), "");
+    assert_eq!(t.send(b"b+2B\r\n"), "250 2.1.0 Ok\r\n");
+    let r = t.send(
+        b"RCPT TO:<alice@example.test> NOTIFY=SUCCESS\r\nDATA\r\nSubject: x\r\n\r\nx\r\n.\r\n",
+    );
+    assert_eq!(codes(&r), ["250", "354", "250"], "{r}");
+    assert_eq!(
+        t.delivered[0].recipients[0].dsn.envid.as_deref(),
+        Some("ab+")
+    );
+}
