@@ -329,19 +329,18 @@ impl Session {
             _ => None,
         };
         self.pos += consumed;
-        match parsed {
-            Err(smtp_proto::Error::NeedsMoreData { .. }) => {
+        match (parsed, bad_dsn) {
+            (Err(smtp_proto::Error::NeedsMoreData { .. }), _) => {
                 self.line.extend_from_slice(&rest[..consumed]);
                 self.cr_pending = consumed > 0 && rest[consumed - 1] == b'\r';
                 None
             }
-            Ok(_) if bad_dsn.is_some() => {
+            (Ok(_), Some(text)) => {
                 self.line.clear();
                 self.cr_pending = false;
-                let text = bad_dsn.unwrap_or_default();
                 self.error(Reply::new(501, (5, 5, 4), text))
             }
-            Ok(request) => {
+            (Ok(request), None) => {
                 self.line.clear();
                 self.cr_pending = false;
                 let request = match &literal {
@@ -350,7 +349,7 @@ impl Session {
                 };
                 self.handle(request)
             }
-            Err(e) => {
+            (Err(e), _) => {
                 self.line.clear();
                 self.cr_pending = false;
                 // smtp-proto leaves the rest of some bad lines unread: skip to the line's end so
