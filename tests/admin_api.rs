@@ -239,6 +239,7 @@ async fn api_endpoints_and_auth(db: Db) {
             local: &[],
             sender: "alice@example.test",
             remote: &remote,
+            remote_dsn: &[],
             expires_at: i64::MAX,
         })
         .await

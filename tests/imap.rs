@@ -60,6 +60,7 @@ async fn deliver(store: &Store, address: &str, raw: &[u8]) {
             local: &[postern_store::LocalCopy::new(user.id, "INBOX")],
             sender: "sender@example.org",
             remote: &[],
+            remote_dsn: &[],
             expires_at: i64::MAX,
         })
         .await

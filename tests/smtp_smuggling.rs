@@ -15,7 +15,7 @@ use base64::Engine;
 use common::{Db, Instance, Server};
 use mail_auth::{AuthenticatedMessage, DkimResult, MessageAuthenticator};
 use smtp_support::postfix::Postfix;
-use smtp_support::{inbox, resolver, wait_queue_empty, OwnDns, Raw, PASSWORD};
+use smtp_support::{inbox, relaying_server, resolver, wait_queue_empty, Raw, PASSWORD};
 
 both_backends!(
     no_forged_message_reaches_a_lenient_receiver,
@@ -27,30 +27,9 @@ both_backends!(
 /// The line-ending tricks that end DATA early at one receiver or another.
 const SMUGGLES: [&[u8]; 5] = [b"\n.\n", b"\n.\r\n", b"\r.\r\n", b"\r\n.\n", b"\r\n.\r"];
 
-/// Postern with its own DNS (example.test, remote.test whose MX is Postfix on loopback), alice,
-/// and `fwd@example.test` forwarding to `ok@remote.test`; AUTH allowed without TLS so raw
-/// sockets can submit.
+/// Postern relaying to `postfix` (see [`relaying_server`]) with the user alice.
 async fn postern(db: Db, postfix: &Postfix, more: &str) -> (Instance, Server, SocketAddr) {
-    let zones = tempfile::tempdir().expect("zones dir");
-    let mut dns = OwnDns::new(&zones.keep());
-    dns.zone("example.test", "");
-    dns.zone("remote.test", "@ IN MX 10 mx\nmx IN A 127.0.0.1\n");
-    let extra = format!(
-        "{listener}\n[smtp]\nresolver = \"{resolver}\"\noutbound_port = {port}\nretry_initial_secs = 1\nretry_max_secs = 1\nqueue_scan_secs = 1\noutbound_timeout_secs = 5\nrequire_tls_for_auth = false\n{more}\n{table}",
-        listener = dns.listener(),
-        resolver = dns.addr(),
-        port = postfix.port,
-        table = dns.table(),
-    );
-    let inst = Instance::new(db, &["smtp", "submission"], &extra).await;
-    inst.ok(&["domain", "add", "example.test"], "");
-    inst.ok(
-        &["user", "add", "alice@example.test"],
-        &format!("{PASSWORD}\n"),
-    );
-    inst.ok(&["alias", "add", "fwd@example.test", "ok@remote.test"], "");
-    let server = inst.start();
-    (inst, server, dns.addr())
+    relaying_server(db, postfix.port, &["alice@example.test"], more).await
 }
 
 /// A message whose data holds `smuggle` followed by a complete forged transaction.

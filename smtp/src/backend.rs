@@ -9,16 +9,16 @@ use std::time::Duration;
 use hickory_resolver::TokioResolver;
 use mail_auth::MessageAuthenticator;
 use postern_store::{
-    normalize_address, Accepted, DeliveryOutcome, Greylist, Incoming, LocalCopy, LoginAttempt,
-    LoginOutcome, Resolution, Service, Store, ROLE_LOCAL_PARTS,
+    normalize_address, Accepted, Greylist, Incoming, LocalCopy, LoginAttempt, LoginOutcome,
+    Resolution, Service, Store, ROLE_LOCAL_PARTS,
 };
 
 use crate::antivirus::{self, Check};
 use crate::auth::{self, Disposition};
 use crate::config::SmtpConfig;
-use crate::dsn::{self, Failure};
+use crate::dsn;
 use crate::junk;
-use crate::local::{rejected, reply_text, Filed, Target};
+use crate::local::{reply_text, Filed, Target};
 use crate::policy;
 use crate::reply::Reply;
 use crate::session::{
@@ -365,13 +365,14 @@ impl Backend {
                 })
             })
             .collect();
-        let mut remote = d.remote_addresses();
+        let (mut remote, mut remote_dsn) = d.remote_addresses();
         let filed = match virus {
             // Quarantined: every local copy into Junk, marked; no filter runs (no redirect of a
             // virus) and nothing goes out.
             Some(signature) => {
                 d.message = antivirus::quarantine(&signature, &d.message);
                 remote.clear();
+                remote_dsn.clear();
                 Filed {
                     copies: LocalCopy::all(&d.local_users(), "Junk"),
                     ..Filed::default()
@@ -414,6 +415,7 @@ impl Backend {
                     local: &filed.copies,
                     sender: &d.sender,
                     remote: &remote,
+                    remote_dsn: &remote_dsn,
                     expires_at,
                 })
                 .await
@@ -425,14 +427,7 @@ impl Backend {
                 }
             }
         };
-        let full: BTreeSet<i64> = accepted
-            .local
-            .iter()
-            .filter_map(|o| match o {
-                DeliveryOutcome::OverQuota { user_id } => Some(*user_id),
-                DeliveryOutcome::Delivered { .. } => None,
-            })
-            .collect();
+        let full = accepted.over_quota();
         let delivered = accepted.local.len() - full.len();
         let id = message_id();
         self.send_replies(&filed.replies).await;
@@ -451,32 +446,18 @@ impl Backend {
             "message accepted"
         );
         // Some recipients took it, others are full or their script rejected it: the 250 stands,
-        // the sender gets one bounce for those (RFC 5321 §3.7 / §6.1; RFC 5429 §2.1).
-        let failures: Vec<Failure> = d
-            .recipients
-            .iter()
-            .filter(|r| r.local.iter().any(|u| full.contains(u)))
-            .map(|r| Failure {
-                recipient: r.address.clone(),
-                status: "5.2.2".into(),
-                diagnostic: "552 5.2.2 Mailbox full".into(),
-                remote_mta: None,
-            })
-            .chain(rejected(&filed.rejects))
-            .collect();
-        if let Err(e) = dsn::send(
+        // the sender gets a report for those (RFC 5321 §3.7 / §6.1; RFC 5429 §2.1), and one for
+        // deliveries if asked (RFC 3461).
+        dsn::local::report(
             &self.store,
             &self.hostname,
             expires_at,
-            &d.sender,
-            &failures,
-            &d.message,
+            &d,
+            &accepted,
+            &filed.rejects,
             now,
         )
-        .await
-        {
-            tracing::error!(error = %e, "could not send a bounce");
-        }
+        .await;
         DeliveryResult::Accepted { id }
     }
 

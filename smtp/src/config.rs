@@ -44,6 +44,9 @@ pub struct SmtpConfig {
     pub address_literals: BTreeMap<IpAddr, String>,
     /// Seconds a queued message is retried before it bounces (RFC 5321 §4.5.4.1: 4–5 days).
     pub queue_lifetime_secs: u64,
+    /// Seconds a queued message waits before its sender is told, once, that it is delayed
+    /// (RFC 3464 action `delayed`; only if NOTIFY allows, RFC 3461 §4.1); 0: never.
+    pub delay_warning_secs: u64,
     /// Seconds before the first retry; each further retry waits twice as long.
     pub retry_initial_secs: u64,
     /// Longest wait between two retries, in seconds.
@@ -111,6 +114,7 @@ impl Default for SmtpConfig {
             postmaster: None,
             address_literals: BTreeMap::new(),
             queue_lifetime_secs: 5 * 24 * 3600,
+            delay_warning_secs: 4 * 3600,
             retry_initial_secs: 300,
             retry_max_secs: 4 * 3600,
             queue_scan_secs: 60,

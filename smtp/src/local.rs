@@ -7,10 +7,10 @@ use std::future::Future;
 use std::pin::Pin;
 
 use postern_sieve::filter::{self, AutoReply, Delivery as FilterDelivery, Plan};
-use postern_store::{Incoming, LocalCopy, Resolution, StoreError};
+use postern_store::{DsnRequest, Incoming, LocalCopy, Resolution, StoreError};
 
 use crate::backend::Backend;
-use crate::dsn::{self, Failure};
+use crate::dsn;
 use crate::srs;
 
 /// Most times one message is redirected from user to user before the chain stops (each hop adds
@@ -189,20 +189,25 @@ impl Backend {
                     local: &filed.copies,
                     sender: &env_sender,
                     remote: &remote,
+                    remote_dsn: &[],
                     expires_at,
                 })
                 .await?;
         }
         self.send_replies(&filed.replies).await;
-        let failures = rejected(&filed.rejects);
+        let no_dsn = DsnRequest::default();
+        let failures: Vec<_> = filed
+            .rejects
+            .iter()
+            .map(|(recipient, reason)| dsn::local::rejected(recipient, &no_dsn, reason))
+            .collect();
+        let original = dsn::Original::new(sender, &forwarded, now, &no_dsn);
         dsn::send(
             &self.store,
             &self.hostname,
             expires_at,
-            sender,
+            &original,
             &failures,
-            &forwarded,
-            now,
         )
         .await?;
         tracing::info!(
@@ -230,18 +235,6 @@ impl Backend {
 }
 
 /// The bounce lines for recipients whose script rejected the message (RFC 5429 §2.1).
-pub(crate) fn rejected(rejects: &[(String, String)]) -> Vec<Failure> {
-    rejects
-        .iter()
-        .map(|(recipient, reason)| Failure {
-            recipient: recipient.clone(),
-            status: "5.7.1".into(),
-            diagnostic: format!("550 5.7.1 {}", reply_text(reason)),
-            remote_mta: None,
-        })
-        .collect()
-}
-
 /// `text` on one line of at most 200 printable ASCII characters, for an SMTP reply.
 pub(crate) fn reply_text(text: &str) -> String {
     let line: String = dsn::one_line(text)

@@ -17,11 +17,15 @@ use lettre::address::Envelope;
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 
+use postern_store::DsnRequest;
+
 use crate::config::SmtpConfig;
 use crate::crlf;
 use crate::dane::{self, Tlsa, TlsaLookup};
 use crate::error::SmtpError;
 use crate::mta_sts::{self, Mode, MtaSts};
+
+mod dsn;
 
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +34,8 @@ pub(crate) enum Attempt {
     Delivered {
         /// The host that took it.
         host: String,
+        /// Whether the sender's DSN parameters went with it (the host offers DSN, RFC 3461).
+        dsn_passed: bool,
     },
     /// Try again later (4xx, connection or DNS trouble).
     Transient(Problem),
@@ -257,8 +263,15 @@ impl Outbound {
         Ok(out)
     }
 
-    /// Delivers `message` from `sender` (empty: null reverse-path) to `recipient`.
-    pub async fn deliver(&self, sender: &str, recipient: &str, message: &[u8]) -> Attempt {
+    /// Delivers `message` from `sender` (empty: null reverse-path) to `recipient`, passing on the
+    /// DSN parameters of `dsn` when the next hop offers DSN.
+    pub async fn deliver(
+        &self,
+        sender: &str,
+        recipient: &str,
+        message: &[u8],
+        dsn: &DsnRequest,
+    ) -> Attempt {
         let to = match recipient.parse::<lettre::Address>() {
             Ok(a) => a,
             Err(e) => {
@@ -319,11 +332,11 @@ impl Outbound {
                 let addr = SocketAddr::new(ip, self.port);
                 let attempt = tokio::time::timeout(
                     self.timeout * 10,
-                    self.send_to(&host, addr, &envelope, body, &security),
+                    self.send_to(&host, addr, (&envelope, dsn), body, &security),
                 )
                 .await;
                 match attempt {
-                    Ok(Ok(())) => return Attempt::Delivered { host },
+                    Ok(Ok(dsn_passed)) => return Attempt::Delivered { host, dsn_passed },
                     Ok(Err(SendError::Tls(reason))) => {
                         let by = match security {
                             Security::Dane(_) => format!("the TLSA records (DANE) of {host}"),
@@ -408,15 +421,15 @@ impl Outbound {
     }
 
     /// One SMTP conversation with one address: EHLO, STARTTLS (required unless `security` is
-    /// opportunistic), MAIL, RCPT, DATA.
+    /// opportunistic), MAIL, RCPT, DATA; returns whether the DSN parameters were passed on.
     async fn send_to(
         &self,
         host: &str,
         addr: SocketAddr,
-        envelope: &Envelope,
+        (envelope, dsn): (&Envelope, &DsnRequest),
         body: &[u8],
         security: &Security,
-    ) -> Result<(), SendError> {
+    ) -> Result<bool, SendError> {
         let mut conn = self.connect(addr).await?;
         match security {
             Security::Opportunistic => {
@@ -459,14 +472,19 @@ impl Outbound {
                 }
             }
         }
-        match conn.send(envelope, body).await {
-            Ok(_) => {
+        let sent = if dsn::has_parameters(dsn) {
+            dsn::send(&mut conn, &self.hello, envelope, body, dsn).await
+        } else {
+            conn.send(envelope, body).await.map(|_| false)
+        };
+        match sent {
+            Ok(dsn_passed) => {
                 // The 250 after the data is what counts: the caller records the delivery now,
                 // while QUIT (RFC 5321 §4.1.1.10) goes on in the background.
                 tokio::spawn(async move {
                     let _ = conn.quit().await;
                 });
-                Ok(())
+                Ok(dsn_passed)
             }
             Err(e) => {
                 conn.abort().await;

@@ -14,7 +14,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SmtpConfig;
-use crate::dsn::{self, Failure};
+use crate::dsn::params::{self, Notice as Kind};
+use crate::dsn::{self, Action, Notice, Original};
 use crate::error::SmtpError;
 use crate::outbound::{Attempt, Outbound, Problem};
 
@@ -213,11 +214,11 @@ impl Worker {
         };
         let attempt = self
             .outbound
-            .deliver(&entry.sender, &entry.recipient, &raw)
+            .deliver(&entry.sender, &entry.recipient, &raw, &entry.dsn)
             .await;
         let now = postern_store::unix_now();
         match attempt {
-            Attempt::Delivered { host } => {
+            Attempt::Delivered { host, dsn_passed } => {
                 // The remote server has the message: record that before anything else, since
                 // until then a crash means sending it again.
                 self.remove(entry.id).await;
@@ -225,10 +226,22 @@ impl Worker {
                     id = entry.id,
                     recipient = entry.recipient,
                     host,
+                    dsn_passed,
                     "delivered"
                 );
                 metrics::counter!("postern_smtp_outbound_total", "result" => "delivered")
                     .increment(1);
+                // A next hop without DSN will not report the delivery: say it was relayed
+                // (RFC 3461 §4.1, RFC 3464 §2.3.3).
+                if !dsn_passed && params::wants(&entry.dsn, Kind::Success) {
+                    let notice = Notice {
+                        remote_mta: Some(host),
+                        ..Notice::new(&entry.recipient, &entry.dsn, Action::Relayed, "2.0.0")
+                    };
+                    if let Err(e) = self.report(&entry, notice, &raw).await {
+                        tracing::error!(id = entry.id, error = %e, "could not send a relay report");
+                    }
+                }
                 None
             }
             Attempt::Permanent(p) => {
@@ -269,6 +282,7 @@ impl Worker {
                     retry_in = next - now,
                     "delivery deferred"
                 );
+                self.warn_of_delay(&entry, &p, &raw, now).await;
                 metrics::counter!("postern_smtp_outbound_total", "result" => "deferred")
                     .increment(1);
                 match self.store.defer_queue(entry.id, &p.diagnostic, next).await {
@@ -282,35 +296,72 @@ impl Worker {
         }
     }
 
-    /// Bounces the entry to its sender (never for a bounce) and removes it from the queue.
+    /// Bounces the entry to its sender (unless NOTIFY declines it, RFC 3461 §4.1; never for a
+    /// bounce) and removes it from the queue.
     async fn bounce(&self, entry: &QueueEntry, p: Problem, raw: &[u8]) {
-        let failure = Failure {
-            recipient: entry.recipient.clone(),
-            status: p.status,
-            diagnostic: p.diagnostic,
-            remote_mta: p.remote_mta,
+        if params::wants(&entry.dsn, Kind::Failure) {
+            let notice = Notice {
+                diagnostic: Some(p.diagnostic),
+                remote_mta: p.remote_mta,
+                ..Notice::new(&entry.recipient, &entry.dsn, Action::Failed, &p.status)
+            };
+            if let Err(e) = self.report(entry, notice, raw).await {
+                // Keep the entry: the next attempt will try the bounce again.
+                tracing::error!(id = entry.id, error = %e, "could not send a bounce");
+                let _ = self
+                    .store
+                    .defer_queue(entry.id, "bounce failed", postern_store::unix_now() + 60)
+                    .await;
+                return;
+            }
+        }
+        self.remove(entry.id).await;
+    }
+
+    /// Tells the sender once that the entry is delayed, when it has waited `delay_warning_secs`
+    /// and its NOTIFY allows (RFC 3461 §4.1; RFC 3464 action `delayed`).
+    async fn warn_of_delay(&self, entry: &QueueEntry, p: &Problem, raw: &[u8], now: i64) {
+        let after = i64::try_from(self.config.delay_warning_secs).unwrap_or(i64::MAX);
+        if entry.delay_notified
+            || after == 0
+            || now.saturating_sub(entry.created_at) < after
+            || !params::wants(&entry.dsn, Kind::Delay)
+        {
+            return;
+        }
+        let notice = Notice {
+            diagnostic: Some(p.diagnostic.clone()),
+            remote_mta: p.remote_mta.clone(),
+            will_retry_until: Some(entry.expires_at),
+            ..Notice::new(&entry.recipient, &entry.dsn, Action::Delayed, &p.status)
         };
+        match self.report(entry, notice, raw).await {
+            Ok(()) => {
+                if let Err(e) = self.store.mark_delay_notified(entry.id).await {
+                    tracing::error!(id = entry.id, error = %e, "recording a delay report failed");
+                }
+            }
+            Err(e) => tracing::error!(id = entry.id, error = %e, "could not send a delay report"),
+        }
+    }
+
+    /// Sends a report about the entry to its sender.
+    async fn report(
+        &self,
+        entry: &QueueEntry,
+        notice: Notice,
+        raw: &[u8],
+    ) -> Result<(), StoreError> {
         let expires_at = postern_store::unix_now() + self.config.queue_lifetime_secs as i64;
-        if let Err(e) = dsn::send(
+        let original = Original::new(&entry.sender, raw, entry.created_at, &entry.dsn);
+        dsn::send(
             &self.store,
             &self.hostname,
             expires_at,
-            &entry.sender,
-            &[failure],
-            raw,
-            entry.created_at,
+            &original,
+            &[notice],
         )
         .await
-        {
-            // Keep the entry: the next attempt will try the bounce again.
-            tracing::error!(id = entry.id, error = %e, "could not send a bounce");
-            let _ = self
-                .store
-                .defer_queue(entry.id, "bounce failed", postern_store::unix_now() + 60)
-                .await;
-            return;
-        }
-        self.remove(entry.id).await;
     }
 
     async fn remove(&self, id: i64) {

@@ -25,6 +25,7 @@ use smtp_proto::request::receiver::{BdatReceiver, DataReceiver, LineReceiver, Re
 use smtp_proto::{EhloResponse, Request};
 
 use postern_store::sasl::SaslLogin;
+use postern_store::DsnRequest;
 
 use crate::reply::Reply;
 
@@ -33,6 +34,10 @@ pub use envelope::POSTMASTER;
 
 struct Transaction {
     sender: String,
+    /// RET and ENVID of MAIL (RFC 3461 §4.3–4.4), the start of each recipient's DSN request.
+    dsn: DsnRequest,
+    /// The DSN request of the RCPT whose check is outstanding.
+    pending_dsn: Option<DsnRequest>,
     size: usize,
     smtputf8: bool,
     recipients: Vec<Recipient>,
@@ -76,8 +81,8 @@ pub struct Session {
     auth_failures: u32,
     /// The rest of an over-long line is being skipped.
     skipping_line: bool,
-    /// Partial command line length seen so far (for the line limit).
-    line_len: usize,
+    /// The partial command line seen so far (held to the line limit).
+    line: Vec<u8>,
     /// The partial command line seen so far ends with CR: the next byte must be LF.
     cr_pending: bool,
     /// The answer to a BDAT whose chunk is being read and dropped.
@@ -110,7 +115,7 @@ impl Session {
             errors: 0,
             auth_failures: 0,
             skipping_line: false,
-            line_len: 0,
+            line: Vec::new(),
             cr_pending: false,
             pending_bdat_error: None,
         };
@@ -180,7 +185,7 @@ impl Session {
         self.receiver = RequestReceiver::default();
         self.input.clear();
         self.pos = 0;
-        self.line_len = 0;
+        self.line.clear();
         self.cr_pending = false;
         self.skipping_line = false;
         self.state = State::Command;
@@ -283,7 +288,7 @@ impl Session {
         // The line limit, checked before parsing so a long line is never buffered whole.
         let line_end = rest.iter().position(|&b| b == b'\n');
         let this_part = line_end.map_or(rest.len(), |i| i + 1);
-        if self.line_len + this_part > self.cfg.max_line_length {
+        if self.line.len() + this_part > self.cfg.max_line_length {
             return self.refuse_line(line_end, Reply::new(500, (5, 5, 2), "Line too long"));
         }
         // RFC 5321 §2.3.8: CR only as part of CRLF. smtp-proto drops a bare CR inside a line, so
@@ -298,7 +303,7 @@ impl Session {
         }
         // A whole MAIL or RCPT line with an address literal is parsed with a stand-in domain.
         let literal = match line_end {
-            Some(i) if self.line_len == 0 => literal::find(&rest[..=i]),
+            Some(i) if self.line.is_empty() => literal::find(&rest[..=i]),
             _ => None,
         };
         let (parsed, consumed) = match &literal {
@@ -314,15 +319,29 @@ impl Session {
             }
         };
         let ended_line = consumed > 0 && rest[consumed - 1] == b'\n';
+        // DSN parameters are checked on the whole line as sent (RFC 3461 §4).
+        let bad_dsn = match &parsed {
+            Ok(Request::Mail { .. } | Request::Rcpt { .. }) => {
+                let mut whole = self.line.clone();
+                whole.extend_from_slice(&rest[..consumed]);
+                crate::dsn::params::check_line(&whole).err()
+            }
+            _ => None,
+        };
         self.pos += consumed;
-        match parsed {
-            Err(smtp_proto::Error::NeedsMoreData { .. }) => {
-                self.line_len += consumed;
+        match (parsed, bad_dsn) {
+            (Err(smtp_proto::Error::NeedsMoreData { .. }), _) => {
+                self.line.extend_from_slice(&rest[..consumed]);
                 self.cr_pending = consumed > 0 && rest[consumed - 1] == b'\r';
                 None
             }
-            Ok(request) => {
-                self.line_len = 0;
+            (Ok(_), Some(text)) => {
+                self.line.clear();
+                self.cr_pending = false;
+                self.error(Reply::new(501, (5, 5, 4), text))
+            }
+            (Ok(request), None) => {
+                self.line.clear();
                 self.cr_pending = false;
                 let request = match &literal {
                     Some(l) => l.restore(request),
@@ -330,8 +349,8 @@ impl Session {
                 };
                 self.handle(request)
             }
-            Err(e) => {
-                self.line_len = 0;
+            (Err(e), _) => {
+                self.line.clear();
                 self.cr_pending = false;
                 // smtp-proto leaves the rest of some bad lines unread: skip to the line's end so
                 // it is not taken as a new command.
@@ -347,7 +366,7 @@ impl Session {
     /// with `reply`.
     fn refuse_line(&mut self, line_end: Option<usize>, reply: Reply) -> Option<Event> {
         self.receiver = RequestReceiver::default();
-        self.line_len = 0;
+        self.line.clear();
         self.cr_pending = false;
         match line_end {
             Some(i) => self.pos += i + 1,
@@ -371,7 +390,7 @@ impl Session {
                 Reply::new(501, (5, 5, 4), format!("Syntax error, expected {syntax}"))
             }
             E::InvalidParameter { param } => {
-                Reply::new(501, (5, 5, 4), format!("Invalid {param} parameter"))
+                Reply::new(501, (5, 5, 4), invalid_parameter_text(param))
             }
             E::UnsupportedParameter { param } => {
                 Reply::new(555, (5, 5, 4), format!("Unsupported parameter {param}"))
@@ -502,11 +521,23 @@ impl Session {
         self.input.clear();
         self.pos = 0;
         self.receiver = RequestReceiver::default();
-        self.line_len = 0;
+        self.line.clear();
         self.cr_pending = false;
         self.state = State::Waiting;
         Some(Event::StartTls)
     }
+}
+
+/// The text of the 501 reply to a malformed MAIL or RCPT parameter, naming the rule for DSN's.
+fn invalid_parameter_text(param: &str) -> String {
+    let rule = match param {
+        "NOTIFY" => ": NEVER alone, or a list of SUCCESS, FAILURE, DELAY (RFC 3461 §4.1)",
+        "ORCPT" => ": rfc822;<address in xtext> expected (RFC 3461 §4.2)",
+        "RET" => ": FULL or HDRS (RFC 3461 §4.3)",
+        "ENVID" => ": 1 to 100 characters of xtext (RFC 3461 §4.4)",
+        _ => "",
+    };
+    format!("Invalid {param} parameter{rule}")
 }
 
 #[cfg(test)]

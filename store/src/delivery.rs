@@ -2,6 +2,8 @@
 //! IMAP APPEND, from memory or from a spool file. Each parses the message before its write
 //! transaction starts and commits before it returns.
 
+use std::collections::BTreeSet;
+
 use crate::blobs::{blocking, content_hash, put_blob, BlobSource, BLOB_CHUNK_SIZE};
 use crate::changes::{Change, MailboxEvent};
 use crate::db::{get, Store};
@@ -9,6 +11,7 @@ use crate::error::{unique_as_exists, Result, StoreError};
 use crate::mailboxes::Mailbox;
 use crate::messages::{charge_quota, insert_message, Flags};
 use crate::parsed::ParsedMessage;
+use crate::queue::DsnRequest;
 use crate::spool::{Spool, SpoolFile};
 
 /// Parses a message for storage beside its bytes ([`ParsedMessage`] as JSON). Done before the
@@ -112,6 +115,9 @@ pub struct Incoming<'a> {
     pub sender: &'a str,
     /// Remote recipients to queue for outbound delivery.
     pub remote: &'a [String],
+    /// The delivery status notification parameters of `remote[i]` at index `i` (RFC 3461);
+    /// recipients past its end have none.
+    pub remote_dsn: &'a [DsnRequest],
     /// When queued copies expire and bounce, Unix seconds.
     pub expires_at: i64,
 }
@@ -131,6 +137,19 @@ pub struct Accepted {
     pub local: Vec<DeliveryOutcome>,
     /// Ids of the queue entries created, one per remote recipient.
     pub queued: Vec<i64>,
+}
+
+impl Accepted {
+    /// The local users who got no copy because their quota is full.
+    pub fn over_quota(&self) -> BTreeSet<i64> {
+        self.local
+            .iter()
+            .filter_map(|o| match o {
+                DeliveryOutcome::OverQuota { user_id } => Some(*user_id),
+                DeliveryOutcome::Delivered { .. } => None,
+            })
+            .collect()
+    }
 }
 
 impl Store {
@@ -187,16 +206,23 @@ impl Store {
                 uid,
             });
         }
-        for recipient in m.remote {
+        let no_dsn = DsnRequest::default();
+        for (i, recipient) in m.remote.iter().enumerate() {
+            let dsn = m.remote_dsn.get(i).unwrap_or(&no_dsn);
             let row = sqlx::query(
-                "INSERT INTO queue (blob_hash, sender, recipient, next_attempt, expires_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $4) RETURNING id",
+                "INSERT INTO queue (blob_hash, sender, recipient, next_attempt, expires_at, created_at, \
+                 dsn_notify, dsn_orcpt, dsn_ret, dsn_envid) \
+                 VALUES ($1, $2, $3, $4, $5, $4, $6, $7, $8, $9) RETURNING id",
             )
             .bind(&hash)
             .bind(m.sender)
             .bind(recipient)
             .bind(now)
             .bind(m.expires_at)
+            .bind(dsn.notify.as_deref())
+            .bind(dsn.orcpt.as_deref())
+            .bind(dsn.ret.as_deref())
+            .bind(dsn.envid.as_deref())
             .fetch_one(&mut *tx)
             .await?;
             accepted.queued.push(get(&row, "id")?);

@@ -57,7 +57,7 @@ pub use mail_auth::{DkimAlgorithm, DkimKey, DkimState, Greylist};
 pub use mailboxes::{Mailbox, DEFAULT_MAILBOXES, MAX_MAILBOX_DEPTH, MAX_MAILBOX_NAME_BYTES};
 pub use messages::{FlagOp, Flags, MessageDetails, MessageMeta};
 pub use parsed::{BodyPart, Content, Envelope, EnvelopeAddress, ParsedMessage, SearchFields};
-pub use queue::QueueEntry;
+pub use queue::{DsnRequest, QueueEntry};
 pub use sieve::{
     check_sieve_name, SieveScript, MAX_SIEVE_NAME_BYTES, MAX_SIEVE_SCRIPTS, MAX_SIEVE_SCRIPT_BYTES,
     MAX_VACATION_PERIOD_SECS,

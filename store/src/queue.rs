@@ -29,6 +29,24 @@ pub struct QueueEntry {
     pub created_at: i64,
     /// Message size in bytes.
     pub size: i64,
+    /// What the sender asked of delivery status notifications for this recipient.
+    pub dsn: DsnRequest,
+    /// Whether the sender was told once that delivery is delayed (RFC 3464 action `delayed`).
+    pub delay_notified: bool,
+}
+
+/// The delivery status notification parameters of one queued recipient (RFC 3461 §4), as the
+/// sender gave them: `None` where a parameter was not given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DsnRequest {
+    /// NOTIFY (§4.1): `NEVER`, or a comma-separated list of `SUCCESS`, `FAILURE`, `DELAY`.
+    pub notify: Option<String>,
+    /// ORCPT (§4.2): the original recipient, an `rfc822` address, xtext-decoded.
+    pub orcpt: Option<String>,
+    /// RET (§4.3): `FULL` or `HDRS`.
+    pub ret: Option<String>,
+    /// ENVID (§4.4): the sender's envelope identifier, xtext-decoded.
+    pub envid: Option<String>,
 }
 
 fn entry_from_row(r: &AnyRow) -> Result<QueueEntry> {
@@ -42,6 +60,13 @@ fn entry_from_row(r: &AnyRow) -> Result<QueueEntry> {
         last_error: get(r, "last_error")?,
         created_at: get(r, "created_at")?,
         size: get(r, "size")?,
+        dsn: DsnRequest {
+            notify: get(r, "dsn_notify")?,
+            orcpt: get(r, "dsn_orcpt")?,
+            ret: get(r, "dsn_ret")?,
+            envid: get(r, "dsn_envid")?,
+        },
+        delay_notified: get::<i64>(r, "delay_notified")? != 0,
     })
 }
 
@@ -50,7 +75,8 @@ macro_rules! select_queue {
     ($tail:literal) => {
         concat!(
             "SELECT q.id, q.sender, q.recipient, q.attempts, q.next_attempt, q.expires_at, q.last_error, ",
-            "q.created_at, b.size FROM queue q JOIN blobs b ON b.hash = q.blob_hash ",
+            "q.created_at, q.dsn_notify, q.dsn_orcpt, q.dsn_ret, q.dsn_envid, q.delay_notified, ",
+            "b.size FROM queue q JOIN blobs b ON b.hash = q.blob_hash ",
             $tail
         )
     };
@@ -167,6 +193,17 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("queue entry {id}")));
         }
+        self.commit(tx, vec![]).await
+    }
+
+    /// Records that the sender of an entry was told its delivery is delayed (sent once per
+    /// entry); nothing to do if the entry is gone meanwhile.
+    pub async fn mark_delay_notified(&self, id: i64) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE queue SET delay_notified = 1 WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         self.commit(tx, vec![]).await
     }
 

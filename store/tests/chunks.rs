@@ -211,6 +211,7 @@ async fn large_smtp_message_is_chunked_for_the_queue(db: &TestDb) {
             local: &[postern_store::LocalCopy::new(alice, "INBOX")],
             sender: "alice@example.test",
             remote: &remote,
+            remote_dsn: &[],
             expires_at: i64::MAX,
         })
         .await

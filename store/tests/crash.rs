@@ -62,6 +62,7 @@ async fn child(url: &str) {
             local: &[postern_store::LocalCopy::new(user.id, "INBOX")],
             sender: "",
             remote: &[],
+            remote_dsn: &[],
             expires_at: 0,
         })
         .await

@@ -118,6 +118,7 @@ async fn trains_stored_messages_and_prunes(db: &TestDb) {
             local: &LocalCopy::all(&[alice], "INBOX"),
             sender: "deals@bulk.example",
             remote: &[],
+            remote_dsn: &[],
             expires_at: 0,
         })
         .await

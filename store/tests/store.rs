@@ -49,6 +49,7 @@ fn incoming<'a>(raw: &'a [u8], local: &'a [LocalCopy], remote: &'a [String]) -> 
         local,
         sender: "sender@remote.test",
         remote,
+        remote_dsn: &[],
         expires_at: i64::MAX,
     }
 }

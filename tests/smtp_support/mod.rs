@@ -745,3 +745,33 @@ pub async fn receiving_server(
     let server = inst.start();
     (inst, server)
 }
+
+/// Postern with its own DNS (example.test, and remote.test whose MX is 127.0.0.1, reached at
+/// `outbound_port`), the users `users` of example.test and `fwd@example.test` forwarding to
+/// `ok@remote.test`; AUTH allowed without TLS so raw sockets can submit. `more` goes into
+/// `[smtp]`. Returns the started server and the DNS address.
+pub async fn relaying_server(
+    db: Db,
+    outbound_port: u16,
+    users: &[&str],
+    more: &str,
+) -> (Instance, Server, SocketAddr) {
+    let zones = tempfile::tempdir().expect("zones dir");
+    let mut dns = OwnDns::new(&zones.keep());
+    dns.zone("example.test", "");
+    dns.zone("remote.test", "@ IN MX 10 mx\nmx IN A 127.0.0.1\n");
+    let extra = format!(
+        "{listener}\n[smtp]\nresolver = \"{resolver}\"\noutbound_port = {outbound_port}\nretry_initial_secs = 1\nretry_max_secs = 1\nqueue_scan_secs = 1\noutbound_timeout_secs = 5\nrequire_tls_for_auth = false\n{more}\n{table}",
+        listener = dns.listener(),
+        resolver = dns.addr(),
+        table = dns.table(),
+    );
+    let inst = Instance::new(db, &["smtp", "submission"], &extra).await;
+    inst.ok(&["domain", "add", "example.test"], "");
+    for user in users {
+        inst.ok(&["user", "add", user], &format!("{PASSWORD}\n"));
+    }
+    inst.ok(&["alias", "add", "fwd@example.test", "ok@remote.test"], "");
+    let server = inst.start();
+    (inst, server, dns.addr())
+}

@@ -20,6 +20,11 @@ impl Postfix {
     /// Starts Postfix with `smtpd_forbid_bare_newline = <bare_newline>` (`no`, `normalize` or
     /// `reject`), applied to every client (no exclusions).
     pub fn start(bare_newline: &str) -> Postfix {
+        Postfix::start_with(bare_newline, "")
+    }
+
+    /// Like [`Postfix::start`] with `extra` lines appended to `main.cf`.
+    pub fn start_with(bare_newline: &str, extra: &str) -> Postfix {
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path();
         // The daemons run as the postfix user (and virtual(8) as nobody): they must reach the tree.
@@ -61,6 +66,7 @@ smtpd_forbid_bare_newline = {bare_newline}
 smtpd_forbid_bare_newline_exclusions =
 smtputf8_enable = yes
 biff = no
+{extra}
 "
             ),
         )
@@ -83,6 +89,7 @@ error unix - - n - - error
 retry unix - - n - - error
 discard unix - - n - - discard
 virtual unix - n n - - virtual
+smtp unix - - n - - smtp
 anvil unix - - n - 1 anvil
 scache unix - - n - 1 scache
 postlog unix-dgram n - n - 1 postlogd
@@ -103,6 +110,20 @@ postlog unix-dgram n - n - 1 postlogd
             std::thread::sleep(Duration::from_millis(100));
         }
         postfix
+    }
+
+    /// Sends every message for other domains (its own reports too) to `addr`, Postern's MX.
+    pub fn relay_to(&self, addr: std::net::SocketAddr) {
+        let out = Command::new("postconf")
+            .arg("-c")
+            .arg(self.root().join("conf"))
+            .arg("-e")
+            .arg(format!("relayhost = [{}]:{}", addr.ip(), addr.port()))
+            .output()
+            .expect("run postconf");
+        assert!(out.status.success(), "postconf: {out:?}");
+        let (ok, text) = self.control("reload");
+        assert!(ok, "postfix reload failed: {text}");
     }
 
     fn root(&self) -> &Path {

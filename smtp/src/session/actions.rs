@@ -3,7 +3,10 @@
 
 use std::collections::BTreeSet;
 
+use postern_store::DsnRequest;
+
 use crate::crlf::BareLineEndings;
+use crate::dsn::params;
 use crate::reply::Reply;
 
 /// Which listener a session arrived on; it decides what is offered and required.
@@ -182,6 +185,8 @@ pub struct Recipient {
     pub local: BTreeSet<i64>,
     /// Remote addresses it reaches.
     pub remote: BTreeSet<String>,
+    /// What the sender asked of delivery status notifications for it (RFC 3461).
+    pub dsn: DsnRequest,
 }
 
 /// A complete message ready to be stored.
@@ -210,13 +215,17 @@ impl Delivery {
         set.into_iter().collect()
     }
 
-    /// Every remote address reached, without duplicates.
-    pub fn remote_addresses(&self) -> Vec<String> {
-        let set: BTreeSet<&String> = self
-            .recipients
-            .iter()
-            .flat_map(|r| r.remote.iter())
-            .collect();
-        set.into_iter().cloned().collect()
+    /// Every remote address reached, without duplicates, with the DSN request passed on from
+    /// the first recipient that reaches it ([`params::for_expansion`]).
+    pub fn remote_addresses(&self) -> (Vec<String>, Vec<DsnRequest>) {
+        let mut seen = std::collections::BTreeMap::new();
+        for r in &self.recipients {
+            let targets = r.local.len() + r.remote.len();
+            for address in &r.remote {
+                seen.entry(address.clone())
+                    .or_insert_with(|| params::for_expansion(&r.dsn, targets));
+            }
+        }
+        seen.into_iter().unzip()
     }
 }

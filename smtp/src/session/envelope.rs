@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use super::{
     Action, Event, Listener, Recipient, RecipientResult, SenderResult, Session, State, Transaction,
 };
+use crate::dsn::params;
 use crate::reply::Reply;
+use postern_store::DsnRequest;
 
 /// The recipient address a bare `RCPT TO:<Postmaster>` is reported as (no domain).
 pub const POSTMASTER: &str = "postmaster";
@@ -38,6 +40,12 @@ impl Session {
         let sender = wire_form(&from.address);
         self.txn = Some(Transaction {
             sender: sender.clone(),
+            dsn: DsnRequest {
+                ret: params::ret_from_flags(from.flags),
+                envid: from.env_id,
+                ..DsnRequest::default()
+            },
+            pending_dsn: None,
             size: from.size,
             smtputf8: from.flags & smtp_proto::MAIL_SMTPUTF8 != 0,
             recipients: Vec::new(),
@@ -84,11 +92,17 @@ impl Session {
     /// RCPT TO (RFC 5321 §4.1.1.3).
     pub(super) fn rcpt(&mut self, to: smtp_proto::RcptTo<String>) -> Option<Event> {
         let max = self.cfg.max_recipients;
-        let Some(txn) = &self.txn else {
+        let Some(txn) = &mut self.txn else {
             return self.error(Reply::new(503, (5, 5, 1), "Need MAIL command first"));
         };
         if txn.chunking {
             return self.error(Reply::new(503, (5, 5, 1), "RCPT not allowed after BDAT"));
+        }
+        // smtp-proto takes NEVER followed by other values; RFC 3461 §4.1 allows NEVER only alone.
+        let notify = to.flags & smtp_proto::RCPT_NOTIFY_NEVER;
+        if notify != 0 && notify != to.flags & params::NOTIFY_FLAGS {
+            let text = super::invalid_parameter_text("NOTIFY");
+            return self.error(Reply::new(501, (5, 5, 4), text));
         }
         if txn.recipients.len() >= max {
             return self.reply(Reply::new(452, (4, 5, 3), "Too many recipients"));
@@ -104,6 +118,11 @@ impl Session {
         };
         let size = txn.size;
         let sender = txn.sender.clone();
+        txn.pending_dsn = Some(DsnRequest {
+            notify: params::notify_from_flags(to.flags),
+            orcpt: to.orcpt,
+            ..txn.dsn.clone()
+        });
         self.wait(Action::CheckRecipient {
             address,
             size,
@@ -148,11 +167,13 @@ impl Session {
                 None
             }
         };
+        let dsn = self.txn.as_mut().and_then(|t| t.pending_dsn.take());
         if let (Some((local, remote)), Some(txn)) = (target, self.txn.as_mut()) {
             txn.recipients.push(Recipient {
                 address,
                 local,
                 remote,
+                dsn: dsn.unwrap_or_default(),
             });
             Reply::new(250, (2, 1, 5), "Ok").write(&mut self.out);
         }

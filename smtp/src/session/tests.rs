@@ -553,7 +553,7 @@ fn submission_enforces_sender_ownership_and_adds_missing_headers() {
     let r = t.send(b"DATA\r\nSubject: hi\r\n\r\nbody\r\n.\r\n");
     assert!(r.ends_with("250 2.0.0 Ok: queued as ID1\r\n"));
     let d = &t.delivered[0];
-    assert_eq!(d.remote_addresses(), ["carol@remote.test"]);
+    assert_eq!(d.remote_addresses().0, ["carol@remote.test"]);
     assert_eq!(
         d.user.as_ref().map(|u| u.address.as_str()),
         Some("alice@example.test")
@@ -664,3 +664,5 @@ fn a_message_is_in_progress_from_data_or_bdat_to_its_end() {
     assert!(r.ends_with("554 5.5.1 No valid recipients\r\n"), "{r}");
     assert!(!t.s.in_message());
 }
+
+mod dsn;
