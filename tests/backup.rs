@@ -250,17 +250,16 @@ async fn backup_under_load_restores_on_the_other_backend(db: Db) {
     );
     assert!(before_dkim.contains("_domainkey"), "{before_dkim}");
     server.stop();
-    check_damage_is_reported(&restored, &backups);
+    check_damage_is_reported(&restored, &backups).await;
 }
 
 /// A damaged backup: verify names the file, restore into a fresh store names it, restores the
 /// rest and exits non-zero.
-fn check_damage_is_reported(inst: &Instance, backups: &Path) {
+async fn check_damage_is_reported(inst: &Instance, backups: &Path) {
     let newest = std::fs::read_dir(backups)
         .expect("list")
         .map(|e| e.expect("entry").path())
-        .filter(|p| p.to_string_lossy().contains("level-1"))
-        .next()
+        .find(|p| p.to_string_lossy().contains("level-1"))
         .expect("level 1 backup");
     let users = newest.join("tables/users.jsonl");
     let len = std::fs::metadata(&users).expect("users file").len();
