@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use futures_util::TryStreamExt;
 use sha2::{Digest, Sha256};
+use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::manifest::{self, io_err, FileSum, Manifest, Summing, TableEntry, BLOB_LIST, FORMAT};
@@ -245,20 +246,24 @@ async fn dump_rows(
     let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut **tx);
     let mut rows = 0;
     while let Some(row) = stream.try_next().await? {
-        let values = columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| to_json(&row, i, c.kind))
-            .collect::<Result<Vec<_>>>()?;
-        write_line(&mut out, &values).map_err(|e| io_err(path, e))?;
+        write_row(&mut out, &row, columns, path)?;
         rows += 1;
     }
     Ok((rows, out.finish().map_err(|e| io_err(path, e))?))
 }
 
-fn write_line(out: &mut impl Write, values: &[serde_json::Value]) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, values)?;
-    out.write_all(b"\n")
+/// Writes the first `columns.len()` columns of `row` as one line of JSON to `out` (the file at
+/// `path`).
+fn write_row(out: &mut impl Write, row: &AnyRow, columns: &[Column], path: &Path) -> Result<()> {
+    let values = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| to_json(row, i, c.kind))
+        .collect::<Result<Vec<_>>>()?;
+    serde_json::to_writer(&mut *out, &values)
+        .map_err(std::io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
+        .map_err(|e| io_err(path, e))
 }
 
 /// The blob files of the backup being written.
@@ -326,12 +331,7 @@ async fn dump_blobs(
     {
         let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut **tx);
         while let Some(row) = stream.try_next().await? {
-            let values = columns
-                .iter()
-                .enumerate()
-                .map(|(i, c)| to_json(&row, i, c.kind))
-                .collect::<Result<Vec<_>>>()?;
-            write_line(&mut out, &values).map_err(|e| io_err(path, e))?;
+            write_row(&mut out, &row, columns, path)?;
             rows += 1;
             let hash: String = row.try_get(hash_at)?;
             if !files.wanted(&hash) {
