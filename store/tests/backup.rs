@@ -303,6 +303,15 @@ async fn level_one_holds_only_new_blobs(db: &TestDb) {
     deliver(&store, &[bob], &message(501, 1_500_000), &[]).await;
     let level1 = store.backup(dir.path(), 1).await.unwrap();
     assert_eq!(level1.blobs, 2, "{level1:?}");
+    // Only the new blobs' rows too; the list of all blobs the snapshot needs is complete.
+    let lines = |file: &str| {
+        std::fs::read_to_string(level1.dir.join(file))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    assert_eq!(lines("tables/blobs.jsonl"), 2);
+    assert_eq!(lines("needed.txt") as i64, db.count_rows("blobs").await);
     assert!(level1.blob_bytes > 1_500_000 && level1.blob_bytes < 1_600_000);
     // A level 2 builds on the newest level 1.
     deliver(&store, &[alice], &message(502, 300), &[]).await;

@@ -17,7 +17,9 @@ use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::manifest::{self, io_err, FileSum, Manifest, Summing, TableEntry, BLOB_LIST, FORMAT};
+use super::manifest::{
+    self, io_err, FileSum, Manifest, Summing, TableEntry, BLOB_LIST, FORMAT, NEEDED_LIST,
+};
 use super::schema::{self, quoted, Column, Coverage, TABLES};
 use super::value::to_json;
 use crate::db::{Backend, Store};
@@ -68,7 +70,7 @@ impl Store {
         let mut known = HashSet::new();
         if let Some(parent) = parent {
             for found in manifest::chain(&parent.dir)? {
-                manifest::read_blob_list(&found.dir, &mut known)?;
+                manifest::read_hashes(&found.dir, BLOB_LIST, &mut known)?;
             }
         }
         let serial = existing.last().map_or(0, |f| f.manifest.serial) + 1;
@@ -156,7 +158,10 @@ impl Store {
                 Coverage::Rows => dump_rows(&mut tx, table, &columns, &dir.join(&file)).await?,
                 Coverage::Blobs => {
                     columns.retain(|c| c.name != "data");
-                    dump_blobs(&mut tx, &columns, &dir.join(&file), &mut blobs).await?
+                    let (rows, sum, needed) =
+                        dump_blobs(&mut tx, &columns, &dir.join(&file), &mut blobs).await?;
+                    manifest.files.insert(NEEDED_LIST.to_owned(), needed);
+                    (rows, sum)
                 }
                 Coverage::BlobChunks | Coverage::Skipped(_) => continue,
             };
@@ -310,14 +315,15 @@ impl BlobFiles<'_> {
     }
 }
 
-/// Streams the `blobs` table (without `data`) into `path` and the bytes of blobs the parents
-/// lack into their files; chunked blobs are read afterwards, one chunk at a time.
+/// Streams the hash of every blob into [`NEEDED_LIST`], and the rows (without `data`) and bytes
+/// of the blobs the parents lack into `path` and their files; chunked blobs are read afterwards,
+/// one chunk at a time. Returns the rows written and the sums of both files.
 async fn dump_blobs(
     tx: &mut Transaction<'static, Any>,
     columns: &[Column],
     path: &Path,
     files: &mut BlobFiles<'_>,
-) -> Result<(u64, FileSum)> {
+) -> Result<(u64, FileSum, FileSum)> {
     let at = |name: &str| columns.iter().position(|c| c.name == name);
     let (Some(hash_at), Some(chunked_at)) = (at("hash"), at("chunked")) else {
         return Err(StoreError::Backup(
@@ -325,18 +331,21 @@ async fn dump_blobs(
         ));
     };
     let mut out = Summing::new(BufWriter::new(create(path)?));
+    let needed_path = files.dir.join(NEEDED_LIST);
+    let mut needed = Summing::new(BufWriter::new(create(&needed_path)?));
     let sql = select("blobs", columns, "data");
     let mut chunked = Vec::new();
     let mut rows = 0;
     {
         let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut **tx);
         while let Some(row) = stream.try_next().await? {
-            write_row(&mut out, &row, columns, path)?;
-            rows += 1;
             let hash: String = row.try_get(hash_at)?;
+            writeln!(needed, "{hash}").map_err(|e| io_err(&needed_path, e))?;
             if !files.wanted(&hash) {
                 continue;
             }
+            write_row(&mut out, &row, columns, path)?;
+            rows += 1;
             if row.try_get::<i64, _>(chunked_at)? != 0 {
                 chunked.push(hash);
                 continue;
@@ -363,5 +372,9 @@ async fn dump_blobs(
         drop(stream);
         files.done(&hash, &hasher.finalize(), len)?;
     }
-    Ok((rows, out.finish().map_err(|e| io_err(path, e))?))
+    Ok((
+        rows,
+        out.finish().map_err(|e| io_err(path, e))?,
+        needed.finish().map_err(|e| io_err(&needed_path, e))?,
+    ))
 }

@@ -5,12 +5,14 @@
 //!                                    tables/T.jsonl  rows of table T, one JSON array per line
 //!                                    blobs.txt       hashes of the blob files this backup holds
 //!                                    blobs/ab/ab12…  message bytes, one file per SHA-256
+//!                                    needed.txt      hashes of every blob of the snapshot
 //! ```
 //!
 //! A backup is built in `DIR/.partial-…` and renamed into place once complete, so a listed
 //! backup is never half written. A level-N backup (N > 0) names as parent the newest backup of a
-//! lower level and holds only the blob files its chain of parents lacks (dump levels as in
-//! Amanda or dump(8)); its tables are always complete.
+//! lower level and holds only the blobs its chain of parents lacks (dump levels as in Amanda or
+//! dump(8)): their files and their rows of `tables/blobs.jsonl` (a blob's row never changes);
+//! `needed.txt` says which blobs of the chain it uses. Its other tables are always complete.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, Read, Write};
@@ -85,6 +87,9 @@ pub(crate) struct FileSum {
 
 /// Relative path of the list of blob files a backup holds.
 pub(crate) const BLOB_LIST: &str = "blobs.txt";
+
+/// Relative path of the list of every blob the snapshot references (held here or by a parent).
+pub(crate) const NEEDED_LIST: &str = "needed.txt";
 
 /// Whether `hash` is a lowercase hex SHA-256, as every blob key is (and so safe in a path).
 pub(crate) fn valid_hash(hash: &str) -> bool {
@@ -245,10 +250,10 @@ pub(crate) fn chain(dir: &Path) -> Result<Vec<Found>> {
     Ok(chain)
 }
 
-/// The hashes listed in a backup's `blobs.txt`, added to `into`; a line that is not a hash is an
-/// error naming the file and line.
-pub(crate) fn read_blob_list(dir: &Path, into: &mut HashSet<String>) -> Result<()> {
-    let path = dir.join(BLOB_LIST);
+/// The hashes listed in a backup's `list` ([`BLOB_LIST`] or [`NEEDED_LIST`]), added to `into`; a
+/// line that is not a hash is an error naming the file and line.
+pub(crate) fn read_hashes(dir: &Path, list: &str, into: &mut HashSet<String>) -> Result<()> {
+    let path = dir.join(list);
     let file = std::fs::File::open(&path).map_err(|e| io_err(&path, e))?;
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|e| io_err(&path, e))?;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use sqlx::{Any, Transaction};
 
-use super::manifest::{self, io_err, sum_file, Found, TableEntry};
+use super::manifest::{self, io_err, sum_file, Found, TableEntry, NEEDED_LIST};
 use super::schema::{self, quoted, Coverage, Kind, TABLES};
 use super::value::Value;
 use crate::blobs::BLOB_CHUNK_SIZE;
@@ -49,6 +49,18 @@ impl Store {
         let mut tx = self.write_tx().await?;
         schema::check_covered(&mut tx, self.backend).await?;
         let version = schema::schema_version(&mut tx).await?;
+        if let Some(other) = chain
+            .iter()
+            .find(|f| f.manifest.schema_version != top.manifest.schema_version)
+        {
+            return Err(StoreError::Backup(format!(
+                "{} builds on {}, which is of another schema version ({} and {})",
+                top.manifest.name,
+                other.manifest.name,
+                top.manifest.schema_version,
+                other.manifest.schema_version
+            )));
+        }
         if version != top.manifest.schema_version {
             return Err(StoreError::Backup(format!(
                 "{} is of schema version {}, this Postern's store is at {version}: restore with \
@@ -77,7 +89,7 @@ impl Store {
             let mut loader = Loader {
                 tx: &mut tx,
                 entry,
-                dir: &top.dir,
+                backup: top,
                 problems: &mut problems,
                 rows: 0,
             };
@@ -152,7 +164,8 @@ impl Store {
 struct Loader<'a> {
     tx: &'a mut Transaction<'static, Any>,
     entry: &'a TableEntry,
-    dir: &'a Path,
+    /// The backup restored (the first of its chain).
+    backup: &'a Found,
     problems: &'a mut Vec<String>,
     rows: u64,
 }
@@ -168,7 +181,7 @@ impl Loader<'_> {
     async fn rows(&mut self) -> Result<()> {
         let names: Vec<String> = self.entry.columns.iter().map(|c| c.name.clone()).collect();
         let mut batch = Batch::new(&self.entry.name, names);
-        let mut lines = Lines::open(self.dir, self.entry, self.problems);
+        let mut lines = Lines::open(self.backup, self.entry, self.problems);
         while let Some(line) = lines.next(self.problems)? {
             if batch.push(line) {
                 self.rows += batch.flush(self.tx, self.problems).await?;
@@ -178,10 +191,11 @@ impl Loader<'_> {
         Ok(())
     }
 
-    /// Restores the `blobs` table with the bytes of each blob from the first backup of `chain`
-    /// holding it, checked against its hash.
+    /// Restores the `blobs` table: every blob the snapshot needs, each from the backup of
+    /// `chain` that holds its row and file, its bytes checked against its hash.
     async fn blobs(&mut self, chain: &[Found]) -> Result<()> {
-        let at = |name: &str| self.entry.columns.iter().position(|c| c.name == name);
+        let columns = &self.entry.columns;
+        let at = |name: &str| columns.iter().position(|c| c.name == name);
         let (Some(hash_at), Some(size_at), Some(chunked_at)) =
             (at("hash"), at("size"), at("chunked"))
         else {
@@ -189,53 +203,62 @@ impl Loader<'_> {
                 "the backup's blobs table lacks its hash, size or chunked column".to_owned(),
             ));
         };
-        let mut names: Vec<String> = self.entry.columns.iter().map(|c| c.name.clone()).collect();
+        let mut needed = HashSet::new();
+        manifest::read_hashes(&self.backup.dir, NEEDED_LIST, &mut needed)?;
+        let mut tried = HashSet::new();
+        let mut names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
         names.push("data".to_owned());
         let mut batch = Batch::new("blobs", names);
-        let mut lines = Lines::open(self.dir, self.entry, self.problems);
-        while let Some(mut line) = lines.next(self.problems)? {
-            let (Value::Text(Some(hash)), Value::Int(Some(size))) =
-                (&line.values[hash_at], &line.values[size_at])
-            else {
-                self.problems
-                    .push(format!("{}: blob without hash or size", line.at));
+        for found in chain {
+            let Some(entry) = found.manifest.tables.iter().find(|t| t.name == "blobs") else {
                 continue;
             };
-            let (hash, size) = (hash.clone(), *size);
-            let file = manifest::valid_hash(&hash)
-                .then(|| {
-                    chain
-                        .iter()
-                        .map(|f| f.dir.join(manifest::blob_path(&hash)))
-                        .find(|p| p.exists())
-                })
-                .flatten();
-            let Some(file) = file else {
-                self.problems.push(format!(
-                    "blob {hash} ({}): no backup in the chain holds its file",
-                    line.at
-                ));
-                continue;
-            };
-            let chunked = usize::try_from(size).map_or(true, |s| s > BLOB_CHUNK_SIZE);
-            let inline = match check_blob(&file, &hash, size, !chunked) {
-                Ok(inline) => inline,
-                Err(reason) => {
+            if entry.columns != *columns {
+                return Err(StoreError::Backup(format!(
+                    "{}: its blobs table has other columns than {}",
+                    found.manifest.name, self.backup.manifest.name
+                )));
+            }
+            let mut lines = Lines::open(found, entry, self.problems);
+            while let Some(mut line) = lines.next(self.problems)? {
+                let (Value::Text(Some(hash)), Value::Int(Some(size))) =
+                    (&line.values[hash_at], &line.values[size_at])
+                else {
                     self.problems
-                        .push(format!("blob {hash} ({}): {reason}", file.display()));
+                        .push(format!("{}: blob without hash or size", line.at));
+                    continue;
+                };
+                let (hash, size) = (hash.clone(), *size);
+                if !needed.contains(&hash) || !tried.insert(hash.clone()) {
                     continue;
                 }
-            };
-            line.values[chunked_at] = Value::Int(Some(i64::from(chunked)));
-            line.values.push(Value::Bytes(Some(inline)));
-            if batch.push(line) {
-                self.rows += batch.flush(self.tx, self.problems).await?;
-            }
-            if chunked {
-                insert_chunks(self.tx, &hash, &file).await?;
+                let file = found.dir.join(manifest::blob_path(&hash));
+                let chunked = usize::try_from(size).map_or(true, |s| s > BLOB_CHUNK_SIZE);
+                let inline = match check_blob(&file, &hash, size, !chunked) {
+                    Ok(inline) => inline,
+                    Err(reason) => {
+                        self.problems
+                            .push(format!("blob {hash} ({}): {reason}", file.display()));
+                        continue;
+                    }
+                };
+                line.values[chunked_at] = Value::Int(Some(i64::from(chunked)));
+                line.values.push(Value::Bytes(Some(inline)));
+                if batch.push(line) {
+                    self.rows += batch.flush(self.tx, self.problems).await?;
+                }
+                if chunked {
+                    insert_chunks(self.tx, &hash, &file).await?;
+                }
             }
         }
         self.rows += batch.flush(self.tx, self.problems).await?;
+        let mut missing: Vec<&String> = needed.difference(&tried).collect();
+        missing.sort();
+        for hash in missing {
+            self.problems
+                .push(format!("blob {hash}: held by no backup of the chain"));
+        }
         Ok(())
     }
 }
@@ -312,9 +335,9 @@ struct Lines {
 }
 
 impl Lines {
-    fn open(dir: &Path, entry: &TableEntry, problems: &mut Vec<String>) -> Lines {
-        let file = entry.file();
-        let path = dir.join(&file);
+    fn open(backup: &Found, entry: &TableEntry, problems: &mut Vec<String>) -> Lines {
+        let file = format!("{}/{}", backup.manifest.name, entry.file());
+        let path = backup.dir.join(entry.file());
         let reader = match std::fs::File::open(&path) {
             Ok(f) => Some(BufReader::new(f)),
             Err(e) => {

@@ -2,10 +2,9 @@
 //! against its hash, without a database.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use super::manifest::{self, sum_file, Found};
+use super::manifest::{self, sum_file, Found, BLOB_LIST, NEEDED_LIST};
 use crate::error::{Result, StoreError};
 
 /// What a verification found.
@@ -57,7 +56,7 @@ fn check_backup(backup: &Found, report: &mut VerifyReport) {
         }
     }
     let mut held = HashSet::new();
-    if let Err(e) = manifest::read_blob_list(&backup.dir, &mut held) {
+    if let Err(e) = manifest::read_hashes(&backup.dir, BLOB_LIST, &mut held) {
         report.problems.push(e.to_string());
     }
     let mut hashes: Vec<&String> = held.iter().collect();
@@ -79,43 +78,20 @@ fn check_backup(backup: &Found, report: &mut VerifyReport) {
     }
 }
 
-/// Fails naming the first blob the backup's blob table needs that neither it nor a parent holds.
+/// Fails naming the first blob the backup needs that neither it nor a parent holds.
 fn check_needed(backup: &Found, mut held: HashSet<String>) -> Result<()> {
     for parent in manifest::chain(&backup.dir)?.iter().skip(1) {
-        manifest::read_blob_list(&parent.dir, &mut held)?;
+        manifest::read_hashes(&parent.dir, BLOB_LIST, &mut held)?;
     }
-    let Some(entry) = backup.manifest.tables.iter().find(|t| t.name == "blobs") else {
-        return Ok(());
-    };
-    let hash_at = entry
-        .columns
-        .iter()
-        .position(|c| c.name == "hash")
-        .ok_or_else(|| StoreError::Backup("blobs table without hash column".to_owned()))?;
-    let path = backup.dir.join(entry.file());
-    let file = std::fs::File::open(&path).map_err(|e| manifest::io_err(&path, e))?;
-    for (n, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| manifest::io_err(&path, e))?;
-        let hash = serde_json::from_str::<Vec<serde_json::Value>>(&line)
-            .ok()
-            .and_then(|row| row.get(hash_at)?.as_str().map(str::to_owned));
-        match hash {
-            Some(hash) if held.contains(&hash) => {}
-            Some(hash) => {
-                return Err(StoreError::Backup(format!(
-                    "blob {hash} ({} line {}) is held by no backup of its chain",
-                    entry.file(),
-                    n + 1
-                )))
-            }
-            None => {
-                return Err(StoreError::Backup(format!(
-                    "{} line {}: not a row of the blobs table",
-                    entry.file(),
-                    n + 1
-                )))
-            }
-        }
+    let mut needed = HashSet::new();
+    manifest::read_hashes(&backup.dir, NEEDED_LIST, &mut needed)?;
+    let mut missing: Vec<&String> = needed.difference(&held).collect();
+    missing.sort();
+    match missing.first() {
+        None => Ok(()),
+        Some(hash) => Err(StoreError::Backup(format!(
+            "blob {hash} ({NEEDED_LIST}) is held by no backup of its chain ({} missing)",
+            missing.len()
+        ))),
     }
-    Ok(())
 }
