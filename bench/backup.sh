@@ -9,13 +9,18 @@
 #   N=20000 BIN=target/debug/postern bash bench/backup.sh
 #
 # Measured 2026-12-07 on 2 cores shared with other builds (load ~8), the *debug* build of Postern
-# (dependencies at opt-level 1; no release build was affordable there), N=20000 (61.6 MiB of mbox):
-#   SQLite database 102.4 MiB     backup level 0 (SQLite)        13.7 s   88.5 MiB
-#   N/100 new, backup level 1      1.3 s   6.3 MiB                backup --verify (both)  1.1 s
-#   restore -> PostgreSQL         17.8 s   (database 63 MB)       backup level 0 (PG)     9.8 s  89.4 MiB
-#   restore PG backup -> SQLite    3.4 s   (database 102.6 MiB)
-# Backup size is ~1.45x the raw messages (each blob row carries its parsed ENVELOPE/BODYSTRUCTURE
-# JSON); times grow linearly with N.
+# (dependencies at opt-level 1; no release build was affordable there), ~3 KiB messages:
+#                                     N=20000 (61.6 MiB mbox)   N=100000 (308.1 MiB mbox)
+#   SQLite database                        102.4 MiB                 518.7 MiB
+#   backup level 0 (SQLite)           13.7 s   88.5 MiB        35.7 s  438.4 MiB
+#   N/100 new, backup level 1          1.3 s    6.3 MiB         8.2 s   30.1 MiB
+#   backup --verify (both levels)      1.1 s                    6.2 s
+#   restore -> PostgreSQL             17.8 s   (63 MB)         84.4 s  (280 MB)
+#   backup level 0 (PostgreSQL)        9.8 s   89.4 MiB        24.9 s  442.8 MiB
+#   restore PG backup -> SQLite        3.4 s  102.6 MiB        25.4 s  1035.8 MiB (with the -wal
+#                                                              file of the one restore transaction)
+# A backup is ~1.4x the raw messages (each blob row carries its parsed ENVELOPE/BODYSTRUCTURE JSON);
+# a level 1 holds the new messages plus the complete small tables (messages, mailboxes, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
