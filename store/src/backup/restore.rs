@@ -102,6 +102,13 @@ impl Store {
         }
         schema::advance_sequences(&mut tx, self.backend, &top.manifest.sequences).await?;
         tx.commit().await?;
+        if self.backend == crate::db::Backend::Sqlite {
+            // The whole store went through the WAL in one transaction: copy it into the database
+            // file now rather than leave a WAL as large as the database until the next checkpoint.
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(RestoreReport {
             backup: top.dir.clone(),
             rows,
