@@ -56,6 +56,26 @@ pub enum Command {
     /// skips what it imported before.
     #[command(subcommand)]
     Import(ImportCmd),
+    /// Write a consistent backup of the whole store into a new directory under DIR while the
+    /// server keeps running (or, with --verify, check every backup in DIR).
+    Backup {
+        /// The directory of backups (created if missing); each backup is a subdirectory.
+        dir: PathBuf,
+        /// Dump level: 0 copies every message; N copies only the messages that the newest
+        /// backup of a lower level (and the ones it builds on) lack.
+        #[arg(long, default_value_t = 0, conflicts_with = "verify")]
+        level: u32,
+        /// Check every file of every backup in DIR against its SHA-256 instead (no database
+        /// needed); names each damaged, truncated or missing item.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Restore the newest backup in DIR (or the backup DIR is) into the configured database,
+    /// which must be new and empty; SQLite and PostgreSQL backups restore into either.
+    Restore {
+        /// The directory of backups, or one backup's directory.
+        dir: PathBuf,
+    },
     /// Manage users' Sieve filter scripts (RFC 5228); the active one runs at delivery.
     #[command(subcommand)]
     Sieve(SieveCmd),

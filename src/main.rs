@@ -1,6 +1,7 @@
 //! The `postern` binary: command-line entry point and the wiring of every service into one process.
 
 mod acme;
+mod backup;
 mod cli;
 mod config;
 mod config_spans;
@@ -100,6 +101,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Alias(cmd) => manage::alias(&open_store(&config()?).await?, cmd).await?,
         Command::Admin(cmd) => manage::admin(&open_store(&config()?).await?, cmd).await?,
         Command::Import(cmd) => import::run(&open_store(&config()?).await?, cmd).await?,
+        Command::Backup {
+            dir, verify: true, ..
+        } => return backup::verify(&dir),
+        Command::Backup { dir, level, .. } => {
+            return backup::backup(&open_store(&config()?).await?, &dir, level).await
+        }
+        Command::Restore { dir } => {
+            return backup::restore(&open_store(&config()?).await?, &dir).await
+        }
         Command::Queue(cmd) => manage::queue(&open_store(&config()?).await?, cmd).await?,
         Command::Sieve(cmd) => sieve_cli::run(&open_store(&config()?).await?, cmd).await?,
         Command::Dns(cmd) => {

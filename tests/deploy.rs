@@ -1,5 +1,5 @@
-//! The deployment files under `deploy/`: the systemd unit passes `systemd-analyze verify` and
-//! keeps its hardening; the Kubernetes manifests hang together (probes on the admin port at
+//! The deployment files under `deploy/`: the systemd units (the server, the daily backup and its
+//! timer) pass `systemd-analyze verify` and keep their hardening; the Kubernetes manifests hang together (probes on the admin port at
 //! `/healthz` and `/readyz`, the database Secret, Service ports onto named container ports,
 //! `externalTrafficPolicy: Local`) and their `postern.toml` passes `postern check`.
 //!
@@ -93,6 +93,33 @@ fn systemd_unit_verifies_and_is_hardened() {
         ok && lines.is_empty(),
         "systemd-analyze verify deploy/postern.service:\n{stderr}"
     );
+}
+
+/// The daily backup's service and timer pass `systemd-analyze verify` (together, so the timer's
+/// service is found) and keep their sandbox.
+#[test]
+fn backup_service_and_timer_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["postern-backup.service", "postern-backup.timer"] {
+        let text = std::fs::read_to_string(repo_path(&format!("deploy/{name}"))).expect("unit");
+        if name.ends_with(".service") {
+            for line in ["User=postern", "ProtectSystem=strict", "Type=oneshot"] {
+                assert!(text.lines().any(|l| l == line), "{name} lost `{line}`");
+            }
+        }
+        std::fs::write(
+            dir.path().join(name),
+            text.replace("/usr/local/bin/postern", POSTERN),
+        )
+        .unwrap();
+    }
+    for name in ["postern-backup.service", "postern-backup.timer"] {
+        let (ok, lines, stderr) = verify(&dir.path().join(name));
+        assert!(
+            ok && lines.is_empty(),
+            "systemd-analyze verify deploy/{name}:\n{stderr}"
+        );
+    }
 }
 
 /// Every YAML document of `path`, as JSON (read with python3-yaml).

@@ -32,6 +32,10 @@ pub enum StoreError {
     /// Writing or mapping a spool file failed.
     #[error("spool file: {0}")]
     Spool(#[from] std::io::Error),
+    /// A backup could not be written, read or restored; the message names the file, row or
+    /// table.
+    #[error("backup: {0}")]
+    Backup(String),
     /// Hashing a password failed (should not happen with valid parameters).
     #[error("password hashing failed")]
     PasswordHash,

@@ -8,6 +8,7 @@
 mod address;
 mod admin;
 mod aliases;
+pub mod backup;
 mod blobs;
 mod changes;
 mod counts;
