@@ -3,5 +3,8 @@
 //! ManageSieve server's CHECKSCRIPT/PUTSCRIPT, the account page and delivery.
 
 mod compile;
+mod extensions;
+pub mod managesieve;
 
 pub use compile::{compile, CompileError};
+pub use extensions::extensions;
