@@ -45,7 +45,6 @@ fn account_page(
         html! {
             p { "Logged in as " strong #account-address { (address) } "." }
             (notice(done))
-            (mail_rules::sections("/account", csrf, settings, errors))
             h2 { "Password" }
             form.card method="post" action="/account/password" {
                 input type="hidden" name="csrf" value=(csrf);
@@ -54,6 +53,7 @@ fn account_page(
                 (field("Repeat new password", "repeat", "password", "", errors))
                 button type="submit" { "Change password" }
             }
+            (mail_rules::sections("/account", csrf, settings, errors))
             form.inline method="post" action="/account/logout" {
                 input type="hidden" name="csrf" value=(csrf);
                 button type="submit" { "Log out" }
