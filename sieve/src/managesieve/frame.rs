@@ -103,6 +103,7 @@ impl Framer {
     }
 
     /// Bytes buffered and not yet framed.
+    #[cfg(test)]
     pub fn buffered(&self) -> usize {
         self.buf.len()
     }

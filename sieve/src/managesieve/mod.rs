@@ -1,8 +1,9 @@
 //! ManageSieve (RFC 5804): users upload, check, activate, fetch, rename and delete their Sieve
 //! scripts over port 4190.
 //!
-//! [`frame`] splits client input into commands within fixed memory limits, [`Session`] decides
-//! every answer (sans-I/O: no socket, no TLS, no clock), and [`ManageSieveServer`] is the thin
+//! `frame` splits client input into commands within fixed memory limits, `session` decides
+//! every answer (no socket, TLS or clock: it is fed framed commands and reads and writes scripts
+//! through the store), and [`ManageSieveServer`] is the thin
 //! shell on the shared network edge. Logins go through the process's one login path
 //! (`Store::login`, service `managesieve`), so the shared limiter counts them with IMAP's and
 //! SMTP's.
@@ -14,6 +15,4 @@ mod server;
 mod session;
 
 pub use config::ManageSieveConfig;
-pub use frame::{Frame, Framer, Refusal, Token};
 pub use server::{ManageSieveError, ManageSieveServer};
-pub use session::{Next, Reply, Session, SessionConfig};
