@@ -13,6 +13,8 @@ mod frame;
 mod response;
 mod server;
 mod session;
+#[cfg(test)]
+mod tests;
 
 pub use config::ManageSieveConfig;
 pub use server::{ManageSieveError, ManageSieveServer};
