@@ -239,6 +239,49 @@ pub enum UserCmd {
     /// Addresses a user may send as (MAIL FROM and From:) besides their own, +tag and aliases.
     #[command(subcommand, name = "sendas")]
     SendAs(SendAsCmd),
+    /// Show or set a user's vacation reply (without options: show it and the generated Sieve).
+    Vacation {
+        /// The user's address.
+        address: String,
+        /// Turn the reply on.
+        #[arg(long, conflicts_with = "off")]
+        on: bool,
+        /// Turn the reply off (its text is kept).
+        #[arg(long)]
+        off: bool,
+        /// The reply's subject.
+        #[arg(long)]
+        subject: Option<String>,
+        /// The reply's text.
+        #[arg(long, conflicts_with = "body_file")]
+        body: Option<String>,
+        /// Read the reply's text from a file (`-`: standard input).
+        #[arg(long)]
+        body_file: Option<std::path::PathBuf>,
+        /// First day of the reply (YYYY-MM-DD; empty: no limit).
+        #[arg(long)]
+        start: Option<String>,
+        /// Last day of the reply (YYYY-MM-DD; empty: no limit).
+        #[arg(long)]
+        end: Option<String>,
+    },
+    /// Show or set a user's forwarding (without options: show it and the generated Sieve).
+    Forward {
+        /// The user's address.
+        address: String,
+        /// Forward to this address (turns forwarding on).
+        #[arg(long, conflicts_with = "off")]
+        to: Option<String>,
+        /// Turn forwarding off (the address is kept).
+        #[arg(long)]
+        off: bool,
+        /// Keep a copy in the mailbox (the default).
+        #[arg(long, conflicts_with = "no_keep")]
+        keep: bool,
+        /// Keep no copy: mail only goes to the forwarding address.
+        #[arg(long)]
+        no_keep: bool,
+    },
 }
 
 /// `postern user sendas ...`

@@ -63,6 +63,9 @@ pub struct Config {
     /// SMTP settings (`[smtp]`).
     #[serde(default)]
     pub smtp: postern_smtp::SmtpConfig,
+    /// ManageSieve settings (`[managesieve]`).
+    #[serde(default)]
+    pub managesieve: postern_sieve::managesieve::ManageSieveConfig,
     /// Connection limits, timeouts and PROXY protocol sources of every TCP listener (`[net]`).
     #[serde(default = "default_net")]
     pub net: Spanned<postern_net::NetConfig>,
@@ -101,6 +104,9 @@ pub struct Listeners {
     /// Admin web UI and API.
     #[serde(default = "no_addrs")]
     pub admin: Addrs,
+    /// ManageSieve with STARTTLS, normally port 4190 (RFC 5804).
+    #[serde(default = "no_addrs")]
+    pub managesieve: Addrs,
 }
 
 /// A list of listen addresses with its position in the file.
@@ -120,13 +126,14 @@ impl Default for Listeners {
             imap: no_addrs(),
             imaps: no_addrs(),
             admin: no_addrs(),
+            managesieve: no_addrs(),
         }
     }
 }
 
 impl Listeners {
     /// (service name, addresses) for every TCP service, in a fixed order.
-    pub fn tcp_services(&self) -> [(&'static str, &Addrs); 7] {
+    pub fn tcp_services(&self) -> [(&'static str, &Addrs); 8] {
         [
             ("dns", &self.dns),
             ("smtp", &self.smtp),
@@ -135,6 +142,7 @@ impl Listeners {
             ("imap", &self.imap),
             ("imaps", &self.imaps),
             ("admin", &self.admin),
+            ("managesieve", &self.managesieve),
         ]
     }
 }

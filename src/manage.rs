@@ -89,6 +89,124 @@ pub async fn user(store: &Store, cmd: UserCmd) -> anyhow::Result<()> {
                 outln!("{address}");
             }
         }
+        UserCmd::Vacation {
+            address,
+            on,
+            off,
+            subject,
+            body,
+            body_file,
+            start,
+            end,
+        } => {
+            let (id, mut s) = account_settings(store, &address).await?;
+            let body = match body_file {
+                Some(path) if path.as_os_str() == "-" => {
+                    let mut text = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+                    Some(text)
+                }
+                Some(path) => Some(
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                ),
+                None => body,
+            };
+            let changed = on || off || subject.is_some() || body.is_some();
+            let changed = changed || start.is_some() || end.is_some();
+            if on || off {
+                s.reply_enabled = on;
+            }
+            if let Some(v) = subject {
+                s.reply_subject = v;
+            }
+            if let Some(v) = body {
+                s.reply_body = v;
+            }
+            if let Some(v) = start {
+                s.reply_startdate = Some(v);
+            }
+            if let Some(v) = end {
+                s.reply_enddate = Some(v);
+            }
+            if changed {
+                s = store.set_account_settings(id, &s).await?;
+            }
+            let window = match (&s.reply_startdate, &s.reply_enddate) {
+                (None, None) => String::new(),
+                (a, b) => format!(
+                    " from {} to {}",
+                    a.as_deref().unwrap_or("now"),
+                    b.as_deref().unwrap_or("further notice")
+                ),
+            };
+            let state = if s.reply_enabled { "on" } else { "off" };
+            outln!("vacation reply of {address}: {state}{window}");
+            outln!("subject: {}", s.reply_subject);
+            outln!("{}", s.reply_body.replace("\r\n", "\n"));
+            print_script(&s)?;
+        }
+        UserCmd::Forward {
+            address,
+            to,
+            off,
+            keep,
+            no_keep,
+        } => {
+            let (id, mut s) = account_settings(store, &address).await?;
+            let changed = to.is_some() || off || keep || no_keep;
+            if let Some(to) = to {
+                s.forward_destination = to;
+                s.forward_enabled = true;
+            }
+            if off {
+                s.forward_enabled = false;
+            }
+            if keep || no_keep {
+                s.forward_keep = keep;
+            }
+            if changed {
+                s = store.set_account_settings(id, &s).await?;
+            }
+            let state = if s.forward_enabled { "on" } else { "off" };
+            let copy = if s.forward_keep {
+                "keeping a copy"
+            } else {
+                "keeping no copy"
+            };
+            outln!(
+                "forwarding of {address}: {state}, to {} ({copy})",
+                if s.forward_destination.is_empty() {
+                    "nobody"
+                } else {
+                    &s.forward_destination
+                }
+            );
+            print_script(&s)?;
+        }
+    }
+    Ok(())
+}
+
+/// The user's id and vacation/forwarding settings.
+async fn account_settings(
+    store: &Store,
+    address: &str,
+) -> anyhow::Result<(i64, postern_store::AccountSettings)> {
+    let Some(user) = store.user(address).await? else {
+        bail!("user {address} not found");
+    };
+    Ok((user.id, store.account_settings(user.id).await?))
+}
+
+/// Prints the Sieve script generated from `settings` (what delivery runs first).
+fn print_script(settings: &postern_store::AccountSettings) -> anyhow::Result<()> {
+    match postern_sieve::account_script(settings) {
+        Some(script) => {
+            outln!("generated Sieve script:");
+            outln!("{}", script.replace("\r\n", "\n").trim_end());
+        }
+        None => outln!("no generated Sieve script (vacation and forwarding are off)"),
     }
     Ok(())
 }

@@ -176,6 +176,21 @@ pub async fn run(
         tasks.spawn(imap.wait());
     }
 
+    let sieve_addrs = loaded.config.listeners.managesieve.get_ref().clone();
+    if !sieve_addrs.is_empty() {
+        let sieve = postern_sieve::managesieve::ManageSieveServer::start(
+            loaded.config.managesieve.clone(),
+            &net,
+            store.clone(),
+            certs.server_config(),
+            sieve_addrs,
+            shutdown.clone(),
+        )
+        .await?;
+        bound.insert("managesieve", sieve.local_addrs().to_vec());
+        tasks.spawn(sieve.wait());
+    }
+
     let mut smtp_limits = None;
     let listeners = &loaded.config.listeners;
     let smtp_addrs = postern_smtp::SmtpAddrs {

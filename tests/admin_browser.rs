@@ -91,6 +91,24 @@ async fn admin_ui_in_chromium(db: Db) {
         assert!(size > 1000, "{} missing or empty", png.display());
     }
     assert_domain_page(&seen);
+    let script = seen["vacationScript"].as_str().unwrap_or("");
+    assert!(
+        script.contains("vacation :days 7 :subject \"Out of office\"")
+            && script.contains("Back on Monday.\n.\nGrüße ${hex:22}A${hex:22}")
+            && script.contains("\"2027-01-06\""),
+        "the /account form shows the generated script: {seen}"
+    );
+    assert!(
+        seen["vacationNotice"]
+            .as_str()
+            .unwrap_or("")
+            .contains("saved"),
+        "{seen}"
+    );
+    assert!(
+        seen["forwardError"].as_str().unwrap_or("").contains("loop"),
+        "{seen}"
+    );
     for (path, width) in seen["narrow"].as_object().expect("390 px widths") {
         assert!(
             width.as_i64().unwrap_or(9999) <= 390,

@@ -26,7 +26,9 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/api/v1/users", get(users).post(add_user))
         .route(
             "/api/v1/users/{address}",
-            delete(remove_user).patch(update_user),
+            get(crate::api_account::user)
+                .delete(remove_user)
+                .patch(update_user),
         )
         .route(
             "/api/v1/aliases",
@@ -163,7 +165,8 @@ struct DomainFilter {
     domain: Option<String>,
 }
 
-fn user_json(u: &postern_store::User) -> Value {
+/// A user as the API shows it in lists.
+pub(crate) fn user_json(u: &postern_store::User) -> Value {
     json!({"address": u.address.to_string(), "quota_bytes": u.quota_bytes, "used_bytes": u.used_bytes, "disabled": u.disabled})
 }
 
@@ -224,12 +227,21 @@ async fn add_user(
     created(user_json(&user))
 }
 
+/// The body of `PATCH /api/v1/users/{address}`: every field optional.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct UserChanges {
+pub(crate) struct UserChanges {
     password: Option<String>,
     quota: Option<Value>,
     disabled: Option<bool>,
+    pub(crate) forward_enabled: Option<bool>,
+    pub(crate) forward_destination: Option<String>,
+    pub(crate) forward_keep: Option<bool>,
+    pub(crate) reply_enabled: Option<bool>,
+    pub(crate) reply_subject: Option<String>,
+    pub(crate) reply_body: Option<String>,
+    pub(crate) reply_startdate: Option<String>,
+    pub(crate) reply_enddate: Option<String>,
 }
 
 async fn update_user(
@@ -239,19 +251,10 @@ async fn update_user(
     ApiJson(c): ApiJson<UserChanges>,
 ) -> ApiResult {
     let store = &state.services.store;
-    if store
-        .user(&address)
-        .await
-        .map_err(store_error("address"))?
-        .is_none()
-    {
-        return Err(error(
-            StatusCode::NOT_FOUND,
-            Some("address"),
-            format!("user {address} not found"),
-        ));
-    }
+    let user = crate::api_account::find(store, &address).await?;
     let quota = c.quota.as_ref().map(quota_of).transpose()?;
+    // Settings first: they are the likeliest to be refused, and then nothing has changed.
+    crate::api_account::apply(store, &user, &c).await?;
     if let Some(p) = &c.password {
         store
             .set_password(&address, p)
@@ -270,8 +273,8 @@ async fn update_user(
             .await
             .map_err(store_error("disabled"))?;
     }
-    let user = store.user(&address).await.map_err(store_error("address"))?;
-    ok(user.as_ref().map(user_json).unwrap_or(Value::Null))
+    let user = crate::api_account::find(store, &address).await?;
+    ok(crate::api_account::detail_json(store, &user).await?)
 }
 
 async fn remove_user(

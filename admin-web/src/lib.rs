@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 mod api;
+mod api_account;
 mod api_send_as;
 mod api_tokens;
 mod auth;

@@ -24,7 +24,8 @@ pub struct NetConfig {
     /// (IMAP before LOGIN, submission before AUTH); logged-in clients get the service's own,
     /// longer timeout (RFC 9051 §5.4: at least 30 minutes).
     pub preauth_idle_timeout_secs: u64,
-    /// Per service (`smtp`, `submission`, `submissions`, `imap`, `imaps`, `admin`, `dns`): the
+    /// Per service (`smtp`, `submission`, `submissions`, `imap`, `imaps`, `managesieve`, `admin`,
+    /// `dns`): the
     /// networks of load balancers allowed to speak the PROXY protocol (v1 or v2) on that
     /// service's listeners. A listener named here requires the header and refuses connections
     /// from any other source.
@@ -78,12 +79,13 @@ impl NetConfig {
     }
 
     /// Service names [`NetConfig::proxy_protocol`] may use.
-    pub const SERVICES: [&'static str; 7] = [
+    pub const SERVICES: [&'static str; 8] = [
         "smtp",
         "submission",
         "submissions",
         "imap",
         "imaps",
+        "managesieve",
         "admin",
         "dns",
     ];

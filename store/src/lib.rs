@@ -5,6 +5,7 @@
 //! driver; each backend has its own migrations folder. Writes that acknowledge mail commit before the
 //! method returns, so a protocol that answers OK after `await` has made the data durable.
 
+mod account_settings;
 mod address;
 mod admin;
 mod aliases;
@@ -38,6 +39,7 @@ pub mod testing;
 mod tokens;
 mod users;
 
+pub use account_settings::{AccountSettings, MAX_REPLY_BODY_BYTES, MAX_REPLY_SUBJECT_CHARS};
 pub use address::{normalize_address, normalize_domain, Address};
 pub use admin::{Admin, AdminSession, SessionKind, UserSession};
 pub use aliases::{Alias, Resolution, ROLE_LOCAL_PARTS};

@@ -248,6 +248,21 @@ try {
                            await user.textContent("p.notice[role=status]")];
   expect(seen.accountAfterPost[0] === "GET" && seen.accountAfterPost[1] === "/account",
          `redirected to GET /account: ${seen.accountAfterPost}`);
+  // Vacation reply through the form: the page comes back with the generated Sieve script.
+  await user.check("#f-reply_enabled");
+  await user.fill("#f-reply_subject", "Out of office");
+  await user.fill("#f-reply_body", "Back on Monday.\n.\nGrüße \"A\"");
+  await user.fill("#f-reply_startdate", "2026-12-20");
+  await user.fill("#f-reply_enddate", "2027-01-06");
+  await Promise.all([user.waitForNavigation(), user.click("#vacation button[type=submit]")]);
+  seen.vacationNotice = await user.textContent("p.notice[role=status]");
+  seen.vacationScript = await user.textContent("#generated-sieve");
+  // A bad forwarding address stays in the form with its error.
+  await user.check("#f-forward_enabled");
+  await user.fill("#f-forward_destination", "alice@example.test");
+  await Promise.all([user.waitForNavigation(), user.click("#forwarding button[type=submit]")]);
+  seen.forwardError = await user.textContent("[data-field=forward_destination]");
+  await user.goto(`${base}/account`);
   await user.screenshot({ path: `${outDir}/account.png`, fullPage: true });
   await user.goto(`${base}/users`);
   expect(user.url().endsWith("/login"), "a mail user cannot open admin pages");

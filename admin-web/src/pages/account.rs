@@ -1,4 +1,5 @@
-//! Self-service for mail users: log in with the mail password and change it. A mail user's session
+//! Self-service for mail users: log in with the mail password, change it, and set a vacation
+//! reply and forwarding (with the Sieve script generated from them shown). A mail user's session
 //! is separate from admin sessions and opens no admin page.
 
 use axum::extract::State;
@@ -6,10 +7,11 @@ use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::{html, Markup};
-use postern_store::{LoginAttempt, Service};
+use postern_store::{AccountSettings, LoginAttempt, Service, UserSession};
 use serde::Deserialize;
 
 use super::flash::{done, notice, Flash};
+use super::mail_rules::{self, ForwardForm, Posted, VacationForm};
 use super::{field, invalid, layout, Errors};
 use crate::auth::{csrf_ok, internal, set_cookie, ClientIp, LoginRefusal, MaybeUser, USER_COOKIE};
 use crate::csrf::{LoginPost, LoginToken};
@@ -30,13 +32,20 @@ fn login_page(address: &str, token: &LoginToken, errors: &Errors) -> Markup {
     )
 }
 
-fn account_page(address: &str, csrf: &str, errors: &Errors, done: Option<&str>) -> Markup {
+fn account_page(
+    address: &str,
+    csrf: &str,
+    settings: &AccountSettings,
+    errors: &Errors,
+    done: Option<&str>,
+) -> Markup {
     layout(
         "Your mail account",
         None,
         html! {
             p { "Logged in as " strong #account-address { (address) } "." }
             (notice(done))
+            h2 { "Password" }
             form.card method="post" action="/account/password" {
                 input type="hidden" name="csrf" value=(csrf);
                 (field("Current password", "current", "password", "", errors))
@@ -44,6 +53,7 @@ fn account_page(address: &str, csrf: &str, errors: &Errors, done: Option<&str>) 
                 (field("Repeat new password", "repeat", "password", "", errors))
                 button type="submit" { "Change password" }
             }
+            (mail_rules::sections("/account", csrf, settings, errors))
             form.inline method="post" action="/account/logout" {
                 input type="hidden" name="csrf" value=(csrf);
                 button type="submit" { "Log out" }
@@ -61,9 +71,14 @@ pub(crate) async fn show(
 ) -> Response {
     match user {
         Some((_, s)) => {
+            let settings = match state.services.store.account_settings(s.user_id).await {
+                Ok(settings) => settings,
+                Err(e) => return internal(e),
+            };
             let page = account_page(
                 &s.address,
                 &s.csrf_token,
+                &settings,
                 &Errors::default(),
                 flash.message(),
             );
@@ -140,6 +155,10 @@ pub(crate) async fn password(
     if !csrf_ok(&s.csrf_token, &f.csrf) {
         return (axum::http::StatusCode::FORBIDDEN, "invalid CSRF token").into_response();
     }
+    let settings = match state.services.store.account_settings(s.user_id).await {
+        Ok(settings) => settings,
+        Err(e) => return internal(e),
+    };
     let mut errors = Errors::default();
     if f.new != f.repeat {
         errors.add("repeat", "The new passwords differ.");
@@ -159,13 +178,58 @@ pub(crate) async fn password(
             Err(refusal) => {
                 errors.add("current", refusal.message());
                 if refusal != LoginRefusal::Wrong {
-                    let page = account_page(&s.address, &s.csrf_token, &errors, None);
+                    let page = account_page(&s.address, &s.csrf_token, &settings, &errors, None);
                     return refusal.respond(page);
                 }
             }
         }
     }
-    invalid(account_page(&s.address, &s.csrf_token, &errors, None))
+    invalid(account_page(
+        &s.address,
+        &s.csrf_token,
+        &settings,
+        &errors,
+        None,
+    ))
+}
+
+/// `POST /account/vacation`: the user's vacation reply.
+pub(crate) async fn vacation(
+    State(state): State<Shared>,
+    MaybeUser(user): MaybeUser,
+    Form(f): Form<VacationForm>,
+) -> Response {
+    rules(&state, user, Posted::Vacation(f)).await
+}
+
+/// `POST /account/forwarding`: the user's forwarding.
+pub(crate) async fn forwarding(
+    State(state): State<Shared>,
+    MaybeUser(user): MaybeUser,
+    Form(f): Form<ForwardForm>,
+) -> Response {
+    rules(&state, user, Posted::Forward(f)).await
+}
+
+/// Saves a posted rules form for the logged-in user: back to the page with a notice, or the page
+/// again with the error next to its field.
+async fn rules(state: &Shared, user: Option<(String, UserSession)>, posted: Posted) -> Response {
+    let Some((_, s)) = user else {
+        return Redirect::to("/account").into_response();
+    };
+    if !csrf_ok(&s.csrf_token, posted.csrf()) {
+        return (axum::http::StatusCode::FORBIDDEN, "invalid CSRF token").into_response();
+    }
+    match mail_rules::save(&state.services.store, s.user_id, &posted).await {
+        Ok(message) => done(state, "/account", message),
+        Err((unsaved, errors)) => invalid(account_page(
+            &s.address,
+            &s.csrf_token,
+            &unsaved,
+            &errors,
+            None,
+        )),
+    }
 }
 
 #[derive(Deserialize)]

@@ -13,8 +13,10 @@ mod domains;
 mod flash;
 mod listing;
 mod login;
+mod mail_rules;
 mod queue;
 mod send_as;
+mod user_rules;
 mod users;
 
 use axum::http::StatusCode;
@@ -51,6 +53,15 @@ pub(crate) fn router() -> Router<Shared> {
             get(send_as::list).post(send_as::add),
         )
         .route("/users/{address}/send-as/delete", post(send_as::remove))
+        .route("/users/{address}/rules", get(user_rules::show))
+        .route(
+            "/users/{address}/rules/vacation",
+            post(user_rules::vacation),
+        )
+        .route(
+            "/users/{address}/rules/forwarding",
+            post(user_rules::forwarding),
+        )
         .route("/aliases", get(aliases::list).post(aliases::add))
         .route("/aliases/delete", post(aliases::remove))
         .route("/dns", get(dns::list).post(dns::add))
@@ -62,6 +73,8 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/account", get(account::show))
         .route("/account/login", post(account::login))
         .route("/account/password", post(account::password))
+        .route("/account/vacation", post(account::vacation))
+        .route("/account/forwarding", post(account::forwarding))
         .route("/account/logout", post(account::logout))
         .route("/assets/style.css", get(assets::style))
         .route("/assets/app.js", get(assets::script))

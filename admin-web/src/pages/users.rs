@@ -87,7 +87,7 @@ async fn page(
             (search_form("/users", query, "Search users"))
             @if !found.items.is_empty() {
                 table #users {
-                    thead { tr { th { "Address" } th { "Usage" } th { "Password" } th { "Quota" } th { "Send as" } th { "State" } th { "Delete" } } }
+                    thead { tr { th { "Address" } th { "Usage" } th { "Password" } th { "Quota" } th { "Send as" } th { "Vacation, forwarding" } th { "State" } th { "Delete" } } }
                     tbody { @for u in &found.items { (user_row(s, u, errors)) } }
                 }
             }
@@ -123,6 +123,7 @@ fn user_row(s: &AdminSession, u: &User, errors: &Errors) -> Markup {
                 }
             }
             td data-label="Send as" { a href=(format!("{base}/send-as")) { "Send as…" } }
+            td data-label="Vacation, forwarding" { a href=(format!("{base}/rules")) { "Vacation, forwarding…" } }
             td data-label="State" { (action_button(s, &format!("{base}/state"), if u.disabled { "Enable" } else { "Disable" }, None)) }
             td data-label="Delete" { (action_button(s, &format!("{base}/delete"), "Delete", Some(&format!("Delete {address} and all their mail?")))) }
         }

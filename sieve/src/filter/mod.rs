@@ -49,18 +49,28 @@ pub struct FilterScript {
     pub content: String,
 }
 
-/// The scripts to run at delivery for `user_id`, in order: the user's active script, if any.
+/// The scripts to run at delivery for `user_id`, in order: the one generated from the account's
+/// vacation and forwarding settings (like Pigeonhole's `sieve_before`), then the user's active
+/// script, if any.
 pub async fn scripts_for(store: &Store, user_id: i64) -> Result<Vec<FilterScript>, StoreError> {
-    Ok(store
+    let account = crate::account_script_for(store, user_id)
+        .await?
+        .map(|content| FilterScript {
+            name: ACCOUNT_SCRIPT.to_owned(),
+            content,
+        });
+    let active = store
         .active_sieve_script(user_id)
         .await?
-        .into_iter()
         .map(|s| FilterScript {
             name: s.name,
             content: s.content,
-        })
-        .collect())
+        });
+    Ok(account.into_iter().chain(active).collect())
 }
+
+/// The name the account settings' generated script runs under (in logs and errors).
+pub const ACCOUNT_SCRIPT: &str = "account settings";
 
 /// Runs `scripts` in order over `raw` for user `user_id`. The message is kept in INBOX only if
 /// no script cancelled the implicit keep (RFC 5228 §2.10.2); explicit actions of all scripts add

@@ -55,6 +55,7 @@ pub const TABLES: &[(&str, Coverage)] = &[
     ("junk_tokens", Coverage::Rows),
     ("junk_totals", Coverage::Rows),
     ("junk_trained", Coverage::Rows),
+    ("account_settings", Coverage::Rows),
     (
         "change_log",
         Coverage::Skipped(

@@ -1,5 +1,5 @@
 //! The one login path of the process: SMTP AUTH (RFC 4954), IMAP LOGIN and AUTHENTICATE
-//! (RFC 3501 §6.2), the admin UI and the mail users' self-service page all call
+//! (RFC 3501 §6.2), ManageSieve AUTHENTICATE (RFC 5804 §2.1), the admin UI and the mail users' self-service page all call
 //! [`Store::login`] or [`Store::login_admin`], which do *limiter reserve → (wait) → verify →
 //! record → metrics and log* in one place. The limiter ([`Limiter`], policy in its module doc) is
 //! owned by the [`Store`], so every service shares one budget by construction.
@@ -35,6 +35,8 @@ pub enum Service {
     AdminWeb,
     /// The mail users' self-service page (`/account`), including the password-change form.
     Account,
+    /// ManageSieve AUTHENTICATE (RFC 5804 §2.1).
+    ManageSieve,
 }
 
 impl Service {
@@ -45,6 +47,7 @@ impl Service {
             Service::Imap => "imap",
             Service::AdminWeb => "admin-web",
             Service::Account => "account",
+            Service::ManageSieve => "managesieve",
         }
     }
 }

@@ -1,0 +1,307 @@
+//! A user's own vacation reply (RFC 5230) and forwarding, set on the account page or by an
+//! administrator, stored under mailu's names (`forward_enabled`, `forward_destination`,
+//! `forward_keep`, `reply_enabled`, `reply_subject`, `reply_body`, `reply_startdate`,
+//! `reply_enddate`). The store validates and keeps them; `postern-sieve` turns them into the Sieve
+//! script that delivery runs before the user's own one.
+
+use crate::aliases::Resolution;
+use crate::db::{get, Store};
+use crate::error::{Result, StoreError};
+use crate::{normalize_address, unix_now};
+
+/// Longest vacation subject, in characters.
+pub const MAX_REPLY_SUBJECT_CHARS: usize = 255;
+/// Longest vacation text, in bytes.
+pub const MAX_REPLY_BODY_BYTES: usize = 16 * 1024;
+
+/// Vacation and forwarding settings of one user (mailu's field names).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountSettings {
+    /// Forward incoming mail.
+    pub forward_enabled: bool,
+    /// Where to (a normalised address; may be kept while forwarding is off).
+    pub forward_destination: String,
+    /// Keep a copy in the mailbox when forwarding.
+    pub forward_keep: bool,
+    /// Answer incoming mail with the vacation reply.
+    pub reply_enabled: bool,
+    /// The reply's subject (one line; empty lets the interpreter use `Auto: <subject>`).
+    pub reply_subject: String,
+    /// The reply's text, lines ending in CRLF.
+    pub reply_body: String,
+    /// First day the reply is sent (`YYYY-MM-DD`, server time), if limited.
+    pub reply_startdate: Option<String>,
+    /// Last day the reply is sent (`YYYY-MM-DD`, server time), if limited.
+    pub reply_enddate: Option<String>,
+}
+
+impl AccountSettings {
+    /// Checks and normalises every field except the forwarding loop check (which needs the
+    /// store): subject one line within [`MAX_REPLY_SUBJECT_CHARS`], body within
+    /// [`MAX_REPLY_BODY_BYTES`] with CRLF line ends and no other control characters than tab,
+    /// neither holding `${` (the Sieve interpreter reads a variable there whatever the script
+    /// requires, so the reply could not say it),
+    /// real calendar dates with the start not after the end, a valid forwarding address, and
+    /// text to send when the reply is on.
+    pub fn normalized(&self) -> Result<AccountSettings> {
+        let subject = self.reply_subject.trim();
+        if subject.chars().count() > MAX_REPLY_SUBJECT_CHARS {
+            return Err(StoreError::invalid(
+                "reply_subject",
+                format!("longer than {MAX_REPLY_SUBJECT_CHARS} characters"),
+            ));
+        }
+        if subject.chars().any(char::is_control) {
+            return Err(StoreError::invalid(
+                "reply_subject",
+                "it must be one line without control characters",
+            ));
+        }
+        let body = crlf_lines(&self.reply_body);
+        if body.len() > MAX_REPLY_BODY_BYTES {
+            return Err(StoreError::invalid(
+                "reply_body",
+                format!("longer than {MAX_REPLY_BODY_BYTES} bytes"),
+            ));
+        }
+        if body
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\r' | '\n' | '\t'))
+        {
+            return Err(StoreError::invalid(
+                "reply_body",
+                "it contains a control character",
+            ));
+        }
+        if self.reply_enabled && body.trim().is_empty() {
+            return Err(StoreError::invalid(
+                "reply_body",
+                "a vacation reply needs a text",
+            ));
+        }
+        for (what, text) in [("reply_subject", subject), ("reply_body", body.as_str())] {
+            if text.contains("${") {
+                return Err(StoreError::invalid(
+                    what,
+                    "it may not contain \"${\" (Sieve would read a variable there)",
+                ));
+            }
+        }
+        let start = optional_date("reply_startdate", self.reply_startdate.as_deref())?;
+        let end = optional_date("reply_enddate", self.reply_enddate.as_deref())?;
+        if let (Some(s), Some(e)) = (&start, &end) {
+            if s > e {
+                return Err(StoreError::invalid(
+                    "reply_enddate",
+                    "the last day is before the first",
+                ));
+            }
+        }
+        let destination = self.forward_destination.trim();
+        let destination = if destination.is_empty() {
+            if self.forward_enabled {
+                return Err(StoreError::invalid(
+                    "forward_destination",
+                    "forwarding needs an address",
+                ));
+            }
+            String::new()
+        } else {
+            normalize_address(destination)
+                .map_err(|e| StoreError::invalid("forward_destination", e.to_string()))?
+                .to_string()
+        };
+        Ok(AccountSettings {
+            forward_enabled: self.forward_enabled,
+            forward_destination: destination,
+            forward_keep: self.forward_keep,
+            reply_enabled: self.reply_enabled,
+            reply_subject: subject.to_owned(),
+            reply_body: body,
+            reply_startdate: start,
+            reply_enddate: end,
+        })
+    }
+}
+
+/// `text` with every line end (CRLF, LF or CR) as CRLF and trailing white space and blank lines
+/// removed, so a form's and an API client's text come out the same.
+fn crlf_lines(text: &str) -> String {
+    let unified = text.replace("\r\n", "\n").replace('\r', "\n");
+    let trimmed = unified.trim_end_matches(['\n', ' ', '\t']);
+    trimmed.replace('\n', "\r\n")
+}
+
+/// A `YYYY-MM-DD` date that exists in the calendar, or `None` for an empty value.
+fn optional_date(what: &'static str, value: Option<&str>) -> Result<Option<String>> {
+    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = || StoreError::invalid(what, format!("{v:?} is not a date (YYYY-MM-DD)"));
+    let b = v.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return Err(bad());
+    }
+    let num = |s: &str| {
+        s.parse::<u32>()
+            .ok()
+            .filter(|_| s.bytes().all(|c| c.is_ascii_digit()))
+    };
+    let (Some(y), Some(m), Some(d)) = (num(&v[..4]), num(&v[5..7]), num(&v[8..])) else {
+        return Err(bad());
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Err(bad()),
+    };
+    if y < 1970 || d == 0 || d > days {
+        return Err(bad());
+    }
+    Ok(Some(v.to_owned()))
+}
+
+impl Store {
+    /// The user's vacation and forwarding settings (all off if never saved).
+    pub async fn account_settings(&self, user_id: i64) -> Result<AccountSettings> {
+        let row = sqlx::query(
+            "SELECT forward_enabled, forward_destination, forward_keep, reply_enabled, \
+             reply_subject, reply_body, reply_startdate, reply_enddate \
+             FROM account_settings WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else {
+            return Ok(AccountSettings {
+                forward_keep: true,
+                ..AccountSettings::default()
+            });
+        };
+        Ok(AccountSettings {
+            forward_enabled: get::<i64>(&r, "forward_enabled")? != 0,
+            forward_destination: get(&r, "forward_destination")?,
+            forward_keep: get::<i64>(&r, "forward_keep")? != 0,
+            reply_enabled: get::<i64>(&r, "reply_enabled")? != 0,
+            reply_subject: get(&r, "reply_subject")?,
+            reply_body: get(&r, "reply_body")?,
+            reply_startdate: get(&r, "reply_startdate")?,
+            reply_enddate: get(&r, "reply_enddate")?,
+        })
+    }
+
+    /// Validates ([`AccountSettings::normalized`]) and stores the user's settings; forwarding
+    /// to an address that delivers back to the user (directly, by `+tag` or through an alias)
+    /// is refused, as it would loop. Returns what was stored.
+    pub async fn set_account_settings(
+        &self,
+        user_id: i64,
+        settings: &AccountSettings,
+    ) -> Result<AccountSettings> {
+        let s = settings.normalized()?;
+        if !s.forward_destination.is_empty() {
+            if let Resolution::Deliver { local, .. } =
+                self.resolve_recipient(&s.forward_destination).await?
+            {
+                if local.contains(&user_id) {
+                    return Err(StoreError::invalid(
+                        "forward_destination",
+                        "it delivers back to this mailbox; forwarding would loop",
+                    ));
+                }
+            }
+        }
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO account_settings (user_id, forward_enabled, forward_destination, \
+             forward_keep, reply_enabled, reply_subject, reply_body, reply_startdate, \
+             reply_enddate, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (user_id) DO UPDATE SET forward_enabled = excluded.forward_enabled, \
+             forward_destination = excluded.forward_destination, \
+             forward_keep = excluded.forward_keep, reply_enabled = excluded.reply_enabled, \
+             reply_subject = excluded.reply_subject, reply_body = excluded.reply_body, \
+             reply_startdate = excluded.reply_startdate, reply_enddate = excluded.reply_enddate, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(user_id)
+        .bind(i64::from(s.forward_enabled))
+        .bind(&s.forward_destination)
+        .bind(i64::from(s.forward_keep))
+        .bind(i64::from(s.reply_enabled))
+        .bind(&s.reply_subject)
+        .bind(&s.reply_body)
+        .bind(s.reply_startdate.clone())
+        .bind(s.reply_enddate.clone())
+        .bind(unix_now())
+        .execute(&mut *tx)
+        .await?;
+        self.commit(tx, vec![]).await?;
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(
+            optional_date("d", Some("2028-02-29")).unwrap().as_deref(),
+            Some("2028-02-29")
+        );
+        assert_eq!(optional_date("d", Some(" ")).unwrap(), None);
+        for bad in [
+            "2027-02-29",
+            "2026-13-01",
+            "2026-1-01",
+            "20261201",
+            "2026-12-00",
+            "+026-12-01",
+        ] {
+            assert!(optional_date("d", Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn normalisation() {
+        let s = AccountSettings {
+            reply_enabled: true,
+            reply_subject: "  Away ".into(),
+            reply_body: "a\nb\r\n.\rc\n\n".into(),
+            forward_destination: " Bob@Example.ORG ".into(),
+            ..AccountSettings::default()
+        }
+        .normalized()
+        .unwrap();
+        assert_eq!(s.reply_subject, "Away");
+        assert_eq!(s.reply_body, "a\r\nb\r\n.\r\nc");
+        assert_eq!(s.forward_destination, "bob@example.org");
+        let bad = |f: &dyn Fn(&mut AccountSettings)| {
+            let mut s = AccountSettings {
+                reply_body: "x".into(),
+                ..AccountSettings::default()
+            };
+            f(&mut s);
+            s.normalized().is_err()
+        };
+        assert!(bad(&|s| s.reply_subject = "a\r\nBcc: x".into()));
+        assert!(bad(&|s| s.reply_subject = "x".repeat(256)));
+        assert!(bad(&|s| s.reply_body = "x\u{0}".into()));
+        assert!(bad(&|s| s.reply_body = "cost: ${amount}".into()));
+        assert!(bad(&|s| s.reply_body = "x".repeat(MAX_REPLY_BODY_BYTES + 1)));
+        assert!(bad(&|s| {
+            s.reply_enabled = true;
+            s.reply_body = " \n".into();
+        }));
+        assert!(bad(&|s| s.forward_enabled = true));
+        assert!(bad(&|s| s.forward_destination = "not an address".into()));
+        assert!(bad(&|s| {
+            s.reply_startdate = Some("2026-12-24".into());
+            s.reply_enddate = Some("2026-12-01".into());
+        }));
+    }
+}

@@ -1,0 +1,94 @@
+//! Vacation and forwarding settings: defaults, a round trip of normalised values, and the
+//! forwarding loop rule (own address, `+tag`, an alias back to the user); on SQLite and
+//! PostgreSQL.
+
+mod common;
+
+use common::store_with_user;
+use postern_store::testing::TestDb;
+use postern_store::{AccountSettings, StoreError};
+
+both_backends!(settings_round_trip, forwarding_may_not_loop);
+
+async fn settings_round_trip(db: &TestDb) {
+    let (store, alice) = store_with_user(db, 0).await;
+    let defaults = store.account_settings(alice).await.unwrap();
+    assert!(!defaults.reply_enabled && !defaults.forward_enabled && defaults.forward_keep);
+    let wanted = AccountSettings {
+        forward_enabled: true,
+        forward_destination: "Bob@Example.ORG".into(),
+        forward_keep: false,
+        reply_enabled: true,
+        reply_subject: "Away \"now\"".into(),
+        reply_body: "Back on Monday.\n.\nGrüße\n".into(),
+        reply_startdate: Some("2026-12-20".into()),
+        reply_enddate: Some("2027-01-06".into()),
+    };
+    let stored = store.set_account_settings(alice, &wanted).await.unwrap();
+    assert_eq!(stored.forward_destination, "bob@example.org");
+    assert_eq!(stored.reply_body, "Back on Monday.\r\n.\r\nGrüße");
+    assert_eq!(store.account_settings(alice).await.unwrap(), stored);
+    // Saving again replaces; clearing the dates stores none.
+    let off = AccountSettings {
+        reply_startdate: None,
+        reply_enddate: Some(String::new()),
+        reply_enabled: false,
+        ..stored.clone()
+    };
+    let stored = store.set_account_settings(alice, &off).await.unwrap();
+    assert_eq!(stored.reply_enddate, None);
+    assert_eq!(store.account_settings(alice).await.unwrap(), stored);
+    // Invalid values change nothing.
+    let bad = AccountSettings {
+        reply_startdate: Some("2026-02-30".into()),
+        ..stored.clone()
+    };
+    assert!(matches!(
+        store.set_account_settings(alice, &bad).await,
+        Err(StoreError::Invalid {
+            what: "reply_startdate",
+            ..
+        })
+    ));
+    assert_eq!(store.account_settings(alice).await.unwrap(), stored);
+}
+
+async fn forwarding_may_not_loop(db: &TestDb) {
+    let (store, alice) = store_with_user(db, 0).await;
+    store
+        .add_user("bob@example.test", "pw-bob", 0)
+        .await
+        .unwrap();
+    store
+        .add_alias("me@example.test", "alice@example.test")
+        .await
+        .unwrap();
+    for own in [
+        "alice@example.test",
+        "ALICE+lists@example.test",
+        "me@example.test",
+    ] {
+        let s = AccountSettings {
+            forward_enabled: true,
+            forward_destination: own.into(),
+            ..AccountSettings::default()
+        };
+        assert!(
+            matches!(
+                store.set_account_settings(alice, &s).await,
+                Err(StoreError::Invalid {
+                    what: "forward_destination",
+                    ..
+                })
+            ),
+            "{own}"
+        );
+    }
+    let s = AccountSettings {
+        forward_enabled: true,
+        forward_destination: "bob@example.test".into(),
+        forward_keep: true,
+        ..AccountSettings::default()
+    };
+    store.set_account_settings(alice, &s).await.unwrap();
+}
