@@ -19,7 +19,8 @@ both_backends!(
     scripts_file_flag_discard_and_never_lose_mail,
     vacation_and_reject,
     redirect_loop_ends,
-    redirect_keeps_spf_with_srs_and_bounces_come_back
+    redirect_keeps_spf_with_srs_and_bounces_come_back,
+    account_settings_run_before_the_users_script
 );
 
 /// Users of every test, all on example.test.
@@ -527,4 +528,73 @@ async fn redirect_keeps_spf_with_srs_and_bounces_come_back(db: Db) {
     let forged = return_path.replacen("SRS0=", "SRS0=x", 1);
     let r = mx_send(&server, "", &[&forged], "Subject: x\r\n\r\nx\r\n");
     assert!(r.starts_with("550"), "{r}");
+}
+
+/// The vacation and forwarding settings of the account (set here with `postern user vacation` /
+/// `forward`) run before the user's own script, like Pigeonhole's `sieve_before`: the forward
+/// and the vacation reply go out, and the user's `fileinto` still files the kept copy.
+async fn account_settings_run_before_the_users_script(db: Db) {
+    let (inst, server) = instance(db, "").await;
+    let (alice, bob, carl) = (
+        "alice@example.test",
+        "bob@example.test",
+        "carl@example.test",
+    );
+    inst.ok(&["user", "forward", alice, "--to", bob, "--keep"], "");
+    inst.ok(
+        &[
+            "user",
+            "vacation",
+            alice,
+            "--on",
+            "--subject",
+            "Away",
+            "--body",
+            "Back on Monday.",
+        ],
+        "",
+    );
+    put(
+        &inst,
+        "alice",
+        "own",
+        "require [\"fileinto\", \"mailbox\"];\nif header :contains \"subject\" \"work\" { fileinto :create \"Work\"; }\n",
+        true,
+    );
+    let r = mx_send(
+        &server,
+        carl,
+        &[alice],
+        &message(carl, alice, "work item", "", "x"),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    assert_eq!(subjects(&folder(&inst, alice, "Work").await), ["work item"]);
+    assert!(
+        inbox(&inst, alice).await.is_empty(),
+        "the user's fileinto cancels the keep"
+    );
+    assert_eq!(subjects(&inbox(&inst, bob).await), ["work item"]);
+    let replies = inbox(&inst, carl).await;
+    assert_eq!(subjects(&replies), ["Away"], "{replies:?}");
+    assert!(replies[0].contains("Back on Monday."), "{}", replies[0]);
+
+    // Forwarding off: only the user's script (and the vacation, once per sender) act.
+    inst.ok(&["user", "forward", alice, "--off"], "");
+    let r = mx_send(
+        &server,
+        carl,
+        &[alice],
+        &message(carl, alice, "work again", "", "x"),
+    );
+    assert!(r.starts_with("250"), "{r}");
+    assert_eq!(
+        subjects(&folder(&inst, alice, "Work").await),
+        ["work item", "work again"]
+    );
+    assert_eq!(subjects(&inbox(&inst, bob).await), ["work item"]);
+    assert_eq!(
+        inbox(&inst, carl).await.len(),
+        1,
+        "one vacation reply per sender and period"
+    );
 }
