@@ -111,9 +111,9 @@ impl Client {
         client.greeting().await?;
         if !source.implicit_tls {
             let caps = client.command(CommandBody::Capability).await?;
-            let starttls = caps.data.iter().any(|d| {
-                matches!(d, Data::Capability(c) if c.as_ref().iter().any(|c| *c == Capability::StartTls))
-            });
+            let starttls = caps.data.iter().any(
+                |d| matches!(d, Data::Capability(c) if c.as_ref().contains(&Capability::StartTls)),
+            );
             if starttls {
                 client.command(CommandBody::StartTLS).await?;
                 client.start_tls(&source.host, tls).await?;
