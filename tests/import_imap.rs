@@ -14,11 +14,14 @@ use common::{imap_script_command, pebble::free_port, run_with_stdin, Db, Instanc
 
 both_backends!(import_imap);
 
-/// A private Dovecot serving `bob@source.test` (password `source pw`) over plain IMAP on
-/// 127.0.0.1, killed on drop.
+/// A private Dovecot serving `bob@source.test` (password `source pw`) on 127.0.0.1 with a
+/// self-signed certificate for `localhost`: IMAP (STARTTLS offered, plain LOGIN allowed) and
+/// IMAPS; killed on drop.
 struct Dovecot {
     child: Child,
     port: u16,
+    tls_port: u16,
+    cert: std::path::PathBuf,
     log: std::path::PathBuf,
 }
 
@@ -28,7 +31,8 @@ impl Dovecot {
             Path::new("/usr/sbin/dovecot").exists(),
             "dovecot is missing: install dovecot-imapd (.ci/run does)"
         );
-        let port = free_port();
+        let (port, tls_port) = (free_port(), free_port());
+        let (cert, key) = common::pebble::write_cert(&dir.join("tls"), &["localhost"]);
         let mail = dir.join("mail");
         std::fs::create_dir_all(&mail).expect("mkdir");
         // Dovecot will not deliver as root: the mail belongs to its own `dovecot` user, who must
@@ -49,14 +53,16 @@ impl Dovecot {
         let log = dir.join("dovecot.log");
         let conf = format!(
             "protocols = imap\nlisten = 127.0.0.1\nbase_dir = {d}/run\nstate_dir = {d}/state\n\
-             log_path = {d}/dovecot.log\nssl = no\ndisable_plaintext_auth = no\n\
+             log_path = {d}/dovecot.log\nssl = yes\nssl_cert = <{}\nssl_key = <{}\ndisable_plaintext_auth = no\n\
              auth_mechanisms = plain login\ndefault_internal_user = dovecot\n\
              default_internal_group = dovecot\ndefault_login_user = dovenull\nfirst_valid_uid = 1\n\
              mail_location = maildir:{d}/mail/%u\n\
              passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {d}/passwd\n}}\n\
              userdb {{\n  driver = static\n  args = uid=dovecot gid=dovecot home={d}/mail/%u\n}}\n\
              service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n\
-             \x20 inet_listener imaps {{\n    port = 0\n  }}\n}}\n"
+             \x20 inet_listener imaps {{\n    address = 127.0.0.1\n    port = {tls_port}\n  }}\n}}\n",
+            cert.display(),
+            key.display(),
         );
         let conf_path = dir.join("dovecot.conf");
         std::fs::write(&conf_path, conf).expect("write dovecot.conf");
@@ -68,7 +74,13 @@ impl Dovecot {
             .stderr(Stdio::null())
             .spawn()
             .expect("start dovecot");
-        let mut dovecot = Dovecot { child, port, log };
+        let mut dovecot = Dovecot {
+            child,
+            port,
+            tls_port,
+            cert,
+            log,
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -124,9 +136,26 @@ fn script(server: &common::Server, dovecot: &Dovecot, mode: &str) -> String {
     stdout
 }
 
-fn import(inst: &Instance, from: &str, password: &str) -> std::process::Output {
-    let cmd = inst.cli(&["import", "imap", "--from", from, "alice@example.test"]);
+/// `postern import imap --from FROM [--ca CA] alice@example.test` with `password` on stdin.
+fn import(inst: &Instance, from: &str, ca: Option<&Path>, password: &str) -> std::process::Output {
+    let mut cmd = inst.cli(&["import", "imap", "--from", from, "alice@example.test"]);
+    if let Some(ca) = ca {
+        cmd.arg("--ca").arg(ca);
+    }
     run_with_stdin(cmd, password)
+}
+
+/// [`import`] that must succeed; its stdout.
+fn import_ok(inst: &Instance, dovecot: &Dovecot, from: &str) -> String {
+    let out = import(inst, from, Some(&dovecot.cert), "source pw\n");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "import failed: {stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        dovecot.log()
+    );
+    stdout
 }
 
 async fn import_imap(db: Db) {
@@ -136,17 +165,16 @@ async fn import_imap(db: Db) {
     let dovecot = Dovecot::start(&inst.dir.path().join("dovecot"));
     let server = inst.start();
     script(&server, &dovecot, "fill");
-    let from = format!("imap://bob@source.test@127.0.0.1:{}", dovecot.port);
-
-    let out = import(&inst, &from, "source pw\n");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "import failed: {stdout}\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        dovecot.log()
-    );
+    // Over STARTTLS (offered on the plain port), the certificate checked against --ca.
+    let from = format!("imap://bob@source.test@localhost:{}", dovecot.port);
+    let stdout = import_ok(&inst, &dovecot, &from);
     assert!(stdout.contains("imported 22 message(s)"), "{stdout}");
+    let tls_logins = |log: String| {
+        log.lines()
+            .filter(|l| l.contains("Login: user=<bob@source.test>") && l.contains(", TLS,"))
+            .count()
+    };
+    assert_eq!(tls_logins(dovecot.log()), 1, "STARTTLS: {}", dovecot.log());
     assert!(
         stdout.contains("Projects/2026 (new folder): imported 4, 0 already there"),
         "{stdout}"
@@ -154,10 +182,7 @@ async fn import_imap(db: Db) {
     assert_eq!(script(&server, &dovecot, "compare"), "22\nok\n");
 
     // A second run fetches and stores nothing.
-    let again = inst.ok(
-        &["import", "imap", "--from", &from, "alice@example.test"],
-        "source pw\n",
-    );
+    let again = import_ok(&inst, &dovecot, &from);
     assert!(again.contains("imported 0 message(s)"), "{again}");
     assert!(
         again.contains("INBOX: imported 0, 6 already there"),
@@ -165,12 +190,10 @@ async fn import_imap(db: Db) {
     );
     assert_eq!(script(&server, &dovecot, "compare"), "22\nok\n");
 
-    // One more message at the source: only it is imported.
+    // One more message at the source: only it is imported (this time over implicit TLS).
     script(&server, &dovecot, "more");
-    let third = inst.ok(
-        &["import", "imap", "--from", &from, "alice@example.test"],
-        "source pw\n",
-    );
+    let imaps = format!("imaps://bob@source.test@localhost:{}", dovecot.tls_port);
+    let third = import_ok(&inst, &dovecot, &imaps);
     assert!(third.contains("imported 1 message(s)"), "{third}");
     assert!(
         third.contains("INBOX: imported 1, 6 already there"),
@@ -178,21 +201,29 @@ async fn import_imap(db: Db) {
     );
     assert_eq!(script(&server, &dovecot, "compare"), "23\nok\n");
 
+    // Without --ca the self-signed certificate is refused.
+    let untrusted = import(&inst, &imaps, None, "source pw\n");
+    let err = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(
+        !untrusted.status.success() && err.contains("TLS with localhost"),
+        "{err}"
+    );
+
     // A wrong password and an unreachable source: clear errors, non-zero exits, nothing lost.
-    let wrong = import(&inst, &from, "not it\n");
+    let wrong = import(&inst, &from, Some(&dovecot.cert), "not it\n");
     let err = String::from_utf8_lossy(&wrong.stderr);
     assert!(
         !wrong.status.success() && err.contains("logging in as bob@source.test"),
         "{err}"
     );
     let closed = format!("imap://bob@source.test@127.0.0.1:{}", free_port());
-    let unreachable = import(&inst, &closed, "source pw\n");
+    let unreachable = import(&inst, &closed, None, "source pw\n");
     let err = String::from_utf8_lossy(&unreachable.stderr);
     assert!(
         !unreachable.status.success() && err.contains(&closed) && err.contains("connecting to"),
         "{err}"
     );
-    let bad = import(&inst, "https://example.test", "x\n");
+    let bad = import(&inst, "https://example.test", None, "x\n");
     assert!(!bad.status.success(), "a non-IMAP URL is refused");
     assert_eq!(script(&server, &dovecot, "compare"), "23\nok\n");
     assert!(server.stop().success());
