@@ -192,6 +192,20 @@ async fn import_imap(db: Db) {
 
     // One more message at the source: only it is imported (this time over implicit TLS).
     script(&server, &dovecot, "more");
+    let dry = inst.ok(
+        &[
+            "import",
+            "imap",
+            "--from",
+            &from,
+            "--ca",
+            &dovecot.cert.to_string_lossy(),
+            "--dry-run",
+            "alice@example.test",
+        ],
+        "source pw\n",
+    );
+    assert!(dry.contains("would import 1 message(s)"), "{dry}");
     let imaps = format!("imaps://bob@source.test@localhost:{}", dovecot.tls_port);
     let third = import_ok(&inst, &dovecot, &imaps);
     assert!(third.contains("imported 1 message(s)"), "{third}");
@@ -209,6 +223,36 @@ async fn import_imap(db: Db) {
         "{err}"
     );
 
+    // A folder the source cannot open is named in an error; the others are imported, the
+    // command exits non-zero, and the next run brings the folder in.
+    script(&server, &dovecot, "broken");
+    let folder = inst.dir.path().join("dovecot/mail/bob@source.test/.Broken");
+    let mode = |m: u32| {
+        let mut perms = std::fs::metadata(&folder).expect("stat").permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, m);
+        std::fs::set_permissions(&folder, perms).expect("chmod");
+    };
+    mode(0o000);
+    let partial = import(&inst, &from, Some(&dovecot.cert), "source pw\n");
+    let (out, err) = (
+        String::from_utf8_lossy(&partial.stdout),
+        String::from_utf8_lossy(&partial.stderr),
+    );
+    assert!(!partial.status.success(), "{out}{err}");
+    assert!(
+        err.contains("error: folder Broken: EXAMINE failed"),
+        "{err}"
+    );
+    assert!(out.contains("INBOX: imported 1, 7 already there"), "{out}");
+    mode(0o700);
+    let fourth = import_ok(&inst, &dovecot, &from);
+    assert!(fourth.contains("imported 1 message(s)"), "{fourth}");
+    assert!(
+        fourth.contains("Broken: imported 1, 0 already there"),
+        "{fourth}"
+    );
+    assert_eq!(script(&server, &dovecot, "compare"), "25\nok\n");
+
     // A wrong password and an unreachable source: clear errors, non-zero exits, nothing lost.
     let wrong = import(&inst, &from, Some(&dovecot.cert), "not it\n");
     let err = String::from_utf8_lossy(&wrong.stderr);
@@ -225,6 +269,6 @@ async fn import_imap(db: Db) {
     );
     let bad = import(&inst, "https://example.test", None, "x\n");
     assert!(!bad.status.success(), "a non-IMAP URL is refused");
-    assert_eq!(script(&server, &dovecot, "compare"), "23\nok\n");
+    assert_eq!(script(&server, &dovecot, "compare"), "25\nok\n");
     assert!(server.stop().success());
 }

@@ -317,3 +317,23 @@ fn message_parts(items: Vec<MessageDataItem<'static>>) -> (Flags, Option<i64>, O
     }
     (flags, date, body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_bound_count_and_bytes() {
+        let many: Vec<(u32, u64)> = (1..=250).map(|u| (u, 10)).collect();
+        let sizes: Vec<usize> = batches(&many).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        let big = [
+            (1, BATCH_BYTES + 1),
+            (2, BATCH_BYTES / 2),
+            (3, BATCH_BYTES / 2),
+            (4, 1),
+        ];
+        assert_eq!(batches(&big), [vec![1], vec![2, 3], vec![4]]);
+        assert!(batches(&[]).is_empty());
+    }
+}

@@ -255,3 +255,33 @@ fn keep(reply: &mut Reply, response: Response<'static>) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Source;
+
+    #[test]
+    fn source_urls() {
+        let s = Source::parse("imaps://bob@old.example@mail.old.example").expect("parse");
+        assert!(s.implicit_tls);
+        assert_eq!(
+            (s.user.as_str(), s.host.as_str(), s.port),
+            ("bob@old.example", "mail.old.example", 993)
+        );
+        let s = Source::parse("imap://bob@127.0.0.1:1143/").expect("parse");
+        assert!(!s.implicit_tls);
+        assert_eq!((s.host.as_str(), s.port), ("127.0.0.1", 1143));
+        let s = Source::parse("imap://bob@[::1]:1143").expect("parse");
+        assert_eq!((s.host.as_str(), s.port), ("::1", 1143));
+        assert_eq!(Source::parse("imap://bob@[::1]").expect("parse").port, 143);
+        for bad in [
+            "https://x@y",
+            "imap://host",
+            "imap://@host",
+            "imap://u@h:99999",
+            "imap://u@",
+        ] {
+            assert!(Source::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
