@@ -74,7 +74,7 @@ pub async fn run(store: &Store, args: ImapArgs) -> anyhow::Result<()> {
             }
             Err(e) => {
                 eprintln!("error: folder {raw}: {e:#}; the rest of it not imported");
-                importer.done.failed += 1;
+                importer.done.failed_folders += 1;
             }
         }
     }

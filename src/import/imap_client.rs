@@ -3,6 +3,7 @@
 //! STARTTLS (RFC 3501 §6.2.1). Only what an import needs: LOGIN, LIST, EXAMINE, UID FETCH.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use imap_codec::decode::{Decoder, GreetingDecodeError, ResponseDecodeError};
@@ -89,6 +90,8 @@ pub struct Client {
 
 /// Largest response accepted (a message is fetched with its response).
 const MAX_RESPONSE: usize = 256 << 20;
+/// How long connecting, or waiting for the next bytes from the server, may take.
+const PATIENCE: Duration = Duration::from_secs(300);
 
 impl Client {
     /// Connects, upgrades to TLS (implicit or STARTTLS, verified against `tls`), and logs in.
@@ -97,8 +100,11 @@ impl Client {
         password: &str,
         tls: Arc<rustls::ClientConfig>,
     ) -> anyhow::Result<Client> {
-        let tcp = TcpStream::connect((source.host.as_str(), source.port))
+        let connect = TcpStream::connect((source.host.as_str(), source.port));
+        let tcp = tokio::time::timeout(PATIENCE, connect)
             .await
+            .map_err(|_| anyhow::anyhow!("timed out"))
+            .and_then(|r| Ok(r?))
             .with_context(|| format!("connecting to {}:{}", source.host, source.port))?;
         let mut client = Client {
             io: Box::new(tcp),
@@ -238,7 +244,9 @@ impl Client {
     async fn fill(&mut self, want: usize) -> anyhow::Result<()> {
         let mut chunk = vec![0; 64 << 10];
         while self.buf.len() < want {
-            let n = self.io.read(&mut chunk).await?;
+            let n = tokio::time::timeout(PATIENCE, self.io.read(&mut chunk))
+                .await
+                .map_err(|_| anyhow::anyhow!("the server sent nothing for {PATIENCE:?}"))??;
             if n == 0 {
                 bail!("the server closed the connection");
             }

@@ -66,14 +66,19 @@ pub(crate) struct Imported {
     pub imported: u64,
     /// Messages that could not be read or stored (each reported on stderr).
     pub failed: u64,
+    /// Source folders that could not be read (each reported on stderr).
+    pub failed_folders: u64,
 }
 
 impl Imported {
     /// An error if any message failed, so the command exits non-zero after importing the rest.
     pub fn check(self) -> anyhow::Result<()> {
-        match self.failed {
-            0 => Ok(()),
-            n => anyhow::bail!("{n} message(s) could not be imported (see the errors above)"),
+        match (self.failed, self.failed_folders) {
+            (0, 0) => Ok(()),
+            (n, 0) => anyhow::bail!("{n} message(s) could not be imported (see the errors above)"),
+            (n, f) => anyhow::bail!(
+                "{f} folder(s) and {n} more message(s) could not be imported (see the errors above)"
+            ),
         }
     }
 }
