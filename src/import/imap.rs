@@ -219,7 +219,10 @@ async fn folder(
                 continue;
             };
             let mut incoming = Incoming::new(false);
-            incoming.write(&body).await?;
+            for piece in body.chunks(super::SPILL_BYTES) {
+                incoming.write(piece).await?;
+            }
+            drop(body);
             let date = date.unwrap_or_else(postern_store::unix_now);
             let stored = importer
                 .store_keyed(target.mailbox.as_ref(), incoming, &flags, date, &key(uid))
@@ -311,7 +314,7 @@ fn message_parts(items: Vec<MessageDataItem<'static>>) -> (Flags, Option<i64>, O
                 section: None,
                 data,
                 ..
-            } => body = data.0.map(|b| b.as_ref().to_vec()),
+            } => body = data.0.map(|b| b.into_inner().into_owned()),
             _ => {}
         }
     }

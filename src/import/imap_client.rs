@@ -90,6 +90,8 @@ pub struct Client {
 
 /// Largest response accepted (a message is fetched with its response).
 const MAX_RESPONSE: usize = 256 << 20;
+/// Buffer capacity kept after a large response.
+const KEEP_BUFFER: usize = 1 << 20;
 /// How long connecting, or waiting for the next bytes from the server, may take.
 const PATIENCE: Duration = Duration::from_secs(300);
 
@@ -224,6 +226,9 @@ impl Client {
                         let used = self.buf.len() - rest.len();
                         let response = response.into_static();
                         self.buf.drain(..used);
+                        if self.buf.capacity() > KEEP_BUFFER && self.buf.len() <= KEEP_BUFFER {
+                            self.buf.shrink_to(KEEP_BUFFER);
+                        }
                         return Ok(response);
                     }
                     Err(ResponseDecodeError::Incomplete) => want = self.buf.len() + 1,
