@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{imap_script_command, pebble::free_port, run_with_stdin, Db, Instance};
 
-both_backends!(import_imap);
+both_backends!(import_imap, hostile_source);
 
 /// A private Dovecot serving `bob@source.test` (password `source pw`) on 127.0.0.1 with a
 /// self-signed certificate for `localhost`: IMAP (STARTTLS offered, plain LOGIN allowed) and
@@ -271,4 +271,56 @@ async fn import_imap(db: Db) {
     assert!(!bad.status.success(), "a non-IMAP URL is refused");
     assert_eq!(script(&server, &dovecot, "compare"), "25\nok\n");
     assert!(server.stop().success());
+}
+
+/// A source that is not an IMAP server, and one that announces a literal too large to hold: clear
+/// errors and non-zero exits.
+async fn hostile_source(db: Db) {
+    use std::io::{BufRead, BufReader, Write};
+    let inst = Instance::new(db, &[], "").await;
+    inst.ok(&["domain", "add", "example.test"], "");
+    inst.ok(&["user", "add", "alice@example.test"], "password\n");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let fake = std::thread::spawn(move || {
+        let (mut garbage, _) = listener.accept().expect("accept");
+        garbage
+            .write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            .expect("write");
+        drop(garbage);
+        let (stream, _) = listener.accept().expect("accept");
+        let mut writer = stream.try_clone().expect("clone");
+        writer.write_all(b"* OK fake\r\n").expect("write");
+        let mut lines = BufReader::new(stream).lines();
+        while let Some(Ok(line)) = lines.next() {
+            let tag = line.split(' ').next().unwrap_or_default().to_owned();
+            let upper = line.to_ascii_uppercase();
+            let reply = if upper.contains(" CAPABILITY") {
+                format!("* CAPABILITY IMAP4rev1\r\n{tag} OK done\r\n")
+            } else if upper.contains(" LOGIN ") {
+                format!("{tag} OK logged in\r\n")
+            } else if upper.contains(" LIST ") {
+                "* LIST () \"/\" {999999999}\r\n".to_owned()
+            } else {
+                format!("{tag} BAD what\r\n")
+            };
+            if writer.write_all(reply.as_bytes()).is_err() {
+                break;
+            }
+        }
+    });
+    let from = format!("imap://bob@127.0.0.1:{port}");
+    let http = import(&inst, &from, None, "pw\n");
+    let err = String::from_utf8_lossy(&http.stderr);
+    assert!(
+        !http.status.success() && err.contains("not an IMAP server greeting"),
+        "{err}"
+    );
+    let huge = import(&inst, &from, None, "pw\n");
+    let err = String::from_utf8_lossy(&huge.stderr);
+    assert!(
+        !huge.status.success() && err.contains("larger than"),
+        "{err}"
+    );
+    fake.join().expect("fake server");
 }
