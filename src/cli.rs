@@ -52,8 +52,8 @@ pub enum Command {
         /// The named.conf to read.
         named_conf: PathBuf,
     },
-    /// Import a user's mail from Maildir++ or mbox, or a whole Mailu installation; a second run
-    /// skips what it imported before.
+    /// Import a user's mail from Maildir++, mbox or another IMAP server, or a whole Mailu
+    /// installation; a second run skips what it imported before.
     #[command(subcommand)]
     Import(ImportCmd),
     /// Write a consistent backup of the whole store into a new directory under DIR while the

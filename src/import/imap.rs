@@ -72,6 +72,8 @@ pub async fn run(store: &Store, args: ImapArgs) -> anyhow::Result<()> {
                     target.note()
                 );
             }
+            // The store failing ends the import; a folder the source cannot serve is skipped.
+            Err(e) if e.downcast_ref::<postern_store::StoreError>().is_some() => return Err(e),
             Err(e) => {
                 eprintln!("error: folder {raw}: {e:#}; the rest of it not imported");
                 importer.done.failed_folders += 1;

@@ -1,8 +1,9 @@
 //! `postern import maildir|mbox ADDRESS PATH`: moving a user's mail in from a Dovecot/Courier
 //! Maildir++ tree or from mbox files (one file per folder, Thunderbird `.sbd` and mutt-style
-//! directories nesting). Every message goes through the store's import API, which records a
-//! source identity (the SHA-256 of its bytes and its occurrence number in the source folder) with
-//! it in one transaction: a second or interrupted run stores nothing twice.
+//! directories nesting); `postern import imap` (in [`imap`]) fetches it from another server.
+//! Every message goes through the store's import API, which records a source identity (the
+//! SHA-256 of its bytes and its occurrence number in the source folder; for IMAP, the UID) with it
+//! in one transaction: a second or interrupted run stores nothing twice.
 
 mod imap;
 mod imap_client;
