@@ -125,6 +125,11 @@ impl Client {
             if starttls {
                 client.command(CommandBody::StartTLS).await?;
                 client.start_tls(&source.host, tls).await?;
+            } else {
+                eprintln!(
+                    "warning: {} offers no STARTTLS: the password is sent unencrypted",
+                    source.host
+                );
             }
         }
         let login = CommandBody::login(source.user.as_str(), password)
