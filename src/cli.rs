@@ -52,8 +52,8 @@ pub enum Command {
         /// The named.conf to read.
         named_conf: PathBuf,
     },
-    /// Import a user's mail from Maildir++ or mbox, or a whole Mailu installation; a second run
-    /// skips what it imported before.
+    /// Import a user's mail from Maildir++, mbox or another IMAP server, or a whole Mailu
+    /// installation; a second run skips what it imported before.
     #[command(subcommand)]
     Import(ImportCmd),
     /// Write a consistent backup of the whole store into a new directory under DIR while the
@@ -153,6 +153,25 @@ pub enum ImportCmd {
     /// A Mailu installation: domains, users (their password hashes keep working), aliases,
     /// forward and auto-reply settings, Sieve scripts, DKIM keys and every message.
     Mailu(MailuArgs),
+    /// Every folder of an account on another IMAP server, with flags and internal dates; the
+    /// password is read from standard input. A second run fetches only new messages.
+    Imap(ImapArgs),
+}
+
+/// `postern import imap`: the source account and where its mail goes.
+#[derive(Debug, clap::Args)]
+pub struct ImapArgs {
+    /// The source account: `imaps://user@host[:port]`, or `imap://...` (STARTTLS when offered).
+    #[arg(long)]
+    pub from: String,
+    /// The Postern user's address.
+    pub address: String,
+    /// Trust the certificates in this PEM file instead of the Web PKI roots.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Print what would be imported and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `postern import mailu`: where the Mailu data is.

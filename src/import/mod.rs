@@ -1,9 +1,12 @@
 //! `postern import maildir|mbox ADDRESS PATH`: moving a user's mail in from a Dovecot/Courier
 //! Maildir++ tree or from mbox files (one file per folder, Thunderbird `.sbd` and mutt-style
-//! directories nesting). Every message goes through the store's import API, which records a
-//! source identity (the SHA-256 of its bytes and its occurrence number in the source folder) with
-//! it in one transaction: a second or interrupted run stores nothing twice.
+//! directories nesting); `postern import imap` (in [`imap`]) fetches it from another server.
+//! Every message goes through the store's import API, which records a source identity (the
+//! SHA-256 of its bytes and its occurrence number in the source folder; for IMAP, the UID) with it
+//! in one transaction: a second or interrupted run stores nothing twice.
 
+mod imap;
+mod imap_client;
 mod maildir;
 mod mailu;
 mod mbox;
@@ -39,6 +42,7 @@ pub async fn run(store: &Store, cmd: ImportCmd) -> anyhow::Result<()> {
             (address, path, dry_run, quoting, false)
         }
         ImportCmd::Mailu(args) => return mailu::run(store, args).await,
+        ImportCmd::Imap(args) => return imap::run(store, args).await,
     };
     let user = store
         .user(&address)
@@ -63,14 +67,19 @@ pub(crate) struct Imported {
     pub imported: u64,
     /// Messages that could not be read or stored (each reported on stderr).
     pub failed: u64,
+    /// Source folders that could not be read (each reported on stderr).
+    pub failed_folders: u64,
 }
 
 impl Imported {
     /// An error if any message failed, so the command exits non-zero after importing the rest.
     pub fn check(self) -> anyhow::Result<()> {
-        match self.failed {
-            0 => Ok(()),
-            n => anyhow::bail!("{n} message(s) could not be imported (see the errors above)"),
+        match (self.failed, self.failed_folders) {
+            (0, 0) => Ok(()),
+            (n, 0) => anyhow::bail!("{n} message(s) could not be imported (see the errors above)"),
+            (n, f) => anyhow::bail!(
+                "{f} folder(s) and {n} more message(s) could not be imported (see the errors above)"
+            ),
         }
     }
 }
@@ -94,32 +103,71 @@ pub(crate) async fn import_folders(
         done: Imported::default(),
     };
     for folder in folders {
-        let target = sources::target_name(&folder.levels, &existing);
-        let found = store.mailbox(user.id, &target).await?;
-        let create = if found.is_none() { " (new folder)" } else { "" };
-        let mailbox = match found {
-            Some(m) => Some(m),
-            None if dry_run => None,
-            None => match store.create_mailbox_path(user.id, &target).await {
-                Ok(m) => Some(m),
-                Err(StoreError::Invalid { .. }) => {
-                    warn(format!(
-                        "{}: folder name {target:?} refused, skipped",
-                        folder.path.display()
-                    ));
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            },
+        let Some(target) = target(store, user, &folder.levels, &existing, dry_run).await? else {
+            warn(format!(
+                "{}: folder name {:?} refused, skipped",
+                folder.path.display(),
+                folder.levels.join("/")
+            ));
+            continue;
         };
         let (new, old) = importer
-            .folder(folder, mailbox.as_ref())
+            .folder(folder, target.mailbox.as_ref())
             .await
             .with_context(|| format!("importing {}", folder.path.display()))?;
         let verb = if dry_run { "would import" } else { "imported" };
-        outln!("{target}{create}: {verb} {new}, {old} already there");
+        outln!(
+            "{}{}: {verb} {new}, {old} already there",
+            target.name,
+            target.note()
+        );
     }
     Ok(importer.done)
+}
+
+/// The user's mailbox a source folder goes to.
+pub(crate) struct Target {
+    /// Its name.
+    pub name: String,
+    /// The mailbox; `None` in a dry run when it does not exist yet.
+    pub mailbox: Option<Mailbox>,
+    /// Whether it is (or would be) created by this import.
+    pub new: bool,
+}
+
+impl Target {
+    /// ` (new folder)` for a folder this import creates.
+    pub fn note(&self) -> &'static str {
+        if self.new {
+            " (new folder)"
+        } else {
+            ""
+        }
+    }
+}
+
+/// The mailbox for the source folder `levels`, created unless this is a dry run; `None` if the
+/// name is refused.
+pub(crate) async fn target(
+    store: &Store,
+    user: &postern_store::User,
+    levels: &[String],
+    existing: &[Mailbox],
+    dry_run: bool,
+) -> anyhow::Result<Option<Target>> {
+    let name = sources::target_name(levels, existing);
+    let found = store.mailbox(user.id, &name).await?;
+    let new = found.is_none();
+    let mailbox = match found {
+        Some(m) => Some(m),
+        None if dry_run => None,
+        None => match store.create_mailbox_path(user.id, &name).await {
+            Ok(m) => Some(m),
+            Err(StoreError::Invalid { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        },
+    };
+    Ok(Some(Target { name, mailbox, new }))
 }
 
 struct Importer<'a> {
@@ -250,16 +298,30 @@ impl Importer<'_> {
         seen: &mut SourceIds,
     ) -> anyhow::Result<bool> {
         let key = seen.key(incoming.hasher.clone().finalize().into());
+        self.store_keyed(mailbox, incoming, flags, internal_date, &key)
+            .await
+    }
+
+    /// Stores one message under the import key `key` unless it was imported before; true if it
+    /// was (or would be) stored.
+    async fn store_keyed(
+        &mut self,
+        mailbox: Option<&Mailbox>,
+        incoming: Incoming,
+        flags: &Flags,
+        internal_date: i64,
+        key: &str,
+    ) -> anyhow::Result<bool> {
         let flags = sources::valid_flags(flags);
         let stored = match mailbox {
             None => true,
-            Some(m) if self.store.was_imported(m, &key).await? => false,
+            Some(m) if self.store.was_imported(m, key).await? => false,
             Some(_) if self.dry_run => true,
             Some(m) => {
                 let spool = incoming.into_spool().await?;
                 let uid = self
                     .store
-                    .import_spooled(m, spool, &flags, internal_date, &key);
+                    .import_spooled(m, spool, &flags, internal_date, key);
                 uid.await?.is_some()
             }
         };

@@ -122,7 +122,7 @@ fn file_level(name: &OsStr, warn: &mut dyn FnMut(String)) -> String {
 
 /// One folder level in UTF-8: decoded from modified UTF-7 if asked (and valid), with `/` (our
 /// hierarchy separator) and control characters replaced by `_`.
-fn level(raw: &str, utf7: bool, warn: &mut dyn FnMut(String)) -> String {
+pub fn level(raw: &str, utf7: bool, warn: &mut dyn FnMut(String)) -> String {
     let decoded = match utf7 {
         true => mutf7::decode(raw).unwrap_or_else(|| raw.to_owned()),
         false => raw.to_owned(),
