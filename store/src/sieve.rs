@@ -63,39 +63,13 @@ impl Store {
     /// RFC 5804 §2.5): within [`MAX_SIEVE_SCRIPT_BYTES`], and either replacing an existing
     /// script or under [`MAX_SIEVE_SCRIPTS`]. The error says which limit.
     pub async fn sieve_have_space(&self, user_id: i64, name: &str, size: usize) -> Result<()> {
-        check_sieve_name(name)?;
-        if size > MAX_SIEVE_SCRIPT_BYTES {
-            return Err(StoreError::invalid(
-                "sieve script",
-                format!("larger than {MAX_SIEVE_SCRIPT_BYTES} bytes"),
-            ));
-        }
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n, SUM(CASE WHEN name = $2 THEN 1 ELSE 0 END) AS same \
-             FROM sieve_scripts WHERE user_id = $1",
-        )
-        .bind(user_id)
-        .bind(name)
-        .fetch_one(&self.pool)
-        .await?;
-        let same = get::<Option<i64>>(&row, "same")?.unwrap_or(0);
-        if same == 0 && get::<i64>(&row, "n")? >= MAX_SIEVE_SCRIPTS {
-            return Err(too_many());
-        }
-        Ok(())
+        check_space(&self.pool, user_id, name, size).await
     }
 
     /// Stores `content` as the user's script `name`, replacing a script of that name (keeping its
     /// active flag). Enforces the name rules and both limits atomically, also against parallel
     /// uploads.
     pub async fn put_sieve_script(&self, user_id: i64, name: &str, content: &str) -> Result<()> {
-        check_sieve_name(name)?;
-        if content.len() > MAX_SIEVE_SCRIPT_BYTES {
-            return Err(StoreError::invalid(
-                "sieve script",
-                format!("larger than {MAX_SIEVE_SCRIPT_BYTES} bytes"),
-            ));
-        }
         let mut tx = self.write_tx().await?;
         if self.backend == Backend::Postgres {
             // SQLite's BEGIN IMMEDIATE serialises writers; PostgreSQL locks the user's row.
@@ -104,18 +78,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n, SUM(CASE WHEN name = $2 THEN 1 ELSE 0 END) AS same \
-             FROM sieve_scripts WHERE user_id = $1",
-        )
-        .bind(user_id)
-        .bind(name)
-        .fetch_one(&mut *tx)
-        .await?;
-        let same = get::<Option<i64>>(&row, "same")?.unwrap_or(0);
-        if same == 0 && get::<i64>(&row, "n")? >= MAX_SIEVE_SCRIPTS {
-            return Err(too_many());
-        }
+        check_space(&mut *tx, user_id, name, content.len()).await?;
         sqlx::query(
             "INSERT INTO sieve_scripts (user_id, name, content, active, updated_at) \
              VALUES ($1, $2, $3, 0, $4) ON CONFLICT (user_id, name) \
@@ -274,6 +237,39 @@ impl Store {
         self.commit(tx, vec![]).await?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// Checks `name` and `size` and that the user may store one more script of that name (a script
+/// of the same name is replaced, so it needs no new slot); run on `ex`, the pool or the writing
+/// transaction that then stores it.
+async fn check_space<'e, E>(ex: E, user_id: i64, name: &str, size: usize) -> Result<()>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    check_sieve_name(name)?;
+    if size > MAX_SIEVE_SCRIPT_BYTES {
+        return Err(too_large());
+    }
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n, SUM(CASE WHEN name = $2 THEN 1 ELSE 0 END) AS same \
+         FROM sieve_scripts WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .bind(name)
+    .fetch_one(ex)
+    .await?;
+    let same = get::<Option<i64>>(&row, "same")?.unwrap_or(0);
+    if same == 0 && get::<i64>(&row, "n")? >= MAX_SIEVE_SCRIPTS {
+        return Err(too_many());
+    }
+    Ok(())
+}
+
+fn too_large() -> StoreError {
+    StoreError::invalid(
+        "sieve script",
+        format!("larger than {MAX_SIEVE_SCRIPT_BYTES} bytes"),
+    )
 }
 
 fn too_many() -> StoreError {
