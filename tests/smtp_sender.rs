@@ -199,11 +199,32 @@ async fn from_header_must_be_owned(db: Db) {
     );
     let (_, page, _) = get_page(&web, &url, Some(session));
     assert!(page.contains("<td>web@b.test</td>"), "{page}");
-    let (s, _, _) = post_form(
+    // Removing is confirmed on a page of its own first (the UI works without JavaScript).
+    let (s, confirm, _) = post_form(
         &web,
         &format!("{url}/delete"),
         Some(session),
         &[("csrf", &csrf), ("address", "web@b.test")],
+    );
+    assert_eq!(s, 200);
+    assert!(confirm.contains("Please confirm"), "{confirm}");
+    assert!(
+        confirm.contains(r#"name="confirmed" value="yes""#),
+        "{confirm}"
+    );
+    assert_eq!(
+        inst.ok(&["user", "sendas", "list", alice], ""),
+        "web@b.test\n"
+    );
+    let (s, _, _) = post_form(
+        &web,
+        &format!("{url}/delete"),
+        Some(session),
+        &[
+            ("csrf", &csrf),
+            ("address", "web@b.test"),
+            ("confirmed", "yes"),
+        ],
     );
     assert_eq!(s, 303);
     assert_eq!(inst.ok(&["user", "sendas", "list", alice], ""), "");

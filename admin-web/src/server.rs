@@ -52,6 +52,10 @@ impl AdminServer {
             started: Instant::now(),
         });
         let router = crate::pages::router()
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::pages::confirm::require,
+            ))
             .merge(crate::api::router())
             .merge(crate::autoconfig::router())
             .merge(crate::probes::router())

@@ -5,7 +5,8 @@
 // and revoked on the dashboard (the caller checks the token no longer works). The domain page
 // must show the zone-file, admin and mail records of each view, the DKIM keys and the records to
 // publish elsewhere; the alias list (the caller adds 120 aliases of bulk.test) is paged and
-// searched; success messages follow each POST and errors sit in their row; finally every main
+// searched; without JavaScript a delete goes through the server's confirmation page; success
+// messages follow each POST and errors sit in their row; finally every main
 // page is loaded at 390 px and must not scroll sideways, and no destructive button may share a
 // cell with another button.
 // Usage: node admin.mjs BASE_URL ADMIN_PASSWORD SCREENSHOT_DIR [--dns-view VIEW]
@@ -158,6 +159,35 @@ try {
   await page.fill("input[name=q]", "no such alias");
   await page.click("form.search button");
   expect(await page.isVisible("p.empty:has-text('Nothing matches')"), "empty search result is said");
+
+  // Without JavaScript, Delete first shows the server's confirmation page: Cancel keeps the
+  // alias, the page's own Delete button removes it.
+  await page.goto(`${base}/aliases`);
+  await page.fill("#f-source", "nojs@example.test");
+  await page.fill("#f-destination", "alice@example.test");
+  await page.click("form.card button[type=submit]");
+  await page.waitForSelector("p.notice:has-text('Added alias nojs@example.test')");
+  const noJs = await browser.newContext({ javaScriptEnabled: false });
+  await noJs.addCookies(await page.context().cookies());
+  const plain = await noJs.newPage();
+  const nojsRow = "tr[data-source='nojs@example.test']";
+  await plain.goto(`${base}/aliases?q=nojs`);
+  await plain.click(`${nojsRow} button:has-text("Delete")`);
+  await plain.waitForURL(`${base}/aliases/delete`);
+  seen.noJsConfirm = [await plain.textContent("h1"), await plain.textContent("p.confirm-question")];
+  expect(seen.noJsConfirm[1] === "Delete nojs@example.test → alice@example.test?",
+         `confirmation page: ${seen.noJsConfirm}`);
+  await plain.click("a:has-text('Cancel')");
+  await plain.waitForURL(`${base}/aliases?q=nojs`);
+  expect(await plain.isVisible(nojsRow), "a cancelled delete keeps the alias");
+  await plain.click(`${nojsRow} button:has-text("Delete")`);
+  await plain.waitForURL(`${base}/aliases/delete`);
+  await plain.click("main button:has-text('Delete')");
+  await plain.waitForURL(/\/aliases/);
+  await plain.goto(`${base}/aliases?q=nojs`);
+  seen.noJsDeleted = !(await plain.isVisible(nojsRow));
+  expect(seen.noJsDeleted, "the confirmed delete removed the alias");
+  await noJs.close();
 
   if (dnsView) {
     await page.goto(`${base}/dns`);

@@ -8,6 +8,7 @@ use maud::{html, Markup};
 use postern_store::{AdminSession, Alias, StoreError};
 use serde::Deserialize;
 
+use super::confirm::prompt_field;
 use super::flash::{done, notice, Flash};
 use super::listing::{pager, return_to, search_form, ListQuery, PAGE_SIZE};
 use super::{check_csrf, csrf_field, field, invalid, layout, Errors};
@@ -73,8 +74,10 @@ fn alias_row(s: &AdminSession, a: &Alias, errors: &Errors) -> Markup {
             }
             td data-label="Destination" { (a.destination) }
             td data-label="Delete" {
-                form.inline method="post" action="/aliases/delete" data-confirm=(format!("Delete {} → {}?", a.source, a.destination)) {
+                @let question = format!("Delete {} → {}?", a.source, a.destination);
+                form.inline method="post" action="/aliases/delete" data-confirm=(question) {
                     (csrf_field(s))
+                    (prompt_field(&question))
                     input type="hidden" name="source" value=(a.source);
                     input type="hidden" name="destination" value=(a.destination);
                     button type="submit" { "Delete" }

@@ -5,6 +5,7 @@
 mod account;
 mod aliases;
 mod assets;
+pub(crate) mod confirm;
 mod counters;
 mod dashboard;
 mod dns;
@@ -249,6 +250,7 @@ pub(crate) fn action_button(
     html! {
         form.inline method="post" action=(action) data-confirm=[confirm] {
             (csrf_field(s))
+            @if let Some(question) = confirm { (confirm::prompt_field(question)) }
             button type="submit" { (label) }
         }
     }

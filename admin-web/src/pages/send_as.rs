@@ -8,6 +8,7 @@ use maud::{html, Markup};
 use postern_store::AdminSession;
 use serde::Deserialize;
 
+use super::confirm::prompt_field;
 use super::{check_csrf, csrf_field, field, invalid, layout, segment, Errors};
 use crate::auth::{internal, AdminPage};
 use crate::state::Shared;
@@ -50,8 +51,10 @@ async fn page(
                         tr {
                             td { (a) }
                             td {
-                                form.inline method="post" action=(format!("{base}/delete")) data-confirm=(format!("{user} may no longer send as {a}?")) {
+                                @let question = format!("{user} may no longer send as {a}?");
+                                form.inline method="post" action=(format!("{base}/delete")) data-confirm=(question) {
                                     (csrf_field(s))
+                                    (prompt_field(&question))
                                     input type="hidden" name="address" value=(a);
                                     button type="submit" { "Remove" }
                                 }
