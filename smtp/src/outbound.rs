@@ -538,7 +538,30 @@ fn enhanced_code(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::enhanced_code;
+    use super::*;
+
+    #[tokio::test]
+    async fn address_literals_are_envelope_addresses_and_tls_names() {
+        let config = SmtpConfig {
+            resolver: Some(([127, 0, 0, 1], 9).into()),
+            ..SmtpConfig::default()
+        };
+        let outbound = Outbound::new(&config, "mx.example.test").expect("outbound");
+        for (host, name) in [("[IPv6:::1]", "::1"), ("[127.0.0.1]", "127.0.0.1")] {
+            let params = outbound.any_certificate(host).ok().expect("parameters");
+            assert_eq!(params.domain(), name);
+            let address = envelope_address(&format!("u@{host}")).expect("address");
+            assert_eq!(address.domain(), host);
+        }
+        assert!(envelope_address("a b@[IPv6:::1]").is_err());
+        let exchangers = outbound.exchangers("[IPv6:::1]").await.ok().expect("literal");
+        assert_eq!(exchangers.hosts[0].ips, [IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])]);
+        assert!(!exchangers.authenticated);
+        assert!(matches!(
+            outbound.exchangers("[IPv6:192.0.2.1]").await,
+            Err(Attempt::Permanent(_))
+        ));
+    }
 
     #[test]
     fn finds_enhanced_codes() {
