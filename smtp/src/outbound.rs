@@ -554,8 +554,11 @@ mod tests {
             assert_eq!(address.domain(), host);
         }
         assert!(envelope_address("a b@[IPv6:::1]").is_err());
-        let exchangers = outbound.exchangers("[IPv6:::1]").await.ok().expect("literal");
-        assert_eq!(exchangers.hosts[0].ips, [IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])]);
+        let exchangers = outbound.exchangers("[IPv6:::1]").await.expect("literal");
+        assert_eq!(
+            exchangers.hosts[0].ips,
+            [IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])]
+        );
         assert!(!exchangers.authenticated);
         assert!(matches!(
             outbound.exchangers("[IPv6:192.0.2.1]").await,
