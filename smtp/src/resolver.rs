@@ -255,7 +255,8 @@ impl Resolver {
         now: Instant,
     ) -> Result<Cached, LookupError> {
         let fqdn = format!("{}.", name.trim_end_matches('.'));
-        let name = Name::from_ascii(&fqdn)
+        // UTF-8 names (SMTPUTF8 domains) are asked in their A-label form (RFC 5890 §2.3.2.1).
+        let name = Name::from_str_relaxed(&fqdn)
             .map_err(|e| LookupError::Failed(format!("bad name {fqdn}: {e}")))?
             .to_lowercase();
         let key = (name, rtype);

@@ -207,6 +207,13 @@ fn zone() -> HashMap<&'static str, Node> {
             },
         ),
         (
+            "xn--bcher-kva.test.",
+            Node {
+                records: vec![RData::MX(MX::new(5, name("mx.secure.test.")))],
+                ..Node::default()
+            },
+        ),
+        (
             "big.test.",
             Node {
                 records: vec![RData::A(A(Ipv4Addr::new(192, 0, 2, 7)))],
@@ -257,6 +264,10 @@ async fn the_ad_bit_is_carried_by_every_answer() {
             authenticated: false
         })
     );
+    // An internationalized domain is asked as its A-label, and is not validated here.
+    let idn = resolver.mx("bücher.test").await.expect("idn");
+    assert_eq!(idn.records, [(5, "mx.secure.test.".to_owned())]);
+    assert!(!idn.authenticated);
     let asked = dns.seen.asked_dnssec.lock().expect("seen").clone();
     assert!(!asked.is_empty() && asked.iter().all(|&b| b), "{asked:?}");
 }
