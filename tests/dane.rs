@@ -1,7 +1,8 @@
 //! Outbound DANE (RFC 7672) end to end: a sending Postern whose resolver (the test DNS, playing a
 //! validating resolver with the AD bit) serves TLSA records for the MX hosts of a receiving
 //! Postern. Matching DANE-EE and DANE-TA records let mail through; a mismatch keeps it queued;
-//! records in an unvalidated answer are ignored.
+//! records are ignored when the MX answer or the MX host's address answer is not validated
+//! (RFC 7672 §2.2).
 
 mod common;
 mod smtp_support;
@@ -19,12 +20,13 @@ use smtp_support::{
 both_backends!(dane_decides_which_servers_get_mail);
 
 /// Receiving domains; each has the MX host `mx.<domain>`.
-const DOMAINS: [&str; 5] = [
+const DOMAINS: [&str; 6] = [
     "ee.test",
     "ta.test",
     "bad.test",
     "tawrong.test",
     "insecure.test",
+    "insecurea.test",
 ];
 
 /// The SubjectPublicKeyInfo of a certificate.
@@ -61,6 +63,11 @@ fn zone(leaf: &[u8], ca: &[u8]) -> HashMap<String, Vec<Rr>> {
     z.get_mut("insecure.test")
         .expect("insecure.test")
         .push(Rr::Insecure);
+    // A validated MX answer, but the MX host's address answer is not: DANE does not apply.
+    tlsa(&mut z, "insecurea.test", Rr::Tlsa(3, 1, 1, vec![0xab; 32]));
+    z.get_mut("mx.insecurea.test")
+        .expect("mx.insecurea.test")
+        .push(Rr::Insecure);
     z
 }
 
@@ -80,7 +87,12 @@ async fn dane_decides_which_servers_get_mail(db: Db) {
     let rcpts: Vec<String> = DOMAINS.iter().map(|d| format!("u@{d}")).collect();
     submit_as_alice(out.addr("submissions").port(), &rcpts, "dane");
 
-    for delivered in ["u@ee.test", "u@ta.test", "u@insecure.test"] {
+    for delivered in [
+        "u@ee.test",
+        "u@ta.test",
+        "u@insecure.test",
+        "u@insecurea.test",
+    ] {
         wait_inbox(&receiving, delivered, 1).await;
     }
     wait_deferred(

@@ -661,6 +661,13 @@ async fn address_literals_where_configured(db: Db) {
         .cmd("RCPT TO:<alice@[192.0.2.1]>")
         .starts_with("554 5.7.1"));
     assert!(c.cmd("RCPT TO:<alice@[tag:x]>").starts_with("501"));
+    // A command whose literal arrives in two reads parses as when it comes in one.
+    let split = b"RCPT TO:<postmaster@[127.0.0.1]>\r\n";
+    for at in [10, 21, 25, 30, 32] {
+        c.send_split(split, at);
+        let reply = c.reply();
+        assert!(reply.starts_with("250"), "split at {at}: {reply}");
+    }
     assert!(c.cmd("DATA").starts_with("354"));
     c.send(b"Subject: literal\r\n\r\nhi\r\n.\r\n");
     assert!(c.reply().starts_with("250"));

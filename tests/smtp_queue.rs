@@ -6,7 +6,7 @@ mod common;
 mod smtp_support;
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use common::{Db, Instance};
@@ -17,6 +17,7 @@ use smtp_support::{
 
 both_backends!(
     delivers_retries_and_bounces,
+    relays_to_address_literals,
     queue_survives_restart_and_is_managed_by_cli,
     kill_9_during_drain_loses_nothing_and_resends_at_once,
     two_nodes_on_one_database_deliver_each_message_once
@@ -164,6 +165,41 @@ async fn delivers_retries_and_bounces(db: Db) {
         .unwrap();
     assert_eq!(fwd.to, ["ok@remote.test"]);
     assert_eq!(fwd.from, "someone@elsewhere.test");
+    assert!(server.stop().success());
+}
+
+/// Submitted mail to address literals (RFC 5321 §4.1.3) goes straight to the address, without an
+/// MX lookup (§5.1; the resolver named here answers nothing): `[IPv6:::1]` to a sink on the IPv6
+/// loopback, `[127.0.0.1]` to one on the same port over IPv4.
+async fn relays_to_address_literals(db: Db) {
+    let (v6, v4) = loop {
+        let v6 = Sink::start_at(SocketAddr::from((Ipv6Addr::LOCALHOST, 0)))
+            .expect("a sink on the IPv6 loopback [::1] (is IPv6 enabled?)");
+        let same_port = SocketAddr::from((Ipv4Addr::LOCALHOST, v6.addr.port()));
+        if let Ok(v4) = Sink::start_at(same_port) {
+            break (v6, v4);
+        }
+    };
+    let config = format!(
+        "[smtp]\nresolver = \"127.0.0.1:9\"\noutbound_port = {}\nretry_initial_secs = 1\nretry_max_secs = 1\nqueue_scan_secs = 1\noutbound_timeout_secs = 5\n",
+        v6.addr.port()
+    );
+    let (inst, server) = hosted(db, &config).await;
+    submit(
+        server.addr("submissions").port(),
+        &["u@[IPv6:::1]", "v@[127.0.0.1]"],
+        "literal",
+    );
+    let got6 = v6.wait_for(1);
+    let got4 = v4.wait_for(1);
+    wait_queue_empty(&inst).await;
+    assert_eq!(v6.received.lock().unwrap().len(), 1);
+    assert_eq!(got6[0].to, ["u@[IPv6:::1]"]);
+    assert_eq!(got4[0].to, ["v@[127.0.0.1]"]);
+    for got in [&got6[0], &got4[0]] {
+        assert_eq!(got.from, "alice@example.test");
+        assert!(got.data.contains("Subject: literal\r\n"), "{}", got.data);
+    }
     assert!(server.stop().success());
 }
 

@@ -6,8 +6,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_resolver::TokioResolver;
-use mail_auth::MessageAuthenticator;
 use postern_store::{
     normalize_address, Accepted, Greylist, Incoming, LocalCopy, LoginAttempt, LoginOutcome,
     Resolution, Service, Store, ROLE_LOCAL_PARTS,
@@ -21,19 +19,20 @@ use crate::junk;
 use crate::local::{reply_text, Filed, Target};
 use crate::policy;
 use crate::reply::Reply;
+use crate::resolver::Resolver;
 use crate::session::{
-    Account, Action, AuthResult, Delivery, DeliveryResult, RecipientResult, SenderResult, Session,
-    POSTMASTER,
+    literal_ip, Account, Action, AuthResult, Delivery, DeliveryResult, RecipientResult,
+    SenderResult, Session, POSTMASTER,
 };
 use crate::srs::{self, Srs};
 
 /// What sessions share: the store (which owns the login service), the settings and the resolver
-/// used for mail authentication and block lists.
+/// used for block lists and (through its mail-auth checker) mail authentication.
 pub(crate) struct Backend {
     pub store: Store,
     pub config: Arc<SmtpConfig>,
     pub hostname: String,
-    pub authenticator: MessageAuthenticator,
+    pub resolver: Resolver,
     /// Rewrites the envelope sender of redirected mail and reverses it for bounces.
     pub srs: Srs,
 }
@@ -210,12 +209,7 @@ impl Backend {
     /// server to a hosted domain (RFC 5321 §4.1.3).
     fn literal_as_local(&self, address: &str) -> Option<String> {
         let (local, domain) = address.rsplit_once('@')?;
-        let inner = domain.strip_prefix('[')?.strip_suffix(']')?;
-        let ip = match inner.get(..5) {
-            Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => &inner[5..],
-            _ => inner,
-        };
-        let hosted = self.config.address_literals.get(&ip.parse().ok()?)?;
+        let hosted = self.config.address_literals.get(&literal_ip(domain)?)?;
         Some(format!("{local}@{hosted}"))
     }
 
@@ -248,7 +242,7 @@ impl Backend {
     async fn mx_policy(&self, ip: IpAddr, sender: &str, recipient: &str) -> Option<Reply> {
         let config = &self.config;
         if !config.dnsbl.is_empty() && (config.dnsbl_check_private || policy::is_public(ip)) {
-            if let Some(list) = policy::dnsbl_listed(self.resolver(), ip, &config.dnsbl).await {
+            if let Some(list) = policy::dnsbl_listed(&self.resolver, ip, &config.dnsbl).await {
                 tracing::warn!(%ip, list, "client refused: on a block list");
                 metrics::counter!("postern_smtp_policy_refusals_total", "reason" => "dnsbl")
                     .increment(1);
@@ -286,10 +280,6 @@ impl Backend {
         }
     }
 
-    fn resolver(&self) -> &TokioResolver {
-        self.authenticator.resolver()
-    }
-
     /// Checks and stamps the message before delivery: submitted mail must come from the user's
     /// own addresses and is DKIM-signed; MX mail gets its SPF/DKIM/DMARC verdict. Returns the
     /// folder kept copies go to (Junk for DMARC-quarantined mail), or the refusal.
@@ -303,7 +293,7 @@ impl Backend {
         } else {
             let message = auth::strip_own_results(&d.message, &self.hostname);
             let verdict = auth::verify(
-                &self.authenticator,
+                self.resolver.authenticator(),
                 &self.hostname,
                 auth::Client {
                     ip,

@@ -1,25 +1,18 @@
-//! DANE for outbound SMTP (RFC 7672): TLSA records of an MX host, looked up through a validating
-//! resolver whose AD bit is trusted (RFC 7672 §2.1; as Postfix does, the resolver must be local
-//! or reached over a trusted path), and the check of the server's certificate chain against them
-//! (RFC 6698 §2.1, RFC 7671). Only DANE-TA(2) and DANE-EE(3) are usable for SMTP (RFC 7672 §3.1.3).
-//! The queries are built here with hickory-proto because hickory-resolver sets the DO bit only when
-//! it validates itself, and without DO or AD in the query a resolver does not report AD (RFC 6840
-//! §5.7).
+//! DANE for outbound SMTP (RFC 7672): the usable TLSA records of an MX host, taken only from an
+//! answer the resolver validated (RFC 7672 §2.1: its AD bit, see [`crate::resolver`]), and the
+//! check of the server's certificate chain against them (RFC 6698 §2.1, RFC 7671). Only
+//! DANE-TA(2) and DANE-EE(3) are usable for SMTP (RFC 7672 §3.1.3).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use hickory_resolver::proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_resolver::proto::rr::rdata::tlsa::{CertUsage, Matching, Selector};
-use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::RootCertStore;
 use sha2::{Digest, Sha256, Sha512};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+
+use crate::resolver::{LookupError, Resolver};
 
 /// One usable TLSA record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,133 +38,46 @@ pub enum TlsaLookup {
     Failed(String),
 }
 
-/// A DNS answer with the resolver's verdict on its authenticity.
-struct Answer {
-    rcode: ResponseCode,
-    authentic: bool,
-    records: Vec<RData>,
-}
-
-/// Asks `server` for `name`/`rtype` with the DO and AD bits set (RFC 6840 §5.7), over UDP and
-/// again over TCP when truncated.
-async fn query(
-    server: SocketAddr,
-    name: &str,
-    rtype: RecordType,
-    timeout: Duration,
-) -> Result<Answer, String> {
-    let name = Name::from_ascii(name).map_err(|e| e.to_string())?;
-    let mut msg = Message::new(rand::random(), MessageType::Query, OpCode::Query);
-    msg.metadata.recursion_desired = true;
-    msg.metadata.authentic_data = true;
-    msg.add_query(Query::query(name, rtype));
-    let mut edns = Edns::new();
-    edns.set_dnssec_ok(true);
-    edns.set_max_payload(1232);
-    msg.set_edns(edns);
-    let bytes = msg.to_vec().map_err(|e| e.to_string())?;
-    let id = msg.metadata.id;
-    let exchange = async {
-        let bind: SocketAddr = if server.is_ipv4() {
-            ([0, 0, 0, 0], 0).into()
-        } else {
-            ([0u16; 8], 0).into()
-        };
-        let socket = UdpSocket::bind(bind).await.map_err(|e| e.to_string())?;
-        socket.connect(server).await.map_err(|e| e.to_string())?;
-        socket.send(&bytes).await.map_err(|e| e.to_string())?;
-        let mut buf = vec![0u8; 4096];
-        let reply = loop {
-            let n = socket.recv(&mut buf).await.map_err(|e| e.to_string())?;
-            match Message::from_vec(&buf[..n]) {
-                Ok(reply) if reply.metadata.id == id => break reply,
-                _ => continue,
-            }
-        };
-        if !reply.metadata.truncation {
-            return Ok(reply);
+/// The TLSA records of `_25._tcp.<host>` (RFC 7672 §2.2.2), asked only for an MX host whose MX
+/// and address answers were validated (RFC 7672 §2.2).
+pub(crate) async fn tlsa(resolver: &Resolver, host: &str) -> TlsaLookup {
+    let name = format!("_25._tcp.{}", host.trim_end_matches('.'));
+    let answer = match resolver.tlsa(&name).await {
+        Ok(answer) => answer,
+        Err(LookupError::NxDomain { .. }) => return TlsaLookup::None,
+        Err(LookupError::Failed(e)) => {
+            return TlsaLookup::Failed(format!("TLSA lookup for {name}: {e}"))
         }
-        let mut tcp = TcpStream::connect(server)
-            .await
-            .map_err(|e| e.to_string())?;
-        let len = u16::try_from(bytes.len()).map_err(|e| e.to_string())?;
-        tcp.write_all(&len.to_be_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        tcp.write_all(&bytes).await.map_err(|e| e.to_string())?;
-        let len = tcp.read_u16().await.map_err(|e| e.to_string())?;
-        let mut buf = vec![0u8; usize::from(len)];
-        tcp.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
-        Message::from_vec(&buf).map_err(|e| e.to_string())
     };
-    let reply = tokio::time::timeout(timeout, exchange)
-        .await
-        .map_err(|_| "DNS timeout".to_owned())??;
-    Ok(Answer {
-        rcode: reply.metadata.response_code,
-        authentic: reply.metadata.authentic_data,
-        records: reply
-            .answers
-            .into_iter()
-            .filter(|r| r.record_type() == rtype)
-            .map(|r| r.data)
-            .collect(),
-    })
-}
-
-/// Whether the domain's MX answer (or its absence) is DNSSEC-validated: only then do the MX host
-/// names come from the domain owner and TLSA records of them count (RFC 7672 §2.2.1).
-pub(crate) async fn mx_secure(server: SocketAddr, domain: &str, timeout: Duration) -> bool {
-    let name = format!("{}.", domain.trim_end_matches('.'));
-    match query(server, &name, RecordType::MX, timeout).await {
-        Ok(a) => a.authentic && matches!(a.rcode, ResponseCode::NoError | ResponseCode::NXDomain),
-        Err(_) => false,
-    }
-}
-
-/// The TLSA records of `_25._tcp.<host>` (RFC 7672 §2.2.2).
-pub(crate) async fn tlsa(server: SocketAddr, host: &str, timeout: Duration) -> TlsaLookup {
-    let name = format!("_25._tcp.{}.", host.trim_end_matches('.'));
-    let answer = match query(server, &name, RecordType::TLSA, timeout).await {
-        Ok(a) => a,
-        Err(e) => return TlsaLookup::Failed(format!("TLSA lookup for {name}: {e}")),
-    };
-    match answer.rcode {
-        ResponseCode::NoError | ResponseCode::NXDomain => {}
-        rcode => return TlsaLookup::Failed(format!("TLSA lookup for {name}: {rcode}")),
-    }
-    if !answer.authentic {
+    if !answer.authenticated {
         return TlsaLookup::None;
     }
     let usable: Vec<Tlsa> = answer
         .records
         .into_iter()
-        .filter_map(|data| match data {
-            RData::TLSA(t) => {
-                let trust_anchor = match t.cert_usage {
-                    CertUsage::DaneTa => true,
-                    CertUsage::DaneEe => false,
-                    _ => return None,
-                };
-                let spki = match t.selector {
-                    Selector::Full => false,
-                    Selector::Spki => true,
-                    _ => return None,
-                };
-                let matching = match t.matching {
-                    Matching::Raw => 0,
-                    Matching::Sha256 => 1,
-                    Matching::Sha512 => 2,
-                    _ => return None,
-                };
-                Some(Tlsa {
-                    trust_anchor,
-                    spki,
-                    matching,
-                    data: t.cert_data,
-                })
-            }
-            _ => None,
+        .filter_map(|t| {
+            let trust_anchor = match t.cert_usage {
+                CertUsage::DaneTa => true,
+                CertUsage::DaneEe => false,
+                _ => return None,
+            };
+            let spki = match t.selector {
+                Selector::Full => false,
+                Selector::Spki => true,
+                _ => return None,
+            };
+            let matching = match t.matching {
+                Matching::Raw => 0,
+                Matching::Sha256 => 1,
+                Matching::Sha512 => 2,
+                _ => return None,
+            };
+            Some(Tlsa {
+                trust_anchor,
+                spki,
+                matching,
+                data: t.cert_data,
+            })
         })
         .collect();
     if usable.is_empty() {

@@ -19,6 +19,7 @@ mod outbound;
 mod policy;
 mod queue;
 mod reply;
+mod resolver;
 mod server;
 pub mod session;
 mod srs;

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hickory_resolver::TokioResolver;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -17,6 +16,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::error::SmtpError;
+use crate::resolver::Resolver;
 
 /// Largest policy body read (RFC 8461 §3.3 suggests 64 KiB).
 const MAX_POLICY_BYTES: usize = 64 * 1024;
@@ -119,7 +119,7 @@ struct Cached {
 
 /// Finds and caches the MTA-STS policies of recipient domains.
 pub(crate) struct MtaSts {
-    resolver: TokioResolver,
+    resolver: Resolver,
     tls: TlsConnector,
     port: u16,
     timeout: Duration,
@@ -130,7 +130,7 @@ impl MtaSts {
     /// A policy finder using `resolver`, trusting `roots`, fetching from `port` (443 except in
     /// tests).
     pub fn new(
-        resolver: TokioResolver,
+        resolver: Resolver,
         roots: RootCertStore,
         port: u16,
         timeout: Duration,
@@ -195,21 +195,12 @@ impl MtaSts {
     /// The id of the domain's `_mta-sts` record; none if absent, invalid or not unique.
     async fn discover(&self, domain: &str) -> Option<String> {
         let name = format!("_mta-sts.{domain}.");
-        let lookup = self.resolver.txt_lookup(name.as_str()).await.ok()?;
-        let ids: Vec<Option<String>> = lookup
-            .answers()
+        let answer = self.resolver.txt(&name).await.ok()?;
+        let ids: Vec<Option<String>> = answer
+            .records
             .iter()
-            .filter_map(|r| match &r.data {
-                hickory_resolver::proto::rr::RData::TXT(txt) => {
-                    let text: String = txt
-                        .txt_data
-                        .iter()
-                        .map(|part| String::from_utf8_lossy(part))
-                        .collect();
-                    text.starts_with("v=STSv1").then(|| record_id(&text))
-                }
-                _ => None,
-            })
+            .filter(|text| text.starts_with("v=STSv1"))
+            .map(|text| record_id(text))
             .collect();
         // More than one STSv1 record means no policy (§3.1).
         match ids.as_slice() {
@@ -228,13 +219,13 @@ impl MtaSts {
 
     async fn fetch_inner(&self, domain: &str) -> Result<Policy, String> {
         let host = format!("mta-sts.{domain}");
-        let ip = self
+        let ip = *self
             .resolver
-            .lookup_ip(format!("{host}.").as_str())
+            .ips(&host)
             .await
             .map_err(|e| e.to_string())?
-            .iter()
-            .next()
+            .records
+            .first()
             .ok_or("no address")?;
         let tcp = TcpStream::connect(SocketAddr::new(ip, self.port))
             .await

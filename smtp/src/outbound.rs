@@ -1,18 +1,15 @@
 //! Outbound delivery of one queued message to one remote recipient: MX lookup through the
-//! configured resolver (RFC 5321 §5.1: preference order, A/AAAA fallback, null MX per RFC 7505),
-//! then SMTP with lettre, upgrading with STARTTLS whenever the server offers it (RFC 3207;
-//! opportunistic, without certificate checks, as RFC 7435 allows), unless the recipient domain's
-//! MTA-STS policy (RFC 8461) is `enforce`: then only matching MX hosts, STARTTLS required and the
-//! certificate validated for the MX host name. DANE (RFC 7672) comes first: an MX host with
-//! validated TLSA records gets TLS checked against them, and MTA-STS is not used for the domain.
+//! one [`Resolver`] (RFC 5321 §5.1: preference order, A/AAAA fallback, null MX per RFC 7505; an
+//! address literal is connected to directly, RFC 5321 §5.1), then SMTP with lettre, upgrading with
+//! STARTTLS whenever the server offers it (RFC 3207; opportunistic, without certificate checks, as
+//! RFC 7435 allows), unless the recipient domain's MTA-STS policy (RFC 8461) is `enforce`: then
+//! only matching MX hosts, STARTTLS required and the certificate validated for the MX host name.
+//! DANE (RFC 7672) comes first: an MX host with validated TLSA records gets TLS checked against
+//! them, and MTA-STS is not used for the domain.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
-use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::rr::RData;
-use hickory_resolver::TokioResolver;
 use lettre::address::Envelope;
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
@@ -24,6 +21,8 @@ use crate::crlf;
 use crate::dane::{self, Tlsa, TlsaLookup};
 use crate::error::SmtpError;
 use crate::mta_sts::{self, Mode, MtaSts};
+use crate::resolver::{LookupError, Resolver};
+use crate::session::literal_ip;
 
 mod dsn;
 
@@ -64,15 +63,32 @@ fn problem(status: &str, diagnostic: impl Into<String>, host: Option<&str>) -> P
 
 /// The outbound SMTP client.
 pub(crate) struct Outbound {
-    resolver: TokioResolver,
+    resolver: Resolver,
     hello: ClientId,
     port: u16,
     timeout: Duration,
     mta_sts: Option<MtaSts>,
     /// Extra trusted CA certificates (DER) for validated TLS.
     extra_roots: Vec<Vec<u8>>,
-    /// The validating resolver asked for DANE lookups; none when DANE is off.
-    dane: Option<SocketAddr>,
+    /// Use DANE (RFC 7672) where the resolver validated the answers.
+    dane: bool,
+}
+
+/// The hosts to try for a recipient domain, best first.
+struct Exchangers {
+    hosts: Vec<Exchanger>,
+    /// The MX answer (or the validated denial of one) is DNSSEC-validated (RFC 7672 §2.2.1);
+    /// false for an address literal.
+    authenticated: bool,
+}
+
+/// One mail exchanger and its addresses.
+struct Exchanger {
+    /// Its name without the final dot, or the address literal as written.
+    host: String,
+    ips: Vec<IpAddr>,
+    /// Its address answers are DNSSEC-validated (RFC 7672 §2.2.2).
+    authenticated: bool,
 }
 
 /// An MX host, its addresses and how TLS must be used with it (an error: not to be used now).
@@ -118,41 +134,10 @@ fn load_ca_file(path: &std::path::Path) -> Result<Vec<Vec<u8>>, SmtpError> {
     Ok(certs.into_iter().map(|c| c.to_vec()).collect())
 }
 
-/// A resolver for `config.resolver` (UDP and TCP to that server), or the system's resolver.
-pub(crate) fn resolver(config: &SmtpConfig) -> Result<TokioResolver, SmtpError> {
-    let provider = TokioRuntimeProvider::default();
-    let builder = match config.resolver {
-        Some(addr) => {
-            let mut udp = ConnectionConfig::udp();
-            udp.port = addr.port();
-            let mut tcp = ConnectionConfig::tcp();
-            tcp.port = addr.port();
-            let server = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
-            TokioResolver::builder_with_config(
-                ResolverConfig::from_name_servers(vec![server]),
-                provider,
-            )
-        }
-        None => TokioResolver::builder(provider).map_err(|e| SmtpError::Resolver(e.to_string()))?,
-    };
-    builder
-        .build()
-        .map_err(|e| SmtpError::Resolver(e.to_string()))
-}
-
-/// The first name server of the system configuration (`/etc/resolv.conf`), port 53.
-fn system_nameserver() -> Option<SocketAddr> {
-    let (config, _) = hickory_resolver::system_conf::read_system_conf().ok()?;
-    config
-        .name_servers()
-        .first()
-        .map(|ns| SocketAddr::new(ns.ip, 53))
-}
-
 impl Outbound {
     /// A client using the configured resolver (or the system's) and port.
     pub fn new(config: &SmtpConfig, hostname: &str) -> Result<Outbound, SmtpError> {
-        let resolver = resolver(config)?;
+        let resolver = Resolver::new(config)?;
         let timeout = Duration::from_secs(config.outbound_timeout_secs.max(1));
         let extra_roots = match &config.outbound_ca_file {
             Some(path) => load_ca_file(path)?,
@@ -172,11 +157,6 @@ impl Outbound {
         } else {
             None
         };
-        let dane = if config.dane {
-            config.resolver.or_else(system_nameserver)
-        } else {
-            None
-        };
         Ok(Outbound {
             resolver,
             hello: ClientId::Domain(hostname.to_owned()),
@@ -184,35 +164,37 @@ impl Outbound {
             timeout,
             mta_sts,
             extra_roots,
-            dane,
+            dane: config.dane,
         })
     }
 
-    /// The hosts to try for `domain`, best first, with their addresses.
-    async fn exchangers(&self, domain: &str) -> Result<Vec<(String, Vec<IpAddr>)>, Attempt> {
-        if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
-            let ip = literal.strip_prefix("IPv6:").unwrap_or(literal);
-            return match ip.parse::<IpAddr>() {
-                Ok(ip) => Ok(vec![(domain.to_owned(), vec![ip])]),
-                Err(_) => Err(Attempt::Permanent(problem(
+    /// The hosts to try for `domain`, best first, with their addresses: the address of an
+    /// address literal, else the MX hosts, else the domain itself (RFC 5321 §5.1).
+    async fn exchangers(&self, domain: &str) -> Result<Exchangers, Attempt> {
+        if domain.starts_with('[') {
+            return match literal_ip(domain) {
+                Some(ip) => Ok(Exchangers {
+                    hosts: vec![Exchanger {
+                        host: domain.to_owned(),
+                        ips: vec![ip],
+                        authenticated: false,
+                    }],
+                    authenticated: false,
+                }),
+                None => Err(Attempt::Permanent(problem(
                     "5.1.2",
                     format!("bad address literal {domain}"),
                     None,
                 ))),
             };
         }
-        let fqdn = format!("{}.", domain.trim_end_matches('.'));
-        let hosts: Vec<String> = match self.resolver.mx_lookup(fqdn.as_str()).await {
-            Ok(lookup) => {
-                let mut mx: Vec<(u16, u32, String)> = lookup
-                    .answers()
-                    .iter()
-                    .filter_map(|r| match &r.data {
-                        RData::MX(mx) => {
-                            Some((mx.preference, rand::random::<u32>(), mx.exchange.to_ascii()))
-                        }
-                        _ => None,
-                    })
+        let domain = domain.trim_end_matches('.');
+        let (names, authenticated) = match self.resolver.mx(domain).await {
+            Ok(answer) => {
+                let mut mx: Vec<(u16, u32, String)> = answer
+                    .records
+                    .into_iter()
+                    .map(|(preference, host)| (preference, rand::random::<u32>(), host))
                     .collect();
                 if mx.iter().any(|(_, _, host)| host == "." || host.is_empty()) {
                     return Err(Attempt::Permanent(problem(
@@ -223,22 +205,22 @@ impl Outbound {
                 }
                 // Lowest preference first; equal preferences in random order (RFC 5321 §5.1).
                 mx.sort();
-                if mx.is_empty() {
-                    vec![fqdn]
+                let names: Vec<String> = if mx.is_empty() {
+                    // No MX records: the domain itself is the implicit MX (RFC 5321 §5.1).
+                    vec![domain.to_owned()]
                 } else {
                     mx.into_iter().map(|(_, _, h)| h).collect()
-                }
+                };
+                (names, answer.authenticated)
             }
-            Err(e) if e.is_nx_domain() => {
+            Err(LookupError::NxDomain { .. }) => {
                 return Err(Attempt::Permanent(problem(
                     "5.1.2",
                     format!("domain {domain} does not exist"),
                     None,
                 )));
             }
-            // No MX records: the domain itself is the implicit MX (RFC 5321 §5.1).
-            Err(e) if e.is_no_records_found() => vec![fqdn],
-            Err(e) => {
+            Err(e @ LookupError::Failed(_)) => {
                 return Err(Attempt::Transient(problem(
                     "4.4.3",
                     format!("MX lookup for {domain} failed: {e}"),
@@ -246,21 +228,30 @@ impl Outbound {
                 )));
             }
         };
-        let mut out = Vec::new();
-        for host in hosts {
-            match self.resolver.lookup_ip(host.as_str()).await {
-                Ok(ips) => out.push((host.trim_end_matches('.').to_owned(), ips.iter().collect())),
+        let mut hosts = Vec::new();
+        for name in names {
+            let host = name.trim_end_matches('.').to_owned();
+            match self.resolver.ips(&host).await {
+                Ok(answer) if !answer.records.is_empty() => hosts.push(Exchanger {
+                    host,
+                    ips: answer.records,
+                    authenticated: answer.authenticated,
+                }),
+                Ok(_) => tracing::debug!(host, "mail exchanger has no address"),
                 Err(e) => tracing::debug!(host, error = %e, "no address for mail exchanger"),
             }
         }
-        if out.is_empty() {
+        if hosts.is_empty() {
             return Err(Attempt::Transient(problem(
                 "4.4.4",
                 format!("no mail exchanger of {domain} has an address"),
                 None,
             )));
         }
-        Ok(out)
+        Ok(Exchangers {
+            hosts,
+            authenticated,
+        })
     }
 
     /// Delivers `message` from `sender` (empty: null reverse-path) to `recipient`, passing on the
@@ -272,7 +263,7 @@ impl Outbound {
         message: &[u8],
         dsn: &DsnRequest,
     ) -> Attempt {
-        let to = match recipient.parse::<lettre::Address>() {
+        let to = match envelope_address(recipient) {
             Ok(a) => a,
             Err(e) => {
                 return Attempt::Permanent(problem(
@@ -285,7 +276,7 @@ impl Outbound {
         let from = if sender.is_empty() {
             None
         } else {
-            match sender.parse::<lettre::Address>() {
+            match envelope_address(sender) {
                 Ok(a) => Some(a),
                 Err(e) => {
                     return Attempt::Permanent(problem(
@@ -370,19 +361,20 @@ impl Outbound {
     }
 
     /// The MX hosts to use with how TLS must be used with each (an error: the host is not to be
-    /// used now). DANE first (RFC 7672 §2.2: only when the MX answer is validated); for a domain
-    /// without DANE, its MTA-STS policy (RFC 8461 §2: DANE wins when both exist).
+    /// used now). DANE first (RFC 7672 §2.2: TLSA records count only for a host whose MX and
+    /// address answers are validated); for a domain without DANE, its MTA-STS policy (RFC 8461
+    /// §2: DANE wins when both exist). Neither applies to an address literal.
     async fn secure_targets(
         &self,
         domain: &str,
-        targets: Vec<(String, Vec<IpAddr>)>,
+        exchangers: Exchangers,
     ) -> Result<Vec<Target>, Attempt> {
         let literal = domain.starts_with('[');
-        let mut lookups: Vec<TlsaLookup> = vec![TlsaLookup::None; targets.len()];
-        if let Some(server) = self.dane.filter(|_| !literal) {
-            if dane::mx_secure(server, domain, self.timeout).await {
-                for (i, (host, _)) in targets.iter().enumerate() {
-                    lookups[i] = dane::tlsa(server, host, self.timeout).await;
+        let mut lookups: Vec<TlsaLookup> = vec![TlsaLookup::None; exchangers.hosts.len()];
+        if self.dane && exchangers.authenticated {
+            for (i, exchanger) in exchangers.hosts.iter().enumerate() {
+                if exchanger.authenticated {
+                    lookups[i] = dane::tlsa(&self.resolver, &exchanger.host).await;
                 }
             }
         }
@@ -393,7 +385,7 @@ impl Outbound {
         };
         let enforce = policy.as_ref().is_some_and(|p| p.mode == Mode::Enforce);
         let mut out = Vec::new();
-        for ((host, ips), lookup) in targets.into_iter().zip(lookups) {
+        for (Exchanger { host, ips, .. }, lookup) in exchangers.hosts.into_iter().zip(lookups) {
             let security = match lookup {
                 TlsaLookup::Required(records) => Ok(Security::Dane(records)),
                 TlsaLookup::Failed(e) => Err(e),
@@ -493,9 +485,11 @@ impl Outbound {
         }
     }
 
-    /// TLS parameters accepting any certificate for `host`.
+    /// TLS parameters accepting any certificate for `host` (an address literal's server is named
+    /// by its address).
     fn any_certificate(&self, host: &str) -> Result<TlsParameters, SendError> {
-        Ok(TlsParameters::builder(host.to_owned())
+        let name = literal_ip(host).map_or_else(|| host.to_owned(), |ip| ip.to_string());
+        Ok(TlsParameters::builder(name)
             .dangerous_accept_invalid_certs(true)
             .dangerous_accept_invalid_hostnames(true)
             .build_rustls()?)
@@ -509,7 +503,19 @@ impl Outbound {
     }
 }
 
-/// A lettre error as the remote server's reply (`550 5.1.1 text`) where there was one.
+/// An envelope address for lettre, whose parser refuses `[IPv6:…]` literals (RFC 5321 §4.1.3):
+/// a literal domain is checked here and the local part by lettre.
+fn envelope_address(address: &str) -> Result<lettre::Address, lettre::address::AddressError> {
+    match address.rsplit_once('@') {
+        Some((local, domain)) if literal_ip(domain).is_some() => {
+            lettre::Address::new(local, "address-literal.invalid")?;
+            Ok(lettre::Address::new_dangerous(local, domain))
+        }
+        _ => address.parse(),
+    }
+}
+
+/// A lettre error as the remote server (`550 5.1.1 text`) where there was one.
 fn describe(e: &lettre::transport::smtp::Error) -> String {
     let text = e.to_string();
     match (e.status(), text.split_once("): ")) {
@@ -532,7 +538,33 @@ fn enhanced_code(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::enhanced_code;
+    use super::*;
+
+    #[tokio::test]
+    async fn address_literals_are_envelope_addresses_and_tls_names() {
+        let config = SmtpConfig {
+            resolver: Some(([127, 0, 0, 1], 9).into()),
+            ..SmtpConfig::default()
+        };
+        let outbound = Outbound::new(&config, "mx.example.test").expect("outbound");
+        for (host, name) in [("[IPv6:::1]", "::1"), ("[127.0.0.1]", "127.0.0.1")] {
+            let params = outbound.any_certificate(host).ok().expect("parameters");
+            assert_eq!(params.domain(), name);
+            let address = envelope_address(&format!("u@{host}")).expect("address");
+            assert_eq!(address.domain(), host);
+        }
+        assert!(envelope_address("a b@[IPv6:::1]").is_err());
+        let exchangers = outbound.exchangers("[IPv6:::1]").await.expect("literal");
+        assert_eq!(
+            exchangers.hosts[0].ips,
+            [IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])]
+        );
+        assert!(!exchangers.authenticated);
+        assert!(matches!(
+            outbound.exchangers("[IPv6:192.0.2.1]").await,
+            Err(Attempt::Permanent(_))
+        ));
+    }
 
     #[test]
     fn finds_enhanced_codes() {

@@ -3,8 +3,7 @@
 
 use std::net::IpAddr;
 
-use hickory_resolver::proto::rr::{RData, RecordType};
-use hickory_resolver::TokioResolver;
+use crate::resolver::Resolver;
 
 /// The name to look up for `ip` under a block list `zone` (RFC 5782 §2.1 for IPv4: octets
 /// reversed; §2.4 for IPv6: nibbles reversed), fully qualified.
@@ -53,19 +52,15 @@ pub(crate) fn is_public(ip: IpAddr) -> bool {
 /// The first block list among `zones` that lists `ip` with an A record in 127.0.0.0/8
 /// (RFC 5782 §2.1). A lookup failure counts as not listed: a broken list must not stop mail.
 pub(crate) async fn dnsbl_listed(
-    resolver: &TokioResolver,
+    resolver: &Resolver,
     ip: IpAddr,
     zones: &[String],
 ) -> Option<String> {
     for zone in zones {
         let name = dnsbl_query(ip, zone);
-        match resolver.lookup(name.as_str(), RecordType::A).await {
-            Ok(lookup) => {
-                let listed = lookup.answers().iter().any(|r| match &r.data {
-                    RData::A(a) => a.0.octets()[0] == 127,
-                    _ => false,
-                });
-                if listed {
+        match resolver.ipv4(&name).await {
+            Ok(answer) => {
+                if answer.records.iter().any(|a| a.octets()[0] == 127) {
                     return Some(zone.trim_end_matches('.').to_owned());
                 }
             }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use mail_auth::MessageAuthenticator;
 use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig, SessionGauge};
 use postern_store::Store;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -21,6 +20,7 @@ use crate::backend::Backend;
 use crate::config::SmtpConfig;
 use crate::error::SmtpError;
 use crate::reply::Reply;
+use crate::resolver::Resolver;
 use crate::session::{Event, Listener, Session, SessionConfig};
 use crate::srs::Srs;
 use crate::telemetry::{command_name, command_took};
@@ -120,7 +120,7 @@ impl SmtpServer {
             hostname: hostname.clone(),
             current: session.clone(),
         };
-        let authenticator = MessageAuthenticator(crate::outbound::resolver(&config)?);
+        let resolver = Resolver::new(&config)?;
         let max_connections = config.max_connections.max(1);
         let acceptor = TlsAcceptor::from(tls);
         let srs = Srs::new(config.srs_secret.as_deref().unwrap_or_default().as_bytes());
@@ -135,7 +135,7 @@ impl SmtpServer {
                 store,
                 config: Arc::new(config),
                 hostname: hostname.clone(),
-                authenticator,
+                resolver,
                 srs,
             },
         });

@@ -31,6 +31,7 @@ use crate::reply::Reply;
 
 pub use actions::*;
 pub use envelope::POSTMASTER;
+pub(crate) use literal::ip as literal_ip;
 
 struct Transaction {
     sender: String,
@@ -301,13 +302,16 @@ impl Session {
                 Reply::new(501, (5, 5, 2), "Bare CR in command line (RFC 5321 §2.3.8)"),
             );
         }
-        // A whole MAIL or RCPT line with an address literal is parsed with a stand-in domain.
-        let literal = match line_end {
-            Some(i) if self.line.is_empty() => literal::find(&rest[..=i]),
-            _ => None,
-        };
+        // A whole MAIL or RCPT line with an address literal is parsed with a stand-in domain,
+        // also when its start came in an earlier read (then the parser starts the line afresh).
+        let literal = line_end.and_then(|i| {
+            let mut whole = self.line.clone();
+            whole.extend_from_slice(&rest[..=i]);
+            literal::find(&whole)
+        });
         let (parsed, consumed) = match &literal {
             Some(l) => {
+                self.receiver = RequestReceiver::default();
                 let mut bytes = l.line.iter();
                 let parsed = self.receiver.ingest(&mut bytes).map(Request::into_owned);
                 (parsed, this_part)

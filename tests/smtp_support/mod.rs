@@ -189,6 +189,15 @@ impl Raw {
         self.stream.write_all(bytes).unwrap();
     }
 
+    /// Sends `bytes` as two TCP segments split at `at`, with a pause between them so that the
+    /// server reads them apart.
+    pub fn send_split(&mut self, bytes: &[u8], at: usize) {
+        self.stream.set_nodelay(true).unwrap();
+        self.send(&bytes[..at]);
+        std::thread::sleep(Duration::from_millis(150));
+        self.send(&bytes[at..]);
+    }
+
     /// Reads one (possibly multi-line) reply, lines joined with "\n".
     pub fn reply(&mut self) -> String {
         let mut lines = Vec::new();
@@ -421,8 +430,13 @@ pub struct Sink {
 impl Sink {
     /// Starts the sink on 127.0.0.1.
     pub fn start() -> Sink {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
+        Sink::start_at(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).unwrap()
+    }
+
+    /// Starts the sink on `addr` (port 0: any free port).
+    pub fn start_at(addr: SocketAddr) -> std::io::Result<Sink> {
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
         let attempts: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
         let (r, a) = (received.clone(), attempts.clone());
@@ -432,11 +446,11 @@ impl Sink {
                 std::thread::spawn(move || sink_session(stream, &r, &a));
             }
         });
-        Sink {
+        Ok(Sink {
             addr,
             received,
             attempts,
-        }
+        })
     }
 
     /// Waits until the sink holds `n` messages and returns them.

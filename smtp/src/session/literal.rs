@@ -2,7 +2,7 @@
 //! RFC 5321 §4.1.3), which smtp-proto's path parser refuses: the literal is swapped for a
 //! placeholder domain before parsing and put back into the parsed address afterwards.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use smtp_proto::Request;
 
@@ -31,14 +31,7 @@ pub(super) fn find(line: &[u8]) -> Option<Literal> {
     let path = &line[open + 1..close];
     let at = path.windows(2).rposition(|w| w == b"@[")?;
     let literal = std::str::from_utf8(&path[at + 1..]).ok()?;
-    let inner = literal.strip_prefix('[')?.strip_suffix(']')?;
-    let valid = match inner.get(..5) {
-        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => inner[5..].parse::<Ipv6Addr>().is_ok(),
-        _ => inner.parse::<Ipv4Addr>().is_ok(),
-    };
-    if !valid {
-        return None;
-    }
+    ip(literal)?;
     let mut out = line[..open + 1 + at + 1].to_vec();
     out.extend_from_slice(PLACEHOLDER.as_bytes());
     out.extend_from_slice(&line[close..]);
@@ -46,6 +39,18 @@ pub(super) fn find(line: &[u8]) -> Option<Literal> {
         line: out,
         literal: literal.to_owned(),
     })
+}
+
+/// The address of an IPv4 (`[192.0.2.1]`) or IPv6 (`[IPv6:2001:db8::1]`, tag in any case)
+/// address literal (RFC 5321 §4.1.3); `None` for a domain name or another kind of literal.
+pub(crate) fn ip(domain: &str) -> Option<IpAddr> {
+    let inner = domain.strip_prefix('[')?.strip_suffix(']')?;
+    match inner.get(..5) {
+        Some(tag) if tag.eq_ignore_ascii_case("IPv6:") => {
+            inner[5..].parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+        }
+        _ => inner.parse::<Ipv4Addr>().ok().map(IpAddr::V4),
+    }
 }
 
 impl Literal {
@@ -71,7 +76,28 @@ impl Literal {
 
 #[cfg(test)]
 mod tests {
-    use super::find;
+    use super::{find, ip};
+
+    #[test]
+    fn literal_addresses() {
+        assert_eq!(ip("[192.0.2.1]"), Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(
+            ip("[IPv6:2001:db8::1]"),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(ip("[ipv6:::1]"), Some("::1".parse().unwrap()));
+        for not in [
+            "example.test",
+            "[::1]",
+            "[IPv6:192.0.2.1]",
+            "[300.0.0.1]",
+            "[tag:x]",
+            "192.0.2.1",
+            "[192.0.2.1",
+        ] {
+            assert_eq!(ip(not), None, "{not}");
+        }
+    }
 
     #[test]
     fn finds_ip_literals_only() {
