@@ -80,8 +80,8 @@ impl Working<'_> {
 /// Applies the update RRs in order (RFC 2136 §3.4.2) and returns the changed RRsets with
 /// their new content, plus the records removed and added (for a journal).
 ///
-/// As in the RFC: an SOA add or delete is ignored (the served serial is Postern's: file
-/// serial plus the store's generation); deleting the apex NS RRset or its last NS is
+/// As in the RFC: an SOA add or delete is ignored (the served serial is Postern's,
+/// see [`crate::serial`]); deleting the apex NS RRset or its last NS is
 /// ignored; a CNAME added where other data exists, or other data where a CNAME exists, is
 /// ignored; re-adding an existing RR only updates the RRset's TTL. Deleting every RRset of
 /// a name keeps the apex SOA and NS and removes only types the key may change. RRsets the
