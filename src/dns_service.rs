@@ -450,7 +450,7 @@ impl postern_admin_web::DnsAdmin for Admin {
                 data: data.to_owned(),
                 synthesised: false,
             };
-            let (_, current) = view_records(
+            let current = view_records(
                 &self.0.store,
                 &self.0.config.load(),
                 &self.0.publish.load(),

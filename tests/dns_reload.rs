@@ -79,14 +79,20 @@ async fn one_edit_rebuilds_only_the_zone_it_touches(db: Db) {
     // An admin record in the small zone.
     let store = postern_store::Store::open(&inst.db.url).await.unwrap();
     store
-        .add_dns_record("internal", "printer.example.test", "A", 60, "192.168.10.99")
+        .add_dns_record(
+            "internal",
+            "labelprinter.example.test",
+            "A",
+            60,
+            "192.168.10.99",
+        )
         .await
         .unwrap();
     wait_for(
         &server,
         dns,
         INSIDE,
-        &["printer.example.test", "A"],
+        &["labelprinter.example.test", "A"],
         &["192.168.10.99"],
     );
     assert_eq!(built("internal", "example.test."), small_before + 1);
