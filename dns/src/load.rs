@@ -19,8 +19,32 @@ use crate::state::{zone_name, Inputs, ZoneReport};
 use crate::zone::parse::parse_file;
 use crate::zone::{Problem, Severity, SourceRecord, Zone};
 
-/// The RRsets of a zone file, by lower-case owner and type.
-pub type FileRrsets = HashSet<(LowerName, RecordType)>;
+/// Which RRsets of a loaded zone come from its zone file (dynamic UPDATE may not change them,
+/// the admin UI marks them). Only the others are kept (store-managed records, DNSSEC keys): few,
+/// where an index of the file's RRsets would cost a big zone a second copy of its names.
+#[derive(Debug, Default)]
+pub struct FileRrsets {
+    others: HashSet<(LowerName, RecordType)>,
+}
+
+impl FileRrsets {
+    /// The RRsets of `zone` that are not among `file`'s (name, type) pairs.
+    fn new(zone: &Zone, file: &HashSet<(LowerName, RecordType)>) -> Self {
+        let others = zone
+            .nodes()
+            .flat_map(|(name, node)| node.rrsets.iter().map(move |s| (name.clone(), s.rtype)))
+            .filter(|key| !file.contains(key))
+            .collect();
+        FileRrsets { others }
+    }
+
+    /// True when `zone` (the zone these were loaded with) has the RRset `(name, rtype)` from its
+    /// zone file.
+    pub fn contains(&self, zone: &Zone, name: &LowerName, rtype: RecordType) -> bool {
+        zone.node(name).is_some_and(|n| n.get(rtype).is_some())
+            && !self.others.contains(&(name.clone(), rtype))
+    }
+}
 
 /// A loaded zone and, when it is signed, its signatures.
 pub(crate) type Loaded = (Arc<Zone>, Option<Arc<SignedZone>>);
@@ -122,13 +146,11 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
         .iter()
         .map(|p| (p.clone(), fingerprint(p).unwrap_or_default()))
         .collect();
-    let file_rrsets: Arc<FileRrsets> = Arc::new(
-        parsed
-            .records
-            .iter()
-            .map(|r| (LowerName::new(&r.record.name), r.record.record_type()))
-            .collect(),
-    );
+    let file_keys: HashSet<(LowerName, RecordType)> = parsed
+        .records
+        .iter()
+        .map(|r| (LowerName::new(&r.record.name), r.record.record_type()))
+        .collect();
     report
         .problems
         .extend(parsed.warnings.into_iter().map(|w| Problem {
@@ -159,6 +181,8 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
         return failed(report);
     };
     inputs.serials.served(view, origin, choice);
+    let file_rrsets = Arc::new(FileRrsets::new(&zone, &file_keys));
+    drop(file_keys);
     report.serial = Some(zone.serial());
     report.records = zone.record_count();
     let signed = match signing {

@@ -473,7 +473,7 @@ impl DnsServer {
                 out.push(ServedRecord {
                     from_file: served
                         .file_rrsets
-                        .contains(&(LowerName::new(&r.name), rtype)),
+                        .contains(zone, &LowerName::new(&r.name), rtype),
                     record: ManagedRecord {
                         name: r.name.to_string(),
                         ttl: r.ttl,

@@ -2,13 +2,14 @@
 //! order to a working copy of the touched names, giving the new content of each changed
 //! RRset.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, LowerName, RData, Record, RecordType};
 
 use super::policy::{may_delete, Grant};
 use super::RrsetChange;
+use crate::state::FileRrsets;
 use crate::zone::{rdata_text, Zone};
 
 /// A journal line: (owner, TTL, type, RDATA).
@@ -88,7 +89,7 @@ impl Working<'_> {
 /// zone file holds cannot be changed: touching one is REFUSED.
 pub fn apply(
     zone: &Zone,
-    file_rrsets: &HashSet<(LowerName, RecordType)>,
+    file_rrsets: &FileRrsets,
     grants: &[&Grant],
     updates: &[Record],
 ) -> Result<Diff, ResponseCode> {
@@ -98,7 +99,7 @@ pub fn apply(
         names: HashMap::new(),
         original: HashMap::new(),
     };
-    let from_file = |name: &LowerName, rtype| file_rrsets.contains(&(name.clone(), rtype));
+    let from_file = |name: &LowerName, rtype| file_rrsets.contains(zone, name, rtype);
     for rr in updates {
         let name = LowerName::new(&rr.name);
         let rtype = rr.record_type();
@@ -142,7 +143,7 @@ pub fn apply(
                 let node = w.node(&name);
                 for (t, records) in node.iter_mut() {
                     let keep = (is_apex && matches!(*t, RecordType::SOA | RecordType::NS))
-                        || file_rrsets.contains(&(name.clone(), *t))
+                        || from_file(&name, *t)
                         || !may_delete(grants, &name, *t);
                     if !keep {
                         records.clear();
