@@ -4,13 +4,15 @@
 # Postern's and BIND's second view takes the zones from the first (Postern `in_view`, BIND
 # `in-view`); queries come from 127.0.0.3 and fall through the first view to the second.
 # Rounds are interleaved (each round runs every server once, in turn) and for every server and round:
-#   - cold start: from exec to the first answer from big.test, and memory (PSS, which is RSS for one
+#   - cold start: from exec to the first answer from big.test (wall time, and the server's CPU
+#     seconds, which a loaded machine does not stretch), and memory (PSS, which is RSS for one
 #     process and counts the pages NSD's forked servers share once) once it answers;
 #   - dnsperf QPS over UDP with 8 and 64 clients and over TCP with 8, and the server's CPU seconds
 #     during each run (utime + stime of its processes, /proc/PID/stat): QPS per CPU-second;
 #   - p99 latency at a fixed 5,000 queries/s (dnsperf -v);
 #   - reload: a one-line edit of small.test (with big.test beside), then four one-line edits of
-#     big.test, each timed from the write (or the reload command) to the new answer; PSS after them.
+#     big.test, each timed from the write (or the reload command) to the new answer; PSS 2 s after
+#     the last one.
 #     Postern reloads through its file watcher (so the times include `zone_settle_ms` = 100 ms),
 #     Knot with `knotc zone-reload`, BIND with `rndc reload`; NSD is not reloaded.
 # The query file mixes the 1k and the 100k zone half and half (hits, NODATA, NXDOMAIN).
@@ -190,6 +192,7 @@ run() { # server, command...
   PID=$!
   wait_for host69999.big.test A 10.1.17.111
   record "$server" "cold start s" "$(elapsed "$t0")"
+  record "$server" "cold start CPU s" "$(echo "scale=2; $(cpu_ticks) / $HZ" | bc)"
   record "$server" "PSS MiB start" "$(rss_mib)"
   dnsperf -s 127.0.0.1 -p $PORT -a 127.0.0.3 -d "$WORK/queries.txt" -l 2 -c 8 > /dev/null 2>&1 # warm-up
   perf "$server" "udp c8" -c 8
@@ -204,6 +207,7 @@ run() { # server, command...
       for i in 2 3 4 5; do
         record "$server" "reload big s" "$(reload "$server" big.test $i "192.0.2.$i")"
       done
+      sleep 2 # the swap is over: the old zones are freed
       record "$server" "PSS MiB reloaded" "$(rss_mib)"
       ;;
   esac
