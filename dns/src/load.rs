@@ -54,8 +54,8 @@ pub(crate) type Loaded = (Arc<Zone>, Option<Arc<SignedZone>>);
 struct Sources {
     /// Every file read, the zone file first, with a hash of its content.
     files: Vec<(PathBuf, u64)>,
-    /// A hash of the managed records placed in the zone.
-    managed: u64,
+    /// The managed records placed in the zone.
+    managed: Vec<ManagedRecord>,
     /// The keys signing the zone, when it is signed.
     keys: Option<Vec<ZoneKey>>,
 }
@@ -94,9 +94,6 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
     let (path, display) = zone_file(inputs, view, zc, origin);
     let records = inputs.managed.get(view).map_or(&[][..], Vec::as_slice);
     let placed = place(inputs, view, origin, records);
-    let mut hasher = DefaultHasher::new();
-    placed.hash(&mut hasher);
-    let managed = hasher.finish();
     let keys = inputs
         .dnssec_keys
         .get(&LowerName::new(origin))
@@ -105,7 +102,7 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
     let key = (view.to_owned(), LowerName::new(origin));
     if let Some(built) = inputs.built.get(&key) {
         let same = built.sources.files.first().is_some_and(|(p, _)| *p == path)
-            && built.sources.managed == managed
+            && built.sources.managed.iter().eq(placed.iter().copied())
             && built.sources.keys == keys
             && built
                 .sources
@@ -159,6 +156,7 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
             message: w.message,
         }));
     let managed_records = parse_placed(&placed, view, origin, &mut report.problems);
+    let managed: Vec<ManagedRecord> = placed.into_iter().cloned().collect();
     let (mut records, merge_problems) = merge(parsed.records, managed_records);
     report.problems.extend(merge_problems);
     let signing = match &keys {

@@ -10,7 +10,7 @@ use crate::zone::token_name;
 use crate::zone::{Problem, Severity, SourceRecord};
 
 /// One record from the store, in presentation format.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagedRecord {
     /// Owner name, fully qualified (a missing trailing dot is implied).
     pub name: String,
