@@ -208,7 +208,7 @@ impl DnsService {
             Err(e) => tracing::error!(view, "DNS journal not refreshed from the store: {e}"),
         }
         match view_records(&self.store, &self.config.load(), &self.publish.load(), view).await {
-            Ok((generation, records)) => self.server.set_managed_records(view, generation, records),
+            Ok(records) => self.server.set_managed_records(view, records),
             Err(e) => tracing::error!(view, "DNS records not refreshed from the store: {e}"),
         }
     }
@@ -216,14 +216,13 @@ impl DnsService {
 
 /// The store-fed records of one view: its admin and UPDATE records, then the records published
 /// for hosted mail domains that no admin record overrides (per RRset; an admin CNAME overrides
-/// every type, and any admin record overrides a published CNAME), with the view's generation.
+/// every type, and any admin record overrides a published CNAME).
 async fn view_records(
     store: &Store,
     dns: &DnsConfig,
     publish: &Publish,
     view: &str,
-) -> Result<(u32, Vec<ManagedRecord>), postern_store::StoreError> {
-    let generation = store.dns_generation(view).await?;
+) -> Result<Vec<ManagedRecord>, postern_store::StoreError> {
     let mut stored = store.dns_records(Some(view)).await?;
     // In the order they were added: of two records that exclude each other (a CNAME and
     // other data at one name) the older one is served.
@@ -302,7 +301,7 @@ async fn view_records(
             records.push(record);
         }
     }
-    Ok((generation, records))
+    Ok(records)
 }
 
 /// Keeps the served serials in the store, in the order they change (one writer task).
@@ -359,7 +358,7 @@ impl postern_dns::UpdateHandler for Updates {
                     .map(|(name, ttl, rtype, data)| format!("{name} {ttl} {rtype} {data}\n"))
                     .collect::<String>()
             };
-            // One generation step: the served serial goes from `serial` to `serial + 1`.
+            // A content change: the served serial goes from `serial` to `serial + 1`.
             let journal = DnsJournal {
                 zone: update.zone.clone(),
                 from_serial: update.serial,
@@ -451,7 +450,7 @@ impl postern_admin_web::DnsAdmin for Admin {
                 data: data.to_owned(),
                 synthesised: false,
             };
-            let (_, current) = view_records(
+            let current = view_records(
                 &self.0.store,
                 &self.0.config.load(),
                 &self.0.publish.load(),

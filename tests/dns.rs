@@ -66,7 +66,7 @@ async fn store_records_are_served_at_once(db: Db) {
     let server = inst.start();
     let dns = server.addr("dns");
     let before = serial(dns, INSIDE);
-    assert_eq!(before, 2024060101, "file serial plus generation 0");
+    assert_eq!(before, 2024060101, "the file's serial");
 
     // An admin record in the internal view only.
     let store = postern_store::Store::open(&inst.db.url).await.unwrap();

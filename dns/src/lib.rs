@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod import_bind;
 pub mod journal;
+mod load;
 pub mod lookup;
 pub mod managed;
 pub mod notify;

@@ -1,8 +1,9 @@
 //! The served SOA serial: a zone whose content changed is never served under a serial that a
 //! secondary already holds. Like Knot's `serial-policy`, the served serial is the file's serial
-//! (plus the managed-records generation) when that is newer than the last served one, and the
-//! last served serial plus one when the content changed without a newer serial (RFC 1982
-//! arithmetic). A zone that shrinks to less than half its records without a new serial is most
+//! when that is newer than the last served one, and the last served serial plus one when the
+//! content changed without a newer serial (RFC 1982 arithmetic): a change of the managed records
+//! (admin, UPDATE, published mail records) moves the serial of the zones it changes by one, and
+//! leaves the other zones alone. A zone that shrinks to less than half its records without a new serial is most
 //! likely a file caught while being written, and is logged.
 
 use std::collections::HashMap;
@@ -39,7 +40,7 @@ pub struct ZoneSerial {
 struct LastBuild {
     /// What was served.
     served: ServedSerial,
-    /// The serial the sources asked for (file serial plus generation), if built in this process.
+    /// The zone file's serial, if built in this process.
     candidate: Option<u32>,
     /// Number of records, if built in this process.
     records: Option<usize>,
@@ -85,19 +86,17 @@ impl SerialBook {
         std::mem::take(&mut self.changed)
     }
 
-    /// The serial for `records` (a zone's merged content) of `origin` in `view`, where the
-    /// managed records are at `generation`, and `renewing` when the build renews DNSSEC
+    /// The serial for `records` (a zone's merged content) of `origin` in `view`, `renewing`
+    /// when the build renews DNSSEC
     /// signatures (a change even if the records are the same); a suspicious shrink is logged.
     pub fn choose(
         &self,
         view: &str,
         origin: &Name,
         records: &[SourceRecord],
-        generation: u32,
         renewing: bool,
     ) -> Choice {
-        let file_serial = source_serial(records).unwrap_or_default();
-        let candidate = file_serial.wrapping_add(generation);
+        let candidate = source_serial(records).unwrap_or_default();
         let digest = digest(records);
         let last = self.last.get(&(view.to_owned(), LowerName::new(origin)));
         if let Some(last) = last {
@@ -114,7 +113,7 @@ impl SerialBook {
         let serial = choose(candidate, digest, last.map(|l| l.served), renewing);
         Choice {
             serial,
-            offset: serial.wrapping_sub(file_serial),
+            offset: serial.wrapping_sub(candidate),
             candidate,
             digest,
             records: records.len(),

@@ -69,8 +69,8 @@ pub type SerialListener = Arc<dyn Fn(Vec<ZoneSerial>) + Send + Sync>;
 /// serials) as the run before: store-managed records, update journals and served serials.
 #[derive(Default)]
 pub struct Seed {
-    /// Managed records per view: (generation, records).
-    pub managed: HashMap<String, (u32, Vec<ManagedRecord>)>,
+    /// Managed records per view.
+    pub managed: HashMap<String, Vec<ManagedRecord>>,
     /// Update journals per view, oldest first.
     pub journals: HashMap<String, Vec<JournalEntry>>,
     /// The serials served before.
@@ -130,6 +130,8 @@ impl Core {
                 }
             }
         }
+        drop(old);
+        release_freed_memory();
         Ok(())
     }
 
@@ -194,6 +196,18 @@ impl Core {
         {
             let _ = tx.send(WatchMsg::Resync);
         }
+    }
+}
+
+/// Hands the memory of the zones a rebuild replaced back to the system. glibc keeps freed
+/// memory in the arena of the thread that allocated it, and rebuilds run on whichever thread
+/// asked (watcher, admin request, re-signing): without trimming, each rebuild of a big zone in
+/// another arena would keep the old copy resident, and RSS would ratchet up reload by reload.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the allocator's own arenas to the system.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -271,6 +285,8 @@ impl DnsServer {
         inputs.remember_serials(seed.serials);
         inputs.dnssec_keys = by_zone(seed.dnssec_keys);
         let (state, _) = build(&mut inputs, OnZoneError::Fail)?;
+        // The parsed files are gone: their memory goes back too.
+        release_freed_memory();
         let watch = inputs.config.watch;
         let idle = Duration::from_secs(inputs.config.tcp_idle_timeout_secs.max(1));
         let max_tcp = inputs.config.max_tcp_connections.max(1);
@@ -363,14 +379,13 @@ impl DnsServer {
     }
 
     /// Sets the store-managed records of a view. Each record joins the zone of the view that
-    /// contains its name (others are logged and ignored); per RRset the zone file wins. The
-    /// served serial becomes `file serial + generation`, so a new generation sends NOTIFY.
-    pub fn set_managed_records(&self, view: &str, generation: u32, records: Vec<ManagedRecord>) {
+    /// contains its name (others are logged and ignored); per RRset the zone file wins. Only
+    /// the zones whose records changed are built again, each served with the next serial (and
+    /// NOTIFY sent).
+    pub fn set_managed_records(&self, view: &str, records: Vec<ManagedRecord>) {
         let mut inputs = self.core.inputs();
         log_unplaced(&inputs.config, view, &records);
-        inputs
-            .managed
-            .insert(view.to_owned(), (generation, records));
+        inputs.managed.insert(view.to_owned(), records);
         if let Err(e) = self.core.rebuild(&mut inputs, false) {
             tracing::error!(view, "managed records not applied: {e}");
         }
@@ -435,7 +450,7 @@ impl DnsServer {
     }
 
     /// Every record `view` serves, zone by zone in origin order, each zone's SOA first (as
-    /// served, with the managed records' generation in the serial). `from_file` tells the zone
+    /// served, with the served serial). `from_file` tells the zone
     /// file's RRsets (which win over store-managed ones) from the rest. A record whose data
     /// cannot be written as text is left out.
     pub fn served_records(&self, view: &str) -> Vec<ServedRecord> {
@@ -458,7 +473,7 @@ impl DnsServer {
                 out.push(ServedRecord {
                     from_file: served
                         .file_rrsets
-                        .contains(&(LowerName::new(&r.name), rtype)),
+                        .contains(zone, &LowerName::new(&r.name), rtype),
                     record: ManagedRecord {
                         name: r.name.to_string(),
                         ttl: r.ttl,

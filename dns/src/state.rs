@@ -3,26 +3,25 @@
 //! managed records.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use hickory_proto::rr::{LowerName, Name, RecordType};
+use hickory_proto::rr::{LowerName, Name};
 
 use crate::acl::{Acl, AclCompiler, LocalAddrs, Who};
 use crate::config::{DnsConfig, ZoneConfig};
-use crate::dnssec::{prepare_signing, sign_zone, Previous, SignedZone, ZoneKey};
+use crate::dnssec::{SignedZone, ZoneKey};
 use crate::error::DnsError;
 use crate::journal::{differences, Difference, JournalEntry};
-use crate::managed::{merge, ManagedRecord};
+pub use crate::load::FileRrsets;
+use crate::load::{load_zone, Built, Load};
+use crate::managed::ManagedRecord;
 use crate::rrl::RateLimiter;
 use crate::serial::{SerialBook, ZoneSerial};
-use crate::server::unix_now;
 use crate::tsig::Keyring;
 use crate::update::Grant;
-use crate::zone::parse::{parse_file, ParsedFile};
-use crate::zone::{Problem, Severity, SourceRecord, Zone};
+use crate::zone::{Problem, Severity, Zone};
 
 /// A zone as served by a view, with its transfer and notify settings.
 pub struct ServedZone {
@@ -42,9 +41,6 @@ pub struct ServedZone {
     /// The zone's signatures and NSEC3 chain, when it is signed.
     pub signed: Option<Arc<SignedZone>>,
 }
-
-/// The RRsets of a zone file, by lower-case owner and type.
-pub type FileRrsets = HashSet<(LowerName, RecordType)>;
 
 /// One view: match lists and zones by origin.
 pub struct View {
@@ -161,33 +157,28 @@ impl ZoneReport {
     }
 }
 
-struct CachedFile {
-    fingerprint: Vec<(PathBuf, u64)>,
-    parsed: Arc<ParsedFile>,
-}
-
-/// The inputs a state is built from; kept so that reloads re-parse only what changed.
+/// The inputs a state is built from; kept so that a rebuild loads again only the zones whose
+/// sources changed.
 pub struct Inputs {
     /// The `[dns]` config.
     pub config: DnsConfig,
     /// Directory relative paths are resolved against.
     pub base_dir: PathBuf,
-    /// Managed records per view: (generation, records).
-    pub managed: HashMap<String, (u32, Vec<ManagedRecord>)>,
+    /// Managed records per view.
+    pub managed: HashMap<String, Vec<ManagedRecord>>,
     /// The update journal per view, oldest entry first.
     pub journals: HashMap<String, Vec<JournalEntry>>,
     /// DNSSEC keys by zone name, shared by every view that signs the zone.
     pub dnssec_keys: HashMap<LowerName, Vec<ZoneKey>>,
-    /// The signed zones of the last build by (view, origin): their signatures are reused
-    /// while fresh.
-    signed: HashMap<(String, LowerName), Loaded>,
-    cache: HashMap<(PathBuf, LowerName), CachedFile>,
+    /// The last load of each owned zone by (view, origin), reused while its sources are the
+    /// same (signatures too, while fresh).
+    pub(crate) built: HashMap<(String, LowerName), Built>,
     /// What each zone served last ([`crate::serial`]).
-    serials: SerialBook,
+    pub(crate) serials: SerialBook,
 }
 
 impl Inputs {
-    /// New inputs with an empty parse cache.
+    /// New inputs: every zone is loaded by the first build.
     pub fn new(config: DnsConfig, base_dir: PathBuf) -> Self {
         Inputs {
             config,
@@ -195,8 +186,7 @@ impl Inputs {
             managed: HashMap::new(),
             journals: HashMap::new(),
             dnssec_keys: HashMap::new(),
-            signed: HashMap::new(),
-            cache: HashMap::new(),
+            built: HashMap::new(),
             serials: SerialBook::default(),
         }
     }
@@ -219,51 +209,12 @@ impl Inputs {
 
     /// Every file the current zones were read from.
     pub fn watched_files(&self) -> Vec<PathBuf> {
-        self.cache
+        self.built
             .values()
-            .flat_map(|c| c.fingerprint.iter().map(|(p, _)| p.clone()))
+            .flat_map(Built::files)
+            .map(PathBuf::from)
             .collect()
     }
-
-    pub(crate) fn parse_cached(
-        &mut self,
-        path: &Path,
-        display: &str,
-        origin: &Name,
-    ) -> Result<Arc<ParsedFile>, Problem> {
-        let key = (path.to_path_buf(), LowerName::new(origin));
-        if let Some(cached) = self.cache.get(&key) {
-            if cached
-                .fingerprint
-                .iter()
-                .all(|(p, h)| fingerprint(p) == Some(*h))
-            {
-                return Ok(cached.parsed.clone());
-            }
-        }
-        let parsed = parse_file(path, display, origin).map_err(Problem::from_parse)?;
-        let fp = parsed
-            .files
-            .iter()
-            .map(|p| (p.clone(), fingerprint(p).unwrap_or_default()))
-            .collect();
-        let parsed = Arc::new(parsed);
-        self.cache.insert(
-            key,
-            CachedFile {
-                fingerprint: fp,
-                parsed: parsed.clone(),
-            },
-        );
-        Ok(parsed)
-    }
-}
-
-fn fingerprint(path: &Path) -> Option<u64> {
-    let bytes = std::fs::read(path).ok()?;
-    let mut hasher = DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    Some(hasher.finish())
 }
 
 /// What to do with a zone that fails to load.
@@ -277,7 +228,7 @@ pub enum OnZoneError<'a> {
     Report,
 }
 
-fn zone_name(text: &str) -> Result<Name, DnsError> {
+pub(crate) fn zone_name(text: &str) -> Result<Name, DnsError> {
     let mut name = Name::from_ascii(text.trim())
         .map_err(|e| DnsError::config(format!("bad zone name `{text}`: {e}")))?;
     name.set_fqdn(true);
@@ -296,6 +247,7 @@ pub fn build(
     let mut views: Vec<View> = Vec::new();
     let mut reports = Vec::new();
     let mut view_names = HashSet::new();
+    let mut owned = HashSet::new();
     for vc in &config.view {
         if !view_names.insert(vc.name.as_str()) {
             return Err(DnsError::config(format!("duplicate view `{}`", vc.name)));
@@ -325,11 +277,15 @@ pub fn build(
                     let also_notify = zc.notify_targets().map_err(|e| {
                         DnsError::config(format!("{ctx} zone `{}` also_notify: {e}", zc.name))
                     })?;
-                    let (loaded, report, file_rrsets) = load_zone(inputs, &vc.name, zc, &origin);
-                    let failed = report.failed();
+                    let Load {
+                        loaded,
+                        report,
+                        file_rrsets,
+                    } = load_zone(inputs, &vc.name, zc, &origin);
+                    owned.insert((vc.name.clone(), lower.clone()));
                     reports.push(report.clone());
                     let ((zone, signed), file_rrsets) = match (loaded, on_error) {
-                        (Some(loaded), _) => (loaded, Arc::new(file_rrsets)),
+                        (Some(loaded), _) => (loaded, file_rrsets),
                         (None, OnZoneError::Fail) => {
                             return Err(DnsError::Zone {
                                 zone: origin.to_string(),
@@ -358,11 +314,6 @@ pub fn build(
                         }
                         (None, OnZoneError::Report) => continue,
                     };
-                    if !failed {
-                        for p in &report.problems {
-                            tracing::warn!(view = %vc.name, zone = %origin, "{p}");
-                        }
-                    }
                     Arc::new(ServedZone {
                         zone,
                         allow_transfer,
@@ -409,15 +360,8 @@ pub fn build(
             tracing::warn!(view = %view, "managed records for a view that is not configured");
         }
     }
-    inputs.signed = views
-        .iter()
-        .flat_map(|v| v.zones.iter().map(move |(o, z)| (v, o, z)))
-        .filter(|(v, _, z)| z.owner_view == v.name)
-        .filter_map(|(v, o, z)| {
-            let signed = z.signed.clone()?;
-            Some(((v.name.clone(), o.clone()), (z.zone.clone(), Some(signed))))
-        })
-        .collect();
+    // Zones no longer configured are forgotten; one that failed keeps its last load.
+    inputs.built.retain(|key, _| owned.contains(key));
     Ok((ServingState { views, keys }, reports))
 }
 
@@ -463,175 +407,6 @@ fn shared_zone(
         )));
     }
     Ok(served.clone())
-}
-
-/// A loaded zone and, when it is signed, its signatures.
-type Loaded = (Arc<Zone>, Option<Arc<SignedZone>>);
-
-fn load_zone(
-    inputs: &mut Inputs,
-    view: &str,
-    zc: &ZoneConfig,
-    origin: &Name,
-) -> (Option<Loaded>, ZoneReport, FileRrsets) {
-    let (path, display) = zone_file(inputs, view, zc, origin);
-    let mut report = ZoneReport {
-        view: view.to_owned(),
-        zone: origin.to_string(),
-        file: display.clone(),
-        serial: None,
-        records: 0,
-        problems: Vec::new(),
-    };
-    let parsed = match inputs.parse_cached(&path, &display, origin) {
-        Ok(parsed) => parsed,
-        Err(problem) => {
-            report.problems.push(problem);
-            return (None, report, FileRrsets::new());
-        }
-    };
-    let file_rrsets: FileRrsets = parsed
-        .records
-        .iter()
-        .map(|r| (LowerName::new(&r.record.name), r.record.record_type()))
-        .collect();
-    report
-        .problems
-        .extend(parsed.warnings.iter().cloned().map(|w| Problem {
-            severity: Severity::Warning,
-            loc: Some(w.loc),
-            message: w.message,
-        }));
-    let (generation, managed) = match inputs.managed.get(view) {
-        Some((generation, records)) => (
-            *generation,
-            managed_in_zone(inputs, view, origin, records, &mut report.problems),
-        ),
-        None => (0, Vec::new()),
-    };
-    let (mut records, merge_problems) = merge(parsed.records.clone(), managed);
-    report.problems.extend(merge_problems);
-    let keys = match inputs.dnssec_keys.get(&LowerName::new(origin)) {
-        Some(keys) if zc.dnssec => match prepare_signing(keys, origin, &mut records) {
-            Ok(keys) => Some(keys),
-            Err(e) => {
-                report.problems.push(Problem {
-                    severity: Severity::Error,
-                    loc: None,
-                    message: e.to_string(),
-                });
-                return (None, report, file_rrsets);
-            }
-        },
-        // Without keys (`postern check`, or `DnsServer` without a store): served unsigned.
-        _ => None,
-    };
-    // The DNSKEY, CDS and CDNSKEY records count in the content digest: a key change is a
-    // new serial.
-    // Renewed signatures are new content too: a new serial, so secondaries pick them up.
-    let renewing = keys.is_some()
-        && previous(inputs, view, origin).is_some_and(|p| p.signed.renewal_due(unix_now()));
-    let choice = inputs
-        .serials
-        .choose(view, origin, &records, generation, renewing);
-    let (zone, problems) = Zone::build(origin, records, choice.offset);
-    report.problems.extend(problems);
-    if zone.is_some() {
-        inputs.serials.served(view, origin, choice);
-    }
-    report.serial = zone.as_ref().map(Zone::serial);
-    report.records = zone.as_ref().map_or(0, Zone::record_count);
-    let Some(zone) = zone else {
-        return (None, report, file_rrsets);
-    };
-    let signed = match keys {
-        None => None,
-        Some(keys) => match sign_zone(&zone, &keys, previous(inputs, view, origin), unix_now()) {
-            Ok(signed) => Some(Arc::new(signed)),
-            Err(e) => {
-                report.problems.push(Problem {
-                    severity: Severity::Error,
-                    loc: None,
-                    message: e.to_string(),
-                });
-                return (None, report, file_rrsets);
-            }
-        },
-    };
-    (Some((Arc::new(zone), signed)), report, file_rrsets)
-}
-
-/// The last signed version of a view's zone.
-fn previous<'a>(inputs: &'a Inputs, view: &str, origin: &Name) -> Option<Previous<'a>> {
-    let (zone, signed) = inputs
-        .signed
-        .get(&(view.to_owned(), LowerName::new(origin)))?;
-    Some(Previous {
-        zone,
-        signed: signed.as_deref()?,
-    })
-}
-
-/// The path of a zone's file and the name it is reported under.
-pub(crate) fn zone_file(
-    inputs: &Inputs,
-    view: &str,
-    zc: &ZoneConfig,
-    origin: &Name,
-) -> (PathBuf, String) {
-    let relative = zc.file.clone().unwrap_or_else(|| {
-        PathBuf::from(view).join(format!("{}.zone", origin.to_string().trim_end_matches('.')))
-    });
-    (
-        inputs.zones_dir().join(&relative),
-        relative.display().to_string(),
-    )
-}
-
-/// The parsed `records` of `view` that belong to the zone `origin`; records that do not
-/// parse are reported in `problems` and left out.
-pub(crate) fn managed_in_zone(
-    inputs: &Inputs,
-    view: &str,
-    origin: &Name,
-    records: &[ManagedRecord],
-    problems: &mut Vec<Problem>,
-) -> Vec<(SourceRecord, bool)> {
-    let mut parsed_records = Vec::new();
-    let lower = LowerName::new(origin);
-    for m in records {
-        let Some(owner) = m.owner() else {
-            problems.push(Problem {
-                severity: Severity::Warning,
-                loc: None,
-                message: format!("managed record `{}`: bad owner name, ignored", m.name),
-            });
-            continue;
-        };
-        if !lower.zone_of(&LowerName::new(&owner))
-            || more_specific_zone(inputs, view, &owner, &lower)
-        {
-            continue;
-        }
-        match m.parse(view, origin) {
-            Ok(r) => parsed_records.push((r, m.synthesised)),
-            Err(p) => problems.push(p),
-        }
-    }
-    parsed_records
-}
-
-/// True when another zone of the view is closer to `owner` than `origin` (a child zone).
-fn more_specific_zone(inputs: &Inputs, view: &str, owner: &Name, origin: &LowerName) -> bool {
-    inputs
-        .config
-        .view
-        .iter()
-        .filter(|v| v.name == view)
-        .flat_map(|v| v.zone.iter())
-        .filter_map(|z| zone_name(&z.name).ok())
-        .map(|n| LowerName::new(&n))
-        .any(|z| z != *origin && origin.zone_of(&z) && z.zone_of(&LowerName::new(owner)))
 }
 
 /// Logs managed records that fall in no zone of their view (they are ignored).

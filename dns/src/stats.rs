@@ -175,6 +175,10 @@ pub fn describe_metrics() {
         "postern_dns_queries_total",
         "DNS queries by the view that answered them (none: no view matched the client)."
     );
+    metrics::describe_counter!(
+        "postern_dns_zone_builds_total",
+        "Zones built (parsed, merged with the store's records, signed) by view and zone: a change rebuilds only the zones it touches."
+    );
     metrics::describe_histogram!(
         "postern_dns_query_duration_seconds",
         metrics::Unit::Seconds,

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use hickory_proto::rr::{LowerName, Name, RecordType};
 
 use crate::config::DnsConfig;
+use crate::load::{managed_in_zone, zone_file};
 use crate::lookup::dname_above;
 use crate::managed::{merge, ManagedRecord};
-use crate::state::{managed_in_zone, zone_file, Inputs};
-use crate::zone::{Loc, Severity, Zone};
+use crate::state::Inputs;
+use crate::zone::parse::parse_file;
+use crate::zone::{Loc, Problem, Severity, Zone};
 
 /// The zones (origins, without trailing dot) each view owns, in the configured order. Zones a
 /// view only borrows from another (`in_view`) are left out: their managed records belong to the
@@ -58,9 +60,12 @@ pub(crate) fn check_served(
         return Ok(());
     };
     let (path, display) = zone_file(inputs, view, zc, &origin);
-    let parsed = inputs
-        .parse_cached(&path, &display, &origin)
-        .map_err(|p| format!("zone {origin} does not load from its file: {p}"))?;
+    let parsed = parse_file(&path, &display, &origin).map_err(|e| {
+        format!(
+            "zone {origin} does not load from its file: {}",
+            Problem::from_parse(e)
+        )
+    })?;
     let mut candidate = record
         .parse(view, &origin)
         .map_err(|p| p.message.trim_start_matches("ignored: ").to_owned())?;

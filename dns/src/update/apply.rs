@@ -2,13 +2,14 @@
 //! order to a working copy of the touched names, giving the new content of each changed
 //! RRset.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{DNSClass, LowerName, RData, Record, RecordType};
 
 use super::policy::{may_delete, Grant};
 use super::RrsetChange;
+use crate::state::FileRrsets;
 use crate::zone::{rdata_text, Zone};
 
 /// A journal line: (owner, TTL, type, RDATA).
@@ -80,15 +81,15 @@ impl Working<'_> {
 /// Applies the update RRs in order (RFC 2136 §3.4.2) and returns the changed RRsets with
 /// their new content, plus the records removed and added (for a journal).
 ///
-/// As in the RFC: an SOA add or delete is ignored (the served serial is Postern's: file
-/// serial plus the store's generation); deleting the apex NS RRset or its last NS is
+/// As in the RFC: an SOA add or delete is ignored (the served serial is Postern's,
+/// see [`crate::serial`]); deleting the apex NS RRset or its last NS is
 /// ignored; a CNAME added where other data exists, or other data where a CNAME exists, is
 /// ignored; re-adding an existing RR only updates the RRset's TTL. Deleting every RRset of
 /// a name keeps the apex SOA and NS and removes only types the key may change. RRsets the
 /// zone file holds cannot be changed: touching one is REFUSED.
 pub fn apply(
     zone: &Zone,
-    file_rrsets: &HashSet<(LowerName, RecordType)>,
+    file_rrsets: &FileRrsets,
     grants: &[&Grant],
     updates: &[Record],
 ) -> Result<Diff, ResponseCode> {
@@ -98,7 +99,7 @@ pub fn apply(
         names: HashMap::new(),
         original: HashMap::new(),
     };
-    let from_file = |name: &LowerName, rtype| file_rrsets.contains(&(name.clone(), rtype));
+    let from_file = |name: &LowerName, rtype| file_rrsets.contains(zone, name, rtype);
     for rr in updates {
         let name = LowerName::new(&rr.name);
         let rtype = rr.record_type();
@@ -142,7 +143,7 @@ pub fn apply(
                 let node = w.node(&name);
                 for (t, records) in node.iter_mut() {
                     let keep = (is_apex && matches!(*t, RecordType::SOA | RecordType::NS))
-                        || file_rrsets.contains(&(name.clone(), *t))
+                        || from_file(&name, *t)
                         || !may_delete(grants, &name, *t);
                     if !keep {
                         records.clear();

@@ -52,7 +52,7 @@ pub struct ZoneUpdate {
     /// The TSIG key that signed the update.
     pub key: String,
     /// The zone's served serial the update was evaluated against; applied alone, it moves
-    /// the serial to `serial + 1` (one generation step), the span of its journal entry.
+    /// the serial to `serial + 1` (the content changed, see [`crate::serial`]), the span of its journal entry.
     pub serial: u32,
     /// Every RRset the update changed, with its new content.
     pub rrsets: Vec<RrsetChange>,

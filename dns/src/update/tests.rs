@@ -51,7 +51,7 @@ name = "t.test"
     ))
     .expect("config");
     let mut inputs = Inputs::new(config, dir.path().to_path_buf());
-    inputs.managed.insert("v".into(), (0, managed));
+    inputs.managed.insert("v".into(), managed);
     let (state, _) = build(&mut inputs, OnZoneError::Fail).expect("builds");
     (dir, state)
 }
