@@ -41,9 +41,10 @@ use crate::telemetry::{count_completed, timed};
 const COMMAND_OVERHEAD: u32 = 64 * 1024;
 
 /// Largest command (line plus literals) and largest literal accepted before login: enough for
-/// LOGIN/AUTHENTICATE with long names and passwords, small enough that thousands of strangers
-/// cannot hold memory (Dovecot refuses larger input the same way).
-const PREAUTH_MAX_INPUT: u32 = 8 * 1024;
+/// LOGIN/AUTHENTICATE with long names and passwords and for the largest ID a client may send
+/// (RFC 2971 §3.3: 30 pairs of 30-octet fields and 1024-octet values, about 32 KiB), small enough
+/// that thousands of strangers cannot hold much memory.
+const PREAUTH_MAX_INPUT: u32 = 40 * 1024;
 
 /// Bytes read from the client at a time.
 const READ_BUFFER: usize = 16 * 1024;
@@ -403,7 +404,9 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                 reply = session.fetch_done().await;
             }
             count_completed(&reply.responses);
-            write(&mut conn, &encode(&reply.responses)).await?;
+            let mut out = std::mem::take(&mut reply.raw);
+            out.extend(encode(&reply.responses));
+            write(&mut conn, &out).await?;
             if !budget.is_empty() || frag.message_bytes().len() > SMALL_LITERAL as usize {
                 // Give the large message's memory back: the budget, and the buffer's capacity.
                 // The fragmentizer holds no byte past the finished message (`input` feeds it one
@@ -487,16 +490,22 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
 async fn command(session: &mut Session, frag: &Fragmentizer) -> Reply {
     use imap_codec::fragmentizer::DecodeMessageError as E;
     let bad = |why: &str| Reply {
+        raw: Vec::new(),
         responses: vec![Session::syntax_error(frag.decode_tag().as_ref(), why)],
         next: Next::Continue,
     };
     if frag.is_max_message_size_exceeded() || frag.is_message_poisoned() {
         return Reply {
+            raw: Vec::new(),
             responses: vec![Session::literal_too_big(frag.decode_tag().as_ref())],
             next: Next::Continue,
         };
     }
-    if let Some((plain, extras)) = list_extended::split(frag.message_bytes()) {
+    if let Some(list) = list_extended::split(frag.message_bytes()) {
+        let (plain, extras) = match list {
+            Ok(split) => split,
+            Err(why) => return bad(why),
+        };
         return match CommandCodec::default().decode(&plain) {
             Ok((b"", cmd)) => timed("LIST", session.command_with(cmd, extras)).await,
             _ => bad("Malformed LIST"),
@@ -510,6 +519,7 @@ async fn command(session: &mut Session, frag: &Fragmentizer) -> Reply {
                 "Search programs may nest at most {MAX_SEARCH_DEPTH} levels"
             )),
             Err(ProgramError::TooMany) => Reply {
+                raw: Vec::new(),
                 responses: vec![Session::search_limit(
                     frag.decode_tag().as_ref(),
                     &format!("Search programs are limited to {MAX_SEARCH_KEYS} keys"),
@@ -522,6 +532,7 @@ async fn command(session: &mut Session, frag: &Fragmentizer) -> Reply {
         Ok(cmd) => timed(cmd.name(), session.command(cmd)).await,
         Err(E::DecodingFailure(_)) | Err(E::DecodingRemainder { .. }) => bad("Syntax error"),
         Err(_) => Reply {
+            raw: Vec::new(),
             responses: vec![Session::literal_too_big(frag.decode_tag().as_ref())],
             next: Next::Continue,
         },

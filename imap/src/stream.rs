@@ -171,6 +171,7 @@ pub(crate) async fn spooled_append(
 ) -> Reply {
     let SpooledAppend { head, tag, spool } = append;
     let reply = |response| Reply {
+        raw: Vec::new(),
         responses: vec![response],
         next: Next::Continue,
     };

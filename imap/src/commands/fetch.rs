@@ -207,6 +207,7 @@ impl Session {
         let plan = self.fetching.take();
         let Some(tag) = self.pending.take() else {
             return Reply {
+                raw: Vec::new(),
                 responses: Vec::new(),
                 next: Next::Continue,
             };

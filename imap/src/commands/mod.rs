@@ -5,6 +5,7 @@ mod copy;
 mod fetch;
 mod flags;
 mod junk;
+mod list;
 mod mailboxes;
 mod quota;
 mod search;

@@ -50,6 +50,9 @@ pub enum Next {
 /// Responses to send, in order, and what to do next.
 #[derive(Debug)]
 pub struct Reply {
+    /// Untagged responses imap-codec has no type for (LIST-EXTENDED's CHILDINFO, ESEARCH),
+    /// already encoded; written before `responses`.
+    pub raw: Vec<u8>,
     /// The responses.
     pub responses: Vec<Response<'static>>,
     /// The connection's next step.
@@ -58,6 +61,8 @@ pub struct Reply {
 
 /// A successful command's result: untagged responses, then a tagged OK with an optional code.
 pub(crate) struct Done {
+    /// Untagged responses already encoded (see [`Reply::raw`]), sent before `untagged`.
+    pub raw: Vec<u8>,
     pub untagged: Vec<Response<'static>>,
     pub code: Option<Code<'static>>,
     pub text: &'static str,
@@ -67,6 +72,7 @@ pub(crate) struct Done {
 impl Done {
     pub fn ok(text: &'static str) -> Done {
         Done {
+            raw: Vec::new(),
             untagged: Vec::new(),
             code: None,
             text,
@@ -76,6 +82,12 @@ impl Done {
 
     pub fn with(mut self, untagged: Vec<Response<'static>>) -> Done {
         self.untagged = untagged;
+        self
+    }
+
+    /// Adds untagged responses already encoded (see [`Reply::raw`]).
+    pub fn raw(mut self, raw: Vec<u8>) -> Done {
+        self.raw = raw;
         self
     }
 
@@ -216,6 +228,7 @@ impl Session {
                 "CHILDREN",
                 "SPECIAL-USE",
                 "LIST-EXTENDED",
+                "LIST-STATUS",
                 "CONDSTORE",
                 "QUOTA",
                 "QUOTA=RES-STORAGE",
@@ -291,9 +304,11 @@ impl Session {
         allow_expunge: bool,
         outcome: Outcome,
     ) -> Reply {
+        let mut raw = Vec::new();
         let (mut responses, status, next) = match outcome {
             Ok(done) => {
                 let next = done.next;
+                raw = done.raw;
                 let status = if matches!(next, Next::Authenticate | Next::Idle | Next::Fetch) {
                     None
                 } else {
@@ -343,7 +358,11 @@ impl Session {
             self.pending = Some(tag.into_static());
         }
         responses.extend(status);
-        Reply { responses, next }
+        Reply {
+            raw,
+            responses,
+            next,
+        }
     }
 
     /// Pending updates of the selected mailbox, if a change was noticed.
@@ -444,6 +463,7 @@ impl Session {
             responses.push(tagged(&tag, StatusKind::Ok, None, "IDLE terminated"));
         }
         Reply {
+            raw: Vec::new(),
             responses,
             next: Next::Continue,
         }
@@ -453,6 +473,7 @@ impl Session {
     pub async fn authenticate_data(&mut self, line: AuthenticateData<'_>) -> Reply {
         let Some(tag) = self.pending.take() else {
             return Reply {
+                raw: Vec::new(),
                 responses: vec![Self::syntax_error(None, "No authentication in progress")],
                 next: Next::Continue,
             };
@@ -466,6 +487,7 @@ impl Session {
                         self.sasl = Some(Mechanism::Login(login));
                         self.pending = Some(tag);
                         return Reply {
+                            raw: Vec::new(),
                             responses: vec![self.challenge()],
                             next: Next::Authenticate,
                         };
@@ -486,6 +508,7 @@ impl Session {
             }
         };
         Reply {
+            raw: Vec::new(),
             responses: vec![response],
             next: Next::Continue,
         }
