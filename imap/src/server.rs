@@ -33,7 +33,8 @@ use crate::list_extended;
 use crate::search_program::{self, ProgramError, MAX_SEARCH_DEPTH, MAX_SEARCH_KEYS};
 use crate::session::{Next, Reply, Session};
 use crate::stream::{
-    is_append, receive_literal, spooled_append, Expect, Input, Received, SpooledAppend,
+    is_append, receive_literal, spooled_append, unwrap_utf8_append, Expect, Input, Received,
+    SpooledAppend,
 };
 use crate::telemetry::{count_completed, timed};
 
@@ -526,6 +527,12 @@ async fn command(session: &mut Session, frag: &Fragmentizer) -> Reply {
                 )],
                 next: Next::Continue,
             },
+        };
+    }
+    if let Some(plain) = unwrap_utf8_append(frag.message_bytes()) {
+        return match CommandCodec::default().decode(&plain) {
+            Ok((b"", cmd)) => timed("APPEND", session.command(cmd)).await,
+            _ => bad("Syntax error"),
         };
     }
     match frag.decode_message(&CommandCodec::default()) {

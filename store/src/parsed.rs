@@ -3,10 +3,12 @@
 //! stored and kept beside them as JSON, so FETCH and SEARCH never re-parse a message.
 
 use mail_parser::{
-    Address as ParsedAddress, GetHeader, HeaderName, HeaderValue, Message, MessageParser,
-    MessagePart, MimeHeaders, PartType,
+    Address as ParsedAddress, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders,
+    PartType,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::envelope_address::envelope_addresses;
 
 /// Everything IMAP needs to know about a message's structure.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,7 +40,7 @@ pub struct SearchFields {
 }
 
 /// ENVELOPE fields (RFC 3501 §7.4.2). Strings are the raw, unfolded header values (encoded words
-/// stay encoded), except address display names, which are decoded.
+/// stay encoded), as Dovecot shows them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     /// `Date:`
@@ -67,8 +69,11 @@ pub struct Envelope {
 /// ends with all fields `None` (RFC 3501 §7.4.2).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvelopeAddress {
-    /// Display name, decoded.
+    /// Display name (or the comment of a bare address).
     pub name: Option<String>,
+    /// Source route (`@a,@b`), RFC 3501 `addr-adl`.
+    #[serde(default)]
+    pub route: Option<String>,
     /// Local part (or group name).
     pub mailbox: Option<String>,
     /// Domain.
@@ -320,15 +325,14 @@ fn envelope(message: &Message, full: &[u8], base: u32) -> Envelope {
     let Some(root) = message.parts.first() else {
         return Envelope::default();
     };
-    let addresses = |name: HeaderName| -> Vec<EnvelopeAddress> {
-        match root.headers.header_value(&name) {
-            Some(HeaderValue::Address(a)) => envelope_addresses(a),
-            _ => Vec::new(),
-        }
+    let addresses = |name: &str| -> Vec<EnvelopeAddress> {
+        raw_header(root, full, base, name)
+            .map(|v| envelope_addresses(&v))
+            .unwrap_or_default()
     };
-    let from = addresses(HeaderName::From);
-    let sender = addresses(HeaderName::Sender);
-    let reply_to = addresses(HeaderName::ReplyTo);
+    let from = addresses("From");
+    let sender = addresses("Sender");
+    let reply_to = addresses("Reply-To");
     Envelope {
         date: raw_header(root, full, base, "Date"),
         subject: raw_header(root, full, base, "Subject"),
@@ -343,57 +347,11 @@ fn envelope(message: &Message, full: &[u8], base: u32) -> Envelope {
             reply_to
         },
         from,
-        to: addresses(HeaderName::To),
-        cc: addresses(HeaderName::Cc),
-        bcc: addresses(HeaderName::Bcc),
+        to: addresses("To"),
+        cc: addresses("Cc"),
+        bcc: addresses("Bcc"),
         in_reply_to: raw_header(root, full, base, "In-Reply-To"),
         message_id: raw_header(root, full, base, "Message-ID"),
-    }
-}
-
-fn envelope_address(name: Option<&str>, address: Option<&str>) -> EnvelopeAddress {
-    let (mailbox, host) = match address {
-        Some(a) => match a.rsplit_once('@') {
-            Some((l, d)) => (Some(l.to_owned()), Some(d.to_owned())),
-            None => (Some(a.to_owned()), Some(String::new())),
-        },
-        None => (None, Some(String::new())),
-    };
-    EnvelopeAddress {
-        name: name.filter(|n| !n.is_empty()).map(str::to_owned),
-        mailbox,
-        host,
-    }
-}
-
-fn envelope_addresses(a: &ParsedAddress) -> Vec<EnvelopeAddress> {
-    match a {
-        ParsedAddress::List(list) => list
-            .iter()
-            .map(|x| envelope_address(x.name.as_deref(), x.address.as_deref()))
-            .collect(),
-        ParsedAddress::Group(groups) => {
-            let mut out = Vec::new();
-            for g in groups {
-                let members = g
-                    .addresses
-                    .iter()
-                    .map(|x| envelope_address(x.name.as_deref(), x.address.as_deref()));
-                match &g.name {
-                    Some(name) => {
-                        out.push(EnvelopeAddress {
-                            name: None,
-                            mailbox: Some(name.to_string()),
-                            host: None,
-                        });
-                        out.extend(members);
-                        out.push(EnvelopeAddress::default());
-                    }
-                    None => out.extend(members),
-                }
-            }
-            out
-        }
     }
 }
 
@@ -410,9 +368,16 @@ fn address_text(a: Option<&ParsedAddress>) -> String {
     };
     match a {
         ParsedAddress::List(l) => l.iter().map(one).collect::<Vec<_>>().join(", "),
+        // A group's name is searchable too (SEARCH TO matches the group, as in Dovecot).
         ParsedAddress::Group(g) => g
             .iter()
-            .flat_map(|g| g.addresses.iter().map(one))
+            .flat_map(|g| {
+                g.name
+                    .as_deref()
+                    .map(|n| format!("{n}:"))
+                    .into_iter()
+                    .chain(g.addresses.iter().map(one))
+            })
             .collect::<Vec<_>>()
             .join(", "),
     }
