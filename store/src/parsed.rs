@@ -22,6 +22,10 @@ pub struct ParsedMessage {
     pub sent_day: Option<i64>,
     /// Decoded header values that SEARCH FROM/TO/CC/BCC/SUBJECT match against.
     pub search: SearchFields,
+    /// The raw `References:` value, for THREAD=REFERENCES (RFC 5256 §4.2); absent in metadata
+    /// stored before it was kept.
+    #[serde(default)]
+    pub references: Option<String>,
 }
 
 /// Decoded (RFC 2047) header texts used by SEARCH.
@@ -154,6 +158,10 @@ impl ParsedMessage {
                         cc: address_text(message.cc()),
                         bcc: address_text(message.bcc()),
                     },
+                    references: message
+                        .parts
+                        .first()
+                        .and_then(|root| raw_header(root, raw, 0, "References")),
                 }
             }
             _ => ParsedMessage {
@@ -169,6 +177,7 @@ impl ParsedMessage {
                 },
                 sent_day: None,
                 search: SearchFields::default(),
+                references: None,
             },
         }
     }

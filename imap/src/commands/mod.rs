@@ -11,6 +11,8 @@ mod quota;
 mod search;
 mod section;
 mod select;
+mod sort;
+mod thread;
 
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 use std::collections::HashMap;

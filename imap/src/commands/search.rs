@@ -233,6 +233,19 @@ impl Session {
         criteria: &[SearchKey<'_>],
         uid: bool,
     ) -> Outcome {
+        let found = self.matching(charset, criteria).await?;
+        let sel = self.require_selected()?;
+        let hits = found.numbers(sel, uid);
+        let modseq = found.modseq(!hits.is_empty());
+        Ok(Done::ok("SEARCH completed").with(vec![data(Data::Search(hits, modseq))]))
+    }
+
+    /// The selected messages a search program matches (shared by SEARCH, SORT and THREAD).
+    pub(crate) async fn matching(
+        &mut self,
+        charset: Option<&Charset<'_>>,
+        criteria: &[SearchKey<'_>],
+    ) -> Result<Matches, Failure> {
         if let Some(cs) = charset {
             let name = match cs {
                 Charset::Atom(a) => a.as_ref().to_owned(),
@@ -306,18 +319,49 @@ impl Session {
                 };
                 if criteria.iter().all(|k| eval(k, &ctx)) {
                     highest = highest.max(meta.modseq);
-                    hits.push(if uid {
-                        NonZeroU32::new(u32::try_from(meta.uid).unwrap_or(0))
-                    } else {
-                        Some(Selected::seq(i))
-                    });
+                    hits.push(i);
                 }
             }
         }
-        let hits: Vec<NonZeroU32> = hits.into_iter().flatten().collect();
-        let modseq = (modseq && !hits.is_empty())
-            .then(|| NonZeroU64::new(highest as u64))
-            .flatten();
-        Ok(Done::ok("SEARCH completed").with(vec![data(Data::Search(hits, modseq))]))
+        Ok(Matches {
+            indexes: hits,
+            highest_modseq: modseq.then_some(highest),
+        })
+    }
+}
+
+/// What a search program matched.
+pub(crate) struct Matches {
+    /// Indexes into the selected mailbox's messages, ascending.
+    pub indexes: Vec<usize>,
+    /// The highest MODSEQ of the matches, when the program used MODSEQ (RFC 7162 §3.1.5).
+    pub highest_modseq: Option<i64>,
+}
+
+impl Matches {
+    /// Sequence numbers or UIDs of the messages at `indexes`.
+    pub fn numbers_of(sel: &Selected, indexes: &[usize], uid: bool) -> Vec<NonZeroU32> {
+        indexes
+            .iter()
+            .filter_map(|&i| {
+                if uid {
+                    NonZeroU32::new(u32::try_from(sel.messages[i].uid).unwrap_or(0))
+                } else {
+                    Some(Selected::seq(i))
+                }
+            })
+            .collect()
+    }
+
+    /// Sequence numbers or UIDs of the matches.
+    pub fn numbers(&self, sel: &Selected, uid: bool) -> Vec<NonZeroU32> {
+        Self::numbers_of(sel, &self.indexes, uid)
+    }
+
+    /// The MODSEQ to report: only when asked for and something matched.
+    pub fn modseq(&self, any: bool) -> Option<NonZeroU64> {
+        self.highest_modseq
+            .filter(|_| any)
+            .and_then(|h| NonZeroU64::new(h as u64))
     }
 }

@@ -234,6 +234,10 @@ impl Session {
                 "QUOTA=RES-STORAGE",
                 "STATUS=SIZE",
                 "UTF8=ACCEPT",
+                "SORT",
+                "SORT=DISPLAY",
+                "THREAD=ORDEREDSUBJECT",
+                "THREAD=REFERENCES",
             ]);
         }
         let caps: Vec<Capability<'static>> = caps
@@ -732,6 +736,29 @@ impl Session {
                 criteria,
                 uid,
             } => self.search(charset.as_ref(), criteria.as_ref(), uid).await,
+            C::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.sort(
+                    sort_criteria.as_ref(),
+                    &charset,
+                    search_criteria.as_ref(),
+                    uid,
+                )
+                .await
+            }
+            C::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.thread(&algorithm, &charset, search_criteria.as_ref(), uid)
+                    .await
+            }
             C::Fetch {
                 sequence_set,
                 macro_or_item_names,
