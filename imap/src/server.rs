@@ -29,9 +29,10 @@ use arc_swap::ArcSwap;
 
 use crate::config::ImapConfig;
 use crate::error::ImapError;
+use crate::esearch;
 use crate::list_extended;
 use crate::search_program::{self, ProgramError, MAX_SEARCH_DEPTH, MAX_SEARCH_KEYS};
-use crate::session::{Next, Reply, Session};
+use crate::session::{Extras, Next, Reply, Session};
 use crate::stream::{
     is_append, receive_literal, spooled_append, unwrap_utf8_append, Expect, Input, Received,
     SpooledAppend,
@@ -507,14 +508,28 @@ async fn command(session: &mut Session, frag: &Fragmentizer) -> Reply {
             Ok(split) => split,
             Err(why) => return bad(why),
         };
+        let extras = Extras {
+            list: extras,
+            ..Extras::default()
+        };
         return match CommandCodec::default().decode(&plain) {
             Ok((b"", cmd)) => timed("LIST", session.command_with(cmd, extras)).await,
             _ => bad("Malformed LIST"),
         };
     }
-    if let Some(search) = search_program::decode(frag.message_bytes()) {
+    let (esearch_plain, search_return) = match esearch::split(frag.message_bytes()) {
+        Some(Ok((plain, options))) => (Some(plain), Some(options)),
+        Some(Err(why)) => return bad(why),
+        None => (None, None),
+    };
+    let message = esearch_plain.as_deref().unwrap_or(frag.message_bytes());
+    if let Some(search) = search_program::decode(message) {
+        let extras = Extras {
+            search_return,
+            ..Extras::default()
+        };
         return match search {
-            Ok(cmd) => timed(cmd.name(), session.command(cmd)).await,
+            Ok(cmd) => timed(cmd.name(), session.command_with(cmd, extras)).await,
             Err(ProgramError::Syntax) => bad("Syntax error in SEARCH"),
             Err(ProgramError::TooDeep) => bad(&format!(
                 "Search programs may nest at most {MAX_SEARCH_DEPTH} levels"

@@ -13,6 +13,7 @@ use mail_parser::MessageParser;
 use postern_store::{Flags, MessageDetails, MessageMeta};
 
 use crate::commands::{batch_len, details_by_uid};
+use crate::esearch::{self, SearchReturn};
 use crate::response::{atom, data};
 use crate::session::{Done, Failure, Outcome, Selected, Session};
 
@@ -232,19 +233,42 @@ impl Session {
         charset: Option<&Charset<'_>>,
         criteria: &[SearchKey<'_>],
         uid: bool,
+        esearch: Option<SearchReturn>,
     ) -> Outcome {
-        let found = self.matching(charset, criteria).await?;
+        // Out-of-range sequence numbers: BAD for SEARCH (RFC 3501 §9), no match for ESEARCH,
+        // whose result reports "nothing" (RFC 4731 §3.1) as Dovecot does.
+        let found = self.matching(charset, criteria, esearch.is_none()).await?;
         let sel = self.require_selected()?;
         let hits = found.numbers(sel, uid);
-        let modseq = found.modseq(!hits.is_empty());
-        Ok(Done::ok("SEARCH completed").with(vec![data(Data::Search(hits, modseq))]))
+        let Some(options) = esearch else {
+            let modseq = found.modseq(!hits.is_empty());
+            return Ok(Done::ok("SEARCH completed").with(vec![data(Data::Search(hits, modseq))]));
+        };
+        // RFC 7162 §3.1.5: with only MIN and/or MAX, the MODSEQ of the messages returned.
+        let modseq = found.highest_modseq.map(|highest| {
+            let ends = [found.indexes.first(), found.indexes.last()];
+            if options.all || options.count {
+                highest
+            } else {
+                ends.iter()
+                    .zip([options.min, options.max])
+                    .filter(|(_, wanted)| *wanted)
+                    .filter_map(|(i, _)| i.map(|&i| sel.messages[i].modseq))
+                    .max()
+                    .unwrap_or(highest)
+            }
+        });
+        let line = esearch::response(&options, uid, &hits, modseq.map(|m| m as u64));
+        Ok(Done::ok("SEARCH completed").raw(line))
     }
 
-    /// The selected messages a search program matches (shared by SEARCH, SORT and THREAD).
+    /// The selected messages a search program matches (shared by SEARCH, SORT and THREAD);
+    /// with `check_sets`, a sequence number beyond EXISTS is BAD.
     pub(crate) async fn matching(
         &mut self,
         charset: Option<&Charset<'_>>,
         criteria: &[SearchKey<'_>],
+        check_sets: bool,
     ) -> Result<Matches, Failure> {
         if let Some(cs) = charset {
             let name = match cs {
@@ -266,13 +290,13 @@ impl Session {
                 ));
             }
         }
-        {
+        if check_sets {
             let sel = self.require_selected()?;
             criteria.iter().try_for_each(|k| check_seq_sets(k, sel))?;
         }
         let modseq = criteria.iter().any(uses_modseq);
         if modseq {
-            self.condstore = true;
+            self.enable_condstore();
         }
         let (mut parsed, mut raw) = (false, false);
         criteria

@@ -264,7 +264,7 @@ impl Session {
         charset: &Charset<'_>,
         criteria: &[SearchKey<'_>],
     ) -> Result<(Vec<Keys>, Matches), Failure> {
-        let found = self.matching(Some(charset), criteria).await?;
+        let found = self.matching(Some(charset), criteria, true).await?;
         let store = self.store.clone();
         let sel = self.require_selected()?;
         let mut keys = Vec::with_capacity(found.indexes.len());

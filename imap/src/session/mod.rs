@@ -26,6 +26,7 @@ pub(crate) use selected::{flag_items, Selected};
 
 use crate::commands::{AppendData, FetchPlan};
 use crate::config::ImapConfig;
+use crate::esearch::SearchReturn;
 use crate::list_extended::ListExtras;
 use crate::response::{atom, bye, code_other, data, tagged, text};
 
@@ -57,6 +58,15 @@ pub struct Reply {
     pub responses: Vec<Response<'static>>,
     /// The connection's next step.
     pub next: Next,
+}
+
+/// Parts of a command imap-codec does not parse, read beside it (`list_extended`, `esearch`).
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// LIST-EXTENDED options and patterns.
+    pub list: ListExtras,
+    /// ESEARCH result options of `SEARCH RETURN (...)`.
+    pub search_return: Option<SearchReturn>,
 }
 
 /// A successful command's result: untagged responses, then a tagged OK with an optional code.
@@ -149,6 +159,8 @@ pub struct Session {
     pub(crate) utf8: bool,
     /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in untagged FETCH responses.
     pub(crate) condstore: bool,
+    /// Untagged responses a command produced before its own (sent first).
+    pub(crate) notices: Vec<Response<'static>>,
     changes: Option<broadcast::Receiver<Change>>,
     pub(crate) pending: Option<Tag<'static>>,
     /// The SASL exchange of a pending AUTHENTICATE (RFC 3501 §6.2.2).
@@ -177,6 +189,7 @@ impl Session {
             selected: None,
             utf8: false,
             condstore: false,
+            notices: Vec::new(),
             changes: None,
             pending: None,
             sasl: None,
@@ -196,6 +209,24 @@ impl Session {
     /// The connection is now encrypted (after a STARTTLS handshake).
     pub fn tls_established(&mut self) {
         self.tls = true;
+    }
+
+    /// Turns CONDSTORE on because a command used it (RFC 7162 §3.1): the first time, with a
+    /// mailbox selected, the client learns its HIGHESTMODSEQ in an untagged OK.
+    pub(crate) fn enable_condstore(&mut self) {
+        if self.condstore {
+            return;
+        }
+        self.condstore = true;
+        if let Some(sel) = &self.selected {
+            let highest = std::num::NonZeroU64::new(sel.mailbox.highestmodseq.max(1) as u64)
+                .unwrap_or(std::num::NonZeroU64::MIN);
+            self.notices.push(crate::response::untagged(
+                StatusKind::Ok,
+                Some(Code::HighestModSeq(highest)),
+                "Highest",
+            ));
+        }
     }
 
     /// The authenticated user, if any.
@@ -234,6 +265,7 @@ impl Session {
                 "QUOTA=RES-STORAGE",
                 "STATUS=SIZE",
                 "UTF8=ACCEPT",
+                "ESEARCH",
                 "SORT",
                 "SORT=DISPLAY",
                 "THREAD=ORDEREDSUBJECT",
@@ -278,11 +310,11 @@ impl Session {
 
     /// Handles one command.
     pub async fn command(&mut self, cmd: Command<'_>) -> Reply {
-        self.command_with(cmd, ListExtras::default()).await
+        self.command_with(cmd, Extras::default()).await
     }
 
-    /// Handles one command; `extras` carries LIST-EXTENDED options the parser does not know.
-    pub async fn command_with(&mut self, cmd: Command<'_>, extras: ListExtras) -> Reply {
+    /// Handles one command; `extras` carries what imap-codec does not parse.
+    pub async fn command_with(&mut self, cmd: Command<'_>, extras: Extras) -> Reply {
         self.start_command();
         let tag = cmd.tag;
         let allow_expunge = !matches!(
@@ -344,6 +376,10 @@ impl Session {
                 )
             }
         };
+        if next != Next::Fetch {
+            // A streamed FETCH sends them with its first batch.
+            responses.splice(0..0, std::mem::take(&mut self.notices));
+        }
         if next == Next::Continue || next == Next::Idle {
             self.drain_changes();
             responses.extend(self.updates(allow_expunge).await);
@@ -603,7 +639,7 @@ impl Session {
             .ok_or_else(|| bad("No mailbox selected"))
     }
 
-    async fn dispatch(&mut self, body: CommandBody<'_>, extras: ListExtras) -> Outcome {
+    async fn dispatch(&mut self, body: CommandBody<'_>, extras: Extras) -> Outcome {
         use CommandBody as C;
         match body {
             C::Capability => Ok(Done::ok("Capabilities listed")
@@ -686,13 +722,16 @@ impl Session {
                 reference,
                 mailbox_wildcard,
             } => {
-                self.list(&reference, &mailbox_wildcard, extras, false)
+                self.list(&reference, &mailbox_wildcard, extras.list, false)
                     .await
             }
             C::Lsub {
                 reference,
                 mailbox_wildcard,
-            } => self.list(&reference, &mailbox_wildcard, extras, true).await,
+            } => {
+                self.list(&reference, &mailbox_wildcard, extras.list, true)
+                    .await
+            }
             C::Create { mailbox } => self.create(&mailbox).await,
             C::Delete { mailbox } => self.delete(&mailbox).await,
             C::Rename { from, to } => self.rename(&from, &to).await,
@@ -735,7 +774,15 @@ impl Session {
                 charset,
                 criteria,
                 uid,
-            } => self.search(charset.as_ref(), criteria.as_ref(), uid).await,
+            } => {
+                self.search(
+                    charset.as_ref(),
+                    criteria.as_ref(),
+                    uid,
+                    extras.search_return,
+                )
+                .await
+            }
             C::Sort {
                 sort_criteria,
                 charset,
