@@ -1,6 +1,7 @@
-//! ESEARCH (RFC 4731): `SEARCH RETURN (MIN MAX ALL COUNT) ...` and the untagged ESEARCH response.
-//! imap-codec 2.0.0-alpha.10 has neither, so the result options are taken off here (the rest is a
-//! plain SEARCH) and the response is written here.
+//! ESEARCH (RFC 4731) and ESORT (RFC 5267 §3.2): `SEARCH RETURN (MIN MAX ALL COUNT) ...`, the
+//! same for SORT, and the untagged ESEARCH response. imap-codec 2.0.0-alpha.10 has neither, so the
+//! result options are taken off here (the rest is a plain SEARCH or SORT) and the response is
+//! written here.
 
 use std::num::NonZeroU32;
 
@@ -25,19 +26,22 @@ fn starts_word(message: &[u8], pos: usize, word: &[u8]) -> bool {
         .is_some_and(|w| w.eq_ignore_ascii_case(word))
 }
 
-/// If `message` is a `[UID] SEARCH RETURN (...)`, returns the plain SEARCH and the options; an
-/// unknown option is an error (BAD).
+/// If `message` is a `[UID] SEARCH RETURN (...)` or `[UID] SORT RETURN (...)`, returns the plain
+/// command and the options; an unknown option is an error (BAD).
 pub fn split(message: &[u8]) -> Option<Result<(Vec<u8>, SearchReturn), &'static str>> {
     let space = message.iter().position(|&b| b == b' ')?;
     let mut pos = space + 1;
     if starts_word(message, pos, b"UID ") {
         pos += 4;
     }
-    if !starts_word(message, pos, b"SEARCH RETURN (") {
+    let verb = [&b"SEARCH "[..], b"SORT "]
+        .into_iter()
+        .find(|v| starts_word(message, pos, v))?;
+    let search_end = pos + verb.len();
+    if !starts_word(message, search_end, b"RETURN (") {
         return None;
     }
-    let search_end = pos + 7;
-    let open = pos + 14;
+    let open = search_end + 7;
     let Some(close) = message[open..].iter().position(|&b| b == b')') else {
         return Some(Err("Syntax error in RETURN"));
     };
@@ -92,7 +96,8 @@ fn sequence_set(numbers: &[NonZeroU32]) -> String {
 }
 
 /// The untagged ESEARCH response (RFC 4731 §3.1, MODSEQ from RFC 7162 §3.1.5) for the matching
-/// `numbers` in ascending order; MIN, MAX and ALL are left out when nothing matched.
+/// `numbers` in ascending order (in sort order for ESORT: MIN and MAX are then the first and last,
+/// and ALL keeps the order, RFC 5267 §3.2); MIN, MAX and ALL are left out when nothing matched.
 pub fn response(
     options: &SearchReturn,
     uid: bool,
@@ -144,6 +149,11 @@ mod tests {
         assert!(split(b"t SEARCH RETURN (BOGUS) ALL\r\n").unwrap().is_err());
         assert!(split(b"t SEARCH RETURN (MIN\r\n").unwrap().is_err());
         assert!(split(b"t SEARCH ALL\r\n").is_none());
+        let (plain, o) = split(b"t UID SORT RETURN (ALL) (ARRIVAL) UTF-8 ALL\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(plain, b"t UID SORT (ARRIVAL) UTF-8 ALL\r\n");
+        assert!(o.all);
     }
 
     #[test]
@@ -156,6 +166,10 @@ mod tests {
         assert_eq!(
             response(&all, true, &n(&[1, 2, 3, 5, 7, 8]), None),
             b"* ESEARCH (TAG \"a\") UID ALL 1:3,5,7:8\r\n"
+        );
+        assert_eq!(
+            response(&all, false, &n(&[3, 2, 1, 4, 5]), None),
+            b"* ESEARCH (TAG \"a\") ALL 3,2,1,4:5\r\n"
         );
         let count = SearchReturn {
             tag: "a".into(),

@@ -544,6 +544,17 @@ async fn command(session: &mut Session, frag: &Fragmentizer) -> Reply {
             },
         };
     }
+    if search_return.is_some() {
+        // SORT RETURN (...): the rest is a plain SORT for imap-codec.
+        let extras = Extras {
+            search_return,
+            ..Extras::default()
+        };
+        return match CommandCodec::default().decode(message) {
+            Ok((b"", cmd)) => timed(cmd.name(), session.command_with(cmd, extras)).await,
+            _ => bad("Syntax error"),
+        };
+    }
     if let Some(plain) = unwrap_utf8_append(frag.message_bytes()) {
         return match CommandCodec::default().decode(&plain) {
             Ok((b"", cmd)) => timed("APPEND", session.command(cmd)).await,

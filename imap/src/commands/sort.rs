@@ -1,4 +1,4 @@
-//! SORT (RFC 5256 §3, DISPLAYFROM/DISPLAYTO from RFC 5957 §3) and THREAD (RFC 5256 §4:
+//! SORT (RFC 5256 §3, DISPLAYFROM/DISPLAYTO from RFC 5957 §3, ESORT from RFC 5267 §3.2) and THREAD (RFC 5256 §4:
 //! ORDEREDSUBJECT here, REFERENCES in `thread`). Both take the messages a search program matches,
 //! load their stored envelopes a batch at a time, and keep only the few keys they order by.
 
@@ -14,6 +14,7 @@ use postern_store::{EnvelopeAddress, MessageDetails, MessageMeta};
 
 use super::search::Matches;
 use super::{batch_len, details_by_uid};
+use crate::esearch::{self, SearchReturn};
 use crate::response::data;
 use crate::session::{bad, Done, Failure, Outcome, Session};
 
@@ -291,6 +292,7 @@ impl Session {
         charset: &Charset<'_>,
         search: &[SearchKey<'_>],
         uid: bool,
+        esort: Option<SearchReturn>,
     ) -> Outcome {
         let (mut keys, found) = self.keys(charset, search).await?;
         keys.sort_by(|a, b| {
@@ -311,6 +313,10 @@ impl Session {
         let order: Vec<usize> = keys.iter().map(|k| k.index).collect();
         let numbers = Matches::numbers_of(sel, &order, uid);
         let modseq = found.modseq(!numbers.is_empty());
+        if let Some(options) = esort {
+            let line = esearch::response(&options, uid, &numbers, modseq.map(|m| m.get()));
+            return Ok(Done::ok("SORT completed").raw(line));
+        }
         Ok(Done::ok("SORT completed").with(vec![data(Data::Sort(numbers, modseq))]))
     }
 

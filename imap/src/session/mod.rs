@@ -266,6 +266,7 @@ impl Session {
                 "STATUS=SIZE",
                 "UTF8=ACCEPT",
                 "ESEARCH",
+                "ESORT",
                 "SORT",
                 "SORT=DISPLAY",
                 "THREAD=ORDEREDSUBJECT",
@@ -794,6 +795,7 @@ impl Session {
                     &charset,
                     search_criteria.as_ref(),
                     uid,
+                    extras.search_return,
                 )
                 .await
             }
