@@ -17,8 +17,12 @@ use common::{repo_path, Db, Instance, Server};
 
 both_backends!(imaptest_scripted_suite, imaptest_stress);
 
-/// imaptest logs in with plain LOGIN on the cleartext port, like Dovecot's test setup.
-const CONFIG: &str = "[imap]\nlogin_disabled_without_tls = false\n";
+/// imaptest logs in with plain LOGIN on the cleartext port, like Dovecot's test setup. Its
+/// stress clients log in and out all the time from one address, and a login still being checked
+/// counts as a failure (per address, and makes the next ones draw on the account's attempts)
+/// until it succeeds: both limits are raised so ten clients starting at once are not refused.
+const CONFIG: &str = "[imap]\nlogin_disabled_without_tls = false\n\n\
+                      [login]\nfailures_per_address = 1000\naccount_attempts_per_minute = 1000\n";
 
 /// The users imaptest logs in as (`user` and `user2`), password "password".
 const USERS: [&str; 2] = ["imaptest@example.test", "imaptest2@example.test"];
@@ -28,6 +32,10 @@ const FILE_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Serialises the build between the tests of this binary.
 static BUILD: Mutex<()> = Mutex::new(());
+
+/// One imaptest run at a time: the stress run's timing checks must not compete with another
+/// server on a small machine.
+static RUN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The built imaptest directory (`imaptest` wrapper, `tests/`), building it on first use.
 fn imaptest_dir() -> PathBuf {
@@ -186,6 +194,7 @@ fn server_capabilities(server: &Server) -> Vec<String> {
 /// tests that fail on every server): no file that runs may fail, and a skipped file must be
 /// explained by a capability Postern lacks.
 async fn imaptest_scripted_suite(db: Db) {
+    let _one = RUN.lock().await;
     let dir = imaptest_dir();
     let (_inst, server) = instance(db).await;
     let have = server_capabilities(&server);
@@ -248,6 +257,7 @@ async fn imaptest_scripted_suite(db: Db) {
 /// imaptest's default stress run: 10 clients doing random commands on one mailbox for 60 s, with
 /// its state tracking checking every response; any error it reports fails the test.
 async fn imaptest_stress(db: Db) {
+    let _one = RUN.lock().await;
     let dir = imaptest_dir();
     let (_inst, server) = instance(db).await;
     let mbox = dir.join("tests/default.mbox");

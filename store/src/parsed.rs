@@ -450,6 +450,23 @@ mod tests {
         assert_eq!(slice(&children[2]), b"JVBERi0=");
     }
 
+    /// ENVELOPE as Dovecot shows it (issue 12): groups, routes, quoted local parts, no domain,
+    /// and a last header line without CRLF.
+    #[test]
+    fn envelope_addresses_and_unterminated_header() {
+        let raw = b"From: <@route:user@domain>\r\nTo: \"a b\"@c, nodomain\r\nCc: group:;, group2: (foo) ;\r\nSubject: last line";
+        let p = ParsedMessage::parse(raw);
+        assert_eq!(p.envelope.subject.as_deref(), Some("last line"));
+        assert_eq!(p.envelope.from[0].route.as_deref(), Some("@route"));
+        assert_eq!(p.envelope.from[0].mailbox.as_deref(), Some("user"));
+        assert_eq!(p.envelope.to[0].mailbox.as_deref(), Some("a b"));
+        assert_eq!(p.envelope.to[1].mailbox.as_deref(), Some("nodomain"));
+        assert_eq!(p.envelope.to[1].host.as_deref(), Some("MISSING_DOMAIN"));
+        assert_eq!(p.envelope.cc.len(), 4);
+        assert_eq!(p.envelope.cc[1], EnvelopeAddress::default());
+        assert!(p.search.cc.contains("group2"), "{:?}", p.search);
+    }
+
     #[test]
     fn garbage_is_a_text_body() {
         let p = ParsedMessage::parse(b"");

@@ -113,7 +113,7 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 /// A leading `[...]` blob (RFC 5256 §5 `subj-blob`) and the white space after it.
 fn strip_blob(s: &str) -> Option<&str> {
     let rest = s.strip_prefix('[')?;
-    let close = rest.find(|c| c == ']' || c == '[')?;
+    let close = rest.find([']', '['])?;
     rest[close..]
         .strip_prefix(']')
         .map(|r| r.trim_start_matches([' ', '\t']))
