@@ -75,6 +75,7 @@ send_raw(m, b'L2 LIST (BOGUS) "" *\r\n')
 assert b"L2 BAD" in read_until_tagged(m, "L2")[-1]
 
 # A draft with UTF-8 headers, saved the RFC 6855 way.
+ok(m.unselect())
 ok(m._simple_command("ENABLE", "UTF8=ACCEPT"))
 draft = "Subject: Grüße\r\nFrom: jörg@example.test\r\n\r\nbody\r\n".encode()
 send_raw(m, b"U1 APPEND Other UTF8 (~{%d+}\r\n" % len(draft) + draft + b")\r\n")
