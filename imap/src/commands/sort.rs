@@ -22,7 +22,9 @@ use crate::session::{bad, Done, Failure, Outcome, Session};
 pub(crate) struct Keys {
     /// Index in the selected mailbox.
     pub index: usize,
+    /// RFC822.SIZE.
     pub size: i64,
+    /// INTERNALDATE, seconds since the epoch.
     pub arrival: i64,
     /// Sent date (`Date:`, or the internal date when it is missing or unreadable).
     pub date: i64,
@@ -30,10 +32,15 @@ pub(crate) struct Keys {
     pub subject: String,
     /// Whether the subject marked a reply or forward.
     pub reply: bool,
+    /// First From local part (RFC 5256 §3 FROM).
     pub from: String,
+    /// First To local part.
     pub to: String,
+    /// First Cc local part.
     pub cc: String,
+    /// First From display name or address (RFC 5957 DISPLAYFROM).
     pub display_from: String,
+    /// First To display name or address.
     pub display_to: String,
     /// `Message-ID` without its angle brackets.
     pub message_id: Option<String>,
