@@ -189,10 +189,10 @@ async fn clients_that_have_not_logged_in_get_small_input_and_a_short_idle_timeou
     let rest = until_closed(&mut r);
     assert!(rest.starts_with("* BYE"), "{rest:?}");
 
-    // An endless line: closed once it passes the pre-login cap.
+    // An endless line: closed once it passes the pre-login cap (40 KiB).
     let (mut s, mut r) = imap_client(imap);
     let chunk = vec![b'x'; 4096];
-    for _ in 0..8 {
+    for _ in 0..16 {
         if s.write_all(&chunk).is_err() {
             break;
         }

@@ -35,10 +35,22 @@ fn disposition(p: &BodyPart, utf8: bool) -> Disposition<'static> {
 /// The BODYSTRUCTURE of a part; `extended` adds the extension data BODY omits.
 pub fn body_structure(p: &BodyPart, extended: bool, utf8: bool) -> BodyStructure<'static> {
     if let Content::Multipart(children) = &p.content {
-        let bodies: Vec<_> = children
+        let mut bodies: Vec<_> = children
             .iter()
             .map(|c| body_structure(c, extended, utf8))
             .collect();
+        if bodies.is_empty() {
+            // RFC 3501's body-type-mpart needs at least one part: an empty multipart shows one
+            // empty text/plain part, as Dovecot writes it.
+            let empty = BodyPart {
+                media_type: "text".into(),
+                subtype: "plain".into(),
+                params: vec![("charset".into(), "us-ascii".into())],
+                encoding: "7BIT".into(),
+                ..BodyPart::default()
+            };
+            bodies.push(body_structure(&empty, extended, utf8));
+        }
         if let Ok(bodies) = Vec1::try_from(bodies) {
             return BodyStructure::Multi {
                 bodies,
@@ -65,10 +77,6 @@ pub fn body_structure(p: &BodyPart, extended: bool, utf8: bool) -> BodyStructure
         },
         (_, "text") => SpecificFields::Text {
             subtype: istring(p.subtype.to_ascii_uppercase()),
-            number_of_lines: p.lines,
-        },
-        (Content::Multipart(_), _) => SpecificFields::Text {
-            subtype: istring("PLAIN"),
             number_of_lines: p.lines,
         },
         _ => SpecificFields::Basic {

@@ -22,7 +22,7 @@ pub fn header_text(s: &str, utf8: bool) -> String {
 fn address(a: &EnvelopeAddress, utf8: bool) -> Address<'static> {
     Address {
         name: nstring(a.name.as_deref().map(|n| header_text(n, utf8))),
-        adl: nstring(None::<&str>),
+        adl: nstring(a.route.as_deref()),
         mailbox: nstring(a.mailbox.as_deref().map(|m| header_text(m, utf8))),
         host: nstring(a.host.as_deref().map(|h| header_text(h, utf8))),
     }

@@ -1,5 +1,5 @@
 //! Postern's IMAP server (RFC 3501 IMAP4rev1 with IDLE, UIDPLUS, MOVE, CONDSTORE, QUOTA, ENABLE,
-//! LIST-EXTENDED basics and SPECIAL-USE).
+//! LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, ESEARCH, ESORT, SORT and THREAD).
 //!
 //! Protocol logic lives in [`Session`], a state machine fed parsed commands (imap-codec) that returns
 //! responses and the next step for the connection; it talks to the [`postern_store::Store`] but never
@@ -12,6 +12,7 @@ mod commands;
 mod config;
 mod envelope;
 mod error;
+mod esearch;
 mod list_extended;
 pub mod mutf7;
 mod response;
@@ -24,5 +25,5 @@ mod telemetry;
 pub use config::ImapConfig;
 pub use error::ImapError;
 pub use server::{ImapServer, ImapSettings};
-pub use session::{Next, Reply, Session};
+pub use session::{Extras, Next, Reply, Session};
 pub use telemetry::describe_metrics;

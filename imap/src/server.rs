@@ -29,11 +29,13 @@ use arc_swap::ArcSwap;
 
 use crate::config::ImapConfig;
 use crate::error::ImapError;
+use crate::esearch;
 use crate::list_extended;
 use crate::search_program::{self, ProgramError, MAX_SEARCH_DEPTH, MAX_SEARCH_KEYS};
-use crate::session::{Next, Reply, Session};
+use crate::session::{Extras, Next, Reply, Session};
 use crate::stream::{
-    is_append, receive_literal, spooled_append, Expect, Input, Received, SpooledAppend,
+    is_append, receive_literal, spooled_append, unwrap_utf8_append, Expect, Input, Received,
+    SpooledAppend,
 };
 use crate::telemetry::{count_completed, timed};
 
@@ -41,9 +43,10 @@ use crate::telemetry::{count_completed, timed};
 const COMMAND_OVERHEAD: u32 = 64 * 1024;
 
 /// Largest command (line plus literals) and largest literal accepted before login: enough for
-/// LOGIN/AUTHENTICATE with long names and passwords, small enough that thousands of strangers
-/// cannot hold memory (Dovecot refuses larger input the same way).
-const PREAUTH_MAX_INPUT: u32 = 8 * 1024;
+/// LOGIN/AUTHENTICATE with long names and passwords and for the largest ID a client may send
+/// (RFC 2971 §3.3: 30 pairs of 30-octet fields and 1024-octet values, about 32 KiB), small enough
+/// that thousands of strangers cannot hold much memory.
+const PREAUTH_MAX_INPUT: u32 = 40 * 1024;
 
 /// Bytes read from the client at a time.
 const READ_BUFFER: usize = 16 * 1024;
@@ -403,7 +406,9 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                 reply = session.fetch_done().await;
             }
             count_completed(&reply.responses);
-            write(&mut conn, &encode(&reply.responses)).await?;
+            let mut out = std::mem::take(&mut reply.raw);
+            out.extend(encode(&reply.responses));
+            write(&mut conn, &out).await?;
             if !budget.is_empty() || frag.message_bytes().len() > SMALL_LITERAL as usize {
                 // Give the large message's memory back: the budget, and the buffer's capacity.
                 // The fragmentizer holds no byte past the finished message (`input` feeds it one
@@ -487,29 +492,50 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
 async fn command(session: &mut Session, frag: &Fragmentizer) -> Reply {
     use imap_codec::fragmentizer::DecodeMessageError as E;
     let bad = |why: &str| Reply {
+        raw: Vec::new(),
         responses: vec![Session::syntax_error(frag.decode_tag().as_ref(), why)],
         next: Next::Continue,
     };
     if frag.is_max_message_size_exceeded() || frag.is_message_poisoned() {
         return Reply {
+            raw: Vec::new(),
             responses: vec![Session::literal_too_big(frag.decode_tag().as_ref())],
             next: Next::Continue,
         };
     }
-    if let Some((plain, extras)) = list_extended::split(frag.message_bytes()) {
+    if let Some(list) = list_extended::split(frag.message_bytes()) {
+        let (plain, extras) = match list {
+            Ok(split) => split,
+            Err(why) => return bad(why),
+        };
+        let extras = Extras {
+            list: extras,
+            ..Extras::default()
+        };
         return match CommandCodec::default().decode(&plain) {
             Ok((b"", cmd)) => timed("LIST", session.command_with(cmd, extras)).await,
             _ => bad("Malformed LIST"),
         };
     }
-    if let Some(search) = search_program::decode(frag.message_bytes()) {
+    let (esearch_plain, search_return) = match esearch::split(frag.message_bytes()) {
+        Some(Ok((plain, options))) => (Some(plain), Some(options)),
+        Some(Err(why)) => return bad(why),
+        None => (None, None),
+    };
+    let message = esearch_plain.as_deref().unwrap_or(frag.message_bytes());
+    if let Some(search) = search_program::decode(message) {
+        let extras = Extras {
+            search_return,
+            ..Extras::default()
+        };
         return match search {
-            Ok(cmd) => timed(cmd.name(), session.command(cmd)).await,
+            Ok(cmd) => timed(cmd.name(), session.command_with(cmd, extras)).await,
             Err(ProgramError::Syntax) => bad("Syntax error in SEARCH"),
             Err(ProgramError::TooDeep) => bad(&format!(
                 "Search programs may nest at most {MAX_SEARCH_DEPTH} levels"
             )),
             Err(ProgramError::TooMany) => Reply {
+                raw: Vec::new(),
                 responses: vec![Session::search_limit(
                     frag.decode_tag().as_ref(),
                     &format!("Search programs are limited to {MAX_SEARCH_KEYS} keys"),
@@ -518,10 +544,28 @@ async fn command(session: &mut Session, frag: &Fragmentizer) -> Reply {
             },
         };
     }
+    if search_return.is_some() {
+        // SORT RETURN (...): the rest is a plain SORT for imap-codec.
+        let extras = Extras {
+            search_return,
+            ..Extras::default()
+        };
+        return match CommandCodec::default().decode(message) {
+            Ok((b"", cmd)) => timed(cmd.name(), session.command_with(cmd, extras)).await,
+            _ => bad("Syntax error"),
+        };
+    }
+    if let Some(plain) = unwrap_utf8_append(frag.message_bytes()) {
+        return match CommandCodec::default().decode(&plain) {
+            Ok((b"", cmd)) => timed("APPEND", session.command(cmd)).await,
+            _ => bad("Syntax error"),
+        };
+    }
     match frag.decode_message(&CommandCodec::default()) {
         Ok(cmd) => timed(cmd.name(), session.command(cmd)).await,
         Err(E::DecodingFailure(_)) | Err(E::DecodingRemainder { .. }) => bad("Syntax error"),
         Err(_) => Reply {
+            raw: Vec::new(),
             responses: vec![Session::literal_too_big(frag.decode_tag().as_ref())],
             next: Next::Continue,
         },

@@ -88,6 +88,33 @@ pub(crate) fn is_append(message: &[u8]) -> bool {
     space > 0 && rest.len() > 7 && rest[..7].eq_ignore_ascii_case(b"APPEND ")
 }
 
+/// Takes the RFC 6855 §4 wrapper off `APPEND box [flags] [date] UTF8 (~{n}<message>)`, which a
+/// client that enabled UTF8=ACCEPT uses for a message with UTF-8 headers: imap-codec decodes the
+/// plain form `... ~{n}<message>`. `None` if `message` is not such an APPEND.
+pub(crate) fn unwrap_utf8_append(message: &[u8]) -> Option<Vec<u8>> {
+    if !is_append(message) {
+        return None;
+    }
+    let at = message
+        .windows(9)
+        .position(|w| w.eq_ignore_ascii_case(b" UTF8 (~{"))?;
+    let tilde = at + 7;
+    let close = tilde + message[tilde..].iter().position(|&b| b == b'}')?;
+    let length: usize = std::str::from_utf8(&message[tilde + 2..close])
+        .ok()?
+        .trim_end_matches('+')
+        .parse()
+        .ok()?;
+    let data_end = (close + 3).checked_add(length)?;
+    if message.get(close + 1..close + 3) != Some(b"\r\n") || message.get(data_end) != Some(&b')') {
+        return None;
+    }
+    let mut out = message[..=at].to_vec();
+    out.extend_from_slice(&message[tilde..data_end]);
+    out.extend_from_slice(&message[data_end + 1..]);
+    Some(out)
+}
+
 /// An APPEND whose message literal is on disk, waiting for the rest of its command line.
 pub(crate) struct SpooledAppend {
     /// The command up to and including the literal's announcement (`... {N}\r\n`).
@@ -171,6 +198,7 @@ pub(crate) async fn spooled_append(
 ) -> Reply {
     let SpooledAppend { head, tag, spool } = append;
     let reply = |response| Reply {
+        raw: Vec::new(),
         responses: vec![response],
         next: Next::Continue,
     };
@@ -184,6 +212,7 @@ pub(crate) async fn spooled_append(
     line.extend_from_slice(&head[..open]);
     line.extend_from_slice(b"{0}\r\n");
     line.extend_from_slice(frag.message_bytes());
+    let line = unwrap_utf8_append(&line).unwrap_or(line);
     let cmd = match CommandCodec::default().decode(&line) {
         Ok((b"", cmd)) => cmd,
         _ => return reply(Session::syntax_error(tag.as_ref(), "Syntax error")),
@@ -211,6 +240,21 @@ mod tests {
         assert!(!is_append(b" APPEND INBOX {5}\r\n"));
         assert!(!is_append(b"a1 LOGIN {5}\r\n"));
         assert!(!is_append(b"a1 UID APPEND {5}\r\n"));
+    }
+
+    #[test]
+    fn utf8_append_wrapper() {
+        assert_eq!(
+            unwrap_utf8_append(b"a APPEND Drafts (\\Draft) UTF8 (~{3+}\r\nabc)\r\n").unwrap(),
+            b"a APPEND Drafts (\\Draft) ~{3+}\r\nabc\r\n"
+        );
+        assert_eq!(
+            unwrap_utf8_append(b"a append x utf8 (~{0}\r\n)\r\n").unwrap(),
+            b"a append x ~{0}\r\n\r\n"
+        );
+        assert!(unwrap_utf8_append(b"a APPEND x {3}\r\nabc\r\n").is_none());
+        assert!(unwrap_utf8_append(b"a APPEND x UTF8 (~{5}\r\nabc)\r\n").is_none());
+        assert!(unwrap_utf8_append(b"a SEARCH UTF8 (~{1}\r\na)\r\n").is_none());
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod dns;
 mod dns_serials;
 mod dnssec;
 mod domains;
+mod envelope_address;
 mod error;
 pub mod junk;
 mod listing;

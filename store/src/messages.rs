@@ -506,9 +506,9 @@ impl Store {
     }
 
     /// Claims the messages no session has seen yet for the caller (`\Recent`, RFC 3501 §2.3.2):
-    /// returns the lowest UID that is recent for this session; every UID from it up to the current
-    /// UIDNEXT is recent here and in no other session.
-    pub async fn claim_recent(&self, mailbox: &Mailbox) -> Result<i64> {
+    /// returns the UIDs that are recent for this session and in no other (empty if none). A
+    /// message appended after the claim is outside the range, left for the next claim.
+    pub async fn claim_recent(&self, mailbox: &Mailbox) -> Result<std::ops::Range<i64>> {
         loop {
             let row = sqlx::query("SELECT recent_uid, uidnext FROM mailboxes WHERE id = $1")
                 .bind(mailbox.id)
@@ -517,7 +517,7 @@ impl Store {
                 .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", mailbox.name)))?;
             let (old, next): (i64, i64) = (get(&row, "recent_uid")?, get(&row, "uidnext")?);
             if old >= next {
-                return Ok(next);
+                return Ok(next..next);
             }
             let done = sqlx::query(
                 "UPDATE mailboxes SET recent_uid = $1 WHERE id = $2 AND recent_uid = $3",
@@ -528,7 +528,7 @@ impl Store {
             .execute(&self.pool)
             .await?;
             if done.rows_affected() == 1 {
-                return Ok(old);
+                return Ok(old..next);
             }
         }
     }

@@ -3,10 +3,12 @@
 //! stored and kept beside them as JSON, so FETCH and SEARCH never re-parse a message.
 
 use mail_parser::{
-    Address as ParsedAddress, GetHeader, HeaderName, HeaderValue, Message, MessageParser,
-    MessagePart, MimeHeaders, PartType,
+    Address as ParsedAddress, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders,
+    PartType,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::envelope_address::envelope_addresses;
 
 /// Everything IMAP needs to know about a message's structure.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +22,10 @@ pub struct ParsedMessage {
     pub sent_day: Option<i64>,
     /// Decoded header values that SEARCH FROM/TO/CC/BCC/SUBJECT match against.
     pub search: SearchFields,
+    /// The raw `References:` value, for THREAD=REFERENCES (RFC 5256 §4.2); absent in metadata
+    /// stored before it was kept.
+    #[serde(default)]
+    pub references: Option<String>,
 }
 
 /// Decoded (RFC 2047) header texts used by SEARCH.
@@ -38,7 +44,7 @@ pub struct SearchFields {
 }
 
 /// ENVELOPE fields (RFC 3501 §7.4.2). Strings are the raw, unfolded header values (encoded words
-/// stay encoded), except address display names, which are decoded.
+/// stay encoded), as Dovecot shows them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     /// `Date:`
@@ -67,8 +73,11 @@ pub struct Envelope {
 /// ends with all fields `None` (RFC 3501 §7.4.2).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvelopeAddress {
-    /// Display name, decoded.
+    /// Display name (or the comment of a bare address).
     pub name: Option<String>,
+    /// Source route (`@a,@b`), RFC 3501 `addr-adl`.
+    #[serde(default)]
+    pub route: Option<String>,
     /// Local part (or group name).
     pub mailbox: Option<String>,
     /// Domain.
@@ -149,6 +158,10 @@ impl ParsedMessage {
                         cc: address_text(message.cc()),
                         bcc: address_text(message.bcc()),
                     },
+                    references: message
+                        .parts
+                        .first()
+                        .and_then(|root| raw_header(root, raw, 0, "References")),
                 }
             }
             _ => ParsedMessage {
@@ -164,6 +177,7 @@ impl ParsedMessage {
                 },
                 sent_day: None,
                 search: SearchFields::default(),
+                references: None,
             },
         }
     }
@@ -320,15 +334,14 @@ fn envelope(message: &Message, full: &[u8], base: u32) -> Envelope {
     let Some(root) = message.parts.first() else {
         return Envelope::default();
     };
-    let addresses = |name: HeaderName| -> Vec<EnvelopeAddress> {
-        match root.headers.header_value(&name) {
-            Some(HeaderValue::Address(a)) => envelope_addresses(a),
-            _ => Vec::new(),
-        }
+    let addresses = |name: &str| -> Vec<EnvelopeAddress> {
+        raw_header(root, full, base, name)
+            .map(|v| envelope_addresses(&v))
+            .unwrap_or_default()
     };
-    let from = addresses(HeaderName::From);
-    let sender = addresses(HeaderName::Sender);
-    let reply_to = addresses(HeaderName::ReplyTo);
+    let from = addresses("From");
+    let sender = addresses("Sender");
+    let reply_to = addresses("Reply-To");
     Envelope {
         date: raw_header(root, full, base, "Date"),
         subject: raw_header(root, full, base, "Subject"),
@@ -343,57 +356,11 @@ fn envelope(message: &Message, full: &[u8], base: u32) -> Envelope {
             reply_to
         },
         from,
-        to: addresses(HeaderName::To),
-        cc: addresses(HeaderName::Cc),
-        bcc: addresses(HeaderName::Bcc),
+        to: addresses("To"),
+        cc: addresses("Cc"),
+        bcc: addresses("Bcc"),
         in_reply_to: raw_header(root, full, base, "In-Reply-To"),
         message_id: raw_header(root, full, base, "Message-ID"),
-    }
-}
-
-fn envelope_address(name: Option<&str>, address: Option<&str>) -> EnvelopeAddress {
-    let (mailbox, host) = match address {
-        Some(a) => match a.rsplit_once('@') {
-            Some((l, d)) => (Some(l.to_owned()), Some(d.to_owned())),
-            None => (Some(a.to_owned()), Some(String::new())),
-        },
-        None => (None, Some(String::new())),
-    };
-    EnvelopeAddress {
-        name: name.filter(|n| !n.is_empty()).map(str::to_owned),
-        mailbox,
-        host,
-    }
-}
-
-fn envelope_addresses(a: &ParsedAddress) -> Vec<EnvelopeAddress> {
-    match a {
-        ParsedAddress::List(list) => list
-            .iter()
-            .map(|x| envelope_address(x.name.as_deref(), x.address.as_deref()))
-            .collect(),
-        ParsedAddress::Group(groups) => {
-            let mut out = Vec::new();
-            for g in groups {
-                let members = g
-                    .addresses
-                    .iter()
-                    .map(|x| envelope_address(x.name.as_deref(), x.address.as_deref()));
-                match &g.name {
-                    Some(name) => {
-                        out.push(EnvelopeAddress {
-                            name: None,
-                            mailbox: Some(name.to_string()),
-                            host: None,
-                        });
-                        out.extend(members);
-                        out.push(EnvelopeAddress::default());
-                    }
-                    None => out.extend(members),
-                }
-            }
-            out
-        }
     }
 }
 
@@ -410,9 +377,16 @@ fn address_text(a: Option<&ParsedAddress>) -> String {
     };
     match a {
         ParsedAddress::List(l) => l.iter().map(one).collect::<Vec<_>>().join(", "),
+        // A group's name is searchable too (SEARCH TO matches the group, as in Dovecot).
         ParsedAddress::Group(g) => g
             .iter()
-            .flat_map(|g| g.addresses.iter().map(one))
+            .flat_map(|g| {
+                g.name
+                    .as_deref()
+                    .map(|n| format!("{n}:"))
+                    .into_iter()
+                    .chain(g.addresses.iter().map(one))
+            })
             .collect::<Vec<_>>()
             .join(", "),
     }
@@ -474,6 +448,23 @@ mod tests {
             ))
         );
         assert_eq!(slice(&children[2]), b"JVBERi0=");
+    }
+
+    /// ENVELOPE as Dovecot shows it (issue 12): groups, routes, quoted local parts, no domain,
+    /// and a last header line without CRLF.
+    #[test]
+    fn envelope_addresses_and_unterminated_header() {
+        let raw = b"From: <@route:user@domain>\r\nTo: \"a b\"@c, nodomain\r\nCc: group:;, group2: (foo) ;\r\nSubject: last line";
+        let p = ParsedMessage::parse(raw);
+        assert_eq!(p.envelope.subject.as_deref(), Some("last line"));
+        assert_eq!(p.envelope.from[0].route.as_deref(), Some("@route"));
+        assert_eq!(p.envelope.from[0].mailbox.as_deref(), Some("user"));
+        assert_eq!(p.envelope.to[0].mailbox.as_deref(), Some("a b"));
+        assert_eq!(p.envelope.to[1].mailbox.as_deref(), Some("nodomain"));
+        assert_eq!(p.envelope.to[1].host.as_deref(), Some("MISSING_DOMAIN"));
+        assert_eq!(p.envelope.cc.len(), 4);
+        assert_eq!(p.envelope.cc[1], EnvelopeAddress::default());
+        assert!(p.search.cc.contains("group2"), "{:?}", p.search);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 """Smaller RFC 3501 points from imaptest (issue 12): names that are not modified UTF-7 get NO,
-EXAMINE reports the RECENT count STATUS does."""
+EXAMINE reports the RECENT count STATUS does, a new keyword brings FLAGS; LIST-STATUS and several
+LIST patterns; APPEND UTF8 (~{n}...) after ENABLE UTF8=ACCEPT (RFC 6855 §4)."""
 import re
 
 from common import *
@@ -60,6 +61,28 @@ assert flags and b"$Fresh" in flags[-1], flags
 ok(other.noop())
 assert untagged(other, "FLAGS") == []
 other.logout()
+
+# LIST with several patterns and RETURN (STATUS ...) (RFC 5258 §3, RFC 5819): each listed
+# mailbox followed by its STATUS; unknown options are BAD.
+ok(m.create("Other"))
+send_raw(m, b'L1 LIST "" (Recent Other Nothing*) RETURN (STATUS (MESSAGES UIDNEXT))\r\n')
+lines = read_until_tagged(m, "L1")
+assert b"L1 OK" in lines[-1], lines
+text = b"".join(lines)
+assert text.count(b"* LIST ") == 2 and text.count(b"* STATUS ") == 2, lines
+assert b'* STATUS Recent (MESSAGES 2 UIDNEXT 3)' in text, lines
+send_raw(m, b'L2 LIST (BOGUS) "" *\r\n')
+assert b"L2 BAD" in read_until_tagged(m, "L2")[-1]
+
+# A draft with UTF-8 headers, saved the RFC 6855 way.
+ok(m.unselect())
+ok(m._simple_command("ENABLE", "UTF8=ACCEPT"))
+draft = "Subject: Grüße\r\nFrom: jörg@example.test\r\n\r\nbody\r\n".encode()
+send_raw(m, b"U1 APPEND Other UTF8 (~{%d+}\r\n" % len(draft) + draft + b")\r\n")
+lines = read_until_tagged(m, "U1")
+assert b"U1 OK" in lines[-1], lines
+ok(m.select("Other"))
+assert ok(m.fetch("1", "(BODY.PEEK[])"))[0][1] == draft
 
 m.logout()
 done()

@@ -102,7 +102,7 @@ impl Session {
             names.push(MessageDataItemName::ModSeq);
         }
         if names.contains(&MessageDataItemName::ModSeq) {
-            self.condstore = true;
+            self.enable_condstore();
         }
         if names.iter().any(|n| {
             matches!(
@@ -190,7 +190,10 @@ impl Session {
             None
         } else {
             match self.fetch_next(&mut plan).await {
-                Ok(out) => Some(out),
+                Ok(mut out) => {
+                    out.splice(0..0, std::mem::take(&mut self.notices));
+                    Some(out)
+                }
                 Err(f) => {
                     plan.failure = Some(f);
                     None
@@ -207,6 +210,7 @@ impl Session {
         let plan = self.fetching.take();
         let Some(tag) = self.pending.take() else {
             return Reply {
+                raw: Vec::new(),
                 responses: Vec::new(),
                 next: Next::Continue,
             };

@@ -46,7 +46,7 @@ impl Session {
             .map(|StoreModifier::UnchangedSince(v)| *v as i64)
             .next();
         if unchanged_since.is_some() {
-            self.condstore = true;
+            self.enable_condstore();
         }
         let condstore = self.condstore;
         let sel = self.require_selected()?;

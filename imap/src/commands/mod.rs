@@ -5,11 +5,14 @@ mod copy;
 mod fetch;
 mod flags;
 mod junk;
+mod list;
 mod mailboxes;
 mod quota;
 mod search;
 mod section;
 mod select;
+mod sort;
+mod thread;
 
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 use std::collections::HashMap;

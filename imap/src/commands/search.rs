@@ -13,6 +13,7 @@ use mail_parser::MessageParser;
 use postern_store::{Flags, MessageDetails, MessageMeta};
 
 use crate::commands::{batch_len, details_by_uid};
+use crate::esearch::{self, SearchReturn};
 use crate::response::{atom, data};
 use crate::session::{Done, Failure, Outcome, Selected, Session};
 
@@ -232,7 +233,43 @@ impl Session {
         charset: Option<&Charset<'_>>,
         criteria: &[SearchKey<'_>],
         uid: bool,
+        esearch: Option<SearchReturn>,
     ) -> Outcome {
+        // Out-of-range sequence numbers: BAD for SEARCH (RFC 3501 §9), no match for ESEARCH,
+        // whose result reports "nothing" (RFC 4731 §3.1) as Dovecot does.
+        let found = self.matching(charset, criteria, esearch.is_none()).await?;
+        let sel = self.require_selected()?;
+        let hits = found.numbers(sel, uid);
+        let Some(options) = esearch else {
+            let modseq = found.modseq(!hits.is_empty());
+            return Ok(Done::ok("SEARCH completed").with(vec![data(Data::Search(hits, modseq))]));
+        };
+        // RFC 7162 §3.1.5: with only MIN and/or MAX, the MODSEQ of the messages returned.
+        let modseq = found.highest_modseq.map(|highest| {
+            let ends = [found.indexes.first(), found.indexes.last()];
+            if options.all || options.count {
+                highest
+            } else {
+                ends.iter()
+                    .zip([options.min, options.max])
+                    .filter(|(_, wanted)| *wanted)
+                    .filter_map(|(i, _)| i.map(|&i| sel.messages[i].modseq))
+                    .max()
+                    .unwrap_or(highest)
+            }
+        });
+        let line = esearch::response(&options, uid, &hits, modseq.map(|m| m as u64));
+        Ok(Done::ok("SEARCH completed").raw(line))
+    }
+
+    /// The selected messages a search program matches (shared by SEARCH, SORT and THREAD);
+    /// with `check_sets`, a sequence number beyond EXISTS is BAD.
+    pub(crate) async fn matching(
+        &mut self,
+        charset: Option<&Charset<'_>>,
+        criteria: &[SearchKey<'_>],
+        check_sets: bool,
+    ) -> Result<Matches, Failure> {
         if let Some(cs) = charset {
             let name = match cs {
                 Charset::Atom(a) => a.as_ref().to_owned(),
@@ -253,13 +290,13 @@ impl Session {
                 ));
             }
         }
-        {
+        if check_sets {
             let sel = self.require_selected()?;
             criteria.iter().try_for_each(|k| check_seq_sets(k, sel))?;
         }
         let modseq = criteria.iter().any(uses_modseq);
         if modseq {
-            self.condstore = true;
+            self.enable_condstore();
         }
         let (mut parsed, mut raw) = (false, false);
         criteria
@@ -306,18 +343,49 @@ impl Session {
                 };
                 if criteria.iter().all(|k| eval(k, &ctx)) {
                     highest = highest.max(meta.modseq);
-                    hits.push(if uid {
-                        NonZeroU32::new(u32::try_from(meta.uid).unwrap_or(0))
-                    } else {
-                        Some(Selected::seq(i))
-                    });
+                    hits.push(i);
                 }
             }
         }
-        let hits: Vec<NonZeroU32> = hits.into_iter().flatten().collect();
-        let modseq = (modseq && !hits.is_empty())
-            .then(|| NonZeroU64::new(highest as u64))
-            .flatten();
-        Ok(Done::ok("SEARCH completed").with(vec![data(Data::Search(hits, modseq))]))
+        Ok(Matches {
+            indexes: hits,
+            highest_modseq: modseq.then_some(highest),
+        })
+    }
+}
+
+/// What a search program matched.
+pub(crate) struct Matches {
+    /// Indexes into the selected mailbox's messages, ascending.
+    pub indexes: Vec<usize>,
+    /// The highest MODSEQ of the matches, when the program used MODSEQ (RFC 7162 §3.1.5).
+    pub highest_modseq: Option<i64>,
+}
+
+impl Matches {
+    /// Sequence numbers or UIDs of the messages at `indexes`.
+    pub fn numbers_of(sel: &Selected, indexes: &[usize], uid: bool) -> Vec<NonZeroU32> {
+        indexes
+            .iter()
+            .filter_map(|&i| {
+                if uid {
+                    NonZeroU32::new(u32::try_from(sel.messages[i].uid).unwrap_or(0))
+                } else {
+                    Some(Selected::seq(i))
+                }
+            })
+            .collect()
+    }
+
+    /// Sequence numbers or UIDs of the matches.
+    pub fn numbers(&self, sel: &Selected, uid: bool) -> Vec<NonZeroU32> {
+        Self::numbers_of(sel, &self.indexes, uid)
+    }
+
+    /// The MODSEQ to report: only when asked for and something matched.
+    pub fn modseq(&self, any: bool) -> Option<NonZeroU64> {
+        self.highest_modseq
+            .filter(|_| any)
+            .and_then(|h| NonZeroU64::new(h as u64))
     }
 }

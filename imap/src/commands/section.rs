@@ -5,8 +5,9 @@ use imap_codec::imap_types::core::AString;
 use imap_codec::imap_types::fetch::Section;
 use postern_store::{BodyPart, Content};
 
-/// The part a section path names: part 1 of a non-multipart body is the body itself, and the
-/// parts of an encapsulated message/rfc822 are numbered within it.
+/// The part a section path names: part 1 of a non-multipart message body is the body itself, and
+/// the parts of an encapsulated message/rfc822 are numbered within it; a part that is neither
+/// multipart nor a message has no subparts (RFC 3501 §6.4.5).
 fn resolve<'a>(root: &'a BodyPart, path: &[std::num::NonZeroU32]) -> Option<&'a BodyPart> {
     let mut cur = root;
     for (i, n) in path.iter().enumerate() {
@@ -15,7 +16,8 @@ fn resolve<'a>(root: &'a BodyPart, path: &[std::num::NonZeroU32]) -> Option<&'a 
         } else {
             match &cur.content {
                 Content::Message(_, inner) => inner,
-                _ => cur,
+                Content::Multipart(_) => cur,
+                Content::Single => return None,
             }
         };
         let n = n.get() as usize;
@@ -34,18 +36,23 @@ fn slice(raw: &[u8], from: u32, to: u32) -> Vec<u8> {
         .to_vec()
 }
 
-/// The header and text region of the message a section addresses: the top-level message, or an
-/// encapsulated message/rfc822 part.
+/// The message a section addresses (the top-level message, or an encapsulated message/rfc822
+/// part) and where its text ends: at the end of the enclosing part, so the text of an
+/// encapsulated multipart keeps its epilogue.
 fn message_at<'a>(
     root: &'a BodyPart,
     path: Option<&[std::num::NonZeroU32]>,
-) -> Option<&'a BodyPart> {
+    raw_len: u32,
+) -> Option<(&'a BodyPart, u32)> {
     match path {
-        None => Some(root),
-        Some(p) => match &resolve(root, p)?.content {
-            Content::Message(_, inner) => Some(inner),
-            _ => None,
-        },
+        None => Some((root, raw_len)),
+        Some(p) => {
+            let part = resolve(root, p)?;
+            match &part.content {
+                Content::Message(_, inner) => Some((inner, part.end.max(inner.body_start))),
+                _ => None,
+            }
+        }
     }
 }
 
@@ -76,7 +83,7 @@ fn header_fields(header: &[u8], names: &[AString<'_>], not: bool) -> Vec<u8> {
 pub fn section_bytes(raw: &[u8], root: &BodyPart, section: Option<&Section<'_>>) -> Vec<u8> {
     let part = |p: &imap_codec::imap_types::fetch::Part| resolve(root, p.0.as_ref());
     let msg = |p: &Option<imap_codec::imap_types::fetch::Part>| {
-        message_at(root, p.as_ref().map(|p| p.0.as_ref()))
+        message_at(root, p.as_ref().map(|p| p.0.as_ref()), raw.len() as u32)
     };
     let end_of = |b: &BodyPart| {
         if std::ptr::eq(b, root) {
@@ -94,19 +101,19 @@ pub fn section_bytes(raw: &[u8], root: &BodyPart, section: Option<&Section<'_>>)
             part(p).map_or_else(Vec::new, |b| slice(raw, b.header_start, b.body_start))
         }
         Some(Section::Header(p)) => {
-            msg(p).map_or_else(Vec::new, |b| slice(raw, b.header_start, b.body_start))
+            msg(p).map_or_else(Vec::new, |(b, _)| slice(raw, b.header_start, b.body_start))
         }
         Some(Section::Text(p)) => {
-            msg(p).map_or_else(Vec::new, |b| slice(raw, b.body_start, end_of(b)))
+            msg(p).map_or_else(Vec::new, |(b, end)| slice(raw, b.body_start, end))
         }
-        Some(Section::HeaderFields(p, names)) => msg(p).map_or_else(Vec::new, |b| {
+        Some(Section::HeaderFields(p, names)) => msg(p).map_or_else(Vec::new, |(b, _)| {
             header_fields(
                 &slice(raw, b.header_start, b.body_start),
                 names.as_ref(),
                 false,
             )
         }),
-        Some(Section::HeaderFieldsNot(p, names)) => msg(p).map_or_else(Vec::new, |b| {
+        Some(Section::HeaderFieldsNot(p, names)) => msg(p).map_or_else(Vec::new, |(b, _)| {
             header_fields(
                 &slice(raw, b.header_start, b.body_start),
                 names.as_ref(),
@@ -160,5 +167,19 @@ mod tests {
         );
         assert!(!get(Some(Section::HeaderFieldsNot(None, names))).contains("Subject"));
         assert_eq!(get(Some(Section::Part(part(&[3])))), "");
+        // A text part has no part 1 (imaptest's fetch-body, as Dovecot answers).
+        assert_eq!(get(Some(Section::Part(part(&[1, 1])))), "");
+    }
+
+    /// The text of an encapsulated multipart runs to the end of its message/rfc822 part,
+    /// epilogue included (imaptest's fetch-body-message-rfc822-mime).
+    #[test]
+    fn encapsulated_text_keeps_its_epilogue() {
+        let raw: &[u8] = b"From: a@x\r\nContent-Type: message/rfc822\r\n\r\nFrom: b@y\r\nContent-Type: multipart/digest; boundary=\"foo\"\r\n\r\nprologue\r\n--foo\r\n\r\nSubject: m1\r\n\r\nm1 body\r\n--foo--\r\n\r\nepilogue\r\n";
+        let parsed = ParsedMessage::parse(raw);
+        let text = section_bytes(raw, &parsed.body, Some(&Section::Text(Some(part(&[1])))));
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.starts_with("prologue\r\n"), "{text:?}");
+        assert!(text.ends_with("--foo--\r\n\r\nepilogue\r\n"), "{text:?}");
     }
 }

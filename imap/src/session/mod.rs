@@ -26,6 +26,7 @@ pub(crate) use selected::{flag_items, Selected};
 
 use crate::commands::{AppendData, FetchPlan};
 use crate::config::ImapConfig;
+use crate::esearch::SearchReturn;
 use crate::list_extended::ListExtras;
 use crate::response::{atom, bye, code_other, data, tagged, text};
 
@@ -50,14 +51,28 @@ pub enum Next {
 /// Responses to send, in order, and what to do next.
 #[derive(Debug)]
 pub struct Reply {
+    /// Untagged responses imap-codec has no type for (LIST-EXTENDED's CHILDINFO, ESEARCH),
+    /// already encoded; written before `responses`.
+    pub raw: Vec<u8>,
     /// The responses.
     pub responses: Vec<Response<'static>>,
     /// The connection's next step.
     pub next: Next,
 }
 
+/// Parts of a command imap-codec does not parse, read beside it (`list_extended`, `esearch`).
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// LIST-EXTENDED options and patterns.
+    pub list: ListExtras,
+    /// ESEARCH result options of `SEARCH RETURN (...)`.
+    pub search_return: Option<SearchReturn>,
+}
+
 /// A successful command's result: untagged responses, then a tagged OK with an optional code.
 pub(crate) struct Done {
+    /// Untagged responses already encoded (see [`Reply::raw`]), sent before `untagged`.
+    pub raw: Vec<u8>,
     pub untagged: Vec<Response<'static>>,
     pub code: Option<Code<'static>>,
     pub text: &'static str,
@@ -67,6 +82,7 @@ pub(crate) struct Done {
 impl Done {
     pub fn ok(text: &'static str) -> Done {
         Done {
+            raw: Vec::new(),
             untagged: Vec::new(),
             code: None,
             text,
@@ -76,6 +92,12 @@ impl Done {
 
     pub fn with(mut self, untagged: Vec<Response<'static>>) -> Done {
         self.untagged = untagged;
+        self
+    }
+
+    /// Adds untagged responses already encoded (see [`Reply::raw`]).
+    pub fn raw(mut self, raw: Vec<u8>) -> Done {
+        self.raw = raw;
         self
     }
 
@@ -137,6 +159,8 @@ pub struct Session {
     pub(crate) utf8: bool,
     /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in untagged FETCH responses.
     pub(crate) condstore: bool,
+    /// Untagged responses a command produced before its own (sent first).
+    pub(crate) notices: Vec<Response<'static>>,
     changes: Option<broadcast::Receiver<Change>>,
     pub(crate) pending: Option<Tag<'static>>,
     /// The SASL exchange of a pending AUTHENTICATE (RFC 3501 §6.2.2).
@@ -165,6 +189,7 @@ impl Session {
             selected: None,
             utf8: false,
             condstore: false,
+            notices: Vec::new(),
             changes: None,
             pending: None,
             sasl: None,
@@ -184,6 +209,24 @@ impl Session {
     /// The connection is now encrypted (after a STARTTLS handshake).
     pub fn tls_established(&mut self) {
         self.tls = true;
+    }
+
+    /// Turns CONDSTORE on because a command used it (RFC 7162 §3.1): the first time, with a
+    /// mailbox selected, the client learns its HIGHESTMODSEQ in an untagged OK.
+    pub(crate) fn enable_condstore(&mut self) {
+        if self.condstore {
+            return;
+        }
+        self.condstore = true;
+        if let Some(sel) = &self.selected {
+            let highest = std::num::NonZeroU64::new(sel.mailbox.highestmodseq.max(1) as u64)
+                .unwrap_or(std::num::NonZeroU64::MIN);
+            self.notices.push(crate::response::untagged(
+                StatusKind::Ok,
+                Some(Code::HighestModSeq(highest)),
+                "Highest",
+            ));
+        }
     }
 
     /// The authenticated user, if any.
@@ -216,11 +259,18 @@ impl Session {
                 "CHILDREN",
                 "SPECIAL-USE",
                 "LIST-EXTENDED",
+                "LIST-STATUS",
                 "CONDSTORE",
                 "QUOTA",
                 "QUOTA=RES-STORAGE",
                 "STATUS=SIZE",
                 "UTF8=ACCEPT",
+                "ESEARCH",
+                "ESORT",
+                "SORT",
+                "SORT=DISPLAY",
+                "THREAD=ORDEREDSUBJECT",
+                "THREAD=REFERENCES",
             ]);
         }
         let caps: Vec<Capability<'static>> = caps
@@ -261,11 +311,11 @@ impl Session {
 
     /// Handles one command.
     pub async fn command(&mut self, cmd: Command<'_>) -> Reply {
-        self.command_with(cmd, ListExtras::default()).await
+        self.command_with(cmd, Extras::default()).await
     }
 
-    /// Handles one command; `extras` carries LIST-EXTENDED options the parser does not know.
-    pub async fn command_with(&mut self, cmd: Command<'_>, extras: ListExtras) -> Reply {
+    /// Handles one command; `extras` carries what imap-codec does not parse.
+    pub async fn command_with(&mut self, cmd: Command<'_>, extras: Extras) -> Reply {
         self.start_command();
         let tag = cmd.tag;
         let allow_expunge = !matches!(
@@ -291,9 +341,11 @@ impl Session {
         allow_expunge: bool,
         outcome: Outcome,
     ) -> Reply {
+        let mut raw = Vec::new();
         let (mut responses, status, next) = match outcome {
             Ok(done) => {
                 let next = done.next;
+                raw = done.raw;
                 let status = if matches!(next, Next::Authenticate | Next::Idle | Next::Fetch) {
                     None
                 } else {
@@ -325,6 +377,10 @@ impl Session {
                 )
             }
         };
+        if next != Next::Fetch {
+            // A streamed FETCH sends them with its first batch.
+            responses.splice(0..0, std::mem::take(&mut self.notices));
+        }
         if next == Next::Continue || next == Next::Idle {
             self.drain_changes();
             responses.extend(self.updates(allow_expunge).await);
@@ -343,7 +399,11 @@ impl Session {
             self.pending = Some(tag.into_static());
         }
         responses.extend(status);
-        Reply { responses, next }
+        Reply {
+            raw,
+            responses,
+            next,
+        }
     }
 
     /// Pending updates of the selected mailbox, if a change was noticed.
@@ -444,6 +504,7 @@ impl Session {
             responses.push(tagged(&tag, StatusKind::Ok, None, "IDLE terminated"));
         }
         Reply {
+            raw: Vec::new(),
             responses,
             next: Next::Continue,
         }
@@ -453,6 +514,7 @@ impl Session {
     pub async fn authenticate_data(&mut self, line: AuthenticateData<'_>) -> Reply {
         let Some(tag) = self.pending.take() else {
             return Reply {
+                raw: Vec::new(),
                 responses: vec![Self::syntax_error(None, "No authentication in progress")],
                 next: Next::Continue,
             };
@@ -466,6 +528,7 @@ impl Session {
                         self.sasl = Some(Mechanism::Login(login));
                         self.pending = Some(tag);
                         return Reply {
+                            raw: Vec::new(),
                             responses: vec![self.challenge()],
                             next: Next::Authenticate,
                         };
@@ -486,6 +549,7 @@ impl Session {
             }
         };
         Reply {
+            raw: Vec::new(),
             responses: vec![response],
             next: Next::Continue,
         }
@@ -576,7 +640,7 @@ impl Session {
             .ok_or_else(|| bad("No mailbox selected"))
     }
 
-    async fn dispatch(&mut self, body: CommandBody<'_>, extras: ListExtras) -> Outcome {
+    async fn dispatch(&mut self, body: CommandBody<'_>, extras: Extras) -> Outcome {
         use CommandBody as C;
         match body {
             C::Capability => Ok(Done::ok("Capabilities listed")
@@ -659,13 +723,16 @@ impl Session {
                 reference,
                 mailbox_wildcard,
             } => {
-                self.list(&reference, &mailbox_wildcard, extras, false)
+                self.list(&reference, &mailbox_wildcard, extras.list, false)
                     .await
             }
             C::Lsub {
                 reference,
                 mailbox_wildcard,
-            } => self.list(&reference, &mailbox_wildcard, extras, true).await,
+            } => {
+                self.list(&reference, &mailbox_wildcard, extras.list, true)
+                    .await
+            }
             C::Create { mailbox } => self.create(&mailbox).await,
             C::Delete { mailbox } => self.delete(&mailbox).await,
             C::Rename { from, to } => self.rename(&from, &to).await,
@@ -708,7 +775,39 @@ impl Session {
                 charset,
                 criteria,
                 uid,
-            } => self.search(charset.as_ref(), criteria.as_ref(), uid).await,
+            } => {
+                self.search(
+                    charset.as_ref(),
+                    criteria.as_ref(),
+                    uid,
+                    extras.search_return,
+                )
+                .await
+            }
+            C::Sort {
+                sort_criteria,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.sort(
+                    sort_criteria.as_ref(),
+                    &charset,
+                    search_criteria.as_ref(),
+                    uid,
+                    extras.search_return,
+                )
+                .await
+            }
+            C::Thread {
+                algorithm,
+                charset,
+                search_criteria,
+                uid,
+            } => {
+                self.thread(&algorithm, &charset, search_criteria.as_ref(), uid)
+                    .await
+            }
             C::Fetch {
                 sequence_set,
                 macro_or_item_names,

@@ -69,8 +69,10 @@ impl Selected {
         mailbox: Mailbox,
         read_only: bool,
     ) -> Result<Selected, StoreError> {
-        let first_recent = if read_only {
-            store.first_recent_uid(&mailbox).await?
+        // Only what this session claimed is \Recent here: a message appended between the claim
+        // and the listing is left to the session that claims it.
+        let recent_uids = if read_only {
+            store.first_recent_uid(&mailbox).await?..i64::MAX
         } else {
             store.claim_recent(&mailbox).await?
         };
@@ -78,7 +80,7 @@ impl Selected {
         let recent = messages
             .iter()
             .map(|m| m.uid)
-            .filter(|&u| u >= first_recent)
+            .filter(|u| recent_uids.contains(u))
             .collect();
         let keywords = messages
             .iter()
@@ -341,9 +343,9 @@ impl Selected {
         let new: Vec<MessageMeta> = current.into_iter().filter(|m| m.uid > first_new).collect();
         if !new.is_empty() {
             if !self.read_only {
-                let first_recent = store.claim_recent(&mailbox).await?;
+                let claimed = store.claim_recent(&mailbox).await?;
                 self.recent
-                    .extend(new.iter().map(|m| m.uid).filter(|&u| u >= first_recent));
+                    .extend(new.iter().map(|m| m.uid).filter(|u| claimed.contains(u)));
             }
             self.messages.extend(new);
         }

@@ -1,0 +1,189 @@
+//! ESEARCH (RFC 4731) and ESORT (RFC 5267 §3.2): `SEARCH RETURN (MIN MAX ALL COUNT) ...`, the
+//! same for SORT, and the untagged ESEARCH response. imap-codec 2.0.0-alpha.10 has neither, so the
+//! result options are taken off here (the rest is a plain SEARCH or SORT) and the response is
+//! written here.
+
+use std::num::NonZeroU32;
+
+/// The result options of one `SEARCH RETURN (...)` (RFC 4731 §3.1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchReturn {
+    /// The command's tag, echoed in the response's `(TAG "...")`.
+    pub tag: String,
+    /// MIN: the lowest matching number.
+    pub min: bool,
+    /// MAX: the highest matching number.
+    pub max: bool,
+    /// ALL: every matching number, as a sequence set (also what `RETURN ()` means).
+    pub all: bool,
+    /// COUNT: how many matched.
+    pub count: bool,
+}
+
+fn starts_word(message: &[u8], pos: usize, word: &[u8]) -> bool {
+    message
+        .get(pos..pos + word.len())
+        .is_some_and(|w| w.eq_ignore_ascii_case(word))
+}
+
+/// If `message` is a `[UID] SEARCH RETURN (...)` or `[UID] SORT RETURN (...)`, returns the plain
+/// command and the options; an unknown option is an error (BAD).
+pub fn split(message: &[u8]) -> Option<Result<(Vec<u8>, SearchReturn), &'static str>> {
+    let space = message.iter().position(|&b| b == b' ')?;
+    let mut pos = space + 1;
+    if starts_word(message, pos, b"UID ") {
+        pos += 4;
+    }
+    let verb = [&b"SEARCH "[..], b"SORT "]
+        .into_iter()
+        .find(|v| starts_word(message, pos, v))?;
+    let search_end = pos + verb.len();
+    if !starts_word(message, search_end, b"RETURN (") {
+        return None;
+    }
+    let open = search_end + 7;
+    let Some(close) = message[open..].iter().position(|&b| b == b')') else {
+        return Some(Err("Syntax error in RETURN"));
+    };
+    let close = open + close;
+    let mut options = SearchReturn {
+        tag: String::from_utf8_lossy(&message[..space]).into_owned(),
+        ..SearchReturn::default()
+    };
+    for word in message[open + 1..close].split(|&b| b == b' ') {
+        match word.to_ascii_uppercase().as_slice() {
+            b"" => {}
+            b"MIN" => options.min = true,
+            b"MAX" => options.max = true,
+            b"ALL" => options.all = true,
+            b"COUNT" => options.count = true,
+            _ => return Some(Err("Unknown SEARCH result option")),
+        }
+    }
+    if !(options.min || options.max || options.count) {
+        options.all = true;
+    }
+    if message.get(close + 1) != Some(&b' ') {
+        return Some(Err("Syntax error in RETURN"));
+    }
+    let mut plain = message[..search_end].to_vec();
+    plain.extend_from_slice(&message[close + 2..]);
+    Some(Ok((plain, options)))
+}
+
+/// `numbers` (ascending) as a sequence set: `1:3,5,7:8`.
+fn sequence_set(numbers: &[NonZeroU32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < numbers.len() {
+        let start = numbers[i].get();
+        let mut end = start;
+        while i + 1 < numbers.len() && numbers[i + 1].get() == end + 1 {
+            end += 1;
+            i += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The untagged ESEARCH response (RFC 4731 §3.1, MODSEQ from RFC 7162 §3.1.5) for the matching
+/// `numbers` in ascending order (in sort order for ESORT: MIN and MAX are then the first and last,
+/// and ALL keeps the order, RFC 5267 §3.2); MIN, MAX and ALL are left out when nothing matched.
+pub fn response(
+    options: &SearchReturn,
+    uid: bool,
+    numbers: &[NonZeroU32],
+    modseq: Option<u64>,
+) -> Vec<u8> {
+    let mut line = format!("* ESEARCH (TAG \"{}\")", options.tag);
+    if uid {
+        line.push_str(" UID");
+    }
+    if let (Some(first), Some(last)) = (numbers.first(), numbers.last()) {
+        if options.min {
+            line.push_str(&format!(" MIN {first}"));
+        }
+        if options.max {
+            line.push_str(&format!(" MAX {last}"));
+        }
+        if options.all {
+            line.push_str(&format!(" ALL {}", sequence_set(numbers)));
+        }
+    }
+    if options.count {
+        line.push_str(&format!(" COUNT {}", numbers.len()));
+    }
+    if let Some(m) = modseq.filter(|_| !numbers.is_empty()) {
+        line.push_str(&format!(" MODSEQ {m}"));
+    }
+    line.push_str("\r\n");
+    line.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(v: &[u32]) -> Vec<NonZeroU32> {
+        v.iter().map(|&x| NonZeroU32::new(x).unwrap()).collect()
+    }
+
+    #[test]
+    fn options_come_off() {
+        let (plain, o) = split(b"t1 UID SEARCH RETURN (MIN count) SEEN\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(plain, b"t1 UID SEARCH SEEN\r\n");
+        assert!(o.min && o.count && !o.max && !o.all && o.tag == "t1");
+        let (_, o) = split(b"t SEARCH RETURN () ALL\r\n").unwrap().unwrap();
+        assert!(o.all);
+        assert!(split(b"t SEARCH RETURN (BOGUS) ALL\r\n").unwrap().is_err());
+        assert!(split(b"t SEARCH RETURN (MIN\r\n").unwrap().is_err());
+        assert!(split(b"t SEARCH ALL\r\n").is_none());
+        let (plain, o) = split(b"t UID SORT RETURN (ALL) (ARRIVAL) UTF-8 ALL\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(plain, b"t UID SORT (ARRIVAL) UTF-8 ALL\r\n");
+        assert!(o.all);
+    }
+
+    #[test]
+    fn responses() {
+        let all = SearchReturn {
+            tag: "a".into(),
+            all: true,
+            ..SearchReturn::default()
+        };
+        assert_eq!(
+            response(&all, true, &n(&[1, 2, 3, 5, 7, 8]), None),
+            b"* ESEARCH (TAG \"a\") UID ALL 1:3,5,7:8\r\n"
+        );
+        assert_eq!(
+            response(&all, false, &n(&[3, 2, 1, 4, 5]), None),
+            b"* ESEARCH (TAG \"a\") ALL 3,2,1,4:5\r\n"
+        );
+        let count = SearchReturn {
+            tag: "a".into(),
+            min: true,
+            count: true,
+            ..SearchReturn::default()
+        };
+        assert_eq!(
+            response(&count, false, &[], Some(4)),
+            b"* ESEARCH (TAG \"a\") COUNT 0\r\n"
+        );
+        assert_eq!(
+            response(&count, false, &n(&[4, 9]), Some(12)),
+            b"* ESEARCH (TAG \"a\") MIN 4 COUNT 2 MODSEQ 12\r\n"
+        );
+    }
+}
