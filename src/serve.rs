@@ -203,6 +203,7 @@ pub async fn run(
         || !smtp_addrs.submissions.is_empty()
     {
         let mut smtp_config = loaded.config.smtp.clone();
+        smtp_config.spool_dir = Some(data_dir.join("spool"));
         if smtp_config.srs_secret.is_none() {
             smtp_config.srs_secret = Some(crate::node_id::srs_secret(&data_dir)?);
         }

@@ -9,7 +9,7 @@ use super::params::{self, Notice as Kind};
 use super::{send, Action, Notice, Original};
 use crate::session::Delivery;
 
-/// Sends the reports due once `d` is stored as `accepted` at `now`: failures for full mailboxes
+/// Sends the reports due once `d` (whose message is `raw`) is stored as `accepted` at `now`: failures for full mailboxes
 /// and for recipients whose Sieve script rejected it (`rejects`: address and reason, RFC 5429
 /// §2.1), `delivered` and `expanded` successes; they go out with `expires_at` if queued.
 pub async fn report(
@@ -17,6 +17,7 @@ pub async fn report(
     hostname: &str,
     expires_at: i64,
     d: &Delivery,
+    raw: &[u8],
     accepted: &Accepted,
     rejects: &[(String, String)],
     now: i64,
@@ -51,7 +52,7 @@ pub async fn report(
     let Some(first) = d.recipients.first() else {
         return;
     };
-    let original = Original::new(&d.sender, &d.message, now, &first.dsn);
+    let original = Original::new(&d.sender, raw, now, &first.dsn);
     // One report per action: its subject and text speak of one kind of outcome.
     let (expanded, delivered) = succeeded
         .into_iter()
