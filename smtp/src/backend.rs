@@ -9,8 +9,8 @@ use std::time::Duration;
 use hickory_resolver::TokioResolver;
 use mail_auth::MessageAuthenticator;
 use postern_store::{
-    normalize_address, Accepted, Greylist, Incoming, LocalCopy, LoginAttempt, LoginOutcome,
-    Resolution, Service, Store, ROLE_LOCAL_PARTS,
+    normalize_address, Accepted, DsnRequest, Greylist, Incoming, LocalCopy, LoginAttempt,
+    LoginOutcome, Resolution, Service, Store, ROLE_LOCAL_PARTS,
 };
 
 use crate::antivirus::{self, Check};
@@ -488,15 +488,18 @@ impl Backend {
         // Some recipients took it, others are full or their script rejected it: the 250 stands,
         // the sender gets a report for those (RFC 5321 §3.7 / §6.1; RFC 5429 §2.1), and one for
         // deliveries if asked (RFC 3461).
+        // RET and ENVID are the same for every recipient of the transaction.
+        let no_dsn = DsnRequest::default();
+        let first_dsn = d.recipients.first().map_or(&no_dsn, |r| &r.dsn);
+        let original = dsn::Original::new(&d.sender, &message, now, first_dsn);
         dsn::local::report(
             &self.store,
             &self.hostname,
             expires_at,
             &d,
-            &message,
+            &original,
             &accepted,
             &filed.rejects,
-            now,
         )
         .await;
         DeliveryResult::Accepted { id }
