@@ -7,7 +7,8 @@
 # exact peak of its one process) and that peak above idle, and the sampled peaks (every 0.1 s) of
 # anonymous memory (heap, stacks) and of mapped file pages (spool files read through a memory
 # map: page cache the kernel can reclaim). BEFORE_BIN=/path/to/postern adds a run of another build
-# on SQLite for comparison. Called by bench/smtp.sh.
+# on SQLite for comparison; POSTERN_BIN=/path/to/postern measures that build instead of a fresh release
+# build. Called by bench/smtp.sh.
 #
 #   bash bench/smtp-large.sh
 #   BEFORE_BIN=/tmp/postern-before CLIENTS=4 SIZE=25165824 bash bench/smtp-large.sh
@@ -26,16 +27,16 @@ drop_pg() {
 }
 trap drop_pg EXIT
 
-result_line() { # name load-json idle-json mem-json stored-bytes
+result_line() { # name load-json idle-json mem-json mailbox-usage
     python3 - "$@" <<'PY'
 import json, sys
 name, load, idle, mem = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), json.loads(sys.argv[4])
-stored = int(sys.argv[5] or 0)
+stored = sys.argv[5]
 mib = lambda kib: kib / 1024
 print(f"{name:17} {load['seconds']:6.1f} s  idle RSS {mib(idle['rss_kib']):6.1f} MiB  "
       f"peak RSS (VmHWM) {mib(mem['hwm_kib']):6.1f} MiB = idle + {mib(mem['hwm_kib'] - idle['rss_kib']):6.1f} MiB  "
       f"peak anon {mib(mem['anon_kib']):6.1f} MiB (idle {mib(idle['anon_kib']):5.1f})  "
-      f"peak file {mib(mem['file_kib']):6.1f} MiB  failures {load['failures']}  stored {stored / 1048576:.1f} MiB")
+      f"peak file {mib(mem['file_kib']):6.1f} MiB  failures {load['failures']}  (mailbox: {stored})")
 PY
 }
 
@@ -61,11 +62,14 @@ run_postern() {
     printf -v "${label}_used" '%s' "$("$bin" --config "$dir/postern.toml" user list | cut -f2)"
 }
 
-cargo build --release --quiet --bin postern
-run_postern sqlite "$TARGET/release/postern" "sqlite://$work/sqlite/data/postern.db"
+if [ -z "${POSTERN_BIN:-}" ]; then
+    cargo build --release --quiet --bin postern
+    POSTERN_BIN="$TARGET/release/postern"
+fi
+run_postern sqlite "$POSTERN_BIN" "sqlite://$work/sqlite/data/postern.db"
 pg_db="postern_smtp_large_$$"
 psql -q "$DATABASE_URL" -c "CREATE DATABASE $pg_db" >/dev/null
-run_postern postgres "$TARGET/release/postern" "${DATABASE_URL%/*}/$pg_db"
+run_postern postgres "$POSTERN_BIN" "${DATABASE_URL%/*}/$pg_db"
 if [ -n "${BEFORE_BIN:-}" ]; then
     run_postern before "$BEFORE_BIN" "sqlite://$work/before/data/postern.db"
 fi
