@@ -14,7 +14,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::{Db, Instance, Server};
-use smtp_support::{python, Raw, PASSWORD};
+use smtp_support::{alice_server, python, Raw, PASSWORD};
 
 both_backends!(
     large_messages_arrive_byte_exact,
@@ -110,14 +110,7 @@ print("ok")
 /// A server with the MX, implicit-TLS submission and IMAP, and the user alice@example.test.
 async fn server(db: Db, extra: &str) -> (Instance, Server) {
     let extra = format!("[imap]\nlogin_disabled_without_tls = false\n\n{extra}");
-    let inst = Instance::new(db, &["smtp", "submissions", "imap"], &extra).await;
-    inst.ok(&["domain", "add", "example.test"], "");
-    inst.ok(
-        &["user", "add", "alice@example.test"],
-        &format!("{PASSWORD}\n"),
-    );
-    let server = inst.start();
-    (inst, server)
+    alice_server(db, &["smtp", "submissions", "imap"], &extra).await
 }
 
 async fn large_messages_arrive_byte_exact(db: Db) {
