@@ -69,3 +69,52 @@ service anvil {
 }
 CONF
 }
+
+# postern_mx_config BINARY DIR DATABASE_URL: writes DIR/postern.toml for a Postern whose MX listens
+# on a free loopback port (data in DIR/data) and adds the domain bench.test with the user
+# bench@bench.test (password "password"). The inbound checks (SPF, DKIM, DMARC) ask Postern's own
+# DNS, which serves the sender's zone with SPF and DMARC records: a stand-in for the local caching
+# resolver a real MX has.
+postern_mx_config() {
+    local postern=$1 dir=$2 url=$3
+    mkdir -p "$dir/data"
+    local dns_port
+    dns_port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    for zone in test remote.test; do
+        cat > "$dir/$zone.zone" <<ZONE
+\$ORIGIN $zone.
+\$TTL 3600
+@ IN SOA ns hostmaster 1 7200 900 1209600 300
+  IN NS ns
+ns IN A 127.0.0.1
+ZONE
+    done
+    cat >> "$dir/remote.test.zone" <<'ZONE'
+@ IN TXT "v=spf1 ip4:127.0.0.0/8 -all"
+_dmarc IN TXT "v=DMARC1; p=reject"
+ZONE
+    cat > "$dir/postern.toml" <<TOML
+data_dir = "$dir/data"
+database_url = "$url"
+log_level = "warn"
+hostname = "mail.bench.test"
+[listeners]
+smtp = ["127.0.0.1:0"]
+dns = ["127.0.0.1:$dns_port"]
+[smtp]
+resolver = "127.0.0.1:$dns_port"
+[dns]
+zones_dir = "$dir"
+[[dns.view]]
+name = "all"
+match_clients = ["any"]
+[[dns.view.zone]]
+name = "test"
+file = "test.zone"
+[[dns.view.zone]]
+name = "remote.test"
+file = "remote.test.zone"
+TOML
+    "$postern" --config "$dir/postern.toml" domain add bench.test >/dev/null
+    echo password | "$postern" --config "$dir/postern.toml" user add bench@bench.test >/dev/null
+}

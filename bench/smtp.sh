@@ -11,10 +11,13 @@
 # answers 250 once the message is in its queue, so for Postfix the time until its queue is empty
 # (the mailbox delivery done) is shown too.
 #
+# Then bench/smtp-large.sh shows Postern's memory under 4 parallel 24 MiB messages (LARGE=0 skips it).
+#
 #   bash bench/smtp.sh                 # N=5000 M=10 SIZE=4096
 #   N=20000 M=20 bash bench/smtp.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 N=${N:-5000}
 M=${M:-10}
 SIZE=${SIZE:-4096}
@@ -74,48 +77,7 @@ postern="$TARGET/release/postern"
 run_postern() {
     local label=$1 url=$2
     local dir="$work/$label"
-    mkdir -p "$dir/data"
-    # The inbound checks (SPF, DKIM, DMARC) ask Postern's own DNS, which serves the sender's zone
-    # with SPF and DMARC records: a stand-in for the local caching resolver a real MX has.
-    local dns_port
-    dns_port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    for zone in test remote.test; do
-        cat > "$dir/$zone.zone" <<ZONE
-\$ORIGIN $zone.
-\$TTL 3600
-@ IN SOA ns hostmaster 1 7200 900 1209600 300
-  IN NS ns
-ns IN A 127.0.0.1
-ZONE
-    done
-    cat >> "$dir/remote.test.zone" <<'ZONE'
-@ IN TXT "v=spf1 ip4:127.0.0.0/8 -all"
-_dmarc IN TXT "v=DMARC1; p=reject"
-ZONE
-    cat > "$dir/postern.toml" <<TOML
-data_dir = "$dir/data"
-database_url = "$url"
-log_level = "warn"
-hostname = "mail.bench.test"
-[listeners]
-smtp = ["127.0.0.1:0"]
-dns = ["127.0.0.1:$dns_port"]
-[smtp]
-resolver = "127.0.0.1:$dns_port"
-[dns]
-zones_dir = "$dir"
-[[dns.view]]
-name = "all"
-match_clients = ["any"]
-[[dns.view.zone]]
-name = "test"
-file = "test.zone"
-[[dns.view.zone]]
-name = "remote.test"
-file = "remote.test.zone"
-TOML
-    "$postern" --config "$dir/postern.toml" domain add bench.test >/dev/null
-    echo password | "$postern" --config "$dir/postern.toml" user add bench@bench.test >/dev/null
+    postern_mx_config "$postern" "$dir" "$url"
     "$postern" --config "$dir/postern.toml" serve 2>"$dir/log" &
     local pid=$!
     pids+=("$pid")
@@ -185,3 +147,7 @@ result_line "Postern Postgres" "$postgres_secs" "$postgres_mem" "(mailbox bytes:
 result_line "Postfix (queued)" "$postfix_secs" "$postfix_mem" ""
 result_line "Postfix (in box)" "$postfix_delivered_secs" "$postfix_mem" "($postfix_count Maildir files)"
 echo "Postern's 250 means stored in the mailbox; Postfix's means queued, '(in box)' is until its queue was empty."
+if [ "${LARGE:-1}" = 1 ]; then
+    echo
+    bash bench/smtp-large.sh
+fi

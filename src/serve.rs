@@ -59,6 +59,8 @@ pub async fn run(
     let data_dir = loaded.config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating data_dir {}", data_dir.display()))?;
+    let spool_dir = data_dir.join("spool");
+    clear_spool(&spool_dir)?;
     let store =
         postern_store::Store::open_with(&loaded.database_url(), loaded.config.login.clone())
             .await
@@ -153,7 +155,7 @@ pub async fn run(
     let imap_tls = loaded.config.listeners.imaps.get_ref().clone();
     if !imap_plain.is_empty() || !imap_tls.is_empty() {
         let imap_config = postern_imap::ImapConfig {
-            spool_dir: Some(data_dir.join("spool")),
+            spool_dir: Some(spool_dir.clone()),
             ..loaded.config.imap.clone()
         };
         let imap = postern_imap::ImapServer::start(
@@ -203,6 +205,7 @@ pub async fn run(
         || !smtp_addrs.submissions.is_empty()
     {
         let mut smtp_config = loaded.config.smtp.clone();
+        smtp_config.spool_dir = Some(spool_dir.clone());
         if smtp_config.srs_secret.is_none() {
             smtp_config.srs_secret = Some(crate::node_id::srs_secret(&data_dir)?);
         }
@@ -333,6 +336,25 @@ fn descriptor_budget(loaded: &Loaded) -> postern_net::NetConfig {
 }
 
 /// Writes `listeners.json` atomically (temp file + rename), so readers never see half a file.
+/// Removes what a crash may have left in the spool directory. Spool files have no name while in
+/// use (`postern_store::Spool`), but a file system without `O_TMPFILE` gives a new one a name for
+/// a moment, and nothing else writes there; nothing is in use before the services start.
+fn clear_spool(dir: &Path) -> anyhow::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_file() {
+            tracing::warn!(file = %path.display(), "removing a spool file left by a crash");
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 fn write_listeners(data_dir: &Path, bound: &BTreeMap<&str, Vec<SocketAddr>>) -> anyhow::Result<()> {
     let json = serde_json::json!({
         "pid": std::process::id(),

@@ -249,22 +249,25 @@ async fn checks(
     }
 }
 
-/// Removes every `Authentication-Results:` header field whose authserv-id is `authserv_id`
-/// (RFC 8601 §5: a receiver must not trust such fields from outside).
-pub(crate) fn strip_own_results(message: &[u8], authserv_id: &str) -> Vec<u8> {
+/// The header section of `message` without the `Authentication-Results:` header fields whose
+/// authserv-id is `authserv_id` (RFC 8601 §5: a receiver must not trust such fields from
+/// outside), with the offset where the old header section ends; `None` if there are none.
+pub(crate) fn strip_own_results(message: &[u8], authserv_id: &str) -> Option<(Vec<u8>, usize)> {
     let end = header_end(message);
-    let mut out = Vec::with_capacity(message.len());
+    let mut out = Vec::new();
+    let mut stripped = false;
     let mut pos = 0;
     while pos < end {
         let field_end = field_end(message, pos, end);
         let field = &message[pos..field_end];
-        if !claims(field, authserv_id) {
+        if claims(field, authserv_id) {
+            stripped = true;
+        } else {
             out.extend_from_slice(field);
         }
         pos = field_end;
     }
-    out.extend_from_slice(&message[end..]);
-    out
+    stripped.then_some((out, end))
 }
 
 /// The offset of the empty line ending the header section (or the end of the message).
@@ -325,10 +328,16 @@ mod tests {
     #[test]
     fn own_results_are_stripped_others_kept() {
         let msg = b"Received: x\r\nAuthentication-Results: mx.example.test;\r\n\tspf=pass\r\nauthentication-results: other.test; dkim=pass\r\nAuthentication-Results:  MX.Example.Test 1; none\r\nSubject: hi\r\n\r\nAuthentication-Results: mx.example.test; body\r\n";
-        let out = strip_own_results(msg, "mx.example.test");
+        let (head, end) = strip_own_results(msg, "mx.example.test").unwrap();
+        let mut out = head;
+        out.extend_from_slice(&msg[end..]);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "Received: x\r\nauthentication-results: other.test; dkim=pass\r\nSubject: hi\r\n\r\nAuthentication-Results: mx.example.test; body\r\n"
+        );
+        assert_eq!(
+            strip_own_results(b"Subject: hi\r\n\r\nbody\r\n", "mx.example.test"),
+            None
         );
     }
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use postern_store::{
-    normalize_address, Accepted, Greylist, Incoming, LocalCopy, LoginAttempt, LoginOutcome,
-    Resolution, Service, Store, ROLE_LOCAL_PARTS,
+    normalize_address, Accepted, DsnRequest, Greylist, Incoming, LocalCopy, LoginAttempt,
+    LoginOutcome, Resolution, Service, Store, ROLE_LOCAL_PARTS,
 };
 
 use crate::antivirus::{self, Check};
@@ -17,6 +17,7 @@ use crate::config::SmtpConfig;
 use crate::dsn;
 use crate::junk;
 use crate::local::{reply_text, Filed, Target};
+use crate::message::{Message, Receiving};
 use crate::policy;
 use crate::reply::Reply;
 use crate::resolver::Resolver;
@@ -38,8 +39,15 @@ pub(crate) struct Backend {
 }
 
 impl Backend {
-    /// Performs `action` for a client at `ip` and reports the result to `session`.
-    pub async fn perform(&self, session: &mut Session, action: Action, ip: IpAddr) {
+    /// Performs `action` for a client at `ip` and reports the result to `session`; a delivery
+    /// takes the message's data from `received`.
+    pub async fn perform(
+        &self,
+        session: &mut Session,
+        action: Action,
+        ip: IpAddr,
+        received: &mut Receiving,
+    ) {
         match action {
             Action::Authenticate { username, password } => {
                 let result = self.authenticate(ip, &username, &password).await;
@@ -90,7 +98,13 @@ impl Backend {
                 } else {
                     "mx"
                 };
-                let result = self.deliver(*delivery, ip).await;
+                let result = match std::mem::take(received).finish().await {
+                    Ok(message) => self.deliver(*delivery, message, ip).await,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the received message cannot be read");
+                        DeliveryResult::Unavailable
+                    }
+                };
                 let outcome = match &result {
                     DeliveryResult::Accepted { .. } => "accepted",
                     DeliveryResult::MailboxFull => "mailbox_full",
@@ -282,64 +296,91 @@ impl Backend {
 
     /// Checks and stamps the message before delivery: submitted mail must come from the user's
     /// own addresses and is DKIM-signed; MX mail gets its SPF/DKIM/DMARC verdict. Returns the
-    /// folder kept copies go to (Junk for DMARC-quarantined mail), or the refusal.
-    async fn admit(&self, d: &mut Delivery, ip: IpAddr) -> Result<&'static str, DeliveryResult> {
+    /// stamped message and the folder kept copies go to (Junk for DMARC-quarantined mail), or the
+    /// refusal.
+    async fn admit(
+        &self,
+        d: &Delivery,
+        message: Message,
+        ip: IpAddr,
+    ) -> Result<(Message, &'static str), DeliveryResult> {
         let mut folder = "INBOX";
         if let Some(user) = &d.user {
-            if let Some(refusal) = self.check_from(user, &d.message).await {
+            if let Some(refusal) = self.check_from(user, &message).await {
                 return Err(refusal);
             }
-            d.message = self.sign(d).await;
-        } else {
-            let message = auth::strip_own_results(&d.message, &self.hostname);
-            let verdict = auth::verify(
-                self.resolver.authenticator(),
-                &self.hostname,
-                auth::Client {
-                    ip,
-                    helo: &d.helo,
-                    sender: &d.sender,
-                },
-                &message,
-                self.config.dmarc_reject,
-                Duration::from_secs(self.config.auth_timeout_secs.max(1)),
-            )
-            .await;
-            match verdict.disposition {
-                Disposition::Reject => {
-                    tracing::info!(%ip, sender = d.sender, "refused: DMARC policy reject");
-                    metrics::counter!("postern_smtp_policy_refusals_total", "reason" => "dmarc")
-                        .increment(1);
-                    return Err(DeliveryResult::Refused(Reply::new(
-                        550,
-                        (5, 7, 1),
-                        "Message rejected: DMARC policy of the sender domain",
-                    )));
-                }
-                Disposition::Junk => {
-                    metrics::counter!("postern_smtp_junk_total").increment(1);
-                    folder = "Junk";
-                }
-                Disposition::Inbox => {}
-            }
-            let mut stamped = verdict.header.into_bytes();
-            stamped.extend_from_slice(&message);
-            d.message = stamped;
+            let signatures = self.signatures(&message, auth::domain_of(&d.sender)).await;
+            return Ok((self.put_before(message, 0, &signatures).await?, folder));
         }
-        Ok(folder)
+        let message = match auth::strip_own_results(&message, &self.hostname) {
+            Some((head, end)) => self.put_before(message, end, &head).await?,
+            None => message,
+        };
+        let verdict = auth::verify(
+            self.resolver.authenticator(),
+            &self.hostname,
+            auth::Client {
+                ip,
+                helo: &d.helo,
+                sender: &d.sender,
+            },
+            &message,
+            self.config.dmarc_reject,
+            Duration::from_secs(self.config.auth_timeout_secs.max(1)),
+        )
+        .await;
+        match verdict.disposition {
+            Disposition::Reject => {
+                tracing::info!(%ip, sender = d.sender, "refused: DMARC policy reject");
+                metrics::counter!("postern_smtp_policy_refusals_total", "reason" => "dmarc")
+                    .increment(1);
+                return Err(DeliveryResult::Refused(Reply::new(
+                    550,
+                    (5, 7, 1),
+                    "Message rejected: DMARC policy of the sender domain",
+                )));
+            }
+            Disposition::Junk => {
+                metrics::counter!("postern_smtp_junk_total").increment(1);
+                folder = "Junk";
+            }
+            Disposition::Inbox => {}
+        }
+        let stamped = self
+            .put_before(message, 0, verdict.header.as_bytes())
+            .await?;
+        Ok((stamped, folder))
+    }
+
+    /// `head` followed by `message` from byte `from` on (see [`Message::replace_head`]); a spool
+    /// file that cannot be written makes the client retry later.
+    async fn put_before(
+        &self,
+        message: Message,
+        from: usize,
+        head: &[u8],
+    ) -> Result<Message, DeliveryResult> {
+        if from == 0 && head.is_empty() {
+            return Ok(message);
+        }
+        let dir = self.config.spool_dir.as_deref();
+        message.replace_head(from, head, dir).await.map_err(|e| {
+            tracing::error!(error = %e, "writing a message to its spool file failed");
+            DeliveryResult::Unavailable
+        })
     }
 
     /// Stores the message for local users (as their Sieve scripts decide) and queues it for
     /// remote ones in one committed transaction; only then may the session answer 250
     /// (RFC 5321 §6.1). The message is [admitted](Self::admit) first.
-    async fn deliver(&self, mut d: Delivery, ip: IpAddr) -> DeliveryResult {
-        let virus = match antivirus::check(&self.config.antivirus, &d.message).await {
+    async fn deliver(&self, d: Delivery, message: Message, ip: IpAddr) -> DeliveryResult {
+        let virus = match antivirus::check(&self.config.antivirus, &message).await {
             Check::Pass => None,
             Check::Quarantine(signature) => Some(signature),
             Check::Refuse(reply) => return DeliveryResult::Refused(reply),
         };
-        let folder = match self.admit(&mut d, ip).await {
-            Ok(folder) => folder,
+        let (mut message, folder) = match self.admit(&d, message, ip).await {
+            Ok(admitted) => admitted,
             Err(refusal) => return refusal,
         };
         let now = postern_store::unix_now();
@@ -360,7 +401,11 @@ impl Backend {
             // Quarantined: every local copy into Junk, marked; no filter runs (no redirect of a
             // virus) and nothing goes out.
             Some(signature) => {
-                d.message = antivirus::quarantine(&signature, &d.message);
+                let header = antivirus::quarantine_header(&signature);
+                message = match self.put_before(message, 0, header.as_bytes()).await {
+                    Ok(message) => message,
+                    Err(failure) => return failure,
+                };
                 remote.clear();
                 remote_dsn.clear();
                 Filed {
@@ -370,16 +415,11 @@ impl Backend {
             }
             None => {
                 let mut filed = self
-                    .file_local(&d.message, &d.sender, &targets, folder, 0)
+                    .file_local(&message, &d.sender, &targets, folder, 0)
                     .await;
                 if d.user.is_none() {
-                    junk::classify(
-                        &self.store,
-                        &self.config.junk,
-                        &d.message,
-                        &mut filed.copies,
-                    )
-                    .await;
+                    junk::classify(&self.store, &self.config.junk, &message, &mut filed.copies)
+                        .await;
                 }
                 filed
             }
@@ -400,7 +440,7 @@ impl Backend {
             match self
                 .store
                 .accept(Incoming {
-                    raw: &d.message,
+                    raw: &message,
                     internal_date: now,
                     local: &filed.copies,
                     sender: &d.sender,
@@ -432,20 +472,24 @@ impl Backend {
             delivered,
             queued = accepted.queued.len(),
             over_quota = full.len(),
-            size = d.message.len(),
+            size = message.len(),
             "message accepted"
         );
         // Some recipients took it, others are full or their script rejected it: the 250 stands,
         // the sender gets a report for those (RFC 5321 §3.7 / §6.1; RFC 5429 §2.1), and one for
         // deliveries if asked (RFC 3461).
+        // RET and ENVID are the same for every recipient of the transaction.
+        let no_dsn = DsnRequest::default();
+        let first_dsn = d.recipients.first().map_or(&no_dsn, |r| &r.dsn);
+        let original = dsn::Original::new(&d.sender, &message, now, first_dsn);
         dsn::local::report(
             &self.store,
             &self.hostname,
             expires_at,
             &d,
+            &original,
             &accepted,
             &filed.rejects,
-            now,
         )
         .await;
         DeliveryResult::Accepted { id }
@@ -485,29 +529,28 @@ impl Backend {
         None
     }
 
-    /// The message with DKIM signatures (RFC 6376 §5; RFC 8463) of the `From:` domain (or the
-    /// envelope sender's domain) prepended; unchanged when that domain has no keys.
-    async fn sign(&self, d: &Delivery) -> Vec<u8> {
-        self.sign_message(&d.message, auth::domain_of(&d.sender))
-            .await
-    }
-
-    /// `message` signed for its `From:` domain, else for `fallback_domain` (see [`Self::sign`]).
-    pub(crate) async fn sign_message(&self, message: &[u8], fallback_domain: &str) -> Vec<u8> {
+    /// The DKIM signatures (RFC 6376 §5; RFC 8463) of `message` for its `From:` domain, else for
+    /// `fallback_domain` (the envelope sender's, which was checked); empty when that domain has no
+    /// keys.
+    async fn signatures(&self, message: &[u8], fallback_domain: &str) -> Vec<u8> {
         let domain = auth::header_from_domain(message)
             .unwrap_or_else(|| fallback_domain.to_ascii_lowercase());
-        let keys = match self.store.signing_keys(&domain).await {
-            Ok(keys) => keys,
+        match self.store.signing_keys(&domain).await {
+            Ok(keys) if keys.is_empty() => {
+                tracing::info!(domain, "domain has no DKIM keys: sending unsigned");
+                Vec::new()
+            }
+            Ok(keys) => auth::sign(&keys, message),
             Err(e) => {
                 tracing::warn!(domain, error = %e, "no DKIM keys: sending unsigned");
-                return message.to_vec();
+                Vec::new()
             }
-        };
-        if keys.is_empty() {
-            tracing::info!(domain, "domain has no DKIM keys: sending unsigned");
-            return message.to_vec();
         }
-        let mut signed = auth::sign(&keys, message);
+    }
+
+    /// `message` with its [signatures](Self::signatures) put before it.
+    pub(crate) async fn sign_message(&self, message: &[u8], fallback_domain: &str) -> Vec<u8> {
+        let mut signed = self.signatures(message, fallback_domain).await;
         signed.extend_from_slice(message);
         signed
     }

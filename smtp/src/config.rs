@@ -97,6 +97,10 @@ pub struct SmtpConfig {
     pub antivirus: AntivirusConfig,
     /// The learning junk filter at delivery (`[smtp.junk]`).
     pub junk: JunkConfig,
+    /// Directory for the spool files large messages are streamed into (not a key of the file:
+    /// the binary sets `<data_dir>/spool`; the system's temporary directory if unset).
+    #[serde(skip)]
+    pub spool_dir: Option<PathBuf>,
 }
 
 impl Default for SmtpConfig {
@@ -136,6 +140,7 @@ impl Default for SmtpConfig {
             srs_secret: None,
             antivirus: AntivirusConfig::default(),
             junk: JunkConfig::default(),
+            spool_dir: None,
         }
     }
 }

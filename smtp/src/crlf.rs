@@ -36,24 +36,64 @@ pub(crate) fn canonical(data: &[u8]) -> Cow<'_, [u8]> {
         return Cow::Borrowed(data);
     }
     let mut out = Vec::with_capacity(data.len() + data.len() / 16);
-    let mut i = 0;
-    while i < data.len() {
-        match data[i] {
-            b'\r' if data.get(i + 1) == Some(&b'\n') => {
+    let mut canon = Canonicalizer::default();
+    canon.push(data, &mut out);
+    canon.finish(&mut out);
+    Cow::Owned(out)
+}
+
+/// [`canonical`] for data that arrives in pieces: a CR at the end of one piece is matched with
+/// an LF at the start of the next, so the output is the same however the data is split.
+#[derive(Debug, Default)]
+pub(crate) struct Canonicalizer {
+    /// The last byte seen was a CR, not yet written.
+    cr: bool,
+    /// A bare CR or LF was seen.
+    bare: bool,
+}
+
+impl Canonicalizer {
+    /// Appends `data`, its bare line endings made CRLF, to `out` (a final CR is held back).
+    pub(crate) fn push(&mut self, mut data: &[u8], out: &mut Vec<u8>) {
+        while !data.is_empty() {
+            if self.cr {
+                self.cr = false;
                 out.extend_from_slice(b"\r\n");
-                i += 2;
+                if data[0] == b'\n' {
+                    data = &data[1..];
+                    continue;
+                }
+                self.bare = true;
             }
-            b'\r' | b'\n' => {
+            let Some(i) = data.iter().position(|&b| b == b'\r' || b == b'\n') else {
+                out.extend_from_slice(data);
+                return;
+            };
+            out.extend_from_slice(&data[..i]);
+            if data[i] == b'\r' {
+                self.cr = true;
+            } else {
                 out.extend_from_slice(b"\r\n");
-                i += 1;
+                self.bare = true;
             }
-            b => {
-                out.push(b);
-                i += 1;
-            }
+            data = &data[i + 1..];
         }
     }
-    Cow::Owned(out)
+
+    /// Ends the data: a CR held back is written as CRLF.
+    pub(crate) fn finish(&mut self, out: &mut Vec<u8>) {
+        if std::mem::take(&mut self.cr) {
+            out.extend_from_slice(b"\r\n");
+            self.bare = true;
+        }
+    }
+
+    /// Whether the data so far held a bare CR or LF (a final CR counts once [`finish`] ran).
+    ///
+    /// [`finish`]: Self::finish
+    pub(crate) fn saw_bare(&self) -> bool {
+        self.bare
+    }
 }
 
 #[cfg(test)]
@@ -89,5 +129,30 @@ mod tests {
             assert_eq!(&*got, want, "{:?}", String::from_utf8_lossy(input));
             assert!(!has_bare(&got));
         }
+    }
+
+    #[test]
+    fn pieces_give_the_same_output_at_every_split() {
+        let input: &[u8] = b"a\r\nb\rc\n\r\n.\r\r\n\n\rz\r";
+        let want = canonical(input).into_owned();
+        for split in 0..=input.len() {
+            for second in split..=input.len() {
+                let mut canon = Canonicalizer::default();
+                let mut out = Vec::new();
+                canon.push(&input[..split], &mut out);
+                canon.push(&input[split..second], &mut out);
+                canon.push(&input[second..], &mut out);
+                canon.finish(&mut out);
+                assert_eq!(out, want, "split at {split} and {second}");
+                assert!(canon.saw_bare());
+            }
+        }
+        let mut canon = Canonicalizer::default();
+        let mut out = Vec::new();
+        canon.push(b"a\r", &mut out);
+        canon.push(b"\nb\r\n", &mut out);
+        canon.finish(&mut out);
+        assert_eq!(out, b"a\r\nb\r\n");
+        assert!(!canon.saw_bare());
     }
 }

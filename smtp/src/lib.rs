@@ -14,6 +14,7 @@ pub mod dsn;
 mod error;
 pub mod junk;
 mod local;
+mod message;
 pub mod mta_sts;
 mod outbound;
 mod policy;

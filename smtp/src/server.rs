@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backend::Backend;
 use crate::config::SmtpConfig;
 use crate::error::SmtpError;
+use crate::message::Receiving;
 use crate::reply::Reply;
 use crate::resolver::Resolver;
 use crate::session::{Event, Listener, Session, SessionConfig};
@@ -271,6 +272,8 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     logged_in: &mut Option<SessionGauge>,
 ) -> Result<Outcome, SmtpError> {
     let mut buf = vec![0u8; READ_BUFFER];
+    // The data of the message being received, as the session hands it out.
+    let mut receiving = Receiving::default();
     loop {
         match session.next_event() {
             Event::NeedInput => {
@@ -308,9 +311,17 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                 }
             }
+            Event::MessageData(bytes) => {
+                let dir = shared.backend.config.spool_dir.as_deref();
+                receiving.write(&bytes, dir).await;
+            }
+            Event::DiscardMessage => receiving = Receiving::default(),
             Event::Action(action) => {
                 let (command, started) = (command_name(&action), Instant::now());
-                shared.backend.perform(session, action, peer.ip()).await;
+                shared
+                    .backend
+                    .perform(session, action, peer.ip(), &mut receiving)
+                    .await;
                 command_took(command, session.listener(), started.elapsed());
                 if let Some(user) = session.user() {
                     if logged_in.is_none() {

@@ -14,6 +14,7 @@
 
 mod actions;
 mod auth;
+mod body;
 mod data;
 mod envelope;
 mod literal;
@@ -28,6 +29,7 @@ use postern_store::sasl::SaslLogin;
 use postern_store::DsnRequest;
 
 use crate::reply::Reply;
+use body::Body;
 
 pub use actions::*;
 pub use envelope::POSTMASTER;
@@ -42,14 +44,20 @@ struct Transaction {
     size: usize,
     smtputf8: bool,
     recipients: Vec<Recipient>,
-    /// Header bytes prepended at the start of data; counted apart from the size limit.
-    header_len: usize,
-    message: Vec<u8>,
+    /// The message data (from DATA or the first BDAT).
+    body: Body,
     too_big: bool,
     /// BDAT was used: DATA is no longer allowed, nor RCPT.
     chunking: bool,
     /// A BDAT chunk failed: the rest of the chunks are read and discarded.
     failed: bool,
+}
+
+impl Transaction {
+    /// Whether the message's data is still handed out: it is not already bound to be refused.
+    fn spooling(&self) -> bool {
+        !self.too_big && !self.failed && self.body.refusal.is_none()
+    }
 }
 
 enum State {
@@ -88,6 +96,12 @@ pub struct Session {
     cr_pending: bool,
     /// The answer to a BDAT whose chunk is being read and dropped.
     pending_bdat_error: Option<Reply>,
+    /// Message data ready to be handed out with [`Event::MessageData`].
+    data_out: Vec<u8>,
+    /// Data of the current message was handed out and not yet delivered or discarded.
+    message_handed_out: bool,
+    /// The delivery of a complete message, asked for once its last data is handed out.
+    deliver_after_data: Option<Action>,
 }
 
 impl Session {
@@ -119,6 +133,9 @@ impl Session {
             line: Vec::new(),
             cr_pending: false,
             pending_bdat_error: None,
+            data_out: Vec::new(),
+            message_handed_out: false,
+            deliver_after_data: None,
         };
         let greeting = format!("{} ESMTP Postern", s.cfg.hostname);
         s.out
@@ -195,6 +212,14 @@ impl Session {
     /// Processes buffered input until the session needs more input or an action.
     pub fn next_event(&mut self) -> Event {
         loop {
+            if let Some(event) = self.message_event() {
+                return event;
+            }
+            if let Some(action) = self.deliver_after_data.take() {
+                // The data went out whole: from here on it belongs to the delivery.
+                self.message_handed_out = false;
+                return Event::Action(action);
+            }
             if matches!(self.state, State::Closed) {
                 return Event::Close;
             }
@@ -211,6 +236,22 @@ impl Session {
         }
     }
 
+    /// Hands out ready message data, or tells the caller to drop what it was handed of a message
+    /// that will not be delivered (refused, reset, or its connection state was reset).
+    fn message_event(&mut self) -> Option<Event> {
+        let spooling = self.deliver_after_data.is_some()
+            || self.txn.as_ref().is_some_and(Transaction::spooling);
+        if !spooling {
+            self.data_out.clear();
+            return std::mem::take(&mut self.message_handed_out).then_some(Event::DiscardMessage);
+        }
+        if self.data_out.is_empty() {
+            return None;
+        }
+        self.message_handed_out = true;
+        Some(Event::MessageData(std::mem::take(&mut self.data_out)))
+    }
+
     /// Handles some input in the current state; returns an event when one is due.
     fn step(&mut self) -> Option<Event> {
         match std::mem::replace(&mut self.state, State::Waiting) {
@@ -219,7 +260,7 @@ impl Session {
                 self.command()
             }
             State::Data(mut receiver) => {
-                let done = self.ingest_data(|bytes, buf| receiver.ingest(bytes, buf));
+                let done = self.ingest_data(true, |bytes, buf| receiver.ingest(bytes, buf));
                 if done {
                     self.state = State::Command;
                     self.end_of_data()
@@ -229,7 +270,8 @@ impl Session {
                 }
             }
             State::Bdat(mut receiver) => {
-                let done = self.ingest_data(|bytes, buf| receiver.ingest(bytes, buf));
+                let last = receiver.is_last;
+                let done = self.ingest_data(last, |bytes, buf| receiver.ingest(bytes, buf));
                 if done {
                     self.state = State::Command;
                     self.end_of_chunk(receiver.is_last)

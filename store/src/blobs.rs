@@ -74,14 +74,6 @@ pub(crate) async fn put_blob(
     hash: &str,
     parsed: &str,
 ) -> Result<()> {
-    let exists = sqlx::query("SELECT 1 AS one FROM blobs WHERE hash = $1")
-        .bind(hash)
-        .fetch_optional(&mut **tx)
-        .await?
-        .is_some();
-    if exists {
-        return Ok(());
-    }
     let size = source.len();
     let chunked = size > BLOB_CHUNK_SIZE;
     let mut buf = Vec::new();
@@ -90,8 +82,9 @@ pub(crate) async fn put_blob(
     } else {
         source.range(0, size, &mut buf)?
     };
-    // A concurrent writer of the same bytes (PostgreSQL) makes this wait for its commit and then
-    // do nothing: only the writer whose row went in writes the chunks.
+    // Identical bytes stored before, or by a concurrent writer (PostgreSQL waits for its commit),
+    // make this do nothing: only the writer whose row went in writes the chunks. No lookup comes
+    // first: one statement less per delivery, and a repeated small message is rare.
     let inserted = sqlx::query(
         "INSERT INTO blobs (hash, size, data, parsed, chunked) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (hash) DO NOTHING",

@@ -66,7 +66,7 @@ pub use sieve::{
     check_sieve_name, SieveScript, MAX_SIEVE_NAME_BYTES, MAX_SIEVE_SCRIPTS, MAX_SIEVE_SCRIPT_BYTES,
     MAX_VACATION_PERIOD_SECS,
 };
-pub use spool::Spool;
+pub use spool::{Spool, SpoolFile};
 pub use tokens::{parse_lifetime, token_id, ApiToken, TokenScope, TOUCH_INTERVAL};
 pub use users::{parse_quota, User};
 

@@ -66,7 +66,7 @@ impl Spool {
     }
 
     /// Finishes writing: the complete file, its length and its content hash.
-    pub(crate) async fn finish(mut self) -> std::io::Result<SpoolFile> {
+    pub async fn finish(mut self) -> std::io::Result<SpoolFile> {
         self.file.flush().await?;
         let file = self.file.into_std().await;
         Ok(SpoolFile {
@@ -77,8 +77,8 @@ impl Spool {
     }
 }
 
-/// A completely written spool file.
-pub(crate) struct SpoolFile {
+/// A completely written spool file (still nameless: it disappears with its last handle or map).
+pub struct SpoolFile {
     file: std::fs::File,
     /// Its length in bytes.
     pub(crate) len: u64,
@@ -89,7 +89,7 @@ pub(crate) struct SpoolFile {
 impl SpoolFile {
     /// Maps the file read-only (`None` if it is empty). Drop the map as soon as possible: its
     /// pages count in the process's RSS while mapped.
-    pub(crate) fn map(&self) -> std::io::Result<Option<Mmap>> {
+    pub fn map(&self) -> std::io::Result<Option<Mmap>> {
         if self.len == 0 {
             return Ok(None);
         }

@@ -725,7 +725,12 @@ pub async fn wait_deferred(inst: &Instance, expected: &[(&str, &str)]) {
 
 /// A started sending server with `extra` config: hosts example.test with alice, submissions only.
 pub async fn sending_server(db: Db, extra: &str) -> (Instance, Server) {
-    let inst = Instance::new(db, &["submissions"], extra).await;
+    alice_server(db, &["submissions"], extra).await
+}
+
+/// A started server with `services` and `extra` config, hosting example.test with alice.
+pub async fn alice_server(db: Db, services: &[&str], extra: &str) -> (Instance, Server) {
+    let inst = Instance::new(db, services, extra).await;
     inst.ok(&["domain", "add", "example.test"], "");
     inst.ok(
         &["user", "add", "alice@example.test"],

@@ -9,7 +9,7 @@ use super::params::{self, Notice as Kind};
 use super::{send, Action, Notice, Original};
 use crate::session::Delivery;
 
-/// Sends the reports due once `d` is stored as `accepted` at `now`: failures for full mailboxes
+/// Sends the reports about `original` due once `d` is stored as `accepted`: failures for full mailboxes
 /// and for recipients whose Sieve script rejected it (`rejects`: address and reason, RFC 5429
 /// §2.1), `delivered` and `expanded` successes; they go out with `expires_at` if queued.
 pub async fn report(
@@ -17,9 +17,9 @@ pub async fn report(
     hostname: &str,
     expires_at: i64,
     d: &Delivery,
+    original: &Original<'_>,
     accepted: &Accepted,
     rejects: &[(String, String)],
-    now: i64,
 ) {
     let full = accepted.over_quota();
     let mut failed = Vec::new();
@@ -47,17 +47,12 @@ pub async fn report(
             succeeded.push(Notice::new(&r.address, &r.dsn, action, "2.0.0"));
         }
     }
-    // RET and ENVID are the same for every recipient of the transaction.
-    let Some(first) = d.recipients.first() else {
-        return;
-    };
-    let original = Original::new(&d.sender, &d.message, now, &first.dsn);
     // One report per action: its subject and text speak of one kind of outcome.
     let (expanded, delivered) = succeeded
         .into_iter()
         .partition(|n| n.action == Action::Expanded);
     for notices in [failed, delivered, expanded] {
-        if let Err(e) = send(store, hostname, expires_at, &original, &notices).await {
+        if let Err(e) = send(store, hostname, expires_at, original, &notices).await {
             tracing::error!(error = %e, "could not send a delivery report");
         }
     }

@@ -13,6 +13,9 @@ use postern_store::DsnRequest;
 
 use crate::dsn::params::xtext;
 
+/// Bytes of message data dot-stuffed and written at a time.
+const DATA_PIECE: usize = 64 * 1024;
+
 /// Whether `dsn` holds any parameter to pass on.
 pub(super) fn has_parameters(dsn: &DsnRequest) -> bool {
     dsn.notify.is_some() || dsn.orcpt.is_some() || dsn.ret.is_some() || dsn.envid.is_some()
@@ -87,6 +90,8 @@ pub(super) async fn send(
         conn.command(Rcpt::new(to.clone(), rcpt.clone())).await?;
     }
     conn.command(Data).await?;
-    conn.message(body).await?;
+    // In pieces: lettre dot-stuffs each into a buffer of its size (its codec carries the line
+    // state across pieces), so a large message is never copied whole.
+    conn.message_iter(body.chunks(DATA_PIECE)).await?;
     Ok(offers_dsn)
 }

@@ -82,7 +82,8 @@ pub enum Action {
         /// Whether the client logged in: no block list or greylisting checks then.
         authenticated: bool,
     },
-    /// Store and queue an accepted message; answer with [`Session::delivery_result`](super::Session::delivery_result).
+    /// Store and queue the message whose data was handed out with [`Event::MessageData`]; answer
+    /// with [`Session::delivery_result`](super::Session::delivery_result).
     Deliver(Box<Delivery>),
 }
 
@@ -93,6 +94,12 @@ pub enum Event {
     NeedInput,
     /// Send the pending output, then perform the action.
     Action(Action),
+    /// Append these bytes to the data of the message being received (the first piece starts a
+    /// new message); [`Action::Deliver`] follows once it is complete. Its line endings are
+    /// canonical and this server's trace header leads it (RFC 5321 §4.4).
+    MessageData(Vec<u8>),
+    /// Drop the data handed out for the message being received: it will not be delivered.
+    DiscardMessage,
     /// Send the pending output, start TLS on the connection, then call [`Session::tls_started`](super::Session::tls_started).
     StartTls,
     /// Send the pending output and close the connection.
@@ -189,15 +196,13 @@ pub struct Recipient {
     pub dsn: DsnRequest,
 }
 
-/// A complete message ready to be stored.
+/// The envelope of a complete message ready to be stored (its data was handed out before).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     /// MAIL FROM (empty for the null reverse-path).
     pub sender: String,
     /// Accepted recipients.
     pub recipients: Vec<Recipient>,
-    /// The message with this server's `Received:` header prepended (RFC 5321 §4.4).
-    pub message: Vec<u8>,
     /// The logged-in user, for submissions.
     pub user: Option<Account>,
     /// The HELO/EHLO name the client gave, for SPF (RFC 7208 §2.3).

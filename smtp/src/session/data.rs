@@ -4,46 +4,34 @@
 
 use smtp_proto::request::receiver::{BdatReceiver, DataReceiver};
 
+use super::body::Body;
 use super::{Action, Delivery, DeliveryResult, Event, Session, State};
-use crate::crlf::{self, BareLineEndings};
 use crate::reply::Reply;
 
-/// Hop count beyond which a message is taken to be looping (RFC 5321 §6.3).
-const MAX_RECEIVED_HEADERS: usize = 50;
-
 impl Session {
-    /// Feeds message data to a receiver with a bounded buffer: past the size limit the bytes are
+    /// Feeds message data to a receiver; what it produced goes on through the transaction's
+    /// [`Body`] (`end`: the receiver's end is the message's end). Past the size limit the bytes are
     /// counted as too big and dropped, but reading continues to the end of the data.
     pub(super) fn ingest_data(
         &mut self,
+        end: bool,
         mut ingest: impl FnMut(&mut std::slice::Iter<'_, u8>, &mut Vec<u8>) -> bool,
     ) -> bool {
         let limit = self.cfg.max_message_size;
         let mut bytes = self.input[self.pos..].iter();
-        let mut scratch = Vec::new();
-        let txn = self.txn.as_mut();
-        let done = match txn {
-            Some(t) if !t.too_big && !t.failed => {
-                let done = ingest(&mut bytes, &mut t.message);
-                if t.message.len().saturating_sub(t.header_len) > limit {
-                    t.too_big = true;
-                    // Keep the last byte: the receiver may still drop a CR it pushed.
-                    let last = t.message.last().copied();
-                    t.message = last.into_iter().collect();
-                }
-                done
-            }
+        let done = match self.txn.as_mut() {
             Some(t) => {
-                let done = ingest(&mut bytes, &mut t.message);
-                let last = t.message.last().copied();
-                t.message.clear();
-                t.message.extend(last);
+                let done = ingest(&mut bytes, &mut t.body.raw);
+                if t.body.received() > limit {
+                    t.too_big = true;
+                }
+                let keep = t.spooling();
+                t.body.take(done && end, keep, &mut self.data_out);
                 done
             }
             None => {
-                let done = ingest(&mut bytes, &mut scratch);
-                scratch.clear();
-                done
+                let mut scratch = Vec::new();
+                ingest(&mut bytes, &mut scratch)
             }
         };
         self.pos = self.input.len() - bytes.as_slice().len();
@@ -139,8 +127,8 @@ impl Session {
             ip = self.peer.ip(),
             host = self.cfg.hostname,
         );
-        txn.header_len = header.len();
-        txn.message = header.into_bytes();
+        let submission = self.user.is_some().then(|| self.cfg.hostname.clone());
+        txn.body = Body::new(header.into_bytes(), submission, self.cfg.bare_line_endings);
     }
 
     pub(super) fn end_of_data(&mut self) -> Option<Event> {
@@ -162,7 +150,7 @@ impl Session {
             return self.error(Reply::new(552, (5, 3, 4), "Message too big"));
         }
         if !last {
-            let received = txn.message.len().saturating_sub(txn.header_len);
+            let received = txn.body.received();
             return self.reply(Reply::new(
                 250,
                 (2, 0, 0),
@@ -172,73 +160,27 @@ impl Session {
         self.finish_message()
     }
 
-    /// The message is complete: check it and hand it over for storage.
+    /// The message is complete: refuse it, or hand it over for storage (its data was handed out
+    /// before, the rest of it now).
     fn finish_message(&mut self) -> Option<Event> {
-        let Some(txn) = self.txn.take() else {
+        let Some(mut txn) = self.txn.take() else {
             return self.error(Reply::new(503, (5, 5, 1), "Need MAIL command first"));
         };
         if txn.too_big {
             return self.error(Reply::new(552, (5, 3, 4), "Message too big"));
         }
-        let mut message = txn.message;
-        if crlf::has_bare(&message[txn.header_len..]) {
-            match self.cfg.bare_line_endings {
-                BareLineEndings::Reject => {
-                    return self.error(Reply::new(
-                        550,
-                        (5, 5, 2),
-                        "Message refused: bare CR or LF in the data (RFC 5321 §2.3.8)",
-                    ));
-                }
-                BareLineEndings::Normalize => {
-                    let body = crlf::canonical(&message[txn.header_len..]).into_owned();
-                    message.truncate(txn.header_len);
-                    message.extend_from_slice(&body);
-                }
-            }
+        txn.body.take(true, true, &mut self.data_out);
+        if let Some(reply) = txn.body.refusal.take() {
+            return self.error(reply);
         }
-        let body = &message[txn.header_len..];
-        let parsed = mail_parser::MessageParser::new().parse_headers(body);
-        let hops = parsed
-            .as_ref()
-            .map_or(0, |m| m.header_values("Received").count());
-        if hops >= MAX_RECEIVED_HEADERS {
-            return self.error(Reply::new(
-                554,
-                (5, 4, 6),
-                "Too many hops, mail loop detected",
-            ));
-        }
-        if self.user.is_some() {
-            // RFC 6409 §8.2–8.3: a submission server may add a missing Date and Message-ID.
-            let (has_date, has_id) = parsed.as_ref().map_or((false, false), |m| {
-                (m.date().is_some(), m.message_id().is_some())
-            });
-            let mut extra = String::new();
-            if !has_date {
-                let date =
-                    mail_builder::headers::date::Date::new(postern_store::unix_now()).to_rfc822();
-                extra.push_str(&format!("Date: {date}\r\n"));
-            }
-            if !has_id {
-                let id: u128 = rand::random();
-                extra.push_str(&format!(
-                    "Message-ID: <{id:032x}@{}>\r\n",
-                    self.cfg.hostname
-                ));
-            }
-            if !extra.is_empty() {
-                let at = txn.header_len;
-                message.splice(at..at, extra.into_bytes());
-            }
-        }
-        self.wait(Action::Deliver(Box::new(Delivery {
+        self.deliver_after_data = Some(Action::Deliver(Box::new(Delivery {
             sender: txn.sender,
             recipients: txn.recipients,
-            message,
             user: self.user.clone(),
             helo: self.helo.clone().unwrap_or_default(),
-        })))
+        })));
+        self.state = State::Waiting;
+        None
     }
 
     /// Reports the result of [`Action::Deliver`]; the transaction is over either way.

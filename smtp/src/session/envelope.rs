@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use super::body::Body;
 use super::{
     Action, Event, Listener, Recipient, RecipientResult, SenderResult, Session, State, Transaction,
 };
@@ -49,8 +50,7 @@ impl Session {
             size: from.size,
             smtputf8: from.flags & smtp_proto::MAIL_SMTPUTF8 != 0,
             recipients: Vec::new(),
-            header_len: 0,
-            message: Vec::new(),
+            body: Body::new(Vec::new(), None, self.cfg.bare_line_endings),
             too_big: false,
             chunking: false,
             failed: false,

@@ -24,7 +24,9 @@ fn config() -> Arc<SessionConfig> {
 /// full@example.test is over quota; other hosted addresses are unknown; other domains not hosted.
 struct T {
     s: Session,
-    delivered: Vec<Delivery>,
+    /// Data handed out for the message being received.
+    receiving: Vec<u8>,
+    delivered: Vec<Delivered>,
     tls_requested: bool,
     closed: bool,
 }
@@ -38,6 +40,7 @@ impl T {
         let peer: SocketAddr = "192.0.2.7:40000".parse().unwrap();
         let mut t = T {
             s: Session::new(cfg, listener, peer, tls),
+            receiving: Vec::new(),
             delivered: Vec::new(),
             tls_requested: false,
             closed: false,
@@ -58,6 +61,8 @@ impl T {
             match self.s.next_event() {
                 Event::NeedInput => break,
                 Event::Action(a) => self.answer(a),
+                Event::MessageData(bytes) => self.receiving.extend_from_slice(&bytes),
+                Event::DiscardMessage => self.receiving.clear(),
                 Event::StartTls => {
                     self.tls_requested = true;
                     break;
@@ -111,7 +116,10 @@ impl T {
                 self.s.recipient_result(address, result);
             }
             Action::Deliver(d) => {
-                self.delivered.push(*d);
+                self.delivered.push(Delivered {
+                    delivery: *d,
+                    message: std::mem::take(&mut self.receiving),
+                });
                 self.s
                     .delivery_result(DeliveryResult::Accepted { id: "ID1".into() });
             }
@@ -127,6 +135,20 @@ impl T {
         let r = t.send(format!("AUTH PLAIN {plain}\r\n").as_bytes());
         assert_eq!(r, "235 2.7.0 Authentication successful\r\n");
         t
+    }
+}
+
+/// A delivery the fake backend performed, with the data handed out before it.
+struct Delivered {
+    delivery: Delivery,
+    message: Vec<u8>,
+}
+
+impl std::ops::Deref for Delivered {
+    type Target = Delivery;
+
+    fn deref(&self) -> &Delivery {
+        &self.delivery
     }
 }
 
@@ -443,7 +465,7 @@ fn oversized_data_is_drained_then_refused() {
     }
     assert_eq!(r, "", "no reply before the end of data");
     // The buffer never holds much more than the limit.
-    let held = t.s.txn.as_ref().map_or(0, |x| x.message.len());
+    let held = t.s.txn.as_ref().map_or(0, |x| x.body.held()) + t.receiving.len();
     assert!(held <= 1000 + 400, "held {held} bytes");
     assert_eq!(t.send(b".\r\n"), "552 5.3.4 Message too big\r\n");
     assert!(t.delivered.is_empty());
@@ -666,3 +688,4 @@ fn a_message_is_in_progress_from_data_or_bdat_to_its_end() {
 }
 
 mod dsn;
+mod streaming;
