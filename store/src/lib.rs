@@ -39,7 +39,9 @@ pub mod testing;
 mod tokens;
 mod users;
 
-pub use account_settings::{AccountSettings, MAX_REPLY_BODY_BYTES, MAX_REPLY_SUBJECT_CHARS};
+pub use account_settings::{
+    AccountSettings, MAX_FORWARD_DESTINATIONS, MAX_REPLY_BODY_BYTES, MAX_REPLY_SUBJECT_CHARS,
+};
 pub use address::{normalize_address, normalize_domain, Address};
 pub use admin::{Admin, AdminSession, SessionKind, UserSession};
 pub use aliases::{Alias, Resolution, ROLE_LOCAL_PARTS};
