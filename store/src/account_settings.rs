@@ -50,8 +50,8 @@ impl AccountSettings {
     /// Checks and normalises every field except the forwarding loop check (which needs the
     /// store): subject one line within [`MAX_REPLY_SUBJECT_CHARS`], body within
     /// [`MAX_REPLY_BODY_BYTES`] with CRLF line ends and no other control characters than tab,
-    /// neither holding `${` (the Sieve interpreter reads a variable there whatever the script
-    /// requires, so the reply could not say it),
+    /// neither (nor the forwarding addresses) holding `${` (the Sieve interpreter reads a
+    /// variable there whatever the script requires, so the script could not say it),
     /// real calendar dates with the start not after the end, a valid forwarding address, and
     /// text to send when the reply is on.
     pub fn normalized(&self) -> Result<AccountSettings> {
@@ -130,6 +130,12 @@ impl AccountSettings {
             ));
         }
         let destination = destinations.join(",");
+        if destination.contains("${") {
+            return Err(StoreError::invalid(
+                "forward_destination",
+                "it may not contain \"${\" (Sieve would read a variable there)",
+            ));
+        }
         Ok(AccountSettings {
             forward_enabled: self.forward_enabled,
             forward_destination: destination,
