@@ -7,7 +7,7 @@
 # rounds (default 1); prints messages/s and MiB/s per run and min/median/max per target.
 # SOURCE=mailu: `postern import mailu` of a generated Mailu installation (USERS users, each with
 # MESSAGES messages of about SIZE bytes) on both databases, plus the time of a second run.
-# Release build of the binary only.
+# The release build of the binary (BIN= another one).
 #
 #   bash bench/import.sh
 #   N=20000 ROUNDS=3 bash bench/import.sh
@@ -33,8 +33,8 @@ drop_pg() {
 }
 trap drop_pg EXIT
 
-cargo build -q --release --bin postern
-postern="$TARGET/release/postern"
+postern=${BIN:-$TARGET/release/postern}
+[ -n "${BIN:-}" ] || cargo build -q --release --bin postern
 base=${DATABASE_URL%%\?*}
 
 # fresh_postern DIR LABEL: a fresh Postern configuration in DIR on SQLite or a new PostgreSQL
@@ -102,7 +102,7 @@ for i in range(n):
 PY
     bytes=$(du -sb "$src" | cut -f1)
     mib=$(python3 -c "print(f'{$bytes / 2**20:.1f}')")
-    echo "source: $N messages, $mib MiB in $src (release $postern; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+    echo "source: $N messages, $mib MiB in $src (binary $postern; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 
     d="$work/dovecot"
     dovecot_config "$d" "${DOVECOT_PORT:-10143}"
