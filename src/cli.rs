@@ -288,7 +288,7 @@ pub enum UserCmd {
     Forward {
         /// The user's address.
         address: String,
-        /// Forward to this address (turns forwarding on).
+        /// Forward to this address, or these separated by commas (turns forwarding on).
         #[arg(long, conflicts_with = "off")]
         to: Option<String>,
         /// Turn forwarding off (the address is kept).

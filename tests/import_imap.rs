@@ -2,7 +2,9 @@
 //! loopback: folders (nested, non-ASCII, under a \Noselect parent), flags, keywords, INTERNALDATEs,
 //! an 8-bit and a large message, copied by the real binary and compared through Postern's IMAP
 //! (imaplib) byte for byte; a second run imports nothing, a run after one more message imports
-//! only it, and an unreachable source or a wrong password is a clear error with a non-zero exit.
+//! only it, flags changed at the source are carried over (next to flags changed here; messages
+//! deleted there are kept), and an unreachable source or a wrong password is a clear error with a
+//! non-zero exit.
 
 mod common;
 
@@ -270,6 +272,33 @@ async fn import_imap(db: Db) {
     let bad = import(&inst, "https://example.test", None, "x\n");
     assert!(!bad.status.success(), "a non-IMAP URL is refused");
     assert_eq!(script(&server, &dovecot, "compare"), "25\nok\n");
+
+    // Flags changed at the source are carried over by the next run.
+    script(&server, &dovecot, "flags");
+    let synced = import_ok(&inst, &dovecot, &from);
+    assert!(
+        synced.contains(
+            "INBOX: imported 0, 8 already there (2 with flags changed at the source, updated)"
+        ),
+        "{synced}"
+    );
+    assert!(
+        synced.contains("Projects: imported 0, 4 already there (1 with flags"),
+        "{synced}"
+    );
+    assert_eq!(script(&server, &dovecot, "compare"), "25\nok\n");
+    let unchanged = import_ok(&inst, &dovecot, &from);
+    assert!(!unchanged.contains("flags changed"), "{unchanged}");
+    // A message deleted at the source stays here; a flag set here stays next to one set there.
+    script(&server, &dovecot, "diverge");
+    let diverged = import_ok(&inst, &dovecot, &from);
+    assert!(
+        diverged.contains(
+            "INBOX: imported 0, 7 already there (1 with flags changed at the source, updated)"
+        ),
+        "{diverged}"
+    );
+    assert_eq!(script(&server, &dovecot, "diverged"), "ok\n");
     assert!(server.stop().success());
 }
 

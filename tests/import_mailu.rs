@@ -3,9 +3,11 @@
 //! folders, flags, keywords, Sieve scripts and a corrupt file, a DKIM key) is imported by the
 //! real binary. Then: a dry run before changed nothing; users log in over IMAP with their Mailu
 //! passwords (every hash scheme) and their hashes become Argon2id; messages, flags and folders are
-//! there; aliases (several destinations, the `%` wildcard, the alternative domain) resolve at SMTP
-//! RCPT; the DKIM key is active under its selector; Sieve scripts are stored and active; what
-//! cannot be imported is named; a second run imports nothing twice.
+//! there; aliases (several destinations, the `%` wildcard, `%`/`_` patterns, the alternative
+//! domain) resolve at SMTP RCPT; the DKIM key is active under its selector; forward and auto-reply
+//! settings become account settings that act once per message at delivery, hostile texts
+//! reproduced exactly; Sieve scripts are stored and active; what cannot be imported is named; a
+//! second run imports nothing twice.
 
 mod common;
 mod smtp_support;
@@ -15,8 +17,8 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use common::{imap_script, repo_path, Db, Instance};
-use postern_store::{DkimAlgorithm, DkimState, Flags, Store};
-use smtp_support::Raw;
+use postern_store::{DkimAlgorithm, DkimState, Flags, Resolution, Store};
+use smtp_support::{inbox, wait_inbox, Raw};
 
 both_backends!(import_mailu);
 
@@ -177,10 +179,14 @@ async fn import_mailu(db: Db) {
     let err = String::from_utf8_lossy(&first.stderr).into_owned();
     assert!(
         !first.status.success(),
-        "grace's hash and one file fail: {out}\n{err}"
+        "ivy's \"${{\", a pattern with `*` (twice: the alternative too) and one file fail: {out}\n{err}"
     );
     assert!(
-        err.contains("error: user grace@other.test: its password hash ({MD5-CRYPT})"),
+        err.contains("error: forwarding and auto-reply of ivy@example.test: invalid reply_body"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: wildcard alias star*%@example.test: its pattern holds `*` or `?`"),
         "{err}"
     );
     let corrupt = root.join("mail/alice@example.test/cur/1700000003.M3P3.mailu:2,S");
@@ -191,21 +197,24 @@ async fn import_mailu(db: Db) {
         )),
         "{err}"
     );
-    assert!(err.contains("2 item(s) could not be imported"), "{err}");
+    assert!(err.contains("4 item(s) could not be imported"), "{err}");
     for line in [
         "user erin@other.test: added, disabled",
         "note: user alice@example.test was a Mailu global admin",
         "note: user carol@example.test had IMAP turned off",
-        "skipped: wildcard alias sales-%@example.test",
+        "alias sales-*@example.test -> alice@example.test: added",
+        "alias *-team@example.test -> bob@example.test: added",
+        "alias t?p*x@example.test -> carol@example.test: added",
+        "alias sales-*@alt.test -> alice@example.test: added",
+        "forwarding and auto-reply of hank@example.test: set",
         "skipped: alias old@example.test (disabled in Mailu)",
         "skipped: relayed domain relayed.test (via mx.relayed.test)",
         "skipped: 1 fetched account(s)",
         "skipped: 1 application token(s)",
         "ghost@example.test: no Mailu user of that name",
-        "skipped: mail of grace@other.test: the user was not imported",
         "DKIM key dkim._domainkey.example.test: imported as the active key",
         "DKIM key dkim._domainkey.alt.test: imported as the active key",
-        "imported 5 message(s) for 6 user(s)",
+        "imported 6 message(s) for 8 user(s)",
     ] {
         assert!(out.contains(line), "{line:?} missing from:\n{out}");
     }
@@ -229,8 +238,11 @@ async fn import_mailu(db: Db) {
             ("alice@example.test".to_owned(), 1_000_000_000, false),
             ("bob@example.test".to_owned(), 1_000_000_000, false),
             ("carol@example.test".to_owned(), 5_000_000, false),
+            ("hank@example.test".to_owned(), 1_000_000_000, false),
+            ("ivy@example.test".to_owned(), 1_000_000_000, false),
             ("dave@other.test".to_owned(), 0, false),
             ("erin@other.test".to_owned(), 1_000_000_000, true),
+            ("grace@other.test".to_owned(), 1_000_000_000, false),
         ]
     );
 
@@ -285,24 +297,45 @@ async fn import_mailu(db: Db) {
         let u = users.iter().find(|u| u.address.to_string() == address);
         u.expect("user").id
     };
-    let bob_script = store
-        .active_sieve_script(id("bob@example.test"))
+    let bob = store
+        .account_settings(id("bob@example.test"))
         .await
-        .expect("sieve")
-        .expect("bob has an active script");
-    assert_eq!(bob_script.name, "mailu");
-    for part in [
-        "redirect \"bob@elsewhere.test\";",
-        "redirect \"carol@example.test\";",
-        "keep;",
-        ":from \"\\\"Bob B\\\" <bob@example.test>\"",
-        ":subject \"Out \\\"of\\\" office\" \"Back soon.\nBob\"",
-        "currentdate :value \"ge\" \"date\" \"2020-01-01\"",
+        .expect("settings");
+    assert!(bob.forward_enabled && bob.forward_keep && bob.reply_enabled);
+    assert_eq!(
+        bob.forward_destination,
+        "bob@elsewhere.test,carol@example.test"
+    );
+    assert_eq!(bob.reply_subject, "Out \"of\" office");
+    assert_eq!(bob.reply_body, "Back soon.\r\nBob");
+    assert_eq!(bob.reply_startdate.as_deref(), Some("2020-01-01"));
+    assert_eq!(bob.reply_enddate, None);
+    let hank = store
+        .account_settings(id("hank@example.test"))
+        .await
+        .expect("settings");
+    assert_eq!(hank.reply_subject, HANK_SUBJECT);
+    assert_eq!(hank.reply_body, HANK_BODY);
+    let ivy = store
+        .account_settings(id("ivy@example.test"))
+        .await
+        .expect("settings");
+    assert!(!ivy.reply_enabled, "ivy's settings were not imported");
+    for (address, user) in [
+        ("sales-x@example.test", "alice@example.test"),
+        ("sales-x@alt.test", "alice@example.test"),
+        ("eu-team@example.test", "bob@example.test"),
+        ("tapbox@example.test", "carol@example.test"),
     ] {
-        assert!(
-            bob_script.content.contains(part),
-            "{part}: {}",
-            bob_script.content
+        let Resolution::Deliver { local, .. } =
+            store.resolve_recipient(address).await.expect("resolve")
+        else {
+            panic!("{address} does not resolve");
+        };
+        assert_eq!(
+            local.into_iter().collect::<Vec<_>>(),
+            [id(user)],
+            "{address}"
         );
     }
     let alice_id = id("alice@example.test");
@@ -315,8 +348,7 @@ async fn import_mailu(db: Db) {
         .into_iter()
         .map(|s| s.name)
         .collect();
-    assert_eq!(scripts, ["mailu", "old", "own"]);
-    assert!(out.contains("note: sieve script \"mailu\" of alice@example.test not activated"));
+    assert_eq!(scripts, ["old", "own"]);
 
     let server = inst.start();
     let smtp = server.addr("smtp");
@@ -326,7 +358,9 @@ async fn import_mailu(db: Db) {
         ("anyone@other.test", true),
         ("alice@alt.test", true),
         ("info@alt.test", true),
-        ("sales-x@example.test", false),
+        ("sales-x@example.test", true),
+        ("x-team@example.test", true),
+        ("tp-x@example.test", false),
         ("old@example.test", false),
         ("grace@other.test", true),
     ] {
@@ -334,9 +368,10 @@ async fn import_mailu(db: Db) {
         assert_eq!(reply.starts_with("250"), accepted, "{address}: {reply}");
     }
     let logins = "alice@example.test alice secret\nbob@example.test bob secret\n\
-                  carol@example.test carol secret\ndave@other.test dave secret\n";
+                  carol@example.test carol secret\ndave@other.test dave secret\n\
+                  grace@other.test secret\n";
     let fails = "alice@example.test alice secreT\nerin@other.test erin secret\n\
-                 grace@other.test grace secret\n";
+                 grace@other.test secreT\n";
     imap_script(
         &server,
         "mailu_logins.py",
@@ -347,6 +382,7 @@ async fn import_mailu(db: Db) {
         "bob@example.test",
         "carol@example.test",
         "dave@other.test",
+        "grace@other.test",
     ] {
         let hash = store.stored_password_hash(address).await.expect("hash");
         let hash = hash.expect("user");
@@ -361,6 +397,29 @@ async fn import_mailu(db: Db) {
         "a refused login keeps the hash"
     );
 
+    let (carol, grace) = ("carol@example.test", "grace@other.test");
+    let (carol_had, grace_had) = (
+        inbox(&inst, carol).await.len(),
+        inbox(&inst, grace).await.len(),
+    );
+    to_hank(&server, "dave@other.test", "first");
+    let replies = wait_inbox(&inst, "dave@other.test", 2).await;
+    assert_eq!(replies.len(), 2, "one vacation reply: {replies:?}");
+    hank_replied(&replies[1]);
+    assert_eq!(
+        wait_inbox(&inst, carol, carol_had + 1).await.len(),
+        carol_had + 1
+    );
+    assert_eq!(
+        wait_inbox(&inst, grace, grace_had + 1).await.len(),
+        grace_had + 1
+    );
+    assert_eq!(
+        wait_inbox(&inst, "hank@example.test", 1).await.len(),
+        1,
+        "a copy is kept"
+    );
+
     let before = contents(&store, "alice@example.test").await;
     let path = |sub: &str| format!("{root_arg}/{sub}");
     let (db_file, mail, dkim) = (path("data/main.db"), path("mail"), path("dkim"));
@@ -370,7 +429,7 @@ async fn import_mailu(db: Db) {
     let again = inst.run(&explicit, "");
     let again_out = String::from_utf8_lossy(&again.stdout);
     assert!(
-        again_out.contains("imported 0 message(s) for 6 user(s)"),
+        again_out.contains("imported 0 message(s) for 8 user(s)"),
         "{again_out}"
     );
     assert!(
@@ -378,6 +437,10 @@ async fn import_mailu(db: Db) {
         "{again_out}"
     );
     assert!(again_out.contains("DKIM key dkim._domainkey.example.test: already there"));
+    assert!(
+        again_out.contains("forwarding and auto-reply of hank@example.test: already there"),
+        "{again_out}"
+    );
     assert!(!again_out.contains(": added"), "{again_out}");
     assert_eq!(contents(&store, "alice@example.test").await, before);
     let hash = store
@@ -388,5 +451,53 @@ async fn import_mailu(db: Db) {
         hash.expect("bob").starts_with("$argon2id$"),
         "a re-run keeps new hashes"
     );
+    let alice_had = inbox(&inst, "alice@example.test").await.len();
+    to_hank(&server, "alice@example.test", "second");
+    let alice_now = wait_inbox(&inst, "alice@example.test", alice_had + 1).await;
+    hank_replied(alice_now.last().expect("reply"));
+    assert_eq!(wait_inbox(&inst, "hank@example.test", 2).await.len(), 2);
+    assert_eq!(
+        wait_inbox(&inst, carol, carol_had + 2).await.len(),
+        carol_had + 2
+    );
+    assert_eq!(
+        wait_inbox(&inst, grace, grace_had + 2).await.len(),
+        grace_had + 2
+    );
+    assert_eq!(
+        inbox(&inst, "alice@example.test").await.len(),
+        alice_had + 1
+    );
+    assert_eq!(inbox(&inst, "dave@other.test").await.len(), 2);
     assert!(server.stop().success());
+}
+
+/// hank's Mailu auto-reply texts (as tests/fixtures/mailu.py writes them).
+const HANK_SUBJECT: &str = "Out \"of\" office \\";
+const HANK_BODY: &str = "Back \\\" soon, $5 {x} $\r\nGrüße ✓ \"quoted\" \\\r\n.\r\nend \\";
+
+/// Sends a message from `from` to hank over the MX.
+fn to_hank(server: &common::Server, from: &str, subject: &str) {
+    let mut c = Raw::connect(server.addr("smtp"));
+    assert!(c.cmd("EHLO client.test").starts_with("250"));
+    assert!(c.cmd(&format!("MAIL FROM:<{from}>")).starts_with("250"));
+    assert!(c.cmd("RCPT TO:<hank@example.test>").starts_with("250"));
+    assert!(c.cmd("DATA").starts_with("354"));
+    let r = c.cmd(&format!(
+        "From: <{from}>\r\nTo: <hank@example.test>\r\nSubject: {subject}\r\n\
+         Message-ID: <{subject}@client.test>\r\n\r\nhello\r\n."
+    ));
+    assert!(r.starts_with("250"), "{r}");
+    c.cmd("QUIT");
+}
+
+/// Checks that `reply` is hank's vacation reply with the hostile subject and text exactly.
+fn hank_replied(reply: &str) {
+    let parsed = mail_parser::MessageParser::default()
+        .parse(reply.as_bytes())
+        .expect("parse the reply");
+    assert_eq!(parsed.subject(), Some(HANK_SUBJECT), "{reply}");
+    let text = parsed.body_text(0).expect("text");
+    assert_eq!(text.trim_end(), HANK_BODY.trim_end(), "{reply}");
+    assert!(reply.contains("Auto-Submitted: auto-replied"), "{reply}");
 }

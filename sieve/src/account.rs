@@ -34,11 +34,12 @@ fn quote(text: &str) -> String {
 
 /// The script for `settings`, or `None` when neither vacation nor forwarding is on. The
 /// vacation reply is limited to its dates (server time) with the `date` extension's
-/// `currentdate` test (RFC 5260 §5); forwarding is `redirect :copy` (RFC 3894) when a copy is
-/// kept, a plain `redirect` (which cancels the implicit keep, RFC 5228 §4.2) otherwise.
+/// `currentdate` test (RFC 5260 §5); forwarding is one `redirect :copy` (RFC 3894) per address
+/// when a copy is kept, plain `redirect`s (which cancel the implicit keep, RFC 5228 §4.2)
+/// otherwise.
 pub fn account_script(settings: &AccountSettings) -> Option<String> {
     let vacation = settings.reply_enabled;
-    let forward = settings.forward_enabled && !settings.forward_destination.is_empty();
+    let forward = settings.forward_enabled && settings.forward_destinations().next().is_some();
     if !vacation && !forward {
         return None;
     }
@@ -72,12 +73,14 @@ pub fn account_script(settings: &AccountSettings) -> Option<String> {
         }
     }
     if forward {
-        let target = quote(&settings.forward_destination);
-        if settings.forward_keep {
+        let copy = if settings.forward_keep {
             require.push("copy");
-            body.push_str(&format!("redirect :copy {target};\r\n"));
+            ":copy "
         } else {
-            body.push_str(&format!("redirect {target};\r\n"));
+            ""
+        };
+        for target in settings.forward_destinations() {
+            body.push_str(&format!("redirect {copy}{};\r\n", quote(target)));
         }
     }
     let mut script =
@@ -150,6 +153,12 @@ mod tests {
             "require [\"encoded-character\", \"vacation\", \"date\", \"relational\", \"copy\"]"
         ));
         assert!(script.contains("redirect :copy \"bob@example.org\";"));
+        s.forward_destination = "bob@example.org,carol@example.net".into();
+        let script = account_script(&s).unwrap();
+        assert!(script.contains(
+            "redirect :copy \"bob@example.org\";\r\nredirect :copy \"carol@example.net\";\r\n"
+        ));
+        s.forward_destination = "bob@example.org".into();
         s.forward_keep = false;
         s.reply_enabled = false;
         let script = account_script(&s).unwrap();

@@ -2,7 +2,9 @@
 //! another IMAP server (like imapsync), with each message's flags, keywords and internal date.
 //! Folders are opened read-only (EXAMINE, RFC 3501 §6.3.2); a message's import key is the source
 //! host, user, folder, UIDVALIDITY and UID (RFC 3501 §2.3.1.1), so a second or interrupted run
-//! fetches only what is not stored yet. Bodies are fetched in batches of bounded size.
+//! fetches only what is not stored yet, and carries flags changed at the source since over
+//! ([`Store::sync_imported_flags`]). Messages deleted at the source are kept here. Bodies are
+//! fetched in batches of bounded size.
 
 use std::io::BufRead;
 use std::num::NonZeroU32;
@@ -14,7 +16,7 @@ use imap_codec::imap_types::fetch::{MessageDataItem, MessageDataItemName};
 use imap_codec::imap_types::flag::{Flag, FlagFetch, FlagNameAttribute};
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 use imap_codec::imap_types::response::{Code, Data};
-use postern_store::{Flags, Store};
+use postern_store::{FlagSync, Flags, Store};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
@@ -66,10 +68,15 @@ pub async fn run(store: &Store, args: ImapArgs) -> anyhow::Result<()> {
                 } else {
                     "imported"
                 };
+                let changed = match old.flags_changed {
+                    0 => String::new(),
+                    n => format!(" ({n} with flags changed at the source, updated)"),
+                };
                 outln!(
-                    "{}{}: {verb} {new}, {old} already there",
+                    "{}{}: {verb} {new}, {} already there{changed}",
                     target.name,
-                    target.note()
+                    target.note(),
+                    old.there
                 );
             }
             // The store failing ends the import; a folder the source cannot serve is skipped.
@@ -155,14 +162,24 @@ fn mailbox_name(mailbox: &ImapMailbox) -> String {
     }
 }
 
-/// Imports one source folder; returns (imported, already there).
+/// Messages of a source folder that were imported before.
+#[derive(Debug, Default, Clone, Copy)]
+struct Old {
+    /// How many.
+    there: u64,
+    /// How many of them had their flags changed at the source since (now carried over).
+    flags_changed: u64,
+}
+
+/// Imports one source folder and carries flag changes of messages imported before over;
+/// returns (imported, imported before).
 async fn folder(
     client: &mut Client,
     importer: &mut Importer<'_>,
     source: &Source,
     raw: &str,
     target: &super::Target,
-) -> anyhow::Result<(u64, u64)> {
+) -> anyhow::Result<(u64, Old)> {
     let examine = CommandBody::examine(raw).map_err(|_| anyhow::anyhow!("bad folder name"))?;
     let reply = client.command(examine).await?;
     let validity = reply
@@ -179,17 +196,38 @@ async fn folder(
             source.user, source.host
         )
     };
-    let sizes = fetch(client, "1:*", vec![MessageDataItemName::Rfc822Size]).await?;
+    let listed = vec![MessageDataItemName::Rfc822Size, MessageDataItemName::Flags];
+    let sizes = fetch(client, "1:*", listed).await?;
     let mut missing = Vec::new();
-    let mut old = 0;
+    let mut old = Old::default();
     for (uid, items) in sizes {
         let size = items.iter().find_map(|i| match i {
             MessageDataItem::Rfc822Size(s) => Some(u64::from(*s)),
             _ => None,
         });
-        match &target.mailbox {
-            Some(m) if importer.store.was_imported(m, &key(uid)).await? => old += 1,
-            _ => missing.push((uid, size.unwrap_or(0))),
+        let Some(m) = &target.mailbox else {
+            missing.push((uid, size.unwrap_or(0)));
+            continue;
+        };
+        if importer.dry_run {
+            match importer.store.was_imported(m, &key(uid)).await? {
+                true => old.there += 1,
+                false => missing.push((uid, size.unwrap_or(0))),
+            }
+            continue;
+        }
+        let (flags, _, _) = message_parts(items);
+        match importer
+            .store
+            .sync_imported_flags(m, &key(uid), &flags)
+            .await?
+        {
+            FlagSync::NotImported => missing.push((uid, size.unwrap_or(0))),
+            FlagSync::Updated => {
+                old.there += 1;
+                old.flags_changed += 1;
+            }
+            FlagSync::Unchanged | FlagSync::Recorded => old.there += 1,
         }
     }
     if importer.dry_run {
@@ -231,7 +269,7 @@ async fn folder(
                 .await;
             match stored {
                 Ok(true) => new += 1,
-                Ok(false) => old += 1,
+                Ok(false) => old.there += 1,
                 Err(e) if super::is_per_message(&e) => {
                     eprintln!("error: folder {raw}: UID {uid}: {e:#}; not imported");
                     importer.done.failed += 1;

@@ -13,13 +13,16 @@ use crate::{normalize_address, unix_now};
 pub const MAX_REPLY_SUBJECT_CHARS: usize = 255;
 /// Longest vacation text, in bytes.
 pub const MAX_REPLY_BODY_BYTES: usize = 16 * 1024;
+/// Most forwarding addresses one user may have.
+pub const MAX_FORWARD_DESTINATIONS: usize = 16;
 
 /// Vacation and forwarding settings of one user (mailu's field names).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccountSettings {
     /// Forward incoming mail.
     pub forward_enabled: bool,
-    /// Where to (a normalised address; may be kept while forwarding is off).
+    /// Where to: normalised addresses separated by `,` (mailu's `CommaSeparatedList`; may be
+    /// kept while forwarding is off). [`AccountSettings::forward_destinations`] splits it.
     pub forward_destination: String,
     /// Keep a copy in the mailbox when forwarding.
     pub forward_keep: bool,
@@ -36,11 +39,19 @@ pub struct AccountSettings {
 }
 
 impl AccountSettings {
+    /// The forwarding addresses, in order.
+    pub fn forward_destinations(&self) -> impl Iterator<Item = &str> {
+        self.forward_destination
+            .split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+    }
+
     /// Checks and normalises every field except the forwarding loop check (which needs the
     /// store): subject one line within [`MAX_REPLY_SUBJECT_CHARS`], body within
     /// [`MAX_REPLY_BODY_BYTES`] with CRLF line ends and no other control characters than tab,
-    /// neither holding `${` (the Sieve interpreter reads a variable there whatever the script
-    /// requires, so the reply could not say it),
+    /// neither (nor the forwarding addresses) holding `${` (the Sieve interpreter reads a
+    /// variable there whatever the script requires, so the script could not say it),
     /// real calendar dates with the start not after the end, a valid forwarding address, and
     /// text to send when the reply is on.
     pub fn normalized(&self) -> Result<AccountSettings> {
@@ -97,20 +108,34 @@ impl AccountSettings {
                 ));
             }
         }
-        let destination = self.forward_destination.trim();
-        let destination = if destination.is_empty() {
-            if self.forward_enabled {
-                return Err(StoreError::invalid(
-                    "forward_destination",
-                    "forwarding needs an address",
-                ));
-            }
-            String::new()
-        } else {
-            normalize_address(destination)
+        let mut destinations: Vec<String> = Vec::new();
+        for d in self.forward_destinations() {
+            let d = normalize_address(d)
                 .map_err(|e| StoreError::invalid("forward_destination", e.to_string()))?
-                .to_string()
-        };
+                .to_string();
+            if !destinations.contains(&d) {
+                destinations.push(d);
+            }
+        }
+        if destinations.len() > MAX_FORWARD_DESTINATIONS {
+            return Err(StoreError::invalid(
+                "forward_destination",
+                format!("more than {MAX_FORWARD_DESTINATIONS} addresses"),
+            ));
+        }
+        if self.forward_enabled && destinations.is_empty() {
+            return Err(StoreError::invalid(
+                "forward_destination",
+                "forwarding needs an address",
+            ));
+        }
+        let destination = destinations.join(",");
+        if destination.contains("${") {
+            return Err(StoreError::invalid(
+                "forward_destination",
+                "it may not contain \"${\" (Sieve would read a variable there)",
+            ));
+        }
         Ok(AccountSettings {
             forward_enabled: self.forward_enabled,
             forward_destination: destination,
@@ -194,7 +219,7 @@ impl Store {
     }
 
     /// Validates ([`AccountSettings::normalized`]) and stores the user's settings; forwarding
-    /// to an address that delivers back to the user (directly, by `+tag` or through an alias)
+    /// to any address that delivers back to the user (directly, by `+tag` or through an alias)
     /// is refused, as it would loop. Returns what was stored.
     pub async fn set_account_settings(
         &self,
@@ -202,14 +227,14 @@ impl Store {
         settings: &AccountSettings,
     ) -> Result<AccountSettings> {
         let s = settings.normalized()?;
-        if !s.forward_destination.is_empty() {
-            if let Resolution::Deliver { local, .. } =
-                self.resolve_recipient(&s.forward_destination).await?
-            {
+        for destination in s.forward_destinations() {
+            if let Resolution::Deliver { local, .. } = self.resolve_recipient(destination).await? {
                 if local.contains(&user_id) {
                     return Err(StoreError::invalid(
                         "forward_destination",
-                        "it delivers back to this mailbox; forwarding would loop",
+                        format!(
+                            "{destination} delivers back to this mailbox; forwarding would loop"
+                        ),
                     ));
                 }
             }
@@ -280,6 +305,17 @@ mod tests {
         assert_eq!(s.reply_subject, "Away");
         assert_eq!(s.reply_body, "a\r\nb\r\n.\r\nc");
         assert_eq!(s.forward_destination, "bob@example.org");
+        let s = AccountSettings {
+            forward_destination: "b@x.org, ,A@Y.org,b@x.org".into(),
+            ..AccountSettings::default()
+        }
+        .normalized()
+        .unwrap();
+        assert_eq!(s.forward_destination, "b@x.org,a@y.org");
+        assert_eq!(
+            s.forward_destinations().collect::<Vec<_>>(),
+            ["b@x.org", "a@y.org"]
+        );
         let bad = |f: &dyn Fn(&mut AccountSettings)| {
             let mut s = AccountSettings {
                 reply_body: "x".into(),
@@ -299,6 +335,15 @@ mod tests {
         }));
         assert!(bad(&|s| s.forward_enabled = true));
         assert!(bad(&|s| s.forward_destination = "not an address".into()));
+        assert!(bad(
+            &|s| s.forward_destination = "a@x.org, not an address".into()
+        ));
+        assert!(bad(&|s| {
+            s.forward_destination = (0..=MAX_FORWARD_DESTINATIONS)
+                .map(|i| format!("a{i}@x.org"))
+                .collect::<Vec<_>>()
+                .join(",")
+        }));
         assert!(bad(&|s| {
             s.reply_startdate = Some("2026-12-24".into());
             s.reply_enddate = Some("2026-12-01".into());

@@ -1,5 +1,10 @@
-//! Aliases (one-to-many, to local or external addresses), per-domain catch-alls, and resolution of
-//! an envelope recipient to local users and remote addresses.
+//! Aliases (one-to-many, to local or external addresses), pattern aliases, per-domain catch-alls,
+//! and resolution of an envelope recipient to local users and remote addresses.
+//!
+//! A pattern alias has `*` (any run of characters, also none) or `?` (exactly one character) in
+//! its local part, like `sales-*@example.org`; it applies as the catch-all does, only to an
+//! address no user or exact alias has, and the longest matching pattern wins (Mailu's wildcard
+//! aliases, which are SQL `LIKE` patterns ordered by length).
 
 use std::collections::BTreeSet;
 
@@ -20,7 +25,8 @@ const MAX_ALIAS_DEPTH: usize = 10;
 pub struct Alias {
     /// Row id.
     pub id: i64,
-    /// `local@domain`, or `@domain` for the domain's catch-all.
+    /// `local@domain`, or `@domain` for the domain's catch-all; a local part with `*` or `?` is a
+    /// pattern (see the module documentation).
     pub source: String,
     /// Where the mail goes: any address, local or external.
     pub destination: String,
@@ -51,6 +57,37 @@ fn parse_source(source: &str) -> Result<(String, String)> {
             Ok((a.domain, a.local))
         }
     }
+}
+
+/// Whether `text` matches the glob `pattern` as a whole: `*` any run of characters (also none),
+/// `?` exactly one, every other character itself. Greedy with one backtrack point, so linear in
+/// practice and never exponential.
+fn pattern_matches(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(c) if *c == '?' || *c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// An alias from a row with `id`, `local_part`, `domain` and `destination`.
@@ -262,7 +299,47 @@ impl Store {
         if self.user_for_delivery(addr).await?.is_some() {
             return Ok(Vec::new());
         }
+        let by_pattern = self.pattern_destinations(addr).await?;
+        if !by_pattern.is_empty() {
+            return Ok(by_pattern);
+        }
         self.alias_destinations(&addr.domain, "").await
+    }
+
+    /// Destinations of the longest pattern alias of the domain matching the local part (or,
+    /// failing that, the local part without its `+tag`); the first in order among equally long.
+    async fn pattern_destinations(&self, addr: &Address) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT a.local_part, a.destination FROM aliases a JOIN domains d ON d.id = a.domain_id \
+             WHERE d.name = $1 AND (a.local_part LIKE '%*%' OR a.local_part LIKE '%?%') \
+             ORDER BY a.local_part, a.destination",
+        )
+        .bind(&addr.domain)
+        .fetch_all(&self.pool)
+        .await?;
+        let patterns = rows
+            .iter()
+            .map(|r| Ok((get::<String>(r, "local_part")?, get(r, "destination")?)))
+            .collect::<Result<Vec<(String, String)>>>()?;
+        let mut candidates = vec![addr.local.as_str()];
+        if let Some((base, _)) = addr.local.split_once('+') {
+            candidates.push(base);
+        }
+        for local in candidates {
+            let best = patterns
+                .iter()
+                .filter(|(p, _)| pattern_matches(p, local))
+                .map(|(p, _)| p)
+                .max_by(|a, b| a.chars().count().cmp(&b.chars().count()).then(b.cmp(a)));
+            if let Some(best) = best {
+                return Ok(patterns
+                    .iter()
+                    .filter(|(p, _)| p == best)
+                    .map(|(_, d)| d.clone())
+                    .collect());
+            }
+        }
+        Ok(Vec::new())
     }
 
     async fn alias_destinations(&self, domain: &str, local: &str) -> Result<Vec<String>> {
@@ -297,5 +374,41 @@ impl Store {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pattern_matches;
+
+    #[test]
+    fn patterns() {
+        for (p, t) in [
+            ("sales-*", "sales-"),
+            ("sales-*", "sales-eu"),
+            ("*-sales", "eu-sales"),
+            ("a*b", "ab"),
+            ("a*b", "axxb"),
+            ("a*b", "abab"),
+            ("a?b", "axb"),
+            ("a?b", "aäb"),
+            ("*", ""),
+            ("**x*", "yyxzz"),
+        ] {
+            assert!(pattern_matches(p, t), "{p} {t}");
+        }
+        for (p, t) in [
+            ("sales-*", "sales"),
+            ("*-sales", "sales"),
+            ("a*b", "abc"),
+            ("a?b", "ab"),
+            ("a?b", "axxb"),
+            ("a", "ab"),
+            ("", "a"),
+        ] {
+            assert!(!pattern_matches(p, t), "{p} {t}");
+        }
+        let long = "a".repeat(64);
+        assert!(!pattern_matches("*a*a*a*a*a*a*a*a*b", &long));
     }
 }

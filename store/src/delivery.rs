@@ -348,14 +348,6 @@ impl Store {
         if !charge_quota(&mut tx, mailbox.user_id, size).await? {
             return Err(StoreError::OverQuota(format!("user {}", mailbox.user_id)));
         }
-        if let Some(key) = entry.import_key {
-            sqlx::query("INSERT INTO imported_messages (mailbox_id, source_key) VALUES ($1, $2)")
-                .bind(mailbox.id)
-                .bind(key)
-                .execute(&mut *tx)
-                .await
-                .map_err(unique_as_exists(format!("imported message {key}")))?;
-        }
         put_blob(&mut tx, source, hash, parsed).await?;
         let (uid, modseq) = insert_message(
             &mut tx,
@@ -366,6 +358,20 @@ impl Store {
             entry.internal_date,
         )
         .await?;
+        if let Some(key) = entry.import_key {
+            sqlx::query(
+                "INSERT INTO imported_messages (mailbox_id, source_key, uid, source_flags, \
+                 source_keywords) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(mailbox.id)
+            .bind(key)
+            .bind(uid)
+            .bind(entry.flags.system)
+            .bind(entry.flags.keywords_text())
+            .execute(&mut *tx)
+            .await
+            .map_err(unique_as_exists(format!("imported message {key}")))?;
+        }
         let change = Change::Mailbox {
             user_id: mailbox.user_id,
             mailbox_id: mailbox.id,

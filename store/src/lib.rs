@@ -21,6 +21,7 @@ mod dnssec;
 mod domains;
 mod envelope_address;
 mod error;
+mod imported;
 pub mod junk;
 mod listing;
 pub mod login;
@@ -40,7 +41,9 @@ pub mod testing;
 mod tokens;
 mod users;
 
-pub use account_settings::{AccountSettings, MAX_REPLY_BODY_BYTES, MAX_REPLY_SUBJECT_CHARS};
+pub use account_settings::{
+    AccountSettings, MAX_FORWARD_DESTINATIONS, MAX_REPLY_BODY_BYTES, MAX_REPLY_SUBJECT_CHARS,
+};
 pub use address::{normalize_address, normalize_domain, Address};
 pub use admin::{Admin, AdminSession, SessionKind, UserSession};
 pub use aliases::{Alias, Resolution, ROLE_LOCAL_PARTS};
@@ -54,6 +57,7 @@ pub use dns_serials::{ZoneSerial, ZoneSerialRow};
 pub use dnssec::{DnssecKey, DnssecKeyState, DnssecRole};
 pub use domains::Domain;
 pub use error::{Result, StoreError};
+pub use imported::FlagSync;
 pub use junk::{JunkClass, JunkTraining, Tokens};
 pub use listing::Page;
 pub use login::{LoginAttempt, LoginConfig, LoginOutcome, Service};

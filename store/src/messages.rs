@@ -43,7 +43,7 @@ impl Flags {
         }
     }
 
-    fn keywords_text(&self) -> String {
+    pub(crate) fn keywords_text(&self) -> String {
         self.keywords
             .iter()
             .map(String::as_str)
@@ -51,7 +51,7 @@ impl Flags {
             .join(" ")
     }
 
-    fn from_columns(system: i64, keywords: &str) -> Flags {
+    pub(crate) fn from_columns(system: i64, keywords: &str) -> Flags {
         Flags {
             system,
             keywords: keywords

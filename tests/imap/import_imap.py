@@ -1,8 +1,11 @@
 """Driven by tests/import_imap.rs. `fill`: puts folders (nested, non-ASCII, one \\Noselect parent)
 and messages (flags, keywords, given INTERNALDATEs, 8-bit, a large one) into the source Dovecot at
 SOURCE_PORT; `more`: appends one message to its INBOX; `broken`: a new folder Broken with one message and one
-more in INBOX; `compare`: every selectable folder of the source and its Postern counterpart hold
-the same messages (bytes, flags without \\Recent, INTERNALDATE instant); prints their number."""
+more in INBOX; `flags`: changes flags and keywords of messages imported before at the source;
+`diverge`: expunges message 3 at the source, flags message 4 there and marks it \\Seen in Postern;
+`diverged`: Postern kept message 3 and has both changes on message 4; `compare`: every selectable
+folder of the source and its Postern counterpart hold the same messages (bytes, flags without
+\\Recent, INTERNALDATE instant); prints their number."""
 import imaplib
 import os
 import re
@@ -73,6 +76,47 @@ def broken():
     m.logout()
 
 
+def store(m, folder, n, op, flags):
+    """STORE op flags on the message with Message-ID <n@example.net> in folder."""
+    ok(m.select(f'"{folder}"'), f"SELECT {folder}")
+    uids = ok(m.uid("SEARCH", "HEADER", "Message-ID", f"<{n}@example.net>"), "SEARCH")[0].split()
+    assert len(uids) == 1, (folder, n, uids)
+    ok(m.uid("STORE", uids[0], op, flags), f"STORE {n}")
+    return uids[0]
+
+
+def flags():
+    m = source()
+    store(m, "INBOX", 1, "-FLAGS", r"(\Seen)")
+    store(m, "INBOX", 1, "+FLAGS", r"(\Flagged NewKeyword)")
+    store(m, "INBOX", 2, "-FLAGS", r"(\Answered work)")
+    store(m, "Projects", 5, "+FLAGS", r"($Label1)")
+    m.logout()
+
+
+def diverge():
+    m = source()
+    store(m, "INBOX", 4, "+FLAGS", r"(\Flagged)")
+    store(m, "INBOX", 3, "+FLAGS", r"(\Deleted)")
+    ok(m.expunge(), "EXPUNGE")
+    m.logout()
+    dst = connect("alice@example.test")
+    store(dst, "INBOX", 4, "+FLAGS", r"(\Seen)")
+    dst.logout()
+
+
+def diverged():
+    dst = connect("alice@example.test")
+    uid = store(dst, "INBOX", 3, "+FLAGS", "()")
+    assert uid, "message 3, deleted at the source, is kept"
+    uid = store(dst, "INBOX", 4, "+FLAGS", "()")
+    data = ok(dst.uid("FETCH", uid, "(FLAGS)"), "FETCH")
+    got = set(re.search(rb"FLAGS \(([^)]*)\)", data[0]).group(1).decode().split()) - {"\\Recent"}
+    assert got == {"\\Seen", "\\Flagged"}, got
+    dst.logout()
+    print("ok")
+
+
 def contents(m, name):
     ok(m.select(f'"{name}"', readonly=True), f"SELECT {name}")
     typ, data = m.uid("FETCH", "1:*", "(FLAGS INTERNALDATE BODY.PEEK[])")
@@ -110,4 +154,7 @@ def compare():
     print("ok")
 
 
-{"fill": fill, "more": more, "broken": broken, "compare": compare}[sys.argv[1]]()
+{
+    "fill": fill, "more": more, "broken": broken, "compare": compare,
+    "flags": flags, "diverge": diverge, "diverged": diverged,
+}[sys.argv[1]]()

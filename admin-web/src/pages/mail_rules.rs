@@ -152,7 +152,11 @@ pub(crate) fn sections(base: &str, csrf: &str, s: &AccountSettings, errors: &Err
         form.card #forwarding method="post" action=(format!("{base}/forwarding")) {
             input type="hidden" name="csrf" value=(csrf);
             (checkbox("Forward incoming mail", "forward_enabled", s.forward_enabled))
-            (field("To address", "forward_destination", "email", &s.forward_destination, errors))
+            div.field {
+                label for="f-forward_destination" { "To addresses (separated by commas)" }
+                input id="f-forward_destination" name="forward_destination" type="email" multiple value=(s.forward_destination);
+                (error(errors, "forward_destination"))
+            }
             (checkbox("Keep a copy here", "forward_keep", s.forward_keep))
             button type="submit" { "Save forwarding" }
         }

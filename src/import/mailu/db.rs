@@ -44,8 +44,6 @@ pub struct MailuUser {
     pub global_admin: bool,
     /// `enable_imap`.
     pub enable_imap: bool,
-    /// `displayed_name`.
-    pub displayed_name: String,
     /// `forward_enabled`.
     pub forward_enabled: bool,
     /// `forward_destination`, split.
@@ -155,7 +153,6 @@ fn user(r: &SqliteRow) -> Result<MailuUser, sqlx::Error> {
         enabled: r.try_get("enabled")?,
         global_admin: r.try_get("global_admin")?,
         enable_imap: flag(r, "enable_imap", true),
-        displayed_name: text(r, "displayed_name"),
         forward_enabled: flag(r, "forward_enabled", false),
         forward_destination: list(&text(r, "forward_destination")),
         forward_keep: flag(r, "forward_keep", true),

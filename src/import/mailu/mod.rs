@@ -2,12 +2,13 @@
 //! (`/mailu/data/main.db`, `/mailu/mail`, `/mailu/dkim`). Domains, alternative domains (as
 //! aliases, see [`Run::alternatives`]), users with their quota, enabled flag and password hash
 //! (verified at login and replaced by Argon2id then), aliases (a `%` wildcard becomes the
-//! catch-all), forward and auto-reply settings as a Sieve script, the users' own Sieve scripts,
-//! DKIM keys under their selector, and every message with its flags and folder.
+//! catch-all, other wildcard patterns pattern aliases), forward and auto-reply settings as the
+//! users' vacation and forwarding settings, the users' own Sieve scripts, DKIM keys under their
+//! selector, and every message with its flags and folder.
 //!
 //! Every step looks first: what is already there is left as it is, so a second or interrupted
 //! run imports nothing twice. What Postern has no place for (relayed domains, fetched accounts,
-//! application tokens, other wildcard patterns) is listed as skipped.
+//! application tokens) is listed as skipped.
 
 mod db;
 mod sieve;
@@ -16,13 +17,13 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use postern_store::{Store, StoreError, User};
+use postern_store::{AccountSettings, Store, StoreError, User};
 
 use super::mbox::Quoting;
 use super::{import_folders, maildir, sources, Imported};
 use crate::cli::MailuArgs;
 use crate::output::outln;
-use db::{MailuData, MailuUser};
+use db::{MailuAlias, MailuData, MailuUser};
 
 /// Runs `postern import mailu`.
 pub async fn run(store: &Store, args: MailuArgs) -> anyhow::Result<()> {
@@ -44,6 +45,7 @@ pub async fn run(store: &Store, args: MailuArgs) -> anyhow::Result<()> {
     run.dkim(&data, &dkim).await?;
     run.skipped(&data)?;
     for user in &data.users {
+        run.settings(user).await?;
         run.sieve(user, &mail.join(&user.email)).await?;
     }
     for user in &data.users {
@@ -168,7 +170,8 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Aliases: one Postern alias per destination; the `%` wildcard is the domain's catch-all.
+    /// Aliases: one Postern alias per destination; a wildcard alias becomes a pattern alias
+    /// ([`alias_source`]).
     async fn aliases(&mut self, data: &MailuData) -> anyhow::Result<()> {
         let mut have = self.existing_aliases().await?;
         for a in &data.aliases {
@@ -177,21 +180,44 @@ impl Run<'_> {
                 outln!("skipped: {shown} (disabled in Mailu)");
                 continue;
             }
-            let source = match (a.wildcard, a.localpart.as_str()) {
-                (false, local) => format!("{local}@{}", a.domain),
-                (true, "%") => format!("@{}", a.domain),
-                (true, pattern) => {
-                    outln!(
-                        "skipped: wildcard {shown}: Postern matches the catch-all `%` only, not the pattern {pattern:?} (add its addresses as aliases)"
-                    );
-                    continue;
-                }
+            let Some(source) = self.alias_source(a, &a.domain) else {
+                continue;
             };
             for dest in &a.destination {
                 self.alias(&mut have, &source, dest).await?;
             }
         }
         Ok(())
+    }
+
+    /// The Postern alias source for Mailu alias `a` in `domain`: its address, or for a wildcard
+    /// alias (an SQL `LIKE` pattern: `%` any run, `_` one character) the pattern alias with `*`
+    /// and `?`, or `@domain` (the catch-all) for `%` alone. A pattern that already holds `*` or
+    /// `?` (which it matches literally) has no translation: reported as an error.
+    fn alias_source(&mut self, a: &MailuAlias, domain: &str) -> Option<String> {
+        if !a.wildcard {
+            return Some(format!("{}@{domain}", a.localpart));
+        }
+        if a.localpart == "%" {
+            return Some(format!("@{domain}"));
+        }
+        if a.localpart.contains(['*', '?']) {
+            self.error(
+                &format!("wildcard alias {}@{domain}", a.localpart),
+                "its pattern holds `*` or `?`, which Postern's pattern aliases read as wildcards (add its addresses as aliases)",
+            );
+            return None;
+        }
+        let glob: String = a
+            .localpart
+            .chars()
+            .map(|c| match c {
+                '%' => '*',
+                '_' => '?',
+                c => c,
+            })
+            .collect();
+        Some(format!("{glob}@{domain}"))
     }
 
     /// Every alias of the store as (source, destination), `@domain` for catch-alls.
@@ -234,8 +260,8 @@ impl Run<'_> {
 
     /// Alternative domains: Mailu resolves `x@alt` as `x@primary`. Postern has no domain
     /// aliases, so the alternative becomes a hosted domain whose addresses are aliases of the
-    /// primary's users and aliases as they are now (`x@alt -> x@primary`), and whose catch-all
-    /// goes where the primary's does. Addresses added to the primary later need their own alias.
+    /// primary's users and aliases as they are now (`x@alt -> x@primary`), and whose pattern
+    /// aliases and catch-all go where the primary's do. Addresses added to the primary later need their own alias.
     async fn alternatives(&mut self, data: &MailuData) -> anyhow::Result<()> {
         let mut have = self.existing_aliases().await?;
         for (alt, primary) in &data.alternatives {
@@ -254,14 +280,16 @@ impl Run<'_> {
                 self.alias(&mut have, &source, &format!("{local}@{primary}"))
                     .await?;
             }
-            let catch_all = data
+            let wildcards = data
                 .aliases
                 .iter()
-                .filter(|a| &a.domain == primary && a.wildcard && a.localpart == "%")
-                .filter(|a| !a.disabled);
-            for a in catch_all {
+                .filter(|a| &a.domain == primary && a.wildcard && !a.disabled);
+            for a in wildcards {
+                let Some(source) = self.alias_source(a, alt) else {
+                    continue;
+                };
                 for dest in &a.destination {
-                    self.alias(&mut have, &format!("@{alt}"), dest).await?;
+                    self.alias(&mut have, &source, dest).await?;
                 }
             }
         }
@@ -365,17 +393,57 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The user's own Sieve scripts, then the script made from their Mailu settings, which is
-    /// activated unless another script is active.
+    /// The user's forward and auto-reply settings, as their vacation and forwarding settings
+    /// when none were saved yet.
+    async fn settings(&mut self, u: &MailuUser) -> anyhow::Result<()> {
+        let Some(wanted) = sieve::account_settings(u) else {
+            return Ok(());
+        };
+        let item = format!("forwarding and auto-reply of {}", u.email);
+        if u.reply_enabled && !wanted.reply_enabled {
+            outln!("note: {item}: the auto-reply is off, as Mailu sent none for mail forwarded without a copy");
+        }
+        let wanted = match wanted.normalized() {
+            Ok(w) => w,
+            Err(e) => {
+                self.error(&item, e);
+                return Ok(());
+            }
+        };
+        let Some(user) = self.store.user(&u.email).await? else {
+            if self.dry_run {
+                outln!("{item}: would set");
+            }
+            return Ok(());
+        };
+        let stored = self.store.account_settings(user.id).await?;
+        let unset = AccountSettings {
+            forward_keep: true,
+            ..AccountSettings::default()
+        };
+        if stored == wanted {
+            outln!("{item}: already there");
+        } else if stored != unset {
+            outln!("skipped: {item}: the user's settings differ, kept (see `postern user vacation|forward`)");
+        } else if self.dry_run {
+            outln!("{item}: would set");
+        } else {
+            match self.store.set_account_settings(user.id, &wanted).await {
+                Ok(_) => outln!("{item}: set"),
+                Err(e @ StoreError::Invalid { .. }) => self.error(&item, e),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The user's own Sieve scripts, with the one Dovecot ran activated unless another is active.
     async fn sieve(&mut self, u: &MailuUser, home: &Path) -> anyhow::Result<()> {
         let mut warn = |w: String| eprintln!("warning: {w}");
-        let mut scripts: Vec<(String, String, bool)> = sieve::user_scripts(home, &mut warn)
+        let scripts: Vec<(String, String, bool)> = sieve::user_scripts(home, &mut warn)
             .into_iter()
             .map(|s| (s.name, s.content, s.active))
             .collect();
-        if let Some(text) = sieve::settings_script(u) {
-            scripts.push((sieve::SETTINGS_SCRIPT.to_owned(), text, true));
-        }
         if scripts.is_empty() {
             return Ok(());
         }
@@ -423,7 +491,7 @@ impl Run<'_> {
                 }
                 Some(active) if active.name == name => {}
                 Some(active) => outln!(
-                    "note: {item} not activated: {:?} is active; Mailu ran both, merge them by hand",
+                    "note: {item} not activated: {:?} is active here already",
                     active.name
                 ),
             }

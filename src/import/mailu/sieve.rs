@@ -1,95 +1,42 @@
-//! A Mailu user's filters as Sieve (RFC 5228): the forward and auto-reply settings of the `user`
-//! table turned into one script, and the user's own scripts from the Dovecot Sieve directory
-//! (`/mail/<user>/sieve/*.sieve`, the active one linked from `/mail/<user>/.dovecot.sieve`).
+//! A Mailu user's filters: the forward and auto-reply settings of the `user` table, which become
+//! the user's vacation and forwarding settings (the `account_settings` the account page shows and
+//! delivery runs as a generated Sieve script), and the user's own scripts from the Dovecot Sieve
+//! directory (`/mail/<user>/sieve/*.sieve`, the active one linked from `/mail/<user>/.dovecot.sieve`).
 
 use std::path::Path;
 
+use postern_store::AccountSettings;
+
 use super::db::MailuUser;
 
-/// The name the script made from a user's Mailu settings is stored under.
-pub const SETTINGS_SCRIPT: &str = "mailu";
-
-/// The script doing what the user's Mailu forward and auto-reply settings did, if any is on.
+/// The vacation and forwarding settings doing what the user's Mailu settings did (not yet
+/// normalised), or `None` when Mailu had nothing set.
 ///
-/// Mailu forwards in Postfix before delivery (to `forward_destination`, keeping a copy when
-/// `forward_keep`), and its auto-reply is a Sieve `vacation` (RFC 5230) with `:days 1` that
-/// Dovecot runs at delivery between `reply_startdate` and `reply_enddate`, not for senders whose
-/// address contains `noreply`/`no-reply`. A message forwarded without a copy never reached
-/// Dovecot, so then no auto-reply was sent either.
-pub fn settings_script(user: &MailuUser) -> Option<String> {
+/// Mailu forwards in Postfix before delivery (to every `forward_destination`, keeping a copy when
+/// `forward_keep`), and its auto-reply is a Sieve `vacation` that Dovecot runs at delivery between
+/// `reply_startdate` and `reply_enddate` (`1900-01-01` and `2999-12-31` mean no limit). A message
+/// forwarded without a copy never reached Dovecot, so then no auto-reply was sent: the reply's
+/// texts are kept with the reply off.
+pub fn account_settings(user: &MailuUser) -> Option<AccountSettings> {
     let forward = user.forward_enabled && !user.forward_destination.is_empty();
-    let reply = user.reply_enabled && (!forward || user.forward_keep);
-    if !forward && !reply {
-        return None;
-    }
-    let mut require = Vec::new();
-    let mut body = String::new();
-    if reply {
-        require.push("vacation");
-        let mut range = Vec::new();
-        for (value, default, op) in [
-            (&user.reply_startdate, "1900-01-01", "ge"),
-            (&user.reply_enddate, "2999-12-31", "le"),
-        ] {
-            if is_iso_date(value) && value != default {
-                range.push(format!("currentdate :value \"{op}\" \"date\" \"{value}\""));
-            }
-        }
-        if !range.is_empty() {
-            require.extend(["date", "relational"]);
-        }
-        let mut tests = vec![
-            "not address :localpart :contains [\"From\", \"Reply-To\"] [\"noreply\", \"no-reply\"]"
-                .to_owned(),
-        ];
-        tests.extend(range);
-        let from = if user.displayed_name.is_empty() {
-            String::new()
-        } else {
-            format!(
-                ":from {} ",
-                quote(&format!("\"{}\" <{}>", user.displayed_name, user.email))
-            )
-        };
-        body.push_str(&format!(
-            "if allof({}) {{\n  vacation :days 1 {from}:subject {} {};\n}}\n",
-            tests.join(", "),
-            quote(&user.reply_subject),
-            quote(&user.reply_body)
-        ));
-    }
-    if forward {
-        for destination in &user.forward_destination {
-            body.push_str(&format!("redirect {};\n", quote(destination)));
-        }
-        if user.forward_keep {
-            body.push_str("keep;\n");
-        }
-    }
-    let mut script = format!(
-        "# Made by `postern import mailu` from {}'s Mailu forward and auto-reply settings.\n",
-        user.email
-    );
-    if !require.is_empty() {
-        let names: Vec<String> = require.iter().map(|r| quote(r)).collect();
-        script.push_str(&format!("require [{}];\n", names.join(", ")));
-    }
-    script.push_str(&body);
-    Some(script)
-}
-
-/// A Sieve quoted string (RFC 5228 §2.4.2: `"` and `\` escaped).
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
+    let date = |value: &str, unlimited: &str| {
+        (is_iso_date(value) && value != unlimited).then(|| value.to_owned())
+    };
+    let settings = AccountSettings {
+        forward_enabled: forward,
+        forward_destination: user.forward_destination.join(","),
+        forward_keep: user.forward_keep,
+        reply_enabled: user.reply_enabled && (!forward || user.forward_keep),
+        reply_subject: user.reply_subject.clone(),
+        reply_body: user.reply_body.clone(),
+        reply_startdate: date(&user.reply_startdate, "1900-01-01"),
+        reply_enddate: date(&user.reply_enddate, "2999-12-31"),
+    };
+    let nothing = AccountSettings {
+        forward_keep: settings.forward_keep,
+        ..AccountSettings::default()
+    };
+    (settings != nothing).then_some(settings)
 }
 
 fn is_iso_date(s: &str) -> bool {
@@ -170,7 +117,6 @@ mod tests {
             enabled: true,
             global_admin: false,
             enable_imap: true,
-            displayed_name: String::new(),
             forward_enabled: false,
             forward_destination: vec![],
             forward_keep: true,
@@ -183,31 +129,31 @@ mod tests {
     }
 
     #[test]
-    fn settings_become_scripts_that_compile() {
-        assert_eq!(settings_script(&user()), None);
+    fn settings_map_to_account_settings() {
+        assert_eq!(account_settings(&user()), None);
         let mut u = user();
         u.forward_enabled = true;
         u.forward_destination = vec!["x@remote.test".into(), "y@remote.test".into()];
         u.forward_keep = false;
         u.reply_enabled = true;
-        let s = settings_script(&u).expect("script");
-        assert!(s.contains("redirect \"x@remote.test\";\nredirect \"y@remote.test\";\n"));
-        assert!(!s.contains("keep;") && !s.contains("vacation"), "{s}");
-        postern_sieve::compile(&s).expect("compiles");
+        u.reply_body = "Away".into();
+        let s = account_settings(&u).expect("settings");
+        assert_eq!(s.forward_destination, "x@remote.test,y@remote.test");
+        assert!(s.forward_enabled && !s.forward_keep);
+        assert!(
+            !s.reply_enabled,
+            "Mailu sent no reply to mail forwarded without a copy"
+        );
+        assert_eq!(s.reply_body, "Away");
 
         let mut u = user();
         u.reply_enabled = true;
-        u.displayed_name = "Ann \"A\" Smith".into();
-        u.reply_subject = "Away \\ gone".into();
-        u.reply_body = "Back on\nMonday".into();
+        u.reply_subject = "Away \\".into();
         u.reply_startdate = "2026-01-02".into();
-        let s = settings_script(&u).expect("script");
-        assert!(
-            s.contains("currentdate :value \"ge\" \"date\" \"2026-01-02\""),
-            "{s}"
-        );
-        assert!(!s.contains("\"le\""), "{s}");
-        assert!(s.contains(":subject \"Away \\\\ gone\""), "{s}");
-        postern_sieve::compile(&s).expect("compiles");
+        let s = account_settings(&u).expect("settings");
+        assert!(s.reply_enabled && !s.forward_enabled);
+        assert_eq!(s.reply_startdate.as_deref(), Some("2026-01-02"));
+        assert_eq!(s.reply_enddate, None);
+        assert_eq!(s.reply_subject, "Away \\");
     }
 }

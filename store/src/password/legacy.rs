@@ -7,7 +7,10 @@
 //! - bcrypt `$2a$` / `$2b$` / `$2y$`,
 //! - passlib's `bcrypt_sha256` (`$bcrypt-sha256$`, versions 1 and 2; Mailu's default since 1.9),
 //! - passlib's `pbkdf2_sha512` / `pbkdf2_sha256` (`$pbkdf2-sha512$rounds$salt$sum`,
-//!   adapted base64; what Mailu's `{PBKDF2}` scheme stored).
+//!   adapted base64; what Mailu's `{PBKDF2}` scheme stored),
+//! - MD5-crypt `$1$` (`{MD5-CRYPT}`, Poul-Henning Kamp's FreeBSD scheme), written here: the
+//!   RustCrypto password-hash crates leave it out as broken, and `pwhash`, which has it, is
+//!   unmaintained; it is only verified, never made.
 //!
 //! Every comparison is constant-time (the crates' own for SHA-crypt and bcrypt, `subtle` here).
 
@@ -17,8 +20,9 @@ use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
 /// Scheme prefixes in front of a hash, as Dovecot's password schemes name them.
-const PREFIXES: [&str; 5] = [
+const PREFIXES: [&str; 6] = [
     "{SHA512-CRYPT}",
+    "{MD5-CRYPT}",
     "{SHA256-CRYPT}",
     "{BLF-CRYPT}",
     "{PBKDF2}",
@@ -36,6 +40,7 @@ enum Scheme {
     Bcrypt,
     BcryptSha256,
     Pbkdf2,
+    Md5Crypt,
 }
 
 /// The hash without its `{SCHEME}` prefix, and its scheme if this module knows it.
@@ -54,6 +59,8 @@ fn identify(stored: &str) -> (&str, Option<Scheme>) {
         Some(Scheme::BcryptSha256)
     } else if bare.starts_with("$pbkdf2-sha512$") || bare.starts_with("$pbkdf2-sha256$") {
         Some(Scheme::Pbkdf2)
+    } else if bare.starts_with("$1$") {
+        Some(Scheme::Md5Crypt)
     } else {
         None
     };
@@ -85,7 +92,82 @@ pub(crate) fn verify(password: &str, stored: &str) -> Option<bool> {
         Scheme::Bcrypt => bcrypt::verify(password, bare).unwrap_or(false),
         Scheme::BcryptSha256 => bcrypt_sha256(password, bare).unwrap_or(false),
         Scheme::Pbkdf2 => pbkdf2(password, bare).unwrap_or(false),
+        Scheme::Md5Crypt => md5_crypt(password, bare).unwrap_or(false),
     })
+}
+
+/// MD5-crypt `$1$<salt>$<sum>` (FreeBSD `crypt-md5.c`): salt of at most 8 characters, 1,000
+/// rounds of MD5, the 16-byte result in crypt's base64 (`./0-9A-Za-z`, little end first).
+fn md5_crypt(password: &str, bare: &str) -> Option<bool> {
+    use md5::{Digest, Md5};
+    let (salt, sum) = bare.strip_prefix("$1$")?.split_once('$')?;
+    if salt.len() > 8 || sum.len() != 22 {
+        return None;
+    }
+    let (pw, salt) = (password.as_bytes(), salt.as_bytes());
+    let alternate = Md5::new()
+        .chain_update(pw)
+        .chain_update(salt)
+        .chain_update(pw)
+        .finalize();
+    let mut ctx = Md5::new()
+        .chain_update(pw)
+        .chain_update(b"$1$")
+        .chain_update(salt);
+    for chunk in (0..pw.len()).step_by(16) {
+        ctx.update(&alternate[..(pw.len() - chunk).min(16)]);
+    }
+    let mut i = pw.len();
+    while i > 0 {
+        if i & 1 == 1 {
+            ctx.update([0u8]);
+        } else {
+            ctx.update(&pw[..1]);
+        }
+        i >>= 1;
+    }
+    let mut digest = ctx.finalize();
+    for round in 0..1000 {
+        let mut c = Md5::new();
+        if round & 1 == 1 {
+            c.update(pw);
+        } else {
+            c.update(digest);
+        }
+        if round % 3 != 0 {
+            c.update(salt);
+        }
+        if round % 7 != 0 {
+            c.update(pw);
+        }
+        if round & 1 == 1 {
+            c.update(digest);
+        } else {
+            c.update(pw);
+        }
+        digest = c.finalize();
+    }
+    const ITOA64: &[u8; 64] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let d = digest;
+    let mut out = Vec::with_capacity(22);
+    let groups = [
+        (d[0], d[6], d[12]),
+        (d[1], d[7], d[13]),
+        (d[2], d[8], d[14]),
+        (d[3], d[9], d[15]),
+        (d[4], d[10], d[5]),
+    ];
+    let mut put = |mut v: u32, n: usize| {
+        for _ in 0..n {
+            out.push(ITOA64[(v & 0x3f) as usize]);
+            v >>= 6;
+        }
+    };
+    for (a, b, c) in groups {
+        put(u32::from(a) << 16 | u32::from(b) << 8 | u32::from(c), 4);
+    }
+    put(u32::from(d[11]), 2);
+    Some(out.ct_eq(sum.as_bytes()).into())
 }
 
 /// passlib `bcrypt_sha256`: `$bcrypt-sha256$v=2,t=2b,r=12$<salt>$<sum>` (the key is
@@ -160,7 +242,7 @@ mod tests {
     use super::*;
 
     /// Hashes of "correct horse" made by passlib 1.7.4 (the library Mailu hashes with).
-    const VECTORS: [&str; 9] = [
+    const VECTORS: [&str; 10] = [
         "{SHA512-CRYPT}$6$y0fK9zIcSveaFN3P$l1pHpOg3N.oLlnNtpauvZAPO6ccVOu3vvNaLzcb/M3juWUzfoSzbbvun3M4IpFp1vsXkzIv5ClXWRO1w9tcgZ.",
         "$6$rounds=6000$Lx/9WrOQml7Ciz96$qDpO5Fh6uMQ2CbAYEKHFSRqThxL54tABvowHo3DlnuvDwOpm37NYcjm.u8vOZcvIJrAgnz1WROYhS1e5yB5W4/",
         "{SHA256-CRYPT}$5$4GfaO3tV4q/2oa.H$mu0jI7QSkpa.lrI3DZw43DhaUvjMSD7v/sNUGS7Mpx5",
@@ -170,7 +252,24 @@ mod tests {
         "{PBKDF2}$pbkdf2-sha512$1000$5Zzz3lurVWqtdc5ZS4kx5g$FcidrTSrQ1mi6jcGXO8qKKmpCJCigvnQLVTk3qeyQbt/Uel51uVBYdhT/5qN/BmKd01UnATpAMTgAwZC7Eek/w",
         "$pbkdf2-sha256$1000$DGGM0drbe08JYcy51/o/Bw$0U3PE8.qHp/4xCCPL5Fj8gHTJoIVr7hMzkPinAJfW2c",
         "{CRYPT}$2b$04$C62dSN6MOcBIgcyAc8yvTO199halRH6vQAYbMeGRuOfh7z1NJGnwG",
+        "{MD5-CRYPT}$1$saltstri$CVtlMpOHug1.jDUbVpFvB1",
     ];
+
+    /// MD5-crypt hashes made by `openssl passwd -1 -salt SALT PASSWORD` (OpenSSL 3.0).
+    #[test]
+    fn md5_crypt_vectors() {
+        for (password, hash) in [
+            ("secret", "$1$fsfe6i4t$rFPdgkRV9joppDK/9V9.Z."),
+            ("", "$1$x$fwjfZtMwarkdetsjiQreU1"),
+            (
+                "Grüße, a long password of more than sixteen bytes",
+                "$1$abcdefgh$ouB.uwXuefi0RycB3RtSs1",
+            ),
+        ] {
+            assert_eq!(verify(password, hash), Some(true), "{hash}");
+            assert_eq!(verify("secreT", hash), Some(false), "{hash}");
+        }
+    }
 
     #[test]
     fn known_vectors_verify_and_wrong_passwords_fail() {
@@ -196,7 +295,14 @@ mod tests {
         ] {
             assert_eq!(verify("correct horse", bad), Some(false), "{bad}");
         }
-        assert_eq!(verify("x", "{MD5-CRYPT}$1$abc$def"), None);
+        for bad in [
+            "$1$abc$def",
+            "$1$toolongsalt$CVtlMpOHug1.jDUbVpFvB1",
+            "$1$x",
+        ] {
+            assert_eq!(verify("x", bad), Some(false), "{bad}");
+        }
+        assert_eq!(verify("x", "{SMD5}abc"), None);
         assert_eq!(verify("x", "{PLAIN}secret"), None);
         assert_eq!(
             verify("x", "$pbkdf2-md5$1000$DGGM0drbe08JYcy51/o/Bw$0U3PE8"),

@@ -240,10 +240,17 @@ mod tests {
                 .ok
         );
         assert!(needs_rehash(mailu));
-        let unknown = Some("{MD5-CRYPT}$1$abc$def".to_owned());
+        let unknown = Some("{SSHA}c2VjcmV0c2FsdA==".to_owned());
         assert!(!verify("x", unknown, Lane::Normal).await.ok);
-        assert!(is_stored_hash(mailu) && is_stored_hash(DUMMY_HASH));
-        assert!(!is_stored_hash("{PLAIN}secret") && !is_stored_hash("$1$abc$def"));
+        let md5 = "{MD5-CRYPT}$1$fsfe6i4t$rFPdgkRV9joppDK/9V9.Z.";
+        assert!(
+            verify("secret", Some(md5.to_owned()), Lane::Normal)
+                .await
+                .ok
+        );
+        assert!(needs_rehash(md5));
+        assert!(is_stored_hash(mailu) && is_stored_hash(DUMMY_HASH) && is_stored_hash(md5));
+        assert!(!is_stored_hash("{PLAIN}secret") && !is_stored_hash("abJnggxhB/yWI"));
     }
 
     #[tokio::test]
