@@ -5,10 +5,11 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 
 use common::dnssec::{anchors, delv, eventually, validates, verify_zone};
+use common::named::Secondary;
 use common::pebble::free_port;
 use common::{dig, Db, Instance};
 
@@ -50,59 +51,6 @@ fn serial(server: SocketAddr) -> u32 {
         .unwrap_or(0)
 }
 
-/// A private BIND `named`, secondary for `example.test` from Postern (IXFR is its default).
-struct Secondary {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Secondary {
-    fn start(dir: &Path, port: u16, primary: SocketAddr) -> Secondary {
-        std::fs::create_dir_all(dir).expect("named dir");
-        let d = dir.display();
-        let conf = format!(
-            "options {{\n  directory \"{d}\";\n  pid-file \"{d}/named.pid\";\n  \
-             session-keyfile \"{d}/session.key\";\n  managed-keys-directory \"{d}\";\n  \
-             listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n  \
-             recursion no;\n  dnssec-validation no;\n  notify no;\n  allow-transfer {{ any; }};\n}};\n\
-             controls {{ }};\nlogging {{ category xfer-in {{ default_stderr; }}; }};\n\
-             zone \"example.test\" {{\n  type secondary;\n  primaries {{ {} port {}; }};\n  \
-             file \"{d}/example.test.db\";\n}};\n",
-            primary.ip(),
-            primary.port()
-        );
-        std::fs::write(dir.join("named.conf"), conf).expect("named.conf");
-        let child = Command::new("named")
-            .args(["-g", "-4", "-n", "1", "-d", "1", "-c"])
-            .arg(dir.join("named.conf"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("named.log")).expect("log"))
-            .spawn()
-            .expect("named (bind9) is installed");
-        Secondary {
-            child,
-            dir: dir.to_path_buf(),
-            port,
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("named.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Secondary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn bind_secondary_follows_a_signed_update_by_ixfr(db: Db) {
     let scratch = tempfile::tempdir().expect("tmp");
     let dir = scratch.path();
@@ -115,7 +63,7 @@ async fn bind_secondary_follows_a_signed_update_by_ixfr(db: Db) {
     eventually("the zone to be signed", || {
         dig(dns, CLIENT, &["example.test", "DNSKEY"]).len() == 1
     });
-    let named = Secondary::start(&dir.join("named"), port, dns);
+    let named = Secondary::start(&dir.join("named"), port, dns, "example.test");
     let signed_serial = serial(dns);
     eventually("the secondary to load the signed zone", || {
         serial(named.addr()) == signed_serial

@@ -5,6 +5,7 @@
 
 pub mod dnssec;
 pub mod http;
+pub mod named;
 pub mod pebble;
 
 use std::collections::HashMap;
