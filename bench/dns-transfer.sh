@@ -4,7 +4,7 @@
 # loopback, one server at a time, rounds interleaved (postern, bind, knot, postern, ...). In each
 # round, five `dig AXFR` loops from 127.0.0.1 keep transfers running while a prober from 127.0.0.2
 # times UDP queries and TCP queries (a new connection each, like a stub falling back to TCP).
-# Prints per server min/median/max in ms over all rounds, the AXFRs completed per second, and
+# Prints per server min/median/99th percentile/max in ms over all rounds, the AXFRs completed per second, and
 # the answer to a transfer beyond each server's limit on concurrent outgoing transfers.
 #
 # Needs the Debian packages bind9, knot, bind9-dnsutils. Usage:
@@ -193,10 +193,10 @@ done
 
 stats() { # file, kind
   awk -v k="$2" '$1 == k { print $2 }' "$1" | sort -n | awk '
-    { v[NR] = $1 } END { printf "%8.2f %8.2f %8.2f %6d", v[1], v[int((NR + 1) / 2)], v[NR], NR }'
+    { v[NR] = $1 } END { printf "%8.2f %8.2f %8.2f %8.2f %6d", v[1], v[int((NR + 1) / 2)], v[int(NR * 0.99 + 0.5)], v[NR], NR }'
 }
 echo "zone: 100,000 A records; 5 concurrent AXFR loops; $ROUNDS rounds x ${SECONDS_PER_ROUND}s interleaved; $(nproc) cores"
-printf '%-8s %-4s %8s %8s %8s %6s %10s\n' server kind "min ms" "med ms" "max ms" n "AXFR/s"
+printf '%-8s %-4s %8s %8s %8s %8s %6s %10s\n' server kind "min ms" "med ms" "p99 ms" "max ms" n "AXFR/s"
 for s in $SERVERS; do
   axfrs=$(wc -l < "$work/$s.axfr" 2>/dev/null || echo 0)
   rate=$(echo "scale=1; $axfrs / ($ROUNDS * $SECONDS_PER_ROUND)" | bc)
