@@ -662,7 +662,7 @@ async fn tcp_connection(
             Outcome::Update(request) => core.update(&request).await,
             Outcome::Transfer(transfer) => match core.transfers.clone().try_acquire_owned() {
                 Ok(permit) => {
-                    if send_transfer(*transfer, permit, &mut writer).await {
+                    if send_transfer(*transfer, permit, &mut writer, peer, &shutdown).await {
                         continue;
                     }
                     return;
@@ -685,24 +685,30 @@ async fn tcp_connection(
 /// Sends a zone transfer: its messages are built on a blocking thread, so that a large zone
 /// never holds up the threads that answer queries, and at most [`TRANSFER_BACKLOG`] wait
 /// for the socket, so that a slow reader slows down only its own transfer. False when the
-/// connection failed.
+/// connection failed or the server is shutting down.
 async fn send_transfer(
     transfer: Outgoing,
     permit: tokio::sync::OwnedSemaphorePermit,
     writer: &mut (impl AsyncWriteExt + Unpin),
+    peer: SocketAddr,
+    shutdown: &CancellationToken,
 ) -> bool {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(TRANSFER_BACKLOG);
     let builder = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         transfer.send(&mut |message| tx.blocking_send(message).is_ok());
     });
-    let mut ok = true;
-    while let Some(message) = rx.recv().await {
-        if !write_message(writer, &message, "transfer").await {
-            ok = false;
-            break;
+    let ok = loop {
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => break false,
+            m = rx.recv() => m,
+        };
+        // None: the builder is done and everything was sent.
+        let Some(message) = message else { break true };
+        if !write_message(writer, &message, peer).await {
+            break false;
         }
-    }
+    };
     // Dropping the receiver stops the builder at its next message.
     drop(rx);
     if let Err(e) = builder.await {
@@ -717,7 +723,7 @@ async fn send_transfer(
 async fn write_message(
     writer: &mut (impl AsyncWriteExt + Unpin),
     message: &[u8],
-    peer: impl std::fmt::Display,
+    peer: SocketAddr,
 ) -> bool {
     let Ok(len) = u16::try_from(message.len()) else {
         tracing::warn!(%peer, "response longer than 65535 bytes dropped");
