@@ -83,7 +83,8 @@ fn open_transfer(server: SocketAddr, id: u16) -> (TcpStream, u8) {
     (stream, head[5] & 0x0f)
 }
 
-/// A reader taking about 100 KB/s, until told to stop or the end.
+/// A transfer read at about 30 KB/s, so that its 10 MB (4 MB of them in socket buffers) take
+/// minutes, yet the server never waits long for room to write.
 struct SlowReader {
     stop: Arc<AtomicBool>,
     read: Arc<AtomicUsize>,
@@ -91,12 +92,17 @@ struct SlowReader {
 }
 
 impl SlowReader {
-    fn start(mut stream: TcpStream) -> SlowReader {
+    /// Opens a transfer on its own thread, so that several open at once; the receiver gets
+    /// the RCODE of its first message.
+    fn open(server: SocketAddr, id: u16) -> (SlowReader, std::sync::mpsc::Receiver<u8>) {
         let stop = Arc::new(AtomicBool::new(false));
         let read = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = std::sync::mpsc::channel();
         let thread = {
             let (stop, read) = (stop.clone(), read.clone());
             std::thread::spawn(move || {
+                let (mut stream, rcode) = open_transfer(server, id);
+                let _ = tx.send(rcode);
                 let mut buf = [0u8; 1024];
                 while !stop.load(Ordering::Relaxed) {
                     match stream.read(&mut buf) {
@@ -104,12 +110,13 @@ impl SlowReader {
                         Ok(n) => read.fetch_add(n, Ordering::Relaxed),
                     };
                     // Reading slowly is the scenario under test, not a wait for a condition.
-                    std::thread::sleep(Duration::from_millis(10));
+                    std::thread::sleep(Duration::from_millis(30));
                 }
                 false
             })
         };
-        SlowReader { stop, read, thread }
+        let reader = SlowReader { stop, read, thread };
+        (reader, rx)
     }
 
     /// Stops reading and hangs up; true if the transfer had ended before.
@@ -148,14 +155,12 @@ async fn transfers_do_not_delay_queries_and_are_capped(db: Db) {
     let dns = server.addr("dns");
     assert_eq!(dig(dns, "127.0.0.2", &["h59999.big.test"]), ["10.0.234.95"]);
 
-    let readers: Vec<SlowReader> = (0..MAX_TRANSFERS)
-        .map(|i| {
-            let (stream, rcode) = open_transfer(dns, 100 + i as u16);
-            assert_eq!(rcode, 0, "transfer {i} is sent");
-            SlowReader::start(stream)
-        })
-        .collect();
-
+    let (readers, rcodes): (Vec<SlowReader>, Vec<_>) = (0..MAX_TRANSFERS)
+        .map(|i| SlowReader::open(dns, 100 + i as u16))
+        .unzip();
+    for (i, rcode) in rcodes.into_iter().enumerate() {
+        assert_eq!(rcode.recv().unwrap(), 0, "transfer {i} is sent");
+    }
     let (_, rcode) = open_transfer(dns, 200);
     assert_eq!(rcode, 2, "a transfer over max_transfers gets SERVFAIL");
     assert!(server.log().contains("too many zone transfers running"));
