@@ -6,11 +6,12 @@
 # The query file mixes hits, NODATA and NXDOMAIN (NXDOMAIN carries three NSEC3 records).
 #
 # Needs the Debian packages dnsperf, knot, bind9. Usage:
-#   bench/dns-dnssec.sh [seconds per run, default 10] [servers, default "postern knot bind"]
+#   bench/dns-dnssec.sh [seconds per run, default 10] [servers, default "postern knot bind"] [rounds, default 3]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SECONDS_PER_RUN=${1:-10}
 SERVERS=${2:-postern knot bind}
+ROUNDS=${3:-3}
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 bench_workdir dnssec
@@ -127,6 +128,7 @@ perf() { # name, clients
   awk '/Queries per second/ {printf "%.0f", $4}' "$work/$1-$2.perf"
 }
 
+# One run of a server: appends "ready q8 q64 rss" to $work/<name>.runs.
 run() { # name, signed (yes|no), command...
   local name=$1 signed=$2; shift 2
   local start ready pid q8 q64 rss
@@ -139,20 +141,43 @@ run() { # name, signed (yes|no), command...
   q8=$(perf "$name" 8)
   q64=$(perf "$name" 64)
   rss=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")
-  printf '%-26s %10s %12s %12s %9s\n' "$name" "$ready" "$q8" "$q64" "$rss"
+  echo "$ready $q8 $q64 $rss" >> "$work/$name.runs"
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
 
-echo "zone: $(grep -c ' IN ' "$work/bench.test.zone") records; $(wc -l < "$work/queries.txt") queries (DO bit); ${SECONDS_PER_RUN}s per run; $(nproc) cores"
-printf '%-26s %10s %12s %12s %9s\n' server "ready s" "QPS -c 8" "QPS -c 64" "RSS MiB"
-if [[ " $SERVERS " == *" postern "* ]]; then
-  run "postern unsigned" no "$SERVE" "$work/postern-unsigned.toml" 127.0.0.1:$PORT
-  run "postern signed" yes "$SERVE" "$work/postern-signed.toml" 127.0.0.1:$PORT
-fi
-if [[ " $SERVERS " == *" knot "* ]]; then
-  run "knot $(knotd -V | awk '{print $NF}') signed" yes knotd -c "$work/knot/knot.conf"
-fi
-if [[ " $SERVERS " == *" bind "* ]]; then
-  run "bind9 $(named -v | awk '{print $2}') signed" yes named -g -c "$work/bind/named.conf" -u root
-fi
+# min/median/max of column $2 of file $1.
+spread() {
+  awk -v c="$2" '{ print $c }' "$1" | sort -g | awk '
+    { v[NR] = $1 } END { printf "%s/%s/%s", v[1], v[int((NR + 1) / 2)], v[NR] }'
+}
+
+declare -A label cmd signed
+label[unsigned]="postern unsigned"; signed[unsigned]=no
+cmd[unsigned]="$SERVE $work/postern-unsigned.toml 127.0.0.1:$PORT"
+label[postern]="postern signed"; signed[postern]=yes
+cmd[postern]="$SERVE $work/postern-signed.toml 127.0.0.1:$PORT"
+label[knot]="knot $(knotd -V | awk '{print $NF}') signed"; signed[knot]=yes
+cmd[knot]="knotd -c $work/knot/knot.conf"
+label[bind]="bind9 $(named -v | awk '{print $2}') signed"; signed[bind]=yes
+cmd[bind]="named -g -c $work/bind/named.conf -u root"
+order=()
+for s in $SERVERS; do
+  [ "$s" = postern ] && order+=(unsigned)
+  order+=("$s")
+done
+for r in $(seq "$ROUNDS"); do
+  for s in "${order[@]}"; do
+    echo "round $r: ${label[$s]}" >&2
+    # shellcheck disable=SC2086
+    run "$s" "${signed[$s]}" ${cmd[$s]}
+  done
+done
+
+echo "zone: $(grep -c ' IN ' "$work/bench.test.zone") records; $(wc -l < "$work/queries.txt") queries (DO bit); ${SECONDS_PER_RUN}s per run; $ROUNDS rounds interleaved; $(nproc) cores"
+echo "each figure: min/median/max over the rounds"
+printf '%-26s %16s %20s %20s %18s\n' server "ready s" "QPS -c 8" "QPS -c 64" "RSS MiB"
+for s in "${order[@]}"; do
+  printf '%-26s %16s %20s %20s %18s\n' "${label[$s]}" "$(spread "$work/$s.runs" 1)" \
+    "$(spread "$work/$s.runs" 2)" "$(spread "$work/$s.runs" 3)" "$(spread "$work/$s.runs" 4)"
+done

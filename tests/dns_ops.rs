@@ -10,12 +10,12 @@ mod common;
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::named::Secondary;
 use common::pebble::free_port;
 use common::{dig, try_dig, Db, Instance, Server};
 
@@ -134,64 +134,6 @@ async fn half_written_zone_file_is_never_served(db: Db) {
     assert!(server.stop().success());
 }
 
-/// A private BIND `named` on loopback, secondary for `ops.test` from Postern.
-struct Named {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Named {
-    fn start(dir: &Path, port: u16, primary: SocketAddr) -> Named {
-        assert!(
-            Path::new("/usr/sbin/named").exists(),
-            "named is missing: apt-get install bind9 (bash .ci/run does)"
-        );
-        std::fs::create_dir_all(dir).unwrap();
-        let d = dir.display();
-        let conf = format!(
-            "options {{\n  directory \"{d}\";\n  pid-file \"{d}/named.pid\";\n  \
-             session-keyfile \"{d}/session.key\";\n  managed-keys-directory \"{d}\";\n  \
-             listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n  \
-             recursion no;\n  dnssec-validation no;\n  notify no;\n  allow-transfer {{ any; }};\n}};\n\
-             controls {{ }};\n\
-             zone \"ops.test\" {{\n  type secondary;\n  primaries {{ {} port {}; }};\n  \
-             file \"{d}/ops.test.db\";\n}};\n",
-            primary.ip(),
-            primary.port()
-        );
-        std::fs::write(dir.join("named.conf"), conf).unwrap();
-        let log = std::fs::File::create(dir.join("named.log")).unwrap();
-        let child = Command::new("/usr/sbin/named")
-            .args(["-g", "-n", "1", "-c"])
-            .arg(dir.join("named.conf"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start named");
-        Named {
-            child,
-            dir: dir.to_path_buf(),
-            port,
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("named.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Named {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The zone by AXFR, one normalised record per line, sorted (empty if the server refuses).
 fn axfr(server: SocketAddr) -> Vec<String> {
     let options = ["+noall", "+answer", "+nottlid"];
@@ -223,7 +165,7 @@ async fn bind_secondary_converges_after_two_step_rewrite(db: Db) {
     let inst = Instance::new(db, &["dns"], &dns_config(&zones, 100, Some(named_port))).await;
     let server = inst.start();
     let dns = server.addr("dns");
-    let named = Named::start(&dir.path().join("named"), named_port, dns);
+    let named = Secondary::start(&dir.path().join("named"), named_port, dns, "ops.test");
     let both_logs = || format!("{}\n--- named ---\n{}", server.log(), named.log());
     wait_until("the secondary loaded the zone", both_logs, || {
         serial(named.addr()) == 2026

@@ -3,7 +3,7 @@
 //! from `postern dns ds` validating positive, NXDOMAIN, NODATA, wildcard, CNAME and DS answers
 //! in each view, the AXFR of each view passing `dnssec-verify` and `ldns-verify-zone`, a BIND
 //! `named` resolver per view returning AD, a name added by `nsupdate` and a hosted mail domain's
-//! records validating, IXFR falling back to the whole zone, and a CSK rollover (double DS) that
+//! records validating, IXFR sending the signed difference, and a CSK rollover (double DS) that
 //! validates at every step.
 
 mod common;
@@ -11,8 +11,8 @@ mod common;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
+use common::dnssec::{anchors, delv, eventually, run_ok, validates, verify_zone};
 use common::{copy_zones, dig, example_dns, Db, Instance};
 
 both_backends!(signed_zone_validates_in_both_views);
@@ -51,67 +51,6 @@ fn config(zones: &Path) -> String {
         )
 }
 
-/// Polls `check` until it returns true, for up to 60 s.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Writes a `delv -a` trust-anchor file holding the given `zone IN DS ...` lines.
-fn anchors(dir: &Path, name: &str, ds_lines: &[&str]) -> PathBuf {
-    let mut text = String::from("trust-anchors {\n");
-    for line in ds_lines {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(f.get(2), Some(&"DS"), "a DS line: {line}");
-        text.push_str(&format!(
-            "  {} static-ds {} {} {} \"{}\";\n",
-            f[0],
-            f[3],
-            f[4],
-            f[5],
-            f[6..].concat()
-        ));
-    }
-    text.push_str("};\n");
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write anchors");
-    path
-}
-
-/// Runs `delv` from `source` with the trust anchors; returns its output.
-fn delv(server: SocketAddr, source: &str, anchors: &Path, qname: &str, qtype: &str) -> String {
-    let out = Command::new("delv")
-        .args(["-b", source, &format!("@{}", server.ip())])
-        .args(["-p", &server.port().to_string()])
-        .arg("-a")
-        .arg(anchors)
-        .args(["+root=example.test", "+tcp", qname, qtype])
-        .output()
-        .expect("delv (bind9-dnsutils) is installed");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Asserts that delv validates the answer; `negative` for NXDOMAIN/NODATA.
-fn validates(server: SocketAddr, source: &str, anchors: &Path, q: (&str, &str), negative: bool) {
-    let text = delv(server, source, anchors, q.0, q.1);
-    let want = if negative {
-        "; negative response, fully validated"
-    } else {
-        "; fully validated"
-    };
-    assert!(
-        text.lines().any(|l| l == want),
-        "{q:?} from {source}: want {want:?}:\n{text}"
-    );
-}
-
 /// The zone as AXFR sends it to `source` (its view), without the TSIG record.
 fn axfr(server: SocketAddr, source: &str) -> String {
     dig(
@@ -131,33 +70,6 @@ fn axfr(server: SocketAddr, source: &str) -> String {
     .filter(|l| !l.starts_with(';') && !l.contains("TSIG") && !l.is_empty())
     .map(|l| l + "\n")
     .collect()
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .expect("tool is installed (bash .ci/run installs it)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
-    text
-}
-
-/// Checks a transferred zone with BIND's and ldns' zone verifiers.
-fn verify_zone(dir: &Path, name: &str, zone: &str) {
-    let path = dir.join(name);
-    std::fs::write(&path, zone).expect("write zone");
-    // -z: a CSK signs everything; without it dnssec-verify wants a separate ZSK.
-    run_ok(
-        Command::new("dnssec-verify")
-            .args(["-z", "-o", "example.test"])
-            .arg(&path),
-    );
-    let ldns = run_ok(Command::new("ldns-verify-zone").arg(&path));
-    assert!(ldns.contains("Zone is verified and complete"), "{ldns}");
 }
 
 /// A private BIND resolver on loopback that forwards `example.test` to Postern from `source`
@@ -411,7 +323,13 @@ async fn signed_zone_validates_in_both_views(db: Db) {
     validates(dns, INSIDE, &anchor, ("h2.dyn.example.test", "A"), true);
     validates(dns, OUTSIDE, &anchor, ("h1.dyn.example.test", "A"), true);
 
-    // IXFR of a signed zone sends it whole: the journal has no signatures (RFC 1995 §4).
+    // IXFR from the serial before the update sends the signed difference (RFC 1995 §4): the
+    // new name, its signature and NSEC3 changes; `tests/dnssec_ops.rs` checks it with BIND.
+    let serial_now: u32 = dig(dns, INSIDE, &["example.test", "SOA"])[0]
+        .split_whitespace()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .expect("serial");
     let ixfr = dig(
         dns,
         INSIDE,
@@ -422,13 +340,19 @@ async fn signed_zone_validates_in_both_views(db: Db) {
             "+noall",
             "+answer",
             "example.test",
-            "IXFR=2024060101",
+            &format!("IXFR={}", serial_now - 1),
         ],
     );
+    let types: Vec<&str> = ixfr
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .collect();
     assert!(
-        ixfr.iter()
-            .any(|l| l.split_whitespace().nth(3) == Some("NSEC3")),
-        "{ixfr:?}"
+        types.iter().filter(|t| **t == "SOA").count() == 4
+            && types.contains(&"NSEC3")
+            && types.contains(&"RRSIG")
+            && ixfr.iter().any(|l| l.starts_with("h1.dyn.example.test.")),
+        "incremental, with the signed difference: {ixfr:?}"
     );
 
     // Records published for a hosted mail domain (its DKIM keys here) are signed too.

@@ -61,6 +61,13 @@ pub struct DnsConfig {
         skip_serializing_if = "is_default_max_tcp_connections"
     )]
     pub max_tcp_connections: usize,
+    /// Maximum number of zone transfers sent at once (BIND's `transfers-out`); more are
+    /// answered SERVFAIL, so that the secondary retries later.
+    #[serde(
+        default = "default_max_transfers",
+        skip_serializing_if = "is_default_max_transfers"
+    )]
+    pub max_transfers: usize,
     /// Named address match lists, usable by name in any other list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub acl: Vec<AclConfig>,
@@ -80,6 +87,7 @@ impl Default for DnsConfig {
             zone_settle_ms: default_zone_settle_ms(),
             tcp_idle_timeout_secs: default_tcp_idle_timeout(),
             max_tcp_connections: default_max_tcp_connections(),
+            max_transfers: default_max_transfers(),
             acl: Vec::new(),
             tsig_key: Vec::new(),
             view: Vec::new(),
@@ -235,6 +243,14 @@ fn default_max_tcp_connections() -> usize {
 
 fn is_default_max_tcp_connections(v: &usize) -> bool {
     *v == default_max_tcp_connections()
+}
+
+fn default_max_transfers() -> usize {
+    10
+}
+
+fn is_default_max_transfers(v: &usize) -> bool {
+    *v == default_max_transfers()
 }
 
 fn default_algorithm() -> String {

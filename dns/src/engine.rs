@@ -17,7 +17,7 @@ use crate::lookup::{lookup, Answer};
 use crate::rrl::{Decision, RateLimiter, ResponseKind};
 use crate::state::{ServingState, View};
 use crate::stats::{Counter, DnsStats};
-use crate::transfer;
+use crate::transfer::{self, Outgoing};
 use crate::tsig::{sign_failure, Signed, Verification};
 use crate::update::UpdateRequest;
 
@@ -59,6 +59,16 @@ pub enum Outcome {
     /// A dynamic UPDATE (RFC 2136): evaluate it against the current state with the other
     /// updates held off, apply it through the [`crate::UpdateHandler`], then reply.
     Update(Box<UpdateRequest>),
+    /// A zone transfer over TCP: its messages are built while they are sent
+    /// ([`Outgoing::send`]), where that delays no other query, or refused as busy
+    /// ([`Outgoing::busy`]) when too many transfers are running.
+    Transfer(Box<Outgoing>),
+}
+
+impl From<Vec<Vec<u8>>> for Outcome {
+    fn from(messages: Vec<Vec<u8>>) -> Self {
+        Outcome::Reply(messages)
+    }
 }
 
 /// Answers one request. An empty result means "send nothing" (not a query, or too
@@ -68,6 +78,7 @@ pub fn respond(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Vec<
     match respond_full(state, stats, req) {
         Outcome::Reply(messages) => messages,
         Outcome::Update(update) => update.reply(stats, ResponseCode::Refused),
+        Outcome::Transfer(transfer) => transfer.collect(),
     }
 }
 
@@ -77,7 +88,7 @@ pub fn respond_full(state: &ServingState, stats: &DnsStats, req: Request<'_>) ->
     let update = Header::read(&mut BinDecoder::new(req.packet))
         .is_ok_and(|h| h.message_type == MessageType::Query && h.op_code == OpCode::Update);
     if !update {
-        return Outcome::Reply(respond_query(state, stats, req));
+        return respond_query(state, stats, req);
     }
     stats.bump(Counter::Query);
     let msg = match Message::from_vec(req.packet) {
@@ -142,16 +153,16 @@ fn tsig_failure(
 }
 
 /// The query path (every opcode but UPDATE).
-fn respond_query(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Vec<Vec<u8>> {
+fn respond_query(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Outcome {
     let Ok(header) = Header::read(&mut BinDecoder::new(req.packet)) else {
-        return Vec::new();
+        return Vec::new().into();
     };
     if header.message_type != MessageType::Query {
-        return Vec::new();
+        return Vec::new().into();
     }
     stats.bump(Counter::Query);
     let Ok(msg) = Message::from_vec(req.packet) else {
-        return form_error(stats, req.packet);
+        return form_error(stats, req.packet).into();
     };
     let mut resp = base_response(&msg);
     let rcode = match msg.op_code {
@@ -169,13 +180,13 @@ fn respond_query(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Ve
             // The flag bits of an unknown opcode mean nothing to us: none is echoed.
             resp.metadata.checking_disabled = false;
         }
-        return error(stats, resp, rcode);
+        return error(stats, resp, rcode).into();
     }
     let signed = match state.keys.verify(req.packet, &msg, req.now) {
         Verification::Unsigned => None,
         Verification::Signed(signed) => Some(signed),
-        Verification::Failed(context) => return tsig_failure(stats, resp, context),
-        Verification::Malformed => return form_error(stats, req.packet),
+        Verification::Failed(context) => return tsig_failure(stats, resp, context).into(),
+        Verification::Malformed => return form_error(stats, req.packet).into(),
     };
     let key = signed.as_ref().map(Signed::key);
     let query = &msg.queries[0];
@@ -203,7 +214,7 @@ fn respond_query(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Ve
             req.now,
             ResponseCode::Refused,
         );
-        return limit(ResponseKind::Error, query.name(), out);
+        return limit(ResponseKind::Error, query.name(), out).into();
     };
     if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
         let who = Who {
@@ -211,17 +222,14 @@ fn respond_query(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Ve
             key,
         };
         return match transfer::transfer(&msg, served, req.transport, who) {
-            Ok(messages) => {
+            Ok(transfer) => {
                 stats.bump(Counter::Transfer);
-                let mut out: Vec<Vec<u8>> =
-                    messages.into_iter().filter_map(|m| encode(&m)).collect();
-                if let Some(signed) = &signed {
-                    if let Err(e) = signed.sign_all(&mut out, req.now) {
-                        tracing::warn!("cannot sign transfer: {e}");
-                        return Vec::new();
-                    }
+                let outgoing = Outgoing::new(transfer, signed, req.now);
+                if outgoing.is_single() {
+                    limit(ResponseKind::Answer, query.name(), outgoing.collect()).into()
+                } else {
+                    Outcome::Transfer(Box::new(outgoing))
                 }
-                limit(ResponseKind::Answer, query.name(), out)
             }
             Err(rcode) => {
                 let out = finish(
@@ -233,7 +241,7 @@ fn respond_query(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Ve
                     req.now,
                     rcode,
                 );
-                limit(ResponseKind::Error, query.name(), out)
+                limit(ResponseKind::Error, query.name(), out).into()
             }
         };
     }
@@ -264,8 +272,8 @@ fn respond_query(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Ve
         answer.rcode,
     );
     match rrl_key {
-        Some((kind, name)) => limit(kind, &name, out),
-        None => out,
+        Some((kind, name)) => limit(kind, &name, out).into(),
+        None => out.into(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! The journal of dynamic updates, fed from the store, from which IXFR (RFC 1995) builds
 //! incremental transfers: a chain of entries from the client's serial to the served one.
 
+use std::borrow::Borrow;
+
 use hickory_proto::rr::{Name, RData, Record};
 
 use crate::managed::ManagedRecord;
@@ -65,14 +67,19 @@ pub(crate) fn differences(view: &str, origin: &Name, entries: &[JournalEntry]) -
 
 /// The entries leading from `from` to `current` without a gap (RFC 1995 §4), if the journal
 /// covers that span; the latest entry starting at a serial wins.
-pub(crate) fn chain(journal: &[Difference], from: u32, current: u32) -> Option<Vec<&Difference>> {
+pub(crate) fn chain<D: Borrow<Difference>>(
+    journal: &[D],
+    from: u32,
+    current: u32,
+) -> Option<Vec<&Difference>> {
     let mut out = Vec::new();
     let mut serial = from;
     while serial != current {
         let next = journal
             .iter()
             .rev()
-            .find(|d| d.from == serial && serial_lt(d.from, d.to))?;
+            .map(Borrow::borrow)
+            .find(|d: &&Difference| d.from == serial && serial_lt(d.from, d.to))?;
         out.push(next);
         serial = next.to;
         if out.len() > journal.len() {

@@ -28,6 +28,7 @@ use crate::notify::spawn_notifies;
 use crate::serial::ZoneSerial;
 use crate::state::{build, log_unplaced, Inputs, OnZoneError, ServingState};
 use crate::stats::{DnsCounters, DnsStats};
+use crate::transfer::Outgoing;
 use crate::update::{UpdateHandler, UpdateRequest};
 use crate::watch::{spawn_watcher, WatchMsg};
 use crate::zone::rdata_text;
@@ -43,6 +44,8 @@ const UDP_RECV_BUFFER: usize = 4 << 20;
 const MAX_PENDING_UDP_UPDATES: usize = 64;
 /// How often signed zones are looked at for signatures to renew.
 const RESIGN_INTERVAL: Duration = Duration::from_secs(3600);
+/// Transfer messages built ahead of the socket (about 16 KiB each).
+const TRANSFER_BACKLOG: usize = 4;
 /// Attempts to find a port free for both UDP and TCP when binding port 0.
 const BIND_ATTEMPTS: usize = 20;
 
@@ -58,6 +61,8 @@ pub(crate) struct Core {
     update_lock: tokio::sync::Mutex<()>,
     /// Permits for UDP updates waiting to be applied.
     pending_updates: Arc<tokio::sync::Semaphore>,
+    /// Permits for outgoing zone transfers (`[dns] max_transfers`).
+    transfers: Arc<tokio::sync::Semaphore>,
     /// Told every served serial that changed, to persist it.
     serial_listener: Mutex<Option<SerialListener>>,
 }
@@ -290,6 +295,7 @@ impl DnsServer {
         let watch = inputs.config.watch;
         let idle = Duration::from_secs(inputs.config.tcp_idle_timeout_secs.max(1));
         let max_tcp = inputs.config.max_tcp_connections.max(1);
+        let max_transfers = inputs.config.max_transfers;
         let core = Arc::new(Core {
             state: ArcSwap::from_pointee(state),
             inputs: Mutex::new(inputs),
@@ -299,6 +305,7 @@ impl DnsServer {
             updates: Mutex::new(None),
             update_lock: tokio::sync::Mutex::new(()),
             pending_updates: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_UDP_UPDATES)),
+            transfers: Arc::new(tokio::sync::Semaphore::new(max_transfers)),
             serial_listener: Mutex::new(None),
         });
         let tracker = TaskTracker::new();
@@ -577,6 +584,7 @@ fn udp_worker(
         core.stats.answered(Transport::Udp, started.elapsed());
         let responses = match outcome {
             Outcome::Reply(responses) => responses,
+            Outcome::Transfer(transfer) => transfer.collect(),
             Outcome::Update(request) => {
                 let Ok(permit) = core.pending_updates.clone().try_acquire_owned() else {
                     tracing::warn!(%src, "too many dynamic updates in flight; SERVFAIL");
@@ -667,22 +675,80 @@ async fn tcp_connection(
         let responses = match outcome {
             Outcome::Reply(responses) => responses,
             Outcome::Update(request) => core.update(&request).await,
+            Outcome::Transfer(transfer) => match core.transfers.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    if send_transfer(*transfer, permit, &mut writer, peer, &shutdown).await {
+                        continue;
+                    }
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(%peer, "too many zone transfers running; SERVFAIL");
+                    transfer.busy()
+                }
+            },
         };
         for response in responses {
-            let Ok(len) = u16::try_from(response.len()) else {
-                tracing::warn!(%peer, "response longer than 65535 bytes dropped");
-                continue;
-            };
-            let mut frame = Vec::with_capacity(response.len() + 2);
-            frame.extend_from_slice(&len.to_be_bytes());
-            frame.extend_from_slice(&response);
-            if !matches!(
-                tokio::time::timeout(TCP_IO_TIMEOUT, writer.write_all(&frame)).await,
-                Ok(Ok(()))
-            ) {
+            if !write_message(&mut writer, &response, peer).await {
                 return;
             }
         }
     }
     let _ = writer.shutdown().await;
+}
+
+/// Sends a zone transfer: its messages are built on a blocking thread, so that a large zone
+/// never holds up the threads that answer queries, and at most [`TRANSFER_BACKLOG`] wait
+/// for the socket, so that a slow reader slows down only its own transfer. False when the
+/// connection failed or the server is shutting down.
+async fn send_transfer(
+    transfer: Outgoing,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    writer: &mut (impl AsyncWriteExt + Unpin),
+    peer: SocketAddr,
+    shutdown: &CancellationToken,
+) -> bool {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(TRANSFER_BACKLOG);
+    let builder = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        transfer.send(&mut |message| tx.blocking_send(message).is_ok());
+    });
+    let ok = loop {
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => break false,
+            m = rx.recv() => m,
+        };
+        // None: the builder is done and everything was sent.
+        let Some(message) = message else { break true };
+        if !write_message(writer, &message, peer).await {
+            break false;
+        }
+    };
+    // Dropping the receiver stops the builder at its next message.
+    drop(rx);
+    if let Err(e) = builder.await {
+        tracing::error!("zone transfer failed: {e}");
+        return false;
+    }
+    ok
+}
+
+/// Writes one length-prefixed message (RFC 1035 §4.2.2); false when the connection failed. A
+/// message longer than 65535 octets is dropped.
+async fn write_message(
+    writer: &mut (impl AsyncWriteExt + Unpin),
+    message: &[u8],
+    peer: SocketAddr,
+) -> bool {
+    let Ok(len) = u16::try_from(message.len()) else {
+        tracing::warn!(%peer, "response longer than 65535 bytes dropped");
+        return true;
+    };
+    let mut frame = Vec::with_capacity(message.len() + 2);
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(message);
+    matches!(
+        tokio::time::timeout(TCP_IO_TIMEOUT, writer.write_all(&frame)).await,
+        Ok(Ok(()))
+    )
 }

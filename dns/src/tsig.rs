@@ -146,24 +146,17 @@ impl Signed {
     /// Signs a sequence of response messages: the first over the request MAC and all TSIG
     /// variables, the following ones over the previous MAC and the timers only (RFC 8945 §5.3.1).
     pub fn sign_all(&self, messages: &mut [Vec<u8>], now: u64) -> Result<(), String> {
-        let mut previous: Option<Vec<u8>> = None;
-        for message in messages.iter_mut() {
-            let record = match &previous {
-                None => TSigResponseContext::new(
-                    self.request_id,
-                    now,
-                    self.signer.clone(),
-                    self.request_mac.clone(),
-                    None,
-                )
-                .sign(message)
-                .map_err(|e| e.to_string())?,
-                Some(prev) => Box::new(self.subsequent(prev, message, now)?),
-            };
-            previous = Some(record.data.mac.clone());
-            append_tsig(message, &record)?;
+        let mut chain = self.chain(now);
+        messages.iter_mut().try_for_each(|m| chain.sign(m))
+    }
+
+    /// A signer for a sequence of response messages built one at a time (a zone transfer).
+    pub fn chain(&self, now: u64) -> TsigChain<'_> {
+        TsigChain {
+            signed: self,
+            now,
+            previous: None,
         }
-        Ok(())
     }
 
     fn subsequent(
@@ -192,6 +185,34 @@ impl Signed {
                 Vec::new(),
             ),
         ))
+    }
+}
+
+/// The TSIG state of a sequence of response messages: the MAC of the last one signed.
+pub struct TsigChain<'a> {
+    signed: &'a Signed,
+    now: u64,
+    previous: Option<Vec<u8>>,
+}
+
+impl TsigChain<'_> {
+    /// Signs the next message of the sequence (see [`Signed::sign_all`]).
+    pub fn sign(&mut self, message: &mut Vec<u8>) -> Result<(), String> {
+        let signed = self.signed;
+        let record = match &self.previous {
+            None => TSigResponseContext::new(
+                signed.request_id,
+                self.now,
+                signed.signer.clone(),
+                signed.request_mac.clone(),
+                None,
+            )
+            .sign(message)
+            .map_err(|e| e.to_string())?,
+            Some(prev) => Box::new(signed.subsequent(prev, message, self.now)?),
+        };
+        self.previous = Some(record.data.mac.clone());
+        append_tsig(message, &record)
     }
 }
 

@@ -3,7 +3,9 @@
 //! reads the bound addresses from `listeners.json`, and stops it with SIGTERM or SIGKILL.
 #![allow(dead_code)] // Each test file uses a different part of the harness.
 
+pub mod dnssec;
 pub mod http;
+pub mod named;
 pub mod pebble;
 
 use std::collections::HashMap;

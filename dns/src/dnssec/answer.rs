@@ -13,7 +13,12 @@ use crate::zone::Zone;
 /// Adds the RRSIGs and denial-of-existence proofs to `answer`, the lookup of `qname` in `zone`.
 pub fn add_dnssec(zone: &Zone, signed: &SignedZone, qname: &Name, answer: &mut Answer) {
     let mut proofs: Vec<&Link> = Vec::new();
-    answer.answers = with_sigs(zone, signed, &answer.answers, &mut proofs);
+    answer.answers = with_sigs(
+        zone,
+        signed,
+        std::mem::take(&mut answer.answers),
+        &mut proofs,
+    );
     let negative = answer.authoritative
         && answer
             .answers
@@ -26,7 +31,8 @@ pub fn add_dnssec(zone: &Zone, signed: &SignedZone, qname: &Name, answer: &mut A
     if negative {
         let denied = last_target(&answer.answers).unwrap_or_else(|| qname.clone());
         deny(zone, signed, &denied, answer.rcode, &mut proofs);
-        answer.authorities = with_sigs(zone, signed, &answer.authorities, &mut Vec::new());
+        let authorities = std::mem::take(&mut answer.authorities);
+        answer.authorities = with_sigs(zone, signed, authorities, &mut Vec::new());
     } else if answer
         .authorities
         .iter()
@@ -52,32 +58,30 @@ fn last_target(answers: &[Record]) -> Option<Name> {
     })
 }
 
-/// `records` with the RRSIGs of each RRset after it. An RRset whose owner is not in the zone
+/// `records` with the RRSIGs of each RRset after it (the records are moved, not copied). An RRset whose owner is not in the zone
 /// was synthesised from a wildcard: it gets the wildcard's signatures (their label count tells
 /// the validator so, RFC 4035 §5.3.4) and the proof that the next closer name does not exist
 /// (RFC 5155 §7.2.6).
 fn with_sigs<'s>(
     zone: &Zone,
     signed: &'s SignedZone,
-    records: &[Record],
+    records: Vec<Record>,
     proofs: &mut Vec<&'s Link>,
 ) -> Vec<Record> {
     let mut out = Vec::with_capacity(records.len() * 2);
-    let mut i = 0;
-    while i < records.len() {
-        let owner = &records[i].name;
-        let rtype = records[i].record_type();
-        let end = records[i..]
-            .iter()
-            .position(|r| r.record_type() != rtype || r.name != *owner)
-            .map_or(records.len(), |n| i + n);
-        out.extend(records[i..end].iter().cloned());
-        let lower = LowerName::new(owner);
+    let mut records = records.into_iter().peekable();
+    while let Some(first) = records.next() {
+        let (owner, rtype) = (first.name.clone(), first.record_type());
+        out.push(first);
+        while let Some(next) = records.next_if(|r| r.record_type() == rtype && r.name == owner) {
+            out.push(next);
+        }
+        let lower = LowerName::new(&owner);
         let source = if zone.node(&lower).is_some() {
             Some(lower)
         } else {
-            let encloser = closest_encloser(zone, owner);
-            proofs.extend(signed.chain.covering(&next_closer(&encloser, owner)));
+            let encloser = closest_encloser(zone, &owner);
+            proofs.extend(signed.chain.covering(&next_closer(&encloser, &owner)));
             encloser.prepend_label("*").ok().map(|w| LowerName::new(&w))
         };
         if let Some(source) = source {
@@ -87,7 +91,6 @@ fn with_sigs<'s>(
                 sig
             }));
         }
-        i = end;
     }
     out
 }

@@ -4,6 +4,7 @@
 //! with the DO bit.
 
 mod answer;
+mod journal;
 mod keys;
 mod nsec3;
 mod sign;

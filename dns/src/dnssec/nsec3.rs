@@ -98,6 +98,11 @@ impl Chain {
     }
 
     /// Every NSEC3 record and signature, for zone transfers.
+    /// The links in hash order.
+    pub(crate) fn links(&self) -> impl Iterator<Item = &Link> {
+        self.links.iter()
+    }
+
     pub(crate) fn records(&self) -> impl Iterator<Item = &Record> {
         self.links.iter().flat_map(|l| l.records.iter())
     }

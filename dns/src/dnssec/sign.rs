@@ -5,14 +5,17 @@
 //! what changed, and nothing is stored twice. New signatures are made on every core.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use hickory_proto::dnssec::rdata::{DNSSECRData, SigInput, RRSIG};
 use hickory_proto::dnssec::TBS;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType, SerialNumber};
 
+use super::journal::next_journal;
 use super::keys::{Signer, ZoneKeys, SIGNATURE_VALIDITY};
 use super::nsec3::{Chain, Hash};
 use crate::error::DnsError;
+use crate::journal::Difference;
 use crate::zone::Zone;
 
 /// Inception is backdated for resolvers whose clocks are behind (RFC 6781 §4.4.2.3).
@@ -23,6 +26,8 @@ const INCEPTION_SLACK: u64 = 3600;
 pub struct SignedZone {
     sigs: HashMap<(LowerName, RecordType), Vec<Record>>,
     pub(crate) chain: Chain,
+    /// The differences between the signed versions served so far, oldest first (for IXFR).
+    journal: Vec<Arc<Difference>>,
 }
 
 impl SignedZone {
@@ -43,6 +48,19 @@ impl SignedZone {
             .flatten()
             .filter_map(rrsig)
             .any(|sig| u64::from(sig.input().sig_expiration.get()) <= renew_after)
+    }
+
+    /// The differences between the signed versions served so far, oldest first, with their
+    /// signature and NSEC3 changes: what IXFR sends (RFC 1995 §4).
+    pub fn journal(&self) -> &[Arc<Difference>] {
+        &self.journal
+    }
+
+    /// The RRSIGs of every signed RRset, by owner and type covered.
+    pub(crate) fn all_sigs(
+        &self,
+    ) -> impl Iterator<Item = (&(LowerName, RecordType), &Vec<Record>)> {
+        self.sigs.iter()
     }
 
     /// Every RRSIG and NSEC3 record, for zone transfers.
@@ -213,6 +231,9 @@ pub fn sign_zone(
     }
     drop(links);
     signed.chain = chain;
+    if let Some(previous) = previous {
+        signed.journal = next_journal(previous, zone, &signed);
+    }
     Ok(signed)
 }
 

@@ -325,3 +325,75 @@ fn signed_answers_too_big_for_udp_are_truncated() {
         "with it: TC=1 (RFC 4035 §3.1.1)"
     );
 }
+
+/// Every record of a signed version but the SOA, as text, sorted.
+fn signed_records(zone: &crate::zone::Zone, signed: &super::SignedZone) -> Vec<String> {
+    let mut out: Vec<String> = zone
+        .rrsets_for_transfer()
+        .into_iter()
+        .flat_map(|s| s.records.iter())
+        .chain(signed.transfer_records())
+        .map(|r| format!("{r} ttl={}", r.ttl))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn journal_holds_the_signed_difference() {
+    let origin = name("t.test.");
+    let build_zone = |text: &str| {
+        let parsed = crate::zone::parse::parse_text(text, "t", &origin).expect("parses");
+        crate::zone::Zone::build(&origin, parsed.records, 0)
+            .0
+            .expect("zone")
+    };
+    let keys =
+        super::ZoneKeys::new(vec![key(ED25519, KeyRole::Csk, KeyState::Active)]).expect("keys");
+    let t0 = 1_800_000_000;
+    let v1 = build_zone(ZONE);
+    let s1 = super::sign_zone(&v1, &keys, None, t0).expect("signs");
+    assert!(s1.journal().is_empty());
+    let changed = ZONE
+        .replace("SOA ns h 1 ", "SOA ns h 2 ")
+        .replace("www A 192.0.2.80", "www A 192.0.2.81\nnew A 192.0.2.99");
+    let v2 = build_zone(&changed);
+    let previous = super::Previous {
+        zone: &v1,
+        signed: &s1,
+    };
+    let s2 = super::sign_zone(&v2, &keys, Some(previous), t0 + 60).expect("signs");
+    let [d] = s2.journal() else {
+        panic!("one difference: {}", s2.journal().len());
+    };
+    assert_eq!((d.from, d.to), (1, 2));
+    let added = types(&d.added);
+    for t in [RecordType::A, RecordType::RRSIG, RecordType::NSEC3] {
+        assert!(added.contains(&t), "{t} added: {added:?}");
+    }
+    assert!(
+        d.added.len() + d.removed.len() < 20,
+        "only what changed: {} records",
+        d.added.len() + d.removed.len()
+    );
+    // Applying the difference to the first version gives the second.
+    let text = |r: &Record| format!("{r} ttl={}", r.ttl);
+    let mut applied = signed_records(&v1, &s1);
+    let removed: Vec<String> = d.removed.iter().map(text).collect();
+    applied.retain(|r| !removed.contains(r));
+    applied.extend(d.added.iter().map(text));
+    applied.sort();
+    assert_eq!(applied, signed_records(&v2, &s2));
+
+    let s3 = super::sign_zone(
+        &v2,
+        &keys,
+        Some(super::Previous {
+            zone: &v2,
+            signed: &s2,
+        }),
+        t0 + 120,
+    )
+    .expect("signs");
+    assert_eq!(s3.journal().len(), 1, "same serial: the journal is kept");
+}

@@ -114,7 +114,7 @@ fn send(state: &ServingState, mut msg: Message, key: Option<(&str, &[u8])>) -> O
 fn evaluate(state: &ServingState, msg: Message, key: &str) -> Result<ZoneUpdate, ResponseCode> {
     match send(state, msg, Some((key, SECRET))) {
         Outcome::Update(u) => u.evaluate(state),
-        Outcome::Reply(_) => panic!("not handed to the shell"),
+        Outcome::Reply(_) | Outcome::Transfer(_) => panic!("not handed to the shell"),
     }
 }
 

@@ -1,0 +1,114 @@
+//! The journal of a signed zone: what changed between the signed versions served, data,
+//! RRSIG and NSEC3 records together, so that IXFR (RFC 1995 §4) sends a secondary exactly
+//! the difference and its copy stays valid (RFC 4035 §2). Kept in memory beside the
+//! signatures; after a restart the journal starts empty and IXFR falls back to a full
+//! transfer.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hickory_proto::rr::{Name, Record, RecordType};
+
+use super::sign::{Previous, SignedZone};
+use crate::journal::Difference;
+use crate::transfer::serial_lt;
+use crate::zone::Zone;
+
+/// The journal of the new signed version: the previous journal with the difference from the
+/// previous version appended (unchanged when the serial is), oldest entries dropped while the
+/// journal holds more records than the zone (a bigger difference is better sent in full).
+pub(crate) fn next_journal(
+    previous: Previous<'_>,
+    zone: &Zone,
+    signed: &SignedZone,
+) -> Vec<Arc<Difference>> {
+    let (from, to) = (previous.zone.serial(), zone.serial());
+    if from == to {
+        return previous.signed.journal().to_vec();
+    }
+    if !serial_lt(from, to) {
+        return Vec::new();
+    }
+    let mut journal = previous.signed.journal().to_vec();
+    journal.push(Arc::new(difference(previous, zone, signed)));
+    let limit = zone.record_count() + signed.transfer_records().count();
+    let mut size: usize = journal.iter().map(|d| entry_size(d)).sum();
+    while size > limit && !journal.is_empty() {
+        size -= entry_size(&journal.remove(0));
+    }
+    journal
+}
+
+fn entry_size(d: &Difference) -> usize {
+    d.removed.len() + d.added.len()
+}
+
+/// Every record of the previous version the new one lacks and the reverse; an RRset (or the
+/// signatures over one, or an NSEC3 record with its signatures) that changed at all, TTL
+/// included, is replaced whole. The SOA is left out: the difference sequence carries it.
+fn difference(previous: Previous<'_>, zone: &Zone, signed: &SignedZone) -> Difference {
+    let mut d = Difference {
+        from: previous.zone.serial(),
+        to: zone.serial(),
+        removed: Vec::new(),
+        added: Vec::new(),
+    };
+    for (name, node) in zone.nodes() {
+        for set in node.rrsets.iter().filter(|s| s.rtype != RecordType::SOA) {
+            let before = previous
+                .zone
+                .node(name)
+                .and_then(|n| n.get(set.rtype))
+                .map_or(&[][..], |s| &s.records);
+            replace(&mut d, before, &set.records);
+        }
+    }
+    for (name, node) in previous.zone.nodes() {
+        for set in node.rrsets.iter().filter(|s| s.rtype != RecordType::SOA) {
+            if zone.node(name).and_then(|n| n.get(set.rtype)).is_none() {
+                d.removed.extend(set.records.iter().cloned());
+            }
+        }
+    }
+    for ((name, rtype), sigs) in signed.all_sigs() {
+        replace(&mut d, previous.signed.sigs(name, *rtype), sigs);
+    }
+    for ((name, rtype), sigs) in previous.signed.all_sigs() {
+        if signed.sigs(name, *rtype).is_empty() {
+            d.removed.extend(sigs.iter().cloned());
+        }
+    }
+    let links = |s: &'_ SignedZone| -> HashMap<Name, Vec<Record>> {
+        s.chain
+            .links()
+            .filter_map(|l| Some((l.records.first()?.name.clone(), l.records.clone())))
+            .collect()
+    };
+    let (before, after) = (links(previous.signed), links(signed));
+    for (owner, records) in &after {
+        replace(
+            &mut d,
+            before.get(owner).map_or(&[], Vec::as_slice),
+            records,
+        );
+    }
+    for (owner, records) in &before {
+        if !after.contains_key(owner) {
+            d.removed.extend(records.iter().cloned());
+        }
+    }
+    d
+}
+
+/// Records `before` as removed and `after` as added unless they are the same, TTLs included.
+fn replace(d: &mut Difference, before: &[Record], after: &[Record]) {
+    let same = before.len() == after.len()
+        && before
+            .iter()
+            .zip(after)
+            .all(|(a, b)| a == b && a.ttl == b.ttl);
+    if !same {
+        d.removed.extend(before.iter().cloned());
+        d.added.extend(after.iter().cloned());
+    }
+}
