@@ -18,6 +18,7 @@
 #   CONNS=32 DURATION=30 PART=load bash bench/imap.sh
 #   MESSAGES=5000 ROUNDS=3 PART=mailbox bash bench/imap.sh
 #   POSTERN_BIN=target/debug/postern MESSAGES=300 ROUNDS=1 PART=mailbox bash bench/imap.sh  # a dry run
+#   CORPUS=DIR PART=mailbox bash bench/imap.sh  # reuse a corpus (see mailbox_bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -148,7 +149,13 @@ start_postern() {
 mailbox_bench() {
     trap 'bench_cleanup; drop_bench_db' EXIT
     local corpus_info
-    corpus_info=$(python3 bench/imap-corpus.py "$work/corpus" "$MESSAGES")
+    if [ -n "${CORPUS:-}" ]; then
+        # A corpus made earlier: `python3 bench/imap-corpus.py DIR MESSAGES > DIR.json`.
+        ln -s "$(realpath "$CORPUS")" "$work/corpus"
+        corpus_info=$(cat "$CORPUS.json")
+    else
+        corpus_info=$(python3 bench/imap-corpus.py "$work/corpus" "$MESSAGES")
+    fi
     echo "corpus: $corpus_info" >&2
     local subject body
     subject=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["subject_term"])' "$corpus_info")
@@ -160,7 +167,7 @@ mailbox_bench() {
     local d="$work/dovecot-mailbox"
     dovecot_config "$d" "$DOVECOT_PORT"
     echo "bench1@bench.test:$(doveadm pw -s ARGON2ID -p password)" >> "$d/passwd"
-    cp -r "$work/corpus" "$d/mail/bench1@bench.test"
+    cp -rL "$work/corpus" "$d/mail/bench1@bench.test"
     chown -R nobody:nogroup "$d/mail"
     dovecot -F -c "$d/dovecot.conf" &
     local dovecot_pid=$!

@@ -270,9 +270,10 @@ impl Session {
         let sel = self.require_selected()?;
         let mut text = HashMap::new();
         for q in queries {
-            if !text.contains_key(&q) {
-                let uids = store.search_text(&sel.mailbox, q.0, &q.1).await?;
-                text.insert(q, uids);
+            if let std::collections::hash_map::Entry::Vacant(slot) = text.entry(q) {
+                let (key, needle) = slot.key();
+                let uids = store.search_text(&sel.mailbox, *key, needle).await?;
+                slot.insert(uids);
             }
         }
         let max_seq = sel.messages.len() as i64;
