@@ -119,24 +119,27 @@ drop_bench_db() {
     psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null 2>&1 || true
 }
 
-# start_postern NAME [DATABASE_URL]: a Postern with user bench1@bench.test, its data in
-# $work/NAME; sets NAME_pid and NAME_port. The mailbox is imported before the server starts.
-start_postern() {
+# prepare_postern NAME [DATABASE_URL]: a Postern configuration in $work/NAME with user
+# bench1@bench.test, the corpus imported into its INBOX.
+prepare_postern() {
     local name=$1 url=${2:-} dir="$work/$1"
-    if [ ! -d "$dir" ]; then
-        mkdir -p "$dir/data"
-        {
-            echo "data_dir = \"$dir/data\""
-            [ -n "$url" ] && echo "database_url = \"$url\""
-            printf 'log_level = "warn"\nhostname = "bench.test"\n[listeners]\nimap = ["127.0.0.1:0"]\n'
-            printf '[imap]\nlogin_disabled_without_tls = false\n'
-        } > "$dir/postern.toml"
-        "$postern" --config "$dir/postern.toml" domain add bench.test >/dev/null
-        echo password | "$postern" --config "$dir/postern.toml" user add bench1@bench.test >/dev/null
-        local t0=$SECONDS
-        "$postern" --config "$dir/postern.toml" import maildir bench1@bench.test "$work/corpus" >/dev/null
-        echo "imported $MESSAGES messages into Postern ($name) in $((SECONDS - t0)) s" >&2
-    fi
+    mkdir -p "$dir/data"
+    {
+        echo "data_dir = \"$dir/data\""
+        [ -n "$url" ] && echo "database_url = \"$url\""
+        printf 'log_level = "warn"\nhostname = "bench.test"\n[listeners]\nimap = ["127.0.0.1:0"]\n'
+        printf '[imap]\nlogin_disabled_without_tls = false\n'
+    } > "$dir/postern.toml"
+    "$postern" --config "$dir/postern.toml" domain add bench.test >/dev/null
+    echo password | "$postern" --config "$dir/postern.toml" user add bench1@bench.test >/dev/null
+    local t0=$SECONDS
+    "$postern" --config "$dir/postern.toml" import maildir bench1@bench.test "$work/corpus" >/dev/null
+    echo "imported $MESSAGES messages into Postern ($name) in $((SECONDS - t0)) s" >&2
+}
+
+# start_postern NAME: serves the Postern prepared in $work/NAME; sets NAME_pid and NAME_port.
+start_postern() {
+    local name=$1 dir="$work/$1"
     rm -f "$dir/data/listeners.json"
     "$postern" --config "$dir/postern.toml" serve 2>>"$dir/log" &
     local pid=$!
@@ -161,8 +164,13 @@ mailbox_bench() {
     subject=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["subject_term"])' "$corpus_info")
     body=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["body_term"])' "$corpus_info")
     psql "$PG_URL" -qc "CREATE DATABASE $pg_db" >/dev/null
+    # Both imports at once (the machine may be shared: the timed rounds are interleaved).
+    prepare_postern sqlite &
+    local sqlite_import=$!
+    prepare_postern postgres "$(python3 -c 'import sys; b, _, _ = sys.argv[1].rpartition("/"); print(b + "/" + sys.argv[2])' "$PG_URL" "$pg_db")"
+    wait "$sqlite_import"
     start_postern sqlite
-    start_postern postgres "$(python3 -c 'import sys; b, _, _ = sys.argv[1].rpartition("/"); print(b + "/" + sys.argv[2])' "$PG_URL" "$pg_db")"
+    start_postern postgres
 
     local d="$work/dovecot-mailbox"
     dovecot_config "$d" "$DOVECOT_PORT"
