@@ -275,6 +275,7 @@ pub async fn run(
     );
     write_listeners(&data_dir, &bound)?;
     tracing::info!(config = %loaded.path.display(), listeners = ?bound, "postern started");
+    tasks.spawn(index_backlog(store.clone(), shutdown.clone()));
 
     let running = Running {
         log,
@@ -364,4 +365,17 @@ fn write_listeners(data_dir: &Path, bound: &BTreeMap<&str, Vec<SocketAddr>>) -> 
     std::fs::write(&tmp, serde_json::to_vec_pretty(&json)?)?;
     std::fs::rename(&tmp, data_dir.join(LISTENERS_FILE))?;
     Ok(())
+}
+
+/// Builds the search index of messages stored before it existed (SEARCH and header FETCH also
+/// index what they need on first use, so results are right meanwhile); stops at shutdown.
+async fn index_backlog(store: postern_store::Store, shutdown: CancellationToken) {
+    tokio::select! {
+        result = store.index_backlog() => match result {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(messages = n, "search index built for stored messages"),
+            Err(e) => tracing::warn!("search index of stored messages: {e}"),
+        },
+        () = shutdown.cancelled() => {}
+    }
 }

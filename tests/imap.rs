@@ -21,6 +21,7 @@ both_backends!(
     imap_subscriptions,
     imap_compliance,
     imap_fetch_is_streamed,
+    imap_search_index,
 );
 
 /// IMAP settings for tests: small literal limit.
@@ -110,6 +111,13 @@ async fn imap_command_limits(db: Db) {
 async fn imap_subscriptions(db: Db) {
     let (_inst, server) = instance(db, &["alice@example.test"], "").await;
     imap_script(&server, "subscribe.py", &[]);
+}
+
+/// SEARCH text keys match decoded text from the search index, header FETCHes read only the
+/// header block and return the same bytes (issue 12).
+async fn imap_search_index(db: Db) {
+    let (_inst, server) = instance(db, &["alice@example.test"], "").await;
+    imap_script(&server, "search_index.py", &[]);
 }
 
 /// Smaller RFC 3501 points imaptest checks: invalid modified UTF-7 names get NO, EXAMINE's RECENT

@@ -11,8 +11,9 @@ use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Transaction};
 
-use crate::db::get;
+use crate::db::{get, Backend};
 use crate::error::{Result, StoreError};
+use crate::search_index::{insert_index, Analysed};
 use crate::spool::SpoolFile;
 
 /// Size of one `blob_chunks` row; blobs larger than this are stored in chunks.
@@ -66,13 +67,14 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// Stores the bytes of `source` under `hash` (their [`content_hash`]) with their parsed
-/// metadata, unless identical bytes are stored already. Large blobs are written chunk by chunk,
-/// so at most one chunk is in a buffer at a time.
+/// metadata and index row, unless identical bytes are stored already. Large blobs are written
+/// chunk by chunk, so at most one chunk is in a buffer at a time.
 pub(crate) async fn put_blob(
     tx: &mut Transaction<'static, Any>,
+    backend: Backend,
     source: BlobSource<'_>,
     hash: &str,
-    parsed: &str,
+    analysed: &Analysed,
 ) -> Result<()> {
     let size = source.len();
     let chunked = size > BLOB_CHUNK_SIZE;
@@ -92,11 +94,14 @@ pub(crate) async fn put_blob(
     .bind(hash)
     .bind(size as i64)
     .bind(inline)
-    .bind(parsed)
+    .bind(&analysed.json)
     .bind(i64::from(chunked))
     .execute(&mut **tx)
     .await?
     .rows_affected();
+    if inserted == 1 {
+        insert_index(tx, backend, hash, &analysed.index).await?;
+    }
     if inserted == 1 && chunked {
         for (seq, start) in (0..size).step_by(BLOB_CHUNK_SIZE).enumerate() {
             let end = (start + BLOB_CHUNK_SIZE).min(size);

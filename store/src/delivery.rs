@@ -10,22 +10,22 @@ use crate::db::{get, Store};
 use crate::error::{unique_as_exists, Result, StoreError};
 use crate::mailboxes::Mailbox;
 use crate::messages::{charge_quota, insert_message, Flags};
-use crate::parsed::ParsedMessage;
 use crate::queue::DsnRequest;
+use crate::search_index::{analyse, Analysed};
 use crate::spool::{Spool, SpoolFile};
 
-/// Parses a message for storage beside its bytes ([`ParsedMessage`] as JSON). Done before the
-/// write transaction starts, so the database lock is not held while parsing.
-async fn parse_for_storage(raw: &[u8]) -> Result<String> {
-    parse_with(raw.len(), || parse_json(raw)).await
+/// Parses a message for storage beside its bytes (metadata and index row, see [`analyse`]). Done
+/// before the write transaction starts, so the database lock is not held while parsing.
+async fn parse_for_storage(raw: &[u8]) -> Result<Analysed> {
+    parse_with(raw.len(), || analyse(raw)).await
 }
 
 /// Like [`parse_for_storage`] for a spool file, which is memory-mapped for the parse only.
-async fn parse_spooled(file: &SpoolFile) -> Result<String> {
+async fn parse_spooled(file: &SpoolFile) -> Result<Analysed> {
     let len = usize::try_from(file.len).unwrap_or(usize::MAX);
     parse_with(len, || {
         let map = file.map()?;
-        parse_json(map.as_deref().unwrap_or_default())
+        analyse(map.as_deref().unwrap_or_default())
     })
     .await
 }
@@ -37,7 +37,7 @@ async fn parse_spooled(file: &SpoolFile) -> Result<String> {
 /// Large messages are therefore parsed one at a time process-wide, which bounds that cost to one
 /// message however many clients append at once; on a multi-threaded runtime the parse runs with
 /// `block_in_place`, so the other tasks of that worker move elsewhere meanwhile.
-async fn parse_with(len: usize, parse: impl FnOnce() -> Result<String>) -> Result<String> {
+async fn parse_with(len: usize, parse: impl FnOnce() -> Result<Analysed>) -> Result<Analysed> {
     static LARGE_PARSES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
     if len <= BLOB_CHUNK_SIZE {
         return parse();
@@ -47,11 +47,6 @@ async fn parse_with(len: usize, parse: impl FnOnce() -> Result<String>) -> Resul
         .await
         .map_err(|_| StoreError::invalid("parsed message", "parser closed"))?;
     blocking(parse)
-}
-
-fn parse_json(raw: &[u8]) -> Result<String> {
-    serde_json::to_string(&ParsedMessage::parse(raw))
-        .map_err(|e| StoreError::invalid("parsed message", e.to_string()))
 }
 
 /// The result of delivering to one local user.
@@ -163,7 +158,14 @@ impl Store {
         let parsed = parse_for_storage(m.raw).await?;
         let hash = content_hash(m.raw);
         let mut tx = self.write_tx().await?;
-        put_blob(&mut tx, BlobSource::Bytes(m.raw), &hash, &parsed).await?;
+        put_blob(
+            &mut tx,
+            self.backend,
+            BlobSource::Bytes(m.raw),
+            &hash,
+            &parsed,
+        )
+        .await?;
         let mut accepted = Accepted {
             local: Vec::with_capacity(m.local.len()),
             queued: Vec::with_capacity(m.remote.len()),
@@ -337,7 +339,7 @@ impl Store {
         mailbox: &Mailbox,
         source: BlobSource<'_>,
         hash: &str,
-        parsed: &str,
+        parsed: &Analysed,
         entry: NewEntry<'_>,
     ) -> Result<i64> {
         let size = match source {
@@ -348,7 +350,7 @@ impl Store {
         if !charge_quota(&mut tx, mailbox.user_id, size).await? {
             return Err(StoreError::OverQuota(format!("user {}", mailbox.user_id)));
         }
-        put_blob(&mut tx, source, hash, parsed).await?;
+        put_blob(&mut tx, self.backend, source, hash, parsed).await?;
         let (uid, modseq) = insert_message(
             &mut tx,
             mailbox.id,

@@ -32,6 +32,7 @@ mod parsed;
 pub mod password;
 mod queue;
 pub mod sasl;
+mod search_index;
 mod send_as;
 mod sieve;
 mod spool;
@@ -66,6 +67,7 @@ pub use mailboxes::{Mailbox, DEFAULT_MAILBOXES, MAX_MAILBOX_DEPTH, MAX_MAILBOX_N
 pub use messages::{FlagOp, Flags, MessageDetails, MessageMeta};
 pub use parsed::{BodyPart, Content, Envelope, EnvelopeAddress, ParsedMessage, SearchFields};
 pub use queue::{DsnRequest, QueueEntry};
+pub use search_index::{fold, TextKey};
 pub use sieve::{
     check_sieve_name, SieveScript, MAX_SIEVE_NAME_BYTES, MAX_SIEVE_SCRIPTS, MAX_SIEVE_SCRIPT_BYTES,
     MAX_VACATION_PERIOD_SECS,

@@ -141,12 +141,16 @@ impl BodyPart {
 impl ParsedMessage {
     /// Parses a raw RFC 5322 message. Never fails: unparsable input becomes a text/plain body.
     pub fn parse(raw: &[u8]) -> ParsedMessage {
-        let parser = MessageParser::default();
-        match parser.parse(raw) {
+        ParsedMessage::of(MessageParser::default().parse(raw).as_ref(), raw)
+    }
+
+    /// The metadata of `raw` from mail-parser's parse of it (`None`: it did not parse).
+    pub(crate) fn of(message: Option<&Message>, raw: &[u8]) -> ParsedMessage {
+        match message {
             Some(message) if !message.parts.is_empty() => {
-                let body = build_part(&message, 0, 0, raw, 0);
+                let body = build_part(message, 0, 0, raw, 0);
                 ParsedMessage {
-                    envelope: envelope(&message, raw, 0),
+                    envelope: envelope(message, raw, 0),
                     body,
                     sent_day: message
                         .date()

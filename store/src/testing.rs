@@ -76,6 +76,25 @@ impl TestDb {
         pool.close().await;
         row.try_get("n").expect("count is an integer")
     }
+
+    /// Runs one SQL statement on this database (for tests that set up a state an older release
+    /// left behind).
+    pub async fn execute(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.url)
+            .await
+            .expect("connect to execute");
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&pool)
+            .await
+            .expect("execute");
+        pool.close().await;
+    }
+
+    /// Whether this database is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.url.starts_with("postgres")
+    }
 }
 
 impl Drop for TestDb {

@@ -9,12 +9,12 @@ use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::core::{Literal, NString, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::fetch::{
-    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName,
+    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::IntoStatic;
-use postern_store::{FlagOp, Flags};
+use postern_store::{BodyPart, FlagOp, Flags, MessageDetails, ParsedMessage, Store};
 
 use crate::bodystructure::body_structure;
 use crate::commands::section::section_bytes;
@@ -55,6 +55,54 @@ fn partial(bytes: Vec<u8>, window: Option<(u32, NonZeroU32)>) -> Vec<u8> {
     }
 }
 
+/// Whether `name` returns the top-level header or part of it (HEADER, HEADER.FIELDS[.NOT],
+/// RFC822.HEADER): the stored header block is enough to answer it.
+fn reads_header_only(name: &MessageDataItemName<'_>) -> bool {
+    match name {
+        MessageDataItemName::Rfc822Header => true,
+        MessageDataItemName::BodyExt { section, .. } => matches!(
+            section,
+            Some(
+                Section::Header(None)
+                    | Section::HeaderFields(None, _)
+                    | Section::HeaderFieldsNot(None, _)
+            )
+        ),
+        _ => false,
+    }
+}
+
+/// The selected messages at `indexes` cut to their stored header blocks, by UID: a message whose
+/// body is empty, so the top-level header sections resolve exactly as on the whole message.
+async fn header_details(
+    store: &Store,
+    sel: &crate::session::Selected,
+    indexes: &[usize],
+) -> Result<HashMap<i64, MessageDetails>, Failure> {
+    let uids: Vec<i64> = indexes.iter().map(|&i| sel.messages[i].uid).collect();
+    Ok(store
+        .message_headers(&sel.mailbox, &uids)
+        .await?
+        .into_iter()
+        .map(|(uid, header)| {
+            let len = u32::try_from(header.len()).unwrap_or(u32::MAX);
+            let body = BodyPart {
+                body_start: len,
+                end: len,
+                ..BodyPart::default()
+            };
+            let parsed = ParsedMessage {
+                envelope: Default::default(),
+                body,
+                sent_day: None,
+                search: Default::default(),
+            };
+            let raw = Some(header);
+            (uid, MessageDetails { uid, parsed, raw })
+        })
+        .collect())
+}
+
 /// A FETCH in progress (RFC 3501 §6.4.5): the messages and items to return, handed out batch by
 /// batch through [`Session::fetch_batch`] so that the reply is never built whole.
 pub(crate) struct FetchPlan {
@@ -64,6 +112,8 @@ pub(crate) struct FetchPlan {
     newly_seen: BTreeSet<i64>,
     needs_raw: bool,
     needs_parsed: bool,
+    /// Every item that reads the message reads only its header: see [`header_details`].
+    headers_only: bool,
     uid: bool,
     failure: Option<Failure>,
 }
@@ -130,6 +180,18 @@ impl Session {
                         | MessageDataItemName::BodyStructure
                 )
             });
+        let headers_only = needs_raw
+            && names.iter().all(|n| {
+                reads_header_only(n)
+                    || matches!(
+                        n,
+                        MessageDataItemName::Uid
+                            | MessageDataItemName::Flags
+                            | MessageDataItemName::InternalDate
+                            | MessageDataItemName::Rfc822Size
+                            | MessageDataItemName::ModSeq
+                    )
+            });
         let sets_seen = names.iter().any(|n| {
             matches!(
                 n,
@@ -173,6 +235,7 @@ impl Session {
             newly_seen,
             needs_raw,
             needs_parsed,
+            headers_only,
             uid,
             failure: None,
         });
@@ -236,7 +299,7 @@ impl Session {
         let sel = self.require_selected()?;
         let end = plan.next
             + batch_len(plan.indexes[plan.next..].iter().map(|&i| {
-                if plan.needs_raw {
+                if plan.needs_raw && !plan.headers_only {
                     sel.messages[i].size
                 } else {
                     0
@@ -246,7 +309,9 @@ impl Session {
         plan.next = end;
         let (names, newly_seen) = (&plan.names, &plan.newly_seen);
         let mut out = Vec::with_capacity(chunk.len());
-        let details = if plan.needs_parsed {
+        let details = if plan.headers_only {
+            header_details(&store, sel, chunk).await?
+        } else if plan.needs_parsed {
             details_by_uid(&store, sel, chunk.iter().copied(), plan.needs_raw).await?
         } else {
             HashMap::new()

@@ -1,16 +1,15 @@
-//! SEARCH and UID SEARCH (RFC 3501 §6.4.4) with MODSEQ (CONDSTORE, RFC 7162 §3.1.5). Address and
-//! subject keys use the decoded header values stored at delivery; HEADER, BODY and TEXT read the
-//! message bytes.
+//! SEARCH and UID SEARCH (RFC 3501 §6.4.4) with MODSEQ (CONDSTORE, RFC 7162 §3.1.5). Address,
+//! subject, BODY and TEXT keys are answered by the store's search index (decoded texts, one query
+//! per key); HEADER reads the stored header blocks; SENT* the metadata stored at delivery.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::{NonZeroU32, NonZeroU64};
 
 use imap_codec::imap_types::core::{AString, Charset};
 use imap_codec::imap_types::datetime::NaiveDate;
 use imap_codec::imap_types::response::{Code, Data};
 use imap_codec::imap_types::search::SearchKey;
-use mail_parser::MessageParser;
-use postern_store::{Flags, MessageDetails, MessageMeta};
+use postern_store::{Flags, MessageDetails, MessageMeta, TextKey};
 
 use crate::commands::{batch_len, details_by_uid};
 use crate::esearch::{self, SearchReturn};
@@ -30,24 +29,48 @@ fn day(d: &NaiveDate) -> i64 {
     d.as_ref().signed_duration_since(epoch).num_days()
 }
 
-/// What evaluating a key needs beyond the message's flags and sizes.
-fn needs(key: &SearchKey<'_>, parsed: &mut bool, raw: &mut bool) {
+/// What evaluating a key needs beyond the message's flags and sizes: the stored metadata
+/// (`parsed`), the header block (`header`), and the index queries of its text keys (`text`).
+fn needs(key: &SearchKey<'_>, parsed: &mut bool, header: &mut bool, text: &mut Vec<TextQuery>) {
     use SearchKey as K;
     match key {
-        K::And(keys) => keys.as_ref().iter().for_each(|k| needs(k, parsed, raw)),
-        K::Not(k) => needs(k, parsed, raw),
+        K::And(keys) => keys
+            .as_ref()
+            .iter()
+            .for_each(|k| needs(k, parsed, header, text)),
+        K::Not(k) => needs(k, parsed, header, text),
         K::Or(a, b) => {
-            needs(a, parsed, raw);
-            needs(b, parsed, raw);
+            needs(a, parsed, header, text);
+            needs(b, parsed, header, text);
         }
-        K::Bcc(_) | K::Cc(_) | K::From(_) | K::To(_) | K::Subject(_) => *parsed = true,
         K::SentBefore(_) | K::SentOn(_) | K::SentSince(_) => *parsed = true,
-        K::Header(..) | K::Body(_) | K::Text(_) => {
-            *parsed = true;
-            *raw = true;
+        K::Header(name, value) => {
+            *header = true;
+            if name.as_ref().eq_ignore_ascii_case(b"subject") && !value.as_ref().is_empty() {
+                text.push((TextKey::Subject, text_of(value)));
+            }
         }
-        _ => {}
+        _ => text.extend(text_query(key)),
     }
+}
+
+/// An index query: which text, and the (lower-cased) string it must contain.
+type TextQuery = (TextKey, String);
+
+/// The index query a text key (FROM, TO, CC, BCC, SUBJECT, BODY, TEXT) stands for.
+fn text_query(key: &SearchKey<'_>) -> Option<TextQuery> {
+    use SearchKey as K;
+    let (k, s) = match key {
+        K::From(s) => (TextKey::From, s),
+        K::To(s) => (TextKey::To, s),
+        K::Cc(s) => (TextKey::Cc, s),
+        K::Bcc(s) => (TextKey::Bcc, s),
+        K::Subject(s) => (TextKey::Subject, s),
+        K::Body(s) => (TextKey::Body, s),
+        K::Text(s) => (TextKey::Text, s),
+        _ => return None,
+    };
+    Some((k, text_of(s)))
 }
 
 struct Ctx<'a> {
@@ -57,6 +80,9 @@ struct Ctx<'a> {
     meta: &'a MessageMeta,
     recent: bool,
     details: Option<&'a MessageDetails>,
+    header: &'a [u8],
+    /// UIDs matching each text key, from the index.
+    text: &'a HashMap<TextQuery, HashSet<i64>>,
 }
 
 fn in_set(set: &imap_codec::imap_types::sequence::SequenceSet, value: i64, max: i64) -> bool {
@@ -96,30 +122,16 @@ fn header_values(raw: &[u8], header_end: usize, name: &str) -> String {
     out
 }
 
-fn body_text(raw: &[u8]) -> String {
-    let mut text = String::new();
-    if let Some(m) = MessageParser::default().parse(raw) {
-        for i in 0..m.text_body_count() {
-            text.push_str(&m.body_text(i).unwrap_or_default());
-            text.push('\n');
-        }
-        for i in 0..m.html_body_count() {
-            text.push_str(&m.body_html(i).unwrap_or_default());
-            text.push('\n');
-        }
-    }
-    text
-}
-
 fn eval(key: &SearchKey<'_>, c: &Ctx<'_>) -> bool {
     use SearchKey as K;
     let f = &c.meta.flags;
     let has = |bit: i64| f.system & bit != 0;
     let parsed = c.details.map(|d| &d.parsed);
-    let raw = c.details.and_then(|d| d.raw.as_deref()).unwrap_or_default();
-    let header_end = parsed.map_or(0, |p| p.body.body_start as usize);
-    let field = |get: fn(&postern_store::SearchFields) -> &String, needle: &AString<'_>| {
-        parsed.is_some_and(|p| contains(get(&p.search), &text_of(needle)))
+    let (raw, header_end) = (c.header, c.header.len());
+    let indexed = |key: &SearchKey<'_>| {
+        text_query(key)
+            .and_then(|q| c.text.get(&q))
+            .is_some_and(|uids| uids.contains(&c.meta.uid))
     };
     let sent = parsed.and_then(|p| p.sent_day);
     let internal = c.meta.internal_date.div_euclid(86_400);
@@ -159,11 +171,8 @@ fn eval(key: &SearchKey<'_>, c: &Ctx<'_>) -> bool {
         K::SentBefore(d) => sent.is_some_and(|s| s < day(d)),
         K::SentOn(d) => sent.is_some_and(|s| s == day(d)),
         K::SentSince(d) => sent.is_some_and(|s| s >= day(d)),
-        K::From(s) => field(|f| &f.from, s),
-        K::To(s) => field(|f| &f.to, s),
-        K::Cc(s) => field(|f| &f.cc, s),
-        K::Bcc(s) => field(|f| &f.bcc, s),
-        K::Subject(s) => field(|f| &f.subject, s),
+        K::From(_) | K::To(_) | K::Cc(_) | K::Bcc(_) | K::Subject(_) => indexed(key),
+        K::Body(_) | K::Text(_) => indexed(key),
         K::Header(name, value) => {
             let name = String::from_utf8_lossy(name.as_ref()).into_owned();
             let found = header_values(raw, header_end, &name);
@@ -172,17 +181,9 @@ fn eval(key: &SearchKey<'_>, c: &Ctx<'_>) -> bool {
                 !found.is_empty() || header_has(raw, header_end, &name)
             } else {
                 contains(&found, &needle)
-                    || (name.eq_ignore_ascii_case("subject") && field(|f| &f.subject, value))
+                    || (name.eq_ignore_ascii_case("subject")
+                        && indexed(&SearchKey::Subject(value.clone())))
             }
-        }
-        K::Body(s) => {
-            let needle = text_of(s);
-            let body = raw.get(header_end..).unwrap_or_default();
-            contains(&String::from_utf8_lossy(body), &needle) || contains(&body_text(raw), &needle)
-        }
-        K::Text(s) => {
-            let needle = text_of(s);
-            contains(&String::from_utf8_lossy(raw), &needle) || contains(&body_text(raw), &needle)
         }
         K::ModSequence { modseq, .. } => c.meta.modseq >= *modseq as i64,
     }
@@ -298,39 +299,54 @@ impl Session {
         if modseq {
             self.enable_condstore();
         }
-        let (mut parsed, mut raw) = (false, false);
+        let (mut parsed, mut header, mut queries) = (false, false, Vec::new());
         criteria
             .iter()
-            .for_each(|k| needs(k, &mut parsed, &mut raw));
+            .for_each(|k| needs(k, &mut parsed, &mut header, &mut queries));
         let store = self.store.clone();
         let sel = self.require_selected()?;
+        let mut text = HashMap::new();
+        for q in queries {
+            if let std::collections::hash_map::Entry::Vacant(slot) = text.entry(q) {
+                let (key, needle) = slot.key();
+                let uids = store.search_text(&sel.mailbox, *key, needle).await?;
+                slot.insert(uids);
+            }
+        }
         let max_seq = sel.messages.len() as i64;
         let max_uid = sel.messages.last().map_or(0, |m| m.uid);
         let mut hits = Vec::new();
         let mut highest = 0i64;
         let mut start = 0;
-        // One batch of messages at a time: only its details (and bytes) are held.
+        // One batch of messages at a time: only its details (and header blocks) are held.
         while start < sel.messages.len() {
-            let len = if parsed {
-                batch_len(
-                    sel.messages[start..]
-                        .iter()
-                        .map(|m| if raw { m.size } else { 0 }),
-                )
+            let len = if parsed || header {
+                batch_len(sel.messages[start..].iter().map(|_| 0))
             } else {
                 sel.messages.len() - start
             };
             let batch = start..start + len;
             start += len;
             let details = if parsed {
-                details_by_uid(&store, sel, batch.clone(), raw).await?
+                details_by_uid(&store, sel, batch.clone(), false).await?
+            } else {
+                HashMap::new()
+            };
+            let headers: HashMap<i64, Vec<u8>> = if header {
+                let uids: Vec<i64> = batch.clone().map(|i| sel.messages[i].uid).collect();
+                store
+                    .message_headers(&sel.mailbox, &uids)
+                    .await?
+                    .into_iter()
+                    .collect()
             } else {
                 HashMap::new()
             };
             for i in batch {
                 let meta = &sel.messages[i];
                 let d = details.get(&meta.uid);
-                if parsed && d.is_none() {
+                let h = headers.get(&meta.uid);
+                if (parsed && d.is_none()) || (header && h.is_none()) {
                     continue;
                 }
                 let ctx = Ctx {
@@ -340,6 +356,8 @@ impl Session {
                     meta,
                     recent: sel.recent.contains(&meta.uid),
                     details: d,
+                    header: h.map_or(&[][..], Vec::as_slice),
+                    text: &text,
                 };
                 if criteria.iter().all(|k| eval(k, &ctx)) {
                     highest = highest.max(meta.modseq);

@@ -109,6 +109,8 @@ impl Store {
                 .execute(&self.pool)
                 .await?;
         }
+        // The search index is derived from the blobs and not in the backup: rebuild it.
+        self.index_backlog().await?;
         Ok(RestoreReport {
             backup: top.dir.clone(),
             rows,

@@ -26,6 +26,10 @@ pub enum Coverage {
     Skipped(&'static str),
 }
 
+/// Why SQLite's full-text table `blob_text` and its shadow tables are not backed up.
+const FTS: &str = "SQLite's full-text index of blob_index (FTS5 and its shadow tables): rebuilt \
+     with it";
+
 /// Every table of the schema, parents before children (the order a restore inserts them in, so
 /// that foreign keys hold), with how a backup covers it.
 pub const TABLES: &[(&str, Coverage)] = &[
@@ -56,6 +60,18 @@ pub const TABLES: &[(&str, Coverage)] = &[
     ("junk_totals", Coverage::Rows),
     ("junk_trained", Coverage::Rows),
     ("account_settings", Coverage::Rows),
+    (
+        "blob_index",
+        Coverage::Skipped(
+            "derived from blobs (header block and search texts): restore rebuilds it",
+        ),
+    ),
+    ("blob_text", Coverage::Skipped(FTS)),
+    ("blob_text_config", Coverage::Skipped(FTS)),
+    ("blob_text_content", Coverage::Skipped(FTS)),
+    ("blob_text_data", Coverage::Skipped(FTS)),
+    ("blob_text_docsize", Coverage::Skipped(FTS)),
+    ("blob_text_idx", Coverage::Skipped(FTS)),
     (
         "change_log",
         Coverage::Skipped(

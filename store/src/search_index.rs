@@ -1,0 +1,378 @@
+//! The per-blob index that FETCH of header sections and SEARCH read instead of message bytes
+//! (`blob_index`, and on SQLite the FTS5 table `blob_text`; migration 0022): the header block,
+//! the decoded and case-folded header fields, and the case-folded decoded text of the message's
+//! text parts. A row is written in the transaction that stores the blob and is deleted with it
+//! (`ON DELETE CASCADE`); blobs stored before the index existed are indexed on first use and by
+//! [`Store::index_backlog`] (at start and after a restore).
+//!
+//! SEARCH keys are substring matches, case-insensitive (RFC 3501 §6.4.4): both the stored texts
+//! and the searched string are folded with [`fold`], so a match is a plain substring test. On
+//! SQLite a string of three or more characters is an FTS5 trigram phrase (consecutive trigrams:
+//! exactly the substrings); on PostgreSQL it is `LIKE` served by a pg_trgm GIN index.
+
+use std::collections::HashSet;
+
+use mail_parser::decoders::html::html_to_text;
+use mail_parser::{Message, MessageParser, PartType};
+use sqlx::{Any, Transaction};
+
+use crate::blobs::read_blob;
+use crate::db::{get, Backend, Store};
+use crate::error::{Result, StoreError};
+use crate::mailboxes::Mailbox;
+use crate::parsed::ParsedMessage;
+
+/// Case folding for SEARCH: the stored texts and the searched strings go through this one function
+/// (Unicode lower case; NUL, which PostgreSQL text cannot hold, becomes a space).
+pub fn fold(text: &str) -> String {
+    text.to_lowercase().replace('\0', " ")
+}
+
+/// Which text of a message a SEARCH key matches (RFC 3501 §6.4.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TextKey {
+    /// `SUBJECT`: the decoded Subject.
+    Subject,
+    /// `FROM`: decoded From names and addresses.
+    From,
+    /// `TO`
+    To,
+    /// `CC`
+    Cc,
+    /// `BCC`
+    Bcc,
+    /// `BODY`: the decoded text parts.
+    Body,
+    /// `TEXT`: the header and the decoded text parts.
+    Text,
+}
+
+/// A message's parse for storage: the metadata kept as JSON in `blobs.parsed` and its index row.
+pub(crate) struct Analysed {
+    /// [`ParsedMessage`] as JSON.
+    pub json: String,
+    /// What goes to `blob_index` (and `blob_text`).
+    pub index: IndexEntry,
+}
+
+/// One `blob_index` row: see the module documentation.
+pub(crate) struct IndexEntry {
+    header: Vec<u8>,
+    subject: String,
+    from: String,
+    to: String,
+    cc: String,
+    bcc: String,
+    header_text: String,
+    body_text: String,
+}
+
+/// Parses `raw` once for both the stored metadata and the index.
+pub(crate) fn analyse(raw: &[u8]) -> Result<Analysed> {
+    let message = MessageParser::default().parse(raw);
+    let parsed = ParsedMessage::of(message.as_ref(), raw);
+    let json = serde_json::to_string(&parsed)
+        .map_err(|e| StoreError::invalid("parsed message", e.to_string()))?;
+    let header = raw
+        .get(..parsed.body.body_start as usize)
+        .unwrap_or_default()
+        .to_vec();
+    let s = &parsed.search;
+    let (subject, from, to, cc, bcc) = (
+        fold(&s.subject),
+        fold(&s.from),
+        fold(&s.to),
+        fold(&s.cc),
+        fold(&s.bcc),
+    );
+    let header_text = [
+        fold(&String::from_utf8_lossy(&header)),
+        subject.clone(),
+        from.clone(),
+        to.clone(),
+        cc.clone(),
+        bcc.clone(),
+    ]
+    .join("\n");
+    let body_text = match &message {
+        Some(m) => {
+            let mut text = String::new();
+            body_text(m, &mut text, 0);
+            text
+        }
+        None => fold(&String::from_utf8_lossy(raw)),
+    };
+    Ok(Analysed {
+        json,
+        index: IndexEntry {
+            header,
+            subject,
+            from,
+            to,
+            cc,
+            bcc,
+            header_text,
+            body_text,
+        },
+    })
+}
+
+/// Nesting depth of message/rfc822 parts beyond which their text is not indexed (as in
+/// `parsed.rs`).
+const MAX_DEPTH: usize = 20;
+
+/// Appends the folded decoded text of every text part of `message` (attachments too; HTML as
+/// text; the header of an encapsulated message is part of the body, RFC 3501 §6.4.4), each part
+/// on its own line. Binary parts contribute nothing, so their encoded bytes never match.
+fn body_text(message: &Message, out: &mut String, depth: usize) {
+    for part in &message.parts {
+        match &part.body {
+            PartType::Text(t) => out.push_str(&fold(t)),
+            PartType::Html(h) => out.push_str(&fold(&html_to_text(h))),
+            PartType::Message(nested) if depth < MAX_DEPTH => {
+                let end = nested.parts.first().map_or(0, |p| p.offset_body as usize);
+                let header = nested.raw_message.get(..end).unwrap_or_default();
+                out.push_str(&fold(&String::from_utf8_lossy(header)));
+                body_text(nested, out, depth + 1);
+            }
+            _ => continue,
+        }
+        out.push('\n');
+    }
+}
+
+/// Writes the index row of blob `hash`, unless it has one or the blob is gone.
+pub(crate) async fn insert_index(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    hash: &str,
+    e: &IndexEntry,
+) -> Result<()> {
+    match backend {
+        Backend::Sqlite => {
+            let row = sqlx::query(
+                "INSERT INTO blob_index (hash, header, subject, from_text, to_text, cc_text, bcc_text) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM blobs WHERE hash = $1) \
+                 ON CONFLICT (hash) DO NOTHING RETURNING id",
+            )
+            .bind(hash)
+            .bind(&e.header)
+            .bind(&e.subject)
+            .bind(&e.from)
+            .bind(&e.to)
+            .bind(&e.cc)
+            .bind(&e.bcc)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some(row) = row {
+                sqlx::query("INSERT INTO blob_text (rowid, header, body) VALUES ($1, $2, $3)")
+                    .bind(get::<i64>(&row, "id")?)
+                    .bind(&e.header_text)
+                    .bind(&e.body_text)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        Backend::Postgres => {
+            sqlx::query(
+                "INSERT INTO blob_index (hash, header, subject, from_text, to_text, cc_text, bcc_text, \
+                 header_text, body_text) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM blobs WHERE hash = $1) \
+                 ON CONFLICT (hash) DO NOTHING",
+            )
+            .bind(hash)
+            .bind(&e.header)
+            .bind(&e.subject)
+            .bind(&e.from)
+            .bind(&e.to)
+            .bind(&e.cc)
+            .bind(&e.bcc)
+            .bind(&e.header_text)
+            .bind(&e.body_text)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// How many unindexed blobs one indexing query picks up.
+const INDEX_BATCH: i64 = 64;
+
+/// The `WHERE` condition (after `m.mailbox_id = $1 AND`) of a [`TextKey`] on each backend, with
+/// the searched string as `$2`.
+fn condition(backend: Backend, key: TextKey, needle: &str) -> &'static str {
+    let short = needle.chars().count() < 3;
+    match (backend, key) {
+        (Backend::Sqlite, TextKey::Subject) => "instr(i.subject, $2) > 0",
+        (Backend::Sqlite, TextKey::From) => "instr(i.from_text, $2) > 0",
+        (Backend::Sqlite, TextKey::To) => "instr(i.to_text, $2) > 0",
+        (Backend::Sqlite, TextKey::Cc) => "instr(i.cc_text, $2) > 0",
+        (Backend::Sqlite, TextKey::Bcc) => "instr(i.bcc_text, $2) > 0",
+        // Fewer than three characters make no trigram: read the texts.
+        (Backend::Sqlite, TextKey::Body) if short => {
+            "i.id IN (SELECT rowid FROM blob_text WHERE rowid = i.id AND instr(body, $2) > 0)"
+        }
+        (Backend::Sqlite, TextKey::Text) if short => {
+            "i.id IN (SELECT rowid FROM blob_text WHERE rowid = i.id \
+             AND (instr(header, $2) > 0 OR instr(body, $2) > 0))"
+        }
+        (Backend::Sqlite, TextKey::Body | TextKey::Text) => {
+            "i.id IN (SELECT rowid FROM blob_text WHERE blob_text MATCH $2)"
+        }
+        (Backend::Postgres, TextKey::Subject) => "strpos(i.subject, $2) > 0",
+        (Backend::Postgres, TextKey::From) => "strpos(i.from_text, $2) > 0",
+        (Backend::Postgres, TextKey::To) => "strpos(i.to_text, $2) > 0",
+        (Backend::Postgres, TextKey::Cc) => "strpos(i.cc_text, $2) > 0",
+        (Backend::Postgres, TextKey::Bcc) => "strpos(i.bcc_text, $2) > 0",
+        (Backend::Postgres, TextKey::Body) => "i.body_text LIKE $2",
+        (Backend::Postgres, TextKey::Text) => "(i.header_text LIKE $2 OR i.body_text LIKE $2)",
+    }
+}
+
+/// The value bound as `$2` for [`condition`]: the folded string, as an FTS5 phrase (SQLite
+/// BODY/TEXT of three or more characters) or a `LIKE` pattern (PostgreSQL BODY/TEXT).
+fn argument(backend: Backend, key: TextKey, needle: &str) -> String {
+    let text = matches!(key, TextKey::Body | TextKey::Text);
+    match backend {
+        Backend::Sqlite if text && needle.chars().count() >= 3 => {
+            let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
+            match key {
+                TextKey::Body => format!("body : {phrase}"),
+                _ => phrase,
+            }
+        }
+        Backend::Postgres if text => {
+            let mut pattern = String::with_capacity(needle.len() + 2);
+            pattern.push('%');
+            for c in needle.chars() {
+                if matches!(c, '%' | '_' | '\\') {
+                    pattern.push('\\');
+                }
+                pattern.push(c);
+            }
+            pattern.push('%');
+            pattern
+        }
+        _ => needle.to_owned(),
+    }
+}
+
+impl Store {
+    /// UIDs of the messages of `mailbox` whose `key` text contains `needle`, compared
+    /// case-insensitively after [`fold`] (SEARCH, RFC 3501 §6.4.4). The empty string matches every
+    /// message.
+    pub async fn search_text(
+        &self,
+        mailbox: &Mailbox,
+        key: TextKey,
+        needle: &str,
+    ) -> Result<HashSet<i64>> {
+        self.index_mailbox(mailbox).await?;
+        let needle = fold(needle);
+        let sql = format!(
+            "SELECT m.uid FROM messages m JOIN blob_index i ON i.hash = m.blob_hash \
+             WHERE m.mailbox_id = $1 AND {}",
+            condition(self.backend, key, &needle)
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(mailbox.id)
+            .bind(argument(self.backend, key, &needle))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| get(r, "uid")).collect()
+    }
+
+    /// The header blocks (bytes up to and including the blank line after the header) of the
+    /// messages of `mailbox` with the given UIDs, in UID order; UIDs that do not exist are skipped.
+    pub async fn message_headers(
+        &self,
+        mailbox: &Mailbox,
+        uids: &[i64],
+    ) -> Result<Vec<(i64, Vec<u8>)>> {
+        let mut sorted = uids.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let (Some(&lo), Some(&hi)) = (sorted.first(), sorted.last()) else {
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(
+            "SELECT m.uid, m.blob_hash, i.header FROM messages m \
+             LEFT JOIN blob_index i ON i.hash = m.blob_hash \
+             WHERE m.mailbox_id = $1 AND m.uid >= $2 AND m.uid <= $3 ORDER BY m.uid",
+        )
+        .bind(mailbox.id)
+        .bind(lo)
+        .bind(hi)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(sorted.len());
+        for r in &rows {
+            let uid: i64 = get(r, "uid")?;
+            if sorted.binary_search(&uid).is_err() {
+                continue;
+            }
+            let header = match get::<Option<Vec<u8>>>(r, "header")? {
+                Some(h) => h,
+                None => self.index_blob(&get::<String>(r, "blob_hash")?).await?,
+            };
+            out.push((uid, header));
+        }
+        Ok(out)
+    }
+
+    /// Indexes every stored message's blob that has no index row yet (blobs stored before the
+    /// index existed, or restored from a backup) and returns how many it indexed.
+    pub async fn index_backlog(&self) -> Result<usize> {
+        self.index_missing(
+            "SELECT DISTINCT m.blob_hash AS hash FROM messages m \
+             WHERE NOT EXISTS (SELECT 1 FROM blob_index i WHERE i.hash = m.blob_hash) LIMIT $1",
+            None,
+        )
+        .await
+    }
+
+    /// Indexes the blobs of `mailbox` that have no index row yet.
+    async fn index_mailbox(&self, mailbox: &Mailbox) -> Result<usize> {
+        self.index_missing(
+            "SELECT DISTINCT m.blob_hash AS hash FROM messages m WHERE m.mailbox_id = $2 \
+             AND NOT EXISTS (SELECT 1 FROM blob_index i WHERE i.hash = m.blob_hash) LIMIT $1",
+            Some(mailbox.id),
+        )
+        .await
+    }
+
+    /// Indexes, batch by batch, the blobs `pick` (limit `$1`, mailbox `$2` if given) returns.
+    async fn index_missing(&self, pick: &'static str, mailbox: Option<i64>) -> Result<usize> {
+        let mut done = 0;
+        loop {
+            let mut query = sqlx::query(pick).bind(INDEX_BATCH);
+            if let Some(id) = mailbox {
+                query = query.bind(id);
+            }
+            let rows = query.fetch_all(&self.pool).await?;
+            if rows.is_empty() {
+                return Ok(done);
+            }
+            for r in &rows {
+                self.index_blob(&get::<String>(r, "hash")?).await?;
+                done += 1;
+            }
+        }
+    }
+
+    /// Indexes one stored blob (one message in memory at a time) and returns its header block.
+    async fn index_blob(&self, hash: &str) -> Result<Vec<u8>> {
+        let raw = match read_blob(&self.pool, hash).await {
+            // Expunged meanwhile: nothing to index.
+            Err(StoreError::NotFound(_)) => return Ok(Vec::new()),
+            other => other?,
+        };
+        let analysed = crate::blobs::blocking(|| analyse(&raw))?;
+        drop(raw);
+        let mut tx = self.write_tx().await?;
+        insert_index(&mut tx, self.backend, hash, &analysed.index).await?;
+        tx.commit().await?;
+        Ok(analysed.index.header)
+    }
+}

@@ -1,0 +1,261 @@
+//! The search index (migration 0022): rows written with every stored message and deleted with
+//! it, SEARCH text keys matching decoded text (base64 and quoted-printable parts, charsets, HTML)
+//! and never the encoded bytes of binary parts, blobs stored before the index indexed on first
+//! use. Each test runs on SQLite and on PostgreSQL (`DATABASE_URL`).
+
+use std::collections::HashSet;
+
+mod common;
+
+use common::store_with_user;
+
+use postern_store::testing::TestDb;
+use postern_store::{Flags, Mailbox, Store, TextKey};
+
+both_backends!(
+    index_rows_follow_stored_bytes,
+    search_matches_decoded_text_only,
+    blobs_stored_before_the_index_are_indexed,
+);
+
+/// A multipart message: a quoted-printable text body, a base64 text/plain attachment, and a
+/// binary attachment whose base64 ("SGVsbG9Xb3JsZC1iaW5hcnk=") spells "Hello World-binary".
+const MIXED: &[u8] = b"From: =?utf-8?q?J=C3=BCrgen?= <juergen@example.test>\r\n\
+To: Alice <alice@example.test>\r\n\
+Cc: carol@example.test\r\n\
+Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe_aus_K=C3=B6ln?=\r\n\
+X-Custom: tracking-7731\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b1\"\r\n\
+\r\n\
+--b1\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\
+\r\n\
+Die Cr=C3=A8me br=C3=BBl=C3=A9e kostet 50% \"off\" heute.=\r\n\
+Weiter im selben Absatz.\r\n\
+--b1\r\n\
+Content-Type: text/plain; charset=utf-8; name=notes.txt\r\n\
+Content-Disposition: attachment; filename=notes.txt\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+U2VjcmV0IHBsYW46IG1lZXQgYXQgdGhlIGxpZ2h0aG91c2Uu\r\n\
+--b1\r\n\
+Content-Type: application/octet-stream; name=blob.bin\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+SGVsbG9Xb3JsZC1iaW5hcnk=\r\n\
+--b1--\r\n";
+
+/// An HTML-only message.
+const HTML: &[u8] = b"From: Bob <bob@example.test>\r\n\
+To: alice@example.test\r\n\
+Bcc: hidden@example.test\r\n\
+Subject: Newsletter\r\n\
+Content-Type: text/html; charset=iso-8859-1\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\
+\r\n\
+<html><body><p>Sch=F6nes <b>Wochenende</b></p></body></html>\r\n";
+
+/// A plain message.
+const PLAIN: &[u8] = b"From: carol@example.test\r\nTo: alice@example.test\r\nSubject: lunch\r\n\r\nSee you at noon.\r\n";
+
+async fn uids(store: &Store, mailbox: &Mailbox, key: TextKey, needle: &str) -> Vec<i64> {
+    let found: HashSet<i64> = store.search_text(mailbox, key, needle).await.unwrap();
+    let mut v: Vec<i64> = found.into_iter().collect();
+    v.sort_unstable();
+    v
+}
+
+/// Rows in the index tables: `blob_index`, and on SQLite the FTS5 table too (same count).
+async fn index_rows(db: &TestDb) -> i64 {
+    let n = db.count_rows("blob_index").await;
+    if !db.is_postgres() {
+        assert_eq!(
+            db.count_rows("blob_text").await,
+            n,
+            "FTS rows follow blob_index"
+        );
+    }
+    n
+}
+
+async fn index_rows_follow_stored_bytes(db: &TestDb) {
+    let (store, user) = store_with_user(db, 0).await;
+    let inbox = store.mailbox(user, "INBOX").await.unwrap().unwrap();
+    let archive = store.mailbox(user, "Archive").await.unwrap().unwrap();
+    let u1 = store
+        .append(&inbox, MIXED, &Flags::default(), 1)
+        .await
+        .unwrap();
+    store
+        .append(&inbox, PLAIN, &Flags::default(), 1)
+        .await
+        .unwrap();
+    assert_eq!(index_rows(db).await, 2);
+    // The same bytes again (COPY, a second APPEND) share the blob and its index row.
+    store.copy_messages(&inbox, &[u1], &archive).await.unwrap();
+    store
+        .append(&archive, MIXED, &Flags::default(), 1)
+        .await
+        .unwrap();
+    assert_eq!(index_rows(db).await, 2);
+    let used = || async {
+        store
+            .user("alice@example.test")
+            .await
+            .unwrap()
+            .unwrap()
+            .used_bytes
+    };
+    assert_eq!(
+        used().await,
+        (3 * MIXED.len() + PLAIN.len()) as i64,
+        "the index is not charged to the quota"
+    );
+
+    let headers = store.message_headers(&inbox, &[u1, 99]).await.unwrap();
+    assert_eq!(headers.len(), 1);
+    assert!(headers[0].1.starts_with(b"From: =?utf-8?q?J"));
+    assert!(headers[0].1.ends_with(b"boundary=\"b1\"\r\n\r\n"));
+
+    // Expunging every copy of the bytes removes their index rows; the rest stay.
+    for mailbox in [&inbox, &archive] {
+        let all: Vec<i64> = store
+            .list_messages(mailbox)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .filter(|&u| mailbox.id != inbox.id || u == u1)
+            .collect();
+        store
+            .set_flags(
+                mailbox,
+                &all,
+                postern_store::FlagOp::Add,
+                &Flags::system(Flags::DELETED),
+            )
+            .await
+            .unwrap();
+        store.expunge(mailbox, None).await.unwrap();
+    }
+    assert_eq!(index_rows(db).await, 1);
+    assert_eq!(used().await, PLAIN.len() as i64);
+    // Deleting a mailbox deletes its messages' index rows too.
+    let left: Vec<i64> = store
+        .list_messages(&inbox)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    store.move_messages(&inbox, &left, &archive).await.unwrap();
+    store.delete_mailbox(&archive).await.unwrap();
+    assert_eq!(index_rows(db).await, 0);
+}
+
+async fn search_matches_decoded_text_only(db: &TestDb) {
+    let (store, user) = store_with_user(db, 0).await;
+    let inbox = store.mailbox(user, "INBOX").await.unwrap().unwrap();
+    let mixed = store
+        .append(&inbox, MIXED, &Flags::default(), 1)
+        .await
+        .unwrap();
+    let html = store
+        .append(&inbox, HTML, &Flags::default(), 1)
+        .await
+        .unwrap();
+    let plain = store
+        .append(&inbox, PLAIN, &Flags::default(), 1)
+        .await
+        .unwrap();
+    let check = |key: TextKey, needle: &'static str, want: Vec<i64>| {
+        let store = store.clone();
+        let inbox = inbox.clone();
+        async move {
+            assert_eq!(
+                uids(&store, &inbox, key, needle).await,
+                want,
+                "{key:?} {needle:?}"
+            );
+        }
+    };
+    use TextKey::*;
+    // Quoted-printable, with a soft line break and UTF-8, case-insensitive beyond ASCII.
+    check(Body, "CRÈME BRÛLÉE", vec![mixed]).await;
+    check(Body, "heute.weiter", vec![mixed]).await;
+    // The base64 text attachment is searched decoded...
+    check(Body, "meet at the LIGHTHOUSE", vec![mixed]).await;
+    check(Text, "lighthouse", vec![mixed]).await;
+    check(Body, "U2VjcmV0", vec![]).await;
+    // ...the binary attachment not at all: its base64 is no text.
+    check(Body, "SGVsbG9Xb3JsZC1iaW5hcnk", vec![]).await;
+    check(Text, "SGVsbG9", vec![]).await;
+    check(Body, "hello world-binary", vec![]).await;
+    // HTML as text, decoded from ISO-8859-1.
+    check(Body, "schönes wochenende", vec![html]).await;
+    check(Body, "<b>", vec![]).await;
+    // Characters that are syntax in FTS5 queries or LIKE patterns are plain text.
+    check(Body, "50% \"off\"", vec![mixed]).await;
+    check(Body, "5_%", vec![]).await;
+    check(Body, "\"", vec![mixed]).await;
+    check(Body, "%", vec![mixed]).await;
+    check(Body, "\\", vec![]).await;
+    // Strings shorter than a trigram.
+    check(Body, "é", vec![mixed]).await;
+    check(Body, "oo", vec![plain]).await;
+    check(Text, "7", vec![mixed]).await;
+    check(Body, "", vec![mixed, html, plain]).await;
+    // TEXT covers the header (raw and decoded); BODY does not.
+    check(Text, "TRACKING-7731", vec![mixed]).await;
+    check(Body, "tracking-7731", vec![]).await;
+    check(Text, "grüße aus", vec![mixed]).await;
+    check(Text, "noon", vec![plain]).await;
+    // Header fields, decoded.
+    check(Subject, "GRÜSSE", vec![]).await;
+    check(Subject, "grüße aus köln", vec![mixed]).await;
+    check(Subject, "L", vec![mixed, html, plain]).await;
+    check(From, "jürgen", vec![mixed]).await;
+    check(From, "carol@", vec![plain]).await;
+    check(To, "alice <alice@", vec![mixed]).await;
+    check(To, "example.test", vec![mixed, html, plain]).await;
+    check(Cc, "CAROL", vec![mixed]).await;
+    check(Bcc, "hidden", vec![html]).await;
+    check(Bcc, "alice", vec![]).await;
+}
+
+async fn blobs_stored_before_the_index_are_indexed(db: &TestDb) {
+    let (store, user) = store_with_user(db, 0).await;
+    let inbox = store.mailbox(user, "INBOX").await.unwrap().unwrap();
+    let archive = store.mailbox(user, "Archive").await.unwrap().unwrap();
+    let mixed = store
+        .append(&inbox, MIXED, &Flags::default(), 1)
+        .await
+        .unwrap();
+    let plain = store
+        .append(&archive, PLAIN, &Flags::default(), 1)
+        .await
+        .unwrap();
+    // As an older release left them: bytes without index rows.
+    db.execute("DELETE FROM blob_index").await;
+    assert_eq!(index_rows(db).await, 0);
+    // The first search of a mailbox indexes its messages, and only them.
+    assert_eq!(
+        uids(&store, &inbox, TextKey::Body, "lighthouse").await,
+        vec![mixed]
+    );
+    assert_eq!(index_rows(db).await, 1);
+    // A header fetch indexes what it reads.
+    let headers = store.message_headers(&archive, &[plain]).await.unwrap();
+    assert!(headers[0].1.ends_with(b"Subject: lunch\r\n\r\n"));
+    assert_eq!(index_rows(db).await, 2);
+    assert_eq!(store.index_backlog().await.unwrap(), 0);
+    db.execute("DELETE FROM blob_index").await;
+    assert_eq!(store.index_backlog().await.unwrap(), 2);
+    assert_eq!(index_rows(db).await, 2);
+    assert_eq!(
+        uids(&store, &archive, TextKey::Text, "noon").await,
+        vec![plain]
+    );
+}
