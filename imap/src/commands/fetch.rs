@@ -96,6 +96,7 @@ async fn header_details(
                 body,
                 sent_day: None,
                 search: Default::default(),
+                references: None,
             };
             let raw = Some(header);
             (uid, MessageDetails { uid, parsed, raw })
