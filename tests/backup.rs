@@ -40,10 +40,7 @@ fn config(zones: &Path, dns_port: u16) -> String {
 /// An instance with [`config`], its DNS on a port free a moment ago (the resolver must be named
 /// before the server binds it).
 async fn instance(db: Db, zones: &Path) -> Instance {
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .expect("free port")
-        .port();
+    let port = common::ports::free_port();
     let inst = Instance::new(db, &services(), &config(zones, port)).await;
     inst.set_dns_port(port);
     inst

@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use common::pebble::{free_port, write_cert, Pebble};
+use common::pebble::{write_cert, Pebble};
+use common::ports::free_port;
 use common::{assert_no_dns_records, dig, example_dns, repo_path, Db, Instance};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};

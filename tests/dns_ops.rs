@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::named::Secondary;
-use common::pebble::free_port;
+use common::ports::free_port;
 use common::{dig, try_dig, Db, Instance, Server};
 
 both_backends!(

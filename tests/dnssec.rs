@@ -84,10 +84,7 @@ impl Named {
     fn start(dir: &Path, postern: SocketAddr, source: &str, ds_line: &str) -> Named {
         let dir = dir.join(format!("named-{source}"));
         std::fs::create_dir_all(&dir).expect("named dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = common::ports::free_port();
         let anchor = std::fs::read_to_string(anchors(&dir, "anchor", &[ds_line])).expect("anchor");
         let conf = format!(
             "options {{\n  directory \"{d}\";\n  pid-file \"{d}/named.pid\";\n  listen-on port {port} {{ 127.0.0.1; }};\n  \

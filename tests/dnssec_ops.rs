@@ -10,7 +10,7 @@ use std::process::Command;
 
 use common::dnssec::{anchors, delv, eventually, validates, verify_zone};
 use common::named::Secondary;
-use common::pebble::free_port;
+use common::ports::free_port;
 use common::{dig, Db, Instance};
 
 both_backends!(

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{imap_script_command, pebble::free_port, run_with_stdin, Db, Instance};
+use common::{imap_script_command, ports::free_port, run_with_stdin, Db, Instance};
 
 both_backends!(import_imap, hostile_source);
 

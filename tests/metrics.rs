@@ -92,10 +92,7 @@ fn grafana_metrics() -> BTreeSet<String> {
 async fn scrape_describes_counts_and_feeds_the_grafana_dashboard(db: Db) {
     // Outbound mail to elsewhere.test goes to a port where nothing listens: it is deferred, and
     // stays in the queue (the next attempt is an hour away).
-    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let closed_port = common::ports::free_port();
     let resolver = TestDns::start(HashMap::from([
         (
             "elsewhere.test".to_owned(),

@@ -7,6 +7,7 @@ pub mod dnssec;
 pub mod http;
 pub mod named;
 pub mod pebble;
+pub mod ports;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

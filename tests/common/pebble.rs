@@ -2,18 +2,11 @@
 //! own HTTPS certificate, asking a given DNS server (Postern's) for its DNS-01 checks.
 
 use std::net::TcpStream;
+
+use super::ports::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A port free on 127.0.0.1 right now (for a program that must be told its port before it
-/// binds, such as Pebble, or a Postern whose DNS port Pebble must know).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
-}
 
 /// Writes a self-signed certificate for `names` and its key as `cert.pem` and `key.pem` in `dir`.
 pub fn write_cert(dir: &Path, names: &[&str]) -> (PathBuf, PathBuf) {

@@ -575,13 +575,7 @@ impl OwnDns {
     /// Zone files go to `dir`; each gets an SOA, an NS and the NS's address on loopback.
     pub fn new(dir: &std::path::Path) -> OwnDns {
         std::fs::create_dir_all(dir).expect("zones dir");
-        let port = loop {
-            let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-            let port = udp.local_addr().expect("addr").port();
-            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-                break port;
-            }
-        };
+        let port = crate::common::ports::free_port();
         let mut dns = OwnDns {
             port,
             dir: dir.to_path_buf(),

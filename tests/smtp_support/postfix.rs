@@ -3,7 +3,6 @@
 //! `smtpd` on 127.0.0.1 at a free port, every recipient of `remote.test` delivered by `virtual(8)`
 //! into one Maildir.
 
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -39,10 +38,7 @@ impl Postfix {
             .status()
             .expect("chown (is postfix installed?)");
         assert!(status.success(), "chown postfix: failed");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = crate::common::ports::free_port();
         let d = root.display();
         std::fs::write(
             root.join("conf/main.cf"),
