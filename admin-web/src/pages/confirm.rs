@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 
+use super::listing::referer;
 use super::{check_csrf, layout};
 use crate::auth::AdminPage;
 use crate::state::Shared;
@@ -92,12 +93,10 @@ fn destructive(path: &str) -> bool {
 /// Cancel link goes back there; anything else goes to the dashboard).
 fn same_site_referer(headers: &axum::http::HeaderMap) -> Option<String> {
     let host = headers.get(header::HOST)?.to_str().ok()?;
-    let referer = headers.get(header::REFERER)?.to_str().ok()?;
-    let rest = referer
-        .strip_prefix("https://")
-        .or_else(|| referer.strip_prefix("http://"))?;
-    let path = rest.strip_prefix(host)?;
-    (path.starts_with('/') && !path.starts_with("//")).then(|| path.to_owned())
+    let from = referer(headers)?;
+    let path = from.path_and_query()?.as_str();
+    (from.authority()?.as_str() == host && path.starts_with('/') && !path.starts_with("//"))
+        .then(|| path.to_owned())
 }
 
 #[cfg(test)]

@@ -85,14 +85,19 @@ pub(crate) fn pager(
     }
 }
 
-/// Where a POST from list page `list` returns: the page it came from (search and page number
-/// kept), read from `Referer`, which same-origin forms send (`Referrer-Policy: same-origin`);
-/// only the path and query are used, and only when the path is `list`.
-pub(crate) fn return_to(headers: &HeaderMap, list: &str) -> String {
+/// The `Referer` of a request, parsed (absent or unparsable: `None`).
+pub(crate) fn referer(headers: &HeaderMap) -> Option<Uri> {
     headers
         .get(header::REFERER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<Uri>().ok())
+}
+
+/// Where a POST from list page `list` returns: the page it came from (search and page number
+/// kept), read from `Referer`, which same-origin forms send (`Referrer-Policy: same-origin`);
+/// only the path and query are used, and only when the path is `list`.
+pub(crate) fn return_to(headers: &HeaderMap, list: &str) -> String {
+    referer(headers)
         .filter(|u| u.path() == list)
         .and_then(|u| u.path_and_query().map(|pq| pq.as_str().to_owned()))
         .unwrap_or_else(|| list.to_owned())
