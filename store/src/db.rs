@@ -140,6 +140,32 @@ impl Store {
         })
     }
 
+    /// Locks the rows of `user_ids` (in ascending id order) for the rest of `tx`. Every transaction
+    /// that writes a user's mail data (mailboxes, messages, quota, Sieve scripts, junk statistics)
+    /// takes this lock before anything else, so such transactions queue per user and never take
+    /// their row locks in opposite orders (on PostgreSQL two of them did: STORE locked the mailbox
+    /// row, then messages; EXPUNGE locked messages, then the mailbox row, and both failed with
+    /// "deadlock detected"). SQLite needs nothing: `BEGIN IMMEDIATE` already serialises writers.
+    pub(crate) async fn lock_users(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        user_ids: &[i64],
+    ) -> Result<()> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let mut ids = user_ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Commits `tx` and publishes `changes`. On PostgreSQL the changes go out as NOTIFY inside the
     /// transaction (delivered to every node at commit); on SQLite they are written to `change_log`
     /// in the transaction (for other processes on the file) and broadcast here after commit.

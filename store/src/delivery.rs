@@ -158,6 +158,8 @@ impl Store {
         let parsed = parse_for_storage(m.raw).await?;
         let hash = content_hash(m.raw);
         let mut tx = self.write_tx().await?;
+        let users: Vec<i64> = m.local.iter().map(|copy| copy.user_id).collect();
+        self.lock_users(&mut tx, &users).await?;
         put_blob(
             &mut tx,
             self.backend,
@@ -347,6 +349,7 @@ impl Store {
             BlobSource::File(file) => file.len as i64,
         };
         let mut tx = self.write_tx().await?;
+        self.lock_users(&mut tx, &[mailbox.user_id]).await?;
         if !charge_quota(&mut tx, mailbox.user_id, size).await? {
             return Err(StoreError::OverQuota(format!("user {}", mailbox.user_id)));
         }

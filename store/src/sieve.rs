@@ -7,7 +7,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::db::{get, Backend, Store};
+use crate::db::{get, Store};
 use crate::error::{unique_as_exists, Result, StoreError};
 use crate::unix_now;
 
@@ -71,13 +71,7 @@ impl Store {
     /// uploads.
     pub async fn put_sieve_script(&self, user_id: i64, name: &str, content: &str) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        if self.backend == Backend::Postgres {
-            // SQLite's BEGIN IMMEDIATE serialises writers; PostgreSQL locks the user's row.
-            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
-                .bind(user_id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        self.lock_users(&mut tx, &[user_id]).await?;
         check_space(&mut *tx, user_id, name, content.len()).await?;
         sqlx::query(
             "INSERT INTO sieve_scripts (user_id, name, content, active, updated_at) \

@@ -94,6 +94,7 @@ impl Store {
     ) -> Result<bool> {
         let spam = i64::from(class == JunkClass::Spam);
         let mut tx = self.write_tx().await?;
+        self.lock_users(&mut tx, &[user_id]).await?;
         let before =
             sqlx::query("SELECT spam FROM junk_trained WHERE user_id = $1 AND blob_hash = $2")
                 .bind(user_id)
@@ -205,6 +206,7 @@ impl Store {
     /// [`MAX_USER_TOKENS`], and the trained marks of messages the user no longer has.
     pub async fn prune_junk(&self, user_id: i64, now: i64) -> Result<()> {
         let mut tx = self.write_tx().await?;
+        self.lock_users(&mut tx, &[user_id]).await?;
         sqlx::query(
             "DELETE FROM junk_tokens WHERE user_id = $1 AND spam + ham <= 1 AND seen_at < $2",
         )
