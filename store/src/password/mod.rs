@@ -205,29 +205,6 @@ mod tests {
         assert!(hash("").await.is_err());
     }
 
-    /// Prints the time of one verification with the current parameters (run with `--release`).
-    #[test]
-    #[ignore = "a measurement, not a check"]
-    fn verify_time() {
-        let stored = argon2()
-            .hash_password(b"correct horse")
-            .unwrap()
-            .to_string();
-        let parsed = PasswordHash::new(&stored).unwrap();
-        let mut ms: Vec<f64> = (0..20)
-            .map(|_| {
-                let t = std::time::Instant::now();
-                assert!(argon2().verify_password(b"correct horse", &parsed).is_ok());
-                t.elapsed().as_secs_f64() * 1000.0
-            })
-            .collect();
-        ms.sort_by(f64::total_cmp);
-        println!(
-            "Argon2id verify: fastest {:.1} ms, median {:.1} ms",
-            ms[0], ms[10]
-        );
-    }
-
     #[tokio::test]
     async fn legacy_hashes_verify_and_are_replaced() {
         let mailu =
