@@ -85,11 +85,14 @@ pub(crate) async fn put_blob(
         source.range(0, size, &mut buf)?
     };
     // Identical bytes stored before, or by a concurrent writer (PostgreSQL waits for its commit),
-    // make this do nothing: only the writer whose row went in writes the chunks. No lookup comes
-    // first: one statement less per delivery, and a repeated small message is rare.
+    // make this update nothing: only the writer whose row went in writes the chunks. No lookup
+    // comes first: one statement less per delivery, and a repeated small message is rare. The
+    // never-true DO UPDATE still locks the existing row (PostgreSQL, INSERT "ON CONFLICT"), so
+    // another user's expunge cannot delete it before the caller's message row references it: that
+    // expunge skips the locked row, and one that locked it first makes this wait and insert anew.
     let inserted = sqlx::query(
         "INSERT INTO blobs (hash, size, data, parsed, chunked) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (hash) DO NOTHING",
+         ON CONFLICT (hash) DO UPDATE SET size = blobs.size WHERE 1 = 0",
     )
     .bind(hash)
     .bind(size as i64)
@@ -168,13 +171,24 @@ async fn read_chunks(pool: &AnyPool, hash: &str) -> Result<Vec<u8>> {
 }
 
 /// Deletes stored bytes no message or queue entry references any more, chunks included.
-pub(crate) async fn delete_unreferenced_blobs(tx: &mut Transaction<'static, Any>) -> Result<()> {
-    sqlx::query(
-        "DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_hash = blobs.hash) \
-         AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.blob_hash = blobs.hash)",
-    )
-    .execute(&mut **tx)
-    .await?;
+/// Blobs being referenced by another transaction are skipped, as in [`delete_blobs_if_unreferenced`].
+pub(crate) async fn delete_unreferenced_blobs(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+) -> Result<()> {
+    let sql = match backend {
+        Backend::Sqlite => {
+            "DELETE FROM blobs WHERE hash IN (SELECT b.hash FROM blobs b \
+             WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_hash = b.hash) \
+             AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.blob_hash = b.hash))"
+        }
+        Backend::Postgres => {
+            "DELETE FROM blobs WHERE hash IN (SELECT b.hash FROM blobs b \
+             WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.blob_hash = b.hash) \
+             AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.blob_hash = b.hash) FOR UPDATE SKIP LOCKED)"
+        }
+    };
+    sqlx::query(sql).execute(&mut **tx).await?;
     sqlx::query(
         "DELETE FROM blob_chunks WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.hash = blob_chunks.hash)",
     )
@@ -184,19 +198,31 @@ pub(crate) async fn delete_unreferenced_blobs(tx: &mut Transaction<'static, Any>
 }
 
 /// Deletes the given blobs, chunks included, if no message or queue entry references them any more.
+/// On PostgreSQL a blob another transaction holds (storing a new reference to it: [`put_blob`]'s
+/// lock, or a foreign-key check) is skipped, not waited for: that transaction is about to
+/// reference it, and deleting it would fail this one on the foreign key.
 pub(crate) async fn delete_blobs_if_unreferenced(
     tx: &mut Transaction<'static, Any>,
+    backend: Backend,
     hashes: &BTreeSet<String>,
 ) -> Result<()> {
-    for hash in hashes {
-        let deleted = sqlx::query(
+    let sql = match backend {
+        Backend::Sqlite => {
             "DELETE FROM blobs WHERE hash = $1 AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_hash = $1) \
-             AND NOT EXISTS (SELECT 1 FROM queue WHERE blob_hash = $1)",
-        )
-        .bind(hash)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+             AND NOT EXISTS (SELECT 1 FROM queue WHERE blob_hash = $1)"
+        }
+        Backend::Postgres => {
+            "DELETE FROM blobs WHERE hash IN (SELECT hash FROM blobs WHERE hash = $1 FOR UPDATE SKIP LOCKED) \
+             AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_hash = $1) \
+             AND NOT EXISTS (SELECT 1 FROM queue WHERE blob_hash = $1)"
+        }
+    };
+    for hash in hashes {
+        let deleted = sqlx::query(sql)
+            .bind(hash)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
         if deleted > 0 {
             sqlx::query("DELETE FROM blob_chunks WHERE hash = $1")
                 .bind(hash)

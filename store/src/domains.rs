@@ -80,7 +80,7 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("domain {name}")));
         }
-        crate::blobs::delete_unreferenced_blobs(&mut tx).await?;
+        crate::blobs::delete_unreferenced_blobs(&mut tx, self.backend).await?;
         crate::dns::bump_mail_generation(&mut tx).await?;
         self.commit(tx, vec![Change::MailDomains]).await
     }

@@ -231,7 +231,7 @@ impl Store {
             .bind(mailbox.user_id)
             .execute(&mut *tx)
             .await?;
-        crate::blobs::delete_blobs_if_unreferenced(&mut tx, &hashes).await?;
+        crate::blobs::delete_blobs_if_unreferenced(&mut tx, self.backend, &hashes).await?;
         let change = Change::Mailbox {
             user_id: mailbox.user_id,
             mailbox_id: mailbox.id,

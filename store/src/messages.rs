@@ -310,7 +310,7 @@ impl Store {
             .bind(mailbox.id)
             .fetch_one(&mut *tx)
             .await?;
-        delete_blobs_if_unreferenced(&mut tx, &hashes).await?;
+        delete_blobs_if_unreferenced(&mut tx, self.backend, &hashes).await?;
         let change = Change::Mailbox {
             user_id: mailbox.user_id,
             mailbox_id: mailbox.id,

@@ -231,7 +231,7 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("queue entry {id}")))?;
         let hash: String = get(&row, "blob_hash")?;
-        delete_blobs_if_unreferenced(&mut tx, &[hash].into_iter().collect()).await?;
+        delete_blobs_if_unreferenced(&mut tx, self.backend, &[hash].into_iter().collect()).await?;
         self.commit(tx, vec![Change::Queue]).await
     }
 }

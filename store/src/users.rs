@@ -248,7 +248,7 @@ impl Store {
             .bind(user.id)
             .execute(&mut *tx)
             .await?;
-        crate::blobs::delete_unreferenced_blobs(&mut tx).await?;
+        crate::blobs::delete_unreferenced_blobs(&mut tx, self.backend).await?;
         self.commit(tx, vec![]).await
     }
 

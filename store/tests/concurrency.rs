@@ -8,12 +8,15 @@ use common::store_with_user;
 use postern_store::testing::TestDb;
 use postern_store::{FlagOp, Flags, Mailbox, Store};
 
-both_backends!(parallel_writers_on_one_account_never_fail);
+both_backends!(
+    parallel_writers_on_one_account_never_fail,
+    shared_bytes_survive_parallel_expunge_by_another_user
+);
 
 /// Writers per run and rounds per writer: enough for two PostgreSQL transactions to take their row
 /// locks in opposite orders many times over.
-const WRITERS: usize = 8;
-const ROUNDS: usize = 25;
+const WRITERS: usize = 6;
+const ROUNDS: usize = 8;
 
 fn flags(system: i64) -> Flags {
     Flags {
@@ -90,4 +93,37 @@ async fn parallel_writers_on_one_account_never_fail(db: &TestDb) {
     }
     let user = store.user("alice@example.test").await.unwrap().unwrap();
     assert_eq!(user.used_bytes, stored, "quota charged = bytes stored");
+}
+
+/// Two users store and expunge the same bytes at the same time (one stored copy, shared): a copy
+/// being added while the other user's last copy goes must neither fail nor lose the bytes.
+async fn shared_bytes_survive_parallel_expunge_by_another_user(db: &TestDb) {
+    let (store, alice) = store_with_user(db, 0).await;
+    let bob = store
+        .add_user("bob@example.test", "pw-bob", 0)
+        .await
+        .unwrap()
+        .id;
+    let raw = b"Subject: shared\r\n\r\nthe same bytes for both\r\n";
+    let mut tasks = Vec::new();
+    for user in [alice, bob, alice, bob] {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let inbox = store.mailbox(user, "INBOX").await.unwrap().unwrap();
+            for _ in 0..ROUNDS * 3 {
+                let uid = store
+                    .append(&inbox, raw, &flags(Flags::DELETED), 0)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    store.message_raw(&inbox, uid).await.unwrap().as_deref(),
+                    Some(&raw[..])
+                );
+                store.expunge(&inbox, Some(&[uid])).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
 }
