@@ -22,6 +22,7 @@ both_backends!(
     imap_compliance,
     imap_fetch_is_streamed,
     imap_search_index,
+    imap_extensions,
 );
 
 /// IMAP settings for tests: small literal limit.
@@ -118,6 +119,13 @@ async fn imap_subscriptions(db: Db) {
 async fn imap_search_index(db: Db) {
     let (_inst, server) = instance(db, &["alice@example.test"], "").await;
     imap_script(&server, "search_index.py", &[]);
+}
+
+/// MULTIAPPEND (RFC 3502) and BINARY (RFC 3516), hostile sets and literal8s included (issue 12).
+async fn imap_extensions(db: Db) {
+    let (_inst, server) = instance(db, &["alice@example.test"], "").await;
+    imap_script(&server, "extensions.py", &[]);
+    assert!(server.stop().success());
 }
 
 /// Smaller RFC 3501 points imaptest checks: invalid modified UTF-7 names get NO, EXAMINE's RECENT

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use arc_swap::ArcSwap;
 
+use crate::commands::multiappend;
 use crate::config::ImapConfig;
 use crate::error::ImapError;
 use crate::esearch;
@@ -34,8 +35,7 @@ use crate::list_extended;
 use crate::search_program::{self, ProgramError, MAX_SEARCH_DEPTH, MAX_SEARCH_KEYS};
 use crate::session::{Extras, Next, Reply, Session};
 use crate::stream::{
-    is_append, receive_literal, spooled_append, unwrap_utf8_append, Expect, Input, Received,
-    SpooledAppend,
+    is_append, receive_literal, spooled_append, unwrap_utf8_append, Input, Received, SpooledAppend,
 };
 use crate::telemetry::{count_completed, timed};
 
@@ -265,14 +265,13 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
             } = info
             {
                 if spooled.is_some() {
-                    // The streamed literal must be the command's last (RFC 3501 §6.3.11); a
-                    // further one (MULTIAPPEND, CATENATE: not advertised) makes it BAD.
+                    // A streamed message must be its APPEND's only one: a further literal
+                    // (MULTIAPPEND, RFC 3502) is refused with NO [LIMIT].
                     if lit == LiteralMode::Sync {
                         let tag = spooled.take().and_then(|s| s.tag);
-                        frag.skip_message();
-                        input.expect = Expect::Line;
-                        let bad = Session::syntax_error(tag.as_ref(), "Unexpected literal");
-                        write(&mut conn, &encode(&[bad])).await?;
+                        input.skip(&mut frag);
+                        let no = Session::streamed_not_alone(tag.as_ref());
+                        write(&mut conn, &encode(&[no])).await?;
                     } else {
                         frag.poison_message();
                     }
@@ -282,8 +281,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                         // so the client never sends the literal.
                         let tag = frag.decode_tag();
                         let refusal = Session::literal_too_big(tag.as_ref());
-                        frag.skip_message();
-                        input.expect = Expect::Line;
+                        input.skip(&mut frag);
                         write(&mut conn, &encode(&[refusal])).await?;
                     } else if session.user().is_some() {
                         // A non-synchronizing literal is already on its way (RFC 7888 §4): a
@@ -299,6 +297,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                 } else if length > STREAM_LITERAL
                     && mode == Mode::Command
                     && session.user().is_some()
+                    && input.literals().is_some_and(|l| l.is_empty())
                     && is_append(frag.message_bytes())
                 {
                     // A large APPEND message goes to a spool file as it arrives, never into
@@ -307,8 +306,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                     // it is parsed as the rest of the command.
                     let head = frag.message_bytes().to_vec();
                     let tag = frag.decode_tag().map(IntoStatic::into_static);
-                    frag.skip_message();
-                    input.expect = Expect::Line;
+                    input.skip(&mut frag);
                     if lit == LiteralMode::Sync {
                         write(&mut conn, b"+ Ready for literal data\r\n").await?;
                     }
@@ -359,7 +357,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
             }
             let mut reply = match (spooled.take(), mode) {
                 (Some(append), _) => spooled_append(&mut session, append, &frag).await,
-                (None, Mode::Command) => command(&mut session, &frag).await,
+                (None, Mode::Command) => command(&mut session, &frag, &input).await,
                 (None, Mode::Authenticate) => {
                     match frag.decode_message(&AuthenticateDataCodec::default()) {
                         Ok(data) => session.authenticate_data(data).await,
@@ -388,12 +386,10 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                 // read from the store.
                 // A client that stops reading for the inactivity timeout, or a shutdown, ends
                 // the connection mid-reply.
-                while let Some(batch) = session.fetch_batch().await {
-                    if batch.is_empty() {
+                while let Some(bytes) = session.fetch_batch().await {
+                    if bytes.is_empty() {
                         continue;
                     }
-                    let bytes = encode(&batch);
-                    drop(batch);
                     let sent = tokio::select! {
                         r = tokio::time::timeout(config.inactivity_timeout(), write(&mut conn, &bytes)) => r.ok(),
                         _ = shared.shutdown.cancelled() => None,
@@ -489,7 +485,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
 
 /// Decodes one complete command message and hands it to the session. Syntax errors get BAD with
 /// the tag when one can be read (RFC 3501 §7.1.3); oversized messages get NO [TOOBIG].
-async fn command(session: &mut Session, frag: &Fragmentizer) -> Reply {
+async fn command(session: &mut Session, frag: &Fragmentizer, input: &Input) -> Reply {
     use imap_codec::fragmentizer::DecodeMessageError as E;
     let bad = |why: &str| Reply {
         raw: Vec::new(),
@@ -554,6 +550,15 @@ async fn command(session: &mut Session, frag: &Fragmentizer) -> Reply {
             Ok((b"", cmd)) => timed(cmd.name(), session.command_with(cmd, extras)).await,
             _ => bad("Syntax error"),
         };
+    }
+    match multiappend::parse(frag.message_bytes(), input.literals()) {
+        Some(Ok(set)) => return timed("APPEND", session.multiappend(set)).await,
+        Some(Err(failure)) => {
+            return session
+                .refuse(frag.decode_tag().map(IntoStatic::into_static), failure)
+                .await
+        }
+        None => {}
     }
     if let Some(plain) = unwrap_utf8_append(frag.message_bytes()) {
         return match CommandCodec::default().decode(&plain) {

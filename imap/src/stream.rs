@@ -7,6 +7,7 @@
 //! command with the literal replaced by an empty one ([`spooled_append`]), so that the mailbox,
 //! flags and date come from the same parser as for any other command.
 
+use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
@@ -38,19 +39,36 @@ pub(crate) enum Expect {
     Literal(u32),
 }
 
+/// Most literals of one command whose places [`Input`] records: enough for the largest
+/// MULTIAPPEND accepted (see `commands::multiappend`) plus a literal mailbox name; a command with
+/// more is refused when it completes, and recording stops, so their list stays small.
+pub(crate) const MAX_RECORDED_LITERALS: usize = 1002;
+
 /// Bytes read from the client and not yet given to the fragmentizer.
 #[derive(Debug, Default)]
 pub(crate) struct Input {
     /// The bytes, in order.
     pub(crate) pending: Vec<u8>,
-    /// What the fragmentizer expects; the caller sets [`Expect::Line`] when it skips a message.
+    /// What the fragmentizer expects; [`Input::skip`] resets it when a message is skipped.
     pub(crate) expect: Expect,
+    /// Where the literals of the current command are in its bytes, in order (at most
+    /// [`MAX_RECORDED_LITERALS`]).
+    literals: Vec<Range<usize>>,
+    /// The command had more literals than were recorded.
+    too_many_literals: bool,
+    /// The last fragment completed a command: the next one starts a new literal list.
+    complete: bool,
 }
 
 impl Input {
     /// Gives the fragmentizer the bytes of the fragment it parses next, and no more, then lets it
     /// progress. `None` means every pending byte was consumed and more must be read.
     pub(crate) fn progress(&mut self, frag: &mut Fragmentizer) -> Option<FragmentInfo> {
+        if self.complete {
+            self.complete = false;
+            self.literals.clear();
+            self.too_many_literals = false;
+        }
         let n = match self.expect {
             Expect::Line => self
                 .pending
@@ -67,6 +85,16 @@ impl Input {
             *rest -= n as u32;
         }
         let info = frag.progress()?;
+        match info {
+            FragmentInfo::Literal { start, end } if self.literals.len() < MAX_RECORDED_LITERALS => {
+                self.literals.push(start..end);
+            }
+            FragmentInfo::Literal { .. } => self.too_many_literals = true,
+            FragmentInfo::Line {
+                announcement: None, ..
+            } => self.complete = true,
+            FragmentInfo::Line { .. } => {}
+        }
         self.expect = match info {
             FragmentInfo::Line {
                 announcement: Some(LiteralAnnouncement { length, .. }),
@@ -75,6 +103,21 @@ impl Input {
             _ => Expect::Line,
         };
         Some(info)
+    }
+}
+
+impl Input {
+    /// Skips the rest of the fragmentizer's current message (its next literal included).
+    pub(crate) fn skip(&mut self, frag: &mut Fragmentizer) {
+        frag.skip_message();
+        self.expect = Expect::Line;
+        self.complete = true;
+    }
+
+    /// Where the literals of the command just completed are in its bytes; `None` if it had more
+    /// than [`MAX_RECORDED_LITERALS`].
+    pub(crate) fn literals(&self) -> Option<&[Range<usize>]> {
+        (!self.too_many_literals).then_some(&self.literals)
     }
 }
 
@@ -202,7 +245,10 @@ pub(crate) async fn spooled_append(
         responses: vec![response],
         next: Next::Continue,
     };
-    if frag.is_message_poisoned() || frag.is_max_message_size_exceeded() {
+    if frag.is_message_poisoned() {
+        return reply(Session::streamed_not_alone(tag.as_ref()));
+    }
+    if frag.is_max_message_size_exceeded() {
         return reply(Session::syntax_error(tag.as_ref(), "Unexpected literal"));
     }
     let Some(open) = head.iter().rposition(|&b| b == b'{') else {

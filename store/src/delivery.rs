@@ -278,7 +278,11 @@ impl Store {
     /// §6.3.11): either all are stored, under consecutive UIDs returned in order, or none is.
     /// The owner's quota is charged once for their total size, so a set that does not fit as a
     /// whole fails with [`StoreError::OverQuota`] (RFC 9208 §4.2.1).
-    pub async fn append_all(&self, mailbox: &Mailbox, messages: &[NewMessage<'_>]) -> Result<Vec<i64>> {
+    pub async fn append_all(
+        &self,
+        mailbox: &Mailbox,
+        messages: &[NewMessage<'_>],
+    ) -> Result<Vec<i64>> {
         let mut analysed = Vec::with_capacity(messages.len());
         for m in messages {
             analysed.push((parse_for_storage(m.raw).await?, content_hash(m.raw)));
@@ -292,7 +296,14 @@ impl Store {
         let mut uids = Vec::with_capacity(messages.len());
         let mut last_modseq = 0;
         for (m, (parsed, hash)) in messages.iter().zip(&analysed) {
-            put_blob(&mut tx, self.backend, BlobSource::Bytes(m.raw), hash, parsed).await?;
+            put_blob(
+                &mut tx,
+                self.backend,
+                BlobSource::Bytes(m.raw),
+                hash,
+                parsed,
+            )
+            .await?;
             let size = m.raw.len() as i64;
             let (uid, modseq) =
                 insert_message(&mut tx, mailbox.id, hash, size, m.flags, m.internal_date).await?;

@@ -9,7 +9,10 @@ use common::store_with_user;
 use postern_store::testing::TestDb;
 use postern_store::{Flags, NewMessage, StoreError};
 
-both_backends!(appends_every_message_in_order, over_quota_set_stores_nothing);
+both_backends!(
+    appends_every_message_in_order,
+    over_quota_set_stores_nothing
+);
 
 fn message(n: usize, body_len: usize) -> Vec<u8> {
     format!(
@@ -42,11 +45,20 @@ async fn appends_every_message_in_order(db: &TestDb) {
         assert_eq!(m.uid, uids[i]);
         assert_eq!(m.internal_date, 1_000_000 + i as i64);
         assert_eq!(m.flags.system & Flags::SEEN != 0, i == 1);
-        assert_eq!(store.message_raw(&inbox, m.uid).await.unwrap().unwrap(), raws[i]);
+        assert_eq!(
+            store.message_raw(&inbox, m.uid).await.unwrap().unwrap(),
+            raws[i]
+        );
     }
     let user = store.user("alice@example.test").await.unwrap().unwrap();
-    assert_eq!(user.used_bytes, raws.iter().map(|r| r.len() as i64).sum::<i64>());
-    assert_eq!(store.append_all(&inbox, &[]).await.unwrap(), Vec::<i64>::new());
+    assert_eq!(
+        user.used_bytes,
+        raws.iter().map(|r| r.len() as i64).sum::<i64>()
+    );
+    assert_eq!(
+        store.append_all(&inbox, &[]).await.unwrap(),
+        Vec::<i64>::new()
+    );
 }
 
 async fn over_quota_set_stores_nothing(db: &TestDb) {
@@ -64,10 +76,16 @@ async fn over_quota_set_stores_nothing(db: &TestDb) {
         })
         .collect();
     let result = store.append_all(&inbox, &set).await;
-    assert!(matches!(result, Err(StoreError::OverQuota(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(StoreError::OverQuota(_))),
+        "{result:?}"
+    );
     assert_eq!(db.count_rows("messages").await, 0);
     assert_eq!(db.count_rows("blobs").await, 0);
     let user = store.user("alice@example.test").await.unwrap().unwrap();
     assert_eq!(user.used_bytes, 0);
-    assert_eq!(store.append_all(&inbox, &set[..2]).await.unwrap(), vec![1, 2]);
+    assert_eq!(
+        store.append_all(&inbox, &set[..2]).await.unwrap(),
+        vec![1, 2]
+    );
 }

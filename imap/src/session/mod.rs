@@ -255,6 +255,8 @@ impl Session {
                 "NAMESPACE",
                 "UNSELECT",
                 "UIDPLUS",
+                "BINARY",
+                "MULTIAPPEND",
                 "MOVE",
                 "CHILDREN",
                 "SPECIAL-USE",
@@ -299,6 +301,13 @@ impl Session {
             ),
             None => crate::response::untagged(StatusKind::Bad, None, "Literal too big"),
         }
+    }
+
+    /// A tagged NO [LIMIT] (RFC 5530 §3) for an APPEND with a further message after one large
+    /// enough to be streamed to disk: MULTIAPPEND (RFC 3502) sets are held in memory, so such a
+    /// message must be appended alone.
+    pub fn streamed_not_alone(tag: Option<&Tag<'_>>) -> Response<'static> {
+        Session::search_limit(tag, "A message this large must be appended alone")
     }
 
     /// A tagged NO [LIMIT] (RFC 5530 §3) for a command too large to run, refused while decoding.

@@ -1,0 +1,173 @@
+"""MULTIAPPEND (RFC 3502) and BINARY (RFC 3516), with the hostile cases: sets over quota or too
+many messages store nothing, a set past the command size limit or a huge literal8 is refused
+without the server holding it, malformed sets are BAD, unknown transfer encodings get UNKNOWN-CTE.
+Every refusal leaves the connection usable."""
+import base64
+import re
+
+from common import *
+
+ALICE = "alice@example.test"  # 1 MiB quota, max_message_size 1 MiB
+m = connect(ALICE)
+m.sock.settimeout(60)
+caps = ok(m.capability())[0].split()
+assert b"MULTIAPPEND" in caps and b"BINARY" in caps, caps
+ok(m.create("Multi"))
+
+
+def command(tag, text):
+    """Sends `text` (LITERAL+ literals only) and returns the raw lines up to the tagged reply."""
+    send_raw(m, text)
+    return read_until_tagged(m, tag)
+
+
+def count(mailbox):
+    typ, data = m.status(mailbox, "(MESSAGES)")
+    return int(re.search(rb"MESSAGES (\d+)", data[0]).group(1))
+
+
+def still_usable():
+    assert b" OK " in command("n1", b"n1 NOOP\r\n")[-1]
+
+
+def msg(n, body=b"body"):
+    return b"From: a@example.test\r\nSubject: m%d\r\n\r\n%s\r\n" % (n, body)
+
+
+# --- MULTIAPPEND: three messages, options per message, consecutive UIDs in APPENDUID -------------
+one, two, three = msg(1), msg(2), msg(3)
+lines = command(
+    "ma1",
+    b"ma1 APPEND Multi (\\Seen) {%d+}\r\n%s (\\Flagged $Work) \"01-Feb-2021 10:00:00 +0000\" {%d+}\r\n%s ~{%d+}\r\n%s\r\n"
+    % (len(one), one, len(two), two, len(three), three),
+)
+status = re.search(rb"ma1 OK \[APPENDUID (\d+) (\S+)\]", lines[-1])
+assert status, lines
+assert status.group(2) == b"1:3", lines
+assert count("Multi") == 3
+ok(m.select("Multi"))
+fetched = ok(m.fetch("1:3", "(FLAGS INTERNALDATE BODY.PEEK[])"))
+bodies = [f[1] for f in fetched if isinstance(f, tuple)]
+assert bodies == [one, two, three], bodies
+heads = [f[0] for f in fetched if isinstance(f, tuple)]
+assert b"\\Seen" in heads[0] and b"\\Flagged" not in heads[0], heads
+assert b"\\Flagged" in heads[1] and b"$Work" in heads[1] and b"01-Feb-2021" in heads[1], heads
+assert b"\\Seen" not in heads[2], heads
+ok(m.unselect())
+
+# --- Malformed sets are BAD and store nothing ---------------------------------------------------
+for bad in [
+    b"mb1 APPEND Multi {1+}\r\nx {1+}\r\ny junk\r\n",
+    b"mb1 APPEND Multi {1+}\r\nx (\\Seen {1+}\r\ny\r\n",
+    b"mb1 APPEND Multi {1+}\r\nx{1+}\r\ny\r\n",
+]:
+    assert b"mb1 BAD" in command("mb1", bad)[-1], bad
+assert count("Multi") == 3
+still_usable()
+
+# --- A missing mailbox is TRYCREATE ---------------------------------------------------------------
+lines = command("mc1", b"mc1 APPEND Nowhere {1+}\r\nx {1+}\r\ny\r\n")
+assert b"mc1 NO [TRYCREATE]" in lines[-1], lines
+
+# --- Over quota as a set: each message would fit, together they do not: nothing is stored ------
+small = msg(4)
+big = msg(5, b"x" * 530_000)
+lines = command(
+    "mq1",
+    b"mq1 APPEND Multi {%d+}\r\n%s {%d+}\r\n%s {%d+}\r\n%s\r\n"
+    % (len(small), small, len(big), big, len(big), big),
+)
+assert b"mq1 NO [OVERQUOTA]" in lines[-1], lines
+assert count("Multi") == 3
+still_usable()
+
+# --- Too many messages in one APPEND: NO [LIMIT], nothing stored ---------------------------------
+many = b"ml1 APPEND Multi" + b" {1+}\r\nx" * 1001 + b"\r\n"
+lines = command("ml1", many)
+assert b"ml1 NO [LIMIT]" in lines[-1], lines
+assert count("Multi") == 3
+still_usable()
+
+# --- A message large enough to be streamed to disk must come alone ------------------------------
+large = msg(6, b"y" * 300_000)
+send_raw(m, b"ms1 APPEND Multi {%d}\r\n" % len(large))
+assert m.readline().startswith(b"+")
+send_raw(m, large + b" {1}\r\n")
+lines = read_until_tagged(m, "ms1")
+assert b"ms1 NO [LIMIT]" in lines[-1], lines
+still_usable()
+lines = command("ms2", b"ms2 APPEND Multi {%d+}\r\n%s {1+}\r\nz\r\n" % (len(large), large))
+assert b"ms2 NO [LIMIT]" in lines[-1], lines
+assert count("Multi") == 3
+still_usable()
+
+# --- A set past the command size limit is never held: refused, the connection survives or ends --
+chunk = msg(7, b"z" * 200_000)
+lines = []
+try:
+    send_raw(m, b"mx1 APPEND Multi" + (b" {%d+}\r\n%s" % (len(chunk), chunk)) * 7 + b"\r\n")
+    while True:
+        line = m.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith(b"mx1 ") or line.startswith(b"* BYE"):
+            break
+except OSError:
+    pass  # the server closed the connection while the client was still sending
+assert not lines or b"mx1 NO" in lines[-1] or b"* BYE" in lines[-1], lines
+m = connect(ALICE)
+m.sock.settimeout(60)
+assert count("Multi") == 3
+
+# --- BINARY: decoded parts, sizes, partial windows with their origin ----------------------------
+text = b"hello\r\nworld\r\n" * 3
+raw = (
+    b"From: b@example.test\r\nSubject: binary\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+    b"--b\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    + base64.encodebytes(text).replace(b"\n", b"\r\n")
+    + b"--b\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 =\r\nau lait\r\n"
+    b"--b\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 f\r\n"
+    b"--b--\r\n"
+)
+ok(m.append("INBOX", None, None, raw))
+ok(m.select("INBOX"))
+uid = ok(m.search(None, "SUBJECT", "binary"))[0].split()[-1]
+lines = command("b1", b"b1 UID FETCH %s (BINARY.SIZE[1] BINARY.PEEK[1] BINARY.PEEK[2])\r\n" % uid)
+joined = b"".join(lines)
+assert b"BINARY.SIZE[1] %d" % len(text) in joined, joined
+assert text in joined and "café au lait".encode() in joined, joined
+lines = command("b2", b"b2 UID FETCH %s (BINARY.PEEK[1]<7.5> FLAGS)\r\n" % uid)
+joined = b"".join(lines)
+assert b"BINARY[1]<7> {5}\r\nworld" in joined or b'BINARY[1]<7> "world"' in joined, joined
+assert b"\\Seen" not in joined, joined
+lines = command("b3", b"b3 UID FETCH %s (BINARY.PEEK[3])\r\n" % uid)
+assert b"b3 NO [UNKNOWN-CTE]" in lines[-1], lines
+# BINARY without .PEEK sets \Seen, like BODY[].
+lines = command("b4", b"b4 UID FETCH %s (BINARY[1]<0.5>)\r\n" % uid)
+assert b"\\Seen" in b"".join(lines), lines
+
+# --- APPEND with a literal8: NUL bytes survive in BINARY, and never leak into BODY ----------------
+payload = b"\x00\x01\xff-binary-\x00"
+raw8 = (
+    b"From: c@example.test\r\nSubject: nul\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n" + payload
+)
+lines = command("b5", b"b5 APPEND INBOX ~{%d+}\r\n%s\r\n" % (len(raw8), raw8))
+assert b"b5 OK" in lines[-1], lines
+uid8 = re.search(rb"APPENDUID \d+ (\d+)", lines[-1]).group(1)
+lines = command("b6", b"b6 UID FETCH %s (BINARY.PEEK[1] BINARY.SIZE[1] BODY.PEEK[1])\r\n" % uid8)
+joined = b"".join(lines)
+assert b"BINARY[1] ~{%d}\r\n%s" % (len(payload), payload) in joined, joined
+assert b"BINARY.SIZE[1] %d" % len(payload) in joined, joined
+body = joined.split(b"BODY[1] ", 1)[1]
+assert b"\x00" not in body, joined
+
+# --- A huge literal8 is refused before it is sent -------------------------------------------------
+send_raw(m, b"b7 APPEND INBOX ~{4000000000}\r\n")
+line = m.readline()
+assert line.startswith(b"b7 NO [TOOBIG]"), line
+still_usable()
+ok(m.logout())
+done()
