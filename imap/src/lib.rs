@@ -17,6 +17,7 @@ mod list_extended;
 pub mod mutf7;
 mod response;
 mod search_program;
+mod searchres;
 mod server;
 mod session;
 mod stream;

@@ -33,6 +33,7 @@ use crate::error::ImapError;
 use crate::esearch;
 use crate::list_extended;
 use crate::search_program::{self, ProgramError, MAX_SEARCH_DEPTH, MAX_SEARCH_KEYS};
+use crate::searchres;
 use crate::session::{Extras, Next, Reply, Session};
 use crate::stream::{
     is_append, receive_literal, spooled_append, unwrap_utf8_append, Input, Received, SpooledAppend,
@@ -513,12 +514,29 @@ async fn command(session: &mut Session, frag: &Fragmentizer, input: &Input) -> R
             _ => bad("Malformed LIST"),
         };
     }
-    let (esearch_plain, search_return) = match esearch::split(frag.message_bytes()) {
+    // SEARCHRES (RFC 5182): `$` as a command's set, or among search keys.
+    let saved_argument = searchres::saved_argument(frag.message_bytes());
+    let saved_keys = searchres::search_keys(frag.message_bytes(), || session.saved_uids());
+    let bytes = saved_argument
+        .as_deref()
+        .or(saved_keys.as_deref())
+        .unwrap_or(frag.message_bytes());
+    if saved_argument.is_some() {
+        let extras = Extras {
+            saved_set: true,
+            ..Extras::default()
+        };
+        return match CommandCodec::default().decode(bytes) {
+            Ok((b"", cmd)) => timed(cmd.name(), session.command_with(cmd, extras)).await,
+            _ => bad("Syntax error"),
+        };
+    }
+    let (esearch_plain, search_return) = match esearch::split(bytes) {
         Some(Ok((plain, options))) => (Some(plain), Some(options)),
         Some(Err(why)) => return bad(why),
         None => (None, None),
     };
-    let message = esearch_plain.as_deref().unwrap_or(frag.message_bytes());
+    let message = esearch_plain.as_deref().unwrap_or(bytes);
     if let Some(search) = search_program::decode(message) {
         let extras = Extras {
             search_return,
@@ -540,8 +558,9 @@ async fn command(session: &mut Session, frag: &Fragmentizer, input: &Input) -> R
             },
         };
     }
-    if search_return.is_some() {
-        // SORT RETURN (...): the rest is a plain SORT for imap-codec.
+    if search_return.is_some() || saved_keys.is_some() {
+        // SORT RETURN (...), or a SORT or THREAD whose `$` was replaced: the rest is a plain
+        // command for imap-codec.
         let extras = Extras {
             search_return,
             ..Extras::default()

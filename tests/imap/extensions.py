@@ -1,4 +1,4 @@
-"""MULTIAPPEND (RFC 3502) and BINARY (RFC 3516), with the hostile cases: sets over quota or too
+"""MULTIAPPEND (RFC 3502), BINARY (RFC 3516) and SEARCHRES (RFC 5182), with the hostile cases: sets over quota or too
 many messages store nothing, a set past the command size limit or a huge literal8 is refused
 without the server holding it, malformed sets are BAD, unknown transfer encodings get UNKNOWN-CTE.
 Every refusal leaves the connection usable."""
@@ -11,7 +11,7 @@ ALICE = "alice@example.test"  # 1 MiB quota, max_message_size 1 MiB
 m = connect(ALICE)
 m.sock.settimeout(60)
 caps = ok(m.capability())[0].split()
-assert b"MULTIAPPEND" in caps and b"BINARY" in caps, caps
+assert b"MULTIAPPEND" in caps and b"BINARY" in caps and b"SEARCHRES" in caps, caps
 ok(m.create("Multi"))
 
 
@@ -169,5 +169,40 @@ send_raw(m, b"b7 APPEND INBOX ~{4000000000}\r\n")
 line = m.readline()
 assert line.startswith(b"b7 NO [TOOBIG]"), line
 still_usable()
+# --- SEARCHRES: SEARCH RETURN (SAVE) and $ ------------------------------------------------------
+ok(m.select("Multi"))  # UIDs 1:3; 1 is \Seen, 2 is \Flagged
+lines = command("s0", b"s0 FETCH $ (FLAGS)\r\n")  # nothing saved yet: an empty set
+assert len(lines) == 1 and b"s0 OK" in lines[0], lines
+lines = command("s1", b"s1 SEARCH RETURN (SAVE) UNSEEN\r\n")
+assert len(lines) == 1 and b"s1 OK" in lines[0], lines  # SAVE alone: no ESEARCH
+lines = command("s2", b"s2 UID FETCH $ (FLAGS)\r\n")
+assert sorted(re.findall(rb"UID (\d+)", b"".join(lines))) == [b"2", b"3"], lines
+lines = command("s3", b"s3 SEARCH $ FLAGGED\r\n")
+assert b"* SEARCH 2\r\n" in lines, lines
+lines = command("s4", b"s4 UID SEARCH OR UID $ SUBJECT \"$\"\r\n")
+assert b"* SEARCH 2 3\r\n" in lines, lines
+lines = command("s5", b"s5 STORE $ +FLAGS (\\Answered)\r\n")
+assert b"s5 OK" in lines[-1], lines
+lines = command("s6", b"s6 SEARCH ANSWERED\r\n")
+assert b"* SEARCH 2 3\r\n" in lines, lines
+ok(m.create("Saved"))
+lines = command("s7", b"s7 COPY $ Saved\r\n")
+assert b"COPYUID" in lines[-1] and count("Saved") == 2, lines
+# With MIN and MAX only, the saved result is those two messages; ESEARCH is still sent.
+lines = command("s8", b"s8 SEARCH RETURN (SAVE MIN MAX) ALL\r\n")
+assert b"* ESEARCH (TAG \"s8\") MIN 1 MAX 3\r\n" in lines, lines
+lines = command("s9", b"s9 SEARCH $\r\n")
+assert b"* SEARCH 1 3\r\n" in lines, lines
+# A failed SEARCH ... RETURN (SAVE) empties $.
+lines = command("sa", b"sa SEARCH RETURN (SAVE) CHARSET BOGUS ALL\r\n")
+assert b"sa NO" in lines[-1], lines
+lines = command("sb", b"sb SEARCH $\r\n")
+assert b"* SEARCH\r\n" in lines, lines
+# The saved result ends with the selection.
+lines = command("sc", b"sc SEARCH RETURN (SAVE) ALL\r\n")
+ok(m.select("Multi"))
+lines = command("sd", b"sd SEARCH $\r\n")
+assert b"* SEARCH\r\n" in lines, lines
+assert b"BAD" in command("se", b"se FETCH 1:$ (FLAGS)\r\n")[-1]
 m.logout()
 done()

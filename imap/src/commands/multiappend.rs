@@ -4,6 +4,7 @@
 //! from a one-message APPEND rebuilt around them, the literals located where the fragmentizer
 //! read them; the message bytes themselves are never copied.
 
+use std::num::NonZeroU32;
 use std::ops::Range;
 
 use imap_codec::decode::Decoder;
@@ -146,23 +147,11 @@ fn too_many() -> Failure {
 
 /// An APPENDUID UID set (RFC 4315 §3 `append-uid`): consecutive UIDs as one range.
 fn uid_set(uids: &[i64]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < uids.len() {
-        let mut j = i;
-        while j + 1 < uids.len() && uids[j + 1] == uids[j] + 1 {
-            j += 1;
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        out.push_str(&uids[i].to_string());
-        if j > i {
-            out.push_str(&format!(":{}", uids[j]));
-        }
-        i = j + 1;
-    }
-    out
+    let uids: Vec<NonZeroU32> = uids
+        .iter()
+        .filter_map(|&u| NonZeroU32::new(u32::try_from(u).ok()?))
+        .collect();
+    crate::esearch::sequence_set(&uids)
 }
 
 impl Session {

@@ -67,6 +67,8 @@ pub struct Extras {
     pub list: ListExtras,
     /// ESEARCH result options of `SEARCH RETURN (...)`.
     pub search_return: Option<SearchReturn>,
+    /// The command's set was `$` (SEARCHRES, RFC 5182 §2.2): it names the saved result.
+    pub saved_set: bool,
 }
 
 /// A successful command's result: untagged responses, then a tagged OK with an optional code.
@@ -268,6 +270,7 @@ impl Session {
                 "STATUS=SIZE",
                 "UTF8=ACCEPT",
                 "ESEARCH",
+                "SEARCHRES",
                 "ESORT",
                 "SORT",
                 "SORT=DISPLAY",
@@ -280,6 +283,18 @@ impl Session {
             .map(|c| Capability::from(atom(c)))
             .collect();
         Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
+    }
+
+    /// The UIDs saved for `$` (RFC 5182) as a sequence set; `None` when none are saved.
+    pub fn saved_uids(&self) -> Option<String> {
+        let sel = self.selected.as_ref()?;
+        let uids: Vec<std::num::NonZeroU32> = sel
+            .messages
+            .iter()
+            .filter(|m| sel.saved.contains(&m.uid))
+            .filter_map(|m| std::num::NonZeroU32::new(u32::try_from(m.uid).ok()?))
+            .collect();
+        (!uids.is_empty()).then(|| crate::esearch::sequence_set(&uids))
     }
 
     /// A tagged BAD for a command that could not be parsed (RFC 3501 §7.1.3).
@@ -333,7 +348,18 @@ impl Session {
                 | CommandBody::Store { uid: false, .. }
                 | CommandBody::Search { uid: false, .. }
         );
+        let saves = extras.search_return.as_ref().is_some_and(|r| r.save);
+        if let Some(sel) = self.selected.as_mut() {
+            sel.use_saved = extras.saved_set;
+        }
         let outcome = self.dispatch(cmd.body, extras).await;
+        if let Some(sel) = self.selected.as_mut() {
+            sel.use_saved = false;
+            if saves && outcome.is_err() {
+                // A failed SEARCH ... RETURN (SAVE) leaves `$` empty (RFC 5182 §2.1).
+                sel.saved.clear();
+            }
+        }
         self.finish(tag, allow_expunge, outcome).await
     }
 
