@@ -36,7 +36,8 @@ use crate::search_program::{self, ProgramError, MAX_SEARCH_DEPTH, MAX_SEARCH_KEY
 use crate::searchres;
 use crate::session::{Extras, Next, Reply, Session};
 use crate::stream::{
-    is_append, receive_literal, spooled_append, unwrap_utf8_append, Input, Received, SpooledAppend,
+    receive_literal, spooled_append, streamable_append, unwrap_utf8_append, Input, Received,
+    SpooledAppend,
 };
 use crate::telemetry::{count_completed, timed};
 
@@ -299,7 +300,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                     && mode == Mode::Command
                     && session.user().is_some()
                     && input.literals().is_some_and(|l| l.is_empty())
-                    && is_append(frag.message_bytes())
+                    && streamable_append(frag.message_bytes())
                 {
                     // A large APPEND message goes to a spool file as it arrives, never into
                     // the fragmentizer. Client and server agree that the literal is exactly

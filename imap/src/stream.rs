@@ -131,6 +131,16 @@ pub(crate) fn is_append(message: &[u8]) -> bool {
     space > 0 && rest.len() > 7 && rest[..7].eq_ignore_ascii_case(b"APPEND ")
 }
 
+/// Whether a literal announced at the end of `message` (a command's bytes so far) may be an
+/// APPEND message streamed to a spool file: an APPEND whose bytes do not include a CATENATE
+/// list (RFC 4469), whose TEXT parts are held in memory with the rest of the command.
+pub(crate) fn streamable_append(message: &[u8]) -> bool {
+    is_append(message)
+        && !message
+            .windows(11)
+            .any(|w| w.eq_ignore_ascii_case(b" CATENATE ("))
+}
+
 /// Takes the RFC 6855 §4 wrapper off `APPEND box [flags] [date] UTF8 (~{n}<message>)`, which a
 /// client that enabled UTF8=ACCEPT uses for a message with UTF-8 headers: imap-codec decodes the
 /// plain form `... ~{n}<message>`. `None` if `message` is not such an APPEND.
@@ -286,6 +296,10 @@ mod tests {
         assert!(!is_append(b" APPEND INBOX {5}\r\n"));
         assert!(!is_append(b"a1 LOGIN {5}\r\n"));
         assert!(!is_append(b"a1 UID APPEND {5}\r\n"));
+        assert!(streamable_append(b"a1 APPEND INBOX {5}\r\n"));
+        assert!(!streamable_append(
+            b"a1 APPEND INBOX catenate (TEXT {5}\r\n"
+        ));
     }
 
     #[test]

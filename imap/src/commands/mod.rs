@@ -2,6 +2,7 @@
 
 mod append;
 mod binary;
+mod catenate;
 mod copy;
 mod fetch;
 mod flags;

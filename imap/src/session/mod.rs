@@ -259,6 +259,7 @@ impl Session {
                 "UIDPLUS",
                 "BINARY",
                 "MULTIAPPEND",
+                "CATENATE",
                 "MOVE",
                 "CHILDREN",
                 "SPECIAL-USE",
