@@ -1,4 +1,4 @@
-"""MULTIAPPEND (RFC 3502), BINARY (RFC 3516) and SEARCHRES (RFC 5182), with the hostile cases: sets over quota or too
+"""MULTIAPPEND (RFC 3502), BINARY (RFC 3516), SEARCHRES (RFC 5182) and CATENATE (RFC 4469), with the hostile cases: sets over quota or too
 many messages store nothing, a set past the command size limit or a huge literal8 is refused
 without the server holding it, malformed sets are BAD, unknown transfer encodings get UNKNOWN-CTE.
 Every refusal leaves the connection usable."""
@@ -11,7 +11,8 @@ ALICE = "alice@example.test"  # 1 MiB quota, max_message_size 1 MiB
 m = connect(ALICE)
 m.sock.settimeout(60)
 caps = ok(m.capability())[0].split()
-assert b"MULTIAPPEND" in caps and b"BINARY" in caps and b"SEARCHRES" in caps, caps
+for cap in [b"MULTIAPPEND", b"BINARY", b"SEARCHRES", b"CATENATE"]:
+    assert cap in caps, caps
 ok(m.create("Multi"))
 
 
@@ -69,7 +70,7 @@ still_usable()
 lines = command("mc1", b"mc1 APPEND Nowhere {1+}\r\nx {1+}\r\ny\r\n")
 assert b"mc1 NO [TRYCREATE]" in lines[-1], lines
 
-# --- Over quota as a set: each message would fit, together they do not: nothing is stored ------
+# --- A set larger than max_message_size as a whole: NO [TOOBIG], nothing stored -----------------
 small = msg(4)
 big = msg(5, b"x" * 530_000)
 lines = command(
@@ -77,7 +78,20 @@ lines = command(
     b"mq1 APPEND Multi {%d+}\r\n%s {%d+}\r\n%s {%d+}\r\n%s\r\n"
     % (len(small), small, len(big), big, len(big), big),
 )
-assert b"mq1 NO [OVERQUOTA]" in lines[-1], lines
+assert b"mq1 NO [TOOBIG]" in lines[-1], lines
+assert count("Multi") == 3
+still_usable()
+
+# --- Over quota as a set: each message would fit, together they do not: nothing is stored ------
+ok(m.create("Filler"))
+ok(m.append("Filler", None, None, msg(9, b"f" * 600_000)))
+quarter = msg(5, b"x" * 250_000)
+lines = command(
+    "mq2",
+    b"mq2 APPEND Multi {%d+}\r\n%s {%d+}\r\n%s {%d+}\r\n%s\r\n"
+    % (len(small), small, len(quarter), quarter, len(quarter), quarter),
+)
+assert b"mq2 NO [OVERQUOTA]" in lines[-1], lines
 assert count("Multi") == 3
 still_usable()
 
@@ -169,30 +183,75 @@ send_raw(m, b"b7 APPEND INBOX ~{4000000000}\r\n")
 line = m.readline()
 assert line.startswith(b"b7 NO [TOOBIG]"), line
 still_usable()
+# --- CATENATE: TEXT and URL parts from the user's own messages; every other URL is BADURL --------
+ok(m.select("Multi"))
+uidv = re.search(rb"UIDVALIDITY (\d+)", b"".join(command("c0", b"c0 STATUS Multi (UIDVALIDITY)\r\n"))).group(1)
+ok(m.create("Cat"))
+lines = command(
+    "c1",
+    b'c1 APPEND Cat (\\Seen) CATENATE (URL "/Multi;UIDVALIDITY=%s/;UID=1/;SECTION=HEADER" TEXT {5+}\r\nnew\r\n URL "/Multi/;uid=2/;section=text")\r\n'
+    % uidv,
+)
+assert re.search(rb"c1 OK \[APPENDUID \d+ 1\]", lines[-1]), lines
+ok(m.select("Cat"))
+lines = command("c2", b"c2 FETCH 1 BODY.PEEK[]\r\n")
+joined = b"".join(lines)
+assert b"Subject: m1\r\n\r\nnew\r\nbody\r\n" in joined, joined
+for url in [
+    b"imap://alice%40example.test@localhost/Multi/;uid=1",  # absolute form: refused
+    b"/Multi;UIDVALIDITY=1/;uid=1",  # wrong UIDVALIDITY
+    b"/Multi/;uid=999",  # no such message
+    b"/NoSuchMailbox/;uid=1",  # none of alice's mailboxes
+    b"/Multi/;uid=1/;urlauth=anonymous:internal:0123",  # URLAUTH is not offered
+    b"/Multi/;uid=1/;section=bogus",
+]:
+    lines = command("c3", b'c3 APPEND Cat CATENATE (TEXT {3+}\r\nabc URL "%s" TEXT {3+}\r\nxyz)\r\n' % url)
+    assert b"c3 NO [BADURL" in lines[-1], (url, lines)
+assert count("Cat") == 1
+# A missing target mailbox is TRYCREATE, even with a bad URL.
+lines = command("c4", b'c4 APPEND Nowhere CATENATE (URL "/Multi/;uid=999")\r\n')
+assert b"c4 NO [TRYCREATE]" in lines[-1], lines
+# A message built past max_message_size from URL parts is refused, and nothing is held past it.
+appended = ok(m.append("Multi", None, None, msg(8, b"w" * 2000)))[0]
+uid4 = re.search(rb"APPENDUID \d+ (\d+)", appended).group(1)
+parts = b" ".join([b'URL "/Multi/;uid=%s"' % uid4] * 600)
+lines = command("c5", b"c5 APPEND Cat CATENATE (%s)\r\n" % parts)
+assert b"c5 NO [TOOBIG]" in lines[-1], lines
+# Too many parts in one APPEND.
+parts = b" ".join([b'URL "/Multi/;uid=1"'] * 1001)
+lines = command("c6", b"c6 APPEND Cat CATENATE (%s)\r\n" % parts)
+assert b"c6 NO [LIMIT]" in lines[-1], lines
+# Malformed lists are BAD.
+for bad in [b"c7 APPEND Cat CATENATE ()\r\n", b"c7 APPEND Cat CATENATE (TEXT {1+}\r\nx FOO)\r\n"]:
+    assert b"c7 BAD" in command("c7", bad)[-1], bad
+assert count("Cat") == 1
+ok(m.unselect())
+ok(m.delete("Cat"))
+
 # --- SEARCHRES: SEARCH RETURN (SAVE) and $ ------------------------------------------------------
-ok(m.select("Multi"))  # UIDs 1:3; 1 is \Seen, 2 is \Flagged
+ok(m.select("Multi"))  # UIDs 1:4; 1 is \Seen, 2 is \Flagged
 lines = command("s0", b"s0 FETCH $ (FLAGS)\r\n")  # nothing saved yet: an empty set
 assert len(lines) == 1 and b"s0 OK" in lines[0], lines
 lines = command("s1", b"s1 SEARCH RETURN (SAVE) UNSEEN\r\n")
 assert len(lines) == 1 and b"s1 OK" in lines[0], lines  # SAVE alone: no ESEARCH
 lines = command("s2", b"s2 UID FETCH $ (FLAGS)\r\n")
-assert sorted(re.findall(rb"UID (\d+)", b"".join(lines))) == [b"2", b"3"], lines
+assert sorted(re.findall(rb"UID (\d+)", b"".join(lines))) == [b"2", b"3", b"4"], lines
 lines = command("s3", b"s3 SEARCH $ FLAGGED\r\n")
 assert b"* SEARCH 2\r\n" in lines, lines
 lines = command("s4", b"s4 UID SEARCH OR UID $ SUBJECT \"$\"\r\n")
-assert b"* SEARCH 2 3\r\n" in lines, lines
+assert b"* SEARCH 2 3 4\r\n" in lines, lines
 lines = command("s5", b"s5 STORE $ +FLAGS (\\Answered)\r\n")
 assert b"s5 OK" in lines[-1], lines
 lines = command("s6", b"s6 SEARCH ANSWERED\r\n")
-assert b"* SEARCH 2 3\r\n" in lines, lines
+assert b"* SEARCH 2 3 4\r\n" in lines, lines
 ok(m.create("Saved"))
 lines = command("s7", b"s7 COPY $ Saved\r\n")
-assert b"COPYUID" in lines[-1] and count("Saved") == 2, lines
+assert b"COPYUID" in lines[-1] and count("Saved") == 3, lines
 # With MIN and MAX only, the saved result is those two messages; ESEARCH is still sent.
 lines = command("s8", b"s8 SEARCH RETURN (SAVE MIN MAX) ALL\r\n")
-assert b"* ESEARCH (TAG \"s8\") MIN 1 MAX 3\r\n" in lines, lines
+assert b"* ESEARCH (TAG \"s8\") MIN 1 MAX 4\r\n" in lines, lines
 lines = command("s9", b"s9 SEARCH $\r\n")
-assert b"* SEARCH 1 3\r\n" in lines, lines
+assert b"* SEARCH 1 4\r\n" in lines, lines
 # A failed SEARCH ... RETURN (SAVE) empties $.
 lines = command("sa", b"sa SEARCH RETURN (SAVE) CHARSET BOGUS ALL\r\n")
 assert b"sa NO" in lines[-1], lines
