@@ -23,6 +23,7 @@ both_backends!(
     imap_fetch_is_streamed,
     imap_search_index,
     imap_extensions,
+    imap_compress,
 );
 
 /// IMAP settings for tests: small literal limit.
@@ -126,6 +127,18 @@ async fn imap_search_index(db: Db) {
 async fn imap_extensions(db: Db) {
     let (_inst, server) = instance(db, &["alice@example.test"], "").await;
     imap_script(&server, "extensions.py", &[]);
+    assert!(server.stop().success());
+}
+
+/// COMPRESS=DEFLATE (RFC 4978) over TLS, pipelining across the switch, a decompression bomb and
+/// corrupt DEFLATE data (issue 12).
+async fn imap_compress(db: Db) {
+    let (_inst, server) = instance(db, &["alice@example.test"], "").await;
+    imap_script(
+        &server,
+        "compress.py",
+        &[("SERVER_PID", server.pid().to_string())],
+    );
     assert!(server.stop().success());
 }
 

@@ -17,7 +17,7 @@ use imap_codec::imap_types::IntoStatic;
 use imap_codec::{
     AuthenticateDataCodec, CommandCodec, GreetingCodec, IdleDoneCodec, ResponseCodec,
 };
-use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig, NetStream, SessionGauge};
+use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig, SessionGauge};
 use postern_store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use arc_swap::ArcSwap;
 
 use crate::commands::multiappend;
+use crate::compress::Link;
 use crate::config::ImapConfig;
 use crate::error::ImapError;
 use crate::esearch;
@@ -201,7 +202,7 @@ impl ImapServer {
     }
 }
 
-async fn write(stream: &mut NetStream, bytes: &[u8]) -> std::io::Result<()> {
+async fn write(stream: &mut Link, bytes: &[u8]) -> std::io::Result<()> {
     stream.write_all(bytes).await?;
     stream.flush().await
 }
@@ -224,11 +225,8 @@ enum Mode {
 }
 
 async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> {
-    let Connection {
-        stream: mut conn,
-        peer,
-        ..
-    } = conn;
+    let Connection { stream, peer, .. } = conn;
+    let mut conn = Link::new(stream);
     let config = shared.config.load_full();
     let mut session = Session::new(
         shared.store.clone(),
@@ -422,6 +420,11 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
             }
             mode = match reply.next {
                 Next::Continue | Next::Fetch => Mode::Command,
+                Next::Compress => {
+                    // What the client sent after COMPRESS and was already read is compressed.
+                    conn.start_deflate(std::mem::take(&mut input.pending));
+                    Mode::Command
+                }
                 Next::Authenticate => Mode::Authenticate,
                 Next::Idle => Mode::Idle,
                 Next::Logout => return Ok(()),
@@ -430,7 +433,9 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                     // (RFC 3501 §6.2.1, CVE-2011-0411 class of injection).
                     frag = new_fragmentizer();
                     input = Input::default();
-                    conn.start_tls(&shared.acceptor, shared.handshake).await?;
+                    conn.stream()
+                        .start_tls(&shared.acceptor, shared.handshake)
+                        .await?;
                     session.tls_established();
                     Mode::Command
                 }

@@ -16,11 +16,11 @@ use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::{Response, StatusKind};
 use imap_codec::CommandCodec;
-use postern_net::NetStream;
 use postern_store::Spool;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::compress::Link;
 use crate::error::ImapError;
 use crate::response::{code_other, tagged};
 use crate::session::{Next, Reply, Session};
@@ -190,7 +190,7 @@ pub(crate) enum Received {
 /// Copies exactly `length` literal bytes, first those already read, then from the socket, into a
 /// new spool file in `dir`, never holding more than [`SPOOL_BUFFER`] of them in memory.
 pub(crate) async fn receive_literal(
-    conn: &mut NetStream,
+    conn: &mut Link,
     input: &mut Input,
     length: u32,
     dir: Option<&Path>,

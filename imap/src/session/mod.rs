@@ -46,6 +46,8 @@ pub enum Next {
     /// Send the responses of [`Session::fetch_batch`] until it returns `None`, then the reply of
     /// [`Session::fetch_done`]: a FETCH reply is streamed, never built whole.
     Fetch,
+    /// Start DEFLATE in both directions right after this reply (COMPRESS, RFC 4978 §3).
+    Compress,
 }
 
 /// Responses to send, in order, and what to do next.
@@ -161,6 +163,8 @@ pub struct Session {
     pub(crate) utf8: bool,
     /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in untagged FETCH responses.
     pub(crate) condstore: bool,
+    /// COMPRESS DEFLATE is active (RFC 4978).
+    compressed: bool,
     /// Untagged responses a command produced before its own (sent first).
     pub(crate) notices: Vec<Response<'static>>,
     changes: Option<broadcast::Receiver<Change>>,
@@ -191,6 +195,7 @@ impl Session {
             selected: None,
             utf8: false,
             condstore: false,
+            compressed: false,
             notices: Vec::new(),
             changes: None,
             pending: None,
@@ -260,6 +265,7 @@ impl Session {
                 "BINARY",
                 "MULTIAPPEND",
                 "CATENATE",
+                "COMPRESS=DEFLATE",
                 "MOVE",
                 "CHILDREN",
                 "SPECIAL-USE",
@@ -417,7 +423,7 @@ impl Session {
             // A streamed FETCH sends them with its first batch.
             responses.splice(0..0, std::mem::take(&mut self.notices));
         }
-        if next == Next::Continue || next == Next::Idle {
+        if matches!(next, Next::Continue | Next::Idle | Next::Compress) {
             self.drain_changes();
             responses.extend(self.updates(allow_expunge).await);
         }
@@ -874,6 +880,19 @@ impl Session {
                 mailbox,
                 uid,
             } => self.copy(&sequence_set, &mailbox, uid, true).await,
+            C::Compress { .. } => {
+                self.require_user()?;
+                if self.compressed {
+                    return Err(Failure::No(
+                        Some(Code::CompressionActive),
+                        "DEFLATE is already active".into(),
+                    ));
+                }
+                self.compressed = true;
+                let mut done = Done::ok("DEFLATE active");
+                done.next = Next::Compress;
+                Ok(done)
+            }
             C::GetQuota { root } => self.get_quota(&root).await,
             C::GetQuotaRoot { mailbox } => self.get_quota_root(&mailbox).await,
             C::SetQuota { .. } => Err(no("Quotas are set by the administrator")),
