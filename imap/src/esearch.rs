@@ -47,7 +47,9 @@ impl SearchReturn {
     }
 }
 
-fn starts_word(message: &[u8], pos: usize, word: &[u8]) -> bool {
+/// Whether `message` at `pos` starts with `word`, ignoring ASCII case (command names and
+/// keywords are case-insensitive, RFC 3501 §9).
+pub(crate) fn starts_word(message: &[u8], pos: usize, word: &[u8]) -> bool {
     message
         .get(pos..pos + word.len())
         .is_some_and(|w| w.eq_ignore_ascii_case(word))

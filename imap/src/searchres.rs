@@ -5,12 +5,7 @@
 //! [`crate::session::Extras::saved_set`]); as a search key (RFC 5182 §2.1, also inside `UID $`)
 //! it becomes `UID <saved UIDs>`, or `NOT ALL` when nothing is saved.
 
-/// Whether `message` at `pos` starts with `word`, ignoring case.
-fn starts_word(message: &[u8], pos: usize, word: &[u8]) -> bool {
-    message
-        .get(pos..pos + word.len())
-        .is_some_and(|w| w.eq_ignore_ascii_case(word))
-}
+use crate::esearch::starts_word;
 
 /// Where the command's verb starts (after the tag and an optional `UID`).
 fn verb_at(message: &[u8]) -> Option<usize> {

@@ -13,14 +13,6 @@ PID = int(os.environ["SERVER_PID"])
 MIB = 1024 * 1024
 
 
-def status_kib(name):
-    with open(f"/proc/{PID}/status") as f:
-        for line in f:
-            if line.startswith(name + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"no {name} for {PID}")
-
-
 class Deflated:
     """Raw DEFLATE both ways on an imaplib connection's socket."""
 
@@ -90,7 +82,7 @@ assert b"* BYE" in z.until_tagged(b"z7")[0]
 m = connect(ALICE)
 m.sock.settimeout(60)
 z = compressed(m)
-peak_before = status_kib("VmHWM")
+peak_before = status_kib(PID, "VmHWM")
 closed = False
 try:
     z.sock.sendall(z.out.compress(b"b1 NOOP "))
@@ -110,7 +102,7 @@ try:
 except OSError:
     pass
 assert closed or b"* BYE" in text, text
-grown = status_kib("VmHWM") - peak_before
+grown = status_kib(PID, "VmHWM") - peak_before
 assert grown < 32 * 1024, f"peak RSS grew by {grown} KiB"
 
 # Corrupt DEFLATE data ends that connection only.

@@ -31,6 +31,12 @@ def still_usable():
     assert b" OK " in command("n1", b"n1 NOOP\r\n")[-1]
 
 
+def append_set(tag, mailbox, *messages):
+    """A MULTIAPPEND of `messages` (LITERAL+); the raw reply lines."""
+    literals = b"".join(b" {%d+}\r\n%s" % (len(m), m) for m in messages)
+    return command(tag, b"%s APPEND %s%s\r\n" % (tag.encode(), mailbox, literals))
+
+
 def msg(n, body=b"body"):
     return b"From: a@example.test\r\nSubject: m%d\r\n\r\n%s\r\n" % (n, body)
 
@@ -67,17 +73,13 @@ assert count("Multi") == 3
 still_usable()
 
 # --- A missing mailbox is TRYCREATE ---------------------------------------------------------------
-lines = command("mc1", b"mc1 APPEND Nowhere {1+}\r\nx {1+}\r\ny\r\n")
+lines = append_set("mc1", b"Nowhere", b"x", b"y")
 assert b"mc1 NO [TRYCREATE]" in lines[-1], lines
 
 # --- A set larger than max_message_size as a whole: NO [TOOBIG], nothing stored -----------------
 small = msg(4)
 big = msg(5, b"x" * 530_000)
-lines = command(
-    "mq1",
-    b"mq1 APPEND Multi {%d+}\r\n%s {%d+}\r\n%s {%d+}\r\n%s\r\n"
-    % (len(small), small, len(big), big, len(big), big),
-)
+lines = append_set("mq1", b"Multi", small, big, big)
 assert b"mq1 NO [TOOBIG]" in lines[-1], lines
 assert count("Multi") == 3
 still_usable()
@@ -86,18 +88,13 @@ still_usable()
 ok(m.create("Filler"))
 ok(m.append("Filler", None, None, msg(9, b"f" * 600_000)))
 quarter = msg(5, b"x" * 250_000)
-lines = command(
-    "mq2",
-    b"mq2 APPEND Multi {%d+}\r\n%s {%d+}\r\n%s {%d+}\r\n%s\r\n"
-    % (len(small), small, len(quarter), quarter, len(quarter), quarter),
-)
+lines = append_set("mq2", b"Multi", small, quarter, quarter)
 assert b"mq2 NO [OVERQUOTA]" in lines[-1], lines
 assert count("Multi") == 3
 still_usable()
 
 # --- Too many messages in one APPEND: NO [LIMIT], nothing stored ---------------------------------
-many = b"ml1 APPEND Multi" + b" {1+}\r\nx" * 1001 + b"\r\n"
-lines = command("ml1", many)
+lines = append_set("ml1", b"Multi", *([b"x"] * 1001))
 assert b"ml1 NO [LIMIT]" in lines[-1], lines
 assert count("Multi") == 3
 still_usable()
