@@ -180,7 +180,8 @@ impl Selected {
 
     /// Indexes of the messages a sequence set names, by sequence number or by UID, ascending.
     /// Sequence numbers beyond EXISTS are BAD ([`Selected::check_seq_set`]); UIDs that name no
-    /// message are ignored (RFC 9051 §6.4.9; CLIENT-COMPAT).
+    /// message are ignored (RFC 9051 §6.4.9; CLIENT-COMPAT). While the command's set is `$`
+    /// ([`Selected::use_saved`]), the saved messages still present (RFC 5182 §2.2).
     pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, Failure> {
         if self.use_saved {
             return Ok((0..self.messages.len())
