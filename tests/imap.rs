@@ -122,8 +122,8 @@ async fn imap_search_index(db: Db) {
     imap_script(&server, "search_index.py", &[]);
 }
 
-/// MULTIAPPEND (RFC 3502), BINARY (RFC 3516) and SEARCHRES (RFC 5182), hostile sets and
-/// literal8s included (issue 12).
+/// MULTIAPPEND (RFC 3502), BINARY (RFC 3516), SEARCHRES (RFC 5182) and CATENATE (RFC 4469),
+/// hostile sets, URLs and literal8s included (issue 12).
 async fn imap_extensions(db: Db) {
     let (_inst, server) = instance(db, &["alice@example.test"], "").await;
     imap_script(&server, "extensions.py", &[]);

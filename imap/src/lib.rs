@@ -12,6 +12,7 @@ mod bodystructure;
 mod commands;
 mod compress;
 mod config;
+mod decode;
 mod envelope;
 mod error;
 mod esearch;

@@ -8,15 +8,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use imap_codec::decode::Decoder;
 use imap_codec::encode::Encoder;
 use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
 use imap_codec::imap_types::core::LiteralMode;
 use imap_codec::imap_types::response::Response;
 use imap_codec::imap_types::IntoStatic;
-use imap_codec::{
-    AuthenticateDataCodec, CommandCodec, GreetingCodec, IdleDoneCodec, ResponseCodec,
-};
+use imap_codec::{AuthenticateDataCodec, GreetingCodec, IdleDoneCodec, ResponseCodec};
 use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig, SessionGauge};
 use postern_store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,20 +24,15 @@ use tokio_util::sync::CancellationToken;
 
 use arc_swap::ArcSwap;
 
-use crate::commands::multiappend;
 use crate::compress::Link;
 use crate::config::ImapConfig;
+use crate::decode;
 use crate::error::ImapError;
-use crate::esearch;
-use crate::list_extended;
-use crate::search_program::{self, ProgramError, MAX_SEARCH_DEPTH, MAX_SEARCH_KEYS};
-use crate::searchres;
-use crate::session::{Extras, Next, Reply, Session};
+use crate::session::{Next, Session};
 use crate::stream::{
-    receive_literal, spooled_append, streamable_append, unwrap_utf8_append, Input, Received,
-    SpooledAppend,
+    receive_literal, spooled_append, streamable_append, Input, Received, SpooledAppend,
 };
-use crate::telemetry::{count_completed, timed};
+use crate::telemetry::count_completed;
 
 /// Room for a command's own text around its largest literal.
 const COMMAND_OVERHEAD: u32 = 64 * 1024;
@@ -357,7 +349,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
             }
             let mut reply = match (spooled.take(), mode) {
                 (Some(append), _) => spooled_append(&mut session, append, &frag).await,
-                (None, Mode::Command) => command(&mut session, &frag, &input).await,
+                (None, Mode::Command) => decode::command(&mut session, &frag, &input).await,
                 (None, Mode::Authenticate) => {
                     match frag.decode_message(&AuthenticateDataCodec::default()) {
                         Ok(data) => session.authenticate_data(data).await,
@@ -487,117 +479,5 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                 return Ok(());
             }
         }
-    }
-}
-
-/// Decodes one complete command message and hands it to the session. Syntax errors get BAD with
-/// the tag when one can be read (RFC 3501 §7.1.3); oversized messages get NO [TOOBIG].
-async fn command(session: &mut Session, frag: &Fragmentizer, input: &Input) -> Reply {
-    use imap_codec::fragmentizer::DecodeMessageError as E;
-    let bad = |why: &str| Reply {
-        raw: Vec::new(),
-        responses: vec![Session::syntax_error(frag.decode_tag().as_ref(), why)],
-        next: Next::Continue,
-    };
-    if frag.is_max_message_size_exceeded() || frag.is_message_poisoned() {
-        return Reply {
-            raw: Vec::new(),
-            responses: vec![Session::literal_too_big(frag.decode_tag().as_ref())],
-            next: Next::Continue,
-        };
-    }
-    if let Some(list) = list_extended::split(frag.message_bytes()) {
-        let (plain, extras) = match list {
-            Ok(split) => split,
-            Err(why) => return bad(why),
-        };
-        let extras = Extras {
-            list: extras,
-            ..Extras::default()
-        };
-        return match CommandCodec::default().decode(&plain) {
-            Ok((b"", cmd)) => timed("LIST", session.command_with(cmd, extras)).await,
-            _ => bad("Malformed LIST"),
-        };
-    }
-    // SEARCHRES (RFC 5182): `$` as a command's set, or among search keys.
-    let saved_argument = searchres::saved_argument(frag.message_bytes());
-    let saved_keys = searchres::search_keys(frag.message_bytes(), || session.saved_uids());
-    let bytes = saved_argument
-        .as_deref()
-        .or(saved_keys.as_deref())
-        .unwrap_or(frag.message_bytes());
-    if saved_argument.is_some() {
-        let extras = Extras {
-            saved_set: true,
-            ..Extras::default()
-        };
-        return match CommandCodec::default().decode(bytes) {
-            Ok((b"", cmd)) => timed(cmd.name(), session.command_with(cmd, extras)).await,
-            _ => bad("Syntax error"),
-        };
-    }
-    let (esearch_plain, search_return) = match esearch::split(bytes) {
-        Some(Ok((plain, options))) => (Some(plain), Some(options)),
-        Some(Err(why)) => return bad(why),
-        None => (None, None),
-    };
-    let message = esearch_plain.as_deref().unwrap_or(bytes);
-    if let Some(search) = search_program::decode(message) {
-        let extras = Extras {
-            search_return,
-            ..Extras::default()
-        };
-        return match search {
-            Ok(cmd) => timed(cmd.name(), session.command_with(cmd, extras)).await,
-            Err(ProgramError::Syntax) => bad("Syntax error in SEARCH"),
-            Err(ProgramError::TooDeep) => bad(&format!(
-                "Search programs may nest at most {MAX_SEARCH_DEPTH} levels"
-            )),
-            Err(ProgramError::TooMany) => Reply {
-                raw: Vec::new(),
-                responses: vec![Session::search_limit(
-                    frag.decode_tag().as_ref(),
-                    &format!("Search programs are limited to {MAX_SEARCH_KEYS} keys"),
-                )],
-                next: Next::Continue,
-            },
-        };
-    }
-    if search_return.is_some() || saved_keys.is_some() {
-        // SORT RETURN (...), or a SORT or THREAD whose `$` was replaced: the rest is a plain
-        // command for imap-codec.
-        let extras = Extras {
-            search_return,
-            ..Extras::default()
-        };
-        return match CommandCodec::default().decode(message) {
-            Ok((b"", cmd)) => timed(cmd.name(), session.command_with(cmd, extras)).await,
-            _ => bad("Syntax error"),
-        };
-    }
-    match multiappend::parse(frag.message_bytes(), input.literals()) {
-        Some(Ok(set)) => return timed("APPEND", session.multiappend(set)).await,
-        Some(Err(failure)) => {
-            return session
-                .refuse(frag.decode_tag().map(IntoStatic::into_static), failure)
-                .await
-        }
-        None => {}
-    }
-    if let Some(plain) = unwrap_utf8_append(frag.message_bytes()) {
-        return match CommandCodec::default().decode(&plain) {
-            Ok((b"", cmd)) => timed("APPEND", session.command(cmd)).await,
-            _ => bad("Syntax error"),
-        };
-    }
-    match frag.decode_message(&CommandCodec::default()) {
-        Ok(cmd) => timed(cmd.name(), session.command(cmd)).await,
-        Err(E::DecodingFailure(_)) | Err(E::DecodingRemainder { .. }) => bad("Syntax error"),
-        Err(_) => Reply {
-            raw: Vec::new(),
-            responses: vec![Session::literal_too_big(frag.decode_tag().as_ref())],
-            next: Next::Continue,
-        },
     }
 }

@@ -3,6 +3,7 @@
 mod append;
 mod binary;
 mod catenate;
+mod compress;
 mod copy;
 mod fetch;
 mod flags;

@@ -164,7 +164,7 @@ pub struct Session {
     /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in untagged FETCH responses.
     pub(crate) condstore: bool,
     /// COMPRESS DEFLATE is active (RFC 4978).
-    compressed: bool,
+    pub(crate) compressed: bool,
     /// Untagged responses a command produced before its own (sent first).
     pub(crate) notices: Vec<Response<'static>>,
     changes: Option<broadcast::Receiver<Change>>,
@@ -880,19 +880,7 @@ impl Session {
                 mailbox,
                 uid,
             } => self.copy(&sequence_set, &mailbox, uid, true).await,
-            C::Compress { .. } => {
-                self.require_user()?;
-                if self.compressed {
-                    return Err(Failure::No(
-                        Some(Code::CompressionActive),
-                        "DEFLATE is already active".into(),
-                    ));
-                }
-                self.compressed = true;
-                let mut done = Done::ok("DEFLATE active");
-                done.next = Next::Compress;
-                Ok(done)
-            }
+            C::Compress { .. } => self.compress(),
             C::GetQuota { root } => self.get_quota(&root).await,
             C::GetQuotaRoot { mailbox } => self.get_quota_root(&mailbox).await,
             C::SetQuota { .. } => Err(no("Quotas are set by the administrator")),
