@@ -22,6 +22,8 @@ both_backends!(
     imap_compliance,
     imap_fetch_is_streamed,
     imap_search_index,
+    imap_extensions,
+    imap_compress,
 );
 
 /// IMAP settings for tests: small literal limit.
@@ -118,6 +120,26 @@ async fn imap_subscriptions(db: Db) {
 async fn imap_search_index(db: Db) {
     let (_inst, server) = instance(db, &["alice@example.test"], "").await;
     imap_script(&server, "search_index.py", &[]);
+}
+
+/// MULTIAPPEND (RFC 3502), BINARY (RFC 3516), SEARCHRES (RFC 5182) and CATENATE (RFC 4469),
+/// hostile sets, URLs and literal8s included (issue 12).
+async fn imap_extensions(db: Db) {
+    let (_inst, server) = instance(db, &["alice@example.test"], "").await;
+    imap_script(&server, "extensions.py", &[]);
+    assert!(server.stop().success());
+}
+
+/// COMPRESS=DEFLATE (RFC 4978) over TLS, pipelining across the switch, a decompression bomb and
+/// corrupt DEFLATE data (issue 12).
+async fn imap_compress(db: Db) {
+    let (_inst, server) = instance(db, &["alice@example.test"], "").await;
+    imap_script(
+        &server,
+        "compress.py",
+        &[("SERVER_PID", server.pid().to_string())],
+    );
+    assert!(server.stop().success());
 }
 
 /// Smaller RFC 3501 points imaptest checks: invalid modified UTF-7 names get NO, EXAMINE's RECENT

@@ -18,9 +18,38 @@ pub struct SearchReturn {
     pub all: bool,
     /// COUNT: how many matched.
     pub count: bool,
+    /// SAVE (SEARCHRES, RFC 5182 §2.1): keep the result for `$`.
+    pub save: bool,
 }
 
-fn starts_word(message: &[u8], pos: usize, word: &[u8]) -> bool {
+impl SearchReturn {
+    /// SAVE is the only option: no ESEARCH response is sent (RFC 5182 §2.1).
+    pub fn save_only(&self) -> bool {
+        self.save && !(self.min || self.max || self.all || self.count)
+    }
+
+    /// Which of the matches (ascending) SAVE keeps: all of them, or with only MIN and/or MAX,
+    /// just the messages those return (RFC 5182 §2.1).
+    pub fn saved<T: Copy>(&self, matches: &[T]) -> Vec<T> {
+        if self.all || self.count || !(self.min || self.max) {
+            return matches.to_vec();
+        }
+        let mut out: Vec<T> = Vec::new();
+        if let (true, Some(&first)) = (self.min, matches.first()) {
+            out.push(first);
+        }
+        if let (true, Some(&last)) = (self.max, matches.last()) {
+            if matches.len() > 1 || !self.min {
+                out.push(last);
+            }
+        }
+        out
+    }
+}
+
+/// Whether `message` at `pos` starts with `word`, ignoring ASCII case (command names and
+/// keywords are case-insensitive, RFC 3501 §9).
+pub(crate) fn starts_word(message: &[u8], pos: usize, word: &[u8]) -> bool {
     message
         .get(pos..pos + word.len())
         .is_some_and(|w| w.eq_ignore_ascii_case(word))
@@ -57,10 +86,11 @@ pub fn split(message: &[u8]) -> Option<Result<(Vec<u8>, SearchReturn), &'static 
             b"MAX" => options.max = true,
             b"ALL" => options.all = true,
             b"COUNT" => options.count = true,
+            b"SAVE" => options.save = true,
             _ => return Some(Err("Unknown SEARCH result option")),
         }
     }
-    if !(options.min || options.max || options.count) {
+    if !(options.min || options.max || options.count || options.save) {
         options.all = true;
     }
     if message.get(close + 1) != Some(&b' ') {
@@ -72,7 +102,7 @@ pub fn split(message: &[u8]) -> Option<Result<(Vec<u8>, SearchReturn), &'static 
 }
 
 /// `numbers` (ascending) as a sequence set: `1:3,5,7:8`.
-fn sequence_set(numbers: &[NonZeroU32]) -> String {
+pub(crate) fn sequence_set(numbers: &[NonZeroU32]) -> String {
     let mut out = String::new();
     let mut i = 0;
     while i < numbers.len() {
@@ -149,6 +179,18 @@ mod tests {
         assert!(split(b"t SEARCH RETURN (BOGUS) ALL\r\n").unwrap().is_err());
         assert!(split(b"t SEARCH RETURN (MIN\r\n").unwrap().is_err());
         assert!(split(b"t SEARCH ALL\r\n").is_none());
+        let (_, o) = split(b"t SEARCH RETURN (SAVE) ALL\r\n").unwrap().unwrap();
+        assert!(o.save_only());
+        let (_, o) = split(b"t SEARCH RETURN (SAVE MIN MAX) ALL\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(!o.save_only());
+        assert_eq!(o.saved(&[2, 5, 9]), vec![2, 9]);
+        assert_eq!(o.saved(&[5]), vec![5]);
+        let (_, o) = split(b"t SEARCH RETURN (SAVE COUNT) ALL\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.saved(&[2, 5, 9]), vec![2, 5, 9]);
         let (plain, o) = split(b"t UID SORT RETURN (ALL) (ARRIVAL) UTF-8 ALL\r\n")
             .unwrap()
             .unwrap();

@@ -1,15 +1,18 @@
 //! Postern's IMAP server (RFC 3501 IMAP4rev1 with IDLE, UIDPLUS, MOVE, CONDSTORE, QUOTA, ENABLE,
-//! LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, ESEARCH, ESORT, SORT and THREAD).
+//! LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, ESEARCH, ESORT, SORT, THREAD, MULTIAPPEND, BINARY,
+//! SEARCHRES, CATENATE and COMPRESS=DEFLATE).
 //!
 //! Protocol logic lives in [`Session`], a state machine fed parsed commands (imap-codec) that returns
 //! responses and the next step for the connection; it talks to the [`postern_store::Store`] but never
 //! to a socket, so it is unit-tested without one. [`ImapServer`] owns listeners, TLS (implicit and
 //! STARTTLS), framing with literal limits, IDLE and timeouts; `stream` diverts large APPEND literals
-//! to a spool file so they are never held in memory.
+//! to a spool file so they are never held in memory, and `compress` runs DEFLATE after COMPRESS.
 
 mod bodystructure;
 mod commands;
+mod compress;
 mod config;
+mod decode;
 mod envelope;
 mod error;
 mod esearch;
@@ -17,6 +20,7 @@ mod list_extended;
 pub mod mutf7;
 mod response;
 mod search_program;
+mod searchres;
 mod server;
 mod session;
 mod stream;

@@ -8,16 +8,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use imap_codec::decode::Decoder;
 use imap_codec::encode::Encoder;
 use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
 use imap_codec::imap_types::core::LiteralMode;
 use imap_codec::imap_types::response::Response;
 use imap_codec::imap_types::IntoStatic;
-use imap_codec::{
-    AuthenticateDataCodec, CommandCodec, GreetingCodec, IdleDoneCodec, ResponseCodec,
-};
-use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig, NetStream, SessionGauge};
+use imap_codec::{AuthenticateDataCodec, GreetingCodec, IdleDoneCodec, ResponseCodec};
+use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig, SessionGauge};
 use postern_store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -27,17 +24,15 @@ use tokio_util::sync::CancellationToken;
 
 use arc_swap::ArcSwap;
 
+use crate::compress::Link;
 use crate::config::ImapConfig;
+use crate::decode;
 use crate::error::ImapError;
-use crate::esearch;
-use crate::list_extended;
-use crate::search_program::{self, ProgramError, MAX_SEARCH_DEPTH, MAX_SEARCH_KEYS};
-use crate::session::{Extras, Next, Reply, Session};
+use crate::session::{Next, Session};
 use crate::stream::{
-    is_append, receive_literal, spooled_append, unwrap_utf8_append, Expect, Input, Received,
-    SpooledAppend,
+    receive_literal, spooled_append, streamable_append, Input, Received, SpooledAppend,
 };
-use crate::telemetry::{count_completed, timed};
+use crate::telemetry::count_completed;
 
 /// Room for a command's own text around its largest literal.
 const COMMAND_OVERHEAD: u32 = 64 * 1024;
@@ -199,7 +194,7 @@ impl ImapServer {
     }
 }
 
-async fn write(stream: &mut NetStream, bytes: &[u8]) -> std::io::Result<()> {
+async fn write(stream: &mut Link, bytes: &[u8]) -> std::io::Result<()> {
     stream.write_all(bytes).await?;
     stream.flush().await
 }
@@ -222,11 +217,8 @@ enum Mode {
 }
 
 async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> {
-    let Connection {
-        stream: mut conn,
-        peer,
-        ..
-    } = conn;
+    let Connection { stream, peer, .. } = conn;
+    let mut conn = Link::new(stream);
     let config = shared.config.load_full();
     let mut session = Session::new(
         shared.store.clone(),
@@ -265,14 +257,13 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
             } = info
             {
                 if spooled.is_some() {
-                    // The streamed literal must be the command's last (RFC 3501 §6.3.11); a
-                    // further one (MULTIAPPEND, CATENATE: not advertised) makes it BAD.
+                    // A streamed message must be its APPEND's only one: a further literal
+                    // (MULTIAPPEND, RFC 3502) is refused with NO [LIMIT].
                     if lit == LiteralMode::Sync {
                         let tag = spooled.take().and_then(|s| s.tag);
-                        frag.skip_message();
-                        input.expect = Expect::Line;
-                        let bad = Session::syntax_error(tag.as_ref(), "Unexpected literal");
-                        write(&mut conn, &encode(&[bad])).await?;
+                        input.skip(&mut frag);
+                        let no = Session::streamed_not_alone(tag.as_ref());
+                        write(&mut conn, &encode(&[no])).await?;
                     } else {
                         frag.poison_message();
                     }
@@ -282,8 +273,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                         // so the client never sends the literal.
                         let tag = frag.decode_tag();
                         let refusal = Session::literal_too_big(tag.as_ref());
-                        frag.skip_message();
-                        input.expect = Expect::Line;
+                        input.skip(&mut frag);
                         write(&mut conn, &encode(&[refusal])).await?;
                     } else if session.user().is_some() {
                         // A non-synchronizing literal is already on its way (RFC 7888 §4): a
@@ -299,7 +289,8 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                 } else if length > STREAM_LITERAL
                     && mode == Mode::Command
                     && session.user().is_some()
-                    && is_append(frag.message_bytes())
+                    && input.literals().is_some_and(|l| l.is_empty())
+                    && streamable_append(frag.message_bytes())
                 {
                     // A large APPEND message goes to a spool file as it arrives, never into
                     // the fragmentizer. Client and server agree that the literal is exactly
@@ -307,8 +298,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                     // it is parsed as the rest of the command.
                     let head = frag.message_bytes().to_vec();
                     let tag = frag.decode_tag().map(IntoStatic::into_static);
-                    frag.skip_message();
-                    input.expect = Expect::Line;
+                    input.skip(&mut frag);
                     if lit == LiteralMode::Sync {
                         write(&mut conn, b"+ Ready for literal data\r\n").await?;
                     }
@@ -359,7 +349,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
             }
             let mut reply = match (spooled.take(), mode) {
                 (Some(append), _) => spooled_append(&mut session, append, &frag).await,
-                (None, Mode::Command) => command(&mut session, &frag).await,
+                (None, Mode::Command) => decode::command(&mut session, &frag, &input).await,
                 (None, Mode::Authenticate) => {
                     match frag.decode_message(&AuthenticateDataCodec::default()) {
                         Ok(data) => session.authenticate_data(data).await,
@@ -388,12 +378,10 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                 // read from the store.
                 // A client that stops reading for the inactivity timeout, or a shutdown, ends
                 // the connection mid-reply.
-                while let Some(batch) = session.fetch_batch().await {
-                    if batch.is_empty() {
+                while let Some(bytes) = session.fetch_batch().await {
+                    if bytes.is_empty() {
                         continue;
                     }
-                    let bytes = encode(&batch);
-                    drop(batch);
                     let sent = tokio::select! {
                         r = tokio::time::timeout(config.inactivity_timeout(), write(&mut conn, &bytes)) => r.ok(),
                         _ = shared.shutdown.cancelled() => None,
@@ -424,6 +412,11 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
             }
             mode = match reply.next {
                 Next::Continue | Next::Fetch => Mode::Command,
+                Next::Compress => {
+                    // What the client sent after COMPRESS and was already read is compressed.
+                    conn.start_deflate(std::mem::take(&mut input.pending));
+                    Mode::Command
+                }
                 Next::Authenticate => Mode::Authenticate,
                 Next::Idle => Mode::Idle,
                 Next::Logout => return Ok(()),
@@ -432,7 +425,9 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                     // (RFC 3501 §6.2.1, CVE-2011-0411 class of injection).
                     frag = new_fragmentizer();
                     input = Input::default();
-                    conn.start_tls(&shared.acceptor, shared.handshake).await?;
+                    conn.stream()
+                        .start_tls(&shared.acceptor, shared.handshake)
+                        .await?;
                     session.tls_established();
                     Mode::Command
                 }
@@ -484,90 +479,5 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                 return Ok(());
             }
         }
-    }
-}
-
-/// Decodes one complete command message and hands it to the session. Syntax errors get BAD with
-/// the tag when one can be read (RFC 3501 §7.1.3); oversized messages get NO [TOOBIG].
-async fn command(session: &mut Session, frag: &Fragmentizer) -> Reply {
-    use imap_codec::fragmentizer::DecodeMessageError as E;
-    let bad = |why: &str| Reply {
-        raw: Vec::new(),
-        responses: vec![Session::syntax_error(frag.decode_tag().as_ref(), why)],
-        next: Next::Continue,
-    };
-    if frag.is_max_message_size_exceeded() || frag.is_message_poisoned() {
-        return Reply {
-            raw: Vec::new(),
-            responses: vec![Session::literal_too_big(frag.decode_tag().as_ref())],
-            next: Next::Continue,
-        };
-    }
-    if let Some(list) = list_extended::split(frag.message_bytes()) {
-        let (plain, extras) = match list {
-            Ok(split) => split,
-            Err(why) => return bad(why),
-        };
-        let extras = Extras {
-            list: extras,
-            ..Extras::default()
-        };
-        return match CommandCodec::default().decode(&plain) {
-            Ok((b"", cmd)) => timed("LIST", session.command_with(cmd, extras)).await,
-            _ => bad("Malformed LIST"),
-        };
-    }
-    let (esearch_plain, search_return) = match esearch::split(frag.message_bytes()) {
-        Some(Ok((plain, options))) => (Some(plain), Some(options)),
-        Some(Err(why)) => return bad(why),
-        None => (None, None),
-    };
-    let message = esearch_plain.as_deref().unwrap_or(frag.message_bytes());
-    if let Some(search) = search_program::decode(message) {
-        let extras = Extras {
-            search_return,
-            ..Extras::default()
-        };
-        return match search {
-            Ok(cmd) => timed(cmd.name(), session.command_with(cmd, extras)).await,
-            Err(ProgramError::Syntax) => bad("Syntax error in SEARCH"),
-            Err(ProgramError::TooDeep) => bad(&format!(
-                "Search programs may nest at most {MAX_SEARCH_DEPTH} levels"
-            )),
-            Err(ProgramError::TooMany) => Reply {
-                raw: Vec::new(),
-                responses: vec![Session::search_limit(
-                    frag.decode_tag().as_ref(),
-                    &format!("Search programs are limited to {MAX_SEARCH_KEYS} keys"),
-                )],
-                next: Next::Continue,
-            },
-        };
-    }
-    if search_return.is_some() {
-        // SORT RETURN (...): the rest is a plain SORT for imap-codec.
-        let extras = Extras {
-            search_return,
-            ..Extras::default()
-        };
-        return match CommandCodec::default().decode(message) {
-            Ok((b"", cmd)) => timed(cmd.name(), session.command_with(cmd, extras)).await,
-            _ => bad("Syntax error"),
-        };
-    }
-    if let Some(plain) = unwrap_utf8_append(frag.message_bytes()) {
-        return match CommandCodec::default().decode(&plain) {
-            Ok((b"", cmd)) => timed("APPEND", session.command(cmd)).await,
-            _ => bad("Syntax error"),
-        };
-    }
-    match frag.decode_message(&CommandCodec::default()) {
-        Ok(cmd) => timed(cmd.name(), session.command(cmd)).await,
-        Err(E::DecodingFailure(_)) | Err(E::DecodingRemainder { .. }) => bad("Syntax error"),
-        Err(_) => Reply {
-            raw: Vec::new(),
-            responses: vec![Session::literal_too_big(frag.decode_tag().as_ref())],
-            next: Next::Continue,
-        },
     }
 }

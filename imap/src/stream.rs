@@ -7,6 +7,7 @@
 //! command with the literal replaced by an empty one ([`spooled_append`]), so that the mailbox,
 //! flags and date come from the same parser as for any other command.
 
+use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,11 +16,11 @@ use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::{Response, StatusKind};
 use imap_codec::CommandCodec;
-use postern_net::NetStream;
 use postern_store::Spool;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::compress::Link;
 use crate::error::ImapError;
 use crate::response::{code_other, tagged};
 use crate::session::{Next, Reply, Session};
@@ -38,19 +39,36 @@ pub(crate) enum Expect {
     Literal(u32),
 }
 
+/// Most literals of one command whose places [`Input`] records: enough for the largest
+/// MULTIAPPEND accepted (see `commands::multiappend`) plus a literal mailbox name; a command with
+/// more is refused when it completes, and recording stops, so their list stays small.
+pub(crate) const MAX_RECORDED_LITERALS: usize = 1002;
+
 /// Bytes read from the client and not yet given to the fragmentizer.
 #[derive(Debug, Default)]
 pub(crate) struct Input {
     /// The bytes, in order.
     pub(crate) pending: Vec<u8>,
-    /// What the fragmentizer expects; the caller sets [`Expect::Line`] when it skips a message.
+    /// What the fragmentizer expects; [`Input::skip`] resets it when a message is skipped.
     pub(crate) expect: Expect,
+    /// Where the literals of the current command are in its bytes, in order (at most
+    /// [`MAX_RECORDED_LITERALS`]).
+    literals: Vec<Range<usize>>,
+    /// The command had more literals than were recorded.
+    too_many_literals: bool,
+    /// The last fragment completed a command: the next one starts a new literal list.
+    complete: bool,
 }
 
 impl Input {
     /// Gives the fragmentizer the bytes of the fragment it parses next, and no more, then lets it
     /// progress. `None` means every pending byte was consumed and more must be read.
     pub(crate) fn progress(&mut self, frag: &mut Fragmentizer) -> Option<FragmentInfo> {
+        if self.complete {
+            self.complete = false;
+            self.literals.clear();
+            self.too_many_literals = false;
+        }
         let n = match self.expect {
             Expect::Line => self
                 .pending
@@ -67,6 +85,16 @@ impl Input {
             *rest -= n as u32;
         }
         let info = frag.progress()?;
+        match info {
+            FragmentInfo::Literal { start, end } if self.literals.len() < MAX_RECORDED_LITERALS => {
+                self.literals.push(start..end);
+            }
+            FragmentInfo::Literal { .. } => self.too_many_literals = true,
+            FragmentInfo::Line {
+                announcement: None, ..
+            } => self.complete = true,
+            FragmentInfo::Line { .. } => {}
+        }
         self.expect = match info {
             FragmentInfo::Line {
                 announcement: Some(LiteralAnnouncement { length, .. }),
@@ -78,6 +106,21 @@ impl Input {
     }
 }
 
+impl Input {
+    /// Skips the rest of the fragmentizer's current message (its next literal included).
+    pub(crate) fn skip(&mut self, frag: &mut Fragmentizer) {
+        frag.skip_message();
+        self.expect = Expect::Line;
+        self.complete = true;
+    }
+
+    /// Where the literals of the command just completed are in its bytes; `None` if it had more
+    /// than [`MAX_RECORDED_LITERALS`].
+    pub(crate) fn literals(&self) -> Option<&[Range<usize>]> {
+        (!self.too_many_literals).then_some(&self.literals)
+    }
+}
+
 /// Whether a command's bytes so far start with `tag SP APPEND SP` (case-insensitive, RFC 3501
 /// §9: command names are case-insensitive).
 pub(crate) fn is_append(message: &[u8]) -> bool {
@@ -86,6 +129,16 @@ pub(crate) fn is_append(message: &[u8]) -> bool {
     };
     let rest = &message[space + 1..];
     space > 0 && rest.len() > 7 && rest[..7].eq_ignore_ascii_case(b"APPEND ")
+}
+
+/// Whether a literal announced at the end of `message` (a command's bytes so far) may be an
+/// APPEND message streamed to a spool file: an APPEND whose bytes do not include a CATENATE
+/// list (RFC 4469), whose TEXT parts are held in memory with the rest of the command.
+pub(crate) fn streamable_append(message: &[u8]) -> bool {
+    is_append(message)
+        && !message
+            .windows(11)
+            .any(|w| w.eq_ignore_ascii_case(b" CATENATE ("))
 }
 
 /// Takes the RFC 6855 §4 wrapper off `APPEND box [flags] [date] UTF8 (~{n}<message>)`, which a
@@ -137,7 +190,7 @@ pub(crate) enum Received {
 /// Copies exactly `length` literal bytes, first those already read, then from the socket, into a
 /// new spool file in `dir`, never holding more than [`SPOOL_BUFFER`] of them in memory.
 pub(crate) async fn receive_literal(
-    conn: &mut NetStream,
+    conn: &mut Link,
     input: &mut Input,
     length: u32,
     dir: Option<&Path>,
@@ -202,7 +255,10 @@ pub(crate) async fn spooled_append(
         responses: vec![response],
         next: Next::Continue,
     };
-    if frag.is_message_poisoned() || frag.is_max_message_size_exceeded() {
+    if frag.is_message_poisoned() {
+        return reply(Session::streamed_not_alone(tag.as_ref()));
+    }
+    if frag.is_max_message_size_exceeded() {
         return reply(Session::syntax_error(tag.as_ref(), "Unexpected literal"));
     }
     let Some(open) = head.iter().rposition(|&b| b == b'{') else {
@@ -240,6 +296,10 @@ mod tests {
         assert!(!is_append(b" APPEND INBOX {5}\r\n"));
         assert!(!is_append(b"a1 LOGIN {5}\r\n"));
         assert!(!is_append(b"a1 UID APPEND {5}\r\n"));
+        assert!(streamable_append(b"a1 APPEND INBOX {5}\r\n"));
+        assert!(!streamable_append(
+            b"a1 APPEND INBOX catenate (TEXT {5}\r\n"
+        ));
     }
 
     #[test]

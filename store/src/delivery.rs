@@ -117,6 +117,17 @@ pub struct Incoming<'a> {
     pub expires_at: i64,
 }
 
+/// One message of [`Store::append_all`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewMessage<'a> {
+    /// The raw message (RFC 5322).
+    pub raw: &'a [u8],
+    /// Flags and keywords it starts with.
+    pub flags: &'a Flags,
+    /// INTERNALDATE, Unix seconds.
+    pub internal_date: i64,
+}
+
 /// What a new mailbox entry gets besides its bytes.
 struct NewEntry<'a> {
     flags: &'a Flags,
@@ -261,6 +272,56 @@ impl Store {
         };
         self.append_parsed(mailbox, source, &hash, &parsed, entry)
             .await
+    }
+
+    /// Appends several messages to a mailbox in one transaction (IMAP MULTIAPPEND, RFC 3502
+    /// §6.3.11): either all are stored, under consecutive UIDs returned in order, or none is.
+    /// The owner's quota is charged once for their total size, so a set that does not fit as a
+    /// whole fails with [`StoreError::OverQuota`] (RFC 9208 §4.2.1).
+    pub async fn append_all(
+        &self,
+        mailbox: &Mailbox,
+        messages: &[NewMessage<'_>],
+    ) -> Result<Vec<i64>> {
+        let mut analysed = Vec::with_capacity(messages.len());
+        for m in messages {
+            analysed.push((parse_for_storage(m.raw).await?, content_hash(m.raw)));
+        }
+        let total: i64 = messages.iter().map(|m| m.raw.len() as i64).sum();
+        let mut tx = self.write_tx().await?;
+        self.lock_users(&mut tx, &[mailbox.user_id]).await?;
+        if !charge_quota(&mut tx, mailbox.user_id, total).await? {
+            return Err(StoreError::OverQuota(format!("user {}", mailbox.user_id)));
+        }
+        let mut uids = Vec::with_capacity(messages.len());
+        let mut last_modseq = 0;
+        for (m, (parsed, hash)) in messages.iter().zip(&analysed) {
+            put_blob(
+                &mut tx,
+                self.backend,
+                BlobSource::Bytes(m.raw),
+                hash,
+                parsed,
+            )
+            .await?;
+            let size = m.raw.len() as i64;
+            let (uid, modseq) =
+                insert_message(&mut tx, mailbox.id, hash, size, m.flags, m.internal_date).await?;
+            uids.push(uid);
+            last_modseq = modseq;
+        }
+        if uids.is_empty() {
+            tx.rollback().await?;
+            return Ok(uids);
+        }
+        let change = Change::Mailbox {
+            user_id: mailbox.user_id,
+            mailbox_id: mailbox.id,
+            modseq: last_modseq,
+            event: MailboxEvent::Appended,
+        };
+        self.commit(tx, vec![change]).await?;
+        Ok(uids)
     }
 
     /// Like [`Store::append`] for a message that was written to a [`Spool`] file as it arrived

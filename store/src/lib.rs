@@ -52,7 +52,7 @@ pub use blobs::BLOB_CHUNK_SIZE;
 pub use changes::{Change, MailboxEvent};
 pub use counts::{Counts, QueueCounts};
 pub use db::{Backend, Store};
-pub use delivery::{Accepted, DeliveryOutcome, Incoming, LocalCopy};
+pub use delivery::{Accepted, DeliveryOutcome, Incoming, LocalCopy, NewMessage};
 pub use dns::{DnsJournal, DnsRecord, DnsRrset, MANAGED_TYPES};
 pub use dns_serials::{ZoneSerial, ZoneSerialRow};
 pub use dnssec::{DnssecKey, DnssecKeyState, DnssecRole};

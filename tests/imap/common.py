@@ -89,6 +89,15 @@ def idle_done(m, tag=b"I1"):
     return lines
 
 
+def status_kib(pid, name):
+    """A value of /proc/PID/status in KiB (VmRSS, VmHWM)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(name + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {name} for {pid}")
+
+
 def done():
     print("ok")
     sys.exit(0)

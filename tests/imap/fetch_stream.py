@@ -12,26 +12,18 @@ COUNT = int(os.environ["COUNT"])
 MIB = 1024 * 1024
 
 
-def status_kib(name):
-    with open(f"/proc/{PID}/status") as f:
-        for line in f:
-            if line.startswith(name + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"no {name} for {PID}")
-
-
 m = connect("erin@example.test")
 m.sock.settimeout(120)
 assert ok(m.select("INBOX")) == [str(COUNT).encode()]
 # Warm up (allocator arenas, prepared statements) with one message.
 assert len(ok(m.fetch("1", "(BODY.PEEK[])"))) == 2
-before = status_kib("VmRSS")
+before = status_kib(PID, "VmRSS")
 
 m.send(b"s1 FETCH 1:* (BODY.PEEK[])\r\n")
 first = m.read(1024)
 # A slow client: it takes 1 KiB and waits; a server building the whole reply would now hold it.
 time.sleep(2)
-rss_while_waiting = status_kib("VmRSS")
+rss_while_waiting = status_kib(PID, "VmRSS")
 buffered = [first]
 total, seen = 0, []
 
@@ -83,7 +75,7 @@ while True:
 
 assert seen == list(range(1, COUNT + 1)), seen
 assert total > 120 * MIB, total
-peak = status_kib("VmHWM")
+peak = status_kib(PID, "VmHWM")
 growth = peak * 1024 - before * 1024
 # Generous but far below the 128 MiB sent: a few 4 MiB batches and their encodings.
 bound = min(64 * MIB, total // 3)
@@ -95,7 +87,7 @@ assert growth < bound, (before, peak, total)
 # (One search: every message that does not match is decoded whole, slow in a debug build.)
 m.sock.settimeout(600)
 assert ok(m.search(None, "BODY", '"message 0063 message"')) == [str(COUNT).encode()]
-peak = status_kib("VmHWM")
+peak = status_kib(PID, "VmHWM")
 print(f"peak after SEARCH {peak} KiB")
 assert (peak - before) * 1024 < bound, (before, peak, total)
 m.logout()

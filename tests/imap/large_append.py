@@ -1,8 +1,8 @@
 """Large APPENDs are streamed to storage: a ~5 MiB message with a synchronizing literal and one with
 LITERAL+ and a command pipelined behind it read back byte-identical with correct BODYSTRUCTURE and
 ENVELOPE; APPENDUID and EXISTS are as for small messages; an over-quota large APPEND gets
-NO [OVERQUOTA]; a streamed literal followed by anything but the end of the command is BAD and the
-connection stays usable. tests/imap.rs then checks what the database holds."""
+NO [OVERQUOTA]; a streamed literal followed by another message (MULTIAPPEND) gets NO [LIMIT], by
+junk BAD, and the connection stays usable. tests/imap.rs then checks what the database holds."""
 import re
 
 from common import *
@@ -78,14 +78,14 @@ assert b'"large 2"' in meta, meta
 c = message(3, 300_000)
 ok(m.append("Drafts", None, None, c))
 
-# After a streamed literal only the end of the command may follow: another literal
-# (MULTIAPPEND, not advertised) gets BAD instead of a continuation request ...
+# After a streamed literal only the end of the command may follow: another message literal
+# (MULTIAPPEND sets are held in memory) gets NO [LIMIT] instead of a continuation request ...
 d = message(4, 400_000)
 send_raw(m, b"Q1 APPEND INBOX {%d}\r\n" % len(d))
 assert m.readline().startswith(b"+")
 send_raw(m, d + b" {5}\r\n")
 line = m.readline()
-assert line.startswith(b"Q1 BAD"), line
+assert line.startswith(b"Q1 NO [LIMIT]"), line
 # ... and trailing junk after a LITERAL+ one gets BAD; the connection carries on.
 send_raw(m, b"Q2 APPEND INBOX {%d+}\r\n" % len(d) + d + b" junk\r\nQ3 NOOP\r\n")
 assert read_until_tagged(m, "Q2")[-1].startswith(b"Q2 BAD")

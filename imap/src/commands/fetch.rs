@@ -5,22 +5,23 @@
 use std::collections::{BTreeSet, HashMap};
 use std::num::{NonZeroU32, NonZeroU64};
 
+use imap_codec::encode::Encoder;
 use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::core::{Literal, NString, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
-use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::IntoStatic;
+use imap_codec::ResponseCodec;
 use postern_store::{BodyPart, FlagOp, Flags, MessageDetails, ParsedMessage, Store};
 
 use crate::bodystructure::body_structure;
+use crate::commands::binary::{binary_section, binary_value, encode_fetch};
 use crate::commands::section::section_bytes;
 use crate::commands::{batch_len, details_by_uid};
 use crate::envelope::envelope;
-use crate::response::data;
 use crate::session::{bad, flag_items, Done, Failure, Next, Outcome, Reply, Session};
 
 fn nz(v: i64) -> NonZeroU32 {
@@ -34,7 +35,7 @@ pub(crate) fn internal_date(secs: i64) -> Option<DateTime> {
 }
 
 /// Bytes as a literal (NUL bytes, which literals cannot carry, become spaces).
-fn literal(mut bytes: Vec<u8>) -> NString<'static> {
+pub(crate) fn literal(mut bytes: Vec<u8>) -> NString<'static> {
     for b in bytes.iter_mut() {
         if *b == 0 {
             *b = b' ';
@@ -155,14 +156,6 @@ impl Session {
         if names.contains(&MessageDataItemName::ModSeq) {
             self.enable_condstore();
         }
-        if names.iter().any(|n| {
-            matches!(
-                n,
-                MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. }
-            )
-        }) {
-            return Err(bad("BINARY is not supported"));
-        }
         let needs_raw = names.iter().any(|n| {
             matches!(
                 n,
@@ -170,6 +163,8 @@ impl Session {
                     | MessageDataItemName::Rfc822
                     | MessageDataItemName::Rfc822Header
                     | MessageDataItemName::Rfc822Text
+                    | MessageDataItemName::Binary { .. }
+                    | MessageDataItemName::BinarySize { .. }
             )
         });
         let needs_parsed = needs_raw
@@ -197,6 +192,7 @@ impl Session {
             matches!(
                 n,
                 MessageDataItemName::BodyExt { peek: false, .. }
+                    | MessageDataItemName::Binary { peek: false, .. }
                     | MessageDataItemName::Rfc822
                     | MessageDataItemName::Rfc822Text
             )
@@ -248,14 +244,19 @@ impl Session {
     /// The next FETCH responses of the FETCH in progress, one batch of messages ([`batch_len`])
     /// at a time; `None` when it is complete (or failed: the failure is
     /// reported by [`Session::fetch_done`]).
-    pub async fn fetch_batch(&mut self) -> Option<Vec<Response<'static>>> {
+    pub async fn fetch_batch(&mut self) -> Option<Vec<u8>> {
         let mut plan = self.fetching.take()?;
         let batch = if plan.failure.is_some() || plan.next >= plan.indexes.len() {
             None
         } else {
             match self.fetch_next(&mut plan).await {
-                Ok(mut out) => {
-                    out.splice(0..0, std::mem::take(&mut self.notices));
+                Ok(messages) => {
+                    let codec = ResponseCodec::default();
+                    let mut out = Vec::new();
+                    for notice in std::mem::take(&mut self.notices) {
+                        out.extend(codec.encode(&notice).dump());
+                    }
+                    out.extend(messages);
                     Some(out)
                 }
                 Err(f) => {
@@ -291,10 +292,8 @@ impl Session {
         self.finish(tag, uid, outcome).await
     }
 
-    async fn fetch_next(
-        &mut self,
-        plan: &mut FetchPlan,
-    ) -> Result<Vec<Response<'static>>, Failure> {
+    /// The encoded FETCH responses of the plan's next batch.
+    async fn fetch_next(&mut self, plan: &mut FetchPlan) -> Result<Vec<u8>, Failure> {
         let (utf8, condstore) = (self.utf8, self.condstore);
         let store = self.store.clone();
         let sel = self.require_selected()?;
@@ -309,7 +308,7 @@ impl Session {
         let chunk = &plan.indexes[plan.next..end];
         plan.next = end;
         let (names, newly_seen) = (&plan.names, &plan.newly_seen);
-        let mut out = Vec::with_capacity(chunk.len());
+        let mut out = Vec::new();
         let details = if plan.headers_only {
             header_details(&store, sel, chunk).await?
         } else if plan.needs_parsed {
@@ -326,6 +325,7 @@ impl Session {
             }
             let raw = d.and_then(|d| d.raw.as_deref()).unwrap_or_default();
             let mut items = Vec::with_capacity(names.len() + 1);
+            let mut origins = Vec::new();
             for name in names {
                 let item = match name {
                     MessageDataItemName::Uid => MessageDataItem::Uid(nz(m.uid)),
@@ -390,8 +390,28 @@ impl Session {
                         ))),
                         None => continue,
                     },
-                    MessageDataItemName::Binary { .. } | MessageDataItemName::BinarySize { .. } => {
-                        continue
+                    MessageDataItemName::Binary {
+                        section,
+                        partial: window,
+                        ..
+                    } => {
+                        let Some(d) = d else { continue };
+                        let bytes = binary_section(raw, &d.parsed.body, section)?;
+                        if let Some((origin, _)) = window {
+                            origins.push((items.len(), *origin));
+                        }
+                        MessageDataItem::Binary {
+                            section: section.clone(),
+                            value: binary_value(partial(bytes, *window)),
+                        }
+                    }
+                    MessageDataItemName::BinarySize { section } => {
+                        let Some(d) = d else { continue };
+                        let bytes = binary_section(raw, &d.parsed.body, section)?;
+                        MessageDataItem::BinarySize {
+                            section: section.clone(),
+                            size: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+                        }
                     }
                 };
                 items.push(item);
@@ -408,10 +428,11 @@ impl Session {
                 }
             }
             if let Ok(items) = Vec1::try_from(items) {
-                out.push(data(Data::Fetch {
-                    seq: crate::session::Selected::seq(i),
+                out.extend(encode_fetch(
+                    crate::session::Selected::seq(i),
                     items,
-                }));
+                    &origins,
+                ));
             }
         }
         Ok(out)

@@ -1,12 +1,16 @@
 //! Command handlers, one module per command family, each an `impl Session` block.
 
 mod append;
+mod binary;
+mod catenate;
+mod compress;
 mod copy;
 mod fetch;
 mod flags;
 mod junk;
 mod list;
 mod mailboxes;
+pub(crate) mod multiappend;
 mod quota;
 mod search;
 mod section;

@@ -241,6 +241,10 @@ impl Session {
         let found = self.matching(charset, criteria, esearch.is_none()).await?;
         let sel = self.require_selected()?;
         let hits = found.numbers(sel, uid);
+        if let Some(options) = esearch.as_ref().filter(|o| o.save) {
+            let uids: Vec<i64> = found.indexes.iter().map(|&i| sel.messages[i].uid).collect();
+            sel.saved = options.saved(&uids).into_iter().collect();
+        }
         let Some(options) = esearch else {
             let modseq = found.modseq(!hits.is_empty());
             return Ok(Done::ok("SEARCH completed").with(vec![data(Data::Search(hits, modseq))]));
@@ -259,6 +263,9 @@ impl Session {
                     .unwrap_or(highest)
             }
         });
+        if options.save_only() {
+            return Ok(Done::ok("SEARCH completed"));
+        }
         let line = esearch::response(&options, uid, &hits, modseq.map(|m| m as u64));
         Ok(Done::ok("SEARCH completed").raw(line))
     }

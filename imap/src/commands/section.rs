@@ -8,7 +8,10 @@ use postern_store::{BodyPart, Content};
 /// The part a section path names: part 1 of a non-multipart message body is the body itself, and
 /// the parts of an encapsulated message/rfc822 are numbered within it; a part that is neither
 /// multipart nor a message has no subparts (RFC 3501 §6.4.5).
-fn resolve<'a>(root: &'a BodyPart, path: &[std::num::NonZeroU32]) -> Option<&'a BodyPart> {
+pub(crate) fn resolve<'a>(
+    root: &'a BodyPart,
+    path: &[std::num::NonZeroU32],
+) -> Option<&'a BodyPart> {
     let mut cur = root;
     for (i, n) in path.iter().enumerate() {
         let container = if i == 0 {

@@ -321,6 +321,14 @@ impl Session {
         let numbers = Matches::numbers_of(sel, &order, uid);
         let modseq = found.modseq(!numbers.is_empty());
         if let Some(options) = esort {
+            if options.save {
+                // RFC 5267 §3.2 with SEARCHRES: MIN and MAX are the first and last in order.
+                let uids: Vec<i64> = order.iter().map(|&i| sel.messages[i].uid).collect();
+                sel.saved = options.saved(&uids).into_iter().collect();
+            }
+            if options.save_only() {
+                return Ok(Done::ok("SORT completed"));
+            }
             let line = esearch::response(&options, uid, &numbers, modseq.map(|m| m.get()));
             return Ok(Done::ok("SORT completed").raw(line));
         }

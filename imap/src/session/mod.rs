@@ -46,6 +46,8 @@ pub enum Next {
     /// Send the responses of [`Session::fetch_batch`] until it returns `None`, then the reply of
     /// [`Session::fetch_done`]: a FETCH reply is streamed, never built whole.
     Fetch,
+    /// Start DEFLATE in both directions right after this reply (COMPRESS, RFC 4978 §3).
+    Compress,
 }
 
 /// Responses to send, in order, and what to do next.
@@ -67,6 +69,8 @@ pub struct Extras {
     pub list: ListExtras,
     /// ESEARCH result options of `SEARCH RETURN (...)`.
     pub search_return: Option<SearchReturn>,
+    /// The command's set was `$` (SEARCHRES, RFC 5182 §2.2): it names the saved result.
+    pub saved_set: bool,
 }
 
 /// A successful command's result: untagged responses, then a tagged OK with an optional code.
@@ -159,6 +163,8 @@ pub struct Session {
     pub(crate) utf8: bool,
     /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in untagged FETCH responses.
     pub(crate) condstore: bool,
+    /// COMPRESS DEFLATE is active (RFC 4978).
+    pub(crate) compressed: bool,
     /// Untagged responses a command produced before its own (sent first).
     pub(crate) notices: Vec<Response<'static>>,
     changes: Option<broadcast::Receiver<Change>>,
@@ -189,6 +195,7 @@ impl Session {
             selected: None,
             utf8: false,
             condstore: false,
+            compressed: false,
             notices: Vec::new(),
             changes: None,
             pending: None,
@@ -255,6 +262,10 @@ impl Session {
                 "NAMESPACE",
                 "UNSELECT",
                 "UIDPLUS",
+                "BINARY",
+                "MULTIAPPEND",
+                "CATENATE",
+                "COMPRESS=DEFLATE",
                 "MOVE",
                 "CHILDREN",
                 "SPECIAL-USE",
@@ -266,6 +277,7 @@ impl Session {
                 "STATUS=SIZE",
                 "UTF8=ACCEPT",
                 "ESEARCH",
+                "SEARCHRES",
                 "ESORT",
                 "SORT",
                 "SORT=DISPLAY",
@@ -278,6 +290,18 @@ impl Session {
             .map(|c| Capability::from(atom(c)))
             .collect();
         Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
+    }
+
+    /// The UIDs saved for `$` (RFC 5182) as a sequence set; `None` when none are saved.
+    pub fn saved_uids(&self) -> Option<String> {
+        let sel = self.selected.as_ref()?;
+        let uids: Vec<std::num::NonZeroU32> = sel
+            .messages
+            .iter()
+            .filter(|m| sel.saved.contains(&m.uid))
+            .filter_map(|m| std::num::NonZeroU32::new(u32::try_from(m.uid).ok()?))
+            .collect();
+        (!uids.is_empty()).then(|| crate::esearch::sequence_set(&uids))
     }
 
     /// A tagged BAD for a command that could not be parsed (RFC 3501 §7.1.3).
@@ -299,6 +323,13 @@ impl Session {
             ),
             None => crate::response::untagged(StatusKind::Bad, None, "Literal too big"),
         }
+    }
+
+    /// A tagged NO [LIMIT] (RFC 5530 §3) for an APPEND with a further message after one large
+    /// enough to be streamed to disk: MULTIAPPEND (RFC 3502) sets are held in memory, so such a
+    /// message must be appended alone.
+    pub fn streamed_not_alone(tag: Option<&Tag<'_>>) -> Response<'static> {
+        Session::search_limit(tag, "A message this large must be appended alone")
     }
 
     /// A tagged NO [LIMIT] (RFC 5530 §3) for a command too large to run, refused while decoding.
@@ -324,7 +355,18 @@ impl Session {
                 | CommandBody::Store { uid: false, .. }
                 | CommandBody::Search { uid: false, .. }
         );
+        let saves = extras.search_return.as_ref().is_some_and(|r| r.save);
+        if let Some(sel) = self.selected.as_mut() {
+            sel.use_saved = extras.saved_set;
+        }
         let outcome = self.dispatch(cmd.body, extras).await;
+        if let Some(sel) = self.selected.as_mut() {
+            sel.use_saved = false;
+            if saves && outcome.is_err() {
+                // A failed SEARCH ... RETURN (SAVE) leaves `$` empty (RFC 5182 §2.1).
+                sel.saved.clear();
+            }
+        }
         self.finish(tag, allow_expunge, outcome).await
     }
 
@@ -381,7 +423,7 @@ impl Session {
             // A streamed FETCH sends them with its first batch.
             responses.splice(0..0, std::mem::take(&mut self.notices));
         }
-        if next == Next::Continue || next == Next::Idle {
+        if matches!(next, Next::Continue | Next::Idle | Next::Compress) {
             self.drain_changes();
             responses.extend(self.updates(allow_expunge).await);
         }
@@ -838,6 +880,7 @@ impl Session {
                 mailbox,
                 uid,
             } => self.copy(&sequence_set, &mailbox, uid, true).await,
+            C::Compress { .. } => self.compress(),
             C::GetQuota { root } => self.get_quota(&root).await,
             C::GetQuotaRoot { mailbox } => self.get_quota_root(&mailbox).await,
             C::SetQuota { .. } => Err(no("Quotas are set by the administrator")),

@@ -31,6 +31,11 @@ pub struct Selected {
     pub dirty: bool,
     /// Keywords announced in FLAGS so far (the list only grows during a selection).
     pub keywords: BTreeSet<String>,
+    /// UIDs of the result saved by `SEARCH RETURN (SAVE)` (SEARCHRES, RFC 5182 §2.1): empty
+    /// until a search saves one, for this selection only; expunged messages drop out.
+    pub saved: BTreeSet<i64>,
+    /// The current command's set is `$`: [`Selected::resolve`] names the saved messages.
+    pub use_saved: bool,
 }
 
 /// The FLAGS of a message as FETCH items.
@@ -93,6 +98,8 @@ impl Selected {
             recent,
             dirty: false,
             keywords,
+            saved: BTreeSet::new(),
+            use_saved: false,
         })
     }
 
@@ -173,8 +180,14 @@ impl Selected {
 
     /// Indexes of the messages a sequence set names, by sequence number or by UID, ascending.
     /// Sequence numbers beyond EXISTS are BAD ([`Selected::check_seq_set`]); UIDs that name no
-    /// message are ignored (RFC 9051 §6.4.9; CLIENT-COMPAT).
+    /// message are ignored (RFC 9051 §6.4.9; CLIENT-COMPAT). While the command's set is `$`
+    /// ([`Selected::use_saved`]), the saved messages still present (RFC 5182 §2.2).
     pub fn resolve(&self, set: &SequenceSet, uid: bool) -> Result<Vec<usize>, Failure> {
+        if self.use_saved {
+            return Ok((0..self.messages.len())
+                .filter(|&i| self.saved.contains(&self.messages[i].uid))
+                .collect());
+        }
         if !uid {
             self.check_seq_set(set)?;
         }

@@ -35,19 +35,17 @@ async fn run(s: &mut Session, line: &str) -> (String, Next) {
     let (rest, cmd) = CommandCodec::default().decode(&bytes).expect("parses");
     assert!(rest.is_empty());
     let mut reply = s.command(cmd).await;
-    let mut responses = Vec::new();
+    let mut text = String::new();
     if reply.next == Next::Fetch {
         while let Some(batch) = s.fetch_batch().await {
-            responses.extend(batch);
+            text.push_str(&String::from_utf8(batch).unwrap());
         }
         reply = s.fetch_done().await;
     }
-    responses.extend(reply.responses);
     let codec = ResponseCodec::default();
-    let text = responses
-        .iter()
-        .map(|r| String::from_utf8(codec.encode(r).dump()).unwrap())
-        .collect();
+    for r in &reply.responses {
+        text.push_str(&String::from_utf8(codec.encode(r).dump()).unwrap());
+    }
     (text, reply.next)
 }
 
