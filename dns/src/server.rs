@@ -471,7 +471,8 @@ impl DnsServer {
         for served in zones {
             let zone = &served.zone;
             let sets = zone.rrsets_for_transfer();
-            let records = std::iter::once(zone.soa()).chain(sets.iter().flat_map(|s| &s.records));
+            let records = std::iter::once(zone.soa().clone())
+                .chain(sets.into_iter().flat_map(|(owner, s)| s.records(&owner)));
             for r in records {
                 let Some(data) = rdata_text(&r.data) else {
                     continue;

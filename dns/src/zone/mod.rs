@@ -1,6 +1,7 @@
 //! An authoritative zone in memory, built from parsed records and checked like
 //! named-checkzone (SOA and NS at the apex, CNAME exclusivity, out-of-zone and occluded data).
 
+mod compact;
 mod dnssec_text;
 mod loc;
 pub mod parse;
@@ -14,6 +15,8 @@ use std::fmt;
 
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
+pub(crate) use compact::{key_name, rdata_wire, NameKey, NodeEncoder};
+pub use compact::{Node, RrSet, RrSets};
 pub use parse::{Loc, ParseError, SourceRecord};
 pub use text::{character_strings, rdata_text};
 pub(crate) use token::name as token_name;
@@ -69,37 +72,33 @@ impl fmt::Display for Problem {
     }
 }
 
-/// The records of one type at one name (RFC 2181 §5: one TTL per RRset).
-#[derive(Debug, Clone)]
-pub struct RrSet {
-    /// The type.
-    pub rtype: RecordType,
-    /// The records, all with the same TTL.
-    pub records: Vec<Record>,
+/// The records of one type at one name while a zone is built and checked.
+struct DraftSet {
+    rtype: RecordType,
+    records: Vec<Record>,
 }
 
-/// One owner name; an empty node is an empty non-terminal (RFC 4592 §2.2.2).
-#[derive(Debug, Clone, Default)]
-pub struct Node {
-    /// The RRsets, in order of first appearance.
-    pub rrsets: Vec<RrSet>,
-    /// True for a delegation point: NS records below the apex (RFC 1034 §4.2.1).
-    pub cut: bool,
+/// One owner name while a zone is built and checked.
+#[derive(Default)]
+struct DraftNode {
+    rrsets: Vec<DraftSet>,
+    cut: bool,
 }
 
-impl Node {
-    /// The RRset of a type, if present.
-    pub fn get(&self, rtype: RecordType) -> Option<&RrSet> {
+impl DraftNode {
+    fn get(&self, rtype: RecordType) -> Option<&DraftSet> {
         self.rrsets.iter().find(|s| s.rtype == rtype)
     }
 }
 
-/// A loaded zone, ready to answer from.
+/// A loaded zone, ready to answer from: nodes by lower-cased wire name ([`compact`]).
 #[derive(Debug)]
 pub struct Zone {
     origin: Name,
     lower_origin: LowerName,
-    nodes: HashMap<LowerName, Node>,
+    nodes: HashMap<Box<[u8]>, Node>,
+    /// The owner names written in another case than their key's, as first written.
+    cased: HashMap<Box<[u8]>, Name>,
     soa: Record,
     record_count: usize,
 }
@@ -114,7 +113,7 @@ impl Zone {
     ) -> (Option<Zone>, Vec<Problem>) {
         let mut problems = Vec::new();
         let lower_origin = LowerName::new(origin);
-        let mut nodes: HashMap<LowerName, Node> = HashMap::new();
+        let mut nodes: HashMap<LowerName, DraftNode> = HashMap::new();
         let mut locs: HashMap<(LowerName, RecordType), Loc> = HashMap::new();
         let mut record_count = 0;
         for SourceRecord { record, loc } in records {
@@ -150,7 +149,7 @@ impl Zone {
                 }
                 None => {
                     locs.insert((name.clone(), rtype), loc);
-                    node.rrsets.push(RrSet {
+                    node.rrsets.push(DraftSet {
                         rtype,
                         records: vec![record],
                     });
@@ -212,7 +211,7 @@ impl Zone {
                 if nodes.contains_key(&parent) {
                     break;
                 }
-                nodes.insert(parent.clone(), Node::default());
+                nodes.insert(parent.clone(), DraftNode::default());
                 if parent == lower_origin {
                     break;
                 }
@@ -220,29 +219,68 @@ impl Zone {
             }
         }
 
-        let has_error = problems.iter().any(|p| p.severity == Severity::Error);
-        let zone = match soa {
-            Some(mut soa) if !has_error => {
-                if let RData::SOA(data) = &mut soa.data {
-                    data.serial = data.serial.wrapping_add(serial_offset);
-                }
-                if let Some(set) = nodes
-                    .get_mut(&lower_origin)
-                    .and_then(|n| n.rrsets.iter_mut().find(|s| s.rtype == RecordType::SOA))
-                {
-                    set.records = vec![soa.clone()];
-                }
-                Some(Zone {
-                    origin: origin.clone(),
-                    lower_origin,
-                    nodes,
-                    soa,
-                    record_count,
-                })
-            }
-            _ => None,
+        if problems.iter().any(|p| p.severity == Severity::Error) {
+            return (None, problems);
+        }
+        let Some(mut soa) = soa else {
+            return (None, problems);
         };
-        (zone, problems)
+        if let RData::SOA(data) = &mut soa.data {
+            data.serial = data.serial.wrapping_add(serial_offset);
+        }
+        if let Some(set) = nodes
+            .get_mut(&lower_origin)
+            .and_then(|n| n.rrsets.iter_mut().find(|s| s.rtype == RecordType::SOA))
+        {
+            set.records = vec![soa.clone()];
+        }
+        let mut zone = Zone {
+            origin: origin.clone(),
+            lower_origin,
+            nodes: HashMap::with_capacity(nodes.len()),
+            cased: HashMap::new(),
+            soa,
+            record_count,
+        };
+        let mut encoder = NodeEncoder::default();
+        for (name, draft) in nodes {
+            if let Err(message) = zone.insert(&mut encoder, &name, draft) {
+                problems.push(Problem::new(
+                    Severity::Error,
+                    None,
+                    format!("{name}: {message}"),
+                ));
+            }
+        }
+        zone.nodes.shrink_to_fit();
+        zone.cased.shrink_to_fit();
+        let has_error = problems.iter().any(|p| p.severity == Severity::Error);
+        (if has_error { None } else { Some(zone) }, problems)
+    }
+
+    /// Stores one checked node in compact form, keeping the case its owner was first written in.
+    fn insert(
+        &mut self,
+        encoder: &mut NodeEncoder,
+        name: &LowerName,
+        draft: DraftNode,
+    ) -> Result<(), String> {
+        let key: Box<[u8]> = NameKey::new(name).as_bytes().into();
+        let written = draft.rrsets.first().and_then(|s| s.records.first());
+        if let Some(written) = written.filter(|r| !r.name.eq_case(name)) {
+            self.cased.insert(key.clone(), written.name.clone());
+        }
+        let sets = draft.rrsets.iter().map(|set| {
+            let ttl = set.records.first().map_or(0, |r| r.ttl);
+            (
+                set.rtype,
+                ttl,
+                set.records.iter().map(|r| &r.data).collect(),
+            )
+        });
+        let node = encoder.encode(sets, draft.cut)?;
+        self.nodes.insert(key, node);
+        Ok(())
     }
 
     /// The zone's origin.
@@ -281,9 +319,9 @@ impl Zone {
         self.record_count
     }
 
-    /// The node at a name (including empty non-terminals).
-    pub fn node(&self, name: &LowerName) -> Option<&Node> {
-        self.nodes.get(name)
+    /// The node at a name (including empty non-terminals), found case-insensitively.
+    pub fn node(&self, name: &Name) -> Option<&Node> {
+        self.nodes.get(NameKey::new(name).as_bytes())
     }
 
     /// The closest delegation point at or above `name` (strictly below the apex).
@@ -299,8 +337,8 @@ impl Zone {
         };
         for n in (apex_labels + 1)..=last {
             let candidate = name.trim_to(usize::from(n));
-            if let Some(node) = self.nodes.get(&LowerName::new(&candidate)) {
-                if node.cut {
+            if let Some(node) = self.node(&candidate) {
+                if node.is_cut() {
                     return Some((candidate, node));
                 }
             }
@@ -308,34 +346,58 @@ impl Zone {
         None
     }
 
-    /// Every node (owner names and empty non-terminals), in no particular order.
-    pub fn nodes(&self) -> impl Iterator<Item = (&LowerName, &Node)> {
-        self.nodes.iter()
+    /// The owner name of a node in the case it was written in (an empty non-terminal's in
+    /// lower case).
+    pub fn owner(&self, name: &Name) -> Name {
+        let key = NameKey::new(name);
+        match self.cased.get(key.as_bytes()) {
+            Some(written) => written.clone(),
+            None => name.to_lowercase(),
+        }
+    }
+
+    /// Every node (owner names, as written, and empty non-terminals), in no particular order.
+    pub fn nodes(&self) -> impl Iterator<Item = (Name, &Node)> {
+        self.nodes.iter().map(|(key, node)| {
+            let name = match self.cased.get(key) {
+                Some(written) => written.clone(),
+                None => key_name(key),
+            };
+            (name, node)
+        })
     }
 
     /// True unless `name` is strictly below a delegation point (glue or occluded data), where
     /// nothing is signed or in the NSEC3 chain (RFC 4035 §2.2).
-    pub fn authoritative_name(&self, name: &LowerName) -> bool {
-        self.find_cut(&Name::from(name), true).is_none()
+    pub fn authoritative_name(&self, name: &Name) -> bool {
+        self.find_cut(name, true).is_none()
     }
 
-    /// All RRsets in canonical name order, SOA first, for zone transfers.
-    pub fn rrsets_for_transfer(&self) -> Vec<&RrSet> {
-        let mut names: Vec<&LowerName> = self.nodes.keys().collect();
-        names.sort();
-        names
+    /// All RRsets but the SOA, with their owners, in canonical name order (RFC 4034 §6.1), for
+    /// zone transfers.
+    pub fn rrsets_for_transfer(&self) -> Vec<(Name, RrSet<'_>)> {
+        let mut nodes: Vec<(LowerName, Name, &Node)> = self
+            .nodes()
+            .map(|(name, node)| (LowerName::new(&name), name, node))
+            .collect();
+        nodes.sort_by(|a, b| a.0.cmp(&b.0));
+        nodes
             .into_iter()
-            .filter_map(|n| self.nodes.get(n))
-            .flat_map(|node| node.rrsets.iter())
-            .filter(|s| s.rtype != RecordType::SOA)
+            .flat_map(|(_, name, node)| node.rrsets().map(move |s| (name.clone(), s)))
+            .filter(|(_, s)| s.rtype != RecordType::SOA)
             .collect()
+    }
+
+    /// Octets of zone data held (RDATA and owner names, without the tables' own overhead).
+    pub fn data_size(&self) -> usize {
+        self.nodes.iter().map(|(k, n)| k.len() + n.size()).sum()
     }
 }
 
 fn check_apex<'a>(
     origin: &Name,
     lower_origin: &LowerName,
-    nodes: &HashMap<LowerName, Node>,
+    nodes: &HashMap<LowerName, DraftNode>,
     loc_of: &impl Fn(&LowerName, RecordType) -> Option<&'a Loc>,
     problems: &mut Vec<Problem>,
 ) -> Option<Record> {
@@ -383,7 +445,7 @@ fn below_cut(name: &LowerName, origin: &LowerName, cuts: &HashSet<LowerName>) ->
 
 fn check_occluded<'a>(
     origin: &LowerName,
-    nodes: &HashMap<LowerName, Node>,
+    nodes: &HashMap<LowerName, DraftNode>,
     cuts: &HashSet<LowerName>,
     loc_of: &impl Fn(&LowerName, RecordType) -> Option<&'a Loc>,
     problems: &mut Vec<Problem>,
@@ -419,7 +481,7 @@ fn check_occluded<'a>(
 
 fn check_targets<'a>(
     origin: &LowerName,
-    nodes: &HashMap<LowerName, Node>,
+    nodes: &HashMap<LowerName, DraftNode>,
     cuts: &HashSet<LowerName>,
     loc_of: &impl Fn(&LowerName, RecordType) -> Option<&'a Loc>,
     problems: &mut Vec<Problem>,
@@ -507,7 +569,7 @@ mod tests {
         assert_eq!(zone.serial(), 7);
         assert_eq!(zone.negative_ttl(), 60);
         let ent = LowerName::from(Name::from_ascii("b.c.example.test.").expect("n"));
-        assert!(zone.node(&ent).expect("ent").rrsets.is_empty());
+        assert!(zone.node(&ent).expect("ent").is_empty());
         let below = Name::from_ascii("x.ns.sub.example.test.").expect("n");
         assert_eq!(
             zone.find_cut(&below, false).expect("cut").0.to_string(),
@@ -566,7 +628,7 @@ mod tests {
             .node(&www)
             .and_then(|n| n.get(RecordType::A))
             .expect("set");
-        assert_eq!(set.records.len(), 2);
-        assert!(set.records.iter().all(|r| r.ttl == 300));
+        assert_eq!(set.len(), 2);
+        assert_eq!(set.ttl(), 300);
     }
 }
