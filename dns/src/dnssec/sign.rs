@@ -98,6 +98,9 @@ impl SignedZone {
     }
 }
 
+/// The signatures over one RRset: type covered, TTL and RRSIGs in wire form.
+type WireSet<'a> = (RecordType, u32, Vec<&'a [u8]>);
+
 /// One RRset to sign: where its signatures go, its owner and its records.
 struct Job<'z> {
     slot: Slot<'z>,
@@ -239,7 +242,7 @@ pub fn sign_zone(
     // The signatures of one owner's RRsets are made by consecutive jobs: one node per owner.
     let mut signed = SignedZone::default();
     let mut by_link = Vec::new();
-    let mut owner: Option<(&Name, Vec<(RecordType, u32, Vec<&[u8]>)>)> = None;
+    let mut owner: Option<(&Name, Vec<WireSet<'_>>)> = None;
     for (job, slots) in jobs.iter().zip(&sigs) {
         let records: Vec<&[u8]> = slots.iter().flatten().map(|sig| &sig[..]).collect();
         match &job.slot {
@@ -284,10 +287,7 @@ fn signing_jobs_of_chain(chain: &Chain) -> Vec<Job<'_>> {
 
 impl SignedZone {
     /// Stores the signatures of one owner's RRsets, if any were made.
-    fn insert_sigs(
-        &mut self,
-        owner: Option<(&Name, Vec<(RecordType, u32, Vec<&[u8]>)>)>,
-    ) -> Result<(), DnsError> {
+    fn insert_sigs(&mut self, owner: Option<(&Name, Vec<WireSet<'_>>)>) -> Result<(), DnsError> {
         let Some((owner, sets)) = owner else {
             return Ok(());
         };
