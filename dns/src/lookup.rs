@@ -3,8 +3,6 @@
 //! followed inside the zone (RFC 6604 for the final RCODE), and DNAME redirection with a
 //! synthesized CNAME (RFC 6672 §3).
 
-use std::collections::HashSet;
-
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::CNAME;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
@@ -39,7 +37,8 @@ pub fn lookup(zone: &Zone, qname: &Name, qtype: RecordType, minimal_any: bool) -
         ..Answer::default()
     };
     let mut name = qname.clone();
-    let mut seen: HashSet<LowerName> = HashSet::new();
+    // The names of the chain so far: a few at most, where a hash set would cost each query.
+    let mut seen: Vec<LowerName> = Vec::new();
     loop {
         let exclude = qtype == RecordType::DS && answer.answers.is_empty();
         if let Some((cut_name, cut)) = zone.find_cut(&name, exclude) {
@@ -47,9 +46,10 @@ pub fn lookup(zone: &Zone, qname: &Name, qtype: RecordType, minimal_any: bool) -
             return answer;
         }
         let lower = LowerName::new(&name);
-        if !seen.insert(lower.clone()) || seen.len() > MAX_CHAIN {
+        if seen.contains(&lower) || seen.len() >= MAX_CHAIN {
             return answer;
         }
+        seen.push(lower);
         if let Some((owner, set)) = dname_above(zone, &name) {
             match synthesize(set, &owner, &name) {
                 Some((cname, target)) => {

@@ -4,7 +4,6 @@
 //! half of their validity is left (RFC 6781 §4.4.2), so a reload or an UPDATE re-signs only
 //! what changed, and nothing is stored twice. New signatures are made on every core.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use hickory_proto::dnssec::rdata::{DNSSECRData, SigInput, RRSIG};
@@ -16,7 +15,7 @@ use super::keys::{Signer, ZoneKeys, SIGNATURE_VALIDITY};
 use super::nsec3::{Chain, Hash};
 use crate::error::DnsError;
 use crate::journal::Difference;
-use crate::zone::{key_name, rdata_wire, NameKey, Node, RrSet, Zone};
+use crate::zone::{key_name, rdata_wire, NameKey, NameMap, Node, RrSet, Zone};
 
 /// Inception is backdated for resolvers whose clocks are behind (RFC 6781 §4.4.2.3).
 const INCEPTION_SLACK: u64 = 3600;
@@ -26,7 +25,7 @@ const INCEPTION_SLACK: u64 = 3600;
 pub struct SignedZone {
     /// The RRSIGs by lower-cased wire owner name: a compact node whose RRsets are the
     /// signatures over each signed RRset, by type covered.
-    sigs: HashMap<Box<[u8]>, Node>,
+    sigs: NameMap<Node>,
     pub(crate) chain: Chain,
     /// The differences between the signed versions served so far, oldest first (for IXFR).
     journal: Vec<Arc<Difference>>,

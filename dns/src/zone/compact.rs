@@ -4,6 +4,8 @@
 //! `Record` is several hundred bytes with its owner name; a small record here is its RDATA
 //! plus ten octets. Records are decoded back only for the answers that carry them.
 
+use std::collections::HashMap;
+
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{
     BinDecodable, BinDecoder, BinEncodable, BinEncoder, NameEncoding, Restrict,
@@ -15,6 +17,10 @@ const MAX_NAME: usize = 255;
 
 /// Bit of a node's first octet: the node is a delegation point.
 const CUT: u8 = 1;
+
+/// A table by lower-cased wire name. Every query looks names up here, so the hash is a fast
+/// one (foldhash, randomly seeded per process); what is inserted comes from zone data.
+pub(crate) type NameMap<V> = HashMap<Box<[u8]>, V, foldhash::fast::RandomState>;
 
 /// A name lower-cased in wire form, on the stack: the key nodes are found by.
 pub(crate) struct NameKey {

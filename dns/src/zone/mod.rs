@@ -17,7 +17,7 @@ use std::fmt;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use check::{check_apex, check_occluded, check_targets};
-pub(crate) use compact::{key_name, rdata_wire, NameKey, NodeEncoder};
+pub(crate) use compact::{key_name, rdata_wire, NameKey, NameMap, NodeEncoder};
 pub use compact::{Node, RrSet, RrSets};
 pub use parse::{Loc, ParseError, SourceRecord};
 pub use text::{character_strings, rdata_text};
@@ -98,9 +98,9 @@ impl DraftNode {
 pub struct Zone {
     origin: Name,
     lower_origin: LowerName,
-    nodes: HashMap<Box<[u8]>, Node>,
+    nodes: NameMap<Node>,
     /// The owner names written in another case than their key's, as first written.
-    cased: HashMap<Box<[u8]>, Name>,
+    cased: NameMap<Name>,
     soa: Record,
     record_count: usize,
 }
@@ -239,8 +239,8 @@ impl Zone {
         let mut zone = Zone {
             origin: origin.clone(),
             lower_origin,
-            nodes: HashMap::with_capacity(nodes.len()),
-            cased: HashMap::new(),
+            nodes: NameMap::with_capacity_and_hasher(nodes.len(), Default::default()),
+            cased: NameMap::default(),
             soa,
             record_count,
         };
