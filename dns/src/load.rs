@@ -203,6 +203,7 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
         view,
         zone = %origin,
         records = report.records,
+        bytes = loaded.0.data_size(),
         serial = report.serial,
         ms = started.elapsed().as_millis(),
         "zone built"

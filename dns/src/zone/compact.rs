@@ -69,14 +69,6 @@ pub struct Node {
     data: Box<[u8]>,
 }
 
-impl Default for Node {
-    fn default() -> Self {
-        Node {
-            data: Box::new([0]),
-        }
-    }
-}
-
 /// Type (2), TTL (4) and record count (2) before an RRset's records.
 const SET_HEADER: usize = 8;
 
@@ -361,7 +353,8 @@ mod tests {
             node.get(RecordType::TXT).expect("TXT").data().next(),
             Some(txt)
         );
-        assert!(Node::default().is_empty() && !Node::default().is_cut());
+        let ent = Node::encode([], false).expect("encodes");
+        assert!(ent.is_empty() && !ent.is_cut() && ent.rrsets().next().is_none());
     }
 
     #[test]
