@@ -7,6 +7,8 @@
 #
 # Needs the Debian packages dnsperf, knot, bind9. Usage:
 #   bench/dns-dnssec.sh [seconds per run, default 10] [servers, default "postern knot bind"] [rounds, default 3]
+# BASELINE=path/to/serve adds an older build of Postern's `serve` example, signing, as one more
+# server of each round ("postern baseline signed").
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SECONDS_PER_RUN=${1:-10}
@@ -161,10 +163,13 @@ label[knot]="knot $(knotd -V | awk '{print $NF}') signed"; signed[knot]=yes
 cmd[knot]="knotd -c $work/knot/knot.conf"
 label[bind]="bind9 $(named -v | awk '{print $2}') signed"; signed[bind]=yes
 cmd[bind]="named -g -c $work/bind/named.conf -u root"
+label[baseline]="postern baseline signed"; signed[baseline]=yes
+cmd[baseline]="${BASELINE:-} $work/postern-signed.toml 127.0.0.1:$PORT"
 order=()
 for s in $SERVERS; do
   [ "$s" = postern ] && order+=(unsigned)
   order+=("$s")
+  if [ "$s" = postern ] && [ -n "${BASELINE:-}" ]; then order+=(baseline); fi
 done
 for r in $(seq "$ROUNDS"); do
   for s in "${order[@]}"; do

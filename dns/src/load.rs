@@ -12,7 +12,9 @@ use std::time::Instant;
 use hickory_proto::rr::{LowerName, Name, RecordType};
 
 use crate::config::ZoneConfig;
-use crate::dnssec::{prepare_signing, sign_zone, Previous, SignedZone, ZoneKey};
+use crate::dnssec::{
+    prepare_signing, sign_zone, Previous, SignedZone, ZoneKey, SIGNING_APEX_TYPES,
+};
 use crate::managed::{merge, ManagedRecord};
 use crate::server::unix_now;
 use crate::state::{zone_name, Inputs, ZoneReport};
@@ -28,14 +30,15 @@ pub struct FileRrsets {
 }
 
 impl FileRrsets {
-    /// The RRsets of `zone` that are not among `file`'s (name, type) pairs.
-    fn new(zone: &Zone, file: &HashSet<(LowerName, RecordType)>) -> Self {
-        let others = zone
-            .nodes()
-            .flat_map(|(name, node)| node.rrsets.iter().map(move |s| (name.clone(), s.rtype)))
-            .filter(|key| !file.contains(key))
-            .collect();
-        FileRrsets { others }
+    /// The RRsets `(name, type)` of `candidates` (the records added to the file's: managed
+    /// records, DNSKEY and the like) that are not among `file`'s.
+    fn new(mut candidates: HashSet<(LowerName, RecordType)>, file: &[SourceRecord]) -> Self {
+        if !candidates.is_empty() {
+            for r in file {
+                candidates.remove(&(LowerName::new(&r.record.name), r.record.record_type()));
+            }
+        }
+        FileRrsets { others: candidates }
     }
 
     /// True when `zone` (the zone these were loaded with) has the RRset `(name, rtype)` from its
@@ -143,11 +146,6 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
         .iter()
         .map(|p| (p.clone(), fingerprint(p).unwrap_or_default()))
         .collect();
-    let file_keys: HashSet<(LowerName, RecordType)> = parsed
-        .records
-        .iter()
-        .map(|r| (LowerName::new(&r.record.name), r.record.record_type()))
-        .collect();
     report
         .problems
         .extend(parsed.warnings.into_iter().map(|w| Problem {
@@ -156,6 +154,15 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
             message: w.message,
         }));
     let managed_records = parse_placed(&placed, view, origin, &mut report.problems);
+    let mut added: HashSet<(LowerName, RecordType)> = managed_records
+        .iter()
+        .map(|(r, _)| (LowerName::new(&r.record.name), r.record.record_type()))
+        .collect();
+    if keys.is_some() {
+        let apex = LowerName::new(origin);
+        added.extend(SIGNING_APEX_TYPES.map(|t| (apex.clone(), t)));
+    }
+    let file_rrsets = Arc::new(FileRrsets::new(added, &parsed.records));
     let managed: Vec<ManagedRecord> = placed.into_iter().cloned().collect();
     let (mut records, merge_problems) = merge(parsed.records, managed_records);
     report.problems.extend(merge_problems);
@@ -179,8 +186,6 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
         return failed(report);
     };
     inputs.serials.served(view, origin, choice);
-    let file_rrsets = Arc::new(FileRrsets::new(&zone, &file_keys));
-    drop(file_keys);
     report.serial = Some(zone.serial());
     report.records = zone.record_count();
     let signed = match signing {
@@ -198,6 +203,7 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
         view,
         zone = %origin,
         records = report.records,
+        bytes = loaded.0.data_size(),
         serial = report.serial,
         ms = started.elapsed().as_millis(),
         "zone built"

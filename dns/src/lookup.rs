@@ -3,11 +3,9 @@
 //! followed inside the zone (RFC 6604 for the final RCODE), and DNAME redirection with a
 //! synthesized CNAME (RFC 6672 §3).
 
-use std::collections::HashSet;
-
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::CNAME;
-use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 use crate::zone::{Node, RrSet, Zone};
@@ -39,7 +37,8 @@ pub fn lookup(zone: &Zone, qname: &Name, qtype: RecordType, minimal_any: bool) -
         ..Answer::default()
     };
     let mut name = qname.clone();
-    let mut seen: HashSet<LowerName> = HashSet::new();
+    // The names of the chain so far: a few at most, where a hash set would cost each query.
+    let mut seen: Vec<LowerName> = Vec::new();
     loop {
         let exclude = qtype == RecordType::DS && answer.answers.is_empty();
         if let Some((cut_name, cut)) = zone.find_cut(&name, exclude) {
@@ -47,9 +46,10 @@ pub fn lookup(zone: &Zone, qname: &Name, qtype: RecordType, minimal_any: bool) -
             return answer;
         }
         let lower = LowerName::new(&name);
-        if !seen.insert(lower.clone()) || seen.len() > MAX_CHAIN {
+        if seen.contains(&lower) || seen.len() >= MAX_CHAIN {
             return answer;
         }
+        seen.push(lower);
         if let Some((owner, set)) = dname_above(zone, &name) {
             match synthesize(set, &owner, &name) {
                 Some((cname, target)) => {
@@ -67,7 +67,7 @@ pub fn lookup(zone: &Zone, qname: &Name, qtype: RecordType, minimal_any: bool) -
             }
             return answer;
         }
-        let node = match zone.node(&lower) {
+        let node = match zone.node(&name) {
             Some(node) => node,
             None => match wildcard(zone, &name) {
                 Some(node) => node,
@@ -78,12 +78,12 @@ pub fn lookup(zone: &Zone, qname: &Name, qtype: RecordType, minimal_any: bool) -
                 }
             },
         };
-        if qtype == RecordType::ANY && !node.rrsets.is_empty() {
+        if qtype == RecordType::ANY && !node.is_empty() {
             if minimal_any {
-                let first = node.rrsets.iter().min_by_key(|s| u16::from(s.rtype));
+                let first = node.rrsets().min_by_key(|s| u16::from(s.rtype));
                 push_set(&mut answer.answers, first, &name);
             } else {
-                for set in &node.rrsets {
+                for set in node.rrsets() {
                     push_set(&mut answer.answers, Some(set), &name);
                 }
             }
@@ -97,8 +97,8 @@ pub fn lookup(zone: &Zone, qname: &Name, qtype: RecordType, minimal_any: bool) -
         }
         if let Some(cname) = node.get(RecordType::CNAME) {
             push_set(&mut answer.answers, Some(cname), &name);
-            let target = cname.records.iter().find_map(|r| match &r.data {
-                RData::CNAME(c) => Some(c.0.clone()),
+            let target = cname.data().find_map(|d| match d {
+                RData::CNAME(c) => Some(c.0),
                 _ => None,
             });
             match target {
@@ -115,37 +115,34 @@ pub fn lookup(zone: &Zone, qname: &Name, qtype: RecordType, minimal_any: bool) -
     }
 }
 
-/// The closest DNAME RRset strictly above `name` in the zone, with its owner (RFC 6672 §3.2).
-pub(crate) fn dname_above<'z>(zone: &'z Zone, name: &Name) -> Option<(Name, &'z RrSet)> {
+/// The closest DNAME RRset strictly above `name` in the zone, with its owner as written
+/// (RFC 6672 §3.2).
+pub(crate) fn dname_above<'z>(zone: &'z Zone, name: &Name) -> Option<(Name, RrSet<'z>)> {
     (zone.origin().num_labels()..name.num_labels()).find_map(|labels| {
         let owner = name.trim_to(usize::from(labels));
-        let set = zone.node(&LowerName::new(&owner))?.get(RecordType::DNAME)?;
-        Some((set.records.first()?.name.clone(), set))
+        let set = zone.node(&owner)?.get(RecordType::DNAME)?;
+        Some((zone.owner(&owner), set))
     })
 }
 
-/// The target of a DNAME record (carried as RFC 3597 octets: hickory has no DNAME RData).
-pub fn dname_target(record: &Record) -> Option<Name> {
-    match &record.data {
-        RData::Unknown { rdata, .. } => Name::read(&mut BinDecoder::new(&rdata.anything)).ok(),
-        _ => None,
-    }
+/// The target of a DNAME record: its RDATA is one uncompressed name (RFC 6672 §2.1).
+fn dname_target(rdata: &[u8]) -> Option<Name> {
+    Name::read(&mut BinDecoder::new(rdata)).ok()
 }
 
 /// The CNAME synthesized from a DNAME for `name` and its target: `name` with the owner's
 /// suffix replaced by the DNAME target, TTL of the DNAME (RFC 6672 §3.3); `None` when the
 /// result would be longer than 255 octets (YXDOMAIN, RFC 6672 §2.2).
-fn synthesize(set: &RrSet, owner: &Name, name: &Name) -> Option<(Record, Name)> {
-    let dname = set.records.first()?;
-    let target = dname_target(dname)?;
+fn synthesize(set: RrSet<'_>, owner: &Name, name: &Name) -> Option<(Record, Name)> {
+    let target = dname_target(set.rdata().next()?)?;
     let prefix = Name::from_labels(
         name.iter()
             .take(usize::from(name.num_labels() - owner.num_labels())),
     )
     .ok()?;
     let new = prefix.append_domain(&target).ok()?;
-    let mut cname = Record::from_rdata(name.clone(), dname.ttl, RData::CNAME(CNAME(new.clone())));
-    cname.dns_class = dname.dns_class;
+    let mut cname = Record::from_rdata(name.clone(), set.ttl(), RData::CNAME(CNAME(new.clone())));
+    cname.dns_class = DNSClass::IN;
     Some((cname, new))
 }
 
@@ -153,26 +150,22 @@ fn synthesize(set: &RrSet, owner: &Name, name: &Name) -> Option<(Record, Name)> 
 /// (RFC 4592 §3.3.1). The closest encloser always exists (empty non-terminals are nodes).
 pub(crate) fn wildcard<'z>(zone: &'z Zone, name: &Name) -> Option<&'z Node> {
     let source = closest_encloser(zone, name).prepend_label("*").ok()?;
-    zone.node(&LowerName::new(&source))
+    zone.node(&source)
 }
 
 /// The closest encloser of a name that does not exist: its longest existing ancestor
 /// (RFC 4592 §3.3.1, RFC 5155 §7.2.1).
 pub(crate) fn closest_encloser(zone: &Zone, name: &Name) -> Name {
     let mut encloser = name.base_name();
-    while encloser.num_labels() > zone.origin().num_labels()
-        && zone.node(&LowerName::new(&encloser)).is_none()
-    {
+    while encloser.num_labels() > zone.origin().num_labels() && zone.node(&encloser).is_none() {
         encloser = encloser.base_name();
     }
     encloser
 }
 
-fn push_set(out: &mut Vec<Record>, set: Option<&RrSet>, owner: &Name) {
-    for record in set.into_iter().flat_map(|s| s.records.iter()) {
-        let mut record = record.clone();
-        record.name = owner.clone();
-        out.push(record);
+fn push_set(out: &mut Vec<Record>, set: Option<RrSet<'_>>, owner: &Name) {
+    if let Some(set) = set {
+        out.extend(set.records(owner));
     }
 }
 
@@ -192,9 +185,9 @@ fn referral(zone: &Zone, cut_name: &Name, cut: &Node, answer: &mut Answer) {
     let Some(ns) = cut.get(RecordType::NS) else {
         return;
     };
-    answer.authorities.extend(ns.records.iter().cloned());
+    let records = ns.records(&zone.owner(cut_name));
     let cut_lower = LowerName::new(cut_name);
-    for record in &ns.records {
+    for record in &records {
         if let RData::NS(target) = &record.data {
             let target = LowerName::new(&target.0);
             if cut_lower.zone_of(&target) {
@@ -204,6 +197,7 @@ fn referral(zone: &Zone, cut_name: &Name, cut: &Node, answer: &mut Answer) {
             }
         }
     }
+    answer.authorities.extend(records);
 }
 
 /// Adds A/AAAA records of a name in the zone to `out`; true if any were added.
@@ -214,9 +208,9 @@ fn addresses(zone: &Zone, name: &LowerName, out: &mut Vec<Record>) -> bool {
     let mut added = false;
     for rtype in [RecordType::A, RecordType::AAAA] {
         if let Some(set) = node.get(rtype) {
-            for record in &set.records {
-                if !out.contains(record) {
-                    out.push(record.clone());
+            for record in set.records(&zone.owner(name)) {
+                if !out.contains(&record) {
+                    out.push(record);
                     added = true;
                 }
             }

@@ -146,12 +146,23 @@ pub(crate) fn merge(
     mut file: Vec<SourceRecord>,
     managed: Vec<(SourceRecord, bool)>,
 ) -> (Vec<SourceRecord>, Vec<Problem>) {
+    if managed.is_empty() {
+        return (file, Vec::new());
+    }
+    // What the file has at the managed records' names: a big zone's other names are not indexed.
+    let wanted: HashSet<LowerName> = managed
+        .iter()
+        .map(|(r, _)| LowerName::new(&r.record.name))
+        .collect();
     let mut keys: HashSet<(LowerName, RecordType)> = HashSet::new();
     let mut names: HashSet<LowerName> = HashSet::new();
     let mut cnames: HashSet<LowerName> = HashSet::new();
     let mut txt_ttl: HashMap<LowerName, (u32, bool)> = HashMap::new();
     for r in &file {
         let name = LowerName::new(&r.record.name);
+        if !wanted.contains(&name) {
+            continue;
+        }
         keys.insert((name.clone(), r.record.record_type()));
         if r.record.record_type() == RecordType::CNAME {
             cnames.insert(name.clone());

@@ -137,9 +137,9 @@ impl Transfer {
                 out.push(soa)
                     && sets
                         .into_iter()
-                        .flat_map(|set| set.records.iter())
+                        .flat_map(|(owner, set)| set.records(&owner))
                         .chain(self.served.signed.iter().flat_map(|s| s.transfer_records()))
-                        .all(|r| out.push(r))
+                        .all(|r| out.push(&r))
             }
         };
         if going && out.push(soa) {

@@ -3,16 +3,15 @@
 //! and delegations with no DS.
 
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use super::nsec3::Link;
 use super::sign::SignedZone;
 use crate::lookup::{closest_encloser, Answer};
 use crate::zone::Zone;
 
 /// Adds the RRSIGs and denial-of-existence proofs to `answer`, the lookup of `qname` in `zone`.
 pub fn add_dnssec(zone: &Zone, signed: &SignedZone, qname: &Name, answer: &mut Answer) {
-    let mut proofs: Vec<&Link> = Vec::new();
+    let mut proofs: Vec<usize> = Vec::new();
     answer.answers = with_sigs(
         zone,
         signed,
@@ -42,10 +41,9 @@ pub fn add_dnssec(zone: &Zone, signed: &SignedZone, qname: &Name, answer: &mut A
     }
     let mut seen = Vec::new();
     for link in proofs {
-        let owner = &link.records[0].name;
-        if !seen.contains(owner) {
-            seen.push(owner.clone());
-            answer.authorities.extend(link.records.iter().cloned());
+        if !seen.contains(&link) {
+            seen.push(link);
+            answer.authorities.extend(signed.chain.records(link));
         }
     }
 }
@@ -62,11 +60,11 @@ fn last_target(answers: &[Record]) -> Option<Name> {
 /// was synthesised from a wildcard: it gets the wildcard's signatures (their label count tells
 /// the validator so, RFC 4035 §5.3.4) and the proof that the next closer name does not exist
 /// (RFC 5155 §7.2.6).
-fn with_sigs<'s>(
+fn with_sigs(
     zone: &Zone,
-    signed: &'s SignedZone,
+    signed: &SignedZone,
     records: Vec<Record>,
-    proofs: &mut Vec<&'s Link>,
+    proofs: &mut Vec<usize>,
 ) -> Vec<Record> {
     let mut out = Vec::with_capacity(records.len() * 2);
     let mut records = records.into_iter().peekable();
@@ -76,20 +74,15 @@ fn with_sigs<'s>(
         while let Some(next) = records.next_if(|r| r.record_type() == rtype && r.name == owner) {
             out.push(next);
         }
-        let lower = LowerName::new(&owner);
-        let source = if zone.node(&lower).is_some() {
-            Some(lower)
+        let source = if zone.node(&owner).is_some() {
+            Some(owner.clone())
         } else {
             let encloser = closest_encloser(zone, &owner);
             proofs.extend(signed.chain.covering(&next_closer(&encloser, &owner)));
-            encloser.prepend_label("*").ok().map(|w| LowerName::new(&w))
+            encloser.prepend_label("*").ok()
         };
         if let Some(source) = source {
-            out.extend(signed.sigs(&source, rtype).iter().map(|sig| {
-                let mut sig = sig.clone();
-                sig.name = owner.clone();
-                sig
-            }));
+            out.extend(signed.sigs(&source, rtype, &owner));
         }
     }
     out
@@ -103,15 +96,15 @@ fn next_closer(encloser: &Name, name: &Name) -> Name {
 /// NXDOMAIN: closest encloser, next closer and wildcard proofs (RFC 5155 §7.2.2). NODATA:
 /// the matching NSEC3 (§7.2.3, also DS at a delegation, §7.2.4), or for a wildcard NODATA
 /// the closest encloser, next closer and matching wildcard NSEC3s (§7.2.5).
-fn deny<'s>(
+fn deny(
     zone: &Zone,
-    signed: &'s SignedZone,
+    signed: &SignedZone,
     name: &Name,
     rcode: ResponseCode,
-    proofs: &mut Vec<&'s Link>,
+    proofs: &mut Vec<usize>,
 ) {
     let chain = &signed.chain;
-    if rcode != ResponseCode::NXDomain && zone.node(&LowerName::new(name)).is_some() {
+    if rcode != ResponseCode::NXDomain && zone.node(name).is_some() {
         proofs.extend(chain.matching(name));
         return;
     }
@@ -129,12 +122,7 @@ fn deny<'s>(
 
 /// A referral carries the signed DS RRset, or the NSEC3 proving there is none (RFC 4035
 /// §3.1.4, RFC 5155 §7.2.7 without opt-out).
-fn referral<'s>(
-    zone: &Zone,
-    signed: &'s SignedZone,
-    answer: &mut Answer,
-    proofs: &mut Vec<&'s Link>,
-) {
+fn referral(zone: &Zone, signed: &SignedZone, answer: &mut Answer, proofs: &mut Vec<usize>) {
     let Some(cut) = answer
         .authorities
         .iter()
@@ -143,13 +131,13 @@ fn referral<'s>(
     else {
         return;
     };
-    let lower = LowerName::new(&cut);
-    match zone.node(&lower).and_then(|n| n.get(RecordType::DS)) {
+    match zone.node(&cut).and_then(|n| n.get(RecordType::DS)) {
         Some(ds) => {
-            answer.authorities.extend(ds.records.iter().cloned());
+            let owner = zone.owner(&cut);
+            answer.authorities.extend(ds.records(&owner));
             answer
                 .authorities
-                .extend(signed.sigs(&lower, RecordType::DS).iter().cloned());
+                .extend(signed.sigs(&cut, RecordType::DS, &owner));
         }
         None => proofs.extend(signed.chain.matching(&cut)),
     }

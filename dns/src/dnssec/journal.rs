@@ -4,10 +4,9 @@
 //! signatures; after a restart the journal starts empty and IXFR falls back to a full
 //! transfer.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::rr::{Record, RecordType};
 
 use super::sign::{Previous, SignedZone};
 use crate::journal::Difference;
@@ -31,7 +30,7 @@ pub(crate) fn next_journal(
     }
     let mut journal = previous.signed.journal().to_vec();
     journal.push(Arc::new(difference(previous, zone, signed)));
-    let limit = zone.record_count() + signed.transfer_records().count();
+    let limit = zone.record_count() + signed.record_count();
     let mut size: usize = journal.iter().map(|d| entry_size(d)).sum();
     while size > limit && !journal.is_empty() {
         size -= entry_size(&journal.remove(0));
@@ -54,47 +53,43 @@ fn difference(previous: Previous<'_>, zone: &Zone, signed: &SignedZone) -> Diffe
         added: Vec::new(),
     };
     for (name, node) in zone.nodes() {
-        for set in node.rrsets.iter().filter(|s| s.rtype != RecordType::SOA) {
-            let before = previous
-                .zone
-                .node(name)
-                .and_then(|n| n.get(set.rtype))
-                .map_or(&[][..], |s| &s.records);
-            replace(&mut d, before, &set.records);
-        }
-    }
-    for (name, node) in previous.zone.nodes() {
-        for set in node.rrsets.iter().filter(|s| s.rtype != RecordType::SOA) {
-            if zone.node(name).and_then(|n| n.get(set.rtype)).is_none() {
-                d.removed.extend(set.records.iter().cloned());
+        for set in node.rrsets().filter(|s| s.rtype != RecordType::SOA) {
+            let before = previous.zone.node(&name).and_then(|n| n.get(set.rtype));
+            if before != Some(set) {
+                let before = before.map(|s| s.records(&previous.zone.owner(&name)));
+                replace(&mut d, &before.unwrap_or_default(), &set.records(&name));
             }
         }
     }
-    for ((name, rtype), sigs) in signed.all_sigs() {
-        replace(&mut d, previous.signed.sigs(name, *rtype), sigs);
-    }
-    for ((name, rtype), sigs) in previous.signed.all_sigs() {
-        if signed.sigs(name, *rtype).is_empty() {
-            d.removed.extend(sigs.iter().cloned());
+    for (name, node) in previous.zone.nodes() {
+        for set in node.rrsets().filter(|s| s.rtype != RecordType::SOA) {
+            if zone.node(&name).and_then(|n| n.get(set.rtype)).is_none() {
+                d.removed.extend(set.records(&name));
+            }
         }
     }
-    let links = |s: &'_ SignedZone| -> HashMap<Name, Vec<Record>> {
-        s.chain
-            .links()
-            .filter_map(|l| Some((l.records.first()?.name.clone(), l.records.clone())))
-            .collect()
-    };
-    let (before, after) = (links(previous.signed), links(signed));
-    for (owner, records) in &after {
-        replace(
-            &mut d,
-            before.get(owner).map_or(&[], Vec::as_slice),
-            records,
-        );
+    for (name, sigs) in signed.all_sigs() {
+        if !signed.same_sigs(previous.signed, &name, sigs.rtype) {
+            let before = previous.signed.sigs(&name, sigs.rtype, &name);
+            replace(&mut d, &before, &sigs.records_as(&name, RecordType::RRSIG));
+        }
     }
-    for (owner, records) in &before {
-        if !after.contains_key(owner) {
-            d.removed.extend(records.iter().cloned());
+    for (name, sigs) in previous.signed.all_sigs() {
+        if signed.sigs(&name, sigs.rtype, &name).is_empty() {
+            d.removed.extend(sigs.records_as(&name, RecordType::RRSIG));
+        }
+    }
+    let (before, after) = (&previous.signed.chain, &signed.chain);
+    for (i, hash) in after.hashes().iter().enumerate() {
+        let old = before.index(hash);
+        if !old.is_some_and(|j| after.same_link(i, before, j)) {
+            let removed = old.map(|j| before.records(j)).unwrap_or_default();
+            replace(&mut d, &removed, &after.records(i));
+        }
+    }
+    for (j, hash) in before.hashes().iter().enumerate() {
+        if after.index(hash).is_none() {
+            d.removed.extend(before.records(j));
         }
     }
     d

@@ -23,6 +23,14 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use crate::error::DnsError;
 use crate::zone::{Loc, SourceRecord};
 
+/// The types of the apex records signing adds to a zone ([`prepare_signing`]).
+pub(crate) const SIGNING_APEX_TYPES: [RecordType; 4] = [
+    RecordType::DNSKEY,
+    RecordType::CDS,
+    RecordType::CDNSKEY,
+    RecordType::NSEC3PARAM,
+];
+
 /// The keys a zone is signed with, after adding its DNSKEY, CDS, CDNSKEY and NSEC3PARAM
 /// records to `records` (the records it is built from); unusable keys are an error.
 pub(crate) fn prepare_signing(

@@ -6,7 +6,8 @@ use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC3, NSEC3PARAM};
 use hickory_proto::dnssec::Nsec3HashAlgorithm;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
-use crate::zone::{Node, Zone};
+use crate::error::DnsError;
+use crate::zone::{Node, RrSet, Zone};
 
 /// The NSEC3PARAM record data of every signed zone (RFC 9276 §3.1).
 pub(crate) fn param() -> NSEC3PARAM {
@@ -22,30 +23,27 @@ pub(crate) fn hash(name: &Name) -> Option<Hash> {
     digest.as_ref().try_into().ok()
 }
 
-/// One link of the chain: its NSEC3 record followed by its RRSIGs.
-pub(crate) struct Link {
-    /// The NSEC3 record, then its signatures.
-    pub(crate) records: Vec<Record>,
-}
-
 /// The chain, sorted by hash: the hashes apart from the links, so that a lookup's binary
-/// search reads one contiguous array.
+/// search reads one contiguous array. A link is a compact node holding its NSEC3 record (type
+/// NSEC3) and, once signed, the RRSIGs over it (type RRSIG); its owner is `hash.origin`.
 #[derive(Default)]
 pub(crate) struct Chain {
+    origin: Name,
+    ttl: u32,
     hashes: Vec<Hash>,
-    links: Vec<Link>,
+    links: Vec<Node>,
 }
 
 /// The types in a node's NSEC3 bitmap: at a delegation only NS and DS (RFC 5155 §7.1), RRSIG
 /// wherever a signed RRset is.
 fn bitmap(node: &Node) -> Vec<RecordType> {
+    let cut = node.is_cut();
     let mut types: Vec<RecordType> = node
-        .rrsets
-        .iter()
+        .rrsets()
         .map(|s| s.rtype)
-        .filter(|t| !node.cut || matches!(t, RecordType::NS | RecordType::DS))
+        .filter(|t| !cut || matches!(t, RecordType::NS | RecordType::DS))
         .collect();
-    let signed = if node.cut {
+    let signed = if cut {
         types.contains(&RecordType::DS)
     } else {
         !types.is_empty()
@@ -57,63 +55,100 @@ fn bitmap(node: &Node) -> Vec<RecordType> {
 }
 
 impl Chain {
-    /// Builds the unsigned chain of a zone; `sign` then adds each link's RRSIGs.
-    pub(crate) fn build(zone: &Zone) -> Chain {
+    /// Builds the unsigned chain of a zone; [`Chain::set_sigs`] then adds each link's RRSIGs.
+    pub(crate) fn build(zone: &Zone) -> Result<Chain, DnsError> {
         let mut links: Vec<(Hash, Vec<RecordType>)> = zone
             .nodes()
             .filter(|(name, _)| zone.authoritative_name(name))
-            .filter_map(|(name, node)| Some((hash(&Name::from(name))?, bitmap(node))))
+            .filter_map(|(name, node)| Some((hash(&name)?, bitmap(node))))
             .collect();
         links.sort_by_key(|l| l.0);
-        let ttl = zone.negative_ttl();
-        let mut chain = Chain::default();
+        let mut chain = Chain {
+            origin: zone.origin().clone(),
+            ttl: zone.negative_ttl(),
+            hashes: Vec::with_capacity(links.len()),
+            links: Vec::with_capacity(links.len()),
+        };
         for (i, (hashed, types)) in links.iter().enumerate() {
             let next = links[(i + 1) % links.len()].0.to_vec();
-            let Ok(owner) = owner_name(hashed, zone.origin()) else {
-                continue;
-            };
-            let nsec3 = NSEC3::new(
+            let nsec3 = RData::DNSSEC(DNSSECRData::NSEC3(NSEC3::new(
                 Nsec3HashAlgorithm::SHA1,
                 false,
                 0,
                 Vec::new(),
                 next,
                 types.iter().copied(),
-            );
+            )));
+            let link = Node::encode([(RecordType::NSEC3, chain.ttl, vec![&nsec3])], false)
+                .map_err(DnsError::Dnssec)?;
             chain.hashes.push(*hashed);
-            chain.links.push(Link {
-                records: vec![Record::from_rdata(
-                    owner,
-                    ttl,
-                    RData::DNSSEC(DNSSECRData::NSEC3(nsec3)),
-                )],
-            });
+            chain.links.push(link);
         }
-        chain
+        Ok(chain)
     }
 
-    /// The links, to sign and to transfer.
-    pub(crate) fn links_mut(&mut self) -> impl Iterator<Item = &mut Link> {
-        self.links.iter_mut()
+    /// The number of links.
+    pub(crate) fn len(&self) -> usize {
+        self.links.len()
+    }
+
+    /// The NSEC3 RRset (one record) of a link.
+    pub(crate) fn nsec3(&self, link: usize) -> Option<RrSet<'_>> {
+        self.links.get(link)?.get(RecordType::NSEC3)
+    }
+
+    /// The RRSIGs over a link's NSEC3 record.
+    pub(crate) fn sigs(&self, link: usize) -> Option<RrSet<'_>> {
+        self.links.get(link)?.get(RecordType::RRSIG)
+    }
+
+    /// Sets the RRSIGs (wire-form RDATA) over a link's NSEC3 record.
+    pub(crate) fn set_sigs(&mut self, link: usize, sigs: Vec<&[u8]>) -> Result<(), DnsError> {
+        let Some(nsec3) = self.nsec3(link) else {
+            return Ok(());
+        };
+        let node = Node::from_wire([
+            (RecordType::NSEC3, nsec3.ttl(), nsec3.rdata().collect()),
+            (RecordType::RRSIG, nsec3.ttl(), sigs),
+        ])
+        .map_err(DnsError::Dnssec)?;
+        self.links[link] = node;
+        Ok(())
+    }
+
+    /// The owner name of a link: `base32hex(hash).origin`.
+    pub(crate) fn owner(&self, link: usize) -> Option<Name> {
+        owner_name(self.hashes.get(link)?, &self.origin).ok()
+    }
+
+    /// A link's NSEC3 record and its signatures.
+    pub(crate) fn records(&self, link: usize) -> Vec<Record> {
+        let (Some(owner), Some(node)) = (self.owner(link), self.links.get(link)) else {
+            return Vec::new();
+        };
+        node.rrsets().flat_map(|s| s.records(&owner)).collect()
     }
 
     /// Every NSEC3 record and signature, for zone transfers.
-    /// The links in hash order.
-    pub(crate) fn links(&self) -> impl Iterator<Item = &Link> {
-        self.links.iter()
+    pub(crate) fn all_records(&self) -> impl Iterator<Item = Record> + '_ {
+        (0..self.len()).flat_map(|i| self.records(i))
     }
 
-    pub(crate) fn records(&self) -> impl Iterator<Item = &Record> {
-        self.links.iter().flat_map(|l| l.records.iter())
+    /// The link with this hash, if the chain has one.
+    pub(crate) fn index(&self, hash: &Hash) -> Option<usize> {
+        self.hashes.binary_search(hash).ok()
+    }
+
+    /// True when link `i` of `self` and link `j` of `other` are the same, signatures included.
+    pub(crate) fn same_link(&self, i: usize, other: &Chain, j: usize) -> bool {
+        self.links
+            .get(i)
+            .is_some_and(|a| other.links.get(j) == Some(a))
     }
 
     /// The link with this hash if its NSEC3 record is `nsec3`.
-    pub(crate) fn link_of(&self, hash: &Hash, nsec3: &Record) -> Option<&Link> {
-        self.hashes
-            .binary_search(hash)
-            .ok()
-            .map(|i| &self.links[i])
-            .filter(|l| l.records[0] == *nsec3)
+    pub(crate) fn link_of(&self, hash: &Hash, nsec3: RrSet<'_>) -> Option<usize> {
+        self.index(hash).filter(|&i| self.nsec3(i) == Some(nsec3))
     }
 
     /// The hashes, in chain order.
@@ -122,19 +157,18 @@ impl Chain {
     }
 
     /// The link whose owner is the hash of `name` (RFC 5155 §7.2.3).
-    pub(crate) fn matching(&self, name: &Name) -> Option<&Link> {
-        let h = hash(name)?;
-        self.hashes.binary_search(&h).ok().map(|i| &self.links[i])
+    pub(crate) fn matching(&self, name: &Name) -> Option<usize> {
+        self.index(&hash(name)?)
     }
 
     /// The link whose span covers the hash of `name`, which is not in the chain (RFC 5155
     /// §7.2.1): the last hash before it, wrapping around to the last link.
-    pub(crate) fn covering(&self, name: &Name) -> Option<&Link> {
+    pub(crate) fn covering(&self, name: &Name) -> Option<usize> {
         let h = hash(name)?;
         match self.hashes.binary_search(&h) {
             Ok(_) => None,
-            Err(0) => self.links.last(),
-            Err(i) => self.links.get(i - 1),
+            Err(0) => self.len().checked_sub(1),
+            Err(i) => Some(i - 1),
         }
     }
 }

@@ -4,19 +4,18 @@
 //! half of their validity is left (RFC 6781 §4.4.2), so a reload or an UPDATE re-signs only
 //! what changed, and nothing is stored twice. New signatures are made on every core.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use hickory_proto::dnssec::rdata::{DNSSECRData, SigInput, RRSIG};
 use hickory_proto::dnssec::TBS;
-use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType, SerialNumber};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, SerialNumber};
 
 use super::journal::next_journal;
 use super::keys::{Signer, ZoneKeys, SIGNATURE_VALIDITY};
 use super::nsec3::{Chain, Hash};
 use crate::error::DnsError;
 use crate::journal::Difference;
-use crate::zone::Zone;
+use crate::zone::{key_name, rdata_wire, NameKey, NameMap, Node, RrSet, Zone};
 
 /// Inception is backdated for resolvers whose clocks are behind (RFC 6781 §4.4.2.3).
 const INCEPTION_SLACK: u64 = 3600;
@@ -24,18 +23,25 @@ const INCEPTION_SLACK: u64 = 3600;
 /// A zone's signatures and NSEC3 chain, beside the zone they sign.
 #[derive(Default)]
 pub struct SignedZone {
-    sigs: HashMap<(LowerName, RecordType), Vec<Record>>,
+    /// The RRSIGs by lower-cased wire owner name: a compact node whose RRsets are the
+    /// signatures over each signed RRset, by type covered.
+    sigs: NameMap<Node>,
     pub(crate) chain: Chain,
     /// The differences between the signed versions served so far, oldest first (for IXFR).
     journal: Vec<Arc<Difference>>,
 }
 
 impl SignedZone {
-    /// The RRSIGs over the RRset `owner`/`rtype` (empty when it is not signed).
-    pub fn sigs(&self, owner: &LowerName, rtype: RecordType) -> &[Record] {
-        self.sigs
-            .get(&(owner.clone(), rtype))
-            .map_or(&[], Vec::as_slice)
+    /// The RRSIGs over the RRset `source`/`rtype` (none when it is not signed), owned by
+    /// `owner`: `source` itself, or the name a wildcard `source` was expanded to.
+    pub fn sigs(&self, source: &Name, rtype: RecordType, owner: &Name) -> Vec<Record> {
+        self.sig_set(source, rtype)
+            .map_or_else(Vec::new, |s| s.records_as(owner, RecordType::RRSIG))
+    }
+
+    /// The stored RRSIGs over the RRset `owner`/`rtype`.
+    fn sig_set(&self, owner: &Name, rtype: RecordType) -> Option<RrSet<'_>> {
+        self.sigs.get(NameKey::new(owner).as_bytes())?.get(rtype)
     }
 
     /// Whether signing again at `now` would renew signatures (some have less than half their
@@ -43,11 +49,13 @@ impl SignedZone {
     /// secondaries transfer the new signatures before the old ones expire.
     pub fn renewal_due(&self, now: u64) -> bool {
         let renew_after = now + SIGNATURE_VALIDITY.as_secs() / 2;
+        let links = (0..self.chain.len()).filter_map(|i| self.chain.sigs(i));
         self.sigs
             .values()
-            .flatten()
-            .filter_map(rrsig)
-            .any(|sig| u64::from(sig.input().sig_expiration.get()) <= renew_after)
+            .flat_map(Node::rrsets)
+            .chain(links)
+            .flat_map(|set| set.rdata())
+            .any(|sig| expiration(sig).is_some_and(|e| u64::from(e) <= renew_after))
     }
 
     /// The differences between the signed versions served so far, oldest first, with their
@@ -56,29 +64,53 @@ impl SignedZone {
         &self.journal
     }
 
-    /// The RRSIGs of every signed RRset, by owner and type covered.
-    pub(crate) fn all_sigs(
-        &self,
-    ) -> impl Iterator<Item = (&(LowerName, RecordType), &Vec<Record>)> {
-        self.sigs.iter()
+    /// The RRSIGs of every signed RRset: owner, type covered and signatures.
+    pub(crate) fn all_sigs(&self) -> impl Iterator<Item = (Name, RrSet<'_>)> {
+        self.sigs
+            .iter()
+            .flat_map(|(key, node)| node.rrsets().map(move |set| (key_name(key), set)))
+    }
+
+    /// The RRSIGs over `owner`/`rtype` in `other` are the same as in `self`.
+    pub(crate) fn same_sigs(&self, other: &SignedZone, owner: &Name, rtype: RecordType) -> bool {
+        self.sig_set(owner, rtype) == other.sig_set(owner, rtype)
     }
 
     /// Every RRSIG and NSEC3 record, for zone transfers.
-    pub fn transfer_records(&self) -> impl Iterator<Item = &Record> {
-        self.sigs.values().flatten().chain(self.chain.records())
+    pub fn transfer_records(&self) -> impl Iterator<Item = Record> + '_ {
+        self.all_sigs()
+            .flat_map(|(owner, set)| set.records_as(&owner, RecordType::RRSIG))
+            .chain(self.chain.all_records())
+    }
+
+    /// The number of RRSIG and NSEC3 records.
+    pub(crate) fn record_count(&self) -> usize {
+        let links = (0..self.chain.len())
+            .map(|i| 1 + self.chain.sigs(i).map_or(0, |s| s.len()))
+            .sum::<usize>();
+        self.sigs
+            .values()
+            .flat_map(Node::rrsets)
+            .map(|s| s.len())
+            .sum::<usize>()
+            + links
     }
 }
+
+/// The signatures over one RRset: type covered, TTL and RRSIGs in wire form.
+type WireSet<'a> = (RecordType, u32, Vec<&'a [u8]>);
 
 /// One RRset to sign: where its signatures go, its owner and its records.
 struct Job<'z> {
     slot: Slot<'z>,
     owner: Name,
-    records: &'z [Record],
+    set: RrSet<'z>,
 }
 
-/// Where a job's signatures go: the RRset map, or the NSEC3 link with that index and hash.
+/// Where a job's signatures go: the signatures of the owner's RRset of that type, or the NSEC3
+/// link with that index and hash.
 enum Slot<'z> {
-    RrSet(LowerName, RecordType),
+    RrSet(RecordType),
     Link(usize, &'z Hash),
 }
 
@@ -98,27 +130,26 @@ pub struct Previous<'a> {
 }
 
 impl<'a> Previous<'a> {
-    /// The signatures over the job's RRset if it has not changed since.
-    fn sigs(self, job: &Job<'_>) -> &'a [Record] {
-        match &job.slot {
-            Slot::RrSet(name, rtype) => {
+    /// The signatures (wire RDATA) over the job's RRset if it has not changed since.
+    fn sigs(self, job: &Job<'_>) -> Vec<&'a [u8]> {
+        let set = match &job.slot {
+            Slot::RrSet(rtype) => {
                 let unchanged = self
                     .zone
-                    .node(name)
+                    .node(&job.owner)
                     .and_then(|n| n.get(*rtype))
-                    .is_some_and(|set| set.records.as_slice() == job.records);
-                if unchanged {
-                    self.signed.sigs(name, *rtype)
-                } else {
-                    &[]
-                }
+                    .is_some_and(|set| set == job.set);
+                unchanged
+                    .then(|| self.signed.sig_set(&job.owner, *rtype))
+                    .flatten()
             }
             Slot::Link(_, hash) => self
                 .signed
                 .chain
-                .link_of(hash, &job.records[0])
-                .map_or(&[], |l| &l.records[1..]),
-        }
+                .link_of(hash, job.set)
+                .and_then(|i| self.signed.chain.sigs(i)),
+        };
+        set.map_or_else(Vec::new, |s| s.rdata().collect())
     }
 }
 
@@ -130,52 +161,43 @@ pub fn sign_zone(
     previous: Option<Previous<'_>>,
     now: u64,
 ) -> Result<SignedZone, DnsError> {
-    let mut chain = Chain::build(zone);
-    let nsec3: Vec<Record> = chain.links_mut().map(|l| l.records[0].clone()).collect();
-    let hashes: Vec<Hash> = chain.hashes().to_vec();
+    let mut chain = Chain::build(zone)?;
+    let link_sets = signing_jobs_of_chain(&chain);
     let mut jobs = Vec::new();
     for (name, node) in zone.nodes() {
-        if !zone.authoritative_name(name) {
+        if !zone.authoritative_name(&name) {
             continue;
         }
-        for set in &node.rrsets {
-            if !node.cut || set.rtype == RecordType::DS {
+        for set in node.rrsets() {
+            if !node.is_cut() || set.rtype == RecordType::DS {
                 jobs.push(Job {
-                    slot: Slot::RrSet(name.clone(), set.rtype),
-                    owner: Name::from(name),
-                    records: &set.records,
+                    slot: Slot::RrSet(set.rtype),
+                    owner: name.clone(),
+                    set,
                 });
             }
         }
     }
-    for (i, (record, hash)) in nsec3.iter().zip(&hashes).enumerate() {
-        jobs.push(Job {
-            slot: Slot::Link(i, hash),
-            owner: record.name.clone(),
-            records: std::slice::from_ref(record),
-        });
-    }
+    jobs.extend(link_sets);
 
     // The previous version first: what is fresh is reused, the rest is signed below.
     let renew_after = now + SIGNATURE_VALIDITY.as_secs() / 2;
-    let mut sigs: Vec<Vec<Option<Record>>> = Vec::with_capacity(jobs.len());
+    let mut sigs: Vec<Vec<Option<Box<[u8]>>>> = Vec::with_capacity(jobs.len());
     let mut missing = Vec::new();
     for (j, job) in jobs.iter().enumerate() {
-        let old = previous.map_or(&[][..], |p| p.sigs(job));
+        let old = previous.map_or_else(Vec::new, |p| p.sigs(job));
         let mut slots = vec![None; keys.signers.len()];
         for (k, signer) in keys.signers.iter().enumerate() {
             if !signs(job, signer) {
                 continue;
             }
-            let fresh = old.iter().find(|r| {
-                rrsig(r).is_some_and(|sig| {
-                    sig.input().key_tag == signer.tag
-                        && sig.input().algorithm == signer.signer.key().algorithm()
-                        && u64::from(sig.input().sig_expiration.get()) > renew_after
-                })
+            let fresh = old.iter().find(|sig| {
+                key_tag(sig) == Some(signer.tag)
+                    && algorithm(sig) == Some(u8::from(signer.signer.key().algorithm()))
+                    && expiration(sig).is_some_and(|e| u64::from(e) > renew_after)
             });
             match fresh {
-                Some(record) => slots[k] = Some(record.clone()),
+                Some(sig) => slots[k] = Some(Box::from(*sig)),
                 None => missing.push(Missing { job: j, signer: k }),
             }
         }
@@ -184,7 +206,7 @@ pub fn sign_zone(
 
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = missing.len().div_ceil(threads).max(64);
-    let made: Vec<Result<Vec<Record>, DnsError>> = std::thread::scope(|scope| {
+    let made: Vec<Result<Vec<Box<[u8]>>, DnsError>> = std::thread::scope(|scope| {
         let workers: Vec<_> = missing
             .chunks(chunk)
             .map(|part| {
@@ -210,26 +232,35 @@ pub fn sign_zone(
         .into_iter()
         .flatten();
     for m in missing {
-        let record = made
+        let sig = made
             .next()
             .ok_or_else(|| DnsError::Dnssec("signature missing".into()))?;
-        sigs[m.job][m.signer] = Some(record);
+        sigs[m.job][m.signer] = Some(sig);
     }
 
+    // The signatures of one owner's RRsets are made by consecutive jobs: one node per owner.
     let mut signed = SignedZone::default();
-    let mut links: Vec<_> = chain.links_mut().collect();
-    for (job, slots) in jobs.iter().zip(sigs) {
-        let records = slots.into_iter().flatten();
+    let mut by_link = Vec::new();
+    let mut owner: Option<(&Name, Vec<WireSet<'_>>)> = None;
+    for (job, slots) in jobs.iter().zip(&sigs) {
+        let records: Vec<&[u8]> = slots.iter().flatten().map(|sig| &sig[..]).collect();
         match &job.slot {
-            Slot::RrSet(name, rtype) => {
-                signed
-                    .sigs
-                    .insert((name.clone(), *rtype), records.collect());
+            Slot::RrSet(rtype) => {
+                if owner.as_ref().is_some_and(|(o, _)| **o != job.owner) {
+                    signed.insert_sigs(owner.take())?;
+                }
+                let sets = &mut owner.get_or_insert_with(|| (&job.owner, Vec::new())).1;
+                sets.push((*rtype, job.set.ttl(), records));
             }
-            Slot::Link(i, _) => links[*i].records.extend(records),
+            Slot::Link(i, _) => by_link.push((*i, records)),
         }
     }
-    drop(links);
+    signed.insert_sigs(owner)?;
+    signed.sigs.shrink_to_fit();
+    drop(jobs);
+    for (i, records) in by_link {
+        chain.set_sigs(i, records)?;
+    }
     signed.chain = chain;
     if let Some(previous) = previous {
         signed.journal = next_journal(previous, zone, &signed);
@@ -237,15 +268,61 @@ pub fn sign_zone(
     Ok(signed)
 }
 
+/// One signing job per link of the NSEC3 chain.
+fn signing_jobs_of_chain(chain: &Chain) -> Vec<Job<'_>> {
+    chain
+        .hashes()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, hash)| {
+            Some(Job {
+                slot: Slot::Link(i, hash),
+                owner: chain.owner(i)?,
+                set: chain.nsec3(i)?,
+            })
+        })
+        .collect()
+}
+
+impl SignedZone {
+    /// Stores the signatures of one owner's RRsets, if any were made.
+    fn insert_sigs(&mut self, owner: Option<(&Name, Vec<WireSet<'_>>)>) -> Result<(), DnsError> {
+        let Some((owner, sets)) = owner else {
+            return Ok(());
+        };
+        let sets: Vec<_> = sets.into_iter().filter(|s| !s.2.is_empty()).collect();
+        if sets.is_empty() {
+            return Ok(());
+        }
+        let node = Node::from_wire(sets).map_err(DnsError::Dnssec)?;
+        self.sigs
+            .insert(NameKey::new(owner).as_bytes().into(), node);
+        Ok(())
+    }
+}
+
+/// The key tag of an RRSIG in wire form (RFC 4034 §3.1).
+fn key_tag(sig: &[u8]) -> Option<u16> {
+    Some(u16::from_be_bytes([*sig.get(16)?, *sig.get(17)?]))
+}
+
+/// The algorithm of an RRSIG in wire form (RFC 4034 §3.1).
+fn algorithm(sig: &[u8]) -> Option<u8> {
+    sig.get(2).copied()
+}
+
+/// The signature expiration of an RRSIG in wire form (RFC 4034 §3.1).
+fn expiration(sig: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(sig.get(8..12)?.try_into().ok()?))
+}
+
 /// True when `signer` signs the job's RRset: entry-point keys sign DNSKEY, CDS and CDNSKEY,
 /// zone keys the rest.
 fn signs(job: &Job<'_>, signer: &Signer) -> bool {
-    let key_set = job.records.first().is_some_and(|r| {
-        matches!(
-            r.record_type(),
-            RecordType::DNSKEY | RecordType::CDS | RecordType::CDNSKEY
-        )
-    });
+    let key_set = matches!(
+        job.set.rtype,
+        RecordType::DNSKEY | RecordType::CDS | RecordType::CDNSKEY
+    );
     if key_set {
         signer.signs_keys
     } else {
@@ -253,14 +330,15 @@ fn signs(job: &Job<'_>, signer: &Signer) -> bool {
     }
 }
 
-/// Makes one RRSIG (RFC 4034 §3, RFC 4035 §2.2).
-fn sign(job: &Job<'_>, signer: &Signer, zone: &Name, now: u64) -> Result<Record, DnsError> {
-    let (owner, records) = (&job.owner, job.records);
-    let rtype = records
-        .first()
-        .map(Record::record_type)
-        .ok_or_else(|| DnsError::Dnssec(format!("{owner}: empty RRset")))?;
-    let ttl = records[0].ttl;
+/// Makes one RRSIG (RFC 4034 §3, RFC 4035 §2.2), returned as wire-form RDATA.
+fn sign(job: &Job<'_>, signer: &Signer, zone: &Name, now: u64) -> Result<Box<[u8]>, DnsError> {
+    let owner = &job.owner;
+    let rtype = job.set.rtype;
+    let records = job.set.records(owner);
+    if records.is_empty() {
+        return Err(DnsError::Dnssec(format!("{owner}: empty RRset")));
+    }
+    let ttl = job.set.ttl();
     let input = SigInput {
         type_covered: rtype,
         algorithm: signer.signer.key().algorithm(),
@@ -275,21 +353,11 @@ fn sign(job: &Job<'_>, signer: &Signer, zone: &Name, now: u64) -> Result<Record,
     let tbs =
         TBS::from_input(owner, DNSClass::IN, &input, records.iter()).map_err(|e| failed(&e))?;
     let sig = signer.signer.sign(&tbs).map_err(|e| failed(&e))?;
-    Ok(Record::from_rdata(
-        owner.clone(),
-        ttl,
-        RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(input, sig))),
-    ))
+    let rdata = RData::DNSSEC(DNSSECRData::RRSIG(RRSIG::from_sig(input, sig)));
+    rdata_wire(&rdata).map_err(|e| failed(&e))
 }
 
 /// RRSIG times are 32-bit serial numbers of Unix seconds (RFC 4034 §3.1.5).
 fn serial_time(t: u64) -> u32 {
     (t & u64::from(u32::MAX)) as u32
-}
-
-fn rrsig(record: &Record) -> Option<&RRSIG> {
-    match &record.data {
-        RData::DNSSEC(DNSSECRData::RRSIG(sig)) => Some(sig),
-        _ => None,
-    }
 }

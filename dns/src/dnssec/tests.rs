@@ -228,7 +228,7 @@ fn signatures_are_cached_until_half_their_validity() {
             signed,
         });
         let signed = super::sign_zone(&zone, &keys, previous, now).expect("signs");
-        let sigs = signed.sigs(&www, RecordType::A).to_vec();
+        let sigs = signed.sigs(&www, RecordType::A, &www);
         last = Some(signed);
         sigs
     };
@@ -331,7 +331,7 @@ fn signed_records(zone: &crate::zone::Zone, signed: &super::SignedZone) -> Vec<S
     let mut out: Vec<String> = zone
         .rrsets_for_transfer()
         .into_iter()
-        .flat_map(|s| s.records.iter())
+        .flat_map(|(owner, s)| s.records(&owner))
         .chain(signed.transfer_records())
         .map(|r| format!("{r} ttl={}", r.ttl))
         .collect();

@@ -64,10 +64,8 @@ impl Working<'_> {
             let sets: Vec<(RecordType, Vec<Record>)> = zone
                 .node(name)
                 .map(|n| {
-                    n.rrsets
-                        .iter()
-                        .map(|s| (s.rtype, s.records.clone()))
-                        .collect()
+                    let owner = zone.owner(name);
+                    n.rrsets().map(|s| (s.rtype, s.records(&owner))).collect()
                 })
                 .unwrap_or_default();
             for (rtype, records) in &sets {

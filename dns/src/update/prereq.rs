@@ -74,8 +74,8 @@ pub fn check(zone: &Zone, prereqs: &[Record]) -> Result<(), ResponseCode> {
             return Err(ResponseCode::NXRRSet);
         };
         let same = have.len() == dedup_len(&wanted)
-            && have.iter().all(|r| wanted.contains(&&r.data))
-            && wanted.iter().all(|w| have.iter().any(|r| &r.data == *w));
+            && have.iter().all(|r| wanted.contains(&r))
+            && wanted.iter().all(|w| have.contains(w));
         if !same {
             return Err(ResponseCode::NXRRSet);
         }
@@ -96,12 +96,13 @@ fn dedup_len(data: &[&RData]) -> usize {
 /// A name is in use when it owns at least one RR (an empty non-terminal owns none; RFC 2136
 /// §2.4.4 "at least one RR ... exists").
 fn in_use(zone: &Zone, name: &LowerName) -> bool {
-    zone.node(name).is_some_and(|n| !n.rrsets.is_empty())
+    zone.node(name).is_some_and(|n| !n.is_empty())
 }
 
-fn rrset<'z>(zone: &'z Zone, name: &LowerName, rtype: RecordType) -> Option<&'z [Record]> {
+/// The data of the RRset `name`/`rtype`, if the zone has it.
+fn rrset(zone: &Zone, name: &LowerName, rtype: RecordType) -> Option<Vec<RData>> {
     zone.node(name)
         .and_then(|n| n.get(rtype))
-        .map(|s| s.records.as_slice())
-        .filter(|r| !r.is_empty())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.data().collect())
 }

@@ -1,16 +1,18 @@
 //! The I/O shell: UDP and TCP listeners, the atomically swapped serving state, reloads
 //! and NOTIFY on serial changes.
 
+mod tcp;
+mod udp;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use postern_net::{AtCapacity, Edge, ListenerSpec, NetConfig};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -20,7 +22,6 @@ use crate::dnssec::ZoneKey;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::LowerName;
 
-use crate::engine::{respond_full, Outcome, Request, Transport};
 use crate::error::DnsError;
 use crate::journal::JournalEntry;
 use crate::managed::{ManagedRecord, ServedRecord};
@@ -28,10 +29,11 @@ use crate::notify::spawn_notifies;
 use crate::serial::ZoneSerial;
 use crate::state::{build, log_unplaced, Inputs, OnZoneError, ServingState};
 use crate::stats::{DnsCounters, DnsStats};
-use crate::transfer::Outgoing;
 use crate::update::{UpdateHandler, UpdateRequest};
 use crate::watch::{spawn_watcher, WatchMsg};
 use crate::zone::rdata_text;
+use tcp::tcp_connection;
+use udp::udp_worker;
 
 /// Time allowed to read the rest of a TCP message or to write a response.
 const TCP_IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -471,7 +473,8 @@ impl DnsServer {
         for served in zones {
             let zone = &served.zone;
             let sets = zone.rrsets_for_transfer();
-            let records = std::iter::once(zone.soa()).chain(sets.iter().flat_map(|s| &s.records));
+            let records = std::iter::once(zone.soa().clone())
+                .chain(sets.into_iter().flat_map(|(owner, s)| s.records(&owner)));
             for r in records {
                 let Some(data) = rdata_text(&r.data) else {
                     continue;
@@ -541,214 +544,4 @@ pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// One of a few threads answering a UDP socket with blocking calls (one per core, like
-/// Knot and NSD): each query is answered inline, so the number of threads caps the work in
-/// flight, and the query path never waits for the async runtime.
-fn udp_worker(
-    core: &Arc<Core>,
-    socket: &std::net::UdpSocket,
-    local: SocketAddr,
-    shutdown: &CancellationToken,
-) {
-    let mut buf = vec![0u8; 65535];
-    while !shutdown.is_cancelled() {
-        let (len, src) = match socket.recv_from(&mut buf) {
-            Ok(r) => r,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
-            Err(e) => {
-                tracing::debug!("UDP receive: {e}");
-                continue;
-            }
-        };
-        let started = Instant::now();
-        let outcome = respond_full(
-            &core.state.load(),
-            &core.stats,
-            Request {
-                packet: &buf[..len],
-                src,
-                dst: local,
-                transport: Transport::Udp,
-                now: unix_now(),
-            },
-        );
-        core.stats.answered(Transport::Udp, started.elapsed());
-        let responses = match outcome {
-            Outcome::Reply(responses) => responses,
-            Outcome::Transfer(transfer) => transfer.collect(),
-            Outcome::Update(request) => {
-                let Ok(permit) = core.pending_updates.clone().try_acquire_owned() else {
-                    tracing::warn!(%src, "too many dynamic updates in flight; SERVFAIL");
-                    for response in request.reply(&core.stats, ResponseCode::ServFail) {
-                        let _ = socket.send_to(&response, src);
-                    }
-                    continue;
-                };
-                // The store write is async and may take a while: answer from a task.
-                match socket.try_clone() {
-                    Ok(socket) => {
-                        let core = core.clone();
-                        core.runtime.clone().spawn(async move {
-                            let _permit = permit;
-                            for response in core.update(&request).await {
-                                if let Err(e) = socket.send_to(&response, src) {
-                                    tracing::debug!(%src, "UDP send: {e}");
-                                }
-                            }
-                        });
-                    }
-                    Err(e) => tracing::warn!("cannot answer UPDATE: {e}"),
-                }
-                continue;
-            }
-        };
-        for response in responses {
-            if let Err(e) = socket.send_to(&response, src) {
-                tracing::debug!(%src, "UDP send: {e}");
-            }
-        }
-    }
-}
-
-/// One TCP connection (RFC 7766): length-prefixed messages, answered in order, so
-/// pipelined queries work; closed after `idle` without a new query, or when the edge needs its
-/// place for a newcomer while it waits for a query.
-async fn tcp_connection(
-    core: Arc<Core>,
-    conn: Connection,
-    idle: Duration,
-    shutdown: CancellationToken,
-) {
-    let Connection {
-        stream,
-        peer,
-        local,
-        slot,
-    } = conn;
-    let activity = slot.activity().clone();
-    let (reader, mut writer) = tokio::io::split(stream);
-    let mut reader = BufReader::new(reader);
-    loop {
-        let mut len = [0u8; 2];
-        activity.set_idle(true);
-        let got = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = activity.evicted() => break,
-            r = tokio::time::timeout(idle, reader.read_exact(&mut len)) => r,
-        };
-        activity.set_idle(false);
-        if !matches!(got, Ok(Ok(_))) {
-            break;
-        }
-        let mut packet = vec![0u8; usize::from(u16::from_be_bytes(len))];
-        if !matches!(
-            tokio::time::timeout(TCP_IO_TIMEOUT, reader.read_exact(&mut packet)).await,
-            Ok(Ok(_))
-        ) {
-            break;
-        }
-        let started = Instant::now();
-        let outcome = {
-            let state = core.state.load();
-            respond_full(
-                &state,
-                &core.stats,
-                Request {
-                    packet: &packet,
-                    src: peer,
-                    dst: local,
-                    transport: Transport::Tcp,
-                    now: unix_now(),
-                },
-            )
-        };
-        core.stats.answered(Transport::Tcp, started.elapsed());
-        let responses = match outcome {
-            Outcome::Reply(responses) => responses,
-            Outcome::Update(request) => core.update(&request).await,
-            Outcome::Transfer(transfer) => match core.transfers.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    if send_transfer(*transfer, permit, &mut writer, peer, &shutdown).await {
-                        continue;
-                    }
-                    return;
-                }
-                Err(_) => {
-                    tracing::warn!(%peer, "too many zone transfers running; SERVFAIL");
-                    transfer.busy()
-                }
-            },
-        };
-        for response in responses {
-            if !write_message(&mut writer, &response, peer).await {
-                return;
-            }
-        }
-    }
-    let _ = writer.shutdown().await;
-}
-
-/// Sends a zone transfer: its messages are built on a blocking thread, so that a large zone
-/// never holds up the threads that answer queries, and at most [`TRANSFER_BACKLOG`] wait
-/// for the socket, so that a slow reader slows down only its own transfer. False when the
-/// connection failed or the server is shutting down.
-async fn send_transfer(
-    transfer: Outgoing,
-    permit: tokio::sync::OwnedSemaphorePermit,
-    writer: &mut (impl AsyncWriteExt + Unpin),
-    peer: SocketAddr,
-    shutdown: &CancellationToken,
-) -> bool {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(TRANSFER_BACKLOG);
-    let builder = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        transfer.send(&mut |message| tx.blocking_send(message).is_ok());
-    });
-    let ok = loop {
-        let message = tokio::select! {
-            _ = shutdown.cancelled() => break false,
-            m = rx.recv() => m,
-        };
-        // None: the builder is done and everything was sent.
-        let Some(message) = message else { break true };
-        if !write_message(writer, &message, peer).await {
-            break false;
-        }
-    };
-    // Dropping the receiver stops the builder at its next message.
-    drop(rx);
-    if let Err(e) = builder.await {
-        tracing::error!("zone transfer failed: {e}");
-        return false;
-    }
-    ok
-}
-
-/// Writes one length-prefixed message (RFC 1035 §4.2.2); false when the connection failed. A
-/// message longer than 65535 octets is dropped.
-async fn write_message(
-    writer: &mut (impl AsyncWriteExt + Unpin),
-    message: &[u8],
-    peer: SocketAddr,
-) -> bool {
-    let Ok(len) = u16::try_from(message.len()) else {
-        tracing::warn!(%peer, "response longer than 65535 bytes dropped");
-        return true;
-    };
-    let mut frame = Vec::with_capacity(message.len() + 2);
-    frame.extend_from_slice(&len.to_be_bytes());
-    frame.extend_from_slice(message);
-    matches!(
-        tokio::time::timeout(TCP_IO_TIMEOUT, writer.write_all(&frame)).await,
-        Ok(Ok(()))
-    )
 }
