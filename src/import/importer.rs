@@ -290,14 +290,16 @@ impl Incoming {
 
     /// Appends bytes; `keyed`: whether they count in the import key.
     pub async fn write(&mut self, bytes: &[u8], keyed: bool) -> anyhow::Result<()> {
-        if keyed {
-            self.hasher.update(bytes);
-        }
         self.len += bytes.len() as u64;
         if self.len > self.max_size {
+            // Refused whatever it is: neither kept nor hashed, only read past.
             self.keep = false;
             self.buf = Vec::new();
             self.spool = None;
+            return Ok(());
+        }
+        if keyed {
+            self.hasher.update(bytes);
         }
         if self.keep {
             self.buf.extend_from_slice(bytes);
