@@ -279,19 +279,6 @@ impl Store {
         self.append_spool_file(mailbox, spool, entry).await
     }
 
-    /// Whether a message recorded under `source_key` was imported into `mailbox` (see
-    /// [`Store::import_batch`]).
-    pub async fn was_imported(&self, mailbox: &Mailbox, source_key: &str) -> Result<bool> {
-        let row = sqlx::query(
-            "SELECT 1 AS one FROM imported_messages WHERE mailbox_id = $1 AND source_key = $2",
-        )
-        .bind(mailbox.id)
-        .bind(source_key)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.is_some())
-    }
-
     async fn append_spool_file(
         &self,
         mailbox: &Mailbox,
