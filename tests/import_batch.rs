@@ -446,6 +446,10 @@ async fn import_hostile_input(db: Db) {
 
 /// Runs a CLI command and returns its exit status, stderr and peak resident set size (KiB, from
 /// `wait4`'s rusage of that child alone).
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is reaped by wait4, which std's wait cannot give the rusage of"
+)]
 fn run_measured(inst: &Instance, args: &[&str]) -> (std::process::ExitStatus, String, i64) {
     use std::io::Read;
     use std::os::unix::process::ExitStatusExt;
