@@ -100,7 +100,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(cmd) => manage::user(&open_store(&config()?).await?, cmd).await?,
         Command::Alias(cmd) => manage::alias(&open_store(&config()?).await?, cmd).await?,
         Command::Admin(cmd) => manage::admin(&open_store(&config()?).await?, cmd).await?,
-        Command::Import(cmd) => import::run(&open_store(&config()?).await?, cmd).await?,
+        Command::Import(cmd) => {
+            let config = config()?;
+            let max_size = u64::from(config.config.imap.max_message_size);
+            import::run(&open_store(&config).await?, cmd, max_size).await?
+        }
         Command::Backup {
             dir, verify: true, ..
         } => return backup::verify(&dir),

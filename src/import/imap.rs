@@ -16,12 +16,13 @@ use imap_codec::imap_types::fetch::{MessageDataItem, MessageDataItemName};
 use imap_codec::imap_types::flag::{Flag, FlagFetch, FlagNameAttribute};
 use imap_codec::imap_types::mailbox::Mailbox as ImapMailbox;
 use imap_codec::imap_types::response::{Code, Data};
-use postern_store::{FlagSync, Flags, Store};
+use postern_store::{Flags, Store};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
 use super::imap_client::{Client, Reply, Source};
-use super::{sources, Imported, Importer, Incoming};
+use super::importer::{FolderCounts, Importer, Incoming, Options};
+use super::sources;
 use crate::cli::ImapArgs;
 use crate::output::outln;
 
@@ -31,7 +32,7 @@ const BATCH_MESSAGES: usize = 100;
 const BATCH_BYTES: u64 = 8 << 20;
 
 /// Runs `postern import imap`.
-pub async fn run(store: &Store, args: ImapArgs) -> anyhow::Result<()> {
+pub async fn run(store: &Store, args: ImapArgs, max_size: u64) -> anyhow::Result<()> {
     let source = Source::parse(&args.from)?;
     let user = store
         .user(&args.address)
@@ -49,12 +50,12 @@ pub async fn run(store: &Store, args: ImapArgs) -> anyhow::Result<()> {
         .with_context(|| format!("source {}", args.from))?;
     let folders = list_folders(&mut client).await?;
     let existing = store.list_mailboxes(user.id).await?;
-    let mut importer = Importer {
-        store,
+    let options = Options {
         dry_run: args.dry_run,
         quoting: super::mbox::Quoting::Rd,
-        done: Imported::default(),
+        max_size,
     };
+    let mut importer = Importer::new(store, options);
     for (raw, levels) in folders {
         let Some(target) = super::target(store, &user, &levels, &existing, args.dry_run).await?
         else {
@@ -62,21 +63,19 @@ pub async fn run(store: &Store, args: ImapArgs) -> anyhow::Result<()> {
             continue;
         };
         match folder(&mut client, &mut importer, &source, &raw, &target).await {
-            Ok((new, old)) => {
+            Ok(counts) => {
                 let verb = if args.dry_run {
                     "would import"
                 } else {
                     "imported"
                 };
-                let changed = match old.flags_changed {
-                    0 => String::new(),
-                    n => format!(" ({n} with flags changed at the source, updated)"),
-                };
                 outln!(
-                    "{}{}: {verb} {new}, {} already there{changed}",
+                    "{}{}: {verb} {}, {} already there{}",
                     target.name,
                     target.note(),
-                    old.there
+                    counts.new,
+                    counts.there,
+                    counts.changed_note()
                 );
             }
             // The store failing ends the import; a folder the source cannot serve is skipped.
@@ -162,24 +161,14 @@ fn mailbox_name(mailbox: &ImapMailbox) -> String {
     }
 }
 
-/// Messages of a source folder that were imported before.
-#[derive(Debug, Default, Clone, Copy)]
-struct Old {
-    /// How many.
-    there: u64,
-    /// How many of them had their flags changed at the source since (now carried over).
-    flags_changed: u64,
-}
-
-/// Imports one source folder and carries flag changes of messages imported before over;
-/// returns (imported, imported before).
+/// Imports one source folder and carries flag changes of messages imported before over.
 async fn folder(
     client: &mut Client,
     importer: &mut Importer<'_>,
     source: &Source,
     raw: &str,
     target: &super::Target,
-) -> anyhow::Result<(u64, Old)> {
+) -> anyhow::Result<FolderCounts> {
     let examine = CommandBody::examine(raw).map_err(|_| anyhow::anyhow!("bad folder name"))?;
     let reply = client.command(examine).await?;
     let validity = reply
@@ -198,44 +187,24 @@ async fn folder(
     };
     let listed = vec![MessageDataItemName::Rfc822Size, MessageDataItemName::Flags];
     let sizes = fetch(client, "1:*", listed).await?;
+    let mailbox = target.mailbox.as_ref();
+    importer.begin_folder(mailbox).await?;
     let mut missing = Vec::new();
-    let mut old = Old::default();
     for (uid, items) in sizes {
         let size = items.iter().find_map(|i| match i {
             MessageDataItem::Rfc822Size(s) => Some(u64::from(*s)),
             _ => None,
         });
-        let Some(m) = &target.mailbox else {
-            missing.push((uid, size.unwrap_or(0)));
-            continue;
-        };
-        if importer.dry_run {
-            match importer.store.was_imported(m, &key(uid)).await? {
-                true => old.there += 1,
-                false => missing.push((uid, size.unwrap_or(0))),
-            }
-            continue;
-        }
         let (flags, _, _) = message_parts(items);
-        match importer
-            .store
-            .sync_imported_flags(m, &key(uid), &flags)
-            .await?
-        {
-            FlagSync::NotImported => missing.push((uid, size.unwrap_or(0))),
-            FlagSync::Updated => {
-                old.there += 1;
-                old.flags_changed += 1;
-            }
-            FlagSync::Unchanged | FlagSync::Recorded => old.there += 1,
+        let flags = sources::valid_flags(&flags);
+        if !importer.seen_before(mailbox, &key(uid), &flags).await? {
+            missing.push((uid, size.unwrap_or(0)));
         }
     }
-    if importer.dry_run {
-        let new = missing.len() as u64;
-        importer.done.imported += new;
-        return Ok((new, old));
+    if importer.options.dry_run {
+        importer.would_import(missing.len() as u64);
+        return importer.end_folder(mailbox).await;
     }
-    let mut new = 0;
     for batch in batches(&missing) {
         let set = batch
             .iter()
@@ -253,32 +222,23 @@ async fn folder(
         ];
         for (uid, items) in fetch(client, &set, items).await? {
             let (flags, date, body) = message_parts(items);
+            let label = format!("folder {raw}: UID {uid}");
             let Some(body) = body else {
-                eprintln!("error: folder {raw}: UID {uid}: no body sent; not imported");
-                importer.done.failed += 1;
+                importer.failed(&label, &anyhow::anyhow!("no body sent"));
                 continue;
             };
-            let mut incoming = Incoming::new(false);
-            for piece in body.chunks(super::SPILL_BYTES) {
-                incoming.write(piece).await?;
+            let mut incoming = Incoming::new(importer.options);
+            for piece in body.chunks(super::importer::SPILL_BYTES) {
+                incoming.write(piece, true).await?;
             }
             drop(body);
             let date = date.unwrap_or_else(postern_store::unix_now);
-            let stored = importer
-                .store_keyed(target.mailbox.as_ref(), incoming, &flags, date, &key(uid))
-                .await;
-            match stored {
-                Ok(true) => new += 1,
-                Ok(false) => old.there += 1,
-                Err(e) if super::is_per_message(&e) => {
-                    eprintln!("error: folder {raw}: UID {uid}: {e:#}; not imported");
-                    importer.done.failed += 1;
-                }
-                Err(e) => return Err(e),
-            }
+            importer
+                .offer(mailbox, incoming, &flags, date, key(uid), label)
+                .await?;
         }
     }
-    Ok((new, old))
+    importer.end_folder(mailbox).await
 }
 
 /// `UID FETCH set (UID items...)`: each message's UID and items, in the server's order.

@@ -30,6 +30,7 @@ pub struct MboxReader<R> {
     next_from: Option<Vec<u8>>,
     started: bool,
     header: HeaderFlags,
+    flag_field: bool,
 }
 
 impl<R: BufRead> MboxReader<R> {
@@ -45,6 +46,7 @@ impl<R: BufRead> MboxReader<R> {
             next_from: None,
             started: false,
             header: HeaderFlags::default(),
+            flag_field: false,
         }
     }
 
@@ -74,8 +76,10 @@ impl<R: BufRead> MboxReader<R> {
         Ok(Some(from_line_date(&from)))
     }
 
-    /// The next piece of the current message's bytes (unquoted), `None` at its end.
-    pub fn next_piece(&mut self) -> io::Result<Option<&[u8]>> {
+    /// The next piece of the current message's bytes (unquoted), `None` at its end, and whether it
+    /// is (part of) a header field that carries flags (`Status:`, `X-Status:`, `X-Keywords:`),
+    /// which mail readers rewrite as the flags change.
+    pub fn next_piece(&mut self) -> io::Result<Option<(&[u8], bool)>> {
         loop {
             self.read_piece()?;
             if self.line.is_empty() {
@@ -90,7 +94,7 @@ impl<R: BufRead> MboxReader<R> {
                 return Ok(None);
             }
             if line_start {
-                self.header.line(&self.line);
+                self.flag_field = self.header.line(&self.line);
             }
             self.out.clear();
             let blank = line_start && (self.line == b"\n" || self.line == b"\r\n");
@@ -106,7 +110,7 @@ impl<R: BufRead> MboxReader<R> {
                 let skip = usize::from(line_start && self.quoted_from());
                 self.out.extend_from_slice(&self.line[skip..]);
             }
-            return Ok(Some(&self.out));
+            return Ok(Some((&self.out, self.flag_field)));
         }
     }
 
@@ -153,31 +157,38 @@ struct HeaderFlags {
     flags: Flags,
     done: bool,
     in_keywords: bool,
+    in_field: bool,
 }
 
 impl HeaderFlags {
-    fn line(&mut self, line: &[u8]) {
+    /// Reads one line of the header; true if it is (a continuation of) a flag field.
+    fn line(&mut self, line: &[u8]) -> bool {
         if self.done {
-            return;
+            return false;
         }
         let text = String::from_utf8_lossy(line);
         let text = text.trim_end_matches(['\r', '\n']);
         if text.is_empty() {
             self.done = true;
-            return;
+            return false;
         }
         if text.starts_with([' ', '\t']) {
             if self.in_keywords {
                 self.keywords(text);
             }
-            return;
+            return self.in_field;
         }
         self.in_keywords = false;
+        self.in_field = false;
         let Some((name, value)) = text.split_once(':') else {
-            return;
+            return false;
         };
         match name.to_ascii_lowercase().as_str() {
-            "status" if value.contains('R') => self.flags.system |= Flags::SEEN,
+            "status" => {
+                if value.contains('R') {
+                    self.flags.system |= Flags::SEEN;
+                }
+            }
             "x-status" => {
                 for (letter, bit) in [
                     ('A', Flags::ANSWERED),
@@ -194,8 +205,10 @@ impl HeaderFlags {
                 self.in_keywords = true;
                 self.keywords(value);
             }
-            _ => {}
+            _ => return false,
         }
+        self.in_field = true;
+        true
     }
 
     fn keywords(&mut self, value: &str) {
@@ -241,7 +254,7 @@ mod tests {
         let mut all = Vec::new();
         while let Some(date) = reader.next_message().expect("reads") {
             let mut bytes = Vec::new();
-            while let Some(piece) = reader.next_piece().expect("reads") {
+            while let Some((piece, _)) = reader.next_piece().expect("reads") {
                 bytes.extend_from_slice(piece);
             }
             all.push((date, bytes, reader.flags()));
@@ -276,7 +289,7 @@ mod tests {
         let mut reader = MboxReader::new(&mbox[..], Quoting::Rd);
         assert!(reader.next_message().expect("reads").is_some());
         let mut pieces = 0;
-        while let Some(p) = reader.next_piece().expect("reads") {
+        while let Some((p, _)) = reader.next_piece().expect("reads") {
             assert!(p.len() <= MAX_PIECE);
             pieces += 1;
         }

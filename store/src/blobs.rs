@@ -5,15 +5,16 @@
 //! blobs stay inline in `blobs.data`. Everything that reads, writes or deletes blob bytes goes
 //! through this module.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Transaction};
 
-use crate::db::{get, Backend};
+use crate::db::{get, values_rows, Backend, ROWS_PER_STATEMENT};
 use crate::error::{Result, StoreError};
-use crate::search_index::{insert_index, Analysed};
+use crate::search_index::{insert_indexes, Analysed, IndexEntry};
 use crate::spool::SpoolFile;
 
 /// Size of one `blob_chunks` row; blobs larger than this are stored in chunks.
@@ -66,6 +67,17 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Bytes to store: where they are, their [`content_hash`], and their parse.
+#[derive(Clone, Copy)]
+pub(crate) struct NewBlob<'a> {
+    /// The bytes.
+    pub source: BlobSource<'a>,
+    /// Their hash.
+    pub hash: &'a str,
+    /// Their parsed metadata and index row.
+    pub analysed: &'a Analysed,
+}
+
 /// Stores the bytes of `source` under `hash` (their [`content_hash`]) with their parsed
 /// metadata and index row, unless identical bytes are stored already. Large blobs are written
 /// chunk by chunk, so at most one chunk is in a buffer at a time.
@@ -76,46 +88,99 @@ pub(crate) async fn put_blob(
     hash: &str,
     analysed: &Analysed,
 ) -> Result<()> {
-    let size = source.len();
-    let chunked = size > BLOB_CHUNK_SIZE;
-    let mut buf = Vec::new();
-    let inline = if chunked {
-        &[][..]
-    } else {
-        source.range(0, size, &mut buf)?
+    let blob = NewBlob {
+        source,
+        hash,
+        analysed,
     };
-    // Identical bytes stored before, or by a concurrent writer (PostgreSQL waits for its commit),
-    // make this update nothing: only the writer whose row went in writes the chunks. No lookup
-    // comes first: one statement less per delivery, and a repeated small message is rare. The
-    // never-true DO UPDATE still locks the existing row (PostgreSQL, INSERT "ON CONFLICT"), so
-    // another user's expunge cannot delete it before the caller's message row references it: that
-    // expunge skips the locked row, and one that locked it first makes this wait and insert anew.
-    let inserted = sqlx::query(
-        "INSERT INTO blobs (hash, size, data, parsed, chunked) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (hash) DO UPDATE SET size = blobs.size WHERE 1 = 0",
-    )
-    .bind(hash)
-    .bind(size as i64)
-    .bind(inline)
-    .bind(&analysed.json)
-    .bind(i64::from(chunked))
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if inserted == 1 {
-        insert_index(tx, backend, hash, &analysed.index).await?;
-    }
-    if inserted == 1 && chunked {
-        for (seq, start) in (0..size).step_by(BLOB_CHUNK_SIZE).enumerate() {
-            let end = (start + BLOB_CHUNK_SIZE).min(size);
-            let chunk = source.range(start, end, &mut buf)?;
-            sqlx::query("INSERT INTO blob_chunks (hash, seq, data) VALUES ($1, $2, $3)")
-                .bind(hash)
-                .bind(seq as i64)
-                .bind(chunk)
-                .execute(&mut **tx)
-                .await?;
+    put_blobs(tx, backend, &[blob]).await
+}
+
+/// [`put_blob`] for several blobs, with one multi-row INSERT per [`ROWS_PER_STATEMENT`] blobs
+/// (an import stores its messages in batches: one round trip per statement, not per message).
+/// The inline bytes of one statement's blobs are in memory together; large blobs' chunks are
+/// written one at a time after it.
+pub(crate) async fn put_blobs(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    blobs: &[NewBlob<'_>],
+) -> Result<()> {
+    let mut unique: Vec<&NewBlob<'_>> = Vec::with_capacity(blobs.len());
+    let mut seen = BTreeSet::new();
+    for blob in blobs {
+        if seen.insert(blob.hash) {
+            unique.push(blob);
         }
+    }
+    unique.sort_by_key(|blob| blob.hash);
+    for group in unique.chunks(ROWS_PER_STATEMENT) {
+        let mut inline = Vec::with_capacity(group.len());
+        for blob in group {
+            let size = blob.source.len();
+            inline.push(match blob.source {
+                _ if size > BLOB_CHUNK_SIZE => Cow::Borrowed(&[][..]),
+                BlobSource::Bytes(raw) => Cow::Borrowed(raw),
+                BlobSource::File(_) => {
+                    let mut buf = Vec::new();
+                    blob.source.range(0, size, &mut buf)?;
+                    Cow::Owned(buf)
+                }
+            });
+        }
+        // Identical bytes stored before, or by a concurrent writer (PostgreSQL waits for its
+        // commit), are left alone: only the writer whose row went in writes the index and chunks.
+        // No lookup comes first: one statement less per delivery, and a repeated message is rare.
+        // The never-true DO UPDATE still locks an existing row (PostgreSQL, INSERT "ON CONFLICT"),
+        // so another user's expunge cannot delete it before the caller's message row references
+        // it: that expunge skips the locked row ([`delete_blobs_if_unreferenced`]), and one that
+        // locked it first makes this wait and insert anew. Rows go in hash order, so two batches
+        // sharing blobs lock them in the same order.
+        let sql = format!(
+            "INSERT INTO blobs (hash, size, data, parsed, chunked) VALUES {} \
+             ON CONFLICT (hash) DO UPDATE SET size = blobs.size WHERE 1 = 0 RETURNING hash",
+            values_rows(group.len(), 5, 1)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (blob, data) in group.iter().zip(&inline) {
+            let size = blob.source.len();
+            query = query
+                .bind(blob.hash)
+                .bind(size as i64)
+                .bind(data.as_ref())
+                .bind(&blob.analysed.json)
+                .bind(i64::from(size > BLOB_CHUNK_SIZE));
+        }
+        let inserted: BTreeSet<String> = query
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|row| get::<String>(row, "hash"))
+            .collect::<Result<_>>()?;
+        drop(inline);
+        let new: Vec<&&NewBlob<'_>> = group.iter().filter(|b| inserted.contains(b.hash)).collect();
+        let entries: Vec<(&str, &IndexEntry)> =
+            new.iter().map(|b| (b.hash, &b.analysed.index)).collect();
+        insert_indexes(tx, backend, &entries).await?;
+        for blob in new.iter().filter(|b| b.source.len() > BLOB_CHUNK_SIZE) {
+            write_chunks(tx, blob).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the `blob_chunks` rows of a large blob, one chunk in a buffer at a time.
+async fn write_chunks(tx: &mut Transaction<'static, Any>, blob: &NewBlob<'_>) -> Result<()> {
+    let size = blob.source.len();
+    let mut buf = Vec::new();
+    for (seq, start) in (0..size).step_by(BLOB_CHUNK_SIZE).enumerate() {
+        let end = (start + BLOB_CHUNK_SIZE).min(size);
+        let chunk = blob.source.range(start, end, &mut buf)?;
+        sqlx::query("INSERT INTO blob_chunks (hash, seq, data) VALUES ($1, $2, $3)")
+            .bind(blob.hash)
+            .bind(seq as i64)
+            .bind(chunk)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }

@@ -9,6 +9,24 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 use crate::changes::{Change, Changes};
 use crate::error::{Result, StoreError};
 
+/// Rows bound by one multi-row statement ([`values_rows`]): far below the bind parameter limits
+/// of both backends (SQLite 32766, PostgreSQL 65535) for the widest table written this way.
+pub(crate) const ROWS_PER_STATEMENT: usize = 100;
+
+/// The `VALUES` list of a multi-row statement: `rows` tuples of `cols` numbered placeholders,
+/// the first being `$first`.
+pub(crate) fn values_rows(rows: usize, cols: usize, first: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (0..cols)
+                .map(|c| format!("${}", first + r * cols + c))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Which database a [`Store`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

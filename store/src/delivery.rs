@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use crate::blobs::{blocking, content_hash, put_blob, BlobSource, BLOB_CHUNK_SIZE};
 use crate::changes::{Change, MailboxEvent};
 use crate::db::{get, Store};
-use crate::error::{unique_as_exists, Result, StoreError};
+use crate::error::{Result, StoreError};
 use crate::mailboxes::Mailbox;
 use crate::messages::{charge_quota, insert_message, Flags};
 use crate::queue::DsnRequest;
@@ -16,12 +16,12 @@ use crate::spool::{Spool, SpoolFile};
 
 /// Parses a message for storage beside its bytes (metadata and index row, see [`analyse`]). Done
 /// before the write transaction starts, so the database lock is not held while parsing.
-async fn parse_for_storage(raw: &[u8]) -> Result<Analysed> {
+pub(crate) async fn parse_for_storage(raw: &[u8]) -> Result<Analysed> {
     parse_with(raw.len(), || analyse(raw)).await
 }
 
 /// Like [`parse_for_storage`] for a spool file, which is memory-mapped for the parse only.
-async fn parse_spooled(file: &SpoolFile) -> Result<Analysed> {
+pub(crate) async fn parse_spooled(file: &SpoolFile) -> Result<Analysed> {
     let len = usize::try_from(file.len).unwrap_or(usize::MAX);
     parse_with(len, || {
         let map = file.map()?;
@@ -132,8 +132,6 @@ pub struct NewMessage<'a> {
 struct NewEntry<'a> {
     flags: &'a Flags,
     internal_date: i64,
-    /// The source identity of an imported message, recorded with it.
-    import_key: Option<&'a str>,
 }
 
 /// What [`Store::accept`] did.
@@ -268,7 +266,6 @@ impl Store {
         let entry = NewEntry {
             flags,
             internal_date,
-            import_key: None,
         };
         self.append_parsed(mailbox, source, &hash, &parsed, entry)
             .await
@@ -339,49 +336,8 @@ impl Store {
         let entry = NewEntry {
             flags,
             internal_date,
-            import_key: None,
         };
         self.append_spool_file(mailbox, spool, entry).await
-    }
-
-    /// Like [`Store::append_spooled`] for a message imported from another store (`postern import`),
-    /// recorded under `source_key` in the same transaction, so an interrupted import resumes without
-    /// storing anything twice. Returns `None`, storing nothing, if `source_key` was already imported
-    /// into this mailbox.
-    pub async fn import_spooled(
-        &self,
-        mailbox: &Mailbox,
-        spool: Spool,
-        flags: &Flags,
-        internal_date: i64,
-        source_key: &str,
-    ) -> Result<Option<i64>> {
-        if self.was_imported(mailbox, source_key).await? {
-            return Ok(None);
-        }
-        let entry = NewEntry {
-            flags,
-            internal_date,
-            import_key: Some(source_key),
-        };
-        match self.append_spool_file(mailbox, spool, entry).await {
-            Ok(uid) => Ok(Some(uid)),
-            Err(StoreError::Exists(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Whether a message recorded under `source_key` was imported into `mailbox` (see
-    /// [`Store::import_spooled`]).
-    pub async fn was_imported(&self, mailbox: &Mailbox, source_key: &str) -> Result<bool> {
-        let row = sqlx::query(
-            "SELECT 1 AS one FROM imported_messages WHERE mailbox_id = $1 AND source_key = $2",
-        )
-        .bind(mailbox.id)
-        .bind(source_key)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.is_some())
     }
 
     async fn append_spool_file(
@@ -424,20 +380,6 @@ impl Store {
             entry.internal_date,
         )
         .await?;
-        if let Some(key) = entry.import_key {
-            sqlx::query(
-                "INSERT INTO imported_messages (mailbox_id, source_key, uid, source_flags, \
-                 source_keywords) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(mailbox.id)
-            .bind(key)
-            .bind(uid)
-            .bind(entry.flags.system)
-            .bind(entry.flags.keywords_text())
-            .execute(&mut *tx)
-            .await
-            .map_err(unique_as_exists(format!("imported message {key}")))?;
-        }
         let change = Change::Mailbox {
             user_id: mailbox.user_id,
             mailbox_id: mailbox.id,

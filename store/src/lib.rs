@@ -58,7 +58,7 @@ pub use dns_serials::{ZoneSerial, ZoneSerialRow};
 pub use dnssec::{DnssecKey, DnssecKeyState, DnssecRole};
 pub use domains::Domain;
 pub use error::{Result, StoreError};
-pub use imported::FlagSync;
+pub use imported::{FlagSync, ImportBytes, ImportItem, ImportOutcome};
 pub use junk::{JunkClass, JunkTraining, Tokens};
 pub use listing::Page;
 pub use login::{LoginAttempt, LoginConfig, LoginOutcome, Service};

@@ -9,7 +9,7 @@ use sqlx::{Any, Transaction};
 
 use crate::blobs::{blob_bytes, delete_blobs_if_unreferenced, read_blob};
 use crate::changes::{Change, MailboxEvent};
-use crate::db::{get, Store};
+use crate::db::{get, values_rows, Store, ROWS_PER_STATEMENT};
 use crate::error::{Result, StoreError};
 use crate::mailboxes::Mailbox;
 use crate::parsed::ParsedMessage;
@@ -134,18 +134,36 @@ pub(crate) async fn charge_quota(
     Ok(done.rows_affected() == 1)
 }
 
-/// Allocates the next UID and a new MODSEQ in one row update, so concurrent writers serialise on
-/// the mailbox row and never share a UID (RFC 3501 §2.3.1.1: UIDs strictly ascending).
-async fn next_uid(tx: &mut Transaction<'static, Any>, mailbox_id: i64) -> Result<(i64, i64)> {
+/// Allocates the next `n` UIDs and `n` new MODSEQs in one row update, so concurrent writers
+/// serialise on the mailbox row and never share a UID (RFC 3501 §2.3.1.1: UIDs strictly
+/// ascending). Returns the first UID and the first MODSEQ.
+async fn next_uids(
+    tx: &mut Transaction<'static, Any>,
+    mailbox_id: i64,
+    n: i64,
+) -> Result<(i64, i64)> {
     let row = sqlx::query(
-        "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 \
-         WHERE id = $1 RETURNING uidnext - 1 AS uid, highestmodseq",
+        "UPDATE mailboxes SET uidnext = uidnext + $2, highestmodseq = highestmodseq + $2 \
+         WHERE id = $1 RETURNING uidnext - $2 AS uid, highestmodseq - $2 + 1 AS modseq",
     )
     .bind(mailbox_id)
+    .bind(n)
     .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox_id}")))?;
-    Ok((get(&row, "uid")?, get(&row, "highestmodseq")?))
+    Ok((get(&row, "uid")?, get(&row, "modseq")?))
+}
+
+/// A new mailbox entry for stored bytes.
+pub(crate) struct NewMessage<'a> {
+    /// The blob.
+    pub hash: &'a str,
+    /// Its size.
+    pub size: i64,
+    /// Flags and keywords it starts with.
+    pub flags: &'a Flags,
+    /// INTERNALDATE, Unix seconds.
+    pub internal_date: i64,
 }
 
 /// Inserts one mailbox entry for stored bytes and returns (uid, modseq).
@@ -157,22 +175,56 @@ pub(crate) async fn insert_message(
     flags: &Flags,
     internal_date: i64,
 ) -> Result<(i64, i64)> {
-    let (uid, modseq) = next_uid(tx, mailbox_id).await?;
-    sqlx::query(
-        "INSERT INTO messages (mailbox_id, uid, blob_hash, size, internal_date, flags, keywords, modseq) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(mailbox_id)
-    .bind(uid)
-    .bind(hash)
-    .bind(size)
-    .bind(internal_date)
-    .bind(flags.system)
-    .bind(flags.keywords_text())
-    .bind(modseq)
-    .execute(&mut **tx)
-    .await?;
-    Ok((uid, modseq))
+    let new = NewMessage {
+        hash,
+        size,
+        flags,
+        internal_date,
+    };
+    let done = insert_messages(tx, mailbox_id, &[new]).await?;
+    done.first()
+        .copied()
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox_id}")))
+}
+
+/// Inserts mailbox entries in the order given, with ascending UIDs and MODSEQs allocated at
+/// once and one multi-row INSERT per [`ROWS_PER_STATEMENT`] entries; returns (uid, modseq) of each.
+pub(crate) async fn insert_messages(
+    tx: &mut Transaction<'static, Any>,
+    mailbox_id: i64,
+    new: &[NewMessage<'_>],
+) -> Result<Vec<(i64, i64)>> {
+    if new.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (uid, modseq) = next_uids(tx, mailbox_id, new.len() as i64).await?;
+    let ids: Vec<(i64, i64)> = (0..new.len() as i64)
+        .map(|i| (uid + i, modseq + i))
+        .collect();
+    for (group, ids) in new
+        .chunks(ROWS_PER_STATEMENT)
+        .zip(ids.chunks(ROWS_PER_STATEMENT))
+    {
+        let sql = format!(
+            "INSERT INTO messages (mailbox_id, uid, blob_hash, size, internal_date, flags, \
+             keywords, modseq) VALUES {}",
+            values_rows(group.len(), 8, 1)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (m, (uid, modseq)) in group.iter().zip(ids) {
+            query = query
+                .bind(mailbox_id)
+                .bind(*uid)
+                .bind(m.hash)
+                .bind(m.size)
+                .bind(m.internal_date)
+                .bind(m.flags.system)
+                .bind(m.flags.keywords_text())
+                .bind(*modseq);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(ids)
 }
 
 impl Store {

@@ -17,7 +17,7 @@ use mail_parser::{Message, MessageParser, PartType};
 use sqlx::{Any, Transaction};
 
 use crate::blobs::read_blob;
-use crate::db::{get, Backend, Store};
+use crate::db::{get, values_rows, Backend, Store, ROWS_PER_STATEMENT};
 use crate::error::{Result, StoreError};
 use crate::mailboxes::Mailbox;
 use crate::parsed::ParsedMessage;
@@ -148,49 +148,84 @@ pub(crate) async fn insert_index(
     hash: &str,
     e: &IndexEntry,
 ) -> Result<()> {
-    match backend {
-        Backend::Sqlite => {
-            let row = sqlx::query(
-                "INSERT INTO blob_index (hash, header, subject, from_text, to_text, cc_text, bcc_text) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (SELECT 1 FROM blobs WHERE hash = $1) \
-                 ON CONFLICT (hash) DO NOTHING RETURNING id",
-            )
-            .bind(hash)
-            .bind(&e.header)
-            .bind(&e.subject)
-            .bind(&e.from)
-            .bind(&e.to)
-            .bind(&e.cc)
-            .bind(&e.bcc)
-            .fetch_optional(&mut **tx)
-            .await?;
-            if let Some(row) = row {
-                sqlx::query("INSERT INTO blob_text (rowid, header, body) VALUES ($1, $2, $3)")
-                    .bind(get::<i64>(&row, "id")?)
-                    .bind(&e.header_text)
-                    .bind(&e.body_text)
-                    .execute(&mut **tx)
-                    .await?;
+    let stored = sqlx::query("SELECT 1 AS one FROM blobs WHERE hash = $1")
+        .bind(hash)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if stored.is_some() {
+        insert_indexes(tx, backend, &[(hash, e)]).await?;
+    }
+    Ok(())
+}
+
+/// Writes the index rows of stored blobs `(hash, entry)` that have none, with one multi-row
+/// INSERT per [`ROWS_PER_STATEMENT`] entries.
+pub(crate) async fn insert_indexes(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    entries: &[(&str, &IndexEntry)],
+) -> Result<()> {
+    for group in entries.chunks(ROWS_PER_STATEMENT) {
+        match backend {
+            Backend::Sqlite => {
+                let sql = format!(
+                    "INSERT INTO blob_index (hash, header, subject, from_text, to_text, cc_text, \
+                     bcc_text) VALUES {} ON CONFLICT (hash) DO NOTHING RETURNING id, hash",
+                    values_rows(group.len(), 7, 1)
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (hash, e) in group {
+                    query = query
+                        .bind(*hash)
+                        .bind(&e.header)
+                        .bind(&e.subject)
+                        .bind(&e.from)
+                        .bind(&e.to)
+                        .bind(&e.cc)
+                        .bind(&e.bcc);
+                }
+                let rows = query.fetch_all(&mut **tx).await?;
+                let mut texts = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let hash: String = get(row, "hash")?;
+                    if let Some((_, e)) = group.iter().find(|(h, _)| *h == hash) {
+                        texts.push((get::<i64>(row, "id")?, *e));
+                    }
+                }
+                if texts.is_empty() {
+                    continue;
+                }
+                let sql = format!(
+                    "INSERT INTO blob_text (rowid, header, body) VALUES {}",
+                    values_rows(texts.len(), 3, 1)
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (id, e) in texts {
+                    query = query.bind(id).bind(&e.header_text).bind(&e.body_text);
+                }
+                query.execute(&mut **tx).await?;
             }
-        }
-        Backend::Postgres => {
-            sqlx::query(
-                "INSERT INTO blob_index (hash, header, subject, from_text, to_text, cc_text, bcc_text, \
-                 header_text, body_text) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM blobs WHERE hash = $1) \
-                 ON CONFLICT (hash) DO NOTHING",
-            )
-            .bind(hash)
-            .bind(&e.header)
-            .bind(&e.subject)
-            .bind(&e.from)
-            .bind(&e.to)
-            .bind(&e.cc)
-            .bind(&e.bcc)
-            .bind(&e.header_text)
-            .bind(&e.body_text)
-            .execute(&mut **tx)
-            .await?;
+            Backend::Postgres => {
+                let sql = format!(
+                    "INSERT INTO blob_index (hash, header, subject, from_text, to_text, cc_text, \
+                     bcc_text, header_text, body_text) VALUES {} ON CONFLICT (hash) DO NOTHING",
+                    values_rows(group.len(), 9, 1)
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (hash, e) in group {
+                    query = query
+                        .bind(*hash)
+                        .bind(&e.header)
+                        .bind(&e.subject)
+                        .bind(&e.from)
+                        .bind(&e.to)
+                        .bind(&e.cc)
+                        .bind(&e.bcc)
+                        .bind(&e.header_text)
+                        .bind(&e.body_text);
+                }
+                query.execute(&mut **tx).await?;
+            }
         }
     }
     Ok(())

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use postern_store::{AccountSettings, Store, StoreError, User};
 
+use super::importer::Options;
 use super::mbox::Quoting;
 use super::{import_folders, maildir, sources, Imported};
 use crate::cli::MailuArgs;
@@ -26,7 +27,7 @@ use crate::output::outln;
 use db::{MailuAlias, MailuData, MailuUser};
 
 /// Runs `postern import mailu`.
-pub async fn run(store: &Store, args: MailuArgs) -> anyhow::Result<()> {
+pub async fn run(store: &Store, args: MailuArgs, max_size: u64) -> anyhow::Result<()> {
     let root = args.path.unwrap_or_default();
     let db_path = args.db.unwrap_or_else(|| root.join("data/main.db"));
     let mail = args.mail.unwrap_or_else(|| root.join("mail"));
@@ -35,6 +36,7 @@ pub async fn run(store: &Store, args: MailuArgs) -> anyhow::Result<()> {
     let mut run = Run {
         store,
         dry_run: args.dry_run,
+        max_size,
         failed: 0,
         messages: Imported::default(),
     };
@@ -73,6 +75,8 @@ pub async fn run(store: &Store, args: MailuArgs) -> anyhow::Result<()> {
 struct Run<'a> {
     store: &'a Store,
     dry_run: bool,
+    /// Largest message imported (see [`Options::max_size`]).
+    max_size: u64,
     failed: u64,
     messages: Imported,
 }
@@ -531,7 +535,12 @@ impl Run<'_> {
         if !self.dry_run && user.quota_bytes != 0 {
             self.store.set_quota(&u.email, 0).await?;
         }
-        let result = import_folders(self.store, &user, &folders, self.dry_run, Quoting::Rd).await;
+        let options = Options {
+            dry_run: self.dry_run,
+            quoting: Quoting::Rd,
+            max_size: self.max_size,
+        };
+        let result = import_folders(self.store, &user, &folders, options).await;
         self.set_quota(&user, u.quota_bytes).await?;
         let done = result?;
         self.messages.imported += done.imported;
