@@ -39,6 +39,9 @@ pub struct Store {
     pub(crate) changes: Changes,
     /// The one login limiter of the process (see [`crate::login`]).
     pub(crate) limiter: std::sync::Arc<crate::login::Limiter>,
+    /// Set once [`Store::index_backlog`] found every stored message indexed: from then on
+    /// SEARCH skips its look for unindexed blobs (see [`crate::search_index`]).
+    pub(crate) indexed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -93,6 +96,7 @@ impl Store {
                     backend,
                     changes,
                     limiter,
+                    indexed: Default::default(),
                 }
             }
             Backend::Postgres => {
@@ -107,6 +111,7 @@ impl Store {
                     backend,
                     changes: Changes::postgres(url).await?,
                     limiter,
+                    indexed: Default::default(),
                 }
             }
         };
