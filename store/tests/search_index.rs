@@ -334,8 +334,14 @@ async fn messages_stored_after_the_backlog_are_found(db: &TestDb) {
         uids(&store, &inbox, TextKey::Body, "lighthouse").await,
         vec![mixed]
     );
-    store.copy_messages(&inbox, &[mixed], &archive).await.unwrap();
-    store.move_messages(&inbox, &[plain], &archive).await.unwrap();
+    store
+        .copy_messages(&inbox, &[mixed], &archive)
+        .await
+        .unwrap();
+    store
+        .move_messages(&inbox, &[plain], &archive)
+        .await
+        .unwrap();
     let in_archive = store.list_messages(&archive).await.unwrap();
     let archived: Vec<i64> = in_archive.iter().map(|m| m.uid).collect();
     assert_eq!(archived.len(), 2);
