@@ -8,7 +8,9 @@
 //! SEARCH keys are substring matches, case-insensitive (RFC 3501 §6.4.4): both the stored texts
 //! and the searched string are folded with [`fold`], so a match is a plain substring test. On
 //! SQLite a string of three or more characters is an FTS5 trigram phrase (consecutive trigrams:
-//! exactly the substrings); on PostgreSQL it is `LIKE` served by a pg_trgm GIN index.
+//! exactly the substrings) for BODY and TEXT, and the header keys read a covering index of the
+//! header texts; on PostgreSQL every key is `LIKE` served by a pg_trgm GIN index (migrations 0022
+//! and 0026).
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
