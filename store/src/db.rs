@@ -57,6 +57,9 @@ pub struct Store {
     pub(crate) changes: Changes,
     /// The one login limiter of the process (see [`crate::login`]).
     pub(crate) limiter: std::sync::Arc<crate::login::Limiter>,
+    /// Set once [`Store::index_backlog`] found every stored message indexed: from then on
+    /// SEARCH skips its look for unindexed blobs (see [`crate::search_index`]).
+    pub(crate) indexed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -111,6 +114,7 @@ impl Store {
                     backend,
                     changes,
                     limiter,
+                    indexed: Default::default(),
                 }
             }
             Backend::Postgres => {
@@ -125,6 +129,7 @@ impl Store {
                     backend,
                     changes: Changes::postgres(url).await?,
                     limiter,
+                    indexed: Default::default(),
                 }
             }
         };

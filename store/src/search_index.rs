@@ -8,9 +8,12 @@
 //! SEARCH keys are substring matches, case-insensitive (RFC 3501 §6.4.4): both the stored texts
 //! and the searched string are folded with [`fold`], so a match is a plain substring test. On
 //! SQLite a string of three or more characters is an FTS5 trigram phrase (consecutive trigrams:
-//! exactly the substrings); on PostgreSQL it is `LIKE` served by a pg_trgm GIN index.
+//! exactly the substrings) for BODY and TEXT, and the header keys read a covering index of the
+//! header texts; on PostgreSQL every key is `LIKE` served by a pg_trgm GIN index (migrations 0022
+//! and 0026).
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 
 use mail_parser::decoders::html::html_to_text;
 use mail_parser::{Message, MessageParser, PartType};
@@ -255,18 +258,29 @@ fn condition(backend: Backend, key: TextKey, needle: &str) -> &'static str {
         (Backend::Sqlite, TextKey::Body | TextKey::Text) => {
             "i.id IN (SELECT rowid FROM blob_text WHERE blob_text MATCH $2)"
         }
-        (Backend::Postgres, TextKey::Subject) => "strpos(i.subject, $2) > 0",
-        (Backend::Postgres, TextKey::From) => "strpos(i.from_text, $2) > 0",
-        (Backend::Postgres, TextKey::To) => "strpos(i.to_text, $2) > 0",
-        (Backend::Postgres, TextKey::Cc) => "strpos(i.cc_text, $2) > 0",
-        (Backend::Postgres, TextKey::Bcc) => "strpos(i.bcc_text, $2) > 0",
+        (Backend::Postgres, TextKey::Subject) => "i.subject LIKE $2",
+        (Backend::Postgres, TextKey::From) => "i.from_text LIKE $2",
+        (Backend::Postgres, TextKey::To) => "i.to_text LIKE $2",
+        (Backend::Postgres, TextKey::Cc) => "i.cc_text LIKE $2",
+        (Backend::Postgres, TextKey::Bcc) => "i.bcc_text LIKE $2",
         (Backend::Postgres, TextKey::Body) => "i.body_text LIKE $2",
         (Backend::Postgres, TextKey::Text) => "(i.header_text LIKE $2 OR i.body_text LIKE $2)",
     }
 }
 
+/// How the search query reads `blob_index` for `key`: on SQLite the header fields from the
+/// index that holds them (migration 0026), which the planner passes over for the unique index
+/// on `hash` alone and then reads every row, header block included.
+fn index_hint(backend: Backend, key: TextKey) -> &'static str {
+    match (backend, key) {
+        (Backend::Sqlite, TextKey::Body | TextKey::Text) | (Backend::Postgres, _) => "",
+        (Backend::Sqlite, _) => " INDEXED BY blob_index_fields",
+    }
+}
+
 /// The value bound as `$2` for [`condition`]: the folded string, as an FTS5 phrase (SQLite
-/// BODY/TEXT of three or more characters) or a `LIKE` pattern (PostgreSQL BODY/TEXT).
+/// BODY/TEXT of three or more characters) or a `LIKE` pattern (PostgreSQL, every key: its
+/// trigram indexes serve `LIKE`, migrations 0022 and 0026).
 fn argument(backend: Backend, key: TextKey, needle: &str) -> String {
     let text = matches!(key, TextKey::Body | TextKey::Text);
     match backend {
@@ -277,7 +291,7 @@ fn argument(backend: Backend, key: TextKey, needle: &str) -> String {
                 _ => phrase,
             }
         }
-        Backend::Postgres if text => {
+        Backend::Postgres => {
             let mut pattern = String::with_capacity(needle.len() + 2);
             pattern.push('%');
             for c in needle.chars() {
@@ -306,8 +320,9 @@ impl Store {
         self.index_mailbox(mailbox).await?;
         let needle = fold(needle);
         let sql = format!(
-            "SELECT m.uid FROM messages m JOIN blob_index i ON i.hash = m.blob_hash \
+            "SELECT m.uid FROM messages m JOIN blob_index i{} ON i.hash = m.blob_hash \
              WHERE m.mailbox_id = $1 AND {}",
+            index_hint(self.backend, key),
             condition(self.backend, key, &needle)
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -357,18 +372,28 @@ impl Store {
     }
 
     /// Indexes every stored message's blob that has no index row yet (blobs stored before the
-    /// index existed, or restored from a backup) and returns how many it indexed.
+    /// index existed, or restored from a backup) and returns how many it indexed. Once it has
+    /// run to the end, SEARCH in this process no longer looks for unindexed blobs: every blob
+    /// stored since came with its index row ([`insert_index`] runs in the transaction that
+    /// stores it).
     pub async fn index_backlog(&self) -> Result<usize> {
-        self.index_missing(
-            "SELECT DISTINCT m.blob_hash AS hash FROM messages m \
-             WHERE NOT EXISTS (SELECT 1 FROM blob_index i WHERE i.hash = m.blob_hash) LIMIT $1",
-            None,
-        )
-        .await
+        let done = self
+            .index_missing(
+                "SELECT DISTINCT m.blob_hash AS hash FROM messages m \
+                 WHERE NOT EXISTS (SELECT 1 FROM blob_index i WHERE i.hash = m.blob_hash) LIMIT $1",
+                None,
+            )
+            .await?;
+        self.indexed.store(true, Ordering::Release);
+        Ok(done)
     }
 
-    /// Indexes the blobs of `mailbox` that have no index row yet.
+    /// Indexes the blobs of `mailbox` that have no index row yet, unless
+    /// [`Store::index_backlog`] has indexed them all.
     async fn index_mailbox(&self, mailbox: &Mailbox) -> Result<usize> {
+        if self.indexed.load(Ordering::Acquire) {
+            return Ok(0);
+        }
         self.index_missing(
             "SELECT DISTINCT m.blob_hash AS hash FROM messages m WHERE m.mailbox_id = $2 \
              AND NOT EXISTS (SELECT 1 FROM blob_index i WHERE i.hash = m.blob_hash) LIMIT $1",

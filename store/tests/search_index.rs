@@ -16,6 +16,8 @@ both_backends!(
     index_rows_follow_stored_bytes,
     search_matches_decoded_text_only,
     blobs_stored_before_the_index_are_indexed,
+    header_keys_match_pattern_characters_literally,
+    messages_stored_after_the_backlog_are_found,
 );
 
 /// A multipart message: a quoted-printable text body, a base64 text/plain attachment, and a
@@ -258,4 +260,103 @@ async fn blobs_stored_before_the_index_are_indexed(db: &TestDb) {
         uids(&store, &archive, TextKey::Text, "noon").await,
         vec![plain]
     );
+}
+
+/// A message whose header fields hold characters that are syntax in `LIKE` patterns (PostgreSQL
+/// matches the header keys with `LIKE` through a trigram index, migration 0026).
+const PATTERNS: &[u8] = b"From: \"100% Sure_Ltd\" <sales_desk@example.test>\r\n\
+To: back\\slash@example.test\r\n\
+Cc: under_score@example.test\r\n\
+Subject: 50% off_now \\ back\r\n\
+\r\n\
+Body.\r\n";
+
+async fn header_keys_match_pattern_characters_literally(db: &TestDb) {
+    let (store, user) = store_with_user(db, 0).await;
+    let inbox = store.mailbox(user, "INBOX").await.unwrap().unwrap();
+    let odd = store
+        .append(&inbox, PATTERNS, &Flags::default(), 1)
+        .await
+        .unwrap();
+    let plain = store
+        .append(&inbox, PLAIN, &Flags::default(), 1)
+        .await
+        .unwrap();
+    use TextKey::*;
+    for (key, needle, want) in [
+        (Subject, "50% OFF_NOW", vec![odd]),
+        (Subject, "%", vec![odd]),
+        (Subject, "_", vec![odd]),
+        (Subject, "\\", vec![odd]),
+        (Subject, "\\ back", vec![odd]),
+        (Subject, "5_%", vec![]),
+        (Subject, "off%now", vec![]),
+        (Subject, "l_nch", vec![]),
+        (Subject, "lunch", vec![plain]),
+        (Subject, "", vec![odd, plain]),
+        (From, "100% sure_ltd", vec![odd]),
+        (From, "sales_desk@", vec![odd]),
+        (From, "sales%desk", vec![]),
+        (To, "back\\slash", vec![odd]),
+        (To, "back%slash", vec![]),
+        (Cc, "under_score", vec![odd]),
+        (Cc, "under score", vec![]),
+        (Bcc, "%", vec![]),
+    ] {
+        assert_eq!(
+            uids(&store, &inbox, key, needle).await,
+            want,
+            "{key:?} {needle:?}"
+        );
+    }
+}
+
+/// SEARCH stops looking for unindexed blobs once the backlog is indexed: what is stored after
+/// that (APPEND, COPY, MOVE) is found all the same, and what is expunged is gone.
+async fn messages_stored_after_the_backlog_are_found(db: &TestDb) {
+    let (store, user) = store_with_user(db, 0).await;
+    let inbox = store.mailbox(user, "INBOX").await.unwrap().unwrap();
+    let archive = store.mailbox(user, "Archive").await.unwrap().unwrap();
+    assert_eq!(store.index_backlog().await.unwrap(), 0);
+    let mixed = store
+        .append(&inbox, MIXED, &Flags::default(), 1)
+        .await
+        .unwrap();
+    let plain = store
+        .append(&inbox, PLAIN, &Flags::default(), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        uids(&store, &inbox, TextKey::Subject, "LUNCH").await,
+        vec![plain]
+    );
+    assert_eq!(
+        uids(&store, &inbox, TextKey::Body, "lighthouse").await,
+        vec![mixed]
+    );
+    store
+        .copy_messages(&inbox, &[mixed], &archive)
+        .await
+        .unwrap();
+    store
+        .move_messages(&inbox, &[plain], &archive)
+        .await
+        .unwrap();
+    let in_archive = store.list_messages(&archive).await.unwrap();
+    let archived: Vec<i64> = in_archive.iter().map(|m| m.uid).collect();
+    assert_eq!(archived.len(), 2);
+    assert_eq!(
+        uids(&store, &archive, TextKey::From, "example.test").await,
+        archived
+    );
+    assert_eq!(
+        uids(&store, &archive, TextKey::Text, "noon").await,
+        vec![archived[1]]
+    );
+    assert!(uids(&store, &inbox, TextKey::Subject, "lunch")
+        .await
+        .is_empty());
+    let headers = store.message_headers(&archive, &archived).await.unwrap();
+    assert_eq!(headers.len(), 2);
+    assert!(headers[1].1.ends_with(b"Subject: lunch\r\n\r\n"));
 }

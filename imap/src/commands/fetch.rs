@@ -20,7 +20,7 @@ use postern_store::{BodyPart, FlagOp, Flags, MessageDetails, ParsedMessage, Stor
 use crate::bodystructure::body_structure;
 use crate::commands::binary::{binary_section, binary_value, encode_fetch};
 use crate::commands::section::section_bytes;
-use crate::commands::{batch_len, details_by_uid};
+use crate::commands::{batch_len, details_by_uid, header_batch_len};
 use crate::envelope::envelope;
 use crate::session::{bad, flag_items, Done, Failure, Next, Outcome, Reply, Session};
 
@@ -297,14 +297,19 @@ impl Session {
         let (utf8, condstore) = (self.utf8, self.condstore);
         let store = self.store.clone();
         let sel = self.require_selected()?;
+        let rest = plan.indexes[plan.next..].iter();
         let end = plan.next
-            + batch_len(plan.indexes[plan.next..].iter().map(|&i| {
-                if plan.needs_raw && !plan.headers_only {
-                    sel.messages[i].size
-                } else {
-                    0
-                }
-            }));
+            + if plan.headers_only {
+                header_batch_len(rest.map(|&i| sel.messages[i].size))
+            } else {
+                batch_len(rest.map(|&i| {
+                    if plan.needs_raw {
+                        sel.messages[i].size
+                    } else {
+                        0
+                    }
+                }))
+            };
         let chunk = &plan.indexes[plan.next..end];
         plan.next = end;
         let (names, newly_seen) = (&plan.names, &plan.newly_seen);

@@ -53,13 +53,27 @@ pub(crate) async fn details_by_uid(
         .collect())
 }
 
+/// Most messages one batch of a FETCH that reads only header blocks loads: their sizes bound
+/// what it holds (a header block is part of its message), so [`BATCH_BYTES`] still applies.
+const HEADER_BATCH_MESSAGES: usize = 1000;
+
 /// How many of the messages whose sizes are `sizes` the next batch takes (at least one when
 /// there is any); `sizes` are 0 when no message bytes are loaded.
 pub(crate) fn batch_len(sizes: impl IntoIterator<Item = i64>) -> usize {
+    batch_of(sizes, BATCH_MESSAGES)
+}
+
+/// [`batch_len`] for a FETCH that reads only header blocks, `sizes` being the messages' sizes:
+/// fewer, larger batches (one store query each), bounded by bytes.
+pub(crate) fn header_batch_len(sizes: impl IntoIterator<Item = i64>) -> usize {
+    batch_of(sizes, HEADER_BATCH_MESSAGES)
+}
+
+fn batch_of(sizes: impl IntoIterator<Item = i64>, most: usize) -> usize {
     let mut bytes = 0i64;
     let mut n = 0;
     for size in sizes {
-        if n > 0 && (n >= BATCH_MESSAGES || bytes.saturating_add(size) > BATCH_BYTES) {
+        if n > 0 && (n >= most || bytes.saturating_add(size) > BATCH_BYTES) {
             break;
         }
         bytes = bytes.saturating_add(size);
@@ -134,5 +148,7 @@ mod tests {
         assert_eq!(batch_len([BATCH_BYTES * 3, 1]), 1);
         assert_eq!(batch_len([1024 * 1024; 10]), 4);
         assert_eq!(batch_len([i64::MAX, i64::MAX]), 1);
+        assert_eq!(header_batch_len([1024; 5000]), HEADER_BATCH_MESSAGES);
+        assert_eq!(header_batch_len([64 * 1024; 200]), 64);
     }
 }

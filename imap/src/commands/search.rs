@@ -31,7 +31,12 @@ fn day(d: &NaiveDate) -> i64 {
 
 /// What evaluating a key needs beyond the message's flags and sizes: the stored metadata
 /// (`parsed`), the header block (`header`), and the index queries of its text keys (`text`).
-fn needs(key: &SearchKey<'_>, parsed: &mut bool, header: &mut bool, text: &mut Vec<TextQuery>) {
+fn needs<'k>(
+    key: &'k SearchKey<'_>,
+    parsed: &mut bool,
+    header: &mut bool,
+    text: &mut Vec<TextQuery<'k>>,
+) {
     use SearchKey as K;
     match key {
         K::And(keys) => keys
@@ -47,18 +52,19 @@ fn needs(key: &SearchKey<'_>, parsed: &mut bool, header: &mut bool, text: &mut V
         K::Header(name, value) => {
             *header = true;
             if name.as_ref().eq_ignore_ascii_case(b"subject") && !value.as_ref().is_empty() {
-                text.push((TextKey::Subject, text_of(value)));
+                text.push((TextKey::Subject, value.as_ref()));
             }
         }
         _ => text.extend(text_query(key)),
     }
 }
 
-/// An index query: which text, and the (lower-cased) string it must contain.
-type TextQuery = (TextKey, String);
+/// An index query: which text, and the string it must contain as the client sent it (the store
+/// folds it), so that evaluating a message looks its key up without allocating.
+type TextQuery<'k> = (TextKey, &'k [u8]);
 
 /// The index query a text key (FROM, TO, CC, BCC, SUBJECT, BODY, TEXT) stands for.
-fn text_query(key: &SearchKey<'_>) -> Option<TextQuery> {
+fn text_query<'k>(key: &'k SearchKey<'_>) -> Option<TextQuery<'k>> {
     use SearchKey as K;
     let (k, s) = match key {
         K::From(s) => (TextKey::From, s),
@@ -70,7 +76,7 @@ fn text_query(key: &SearchKey<'_>) -> Option<TextQuery> {
         K::Text(s) => (TextKey::Text, s),
         _ => return None,
     };
-    Some((k, text_of(s)))
+    Some((k, s.as_ref()))
 }
 
 struct Ctx<'a> {
@@ -82,7 +88,7 @@ struct Ctx<'a> {
     details: Option<&'a MessageDetails>,
     header: &'a [u8],
     /// UIDs matching each text key, from the index.
-    text: &'a HashMap<TextQuery, HashSet<i64>>,
+    text: &'a HashMap<TextQuery<'a>, HashSet<i64>>,
 }
 
 fn in_set(set: &imap_codec::imap_types::sequence::SequenceSet, value: i64, max: i64) -> bool {
@@ -128,11 +134,8 @@ fn eval(key: &SearchKey<'_>, c: &Ctx<'_>) -> bool {
     let has = |bit: i64| f.system & bit != 0;
     let parsed = c.details.map(|d| &d.parsed);
     let (raw, header_end) = (c.header, c.header.len());
-    let indexed = |key: &SearchKey<'_>| {
-        text_query(key)
-            .and_then(|q| c.text.get(&q))
-            .is_some_and(|uids| uids.contains(&c.meta.uid))
-    };
+    let found = |q: TextQuery<'_>| c.text.get(&q).is_some_and(|u| u.contains(&c.meta.uid));
+    let indexed = |key: &SearchKey<'_>| text_query(key).is_some_and(found);
     let sent = parsed.and_then(|p| p.sent_day);
     let internal = c.meta.internal_date.div_euclid(86_400);
     match key {
@@ -175,14 +178,14 @@ fn eval(key: &SearchKey<'_>, c: &Ctx<'_>) -> bool {
         K::Body(_) | K::Text(_) => indexed(key),
         K::Header(name, value) => {
             let name = String::from_utf8_lossy(name.as_ref()).into_owned();
-            let found = header_values(raw, header_end, &name);
+            let values = header_values(raw, header_end, &name);
             let needle = text_of(value);
             if needle.is_empty() {
-                !found.is_empty() || header_has(raw, header_end, &name)
+                !values.is_empty() || header_has(raw, header_end, &name)
             } else {
-                contains(&found, &needle)
+                contains(&values, &needle)
                     || (name.eq_ignore_ascii_case("subject")
-                        && indexed(&SearchKey::Subject(value.clone())))
+                        && found((TextKey::Subject, value.as_ref())))
             }
         }
         K::ModSequence { modseq, .. } => c.meta.modseq >= *modseq as i64,
@@ -315,8 +318,9 @@ impl Session {
         let mut text = HashMap::new();
         for q in queries {
             if let std::collections::hash_map::Entry::Vacant(slot) = text.entry(q) {
-                let (key, needle) = slot.key();
-                let uids = store.search_text(&sel.mailbox, *key, needle).await?;
+                let (key, needle) = *slot.key();
+                let needle = String::from_utf8_lossy(needle);
+                let uids = store.search_text(&sel.mailbox, key, &needle).await?;
                 slot.insert(uids);
             }
         }
