@@ -17,7 +17,7 @@ use std::ops::Deref;
 use std::path::Path;
 
 use memmap2::Mmap;
-use postern_store::Spool;
+use postern_store::{release_pages, Spool, SpoolFile, StoredBytes};
 
 /// Bytes of a message kept in memory before it moves to a spool file.
 pub(crate) const MEMORY_LIMIT: usize = 1 << 20;
@@ -82,8 +82,13 @@ impl Receiving {
 pub(crate) enum Message {
     /// A small message.
     Memory(Vec<u8>),
-    /// A large message's spool file, mapped read-only (the map keeps the nameless file alive).
-    Mapped(Mmap),
+    /// A large message's spool file and a read-only map of it.
+    Mapped {
+        /// The nameless file, handed to the store as it is.
+        file: SpoolFile,
+        /// Its bytes for the checks that need the whole message at once.
+        map: Mmap,
+    },
 }
 
 impl Deref for Message {
@@ -92,18 +97,46 @@ impl Deref for Message {
     fn deref(&self) -> &[u8] {
         match self {
             Message::Memory(bytes) => bytes,
-            Message::Mapped(map) => map,
+            Message::Mapped { map, .. } => map,
         }
     }
 }
 
 impl Message {
     async fn mapped(spool: Spool) -> std::io::Result<Message> {
-        let file = spool.finish().await?;
-        Ok(match file.map()? {
-            Some(map) => Message::Mapped(map),
-            None => Message::Memory(Vec::new()),
+        Message::map(StoredBytes::File(spool.finish().await?))
+    }
+
+    /// A message as the store holds it (in memory or in a spool file), mapped if spooled: its
+    /// pages are read from the file only when something reads them.
+    pub(crate) fn map(stored: StoredBytes) -> std::io::Result<Message> {
+        Ok(match stored {
+            StoredBytes::Memory(bytes) => Message::Memory(bytes),
+            StoredBytes::File(file) => match file.map()? {
+                Some(map) => Message::Mapped { file, map },
+                None => Message::Memory(Vec::new()),
+            },
         })
+    }
+
+    /// Lets go of the memory holding bytes `start..end` of a spooled message, which was read
+    /// (see [`release_pages`]); nothing for a message in memory.
+    pub(crate) fn release(&self, start: usize, end: usize) {
+        if let Message::Mapped { map, .. } = self {
+            release_pages(map, start, end);
+        }
+    }
+
+    /// The message for the store: a spooled message's map is dropped, so that the pages the
+    /// checks read leave this process's memory and the store reads the file chunk by chunk.
+    pub(crate) fn unmap(self) -> StoredBytes {
+        match self {
+            Message::Memory(bytes) => StoredBytes::Memory(bytes),
+            Message::Mapped { file, map } => {
+                drop(map);
+                StoredBytes::File(file)
+            }
+        }
     }
 
     /// `head` followed by this message from byte `from` on: header fields put before the message
@@ -120,13 +153,13 @@ impl Message {
                 bytes.splice(..from, head.iter().copied());
                 Ok(Message::Memory(bytes))
             }
-            Message::Mapped(map) => {
+            Message::Mapped { file, map } => {
                 let mut spool = Spool::create(dir).await?;
                 spool.write(head).await?;
                 for piece in map[from.min(map.len())..].chunks(COPY_PIECE) {
                     spool.write(piece).await?;
                 }
-                drop(map);
+                drop((map, file));
                 Message::mapped(spool).await
             }
         }
@@ -159,7 +192,7 @@ mod tests {
         }
         assert!(matches!(large, Receiving::Spool(_)));
         let large = large.finish().await.unwrap();
-        assert!(matches!(large, Message::Mapped(_)));
+        assert!(matches!(large, Message::Mapped { .. }));
         assert_eq!(large.len(), 3_000_000);
         let replaced = large
             .replace_head(10, b"X-B: 2\r\n", Some(dir.path()))

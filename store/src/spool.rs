@@ -11,7 +11,7 @@
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use memmap2::Mmap;
+use memmap2::{Mmap, UncheckedAdvice};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -78,6 +78,7 @@ impl Spool {
 }
 
 /// A completely written spool file (still nameless: it disappears with its last handle or map).
+#[derive(Debug)]
 pub struct SpoolFile {
     file: std::fs::File,
     /// Its length in bytes.
@@ -99,9 +100,35 @@ impl SpoolFile {
         Ok(Some(unsafe { Mmap::map(&self.file)? }))
     }
 
+    /// Its length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Fills `buf` from the file at `offset` (a positioned read; the file is in the page cache,
     /// having just been written).
-    pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
         self.file.read_exact_at(buf, offset)
+    }
+}
+
+/// Lets go of the pages of `map` (a map from [`SpoolFile::map`]) holding bytes `start..end`, so
+/// that they stop counting in the process's RSS (`madvise(MADV_DONTNEED)`). They are read again
+/// from the file if touched later. For a message read front to back (sent, scanned), so that at
+/// most the piece in hand is resident.
+pub fn release_pages(map: &Mmap, start: usize, end: usize) {
+    let end = end.min(map.len());
+    if start >= end {
+        return;
+    }
+    // SAFETY: `map` is a read-only shared map of a file that nothing writes (see
+    // `SpoolFile::map`): dropping its pages loses nothing, they are read again on the next access.
+    if let Err(e) = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start) } {
+        tracing::debug!(error = %e, "releasing spool file pages failed");
     }
 }
