@@ -111,7 +111,9 @@ impl SlowPeer {
 }
 
 fn peer_session(stream: TcpStream, pid: &AtomicU32) -> Option<Delivery> {
-    stream.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .ok()?;
     let mut out = stream.try_clone().ok()?;
     let mut reader = BufReader::new(stream);
     out.write_all(b"220 peer.remote.test ESMTP\r\n").ok()?;
@@ -188,7 +190,8 @@ async fn large_message_relayed_through_the_queue(db: Db) {
     );
     let prefix = &got.data[..got.data.len() - sent.len()];
     assert!(
-        prefix.starts_with(b"Authentication-Results: ") && !prefix.windows(4).any(|w| w == b"\r\n\r\n"),
+        prefix.starts_with(b"Authentication-Results: ")
+            && !prefix.windows(4).any(|w| w == b"\r\n\r\n"),
         "{}",
         String::from_utf8_lossy(prefix)
     );

@@ -3,14 +3,17 @@
 //! message is small and written to a [`Spool`] file (in the data directory) once it grows past
 //! [`MEMORY_LIMIT`], so a large message never sits whole on the heap.
 //!
-//! A complete spooled message is read through a read-only memory map: the checks that need the
-//! whole message at once (DKIM and DMARC verification and DKIM signing with mail-auth, which take a
-//! `&[u8]`; Sieve; the store's parser) see all of it, while its pages stay file-backed page cache
-//! that the kernel can write back and reclaim rather than anonymous memory. Header fields put before
-//! a spooled message (`Authentication-Results:`, `DKIM-Signature:`) go into a new spool file
-//! followed by a copy of the old one's bytes. Spool files have no name in the file system, so
-//! nothing is left behind on any error path or after a crash.
+//! A complete spooled message is read through a read-only memory map by the checks that need the
+//! whole message at once: DKIM and DMARC verification and DKIM signing (mail-auth takes one
+//! `&[u8]` and hashes the whole body), Sieve and the junk classifier. Its pages are file-backed
+//! page cache that the kernel can write back and reclaim rather than anonymous memory, and the map
+//! is dropped before the message goes to [`Store::accept`] as its spool file, which the store
+//! reads chunk by chunk (and maps for its parse only, one large message at a time). Header fields
+//! put before a spooled message (`Authentication-Results:`, `DKIM-Signature:`) go into a new
+//! spool file followed by a copy of the old one's bytes. Spool files have no name in the file
+//! system, so nothing is left behind on any error path or after a crash.
 //!
+//! [`Store::accept`]: postern_store::Store::accept
 //! [`Event::MessageData`]: crate::session::Event::MessageData
 
 use std::ops::Deref;

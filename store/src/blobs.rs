@@ -97,7 +97,13 @@ pub(crate) async fn put_blob(
     // message is rare.
     let inserted = match backend {
         Backend::Postgres => {
-            let row = (hash, size as i64, inline, analysed.json.as_str(), i64::from(chunked));
+            let row = (
+                hash,
+                size as i64,
+                inline,
+                analysed.json.as_str(),
+                i64::from(chunked),
+            );
             insert_blob_indexed(tx, row, &analysed.index).await?
         }
         Backend::Sqlite => {

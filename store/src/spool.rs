@@ -1,12 +1,14 @@
-//! A spool file for a message that arrives in pieces (a large IMAP APPEND literal): the protocol
+//! A spool file for a message that arrives in pieces (a large IMAP APPEND literal, SMTP DATA or
+//! BDAT) or leaves in pieces (a queued message copied out of its chunks to be sent): the protocol
 //! writes the bytes as they come (their SHA-256 is computed on the way), then hands the whole file
-//! to [`Store::append_spooled`]. The parser reads it through a memory map, the chunked INSERT with
-//! positioned reads of one chunk at a time. File-backed pages are page cache, which the kernel can
+//! to [`Store::append_spooled`] or [`Store::accept`]. The parser reads it through a memory map,
+//! the chunked INSERT with positioned reads of one chunk at a time. File-backed pages are page cache, which the kernel can
 //! write back and reclaim, not heap: a 40 MiB APPEND neither grows the process's heap by 40 MiB nor
 //! binds one 40 MiB database value. Mapped pages do count in the process's RSS while mapped, so the
 //! map exists only while the message is parsed (one large message at a time).
 //!
 //! [`Store::append_spooled`]: crate::Store::append_spooled
+//! [`Store::accept`]: crate::Store::accept
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -128,7 +130,9 @@ pub fn release_pages(map: &Mmap, start: usize, end: usize) {
     }
     // SAFETY: `map` is a read-only shared map of a file that nothing writes (see
     // `SpoolFile::map`): dropping its pages loses nothing, they are read again on the next access.
-    if let Err(e) = unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start) } {
+    if let Err(e) =
+        unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start) }
+    {
         tracing::debug!(error = %e, "releasing spool file pages failed");
     }
 }
