@@ -374,6 +374,7 @@ impl Backend {
     /// remote ones in one committed transaction; only then may the session answer 250
     /// (RFC 5321 §6.1). The message is [admitted](Self::admit) first.
     async fn deliver(&self, d: Delivery, message: Message, ip: IpAddr) -> DeliveryResult {
+        let checking = message.check_permit().await;
         let virus = match antivirus::check(&self.config.antivirus, &message).await {
             Check::Pass => None,
             Check::Quarantine(signature) => Some(signature),
@@ -432,6 +433,7 @@ impl Backend {
         }
         let size = message.len();
         let stored = message.unmap();
+        drop(checking);
         let accepted = if filed.copies.is_empty() && remote.is_empty() {
             // Every recipient's filter discarded, redirected or rejected it: nothing to store.
             Accepted {

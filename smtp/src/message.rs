@@ -21,12 +21,19 @@ use std::path::Path;
 
 use memmap2::Mmap;
 use postern_store::{release_pages, Spool, SpoolFile, StoredBytes};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Bytes of a message kept in memory before it moves to a spool file.
 pub(crate) const MEMORY_LIMIT: usize = 1 << 20;
 
 /// Bytes copied per write when a spooled message is rewritten.
 const COPY_PIECE: usize = 1 << 20;
+
+/// How many spooled (large) messages are checked at once, process-wide. The checks read a message
+/// whole (through its map) and parse it (mail-parser decodes every attachment onto the heap for
+/// Sieve and the junk classifier), so their memory grows with the message; this bounds it to this
+/// many large messages however many clients send at once. Small messages do not wait.
+const LARGE_CHECKS: usize = 2;
 
 /// A message whose data is arriving.
 #[derive(Debug, Default)]
@@ -120,6 +127,16 @@ impl Message {
                 None => Message::Memory(Vec::new()),
             },
         })
+    }
+
+    /// Waits until this message may be checked (see [`LARGE_CHECKS`]): at once for a message in
+    /// memory; the permit lasts until it is dropped, which is to be after [`Message::unmap`].
+    pub(crate) async fn check_permit(&self) -> Option<SemaphorePermit<'static>> {
+        static CHECKS: Semaphore = Semaphore::const_new(LARGE_CHECKS);
+        match self {
+            Message::Memory(_) => None,
+            Message::Mapped { .. } => CHECKS.acquire().await.ok(),
+        }
     }
 
     /// Lets go of the memory holding bytes `start..end` of a spooled message, which was read
