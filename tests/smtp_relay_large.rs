@@ -196,13 +196,13 @@ async fn large_message_relayed_through_the_queue(db: Db) {
         String::from_utf8_lossy(prefix)
     );
     // While the peer took the 24 MiB, Postern held no copy of it, neither on the heap nor as
-    // mapped spool file pages: it was less than two thirds of the message above idle (7 to 12 MiB
-    // measured, what receiving and storing it left behind; a copy read whole from the store
-    // would be all of the message more).
+    // mapped spool file pages: it stayed less than 20 MiB above idle. Measured: 8 to 14 MiB (the
+    // database connections' buffers, sized for a 1 MiB chunk, and what receiving and storing the
+    // message left behind); the same build reading the message whole from the store: 32 MiB.
     let grown = (got.peak.anon + got.peak.file).saturating_sub(idle.anon + idle.file);
     println!("idle {idle:?}, peak while sending {:?}", got.peak);
     assert!(
-        grown < 16 * 1024,
+        grown < 20 * 1024,
         "memory grew by {grown} KiB while sending a 24 MiB message (idle {idle:?}, peak {:?})",
         got.peak
     );
