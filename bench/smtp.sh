@@ -12,9 +12,12 @@
 # (the mailbox delivery done) is shown too.
 #
 # Then bench/smtp-large.sh shows Postern's memory under 4 parallel 24 MiB messages (LARGE=0 skips it).
+# POSTERN_BIN=/path/to/postern measures that build instead of a fresh release build (to compare
+# builds); POSTFIX=0 skips Postfix.
 #
 #   bash bench/smtp.sh                 # N=5000 M=10 SIZE=4096
 #   N=20000 M=20 bash bench/smtp.sh
+#   POSTERN_BIN=/tmp/postern-before POSTFIX=0 LARGE=0 bash bench/smtp.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -70,8 +73,11 @@ PY
 }
 
 # ---- Postern -------------------------------------------------------------------------------------
-cargo build --release --quiet --bin postern
-postern="$TARGET/release/postern"
+if [ -z "${POSTERN_BIN:-}" ]; then
+    cargo build --release --quiet --bin postern
+    POSTERN_BIN="$TARGET/release/postern"
+fi
+postern=$POSTERN_BIN
 
 # run_postern LABEL DATABASE_URL: a fresh Postern under the load; sets <LABEL>_secs/_mem/_count.
 run_postern() {
@@ -97,6 +103,10 @@ pg_db="postern_smtp_bench_$$"
 psql -q "$DATABASE_URL" -c "CREATE DATABASE $pg_db" >/dev/null
 run_postern postgres "${DATABASE_URL%/*}/$pg_db"
 
+echo "SMTP benchmark: $N messages of $SIZE bytes over $M connections (smtp-source -d), $(nproc) cores"
+result_line "Postern SQLite" "$sqlite_secs" "$sqlite_mem" "(mailbox bytes: $sqlite_used)"
+result_line "Postern Postgres" "$postgres_secs" "$postgres_mem" "(mailbox bytes: $postgres_used)"
+if [ "${POSTFIX:-1}" = 1 ]; then
 # ---- Postfix -------------------------------------------------------------------------------------
 pf="$work/postfix"
 mkdir -p "$pf"
@@ -141,12 +151,10 @@ postfix_count=$(find /home/bench/Maildir/new -type f | wc -l)
 restore_postfix_config
 rm -rf /home/bench/Maildir
 
-echo "SMTP benchmark: $N messages of $SIZE bytes over $M connections (smtp-source -d), $(nproc) cores"
-result_line "Postern SQLite" "$sqlite_secs" "$sqlite_mem" "(mailbox bytes: $sqlite_used)"
-result_line "Postern Postgres" "$postgres_secs" "$postgres_mem" "(mailbox bytes: $postgres_used)"
 result_line "Postfix (queued)" "$postfix_secs" "$postfix_mem" ""
 result_line "Postfix (in box)" "$postfix_delivered_secs" "$postfix_mem" "($postfix_count Maildir files)"
 echo "Postern's 250 means stored in the mailbox; Postfix's means queued, '(in box)' is until its queue was empty."
+fi
 if [ "${LARGE:-1}" = 1 ]; then
     echo
     bash bench/smtp-large.sh

@@ -234,7 +234,7 @@ async fn api_endpoints_and_auth(db: Db) {
     let remote = vec!["r@remote.test".to_owned()];
     let id = store
         .accept(postern_store::Incoming {
-            raw: b"x",
+            raw: postern_store::BlobSource::Bytes(b"x"),
             internal_date: 0,
             local: &[],
             sender: "alice@example.test",

@@ -7,7 +7,7 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::{imap_script, imap_script_command, repo_path, Db, Instance, Server};
-use postern_store::{Incoming, Store};
+use postern_store::{BlobSource, Incoming, Store};
 
 both_backends!(
     imap_commands,
@@ -58,7 +58,7 @@ async fn deliver(store: &Store, address: &str, raw: &[u8]) {
     let user = store.user(address).await.unwrap().unwrap();
     let outcome = store
         .accept(Incoming {
-            raw,
+            raw: BlobSource::Bytes(raw),
             internal_date: 1_700_000_000,
             local: &[postern_store::LocalCopy::new(user.id, "INBOX")],
             sender: "sender@example.org",

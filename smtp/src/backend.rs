@@ -374,6 +374,7 @@ impl Backend {
     /// remote ones in one committed transaction; only then may the session answer 250
     /// (RFC 5321 §6.1). The message is [admitted](Self::admit) first.
     async fn deliver(&self, d: Delivery, message: Message, ip: IpAddr) -> DeliveryResult {
+        let checking = message.check_permit().await;
         let virus = match antivirus::check(&self.config.antivirus, &message).await {
             Check::Pass => None,
             Check::Quarantine(signature) => Some(signature),
@@ -430,6 +431,9 @@ impl Backend {
                 return refusal;
             }
         }
+        let size = message.len();
+        let stored = message.unmap();
+        drop(checking);
         let accepted = if filed.copies.is_empty() && remote.is_empty() {
             // Every recipient's filter discarded, redirected or rejected it: nothing to store.
             Accepted {
@@ -440,7 +444,7 @@ impl Backend {
             match self
                 .store
                 .accept(Incoming {
-                    raw: &message,
+                    raw: stored.source(),
                     internal_date: now,
                     local: &filed.copies,
                     sender: &d.sender,
@@ -472,9 +476,16 @@ impl Backend {
             delivered,
             queued = accepted.queued.len(),
             over_quota = full.len(),
-            size = message.len(),
+            size,
             "message accepted"
         );
+        let message = match Message::map(stored) {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::error!(id, error = %e, "the accepted message cannot be read: no reports");
+                return DeliveryResult::Accepted { id };
+            }
+        };
         // Some recipients took it, others are full or their script rejected it: the 250 stands,
         // the sender gets a report for those (RFC 5321 §3.7 / §6.1; RFC 5429 §2.1), and one for
         // deliveries if asked (RFC 3461).

@@ -5,6 +5,7 @@
 //! (CVE-2023-51764 and relatives). Mail is therefore made canonical when it is received (or
 //! refused, by configuration) and again when it is sent, whatever was stored.
 
+#[cfg(test)]
 use std::borrow::Cow;
 
 use serde::Deserialize;
@@ -22,6 +23,7 @@ pub enum BareLineEndings {
 }
 
 /// Whether `data` holds a CR not followed by LF or an LF not preceded by CR.
+#[cfg(test)]
 pub(crate) fn has_bare(data: &[u8]) -> bool {
     data.iter().enumerate().any(|(i, &b)| match b {
         b'\r' => data.get(i + 1) != Some(&b'\n'),
@@ -30,7 +32,9 @@ pub(crate) fn has_bare(data: &[u8]) -> bool {
     })
 }
 
-/// `data` with every bare CR and every bare LF replaced by CRLF; borrowed when already canonical.
+/// `data` with every bare CR and every bare LF replaced by CRLF; borrowed when already canonical
+/// (what [`Canonicalizer`] makes of data in pieces, as the tests check).
+#[cfg(test)]
 pub(crate) fn canonical(data: &[u8]) -> Cow<'_, [u8]> {
     if !has_bare(data) {
         return Cow::Borrowed(data);

@@ -13,7 +13,7 @@ use mail_builder::headers::date::Date;
 use mail_builder::headers::raw::Raw;
 use mail_builder::mime::{BodyPart, MimePart};
 use mail_builder::MessageBuilder;
-use postern_store::{DsnRequest, Incoming, LocalCopy, Resolution, Store};
+use postern_store::{BlobSource, DsnRequest, Incoming, LocalCopy, Resolution, Store};
 
 /// What became of a recipient (RFC 3464 §2.3.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,7 +268,7 @@ pub async fn send_null_sender(
     };
     store
         .accept(Incoming {
-            raw,
+            raw: BlobSource::Bytes(raw),
             internal_date: postern_store::unix_now(),
             local: &LocalCopy::all(&local, "INBOX"),
             sender: "",

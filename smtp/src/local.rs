@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use postern_sieve::filter::{self, AutoReply, Delivery as FilterDelivery, Plan};
-use postern_store::{DsnRequest, Incoming, LocalCopy, Resolution, StoreError};
+use postern_store::{BlobSource, DsnRequest, Incoming, LocalCopy, Resolution, StoreError};
 
 use crate::backend::Backend;
 use crate::dsn;
@@ -184,7 +184,7 @@ impl Backend {
         if !filed.copies.is_empty() || !remote.is_empty() {
             self.store
                 .accept(Incoming {
-                    raw: &forwarded,
+                    raw: BlobSource::Bytes(&forwarded),
                     internal_date: now,
                     local: &filed.copies,
                     sender: &env_sender,

@@ -3,27 +3,37 @@
 //! message is small and written to a [`Spool`] file (in the data directory) once it grows past
 //! [`MEMORY_LIMIT`], so a large message never sits whole on the heap.
 //!
-//! A complete spooled message is read through a read-only memory map: the checks that need the
-//! whole message at once (DKIM and DMARC verification and DKIM signing with mail-auth, which take a
-//! `&[u8]`; Sieve; the store's parser) see all of it, while its pages stay file-backed page cache
-//! that the kernel can write back and reclaim rather than anonymous memory. Header fields put before
-//! a spooled message (`Authentication-Results:`, `DKIM-Signature:`) go into a new spool file
-//! followed by a copy of the old one's bytes. Spool files have no name in the file system, so
-//! nothing is left behind on any error path or after a crash.
+//! A complete spooled message is read through a read-only memory map by the checks that need the
+//! whole message at once: DKIM and DMARC verification and DKIM signing (mail-auth takes one
+//! `&[u8]` and hashes the whole body), Sieve and the junk classifier. Its pages are file-backed
+//! page cache that the kernel can write back and reclaim rather than anonymous memory, and the map
+//! is dropped before the message goes to [`Store::accept`] as its spool file, which the store
+//! reads chunk by chunk (and maps for its parse only, one large message at a time). Header fields
+//! put before a spooled message (`Authentication-Results:`, `DKIM-Signature:`) go into a new
+//! spool file followed by a copy of the old one's bytes. Spool files have no name in the file
+//! system, so nothing is left behind on any error path or after a crash.
 //!
+//! [`Store::accept`]: postern_store::Store::accept
 //! [`Event::MessageData`]: crate::session::Event::MessageData
 
 use std::ops::Deref;
 use std::path::Path;
 
 use memmap2::Mmap;
-use postern_store::Spool;
+use postern_store::{release_pages, Spool, SpoolFile, StoredBytes};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Bytes of a message kept in memory before it moves to a spool file.
 pub(crate) const MEMORY_LIMIT: usize = 1 << 20;
 
 /// Bytes copied per write when a spooled message is rewritten.
 const COPY_PIECE: usize = 1 << 20;
+
+/// How many spooled (large) messages are checked at once, process-wide. The checks read a message
+/// whole (through its map) and parse it (mail-parser decodes every attachment onto the heap for
+/// Sieve and the junk classifier), so their memory grows with the message; this bounds it to this
+/// many large messages however many clients send at once. Small messages do not wait.
+const LARGE_CHECKS: usize = 2;
 
 /// A message whose data is arriving.
 #[derive(Debug, Default)]
@@ -82,8 +92,13 @@ impl Receiving {
 pub(crate) enum Message {
     /// A small message.
     Memory(Vec<u8>),
-    /// A large message's spool file, mapped read-only (the map keeps the nameless file alive).
-    Mapped(Mmap),
+    /// A large message's spool file and a read-only map of it.
+    Mapped {
+        /// The nameless file, handed to the store as it is.
+        file: SpoolFile,
+        /// Its bytes for the checks that need the whole message at once.
+        map: Mmap,
+    },
 }
 
 impl Deref for Message {
@@ -92,18 +107,56 @@ impl Deref for Message {
     fn deref(&self) -> &[u8] {
         match self {
             Message::Memory(bytes) => bytes,
-            Message::Mapped(map) => map,
+            Message::Mapped { map, .. } => map,
         }
     }
 }
 
 impl Message {
     async fn mapped(spool: Spool) -> std::io::Result<Message> {
-        let file = spool.finish().await?;
-        Ok(match file.map()? {
-            Some(map) => Message::Mapped(map),
-            None => Message::Memory(Vec::new()),
+        Message::map(StoredBytes::File(spool.finish().await?))
+    }
+
+    /// A message as the store holds it (in memory or in a spool file), mapped if spooled: its
+    /// pages are read from the file only when something reads them.
+    pub(crate) fn map(stored: StoredBytes) -> std::io::Result<Message> {
+        Ok(match stored {
+            StoredBytes::Memory(bytes) => Message::Memory(bytes),
+            StoredBytes::File(file) => match file.map()? {
+                Some(map) => Message::Mapped { file, map },
+                None => Message::Memory(Vec::new()),
+            },
         })
+    }
+
+    /// Waits until this message may be checked (see [`LARGE_CHECKS`]): at once for a message in
+    /// memory; the permit lasts until it is dropped, which is to be after [`Message::unmap`].
+    pub(crate) async fn check_permit(&self) -> Option<SemaphorePermit<'static>> {
+        static CHECKS: Semaphore = Semaphore::const_new(LARGE_CHECKS);
+        match self {
+            Message::Memory(_) => None,
+            Message::Mapped { .. } => CHECKS.acquire().await.ok(),
+        }
+    }
+
+    /// Lets go of the memory holding bytes `start..end` of a spooled message, which was read
+    /// (see [`release_pages`]); nothing for a message in memory.
+    pub(crate) fn release(&self, start: usize, end: usize) {
+        if let Message::Mapped { map, .. } = self {
+            release_pages(map, start, end);
+        }
+    }
+
+    /// The message for the store: a spooled message's map is dropped, so that the pages the
+    /// checks read leave this process's memory and the store reads the file chunk by chunk.
+    pub(crate) fn unmap(self) -> StoredBytes {
+        match self {
+            Message::Memory(bytes) => StoredBytes::Memory(bytes),
+            Message::Mapped { file, map } => {
+                drop(map);
+                StoredBytes::File(file)
+            }
+        }
     }
 
     /// `head` followed by this message from byte `from` on: header fields put before the message
@@ -120,13 +173,13 @@ impl Message {
                 bytes.splice(..from, head.iter().copied());
                 Ok(Message::Memory(bytes))
             }
-            Message::Mapped(map) => {
+            Message::Mapped { file, map } => {
                 let mut spool = Spool::create(dir).await?;
                 spool.write(head).await?;
                 for piece in map[from.min(map.len())..].chunks(COPY_PIECE) {
                     spool.write(piece).await?;
                 }
-                drop(map);
+                drop((map, file));
                 Message::mapped(spool).await
             }
         }
@@ -159,7 +212,7 @@ mod tests {
         }
         assert!(matches!(large, Receiving::Spool(_)));
         let large = large.finish().await.unwrap();
-        assert!(matches!(large, Message::Mapped(_)));
+        assert!(matches!(large, Message::Mapped { .. }));
         assert_eq!(large.len(), 3_000_000);
         let replaced = large
             .replace_head(10, b"X-B: 2\r\n", Some(dir.path()))

@@ -17,13 +17,14 @@ use lettre::transport::smtp::extension::ClientId;
 use postern_store::DsnRequest;
 
 use crate::config::SmtpConfig;
-use crate::crlf;
 use crate::dane::{self, Tlsa, TlsaLookup};
 use crate::error::SmtpError;
+use crate::message::Message;
 use crate::mta_sts::{self, Mode, MtaSts};
 use crate::resolver::{LookupError, Resolver};
 use crate::session::literal_ip;
 
+mod data;
 mod dsn;
 
 /// How an attempt ended.
@@ -255,12 +256,13 @@ impl Outbound {
     }
 
     /// Delivers `message` from `sender` (empty: null reverse-path) to `recipient`, passing on the
-    /// DSN parameters of `dsn` when the next hop offers DSN.
+    /// DSN parameters of `dsn` when the next hop offers DSN. The data goes out in pieces (see
+    /// [`data`]), so a large message is never copied whole.
     pub async fn deliver(
         &self,
         sender: &str,
         recipient: &str,
-        message: &[u8],
+        message: &Message,
         dsn: &DsnRequest,
     ) -> Attempt {
         let to = match envelope_address(recipient) {
@@ -300,11 +302,6 @@ impl Outbound {
             Ok(t) => t,
             Err(a) => return a,
         };
-        // Every line ends with CRLF whatever was stored, so lettre's dot-stuffing (which looks
-        // only after CRLF) covers every line and no receiver can see an early end of data.
-        let canonical = crlf::canonical(message);
-        // lettre adds CRLF.CRLF after the data: drop the message's own final CRLF.
-        let body = canonical.strip_suffix(b"\r\n").unwrap_or(&canonical);
         let mut last = problem(
             "4.4.1",
             format!("no mail exchanger of {domain} could be reached"),
@@ -323,7 +320,7 @@ impl Outbound {
                 let addr = SocketAddr::new(ip, self.port);
                 let attempt = tokio::time::timeout(
                     self.timeout * 10,
-                    self.send_to(&host, addr, (&envelope, dsn), body, &security),
+                    self.send_to(&host, addr, (&envelope, dsn), message, &security),
                 )
                 .await;
                 match attempt {
@@ -419,7 +416,7 @@ impl Outbound {
         host: &str,
         addr: SocketAddr,
         (envelope, dsn): (&Envelope, &DsnRequest),
-        body: &[u8],
+        message: &Message,
         security: &Security,
     ) -> Result<bool, SendError> {
         let mut conn = self.connect(addr).await?;
@@ -464,11 +461,7 @@ impl Outbound {
                 }
             }
         }
-        let sent = if dsn::has_parameters(dsn) {
-            dsn::send(&mut conn, &self.hello, envelope, body, dsn).await
-        } else {
-            conn.send(envelope, body).await.map(|_| false)
-        };
+        let sent = dsn::send(&mut conn, &self.hello, envelope, message, dsn).await;
         match sent {
             Ok(dsn_passed) => {
                 // The 250 after the data is what counts: the caller records the delivery now,

@@ -17,6 +17,7 @@ use crate::config::SmtpConfig;
 use crate::dsn::params::{self, Notice as Kind};
 use crate::dsn::{self, Action, Notice, Original};
 use crate::error::SmtpError;
+use crate::message::Message;
 use crate::outbound::{Attempt, Outbound, Problem};
 
 struct Worker {
@@ -204,7 +205,14 @@ impl Worker {
 
     /// One delivery attempt of one entry; returns when the entry is next due, if it stays queued.
     async fn attempt(&self, entry: QueueEntry) -> Option<i64> {
-        let raw = match self.store.queue_message(entry.id).await {
+        // A large message comes out of the store one chunk at a time into a spool file, which is
+        // sent (and read for reports) through a map, never copied whole onto the heap.
+        let spool_dir = self.config.spool_dir.as_deref();
+        let raw = match self.store.queue_message(entry.id, spool_dir).await {
+            Ok(stored) => Message::map(stored).map_err(StoreError::from),
+            Err(e) => Err(e),
+        };
+        let raw = match raw {
             Ok(raw) => raw,
             Err(StoreError::NotFound(_)) => return None,
             Err(e) => {

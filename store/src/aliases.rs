@@ -203,7 +203,8 @@ impl Store {
         let mut matched_any = false;
         while let Some((addr, depth)) = todo.pop() {
             let first_visit = seen.insert(addr.to_string());
-            if self.domain(&addr.domain).await?.is_none() {
+            // The recipient's own domain (depth 0) was found hosted above: one query less.
+            if depth > 0 && self.domain(&addr.domain).await?.is_none() {
                 remote.insert(addr.to_string());
                 continue;
             }

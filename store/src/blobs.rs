@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
@@ -14,8 +15,8 @@ use sqlx::{Any, AnyPool, Transaction};
 
 use crate::db::{get, values_rows, Backend, ROWS_PER_STATEMENT};
 use crate::error::{Result, StoreError};
-use crate::search_index::{insert_indexes, Analysed, IndexEntry};
-use crate::spool::SpoolFile;
+use crate::search_index::{insert_blob_indexed, insert_indexes, Analysed, IndexEntry};
+use crate::spool::{Spool, SpoolFile};
 
 /// Size of one `blob_chunks` row; blobs larger than this are stored in chunks.
 pub const BLOB_CHUNK_SIZE: usize = 1024 * 1024;
@@ -28,9 +29,9 @@ pub(crate) fn content_hash(raw: &[u8]) -> String {
     hex::encode(Sha256::digest(raw))
 }
 
-/// Where the bytes of a blob to store are.
-#[derive(Clone, Copy)]
-pub(crate) enum BlobSource<'a> {
+/// Where the bytes of a message to store are.
+#[derive(Debug, Clone, Copy)]
+pub enum BlobSource<'a> {
     /// In memory.
     Bytes(&'a [u8]),
     /// In a spool file, read one chunk at a time.
@@ -38,11 +39,17 @@ pub(crate) enum BlobSource<'a> {
 }
 
 impl BlobSource<'_> {
-    fn len(&self) -> usize {
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
         match self {
             BlobSource::Bytes(raw) => raw.len(),
             BlobSource::File(file) => usize::try_from(file.len).unwrap_or(usize::MAX),
         }
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Bytes `start..end`, borrowed from memory or read from the file into `buf`.
@@ -127,6 +134,22 @@ pub(crate) async fn put_blobs(
                 }
             });
         }
+        if let ([blob], [data], Backend::Postgres) = (group, &inline[..], backend) {
+            // One delivery's blob: blob and index row in one round trip, same rules as below.
+            let size = blob.source.len();
+            let row = (
+                blob.hash,
+                size as i64,
+                data.as_ref(),
+                blob.analysed.json.as_str(),
+                i64::from(size > BLOB_CHUNK_SIZE),
+            );
+            let inserted = insert_blob_indexed(tx, row, &blob.analysed.index).await?;
+            if inserted && size > BLOB_CHUNK_SIZE {
+                write_chunks(tx, blob).await?;
+            }
+            continue;
+        }
         // Identical bytes stored before, or by a concurrent writer (PostgreSQL waits for its
         // commit), are left alone: only the writer whose row went in writes the index and chunks.
         // No lookup comes first: one statement less per delivery, and a repeated message is rare.
@@ -207,32 +230,91 @@ pub(crate) async fn read_blob(pool: &AnyPool, hash: &str) -> Result<Vec<u8>> {
 /// Reassembles a chunked blob, one chunk per query so that the rows are never all in memory
 /// next to the result.
 async fn read_chunks(pool: &AnyPool, hash: &str) -> Result<Vec<u8>> {
-    let size: i64 = sqlx::query("SELECT size FROM blobs WHERE hash = $1")
+    let size = blob_size(pool, hash).await?;
+    let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    let mut seq = 0;
+    while let Some(chunk) = read_chunk(pool, hash, seq).await? {
+        out.extend_from_slice(&chunk);
+        seq += 1;
+    }
+    check_size(hash, out.len() as u64, size)?;
+    Ok(out)
+}
+
+/// The bytes of a stored message handed out to be sent: a small one in memory, a chunked one
+/// copied into a spool file one chunk at a time (so at most one chunk is on the heap).
+#[derive(Debug)]
+pub enum StoredBytes {
+    /// An inline blob's bytes.
+    Memory(Vec<u8>),
+    /// A chunked blob's bytes, in a nameless spool file.
+    File(SpoolFile),
+}
+
+impl StoredBytes {
+    /// Where its bytes are.
+    pub fn source(&self) -> BlobSource<'_> {
+        match self {
+            StoredBytes::Memory(bytes) => BlobSource::Bytes(bytes),
+            StoredBytes::File(file) => BlobSource::File(file),
+        }
+    }
+}
+
+/// The bytes of the blob of `row` (see [`blob_bytes`]); a chunked blob goes into a new spool file
+/// in `dir`.
+pub(crate) async fn blob_spooled(
+    pool: &AnyPool,
+    row: &AnyRow,
+    hash_col: &str,
+    dir: Option<&Path>,
+) -> Result<StoredBytes> {
+    if get::<i64>(row, "chunked")? == 0 {
+        return Ok(StoredBytes::Memory(get(row, "data")?));
+    }
+    let hash = get::<String>(row, hash_col)?;
+    let size = blob_size(pool, &hash).await?;
+    let mut spool = Spool::create(dir).await?;
+    let mut seq = 0;
+    while let Some(chunk) = read_chunk(pool, &hash, seq).await? {
+        spool.write(&chunk).await?;
+        seq += 1;
+    }
+    check_size(&hash, spool.len(), size)?;
+    Ok(StoredBytes::File(spool.finish().await?))
+}
+
+/// The size of the blob `hash` (0 if it is gone).
+async fn blob_size(pool: &AnyPool, hash: &str) -> Result<i64> {
+    Ok(sqlx::query("SELECT size FROM blobs WHERE hash = $1")
         .bind(hash)
         .fetch_optional(pool)
         .await?
         .map(|r| get(&r, "size"))
         .transpose()?
-        .unwrap_or(0);
-    let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    for seq in 0i64.. {
-        let Some(row) = sqlx::query("SELECT data FROM blob_chunks WHERE hash = $1 AND seq = $2")
-            .bind(hash)
-            .bind(seq)
-            .fetch_optional(pool)
-            .await?
-        else {
-            break;
-        };
-        out.extend_from_slice(&get::<Vec<u8>>(&row, "data")?);
-    }
-    if out.len() as i64 != size {
+        .unwrap_or(0))
+}
+
+/// Chunk `seq` of the blob `hash`, `None` past its last.
+async fn read_chunk(pool: &AnyPool, hash: &str, seq: i64) -> Result<Option<Vec<u8>>> {
+    sqlx::query("SELECT data FROM blob_chunks WHERE hash = $1 AND seq = $2")
+        .bind(hash)
+        .bind(seq)
+        .fetch_optional(pool)
+        .await?
+        .map(|row| get(&row, "data"))
+        .transpose()
+}
+
+/// Fails unless the `read` bytes of blob `hash` are its whole `size`.
+fn check_size(hash: &str, read: u64, size: i64) -> Result<()> {
+    if read as i64 != size {
         return Err(StoreError::invalid(
             "stored message",
-            format!("blob {hash} has {} of {size} bytes", out.len()),
+            format!("blob {hash} has {read} of {size} bytes"),
         ));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Deletes stored bytes no message or queue entry references any more, chunks included.

@@ -4,9 +4,11 @@
 
 use std::collections::BTreeSet;
 
+use sqlx::{Any, Transaction};
+
 use crate::blobs::{blocking, content_hash, put_blob, BlobSource, BLOB_CHUNK_SIZE};
 use crate::changes::{Change, MailboxEvent};
-use crate::db::{get, Store};
+use crate::db::{get, Backend, Store};
 use crate::error::{Result, StoreError};
 use crate::mailboxes::Mailbox;
 use crate::messages::{charge_quota, insert_message, Flags};
@@ -100,8 +102,9 @@ impl LocalCopy {
 /// A message accepted for delivery: what the SMTP server hands over before it answers 250.
 #[derive(Debug, Clone, Copy)]
 pub struct Incoming<'a> {
-    /// The raw message (RFC 5322), including the trace headers the receiver added.
-    pub raw: &'a [u8],
+    /// The raw message (RFC 5322), including the trace headers the receiver added: in memory or
+    /// in a spool file.
+    pub raw: BlobSource<'a>,
     /// INTERNALDATE for the local copies, Unix seconds.
     pub internal_date: i64,
     /// Local copies to store, one or more per local user.
@@ -160,23 +163,19 @@ impl Store {
     /// Stores a message for local users and queues it for remote recipients in one transaction,
     /// committed before this returns, so the caller may answer 250 afterwards and the message
     /// survives a crash. Users over quota are reported, not delivered to, and do not stop delivery
-    /// to the others.
+    /// to the others. A message in a spool file is read from it in chunks (and through a memory map
+    /// for the parse only), so it is never copied whole onto the heap.
     pub async fn accept(&self, m: Incoming<'_>) -> Result<Accepted> {
         let size = m.raw.len() as i64;
         let now = crate::unix_now();
-        let parsed = parse_for_storage(m.raw).await?;
-        let hash = content_hash(m.raw);
+        let (parsed, hash) = match m.raw {
+            BlobSource::Bytes(raw) => (parse_for_storage(raw).await?, content_hash(raw)),
+            BlobSource::File(file) => (parse_spooled(file).await?, file.hash.clone()),
+        };
         let mut tx = self.write_tx().await?;
         let users: Vec<i64> = m.local.iter().map(|copy| copy.user_id).collect();
         self.lock_users(&mut tx, &users).await?;
-        put_blob(
-            &mut tx,
-            self.backend,
-            BlobSource::Bytes(m.raw),
-            &hash,
-            &parsed,
-        )
-        .await?;
+        put_blob(&mut tx, self.backend, m.raw, &hash, &parsed).await?;
         let mut accepted = Accepted {
             local: Vec::with_capacity(m.local.len()),
             queued: Vec::with_capacity(m.remote.len()),
@@ -184,29 +183,13 @@ impl Store {
         let mut changes = Vec::new();
         for copy in m.local {
             let user_id = copy.user_id;
-            if !charge_quota(&mut tx, user_id, size).await? {
+            let stored = self
+                .store_copy(&mut tx, copy, &hash, size, m.internal_date)
+                .await?;
+            let Some((mailbox_id, uid, modseq)) = stored else {
                 accepted.local.push(DeliveryOutcome::OverQuota { user_id });
                 continue;
-            }
-            let row = sqlx::query(
-                "SELECT id FROM mailboxes WHERE user_id = $1 AND name IN ($2, 'INBOX') \
-                 ORDER BY CASE WHEN name = $2 THEN 0 ELSE 1 END LIMIT 1",
-            )
-            .bind(user_id)
-            .bind(&copy.folder)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("INBOX of user {user_id}")))?;
-            let mailbox_id: i64 = get(&row, "id")?;
-            let (uid, modseq) = insert_message(
-                &mut tx,
-                mailbox_id,
-                &hash,
-                size,
-                &copy.flags,
-                m.internal_date,
-            )
-            .await?;
+            };
             changes.push(Change::Mailbox {
                 user_id,
                 mailbox_id,
@@ -249,6 +232,75 @@ impl Store {
             self.commit(tx, changes).await?;
         }
         Ok(accepted)
+    }
+
+    /// Stores one local copy of the blob `hash` in `tx`: charges the user's quota, picks the
+    /// copy's folder (INBOX if the user has none of that name) and inserts the message under the
+    /// next UID. Returns its mailbox, UID and MODSEQ, or `None` if the quota is full. On
+    /// PostgreSQL this is one statement (one round trip instead of four).
+    async fn store_copy(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        copy: &LocalCopy,
+        hash: &str,
+        size: i64,
+        internal_date: i64,
+    ) -> Result<Option<(i64, i64, i64)>> {
+        let user_id = copy.user_id;
+        let no_inbox = || StoreError::NotFound(format!("INBOX of user {user_id}"));
+        if self.backend == Backend::Postgres {
+            let row = sqlx::query(
+                "WITH charged AS (UPDATE users SET used_bytes = used_bytes + $2 \
+                   WHERE id = $1 AND (quota_bytes = 0 OR used_bytes + $2 <= quota_bytes) RETURNING id), \
+                 box AS (SELECT m.id FROM mailboxes m JOIN charged c ON m.user_id = c.id \
+                   WHERE m.name IN ($3, 'INBOX') ORDER BY CASE WHEN m.name = $3 THEN 0 ELSE 1 END LIMIT 1), \
+                 next AS (UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 \
+                   FROM box WHERE mailboxes.id = box.id \
+                   RETURNING mailboxes.id, mailboxes.uidnext - 1 AS uid, mailboxes.highestmodseq AS modseq), \
+                 ins AS (INSERT INTO messages \
+                   (mailbox_id, uid, blob_hash, size, internal_date, flags, keywords, modseq) \
+                   SELECT id, uid, $4, $2, $5, $6, $7, modseq FROM next RETURNING mailbox_id, uid, modseq) \
+                 SELECT (SELECT count(*) FROM charged) AS charged, \
+                   ins.mailbox_id, ins.uid, ins.modseq FROM (SELECT 1) AS one LEFT JOIN ins ON TRUE",
+            )
+            .bind(user_id)
+            .bind(size)
+            .bind(&copy.folder)
+            .bind(hash)
+            .bind(internal_date)
+            .bind(copy.flags.system)
+            .bind(copy.flags.keywords_text())
+            .fetch_one(&mut **tx)
+            .await?;
+            if get::<i64>(&row, "charged")? == 0 {
+                return Ok(None);
+            }
+            let stored: Option<i64> = get(&row, "uid")?;
+            if stored.is_none() {
+                return Err(no_inbox());
+            }
+            return Ok(Some((
+                get(&row, "mailbox_id")?,
+                get(&row, "uid")?,
+                get(&row, "modseq")?,
+            )));
+        }
+        if !charge_quota(tx, user_id, size).await? {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT id FROM mailboxes WHERE user_id = $1 AND name IN ($2, 'INBOX') \
+             ORDER BY CASE WHEN name = $2 THEN 0 ELSE 1 END LIMIT 1",
+        )
+        .bind(user_id)
+        .bind(&copy.folder)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(no_inbox)?;
+        let mailbox_id: i64 = get(&row, "id")?;
+        let (uid, modseq) =
+            insert_message(tx, mailbox_id, hash, size, &copy.flags, internal_date).await?;
+        Ok(Some((mailbox_id, uid, modseq)))
     }
 
     /// Appends a message to a mailbox (IMAP APPEND, RFC 3501 §6.3.11) and returns its UID.

@@ -48,7 +48,7 @@ pub use account_settings::{
 pub use address::{normalize_address, normalize_domain, Address};
 pub use admin::{Admin, AdminSession, SessionKind, UserSession};
 pub use aliases::{Alias, Resolution, ROLE_LOCAL_PARTS};
-pub use blobs::BLOB_CHUNK_SIZE;
+pub use blobs::{BlobSource, StoredBytes, BLOB_CHUNK_SIZE};
 pub use changes::{Change, MailboxEvent};
 pub use counts::{Counts, QueueCounts};
 pub use db::{Backend, Store};
@@ -72,7 +72,7 @@ pub use sieve::{
     check_sieve_name, SieveScript, MAX_SIEVE_NAME_BYTES, MAX_SIEVE_SCRIPTS, MAX_SIEVE_SCRIPT_BYTES,
     MAX_VACATION_PERIOD_SECS,
 };
-pub use spool::{Spool, SpoolFile};
+pub use spool::{release_pages, Spool, SpoolFile};
 pub use tokens::{parse_lifetime, token_id, ApiToken, TokenScope, TOUCH_INTERVAL};
 pub use users::{parse_quota, User};
 

@@ -1,9 +1,11 @@
 //! The persistent outbound queue: one row per (message, remote recipient), retried by the delivery
 //! worker until delivered, permanently refused, or expired (RFC 5321 §4.5.4.1).
 
+use std::path::Path;
+
 use sqlx::any::AnyRow;
 
-use crate::blobs::{blob_bytes, delete_blobs_if_unreferenced};
+use crate::blobs::{blob_spooled, delete_blobs_if_unreferenced, StoredBytes};
 use crate::changes::Change;
 use crate::db::{get, Store};
 use crate::error::{Result, StoreError};
@@ -167,8 +169,9 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// The raw message of a queue entry.
-    pub async fn queue_message(&self, id: i64) -> Result<Vec<u8>> {
+    /// The raw message of a queue entry; a large one in a spool file in `dir` (the system's
+    /// temporary directory if `None`), copied there one chunk at a time.
+    pub async fn queue_message(&self, id: i64, dir: Option<&Path>) -> Result<StoredBytes> {
         let row = sqlx::query(
             "SELECT b.hash, b.chunked, b.data FROM queue q JOIN blobs b ON b.hash = q.blob_hash WHERE q.id = $1",
         )
@@ -176,7 +179,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("queue entry {id}")))?;
-        blob_bytes(&self.pool, &row, "hash").await
+        blob_spooled(&self.pool, &row, "hash", dir).await
     }
 
     /// Records a failed attempt and when to try again.

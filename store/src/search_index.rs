@@ -234,6 +234,43 @@ pub(crate) async fn insert_indexes(
     Ok(())
 }
 
+/// On PostgreSQL, inserts the blob row `blob` (hash, size, inline data, parsed metadata,
+/// chunked) and its index row `e` in one statement, one round trip, unless the blob is stored
+/// already; then the existing row is locked as in [`crate::blobs::put_blobs`]. Returns whether
+/// the blob row went in.
+pub(crate) async fn insert_blob_indexed(
+    tx: &mut Transaction<'static, Any>,
+    blob: (&str, i64, &[u8], &str, i64),
+    e: &IndexEntry,
+) -> Result<bool> {
+    let (hash, size, inline, parsed, chunked) = blob;
+    let row = sqlx::query(
+        "WITH blob AS (INSERT INTO blobs (hash, size, data, parsed, chunked) \
+           VALUES ($1, $2, $3, $4, $5) \
+           ON CONFLICT (hash) DO UPDATE SET size = blobs.size WHERE 1 = 0 RETURNING hash), \
+         indexed AS (INSERT INTO blob_index (hash, header, subject, from_text, to_text, cc_text, \
+           bcc_text, header_text, body_text) \
+           SELECT hash, $6, $7, $8, $9, $10, $11, $12, $13 FROM blob ON CONFLICT (hash) DO NOTHING) \
+         SELECT count(*) AS inserted FROM blob",
+    )
+    .bind(hash)
+    .bind(size)
+    .bind(inline)
+    .bind(parsed)
+    .bind(chunked)
+    .bind(&e.header)
+    .bind(&e.subject)
+    .bind(&e.from)
+    .bind(&e.to)
+    .bind(&e.cc)
+    .bind(&e.bcc)
+    .bind(&e.header_text)
+    .bind(&e.body_text)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(get::<i64>(&row, "inserted")? == 1)
+}
+
 /// How many unindexed blobs one indexing query picks up.
 const INDEX_BATCH: i64 = 64;
 

@@ -1,17 +1,19 @@
-//! A spool file for a message that arrives in pieces (a large IMAP APPEND literal): the protocol
+//! A spool file for a message that arrives in pieces (a large IMAP APPEND literal, SMTP DATA or
+//! BDAT) or leaves in pieces (a queued message copied out of its chunks to be sent): the protocol
 //! writes the bytes as they come (their SHA-256 is computed on the way), then hands the whole file
-//! to [`Store::append_spooled`]. The parser reads it through a memory map, the chunked INSERT with
-//! positioned reads of one chunk at a time. File-backed pages are page cache, which the kernel can
+//! to [`Store::append_spooled`] or [`Store::accept`]. The parser reads it through a memory map,
+//! the chunked INSERT with positioned reads of one chunk at a time. File-backed pages are page cache, which the kernel can
 //! write back and reclaim, not heap: a 40 MiB APPEND neither grows the process's heap by 40 MiB nor
 //! binds one 40 MiB database value. Mapped pages do count in the process's RSS while mapped, so the
 //! map exists only while the message is parsed (one large message at a time).
 //!
 //! [`Store::append_spooled`]: crate::Store::append_spooled
+//! [`Store::accept`]: crate::Store::accept
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use memmap2::Mmap;
+use memmap2::{Mmap, UncheckedAdvice};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -78,6 +80,7 @@ impl Spool {
 }
 
 /// A completely written spool file (still nameless: it disappears with its last handle or map).
+#[derive(Debug)]
 pub struct SpoolFile {
     file: std::fs::File,
     /// Its length in bytes.
@@ -99,9 +102,37 @@ impl SpoolFile {
         Ok(Some(unsafe { Mmap::map(&self.file)? }))
     }
 
+    /// Its length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Fills `buf` from the file at `offset` (a positioned read; the file is in the page cache,
     /// having just been written).
-    pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
         self.file.read_exact_at(buf, offset)
+    }
+}
+
+/// Lets go of the pages of `map` (a map from [`SpoolFile::map`]) holding bytes `start..end`, so
+/// that they stop counting in the process's RSS (`madvise(MADV_DONTNEED)`). They are read again
+/// from the file if touched later. For a message read front to back (sent, scanned), so that at
+/// most the piece in hand is resident.
+pub fn release_pages(map: &Mmap, start: usize, end: usize) {
+    let end = end.min(map.len());
+    if start >= end {
+        return;
+    }
+    // SAFETY: `map` is a read-only shared map of a file that nothing writes (see
+    // `SpoolFile::map`): dropping its pages loses nothing, they are read again on the next access.
+    if let Err(e) =
+        unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start) }
+    {
+        tracing::debug!(error = %e, "releasing spool file pages failed");
     }
 }

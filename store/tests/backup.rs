@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use postern_store::backup::{self, BackupSummary, Coverage};
 use postern_store::testing::TestDb;
+use postern_store::BlobSource;
 use postern_store::{
     DnssecKey, DnssecKeyState, DnssecRole, FlagOp, Flags, Incoming, LocalCopy, Store, StoreError,
     TokenScope,
@@ -50,7 +51,7 @@ async fn deliver(store: &Store, users: &[i64], raw: &[u8], remote: &[String]) {
     let local = LocalCopy::all(users, "INBOX");
     store
         .accept(Incoming {
-            raw,
+            raw: BlobSource::Bytes(raw),
             internal_date: 1_700_000_000,
             local: &local,
             sender: "sender@remote.test",

@@ -7,6 +7,7 @@ mod common;
 use common::store_with_user;
 
 use postern_store::testing::TestDb;
+use postern_store::{BlobSource, StoredBytes};
 use postern_store::{Content, FlagOp, Flags, Incoming, Spool, StoreError, BLOB_CHUNK_SIZE};
 
 both_backends!(
@@ -206,7 +207,7 @@ async fn large_smtp_message_is_chunked_for_the_queue(db: &TestDb) {
     let remote = vec!["z@remote.test".to_owned()];
     let accepted = store
         .accept(Incoming {
-            raw: &raw,
+            raw: BlobSource::Bytes(&raw),
             internal_date: 0,
             local: &[postern_store::LocalCopy::new(alice, "INBOX")],
             sender: "alice@example.test",
@@ -218,7 +219,14 @@ async fn large_smtp_message_is_chunked_for_the_queue(db: &TestDb) {
         .unwrap();
     assert_eq!(db.count_rows("blob_chunks").await, 4);
     let id = accepted.queued[0];
-    assert!(store.queue_message(id).await.unwrap() == raw);
+    // A chunked blob to send comes out into a spool file, one chunk at a time.
+    match store.queue_message(id, None).await.unwrap() {
+        StoredBytes::File(file) => {
+            assert_eq!(file.len(), raw.len() as u64);
+            assert!(file.map().unwrap().unwrap()[..] == raw[..]);
+        }
+        StoredBytes::Memory(_) => panic!("a chunked blob to send is not spooled"),
+    }
     let inbox = store.mailbox(alice, "INBOX").await.unwrap().unwrap();
     assert!(store.message_raw(&inbox, 1).await.unwrap().unwrap() == raw);
     store

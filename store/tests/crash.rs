@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use postern_store::testing::TestDb;
+use postern_store::BlobSource;
 use postern_store::{DeliveryOutcome, Incoming, Store};
 
 const CHILD_ENV: &str = "POSTERN_CRASH_CHILD_URL";
@@ -57,7 +58,7 @@ async fn child(url: &str) {
         .expect("user");
     let acc = store
         .accept(Incoming {
-            raw: RAW,
+            raw: BlobSource::Bytes(RAW),
             internal_date: 1,
             local: &[postern_store::LocalCopy::new(user.id, "INBOX")],
             sender: "",

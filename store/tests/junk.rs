@@ -6,6 +6,7 @@ mod common;
 
 use common::store_with_user;
 use postern_store::testing::TestDb;
+use postern_store::BlobSource;
 use postern_store::{Incoming, JunkClass, JunkTraining, LocalCopy, Tokens};
 
 both_backends!(
@@ -113,7 +114,7 @@ async fn trains_stored_messages_and_prunes(db: &TestDb) {
     let raw = b"From: deals@bulk.example\r\nSubject: cheap pills\r\n\r\nBuy cheap pills now\r\n";
     store
         .accept(Incoming {
-            raw,
+            raw: BlobSource::Bytes(raw),
             internal_date: 0,
             local: &LocalCopy::all(&[alice], "INBOX"),
             sender: "deals@bulk.example",

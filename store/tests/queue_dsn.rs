@@ -4,6 +4,7 @@
 mod common;
 
 use postern_store::testing::TestDb;
+use postern_store::BlobSource;
 use postern_store::{DsnRequest, Incoming};
 
 both_backends!(dsn_parameters_are_queued_per_recipient);
@@ -20,7 +21,7 @@ async fn dsn_parameters_are_queued_per_recipient(db: &TestDb) {
     // Only the first recipient has parameters; the second gets none.
     let accepted = store
         .accept(Incoming {
-            raw: b"Subject: x\r\n\r\nbody\r\n",
+            raw: BlobSource::Bytes(b"Subject: x\r\n\r\nbody\r\n"),
             internal_date: 0,
             local: &[],
             sender: "s@example.test",

@@ -7,6 +7,7 @@ mod common;
 use common::store_with_user;
 
 use postern_store::testing::TestDb;
+use postern_store::{BlobSource, Store, StoredBytes};
 use postern_store::{
     Change, DeliveryOutcome, DnsJournal, DnsRrset, FlagOp, Flags, Incoming, LocalCopy,
     MailboxEvent, Resolution, SessionKind, StoreError,
@@ -44,7 +45,7 @@ fn inbox_copies(users: &[i64]) -> Vec<LocalCopy> {
 
 fn incoming<'a>(raw: &'a [u8], local: &'a [LocalCopy], remote: &'a [String]) -> Incoming<'a> {
     Incoming {
-        raw,
+        raw: BlobSource::Bytes(raw),
         internal_date: 1_700_000_000,
         local,
         sender: "sender@remote.test",
@@ -434,7 +435,7 @@ async fn accept_delivers_and_queues_in_one_transaction(db: &TestDb) {
         q.iter().map(|e| e.recipient.as_str()).collect::<Vec<_>>(),
         ["x@remote.test", "y@remote.test"]
     );
-    assert_eq!(store.queue_message(q[0].id).await.unwrap(), raw);
+    assert_eq!(queued_bytes(&store, q[0].id).await, raw);
     // A folder that exists gets the message; one that does not falls back to INBOX.
     let junk = [LocalCopy::new(alice, "Junk")];
     store.accept(incoming(b"spam", &junk, &[])).await.unwrap();
@@ -477,10 +478,10 @@ async fn blobs_are_shared_and_freed(db: &TestDb) {
         .await
         .unwrap();
     store.expunge(&b_inbox, None).await.unwrap();
-    assert_eq!(store.queue_message(acc.queued[0]).await.unwrap(), raw);
+    assert_eq!(queued_bytes(&store, acc.queued[0]).await, raw);
     store.remove_queue(acc.queued[0]).await.unwrap();
     assert!(matches!(
-        store.queue_message(acc.queued[0]).await,
+        store.queue_message(acc.queued[0], None).await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -759,6 +760,14 @@ async fn wait(rx: &mut tokio::sync::broadcast::Receiver<Change>) -> Change {
         .await
         .expect("change in time")
         .unwrap()
+}
+
+/// The bytes of a small queued message (kept in memory).
+async fn queued_bytes(store: &Store, id: i64) -> Vec<u8> {
+    match store.queue_message(id, None).await.unwrap() {
+        StoredBytes::Memory(bytes) => bytes,
+        StoredBytes::File(_) => panic!("a small queued message is spooled"),
+    }
 }
 
 async fn queue_lifecycle(db: &TestDb) {

@@ -149,6 +149,13 @@ impl Instance {
         self.start_command(cmd)
     }
 
+    /// [`Instance::start`] with the environment variables `env` set for the server.
+    pub fn start_with_env(&self, env: &[(&str, &str)]) -> Server {
+        let mut cmd = self.cli(&["serve"]);
+        cmd.envs(env.iter().copied());
+        self.start_command(cmd)
+    }
+
     fn start_command(&self, cmd: Command) -> Server {
         let mut server = self.spawn_command(cmd);
         server.wait_listening(&self.data_dir());

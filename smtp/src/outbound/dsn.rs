@@ -1,6 +1,7 @@
-//! Passing the sender's DSN parameters on to the next hop (RFC 3461 §4): when the server offers
-//! DSN, RET and ENVID go with MAIL and NOTIFY and ORCPT with RCPT, so that it reports to the
-//! sender itself; otherwise the message is sent without them and counts as relayed.
+//! The mail transaction of an outbound delivery, passing the sender's DSN parameters on to the
+//! next hop (RFC 3461 §4): when the server offers DSN, RET and ENVID go with MAIL and NOTIFY and
+//! ORCPT with RCPT, so that it reports to the sender itself; otherwise the message is sent without
+//! them and counts as relayed.
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::client::AsyncSmtpConnection;
@@ -11,24 +12,23 @@ use lettre::transport::smtp::extension::{
 use lettre::transport::smtp::Error;
 use postern_store::DsnRequest;
 
+use super::data;
 use crate::dsn::params::xtext;
-
-/// Bytes of message data dot-stuffed and written at a time.
-const DATA_PIECE: usize = 64 * 1024;
+use crate::message::Message;
 
 /// Whether `dsn` holds any parameter to pass on.
-pub(super) fn has_parameters(dsn: &DsnRequest) -> bool {
+fn has_parameters(dsn: &DsnRequest) -> bool {
     dsn.notify.is_some() || dsn.orcpt.is_some() || dsn.ret.is_some() || dsn.envid.is_some()
 }
 
-/// MAIL, RCPT and DATA for `envelope` and `body` on `conn` as lettre's `send` does them
+/// MAIL, RCPT and DATA for `envelope` and `message` on `conn` as lettre's `send` does them
 /// (SMTPUTF8 and 8BITMIME as needed), with the DSN parameters of `dsn` when the server offers
 /// DSN. Returns whether it did.
 pub(super) async fn send(
     conn: &mut AsyncSmtpConnection,
     hello: &ClientId,
     envelope: &Envelope,
-    body: &[u8],
+    message: &Message,
     dsn: &DsnRequest,
 ) -> Result<bool, Error> {
     let info = conn.server_info();
@@ -37,12 +37,14 @@ pub(super) async fn send(
         .into_iter()
         .chain(envelope.to())
         .any(|a| !AsRef::<str>::as_ref(a).is_ascii());
-    let eight_bit = !body.is_ascii();
+    let eight_bit = !data::is_ascii(message);
     if (utf8 && !info.supports_feature(Extension::SmtpUtfEight))
         || (eight_bit && !info.supports_feature(Extension::EightBitMime))
     {
-        // lettre refuses such a message with the reason; the DSN parameters do not matter then.
-        return conn.send(envelope, body).await.map(|_| false);
+        // lettre refuses such a message with the reason before it sends anything; a sample of the
+        // data (one 8-bit byte, or none) is all it needs to see for that.
+        let sample: &[u8] = if eight_bit { b"\x80" } else { b"" };
+        return conn.send(envelope, sample).await.map(|_| false);
     }
     let mut mail = Vec::new();
     if utf8 {
@@ -53,11 +55,14 @@ pub(super) async fn send(
     }
     // lettre keeps only the extensions it knows: ask again to see whether DSN is among them
     // (a repeated EHLO only resets the transaction, RFC 5321 §4.1.4).
-    let ehlo = conn.command(Ehlo::new(hello.clone())).await?;
-    let offers_dsn = ehlo
-        .message()
-        .skip(1)
-        .any(|line| line.split_whitespace().next() == Some("DSN"));
+    let offers_dsn = has_parameters(dsn) && {
+        let ehlo = conn.command(Ehlo::new(hello.clone())).await?;
+        let offered = ehlo
+            .message()
+            .skip(1)
+            .any(|line| line.split_whitespace().next() == Some("DSN"));
+        offered
+    };
     let mut rcpt = Vec::new();
     if offers_dsn {
         let other = |keyword: &str, value: String| (keyword.to_owned(), Some(value));
@@ -92,6 +97,6 @@ pub(super) async fn send(
     conn.command(Data).await?;
     // In pieces: lettre dot-stuffs each into a buffer of its size (its codec carries the line
     // state across pieces), so a large message is never copied whole.
-    conn.message_iter(body.chunks(DATA_PIECE)).await?;
+    conn.message_iter(data::Pieces::new(message)).await?;
     Ok(offers_dsn)
 }
