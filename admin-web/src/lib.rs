@@ -24,6 +24,7 @@ mod pages;
 mod probes;
 mod server;
 mod state;
+mod unread_body;
 
 pub use autoconfig::ClientSettings;
 pub use config::AdminConfig;

@@ -60,6 +60,9 @@ impl AdminServer {
             .merge(crate::autoconfig::router())
             .merge(crate::probes::router())
             .layer(crate::headers::layer(state.https))
+            .layer(axum::middleware::from_fn(
+                crate::unread_body::close_if_unread,
+            ))
             .with_state(state);
         let edge = Edge::new(shutdown);
         let mut addrs = Vec::new();
