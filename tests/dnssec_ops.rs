@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 
-use common::dnssec::{anchors, delv, eventually, validates, verify_zone};
+use common::dnssec::{anchors, delv, eventually, eventually_showing, validates, verify_zone};
 use common::named::Secondary;
 use common::ports::free_port;
 use common::{dig, Db, Instance};
@@ -84,9 +84,12 @@ async fn bind_secondary_follows_a_signed_update_by_ixfr(db: Db) {
     );
     let updated = serial(dns);
     assert!(updated > signed_serial, "{updated} after {signed_serial}");
-    eventually("the secondary to transfer the update", || {
-        serial(named.addr()) == updated
-    });
+    let logs = || format!("named:\n{}\npostern:\n{}", named.log(), server.log());
+    eventually_showing(
+        "the secondary to transfer the update",
+        || serial(named.addr()) == updated,
+        logs,
+    );
     assert_eq!(
         dig(named.addr(), CLIENT, &["h1.dyn.example.test", "A"]),
         ["192.0.2.201"]

@@ -167,8 +167,10 @@ async fn scrape_describes_counts_and_feeds_the_grafana_dashboard(db: Db) {
         "traffic.py failed before its IMAP login"
     );
 
+    // The queue gauges follow the store's change notifications, a moment after the attempt.
     let text = scrape_until(&server, token, "the outbound attempt was deferred", |t| {
         sample(t, r#"postern_smtp_outbound_total{result="deferred"}"#) >= 1
+            && sample(t, r#"postern_queue_messages{state="deferred"}"#) == 1
     });
 
     // Every family is described: HELP and TYPE lines, histograms as true histograms.

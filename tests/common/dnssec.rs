@@ -7,10 +7,23 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Polls `check` until it returns true, for up to 60 s.
-pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+pub fn eventually(what: &str, check: impl FnMut() -> bool) {
+    eventually_showing(what, check, String::new);
+}
+
+/// [`eventually`], with `context()` (e.g. the servers' logs) in the failure message.
+pub fn eventually_showing(
+    what: &str,
+    mut check: impl FnMut() -> bool,
+    context: impl Fn() -> String,
+) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            context()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
