@@ -365,11 +365,28 @@ pub(crate) async fn delete_blobs_if_unreferenced(
         }
     };
     for hash in hashes {
-        let deleted = sqlx::query(sql)
-            .bind(hash)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
+        // A reference committed after this statement's snapshot but before its row lock is seen
+        // only by the foreign-key check: the blob is in use, so keep it (PostgreSQL).
+        if backend == Backend::Postgres {
+            sqlx::query("SAVEPOINT blob_gc").execute(&mut **tx).await?;
+        }
+        let deleted = match sqlx::query(sql).bind(hash).execute(&mut **tx).await {
+            Ok(done) => done.rows_affected(),
+            Err(sqlx::Error::Database(e))
+                if backend == Backend::Postgres && e.code().as_deref() == Some("23503") =>
+            {
+                sqlx::query("ROLLBACK TO SAVEPOINT blob_gc")
+                    .execute(&mut **tx)
+                    .await?;
+                0
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if backend == Backend::Postgres {
+            sqlx::query("RELEASE SAVEPOINT blob_gc")
+                .execute(&mut **tx)
+                .await?;
+        }
         if deleted > 0 {
             sqlx::query("DELETE FROM blob_chunks WHERE hash = $1")
                 .bind(hash)
