@@ -12,7 +12,7 @@ use std::time::Instant;
 use hickory_proto::rr::{LowerName, Name, RecordType};
 
 use crate::config::ZoneConfig;
-use crate::dnssec::{prepare_signing, sign_zone, Previous, SignedZone, ZoneKey};
+use crate::dnssec::{prepare_signing, sign_zone, Basis, Previous, SignedZone, Stored, ZoneKey};
 use crate::managed::{merge, ManagedRecord};
 use crate::server::unix_now;
 use crate::state::{zone_name, Inputs, ZoneReport};
@@ -169,9 +169,17 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
     };
     // The DNSKEY, CDS and CDNSKEY records count in the content digest: a key change is a
     // new serial. Renewed signatures are new content too: a new serial, so secondaries pick
-    // them up.
+    // them up; so are signatures made anew at start when the store kept none (a new store, a
+    // restored backup).
+    let stored = match previous(inputs, &key) {
+        Some(_) => None,
+        None => inputs.stored_signed.remove(&key).map(|s| Stored::parse(&s)),
+    };
     let renewing = signing.is_some()
-        && previous(inputs, &key).is_some_and(|p| p.signed.renewal_due(unix_now()));
+        && match previous(inputs, &key) {
+            Some(p) => p.signed.renewal_due(unix_now()),
+            None => stored.as_ref().is_none_or(|s| s.renewal_due(unix_now())),
+        };
     let choice = inputs.serials.choose(view, origin, &records, renewing);
     let (zone, problems) = Zone::build(origin, records, choice.offset);
     report.problems.extend(problems);
@@ -185,10 +193,25 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
     report.records = zone.record_count();
     let signed = match signing {
         None => None,
-        Some(signing) => match sign_zone(&zone, &signing, previous(inputs, &key), unix_now()) {
-            Ok(signed) => Some(Arc::new(signed)),
-            Err(e) => return error(report, e.to_string()),
-        },
+        Some(signing) => {
+            let basis = Basis {
+                previous: previous(inputs, &key),
+                stored: stored.as_ref(),
+                max_changes: inputs.config.journal_max_changes,
+            };
+            match sign_zone(&zone, &signing, basis, unix_now()) {
+                Ok((signed, delta)) => {
+                    if !delta.is_empty() {
+                        match delta.into_change(view, origin) {
+                            Ok(change) => inputs.signed_changes.push(change),
+                            Err(e) => tracing::error!(view, zone = %origin, "signed zone not stored: {e}"),
+                        }
+                    }
+                    Some(Arc::new(signed))
+                }
+                Err(e) => return error(report, e.to_string()),
+            }
+        }
     };
     let loaded = (Arc::new(zone), signed);
     for p in &report.problems {

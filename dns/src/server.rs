@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::DnsConfig;
-use crate::dnssec::ZoneKey;
+use crate::dnssec::{StoredSigned, ZoneKey};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::LowerName;
 
@@ -26,7 +26,7 @@ use crate::journal::JournalEntry;
 use crate::managed::{ManagedRecord, ServedRecord};
 use crate::notify::spawn_notifies;
 use crate::serial::ZoneSerial;
-use crate::state::{build, log_unplaced, Inputs, OnZoneError, ServingState};
+use crate::state::{build, log_unplaced, Changes, Inputs, OnZoneError, ServingState};
 use crate::stats::{DnsCounters, DnsStats};
 use crate::transfer::Outgoing;
 use crate::update::{UpdateHandler, UpdateRequest};
@@ -67,8 +67,8 @@ pub(crate) struct Core {
     serial_listener: Mutex<Option<SerialListener>>,
 }
 
-/// Receives the served serials that changed (to keep them across restarts).
-pub type SerialListener = Arc<dyn Fn(Vec<ZoneSerial>) + Send + Sync>;
+/// Receives the served serials and signed zones that changed (to keep them across restarts).
+pub type SerialListener = Arc<dyn Fn(Changes) + Send + Sync>;
 
 /// What the first build should already include, so that a start serves the same zones (and
 /// serials) as the run before: store-managed records, update journals and served serials.
@@ -82,6 +82,8 @@ pub struct Seed {
     pub serials: Vec<ZoneSerial>,
     /// The DNSSEC keys of the signed zones.
     pub dnssec_keys: Vec<ZoneKey>,
+    /// The signatures and journals of the signed zones.
+    pub signed: Vec<StoredSigned>,
 }
 
 impl Core {
@@ -177,7 +179,7 @@ impl Core {
         request.reply(&self.stats, rcode)
     }
 
-    /// Hands the served serials that changed to the listener, if one is set.
+    /// Hands the served serials and signings that changed to the listener, if one is set.
     fn report_serials(&self, inputs: &mut Inputs) {
         let listener = self
             .serial_listener
@@ -185,7 +187,7 @@ impl Core {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         if let Some(listener) = listener {
-            let changed = inputs.take_changed_serials();
+            let changed = inputs.take_changes();
             if !changed.is_empty() {
                 listener(changed);
             }
@@ -288,6 +290,7 @@ impl DnsServer {
         inputs.managed = seed.managed;
         inputs.journals = seed.journals;
         inputs.remember_serials(seed.serials);
+        inputs.remember_signed(seed.signed);
         inputs.dnssec_keys = by_zone(seed.dnssec_keys);
         let (state, _) = build(&mut inputs, OnZoneError::Fail)?;
         // The parsed files are gone: their memory goes back too.

@@ -7,13 +7,18 @@ mod answer;
 mod journal;
 mod keys;
 mod nsec3;
+mod persist;
 mod sign;
 
 pub use answer::add_dnssec;
 pub use keys::{
     generate, KeyRole, KeyState, ZoneKey, ZoneKeys, ECDSAP256SHA256, ED25519, SIGNATURE_VALIDITY,
 };
-pub use sign::{sign_zone, Previous, SignedZone};
+pub use persist::{
+    decode, encode, rrset_digest, Delta, JournalRow, SignatureRow, SignedChange, Stored,
+    StoredSigned,
+};
+pub use sign::{sign_zone, Basis, Previous, SignedZone};
 
 use std::sync::Arc;
 

@@ -4,16 +4,17 @@
 //! half of their validity is left (RFC 6781 §4.4.2), so a reload or an UPDATE re-signs only
 //! what changed, and nothing is stored twice. New signatures are made on every core.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use hickory_proto::dnssec::rdata::{DNSSECRData, SigInput, RRSIG};
 use hickory_proto::dnssec::TBS;
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType, SerialNumber};
 
-use super::journal::next_journal;
+use super::journal::{bounded, next_journal};
 use super::keys::{Signer, ZoneKeys, SIGNATURE_VALIDITY};
 use super::nsec3::{Chain, Hash};
+use super::persist::{rrset_digest, Delta, Stored};
 use crate::error::DnsError;
 use crate::journal::Difference;
 use crate::zone::Zone;
@@ -76,6 +77,16 @@ struct Job<'z> {
     records: &'z [Record],
 }
 
+impl Job<'_> {
+    /// The RRset's key in the store: owner and type (NSEC3 for a link).
+    fn key(&self) -> (LowerName, RecordType) {
+        match &self.slot {
+            Slot::RrSet(name, rtype) => (name.clone(), *rtype),
+            Slot::Link(..) => (LowerName::new(&self.owner), RecordType::NSEC3),
+        }
+    }
+}
+
 /// Where a job's signatures go: the RRset map, or the NSEC3 link with that index and hash.
 enum Slot<'z> {
     RrSet(LowerName, RecordType),
@@ -122,14 +133,28 @@ impl<'a> Previous<'a> {
     }
 }
 
-/// Signs `zone` with `keys` at time `now` (Unix seconds), reusing the fresh signatures of
-/// `previous`; the missing ones are made on every core.
+/// What a signing starts from: the previous signed version in memory or, after a restart, what
+/// the store kept of it; and how many journal entries to keep.
+#[derive(Clone, Copy, Default)]
+pub struct Basis<'a> {
+    /// The previous signed version, in this process.
+    pub previous: Option<Previous<'a>>,
+    /// The signatures and journal kept in the store, used when there is no previous version.
+    pub stored: Option<&'a Stored>,
+    /// Journal entries kept at most (0: no limit but the zone's size).
+    pub max_changes: usize,
+}
+
+/// Signs `zone` with `keys` at time `now` (Unix seconds), reusing the fresh signatures of the
+/// previous version (or the stored ones covering the same records); the missing ones are made
+/// on every core. Returns the signed zone and what changed since the basis, for the store.
 pub fn sign_zone(
     zone: &Zone,
     keys: &ZoneKeys,
-    previous: Option<Previous<'_>>,
+    basis: Basis<'_>,
     now: u64,
-) -> Result<SignedZone, DnsError> {
+) -> Result<(SignedZone, Delta), DnsError> {
+    let previous = basis.previous;
     let mut chain = Chain::build(zone);
     let nsec3: Vec<Record> = chain.links_mut().map(|l| l.records[0].clone()).collect();
     let hashes: Vec<Hash> = chain.hashes().to_vec();
@@ -160,8 +185,17 @@ pub fn sign_zone(
     let renew_after = now + SIGNATURE_VALIDITY.as_secs() / 2;
     let mut sigs: Vec<Vec<Option<Record>>> = Vec::with_capacity(jobs.len());
     let mut missing = Vec::new();
+    let mut olds: Vec<&[Record]> = Vec::with_capacity(jobs.len());
     for (j, job) in jobs.iter().enumerate() {
-        let old = previous.map_or(&[][..], |p| p.sigs(job));
+        let old = match (previous, basis.stored) {
+            (Some(p), _) => p.sigs(job),
+            (None, Some(stored)) => {
+                let (owner, rtype) = job.key();
+                stored.sigs(&owner, rtype, job.records)
+            }
+            (None, None) => &[],
+        };
+        olds.push(old);
         let mut slots = vec![None; keys.signers.len()];
         for (k, signer) in keys.signers.iter().enumerate() {
             if !signs(job, signer) {
@@ -217,24 +251,79 @@ pub fn sign_zone(
     }
 
     let mut signed = SignedZone::default();
+    let mut delta = Delta::default();
     let mut links: Vec<_> = chain.links_mut().collect();
-    for (job, slots) in jobs.iter().zip(sigs) {
-        let records = slots.into_iter().flatten();
+    for ((job, slots), old) in jobs.iter().zip(sigs).zip(olds) {
+        let records: Vec<Record> = slots.into_iter().flatten().collect();
+        if records.as_slice() != old {
+            let (owner, rtype) = job.key();
+            delta
+                .upserts
+                .push((owner, rtype, rrset_digest(job.records), records.clone()));
+        }
         match &job.slot {
             Slot::RrSet(name, rtype) => {
-                signed
-                    .sigs
-                    .insert((name.clone(), *rtype), records.collect());
+                signed.sigs.insert((name.clone(), *rtype), records);
             }
             Slot::Link(i, _) => links[*i].records.extend(records),
         }
     }
     drop(links);
     signed.chain = chain;
-    if let Some(previous) = previous {
-        signed.journal = next_journal(previous, zone, &signed);
+    delta.deletes = dropped(&basis, &signed);
+    match (previous, basis.stored) {
+        (Some(previous), _) => {
+            let (journal, entry) = next_journal(previous, zone, &signed, basis.max_changes);
+            signed.journal = journal;
+            delta.entry = entry;
+        }
+        (None, Some(stored)) => {
+            signed.journal = bounded(stored.journal().to_vec(), zone, &signed, basis.max_changes);
+        }
+        (None, None) => {}
     }
-    Ok(signed)
+    Ok((signed, delta))
+}
+
+/// The RRsets (and NSEC3 records) the basis had signatures for and `signed` has not.
+fn dropped(basis: &Basis<'_>, signed: &SignedZone) -> Vec<(LowerName, RecordType)> {
+    let mut out = Vec::new();
+    let unsigned = |key: &(LowerName, RecordType)| !signed.sigs.contains_key(key);
+    match (basis.previous, basis.stored) {
+        (Some(previous), _) => {
+            out.extend(previous.signed.sigs.keys().filter(|k| unsigned(k)).cloned());
+            // NSEC3 records whose hash is no longer in the chain.
+            let now: HashSet<&Hash> = signed.chain.hashes().iter().collect();
+            for (hash, link) in previous.signed.chain.hashes().iter().zip(previous.signed.chain.links()) {
+                if !now.contains(hash) {
+                    if let Some(nsec3) = link.records.first() {
+                        out.push((LowerName::new(&nsec3.name), RecordType::NSEC3));
+                    }
+                }
+            }
+        }
+        (None, Some(stored)) => {
+            let links: HashSet<LowerName> = signed
+                .chain
+                .links()
+                .filter_map(|l| Some(LowerName::new(&l.records.first()?.name)))
+                .collect();
+            out.extend(
+                stored
+                    .keys()
+                    .filter(|k| {
+                        if k.1 == RecordType::NSEC3 {
+                            !links.contains(&k.0)
+                        } else {
+                            unsigned(k)
+                        }
+                    })
+                    .cloned(),
+            );
+        }
+        (None, None) => {}
+    }
+    out
 }
 
 /// True when `signer` signs the job's RRset: entry-point keys sign DNSKEY, CDS and CDNSKEY,
@@ -287,7 +376,8 @@ fn serial_time(t: u64) -> u32 {
     (t & u64::from(u32::MAX)) as u32
 }
 
-fn rrsig(record: &Record) -> Option<&RRSIG> {
+/// The RRSIG data of a record, if it is one.
+pub(crate) fn rrsig(record: &Record) -> Option<&RRSIG> {
     match &record.data {
         RData::DNSSEC(DNSSECRData::RRSIG(sig)) => Some(sig),
         _ => None,
