@@ -204,7 +204,9 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
                     if !delta.is_empty() {
                         match delta.into_change(view, origin) {
                             Ok(change) => inputs.signed_changes.push(change),
-                            Err(e) => tracing::error!(view, zone = %origin, "signed zone not stored: {e}"),
+                            Err(e) => {
+                                tracing::error!(view, zone = %origin, "signed zone not stored: {e}")
+                            }
                         }
                     }
                     Some(Arc::new(signed))

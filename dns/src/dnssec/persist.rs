@@ -113,7 +113,12 @@ impl Stored {
 
     /// The stored signatures over `records` (the RRset `owner`/`rtype`), if they cover
     /// exactly these records.
-    pub(crate) fn sigs(&self, owner: &LowerName, rtype: RecordType, records: &[Record]) -> &[Record] {
+    pub(crate) fn sigs(
+        &self,
+        owner: &LowerName,
+        rtype: RecordType,
+        records: &[Record],
+    ) -> &[Record] {
         match self.sigs.get(&(owner.clone(), rtype)) {
             Some((digest, sigs)) if *digest == rrset_digest(records) => sigs,
             _ => &[],

@@ -294,7 +294,13 @@ fn dropped(basis: &Basis<'_>, signed: &SignedZone) -> Vec<(LowerName, RecordType
             out.extend(previous.signed.sigs.keys().filter(|k| unsigned(k)).cloned());
             // NSEC3 records whose hash is no longer in the chain.
             let now: HashSet<&Hash> = signed.chain.hashes().iter().collect();
-            for (hash, link) in previous.signed.chain.hashes().iter().zip(previous.signed.chain.links()) {
+            for (hash, link) in previous
+                .signed
+                .chain
+                .hashes()
+                .iter()
+                .zip(previous.signed.chain.links())
+            {
                 if !now.contains(hash) {
                     if let Some(nsec3) = link.records.first() {
                         out.push((LowerName::new(&nsec3.name), RecordType::NSEC3));

@@ -1,0 +1,242 @@
+//! What the DNS keeps of its signed zones (migration 0029): per view and zone, the signatures
+//! of every RRset with a digest of the records they cover, and the journal of differences
+//! between the signed versions served, so that IXFR (RFC 1995) sends differences after a
+//! restart and from every node. The records are opaque DNS wire-format bytes to the store.
+//! The journal is pruned on every write to its last entries and bytes per zone.
+
+use std::collections::BTreeMap;
+
+use crate::db::{get, Store};
+use crate::error::Result;
+use crate::unix_now;
+
+/// The signatures over one RRset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsSignatureRow {
+    /// Owner name, lower case, fully qualified.
+    pub owner: String,
+    /// Type of the RRset signed.
+    pub rtype: u16,
+    /// The DNS crate's digest of the RRset.
+    pub digest: u64,
+    /// The RRSIG records in wire format.
+    pub rrsigs: Vec<u8>,
+}
+
+/// One journal entry of a signed zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsSignedEntry {
+    /// Served serial before.
+    pub from_serial: u32,
+    /// Served serial after.
+    pub to_serial: u32,
+    /// Records removed, in wire format.
+    pub removed: Vec<u8>,
+    /// Records added, in wire format.
+    pub added: Vec<u8>,
+}
+
+/// Everything kept for one signed zone of one view.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DnsSignedZone {
+    /// The view.
+    pub view: String,
+    /// The zone origin.
+    pub zone: String,
+    /// The signatures, by RRset.
+    pub signatures: Vec<DnsSignatureRow>,
+    /// The journal, oldest entry first.
+    pub journal: Vec<DnsSignedEntry>,
+}
+
+/// What one signing changed.
+#[derive(Debug, Clone, Copy)]
+pub struct DnsSignedChange<'a> {
+    /// The view.
+    pub view: &'a str,
+    /// The zone origin.
+    pub zone: &'a str,
+    /// The new journal entry, if the serial moved.
+    pub entry: Option<&'a DnsSignedEntry>,
+    /// Signatures replacing those of their RRset.
+    pub upserts: &'a [DnsSignatureRow],
+    /// RRsets (owner, type) no longer signed.
+    pub deletes: &'a [(String, u16)],
+}
+
+/// How much journal to keep per zone and view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalLimits {
+    /// Entries kept at most.
+    pub max_changes: usize,
+    /// Bytes (removed plus added records) kept at most; an entry bigger than this is not kept.
+    pub max_bytes: u64,
+}
+
+/// Rows per multi-row INSERT: 6 parameters each, within both backends' limits.
+const BATCH: usize = 500;
+
+impl Store {
+    /// Everything kept of every signed zone.
+    pub async fn dns_signed_zones(&self) -> Result<Vec<DnsSignedZone>> {
+        let mut out: BTreeMap<(String, String), DnsSignedZone> = BTreeMap::new();
+        let rows =
+            sqlx::query("SELECT view, zone, owner, rtype, digest, rrsigs FROM dns_signatures")
+                .fetch_all(&self.pool)
+                .await?;
+        for r in &rows {
+            let row = DnsSignatureRow {
+                owner: get(r, "owner")?,
+                rtype: get::<i64>(r, "rtype")? as u16,
+                // Stored as the signed integer with the same bits.
+                digest: get::<i64>(r, "digest")? as u64,
+                rrsigs: get(r, "rrsigs")?,
+            };
+            zone_of(&mut out, get(r, "view")?, get(r, "zone")?)
+                .signatures
+                .push(row);
+        }
+        drop(rows);
+        let rows = sqlx::query(
+            "SELECT view, zone, from_serial, to_serial, removed, added FROM dns_signed_journal ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for r in &rows {
+            let entry = DnsSignedEntry {
+                from_serial: get::<i64>(r, "from_serial")? as u32,
+                to_serial: get::<i64>(r, "to_serial")? as u32,
+                removed: get(r, "removed")?,
+                added: get(r, "added")?,
+            };
+            zone_of(&mut out, get(r, "view")?, get(r, "zone")?)
+                .journal
+                .push(entry);
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// Stores what one signing changed, in one transaction, and prunes the zone's journal to
+    /// `limits`.
+    pub async fn save_dns_signed_change(
+        &self,
+        change: DnsSignedChange<'_>,
+        limits: JournalLimits,
+    ) -> Result<()> {
+        let (view, zone) = (change.view, change.zone);
+        let mut tx = self.write_tx().await?;
+        for (owner, rtype) in change.deletes {
+            sqlx::query(
+                "DELETE FROM dns_signatures WHERE view = $1 AND zone = $2 AND owner = $3 AND rtype = $4",
+            )
+            .bind(view)
+            .bind(zone)
+            .bind(owner)
+            .bind(i64::from(*rtype))
+            .execute(&mut *tx)
+            .await?;
+        }
+        for batch in change.upserts.chunks(BATCH) {
+            let tuples: Vec<String> = (0..batch.len())
+                .map(|i| {
+                    let p = i * 6;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${})",
+                        p + 1,
+                        p + 2,
+                        p + 3,
+                        p + 4,
+                        p + 5,
+                        p + 6
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO dns_signatures (view, zone, owner, rtype, digest, rrsigs) VALUES {} \
+                 ON CONFLICT (view, zone, owner, rtype) DO UPDATE \
+                 SET digest = excluded.digest, rrsigs = excluded.rrsigs",
+                tuples.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for row in batch {
+                query = query
+                    .bind(view)
+                    .bind(zone)
+                    .bind(row.owner.as_str())
+                    .bind(i64::from(row.rtype))
+                    .bind(row.digest as i64)
+                    .bind(row.rrsigs.as_slice());
+            }
+            query.execute(&mut *tx).await?;
+        }
+        if let Some(entry) = change.entry {
+            let bytes = (entry.removed.len() + entry.added.len()) as i64;
+            sqlx::query(
+                "INSERT INTO dns_signed_journal (view, zone, from_serial, to_serial, removed, added, bytes, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(view)
+            .bind(zone)
+            .bind(i64::from(entry.from_serial))
+            .bind(i64::from(entry.to_serial))
+            .bind(entry.removed.as_slice())
+            .bind(entry.added.as_slice())
+            .bind(bytes)
+            .bind(unix_now())
+            .execute(&mut *tx)
+            .await?;
+            prune(&mut tx, view, zone, limits).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// The entry of `view`'s `zone` in `zones`, created empty.
+fn zone_of(
+    zones: &mut BTreeMap<(String, String), DnsSignedZone>,
+    view: String,
+    zone: String,
+) -> &mut DnsSignedZone {
+    zones
+        .entry((view.clone(), zone.clone()))
+        .or_insert_with(|| DnsSignedZone {
+            view,
+            zone,
+            ..DnsSignedZone::default()
+        })
+}
+
+/// Deletes the zone's journal entries beyond the newest `max_changes` and `max_bytes`.
+async fn prune(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    view: &str,
+    zone: &str,
+    limits: JournalLimits,
+) -> Result<()> {
+    let rows = sqlx::query(
+        "SELECT id, bytes FROM dns_signed_journal WHERE view = $1 AND zone = $2 ORDER BY id DESC",
+    )
+    .bind(view)
+    .bind(zone)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut total: u64 = 0;
+    let mut cut = None;
+    for (kept, row) in rows.iter().enumerate() {
+        total = total.saturating_add(get::<i64>(row, "bytes")?.max(0) as u64);
+        if kept >= limits.max_changes || total > limits.max_bytes {
+            cut = Some(get::<i64>(row, "id")?);
+            break;
+        }
+    }
+    if let Some(id) = cut {
+        sqlx::query("DELETE FROM dns_signed_journal WHERE view = $1 AND zone = $2 AND id <= $3")
+            .bind(view)
+            .bind(zone)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
