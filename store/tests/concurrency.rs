@@ -35,7 +35,7 @@ async fn round(store: &Store, inbox: &Mailbox, other: &Mailbox, writer: usize, n
         .set_flags(inbox, &all, FlagOp::Add, &flags(Flags::SEEN))
         .await
         .unwrap();
-    let (from, to) = if (writer + n) % 2 == 0 {
+    let (from, to) = if (writer + n).is_multiple_of(2) {
         (inbox, other)
     } else {
         (other, inbox)
