@@ -382,6 +382,7 @@ async fn save_signed(
             DnsSignedChange {
                 view: &change.view,
                 zone: &change.zone,
+                serial: change.serial,
                 entry: entry.as_ref(),
                 upserts: &upserts,
                 deletes: &change.deletes,

@@ -202,7 +202,7 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
             match sign_zone(&zone, &signing, basis, unix_now()) {
                 Ok((signed, delta)) => {
                     if !delta.is_empty() {
-                        match delta.into_change(view, origin) {
+                        match delta.into_change(view, origin, zone.serial()) {
                             Ok(change) => inputs.signed_changes.push(change),
                             Err(e) => {
                                 tracing::error!(view, zone = %origin, "signed zone not stored: {e}")

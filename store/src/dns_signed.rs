@@ -56,6 +56,8 @@ pub struct DnsSignedChange<'a> {
     pub view: &'a str,
     /// The zone origin.
     pub zone: &'a str,
+    /// The served serial the signatures were made for.
+    pub serial: u32,
     /// The new journal entry, if the serial moved.
     pub entry: Option<&'a DnsSignedEntry>,
     /// Signatures replacing those of their RRset.
@@ -73,7 +75,7 @@ pub struct JournalLimits {
     pub max_bytes: u64,
 }
 
-/// Rows per multi-row INSERT: 6 parameters each, within both backends' limits.
+/// Rows per multi-row INSERT: 7 parameters each, within both backends' limits.
 const BATCH: usize = 500;
 
 impl Store {
@@ -117,7 +119,9 @@ impl Store {
     }
 
     /// Stores what one signing changed, in one transaction, and prunes the zone's journal to
-    /// `limits`.
+    /// `limits`. Of two nodes signing the same version (the same journal step, or signatures
+    /// for the same serial) the first to store it wins: the store always holds one node's
+    /// consistent signed zone, which every node serves after a restart.
     pub async fn save_dns_signed_change(
         &self,
         change: DnsSignedChange<'_>,
@@ -125,6 +129,30 @@ impl Store {
     ) -> Result<()> {
         let (view, zone) = (change.view, change.zone);
         let mut tx = self.write_tx().await?;
+        if let Some(entry) = change.entry {
+            let bytes = (entry.removed.len() + entry.added.len()) as i64;
+            let stored = sqlx::query(
+                "INSERT INTO dns_signed_journal (view, zone, from_serial, to_serial, removed, added, bytes, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (view, zone, from_serial, to_serial) DO NOTHING",
+            )
+            .bind(view)
+            .bind(zone)
+            .bind(i64::from(entry.from_serial))
+            .bind(i64::from(entry.to_serial))
+            .bind(entry.removed.as_slice())
+            .bind(entry.added.as_slice())
+            .bind(bytes)
+            .bind(unix_now())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if stored == 0 {
+                // Another node stored this step first: its version stands.
+                return Ok(());
+            }
+            prune(&mut tx, view, zone, limits).await?;
+        }
         for (owner, rtype) in change.deletes {
             sqlx::query(
                 "DELETE FROM dns_signatures WHERE view = $1 AND zone = $2 AND owner = $3 AND rtype = $4",
@@ -139,22 +167,16 @@ impl Store {
         for batch in change.upserts.chunks(BATCH) {
             let tuples: Vec<String> = (0..batch.len())
                 .map(|i| {
-                    let p = i * 6;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${})",
-                        p + 1,
-                        p + 2,
-                        p + 3,
-                        p + 4,
-                        p + 5,
-                        p + 6
-                    )
+                    let p = i * 7;
+                    let params: Vec<String> = (1..=7).map(|c| format!("${}", p + c)).collect();
+                    format!("({})", params.join(", "))
                 })
                 .collect();
             let sql = format!(
-                "INSERT INTO dns_signatures (view, zone, owner, rtype, digest, rrsigs) VALUES {} \
+                "INSERT INTO dns_signatures (view, zone, owner, rtype, digest, serial, rrsigs) VALUES {} \
                  ON CONFLICT (view, zone, owner, rtype) DO UPDATE \
-                 SET digest = excluded.digest, rrsigs = excluded.rrsigs",
+                 SET digest = excluded.digest, serial = excluded.serial, rrsigs = excluded.rrsigs \
+                 WHERE dns_signatures.serial <> excluded.serial",
                 tuples.join(", ")
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -165,27 +187,10 @@ impl Store {
                     .bind(row.owner.as_str())
                     .bind(i64::from(row.rtype))
                     .bind(row.digest as i64)
+                    .bind(i64::from(change.serial))
                     .bind(row.rrsigs.as_slice());
             }
             query.execute(&mut *tx).await?;
-        }
-        if let Some(entry) = change.entry {
-            let bytes = (entry.removed.len() + entry.added.len()) as i64;
-            sqlx::query(
-                "INSERT INTO dns_signed_journal (view, zone, from_serial, to_serial, removed, added, bytes, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(view)
-            .bind(zone)
-            .bind(i64::from(entry.from_serial))
-            .bind(i64::from(entry.to_serial))
-            .bind(entry.removed.as_slice())
-            .bind(entry.added.as_slice())
-            .bind(bytes)
-            .bind(unix_now())
-            .execute(&mut *tx)
-            .await?;
-            prune(&mut tx, view, zone, limits).await?;
         }
         tx.commit().await?;
         Ok(())

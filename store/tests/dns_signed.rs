@@ -30,6 +30,23 @@ fn entry(from: u32, size: usize) -> DnsSignedEntry {
     }
 }
 
+/// A change of `main`'s `example.test.`.
+fn change<'a>(
+    serial: u32,
+    upserts: &'a [DnsSignatureRow],
+    deletes: &'a [(String, u16)],
+    entry: Option<&'a DnsSignedEntry>,
+) -> DnsSignedChange<'a> {
+    DnsSignedChange {
+        view: "main",
+        zone: "example.test.",
+        serial,
+        entry,
+        upserts,
+        deletes,
+    }
+}
+
 const ROOMY: JournalLimits = JournalLimits {
     max_changes: 100,
     max_bytes: 1 << 20,
@@ -49,15 +66,8 @@ async fn signatures_and_journal_round_trip(db: &TestDb) {
             )
         })
         .collect();
-    let change = |upserts, deletes, entry| DnsSignedChange {
-        view: "main",
-        zone: "example.test.",
-        entry,
-        upserts,
-        deletes,
-    };
     store
-        .save_dns_signed_change(change(&first, &[], None), ROOMY)
+        .save_dns_signed_change(change(10, &first, &[], None), ROOMY)
         .await
         .unwrap();
     // The same zone in another view is kept apart.
@@ -66,7 +76,7 @@ async fn signatures_and_journal_round_trip(db: &TestDb) {
         .save_dns_signed_change(
             DnsSignedChange {
                 view: "internal",
-                ..change(&other, &[], None)
+                ..change(10, &other, &[], None)
             },
             ROOMY,
         )
@@ -77,9 +87,30 @@ async fn signatures_and_journal_round_trip(db: &TestDb) {
     store
         .save_dns_signed_change(
             change(
+                11,
                 &[sig("n1.example.test.", 1, 99, b"new")],
                 &[("n2.example.test.".to_owned(), 1)],
                 Some(&e),
+            ),
+            ROOMY,
+        )
+        .await
+        .unwrap();
+    // Another node signed the same step (or the same serial) too, later: the first one stands.
+    let late = [sig("n1.example.test.", 1, 99, b"other node")];
+    let mut same_step = e.clone();
+    same_step.added = b"other node".to_vec();
+    store
+        .save_dns_signed_change(change(11, &late, &[], Some(&same_step)), ROOMY)
+        .await
+        .unwrap();
+    store
+        .save_dns_signed_change(
+            change(
+                11,
+                &[sig("n1.example.test.", 1, 99, b"same serial")],
+                &[],
+                None,
             ),
             ROOMY,
         )
@@ -114,16 +145,7 @@ async fn journal_is_pruned_on_write(db: &TestDb) {
         let e = e.clone();
         async move {
             store
-                .save_dns_signed_change(
-                    DnsSignedChange {
-                        view: "main",
-                        zone: "example.test.",
-                        entry: Some(&e),
-                        upserts: &[],
-                        deletes: &[],
-                    },
-                    limits,
-                )
+                .save_dns_signed_change(change(e.to_serial, &[], &[], Some(&e)), limits)
                 .await
                 .unwrap();
         }

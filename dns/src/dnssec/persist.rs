@@ -63,6 +63,8 @@ pub struct SignedChange {
     pub view: String,
     /// The zone origin, lower case with a trailing dot.
     pub zone: String,
+    /// The served serial of the signed version.
+    pub serial: u32,
     /// The difference from the previous signed version, if the serial moved.
     pub entry: Option<JournalRow>,
     /// Signatures new or changed, replacing the stored ones of their RRset.
@@ -217,11 +219,17 @@ impl Delta {
         self.entry.is_none() && self.upserts.is_empty() && self.deletes.is_empty()
     }
 
-    /// The change in stored form, for the zone `zone` of `view`.
-    pub fn into_change(self, view: &str, zone: &Name) -> Result<SignedChange, DnsError> {
+    /// The change in stored form, for the zone `zone` of `view` signed under `serial`.
+    pub fn into_change(
+        self,
+        view: &str,
+        zone: &Name,
+        serial: u32,
+    ) -> Result<SignedChange, DnsError> {
         Ok(SignedChange {
             view: view.to_owned(),
             zone: zone.to_lowercase().to_string(),
+            serial,
             entry: self.entry.as_deref().map(journal_row).transpose()?,
             upserts: self
                 .upserts

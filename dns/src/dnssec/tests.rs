@@ -443,7 +443,7 @@ fn stored_signatures_and_journal_survive_a_restart() {
     let mut stored = super::StoredSigned::default();
     let v1 = build_zone(ZONE);
     let (s1, delta) = super::sign_zone(&v1, &keys, Basis::default(), t0).expect("signs");
-    let first = delta.into_change("main", &origin).expect("encodes");
+    let first = delta.into_change("main", &origin, 1).expect("encodes");
     assert!(first.entry.is_none() && first.deletes.is_empty());
     apply(&mut stored, first);
     let changed = ZONE
@@ -460,7 +460,7 @@ fn stored_signatures_and_journal_survive_a_restart() {
         t0 + 60,
     )
     .expect("signs");
-    let change = delta.into_change("main", &origin).expect("encodes");
+    let change = delta.into_change("main", &origin, 1).expect("encodes");
     assert!(
         change.upserts.len() < 10,
         "only the changed RRsets and NSEC3 records: {}",

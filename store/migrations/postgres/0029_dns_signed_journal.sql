@@ -15,16 +15,21 @@ CREATE TABLE dns_signed_journal (
     created_at   BIGINT NOT NULL
 );
 CREATE INDEX dns_signed_journal_view_zone ON dns_signed_journal (view, zone, id);
+-- One entry per step: of two nodes signing the same change, the first to store it wins.
+CREATE UNIQUE INDEX dns_signed_journal_step ON dns_signed_journal (view, zone, from_serial, to_serial);
 
 -- The signatures a view serves for a signed zone, per RRset (or NSEC3 record), with a digest of
 -- the records they cover: a restart (or another node) reuses them while that RRset is unchanged and
 -- they are fresh, so the signed zone it serves is the one secondaries hold and the journal applies.
+-- `serial` is the served serial the signatures were made for: of two nodes signing the same
+-- version, the first to store it wins.
 CREATE TABLE dns_signatures (
     view    TEXT NOT NULL,
     zone    TEXT NOT NULL,
     owner   TEXT NOT NULL,
     rtype   BIGINT NOT NULL,
     digest  BIGINT NOT NULL,
+    serial  BIGINT NOT NULL,
     rrsigs  BYTEA NOT NULL,
     PRIMARY KEY (view, zone, owner, rtype)
 );
