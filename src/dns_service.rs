@@ -100,7 +100,7 @@ impl DnsService {
         )
         .await
         .map_err(|e| loaded.locate_dns_error(e))?;
-        server.set_serial_listener(remember(store.clone(), config.clone()));
+        server.set_serial_listener(remember(store.clone(), config.clone(), server.clone()));
         let service = DnsService {
             server,
             config,
@@ -317,7 +317,7 @@ async fn view_records(
 
 /// Keeps the served serials and the signed zones' signatures and journals in the store, in the
 /// order they change (one writer task), the journals pruned to the `[dns]` limits.
-fn remember(store: Store, config: Arc<ArcSwap<DnsConfig>>) -> SerialListener {
+fn remember(store: Store, config: Arc<ArcSwap<DnsConfig>>, server: DnsServer) -> SerialListener {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Changes>();
     tokio::spawn(async move {
         while let Some(changed) = rx.recv().await {
@@ -342,10 +342,22 @@ fn remember(store: Store, config: Arc<ArcSwap<DnsConfig>>) -> SerialListener {
                 max_bytes: dns.journal_max_bytes,
             };
             for signed in changed.signed {
-                if let Err(e) = save_signed(&store, signed, limits).await {
-                    tracing::error!(
+                let (view, zone, serial) =
+                    (signed.view.clone(), signed.zone.clone(), signed.serial);
+                match save_signed(&store, signed, limits).await {
+                    Ok(true) => {}
+                    // Another node signed this version first: serve its signatures.
+                    Ok(false) => match store.dns_signed_version(&view, &zone, serial).await {
+                        Ok(theirs) => server.adopt_signed(stored_signed(theirs)),
+                        Err(e) => {
+                            tracing::error!(view, zone, "signed zone of another node not read: {e}")
+                        }
+                    },
+                    Err(e) => tracing::error!(
+                        view,
+                        zone,
                         "signed zone not stored (IXFR after a restart sends it in full): {e}"
-                    );
+                    ),
                 }
             }
         }
@@ -355,12 +367,12 @@ fn remember(store: Store, config: Arc<ArcSwap<DnsConfig>>) -> SerialListener {
     })
 }
 
-/// Stores one signing's change.
+/// Stores one signing's change; false when another node's version of it stands.
 async fn save_signed(
     store: &Store,
     change: SignedChange,
     limits: JournalLimits,
-) -> Result<(), postern_store::StoreError> {
+) -> Result<bool, postern_store::StoreError> {
     let entry = change.entry.map(|e| DnsSignedEntry {
         from_serial: e.from,
         to_serial: e.to,

@@ -16,6 +16,7 @@ use common::{dig, Db, Instance};
 both_backends!(
     bind_secondary_follows_a_signed_update_by_ixfr,
     ixfr_survives_a_restart,
+    two_nodes_serve_one_signed_zone,
     zsk_and_ksk_rollovers_validate_at_every_step
 );
 
@@ -221,6 +222,90 @@ async fn ixfr_survives_a_restart(db: Db) {
     );
     verify_zone(dir, "secondary.zone", &axfr(named.addr()));
     assert!(server.stop().success());
+}
+
+/// What `server` answers to an IXFR from `from`, as zone-file lines.
+fn ixfr(server: SocketAddr, from: u32) -> String {
+    dig(
+        server,
+        CLIENT,
+        &[
+            "+noshort",
+            "+noall",
+            "+answer",
+            "example.test",
+            &format!("IXFR={from}"),
+        ],
+    )
+    .into_iter()
+    .filter(|l| !l.starts_with(';') && !l.is_empty())
+    .map(|l| l + "\n")
+    .collect()
+}
+
+/// Two Postern processes on one database (PostgreSQL: two nodes; SQLite: two processes on one
+/// file) serve the same signed zone: the second starts with the first's signatures, and of a
+/// change both sign, the version stored first is the one both serve, and both send the same
+/// IXFR; a BIND secondary of the first node gets the change by IXFR and verifies.
+async fn two_nodes_serve_one_signed_zone(db: Db) {
+    let scratch = tempfile::tempdir().expect("tmp");
+    let dir = scratch.path();
+    let zones = dir.join("zones");
+    std::fs::create_dir_all(&zones).expect("zones");
+    let port = free_port();
+    let node_a = Instance::new(db, &["dns"], &config(&zones, Some(port))).await;
+    let node_b = Instance::new(db, &["dns"], &config(&zones, None)).await;
+    let text = std::fs::read_to_string(&node_b.config).expect("config");
+    std::fs::write(&node_b.config, text.replace(&node_b.db.url, &node_a.db.url)).expect("config");
+    let server_a = node_a.start();
+    let a = server_a.addr("dns");
+    eventually("the first node to sign the zone", || {
+        dig(a, CLIENT, &["example.test", "DNSKEY"]).len() == 1
+    });
+    let first = serial(a);
+    let server_b = node_b.start();
+    let b = server_b.addr("dns");
+    eventually("the second node to serve the zone", || serial(b) != 0);
+    assert_eq!(serial(b), first);
+    eventually("both nodes to serve the same signed zone", || {
+        sorted(&axfr(a)) == sorted(&axfr(b))
+    });
+    let named = Secondary::start(&dir.join("named"), port, a, "example.test");
+    eventually("the secondary to load the signed zone", || {
+        serial(named.addr()) == first
+    });
+
+    // A change through the second node: both sign it, one version wins, both serve it.
+    add_name(b, "h1.dyn.example.test", "192.0.2.201");
+    let changed = serial(b);
+    assert!(changed > first);
+    eventually("the first node to serve the change", || {
+        serial(a) == changed
+    });
+    eventually("both nodes to serve the same signed version", || {
+        sorted(&axfr(a)) == sorted(&axfr(b))
+    });
+    eventually("both nodes to send the same IXFR", || {
+        let from_a = ixfr(a, first);
+        from_a.lines().count() > 2 && sorted(&from_a) == sorted(&ixfr(b, first))
+    });
+    eventually("the secondary to transfer the change", || {
+        serial(named.addr()) == changed
+    });
+    let from = format!("from={first}");
+    assert!(
+        server_a
+            .log()
+            .lines()
+            .any(|l| l.contains("incremental zone transfer") && l.contains(&from)),
+        "the first node sent an IXFR:\n{}",
+        server_a.log()
+    );
+    // Its copy is valid; it is the version that won only if it transferred after the first
+    // node adopted it (a node serves its own signing until its store write is refused).
+    verify_zone(dir, "secondary.zone", &axfr(named.addr()));
+    assert!(server_b.stop().success());
+    assert!(server_a.stop().success());
 }
 
 /// Zone-file lines, sorted.

@@ -114,7 +114,9 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
             .1
             .as_ref()
             .is_some_and(|s| s.renewal_due(unix_now()));
-        if same && !renewing {
+        // Signatures stored by another node are adopted by signing again.
+        let adopting = inputs.stored_signed.contains_key(&key);
+        if same && !renewing && !adopting {
             return Load {
                 loaded: Some(built.loaded.clone()),
                 report: built.report.clone(),
@@ -171,10 +173,7 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
     // new serial. Renewed signatures are new content too: a new serial, so secondaries pick
     // them up; so are signatures made anew at start when the store kept none (a new store, a
     // restored backup).
-    let stored = match previous(inputs, &key) {
-        Some(_) => None,
-        None => inputs.stored_signed.remove(&key).map(|s| Stored::parse(&s)),
-    };
+    let stored = inputs.stored_signed.remove(&key).map(|s| Stored::parse(&s));
     let renewing = signing.is_some()
         && match previous(inputs, &key) {
             Some(p) => p.signed.renewal_due(unix_now()),
@@ -201,7 +200,9 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
             };
             match sign_zone(&zone, &signing, basis, unix_now()) {
                 Ok((signed, delta)) => {
-                    if !delta.is_empty() {
+                    // Adopting another node's version of the same records changes nothing to store.
+                    let adopted = stored.is_some() && previous(inputs, &key).is_some();
+                    if !delta.is_empty() && !adopted {
                         match delta.into_change(view, origin, zone.serial()) {
                             Ok(change) => inputs.signed_changes.push(change),
                             Err(e) => {

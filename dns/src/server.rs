@@ -415,6 +415,17 @@ impl DnsServer {
         }
     }
 
+    /// Serves the signed version another node stored for a zone (its signatures and journal
+    /// entry, where the records are the same) in place of this node's own: every node then
+    /// serves the same signed zone, so IXFR from any of them applies to a secondary's copy.
+    pub fn adopt_signed(&self, stored: StoredSigned) {
+        let mut inputs = self.core.inputs();
+        inputs.remember_signed(vec![stored]);
+        if let Err(e) = self.core.rebuild(&mut inputs, false) {
+            tracing::error!("signed zone of another node not adopted: {e}");
+        }
+    }
+
     /// Checks a record before it is stored for `view`, next to the view's `current` records:
     /// refused, with the reason, if it would not be served or would stop its zone loading
     /// (see [`crate::validate`]).

@@ -87,13 +87,7 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
         for r in &rows {
-            let row = DnsSignatureRow {
-                owner: get(r, "owner")?,
-                rtype: get::<i64>(r, "rtype")? as u16,
-                // Stored as the signed integer with the same bits.
-                digest: get::<i64>(r, "digest")? as u64,
-                rrsigs: get(r, "rrsigs")?,
-            };
+            let row = signature_row(r)?;
             zone_of(&mut out, get(r, "view")?, get(r, "zone")?)
                 .signatures
                 .push(row);
@@ -105,12 +99,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         for r in &rows {
-            let entry = DnsSignedEntry {
-                from_serial: get::<i64>(r, "from_serial")? as u32,
-                to_serial: get::<i64>(r, "to_serial")? as u32,
-                removed: get(r, "removed")?,
-                added: get(r, "added")?,
-            };
+            let entry = journal_row(r)?;
             zone_of(&mut out, get(r, "view")?, get(r, "zone")?)
                 .journal
                 .push(entry);
@@ -121,12 +110,14 @@ impl Store {
     /// Stores what one signing changed, in one transaction, and prunes the zone's journal to
     /// `limits`. Of two nodes signing the same version (the same journal step, or signatures
     /// for the same serial) the first to store it wins: the store always holds one node's
-    /// consistent signed zone, which every node serves after a restart.
+    /// consistent signed zone, which every node serves after a restart. Returns false when
+    /// another node's version stands (nothing was stored): the caller should adopt it
+    /// ([`Store::dns_signed_version`]).
     pub async fn save_dns_signed_change(
         &self,
         change: DnsSignedChange<'_>,
         limits: JournalLimits,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let (view, zone) = (change.view, change.zone);
         let mut tx = self.write_tx().await?;
         if let Some(entry) = change.entry {
@@ -149,7 +140,7 @@ impl Store {
             .rows_affected();
             if stored == 0 {
                 // Another node stored this step first: its version stands.
-                return Ok(());
+                return Ok(false);
             }
             prune(&mut tx, view, zone, limits).await?;
         }
@@ -190,11 +181,69 @@ impl Store {
                     .bind(i64::from(change.serial))
                     .bind(row.rrsigs.as_slice());
             }
-            query.execute(&mut *tx).await?;
+            if query.execute(&mut *tx).await?.rows_affected() < batch.len() as u64 {
+                // Another node stored signatures for this serial first: its version stands.
+                return Ok(false);
+            }
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
+
+    /// The signed version of `view`'s `zone` stored for `serial`: the signatures made for it
+    /// and the journal entry leading to it.
+    pub async fn dns_signed_version(
+        &self,
+        view: &str,
+        zone: &str,
+        serial: u32,
+    ) -> Result<DnsSignedZone> {
+        let rows = sqlx::query(
+            "SELECT owner, rtype, digest, rrsigs FROM dns_signatures \
+             WHERE view = $1 AND zone = $2 AND serial = $3",
+        )
+        .bind(view)
+        .bind(zone)
+        .bind(i64::from(serial))
+        .fetch_all(&self.pool)
+        .await?;
+        let signatures = rows.iter().map(signature_row).collect::<Result<_>>()?;
+        let rows = sqlx::query(
+            "SELECT from_serial, to_serial, removed, added FROM dns_signed_journal \
+             WHERE view = $1 AND zone = $2 AND to_serial = $3 ORDER BY id",
+        )
+        .bind(view)
+        .bind(zone)
+        .bind(i64::from(serial))
+        .fetch_all(&self.pool)
+        .await?;
+        let journal = rows.iter().map(journal_row).collect::<Result<_>>()?;
+        Ok(DnsSignedZone {
+            view: view.to_owned(),
+            zone: zone.to_owned(),
+            signatures,
+            journal,
+        })
+    }
+}
+
+fn signature_row(r: &sqlx::any::AnyRow) -> Result<DnsSignatureRow> {
+    Ok(DnsSignatureRow {
+        owner: get(r, "owner")?,
+        rtype: get::<i64>(r, "rtype")? as u16,
+        // Stored as the signed integer with the same bits.
+        digest: get::<i64>(r, "digest")? as u64,
+        rrsigs: get(r, "rrsigs")?,
+    })
+}
+
+fn journal_row(r: &sqlx::any::AnyRow) -> Result<DnsSignedEntry> {
+    Ok(DnsSignedEntry {
+        from_serial: get::<i64>(r, "from_serial")? as u32,
+        to_serial: get::<i64>(r, "to_serial")? as u32,
+        removed: get(r, "removed")?,
+        added: get(r, "added")?,
+    })
 }
 
 /// The entry of `view`'s `zone` in `zones`, created empty.

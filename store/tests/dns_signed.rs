@@ -100,11 +100,11 @@ async fn signatures_and_journal_round_trip(db: &TestDb) {
     let late = [sig("n1.example.test.", 1, 99, b"other node")];
     let mut same_step = e.clone();
     same_step.added = b"other node".to_vec();
-    store
+    assert!(!store
         .save_dns_signed_change(change(11, &late, &[], Some(&same_step)), ROOMY)
         .await
-        .unwrap();
-    store
+        .unwrap());
+    assert!(!store
         .save_dns_signed_change(
             change(
                 11,
@@ -115,7 +115,14 @@ async fn signatures_and_journal_round_trip(db: &TestDb) {
             ROOMY,
         )
         .await
+        .unwrap());
+    // The version that stands, for the late node to adopt.
+    let version = store
+        .dns_signed_version("main", "example.test.", 11)
+        .await
         .unwrap();
+    assert_eq!(version.signatures, [sig("n1.example.test.", 1, 99, b"new")]);
+    assert_eq!(version.journal, [e.clone()]);
     let zones = store.dns_signed_zones().await.unwrap();
     assert_eq!(
         zones

@@ -187,13 +187,14 @@ pub fn sign_zone(
     let mut missing = Vec::new();
     let mut olds: Vec<&[Record]> = Vec::with_capacity(jobs.len());
     for (j, job) in jobs.iter().enumerate() {
-        let old = match (previous, basis.stored) {
-            (Some(p), _) => p.sigs(job),
-            (None, Some(stored)) => {
-                let (owner, rtype) = job.key();
-                stored.sigs(&owner, rtype, job.records)
-            }
-            (None, None) => &[],
+        // Stored signatures first: another node's version of the same records is adopted.
+        let stored = basis.stored.map_or(&[][..], |stored| {
+            let (owner, rtype) = job.key();
+            stored.sigs(&owner, rtype, job.records)
+        });
+        let old = match previous {
+            Some(p) if stored.is_empty() => p.sigs(job),
+            _ => stored,
         };
         olds.push(old);
         let mut slots = vec![None; keys.signers.len()];
@@ -282,7 +283,22 @@ pub fn sign_zone(
         }
         (None, None) => {}
     }
+    if let (Some(_), Some(stored)) = (previous, basis.stored) {
+        adopt_entries(&mut signed.journal, stored.journal());
+    }
     Ok((signed, delta))
+}
+
+/// Replaces the entries of `journal` by the stored ones of the same step.
+fn adopt_entries(journal: &mut [Arc<Difference>], stored: &[Arc<Difference>]) {
+    for entry in journal.iter_mut() {
+        if let Some(theirs) = stored
+            .iter()
+            .find(|s| (s.from, s.to) == (entry.from, entry.to))
+        {
+            *entry = theirs.clone();
+        }
+    }
 }
 
 /// The RRsets (and NSEC3 records) the basis had signatures for and `signed` has not.
