@@ -6,6 +6,7 @@
 # size of the IXFR that carries one change (records), against the whole signed zone's (AXFR).
 #
 # Needs bind9-dnsutils (nsupdate, dig). Usage: bench/dnssec-update.sh [records, default 10000] [updates, default 20]
+# POSTERN=path/to/postern runs that build instead of building the release binary.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RECORDS=${1:-10000}
@@ -52,8 +53,10 @@ file = "bench.test.zone"
 dnssec = true
 CONF
 mkdir -p "$work/data"
-(cd "$ROOT" && cargo build -q --release --bin postern)
-POSTERN=${CARGO_TARGET_DIR:-$ROOT/target}/release/postern
+if [ -z "${POSTERN:-}" ]; then
+  (cd "$ROOT" && cargo build -q --release --bin postern)
+  POSTERN=${CARGO_TARGET_DIR:-$ROOT/target}/release/postern
+fi
 start=$(date +%s%N)
 "$POSTERN" --config "$work/postern.toml" serve > "$work/log" 2>&1 &
 pids+=($!)
@@ -62,7 +65,7 @@ for _ in $(seq 1200); do
   dig +dnssec +short +time=1 +tries=1 -p $PORT @127.0.0.1 bench.test DNSKEY 2>/dev/null | grep -q . && break
   sleep 0.1
 done
-echo "records=$RECORDS signed_and_serving_s=$(echo "scale=2; ($(date +%s%N) - start) / 1000000000" | bc)"
+echo "records=$RECORDS signed_and_serving_s=$(echo "scale=2; ($(date +%s%N) - $start) / 1000000000" | bc)"
 first=$(serial)
 axfr=$(dig +noall +answer -p $PORT @127.0.0.1 bench.test AXFR | grep -vc '^;')
 times=()
@@ -76,6 +79,8 @@ last=$(serial)
 ixfr=$(dig +noall +answer -p $PORT @127.0.0.1 bench.test "IXFR=$((last - 1))" | grep -vc '^;')
 echo "update_round_trip_ms: ${times[*]}"
 printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "update_ms min=%d median=%d max=%d\n", a[1], a[int((NR+1)/2)], a[NR]}'
-grep 'zone built' "$work/log" | tail -n "$UPDATES" | sed -n 's/.*ms=\([0-9]*\).*/\1/p' | sort -n \
+grep 'zone built' "$work/log" | tail -n "$UPDATES" | sed -n 's/.* ms=\([0-9]*\).*/\1/p' | sort -n \
   | awk '{a[NR]=$1} END {printf "zone_built_ms (build+sign, per update) min=%d median=%d max=%d\n", a[1], a[int((NR+1)/2)], a[NR]}'
+grep 'zone built' "$work/log" | tail -n "$UPDATES" | sed -n 's/.*sign_ms=\([0-9]*\).*/\1/p' | sort -n \
+  | awk '{a[NR]=$1} END {printf "sign_ms (of which signing, per update) min=%d median=%d max=%d\n", a[1], a[int((NR+1)/2)], a[NR]}'
 echo "serials $first -> $last; IXFR of one change: $ixfr records; AXFR: $axfr records"

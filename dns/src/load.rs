@@ -190,6 +190,7 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
     drop(file_keys);
     report.serial = Some(zone.serial());
     report.records = zone.record_count();
+    let signing_started = Instant::now();
     let signed = match signing {
         None => None,
         Some(signing) => {
@@ -226,6 +227,7 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
         records = report.records,
         serial = report.serial,
         ms = started.elapsed().as_millis(),
+        sign_ms = signing_started.elapsed().as_millis(),
         "zone built"
     );
     metrics::counter!("postern_dns_zone_builds_total", "view" => view.to_owned(), "zone" => origin.to_string())
