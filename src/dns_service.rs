@@ -62,6 +62,7 @@ impl DnsService {
         // a restart serves what the last run served, under the same serials.
         let mut seed = Seed {
             dnssec_keys: crate::dnssec_keys::load(&store, &loaded.config.dns).await?,
+            keep_signed: true,
             ..Seed::default()
         };
         for view in &loaded.config.dns.view {

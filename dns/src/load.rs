@@ -203,12 +203,13 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
                 previous: previous(inputs, &key),
                 stored: stored.as_ref(),
                 max_changes: inputs.config.journal_max_changes,
+                changes: inputs.keep_signed,
             };
             match sign_zone(&zone, &signing, basis, unix_now()) {
                 Ok((signed, delta)) => {
                     // Adopting another node's version of the same records changes nothing to store.
                     let adopted = stored.is_some() && previous(inputs, &key).is_some();
-                    if !delta.is_empty() && !adopted {
+                    if inputs.keep_signed && !delta.is_empty() && !adopted {
                         match delta.into_change(view, origin, zone.serial()) {
                             Ok(change) => inputs.signed_changes.push(change),
                             Err(e) => {

@@ -179,6 +179,8 @@ pub struct Inputs {
     pub(crate) stored_signed: HashMap<(String, LowerName), StoredSigned>,
     /// What signings changed since [`Inputs::take_changes`], for the store.
     pub(crate) signed_changes: Vec<SignedChange>,
+    /// Whether signings record their changes in `signed_changes` (a store keeps them).
+    pub(crate) keep_signed: bool,
 }
 
 impl Inputs {
@@ -194,6 +196,7 @@ impl Inputs {
             serials: SerialBook::default(),
             stored_signed: HashMap::new(),
             signed_changes: Vec::new(),
+            keep_signed: false,
         }
     }
 

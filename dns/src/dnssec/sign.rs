@@ -178,6 +178,8 @@ pub struct Basis<'a> {
     pub stored: Option<&'a Stored>,
     /// Journal entries kept at most (0: no limit but the zone's size).
     pub max_changes: usize,
+    /// Whether to work out the signatures made and dropped, for the store ([`Delta`]).
+    pub changes: bool,
 }
 
 /// Signs `zone` with `keys` at time `now` (Unix seconds), reusing the fresh signatures of the
@@ -223,7 +225,7 @@ pub fn sign_zone(
             Some(p) if stored.is_empty() => p.sigs(job),
             _ => stored,
         };
-        let mut slots = vec![None; keys.signers.len()];
+        let mut slots: Vec<Option<Box<[u8]>>> = vec![None; keys.signers.len()];
         for (k, signer) in keys.signers.iter().enumerate() {
             if !signs(job, signer) {
                 continue;
@@ -238,12 +240,9 @@ pub fn sign_zone(
                 None => missing.push(Missing { job: j, signer: k }),
             }
         }
-        let reused: Vec<&[u8]> = slots
-            .iter()
-            .flatten()
-            .map(|sig: &Box<[u8]>| &sig[..])
-            .collect();
-        kept.push(missing.last().is_none_or(|m: &Missing| m.job != j) && reused == old);
+        let made = missing.last().is_some_and(|m: &Missing| m.job == j);
+        let reused = slots.iter().flatten().map(|sig| &**sig);
+        kept.push(!basis.changes || (!made && reused.eq(old.iter().copied())));
         sigs.push(slots);
     }
 
@@ -309,7 +308,9 @@ pub fn sign_zone(
         chain.set_sigs(i, records)?;
     }
     signed.chain = chain;
-    delta.deletes = dropped(&basis, &signed);
+    if basis.changes {
+        delta.deletes = dropped(&basis, &signed);
+    }
     match (previous, basis.stored) {
         (Some(previous), _) => {
             let (journal, entry) = next_journal(previous, zone, &signed, basis.max_changes);

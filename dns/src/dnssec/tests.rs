@@ -215,7 +215,11 @@ fn signatures_are_cached_until_half_their_validity() {
     let keys = super::ZoneKeys::new(keys).expect("keys");
     let www = LowerName::from(name("www.t.test."));
     let t0 = 1_800_000_000;
-    let (fresh, _) = super::sign_zone(&zone, &keys, Basis::default(), t0).expect("signs");
+    let (fresh, delta) = super::sign_zone(&zone, &keys, Basis::default(), t0).expect("signs");
+    assert!(
+        delta.is_empty(),
+        "no store, no changes worked out: {delta:?}"
+    );
     assert!(!fresh.renewal_due(t0 + 6 * 86400), "nothing to renew yet");
     assert!(
         fresh.renewal_due(t0 + 8 * 86400),
@@ -402,10 +406,11 @@ fn journal_holds_the_signed_difference() {
     assert_eq!(s3.journal().len(), 1, "same serial: the journal is kept");
 }
 
-/// Signing after `previous`, without a journal limit.
+/// Signing after `previous`, without a journal limit, working out the changes for a store.
 fn after(previous: super::Previous<'_>) -> Basis<'_> {
     Basis {
         previous: Some(previous),
+        changes: true,
         ..Basis::default()
     }
 }
@@ -442,9 +447,19 @@ fn stored_signatures_and_journal_survive_a_restart() {
     let t0 = 1_800_000_000;
     let mut stored = super::StoredSigned::default();
     let v1 = build_zone(ZONE);
-    let (s1, delta) = super::sign_zone(&v1, &keys, Basis::default(), t0).expect("signs");
+    let kept = Basis {
+        changes: true,
+        ..Basis::default()
+    };
+    let (s1, delta) = super::sign_zone(&v1, &keys, kept, t0).expect("signs");
     let first = delta.into_change("main", &origin, 1).expect("encodes");
     assert!(first.entry.is_none() && first.deletes.is_empty());
+    let signed_sets = s1.all_sigs().count() + s1.chain.len();
+    assert_eq!(
+        first.upserts.len(),
+        signed_sets,
+        "every RRset and NSEC3 record"
+    );
     apply(&mut stored, first);
     let changed = ZONE
         .replace("SOA ns h 1 ", "SOA ns h 2 ")
@@ -473,7 +488,7 @@ fn stored_signatures_and_journal_survive_a_restart() {
     assert!(!parsed.renewal_due(t0 + 120));
     let basis = Basis {
         stored: Some(&parsed),
-        ..Basis::default()
+        ..kept
     };
     let (again, delta) = super::sign_zone(&v2, &keys, basis, t0 + 120).expect("signs");
     assert_eq!(signed_records(&v2, &again), signed_records(&v2, &s2));

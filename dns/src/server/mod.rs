@@ -86,6 +86,9 @@ pub struct Seed {
     pub dnssec_keys: Vec<ZoneKey>,
     /// The signatures and journals of the signed zones.
     pub signed: Vec<StoredSigned>,
+    /// Whether signings work out what they changed for the store and hand it to the serial
+    /// listener ([`Changes::signed`]); without a store nothing is kept.
+    pub keep_signed: bool,
 }
 
 impl Core {
@@ -293,6 +296,7 @@ impl DnsServer {
         inputs.journals = seed.journals;
         inputs.remember_serials(seed.serials);
         inputs.remember_signed(seed.signed);
+        inputs.keep_signed = seed.keep_signed;
         inputs.dnssec_keys = by_zone(seed.dnssec_keys);
         let (state, _) = build(&mut inputs, OnZoneError::Fail)?;
         // The parsed files are gone: their memory goes back too.
