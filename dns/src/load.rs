@@ -210,7 +210,7 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
                     // Adopting another node's version of the same records changes nothing to store.
                     let adopted = stored.is_some() && previous(inputs, &key).is_some();
                     if inputs.keep_signed && !delta.is_empty() && !adopted {
-                        match delta.into_change(view, origin, zone.serial()) {
+                        match delta.into_change(view, origin, zone.serial(), &signed) {
                             Ok(change) => inputs.signed_changes.push(change),
                             Err(e) => {
                                 tracing::error!(view, zone = %origin, "signed zone not stored: {e}")

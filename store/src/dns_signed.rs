@@ -19,7 +19,7 @@ pub struct DnsSignatureRow {
     pub rtype: u16,
     /// The DNS crate's digest of the RRset.
     pub digest: u64,
-    /// The RRSIG records in wire format.
+    /// The RRSIGs as the DNS crate keeps them: each one's RDATA after its two-octet length.
     pub rrsigs: Vec<u8>,
 }
 

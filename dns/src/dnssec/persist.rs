@@ -13,7 +13,7 @@ use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncodable, B
 use sha2::{Digest, Sha256};
 
 use super::keys::SIGNATURE_VALIDITY;
-use super::sign::expiration;
+use super::sign::{expiration, SignedZone};
 use crate::error::DnsError;
 use crate::journal::Difference;
 use crate::zone::{key_name, rdata_list, NameKey, NameMap, RrSet};
@@ -209,14 +209,15 @@ fn journal_row(d: &Difference) -> Result<JournalRow, DnsError> {
     })
 }
 
-/// Signatures made for one RRset: wire owner name, type, [`rrset_digest`] and the RRSIGs in
-/// stored form.
+/// An RRset whose signatures changed: wire owner name, type, [`rrset_digest`] and, for an
+/// NSEC3 record, its link in the chain. The signatures are read from the signed zone when the
+/// change is put in stored form, so that a signing does not hold them twice.
 #[derive(Debug)]
 pub struct Upsert {
     pub(crate) owner: Box<[u8]>,
     pub(crate) rtype: RecordType,
     pub(crate) digest: u64,
-    pub(crate) rrsigs: Vec<u8>,
+    pub(crate) link: Option<usize>,
 }
 
 /// What one signing changed, before it is put in stored form ([`Delta::into_change`]).
@@ -236,12 +237,14 @@ impl Delta {
         self.entry.is_none() && self.upserts.is_empty() && self.deletes.is_empty()
     }
 
-    /// The change in stored form, for the zone `zone` of `view` signed under `serial`.
+    /// The change in stored form, for the zone `zone` of `view` signed under `serial` as
+    /// `signed`.
     pub fn into_change(
         self,
         view: &str,
         zone: &Name,
         serial: u32,
+        signed: &SignedZone,
     ) -> Result<SignedChange, DnsError> {
         Ok(SignedChange {
             view: view.to_owned(),
@@ -255,7 +258,7 @@ impl Delta {
                     owner: key_name(&u.owner).to_string(),
                     rtype: u16::from(u.rtype),
                     digest: u.digest,
-                    rrsigs: u.rrsigs,
+                    rrsigs: signed.stored_sigs(&u.owner, u.rtype, u.link),
                 })
                 .collect(),
             deletes: self

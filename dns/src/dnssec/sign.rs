@@ -80,6 +80,21 @@ impl SignedZone {
             .flat_map(|(key, node)| node.rrsets().map(move |set| (&key[..], set.rtype)))
     }
 
+    /// The signatures over the RRset `owner`/`rtype` (or over NSEC3 link `link`) in stored
+    /// form ([`super::SignatureRow::rrsigs`]).
+    pub(crate) fn stored_sigs(
+        &self,
+        owner: &[u8],
+        rtype: RecordType,
+        link: Option<usize>,
+    ) -> Vec<u8> {
+        let set = match link {
+            Some(i) => self.chain.sigs(i),
+            None => self.sigs.get(owner).and_then(|n| n.get(rtype)),
+        };
+        set.map_or_else(Vec::new, |s| s.wire().to_vec())
+    }
+
     /// Whether the RRset with wire owner name `owner` and type `rtype` is signed.
     fn signs_key(&self, owner: &[u8], rtype: RecordType) -> bool {
         self.sigs.get(owner).is_some_and(|n| n.get(rtype).is_some())
@@ -286,10 +301,10 @@ pub fn sign_zone(
     let mut by_link = Vec::new();
     let mut owner: Option<(&Name, Vec<WireSet<'_>>)> = None;
     for ((job, slots), kept) in jobs.iter().zip(&sigs).zip(kept) {
-        let records: Vec<&[u8]> = slots.iter().flatten().map(|sig| &sig[..]).collect();
         if !kept {
-            delta.upserts.push(upsert(job, &records));
+            delta.upserts.push(upsert(job));
         }
+        let records: Vec<&[u8]> = slots.iter().flatten().map(|sig| &sig[..]).collect();
         match &job.slot {
             Slot::RrSet(rtype) => {
                 if owner.as_ref().is_some_and(|(o, _)| **o != job.owner) {
@@ -328,21 +343,17 @@ pub fn sign_zone(
     Ok((signed, delta))
 }
 
-/// The stored form of a job's new signatures.
-fn upsert(job: &Job<'_>, sigs: &[&[u8]]) -> Upsert {
+/// The RRset of a job whose signatures changed, for the store.
+fn upsert(job: &Job<'_>) -> Upsert {
     let owner: Box<[u8]> = NameKey::new(&job.owner).as_bytes().into();
-    let mut rrsigs = Vec::with_capacity(sigs.iter().map(|s| s.len() + 2).sum());
-    for sig in sigs {
-        // An RRSIG's RDATA always fits: it was encoded into a compact node already.
-        let len = u16::try_from(sig.len()).unwrap_or(u16::MAX);
-        rrsigs.extend_from_slice(&len.to_be_bytes());
-        rrsigs.extend_from_slice(sig);
-    }
     Upsert {
         digest: rrset_digest(&owner, job.set),
         owner,
         rtype: job.set.rtype,
-        rrsigs,
+        link: match job.slot {
+            Slot::Link(i, _) => Some(i),
+            Slot::RrSet(_) => None,
+        },
     }
 }
 

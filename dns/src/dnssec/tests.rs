@@ -452,7 +452,7 @@ fn stored_signatures_and_journal_survive_a_restart() {
         ..Basis::default()
     };
     let (s1, delta) = super::sign_zone(&v1, &keys, kept, t0).expect("signs");
-    let first = delta.into_change("main", &origin, 1).expect("encodes");
+    let first = delta.into_change("main", &origin, 1, &s1).expect("encodes");
     assert!(first.entry.is_none() && first.deletes.is_empty());
     let signed_sets = s1.all_sigs().count() + s1.chain.len();
     assert_eq!(
@@ -475,7 +475,7 @@ fn stored_signatures_and_journal_survive_a_restart() {
         t0 + 60,
     )
     .expect("signs");
-    let change = delta.into_change("main", &origin, 1).expect("encodes");
+    let change = delta.into_change("main", &origin, 1, &s2).expect("encodes");
     assert!(
         change.upserts.len() < 10,
         "only the changed RRsets and NSEC3 records: {}",
