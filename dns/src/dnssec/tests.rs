@@ -347,15 +347,17 @@ fn signed_records(zone: &crate::zone::Zone, signed: &super::SignedZone) -> Vec<S
     out
 }
 
+/// The zone `t.test.` of `text`, built.
+fn build_zone(text: &str) -> crate::zone::Zone {
+    let origin = name("t.test.");
+    let parsed = crate::zone::parse::parse_text(text, "t", &origin).expect("parses");
+    crate::zone::Zone::build(&origin, parsed.records, 0)
+        .0
+        .expect("zone")
+}
+
 #[test]
 fn journal_holds_the_signed_difference() {
-    let origin = name("t.test.");
-    let build_zone = |text: &str| {
-        let parsed = crate::zone::parse::parse_text(text, "t", &origin).expect("parses");
-        crate::zone::Zone::build(&origin, parsed.records, 0)
-            .0
-            .expect("zone")
-    };
     let keys =
         super::ZoneKeys::new(vec![key(ED25519, KeyRole::Csk, KeyState::Active)]).expect("keys");
     let t0 = 1_800_000_000;
@@ -435,12 +437,6 @@ fn apply(stored: &mut super::StoredSigned, change: super::SignedChange) {
 #[test]
 fn stored_signatures_and_journal_survive_a_restart() {
     let origin = name("t.test.");
-    let build_zone = |text: &str| {
-        let parsed = crate::zone::parse::parse_text(text, "t", &origin).expect("parses");
-        crate::zone::Zone::build(&origin, parsed.records, 0)
-            .0
-            .expect("zone")
-    };
     // ECDSA signatures differ every time they are made: only reuse gives the same ones.
     let keys = super::ZoneKeys::new(vec![key(ECDSAP256SHA256, KeyRole::Csk, KeyState::Active)])
         .expect("keys");
