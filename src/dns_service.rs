@@ -12,10 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use postern_dns::dnssec::{JournalRow, SignatureRow, SignedChange, StoredSigned};
 use postern_dns::{
-    DnsConfig, DnsServer, ManagedRecord, Seed, SerialListener, ServedSerial, ZoneSerial, ZoneUpdate,
+    Changes, DnsConfig, DnsServer, ManagedRecord, Seed, SerialListener, ServedSerial, ZoneSerial,
+    ZoneUpdate,
 };
-use postern_store::{Change, DnsJournal, DnsRrset, Store, ZoneSerialRow};
+use postern_store::{
+    Change, DnsJournal, DnsRrset, DnsSignatureRow, DnsSignedChange, DnsSignedEntry, DnsSignedZone,
+    JournalLimits, Store, ZoneSerialRow,
+};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
@@ -57,6 +62,7 @@ impl DnsService {
         // a restart serves what the last run served, under the same serials.
         let mut seed = Seed {
             dnssec_keys: crate::dnssec_keys::load(&store, &loaded.config.dns).await?,
+            keep_signed: true,
             ..Seed::default()
         };
         for view in &loaded.config.dns.view {
@@ -79,6 +85,12 @@ impl DnsService {
                 served: ServedSerial { serial, digest },
             })
             .collect();
+        seed.signed = store
+            .dns_signed_zones()
+            .await?
+            .into_iter()
+            .map(stored_signed)
+            .collect();
         let server = DnsServer::start_with(
             loaded.config.dns.clone(),
             loaded.base_dir.clone(),
@@ -89,7 +101,7 @@ impl DnsService {
         )
         .await
         .map_err(|e| loaded.locate_dns_error(e))?;
-        server.set_serial_listener(remember_serials(store.clone()));
+        server.set_serial_listener(remember(store.clone(), config.clone(), server.clone()));
         let service = DnsService {
             server,
             config,
@@ -304,12 +316,14 @@ async fn view_records(
     Ok(records)
 }
 
-/// Keeps the served serials in the store, in the order they change (one writer task).
-fn remember_serials(store: Store) -> SerialListener {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<ZoneSerial>>();
+/// Keeps the served serials and the signed zones' signatures and journals in the store, in the
+/// order they change (one writer task), the journals pruned to the `[dns]` limits.
+fn remember(store: Store, config: Arc<ArcSwap<DnsConfig>>, server: DnsServer) -> SerialListener {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Changes>();
     tokio::spawn(async move {
         while let Some(changed) = rx.recv().await {
             let rows: Vec<ZoneSerialRow<'_>> = changed
+                .serials
                 .iter()
                 .map(|s| ZoneSerialRow {
                     view: &s.view,
@@ -318,14 +332,105 @@ fn remember_serials(store: Store) -> SerialListener {
                     digest: s.served.digest,
                 })
                 .collect();
-            if let Err(e) = store.save_dns_zone_serials(&rows).await {
-                tracing::error!("served zone serials not stored: {e}");
+            if !rows.is_empty() {
+                if let Err(e) = store.save_dns_zone_serials(&rows).await {
+                    tracing::error!("served zone serials not stored: {e}");
+                }
+            }
+            let dns = config.load();
+            let limits = JournalLimits {
+                max_changes: dns.journal_max_changes,
+                max_bytes: dns.journal_max_bytes,
+            };
+            for signed in changed.signed {
+                let (view, zone, serial) =
+                    (signed.view.clone(), signed.zone.clone(), signed.serial);
+                match save_signed(&store, signed, limits).await {
+                    Ok(true) => {}
+                    // Another node signed this version first: serve its signatures.
+                    Ok(false) => match store.dns_signed_version(&view, &zone, serial).await {
+                        Ok(theirs) => server.adopt_signed(stored_signed(theirs)),
+                        Err(e) => {
+                            tracing::error!(view, zone, "signed zone of another node not read: {e}")
+                        }
+                    },
+                    Err(e) => tracing::error!(
+                        view,
+                        zone,
+                        "signed zone not stored (IXFR after a restart sends it in full): {e}"
+                    ),
+                }
             }
         }
     });
     Arc::new(move |changed| {
         let _ = tx.send(changed);
     })
+}
+
+/// Stores one signing's change; false when another node's version of it stands.
+async fn save_signed(
+    store: &Store,
+    change: SignedChange,
+    limits: JournalLimits,
+) -> Result<bool, postern_store::StoreError> {
+    let entry = change.entry.map(|e| DnsSignedEntry {
+        from_serial: e.from,
+        to_serial: e.to,
+        removed: e.removed,
+        added: e.added,
+    });
+    let upserts: Vec<DnsSignatureRow> = change
+        .upserts
+        .into_iter()
+        .map(|r| DnsSignatureRow {
+            owner: r.owner,
+            rtype: r.rtype,
+            digest: r.digest,
+            rrsigs: r.rrsigs,
+        })
+        .collect();
+    store
+        .save_dns_signed_change(
+            DnsSignedChange {
+                view: &change.view,
+                zone: &change.zone,
+                serial: change.serial,
+                entry: entry.as_ref(),
+                upserts: &upserts,
+                deletes: &change.deletes,
+            },
+            limits,
+        )
+        .await
+}
+
+/// A signed zone as the store kept it, for the DNS crate.
+fn stored_signed(z: DnsSignedZone) -> StoredSigned {
+    StoredSigned {
+        view: z.view,
+        zone: z.zone,
+        signatures: z
+            .signatures
+            .into_iter()
+            .map(|r| SignatureRow {
+                owner: r.owner,
+                rtype: r.rtype,
+                digest: r.digest,
+                rrsigs: r.rrsigs,
+            })
+            .collect(),
+        journal: z
+            .journal
+            .into_iter()
+            .map(|e| JournalRow {
+                from: e.from_serial,
+                to: e.to_serial,
+                removed: e.removed,
+                added: e.added,
+            })
+            .collect(),
+    }
 }
 
 /// Dynamic UPDATEs (RFC 2136) validated by the DNS crate, written to the store as the view's

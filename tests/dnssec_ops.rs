@@ -15,6 +15,8 @@ use common::{dig, Db, Instance};
 
 both_backends!(
     bind_secondary_follows_a_signed_update_by_ixfr,
+    ixfr_survives_a_restart,
+    two_nodes_serve_one_signed_zone,
     zsk_and_ksk_rollovers_validate_at_every_step
 );
 
@@ -69,19 +71,7 @@ async fn bind_secondary_follows_a_signed_update_by_ixfr(db: Db) {
         serial(named.addr()) == signed_serial
     });
 
-    let script = format!(
-        "server {} {}\nlocal {CLIENT}\nzone example.test\nupdate add h1.dyn.example.test 300 A 192.0.2.201\nsend\n",
-        dns.ip(),
-        dns.port()
-    );
-    let mut nsupdate = Command::new("nsupdate");
-    nsupdate.args(["-y", DDNS_KEY, "-t", "20"]);
-    let out = common::run_with_stdin(nsupdate, &script);
-    assert!(
-        out.status.success(),
-        "nsupdate: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    add_name(dns, "h1.dyn.example.test", "192.0.2.201");
     let updated = serial(dns);
     assert!(updated > signed_serial, "{updated} after {signed_serial}");
     let logs = || format!("named:\n{}\npostern:\n{}", named.log(), server.log());
@@ -106,21 +96,7 @@ async fn bind_secondary_follows_a_signed_update_by_ixfr(db: Db) {
     // BIND asked for IXFR and got the difference: fewer records than the first, full transfer.
     let log = named.log();
     assert!(log.contains("requesting IXFR"), "{log}");
-    let records = |serial: u32| -> usize {
-        log.lines()
-            .filter(|l| {
-                l.contains("Transfer completed") && l.contains(&format!("(serial {serial})"))
-            })
-            .find_map(|l| {
-                l.split(" messages, ")
-                    .nth(1)?
-                    .split(' ')
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or_else(|| panic!("transfer of {serial} in the log:\n{log}"))
-    };
+    let records = |serial: u32| transferred_records(&log, serial);
     assert!(
         records(updated) * 2 < records(signed_serial),
         "incremental: {} records, the full zone {}",
@@ -128,17 +104,218 @@ async fn bind_secondary_follows_a_signed_update_by_ixfr(db: Db) {
         records(signed_serial)
     );
     // The secondary's copy, after applying the difference, is a complete, valid signed zone.
-    let copy: String = dig(
-        named.addr(),
+    verify_zone(dir, "secondary.zone", &axfr(named.addr()));
+    assert!(server.stop().success());
+}
+
+/// Adds `owner A address` with `nsupdate` and the update key.
+fn add_name(dns: SocketAddr, owner: &str, address: &str) {
+    let script = format!(
+        "server {} {}\nlocal {CLIENT}\nzone example.test\nupdate add {owner} 300 A {address}\nsend\n",
+        dns.ip(),
+        dns.port()
+    );
+    let mut nsupdate = Command::new("nsupdate");
+    nsupdate.args(["-y", DDNS_KEY, "-t", "20"]);
+    let out = common::run_with_stdin(nsupdate, &script);
+    assert!(
+        out.status.success(),
+        "nsupdate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// How many records BIND's log says the transfer of `serial` carried.
+fn transferred_records(log: &str, serial: u32) -> usize {
+    log.lines()
+        .filter(|l| l.contains("Transfer completed") && l.contains(&format!("(serial {serial})")))
+        .find_map(|l| {
+            l.split(" messages, ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("transfer of {serial} in the log:\n{log}"))
+}
+
+/// The zone as `server` transfers it (AXFR), as zone-file lines.
+fn axfr(server: SocketAddr) -> String {
+    dig(
+        server,
         CLIENT,
         &["+noshort", "+noall", "+answer", "example.test", "AXFR"],
     )
     .into_iter()
     .filter(|l| !l.starts_with(';') && !l.is_empty())
     .map(|l| l + "\n")
-    .collect();
-    verify_zone(dir, "secondary.zone", &copy);
+    .collect()
+}
+
+/// The signatures and journal are in the store: after a restart Postern serves the same signed
+/// zone under the same serial, and the next change reaches the BIND secondary by IXFR (a
+/// difference BIND can apply exactly to the copy it holds), which still verifies.
+async fn ixfr_survives_a_restart(db: Db) {
+    let scratch = tempfile::tempdir().expect("tmp");
+    let dir = scratch.path();
+    let zones = dir.join("zones");
+    std::fs::create_dir_all(&zones).expect("zones");
+    let port = free_port();
+    let inst = Instance::new(db, &["dns"], &config(&zones, Some(port))).await;
+    inst.set_dns_port(free_port());
+    let server = inst.start();
+    let dns = server.addr("dns");
+    eventually("the zone to be signed", || {
+        dig(dns, CLIENT, &["example.test", "DNSKEY"]).len() == 1
+    });
+    let named = Secondary::start(&dir.join("named"), port, dns, "example.test");
+    let first = serial(dns);
+    eventually("the secondary to load the signed zone", || {
+        serial(named.addr()) == first
+    });
+    add_name(dns, "h1.dyn.example.test", "192.0.2.201");
+    let before_restart = serial(dns);
+    assert!(before_restart > first, "{before_restart} after {first}");
+    eventually("the secondary to transfer the first update", || {
+        serial(named.addr()) == before_restart
+    });
+    let signed_before = axfr(named.addr());
     assert!(server.stop().success());
+
+    let server = inst.start();
+    assert_eq!(server.addr("dns"), dns);
+    eventually("the restarted server to answer", || serial(dns) != 0);
+    assert_eq!(
+        serial(dns),
+        before_restart,
+        "the same signed zone under the same serial"
+    );
+    assert_eq!(
+        sorted(&axfr(dns)),
+        sorted(&signed_before),
+        "signatures reused"
+    );
+    add_name(dns, "h2.dyn.example.test", "192.0.2.202");
+    let after_restart = serial(dns);
+    assert!(after_restart > before_restart);
+    eventually(
+        "the secondary to transfer the update after the restart",
+        || serial(named.addr()) == after_restart,
+    );
+    assert_eq!(
+        dig(named.addr(), CLIENT, &["h2.dyn.example.test", "A"]),
+        ["192.0.2.202"]
+    );
+    let from = format!("from={before_restart}");
+    assert!(
+        server
+            .log()
+            .lines()
+            .any(|l| l.contains("incremental zone transfer") && l.contains(&from)),
+        "the restarted Postern sent an IXFR:\n{}",
+        server.log()
+    );
+    let log = named.log();
+    assert!(
+        transferred_records(&log, after_restart) * 2 < transferred_records(&log, first),
+        "incremental after the restart: {} records, the full zone {}",
+        transferred_records(&log, after_restart),
+        transferred_records(&log, first)
+    );
+    verify_zone(dir, "secondary.zone", &axfr(named.addr()));
+    assert!(server.stop().success());
+}
+
+/// What `server` answers to an IXFR from `from`, as zone-file lines.
+fn ixfr(server: SocketAddr, from: u32) -> String {
+    dig(
+        server,
+        CLIENT,
+        &[
+            "+noshort",
+            "+noall",
+            "+answer",
+            "example.test",
+            &format!("IXFR={from}"),
+        ],
+    )
+    .into_iter()
+    .filter(|l| !l.starts_with(';') && !l.is_empty())
+    .map(|l| l + "\n")
+    .collect()
+}
+
+/// Two Postern processes on one database (PostgreSQL: two nodes; SQLite: two processes on one
+/// file) serve the same signed zone: the second starts with the first's signatures, and of a
+/// change both sign, the version stored first is the one both serve, and both send the same
+/// IXFR; a BIND secondary of the first node gets the change by IXFR and verifies.
+async fn two_nodes_serve_one_signed_zone(db: Db) {
+    let scratch = tempfile::tempdir().expect("tmp");
+    let dir = scratch.path();
+    let zones = dir.join("zones");
+    std::fs::create_dir_all(&zones).expect("zones");
+    let port = free_port();
+    let node_a = Instance::new(db, &["dns"], &config(&zones, Some(port))).await;
+    let node_b = Instance::new(db, &["dns"], &config(&zones, None)).await;
+    let text = std::fs::read_to_string(&node_b.config).expect("config");
+    std::fs::write(&node_b.config, text.replace(&node_b.db.url, &node_a.db.url)).expect("config");
+    let server_a = node_a.start();
+    let a = server_a.addr("dns");
+    eventually("the first node to sign the zone", || {
+        dig(a, CLIENT, &["example.test", "DNSKEY"]).len() == 1
+    });
+    let first = serial(a);
+    let server_b = node_b.start();
+    let b = server_b.addr("dns");
+    eventually("the second node to serve the zone", || serial(b) != 0);
+    assert_eq!(serial(b), first);
+    eventually("both nodes to serve the same signed zone", || {
+        sorted(&axfr(a)) == sorted(&axfr(b))
+    });
+    let named = Secondary::start(&dir.join("named"), port, a, "example.test");
+    eventually("the secondary to load the signed zone", || {
+        serial(named.addr()) == first
+    });
+
+    // A change through the second node: both sign it, one version wins, both serve it.
+    add_name(b, "h1.dyn.example.test", "192.0.2.201");
+    let changed = serial(b);
+    assert!(changed > first);
+    eventually("the first node to serve the change", || {
+        serial(a) == changed
+    });
+    eventually("both nodes to serve the same signed version", || {
+        sorted(&axfr(a)) == sorted(&axfr(b))
+    });
+    eventually("both nodes to send the same IXFR", || {
+        let from_a = ixfr(a, first);
+        from_a.lines().count() > 2 && sorted(&from_a) == sorted(&ixfr(b, first))
+    });
+    eventually("the secondary to transfer the change", || {
+        serial(named.addr()) == changed
+    });
+    let from = format!("from={first}");
+    assert!(
+        server_a
+            .log()
+            .lines()
+            .any(|l| l.contains("incremental zone transfer") && l.contains(&from)),
+        "the first node sent an IXFR:\n{}",
+        server_a.log()
+    );
+    // Its copy is valid; it is the version that won only if it transferred after the first
+    // node adopted it (a node serves its own signing until its store write is refused).
+    verify_zone(dir, "secondary.zone", &axfr(named.addr()));
+    assert!(server_b.stop().success());
+    assert!(server_a.stop().success());
+}
+
+/// Zone-file lines, sorted.
+fn sorted(zone: &str) -> Vec<&str> {
+    let mut lines: Vec<&str> = zone.lines().collect();
+    lines.sort_unstable();
+    lines
 }
 
 /// Runs one rollover step and checks that the output names it.

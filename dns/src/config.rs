@@ -68,6 +68,20 @@ pub struct DnsConfig {
         skip_serializing_if = "is_default_max_transfers"
     )]
     pub max_transfers: usize,
+    /// Journal entries kept per signed zone and view for IXFR (RFC 1995), in memory and in the
+    /// store (Knot's `journal-max-depth`); an older serial gets the full zone.
+    #[serde(
+        default = "default_journal_max_changes",
+        skip_serializing_if = "is_default_journal_max_changes"
+    )]
+    pub journal_max_changes: usize,
+    /// Bytes of journal kept in the store per signed zone and view, oldest entries pruned
+    /// first (BIND's `max-journal-size`, Knot's `journal-max-usage`).
+    #[serde(
+        default = "default_journal_max_bytes",
+        skip_serializing_if = "is_default_journal_max_bytes"
+    )]
+    pub journal_max_bytes: u64,
     /// Named address match lists, usable by name in any other list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub acl: Vec<AclConfig>,
@@ -88,6 +102,8 @@ impl Default for DnsConfig {
             tcp_idle_timeout_secs: default_tcp_idle_timeout(),
             max_tcp_connections: default_max_tcp_connections(),
             max_transfers: default_max_transfers(),
+            journal_max_changes: default_journal_max_changes(),
+            journal_max_bytes: default_journal_max_bytes(),
             acl: Vec::new(),
             tsig_key: Vec::new(),
             view: Vec::new(),
@@ -243,6 +259,22 @@ fn default_max_tcp_connections() -> usize {
 
 fn is_default_max_tcp_connections(v: &usize) -> bool {
     *v == default_max_tcp_connections()
+}
+
+fn default_journal_max_changes() -> usize {
+    100
+}
+
+fn is_default_journal_max_changes(v: &usize) -> bool {
+    *v == default_journal_max_changes()
+}
+
+fn default_journal_max_bytes() -> u64 {
+    32 << 20
+}
+
+fn is_default_journal_max_bytes(v: &u64) -> bool {
+    *v == default_journal_max_bytes()
 }
 
 fn default_max_transfers() -> usize {

@@ -41,6 +41,7 @@ pub use journal::JournalEntry;
 pub use managed::{ManagedRecord, ServedRecord};
 pub use serial::{ServedSerial, ZoneSerial};
 pub use server::{DnsServer, Seed, SerialListener};
+pub use state::Changes;
 pub use stats::{describe_metrics, DnsCounters, DnsStats};
 pub use update::{RrsetChange, UpdateHandler, ZoneUpdate};
 pub use validate::{validate_managed, view_zones};

@@ -13,7 +13,7 @@ use hickory_proto::rr::{LowerName, Name, RecordType};
 
 use crate::config::ZoneConfig;
 use crate::dnssec::{
-    prepare_signing, sign_zone, Previous, SignedZone, ZoneKey, SIGNING_APEX_TYPES,
+    prepare_signing, sign_zone, Basis, Previous, SignedZone, Stored, ZoneKey, SIGNING_APEX_TYPES,
 };
 use crate::managed::{merge, ManagedRecord};
 use crate::server::unix_now;
@@ -117,7 +117,9 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
             .1
             .as_ref()
             .is_some_and(|s| s.renewal_due(unix_now()));
-        if same && !renewing {
+        // Signatures stored by another node are adopted by signing again.
+        let adopting = inputs.stored_signed.contains_key(&key);
+        if same && !renewing && !adopting {
             return Load {
                 loaded: Some(built.loaded.clone()),
                 report: built.report.clone(),
@@ -176,9 +178,14 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
     };
     // The DNSKEY, CDS and CDNSKEY records count in the content digest: a key change is a
     // new serial. Renewed signatures are new content too: a new serial, so secondaries pick
-    // them up.
+    // them up; so are signatures made anew at start when the store kept none (a new store, a
+    // restored backup).
+    let stored = inputs.stored_signed.remove(&key).map(Stored::parse);
     let renewing = signing.is_some()
-        && previous(inputs, &key).is_some_and(|p| p.signed.renewal_due(unix_now()));
+        && match previous(inputs, &key) {
+            Some(p) => p.signed.renewal_due(unix_now()),
+            None => stored.as_ref().is_none_or(|s| s.renewal_due(unix_now())),
+        };
     let choice = inputs.serials.choose(view, origin, &records, renewing);
     let (zone, problems) = Zone::build(origin, records, choice.offset);
     report.problems.extend(problems);
@@ -188,12 +195,33 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
     inputs.serials.served(view, origin, choice);
     report.serial = Some(zone.serial());
     report.records = zone.record_count();
+    let signing_started = Instant::now();
     let signed = match signing {
         None => None,
-        Some(signing) => match sign_zone(&zone, &signing, previous(inputs, &key), unix_now()) {
-            Ok(signed) => Some(Arc::new(signed)),
-            Err(e) => return error(report, e.to_string()),
-        },
+        Some(signing) => {
+            let basis = Basis {
+                previous: previous(inputs, &key),
+                stored: stored.as_ref(),
+                max_changes: inputs.config.journal_max_changes,
+                changes: inputs.keep_signed,
+            };
+            match sign_zone(&zone, &signing, basis, unix_now()) {
+                Ok((signed, delta)) => {
+                    // Adopting another node's version of the same records changes nothing to store.
+                    let adopted = stored.is_some() && previous(inputs, &key).is_some();
+                    if inputs.keep_signed && !delta.is_empty() && !adopted {
+                        match delta.into_change(view, origin, zone.serial(), &signed) {
+                            Ok(change) => inputs.signed_changes.push(change),
+                            Err(e) => {
+                                tracing::error!(view, zone = %origin, "signed zone not stored: {e}")
+                            }
+                        }
+                    }
+                    Some(Arc::new(signed))
+                }
+                Err(e) => return error(report, e.to_string()),
+            }
+        }
     };
     let loaded = (Arc::new(zone), signed);
     for p in &report.problems {
@@ -206,6 +234,7 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
         bytes = loaded.0.data_size(),
         serial = report.serial,
         ms = started.elapsed().as_millis(),
+        sign_ms = signing_started.elapsed().as_millis(),
         "zone built"
     );
     metrics::counter!("postern_dns_zone_builds_total", "view" => view.to_owned(), "zone" => origin.to_string())

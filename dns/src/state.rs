@@ -11,7 +11,7 @@ use hickory_proto::rr::{LowerName, Name};
 
 use crate::acl::{Acl, AclCompiler, LocalAddrs, Who};
 use crate::config::{DnsConfig, ZoneConfig};
-use crate::dnssec::{SignedZone, ZoneKey};
+use crate::dnssec::{SignedChange, SignedZone, StoredSigned, ZoneKey};
 use crate::error::DnsError;
 use crate::journal::{differences, Difference, JournalEntry};
 pub use crate::load::FileRrsets;
@@ -175,6 +175,12 @@ pub struct Inputs {
     pub(crate) built: HashMap<(String, LowerName), Built>,
     /// What each zone served last ([`crate::serial`]).
     pub(crate) serials: SerialBook,
+    /// What the store kept of each signed zone by (view, origin), until its first signing.
+    pub(crate) stored_signed: HashMap<(String, LowerName), StoredSigned>,
+    /// What signings changed since [`Inputs::take_changes`], for the store.
+    pub(crate) signed_changes: Vec<SignedChange>,
+    /// Whether signings record their changes in `signed_changes` (a store keeps them).
+    pub(crate) keep_signed: bool,
 }
 
 impl Inputs {
@@ -188,6 +194,9 @@ impl Inputs {
             dnssec_keys: HashMap::new(),
             built: HashMap::new(),
             serials: SerialBook::default(),
+            stored_signed: HashMap::new(),
+            signed_changes: Vec::new(),
+            keep_signed: false,
         }
     }
 
@@ -197,9 +206,23 @@ impl Inputs {
         self.serials.remember(serials);
     }
 
-    /// The served serials that changed in builds since the last call.
-    pub fn take_changed_serials(&mut self) -> Vec<ZoneSerial> {
-        self.serials.take_changed()
+    /// Remembers what the store kept of signed zones (signatures and journals), for their
+    /// first signing in this process.
+    pub fn remember_signed(&mut self, stored: Vec<StoredSigned>) {
+        for s in stored {
+            if let Ok(origin) = Name::from_ascii(&s.zone) {
+                self.stored_signed
+                    .insert((s.view.clone(), LowerName::new(&origin)), s);
+            }
+        }
+    }
+
+    /// The served serials and signed zones that changed in builds since the last call.
+    pub fn take_changes(&mut self) -> Changes {
+        Changes {
+            serials: self.serials.take_changed(),
+            signed: std::mem::take(&mut self.signed_changes),
+        }
     }
 
     /// The zones directory, resolved.
@@ -214,6 +237,23 @@ impl Inputs {
             .flat_map(Built::files)
             .map(PathBuf::from)
             .collect()
+    }
+}
+
+/// What builds changed that the store keeps: served serials, and signed zones' signatures and
+/// journals.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Served serials that changed.
+    pub serials: Vec<ZoneSerial>,
+    /// Signings.
+    pub signed: Vec<SignedChange>,
+}
+
+impl Changes {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.serials.is_empty() && self.signed.is_empty()
     }
 }
 

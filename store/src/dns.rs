@@ -1,5 +1,5 @@
-//! DNS records managed from the admin UI, per view. The DNS server merges them into the view's zones
-//! and adds the view's generation counter to the zone serial, so every change bumps the serial.
+//! DNS records managed from the admin UI, per view. The DNS server merges them into the view's zones;
+//! a change of content moves the served serial (`dns_zone_serials`).
 
 use crate::changes::Change;
 use crate::db::{get, Store};
@@ -60,8 +60,8 @@ const JOURNAL_KEEP: i64 = 200;
 
 impl Store {
     /// Replaces whole RRsets of a view in one transaction (an RFC 2136 update is atomic,
-    /// §3.4), records the change in the zone's journal, and bumps the view's generation, so
-    /// the served serial moves and secondaries are notified. Unlike [`Store::add_dns_record`]
+    /// §3.4) and records the change in the zone's journal; the change bus tells the DNS
+    /// servers, which serve it under a new serial and notify secondaries. Unlike [`Store::add_dns_record`]
     /// any type is accepted: the DNS crate has parsed and checked the records and the key's
     /// permissions.
     pub async fn replace_dns_rrsets(
@@ -125,7 +125,6 @@ impl Store {
         .bind(JOURNAL_KEEP)
         .execute(&mut *tx)
         .await?;
-        bump_generation(&mut tx, view).await?;
         self.commit(
             tx,
             vec![Change::Dns {
@@ -180,7 +179,6 @@ impl Store {
         .await
         .map_err(unique_as_exists(format!("{name} {rtype} {data} in view {view}")))?;
         let id = get(&row, "id")?;
-        bump_generation(&mut tx, view).await?;
         self.commit(
             tx,
             vec![Change::Dns {
@@ -211,7 +209,6 @@ impl Store {
             .map_err(unique_as_exists(format!("record {}", data.trim())))?
             .ok_or_else(|| StoreError::NotFound(format!("DNS record {id}")))?;
         let record = record_from_row(&row)?;
-        bump_generation(&mut tx, &record.view).await?;
         self.commit(
             tx,
             vec![Change::Dns {
@@ -231,7 +228,6 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("DNS record {id}")))?;
         let view: String = get(&row, "view")?;
-        bump_generation(&mut tx, &view).await?;
         self.commit(tx, vec![Change::Dns { view }]).await
     }
 
@@ -266,17 +262,6 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(record_from_row).collect()
-    }
-
-    /// How many times the view's managed records, or the hosted mail domains and their keys (which
-    /// every view publishes), changed; 0 if never. The DNS adds it to zone serials.
-    pub async fn dns_generation(&self, view: &str) -> Result<u32> {
-        let row = sqlx::query("SELECT CAST(COALESCE(SUM(generation), 0) AS BIGINT) AS g FROM dns_generations WHERE view = $1 OR view = $2")
-            .bind(view)
-            .bind(MAIL_GENERATION)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(get::<i64>(&row, "g")? as u32)
     }
 }
 
@@ -327,26 +312,5 @@ fn check_ttl_and_data(ttl: i64, data: &str) -> Result<()> {
     if data.trim().is_empty() {
         return Err(StoreError::invalid("record data", "must not be empty"));
     }
-    Ok(())
-}
-
-/// The generation row counting changes to mail domains and DKIM keys, which all views publish.
-const MAIL_GENERATION: &str = "*";
-
-/// Counts a change of the synthesised mail records (a domain or DKIM key added or removed).
-pub(crate) async fn bump_mail_generation(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-) -> Result<()> {
-    bump_generation(tx, MAIL_GENERATION).await
-}
-
-async fn bump_generation(tx: &mut sqlx::Transaction<'static, sqlx::Any>, view: &str) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO dns_generations (view, generation) VALUES ($1, 1) \
-         ON CONFLICT (view) DO UPDATE SET generation = dns_generations.generation + 1",
-    )
-    .bind(view)
-    .execute(&mut **tx)
-    .await?;
     Ok(())
 }

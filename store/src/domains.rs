@@ -31,7 +31,6 @@ impl Store {
         let id = get(&row, "id")?;
         crate::mail_auth::insert_pair(&mut tx, id, keys, crate::mail_auth::DkimState::Active)
             .await?;
-        crate::dns::bump_mail_generation(&mut tx).await?;
         self.commit(tx, vec![Change::MailDomains]).await?;
         Ok(Domain { id, name })
     }
@@ -81,7 +80,6 @@ impl Store {
             return Err(StoreError::NotFound(format!("domain {name}")));
         }
         crate::blobs::delete_unreferenced_blobs(&mut tx, self.backend).await?;
-        crate::dns::bump_mail_generation(&mut tx).await?;
         self.commit(tx, vec![Change::MailDomains]).await
     }
 }

@@ -17,6 +17,7 @@ mod db;
 mod delivery;
 mod dns;
 mod dns_serials;
+mod dns_signed;
 mod dnssec;
 mod domains;
 mod envelope_address;
@@ -55,6 +56,9 @@ pub use db::{Backend, Store};
 pub use delivery::{Accepted, DeliveryOutcome, Incoming, LocalCopy, NewMessage};
 pub use dns::{DnsJournal, DnsRecord, DnsRrset, MANAGED_TYPES};
 pub use dns_serials::{ZoneSerial, ZoneSerialRow};
+pub use dns_signed::{
+    DnsSignatureRow, DnsSignedChange, DnsSignedEntry, DnsSignedZone, JournalLimits,
+};
 pub use dnssec::{DnssecKey, DnssecKeyState, DnssecRole};
 pub use domains::Domain;
 pub use error::{Result, StoreError};

@@ -319,7 +319,6 @@ impl Store {
                 .await?;
             }
         }
-        crate::dns::bump_mail_generation(&mut tx).await?;
         self.commit(tx, vec![Change::MailDomains]).await?;
         Ok(has_next)
     }
@@ -372,7 +371,6 @@ impl Store {
         .bind(unix_now())
         .execute(&mut *tx)
         .await?;
-        crate::dns::bump_mail_generation(&mut tx).await?;
         self.commit(tx, vec![Change::MailDomains]).await?;
         Ok(true)
     }
@@ -385,7 +383,6 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let changes = if done.rows_affected() > 0 {
-            crate::dns::bump_mail_generation(&mut tx).await?;
             vec![Change::MailDomains]
         } else {
             vec![]

@@ -61,12 +61,13 @@ async fn new_domain_has_signing_keys(db: &TestDb) {
         .unwrap()
         .unwrap();
     assert_eq!(change, Change::MailDomains);
-    // Every view's serial moves when a domain's published records change.
-    let before = store.dns_generation("external").await.unwrap();
-    assert!(before >= 1);
+    // Every view's records move when a domain's published records change: the bus says so.
     store.rotate_dkim("example.test").await.unwrap();
-    assert_eq!(store.dns_generation("external").await.unwrap(), before + 1);
-    assert_eq!(store.dns_generation("internal").await.unwrap(), before + 1);
+    let change = tokio::time::timeout(std::time::Duration::from_secs(10), changes.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(change, Change::MailDomains);
     // Keys go with their domain.
     store.remove_domain("example.test").await.unwrap();
     assert!(store.dkim_keys("example.test").await.unwrap().is_empty());

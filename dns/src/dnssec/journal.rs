@@ -1,8 +1,7 @@
 //! The journal of a signed zone: what changed between the signed versions served, data,
 //! RRSIG and NSEC3 records together, so that IXFR (RFC 1995 §4) sends a secondary exactly
 //! the difference and its copy stays valid (RFC 4035 §2). Kept in memory beside the
-//! signatures; after a restart the journal starts empty and IXFR falls back to a full
-//! transfer.
+//! signatures, and in the store ([`super::persist`]) so that it outlives a restart.
 
 use std::sync::Arc;
 
@@ -13,23 +12,38 @@ use crate::journal::Difference;
 use crate::transfer::serial_lt;
 use crate::zone::Zone;
 
-/// The journal of the new signed version: the previous journal with the difference from the
-/// previous version appended (unchanged when the serial is), oldest entries dropped while the
-/// journal holds more records than the zone (a bigger difference is better sent in full).
+/// The journal of the new signed version and its new entry: the previous journal with the
+/// difference from the previous version appended (unchanged when the serial is), [`bounded`].
 pub(crate) fn next_journal(
     previous: Previous<'_>,
     zone: &Zone,
     signed: &SignedZone,
-) -> Vec<Arc<Difference>> {
+    max_changes: usize,
+) -> (Vec<Arc<Difference>>, Option<Arc<Difference>>) {
     let (from, to) = (previous.zone.serial(), zone.serial());
     if from == to {
-        return previous.signed.journal().to_vec();
+        return (previous.signed.journal().to_vec(), None);
     }
     if !serial_lt(from, to) {
-        return Vec::new();
+        return (Vec::new(), None);
     }
     let mut journal = previous.signed.journal().to_vec();
-    journal.push(Arc::new(difference(previous, zone, signed)));
+    let entry = Arc::new(difference(previous, zone, signed));
+    journal.push(entry.clone());
+    (bounded(journal, zone, signed, max_changes), Some(entry))
+}
+
+/// The last `max_changes` entries of `journal` (all when 0), oldest dropped while the journal
+/// holds more records than the signed zone (a bigger difference is better sent in full).
+pub(crate) fn bounded(
+    mut journal: Vec<Arc<Difference>>,
+    zone: &Zone,
+    signed: &SignedZone,
+    max_changes: usize,
+) -> Vec<Arc<Difference>> {
+    if max_changes > 0 && journal.len() > max_changes {
+        journal.drain(..journal.len() - max_changes);
+    }
     let limit = zone.record_count() + signed.record_count();
     let mut size: usize = journal.iter().map(|d| entry_size(d)).sum();
     while size > limit && !journal.is_empty() {

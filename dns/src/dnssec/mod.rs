@@ -7,13 +7,17 @@ mod answer;
 mod journal;
 mod keys;
 mod nsec3;
+mod persist;
 mod sign;
 
 pub use answer::add_dnssec;
 pub use keys::{
     generate, KeyRole, KeyState, ZoneKey, ZoneKeys, ECDSAP256SHA256, ED25519, SIGNATURE_VALIDITY,
 };
-pub use sign::{sign_zone, Previous, SignedZone};
+pub use persist::{
+    decode, encode, Delta, JournalRow, SignatureRow, SignedChange, Stored, StoredSigned, Upsert,
+};
+pub use sign::{sign_zone, Basis, Previous, SignedZone};
 
 use std::sync::Arc;
 

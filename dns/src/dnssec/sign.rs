@@ -4,15 +4,17 @@
 //! half of their validity is left (RFC 6781 §4.4.2), so a reload or an UPDATE re-signs only
 //! what changed, and nothing is stored twice. New signatures are made on every core.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use hickory_proto::dnssec::rdata::{DNSSECRData, SigInput, RRSIG};
 use hickory_proto::dnssec::TBS;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, SerialNumber};
 
-use super::journal::next_journal;
+use super::journal::{bounded, next_journal};
 use super::keys::{Signer, ZoneKeys, SIGNATURE_VALIDITY};
 use super::nsec3::{Chain, Hash};
+use super::persist::{rrset_digest, Delta, Stored, Upsert};
 use crate::error::DnsError;
 use crate::journal::Difference;
 use crate::zone::{key_name, rdata_wire, NameKey, NameMap, Node, RrSet, Zone};
@@ -69,6 +71,33 @@ impl SignedZone {
         self.sigs
             .iter()
             .flat_map(|(key, node)| node.rrsets().map(move |set| (key_name(key), set)))
+    }
+
+    /// Every signed RRset: wire owner name and type covered.
+    fn sig_keys(&self) -> impl Iterator<Item = (&[u8], RecordType)> {
+        self.sigs
+            .iter()
+            .flat_map(|(key, node)| node.rrsets().map(move |set| (&key[..], set.rtype)))
+    }
+
+    /// The signatures over the RRset `owner`/`rtype` (or over NSEC3 link `link`) in stored
+    /// form ([`super::SignatureRow::rrsigs`]).
+    pub(crate) fn stored_sigs(
+        &self,
+        owner: &[u8],
+        rtype: RecordType,
+        link: Option<usize>,
+    ) -> Vec<u8> {
+        let set = match link {
+            Some(i) => self.chain.sigs(i),
+            None => self.sigs.get(owner).and_then(|n| n.get(rtype)),
+        };
+        set.map_or_else(Vec::new, |s| s.wire().to_vec())
+    }
+
+    /// Whether the RRset with wire owner name `owner` and type `rtype` is signed.
+    fn signs_key(&self, owner: &[u8], rtype: RecordType) -> bool {
+        self.sigs.get(owner).is_some_and(|n| n.get(rtype).is_some())
     }
 
     /// The RRSIGs over `owner`/`rtype` in `other` are the same as in `self`.
@@ -153,14 +182,31 @@ impl<'a> Previous<'a> {
     }
 }
 
-/// Signs `zone` with `keys` at time `now` (Unix seconds), reusing the fresh signatures of
-/// `previous`; the missing ones are made on every core.
+/// What a signing starts from: the previous signed version in memory or, after a restart, what
+/// the store kept of it; and how many journal entries to keep.
+#[derive(Clone, Copy, Default)]
+pub struct Basis<'a> {
+    /// The previous signed version, in this process.
+    pub previous: Option<Previous<'a>>,
+    /// The signatures and journal kept in the store: preferred over the previous version's
+    /// where they cover the same records (another node's version is adopted).
+    pub stored: Option<&'a Stored>,
+    /// Journal entries kept at most (0: no limit but the zone's size).
+    pub max_changes: usize,
+    /// Whether to work out the signatures made and dropped, for the store ([`Delta`]).
+    pub changes: bool,
+}
+
+/// Signs `zone` with `keys` at time `now` (Unix seconds), reusing the fresh signatures of the
+/// previous version (or the stored ones covering the same records); the missing ones are made
+/// on every core. Returns the signed zone and what changed since the basis, for the store.
 pub fn sign_zone(
     zone: &Zone,
     keys: &ZoneKeys,
-    previous: Option<Previous<'_>>,
+    basis: Basis<'_>,
     now: u64,
-) -> Result<SignedZone, DnsError> {
+) -> Result<(SignedZone, Delta), DnsError> {
+    let previous = basis.previous;
     let mut chain = Chain::build(zone)?;
     let link_sets = signing_jobs_of_chain(&chain);
     let mut jobs = Vec::new();
@@ -184,9 +230,17 @@ pub fn sign_zone(
     let renew_after = now + SIGNATURE_VALIDITY.as_secs() / 2;
     let mut sigs: Vec<Vec<Option<Box<[u8]>>>> = Vec::with_capacity(jobs.len());
     let mut missing = Vec::new();
+    // Per job: whether its signatures are the basis's ones, unchanged.
+    let mut kept = Vec::with_capacity(jobs.len());
     for (j, job) in jobs.iter().enumerate() {
-        let old = previous.map_or_else(Vec::new, |p| p.sigs(job));
-        let mut slots = vec![None; keys.signers.len()];
+        let stored = basis.stored.map_or_else(Vec::new, |stored| {
+            stored.sigs(NameKey::new(&job.owner).as_bytes(), job.set)
+        });
+        let old = match previous {
+            Some(p) if stored.is_empty() => p.sigs(job),
+            _ => stored,
+        };
+        let mut slots: Vec<Option<Box<[u8]>>> = vec![None; keys.signers.len()];
         for (k, signer) in keys.signers.iter().enumerate() {
             if !signs(job, signer) {
                 continue;
@@ -201,6 +255,9 @@ pub fn sign_zone(
                 None => missing.push(Missing { job: j, signer: k }),
             }
         }
+        let made = missing.last().is_some_and(|m: &Missing| m.job == j);
+        let reused = slots.iter().flatten().map(|sig| &**sig);
+        kept.push(!basis.changes || (!made && reused.eq(old.iter().copied())));
         sigs.push(slots);
     }
 
@@ -240,9 +297,13 @@ pub fn sign_zone(
 
     // The signatures of one owner's RRsets are made by consecutive jobs: one node per owner.
     let mut signed = SignedZone::default();
+    let mut delta = Delta::default();
     let mut by_link = Vec::new();
     let mut owner: Option<(&Name, Vec<WireSet<'_>>)> = None;
-    for (job, slots) in jobs.iter().zip(&sigs) {
+    for ((job, slots), kept) in jobs.iter().zip(&sigs).zip(kept) {
+        if !kept {
+            delta.upserts.push(upsert(job));
+        }
         let records: Vec<&[u8]> = slots.iter().flatten().map(|sig| &sig[..]).collect();
         match &job.slot {
             Slot::RrSet(rtype) => {
@@ -262,10 +323,95 @@ pub fn sign_zone(
         chain.set_sigs(i, records)?;
     }
     signed.chain = chain;
-    if let Some(previous) = previous {
-        signed.journal = next_journal(previous, zone, &signed);
+    if basis.changes {
+        delta.deletes = dropped(&basis, &signed);
     }
-    Ok(signed)
+    match (previous, basis.stored) {
+        (Some(previous), _) => {
+            let (journal, entry) = next_journal(previous, zone, &signed, basis.max_changes);
+            signed.journal = journal;
+            delta.entry = entry;
+        }
+        (None, Some(stored)) => {
+            signed.journal = bounded(stored.journal().to_vec(), zone, &signed, basis.max_changes);
+        }
+        (None, None) => {}
+    }
+    if let (Some(_), Some(stored)) = (previous, basis.stored) {
+        adopt_entries(&mut signed.journal, stored.journal());
+    }
+    Ok((signed, delta))
+}
+
+/// The RRset of a job whose signatures changed, for the store.
+fn upsert(job: &Job<'_>) -> Upsert {
+    let owner: Box<[u8]> = NameKey::new(&job.owner).as_bytes().into();
+    Upsert {
+        digest: rrset_digest(&owner, job.set),
+        owner,
+        rtype: job.set.rtype,
+        link: match job.slot {
+            Slot::Link(i, _) => Some(i),
+            Slot::RrSet(_) => None,
+        },
+    }
+}
+
+/// Replaces the entries of `journal` by the stored ones of the same step.
+fn adopt_entries(journal: &mut [Arc<Difference>], stored: &[Arc<Difference>]) {
+    for entry in journal.iter_mut() {
+        if let Some(theirs) = stored
+            .iter()
+            .find(|s| (s.from, s.to) == (entry.from, entry.to))
+        {
+            *entry = theirs.clone();
+        }
+    }
+}
+
+/// The RRsets (and NSEC3 records) the basis had signatures for and `signed` has not: wire
+/// owner name and type.
+fn dropped(basis: &Basis<'_>, signed: &SignedZone) -> Vec<(Box<[u8]>, RecordType)> {
+    let mut out: Vec<(Box<[u8]>, RecordType)> = Vec::new();
+    match (basis.previous, basis.stored) {
+        (Some(previous), _) => {
+            out.extend(
+                previous
+                    .signed
+                    .sig_keys()
+                    .filter(|(owner, rtype)| !signed.signs_key(owner, *rtype))
+                    .map(|(owner, rtype)| (owner.into(), rtype)),
+            );
+            // NSEC3 records whose hash is no longer in the chain.
+            let before = &previous.signed.chain;
+            for (j, hash) in before.hashes().iter().enumerate() {
+                if signed.chain.index(hash).is_none() {
+                    if let Some(owner) = before.owner(j) {
+                        out.push((NameKey::new(&owner).as_bytes().into(), RecordType::NSEC3));
+                    }
+                }
+            }
+        }
+        (None, Some(stored)) => {
+            let links: HashSet<Box<[u8]>> = (0..signed.chain.len())
+                .filter_map(|i| Some(NameKey::new(&signed.chain.owner(i)?).as_bytes().into()))
+                .collect();
+            out.extend(
+                stored
+                    .keys()
+                    .filter(|(owner, rtype)| {
+                        if *rtype == RecordType::NSEC3 {
+                            !links.contains(*owner)
+                        } else {
+                            !signed.signs_key(owner, *rtype)
+                        }
+                    })
+                    .map(|(owner, rtype)| (owner.into(), rtype)),
+            );
+        }
+        (None, None) => {}
+    }
+    out
 }
 
 /// One signing job per link of the NSEC3 chain.
@@ -312,7 +458,7 @@ fn algorithm(sig: &[u8]) -> Option<u8> {
 }
 
 /// The signature expiration of an RRSIG in wire form (RFC 4034 §3.1).
-fn expiration(sig: &[u8]) -> Option<u32> {
+pub(crate) fn expiration(sig: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(sig.get(8..12)?.try_into().ok()?))
 }
 

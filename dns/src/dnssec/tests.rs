@@ -9,7 +9,7 @@ use hickory_proto::dnssec::Verifier;
 use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 
-use super::{generate, KeyRole, KeyState, ZoneKey, ECDSAP256SHA256, ED25519};
+use super::{generate, Basis, KeyRole, KeyState, ZoneKey, ECDSAP256SHA256, ED25519};
 use crate::config::DnsConfig;
 use crate::engine::{respond, Request, Transport};
 use crate::state::{build, Inputs, OnZoneError, ServingState};
@@ -215,7 +215,11 @@ fn signatures_are_cached_until_half_their_validity() {
     let keys = super::ZoneKeys::new(keys).expect("keys");
     let www = LowerName::from(name("www.t.test."));
     let t0 = 1_800_000_000;
-    let fresh = super::sign_zone(&zone, &keys, None, t0).expect("signs");
+    let (fresh, delta) = super::sign_zone(&zone, &keys, Basis::default(), t0).expect("signs");
+    assert!(
+        delta.is_empty(),
+        "no store, no changes worked out: {delta:?}"
+    );
     assert!(!fresh.renewal_due(t0 + 6 * 86400), "nothing to renew yet");
     assert!(
         fresh.renewal_due(t0 + 8 * 86400),
@@ -227,7 +231,11 @@ fn signatures_are_cached_until_half_their_validity() {
             zone: &zone,
             signed,
         });
-        let signed = super::sign_zone(&zone, &keys, previous, now).expect("signs");
+        let basis = Basis {
+            previous,
+            ..Basis::default()
+        };
+        let (signed, _) = super::sign_zone(&zone, &keys, basis, now).expect("signs");
         let sigs = signed.sigs(&www, RecordType::A, &www);
         last = Some(signed);
         sigs
@@ -339,20 +347,22 @@ fn signed_records(zone: &crate::zone::Zone, signed: &super::SignedZone) -> Vec<S
     out
 }
 
+/// The zone `t.test.` of `text`, built.
+fn build_zone(text: &str) -> crate::zone::Zone {
+    let origin = name("t.test.");
+    let parsed = crate::zone::parse::parse_text(text, "t", &origin).expect("parses");
+    crate::zone::Zone::build(&origin, parsed.records, 0)
+        .0
+        .expect("zone")
+}
+
 #[test]
 fn journal_holds_the_signed_difference() {
-    let origin = name("t.test.");
-    let build_zone = |text: &str| {
-        let parsed = crate::zone::parse::parse_text(text, "t", &origin).expect("parses");
-        crate::zone::Zone::build(&origin, parsed.records, 0)
-            .0
-            .expect("zone")
-    };
     let keys =
         super::ZoneKeys::new(vec![key(ED25519, KeyRole::Csk, KeyState::Active)]).expect("keys");
     let t0 = 1_800_000_000;
     let v1 = build_zone(ZONE);
-    let s1 = super::sign_zone(&v1, &keys, None, t0).expect("signs");
+    let (s1, _) = super::sign_zone(&v1, &keys, Basis::default(), t0).expect("signs");
     assert!(s1.journal().is_empty());
     let changed = ZONE
         .replace("SOA ns h 1 ", "SOA ns h 2 ")
@@ -362,7 +372,7 @@ fn journal_holds_the_signed_difference() {
         zone: &v1,
         signed: &s1,
     };
-    let s2 = super::sign_zone(&v2, &keys, Some(previous), t0 + 60).expect("signs");
+    let (s2, _) = super::sign_zone(&v2, &keys, after(previous), t0 + 60).expect("signs");
     let [d] = s2.journal() else {
         panic!("one difference: {}", s2.journal().len());
     };
@@ -385,10 +395,10 @@ fn journal_holds_the_signed_difference() {
     applied.sort();
     assert_eq!(applied, signed_records(&v2, &s2));
 
-    let s3 = super::sign_zone(
+    let (s3, _) = super::sign_zone(
         &v2,
         &keys,
-        Some(super::Previous {
+        after(super::Previous {
             zone: &v2,
             signed: &s2,
         }),
@@ -396,4 +406,107 @@ fn journal_holds_the_signed_difference() {
     )
     .expect("signs");
     assert_eq!(s3.journal().len(), 1, "same serial: the journal is kept");
+}
+
+/// Signing after `previous`, without a journal limit, working out the changes for a store.
+fn after(previous: super::Previous<'_>) -> Basis<'_> {
+    Basis {
+        previous: Some(previous),
+        changes: true,
+        ..Basis::default()
+    }
+}
+
+/// The store's copy after applying `change` to `stored` (what the binary's writer does).
+fn apply(stored: &mut super::StoredSigned, change: super::SignedChange) {
+    let gone: Vec<(String, u16)> = change
+        .upserts
+        .iter()
+        .map(|r| (r.owner.clone(), r.rtype))
+        .chain(change.deletes)
+        .collect();
+    stored
+        .signatures
+        .retain(|r| !gone.contains(&(r.owner.clone(), r.rtype)));
+    stored.signatures.extend(change.upserts);
+    stored.journal.extend(change.entry);
+}
+
+/// A restart signs from what the store kept: the same signatures (so the secondaries' copy is
+/// the served one), the journal of the run before, and nothing new to store.
+#[test]
+fn stored_signatures_and_journal_survive_a_restart() {
+    let origin = name("t.test.");
+    // ECDSA signatures differ every time they are made: only reuse gives the same ones.
+    let keys = super::ZoneKeys::new(vec![key(ECDSAP256SHA256, KeyRole::Csk, KeyState::Active)])
+        .expect("keys");
+    let t0 = 1_800_000_000;
+    let mut stored = super::StoredSigned::default();
+    let v1 = build_zone(ZONE);
+    let kept = Basis {
+        changes: true,
+        ..Basis::default()
+    };
+    let (s1, delta) = super::sign_zone(&v1, &keys, kept, t0).expect("signs");
+    let first = delta.into_change("main", &origin, 1, &s1).expect("encodes");
+    assert!(first.entry.is_none() && first.deletes.is_empty());
+    let signed_sets = s1.all_sigs().count() + s1.chain.len();
+    assert_eq!(
+        first.upserts.len(),
+        signed_sets,
+        "every RRset and NSEC3 record"
+    );
+    apply(&mut stored, first);
+    let changed = ZONE
+        .replace("SOA ns h 1 ", "SOA ns h 2 ")
+        .replace("www A 192.0.2.80", "www A 192.0.2.81\nnew A 192.0.2.99");
+    let v2 = build_zone(&changed);
+    let (s2, delta) = super::sign_zone(
+        &v2,
+        &keys,
+        after(super::Previous {
+            zone: &v1,
+            signed: &s1,
+        }),
+        t0 + 60,
+    )
+    .expect("signs");
+    let change = delta.into_change("main", &origin, 1, &s2).expect("encodes");
+    assert!(
+        change.upserts.len() < 10,
+        "only the changed RRsets and NSEC3 records: {}",
+        change.upserts.len()
+    );
+    apply(&mut stored, change);
+
+    // The restart: nothing in memory, the store's rows parsed back.
+    let parsed = super::Stored::parse(stored.clone());
+    assert!(!parsed.renewal_due(t0 + 120));
+    let basis = Basis {
+        stored: Some(&parsed),
+        ..kept
+    };
+    let (again, delta) = super::sign_zone(&v2, &keys, basis, t0 + 120).expect("signs");
+    assert_eq!(signed_records(&v2, &again), signed_records(&v2, &s2));
+    assert!(delta.is_empty(), "{delta:?}");
+    let [d] = again.journal() else {
+        panic!("the stored entry: {}", again.journal().len());
+    };
+    assert_eq!((d.from, d.to), (1, 2));
+    let text = |r: &Record| format!("{r} ttl={}", r.ttl);
+    let mut applied = signed_records(&v1, &s1);
+    let removed: Vec<String> = d.removed.iter().map(text).collect();
+    applied.retain(|r| !removed.contains(r));
+    applied.extend(d.added.iter().map(text));
+    applied.sort();
+    assert_eq!(applied, signed_records(&v2, &again));
+
+    // A name removed while stopped: its signatures and NSEC3 record are deleted from the store.
+    let v3 = build_zone(&changed.replace("new A 192.0.2.99", ""));
+    let (_, delta) = super::sign_zone(&v3, &keys, basis, t0 + 180).expect("signs");
+    let deleted: Vec<RecordType> = delta.deletes.iter().map(|(_, t)| *t).collect();
+    assert!(
+        deleted.contains(&RecordType::A) && deleted.contains(&RecordType::NSEC3),
+        "{deleted:?}"
+    );
 }

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::DnsConfig;
-use crate::dnssec::ZoneKey;
+use crate::dnssec::{StoredSigned, ZoneKey};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::LowerName;
 
@@ -27,7 +27,7 @@ use crate::journal::JournalEntry;
 use crate::managed::{ManagedRecord, ServedRecord};
 use crate::notify::spawn_notifies;
 use crate::serial::ZoneSerial;
-use crate::state::{build, log_unplaced, Inputs, OnZoneError, ServingState};
+use crate::state::{build, log_unplaced, Changes, Inputs, OnZoneError, ServingState};
 use crate::stats::{DnsCounters, DnsStats};
 use crate::update::{UpdateHandler, UpdateRequest};
 use crate::watch::{spawn_watcher, WatchMsg};
@@ -69,8 +69,8 @@ pub(crate) struct Core {
     serial_listener: Mutex<Option<SerialListener>>,
 }
 
-/// Receives the served serials that changed (to keep them across restarts).
-pub type SerialListener = Arc<dyn Fn(Vec<ZoneSerial>) + Send + Sync>;
+/// Receives the served serials and signed zones that changed (to keep them across restarts).
+pub type SerialListener = Arc<dyn Fn(Changes) + Send + Sync>;
 
 /// What the first build should already include, so that a start serves the same zones (and
 /// serials) as the run before: store-managed records, update journals and served serials.
@@ -84,6 +84,11 @@ pub struct Seed {
     pub serials: Vec<ZoneSerial>,
     /// The DNSSEC keys of the signed zones.
     pub dnssec_keys: Vec<ZoneKey>,
+    /// The signatures and journals of the signed zones.
+    pub signed: Vec<StoredSigned>,
+    /// Whether signings work out what they changed for the store and hand it to the serial
+    /// listener ([`Changes::signed`]); without a store nothing is kept.
+    pub keep_signed: bool,
 }
 
 impl Core {
@@ -179,7 +184,7 @@ impl Core {
         request.reply(&self.stats, rcode)
     }
 
-    /// Hands the served serials that changed to the listener, if one is set.
+    /// Hands the served serials and signings that changed to the listener, if one is set.
     fn report_serials(&self, inputs: &mut Inputs) {
         let listener = self
             .serial_listener
@@ -187,7 +192,7 @@ impl Core {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         if let Some(listener) = listener {
-            let changed = inputs.take_changed_serials();
+            let changed = inputs.take_changes();
             if !changed.is_empty() {
                 listener(changed);
             }
@@ -290,6 +295,8 @@ impl DnsServer {
         inputs.managed = seed.managed;
         inputs.journals = seed.journals;
         inputs.remember_serials(seed.serials);
+        inputs.remember_signed(seed.signed);
+        inputs.keep_signed = seed.keep_signed;
         inputs.dnssec_keys = by_zone(seed.dnssec_keys);
         let (state, _) = build(&mut inputs, OnZoneError::Fail)?;
         // The parsed files are gone: their memory goes back too.
@@ -411,6 +418,17 @@ impl DnsServer {
         inputs.dnssec_keys = keys;
         if let Err(e) = self.core.rebuild(&mut inputs, false) {
             tracing::error!("DNSSEC keys not applied: {e}");
+        }
+    }
+
+    /// Serves the signed version another node stored for a zone (its signatures and journal
+    /// entry, where the records are the same) in place of this node's own: every node then
+    /// serves the same signed zone, so IXFR from any of them applies to a secondary's copy.
+    pub fn adopt_signed(&self, stored: StoredSigned) {
+        let mut inputs = self.core.inputs();
+        inputs.remember_signed(vec![stored]);
+        if let Err(e) = self.core.rebuild(&mut inputs, false) {
+            tracing::error!("signed zone of another node not adopted: {e}");
         }
     }
 

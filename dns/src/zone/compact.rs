@@ -267,6 +267,11 @@ impl<'a> RrSet<'a> {
         self.count == 0
     }
 
+    /// The records as stored: each record's RDATA after its length (two octets).
+    pub(crate) fn wire(&self) -> &'a [u8] {
+        self.data
+    }
+
     /// Each record's RDATA in wire form.
     pub fn rdata(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
         let mut rest = self.data;
@@ -301,6 +306,19 @@ impl<'a> RrSet<'a> {
             .map(|data| Record::from_rdata(owner.clone(), ttl, data))
             .collect()
     }
+}
+
+/// The RDATA of records in the form of [`RrSet::wire`], or `None` if `wire` is not exactly a
+/// list of length-prefixed RDATA.
+pub(crate) fn rdata_list(wire: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut out = Vec::new();
+    let mut rest = wire;
+    while !rest.is_empty() {
+        let len = usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?]));
+        out.push(rest.get(2..2 + len)?);
+        rest = &rest[2 + len..];
+    }
+    Some(out)
 }
 
 /// Decodes RDATA stored by [`Node::encode`]; it was encoded by the same library, so this only

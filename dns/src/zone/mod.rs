@@ -17,7 +17,7 @@ use std::fmt;
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
 use check::{check_apex, check_occluded, check_targets};
-pub(crate) use compact::{key_name, rdata_wire, NameKey, NameMap, NodeEncoder};
+pub(crate) use compact::{key_name, rdata_list, rdata_wire, NameKey, NameMap, NodeEncoder};
 pub use compact::{Node, RrSet, RrSets};
 pub use parse::{Loc, ParseError, SourceRecord};
 pub use text::{character_strings, rdata_text};

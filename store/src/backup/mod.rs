@@ -12,7 +12,7 @@ mod verify;
 
 pub use dump::BackupSummary;
 pub use restore::RestoreReport;
-pub use schema::{coverage, Coverage, TABLES};
+pub use schema::{coverage, Coverage, DROPPED, RESTORES_FROM, TABLES};
 pub use verify::{verify, VerifyReport};
 
 use crate::db::Store;

@@ -4,6 +4,8 @@
 //! batch the database refuses (a row whose parent or blob is missing from a damaged backup) is
 //! retried row by row under savepoints, so every good row is restored and every bad one is
 //! reported by file and line. Blob bytes are checked against their hash before they go in.
+//! A backup made by an older schema (from [`schema::RESTORES_FROM`] on) restores too, without
+//! the tables dropped since ([`schema::DROPPED`]).
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read};
@@ -61,15 +63,18 @@ impl Store {
                 other.manifest.schema_version
             )));
         }
-        if version != top.manifest.schema_version {
+        let made_at = top.manifest.schema_version;
+        if !(schema::RESTORES_FROM..=version).contains(&made_at) {
             return Err(StoreError::Backup(format!(
-                "{} is of schema version {}, this Postern's store is at {version}: restore with \
-                 the Postern release that made it",
+                "{} is of schema version {made_at}, this Postern's store is at {version} and \
+                 restores backups from version {} on: restore with the Postern release that \
+                 made it",
                 top.dir.display(),
-                top.manifest.schema_version
+                schema::RESTORES_FROM
             )));
         }
-        self.check_target(&mut tx, &top.manifest.tables).await?;
+        self.check_target(&mut tx, &top.manifest.tables, made_at)
+            .await?;
         let mut problems = Vec::new();
         for (file, sum) in &top.manifest.files {
             match sum_file(&top.dir.join(file)) {
@@ -118,11 +123,13 @@ impl Store {
         })
     }
 
-    /// Fails unless every covered table is empty and has at least the backup's columns.
+    /// Fails unless every covered table is empty and has at least the backup's columns (made at
+    /// schema version `made_at`: its tables dropped since are left out, [`schema::DROPPED`]).
     async fn check_target(
         &self,
         tx: &mut Transaction<'static, Any>,
         tables: &[TableEntry],
+        made_at: i64,
     ) -> Result<()> {
         let present: HashSet<String> = schema::tables(tx, self.backend)
             .await?
@@ -145,6 +152,9 @@ impl Store {
             }
         }
         for entry in tables {
+            if schema::dropped_since(&entry.name, made_at).is_some() {
+                continue;
+            }
             if !matches!(
                 schema::coverage(&entry.name),
                 Some(Coverage::Rows | Coverage::Blobs)

@@ -42,7 +42,6 @@ pub const TABLES: &[(&str, Coverage)] = &[
     ("messages", Coverage::Rows),
     ("queue", Coverage::Rows),
     ("dns_records", Coverage::Rows),
-    ("dns_generations", Coverage::Rows),
     ("admins", Coverage::Rows),
     ("admin_sessions", Coverage::Rows),
     ("user_sessions", Coverage::Rows),
@@ -60,6 +59,20 @@ pub const TABLES: &[(&str, Coverage)] = &[
     ("junk_totals", Coverage::Rows),
     ("junk_trained", Coverage::Rows),
     ("account_settings", Coverage::Rows),
+    (
+        "dns_signed_journal",
+        Coverage::Skipped(
+            "derived from the zones and their signatures, which a restored server makes anew: \
+             its secondaries get one full transfer, as after losing a BIND or Knot journal",
+        ),
+    ),
+    (
+        "dns_signatures",
+        Coverage::Skipped(
+            "derived: made from the zones and the keys (dnssec_keys, backed up) at the first \
+             start, under a new serial",
+        ),
+    ),
     (
         "blob_index",
         Coverage::Skipped(
@@ -87,6 +100,27 @@ pub const TABLES: &[(&str, Coverage)] = &[
         ),
     ),
 ];
+
+/// Tables that backups made before a migration hold and the schema no longer has: (table, the
+/// migration that dropped it, why its rows are not needed). A restore of such a backup skips
+/// them; every other change of the schema since [`RESTORES_FROM`] only added tables or columns
+/// with defaults, so older backups restore into the current schema.
+pub const DROPPED: &[(&str, i64, &str)] = &[(
+    "dns_generations",
+    30,
+    "per-view change counters nothing reads: served serials follow the zones' content",
+)];
+
+/// The oldest schema version whose backups this Postern restores.
+pub const RESTORES_FROM: i64 = 24;
+
+/// Why `table` of a backup made at schema `version` is skipped at restore, if it is.
+pub(crate) fn dropped_since(table: &str, version: i64) -> Option<&'static str> {
+    DROPPED
+        .iter()
+        .find(|(t, v, _)| *t == table && version < *v)
+        .map(|(_, _, why)| *why)
+}
 
 /// How `table` is covered, or `None` for a table backup does not know.
 pub fn coverage(table: &str) -> Option<Coverage> {
