@@ -18,6 +18,13 @@ use crate::error::{Result, StoreError};
 use crate::search_index::{insert_blob_indexed, insert_indexes, Analysed, IndexEntry};
 use crate::spool::{Spool, SpoolFile};
 
+/// The conflict clause of every blob insert (PostgreSQL and SQLite): a never-true `DO UPDATE`
+/// that still locks an existing row on PostgreSQL (INSERT "ON CONFLICT"), so another user's
+/// expunge cannot delete the blob before the inserting transaction's message row references it.
+/// `RETURNING hash` names the rows that went in.
+pub(crate) const LOCK_KNOWN_BLOB: &str =
+    "ON CONFLICT (hash) DO UPDATE SET size = blobs.size WHERE 1 = 0 RETURNING hash";
+
 /// Size of one `blob_chunks` row; blobs larger than this are stored in chunks.
 pub const BLOB_CHUNK_SIZE: usize = 1024 * 1024;
 
@@ -159,8 +166,7 @@ pub(crate) async fn put_blobs(
         // locked it first makes this wait and insert anew. Rows go in hash order, so two batches
         // sharing blobs lock them in the same order.
         let sql = format!(
-            "INSERT INTO blobs (hash, size, data, parsed, chunked) VALUES {} \
-             ON CONFLICT (hash) DO UPDATE SET size = blobs.size WHERE 1 = 0 RETURNING hash",
+            "INSERT INTO blobs (hash, size, data, parsed, chunked) VALUES {} {LOCK_KNOWN_BLOB}",
             values_rows(group.len(), 5, 1)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));

@@ -180,12 +180,22 @@ impl Store {
         let mut ids = user_ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
-        for id in ids {
-            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
+        if ids.is_empty() {
+            return Ok(());
         }
+        // One statement: the row locks are taken above the sort, so in ascending id order.
+        let sql = format!(
+            "SELECT id FROM users WHERE id IN ({}) ORDER BY id FOR UPDATE",
+            (1..=ids.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id);
+        }
+        query.execute(&mut **tx).await?;
         Ok(())
     }
 

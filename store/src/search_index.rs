@@ -19,7 +19,7 @@ use mail_parser::decoders::html::html_to_text;
 use mail_parser::{Message, MessageParser, PartType};
 use sqlx::{Any, Transaction};
 
-use crate::blobs::read_blob;
+use crate::blobs::{read_blob, LOCK_KNOWN_BLOB};
 use crate::db::{get, values_rows, Backend, Store, ROWS_PER_STATEMENT};
 use crate::error::{Result, StoreError};
 use crate::mailboxes::Mailbox;
@@ -244,30 +244,30 @@ pub(crate) async fn insert_blob_indexed(
     e: &IndexEntry,
 ) -> Result<bool> {
     let (hash, size, inline, parsed, chunked) = blob;
-    let row = sqlx::query(
+    let sql = format!(
         "WITH blob AS (INSERT INTO blobs (hash, size, data, parsed, chunked) \
-           VALUES ($1, $2, $3, $4, $5) \
-           ON CONFLICT (hash) DO UPDATE SET size = blobs.size WHERE 1 = 0 RETURNING hash), \
+           VALUES ($1, $2, $3, $4, $5) {LOCK_KNOWN_BLOB}), \
          indexed AS (INSERT INTO blob_index (hash, header, subject, from_text, to_text, cc_text, \
            bcc_text, header_text, body_text) \
            SELECT hash, $6, $7, $8, $9, $10, $11, $12, $13 FROM blob ON CONFLICT (hash) DO NOTHING) \
-         SELECT count(*) AS inserted FROM blob",
-    )
-    .bind(hash)
-    .bind(size)
-    .bind(inline)
-    .bind(parsed)
-    .bind(chunked)
-    .bind(&e.header)
-    .bind(&e.subject)
-    .bind(&e.from)
-    .bind(&e.to)
-    .bind(&e.cc)
-    .bind(&e.bcc)
-    .bind(&e.header_text)
-    .bind(&e.body_text)
-    .fetch_one(&mut **tx)
-    .await?;
+         SELECT count(*) AS inserted FROM blob"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(hash)
+        .bind(size)
+        .bind(inline)
+        .bind(parsed)
+        .bind(chunked)
+        .bind(&e.header)
+        .bind(&e.subject)
+        .bind(&e.from)
+        .bind(&e.to)
+        .bind(&e.cc)
+        .bind(&e.bcc)
+        .bind(&e.header_text)
+        .bind(&e.body_text)
+        .fetch_one(&mut **tx)
+        .await?;
     Ok(get::<i64>(&row, "inserted")? == 1)
 }
 
