@@ -81,7 +81,17 @@ async fn a_flood_from_one_address_leaves_every_service_to_the_others() {
         "imaps",
         "admin",
     ];
-    let inst = Instance::new(Db::Sqlite, &services, "").await;
+    // The flood's admitted connections must hold their slots until the check, however slow a
+    // loaded machine is: the configurable pre-login and handshake timeouts are set long (both have
+    // their own test below), and each service is checked right after its own flood (a flood
+    // checked much later may find its admitted admin connections closed by the admin server's
+    // fixed 30 s idle timeout, and the next connection admitted instead of refused).
+    let inst = Instance::new(
+        Db::Sqlite,
+        &services,
+        "[net]\npreauth_idle_timeout_secs = 3600\ntls_handshake_timeout_secs = 3600\n",
+    )
+    .await;
     let server = inst.start();
     // (service, protocol, implicit TLS, what a refused plaintext client reads)
     let table = [
@@ -93,15 +103,21 @@ async fn a_flood_from_one_address_leaves_every_service_to_the_others() {
         ("admin", "http", false, "HTTP/1.1 503"),
     ];
     let mut held = Vec::new();
-    for (service, ..) in table {
+    for (service, proto, tls, refusal) in table {
         let addr = server.addr(service);
+        let flood_started = Instant::now();
         for _ in 0..FLOOD {
             held.push(socket2_connect(addr, FLOODER));
         }
-    }
-    for (service, proto, tls, refusal) in table {
-        let addr = server.addr(service);
-        let got = read_all(socket2_connect(addr, FLOODER));
+        let flood_took = flood_started.elapsed();
+        let Some(got) = closed_within(socket2_connect(addr, FLOODER), Duration::from_secs(20))
+        else {
+            panic!(
+                "{service}: a connection over the flooder's limit was not closed within 20 s \
+                 (the flood took {flood_took:?})\n{}",
+                server.log()
+            );
+        };
         let got = String::from_utf8_lossy(&got);
         if tls {
             assert!(
@@ -166,8 +182,8 @@ fn until_closed(r: &mut BufReader<TcpStream>) -> String {
 async fn clients_that_have_not_logged_in_get_small_input_and_a_short_idle_timeout() {
     let inst = Instance::new(
         Db::Sqlite,
-        &["imap", "submission"],
-        "[net]\npreauth_idle_timeout_secs = 2\n",
+        &["imap", "submission", "imaps"],
+        "[net]\npreauth_idle_timeout_secs = 2\ntls_handshake_timeout_secs = 2\n",
     )
     .await;
     let server = inst.start();
@@ -211,6 +227,22 @@ async fn clients_that_have_not_logged_in_get_small_input_and_a_short_idle_timeou
     assert!(line(&mut r).starts_with("220 "));
     let rest = until_closed(&mut r);
     assert!(rest.starts_with("421 "), "{rest:?}");
+
+    // Silent, or stopping halfway through its ClientHello, on an implicit-TLS port: closed after
+    // the handshake timeout, with nothing sent in plaintext.
+    for hello in [
+        &b""[..],
+        &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"[..],
+    ] {
+        let mut s = TcpStream::connect(server.addr("imaps")).expect("connect");
+        s.write_all(hello).expect("send");
+        let got = closed_within(s, Duration::from_secs(30));
+        assert_eq!(
+            got.as_deref(),
+            Some(&b""[..]),
+            "a stalled TLS handshake was not closed"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
