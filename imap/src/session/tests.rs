@@ -239,7 +239,10 @@ async fn authenticate_plain_and_login() {
     assert_eq!(next, Next::Continue);
 
     // PLAIN without an initial response; an authzid naming someone else is refused.
-    let (_store, mut s) = setup(&TestDb::sqlite(), true).await;
+    // The database is bound to a name: a temporary would delete its directory at the end of this
+    // statement, and any connection the pool opened later failed ("Cannot check logins now").
+    let db2 = TestDb::sqlite();
+    let (_store, mut s) = setup(&db2, true).await;
     let (out, _) = run(&mut s, "c AUTHENTICATE PLAIN").await;
     assert_eq!(out, "+ \r\n");
     let (out, _) = auth_line(&mut s, b"bob@example.test\0alice@example.test\0pw").await;
