@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{unix_now, Core};
 use crate::engine::{respond_full, Outcome, Request, Transport};
+use crate::wire::{self, Writer};
 
 /// One of a few threads answering a UDP socket with blocking calls (one per core, like
 /// Knot and NSD): each query is answered inline, so the number of threads caps the work in
@@ -20,6 +21,7 @@ pub(super) fn udp_worker(
     shutdown: &CancellationToken,
 ) {
     let mut buf = vec![0u8; 65535];
+    let mut writer = Writer::default();
     while !shutdown.is_cancelled() {
         let (len, src) = match socket.recv_from(&mut buf) {
             Ok(r) => r,
@@ -37,17 +39,23 @@ pub(super) fn udp_worker(
             }
         };
         let started = Instant::now();
-        let outcome = respond_full(
-            &core.state.load(),
-            &core.stats,
-            Request {
-                packet: &buf[..len],
-                src,
-                dst: local,
-                transport: Transport::Udp,
-                now: unix_now(),
-            },
-        );
+        let state = core.state.load();
+        let request = Request {
+            packet: &buf[..len],
+            src,
+            dst: local,
+            transport: Transport::Udp,
+            now: unix_now(),
+        };
+        if wire::respond(&state, &core.stats, &request, &mut writer) {
+            core.stats.answered(Transport::Udp, started.elapsed());
+            if let Err(e) = socket.send_to(writer.message(), src) {
+                tracing::debug!(%src, "UDP send: {e}");
+            }
+            continue;
+        }
+        let outcome = respond_full(&state, &core.stats, request);
+        drop(state);
         core.stats.answered(Transport::Udp, started.elapsed());
         let responses = match outcome {
             Outcome::Reply(responses) => responses,

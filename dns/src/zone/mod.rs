@@ -3,6 +3,7 @@
 
 mod check;
 mod compact;
+mod keyed;
 mod dnssec_text;
 mod loc;
 pub mod parse;
@@ -102,6 +103,8 @@ pub struct Zone {
     /// The owner names written in another case than their key's, as first written.
     cased: NameMap<Name>,
     soa: Record,
+    /// The SOA's RDATA in wire form, for answers written from octets.
+    soa_wire: Box<[u8]>,
     record_count: usize,
 }
 
@@ -236,12 +239,20 @@ impl Zone {
         {
             set.records = vec![soa.clone()];
         }
+        let soa_wire = match rdata_wire(&soa.data) {
+            Ok(wire) => wire,
+            Err(e) => {
+                problems.push(Problem::new(Severity::Error, None, format!("SOA: {e}")));
+                return (None, problems);
+            }
+        };
         let mut zone = Zone {
             origin: origin.clone(),
             lower_origin,
             nodes: NameMap::with_capacity_and_hasher(nodes.len(), Default::default()),
             cased: NameMap::default(),
             soa,
+            soa_wire,
             record_count,
         };
         let mut encoder = NodeEncoder::default();
