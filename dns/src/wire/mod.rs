@@ -103,7 +103,11 @@ fn plan<'z>(zone: &'z Zone, key: &[u8], origin_at: usize, qtype: u16) -> Option<
     let mut encloser = origin_at;
     let mut at = 0;
     while at < origin_at {
-        if let Some(node) = if at == 0 { here } else { zone.node_key(&key[at..]) } {
+        if let Some(node) = if at == 0 {
+            here
+        } else {
+            zone.node_key(&key[at..])
+        } {
             if node.is_cut() || (at > 0 && node.get(RecordType::DNAME).is_some()) {
                 return None;
             }
@@ -132,7 +136,8 @@ fn plan<'z>(zone: &'z Zone, key: &[u8], origin_at: usize, qtype: u16) -> Option<
             let mut wildcard = [0u8; 258];
             wildcard[..2].copy_from_slice(b"\x01*");
             wildcard[2..2 + parent.len()].copy_from_slice(parent);
-            let exists = parent.len() + 2 <= 255 && zone.node_key(&wildcard[..2 + parent.len()]).is_some();
+            let exists =
+                parent.len() + 2 <= 255 && zone.node_key(&wildcard[..2 + parent.len()]).is_some();
             (!exists).then_some(Plan::NxDomain)
         }
     }
@@ -229,9 +234,13 @@ fn additional(zone: &Zone, origin: &[u8], set: RrSet<'_>, w: &mut Writer) -> u16
         if seen || !below_apex_unoccluded(zone, key, origin) {
             continue;
         }
-        let Some(node) = zone.node_key(key) else { continue };
+        let Some(node) = zone.node_key(key) else {
+            continue;
+        };
         for rtype in [RecordType::A, RecordType::AAAA] {
-            let Some(addresses) = node.get(rtype) else { continue };
+            let Some(addresses) = node.get(rtype) else {
+                continue;
+            };
             for rdata in addresses.rdata() {
                 match zone.cased_key(key) {
                     Some(written) => {

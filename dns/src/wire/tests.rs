@@ -164,7 +164,12 @@ fn answers_match_the_full_path() {
         RecordType::DS,
         RecordType::DNAME,
     ];
-    let edns = [None, Some((512, false)), Some((1232, true)), Some((4096, false))];
+    let edns = [
+        None,
+        Some((512, false)),
+        Some((1232, true)),
+        Some((4096, false)),
+    ];
     let mut handled = 0;
     for name in names {
         for rtype in types {
@@ -205,12 +210,18 @@ fn what_is_left_to_the_full_path() {
     ];
     for (name, rtype) in left {
         let query = packet(name, rtype, None);
-        assert!(both(&state, &query, Transport::Udp).is_none(), "{name} {rtype}");
+        assert!(
+            both(&state, &query, Transport::Udp).is_none(),
+            "{name} {rtype}"
+        );
     }
     let mut tsig_like = packet("www.example.test.", RecordType::A, Some((1232, false)));
     tsig_like.extend_from_slice(b"\x00\x00\x01\x00\x01\x00\x00\x00\x00\x00\x00");
     tsig_like[11] = 2;
-    assert!(both(&state, &tsig_like, Transport::Udp).is_none(), "two additional records");
+    assert!(
+        both(&state, &tsig_like, Transport::Udp).is_none(),
+        "two additional records"
+    );
     let mut edns1 = packet("www.example.test.", RecordType::A, Some((1232, false)));
     let version = edns1.len() - 5;
     edns1[version] = 1;
@@ -227,7 +238,10 @@ fn truncation_and_additional_data() {
     let plain = packet("many.example.test.", RecordType::A, None);
     let (fast, _) = both(&state, &plain, Transport::Udp).expect("answered");
     let msg = Message::from_vec(&fast).expect("decodes");
-    assert!(msg.truncation && msg.answers.is_empty(), "40 A over 512 octets");
+    assert!(
+        msg.truncation && msg.answers.is_empty(),
+        "40 A over 512 octets"
+    );
     assert_eq!(msg.queries[0].name().to_string(), "many.example.test.");
     let edns = packet("many.example.test.", RecordType::A, Some((1232, false)));
     let (fast, _) = both(&state, &edns, Transport::Udp).expect("answered");
@@ -236,7 +250,10 @@ fn truncation_and_additional_data() {
     let mx = packet("bigmx.example.test.", RecordType::MX, Some((1232, false)));
     let (fast, _) = both(&state, &mx, Transport::Udp).expect("answered");
     let msg = Message::from_vec(&fast).expect("decodes");
-    assert!(!msg.truncation, "additional data is dropped first (RFC 2181 §9)");
+    assert!(
+        !msg.truncation,
+        "additional data is dropped first (RFC 2181 §9)"
+    );
     assert_eq!((msg.answers.len(), msg.additionals.len()), (40, 0));
     assert!(msg.edns.is_some());
     let (fast, _) = both(&state, &mx, Transport::Tcp).expect("answered");
@@ -257,7 +274,11 @@ fn names_are_compressed_and_keep_their_case() {
     let (fast, _) = both(&state, &mx, Transport::Udp).expect("answered");
     let msg = Message::from_vec(&fast).expect("decodes");
     let owners: Vec<String> = msg.additionals.iter().map(|r| r.name.to_string()).collect();
-    assert_eq!(owners, ["Mail.Example.Test.", "CaseD.Example.Test."], "as written");
+    assert_eq!(
+        owners,
+        ["Mail.Example.Test.", "CaseD.Example.Test."],
+        "as written"
+    );
     let mut w = Writer::default();
     w.start(1, 0);
     w.name(b"\x01a\x07example\x04test\x00");

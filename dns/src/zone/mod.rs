@@ -3,8 +3,8 @@
 
 mod check;
 mod compact;
-mod keyed;
 mod dnssec_text;
+mod keyed;
 mod loc;
 pub mod parse;
 mod rdata;
