@@ -2,10 +2,11 @@
 //! RRsets, with no message decoded or record built: a standard query in class IN with at most
 //! an OPT record, answered from a zone with a positive answer (with the addresses of NS, MX
 //! and SRV targets, RFC 1035 §3.3.9, RFC 2782), NODATA or NXDOMAIN (with the SOA, RFC 2308
-//! §3). What else a query needs (TSIG, transfers, UPDATE, referrals, CNAME and DNAME, wildcards,
-//! ANY, DS, DNSSEC records, response-rate limiting, errors) goes through
+//! §3), with their DNSSEC records when asked for ([`dnssec`]). What else a query needs (TSIG, transfers, UPDATE, referrals, CNAME and DNAME, wildcards,
+//! ANY, DS, DNSSEC records for those, response-rate limiting, errors) goes through
 //! [`crate::engine::respond_full`], which this path answers exactly as.
 
+mod dnssec;
 mod query;
 #[cfg(test)]
 mod tests;
@@ -13,6 +14,7 @@ mod writer;
 
 use hickory_proto::rr::RecordType;
 
+use crate::dnssec::SignedZone;
 use crate::engine::{Request, Transport, CLASSIC_UDP, MAX_UDP_PAYLOAD};
 use crate::state::ServingState;
 use crate::stats::{Counter, DnsStats};
@@ -40,8 +42,9 @@ enum Plan<'z> {
     Positive(RrSet<'z>),
     /// The name exists without the type: the SOA in authority.
     NoData,
-    /// The name does not exist: the SOA in authority.
-    NxDomain,
+    /// The name does not exist: the SOA in authority. Its closest encloser (RFC 4592
+    /// §3.3.1) starts at this offset of the name.
+    NxDomain(usize),
 }
 
 /// Answers `req` into `out` and returns true when it is of the form answered here; false
@@ -69,9 +72,7 @@ pub(crate) fn respond(
         return false;
     };
     let dnssec_ok = query.edns.is_some_and(|e| e.dnssec_ok);
-    if served.signed.is_some() && dnssec_ok {
-        return false;
-    }
+    let signed = served.signed.as_deref().filter(|_| dnssec_ok);
     let Some(plan) = plan(&served.zone, key, origin_at, query.qtype) else {
         return false;
     };
@@ -82,8 +83,13 @@ pub(crate) fn respond(
         (Transport::Udp, None) => CLASSIC_UDP,
         (Transport::Udp, Some(edns)) => usize::from(edns.payload.clamp(512, MAX_UDP_PAYLOAD)),
     };
-    let origin = &key[origin_at..];
-    render(stats, &served.zone, origin, &query, plan, limit, out);
+    let answer = Answer {
+        zone: &served.zone,
+        signed,
+        key,
+        origin_at,
+    };
+    answer.render(stats, &query, plan, limit, out);
     true
 }
 
@@ -138,75 +144,99 @@ fn plan<'z>(zone: &'z Zone, key: &[u8], origin_at: usize, qtype: u16) -> Option<
             wildcard[2..2 + parent.len()].copy_from_slice(parent);
             let exists =
                 parent.len() + 2 <= 255 && zone.node_key(&wildcard[..2 + parent.len()]).is_some();
-            (!exists).then_some(Plan::NxDomain)
+            (!exists).then_some(Plan::NxDomain(encloser))
         }
     }
 }
 
-/// Writes the response: header, question, the plan's records, additional addresses, OPT; fits
-/// it into `limit` as [`crate::engine`] does (additional data dropped first, RFC 2181 §9, then
-/// TC with empty sections, RFC 1035 §4.2.1).
-fn render(
-    stats: &DnsStats,
-    zone: &Zone,
-    origin: &[u8],
-    query: &WireQuery<'_>,
-    plan: Plan<'_>,
-    limit: usize,
-    w: &mut Writer,
-) {
-    let mut flags = QR | AA;
-    if query.rd {
-        flags |= RD;
-    }
-    if query.cd {
-        flags |= CD;
-    }
-    if matches!(plan, Plan::NxDomain) {
-        flags |= NXDOMAIN;
-        stats.bump(Counter::NxDomain);
-    }
-    w.start(query.id, flags);
-    w.name(query.qname);
-    w.raw(&query.question[query.qname.len()..]);
-    let question_end = w.len();
-    let mut counts = [1, 0, 0, 0];
-    match plan {
-        Plan::Positive(set) => {
-            let rtype = u16::from(set.rtype);
-            for rdata in set.rdata() {
-                w.record(query.qname, rtype, set.ttl(), rdata);
+/// Where an answer comes from.
+struct Answer<'a> {
+    zone: &'a Zone,
+    /// The zone's signatures, when the query asked for them.
+    signed: Option<&'a SignedZone>,
+    /// The query name, lower-cased.
+    key: &'a [u8],
+    /// Where the zone's origin starts in `key`.
+    origin_at: usize,
+}
+
+impl Answer<'_> {
+    /// Writes the response: header, question, the plan's records, additional addresses, OPT;
+    /// fits it into `limit` as [`crate::engine`] does (additional data dropped first, RFC 2181
+    /// §9, then TC with empty sections, RFC 1035 §4.2.1).
+    fn render(
+        &self,
+        stats: &DnsStats,
+        query: &WireQuery<'_>,
+        plan: Plan<'_>,
+        limit: usize,
+        w: &mut Writer,
+    ) {
+        let zone = self.zone;
+        let mut flags = QR | AA;
+        if query.rd {
+            flags |= RD;
+        }
+        if query.cd {
+            flags |= CD;
+        }
+        if matches!(plan, Plan::NxDomain(_)) {
+            flags |= NXDOMAIN;
+            stats.bump(Counter::NxDomain);
+        }
+        w.start(query.id, flags);
+        w.name(query.qname);
+        w.raw(&query.question[query.qname.len()..]);
+        let question_end = w.len();
+        let mut counts = [1, 0, 0, 0];
+        let opt = query.edns.map_or(0, |_| OPT_LEN);
+        match plan {
+            Plan::Positive(set) => {
+                let rtype = u16::from(set.rtype);
+                for rdata in set.rdata() {
+                    w.record(query.qname, rtype, set.ttl(), rdata);
+                }
+                counts[1] = set.len() as u16;
+                if let Some(signed) = self.signed {
+                    counts[1] += dnssec::sigs(w, signed, self.key, set.rtype, query.qname);
+                }
+                let answers_end = w.len();
+                counts[3] = additional(zone, &self.key[self.origin_at..], set, w);
+                if counts[3] > 0 && w.len() + opt > limit {
+                    w.truncate(answers_end);
+                    counts[3] = 0;
+                }
             }
-            counts[1] = set.len() as u16;
-            let answers_end = w.len();
-            counts[3] = additional(zone, origin, set, w);
-            let opt = if query.edns.is_some() { OPT_LEN } else { 0 };
-            if counts[3] > 0 && w.len() + opt > limit {
-                w.truncate(answers_end);
-                counts[3] = 0;
+            Plan::NoData | Plan::NxDomain(_) => {
+                w.hickory_name(&zone.soa().name);
+                w.record_body(
+                    u16::from(RecordType::SOA),
+                    zone.negative_ttl(),
+                    zone.soa_wire(),
+                );
+                counts[2] = 1;
+                if let Some(signed) = self.signed {
+                    let nxdomain = match plan {
+                        Plan::NxDomain(encloser) => Some(encloser),
+                        _ => None,
+                    };
+                    counts[2] +=
+                        dnssec::denial(w, zone, signed, self.key, self.origin_at, nxdomain);
+                }
             }
         }
-        Plan::NoData | Plan::NxDomain => {
-            w.hickory_name(&zone.soa().name);
-            w.record_body(
-                u16::from(RecordType::SOA),
-                zone.negative_ttl(),
-                zone.soa_wire(),
-            );
-            counts[2] = 1;
+        if w.len() + opt > limit {
+            stats.bump(Counter::Truncated);
+            w.truncate(question_end);
+            w.set_flags(flags | TC);
+            counts = [1, 0, 0, 0];
         }
+        if let Some(edns) = query.edns {
+            w.opt(MAX_UDP_PAYLOAD, edns.dnssec_ok);
+            counts[3] += 1;
+        }
+        w.set_counts(counts);
     }
-    if w.len() + query.edns.map_or(0, |_| OPT_LEN) > limit {
-        stats.bump(Counter::Truncated);
-        w.truncate(question_end);
-        w.set_flags(flags | TC);
-        counts = [1, 0, 0, 0];
-    }
-    if query.edns.is_some() {
-        w.opt(MAX_UDP_PAYLOAD, query.edns.is_some_and(|e| e.dnssec_ok));
-        counts[3] += 1;
-    }
-    w.set_counts(counts);
 }
 
 /// Writes the A and AAAA records of the NS, MX and SRV targets of `set` that are in the zone

@@ -93,16 +93,8 @@ impl Writer {
     /// Writes a [`Name`] as [`Writer::name`] does.
     pub(crate) fn hickory_name(&mut self, name: &Name) {
         let mut wire = [0u8; 256];
-        let mut len = 0;
-        for label in name.iter() {
-            if len + 1 + label.len() >= wire.len() {
-                break;
-            }
-            wire[len] = label.len() as u8;
-            wire[len + 1..len + 1 + label.len()].copy_from_slice(label);
-            len += 1 + label.len();
-        }
-        self.name(&wire[..=len]);
+        let len = name_wire(name, &mut wire);
+        self.name(&wire[..len]);
     }
 
     /// Writes the labels of `name` from the first of `starts` up to `upto`, remembering each
@@ -211,6 +203,22 @@ impl Writer {
     pub(crate) fn raw(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
+}
+
+/// Writes `name` uncompressed into `out`, in the case it was written; returns the length.
+pub(crate) fn name_wire(name: &Name, out: &mut [u8; 256]) -> usize {
+    let mut len = 0;
+    for label in name.iter() {
+        // A Name never holds more than 255 octets; stop short of overflow anyway.
+        if len + 2 + label.len() > out.len() {
+            break;
+        }
+        out[len] = label.len() as u8;
+        out[len + 1..len + 1 + label.len()].copy_from_slice(label);
+        len += 1 + label.len();
+    }
+    out[len] = 0;
+    len + 1
 }
 
 /// Where each label of an uncompressed wire name starts (the root label excluded).
