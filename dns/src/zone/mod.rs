@@ -79,7 +79,12 @@ impl fmt::Display for Problem {
 struct DraftSet {
     rtype: RecordType,
     records: Vec<Record>,
+    /// Where the RRset was first written.
+    loc: Loc,
 }
+
+/// The owner names of a zone being built (a fast hash: every record looks its name up).
+type DraftNodes = HashMap<LowerName, DraftNode, foldhash::fast::RandomState>;
 
 /// One owner name while a zone is built and checked.
 #[derive(Default)]
@@ -118,8 +123,7 @@ impl Zone {
     ) -> (Option<Zone>, Vec<Problem>) {
         let mut problems = Vec::new();
         let lower_origin = LowerName::new(origin);
-        let mut nodes: HashMap<LowerName, DraftNode> = HashMap::new();
-        let mut locs: HashMap<(LowerName, RecordType), Loc> = HashMap::new();
+        let mut nodes = DraftNodes::default();
         let mut record_count = 0;
         for SourceRecord { record, loc } in records {
             let name = LowerName::new(&record.name);
@@ -152,17 +156,15 @@ impl Zone {
                     }
                     set.records.push(record);
                 }
-                None => {
-                    locs.insert((name.clone(), rtype), loc);
-                    node.rrsets.push(DraftSet {
-                        rtype,
-                        records: vec![record],
-                    });
-                }
+                None => node.rrsets.push(DraftSet {
+                    rtype,
+                    records: vec![record],
+                    loc,
+                }),
             }
             record_count += 1;
         }
-        let loc_of = |name: &LowerName, rtype| locs.get(&(name.clone(), rtype));
+        let loc_of = |name: &LowerName, rtype| Some(&nodes.get(name)?.get(rtype)?.loc);
 
         let soa = check_apex(origin, &lower_origin, &nodes, &loc_of, &mut problems);
         for (name, node) in &nodes {
@@ -200,16 +202,22 @@ impl Zone {
             .filter(|(n, node)| **n != lower_origin && node.get(RecordType::NS).is_some())
             .map(|(n, _)| n.clone())
             .collect();
+        check_occluded(&lower_origin, &nodes, &cuts, &loc_of, &mut problems);
+        check_targets(&lower_origin, &nodes, &cuts, &loc_of, &mut problems);
         for cut in &cuts {
             if let Some(node) = nodes.get_mut(cut) {
                 node.cut = true;
             }
         }
-        check_occluded(&lower_origin, &nodes, &cuts, &loc_of, &mut problems);
-        check_targets(&lower_origin, &nodes, &cuts, &loc_of, &mut problems);
 
         // Empty non-terminals: every ancestor of an owner name up to the apex exists.
-        let names: Vec<LowerName> = nodes.keys().cloned().collect();
+        // A name one label below the apex has the apex as its parent, which holds the SOA.
+        let origin_labels = lower_origin.num_labels();
+        let names: Vec<LowerName> = nodes
+            .keys()
+            .filter(|n| n.num_labels() > origin_labels + 1)
+            .cloned()
+            .collect();
         for name in names {
             let mut parent = name.base_name();
             while lower_origin.zone_of(&parent) && parent != name {
