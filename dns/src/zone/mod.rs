@@ -136,7 +136,7 @@ impl Zone {
                 continue;
             }
             let rtype = record.record_type();
-            let node = nodes.entry(name.clone()).or_default();
+            let node = nodes.entry(name).or_default();
             match node.rrsets.iter_mut().find(|s| s.rtype == rtype) {
                 Some(set) => {
                     if set.records.iter().any(|r| r.data == record.data) {
