@@ -128,8 +128,8 @@ fn both(state: &ServingState, packet: &[u8], transport: Transport) -> Option<(Ve
 fn packet(name: &str, rtype: RecordType, edns: Option<(u16, bool)>) -> Vec<u8> {
     let mut msg = Message::query();
     msg.metadata.id = 0xBEEF;
-    msg.metadata.recursion_desired = name.len() % 2 == 0;
-    msg.metadata.checking_disabled = name.len() % 3 == 0;
+    msg.metadata.recursion_desired = name.len().is_multiple_of(2);
+    msg.metadata.checking_disabled = name.len().is_multiple_of(3);
     msg.add_query(Query::query(Name::from_ascii(name).expect("name"), rtype));
     if let Some((payload, dnssec_ok)) = edns {
         let mut e = Edns::new();
