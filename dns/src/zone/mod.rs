@@ -212,10 +212,11 @@ impl Zone {
 
         // Empty non-terminals: every ancestor of an owner name up to the apex exists.
         // A name one label below the apex has the apex as its parent, which holds the SOA.
-        let origin_labels = lower_origin.num_labels();
+        // (Labels counted with `iter`: `num_labels` leaves out a leading `*`.)
+        let origin_labels = lower_origin.iter().count();
         let names: Vec<LowerName> = nodes
             .keys()
-            .filter(|n| n.num_labels() > origin_labels + 1)
+            .filter(|n| n.iter().count() > origin_labels + 1)
             .cloned()
             .collect();
         for name in names {
@@ -431,7 +432,7 @@ mod tests {
     #[test]
     fn good_zone_has_ents_and_cuts() {
         let (zone, problems) = build(&format!(
-            "{HEAD}a.b.c A 192.0.2.2\nsub NS ns.sub\nns.sub A 192.0.2.3\n"
+            "{HEAD}a.b.c A 192.0.2.2\nsub NS ns.sub\nns.sub A 192.0.2.3\n*.w TXT x\n"
         ));
         assert!(problems.is_empty(), "{problems:?}");
         let zone = zone.expect("zone");
@@ -439,6 +440,8 @@ mod tests {
         assert_eq!(zone.negative_ttl(), 60);
         let ent = LowerName::from(Name::from_ascii("b.c.example.test.").expect("n"));
         assert!(zone.node(&ent).expect("ent").is_empty());
+        let above_wildcard = Name::from_ascii("w.example.test.").expect("n");
+        assert!(zone.node(&above_wildcard).expect("ent").is_empty());
         let below = Name::from_ascii("x.ns.sub.example.test.").expect("n");
         assert_eq!(
             zone.find_cut(&below, false).expect("cut").0.to_string(),
