@@ -5,6 +5,7 @@
 
 use hickory_proto::rr::RecordType;
 
+use super::wildcard_key;
 use super::writer::{name_wire, Writer};
 use crate::dnssec::nsec3::hash_label;
 use crate::dnssec::SignedZone;
@@ -59,13 +60,11 @@ pub(super) fn denial(
                 next_closer += 1 + usize::from(key[next_closer]);
             }
             let parent = &key[encloser..];
-            let mut wildcard = [0u8; 258];
-            wildcard[..2].copy_from_slice(b"\x01*");
-            wildcard[2..2 + parent.len()].copy_from_slice(parent);
+            let mut buf = [0u8; 258];
             links = [
                 chain.matching_key(parent),
                 chain.covering_key(&key[next_closer..]),
-                chain.covering_key(&wildcard[..2 + parent.len()]),
+                wildcard_key(parent, &mut buf).and_then(|w| chain.covering_key(w)),
             ];
         }
     }

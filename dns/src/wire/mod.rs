@@ -2,9 +2,9 @@
 //! RRsets, with no message decoded or record built: a standard query in class IN with at most
 //! an OPT record, answered from a zone with a positive answer (with the addresses of NS, MX
 //! and SRV targets, RFC 1035 §3.3.9, RFC 2782), NODATA or NXDOMAIN (with the SOA, RFC 2308
-//! §3), with their DNSSEC records when asked for ([`dnssec`]). What else a query needs (TSIG, transfers, UPDATE, referrals, CNAME and DNAME, wildcards,
-//! ANY, DS, DNSSEC records for those, response-rate limiting, errors) goes through
-//! [`crate::engine::respond_full`], which this path answers exactly as.
+//! §3), with their DNSSEC records when asked for ([`dnssec`]). What else a query needs (TSIG,
+//! transfers, UPDATE, referrals, CNAME and DNAME, wildcards, ANY, DS, response-rate limiting,
+//! errors) goes through [`crate::engine::respond_full`], which this path answers exactly as.
 
 mod dnssec;
 mod query;
@@ -109,11 +109,12 @@ fn plan<'z>(zone: &'z Zone, key: &[u8], origin_at: usize, qtype: u16) -> Option<
     let mut encloser = origin_at;
     let mut at = 0;
     while at < origin_at {
-        if let Some(node) = if at == 0 {
+        let node = if at == 0 {
             here
         } else {
             zone.node_key(&key[at..])
-        } {
+        };
+        if let Some(node) = node {
             if node.is_cut() || (at > 0 && node.get(RecordType::DNAME).is_some()) {
                 return None;
             }
@@ -138,15 +139,24 @@ fn plan<'z>(zone: &'z Zone, key: &[u8], origin_at: usize, qtype: u16) -> Option<
         },
         // The source of synthesis `*.<closest encloser>` (RFC 4592 §3.3.1).
         None => {
-            let parent = &key[encloser..];
-            let mut wildcard = [0u8; 258];
-            wildcard[..2].copy_from_slice(b"\x01*");
-            wildcard[2..2 + parent.len()].copy_from_slice(parent);
-            let exists =
-                parent.len() + 2 <= 255 && zone.node_key(&wildcard[..2 + parent.len()]).is_some();
+            let mut buf = [0u8; 258];
+            let exists = wildcard_key(&key[encloser..], &mut buf)
+                .is_some_and(|wildcard| zone.node_key(wildcard).is_some());
             (!exists).then_some(Plan::NxDomain(encloser))
         }
     }
+}
+
+/// The lower-cased wire name `*.<parent>` in `buf`, or `None` when longer than a name may be
+/// (RFC 1035 §3.1).
+fn wildcard_key<'b>(parent: &[u8], buf: &'b mut [u8; 258]) -> Option<&'b [u8]> {
+    let len = parent.len() + 2;
+    if len > 255 {
+        return None;
+    }
+    buf[..2].copy_from_slice(b"\x01*");
+    buf[2..len].copy_from_slice(parent);
+    Some(&buf[..len])
 }
 
 /// Where an answer comes from.
