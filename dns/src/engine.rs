@@ -22,7 +22,7 @@ use crate::tsig::{sign_failure, Signed, Verification};
 use crate::update::UpdateRequest;
 
 /// UDP payload size without EDNS (RFC 1035 §4.2.1).
-const CLASSIC_UDP: usize = 512;
+pub(crate) const CLASSIC_UDP: usize = 512;
 /// The largest UDP payload we send or advertise (DNS Flag Day 2020 value, RFC 9715).
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
 /// Room kept for the TSIG record when a response will be signed.
@@ -192,7 +192,7 @@ fn respond_query(state: &ServingState, stats: &DnsStats, req: Request<'_>) -> Ou
     let query = &msg.queries[0];
     let qtype = query.query_type();
     let view = state.route(req.src, req.dst, key);
-    stats.routed(view.map(|v| v.name.as_str()));
+    stats.routed(view);
     // RRL applies to unsigned UDP requests in views that configure it.
     let rrl = (req.transport == Transport::Udp && signed.is_none())
         .then(|| view.and_then(View::rrl))

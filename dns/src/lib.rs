@@ -29,6 +29,7 @@ mod tsig_wire;
 pub mod update;
 pub mod validate;
 mod watch;
+pub(crate) mod wire;
 pub mod zone;
 
 pub use check::{check, CheckReport};

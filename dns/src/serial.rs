@@ -172,11 +172,21 @@ pub fn digest(records: &[SourceRecord]) -> u64 {
     let mut each: Vec<[u8; 32]> = records
         .iter()
         .map(|r| {
-            let mut record = r.record.clone();
-            if let RData::SOA(soa) = &mut record.data {
-                soa.serial = 0;
-            }
-            record.name = record.name.to_lowercase();
+            let lower = !r.record.name.iter().flatten().any(u8::is_ascii_uppercase);
+            let as_is = lower && !matches!(r.record.data, RData::SOA(_));
+            // Most records are hashed as they are; the others are copied to be normalised.
+            let normalised;
+            let record = if as_is {
+                &r.record
+            } else {
+                let mut record = r.record.clone();
+                if let RData::SOA(soa) = &mut record.data {
+                    soa.serial = 0;
+                }
+                record.name = record.name.to_lowercase();
+                normalised = record;
+                &normalised
+            };
             let wire = record
                 .to_bytes()
                 .unwrap_or_else(|_| format!("{record}").into_bytes());

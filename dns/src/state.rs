@@ -21,7 +21,7 @@ use crate::rrl::RateLimiter;
 use crate::serial::{SerialBook, ZoneSerial};
 use crate::tsig::Keyring;
 use crate::update::Grant;
-use crate::zone::{Problem, Severity, Zone};
+use crate::zone::{NameKey, NameMap, Problem, Severity, Zone};
 
 /// A zone as served by a view, with its transfer and notify settings.
 pub struct ServedZone {
@@ -49,8 +49,12 @@ pub struct View {
     clients: Acl,
     destinations: Acl,
     zones: HashMap<LowerName, Arc<ServedZone>>,
+    /// The same zones by the lower-cased wire form of their origin, for the wire answer path.
+    by_key: NameMap<Arc<ServedZone>>,
     rrl: Option<Arc<RateLimiter>>,
     grants: Vec<Grant>,
+    /// `postern_dns_queries_total` for this view, registered once.
+    pub(crate) queries: metrics::Counter,
 }
 
 impl View {
@@ -65,6 +69,19 @@ impl View {
                 return None;
             }
             candidate = candidate.base_name();
+        }
+    }
+
+    /// The zone whose origin is the longest suffix of the lower-cased wire name `key`, and
+    /// where its origin starts in `key`.
+    pub(crate) fn find_zone_key(&self, key: &[u8]) -> Option<(&Arc<ServedZone>, usize)> {
+        let mut start = 0;
+        loop {
+            let suffix = key.get(start..)?;
+            if let Some(zone) = self.by_key.get(suffix) {
+                return Some((zone, start));
+            }
+            start += 1 + usize::from(*suffix.first().filter(|&&len| len > 0)?);
         }
     }
 
@@ -386,13 +403,19 @@ pub fn build(
             }
             None => None,
         };
+        let by_key = zones
+            .values()
+            .map(|z| (NameKey::new(z.zone.origin()).as_bytes().into(), z.clone()))
+            .collect();
         views.push(View {
             name: vc.name.clone(),
             clients,
             destinations,
             zones,
+            by_key,
             rrl,
             grants,
+            queries: metrics::counter!("postern_dns_queries_total", "view" => vc.name.clone()),
         });
     }
     for view in inputs.managed.keys() {

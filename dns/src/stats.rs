@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::engine::Transport;
+use crate::state::View;
 
 /// Live counters, updated by the query path.
 #[derive(Debug, Default)]
@@ -84,6 +85,7 @@ const METRICS: [(&str, &str, &str); 10] = [
 struct Handles {
     counters: [metrics::Counter; 10],
     rrl_limited: metrics::Counter,
+    unrouted: metrics::Counter,
     udp: metrics::Histogram,
     tcp: metrics::Histogram,
 }
@@ -94,6 +96,7 @@ impl Default for Handles {
         Handles {
             counters: METRICS.map(|(name, label, value)| metrics::counter!(name, label => value)),
             rrl_limited: metrics::counter!("postern_dns_rrl_total", "action" => "limited"),
+            unrouted: metrics::counter!("postern_dns_queries_total", "view" => "none"),
             udp: latency("udp"),
             tcp: latency("tcp"),
         }
@@ -123,9 +126,11 @@ impl DnsStats {
 
     /// Counts a query routed to `view` (`None`: no view matched the client). View names come
     /// from the configuration, so the label's values are bounded.
-    pub(crate) fn routed(&self, view: Option<&str>) {
-        let view = view.unwrap_or("none").to_owned();
-        metrics::counter!("postern_dns_queries_total", "view" => view).increment(1);
+    pub(crate) fn routed(&self, view: Option<&View>) {
+        match view {
+            Some(view) => view.queries.increment(1),
+            None => self.handles.unrouted.increment(1),
+        }
     }
 
     /// Records how long one request took to answer, from the received packet to the responses.

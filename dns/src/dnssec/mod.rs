@@ -6,7 +6,7 @@
 mod answer;
 mod journal;
 mod keys;
-mod nsec3;
+pub(crate) mod nsec3;
 mod persist;
 mod sign;
 

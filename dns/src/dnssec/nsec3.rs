@@ -7,7 +7,7 @@ use hickory_proto::dnssec::Nsec3HashAlgorithm;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::error::DnsError;
-use crate::zone::{Node, RrSet, Zone};
+use crate::zone::{NameKey, Node, RrSet, Zone};
 
 /// The NSEC3PARAM record data of every signed zone (RFC 9276 §3.1).
 pub(crate) fn param() -> NSEC3PARAM {
@@ -19,7 +19,13 @@ pub(crate) type Hash = [u8; 20];
 
 /// The NSEC3 hash of a name (RFC 5155 §5), or `None` for a name that cannot be encoded.
 pub(crate) fn hash(name: &Name) -> Option<Hash> {
-    let digest = Nsec3HashAlgorithm::SHA1.hash(&[], name, 0).ok()?;
+    hash_key(NameKey::new(name).as_bytes())
+}
+
+/// The NSEC3 hash of a name given in lower-cased wire form, its canonical form (RFC 4034
+/// §6.2): SHA-1 over the name and the empty salt, with no extra iterations (RFC 5155 §5).
+pub(crate) fn hash_key(key: &[u8]) -> Option<Hash> {
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, key);
     digest.as_ref().try_into().ok()
 }
 
@@ -121,6 +127,11 @@ impl Chain {
         owner_name(self.hashes.get(link)?, &self.origin).ok()
     }
 
+    /// A link's hash and node (its NSEC3 record, then the RRSIGs over it).
+    pub(crate) fn link(&self, link: usize) -> Option<(&Hash, &Node)> {
+        Some((self.hashes.get(link)?, self.links.get(link)?))
+    }
+
     /// A link's NSEC3 record and its signatures.
     pub(crate) fn records(&self, link: usize) -> Vec<Record> {
         let (Some(owner), Some(node)) = (self.owner(link), self.links.get(link)) else {
@@ -158,13 +169,23 @@ impl Chain {
 
     /// The link whose owner is the hash of `name` (RFC 5155 §7.2.3).
     pub(crate) fn matching(&self, name: &Name) -> Option<usize> {
-        self.index(&hash(name)?)
+        self.matching_key(NameKey::new(name).as_bytes())
+    }
+
+    /// [`Chain::matching`] for a name in lower-cased wire form.
+    pub(crate) fn matching_key(&self, key: &[u8]) -> Option<usize> {
+        self.index(&hash_key(key)?)
     }
 
     /// The link whose span covers the hash of `name`, which is not in the chain (RFC 5155
     /// §7.2.1): the last hash before it, wrapping around to the last link.
     pub(crate) fn covering(&self, name: &Name) -> Option<usize> {
-        let h = hash(name)?;
+        self.covering_key(NameKey::new(name).as_bytes())
+    }
+
+    /// [`Chain::covering`] for a name in lower-cased wire form.
+    pub(crate) fn covering_key(&self, key: &[u8]) -> Option<usize> {
+        let h = hash_key(key)?;
         match self.hashes.binary_search(&h) {
             Ok(_) => None,
             Err(0) => self.len().checked_sub(1),
@@ -173,10 +194,16 @@ impl Chain {
     }
 }
 
+/// `base32hex(hash)` in lower case: the first label of a link's owner (RFC 5155 §3).
+pub(crate) fn hash_label(hashed: &Hash) -> [u8; 32] {
+    let mut label = [0u8; 32];
+    data_encoding::BASE32HEX_NOPAD.encode_mut(hashed, &mut label);
+    label.make_ascii_lowercase();
+    label
+}
+
 /// `base32hex(hash).origin` (RFC 5155 §3).
-fn owner_name(hashed: &[u8], origin: &Name) -> Result<Name, hickory_proto::ProtoError> {
-    let label = data_encoding::BASE32HEX_NOPAD
-        .encode(hashed)
-        .to_ascii_lowercase();
-    Name::from_ascii(&label)?.append_domain(origin)
+fn owner_name(hashed: &Hash, origin: &Name) -> Result<Name, hickory_proto::ProtoError> {
+    let label = hash_label(hashed);
+    Name::from_labels([&label[..]])?.append_domain(origin)
 }

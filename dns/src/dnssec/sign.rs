@@ -43,7 +43,12 @@ impl SignedZone {
 
     /// The stored RRSIGs over the RRset `owner`/`rtype`.
     fn sig_set(&self, owner: &Name, rtype: RecordType) -> Option<RrSet<'_>> {
-        self.sigs.get(NameKey::new(owner).as_bytes())?.get(rtype)
+        self.sig_set_key(NameKey::new(owner).as_bytes(), rtype)
+    }
+
+    /// The stored RRSIGs over the RRset of `rtype` at the lower-cased wire name `key`.
+    pub(crate) fn sig_set_key(&self, key: &[u8], rtype: RecordType) -> Option<RrSet<'_>> {
+        self.sigs.get(key)?.get(rtype)
     }
 
     /// Whether signing again at `now` would renew signatures (some have less than half their

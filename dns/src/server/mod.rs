@@ -1,6 +1,7 @@
 //! The I/O shell: UDP and TCP listeners, the atomically swapped serving state, reloads
 //! and NOTIFY on serial changes.
 
+mod mmsg;
 mod tcp;
 mod udp;
 

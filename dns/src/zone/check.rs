@@ -1,16 +1,16 @@
 //! The checks named-checkzone makes on a zone being built: SOA and NS at the apex, data
 //! occluded by a delegation, and NS/MX/SRV targets that are CNAMEs or have no address.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-use super::{DraftNode, Loc, Problem, Severity};
+use super::{DraftNodes, Loc, Problem, Severity};
 
 pub(super) fn check_apex<'a>(
     origin: &Name,
     lower_origin: &LowerName,
-    nodes: &HashMap<LowerName, DraftNode>,
+    nodes: &DraftNodes,
     loc_of: &impl Fn(&LowerName, RecordType) -> Option<&'a Loc>,
     problems: &mut Vec<Problem>,
 ) -> Option<Record> {
@@ -50,6 +50,9 @@ pub(super) fn below_cut(
     origin: &LowerName,
     cuts: &HashSet<LowerName>,
 ) -> Option<LowerName> {
+    if cuts.is_empty() {
+        return None;
+    }
     let mut n = name.base_name();
     while origin.zone_of(&n) && n != *origin {
         if cuts.contains(&n) {
@@ -62,7 +65,7 @@ pub(super) fn below_cut(
 
 pub(super) fn check_occluded<'a>(
     origin: &LowerName,
-    nodes: &HashMap<LowerName, DraftNode>,
+    nodes: &DraftNodes,
     cuts: &HashSet<LowerName>,
     loc_of: &impl Fn(&LowerName, RecordType) -> Option<&'a Loc>,
     problems: &mut Vec<Problem>,
@@ -98,7 +101,7 @@ pub(super) fn check_occluded<'a>(
 
 pub(super) fn check_targets<'a>(
     origin: &LowerName,
-    nodes: &HashMap<LowerName, DraftNode>,
+    nodes: &DraftNodes,
     cuts: &HashSet<LowerName>,
     loc_of: &impl Fn(&LowerName, RecordType) -> Option<&'a Loc>,
     problems: &mut Vec<Problem>,

@@ -51,6 +51,20 @@ impl NameKey {
         key
     }
 
+    /// The lower-cased copy of a name given in uncompressed wire form (validated by the
+    /// caller: labels of at most 63 octets, 255 in all, ending with the root).
+    pub(crate) fn from_wire(wire: &[u8]) -> NameKey {
+        let mut key = NameKey {
+            bytes: [0; MAX_NAME + 1],
+            len: wire.len().min(MAX_NAME + 1),
+        };
+        for (to, from) in key.bytes.iter_mut().zip(wire) {
+            // Length octets are at most 63, below b'A': lower-casing leaves them alone.
+            *to = from.to_ascii_lowercase();
+        }
+        key
+    }
+
     /// The key's octets.
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len]

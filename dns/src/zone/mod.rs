@@ -4,6 +4,7 @@
 mod check;
 mod compact;
 mod dnssec_text;
+mod keyed;
 mod loc;
 pub mod parse;
 mod rdata;
@@ -78,7 +79,12 @@ impl fmt::Display for Problem {
 struct DraftSet {
     rtype: RecordType,
     records: Vec<Record>,
+    /// Where the RRset was first written.
+    loc: Loc,
 }
+
+/// The owner names of a zone being built (a fast hash: every record looks its name up).
+type DraftNodes = HashMap<LowerName, DraftNode, foldhash::fast::RandomState>;
 
 /// One owner name while a zone is built and checked.
 #[derive(Default)]
@@ -102,6 +108,8 @@ pub struct Zone {
     /// The owner names written in another case than their key's, as first written.
     cased: NameMap<Name>,
     soa: Record,
+    /// The SOA's RDATA in wire form, for answers written from octets.
+    soa_wire: Box<[u8]>,
     record_count: usize,
 }
 
@@ -115,8 +123,7 @@ impl Zone {
     ) -> (Option<Zone>, Vec<Problem>) {
         let mut problems = Vec::new();
         let lower_origin = LowerName::new(origin);
-        let mut nodes: HashMap<LowerName, DraftNode> = HashMap::new();
-        let mut locs: HashMap<(LowerName, RecordType), Loc> = HashMap::new();
+        let mut nodes = DraftNodes::default();
         let mut record_count = 0;
         for SourceRecord { record, loc } in records {
             let name = LowerName::new(&record.name);
@@ -129,7 +136,7 @@ impl Zone {
                 continue;
             }
             let rtype = record.record_type();
-            let node = nodes.entry(name.clone()).or_default();
+            let node = nodes.entry(name).or_default();
             match node.rrsets.iter_mut().find(|s| s.rtype == rtype) {
                 Some(set) => {
                     if set.records.iter().any(|r| r.data == record.data) {
@@ -149,17 +156,15 @@ impl Zone {
                     }
                     set.records.push(record);
                 }
-                None => {
-                    locs.insert((name.clone(), rtype), loc);
-                    node.rrsets.push(DraftSet {
-                        rtype,
-                        records: vec![record],
-                    });
-                }
+                None => node.rrsets.push(DraftSet {
+                    rtype,
+                    records: vec![record],
+                    loc,
+                }),
             }
             record_count += 1;
         }
-        let loc_of = |name: &LowerName, rtype| locs.get(&(name.clone(), rtype));
+        let loc_of = |name: &LowerName, rtype| Some(&nodes.get(name)?.get(rtype)?.loc);
 
         let soa = check_apex(origin, &lower_origin, &nodes, &loc_of, &mut problems);
         for (name, node) in &nodes {
@@ -197,16 +202,23 @@ impl Zone {
             .filter(|(n, node)| **n != lower_origin && node.get(RecordType::NS).is_some())
             .map(|(n, _)| n.clone())
             .collect();
+        check_occluded(&lower_origin, &nodes, &cuts, &loc_of, &mut problems);
+        check_targets(&lower_origin, &nodes, &cuts, &loc_of, &mut problems);
         for cut in &cuts {
             if let Some(node) = nodes.get_mut(cut) {
                 node.cut = true;
             }
         }
-        check_occluded(&lower_origin, &nodes, &cuts, &loc_of, &mut problems);
-        check_targets(&lower_origin, &nodes, &cuts, &loc_of, &mut problems);
 
         // Empty non-terminals: every ancestor of an owner name up to the apex exists.
-        let names: Vec<LowerName> = nodes.keys().cloned().collect();
+        // A name one label below the apex has the apex as its parent, which holds the SOA.
+        // (Labels counted with `iter`: `num_labels` leaves out a leading `*`.)
+        let origin_labels = lower_origin.iter().count();
+        let names: Vec<LowerName> = nodes
+            .keys()
+            .filter(|n| n.iter().count() > origin_labels + 1)
+            .cloned()
+            .collect();
         for name in names {
             let mut parent = name.base_name();
             while lower_origin.zone_of(&parent) && parent != name {
@@ -236,12 +248,20 @@ impl Zone {
         {
             set.records = vec![soa.clone()];
         }
+        let soa_wire = match rdata_wire(&soa.data) {
+            Ok(wire) => wire,
+            Err(e) => {
+                problems.push(Problem::new(Severity::Error, None, format!("SOA: {e}")));
+                return (None, problems);
+            }
+        };
         let mut zone = Zone {
             origin: origin.clone(),
             lower_origin,
             nodes: NameMap::with_capacity_and_hasher(nodes.len(), Default::default()),
             cased: NameMap::default(),
             soa,
+            soa_wire,
             record_count,
         };
         let mut encoder = NodeEncoder::default();
@@ -412,7 +432,7 @@ mod tests {
     #[test]
     fn good_zone_has_ents_and_cuts() {
         let (zone, problems) = build(&format!(
-            "{HEAD}a.b.c A 192.0.2.2\nsub NS ns.sub\nns.sub A 192.0.2.3\n"
+            "{HEAD}a.b.c A 192.0.2.2\nsub NS ns.sub\nns.sub A 192.0.2.3\n*.w TXT x\n"
         ));
         assert!(problems.is_empty(), "{problems:?}");
         let zone = zone.expect("zone");
@@ -420,6 +440,8 @@ mod tests {
         assert_eq!(zone.negative_ttl(), 60);
         let ent = LowerName::from(Name::from_ascii("b.c.example.test.").expect("n"));
         assert!(zone.node(&ent).expect("ent").is_empty());
+        let above_wildcard = Name::from_ascii("w.example.test.").expect("n");
+        assert!(zone.node(&above_wildcard).expect("ent").is_empty());
         let below = Name::from_ascii("x.ns.sub.example.test.").expect("n");
         assert_eq!(
             zone.find_cut(&below, false).expect("cut").0.to_string(),
