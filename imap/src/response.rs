@@ -79,3 +79,14 @@ pub fn code_other(s: &str) -> Code<'static> {
         s.as_bytes().to_vec(),
     ))
 }
+
+/// Responses encoded for the wire, in order (literals synchronizing, as imap-codec writes them).
+pub fn encode_all(responses: &[Response<'static>]) -> Vec<u8> {
+    use imap_codec::encode::Encoder;
+    let codec = imap_codec::ResponseCodec::default();
+    let mut out = Vec::new();
+    for r in responses {
+        out.extend(codec.encode(r).dump());
+    }
+    out
+}

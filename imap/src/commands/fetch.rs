@@ -5,7 +5,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::num::{NonZeroU32, NonZeroU64};
 
-use imap_codec::encode::Encoder;
 use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::core::{Literal, NString, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
@@ -14,7 +13,6 @@ use imap_codec::imap_types::fetch::{
 };
 use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::IntoStatic;
-use imap_codec::ResponseCodec;
 use postern_store::{BodyPart, FlagOp, Flags, MessageDetails, ParsedMessage, Store};
 
 use crate::bodystructure::body_structure;
@@ -22,6 +20,7 @@ use crate::commands::binary::{binary_section, binary_value, encode_fetch};
 use crate::commands::section::section_bytes;
 use crate::commands::{batch_len, details_by_uid, header_batch_len};
 use crate::envelope::envelope;
+use crate::response::encode_all;
 use crate::session::{bad, flag_items, Done, Failure, Next, Outcome, Reply, Session};
 
 fn nz(v: i64) -> NonZeroU32 {
@@ -251,11 +250,7 @@ impl Session {
         } else {
             match self.fetch_next(&mut plan).await {
                 Ok(messages) => {
-                    let codec = ResponseCodec::default();
-                    let mut out = Vec::new();
-                    for notice in std::mem::take(&mut self.notices) {
-                        out.extend(codec.encode(&notice).dump());
-                    }
+                    let mut out = encode_all(&std::mem::take(&mut self.notices));
                     out.extend(messages);
                     Some(out)
                 }

@@ -4,7 +4,9 @@ mod append;
 mod binary;
 mod catenate;
 mod compress;
+mod context;
 mod copy;
+mod extension;
 mod fetch;
 mod flags;
 mod junk;
@@ -17,6 +19,7 @@ mod section;
 mod select;
 mod sort;
 mod thread;
+mod urlauth;
 
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 use std::collections::HashMap;
@@ -24,6 +27,7 @@ use std::collections::HashMap;
 use postern_store::{Mailbox, MessageDetails, Store};
 
 pub(crate) use append::AppendData;
+pub(crate) use context::LiveSearches;
 pub(crate) use fetch::FetchPlan;
 
 use crate::mutf7;

@@ -173,6 +173,9 @@ pub struct Session {
     sasl: Option<Mechanism>,
     /// The FETCH being streamed (its tag is `pending`).
     pub(crate) fetching: Option<FetchPlan>,
+    /// UIDs of the view the current command started from, while searches are live
+    /// (CONTEXT=SEARCH, `commands::context`).
+    pub(crate) context_view: Option<Vec<i64>>,
 }
 
 /// A SASL mechanism in progress.
@@ -201,6 +204,7 @@ impl Session {
             pending: None,
             sasl: None,
             fetching: None,
+            context_view: None,
         }
     }
 
@@ -279,6 +283,9 @@ impl Session {
                 "ESEARCH",
                 "SEARCHRES",
                 "ESORT",
+                "CONTEXT=SEARCH",
+                "CONTEXT=SORT",
+                "URLAUTH",
                 "SORT",
                 "SORT=DISPLAY",
                 "THREAD=ORDEREDSUBJECT",
@@ -373,6 +380,7 @@ impl Session {
     /// What every command does first: take note of changes other sessions made meanwhile.
     pub(crate) fn start_command(&mut self) {
         self.drain_changes();
+        self.note_context_view();
     }
 
     /// Turns a command's outcome into its reply: untagged data, pending updates of the selected
@@ -426,6 +434,9 @@ impl Session {
         if matches!(next, Next::Continue | Next::Idle | Next::Compress) {
             self.drain_changes();
             responses.extend(self.updates(allow_expunge).await);
+            if let Some(encoded) = self.context_updates(&mut responses).await {
+                raw.extend(encoded);
+            }
         }
         match next {
             Next::Idle => responses.push(Response::CommandContinuationRequest(
@@ -533,20 +544,29 @@ impl Session {
         }
     }
 
-    /// Untagged updates to send while idling, after [`Session::wait_change`] completed.
-    pub async fn idle_updates(&mut self) -> Vec<Response<'static>> {
+    /// Untagged updates to send while idling, after [`Session::wait_change`] completed,
+    /// encoded (with the updates of live searches, RFC 5267 §4.3).
+    pub async fn idle_updates(&mut self) -> Vec<u8> {
+        self.note_context_view();
         self.drain_changes();
-        self.updates(true).await
+        let mut responses = self.updates(true).await;
+        let mut out = self
+            .context_updates(&mut responses)
+            .await
+            .unwrap_or_default();
+        out.extend(crate::response::encode_all(&responses));
+        out
     }
 
     /// `DONE` ended the IDLE (RFC 2177 §3).
     pub async fn idle_done(&mut self) -> Reply {
-        let mut responses = self.idle_updates().await;
+        let raw = self.idle_updates().await;
+        let mut responses = Vec::new();
         if let Some(tag) = self.pending.take() {
             responses.push(tagged(&tag, StatusKind::Ok, None, "IDLE terminated"));
         }
         Reply {
-            raw: Vec::new(),
+            raw,
             responses,
             next: Next::Continue,
         }

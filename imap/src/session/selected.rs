@@ -13,6 +13,7 @@ use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use postern_store::{Flags, Mailbox, MessageMeta, Store, StoreError};
 
+use crate::commands::LiveSearches;
 use crate::response::{atom, data, untagged};
 use crate::session::{bad, Failure};
 
@@ -36,6 +37,8 @@ pub struct Selected {
     pub saved: BTreeSet<i64>,
     /// The current command's set is `$`: [`Selected::resolve`] names the saved messages.
     pub use_saved: bool,
+    /// Searches kept up to date for this selection (CONTEXT=SEARCH, RFC 5267 §4).
+    pub live: LiveSearches,
 }
 
 /// The FLAGS of a message as FETCH items.
@@ -100,6 +103,7 @@ impl Selected {
             keywords,
             saved: BTreeSet::new(),
             use_saved: false,
+            live: LiveSearches::default(),
         })
     }
 

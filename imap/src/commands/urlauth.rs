@@ -1,0 +1,214 @@
+//! URLAUTH (RFC 4467): GENURLAUTH authorizes URLs to the user's own messages with the
+//! `INTERNAL` mechanism (the store signs the rump with the mailbox's access key), URLFETCH
+//! returns what an authorized URL names, and RESETKEY replaces access keys so that every URL
+//! authorized before fails. A URL that is malformed, expired, not authorized for the session's
+//! user, signed with another or a reset key, or names nothing is NIL (§7.3: no hint why).
+
+use imap_codec::decode::Decoder;
+use imap_codec::imap_types::command::CommandBody;
+use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Section};
+use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
+use imap_codec::CommandCodec;
+use postern_store::Mailbox;
+
+use crate::commands::section::section_bytes;
+use crate::imap_url::{self, Access, ImapUrl};
+use crate::session::{bad, no, Done, Outcome, Session};
+
+/// Most URLs one GENURLAUTH or URLFETCH may carry.
+const MAX_URLS: usize = 100;
+
+/// The only URLAUTH mechanism offered (RFC 4467 §7: server-specific).
+const MECHANISM: &str = "INTERNAL";
+
+/// `s` as an IMAP quoted string (RFC 3501 §4.3); URLs never hold CR or LF (they are refused).
+fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A section as written in a URL (`1.2`, `HEADER`, `1.MIME`, ...), read by imap-codec's own
+/// section grammar through a FETCH it decodes.
+fn section(text: &str) -> Option<Section<'static>> {
+    if !text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return None;
+    }
+    let cmd = format!("x FETCH 1 BODY.PEEK[{text}]\r\n");
+    let (_, cmd) = CommandCodec::default().decode(cmd.as_bytes()).ok()?;
+    let CommandBody::Fetch {
+        macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(items),
+        ..
+    } = cmd.body
+    else {
+        return None;
+    };
+    match items.into_iter().next()? {
+        MessageDataItemName::BodyExt { section, .. } => {
+            section.map(imap_codec::imap_types::IntoStatic::into_static)
+        }
+        _ => None,
+    }
+}
+
+impl Session {
+    /// The user's own mailbox a URL names (never another user's, RFC 4467 §7.2).
+    async fn own_mailbox(&self, url: &ImapUrl) -> Result<Option<Mailbox>, crate::session::Failure> {
+        let user = self.require_user()?;
+        if !url.owner.eq_ignore_ascii_case(&user.address.to_string()) {
+            return Ok(None);
+        }
+        Ok(self.store.mailbox(user.id, &url.mailbox).await?)
+    }
+
+    /// GENURLAUTH (RFC 4467 §7.2): one authorized URL per URL given, all or none.
+    pub(crate) async fn genurlauth(&mut self, urls: &[(String, String)]) -> Outcome {
+        self.require_user()?;
+        if urls.len() > MAX_URLS {
+            return Err(bad("Too many URLs"));
+        }
+        let mut line = String::from("* GENURLAUTH");
+        for (text, mechanism) in urls {
+            if mechanism != MECHANISM {
+                return Err(no("Unsupported URLAUTH mechanism"));
+            }
+            let Some(url) = imap_url::parse(text) else {
+                return Err(bad("Invalid URL"));
+            };
+            if url.access.is_none() || url.verifier.is_some() {
+                return Err(bad("The URL must end with ;URLAUTH=access and no token"));
+            }
+            let Some(mailbox) = self.own_mailbox(&url).await? else {
+                return Err(no("URLs can be authorized only for your own mailboxes"));
+            };
+            if url
+                .uidvalidity
+                .is_some_and(|v| i64::from(v) != mailbox.uidvalidity)
+            {
+                return Err(no("UIDVALIDITY does not match the mailbox"));
+            }
+            let token = self.store.urlauth_token(&mailbox, &url.rump).await?;
+            line.push(' ');
+            line.push_str(&quoted(&format!("{}:{MECHANISM}:{token}", url.rump)));
+        }
+        line.push_str("\r\n");
+        Ok(Done::ok("GENURLAUTH completed").raw(line.into_bytes()))
+    }
+
+    /// RESETKEY (RFC 4467 §7.1): new access keys for one mailbox of the user's, or all of them.
+    pub(crate) async fn resetkey(&mut self, mailbox: Option<&[u8]>) -> Outcome {
+        let user_id = self.require_user()?.id;
+        let id = match mailbox {
+            Some(name) => {
+                let wire = WireMailbox::try_from(name.to_vec())
+                    .map_err(|_| bad("Invalid mailbox name"))?;
+                Some(self.find_mailbox(&wire, false).await?.id)
+            }
+            None => None,
+        };
+        self.store.reset_urlauth_keys(user_id, id).await?;
+        Ok(Done::ok("RESETKEY completed"))
+    }
+
+    /// URLFETCH (RFC 4467 §7.3): each URL's content, or NIL.
+    pub(crate) async fn urlfetch(&mut self, urls: &[String]) -> Outcome {
+        self.require_user()?;
+        if urls.len() > MAX_URLS {
+            return Err(bad("Too many URLs"));
+        }
+        let mut out = Vec::new();
+        for text in urls {
+            out.extend(format!("* URLFETCH {} ", quoted(text)).into_bytes());
+            match self.authorized_content(text).await? {
+                Some(bytes) => {
+                    out.extend(format!("{{{}}}\r\n", bytes.len()).into_bytes());
+                    out.extend(bytes);
+                }
+                None => out.extend_from_slice(b"NIL"),
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        Ok(Done::ok("URLFETCH completed").raw(out))
+    }
+
+    /// What `text` names if it is a valid URLAUTH URL this session may fetch (RFC 4467 §6).
+    async fn authorized_content(
+        &self,
+        text: &str,
+    ) -> Result<Option<Vec<u8>>, crate::session::Failure> {
+        let user = self.require_user()?;
+        let Some(url) = imap_url::parse(text) else {
+            return Ok(None);
+        };
+        let allowed = match &url.access {
+            Some(Access::Anonymous | Access::AuthUser) => true,
+            Some(Access::User(name)) => name.eq_ignore_ascii_case(&user.address.to_string()),
+            // Only a submission server acting for the user may use these (§3).
+            Some(Access::Submit(_)) | None => false,
+        };
+        let Some((mechanism, token)) = &url.verifier else {
+            return Ok(None);
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let expired = url.expire.is_some_and(|t| t <= now);
+        if !allowed || mechanism != MECHANISM || expired {
+            return Ok(None);
+        }
+        let Some(owner) = self.store.user(&url.owner).await? else {
+            return Ok(None);
+        };
+        let Some(mailbox) = self.store.mailbox(owner.id, &url.mailbox).await? else {
+            return Ok(None);
+        };
+        if url
+            .uidvalidity
+            .is_some_and(|v| i64::from(v) != mailbox.uidvalidity)
+            || !self
+                .store
+                .urlauth_verify(&mailbox, &url.rump, token)
+                .await?
+        {
+            return Ok(None);
+        }
+        let section = match url.section.as_deref() {
+            Some(s) => match section(s) {
+                Some(s) => Some(s),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        let details = self
+            .store
+            .message_details(&mailbox, &[i64::from(url.uid)], true)
+            .await?;
+        let Some(raw) = details.first().and_then(|d| d.raw.as_ref().map(|r| (d, r))) else {
+            return Ok(None);
+        };
+        let (d, raw) = raw;
+        let mut bytes = section_bytes(raw, &d.parsed.body, section.as_ref());
+        if let Some((offset, length)) = url.partial {
+            let start = (offset as usize).min(bytes.len());
+            let end = length.map_or(bytes.len(), |l| (start + l as usize).min(bytes.len()));
+            bytes = bytes[start..end].to_vec();
+        }
+        Ok(Some(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_and_quoting() {
+        assert!(section("1.2").is_some());
+        assert!(section("HEADER").is_some());
+        assert!(section("1.MIME").is_some());
+        assert!(section("1 2").is_none());
+        assert!(section("]").is_none());
+        assert_eq!(quoted("a\"b\\"), "\"a\\\"b\\\\\"");
+    }
+}

@@ -1,0 +1,307 @@
+//! Commands imap-codec 2.0.0-alpha.10 has no types for, read here from the complete command the
+//! fragmentizer holds: CANCELUPDATE (RFC 5267 §4.2), GENURLAUTH, RESETKEY and URLFETCH (RFC 4467
+//! §7.1-§7.3). Their arguments are atoms, strings
+//! (quoted or literal, RFC 3501 §4.3) and parenthesized lists, tokenized by [`tokens`].
+
+use imap_codec::imap_types::core::Tag;
+
+/// One parsed extension command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtCommand {
+    /// CANCELUPDATE "tag" ... (RFC 5267 §4.2).
+    CancelUpdate(Vec<String>),
+    /// GENURLAUTH url mechanism ... (RFC 4467 §7.2).
+    GenUrlAuth(Vec<(String, String)>),
+    /// RESETKEY [mailbox [mechanism ...]] (RFC 4467 §7.1).
+    ResetKey(Option<Vec<u8>>),
+    /// URLFETCH url ... (RFC 4467 §7.3).
+    UrlFetch(Vec<String>),
+}
+
+/// A token of a command's arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Token {
+    /// An atom (also `NIL` and numbers).
+    Atom(String),
+    /// A quoted string or a literal.
+    Str(Vec<u8>),
+    /// A parenthesized list.
+    List(Vec<Token>),
+}
+
+impl Token {
+    /// The text of an atom or string.
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Token::Atom(a) => Some(a.clone()),
+            Token::Str(s) => String::from_utf8(s.clone()).ok(),
+            Token::List(_) => None,
+        }
+    }
+
+    /// The bytes of an atom or string (RFC 3501 `astring`).
+    pub fn bytes(&self) -> Option<Vec<u8>> {
+        match self {
+            Token::Atom(a) => Some(a.clone().into_bytes()),
+            Token::Str(s) => Some(s.clone()),
+            Token::List(_) => None,
+        }
+    }
+}
+
+/// Most tokens one command may carry (lists count their members).
+const MAX_TOKENS: usize = 1000;
+
+/// Most nesting of parenthesized lists.
+const MAX_DEPTH: usize = 8;
+
+/// Tokenizes `input` (a command without its CRLF); literals are `{n}` or `{n+}` and CRLF then
+/// n bytes, as the fragmentizer keeps them.
+pub fn tokens(input: &[u8]) -> Result<Vec<Token>, &'static str> {
+    let mut pos = 0;
+    let mut count = 0;
+    let list = parse_list(input, &mut pos, &mut count, 0)?;
+    if pos != input.len() {
+        return Err("Unbalanced parentheses");
+    }
+    Ok(list)
+}
+
+fn parse_list(
+    input: &[u8],
+    pos: &mut usize,
+    count: &mut usize,
+    depth: usize,
+) -> Result<Vec<Token>, &'static str> {
+    let mut out = Vec::new();
+    loop {
+        while input.get(*pos) == Some(&b' ') {
+            *pos += 1;
+        }
+        let Some(&c) = input.get(*pos) else {
+            return if depth == 0 {
+                Ok(out)
+            } else {
+                Err("Unbalanced parentheses")
+            };
+        };
+        *count += 1;
+        if *count > MAX_TOKENS {
+            return Err("Too many arguments");
+        }
+        match c {
+            b')' => {
+                return if depth == 0 {
+                    Err("Unbalanced parentheses")
+                } else {
+                    *pos += 1;
+                    Ok(out)
+                };
+            }
+            b'(' => {
+                if depth + 1 > MAX_DEPTH {
+                    return Err("Lists nest too deeply");
+                }
+                *pos += 1;
+                out.push(Token::List(parse_list(input, pos, count, depth + 1)?));
+            }
+            b'"' => out.push(Token::Str(quoted(input, pos)?)),
+            b'{' => out.push(Token::Str(literal(input, pos)?)),
+            _ => {
+                let start = *pos;
+                while input
+                    .get(*pos)
+                    .is_some_and(|&b| !matches!(b, b' ' | b'(' | b')' | b'"' | b'{') && b > 0x20)
+                {
+                    *pos += 1;
+                }
+                if *pos == start {
+                    return Err("Unexpected character");
+                }
+                let atom = String::from_utf8_lossy(&input[start..*pos]).into_owned();
+                out.push(Token::Atom(atom));
+            }
+        }
+    }
+}
+
+/// A quoted string starting at `pos` (RFC 3501 §4.3: `\"` and `\\` escapes, no CR or LF).
+fn quoted(input: &[u8], pos: &mut usize) -> Result<Vec<u8>, &'static str> {
+    let mut out = Vec::new();
+    *pos += 1;
+    loop {
+        match input.get(*pos) {
+            None | Some(b'\r') | Some(b'\n') => return Err("Unterminated string"),
+            Some(b'"') => {
+                *pos += 1;
+                return Ok(out);
+            }
+            Some(b'\\') => match input.get(*pos + 1) {
+                Some(&c @ (b'"' | b'\\')) => {
+                    out.push(c);
+                    *pos += 2;
+                }
+                _ => return Err("Invalid escape in string"),
+            },
+            Some(&c) => {
+                out.push(c);
+                *pos += 1;
+            }
+        }
+    }
+}
+
+/// A literal `{n}` / `{n+}` CRLF and n bytes, starting at `pos`.
+fn literal(input: &[u8], pos: &mut usize) -> Result<Vec<u8>, &'static str> {
+    let close = input[*pos..]
+        .iter()
+        .position(|&b| b == b'}')
+        .ok_or("Invalid literal")?;
+    let spec = &input[*pos + 1..*pos + close];
+    let digits = spec.strip_suffix(b"+").unwrap_or(spec);
+    let n: usize = std::str::from_utf8(digits)
+        .ok()
+        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|d| d.parse().ok())
+        .ok_or("Invalid literal")?;
+    let start = *pos + close + 1;
+    if input.get(start..start + 2) != Some(b"\r\n") {
+        return Err("Invalid literal");
+    }
+    let data = input
+        .get(start + 2..start + 2 + n)
+        .ok_or("Literal is shorter than announced")?;
+    *pos = start + 2 + n;
+    Ok(data.to_vec())
+}
+
+/// If `message` is one of the commands this module reads, its tag and the command, or BAD's text.
+pub fn parse(message: &[u8]) -> Option<Result<(Tag<'static>, ExtCommand), &'static str>> {
+    let line = message.strip_suffix(b"\r\n").unwrap_or(message);
+    let mut words = line.splitn(3, |&b| b == b' ');
+    let tag = words.next()?;
+    let verb = String::from_utf8_lossy(words.next()?).to_ascii_uppercase();
+    if !matches!(
+        verb.as_str(),
+        "CANCELUPDATE" | "GENURLAUTH" | "RESETKEY" | "URLFETCH"
+    ) {
+        return None;
+    }
+    let tag = Tag::try_from(String::from_utf8_lossy(tag).into_owned()).ok()?;
+    let args = match tokens(words.next().unwrap_or_default()) {
+        Ok(args) => args,
+        Err(why) => return Some(Err(why)),
+    };
+    Some(command(&verb, args).map(|cmd| (tag, cmd)))
+}
+
+fn command(verb: &str, args: Vec<Token>) -> Result<ExtCommand, &'static str> {
+    match verb {
+        "CANCELUPDATE" => args
+            .iter()
+            .map(|t| match t {
+                Token::Str(_) => t.text().ok_or("Tag is not UTF-8"),
+                _ => Err("CANCELUPDATE takes quoted tags"),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|tags| {
+                if tags.is_empty() {
+                    Err("CANCELUPDATE needs a tag")
+                } else {
+                    Ok(ExtCommand::CancelUpdate(tags))
+                }
+            }),
+        "GENURLAUTH" => {
+            if args.is_empty() || args.len() % 2 != 0 {
+                return Err("GENURLAUTH takes pairs of URL and mechanism");
+            }
+            args.chunks(2)
+                .map(|pair| match (&pair[0], &pair[1]) {
+                    (u @ (Token::Atom(_) | Token::Str(_)), Token::Atom(mech)) => {
+                        Ok((url(u)?, mech.to_ascii_uppercase()))
+                    }
+                    _ => Err("GENURLAUTH takes pairs of URL and mechanism"),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(ExtCommand::GenUrlAuth)
+        }
+        "RESETKEY" => {
+            let mailbox = match args.first() {
+                None => None,
+                Some(t) => Some(t.bytes().ok_or("RESETKEY takes a mailbox name")?),
+            };
+            if args.iter().skip(1).any(|t| !matches!(t, Token::Atom(_))) {
+                return Err("RESETKEY takes mechanism names");
+            }
+            Ok(ExtCommand::ResetKey(mailbox))
+        }
+        _ => {
+            if args.is_empty() {
+                return Err("URLFETCH needs a URL");
+            }
+            args.iter()
+                .map(url)
+                .collect::<Result<Vec<_>, _>>()
+                .map(ExtCommand::UrlFetch)
+        }
+    }
+}
+
+/// A URL argument: an atom or string of printable ASCII (it is echoed in a quoted string).
+fn url(token: &Token) -> Result<String, &'static str> {
+    match token {
+        Token::Atom(_) | Token::Str(_) => token
+            .text()
+            .filter(|t| t.bytes().all(|b| (0x20..0x7f).contains(&b)))
+            .ok_or("A URL is printable ASCII"),
+        Token::List(_) => Err("Extended URLFETCH (URLAUTH=BINARY) is not supported"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_and_commands() {
+        assert_eq!(
+            tokens(b"a \"b\\\"c\" (d {2}\r\nxy) NIL").unwrap(),
+            vec![
+                Token::Atom("a".into()),
+                Token::Str(b"b\"c".to_vec()),
+                Token::List(vec![Token::Atom("d".into()), Token::Str(b"xy".to_vec())]),
+                Token::Atom("NIL".into()),
+            ]
+        );
+        assert!(tokens(b"(a").is_err());
+        assert!(tokens(b"a)").is_err());
+        assert!(tokens(b"{5}\r\nab").is_err());
+        assert!(tokens(&b"(".repeat(20)).is_err());
+        let (tag, cmd) = parse(b"t1 cancelupdate \"a\" \"b\"\r\n").unwrap().unwrap();
+        assert_eq!(tag.as_ref(), "t1");
+        assert_eq!(cmd, ExtCommand::CancelUpdate(vec!["a".into(), "b".into()]));
+        assert!(parse(b"t CANCELUPDATE\r\n").unwrap().is_err());
+        assert!(parse(b"t CANCELUPDATE a\r\n").unwrap().is_err());
+        assert!(parse(b"t SEARCH ALL\r\n").is_none());
+        let (_, cmd) =
+            parse(b"t GENURLAUTH \"imap://u@h/INBOX/;uid=1;urlauth=anonymous\" internal\r\n")
+                .unwrap()
+                .unwrap();
+        assert_eq!(
+            cmd,
+            ExtCommand::GenUrlAuth(vec![(
+                "imap://u@h/INBOX/;uid=1;urlauth=anonymous".into(),
+                "INTERNAL".into()
+            )])
+        );
+        assert!(parse(b"t GENURLAUTH \"x\"\r\n").unwrap().is_err());
+        let (_, cmd) = parse(b"t URLFETCH x \"y\"\r\n").unwrap().unwrap();
+        assert_eq!(cmd, ExtCommand::UrlFetch(vec!["x".into(), "y".into()]));
+        assert!(parse(b"t URLFETCH (y binary)\r\n").unwrap().is_err());
+        assert!(parse(b"t URLFETCH {3}\r\na\r\n\r\n").unwrap().is_err());
+        assert_eq!(
+            parse(b"t RESETKEY\r\n").unwrap().unwrap().1,
+            ExtCommand::ResetKey(None)
+        );
+    }
+}
