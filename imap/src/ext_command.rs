@@ -1,6 +1,6 @@
 //! Commands imap-codec 2.0.0-alpha.10 has no types for, read here from the complete command the
 //! fragmentizer holds: CANCELUPDATE (RFC 5267 §4.2), GENURLAUTH, RESETKEY and URLFETCH (RFC 4467
-//! §7.1-§7.3). Their arguments are atoms, strings
+//! §7.1-§7.3, URLFETCH's extended form from RFC 5524 §3). Their arguments are atoms, strings
 //! (quoted or literal, RFC 3501 §4.3) and parenthesized lists, tokenized by [`tokens`].
 
 use imap_codec::imap_types::core::Tag;
@@ -14,8 +14,23 @@ pub enum ExtCommand {
     GenUrlAuth(Vec<(String, String)>),
     /// RESETKEY [mailbox [mechanism ...]] (RFC 4467 §7.1).
     ResetKey(Option<Vec<u8>>),
-    /// URLFETCH url ... (RFC 4467 §7.3).
-    UrlFetch(Vec<String>),
+    /// URLFETCH url ... and `(url item ...)` (RFC 4467 §7.3, RFC 5524 §3).
+    UrlFetch(Vec<FetchUrl>),
+}
+
+/// One URL of URLFETCH and what to return for it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FetchUrl {
+    /// The URL as the client sent it (it is echoed back).
+    pub url: String,
+    /// The extended form (RFC 5524 §3): `(url item ...)`, answered with a list of items.
+    pub extended: bool,
+    /// BODY: the content as stored.
+    pub body: bool,
+    /// BINARY: the content with its Content-Transfer-Encoding removed.
+    pub binary: bool,
+    /// BODYPARTSTRUCTURE: the part's structure.
+    pub structure: bool,
 }
 
 /// A token of a command's arguments.
@@ -240,22 +255,47 @@ fn command(verb: &str, args: Vec<Token>) -> Result<ExtCommand, &'static str> {
                 return Err("URLFETCH needs a URL");
             }
             args.iter()
-                .map(url)
+                .map(fetch_url)
                 .collect::<Result<Vec<_>, _>>()
                 .map(ExtCommand::UrlFetch)
         }
     }
 }
 
-/// A URL argument: an atom or string of printable ASCII (it is echoed in a quoted string).
+/// A URL: an atom or string of printable ASCII (it is echoed in a quoted string).
 fn url(token: &Token) -> Result<String, &'static str> {
     match token {
         Token::Atom(_) | Token::Str(_) => token
             .text()
             .filter(|t| t.bytes().all(|b| (0x20..0x7f).contains(&b)))
             .ok_or("A URL is printable ASCII"),
-        Token::List(_) => Err("Extended URLFETCH (URLAUTH=BINARY) is not supported"),
+        Token::List(_) => Err("Expected a URL"),
     }
+}
+
+/// One URLFETCH argument: a URL, or `(url item ...)` with BODY, BINARY and BODYPARTSTRUCTURE.
+fn fetch_url(token: &Token) -> Result<FetchUrl, &'static str> {
+    let Token::List(items) = token else {
+        return Ok(FetchUrl {
+            url: url(token)?,
+            ..FetchUrl::default()
+        });
+    };
+    let (first, rest) = items.split_first().ok_or("Empty URLFETCH list")?;
+    let mut out = FetchUrl {
+        url: url(first)?,
+        extended: true,
+        ..FetchUrl::default()
+    };
+    for item in rest {
+        match item {
+            Token::Atom(a) if a.eq_ignore_ascii_case("BODY") => out.body = true,
+            Token::Atom(a) if a.eq_ignore_ascii_case("BINARY") => out.binary = true,
+            Token::Atom(a) if a.eq_ignore_ascii_case("BODYPARTSTRUCTURE") => out.structure = true,
+            _ => return Err("Unknown URLFETCH item"),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -295,9 +335,16 @@ mod tests {
             )])
         );
         assert!(parse(b"t GENURLAUTH \"x\"\r\n").unwrap().is_err());
-        let (_, cmd) = parse(b"t URLFETCH x \"y\"\r\n").unwrap().unwrap();
-        assert_eq!(cmd, ExtCommand::UrlFetch(vec!["x".into(), "y".into()]));
-        assert!(parse(b"t URLFETCH (y binary)\r\n").unwrap().is_err());
+        let (_, cmd) = parse(b"t URLFETCH x (\"y\" binary bodypartstructure)\r\n")
+            .unwrap()
+            .unwrap();
+        let ExtCommand::UrlFetch(urls) = cmd else {
+            panic!("URLFETCH");
+        };
+        assert!(!urls[0].extended && urls[0].url == "x");
+        assert!(urls[1].extended && urls[1].binary && urls[1].structure && !urls[1].body);
+        assert!(parse(b"t URLFETCH (y bogus)\r\n").unwrap().is_err());
+        assert!(parse(b"t URLFETCH ()\r\n").unwrap().is_err());
         assert!(parse(b"t URLFETCH {3}\r\na\r\n\r\n").unwrap().is_err());
         assert_eq!(
             parse(b"t RESETKEY\r\n").unwrap().unwrap().1,

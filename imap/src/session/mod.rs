@@ -286,6 +286,7 @@ impl Session {
                 "CONTEXT=SEARCH",
                 "CONTEXT=SORT",
                 "URLAUTH",
+                "URLAUTH=BINARY",
                 "SORT",
                 "SORT=DISPLAY",
                 "THREAD=ORDEREDSUBJECT",
