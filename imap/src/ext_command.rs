@@ -1,6 +1,6 @@
 //! Commands imap-codec 2.0.0-alpha.10 has no types for, read here from the complete command the
 //! fragmentizer holds: CANCELUPDATE (RFC 5267 §4.2), GENURLAUTH, RESETKEY and URLFETCH (RFC 4467
-//! §7.1-§7.3, URLFETCH's extended form from RFC 5524 §3). Their arguments are atoms, strings
+//! §7.1-§7.3, URLFETCH's extended form from RFC 5524 §3) and NOTIFY (RFC 5465 §8). Their arguments are atoms, strings
 //! (quoted or literal, RFC 3501 §4.3) and parenthesized lists, tokenized by [`tokens`].
 
 use imap_codec::imap_types::core::Tag;
@@ -16,6 +16,46 @@ pub enum ExtCommand {
     ResetKey(Option<Vec<u8>>),
     /// URLFETCH url ... and `(url item ...)` (RFC 4467 §7.3, RFC 5524 §3).
     UrlFetch(Vec<FetchUrl>),
+    /// NOTIFY NONE, or NOTIFY SET [STATUS] with its event groups (RFC 5465 §3).
+    Notify(Option<NotifySet>),
+}
+
+/// NOTIFY SET's arguments (RFC 5465 §3, §8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifySet {
+    /// `STATUS`: send the current STATUS of the non-selected mailboxes now.
+    pub status: bool,
+    /// The event groups, in order.
+    pub groups: Vec<EventGroup>,
+}
+
+/// One `(filter-mailboxes events)` group (RFC 5465 §6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventGroup {
+    /// Which mailboxes.
+    pub filter: Filter,
+    /// The event names, upper case; empty for `NONE`.
+    pub events: Vec<String>,
+}
+
+/// A NOTIFY mailbox filter (RFC 5465 §6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    /// `selected` (or `selected-delayed`: expunges wait for a command that may report them).
+    Selected {
+        /// `selected-delayed`.
+        delayed: bool,
+    },
+    /// `inboxes`: mailboxes delivery may put mail in (here: INBOX).
+    Inboxes,
+    /// `personal`: every mailbox of the user.
+    Personal,
+    /// `subscribed`: the subscribed mailboxes.
+    Subscribed,
+    /// `subtree name...`: these mailboxes and their children (names as sent).
+    Subtree(Vec<Vec<u8>>),
+    /// `mailboxes name...`: exactly these (names as sent).
+    Mailboxes(Vec<Vec<u8>>),
 }
 
 /// One URL of URLFETCH and what to return for it.
@@ -198,7 +238,7 @@ pub fn parse(message: &[u8]) -> Option<Result<(Tag<'static>, ExtCommand), &'stat
     let verb = String::from_utf8_lossy(words.next()?).to_ascii_uppercase();
     if !matches!(
         verb.as_str(),
-        "CANCELUPDATE" | "GENURLAUTH" | "RESETKEY" | "URLFETCH"
+        "CANCELUPDATE" | "GENURLAUTH" | "RESETKEY" | "URLFETCH" | "NOTIFY"
     ) {
         return None;
     }
@@ -240,6 +280,7 @@ fn command(verb: &str, args: Vec<Token>) -> Result<ExtCommand, &'static str> {
                 .collect::<Result<Vec<_>, _>>()
                 .map(ExtCommand::GenUrlAuth)
         }
+        "NOTIFY" => notify(&args).map(ExtCommand::Notify),
         "RESETKEY" => {
             let mailbox = match args.first() {
                 None => None,
@@ -260,6 +301,79 @@ fn command(verb: &str, args: Vec<Token>) -> Result<ExtCommand, &'static str> {
                 .map(ExtCommand::UrlFetch)
         }
     }
+}
+
+/// NOTIFY's arguments: `NONE`, or `SET [STATUS] group...` (RFC 5465 §8).
+fn notify(args: &[Token]) -> Result<Option<NotifySet>, &'static str> {
+    let word =
+        |t: Option<&Token>, w: &str| matches!(t, Some(Token::Atom(a)) if a.eq_ignore_ascii_case(w));
+    if word(args.first(), "NONE") && args.len() == 1 {
+        return Ok(None);
+    }
+    if !word(args.first(), "SET") {
+        return Err("NOTIFY takes SET or NONE");
+    }
+    let status = word(args.get(1), "STATUS");
+    let rest = &args[if status { 2 } else { 1 }..];
+    if rest.is_empty() {
+        return Err("NOTIFY SET needs an event group");
+    }
+    let groups = rest
+        .iter()
+        .map(|g| match g {
+            Token::List(items) => event_group(items),
+            _ => Err("An event group is a list"),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(NotifySet { status, groups }))
+}
+
+/// `(filter-mailboxes events)`.
+fn event_group(items: &[Token]) -> Result<EventGroup, &'static str> {
+    let bad = "Invalid event group";
+    let Some(Token::Atom(name)) = items.first() else {
+        return Err(bad);
+    };
+    let names = |t: Option<&Token>| -> Result<Vec<Vec<u8>>, &'static str> {
+        match t {
+            Some(Token::List(list)) if !list.is_empty() => {
+                list.iter().map(|t| t.bytes().ok_or(bad)).collect()
+            }
+            Some(t @ (Token::Atom(_) | Token::Str(_))) => Ok(vec![t.bytes().ok_or(bad)?]),
+            _ => Err(bad),
+        }
+    };
+    let (filter, events_at) = match name.to_ascii_lowercase().as_str() {
+        "selected" => (Filter::Selected { delayed: false }, 1),
+        "selected-delayed" => (Filter::Selected { delayed: true }, 1),
+        "inboxes" => (Filter::Inboxes, 1),
+        "personal" => (Filter::Personal, 1),
+        "subscribed" => (Filter::Subscribed, 1),
+        "subtree" => (Filter::Subtree(names(items.get(1))?), 2),
+        "mailboxes" => (Filter::Mailboxes(names(items.get(1))?), 2),
+        _ => return Err(bad),
+    };
+    if items.len() != events_at + 1 {
+        return Err(bad);
+    }
+    let events = match &items[events_at] {
+        Token::Atom(a) if a.eq_ignore_ascii_case("NONE") => Vec::new(),
+        Token::List(list) if !list.is_empty() => {
+            let mut events = Vec::new();
+            for (i, t) in list.iter().enumerate() {
+                match t {
+                    Token::Atom(a) => events.push(a.to_ascii_uppercase()),
+                    // MessageNew's fetch attributes (RFC 5465 §5.2): not sent, so not kept.
+                    Token::List(_) if i > 0 && events.last().is_some_and(|e| e == "MESSAGENEW") => {
+                    }
+                    _ => return Err(bad),
+                }
+            }
+            events
+        }
+        _ => return Err(bad),
+    };
+    Ok(EventGroup { filter, events })
 }
 
 /// A URL: an atom or string of printable ASCII (it is echoed in a quoted string).
@@ -350,5 +464,39 @@ mod tests {
             parse(b"t RESETKEY\r\n").unwrap().unwrap().1,
             ExtCommand::ResetKey(None)
         );
+        assert_eq!(
+            parse(b"t NOTIFY NONE\r\n").unwrap().unwrap().1,
+            ExtCommand::Notify(None)
+        );
+        let (_, cmd) = parse(
+            b"t NOTIFY SET STATUS (selected (MessageNew (uid) MessageExpunge)) \
+(subtree (a \"b c\") (FlagChange)) (personal NONE)\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        let ExtCommand::Notify(Some(set)) = cmd else {
+            panic!("NOTIFY");
+        };
+        assert!(set.status);
+        assert_eq!(set.groups[0].filter, Filter::Selected { delayed: false });
+        assert_eq!(set.groups[0].events, vec!["MESSAGENEW", "MESSAGEEXPUNGE"]);
+        assert_eq!(
+            set.groups[1].filter,
+            Filter::Subtree(vec![b"a".to_vec(), b"b c".to_vec()])
+        );
+        assert!(set.groups[2].events.is_empty());
+        for bad in [
+            "NOTIFY",
+            "NOTIFY SET",
+            "NOTIFY SET (bogus (MessageNew))",
+            "NOTIFY SET (mailboxes (MessageNew))",
+            "NOTIFY SET (personal)",
+            "NOTIFY SET (personal ())",
+            "NOTIFY SET personal",
+            "NOTIFY NONE extra",
+        ] {
+            let cmd = format!("t {bad}\r\n");
+            assert!(parse(cmd.as_bytes()).unwrap().is_err(), "{bad}");
+        }
     }
 }

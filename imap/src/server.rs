@@ -455,8 +455,13 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                 }
                 input.pending.extend_from_slice(&buf[..n]);
             }
-            _ = session.wait_change(), if mode == Mode::Idle => {
-                let updates = session.idle_updates().await;
+            _ = session.wait_push(mode == Mode::Idle),
+                if mode == Mode::Idle || (mode == Mode::Command && session.notifying()) => {
+                let updates = if mode == Mode::Idle {
+                    session.idle_updates().await
+                } else {
+                    session.push_updates().await
+                };
                 if !updates.is_empty() {
                     write(&mut conn, &updates).await?;
                 }

@@ -3,6 +3,7 @@
 //! the view changed and tells the client what entered and left each result with untagged
 //! `ESEARCH ... ADDTO` / `REMOVEFROM` (§4.3); an expunged match is removed just before its own
 //! EXPUNGE so the sequence number is the one that EXPUNGE carries. CANCELUPDATE (§4.2) ends them.
+//! The same pass writes QRESYNC's VANISHED in place of EXPUNGE (RFC 7162 §3.2.10).
 //! A session keeps at most [`MAX_LIVE_SEARCHES`]: beyond it a search is answered once and
 //! refused updates with `NO [NOUPDATE "tag"]` (§4.1).
 
@@ -13,6 +14,7 @@ use imap_codec::imap_types::response::{Data, Response, StatusKind};
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::IntoStatic;
 
+use crate::commands::qresync::vanished;
 use crate::esearch::sequence_set;
 use crate::response::{code_other, encode_all, untagged};
 use crate::session::{bad, Done, Outcome, Selected, Session};
@@ -112,14 +114,16 @@ impl Session {
     /// Notes the view the command starts from, if searches are live (see
     /// [`Session::context_updates`]).
     pub(crate) fn note_context_view(&mut self) {
+        let qresync = self.qresync;
         self.context_view = self
             .selected
             .as_ref()
-            .filter(|s| !s.live.searches.is_empty())
+            .filter(|s| qresync || !s.live.searches.is_empty())
             .map(|s| s.messages.iter().map(|m| m.uid).collect());
     }
 
-    /// With searches live: `responses` encoded, each live search's REMOVEFROM put before the
+    /// With searches live or QRESYNC on: `responses` encoded, EXPUNGE as VANISHED under QRESYNC,
+    /// each live search's REMOVEFROM put before the
     /// EXPUNGE of a message it matched, and then the ADDTO / REMOVEFROM of matches that
     /// changed; `None` (and `responses` untouched) when no search is live.
     pub(crate) async fn context_updates(
@@ -127,8 +131,9 @@ impl Session {
         responses: &mut Vec<Response<'static>>,
     ) -> Option<Vec<u8>> {
         let view = self.context_view.take();
+        let qresync = self.qresync;
         let sel = self.selected.as_mut()?;
-        if sel.live.searches.is_empty() {
+        if sel.live.searches.is_empty() && !qresync {
             return None;
         }
         let mut view = view.unwrap_or_else(|| sel.messages.iter().map(|m| m.uid).collect());
@@ -147,6 +152,10 @@ impl Session {
                                 &n.into_iter().collect::<Vec<_>>(),
                             ));
                         }
+                    }
+                    if let Some(v) = vanished(uid).filter(|_| qresync) {
+                        out.extend(encode_all(&[v]));
+                        continue;
                     }
                 }
             }

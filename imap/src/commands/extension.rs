@@ -1,5 +1,5 @@
 //! Runs the commands `ext_command` parses by hand (CANCELUPDATE, GENURLAUTH, RESETKEY,
-//! URLFETCH) like any other: changes noticed first, pending updates and the tagged status after.
+//! URLFETCH, NOTIFY) like any other: changes noticed first, pending updates and the tagged status after.
 
 use imap_codec::imap_types::core::Tag;
 
@@ -14,6 +14,7 @@ impl ExtCommand {
             ExtCommand::GenUrlAuth(_) => "GENURLAUTH",
             ExtCommand::ResetKey(_) => "RESETKEY",
             ExtCommand::UrlFetch(_) => "URLFETCH",
+            ExtCommand::Notify(_) => "NOTIFY",
         }
     }
 }
@@ -27,6 +28,7 @@ impl Session {
             ExtCommand::GenUrlAuth(urls) => self.genurlauth(&urls).await,
             ExtCommand::ResetKey(mailbox) => self.resetkey(mailbox.as_deref()).await,
             ExtCommand::UrlFetch(urls) => self.urlfetch(&urls).await,
+            ExtCommand::Notify(set) => self.notify(set).await,
         };
         self.finish(tag, true, outcome).await
     }

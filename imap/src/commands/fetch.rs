@@ -21,7 +21,7 @@ use crate::commands::section::section_bytes;
 use crate::commands::{batch_len, details_by_uid, header_batch_len};
 use crate::envelope::envelope;
 use crate::response::encode_all;
-use crate::session::{bad, flag_items, Done, Failure, Next, Outcome, Reply, Session};
+use crate::session::{flag_items, Done, Failure, Next, Outcome, Reply, Session};
 
 fn nz(v: i64) -> NonZeroU32 {
     NonZeroU32::new(u32::try_from(v).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
@@ -141,10 +141,12 @@ impl Session {
         };
         let mut changed_since = None;
         for m in modifiers {
-            match m {
-                FetchModifier::ChangedSince(v) => changed_since = Some(v.get() as i64),
-                FetchModifier::Vanished => return Err(bad("VANISHED needs QRESYNC")),
+            if let FetchModifier::ChangedSince(v) = m {
+                changed_since = Some(v.get() as i64);
             }
+        }
+        if modifiers.contains(&FetchModifier::Vanished) {
+            self.fetch_vanished(set, uid, changed_since.is_some())?;
         }
         if uid && !names.contains(&MessageDataItemName::Uid) {
             names.insert(0, MessageDataItemName::Uid);

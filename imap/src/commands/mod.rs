@@ -13,6 +13,8 @@ mod junk;
 mod list;
 mod mailboxes;
 pub(crate) mod multiappend;
+mod notify;
+mod qresync;
 mod quota;
 mod search;
 mod section;
@@ -29,6 +31,7 @@ use postern_store::{Mailbox, MessageDetails, Store};
 pub(crate) use append::AppendData;
 pub(crate) use context::LiveSearches;
 pub(crate) use fetch::FetchPlan;
+pub(crate) use notify::Notify;
 
 use crate::mutf7;
 use crate::session::{Failure, Selected, Session};

@@ -24,7 +24,7 @@ use tokio::sync::broadcast;
 
 pub(crate) use selected::{flag_items, Selected};
 
-use crate::commands::{AppendData, FetchPlan};
+use crate::commands::{AppendData, FetchPlan, Notify};
 use crate::config::ImapConfig;
 use crate::esearch::SearchReturn;
 use crate::list_extended::ListExtras;
@@ -163,6 +163,8 @@ pub struct Session {
     pub(crate) utf8: bool,
     /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in untagged FETCH responses.
     pub(crate) condstore: bool,
+    /// QRESYNC enabled (RFC 7162 §3.2): VANISHED instead of EXPUNGE.
+    pub(crate) qresync: bool,
     /// COMPRESS DEFLATE is active (RFC 4978).
     pub(crate) compressed: bool,
     /// Untagged responses a command produced before its own (sent first).
@@ -176,6 +178,8 @@ pub struct Session {
     /// UIDs of the view the current command started from, while searches are live
     /// (CONTEXT=SEARCH, `commands::context`).
     pub(crate) context_view: Option<Vec<i64>>,
+    /// The NOTIFY registration (RFC 5465), if any.
+    pub(crate) notify: Option<Notify>,
 }
 
 /// A SASL mechanism in progress.
@@ -198,6 +202,7 @@ impl Session {
             selected: None,
             utf8: false,
             condstore: false,
+            qresync: false,
             compressed: false,
             notices: Vec::new(),
             changes: None,
@@ -205,6 +210,7 @@ impl Session {
             sasl: None,
             fetching: None,
             context_view: None,
+            notify: None,
         }
     }
 
@@ -276,6 +282,7 @@ impl Session {
                 "LIST-EXTENDED",
                 "LIST-STATUS",
                 "CONDSTORE",
+                "QRESYNC",
                 "QUOTA",
                 "QUOTA=RES-STORAGE",
                 "STATUS=SIZE",
@@ -287,6 +294,7 @@ impl Session {
                 "CONTEXT=SORT",
                 "URLAUTH",
                 "URLAUTH=BINARY",
+                "NOTIFY",
                 "SORT",
                 "SORT=DISPLAY",
                 "THREAD=ORDEREDSUBJECT",
@@ -438,6 +446,7 @@ impl Session {
             if let Some(encoded) = self.context_updates(&mut responses).await {
                 raw.extend(encoded);
             }
+            responses.extend(self.notify_updates().await);
         }
         match next {
             Next::Idle => responses.push(Response::CommandContinuationRequest(
@@ -494,6 +503,7 @@ impl Session {
                 sel.dirty = true;
             }
         }
+        self.note_notify(change);
     }
 
     fn drain_changes(&mut self) {
@@ -512,30 +522,46 @@ impl Session {
             self.note(c);
         }
         if lagged {
-            if let Some(sel) = self.selected.as_mut() {
-                sel.dirty = true;
-            }
+            self.lagged();
         }
     }
 
-    /// Completes when a change to the selected mailbox is published (never, if none is
-    /// selected). Cancel-safe, for use in a `select!` while idling.
+    /// Completes when a change to the selected mailbox is published, or one NOTIFY reports
+    /// (never, if neither can happen). Cancel-safe, for use in a `select!` while idling.
     pub async fn wait_change(&mut self) {
+        self.wait_push(true).await
+    }
+
+    /// Whether NOTIFY is on: changes are pushed between commands too (RFC 5465 §1).
+    pub fn notifying(&self) -> bool {
+        self.notify.is_some()
+    }
+
+    fn push_due(&self, idle: bool) -> bool {
+        let dirty = self.selected.as_ref().is_some_and(|s| s.dirty);
+        match &self.notify {
+            Some(n) => n.has_pending() || (dirty && (idle || n.pushes_selected().is_some())),
+            None => dirty,
+        }
+    }
+
+    /// Completes when there is something to push: while idling ([`Session::idle_updates`]) or,
+    /// with NOTIFY, between commands ([`Session::push_updates`]). Cancel-safe.
+    pub async fn wait_push(&mut self, idle: bool) {
         loop {
-            let (Some(rx), Some(_)) = (self.changes.as_mut(), self.selected.as_ref()) else {
+            let watching = self.selected.is_some() || self.notify.is_some();
+            let (Some(rx), true) = (self.changes.as_mut(), watching) else {
                 return std::future::pending().await;
             };
             match rx.recv().await {
                 Ok(c) => {
                     self.note(&c);
-                    if self.selected.as_ref().is_some_and(|s| s.dirty) {
+                    if self.push_due(idle) {
                         return;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    if let Some(sel) = self.selected.as_mut() {
-                        sel.dirty = true;
-                    }
+                    self.lagged();
                     return;
                 }
                 Err(broadcast::error::RecvError::Closed) => {
@@ -545,16 +571,53 @@ impl Session {
         }
     }
 
+    /// Changes were lost: the selected mailbox is read again, and NOTIFY ends with
+    /// `OK [NOTIFICATIONOVERFLOW]` (RFC 5465 §5.8).
+    fn lagged(&mut self) {
+        if let Some(sel) = self.selected.as_mut() {
+            sel.dirty = true;
+        }
+        if self.notify.take().is_some() {
+            self.notices.push(crate::response::untagged(
+                StatusKind::Ok,
+                Some(code_other("NOTIFICATIONOVERFLOW")),
+                "Too many changes: NOTIFY is off",
+            ));
+        }
+    }
+
     /// Untagged updates to send while idling, after [`Session::wait_change`] completed,
-    /// encoded (with the updates of live searches, RFC 5267 §4.3).
+    /// encoded (with the updates of live searches, RFC 5267 §4.3, and NOTIFY's).
     pub async fn idle_updates(&mut self) -> Vec<u8> {
         self.note_context_view();
         self.drain_changes();
-        let mut responses = self.updates(true).await;
+        let mut responses = std::mem::take(&mut self.notices);
+        responses.extend(self.updates(true).await);
         let mut out = self
             .context_updates(&mut responses)
             .await
             .unwrap_or_default();
+        responses.extend(self.notify_updates().await);
+        out.extend(crate::response::encode_all(&responses));
+        out
+    }
+
+    /// With NOTIFY, what to push between commands after [`Session::wait_push`]: the selected
+    /// mailbox's updates if NOTIFY names it (expunges held back for `selected-delayed`), and
+    /// the STATUS and LIST responses of the other mailboxes.
+    pub async fn push_updates(&mut self) -> Vec<u8> {
+        self.note_context_view();
+        self.drain_changes();
+        let mut responses = std::mem::take(&mut self.notices);
+        let selected = self.notify.as_ref().and_then(|n| n.pushes_selected());
+        if let Some(delayed) = selected {
+            responses.extend(self.updates(!delayed).await);
+        }
+        let mut out = self
+            .context_updates(&mut responses)
+            .await
+            .unwrap_or_default();
+        responses.extend(self.notify_updates().await);
         out.extend(crate::response::encode_all(&responses));
         out
     }
