@@ -26,6 +26,8 @@ both_backends!(
     imap_compress,
     imap_search_context,
     imap_urlauth,
+    imap_notify,
+    imap_qresync,
 );
 
 /// IMAP settings for tests: small literal limit.
@@ -145,6 +147,21 @@ async fn imap_search_context(db: Db) {
 async fn imap_urlauth(db: Db) {
     let (_inst, server) = instance(db, &["alice@example.test", "bob@example.test"], "").await;
     imap_script(&server, "urlauth.py", &[]);
+    assert!(server.stop().success());
+}
+
+/// NOTIFY (RFC 5465): pushes between commands, MailboxName and SubscriptionChange, BADEVENT and
+/// the bounds on what a session registers (issue 12).
+async fn imap_notify(db: Db) {
+    let (_inst, server) = instance(db, &["alice@example.test"], "").await;
+    imap_script(&server, "notify.py", &[]);
+    assert!(server.stop().success());
+}
+
+/// QRESYNC (RFC 7162 §3.2): SELECT resynchronization, VANISHED for expunges and in UID FETCH.
+async fn imap_qresync(db: Db) {
+    let (_inst, server) = instance(db, &["alice@example.test"], "").await;
+    imap_script(&server, "qresync.py", &[]);
     assert!(server.stop().success());
 }
 

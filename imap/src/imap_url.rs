@@ -43,22 +43,27 @@ pub struct ImapUrl {
     pub verifier: Option<(String, String)>,
 }
 
-/// Percent-decodes `s` (RFC 3986 §2.1) into UTF-8.
-fn decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
+/// RFC 3986 §2.1 percent-decoding.
+pub(crate) fn percent_decode(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
-            out.push(bytes[i]);
+            out.push(b[i]);
             i += 1;
         }
     }
-    String::from_utf8(out).ok()
+    Some(out)
+}
+
+/// Percent-decodes `s` into UTF-8.
+fn decode(s: &str) -> Option<String> {
+    String::from_utf8(percent_decode(s)?).ok()
 }
 
 fn nz_number(s: &str) -> Option<u32> {

@@ -120,6 +120,16 @@ lines = read_until_tagged(alice, "x900")
 assert lines[-1].startswith(b"x900 BAD"), lines
 lines, tag = command(alice, "URLFETCH " + " ".join(["x"] * 101))
 assert lines[-1].startswith(f"{tag} BAD".encode()), lines
+# CATENATE takes an authorized URL of another user's message, not a forged one (RFC 4469 §5).
+lines, tag = command(bob, f'APPEND INBOX CATENATE (URL "{authuser}")')
+assert lines[-1].startswith(f"{tag} OK [APPENDUID ".encode()), lines
+new_uid = re.search(rb"APPENDUID \d+ (\d+)", lines[-1]).group(1).decode()
+ok(bob.select("INBOX"))
+assert ok(bob.uid("FETCH", new_uid, "(BODY.PEEK[])"))[0][1] == body1
+lines, tag = command(bob, f'APPEND INBOX CATENATE (URL "{flipped}")')
+assert lines[-1].startswith(f"{tag} NO [BADURL ".encode()), lines
+lines, tag = command(bob, f'APPEND INBOX CATENATE (URL "{only_alice}")')
+assert lines[-1].startswith(f"{tag} NO [BADURL ".encode()), lines
 # RESETKEY of INBOX voids its URLs only; RESETKEY without a mailbox voids all.
 other = gen(alice, "imap://alice@example.test/Other/;uid=1;urlauth=authuser")
 assert fetch(bob, other) == body1

@@ -7,19 +7,15 @@
 
 use std::num::NonZeroU32;
 
-use imap_codec::decode::Decoder;
-use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::core::Vec1;
-use imap_codec::imap_types::fetch::{
-    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Part, Section,
-};
+use imap_codec::imap_types::fetch::{MessageDataItem, Part, Section};
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 use imap_codec::imap_types::response::Data;
-use imap_codec::CommandCodec;
 use postern_store::{BodyPart, Mailbox};
 
 use crate::bodystructure::body_structure;
 use crate::commands::binary::{binary_section, binary_structure};
+use crate::commands::catenate::section;
 use crate::commands::section::{resolve, section_bytes};
 use crate::ext_command::FetchUrl;
 use crate::imap_url::{self, Access, ImapUrl};
@@ -35,32 +31,6 @@ const MECHANISM: &str = "INTERNAL";
 /// `s` as an IMAP quoted string (RFC 3501 §4.3); URLs never hold CR or LF (they are refused).
 fn quoted(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-/// A section as written in a URL (`1.2`, `HEADER`, `1.MIME`, ...), read by imap-codec's own
-/// section grammar through a FETCH it decodes.
-fn section(text: &str) -> Option<Section<'static>> {
-    if !text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-    {
-        return None;
-    }
-    let cmd = format!("x FETCH 1 BODY.PEEK[{text}]\r\n");
-    let (_, cmd) = CommandCodec::default().decode(cmd.as_bytes()).ok()?;
-    let CommandBody::Fetch {
-        macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(items),
-        ..
-    } = cmd.body
-    else {
-        return None;
-    };
-    match items.into_iter().next()? {
-        MessageDataItemName::BodyExt { section, .. } => {
-            section.map(imap_codec::imap_types::IntoStatic::into_static)
-        }
-        _ => None,
-    }
 }
 
 impl Session {
@@ -166,7 +136,10 @@ impl Session {
 
     /// The message part `text` names if it is a valid URLAUTH URL this session may fetch
     /// (RFC 4467 §6).
-    async fn authorized(&self, text: &str) -> Result<Option<Target>, crate::session::Failure> {
+    pub(crate) async fn authorized(
+        &self,
+        text: &str,
+    ) -> Result<Option<Target>, crate::session::Failure> {
         let user = self.require_user()?;
         let Some(url) = imap_url::parse(text) else {
             return Ok(None);
@@ -237,7 +210,7 @@ fn literal(out: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// What an authorized URL names.
-struct Target {
+pub(crate) struct Target {
     raw: Vec<u8>,
     root: BodyPart,
     section: Option<Section<'static>>,
@@ -255,7 +228,7 @@ impl Target {
     }
 
     /// The section's bytes as stored (BODY[section]<partial>).
-    fn body(&self) -> Vec<u8> {
+    pub(crate) fn body(&self) -> Vec<u8> {
         self.cut(section_bytes(&self.raw, &self.root, self.section.as_ref()))
     }
 
@@ -314,12 +287,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sections_and_quoting() {
-        assert!(section("1.2").is_some());
-        assert!(section("HEADER").is_some());
-        assert!(section("1.MIME").is_some());
-        assert!(section("1 2").is_none());
-        assert!(section("]").is_none());
+    fn quoting() {
         assert_eq!(quoted("a\"b\\"), "\"a\\\"b\\\\\"");
     }
 }
