@@ -267,7 +267,7 @@ fn command(verb: &str, args: Vec<Token>) -> Result<ExtCommand, &'static str> {
                 }
             }),
         "GENURLAUTH" => {
-            if args.is_empty() || args.len() % 2 != 0 {
+            if args.is_empty() || !args.len().is_multiple_of(2) {
                 return Err("GENURLAUTH takes pairs of URL and mechanism");
             }
             args.chunks(2)

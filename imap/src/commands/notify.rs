@@ -243,7 +243,12 @@ impl Session {
         m: &postern_store::Mailbox,
         items: &[StatusDataItemName],
     ) -> Result<Response<'static>, Failure> {
-        let items = self.status_items(m, items).await?;
+        // Unlike a STATUS command (RFC 7162 §3.1), NOTIFY's HIGHESTMODSEQ does not turn
+        // CONDSTORE on.
+        let condstore = self.condstore;
+        let items = self.status_items(m, items).await;
+        self.condstore = condstore;
+        let items = items?;
         Ok(data(Data::Status {
             mailbox: self.wire_name(&m.name),
             items: items.into(),
