@@ -15,14 +15,8 @@ for name in ("Other", "Quiet", "Tree", "Tree/Leaf"):
     ok(m.create(name))
 ok(m.append("Other", None, None, b"Subject: o\r\n\r\nx\r\n"))
 ok(m.select("INBOX"))
-counter = [0]
-
-
 def command(text):
-    counter[0] += 1
-    tag = f"n{counter[0]}"
-    send_raw(m, f"{tag} {text}\r\n")
-    return read_until_tagged(m, tag), tag
+    return tagged(m, text)
 
 
 def pushed(pattern):

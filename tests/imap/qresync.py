@@ -12,14 +12,7 @@ assert "QRESYNC" in ok(m.capability())[0].decode().upper().split()
 for n in range(1, 6):
     ok(other.append("INBOX", None, None, f"Subject: q{n}\r\n\r\nx\r\n".encode()))
 ok(other.select("INBOX"))
-counter = [0]
-
-
-def command(c, text):
-    counter[0] += 1
-    tag = f"q{counter[0]}"
-    send_raw(c, f"{tag} {text}\r\n")
-    return read_until_tagged(c, tag), tag
+command = tagged
 
 
 status = ok(m.status("INBOX", "(UIDVALIDITY HIGHESTMODSEQ)"))[0]

@@ -22,14 +22,7 @@ ok(alice.append("Other", None, None, body1))
 ok(bob.append("INBOX", None, None, b"Subject: bob\r\n\r\nbob's\r\n"))
 ok(alice.select("INBOX"))
 uidvalidity = int(re.search(rb"UIDVALIDITY (\d+)", ok(alice.status("INBOX", "(UIDVALIDITY)"))[0]).group(1))
-counter = [0]
-
-
-def command(c, text):
-    counter[0] += 1
-    tag = f"x{counter[0]}"
-    send_raw(c, f"{tag} {text}\r\n")
-    return read_until_tagged(c, tag), tag
+command = tagged
 
 
 def gen(c, url, mech="INTERNAL"):

@@ -7,7 +7,7 @@
 //! A session keeps at most [`MAX_LIVE_SEARCHES`]: beyond it a search is answered once and
 //! refused updates with `NO [NOUPDATE "tag"]` (§4.1).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::num::NonZeroU32;
 
 use imap_codec::imap_types::response::{Data, Response, StatusKind};
@@ -174,12 +174,7 @@ impl Session {
             let Some(sel) = self.selected.as_ref() else {
                 break;
             };
-            let seq_of: HashMap<i64, usize> = sel
-                .messages
-                .iter()
-                .enumerate()
-                .map(|(i, m)| (m.uid, i))
-                .collect();
+            let seq_of = sel.index_by_uid();
             let now: BTreeSet<i64> = found.indexes.iter().map(|&i| sel.messages[i].uid).collect();
             let numbers = |uids: &mut dyn Iterator<Item = &i64>| -> Vec<NonZeroU32> {
                 let mut n: Vec<NonZeroU32> = uids

@@ -11,25 +11,14 @@ use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
 use crate::response::data;
-use crate::session::{bad, Failure, Selected, Session};
+use crate::session::{bad, set_ranges, Failure, Selected, Session};
 
 /// The UID ranges of `set`, `*` being the highest UID assigned so far (`uidnext - 1`).
 fn uid_ranges(set: &SequenceSet, uidnext: i64) -> Vec<(i64, i64)> {
     let last = uidnext - 1;
-    let value = |s: &SeqOrUid| match s {
-        SeqOrUid::Value(v) => i64::from(v.get()),
-        SeqOrUid::Asterisk => last,
-    };
-    set.0
-        .as_ref()
-        .iter()
-        .map(|s| match s {
-            Sequence::Single(v) => (value(v), value(v)),
-            Sequence::Range(a, b) => {
-                let (a, b) = (value(a), value(b));
-                (a.min(b), a.max(b).min(last))
-            }
-        })
+    set_ranges(set, last)
+        .into_iter()
+        .map(|(a, b)| (a, b.min(last)))
         .filter(|(a, b)| a <= b)
         .collect()
 }

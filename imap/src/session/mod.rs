@@ -23,7 +23,7 @@ use postern_store::sasl::{self, LoginStep, SaslError, SaslLogin};
 use postern_store::{Change, LoginAttempt, LoginOutcome, Service, Store, StoreError, User};
 use tokio::sync::broadcast;
 
-pub(crate) use selected::{flag_items, Selected};
+pub(crate) use selected::{flag_items, set_ranges, Selected};
 
 use crate::commands::{AppendData, FetchPlan, Notify};
 use crate::config::ImapConfig;

@@ -102,29 +102,25 @@ impl Session {
     /// Untagged updates to send while idling, after [`Session::wait_change`] completed,
     /// encoded (with the updates of live searches, RFC 5267 §4.3, and NOTIFY's).
     pub async fn idle_updates(&mut self) -> Vec<u8> {
-        self.note_context_view();
-        self.drain_changes();
-        let mut responses = std::mem::take(&mut self.notices);
-        responses.extend(self.updates(true).await);
-        let mut out = self
-            .context_updates(&mut responses)
-            .await
-            .unwrap_or_default();
-        responses.extend(self.notify_updates().await);
-        out.extend(crate::response::encode_all(&responses));
-        out
+        self.pending_updates(Some(true)).await
     }
 
     /// With NOTIFY, what to push between commands after [`Session::wait_push`]: the selected
     /// mailbox's updates if NOTIFY names it (expunges held back for `selected-delayed`), and
     /// the STATUS and LIST responses of the other mailboxes.
     pub async fn push_updates(&mut self) -> Vec<u8> {
+        let selected = self.notify.as_ref().and_then(|n| n.pushes_selected());
+        self.pending_updates(selected.map(|delayed| !delayed)).await
+    }
+
+    /// Notices, the selected mailbox's updates if `selected` (EXPUNGE too if it is `true`) with
+    /// those of live searches, and NOTIFY's responses, encoded.
+    async fn pending_updates(&mut self, selected: Option<bool>) -> Vec<u8> {
         self.note_context_view();
         self.drain_changes();
         let mut responses = std::mem::take(&mut self.notices);
-        let selected = self.notify.as_ref().and_then(|n| n.pushes_selected());
-        if let Some(delayed) = selected {
-            responses.extend(self.updates(!delayed).await);
+        if let Some(allow_expunge) = selected {
+            responses.extend(self.updates(allow_expunge).await);
         }
         let mut out = self
             .context_updates(&mut responses)
