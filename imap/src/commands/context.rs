@@ -4,10 +4,9 @@
 //! `ESEARCH ... ADDTO` / `REMOVEFROM` (§4.3); an expunged match is removed just before its own
 //! EXPUNGE so the sequence number is the one that EXPUNGE carries. CANCELUPDATE (§4.2) ends them.
 //! The same pass writes QRESYNC's VANISHED in place of EXPUNGE (RFC 7162 §3.2.10).
-//! A session keeps at most [`MAX_LIVE_SEARCHES`]: beyond it a search is answered once and
-//! refused updates with `NO [NOUPDATE "tag"]` (§4.1).
+//! A session keeps at most [`MAX_LIVE_SEARCHES`] holding [`MAX_LIVE_UIDS`] matches: beyond
+//! that a search is answered once and refused updates with `NO [NOUPDATE "tag"]` (§4.1).
 
-use std::collections::BTreeSet;
 use std::num::NonZeroU32;
 
 use imap_codec::imap_types::response::{Data, Response, StatusKind};
@@ -22,6 +21,10 @@ use crate::session::{bad, Done, Outcome, Selected, Session};
 /// Most live searches one selection keeps current; more are answered without updates.
 pub(crate) const MAX_LIVE_SEARCHES: usize = 32;
 
+/// Most matching UIDs the live searches of a session hold together (8 bytes each): a search
+/// that would go beyond is answered without updates.
+pub(crate) const MAX_LIVE_UIDS: usize = 1_000_000;
+
 /// A search the client asked to keep current (RFC 5267 §4.1).
 #[derive(Debug)]
 pub(crate) struct LiveSearch {
@@ -31,8 +34,8 @@ pub(crate) struct LiveSearch {
     uid: bool,
     /// The search program, evaluated again when the mailbox changes.
     criteria: Vec<SearchKey<'static>>,
-    /// UIDs of the messages the client currently holds as matching.
-    matched: BTreeSet<i64>,
+    /// UIDs of the messages the client currently holds as matching, ascending.
+    matched: Vec<i64>,
 }
 
 /// The live searches of a selection, and a mark of the view they were last evaluated on.
@@ -74,13 +77,14 @@ impl Session {
         tag: &str,
         uid: bool,
         criteria: &[SearchKey<'_>],
-        matched: BTreeSet<i64>,
+        matched: Vec<i64>,
     ) -> Vec<Response<'static>> {
         let Some(sel) = self.selected.as_mut() else {
             return Vec::new();
         };
         sel.live.searches.retain(|s| s.tag != tag);
-        if sel.live.searches.len() >= MAX_LIVE_SEARCHES {
+        let held: usize = sel.live.searches.iter().map(|s| s.matched.len()).sum();
+        if sel.live.searches.len() >= MAX_LIVE_SEARCHES || held + matched.len() > MAX_LIVE_UIDS {
             return vec![untagged(
                 StatusKind::No,
                 Some(code_other(&format!("NOUPDATE \"{tag}\""))),
@@ -89,7 +93,8 @@ impl Session {
         }
         if sel.live.searches.is_empty() {
             sel.live.mark = view_mark(sel);
-            self.context_view = Some(sel.messages.iter().map(|m| m.uid).collect());
+            self.context_view
+                .get_or_insert_with(|| sel.messages.iter().map(|m| m.uid).collect());
         }
         sel.live.searches.push(LiveSearch {
             tag: tag.to_owned(),
@@ -144,7 +149,8 @@ impl Session {
                 if index < view.len() {
                     let uid = view.remove(index);
                     for s in &mut sel.live.searches {
-                        if s.matched.remove(&uid) {
+                        if let Ok(at) = s.matched.binary_search(&uid) {
+                            s.matched.remove(at);
                             let n = if s.uid { number(uid) } else { Some(*seq) };
                             out.extend(update_line(
                                 s,
@@ -175,7 +181,7 @@ impl Session {
                 break;
             };
             let seq_of = sel.index_by_uid();
-            let now: BTreeSet<i64> = found.indexes.iter().map(|&i| sel.messages[i].uid).collect();
+            let now: Vec<i64> = found.indexes.iter().map(|&i| sel.messages[i].uid).collect();
             let numbers = |uids: &mut dyn Iterator<Item = &i64>| -> Vec<NonZeroU32> {
                 let mut n: Vec<NonZeroU32> = uids
                     .filter_map(|u| {
@@ -190,8 +196,14 @@ impl Session {
                 n.sort();
                 n
             };
-            let removed = numbers(&mut s.matched.difference(&now));
-            let added = numbers(&mut now.difference(&s.matched));
+            let gone = |from: &[i64], to: &[i64]| -> Vec<i64> {
+                from.iter()
+                    .copied()
+                    .filter(|u| to.binary_search(u).is_err())
+                    .collect()
+            };
+            let removed = numbers(&mut gone(&s.matched, &now).iter());
+            let added = numbers(&mut gone(&now, &s.matched).iter());
             if !removed.is_empty() {
                 out.extend(update_line(s, "REMOVEFROM", &removed));
             }

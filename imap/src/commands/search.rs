@@ -266,8 +266,7 @@ impl Session {
                     .unwrap_or(highest)
             }
         });
-        let matched: std::collections::BTreeSet<i64> =
-            found.indexes.iter().map(|&i| sel.messages[i].uid).collect();
+        let matched: Vec<i64> = found.indexes.iter().map(|&i| sel.messages[i].uid).collect();
         let refused = if options.update {
             self.keep_current(&options.tag, uid, criteria, matched)
         } else {
