@@ -90,3 +90,9 @@ pub fn encode_all(responses: &[Response<'static>]) -> Vec<u8> {
     }
     out
 }
+
+/// `s` as an IMAP quoted string (RFC 3501 §4.3); the caller keeps CR and LF out (URLs are
+/// refused with them, mailbox names cannot hold them).
+pub fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}

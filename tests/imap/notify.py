@@ -62,7 +62,7 @@ assert not any(b"Quiet" in l for l in lines), lines
 ok(other.create("Fresh"))
 assert pushed(rb'^\* LIST \(\) "/" Fresh')
 ok(other.rename("Fresh", "Renamed"))
-line = pushed(rb'^\* LIST .*(Fresh|Renamed)')
+assert pushed(rb'^\* LIST \(\) "/" Renamed \("OLDNAME" \("Fresh"\)\)\r\n')
 ok(other.subscribe("Renamed"))
 assert pushed(rb'^\* LIST \(\\Subscribed\) "/" Renamed')
 ok(other.unsubscribe("Renamed"))

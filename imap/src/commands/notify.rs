@@ -2,7 +2,7 @@
 //! subtree, mailboxes) and events; changes to those mailboxes reach it as they happen, from the
 //! store's change bus like IDLE's: untagged STATUS for mailboxes other than the selected one
 //! (§5.2-§5.3, with the items Dovecot sends), LIST for created, deleted and renamed mailboxes
-//! (MailboxName, §5.4) and for subscription changes (SubscriptionChange, §5.5), and the selected
+//! (MailboxName, §5.4; a rename with OLDNAME) and for subscription changes (SubscriptionChange, §5.5), and the selected
 //! mailbox's own updates without waiting for a command when `selected` is named. Events Postern
 //! has no source for (annotations, metadata) are refused with `NO [BADEVENT]` (§3.1). What one
 //! session registers is bounded ([`MAX_GROUPS`], [`MAX_NAMES`]); changes wait in a set keyed by
@@ -18,7 +18,7 @@ use postern_store::{Change, MailboxEvent};
 
 use super::list::delimiter;
 use crate::ext_command::{Filter, NotifySet};
-use crate::response::{code_other, data};
+use crate::response::{atom, code_other, data, encode_all, quoted};
 use crate::session::{Done, Failure, Outcome, Session};
 
 /// Most event groups one NOTIFY SET may carry.
@@ -283,8 +283,9 @@ impl Session {
         }
     }
 
-    /// The untagged STATUS and LIST responses for what NOTIFY reports since the last call.
-    pub(crate) async fn notify_updates(&mut self) -> Vec<Response<'static>> {
+    /// The untagged STATUS and LIST responses for what NOTIFY reports since the last call,
+    /// encoded.
+    pub(crate) async fn notify_updates(&mut self) -> Vec<u8> {
         let Some(mut n) = self.notify.take() else {
             return Vec::new();
         };
@@ -299,7 +300,7 @@ impl Session {
         out
     }
 
-    async fn notify_report(&mut self, n: &mut Notify) -> Result<Vec<Response<'static>>, Failure> {
+    async fn notify_report(&mut self, n: &mut Notify) -> Result<Vec<u8>, Failure> {
         let user_id = self.require_user()?.id;
         let mut out = Vec::new();
         for (id, events) in std::mem::take(&mut n.pending) {
@@ -310,19 +311,32 @@ impl Session {
                     n.names.insert(id, m.name.clone());
                 }
                 let new_name = now.as_ref().map(|m| m.name.clone());
-                if old == new_name {
-                    continue;
-                }
-                if let Some(old) = old.filter(|o| n.events_for(o).name) {
-                    out.push(self.list_response(
-                        &old,
-                        vec![FlagNameAttribute::from(crate::response::atom(
-                            "NonExistent",
-                        ))],
-                    ));
-                }
-                if let Some(new) = new_name.filter(|m| n.events_for(m).name) {
-                    out.push(self.list_response(&new, Vec::new()));
+                let old = old.filter(|o| n.events_for(o).name);
+                match (old, new_name.filter(|m| n.events_for(m).name)) {
+                    (Some(old), None) => {
+                        let gone = FlagNameAttribute::from(atom("NonExistent"));
+                        out.extend(encode_all(&[self.list_response(&old, vec![gone])]));
+                    }
+                    (None, Some(new)) => {
+                        out.extend(encode_all(&[self.list_response(&new, Vec::new())]));
+                    }
+                    (Some(old), Some(new)) if old != new => {
+                        // RFC 5465 §5.4: a rename is the new name's LIST with OLDNAME, extended
+                        // data imap-codec's LIST lacks.
+                        let mut line = encode_all(&[self.list_response(&new, Vec::new())]);
+                        line.truncate(line.len().saturating_sub(2));
+                        let old_text = match self.wire_name(&old) {
+                            WireMailbox::Inbox => "INBOX".to_owned(),
+                            WireMailbox::Other(o) => {
+                                String::from_utf8_lossy(o.inner().as_ref()).into_owned()
+                            }
+                        };
+                        line.extend(
+                            format!(" (\"OLDNAME\" ({}))\r\n", quoted(&old_text)).into_bytes(),
+                        );
+                        out.extend(line);
+                    }
+                    _ => {}
                 }
                 continue;
             }
@@ -336,7 +350,7 @@ impl Session {
             };
             let items = happened.status_items();
             if !items.is_empty() {
-                out.push(self.status_response(&m, &items).await?);
+                out.extend(encode_all(&[self.status_response(&m, &items).await?]));
             }
         }
         if std::mem::take(&mut n.subscriptions_changed) {
@@ -358,7 +372,7 @@ impl Session {
                 } else {
                     Vec::new()
                 };
-                out.push(self.list_response(name, attrs));
+                out.extend(encode_all(&[self.list_response(name, attrs)]));
             }
         }
         Ok(out)

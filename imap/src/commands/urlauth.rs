@@ -19,7 +19,7 @@ use crate::commands::catenate::section;
 use crate::commands::section::{resolve, section_bytes};
 use crate::ext_command::FetchUrl;
 use crate::imap_url::{self, Access, ImapUrl};
-use crate::response::{data, encode_all};
+use crate::response::{data, encode_all, quoted};
 use crate::session::{bad, no, Done, Outcome, Session};
 
 /// Most URLs one GENURLAUTH or URLFETCH may carry.
@@ -27,11 +27,6 @@ const MAX_URLS: usize = 100;
 
 /// The only URLAUTH mechanism offered (RFC 4467 §7: server-specific).
 const MECHANISM: &str = "INTERNAL";
-
-/// `s` as an IMAP quoted string (RFC 3501 §4.3); URLs never hold CR or LF (they are refused).
-fn quoted(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
 
 impl Session {
     /// The user's own mailbox a URL names (never another user's, RFC 4467 §7.2).

@@ -447,7 +447,12 @@ impl Session {
             if let Some(encoded) = self.context_updates(&mut responses).await {
                 raw.extend(encoded);
             }
-            responses.extend(self.notify_updates().await);
+            let notified = self.notify_updates().await;
+            if !notified.is_empty() {
+                // After the untagged responses, before the tagged status.
+                raw.extend(crate::response::encode_all(&std::mem::take(&mut responses)));
+                raw.extend(notified);
+            }
         }
         match next {
             Next::Idle => responses.push(Response::CommandContinuationRequest(

@@ -126,8 +126,8 @@ impl Session {
             .context_updates(&mut responses)
             .await
             .unwrap_or_default();
-        responses.extend(self.notify_updates().await);
         out.extend(crate::response::encode_all(&responses));
+        out.extend(self.notify_updates().await);
         out
     }
 
