@@ -1,6 +1,7 @@
-//! Postern's IMAP server (RFC 3501 IMAP4rev1 with IDLE, UIDPLUS, MOVE, CONDSTORE, QUOTA, ENABLE,
-//! LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, ESEARCH, ESORT, SORT, THREAD, MULTIAPPEND, BINARY,
-//! SEARCHRES, CATENATE, COMPRESS=DEFLATE, CONTEXT=SEARCH, CONTEXT=SORT and URLAUTH).
+//! Postern's IMAP server (RFC 3501 IMAP4rev1 with IDLE, UIDPLUS, MOVE, CONDSTORE, QRESYNC, QUOTA,
+//! ENABLE, LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, ESEARCH, ESORT, SORT, THREAD, MULTIAPPEND,
+//! BINARY, SEARCHRES, CATENATE, COMPRESS=DEFLATE, CONTEXT=SEARCH, CONTEXT=SORT, NOTIFY, URLAUTH
+//! and URLAUTH=BINARY).
 //!
 //! Protocol logic lives in [`Session`], a state machine fed parsed commands (imap-codec) that returns
 //! responses and the next step for the connection; it talks to the [`postern_store::Store`] but never

@@ -176,8 +176,8 @@ pub struct Session {
     sasl: Option<Mechanism>,
     /// The FETCH being streamed (its tag is `pending`).
     pub(crate) fetching: Option<FetchPlan>,
-    /// UIDs of the view the current command started from, while searches are live
-    /// (CONTEXT=SEARCH, `commands::context`).
+    /// UIDs of the view the current command started from, while searches are live or QRESYNC
+    /// is on (`commands::context` turns EXPUNGE into REMOVEFROM and VANISHED with it).
     pub(crate) context_view: Option<Vec<i64>>,
     /// The NOTIFY registration (RFC 5465), if any.
     pub(crate) notify: Option<Notify>,
