@@ -24,6 +24,10 @@ both_backends!(
     imap_search_index,
     imap_extensions,
     imap_compress,
+    imap_search_context,
+    imap_urlauth,
+    imap_notify,
+    imap_qresync,
 );
 
 /// IMAP settings for tests: small literal limit.
@@ -127,6 +131,37 @@ async fn imap_search_index(db: Db) {
 async fn imap_extensions(db: Db) {
     let (_inst, server) = instance(db, &["alice@example.test"], "").await;
     imap_script(&server, "extensions.py", &[]);
+    assert!(server.stop().success());
+}
+
+/// CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267): live searches follow other sessions' changes,
+/// PARTIAL, CANCELUPDATE, and thousands of updating searches meet the per-session cap (issue 12).
+async fn imap_search_context(db: Db) {
+    let (_inst, server) = instance(db, &["alice@example.test"], "").await;
+    imap_script(&server, "search_context.py", &[]);
+    assert!(server.stop().success());
+}
+
+/// URLAUTH (RFC 4467): URLs only for one's own mailboxes, forged or altered tokens, access
+/// identifiers, expiry and RESETKEY between two users (issue 12).
+async fn imap_urlauth(db: Db) {
+    let (_inst, server) = instance(db, &["alice@example.test", "bob@example.test"], "").await;
+    imap_script(&server, "urlauth.py", &[]);
+    assert!(server.stop().success());
+}
+
+/// NOTIFY (RFC 5465): pushes between commands, MailboxName and SubscriptionChange, BADEVENT and
+/// the bounds on what a session registers (issue 12).
+async fn imap_notify(db: Db) {
+    let (_inst, server) = instance(db, &["alice@example.test"], "").await;
+    imap_script(&server, "notify.py", &[]);
+    assert!(server.stop().success());
+}
+
+/// QRESYNC (RFC 7162 §3.2): SELECT resynchronization, VANISHED for expunges and in UID FETCH.
+async fn imap_qresync(db: Db) {
+    let (_inst, server) = instance(db, &["alice@example.test"], "").await;
+    imap_script(&server, "qresync.py", &[]);
     assert!(server.stop().success());
 }
 

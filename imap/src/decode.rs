@@ -1,7 +1,7 @@
 //! Decoding one complete command for the session. imap-codec 2.0.0-alpha.10 decodes RFC 3501
 //! and the extensions it knows; the parts it does not read are taken off first, each by its own
 //! module: LIST-EXTENDED options (`list_extended`), SEARCH/SORT RETURN options (`esearch`), `$`
-//! (`searchres`), deep search programs (`search_program`), APPENDs with several messages or
+//! (`searchres`), the commands imap-codec has no type for (`ext_command`), deep search programs (`search_program`), APPENDs with several messages or
 //! CATENATE (`commands::multiappend`) and the UTF8 APPEND wrapper (`stream`).
 
 use imap_codec::decode::Decoder;
@@ -11,6 +11,7 @@ use imap_codec::CommandCodec;
 
 use crate::commands::multiappend;
 use crate::esearch;
+use crate::ext_command;
 use crate::list_extended;
 use crate::search_program::{self, ProgramError, MAX_SEARCH_DEPTH, MAX_SEARCH_KEYS};
 use crate::searchres;
@@ -47,6 +48,12 @@ pub(crate) async fn command(session: &mut Session, frag: &Fragmentizer, input: &
     let bad = |why: &str| reply(Session::syntax_error(frag.decode_tag().as_ref(), why));
     if frag.is_max_message_size_exceeded() || frag.is_message_poisoned() {
         return reply(Session::literal_too_big(frag.decode_tag().as_ref()));
+    }
+    if let Some(ext) = ext_command::parse(frag.message_bytes()) {
+        return match ext {
+            Ok((tag, cmd)) => timed(cmd.name(), session.ext_command(tag, cmd)).await,
+            Err(why) => bad(why),
+        };
     }
     if let Some(list) = list_extended::split(frag.message_bytes()) {
         return match list {

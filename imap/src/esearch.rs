@@ -1,7 +1,7 @@
 //! ESEARCH (RFC 4731) and ESORT (RFC 5267 §3.2): `SEARCH RETURN (MIN MAX ALL COUNT) ...`, the
-//! same for SORT, and the untagged ESEARCH response. imap-codec 2.0.0-alpha.10 has neither, so the
-//! result options are taken off here (the rest is a plain SEARCH or SORT) and the response is
-//! written here.
+//! same for SORT, CONTEXT=SEARCH's UPDATE and PARTIAL (RFC 5267 §4.1, §4.4), and the untagged
+//! ESEARCH response. imap-codec 2.0.0-alpha.10 has none of them, so the result options are taken
+//! off here (the rest is a plain SEARCH or SORT) and the response is written here.
 
 use std::num::NonZeroU32;
 
@@ -20,6 +20,11 @@ pub struct SearchReturn {
     pub count: bool,
     /// SAVE (SEARCHRES, RFC 5182 §2.1): keep the result for `$`.
     pub save: bool,
+    /// UPDATE (RFC 5267 §4.1): keep the client's copy of the result current with ADDTO and
+    /// REMOVEFROM until CANCELUPDATE or the mailbox is closed.
+    pub update: bool,
+    /// PARTIAL low:high (RFC 5267 §4.4): only these 1-based positions of the result.
+    pub partial: Option<(u32, u32)>,
 }
 
 impl SearchReturn {
@@ -79,7 +84,8 @@ pub fn split(message: &[u8]) -> Option<Result<(Vec<u8>, SearchReturn), &'static 
         tag: String::from_utf8_lossy(&message[..space]).into_owned(),
         ..SearchReturn::default()
     };
-    for word in message[open + 1..close].split(|&b| b == b' ') {
+    let mut words = message[open + 1..close].split(|&b| b == b' ');
+    while let Some(word) = words.next() {
         match word.to_ascii_uppercase().as_slice() {
             b"" => {}
             b"MIN" => options.min = true,
@@ -87,10 +93,16 @@ pub fn split(message: &[u8]) -> Option<Result<(Vec<u8>, SearchReturn), &'static 
             b"ALL" => options.all = true,
             b"COUNT" => options.count = true,
             b"SAVE" => options.save = true,
+            b"UPDATE" => options.update = true,
+            b"PARTIAL" => match words.next().and_then(partial_range) {
+                Some(range) => options.partial = Some(range),
+                None => return Some(Err("Invalid PARTIAL range")),
+            },
             _ => return Some(Err("Unknown SEARCH result option")),
         }
     }
-    if !(options.min || options.max || options.count || options.save) {
+    let other = options.min || options.max || options.count || options.save;
+    if !(other || options.partial.is_some()) {
         options.all = true;
     }
     if message.get(close + 1) != Some(&b' ') {
@@ -99,6 +111,21 @@ pub fn split(message: &[u8]) -> Option<Result<(Vec<u8>, SearchReturn), &'static 
     let mut plain = message[..search_end].to_vec();
     plain.extend_from_slice(&message[close + 2..]);
     Some(Ok((plain, options)))
+}
+
+/// A PARTIAL range `low:high` of two positions (RFC 5267 §4.4: `partial-range`, no `*`), put in
+/// ascending order.
+fn partial_range(word: &[u8]) -> Option<(u32, u32)> {
+    let text = std::str::from_utf8(word).ok()?;
+    let (a, b) = text.split_once(':')?;
+    let number = |s: &str| {
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse::<NonZeroU32>().ok())
+            .flatten()
+    };
+    let (a, b) = (number(a)?.get(), number(b)?.get());
+    Some((a.min(b), a.max(b)))
 }
 
 /// `numbers` (ascending) as a sequence set: `1:3,5,7:8`.
@@ -152,6 +179,17 @@ pub fn response(
     if options.count {
         line.push_str(&format!(" COUNT {}", numbers.len()));
     }
+    if let Some((low, high)) = options.partial {
+        let from = (low as usize - 1).min(numbers.len());
+        let to = (high as usize).min(numbers.len());
+        let part = &numbers[from..to.max(from)];
+        let set = if part.is_empty() {
+            "NIL".to_owned()
+        } else {
+            sequence_set(part)
+        };
+        line.push_str(&format!(" PARTIAL ({low}:{high} {set})"));
+    }
     if let Some(m) = modseq.filter(|_| !numbers.is_empty()) {
         line.push_str(&format!(" MODSEQ {m}"));
     }
@@ -196,6 +234,38 @@ mod tests {
             .unwrap();
         assert_eq!(plain, b"t UID SORT (ARRIVAL) UTF-8 ALL\r\n");
         assert!(o.all);
+    }
+
+    #[test]
+    fn partial_ranges() {
+        let (_, o) = split(b"t SEARCH RETURN (PARTIAL 4:2) ALL\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.partial, Some((2, 4)));
+        assert!(!o.all);
+        for bad in ["1", "1:*", "*:1", "0:3", "-1:2", ""] {
+            let cmd = format!("t SEARCH RETURN (PARTIAL {bad}) ALL\r\n");
+            assert!(split(cmd.as_bytes()).unwrap().is_err(), "{bad}");
+        }
+        let (_, o) = split(b"t SEARCH RETURN (UPDATE) ALL\r\n").unwrap().unwrap();
+        assert!(o.update && o.all);
+        let options = SearchReturn {
+            tag: "p".into(),
+            partial: Some((2, 10)),
+            ..SearchReturn::default()
+        };
+        assert_eq!(
+            response(&options, false, &n(&[1, 2, 4, 5]), None),
+            b"* ESEARCH (TAG \"p\") PARTIAL (2:10 2,4:5)\r\n"
+        );
+        let options = SearchReturn {
+            partial: Some((6, 6)),
+            ..options
+        };
+        assert_eq!(
+            response(&options, false, &n(&[1, 2]), None),
+            b"* ESEARCH (TAG \"p\") PARTIAL (6:6 NIL)\r\n"
+        );
     }
 
     #[test]

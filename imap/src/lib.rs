@@ -1,6 +1,7 @@
-//! Postern's IMAP server (RFC 3501 IMAP4rev1 with IDLE, UIDPLUS, MOVE, CONDSTORE, QUOTA, ENABLE,
-//! LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, ESEARCH, ESORT, SORT, THREAD, MULTIAPPEND, BINARY,
-//! SEARCHRES, CATENATE and COMPRESS=DEFLATE).
+//! Postern's IMAP server (RFC 3501 IMAP4rev1 with IDLE, UIDPLUS, MOVE, CONDSTORE, QRESYNC, QUOTA,
+//! ENABLE, LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, ESEARCH, ESORT, SORT, THREAD, MULTIAPPEND,
+//! BINARY, SEARCHRES, CATENATE, COMPRESS=DEFLATE, CONTEXT=SEARCH, CONTEXT=SORT, NOTIFY, URLAUTH
+//! and URLAUTH=BINARY).
 //!
 //! Protocol logic lives in [`Session`], a state machine fed parsed commands (imap-codec) that returns
 //! responses and the next step for the connection; it talks to the [`postern_store::Store`] but never
@@ -16,6 +17,8 @@ mod decode;
 mod envelope;
 mod error;
 mod esearch;
+mod ext_command;
+mod imap_url;
 mod list_extended;
 pub mod mutf7;
 mod response;

@@ -79,3 +79,20 @@ pub fn code_other(s: &str) -> Code<'static> {
         s.as_bytes().to_vec(),
     ))
 }
+
+/// Responses encoded for the wire, in order (literals synchronizing, as imap-codec writes them).
+pub fn encode_all(responses: &[Response<'static>]) -> Vec<u8> {
+    use imap_codec::encode::Encoder;
+    let codec = imap_codec::ResponseCodec::default();
+    let mut out = Vec::new();
+    for r in responses {
+        out.extend(codec.encode(r).dump());
+    }
+    out
+}
+
+/// `s` as an IMAP quoted string (RFC 3501 §4.3); the caller keeps CR and LF out (URLs are
+/// refused with them, mailbox names cannot hold them).
+pub fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}

@@ -11,9 +11,8 @@ use std::time::Duration;
 use imap_codec::encode::Encoder;
 use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
 use imap_codec::imap_types::core::LiteralMode;
-use imap_codec::imap_types::response::Response;
 use imap_codec::imap_types::IntoStatic;
-use imap_codec::{AuthenticateDataCodec, GreetingCodec, IdleDoneCodec, ResponseCodec};
+use imap_codec::{AuthenticateDataCodec, GreetingCodec, IdleDoneCodec};
 use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig, SessionGauge};
 use postern_store::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,6 +27,7 @@ use crate::compress::Link;
 use crate::config::ImapConfig;
 use crate::decode;
 use crate::error::ImapError;
+use crate::response::encode_all as encode;
 use crate::session::{Next, Session};
 use crate::stream::{
     receive_literal, spooled_append, streamable_append, Input, Received, SpooledAppend,
@@ -197,15 +197,6 @@ impl ImapServer {
 async fn write(stream: &mut Link, bytes: &[u8]) -> std::io::Result<()> {
     stream.write_all(bytes).await?;
     stream.flush().await
-}
-
-fn encode(responses: &[Response<'static>]) -> Vec<u8> {
-    let codec = ResponseCodec::default();
-    let mut out = Vec::new();
-    for r in responses {
-        out.extend(codec.encode(r).dump());
-    }
-    out
 }
 
 /// What the connection expects next from the client.
@@ -464,10 +455,15 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                 }
                 input.pending.extend_from_slice(&buf[..n]);
             }
-            _ = session.wait_change(), if mode == Mode::Idle => {
-                let updates = session.idle_updates().await;
+            _ = session.wait_push(mode == Mode::Idle),
+                if mode == Mode::Idle || (mode == Mode::Command && session.notifying()) => {
+                let updates = if mode == Mode::Idle {
+                    session.idle_updates().await
+                } else {
+                    session.push_updates().await
+                };
                 if !updates.is_empty() {
-                    write(&mut conn, &encode(&updates)).await?;
+                    write(&mut conn, &updates).await?;
                 }
             }
             _ = tokio::time::sleep(timeout) => {

@@ -38,6 +38,11 @@ pub enum Change {
         /// What changed.
         event: MailboxEvent,
     },
+    /// A user's subscription list changed (IMAP NOTIFY SubscriptionChange, RFC 5465 §5.5).
+    Subscriptions {
+        /// The user.
+        user_id: i64,
+    },
     /// Managed DNS records of a view changed.
     Dns {
         /// The view's name.
@@ -69,6 +74,7 @@ impl Change {
                 };
                 format!("m {user_id} {mailbox_id} {modseq} {e}")
             }
+            Change::Subscriptions { user_id } => format!("s {user_id}"),
             Change::Dns { view } => format!("d {view}"),
             Change::Queue => "q".to_owned(),
             Change::MailDomains => "md".to_owned(),
@@ -98,6 +104,9 @@ impl Change {
                     event,
                 })
             }
+            "s" => Some(Change::Subscriptions {
+                user_id: parts.next()?.parse().ok()?,
+            }),
             "d" => Some(Change::Dns {
                 view: s.get(2..)?.to_owned(),
             }),
@@ -337,6 +346,7 @@ mod tests {
                 modseq: 42,
                 event: MailboxEvent::Expunged,
             },
+            Change::Subscriptions { user_id: 7 },
             Change::Dns {
                 view: "internal view".into(),
             },

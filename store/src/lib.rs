@@ -41,6 +41,7 @@ mod subscriptions;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tokens;
+mod urlauth;
 mod users;
 
 pub use account_settings::{

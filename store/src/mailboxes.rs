@@ -100,6 +100,16 @@ pub(crate) async fn insert_mailbox(
     get(&row, "id")
 }
 
+/// The change a new mailbox publishes (IMAP NOTIFY MailboxName, RFC 5465 §5.4).
+fn created(user_id: i64, mailbox_id: i64) -> Change {
+    Change::Mailbox {
+        user_id,
+        mailbox_id,
+        modseq: 0,
+        event: MailboxEvent::Renamed,
+    }
+}
+
 impl Store {
     /// The user's mailboxes, by name.
     pub async fn list_mailboxes(&self, user_id: i64) -> Result<Vec<Mailbox>> {
@@ -138,7 +148,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let mailbox = mailbox_from_row(&row)?;
-        self.commit(tx, vec![]).await?;
+        self.commit(tx, vec![created(user_id, id)]).await?;
         Ok(mailbox)
     }
 
@@ -150,6 +160,7 @@ impl Store {
     pub async fn create_mailbox_path(&self, user_id: i64, name: &str) -> Result<Mailbox> {
         let name = canonical_name(name)?;
         let mut tx = self.write_tx().await?;
+        let mut changes = Vec::new();
         let mut parent = String::new();
         let levels: Vec<&str> = name.split('/').collect();
         let parents = levels.split_last().map_or(&[][..], |(_, parents)| parents);
@@ -166,16 +177,18 @@ impl Store {
                 .await?
                 .is_some();
             if !exists {
-                insert_mailbox(&mut tx, user_id, &parent, None).await?;
+                let id = insert_mailbox(&mut tx, user_id, &parent, None).await?;
+                changes.push(created(user_id, id));
             }
         }
         let id = insert_mailbox(&mut tx, user_id, &name, None).await?;
+        changes.push(created(user_id, id));
         let row = sqlx::query("SELECT * FROM mailboxes WHERE id = $1")
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
         let mailbox = mailbox_from_row(&row)?;
-        self.commit(tx, vec![]).await?;
+        self.commit(tx, changes).await?;
         Ok(mailbox)
     }
 

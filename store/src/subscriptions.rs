@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use sqlx::{Any, Transaction};
 
+use crate::changes::Change;
 use crate::db::{get, Store};
 use crate::error::Result;
 
@@ -84,7 +85,12 @@ impl Store {
             delete_subscription(&mut tx, user_id, name).await?
         };
         sync_mirror(&mut tx, user_id, name).await?;
-        self.commit(tx, vec![]).await?;
+        let changes = if changed {
+            vec![Change::Subscriptions { user_id }]
+        } else {
+            Vec::new()
+        };
+        self.commit(tx, changes).await?;
         Ok(changed)
     }
 

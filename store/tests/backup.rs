@@ -125,6 +125,13 @@ async fn populate(store: &Store) -> (i64, i64) {
         .unwrap();
     store.expunge(&inbox, Some(&[4])).await.unwrap();
     store
+        .urlauth_token(
+            &inbox,
+            "imap://alice@example.test/INBOX/;uid=1;urlauth=anonymous",
+        )
+        .await
+        .unwrap();
+    store
         .create_mailbox(alice, "Archive/2026", None)
         .await
         .unwrap();

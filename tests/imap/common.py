@@ -62,6 +62,17 @@ def read_until_tagged(m, tag):
             return lines
 
 
+_tags = [0]
+
+
+def tagged(m, text):
+    """Sends the command `text` under a fresh tag; returns its raw lines and the tag."""
+    _tags[0] += 1
+    tag = f"c{_tags[0]}"
+    send_raw(m, f"{tag} {text}\r\n")
+    return read_until_tagged(m, tag), tag
+
+
 def idle_start(m, tag=b"I1"):
     send_raw(m, tag + b" IDLE\r\n")
     line = m.readline()

@@ -1,8 +1,8 @@
-//! CATENATE (RFC 4469): an APPENDed message built from TEXT literals and URL parts naming
-//! sections of the user's own stored messages. Only the relative IMAP URL form of RFC 5092 §5 is
-//! read (`/mailbox[;UIDVALIDITY=n]/;UID=n[/;SECTION=s][/;PARTIAL=o[.l]]`), resolved in the
-//! session's own mailboxes: an absolute URL (another server or user), or one naming no message,
-//! gets `NO [BADURL url]` (RFC 4469 §6).
+//! CATENATE (RFC 4469): an APPENDed message built from TEXT literals and URL parts. A relative
+//! IMAP URL (RFC 5092 §5: `/mailbox[;UIDVALIDITY=n]/;UID=n[/;SECTION=s][/;PARTIAL=o[.l]]`) names a
+//! section of the user's own stored messages; an absolute one must carry a valid URLAUTH token
+//! the session may use (RFC 4469 §5, RFC 4467 §6, checked as URLFETCH checks it). Anything else,
+//! or a URL naming no message, gets `NO [BADURL url]` (RFC 4469 §6).
 
 use std::borrow::Cow;
 
@@ -14,6 +14,7 @@ use imap_codec::CommandCodec;
 
 use crate::commands::multiappend::Piece;
 use crate::commands::section::section_bytes;
+use crate::imap_url::percent_decode;
 use crate::response::code_other;
 use crate::session::{Failure, Session};
 
@@ -29,26 +30,8 @@ struct ImapUrl {
     partial: Option<(usize, Option<usize>)>,
 }
 
-/// RFC 3986 §2.1 percent-decoding.
-fn percent_decode(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    Some(out)
-}
-
-/// The section of `BODY[<text>]` as imap-codec reads it.
-fn section(text: &str) -> Option<Section<'static>> {
+/// The section of `BODY[<text>]` as imap-codec reads it (CATENATE and URLAUTH URLs).
+pub(crate) fn section(text: &str) -> Option<Section<'static>> {
     let line = format!("a FETCH 1 BODY[{text}]\r\n");
     match CommandCodec::default().decode(line.as_bytes()) {
         Ok((b"", cmd)) => match cmd.body {
@@ -150,8 +133,18 @@ impl Session {
         Ok(Cow::Owned(out))
     }
 
-    /// The bytes a URL part names, in the session user's own mailboxes only.
+    /// The bytes a URL part names: in the session user's own mailboxes, or through URLAUTH.
     async fn url_bytes(&self, text: &str) -> Result<Vec<u8>, Failure> {
+        if text
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("imap://"))
+        {
+            return self
+                .authorized(text)
+                .await?
+                .map(|target| target.body())
+                .ok_or_else(|| bad_url(text));
+        }
         let url = parse_url(text).ok_or_else(|| bad_url(text))?;
         let user = self.require_user()?;
         let mailbox = self

@@ -5,7 +5,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::num::{NonZeroU32, NonZeroU64};
 
-use imap_codec::encode::Encoder;
 use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::core::{Literal, NString, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
@@ -14,7 +13,6 @@ use imap_codec::imap_types::fetch::{
 };
 use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::IntoStatic;
-use imap_codec::ResponseCodec;
 use postern_store::{BodyPart, FlagOp, Flags, MessageDetails, ParsedMessage, Store};
 
 use crate::bodystructure::body_structure;
@@ -22,7 +20,8 @@ use crate::commands::binary::{binary_section, binary_value, encode_fetch};
 use crate::commands::section::section_bytes;
 use crate::commands::{batch_len, details_by_uid, header_batch_len};
 use crate::envelope::envelope;
-use crate::session::{bad, flag_items, Done, Failure, Next, Outcome, Reply, Session};
+use crate::response::encode_all;
+use crate::session::{flag_items, Done, Failure, Next, Outcome, Reply, Session};
 
 fn nz(v: i64) -> NonZeroU32 {
     NonZeroU32::new(u32::try_from(v).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
@@ -142,10 +141,12 @@ impl Session {
         };
         let mut changed_since = None;
         for m in modifiers {
-            match m {
-                FetchModifier::ChangedSince(v) => changed_since = Some(v.get() as i64),
-                FetchModifier::Vanished => return Err(bad("VANISHED needs QRESYNC")),
+            if let FetchModifier::ChangedSince(v) = m {
+                changed_since = Some(v.get() as i64);
             }
+        }
+        if modifiers.contains(&FetchModifier::Vanished) {
+            self.fetch_vanished(set, uid, changed_since.is_some())?;
         }
         if uid && !names.contains(&MessageDataItemName::Uid) {
             names.insert(0, MessageDataItemName::Uid);
@@ -251,11 +252,7 @@ impl Session {
         } else {
             match self.fetch_next(&mut plan).await {
                 Ok(messages) => {
-                    let codec = ResponseCodec::default();
-                    let mut out = Vec::new();
-                    for notice in std::mem::take(&mut self.notices) {
-                        out.extend(codec.encode(&notice).dump());
-                    }
+                    let mut out = encode_all(&std::mem::take(&mut self.notices));
                     out.extend(messages);
                     Some(out)
                 }

@@ -183,6 +183,12 @@ impl Session {
                     self.utf8 = true;
                     enabled.push(CapabilityEnable::Utf8(Utf8Kind::Accept));
                 }
+                // RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
+                CapabilityEnable::Other(_) if c.to_string().eq_ignore_ascii_case("QRESYNC") => {
+                    self.condstore = true;
+                    self.qresync = true;
+                    enabled.push(CapabilityEnable::from(crate::response::atom("QRESYNC")));
+                }
                 _ => {}
             }
         }

@@ -4,19 +4,24 @@ mod append;
 mod binary;
 mod catenate;
 mod compress;
+mod context;
 mod copy;
+mod extension;
 mod fetch;
 mod flags;
 mod junk;
 mod list;
 mod mailboxes;
 pub(crate) mod multiappend;
+mod notify;
+mod qresync;
 mod quota;
 mod search;
 mod section;
 mod select;
 mod sort;
 mod thread;
+mod urlauth;
 
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 use std::collections::HashMap;
@@ -24,7 +29,9 @@ use std::collections::HashMap;
 use postern_store::{Mailbox, MessageDetails, Store};
 
 pub(crate) use append::AppendData;
+pub(crate) use context::LiveSearches;
 pub(crate) use fetch::FetchPlan;
+pub(crate) use notify::Notify;
 
 use crate::mutf7;
 use crate::session::{Failure, Selected, Session};

@@ -266,11 +266,17 @@ impl Session {
                     .unwrap_or(highest)
             }
         });
+        let matched: Vec<i64> = found.indexes.iter().map(|&i| sel.messages[i].uid).collect();
+        let refused = if options.update {
+            self.keep_current(&options.tag, uid, criteria, matched)
+        } else {
+            Vec::new()
+        };
         if options.save_only() {
-            return Ok(Done::ok("SEARCH completed"));
+            return Ok(Done::ok("SEARCH completed").with(refused));
         }
         let line = esearch::response(&options, uid, &hits, modseq.map(|m| m as u64));
-        Ok(Done::ok("SEARCH completed").raw(line))
+        Ok(Done::ok("SEARCH completed").raw(line).with(refused))
     }
 
     /// The selected messages a search program matches (shared by SEARCH, SORT and THREAD);

@@ -1,4 +1,4 @@
-//! SELECT/EXAMINE (RFC 3501 §6.3.1-2, CONDSTORE RFC 7162 §3.1.8), CLOSE (§6.4.2), EXPUNGE (§6.4.3)
+//! SELECT/EXAMINE (RFC 3501 §6.3.1-2, CONDSTORE RFC 7162 §3.1.8, QRESYNC §3.2.5 in `qresync`), CLOSE (§6.4.2), EXPUNGE (§6.4.3)
 //! and UID EXPUNGE (RFC 4315 §2.1).
 
 use std::num::{NonZeroU32, NonZeroU64};
@@ -23,6 +23,18 @@ impl Session {
         read_only: bool,
         params: &[SelectParameter],
     ) -> Outcome {
+        let resync = params.iter().find_map(|p| match p {
+            SelectParameter::QResync {
+                uid_validity,
+                mod_sequence_value,
+                known_uids,
+                ..
+            } => Some((*uid_validity, *mod_sequence_value, known_uids.clone())),
+            SelectParameter::CondStore => None,
+        });
+        if resync.is_some() && !self.qresync {
+            return Err(bad("ENABLE QRESYNC first"));
+        }
         let had = self.deselect().is_some();
         let mut out = Vec::new();
         if had && self.condstore {
@@ -33,9 +45,8 @@ impl Session {
             ));
         }
         for p in params {
-            match p {
-                SelectParameter::CondStore => self.condstore = true,
-                SelectParameter::QResync { .. } => return Err(bad("QRESYNC is not supported")),
+            if let SelectParameter::CondStore = p {
+                self.condstore = true;
             }
         }
         let mailbox = self.find_mailbox(m, false).await?;
@@ -75,6 +86,9 @@ impl Session {
             "Highest",
         ));
         self.selected = Some(sel);
+        if let Some((uidvalidity, modseq, known)) = resync {
+            out.extend(self.resync(uidvalidity, modseq, known.as_ref())?);
+        }
         let (code, text) = if read_only {
             (Code::ReadOnly, "EXAMINE completed")
         } else {

@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 use imap_codec::imap_types::core::{Charset, Vec1, Vec2};
 use imap_codec::imap_types::extensions::sort::{SortCriterion, SortKey};
 use imap_codec::imap_types::extensions::thread::{Thread, ThreadingAlgorithm};
-use imap_codec::imap_types::response::Data;
+use imap_codec::imap_types::response::{Data, StatusKind};
 use imap_codec::imap_types::search::SearchKey;
 use mail_parser::MessageParser;
 use postern_store::{EnvelopeAddress, MessageDetails, MessageMeta};
@@ -15,7 +15,7 @@ use postern_store::{EnvelopeAddress, MessageDetails, MessageMeta};
 use super::search::Matches;
 use super::{batch_len, details_by_uid};
 use crate::esearch::{self, SearchReturn};
-use crate::response::data;
+use crate::response::{code_other, data, untagged};
 use crate::session::{bad, Done, Failure, Outcome, Session};
 
 /// What SORT and THREAD know about one message.
@@ -326,11 +326,22 @@ impl Session {
                 let uids: Vec<i64> = order.iter().map(|&i| sel.messages[i].uid).collect();
                 sel.saved = options.saved(&uids).into_iter().collect();
             }
+            // RFC 5267 §4.1: a server may decline to keep a result current; sorted results
+            // are not kept.
+            let refused = if options.update {
+                vec![untagged(
+                    StatusKind::No,
+                    Some(code_other(&format!("NOUPDATE \"{}\"", options.tag))),
+                    "Sorted results are not kept up to date",
+                )]
+            } else {
+                Vec::new()
+            };
             if options.save_only() {
-                return Ok(Done::ok("SORT completed"));
+                return Ok(Done::ok("SORT completed").with(refused));
             }
             let line = esearch::response(&options, uid, &numbers, modseq.map(|m| m.get()));
-            return Ok(Done::ok("SORT completed").raw(line));
+            return Ok(Done::ok("SORT completed").raw(line).with(refused));
         }
         Ok(Done::ok("SORT completed").with(vec![data(Data::Sort(numbers, modseq))]))
     }

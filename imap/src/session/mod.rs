@@ -2,6 +2,7 @@
 //! send and what the connection must do next (start TLS, idle, read SASL data, close). It uses the
 //! store but never a socket.
 
+mod push;
 mod selected;
 #[cfg(test)]
 mod tests;
@@ -22,9 +23,9 @@ use postern_store::sasl::{self, LoginStep, SaslError, SaslLogin};
 use postern_store::{Change, LoginAttempt, LoginOutcome, Service, Store, StoreError, User};
 use tokio::sync::broadcast;
 
-pub(crate) use selected::{flag_items, Selected};
+pub(crate) use selected::{flag_items, set_ranges, Selected};
 
-use crate::commands::{AppendData, FetchPlan};
+use crate::commands::{AppendData, FetchPlan, Notify};
 use crate::config::ImapConfig;
 use crate::esearch::SearchReturn;
 use crate::list_extended::ListExtras;
@@ -163,6 +164,8 @@ pub struct Session {
     pub(crate) utf8: bool,
     /// CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in untagged FETCH responses.
     pub(crate) condstore: bool,
+    /// QRESYNC enabled (RFC 7162 §3.2): VANISHED instead of EXPUNGE.
+    pub(crate) qresync: bool,
     /// COMPRESS DEFLATE is active (RFC 4978).
     pub(crate) compressed: bool,
     /// Untagged responses a command produced before its own (sent first).
@@ -173,6 +176,11 @@ pub struct Session {
     sasl: Option<Mechanism>,
     /// The FETCH being streamed (its tag is `pending`).
     pub(crate) fetching: Option<FetchPlan>,
+    /// UIDs of the view the current command started from, while searches are live or QRESYNC
+    /// is on (`commands::context` turns EXPUNGE into REMOVEFROM and VANISHED with it).
+    pub(crate) context_view: Option<Vec<i64>>,
+    /// The NOTIFY registration (RFC 5465), if any.
+    pub(crate) notify: Option<Notify>,
 }
 
 /// A SASL mechanism in progress.
@@ -195,12 +203,15 @@ impl Session {
             selected: None,
             utf8: false,
             condstore: false,
+            qresync: false,
             compressed: false,
             notices: Vec::new(),
             changes: None,
             pending: None,
             sasl: None,
             fetching: None,
+            context_view: None,
+            notify: None,
         }
     }
 
@@ -272,6 +283,7 @@ impl Session {
                 "LIST-EXTENDED",
                 "LIST-STATUS",
                 "CONDSTORE",
+                "QRESYNC",
                 "QUOTA",
                 "QUOTA=RES-STORAGE",
                 "STATUS=SIZE",
@@ -279,6 +291,11 @@ impl Session {
                 "ESEARCH",
                 "SEARCHRES",
                 "ESORT",
+                "CONTEXT=SEARCH",
+                "CONTEXT=SORT",
+                "URLAUTH",
+                "URLAUTH=BINARY",
+                "NOTIFY",
                 "SORT",
                 "SORT=DISPLAY",
                 "THREAD=ORDEREDSUBJECT",
@@ -373,6 +390,7 @@ impl Session {
     /// What every command does first: take note of changes other sessions made meanwhile.
     pub(crate) fn start_command(&mut self) {
         self.drain_changes();
+        self.note_context_view();
     }
 
     /// Turns a command's outcome into its reply: untagged data, pending updates of the selected
@@ -426,6 +444,15 @@ impl Session {
         if matches!(next, Next::Continue | Next::Idle | Next::Compress) {
             self.drain_changes();
             responses.extend(self.updates(allow_expunge).await);
+            if let Some(encoded) = self.context_updates(&mut responses).await {
+                raw.extend(encoded);
+            }
+            let notified = self.notify_updates().await;
+            if !notified.is_empty() {
+                // After the untagged responses, before the tagged status.
+                raw.extend(crate::response::encode_all(&std::mem::take(&mut responses)));
+                raw.extend(notified);
+            }
         }
         match next {
             Next::Idle => responses.push(Response::CommandContinuationRequest(
@@ -474,82 +501,6 @@ impl Session {
             sel.poll(&self.store).await?;
         }
         Ok(())
-    }
-
-    fn note(&mut self, change: &Change) {
-        if let (Some(sel), Change::Mailbox { mailbox_id, .. }) = (self.selected.as_mut(), change) {
-            if *mailbox_id == sel.mailbox.id {
-                sel.dirty = true;
-            }
-        }
-    }
-
-    fn drain_changes(&mut self) {
-        let mut seen = Vec::new();
-        let mut lagged = false;
-        if let Some(rx) = self.changes.as_mut() {
-            loop {
-                match rx.try_recv() {
-                    Ok(c) => seen.push(c),
-                    Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
-                    Err(_) => break,
-                }
-            }
-        }
-        for c in &seen {
-            self.note(c);
-        }
-        if lagged {
-            if let Some(sel) = self.selected.as_mut() {
-                sel.dirty = true;
-            }
-        }
-    }
-
-    /// Completes when a change to the selected mailbox is published (never, if none is
-    /// selected). Cancel-safe, for use in a `select!` while idling.
-    pub async fn wait_change(&mut self) {
-        loop {
-            let (Some(rx), Some(_)) = (self.changes.as_mut(), self.selected.as_ref()) else {
-                return std::future::pending().await;
-            };
-            match rx.recv().await {
-                Ok(c) => {
-                    self.note(&c);
-                    if self.selected.as_ref().is_some_and(|s| s.dirty) {
-                        return;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    if let Some(sel) = self.selected.as_mut() {
-                        sel.dirty = true;
-                    }
-                    return;
-                }
-                Err(broadcast::error::RecvError::Closed) => {
-                    return std::future::pending().await;
-                }
-            }
-        }
-    }
-
-    /// Untagged updates to send while idling, after [`Session::wait_change`] completed.
-    pub async fn idle_updates(&mut self) -> Vec<Response<'static>> {
-        self.drain_changes();
-        self.updates(true).await
-    }
-
-    /// `DONE` ended the IDLE (RFC 2177 §3).
-    pub async fn idle_done(&mut self) -> Reply {
-        let mut responses = self.idle_updates().await;
-        if let Some(tag) = self.pending.take() {
-            responses.push(tagged(&tag, StatusKind::Ok, None, "IDLE terminated"));
-        }
-        Reply {
-            raw: Vec::new(),
-            responses,
-            next: Next::Continue,
-        }
     }
 
     /// A line of AUTHENTICATE data (RFC 3501 §6.2.2).

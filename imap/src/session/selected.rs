@@ -13,6 +13,7 @@ use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use postern_store::{Flags, Mailbox, MessageMeta, Store, StoreError};
 
+use crate::commands::LiveSearches;
 use crate::response::{atom, data, untagged};
 use crate::session::{bad, Failure};
 
@@ -36,6 +37,8 @@ pub struct Selected {
     pub saved: BTreeSet<i64>,
     /// The current command's set is `$`: [`Selected::resolve`] names the saved messages.
     pub use_saved: bool,
+    /// Searches kept up to date for this selection (CONTEXT=SEARCH, RFC 5267 §4).
+    pub live: LiveSearches,
 }
 
 /// The FLAGS of a message as FETCH items.
@@ -63,6 +66,25 @@ pub fn flag_items(flags: &Flags, recent: bool) -> Vec<FlagFetch<'static>> {
 
 fn nz(n: i64) -> NonZeroU32 {
     NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
+}
+
+/// The ranges of a sequence set, each in ascending order, `*` standing for `max`.
+pub fn set_ranges(set: &SequenceSet, max: i64) -> Vec<(i64, i64)> {
+    let value = |s: &SeqOrUid| match s {
+        SeqOrUid::Value(v) => i64::from(v.get()),
+        SeqOrUid::Asterisk => max,
+    };
+    set.0
+        .as_ref()
+        .iter()
+        .map(|s| match s {
+            Sequence::Single(v) => (value(v), value(v)),
+            Sequence::Range(a, b) => {
+                let (a, b) = (value(a), value(b));
+                (a.min(b), a.max(b))
+            }
+        })
+        .collect()
 }
 
 impl Selected {
@@ -100,6 +122,7 @@ impl Selected {
             keywords,
             saved: BTreeSet::new(),
             use_saved: false,
+            live: LiveSearches::default(),
         })
     }
 
@@ -205,22 +228,7 @@ impl Selected {
         } else {
             n as i64
         };
-        let value = |s: &SeqOrUid| match s {
-            SeqOrUid::Value(v) => i64::from(v.get()),
-            SeqOrUid::Asterisk => max,
-        };
-        let ranges: Vec<(i64, i64)> = set
-            .0
-            .as_ref()
-            .iter()
-            .map(|s| match s {
-                Sequence::Single(v) => (value(v), value(v)),
-                Sequence::Range(a, b) => {
-                    let (a, b) = (value(a), value(b));
-                    (a.min(b), a.max(b))
-                }
-            })
-            .collect();
+        let ranges = set_ranges(set, max);
         let hit = |x: i64| ranges.iter().any(|&(a, b)| a <= x && x <= b);
         (0..n)
             .filter(|&i| {
@@ -257,17 +265,21 @@ impl Selected {
     /// Replaces the cached state of messages whose flags changed (by this session's STORE or an
     /// implicit `\Seen`).
     pub fn update(&mut self, changed: Vec<MessageMeta>) {
-        let index: HashMap<i64, usize> = self
-            .messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (m.uid, i))
-            .collect();
+        let index = self.index_by_uid();
         for meta in changed {
             if let Some(&i) = index.get(&meta.uid) {
                 self.messages[i] = meta;
             }
         }
+    }
+
+    /// The index of each message, by UID.
+    pub fn index_by_uid(&self) -> HashMap<i64, usize> {
+        self.messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.uid, i))
+            .collect()
     }
 
     /// Removes messages the session itself expunged and returns their EXPUNGE responses.

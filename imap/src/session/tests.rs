@@ -178,7 +178,11 @@ async fn idle_reports_changes_and_ends_on_done() {
         .await
         .expect("change noticed");
     let updates = s.idle_updates().await;
-    assert_eq!(updates.len(), 2, "EXISTS and RECENT: {updates:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&updates),
+        "* 1 EXISTS\r\n* 1 RECENT\r\n",
+        "EXISTS and RECENT"
+    );
     let done = s.idle_done().await;
     assert_eq!(done.next, Next::Continue);
     assert_eq!(done.responses.len(), 1);

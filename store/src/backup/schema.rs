@@ -59,6 +59,7 @@ pub const TABLES: &[(&str, Coverage)] = &[
     ("junk_totals", Coverage::Rows),
     ("junk_trained", Coverage::Rows),
     ("account_settings", Coverage::Rows),
+    ("urlauth_keys", Coverage::Rows),
     (
         "dns_signed_journal",
         Coverage::Skipped(
