@@ -143,6 +143,7 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
             return failed(report);
         }
     };
+    eprintln!("TMP parse {:?}", started.elapsed());
     let files = parsed
         .files
         .iter()
@@ -186,8 +187,11 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
             Some(p) => p.signed.renewal_due(unix_now()),
             None => stored.as_ref().is_none_or(|s| s.renewal_due(unix_now())),
         };
+    eprintln!("TMP merged {:?}", started.elapsed());
     let choice = inputs.serials.choose(view, origin, &records, renewing);
+    eprintln!("TMP digest {:?}", started.elapsed());
     let (zone, problems) = Zone::build(origin, records, choice.offset);
+    eprintln!("TMP built {:?}", started.elapsed());
     report.problems.extend(problems);
     let Some(zone) = zone else {
         return failed(report);

@@ -4,6 +4,7 @@
 mod check;
 mod compact;
 mod dnssec_text;
+mod encode;
 mod keyed;
 mod loc;
 pub mod parse;
@@ -99,6 +100,9 @@ impl DraftNode {
     }
 }
 
+/// Owner names of a draft above which freeing it is left to another thread.
+const DROP_LATER_MIN: usize = 10_000;
+
 /// A loaded zone, ready to answer from: nodes by lower-cased wire name ([`compact`]).
 #[derive(Debug)]
 pub struct Zone {
@@ -123,7 +127,8 @@ impl Zone {
     ) -> (Option<Zone>, Vec<Problem>) {
         let mut problems = Vec::new();
         let lower_origin = LowerName::new(origin);
-        let mut nodes = DraftNodes::default();
+        let mut nodes =
+            DraftNodes::with_capacity_and_hasher(records.len(), Default::default());
         let mut record_count = 0;
         for SourceRecord { record, loc } in records {
             let name = LowerName::new(&record.name);
@@ -264,45 +269,24 @@ impl Zone {
             soa_wire,
             record_count,
         };
-        let mut encoder = NodeEncoder::default();
-        for (name, draft) in nodes {
-            if let Err(message) = zone.insert(&mut encoder, &name, draft) {
-                problems.push(Problem::new(
-                    Severity::Error,
-                    None,
-                    format!("{name}: {message}"),
-                ));
+        for encoded in encode::encode_nodes(&nodes) {
+            match encoded {
+                Ok(encoded) => {
+                    if let Some(cased) = encoded.cased {
+                        zone.cased.insert(encoded.key.clone(), *cased);
+                    }
+                    zone.nodes.insert(encoded.key, encoded.node);
+                }
+                Err(message) => problems.push(Problem::new(Severity::Error, None, message)),
             }
+        }
+        if nodes.len() >= DROP_LATER_MIN {
+            crate::memory::drop_later(nodes);
         }
         zone.nodes.shrink_to_fit();
         zone.cased.shrink_to_fit();
         let has_error = problems.iter().any(|p| p.severity == Severity::Error);
         (if has_error { None } else { Some(zone) }, problems)
-    }
-
-    /// Stores one checked node in compact form, keeping the case its owner was first written in.
-    fn insert(
-        &mut self,
-        encoder: &mut NodeEncoder,
-        name: &LowerName,
-        draft: DraftNode,
-    ) -> Result<(), String> {
-        let key: Box<[u8]> = NameKey::new(name).as_bytes().into();
-        let written = draft.rrsets.first().and_then(|s| s.records.first());
-        if let Some(written) = written.filter(|r| !r.name.eq_case(name)) {
-            self.cased.insert(key.clone(), written.name.clone());
-        }
-        let sets = draft.rrsets.iter().map(|set| {
-            let ttl = set.records.first().map_or(0, |r| r.ttl);
-            (
-                set.rtype,
-                ttl,
-                set.records.iter().map(|r| &r.data).collect(),
-            )
-        });
-        let node = encoder.encode(sets, draft.cut)?;
-        self.nodes.insert(key, node);
-        Ok(())
     }
 
     /// The zone's origin.
