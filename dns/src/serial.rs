@@ -315,7 +315,12 @@ mod tests {
         let origin = hickory_proto::rr::Name::from_ascii("d.test.").unwrap();
         let mut text = String::from("@ 60 IN SOA ns h 1 1 1 1 1\n");
         for i in 0..3 * PARALLEL_MIN + 7 {
-            text.push_str(&format!("Host{i} 60 IN A 10.{}.{}.{}\n", i >> 16, (i >> 8) & 255, i & 255));
+            text.push_str(&format!(
+                "Host{i} 60 IN A 10.{}.{}.{}\n",
+                i >> 16,
+                (i >> 8) & 255,
+                i & 255
+            ));
         }
         let records = crate::zone::parse::parse_text(&text, "z", &origin)
             .unwrap()

@@ -127,8 +127,7 @@ impl Zone {
     ) -> (Option<Zone>, Vec<Problem>) {
         let mut problems = Vec::new();
         let lower_origin = LowerName::new(origin);
-        let mut nodes =
-            DraftNodes::with_capacity_and_hasher(records.len(), Default::default());
+        let mut nodes = DraftNodes::with_capacity_and_hasher(records.len(), Default::default());
         let mut record_count = 0;
         for SourceRecord { record, loc } in records {
             let name = LowerName::new(&record.name);
