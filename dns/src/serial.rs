@@ -86,18 +86,18 @@ impl SerialBook {
         std::mem::take(&mut self.changed)
     }
 
-    /// The serial for `records` (a zone's merged content) of `origin` in `view`, `renewing`
-    /// when the build renews DNSSEC
-    /// signatures (a change even if the records are the same); a suspicious shrink is logged.
+    /// The serial for `records` (a zone's merged content) of `origin` in `view`, whose
+    /// [`digest`] is `digest`, `renewing` when the build renews DNSSEC signatures (a change
+    /// even if the records are the same); a suspicious shrink is logged.
     pub fn choose(
         &self,
         view: &str,
         origin: &Name,
         records: &[SourceRecord],
+        digest: u64,
         renewing: bool,
     ) -> Choice {
         let candidate = source_serial(records).unwrap_or_default();
-        let digest = digest(records);
         let last = self.last.get(&(view.to_owned(), LowerName::new(origin)));
         if let Some(last) = last {
             if last.served.digest != digest && suspicious_shrink(last, candidate, records.len()) {

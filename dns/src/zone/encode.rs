@@ -1,9 +1,10 @@
 //! Turning a checked zone's draft into compact nodes ([`super::compact`]), a big zone's on
 //! every core at once: each node is encoded on its own, from the draft alone.
 
-use hickory_proto::rr::{LowerName, Name};
+use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-use super::{DraftNode, DraftNodes, NameKey, Node, NodeEncoder};
+use super::draft::{DraftNode, DraftNodes};
+use super::{NameKey, Node, NodeEncoder};
 
 /// One owner name in compact form.
 pub(super) struct Encoded {
@@ -18,18 +19,21 @@ pub(super) struct Encoded {
 /// Owner names encoded by one thread at least: fewer are not worth a thread.
 const PARALLEL_MIN: usize = 8_192;
 
-/// Encodes every node of `nodes`; one that has no wire form gives `name: reason`.
-pub(super) fn encode_nodes(nodes: &DraftNodes) -> Vec<Result<Encoded, String>> {
-    let drafts: Vec<(&LowerName, &DraftNode)> = nodes.iter().collect();
+/// Encodes every node of `nodes`, the SOA RRset as `soa` (the served one); a node that has
+/// no wire form gives `name: reason`.
+pub(super) fn encode_nodes(nodes: &DraftNodes<'_>, soa: &Record) -> Vec<Result<Encoded, String>> {
+    let drafts: Vec<(&LowerName, &DraftNode<'_>)> = nodes.iter().collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = drafts.len().div_ceil(threads).max(PARALLEL_MIN);
     std::thread::scope(|scope| {
         let mut parts = drafts.chunks(chunk);
         let first = parts.next();
         let others: Vec<_> = parts
-            .map(|part| scope.spawn(move || encode_part(part)))
+            .map(|part| scope.spawn(move || encode_part(part, &soa.data)))
             .collect();
-        let mut out = first.map(encode_part).unwrap_or_default();
+        let mut out = first
+            .map(|part| encode_part(part, &soa.data))
+            .unwrap_or_default();
         for other in others {
             let mut part = other
                 .join()
@@ -41,10 +45,12 @@ pub(super) fn encode_nodes(nodes: &DraftNodes) -> Vec<Result<Encoded, String>> {
 }
 
 /// Encodes the nodes of one part, reusing one encoder's buffers.
-fn encode_part(part: &[(&LowerName, &DraftNode)]) -> Vec<Result<Encoded, String>> {
+fn encode_part(part: &[(&LowerName, &DraftNode<'_>)], soa: &RData) -> Vec<Result<Encoded, String>> {
     let mut encoder = NodeEncoder::default();
     part.iter()
-        .map(|(name, draft)| encode(&mut encoder, name, draft).map_err(|e| format!("{name}: {e}")))
+        .map(|(name, draft)| {
+            encode(&mut encoder, name, draft, soa).map_err(|e| format!("{name}: {e}"))
+        })
         .collect()
 }
 
@@ -52,7 +58,8 @@ fn encode_part(part: &[(&LowerName, &DraftNode)]) -> Vec<Result<Encoded, String>
 fn encode(
     encoder: &mut NodeEncoder,
     name: &LowerName,
-    draft: &DraftNode,
+    draft: &DraftNode<'_>,
+    soa: &RData,
 ) -> Result<Encoded, String> {
     let key: Box<[u8]> = NameKey::new(name).as_bytes().into();
     let cased = draft
@@ -63,11 +70,12 @@ fn encode(
         .map(|r| Box::new(r.name.clone()));
     let sets = draft.rrsets.iter().map(|set| {
         let ttl = set.records.first().map_or(0, |r| r.ttl);
-        (
-            set.rtype,
-            ttl,
-            set.records.iter().map(|r| &r.data).collect(),
-        )
+        // Only the apex holds the SOA (checked): the served one, its serial moved on.
+        let records = match set.rtype {
+            RecordType::SOA => vec![soa],
+            _ => set.records.iter().map(|r| &r.data).collect(),
+        };
+        (set.rtype, ttl, records)
     });
     let node = encoder.encode(sets, draft.cut)?;
     Ok(Encoded { key, node, cased })
