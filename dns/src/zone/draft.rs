@@ -28,6 +28,8 @@ pub(super) type DraftNodes<'r> = HashMap<LowerName, DraftNode<'r>, foldhash::fas
 pub(super) struct DraftNode<'r> {
     pub rrsets: Vec<DraftSet<'r>>,
     pub cut: bool,
+    /// The name was first written with upper-case letters (its first record's owner).
+    pub cased: bool,
 }
 
 impl<'r> DraftNode<'r> {
@@ -66,7 +68,10 @@ impl<'r> Draft<'r> {
                 continue;
             }
             let rtype = record.record_type();
-            let node = nodes.entry(name).or_default();
+            let node = nodes.entry(name).or_insert_with(|| DraftNode {
+                cased: record.name.iter().flatten().any(u8::is_ascii_uppercase),
+                ..DraftNode::default()
+            });
             match node.rrsets.iter_mut().find(|s| s.rtype == rtype) {
                 Some(set) => {
                     if set.records.iter().any(|r| r.data == record.data) {

@@ -66,7 +66,7 @@ fn encode(
         .rrsets
         .first()
         .and_then(|s| s.records.first())
-        .filter(|r| !r.name.eq_case(name))
+        .filter(|_| draft.cased)
         .map(|r| Box::new(r.name.clone()));
     let sets = draft.rrsets.iter().map(|set| {
         let ttl = set.records.first().map_or(0, |r| r.ttl);
