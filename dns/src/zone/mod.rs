@@ -298,6 +298,36 @@ mod tests {
             .expect("set");
         assert_eq!(set.len(), 2);
         assert_eq!(set.ttl(), 300);
+        let soa = zone
+            .node(&origin)
+            .and_then(|n| n.get(RecordType::SOA))
+            .expect("SOA RRset")
+            .records(&origin);
+        assert!(
+            matches!(&soa[..], [r] if matches!(&r.data, RData::SOA(s) if s.serial == 6)),
+            "the apex serves the SOA with the offset: {soa:?}"
+        );
+    }
+
+    /// Owners keep the case they were first written in; names written in lower case only
+    /// are not kept twice.
+    #[test]
+    fn owners_keep_their_case() {
+        let (zone, problems) = build(&format!(
+            "{HEAD}WwW A 192.0.2.5
+www AAAA 2001:db8::5
+low A 192.0.2.6
+LOW AAAA 2001:db8::6
+"
+        ));
+        let zone = zone.unwrap_or_else(|| panic!("{problems:?}"));
+        let owner = |text: &str| {
+            zone.owner(&Name::from_ascii(text).expect("name"))
+                .to_string()
+        };
+        assert_eq!(owner("www.example.test."), "WwW.example.test.");
+        assert_eq!(owner("LOW.example.test."), "low.example.test.");
+        assert_eq!(zone.cased.len(), 1, "only the name written with capitals");
     }
 
     /// Differential test against the record-object zone this compact form replaced, which
