@@ -13,6 +13,7 @@ use super::{rdata_wire, Loc, NameMap, Problem, Severity, SourceRecord, Zone};
 
 /// The records of one type at one name while a zone is built and checked.
 pub(super) struct DraftSet<'r> {
+    /// The RRset's type.
     pub rtype: RecordType,
     /// The records, the first one's TTL being the RRset's (RFC 2181 §5.2).
     pub records: Vec<&'r Record>,
@@ -26,7 +27,9 @@ pub(super) type DraftNodes<'r> = HashMap<LowerName, DraftNode<'r>, foldhash::fas
 /// One owner name while a zone is built and checked.
 #[derive(Default)]
 pub(super) struct DraftNode<'r> {
+    /// The RRsets, in order of first appearance.
     pub rrsets: Vec<DraftSet<'r>>,
+    /// A delegation point: NS records below the apex (RFC 1034 §4.2.1).
     pub cut: bool,
     /// The name was first written with upper-case letters (its first record's owner).
     pub cased: bool,
