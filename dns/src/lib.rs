@@ -17,6 +17,7 @@ pub mod journal;
 mod load;
 pub mod lookup;
 pub mod managed;
+mod memory;
 pub mod notify;
 pub mod rrl;
 pub mod serial;

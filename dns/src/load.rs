@@ -16,10 +16,11 @@ use crate::dnssec::{
     prepare_signing, sign_zone, Basis, Previous, SignedZone, Stored, ZoneKey, SIGNING_APEX_TYPES,
 };
 use crate::managed::{merge, ManagedRecord};
+use crate::serial::digest;
 use crate::server::unix_now;
 use crate::state::{zone_name, Inputs, ZoneReport};
 use crate::zone::parse::parse_file;
-use crate::zone::{Problem, Severity, SourceRecord, Zone};
+use crate::zone::{Draft, Problem, Severity, SourceRecord, Zone};
 
 /// Which RRsets of a loaded zone come from its zone file (dynamic UPDATE may not change them,
 /// the admin UI marks them). Only the others are kept (store-managed records, DNSSEC keys): few,
@@ -48,6 +49,9 @@ impl FileRrsets {
             && !self.others.contains(&(name.clone(), rtype))
     }
 }
+
+/// Records of a zone above which freeing them is left to another thread.
+const DROP_LATER_MIN: usize = 10_000;
 
 /// A loaded zone and, when it is signed, its signatures.
 pub(crate) type Loaded = (Arc<Zone>, Option<Arc<SignedZone>>);
@@ -186,8 +190,22 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
             Some(p) => p.signed.renewal_due(unix_now()),
             None => stored.as_ref().is_none_or(|s| s.renewal_due(unix_now())),
         };
-    let choice = inputs.serials.choose(view, origin, &records, renewing);
-    let (zone, problems) = Zone::build(origin, records, choice.offset);
+    // The content digest is worked out while the records are grouped and checked.
+    let (choice, (zone, problems)) = std::thread::scope(|scope| {
+        let digest = scope.spawn(|| digest(&records));
+        let draft = Draft::new(origin, &records);
+        let digest = digest
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let choice = inputs
+            .serials
+            .choose(view, origin, &records, digest, renewing);
+        let built = draft.finish(choice.offset);
+        (choice, built)
+    });
+    if records.len() >= DROP_LATER_MIN {
+        crate::memory::drop_later(records);
+    }
     report.problems.extend(problems);
     let Some(zone) = zone else {
         return failed(report);

@@ -275,7 +275,7 @@ big DNAME aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.aaaaaa
     fn zone() -> Zone {
         let origin = Name::from_ascii("example.test.").expect("name");
         let parsed = parse_text(ZONE, "t", &origin).expect("parses");
-        let (zone, problems) = Zone::build(&origin, parsed.records, 0);
+        let (zone, problems) = Zone::build(&origin, &parsed.records, 0);
         assert!(problems.is_empty(), "{problems:?}");
         zone.expect("zone")
     }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use hickory_proto::rr::{LowerName, Name, RData};
-use hickory_proto::serialize::binary::BinEncodable;
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 use sha2::{Digest, Sha256};
 
 use crate::transfer::serial_lt;
@@ -86,18 +86,18 @@ impl SerialBook {
         std::mem::take(&mut self.changed)
     }
 
-    /// The serial for `records` (a zone's merged content) of `origin` in `view`, `renewing`
-    /// when the build renews DNSSEC
-    /// signatures (a change even if the records are the same); a suspicious shrink is logged.
+    /// The serial for `records` (a zone's merged content) of `origin` in `view`, whose
+    /// [`digest`] is `digest`, `renewing` when the build renews DNSSEC signatures (a change
+    /// even if the records are the same); a suspicious shrink is logged.
     pub fn choose(
         &self,
         view: &str,
         origin: &Name,
         records: &[SourceRecord],
+        digest: u64,
         renewing: bool,
     ) -> Choice {
         let candidate = source_serial(records).unwrap_or_default();
-        let digest = digest(records);
         let last = self.last.get(&(view.to_owned(), LowerName::new(origin)));
         if let Some(last) = last {
             if last.served.digest != digest && suspicious_shrink(last, candidate, records.len()) {
@@ -169,30 +169,20 @@ pub fn choose(candidate: u32, digest: u64, last: Option<ServedSerial>, renewing:
 /// over the sorted hashes of each record's wire form (owner lower-cased), so that it stays the
 /// same across restarts and upgrades.
 pub fn digest(records: &[SourceRecord]) -> u64 {
-    let mut each: Vec<[u8; 32]> = records
-        .iter()
-        .map(|r| {
-            let lower = !r.record.name.iter().flatten().any(u8::is_ascii_uppercase);
-            let as_is = lower && !matches!(r.record.data, RData::SOA(_));
-            // Most records are hashed as they are; the others are copied to be normalised.
-            let normalised;
-            let record = if as_is {
-                &r.record
-            } else {
-                let mut record = r.record.clone();
-                if let RData::SOA(soa) = &mut record.data {
-                    soa.serial = 0;
-                }
-                record.name = record.name.to_lowercase();
-                normalised = record;
-                &normalised
-            };
-            let wire = record
-                .to_bytes()
-                .unwrap_or_else(|_| format!("{record}").into_bytes());
-            Sha256::digest(&wire).into()
-        })
-        .collect();
+    let mut each = vec![[0u8; 32]; records.len()];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // A big zone's records are hashed on every core at once, in chunks (each its own slots).
+    let chunk = records.len().div_ceil(threads).max(PARALLEL_MIN);
+    std::thread::scope(|scope| {
+        let mut parts = records.chunks(chunk).zip(each.chunks_mut(chunk));
+        let first = parts.next();
+        for (from, to) in parts {
+            scope.spawn(move || hash_records(from, to));
+        }
+        if let Some((from, to)) = first {
+            hash_records(from, to);
+        }
+    });
     each.sort_unstable();
     let mut all = Sha256::new();
     for h in &each {
@@ -202,6 +192,39 @@ pub fn digest(records: &[SourceRecord]) -> u64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&sum[..8]);
     u64::from_be_bytes(first)
+}
+
+/// Records hashed by one thread of [`digest`] at least: fewer are not worth a thread.
+const PARALLEL_MIN: usize = 16_384;
+
+/// Writes the SHA-256 of each record's normalised wire form (owner lower-cased, SOA serial
+/// zero) to the slot of the same index.
+fn hash_records(records: &[SourceRecord], out: &mut [[u8; 32]]) {
+    let mut wire = Vec::new();
+    for (r, slot) in records.iter().zip(out) {
+        let lower = !r.record.name.iter().flatten().any(u8::is_ascii_uppercase);
+        let as_is = lower && !matches!(r.record.data, RData::SOA(_));
+        // Most records are hashed as they are; the others are copied to be normalised.
+        let normalised;
+        let record = if as_is {
+            &r.record
+        } else {
+            let mut record = r.record.clone();
+            if let RData::SOA(soa) = &mut record.data {
+                soa.serial = 0;
+            }
+            record.name = record.name.to_lowercase();
+            normalised = record;
+            &normalised
+        };
+        // What `to_bytes` gives, written into one buffer for all the records.
+        wire.clear();
+        if record.emit(&mut BinEncoder::new(&mut wire)).is_err() {
+            wire.clear();
+            wire.extend_from_slice(format!("{record}").as_bytes());
+        }
+        *slot = Sha256::digest(&wire).into();
+    }
 }
 
 /// The SOA serial written in the records, if they hold an SOA.
@@ -223,6 +246,9 @@ fn suspicious_shrink(last: &LastBuild, candidate: u32, records: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`digest_is_stable_across_versions`]' zone as digested by the releases that stored it.
+    const PINNED: u64 = 0x6164_9a2e_bb8a_86b1;
 
     #[test]
     fn serial_policy() {
@@ -289,5 +315,48 @@ mod tests {
         ));
         assert_eq!(digest(&a), digest(&b));
         assert_ne!(digest(&a), digest(&c));
+    }
+
+    /// The digest is kept in the store and compared after an upgrade: it must not change.
+    #[test]
+    fn digest_is_stable_across_versions() {
+        let origin = hickory_proto::rr::Name::from_ascii("d.test.").unwrap();
+        let text = "$TTL 60\n@ SOA ns h 7 1 1 1 1\n@ NS ns\nns A 192.0.2.1\nMx MX 10 ns.d.test.\n\
+                    t TXT \"v=spf1 -all\" \"\\255\"\n*.w AAAA 2001:db8::1\n";
+        let records = crate::zone::parse::parse_text(text, "z", &origin)
+            .unwrap()
+            .records;
+        assert_eq!(digest(&records), PINNED, "{:#x}", digest(&records));
+    }
+
+    #[test]
+    fn a_big_zone_hashed_in_parallel_has_the_same_digest() {
+        let origin = hickory_proto::rr::Name::from_ascii("d.test.").unwrap();
+        let mut text = String::from("@ 60 IN SOA ns h 1 1 1 1 1\n");
+        for i in 0..3 * PARALLEL_MIN + 7 {
+            text.push_str(&format!(
+                "Host{i} 60 IN A 10.{}.{}.{}\n",
+                i >> 16,
+                (i >> 8) & 255,
+                i & 255
+            ));
+        }
+        let records = crate::zone::parse::parse_text(&text, "z", &origin)
+            .unwrap()
+            .records;
+        // The same as hashing every record on one thread.
+        let mut each = vec![[0u8; 32]; records.len()];
+        hash_records(&records, &mut each);
+        each.sort_unstable();
+        let mut all = Sha256::new();
+        for h in &each {
+            all.update(h);
+        }
+        let sum = all.finalize();
+        let expected = u64::from_be_bytes(sum[..8].try_into().unwrap());
+        assert_eq!(digest(&records), expected);
+        let mut reversed = records.clone();
+        reversed.reverse();
+        assert_eq!(digest(&reversed), expected);
     }
 }

@@ -93,9 +93,9 @@ pub(crate) fn check_served(
             p.message.trim_start_matches("overridden: ")
         ));
     }
-    let (zone, problems) = Zone::build(&origin, records, 0);
+    let (zone, problems) = Zone::build(&origin, &records, 0);
     let Some(zone) = zone else {
-        let (old, _) = Zone::build(&origin, merge(parsed.records.clone(), before).0, 0);
+        let (old, _) = Zone::build(&origin, &merge(parsed.records.clone(), before).0, 0);
         return match (old, problems.iter().find(|p| p.severity == Severity::Error)) {
             (Some(_), Some(p)) => Err(format!("zone {origin} would not load: {}", p.message)),
             _ => Ok(()),

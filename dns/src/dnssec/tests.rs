@@ -209,7 +209,7 @@ fn signatures_are_cached_until_half_their_validity() {
     // The same, at chosen times: renewed once less than half the validity is left.
     let origin = name("t.test.");
     let parsed = crate::zone::parse::parse_text(ZONE, "t", &origin).expect("parses");
-    let zone = crate::zone::Zone::build(&origin, parsed.records, 0)
+    let zone = crate::zone::Zone::build(&origin, &parsed.records, 0)
         .0
         .expect("zone");
     let keys = super::ZoneKeys::new(keys).expect("keys");
@@ -351,7 +351,7 @@ fn signed_records(zone: &crate::zone::Zone, signed: &super::SignedZone) -> Vec<S
 fn build_zone(text: &str) -> crate::zone::Zone {
     let origin = name("t.test.");
     let parsed = crate::zone::parse::parse_text(text, "t", &origin).expect("parses");
-    crate::zone::Zone::build(&origin, parsed.records, 0)
+    crate::zone::Zone::build(&origin, &parsed.records, 0)
         .0
         .expect("zone")
 }

@@ -26,6 +26,7 @@ use hickory_proto::rr::LowerName;
 use crate::error::DnsError;
 use crate::journal::JournalEntry;
 use crate::managed::{ManagedRecord, ServedRecord};
+use crate::memory::release_freed_memory;
 use crate::notify::spawn_notifies;
 use crate::serial::ZoneSerial;
 use crate::state::{build, log_unplaced, Changes, Inputs, OnZoneError, ServingState};
@@ -212,18 +213,6 @@ impl Core {
     }
 }
 
-/// Hands the memory of the zones a rebuild replaced back to the system. glibc keeps freed
-/// memory in the arena of the thread that allocated it, and rebuilds run on whichever thread
-/// asked (watcher, admin request, re-signing): without trimming, each rebuild of a big zone in
-/// another arena would keep the old copy resident, and RSS would ratchet up reload by reload.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free pages of the allocator's own arenas to the system.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// Keys grouped by the zone they sign.
 fn by_zone(keys: Vec<ZoneKey>) -> HashMap<LowerName, Vec<ZoneKey>> {
     let mut out: HashMap<LowerName, Vec<ZoneKey>> = HashMap::new();
@@ -300,8 +289,6 @@ impl DnsServer {
         inputs.keep_signed = seed.keep_signed;
         inputs.dnssec_keys = by_zone(seed.dnssec_keys);
         let (state, _) = build(&mut inputs, OnZoneError::Fail)?;
-        // The parsed files are gone: their memory goes back too.
-        release_freed_memory();
         let watch = inputs.config.watch;
         let idle = Duration::from_secs(inputs.config.tcp_idle_timeout_secs.max(1));
         let max_tcp = inputs.config.max_tcp_connections.max(1);
@@ -357,6 +344,8 @@ impl DnsServer {
                 tcp_connection(core.clone(), conn, idle, shutdown.clone())
             });
         }
+        // The parsed files are gone: their memory goes back too, once answers are served.
+        tracker.spawn_blocking(release_freed_memory);
         tracker.spawn(resign(core.clone(), shutdown.clone()));
         if watch {
             let tx = spawn_watcher(core.clone(), shutdown.clone())?;

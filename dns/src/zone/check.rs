@@ -5,12 +5,13 @@ use std::collections::HashSet;
 
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-use super::{DraftNodes, Loc, Problem, Severity};
+use super::draft::DraftNodes;
+use super::{Loc, Problem, Severity};
 
 pub(super) fn check_apex<'a>(
     origin: &Name,
     lower_origin: &LowerName,
-    nodes: &DraftNodes,
+    nodes: &DraftNodes<'_>,
     loc_of: &impl Fn(&LowerName, RecordType) -> Option<&'a Loc>,
     problems: &mut Vec<Problem>,
 ) -> Option<Record> {
@@ -33,7 +34,7 @@ pub(super) fn check_apex<'a>(
             ));
             None
         }
-        Some(set) => set.records.first().cloned(),
+        Some(set) => set.records.first().map(|r| (*r).clone()),
     };
     if apex.and_then(|n| n.get(RecordType::NS)).is_none() {
         problems.push(Problem::new(
@@ -65,7 +66,7 @@ pub(super) fn below_cut(
 
 pub(super) fn check_occluded<'a>(
     origin: &LowerName,
-    nodes: &DraftNodes,
+    nodes: &DraftNodes<'_>,
     cuts: &HashSet<LowerName>,
     loc_of: &impl Fn(&LowerName, RecordType) -> Option<&'a Loc>,
     problems: &mut Vec<Problem>,
@@ -101,7 +102,7 @@ pub(super) fn check_occluded<'a>(
 
 pub(super) fn check_targets<'a>(
     origin: &LowerName,
-    nodes: &DraftNodes,
+    nodes: &DraftNodes<'_>,
     cuts: &HashSet<LowerName>,
     loc_of: &impl Fn(&LowerName, RecordType) -> Option<&'a Loc>,
     problems: &mut Vec<Problem>,

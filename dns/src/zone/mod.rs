@@ -4,6 +4,8 @@
 mod check;
 mod compact;
 mod dnssec_text;
+mod draft;
+mod encode;
 mod keyed;
 mod loc;
 pub mod parse;
@@ -12,14 +14,13 @@ mod svcb;
 mod text;
 mod token;
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
 
-use check::{check_apex, check_occluded, check_targets};
 pub(crate) use compact::{key_name, rdata_list, rdata_wire, NameKey, NameMap, NodeEncoder};
 pub use compact::{Node, RrSet, RrSets};
+pub(crate) use draft::Draft;
 pub use parse::{Loc, ParseError, SourceRecord};
 pub use text::{character_strings, rdata_text};
 pub(crate) use token::name as token_name;
@@ -75,30 +76,6 @@ impl fmt::Display for Problem {
     }
 }
 
-/// The records of one type at one name while a zone is built and checked.
-struct DraftSet {
-    rtype: RecordType,
-    records: Vec<Record>,
-    /// Where the RRset was first written.
-    loc: Loc,
-}
-
-/// The owner names of a zone being built (a fast hash: every record looks its name up).
-type DraftNodes = HashMap<LowerName, DraftNode, foldhash::fast::RandomState>;
-
-/// One owner name while a zone is built and checked.
-#[derive(Default)]
-struct DraftNode {
-    rrsets: Vec<DraftSet>,
-    cut: bool,
-}
-
-impl DraftNode {
-    fn get(&self, rtype: RecordType) -> Option<&DraftSet> {
-        self.rrsets.iter().find(|s| s.rtype == rtype)
-    }
-}
-
 /// A loaded zone, ready to answer from: nodes by lower-cased wire name ([`compact`]).
 #[derive(Debug)]
 pub struct Zone {
@@ -118,191 +95,10 @@ impl Zone {
     /// generation). Returns the zone (if no error was found) and every finding.
     pub fn build(
         origin: &Name,
-        records: Vec<SourceRecord>,
+        records: &[SourceRecord],
         serial_offset: u32,
     ) -> (Option<Zone>, Vec<Problem>) {
-        let mut problems = Vec::new();
-        let lower_origin = LowerName::new(origin);
-        let mut nodes = DraftNodes::default();
-        let mut record_count = 0;
-        for SourceRecord { record, loc } in records {
-            let name = LowerName::new(&record.name);
-            if !lower_origin.zone_of(&name) {
-                problems.push(Problem::new(
-                    Severity::Warning,
-                    Some(&loc),
-                    format!("ignoring out-of-zone data ({})", record.name),
-                ));
-                continue;
-            }
-            let rtype = record.record_type();
-            let node = nodes.entry(name).or_default();
-            match node.rrsets.iter_mut().find(|s| s.rtype == rtype) {
-                Some(set) => {
-                    if set.records.iter().any(|r| r.data == record.data) {
-                        continue;
-                    }
-                    let mut record = record;
-                    if record.ttl != set.records[0].ttl {
-                        problems.push(Problem::new(
-                            Severity::Warning,
-                            Some(&loc),
-                            format!(
-                                "{} {rtype}: TTL set to prior TTL ({}) (RFC 2181 §5.2)",
-                                record.name, set.records[0].ttl
-                            ),
-                        ));
-                        record.ttl = set.records[0].ttl;
-                    }
-                    set.records.push(record);
-                }
-                None => node.rrsets.push(DraftSet {
-                    rtype,
-                    records: vec![record],
-                    loc,
-                }),
-            }
-            record_count += 1;
-        }
-        let loc_of = |name: &LowerName, rtype| Some(&nodes.get(name)?.get(rtype)?.loc);
-
-        let soa = check_apex(origin, &lower_origin, &nodes, &loc_of, &mut problems);
-        for (name, node) in &nodes {
-            if node.get(RecordType::SOA).is_some() && *name != lower_origin {
-                problems.push(Problem::new(
-                    Severity::Error,
-                    loc_of(name, RecordType::SOA),
-                    format!("{name}: SOA record not at top of zone"),
-                ));
-            }
-            if let Some(cname) = node.get(RecordType::CNAME) {
-                if cname.records.len() > 1 {
-                    problems.push(Problem::new(
-                        Severity::Error,
-                        loc_of(name, RecordType::CNAME),
-                        format!("{name}: more than one CNAME record (RFC 1034 §3.6.2)"),
-                    ));
-                }
-                if node.rrsets.iter().any(|s| {
-                    !matches!(
-                        s.rtype,
-                        RecordType::CNAME | RecordType::RRSIG | RecordType::NSEC
-                    )
-                }) {
-                    problems.push(Problem::new(
-                        Severity::Error,
-                        loc_of(name, RecordType::CNAME),
-                        format!("{name}: CNAME and other data (RFC 1034 §3.6.2)"),
-                    ));
-                }
-            }
-        }
-        let cuts: HashSet<LowerName> = nodes
-            .iter()
-            .filter(|(n, node)| **n != lower_origin && node.get(RecordType::NS).is_some())
-            .map(|(n, _)| n.clone())
-            .collect();
-        check_occluded(&lower_origin, &nodes, &cuts, &loc_of, &mut problems);
-        check_targets(&lower_origin, &nodes, &cuts, &loc_of, &mut problems);
-        for cut in &cuts {
-            if let Some(node) = nodes.get_mut(cut) {
-                node.cut = true;
-            }
-        }
-
-        // Empty non-terminals: every ancestor of an owner name up to the apex exists.
-        // A name one label below the apex has the apex as its parent, which holds the SOA.
-        // (Labels counted with `iter`: `num_labels` leaves out a leading `*`.)
-        let origin_labels = lower_origin.iter().count();
-        let names: Vec<LowerName> = nodes
-            .keys()
-            .filter(|n| n.iter().count() > origin_labels + 1)
-            .cloned()
-            .collect();
-        for name in names {
-            let mut parent = name.base_name();
-            while lower_origin.zone_of(&parent) && parent != name {
-                if nodes.contains_key(&parent) {
-                    break;
-                }
-                nodes.insert(parent.clone(), DraftNode::default());
-                if parent == lower_origin {
-                    break;
-                }
-                parent = parent.base_name();
-            }
-        }
-
-        if problems.iter().any(|p| p.severity == Severity::Error) {
-            return (None, problems);
-        }
-        let Some(mut soa) = soa else {
-            return (None, problems);
-        };
-        if let RData::SOA(data) = &mut soa.data {
-            data.serial = data.serial.wrapping_add(serial_offset);
-        }
-        if let Some(set) = nodes
-            .get_mut(&lower_origin)
-            .and_then(|n| n.rrsets.iter_mut().find(|s| s.rtype == RecordType::SOA))
-        {
-            set.records = vec![soa.clone()];
-        }
-        let soa_wire = match rdata_wire(&soa.data) {
-            Ok(wire) => wire,
-            Err(e) => {
-                problems.push(Problem::new(Severity::Error, None, format!("SOA: {e}")));
-                return (None, problems);
-            }
-        };
-        let mut zone = Zone {
-            origin: origin.clone(),
-            lower_origin,
-            nodes: NameMap::with_capacity_and_hasher(nodes.len(), Default::default()),
-            cased: NameMap::default(),
-            soa,
-            soa_wire,
-            record_count,
-        };
-        let mut encoder = NodeEncoder::default();
-        for (name, draft) in nodes {
-            if let Err(message) = zone.insert(&mut encoder, &name, draft) {
-                problems.push(Problem::new(
-                    Severity::Error,
-                    None,
-                    format!("{name}: {message}"),
-                ));
-            }
-        }
-        zone.nodes.shrink_to_fit();
-        zone.cased.shrink_to_fit();
-        let has_error = problems.iter().any(|p| p.severity == Severity::Error);
-        (if has_error { None } else { Some(zone) }, problems)
-    }
-
-    /// Stores one checked node in compact form, keeping the case its owner was first written in.
-    fn insert(
-        &mut self,
-        encoder: &mut NodeEncoder,
-        name: &LowerName,
-        draft: DraftNode,
-    ) -> Result<(), String> {
-        let key: Box<[u8]> = NameKey::new(name).as_bytes().into();
-        let written = draft.rrsets.first().and_then(|s| s.records.first());
-        if let Some(written) = written.filter(|r| !r.name.eq_case(name)) {
-            self.cased.insert(key.clone(), written.name.clone());
-        }
-        let sets = draft.rrsets.iter().map(|set| {
-            let ttl = set.records.first().map_or(0, |r| r.ttl);
-            (
-                set.rtype,
-                ttl,
-                set.records.iter().map(|r| &r.data).collect(),
-            )
-        });
-        let node = encoder.encode(sets, draft.cut)?;
-        self.nodes.insert(key, node);
-        Ok(())
+        Draft::new(origin, records).finish(serial_offset)
     }
 
     /// The zone's origin.
@@ -423,7 +219,7 @@ mod tests {
     fn build(text: &str) -> (Option<Zone>, Vec<Problem>) {
         let origin = Name::from_ascii("example.test.").expect("name");
         let parsed = parse::parse_text(text, "t.zone", &origin).expect("parses");
-        Zone::build(&origin, parsed.records, 0)
+        Zone::build(&origin, &parsed.records, 0)
     }
 
     const HEAD: &str =
@@ -491,7 +287,7 @@ mod tests {
             &origin,
         )
         .expect("parses");
-        let (zone, problems) = Zone::build(&origin, parsed.records, u32::MAX);
+        let (zone, problems) = Zone::build(&origin, &parsed.records, u32::MAX);
         let zone = zone.expect("zone");
         assert_eq!(zone.serial(), 6, "wraps");
         assert_eq!(problems.len(), 1, "{problems:?}");
@@ -502,6 +298,36 @@ mod tests {
             .expect("set");
         assert_eq!(set.len(), 2);
         assert_eq!(set.ttl(), 300);
+        let soa = zone
+            .node(&origin)
+            .and_then(|n| n.get(RecordType::SOA))
+            .expect("SOA RRset")
+            .records(&origin);
+        assert!(
+            matches!(&soa[..], [r] if matches!(&r.data, RData::SOA(s) if s.serial == 6)),
+            "the apex serves the SOA with the offset: {soa:?}"
+        );
+    }
+
+    /// Owners keep the case they were first written in; names written in lower case only
+    /// are not kept twice.
+    #[test]
+    fn owners_keep_their_case() {
+        let (zone, problems) = build(&format!(
+            "{HEAD}WwW A 192.0.2.5
+www AAAA 2001:db8::5
+low A 192.0.2.6
+LOW AAAA 2001:db8::6
+"
+        ));
+        let zone = zone.unwrap_or_else(|| panic!("{problems:?}"));
+        let owner = |text: &str| {
+            zone.owner(&Name::from_ascii(text).expect("name"))
+                .to_string()
+        };
+        assert_eq!(owner("www.example.test."), "WwW.example.test.");
+        assert_eq!(owner("LOW.example.test."), "low.example.test.");
+        assert_eq!(zone.cased.len(), 1, "only the name written with capitals");
     }
 
     /// Differential test against the record-object zone this compact form replaced, which
@@ -515,7 +341,7 @@ mod tests {
         let text = include_str!("../../../tests/fixtures/fidelity/corpus.zone");
         let parsed = parse::parse_text(text, "corpus.zone", &origin).expect("parses");
         let source: Vec<Record> = parsed.records.iter().map(|r| r.record.clone()).collect();
-        let (zone, problems) = Zone::build(&origin, parsed.records, 0);
+        let (zone, problems) = Zone::build(&origin, &parsed.records, 0);
         let zone = zone.unwrap_or_else(|| panic!("{problems:?}"));
         let wire = |data: &RData| rdata_wire(data).expect("encodes");
         let mut expected = 0;
