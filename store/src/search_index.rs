@@ -70,6 +70,23 @@ pub(crate) struct IndexEntry {
     body_text: String,
 }
 
+impl IndexEntry {
+    /// Binds the six header columns of a `blob_index` row (header, subject, from, to, cc, bcc),
+    /// in that order: the one column list every index insert shares.
+    fn bind_headers<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+        query
+            .bind(&self.header)
+            .bind(&self.subject)
+            .bind(&self.from)
+            .bind(&self.to)
+            .bind(&self.cc)
+            .bind(&self.bcc)
+    }
+}
+
 /// Parses `raw` once for both the stored metadata and the index.
 pub(crate) fn analyse(raw: &[u8]) -> Result<Analysed> {
     let message = MessageParser::default().parse(raw);
@@ -178,14 +195,7 @@ pub(crate) async fn insert_indexes(
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (hash, e) in group {
-                    query = query
-                        .bind(*hash)
-                        .bind(&e.header)
-                        .bind(&e.subject)
-                        .bind(&e.from)
-                        .bind(&e.to)
-                        .bind(&e.cc)
-                        .bind(&e.bcc);
+                    query = e.bind_headers(query.bind(*hash));
                 }
                 let rows = query.fetch_all(&mut **tx).await?;
                 let mut texts = Vec::with_capacity(rows.len());
@@ -216,14 +226,8 @@ pub(crate) async fn insert_indexes(
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (hash, e) in group {
-                    query = query
-                        .bind(*hash)
-                        .bind(&e.header)
-                        .bind(&e.subject)
-                        .bind(&e.from)
-                        .bind(&e.to)
-                        .bind(&e.cc)
-                        .bind(&e.bcc)
+                    query = e
+                        .bind_headers(query.bind(*hash))
                         .bind(&e.header_text)
                         .bind(&e.body_text);
                 }
@@ -252,18 +256,14 @@ pub(crate) async fn insert_blob_indexed(
            SELECT hash, $6, $7, $8, $9, $10, $11, $12, $13 FROM blob ON CONFLICT (hash) DO NOTHING) \
          SELECT count(*) AS inserted FROM blob"
     );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(hash)
         .bind(size)
         .bind(inline)
         .bind(parsed)
-        .bind(chunked)
-        .bind(&e.header)
-        .bind(&e.subject)
-        .bind(&e.from)
-        .bind(&e.to)
-        .bind(&e.cc)
-        .bind(&e.bcc)
+        .bind(chunked);
+    let row = e
+        .bind_headers(query)
         .bind(&e.header_text)
         .bind(&e.body_text)
         .fetch_one(&mut **tx)
