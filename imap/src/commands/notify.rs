@@ -126,6 +126,22 @@ pub(crate) struct Notify {
     names: HashMap<i64, String>,
     /// The user's subscriptions as last reported.
     subscribed: BTreeSet<String>,
+    /// Each mailbox's STATUS as last sent (encoded): a change noticed late (a PostgreSQL NOTIFY
+    /// arriving after the registration's STATUS already counted it) adds nothing, so an
+    /// identical STATUS is not sent again.
+    reported: HashMap<i64, Vec<u8>>,
+}
+
+impl Notify {
+    /// `status`, encoded, unless it is what was last sent for `mailbox_id`.
+    fn news(&mut self, mailbox_id: i64, status: Response<'static>) -> Option<Vec<u8>> {
+        let line = encode_all(&[status]);
+        if self.reported.get(&mailbox_id) == Some(&line) {
+            return None;
+        }
+        self.reported.insert(mailbox_id, line.clone());
+        Some(line)
+    }
 }
 
 impl Notify {
@@ -230,12 +246,13 @@ impl Session {
             for m in mailboxes.iter().filter(|m| Some(m.id) != selected) {
                 let items = notify.events_for(&m.name).status_items();
                 if !items.is_empty() {
-                    out.push(self.status_response(m, &items).await?);
+                    let status = self.status_response(m, &items).await?;
+                    out.extend(notify.news(m.id, status).unwrap_or_default());
                 }
             }
         }
         self.notify = Some(notify);
-        Ok(Done::ok("NOTIFY completed").with(out))
+        Ok(Done::ok("NOTIFY completed").raw(out))
     }
 
     async fn status_response(
@@ -350,7 +367,8 @@ impl Session {
             };
             let items = happened.status_items();
             if !items.is_empty() {
-                out.extend(encode_all(&[self.status_response(&m, &items).await?]));
+                let status = self.status_response(&m, &items).await?;
+                out.extend(n.news(m.id, status).unwrap_or_default());
             }
         }
         if std::mem::take(&mut n.subscriptions_changed) {
@@ -388,5 +406,30 @@ impl Session {
             delimiter: delimiter(),
             mailbox: self.wire_name(name),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use imap_codec::imap_types::status::StatusDataItem;
+
+    use super::*;
+
+    fn status(messages: u32) -> Response<'static> {
+        data(Data::Status {
+            mailbox: WireMailbox::try_from("Other").expect("valid name"),
+            items: vec![StatusDataItem::Messages(messages)].into(),
+        })
+    }
+
+    #[test]
+    fn an_unchanged_status_is_not_sent_twice() {
+        let mut n = Notify::default();
+        let first = n.news(7, status(1)).expect("first STATUS is sent");
+        assert_eq!(first, b"* STATUS Other (MESSAGES 1)\r\n");
+        assert_eq!(n.news(7, status(1)), None, "the same STATUS again");
+        assert!(n.news(8, status(1)).is_some(), "another mailbox's STATUS");
+        assert!(n.news(7, status(2)).is_some(), "a changed STATUS");
+        assert!(n.news(7, status(1)).is_some(), "back to an earlier value");
     }
 }
