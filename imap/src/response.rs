@@ -1,7 +1,7 @@
 //! Small constructors for imap-types responses, so command code stays readable. Inputs that a type
 //! cannot carry (an empty text, a CR in a string) degrade to a safe value instead of failing.
 
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 
 use imap_codec::imap_types::core::{Atom, IString, NString, Tag, Text};
 use imap_codec::imap_types::response::{
@@ -18,6 +18,12 @@ pub fn text(s: &str) -> Text<'static> {
 /// protocol carries (RFC 3501 §9 `nz-number`): out-of-range values saturate, 0 becomes 1.
 pub fn nz(v: i64) -> NonZeroU32 {
     NonZeroU32::new(u32::try_from(v).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
+}
+
+/// A MODSEQ from the store as the non-zero number CONDSTORE carries (RFC 7162 §3.1.1: a
+/// mailbox's MODSEQs start at 1).
+pub fn modseq(v: i64) -> NonZeroU64 {
+    NonZeroU64::new(v.max(1) as u64).unwrap_or(NonZeroU64::MIN)
 }
 
 /// A tagged status response (RFC 3501 §7.1).

@@ -3,7 +3,7 @@
 //! delivery; raw bytes are read only for items that return them.
 
 use std::collections::{BTreeSet, HashMap};
-use std::num::{NonZeroU32, NonZeroU64};
+use std::num::NonZeroU32;
 
 use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::core::{Literal, NString, Vec1};
@@ -21,7 +21,7 @@ use crate::commands::section::section_bytes;
 use crate::commands::{batch_len, details_by_uid, header_batch_len};
 use crate::envelope::envelope;
 use crate::mail_store::MailStore;
-use crate::response::{encode_all, nz};
+use crate::response::{encode_all, modseq, nz};
 use crate::session::{flag_items, ChangeFeed, Done, Failure, Next, Outcome, Reply, Session};
 
 /// INTERNALDATE as an IMAP date-time (UTC).
@@ -338,9 +338,7 @@ impl<S: MailStore> Session<S> {
                     MessageDataItemName::Rfc822Size => {
                         MessageDataItem::Rfc822Size(u32::try_from(m.size).unwrap_or(u32::MAX))
                     }
-                    MessageDataItemName::ModSeq => MessageDataItem::ModSeq(
-                        NonZeroU64::new(m.modseq.max(1) as u64).unwrap_or(NonZeroU64::MIN),
-                    ),
+                    MessageDataItemName::ModSeq => MessageDataItem::ModSeq(modseq(m.modseq)),
                     MessageDataItemName::Envelope => match d {
                         Some(d) => MessageDataItem::Envelope(envelope(&d.parsed.envelope, utf8)),
                         None => continue,
@@ -421,9 +419,7 @@ impl<S: MailStore> Session<S> {
                     sel.recent.contains(&m.uid),
                 )));
                 if condstore && !names.contains(&MessageDataItemName::ModSeq) {
-                    items.push(MessageDataItem::ModSeq(
-                        NonZeroU64::new(m.modseq.max(1) as u64).unwrap_or(NonZeroU64::MIN),
-                    ));
+                    items.push(MessageDataItem::ModSeq(modseq(m.modseq)));
                 }
             }
             if let Ok(items) = Vec1::try_from(items) {

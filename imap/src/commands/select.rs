@@ -1,15 +1,13 @@
 //! SELECT/EXAMINE (RFC 3501 §6.3.1-2, CONDSTORE RFC 7162 §3.1.8, QRESYNC §3.2.5 in `qresync`) and CLOSE
 //! (§6.4.2); EXPUNGE is in `expunge`.
 
-use std::num::NonZeroU64;
-
 use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 use imap_codec::imap_types::response::{Code, Data, StatusKind};
 use postern_store::Flags;
 
 use crate::mail_store::MailStore;
-use crate::response::{data, nz, untagged};
+use crate::response::{data, modseq, nz, untagged};
 use crate::session::{bad, Done, Outcome, Selected, Session};
 
 impl<S: MailStore> Session<S> {
@@ -76,9 +74,7 @@ impl<S: MailStore> Session<S> {
         ));
         out.push(untagged(
             StatusKind::Ok,
-            Some(Code::HighestModSeq(
-                NonZeroU64::new(sel.mailbox.highestmodseq.max(1) as u64).unwrap_or(NonZeroU64::MIN),
-            )),
+            Some(Code::HighestModSeq(modseq(sel.mailbox.highestmodseq))),
             "Highest",
         ));
         self.selected = Some(sel);

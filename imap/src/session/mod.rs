@@ -236,8 +236,7 @@ impl<S: MailStore> Session<S> {
         }
         self.condstore = true;
         if let Some(sel) = &self.selected {
-            let highest = std::num::NonZeroU64::new(sel.mailbox.highestmodseq.max(1) as u64)
-                .unwrap_or(std::num::NonZeroU64::MIN);
+            let highest = crate::response::modseq(sel.mailbox.highestmodseq);
             self.notices.push(crate::response::untagged(
                 StatusKind::Ok,
                 Some(Code::HighestModSeq(highest)),

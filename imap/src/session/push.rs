@@ -18,9 +18,10 @@ pub trait ChangeFeed: Send {
 }
 
 impl<S: MailStore> Session<S> {
-    /// Takes note of changes published on the store's bus since the last call, in order: the
-    /// shell owns the subscription (from login on) and passes on what it received, before each
-    /// command and while waiting. Nothing is sent yet; a later command, IDLE or NOTIFY reports it.
+    /// Takes note of changes published on the store's bus, in order: the shell owns the
+    /// subscription (from login on) and passes on what it receives while waiting to push (each
+    /// command takes the rest through the [`ChangeFeed`] it is lent). Nothing is sent yet; a later
+    /// command, IDLE or NOTIFY reports it.
     pub fn changes(&mut self, changes: &[Change]) {
         for change in changes {
             if let (Some(sel), Change::Mailbox { mailbox_id, .. }) =

@@ -15,7 +15,7 @@ use postern_store::{Flags, Mailbox, MessageMeta, StoreError};
 
 use crate::commands::LiveSearches;
 use crate::mail_store::MailStore;
-use crate::response::{atom, data, nz, untagged};
+use crate::response::{atom, data, modseq, nz, untagged};
 use crate::session::{bad, Failure};
 
 /// A selected mailbox.
@@ -246,10 +246,7 @@ impl Selected {
             MessageDataItem::Uid(nz(m.uid)),
         ];
         if condstore {
-            items.push(MessageDataItem::ModSeq(
-                std::num::NonZeroU64::new(m.modseq.max(1) as u64)
-                    .unwrap_or(std::num::NonZeroU64::MIN),
-            ));
+            items.push(MessageDataItem::ModSeq(modseq(m.modseq)));
         }
         let items =
             Vec1::try_from(items).unwrap_or_else(|_| Vec1::from(MessageDataItem::Uid(nz(m.uid))));
