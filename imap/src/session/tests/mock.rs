@@ -196,24 +196,6 @@ fn header_block(raw: &[u8]) -> Vec<u8> {
     raw[..end].to_vec()
 }
 
-fn apply(flags: &Flags, op: FlagOp, change: &Flags) -> Flags {
-    match op {
-        FlagOp::Replace => change.clone(),
-        FlagOp::Add => Flags {
-            system: flags.system | change.system,
-            keywords: flags.keywords.union(&change.keywords).cloned().collect(),
-        },
-        FlagOp::Remove => Flags {
-            system: flags.system & !change.system,
-            keywords: flags
-                .keywords
-                .difference(&change.keywords)
-                .cloned()
-                .collect(),
-        },
-    }
-}
-
 impl MailStore for MockStore {
     fn login(&self, attempt: LoginAttempt<'_>) -> impl Future<Output = LoginOutcome<User>> + Send {
         let mut s = self.state();
@@ -367,7 +349,7 @@ impl MailStore for MockStore {
             if !uids.contains(&m.meta.uid) {
                 continue;
             }
-            let new = apply(&m.meta.flags, op, flags);
+            let new = m.meta.flags.apply(op, flags);
             if new != m.meta.flags {
                 m.meta.flags = new;
                 m.meta.modseq = modseq;

@@ -326,3 +326,60 @@ async fn enable_and_namespace() {
         "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\nc OK NAMESPACE completed\r\n"
     );
 }
+
+#[tokio::test]
+async fn copy_and_move_answer_copyuid() {
+    let (store, alice, mut s) = logged_in_with_inbox(&[
+        (b"Subject: one\r\n\r\n1\r\n", 0),
+        (b"Subject: two\r\n\r\n2\r\n", Flags::FLAGGED),
+    ])
+    .await;
+    let other = store.add_mailbox(alice, "Other");
+    run(&mut s, "b SELECT INBOX").await;
+    let out = run(&mut s, "c COPY 2 Other").await;
+    assert_eq!(
+        out,
+        format!(
+            "c OK [COPYUID {} 2 1] COPY completed\r\n",
+            other.uidvalidity
+        )
+    );
+    let out = run(&mut s, "d MOVE 1 Other").await;
+    assert!(
+        out.starts_with(&format!("* OK [COPYUID {} 1 2] ", other.uidvalidity)),
+        "{out}"
+    );
+    assert!(out.contains("* 1 EXPUNGE\r\nd OK MOVE completed"), "{out}");
+    let moved = store.metas(other.id);
+    assert_eq!(moved.len(), 2);
+    assert_eq!(moved[0].flags.system, Flags::FLAGGED);
+    assert_eq!(store.metas(store.get(alice, "INBOX").id).len(), 1);
+    let out = run(&mut s, "e COPY 1 Nowhere").await;
+    assert!(out.starts_with("e NO [TRYCREATE]"), "{out}");
+}
+
+#[tokio::test]
+async fn status_and_list_read_the_store() {
+    let (store, alice, mut s) = logged_in_with_inbox(&[
+        (b"Subject: one\r\n\r\n1\r\n", Flags::SEEN),
+        (b"Subject: two\r\n\r\n2\r\n", 0),
+    ])
+    .await;
+    store.add_mailbox(alice, "Archive");
+    let out = run(&mut s, "b STATUS INBOX (MESSAGES UNSEEN RECENT UIDNEXT)").await;
+    assert!(
+        out.starts_with("* STATUS INBOX (MESSAGES 2 UNSEEN 1 RECENT 2 UIDNEXT 3)\r\n"),
+        "{out}"
+    );
+    let out = run(&mut s, "c CREATE Archive").await;
+    assert!(out.starts_with("c NO [ALREADYEXISTS]"), "{out}");
+    let out = run(&mut s, "d CREATE Projects").await;
+    assert_eq!(out, "d OK CREATE completed\r\n");
+    let out = run(&mut s, "e LIST \"\" *").await;
+    let names: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("* LIST "))
+        .filter_map(|l| l.rsplit(' ').next())
+        .collect();
+    assert_eq!(names, vec!["Archive", "INBOX", "Projects"], "{out}");
+}
