@@ -15,7 +15,7 @@ use crate::ext_command;
 use crate::list_extended;
 use crate::search_program::{self, ProgramError, MAX_SEARCH_DEPTH, MAX_SEARCH_KEYS};
 use crate::searchres;
-use crate::session::{Extras, Next, Reply, Session};
+use crate::session::{ChangeFeed, Extras, Next, Reply, Session};
 use crate::stream::{unwrap_utf8_append, Input};
 use crate::telemetry::timed;
 
@@ -30,9 +30,15 @@ fn reply(response: imap_codec::imap_types::response::Response<'static>) -> Reply
 
 /// Decodes `bytes` with imap-codec (nothing may follow the command) and runs it with `extras`;
 /// BAD with `why` if it does not decode.
-async fn run(session: &mut Session, frag: &Fragmentizer, bytes: &[u8], extras: Extras) -> Reply {
+async fn run(
+    session: &mut Session,
+    frag: &Fragmentizer,
+    bytes: &[u8],
+    extras: Extras,
+    feed: &mut dyn ChangeFeed,
+) -> Reply {
     match CommandCodec::default().decode(bytes) {
-        Ok((b"", cmd)) => timed(cmd.name(), session.command_with(cmd, extras)).await,
+        Ok((b"", cmd)) => timed(cmd.name(), session.command_with(cmd, extras, feed)).await,
         _ => reply(Session::syntax_error(
             frag.decode_tag().as_ref(),
             "Syntax error",
@@ -43,7 +49,12 @@ async fn run(session: &mut Session, frag: &Fragmentizer, bytes: &[u8], extras: E
 /// Decodes the command the fragmentizer holds (its literals at `input`'s places) and hands it to
 /// the session. Syntax errors get BAD with the tag when one can be read (RFC 3501 §7.1.3);
 /// oversized messages get NO [TOOBIG].
-pub(crate) async fn command(session: &mut Session, frag: &Fragmentizer, input: &Input) -> Reply {
+pub(crate) async fn command(
+    session: &mut Session,
+    frag: &Fragmentizer,
+    input: &Input,
+    feed: &mut dyn ChangeFeed,
+) -> Reply {
     use imap_codec::fragmentizer::DecodeMessageError as E;
     let bad = |why: &str| reply(Session::syntax_error(frag.decode_tag().as_ref(), why));
     if frag.is_max_message_size_exceeded() || frag.is_message_poisoned() {
@@ -51,7 +62,7 @@ pub(crate) async fn command(session: &mut Session, frag: &Fragmentizer, input: &
     }
     if let Some(ext) = ext_command::parse(frag.message_bytes()) {
         return match ext {
-            Ok((tag, cmd)) => timed(cmd.name(), session.ext_command(tag, cmd)).await,
+            Ok((tag, cmd)) => timed(cmd.name(), session.ext_command(tag, cmd, feed)).await,
             Err(why) => bad(why),
         };
     }
@@ -62,7 +73,7 @@ pub(crate) async fn command(session: &mut Session, frag: &Fragmentizer, input: &
                     list,
                     ..Extras::default()
                 };
-                run(session, frag, &plain, extras).await
+                run(session, frag, &plain, extras, feed).await
             }
             Err(why) => bad(why),
         };
@@ -73,26 +84,30 @@ pub(crate) async fn command(session: &mut Session, frag: &Fragmentizer, input: &
             saved_set: true,
             ..Extras::default()
         };
-        return run(session, frag, &plain, extras).await;
+        return run(session, frag, &plain, extras, feed).await;
     }
     let saved_keys = searchres::search_keys(frag.message_bytes(), || session.saved_uids());
-    if let Some(reply) = search(session, frag, saved_keys.as_deref()).await {
+    if let Some(reply) = search(session, frag, saved_keys.as_deref(), feed).await {
         return reply;
     }
     match multiappend::parse(frag.message_bytes(), input.literals()) {
-        Some(Ok(set)) => return timed("APPEND", session.multiappend(set)).await,
+        Some(Ok(set)) => return timed("APPEND", session.multiappend(set, feed)).await,
         Some(Err(failure)) => {
             return session
-                .refuse(frag.decode_tag().map(IntoStatic::into_static), failure)
+                .refuse(
+                    frag.decode_tag().map(IntoStatic::into_static),
+                    failure,
+                    feed,
+                )
                 .await
         }
         None => {}
     }
     if let Some(plain) = unwrap_utf8_append(frag.message_bytes()) {
-        return run(session, frag, &plain, Extras::default()).await;
+        return run(session, frag, &plain, Extras::default(), feed).await;
     }
     match frag.decode_message(&CommandCodec::default()) {
-        Ok(cmd) => timed(cmd.name(), session.command(cmd)).await,
+        Ok(cmd) => timed(cmd.name(), session.command(cmd, feed)).await,
         Err(E::DecodingFailure(_)) | Err(E::DecodingRemainder { .. }) => bad("Syntax error"),
         Err(_) => reply(Session::literal_too_big(frag.decode_tag().as_ref())),
     }
@@ -104,6 +119,7 @@ async fn search(
     session: &mut Session,
     frag: &Fragmentizer,
     rewritten: Option<&[u8]>,
+    feed: &mut dyn ChangeFeed,
 ) -> Option<Reply> {
     let bytes = rewritten.unwrap_or(frag.message_bytes());
     let bad = |why: &str| reply(Session::syntax_error(frag.decode_tag().as_ref(), why));
@@ -119,7 +135,7 @@ async fn search(
     };
     if let Some(search) = search_program::decode(message) {
         return Some(match search {
-            Ok(cmd) => timed(cmd.name(), session.command_with(cmd, extras)).await,
+            Ok(cmd) => timed(cmd.name(), session.command_with(cmd, extras, feed)).await,
             Err(ProgramError::Syntax) => bad("Syntax error in SEARCH"),
             Err(ProgramError::TooDeep) => bad(&format!(
                 "Search programs may nest at most {MAX_SEARCH_DEPTH} levels"
@@ -133,7 +149,7 @@ async fn search(
     if extras.search_return.is_some() || rewritten.is_some() {
         // SORT RETURN (...), or a SORT or THREAD whose `$` was replaced: the rest is a plain
         // command for imap-codec.
-        return Some(run(session, frag, message, extras).await);
+        return Some(run(session, frag, message, extras, feed).await);
     }
     None
 }

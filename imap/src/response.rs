@@ -1,6 +1,8 @@
 //! Small constructors for imap-types responses, so command code stays readable. Inputs that a type
 //! cannot carry (an empty text, a CR in a string) degrade to a safe value instead of failing.
 
+use std::num::{NonZeroU32, NonZeroU64};
+
 use imap_codec::imap_types::core::{Atom, IString, NString, Tag, Text};
 use imap_codec::imap_types::response::{
     Code, Data, Response, Status, StatusBody, StatusKind, Tagged,
@@ -10,6 +12,18 @@ use imap_codec::imap_types::response::{
 pub fn text(s: &str) -> Text<'static> {
     let clean: String = s.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
     Text::try_from(clean).unwrap_or_else(|_| Text::try_from("done").expect("static text is valid"))
+}
+
+/// A UID, UIDVALIDITY, UIDNEXT or sequence number from the store as the non-zero number the
+/// protocol carries (RFC 3501 §9 `nz-number`): out-of-range values saturate, 0 becomes 1.
+pub fn nz(v: i64) -> NonZeroU32 {
+    NonZeroU32::new(u32::try_from(v).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
+}
+
+/// A MODSEQ from the store as the non-zero number CONDSTORE carries (RFC 7162 §3.1.1: a
+/// mailbox's MODSEQs start at 1).
+pub fn modseq(v: i64) -> NonZeroU64 {
+    NonZeroU64::new(v.max(1) as u64).unwrap_or(NonZeroU64::MIN)
 }
 
 /// A tagged status response (RFC 3501 §7.1).

@@ -14,10 +14,10 @@ use imap_codec::imap_types::core::LiteralMode;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::{AuthenticateDataCodec, GreetingCodec, IdleDoneCodec};
 use postern_net::{AtCapacity, Connection, Edge, ListenerSpec, NetConfig, SessionGauge};
-use postern_store::Store;
+use postern_store::{Change, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{broadcast, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
@@ -28,7 +28,7 @@ use crate::config::ImapConfig;
 use crate::decode;
 use crate::error::ImapError;
 use crate::response::encode_all as encode;
-use crate::session::{Next, Session};
+use crate::session::{ChangeFeed, Next, Session};
 use crate::stream::{
     receive_literal, spooled_append, streamable_append, Input, Received, SpooledAppend,
 };
@@ -199,6 +199,55 @@ async fn write(stream: &mut Link, bytes: &[u8]) -> std::io::Result<()> {
     stream.flush().await
 }
 
+/// A subscription, once there is one (from login on).
+impl ChangeFeed for Option<broadcast::Receiver<Change>> {
+    fn received(&mut self) -> (Vec<Change>, bool) {
+        let mut seen = Vec::new();
+        let mut lost = false;
+        if let Some(rx) = self.as_mut() {
+            loop {
+                match rx.try_recv() {
+                    Ok(c) => seen.push(c),
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => lost = true,
+                    Err(_) => break,
+                }
+            }
+        }
+        (seen, lost)
+    }
+}
+
+/// Completes when the session has something to push: while idling (RFC 2177) any change to the
+/// selected mailbox, with NOTIFY (RFC 5465) what it asks for. Each change received is passed to
+/// the session as it arrives; lost changes are pushed at once. Never completes while the session
+/// watches nothing or has no subscription. Cancel-safe, for use in a `select!`.
+async fn wait_push(
+    changes: &mut Option<broadcast::Receiver<Change>>,
+    session: &mut Session,
+    idle: bool,
+) {
+    loop {
+        let (Some(rx), true) = (changes.as_mut(), session.watching()) else {
+            return std::future::pending().await;
+        };
+        match rx.recv().await {
+            Ok(c) => {
+                session.changes(std::slice::from_ref(&c));
+                if session.push_due(idle) {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                session.changes_lost();
+                return;
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                return std::future::pending().await;
+            }
+        }
+    }
+}
+
 /// What the connection expects next from the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -216,7 +265,10 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
         config.clone(),
         peer.ip(),
         conn.is_tls(),
+        postern_store::unix_now,
     );
+    // The session's subscription to the store's change bus, from its login on.
+    let mut changes: Option<broadcast::Receiver<Change>> = None;
     let limit = config.max_message_size;
     let new_fragmentizer = || Fragmentizer::new(limit.saturating_add(COMMAND_OVERHEAD));
     let mut frag = new_fragmentizer();
@@ -339,8 +391,12 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                 continue;
             }
             let mut reply = match (spooled.take(), mode) {
-                (Some(append), _) => spooled_append(&mut session, append, &frag).await,
-                (None, Mode::Command) => decode::command(&mut session, &frag, &input).await,
+                (Some(append), _) => {
+                    spooled_append(&mut session, append, &frag, &mut changes).await
+                }
+                (None, Mode::Command) => {
+                    decode::command(&mut session, &frag, &input, &mut changes).await
+                }
                 (None, Mode::Authenticate) => {
                     match frag.decode_message(&AuthenticateDataCodec::default()) {
                         Ok(data) => session.authenticate_data(data).await,
@@ -354,15 +410,18 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                     }
                 }
                 (None, Mode::Idle) => match frag.decode_message(&IdleDoneCodec::default()) {
-                    Ok(_) => session.idle_done().await,
+                    Ok(_) => session.idle_done(&mut changes).await,
                     Err(_) => {
-                        let mut r = session.idle_done().await;
+                        let mut r = session.idle_done(&mut changes).await;
                         r.responses
                             .insert(0, Session::syntax_error(None, "Expected DONE"));
                         r
                     }
                 },
             };
+            if changes.is_none() && session.user().is_some() {
+                changes = Some(shared.store.subscribe());
+            }
             if reply.next == Next::Fetch {
                 // One bounded batch at a time: each is written (a client that does not read
                 // fills the socket's buffers and holds the writer) before the next messages are
@@ -382,7 +441,7 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                         None => return Ok(()),
                     }
                 }
-                reply = session.fetch_done().await;
+                reply = session.fetch_done(&mut changes).await;
             }
             count_completed(&reply.responses);
             let mut out = std::mem::take(&mut reply.raw);
@@ -455,12 +514,12 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                 }
                 input.pending.extend_from_slice(&buf[..n]);
             }
-            _ = session.wait_push(mode == Mode::Idle),
+            _ = wait_push(&mut changes, &mut session, mode == Mode::Idle),
                 if mode == Mode::Idle || (mode == Mode::Command && session.notifying()) => {
                 let updates = if mode == Mode::Idle {
-                    session.idle_updates().await
+                    session.idle_updates(&mut changes).await
                 } else {
-                    session.push_updates().await
+                    session.push_updates(&mut changes).await
                 };
                 if !updates.is_empty() {
                     write(&mut conn, &updates).await?;

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::compress::Link;
 use crate::error::ImapError;
 use crate::response::{code_other, tagged};
-use crate::session::{Next, Reply, Session};
+use crate::session::{ChangeFeed, Next, Reply, Session};
 use crate::telemetry::timed;
 
 /// Largest read while copying a literal to its spool file.
@@ -248,6 +248,7 @@ pub(crate) async fn spooled_append(
     session: &mut Session,
     append: SpooledAppend,
     frag: &Fragmentizer,
+    feed: &mut dyn ChangeFeed,
 ) -> Reply {
     let SpooledAppend { head, tag, spool } = append;
     let reply = |response| Reply {
@@ -274,7 +275,7 @@ pub(crate) async fn spooled_append(
         _ => return reply(Session::syntax_error(tag.as_ref(), "Syntax error")),
     };
     match spool {
-        Some(spool) => timed("APPEND", session.append_spooled(cmd, spool)).await,
+        Some(spool) => timed("APPEND", session.append_spooled(cmd, spool, feed)).await,
         None => reply(tagged(
             &cmd.tag,
             StatusKind::No,

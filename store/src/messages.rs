@@ -62,7 +62,8 @@ impl Flags {
         }
     }
 
-    fn apply(&self, op: FlagOp, change: &Flags) -> Flags {
+    /// These flags after STORE's `op` with `change` (RFC 3501 §6.4.6).
+    pub fn apply(&self, op: FlagOp, change: &Flags) -> Flags {
         match op {
             FlagOp::Replace => change.clone(),
             FlagOp::Add => Flags {

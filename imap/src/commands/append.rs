@@ -2,8 +2,6 @@
 //! the literal the command was decoded with or, for a large literal, as the spool file the
 //! connection streamed it into; both take the same path through [`Session::append`].
 
-use std::num::NonZeroU32;
-
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::flag::Flag;
@@ -12,11 +10,9 @@ use imap_codec::imap_types::response::Code;
 use postern_store::Spool;
 
 use crate::commands::flags::to_store_flags;
-use crate::session::{bad, Done, Failure, Outcome, Reply, Session};
-
-fn nz(v: i64) -> NonZeroU32 {
-    NonZeroU32::new(u32::try_from(v).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
-}
+use crate::mail_store::MailStore;
+use crate::response::nz;
+use crate::session::{bad, ChangeFeed, Done, Failure, Outcome, Reply, Session};
 
 /// Where the bytes of an APPENDed message are.
 pub(crate) enum AppendData<'a> {
@@ -35,13 +31,18 @@ impl AppendData<'_> {
     }
 }
 
-impl Session {
+impl<S: MailStore> Session<S> {
     /// Handles an APPEND whose message literal the connection streamed to `spool` instead of
     /// buffering it; `cmd` is the command decoded with that literal replaced by an empty one.
     /// The reply (APPENDUID, EXISTS for the selected mailbox, OVERQUOTA, TRYCREATE, ...) is the
     /// one the same command with the literal in memory gets.
-    pub async fn append_spooled(&mut self, cmd: Command<'_>, spool: Spool) -> Reply {
-        self.start_command();
+    pub async fn append_spooled(
+        &mut self,
+        cmd: Command<'_>,
+        spool: Spool,
+        feed: &mut dyn ChangeFeed,
+    ) -> Reply {
+        self.start_command(feed);
         let outcome = match &cmd.body {
             CommandBody::Append {
                 mailbox,
@@ -59,7 +60,7 @@ impl Session {
             }
             _ => Err(bad("Expected APPEND")),
         };
-        self.finish(cmd.tag, true, outcome).await
+        self.finish(cmd.tag, true, outcome, feed).await
     }
 
     pub(crate) async fn append(
@@ -76,7 +77,7 @@ impl Session {
                 "Message too big".into(),
             ));
         }
-        let internal_date = date.map_or_else(postern_store::unix_now, |d| d.as_ref().timestamp());
+        let internal_date = date.map_or_else(self.clock, |d| d.as_ref().timestamp());
         let flags = to_store_flags(flags);
         let uid = match message {
             AppendData::Literal(raw) => {

@@ -15,6 +15,7 @@ use imap_codec::CommandCodec;
 use crate::commands::multiappend::Piece;
 use crate::commands::section::section_bytes;
 use crate::imap_url::percent_decode;
+use crate::mail_store::MailStore;
 use crate::response::code_other;
 use crate::session::{Failure, Session};
 
@@ -109,7 +110,7 @@ fn too_big() -> Failure {
     Failure::No(Some(code_other("TOOBIG")), "Message too big".into())
 }
 
-impl Session {
+impl<S: MailStore> Session<S> {
     /// The bytes of one APPENDed message from its pieces, counting them against `room` (bytes
     /// the whole APPEND may still hold; `NO [TOOBIG]` past it). A single TEXT piece is not copied.
     pub(crate) async fn catenate<'a>(

@@ -4,9 +4,10 @@
 
 use imap_codec::imap_types::response::Code;
 
+use crate::mail_store::MailStore;
 use crate::session::{Done, Failure, Next, Outcome, Session};
 
-impl Session {
+impl<S: MailStore> Session<S> {
     /// COMPRESS DEFLATE (imap-codec decodes no other algorithm).
     pub(crate) fn compress(&mut self) -> Outcome {
         self.require_user()?;

@@ -15,6 +15,7 @@ use imap_codec::imap_types::IntoStatic;
 
 use crate::commands::qresync::vanished;
 use crate::esearch::sequence_set;
+use crate::mail_store::MailStore;
 use crate::response::{code_other, encode_all, untagged};
 use crate::session::{bad, Done, Outcome, Selected, Session};
 
@@ -69,7 +70,7 @@ fn number(n: i64) -> Option<NonZeroU32> {
     NonZeroU32::new(u32::try_from(n).ok()?)
 }
 
-impl Session {
+impl<S: MailStore> Session<S> {
     /// Keeps a `RETURN (UPDATE)` search live with the UIDs it matched now; with
     /// [`MAX_LIVE_SEARCHES`] already live, the untagged `NO [NOUPDATE]` to send instead.
     pub(crate) fn keep_current(

@@ -10,6 +10,7 @@ use imap_codec::imap_types::response::{Code, StatusKind};
 use imap_codec::imap_types::sequence::SequenceSet;
 
 use super::junk;
+use crate::mail_store::MailStore;
 use crate::response::untagged;
 use crate::session::{Done, Failure, Outcome, Session};
 
@@ -21,7 +22,7 @@ fn uid_set(uids: impl Iterator<Item = i64>) -> Option<UidSet> {
     Vec1::try_from(elements).ok().map(UidSet)
 }
 
-impl Session {
+impl<S: MailStore> Session<S> {
     pub(crate) async fn copy(
         &mut self,
         set: &SequenceSet,

@@ -4,7 +4,8 @@
 use imap_codec::imap_types::core::Tag;
 
 use crate::ext_command::ExtCommand;
-use crate::session::{Reply, Session};
+use crate::mail_store::MailStore;
+use crate::session::{ChangeFeed, Reply, Session};
 
 impl ExtCommand {
     /// The command's name, for metrics and logs.
@@ -19,10 +20,15 @@ impl ExtCommand {
     }
 }
 
-impl Session {
+impl<S: MailStore> Session<S> {
     /// Handles one command imap-codec has no type for.
-    pub async fn ext_command(&mut self, tag: Tag<'static>, cmd: ExtCommand) -> Reply {
-        self.start_command();
+    pub async fn ext_command(
+        &mut self,
+        tag: Tag<'static>,
+        cmd: ExtCommand,
+        feed: &mut dyn ChangeFeed,
+    ) -> Reply {
+        self.start_command(feed);
         let outcome = match cmd {
             ExtCommand::CancelUpdate(tags) => self.cancel_update(&tags),
             ExtCommand::GenUrlAuth(urls) => self.genurlauth(&urls).await,
@@ -30,6 +36,6 @@ impl Session {
             ExtCommand::UrlFetch(urls) => self.urlfetch(&urls).await,
             ExtCommand::Notify(set) => self.notify(set).await,
         };
-        self.finish(tag, true, outcome).await
+        self.finish(tag, true, outcome, feed).await
     }
 }

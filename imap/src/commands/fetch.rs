@@ -3,7 +3,7 @@
 //! delivery; raw bytes are read only for items that return them.
 
 use std::collections::{BTreeSet, HashMap};
-use std::num::{NonZeroU32, NonZeroU64};
+use std::num::NonZeroU32;
 
 use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::core::{Literal, NString, Vec1};
@@ -13,19 +13,16 @@ use imap_codec::imap_types::fetch::{
 };
 use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::IntoStatic;
-use postern_store::{BodyPart, FlagOp, Flags, MessageDetails, ParsedMessage, Store};
+use postern_store::{BodyPart, FlagOp, Flags, MessageDetails, ParsedMessage};
 
 use crate::bodystructure::body_structure;
 use crate::commands::binary::{binary_section, binary_value, encode_fetch};
 use crate::commands::section::section_bytes;
 use crate::commands::{batch_len, details_by_uid, header_batch_len};
 use crate::envelope::envelope;
-use crate::response::encode_all;
-use crate::session::{flag_items, Done, Failure, Next, Outcome, Reply, Session};
-
-fn nz(v: i64) -> NonZeroU32 {
-    NonZeroU32::new(u32::try_from(v).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
-}
+use crate::mail_store::MailStore;
+use crate::response::{encode_all, modseq, nz};
+use crate::session::{flag_items, ChangeFeed, Done, Failure, Next, Outcome, Reply, Session};
 
 /// INTERNALDATE as an IMAP date-time (UTC).
 pub(crate) fn internal_date(secs: i64) -> Option<DateTime> {
@@ -75,7 +72,7 @@ fn reads_header_only(name: &MessageDataItemName<'_>) -> bool {
 /// The selected messages at `indexes` cut to their stored header blocks, by UID: a message whose
 /// body is empty, so the top-level header sections resolve exactly as on the whole message.
 async fn header_details(
-    store: &Store,
+    store: &impl MailStore,
     sel: &crate::session::Selected,
     indexes: &[usize],
 ) -> Result<HashMap<i64, MessageDetails>, Failure> {
@@ -119,7 +116,7 @@ pub(crate) struct FetchPlan {
     failure: Option<Failure>,
 }
 
-impl Session {
+impl<S: MailStore> Session<S> {
     /// Checks a FETCH / UID FETCH and sets `\Seen` where it must; the responses themselves come
     /// from [`Session::fetch_batch`] (the reply's next step is [`Next::Fetch`]).
     pub(crate) async fn fetch(
@@ -268,7 +265,7 @@ impl Session {
 
     /// Ends the FETCH in progress: pending updates (EXPUNGE only for UID FETCH, RFC 3501 §7.4.1)
     /// and the tagged status.
-    pub async fn fetch_done(&mut self) -> Reply {
+    pub async fn fetch_done(&mut self, feed: &mut dyn ChangeFeed) -> Reply {
         let plan = self.fetching.take();
         let Some(tag) = self.pending.take() else {
             return Reply {
@@ -286,7 +283,7 @@ impl Session {
             Some(plan) => (plan.uid, Ok(Done::ok("FETCH completed"))),
             None => (false, Ok(Done::ok("FETCH completed"))),
         };
-        self.finish(tag, uid, outcome).await
+        self.finish(tag, uid, outcome, feed).await
     }
 
     /// The encoded FETCH responses of the plan's next batch.
@@ -341,9 +338,7 @@ impl Session {
                     MessageDataItemName::Rfc822Size => {
                         MessageDataItem::Rfc822Size(u32::try_from(m.size).unwrap_or(u32::MAX))
                     }
-                    MessageDataItemName::ModSeq => MessageDataItem::ModSeq(
-                        NonZeroU64::new(m.modseq.max(1) as u64).unwrap_or(NonZeroU64::MIN),
-                    ),
+                    MessageDataItemName::ModSeq => MessageDataItem::ModSeq(modseq(m.modseq)),
                     MessageDataItemName::Envelope => match d {
                         Some(d) => MessageDataItem::Envelope(envelope(&d.parsed.envelope, utf8)),
                         None => continue,
@@ -424,9 +419,7 @@ impl Session {
                     sel.recent.contains(&m.uid),
                 )));
                 if condstore && !names.contains(&MessageDataItemName::ModSeq) {
-                    items.push(MessageDataItem::ModSeq(
-                        NonZeroU64::new(m.modseq.max(1) as u64).unwrap_or(NonZeroU64::MIN),
-                    ));
+                    items.push(MessageDataItem::ModSeq(modseq(m.modseq)));
                 }
             }
             if let Ok(items) = Vec1::try_from(items) {

@@ -9,6 +9,7 @@ use imap_codec::imap_types::sequence::{Sequence, SequenceSet};
 use postern_store::{FlagOp, Flags};
 
 use super::junk;
+use crate::mail_store::MailStore;
 use crate::session::{Done, Failure, Outcome, Session};
 
 /// Store flags from IMAP flags; `\Recent` and unknown system flags are ignored.
@@ -30,7 +31,7 @@ pub(crate) fn to_store_flags(flags: &[Flag<'_>]) -> Flags {
     out
 }
 
-impl Session {
+impl<S: MailStore> Session<S> {
     pub(crate) async fn store_flags(
         &mut self,
         set: &SequenceSet,

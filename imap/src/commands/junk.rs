@@ -6,7 +6,9 @@
 
 use std::time::Instant;
 
-use postern_store::{FlagOp, Flags, JunkClass, Mailbox, Store};
+use postern_store::{FlagOp, Flags, JunkClass, Mailbox};
+
+use crate::mail_store::MailStore;
 
 /// Whether `m` is the user's junk mailbox.
 pub(crate) fn is_junk(m: &Mailbox) -> bool {
@@ -47,7 +49,12 @@ pub(crate) fn keyword_class(op: FlagOp, flags: &Flags) -> Option<JunkClass> {
 }
 
 /// Trains the owner's statistics with the messages `uids` of `mailbox` as `class`.
-pub(crate) async fn train(store: &Store, mailbox: &Mailbox, uids: &[i64], class: JunkClass) {
+pub(crate) async fn train(
+    store: &impl MailStore,
+    mailbox: &Mailbox,
+    uids: &[i64],
+    class: JunkClass,
+) {
     let started = Instant::now();
     match store.train_junk(mailbox, uids, class).await {
         Ok(trained) => tracing::info!(

@@ -13,6 +13,7 @@ use imap_codec::ResponseCodec;
 use postern_store::Mailbox;
 
 use crate::list_extended::ListExtras;
+use crate::mail_store::MailStore;
 use crate::mutf7;
 use crate::response::{atom, data};
 use crate::session::{no, Done, Failure, Outcome, Session};
@@ -94,7 +95,7 @@ pub(crate) fn delimiter() -> Option<QuotedChar> {
     QuotedChar::try_from('/').ok()
 }
 
-impl Session {
+impl<S: MailStore> Session<S> {
     /// LIST and LSUB (RFC 3501 §6.3.8-9) with the LIST-EXTENDED options (RFC 5258). Patterns
     /// longer than [`MAX_PATTERN_CHARS`] get NO [LIMIT] (RFC 5530 §3).
     pub(crate) async fn list(

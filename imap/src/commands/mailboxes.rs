@@ -1,20 +1,16 @@
 //! Mailbox commands (LIST and LSUB are in `list`): CREATE, DELETE, RENAME, SUBSCRIBE/UNSUBSCRIBE, STATUS (§6.3.3-10, STATUS=SIZE
-//! RFC 8438), NAMESPACE (RFC 2342) and ENABLE (RFC 5161).
+//! RFC 8438).
 
-use imap_codec::imap_types::core::Vec1;
-use imap_codec::imap_types::extensions::enable::CapabilityEnable;
-use imap_codec::imap_types::extensions::namespace::Namespace;
-use imap_codec::imap_types::extensions::utf8::Utf8Kind;
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 use imap_codec::imap_types::response::Data;
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 use postern_store::{Flags, Mailbox, MAX_MAILBOX_DEPTH, MAX_MAILBOX_NAME_BYTES};
 
-use super::list::delimiter;
-use crate::response::{data, istring};
+use crate::mail_store::MailStore;
+use crate::response::{data, nz};
 use crate::session::{no, Done, Failure, Outcome, Session};
 
-impl Session {
+impl<S: MailStore> Session<S> {
     /// CREATE (RFC 3501 §6.3.3): the mailbox and any missing superior levels, all in one store
     /// transaction. Names deeper than [`MAX_MAILBOX_DEPTH`] levels or longer than
     /// [`MAX_MAILBOX_NAME_BYTES`] get NO [LIMIT] (RFC 5530 §3) and create nothing.
@@ -80,7 +76,9 @@ impl Session {
         let user_id = self.require_user()?.id;
         if on {
             let mailbox = self.find_mailbox(m, false).await?;
-            self.store.set_subscribed(&mailbox, true).await?;
+            self.store
+                .set_subscription(mailbox.user_id, &mailbox.name, true)
+                .await?;
             return Ok(Done::ok("SUBSCRIBE completed"));
         }
         let name = self.mailbox_name(m)?;
@@ -118,10 +116,6 @@ impl Session {
         let count = |f: &dyn Fn(&postern_store::MessageMeta) -> bool| {
             u32::try_from(messages.iter().filter(|m| f(m)).count()).unwrap_or(u32::MAX)
         };
-        let nz = |v: i64| {
-            std::num::NonZeroU32::new(u32::try_from(v).unwrap_or(u32::MAX))
-                .unwrap_or(std::num::NonZeroU32::MIN)
-        };
         let mut items = Vec::new();
         for name in names {
             items.push(match name {
@@ -156,44 +150,5 @@ impl Session {
             });
         }
         Ok(items)
-    }
-
-    pub(crate) fn namespace(&mut self) -> Outcome {
-        self.require_user()?;
-        let personal = vec![Namespace::new(istring(""), delimiter())];
-        Ok(
-            Done::ok("NAMESPACE completed").with(vec![data(Data::Namespace {
-                personal,
-                other: Vec::new(),
-                shared: Vec::new(),
-            })]),
-        )
-    }
-
-    pub(crate) fn enable(&mut self, caps: Vec1<CapabilityEnable<'_>>) -> Outcome {
-        self.require_user()?;
-        let mut enabled = Vec::new();
-        for c in caps.as_ref() {
-            match c {
-                CapabilityEnable::CondStore => {
-                    self.condstore = true;
-                    enabled.push(CapabilityEnable::CondStore);
-                }
-                CapabilityEnable::Utf8(Utf8Kind::Accept) => {
-                    self.utf8 = true;
-                    enabled.push(CapabilityEnable::Utf8(Utf8Kind::Accept));
-                }
-                // RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
-                CapabilityEnable::Other(_) if c.to_string().eq_ignore_ascii_case("QRESYNC") => {
-                    self.condstore = true;
-                    self.qresync = true;
-                    enabled.push(CapabilityEnable::from(crate::response::atom("QRESYNC")));
-                }
-                _ => {}
-            }
-        }
-        Ok(Done::ok("ENABLE completed").with(vec![data(Data::Enabled {
-            capabilities: enabled,
-        })]))
     }
 }

@@ -6,6 +6,8 @@ mod catenate;
 mod compress;
 mod context;
 mod copy;
+mod enable;
+mod expunge;
 mod extension;
 mod fetch;
 mod flags;
@@ -13,6 +15,7 @@ mod junk;
 mod list;
 mod mailboxes;
 pub(crate) mod multiappend;
+mod namespace;
 mod notify;
 mod qresync;
 mod quota;
@@ -26,13 +29,14 @@ mod urlauth;
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 use std::collections::HashMap;
 
-use postern_store::{Mailbox, MessageDetails, Store};
+use postern_store::{Mailbox, MessageDetails};
 
 pub(crate) use append::AppendData;
 pub(crate) use context::LiveSearches;
 pub(crate) use fetch::FetchPlan;
 pub(crate) use notify::Notify;
 
+use crate::mail_store::MailStore;
 use crate::mutf7;
 use crate::session::{Failure, Selected, Session};
 
@@ -46,7 +50,7 @@ const BATCH_BYTES: i64 = 4 * 1024 * 1024;
 /// The stored details (with the bytes if `raw`) of the selected messages at `indexes`, by UID; a
 /// message expunged meanwhile by another session is missing.
 pub(crate) async fn details_by_uid(
-    store: &Store,
+    store: &impl MailStore,
     sel: &Selected,
     indexes: impl Iterator<Item = usize>,
     raw: bool,
@@ -89,7 +93,7 @@ fn batch_of(sizes: impl IntoIterator<Item = i64>, most: usize) -> usize {
     n
 }
 
-impl Session {
+impl<S: MailStore> Session<S> {
     /// The UTF-8 name a client means (modified UTF-7 unless UTF8=ACCEPT, RFC 3501 §5.1.3). A name
     /// that does not decode is a well-formed argument naming no mailbox: NO [CANNOT] (RFC 5530
     /// §3), as Dovecot answers, not BAD.

@@ -21,8 +21,9 @@ use imap_codec::CommandCodec;
 use postern_store::NewMessage;
 
 use crate::commands::flags::to_store_flags;
+use crate::mail_store::MailStore;
 use crate::response::code_other;
-use crate::session::{Done, Failure, Outcome, Reply, Session};
+use crate::session::{ChangeFeed, Done, Failure, Outcome, Reply, Session};
 use crate::stream::is_append;
 
 /// Most messages, and most CATENATE parts, one APPEND may carry: the store writes the messages
@@ -277,17 +278,26 @@ fn uid_set(uids: &[i64]) -> String {
     crate::esearch::sequence_set(&uids)
 }
 
-impl Session {
+impl<S: MailStore> Session<S> {
     /// Handles a MULTIAPPEND read by [`parse`] (or the failure it reported for `tag`).
-    pub(crate) async fn multiappend(&mut self, set: MultiAppend<'_>) -> Reply {
-        self.start_command();
+    pub(crate) async fn multiappend(
+        &mut self,
+        set: MultiAppend<'_>,
+        feed: &mut dyn ChangeFeed,
+    ) -> Reply {
+        self.start_command(feed);
         let tag = set.tag.clone();
         let outcome = self.append_set(set).await;
-        self.finish(tag, true, outcome).await
+        self.finish(tag, true, outcome, feed).await
     }
 
     /// The reply to an APPEND [`parse`] refused; BAD without a tag if none could be read.
-    pub(crate) async fn refuse(&mut self, tag: Option<Tag<'static>>, failure: Failure) -> Reply {
+    pub(crate) async fn refuse(
+        &mut self,
+        tag: Option<Tag<'static>>,
+        failure: Failure,
+        feed: &mut dyn ChangeFeed,
+    ) -> Reply {
         let Some(tag) = tag else {
             return Reply {
                 raw: Vec::new(),
@@ -295,8 +305,8 @@ impl Session {
                 next: crate::session::Next::Continue,
             };
         };
-        self.start_command();
-        self.finish(tag, true, Err(failure)).await
+        self.start_command(feed);
+        self.finish(tag, true, Err(failure), feed).await
     }
 
     async fn append_set(&mut self, set: MultiAppend<'_>) -> Outcome {
@@ -307,7 +317,7 @@ impl Session {
         for m in &set.messages {
             raws.push(self.catenate(&m.pieces, &mut room).await?);
         }
-        let now = postern_store::unix_now();
+        let now = (self.clock)();
         let flags: Vec<_> = set
             .messages
             .iter()

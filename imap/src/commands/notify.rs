@@ -18,6 +18,7 @@ use postern_store::{Change, MailboxEvent};
 
 use super::list::delimiter;
 use crate::ext_command::{Filter, NotifySet};
+use crate::mail_store::MailStore;
 use crate::response::{atom, code_other, data, encode_all, quoted};
 use crate::session::{Done, Failure, Outcome, Session};
 
@@ -187,7 +188,7 @@ fn event_code(e: MailboxEvent) -> u8 {
     }
 }
 
-impl Session {
+impl<S: MailStore> Session<S> {
     /// NOTIFY SET / NOTIFY NONE (RFC 5465 §3).
     pub(crate) async fn notify(&mut self, set: Option<NotifySet>) -> Outcome {
         let user_id = self.require_user()?.id;

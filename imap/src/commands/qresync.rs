@@ -10,6 +10,7 @@ use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
+use crate::mail_store::MailStore;
 use crate::response::data;
 use crate::session::{bad, set_ranges, Failure, Selected, Session};
 
@@ -65,7 +66,7 @@ pub(crate) fn vanished(uid: i64) -> Option<Response<'static>> {
     }))
 }
 
-impl Session {
+impl<S: MailStore> Session<S> {
     /// The resynchronization SELECT (QRESYNC) asks for, sent after its usual responses (RFC 7162
     /// §3.2.5): nothing if UIDVALIDITY changed, else VANISHED (EARLIER) for the known UIDs that
     /// are gone and the flags of every message changed since `modseq`.

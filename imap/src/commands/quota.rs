@@ -6,10 +6,11 @@ use imap_codec::imap_types::extensions::quota::{QuotaGet, Resource};
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 use imap_codec::imap_types::response::{Data, Response};
 
+use crate::mail_store::MailStore;
 use crate::response::data;
 use crate::session::{no, Done, Outcome, Session};
 
-impl Session {
+impl<S: MailStore> Session<S> {
     async fn quota_data(&self) -> Result<Option<Response<'static>>, crate::session::Failure> {
         let address = self.require_user()?.address.to_string();
         let Some(user) = self.store.user(&address).await? else {

@@ -13,6 +13,7 @@ use postern_store::{Flags, MessageDetails, MessageMeta, TextKey};
 
 use crate::commands::{batch_len, details_by_uid};
 use crate::esearch::{self, SearchReturn};
+use crate::mail_store::MailStore;
 use crate::response::{atom, data};
 use crate::session::{Done, Failure, Outcome, Selected, Session};
 
@@ -229,7 +230,7 @@ fn uses_modseq(key: &SearchKey<'_>) -> bool {
     }
 }
 
-impl Session {
+impl<S: MailStore> Session<S> {
     /// SEARCH / UID SEARCH (RFC 3501 §6.4.4); sequence numbers beyond EXISTS are BAD (RFC 3501
     /// §9). The program's size and depth are bounded while decoding (`search_program`).
     pub(crate) async fn search(

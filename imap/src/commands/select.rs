@@ -1,22 +1,16 @@
-//! SELECT/EXAMINE (RFC 3501 §6.3.1-2, CONDSTORE RFC 7162 §3.1.8, QRESYNC §3.2.5 in `qresync`), CLOSE (§6.4.2), EXPUNGE (§6.4.3)
-//! and UID EXPUNGE (RFC 4315 §2.1).
-
-use std::num::{NonZeroU32, NonZeroU64};
+//! SELECT/EXAMINE (RFC 3501 §6.3.1-2, CONDSTORE RFC 7162 §3.1.8, QRESYNC §3.2.5 in `qresync`) and CLOSE
+//! (§6.4.2); EXPUNGE is in `expunge`.
 
 use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 use imap_codec::imap_types::response::{Code, Data, StatusKind};
-use imap_codec::imap_types::sequence::SequenceSet;
 use postern_store::Flags;
 
-use crate::response::{code_other, data, untagged};
+use crate::mail_store::MailStore;
+use crate::response::{data, modseq, nz, untagged};
 use crate::session::{bad, Done, Outcome, Selected, Session};
 
-fn nz(v: i64) -> NonZeroU32 {
-    NonZeroU32::new(u32::try_from(v).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
-}
-
-impl Session {
+impl<S: MailStore> Session<S> {
     pub(crate) async fn select(
         &mut self,
         m: &WireMailbox<'_>,
@@ -80,9 +74,7 @@ impl Session {
         ));
         out.push(untagged(
             StatusKind::Ok,
-            Some(Code::HighestModSeq(
-                NonZeroU64::new(sel.mailbox.highestmodseq.max(1) as u64).unwrap_or(NonZeroU64::MIN),
-            )),
+            Some(Code::HighestModSeq(modseq(sel.mailbox.highestmodseq))),
             "Highest",
         ));
         self.selected = Some(sel);
@@ -105,32 +97,5 @@ impl Session {
         }
         self.deselect();
         Ok(Done::ok("CLOSE completed"))
-    }
-
-    pub(crate) async fn expunge(&mut self, uids: Option<&SequenceSet>) -> Outcome {
-        let store = self.store.clone();
-        let sel = self.require_selected()?;
-        if sel.read_only {
-            return Err(crate::session::Failure::No(
-                Some(code_other("READ-ONLY")),
-                "Mailbox is read-only".into(),
-            ));
-        }
-        let only: Option<Vec<i64>> = match uids {
-            Some(set) => Some(
-                sel.resolve(set, true)?
-                    .into_iter()
-                    .map(|i| sel.messages[i].uid)
-                    .collect(),
-            ),
-            None => None,
-        };
-        if only.as_ref().is_some_and(Vec::is_empty) {
-            return Ok(Done::ok("EXPUNGE completed"));
-        }
-        let removed = store.expunge(&sel.mailbox, only.as_deref()).await?;
-        let out = sel.remove_uids(&removed);
-        sel.dirty = true;
-        Ok(Done::ok("EXPUNGE completed").with(out))
     }
 }

@@ -15,6 +15,7 @@ use postern_store::{EnvelopeAddress, MessageDetails, MessageMeta};
 use super::search::Matches;
 use super::{batch_len, details_by_uid};
 use crate::esearch::{self, SearchReturn};
+use crate::mail_store::MailStore;
 use crate::response::{code_other, data, untagged};
 use crate::session::{bad, Done, Failure, Outcome, Session};
 
@@ -265,7 +266,7 @@ pub(crate) fn thread_of(
     }
 }
 
-impl Session {
+impl<S: MailStore> Session<S> {
     /// The keys of the messages a search program matches (a batch of envelopes at a time).
     async fn keys(
         &mut self,

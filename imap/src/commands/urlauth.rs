@@ -19,6 +19,7 @@ use crate::commands::catenate::section;
 use crate::commands::section::{resolve, section_bytes};
 use crate::ext_command::FetchUrl;
 use crate::imap_url::{self, Access, ImapUrl};
+use crate::mail_store::MailStore;
 use crate::response::{data, encode_all, quoted};
 use crate::session::{bad, no, Done, Outcome, Session};
 
@@ -28,7 +29,7 @@ const MAX_URLS: usize = 100;
 /// The only URLAUTH mechanism offered (RFC 4467 §7: server-specific).
 const MECHANISM: &str = "INTERNAL";
 
-impl Session {
+impl<S: MailStore> Session<S> {
     /// The user's own mailbox a URL names (never another user's, RFC 4467 §7.2).
     async fn own_mailbox(&self, url: &ImapUrl) -> Result<Option<Mailbox>, crate::session::Failure> {
         let user = self.require_user()?;
@@ -148,9 +149,7 @@ impl Session {
         let Some((mechanism, token)) = &url.verifier else {
             return Ok(None);
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let now = (self.clock)();
         let expired = url.expire.is_some_and(|t| t <= now);
         if !allowed || mechanism != MECHANISM || expired {
             return Ok(None);

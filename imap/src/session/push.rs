@@ -1,48 +1,53 @@
 //! What reaches the client without being asked for: changes other sessions publish on the
-//! store's bus, noted as they arrive and turned into untagged responses while idling (RFC 2177)
-//! or, with NOTIFY (RFC 5465), between commands.
+//! store's bus, passed in by the shell as they arrive ([`Session::changes`]) and turned into
+//! untagged responses while idling (RFC 2177) or, with NOTIFY (RFC 5465), between commands.
 
 use imap_codec::imap_types::response::StatusKind;
 use postern_store::Change;
-use tokio::sync::broadcast;
 
 use super::{Next, Reply, Session};
+use crate::mail_store::MailStore;
 use crate::response::{code_other, tagged};
 
-impl Session {
-    pub(super) fn note(&mut self, change: &Change) {
-        if let (Some(sel), Change::Mailbox { mailbox_id, .. }) = (self.selected.as_mut(), change) {
-            if *mailbox_id == sel.mailbox.id {
-                sel.dirty = true;
-            }
-        }
-        self.note_notify(change);
-    }
+/// The shell's subscription to the store's change bus (RFC 2177 IDLE, RFC 5465 NOTIFY), lent to
+/// the session while it answers: it takes what was published before a command and while the
+/// command ran, so its reply carries the updates (RFC 3501 §7.4.1).
+pub trait ChangeFeed: Send {
+    /// The changes received since the last call, in order, and whether some were lost.
+    fn received(&mut self) -> (Vec<Change>, bool);
+}
 
-    pub(super) fn drain_changes(&mut self) {
-        let mut seen = Vec::new();
-        let mut lagged = false;
-        if let Some(rx) = self.changes.as_mut() {
-            loop {
-                match rx.try_recv() {
-                    Ok(c) => seen.push(c),
-                    Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
-                    Err(_) => break,
+impl<S: MailStore> Session<S> {
+    /// Takes note of changes published on the store's bus, in order: the shell owns the
+    /// subscription (from login on) and passes on what it receives while waiting to push (each
+    /// command takes the rest through the [`ChangeFeed`] it is lent). Nothing is sent yet; a later
+    /// command, IDLE or NOTIFY reports it.
+    pub fn changes(&mut self, changes: &[Change]) {
+        for change in changes {
+            if let (Some(sel), Change::Mailbox { mailbox_id, .. }) =
+                (self.selected.as_mut(), change)
+            {
+                if *mailbox_id == sel.mailbox.id {
+                    sel.dirty = true;
                 }
             }
-        }
-        for c in &seen {
-            self.note(c);
-        }
-        if lagged {
-            self.lagged();
+            self.note_notify(change);
         }
     }
 
-    /// Completes when a change to the selected mailbox is published, or one NOTIFY reports
-    /// (never, if neither can happen). Cancel-safe, for use in a `select!` while idling.
-    pub async fn wait_change(&mut self) {
-        self.wait_push(true).await
+    /// Notes what `feed` received since it was last asked.
+    pub(super) fn take_changes(&mut self, feed: &mut dyn ChangeFeed) {
+        let (changes, lost) = feed.received();
+        self.changes(&changes);
+        if lost {
+            self.changes_lost();
+        }
+    }
+
+    /// Whether a change can matter to this session: a mailbox is selected or NOTIFY is on. The
+    /// shell need not wait for changes otherwise.
+    pub fn watching(&self) -> bool {
+        self.selected.is_some() || self.notify.is_some()
     }
 
     /// Whether NOTIFY is on: changes are pushed between commands too (RFC 5465 §1).
@@ -50,7 +55,10 @@ impl Session {
         self.notify.is_some()
     }
 
-    fn push_due(&self, idle: bool) -> bool {
+    /// Whether the changes noted so far are worth pushing now: while idling (`idle`,
+    /// [`Session::idle_updates`]) any change to the selected mailbox, and with NOTIFY
+    /// ([`Session::push_updates`]) what it asks for.
+    pub fn push_due(&self, idle: bool) -> bool {
         let dirty = self.selected.as_ref().is_some_and(|s| s.dirty);
         match &self.notify {
             Some(n) => n.has_pending() || (dirty && (idle || n.pushes_selected().is_some())),
@@ -58,35 +66,9 @@ impl Session {
         }
     }
 
-    /// Completes when there is something to push: while idling ([`Session::idle_updates`]) or,
-    /// with NOTIFY, between commands ([`Session::push_updates`]). Cancel-safe.
-    pub async fn wait_push(&mut self, idle: bool) {
-        loop {
-            let watching = self.selected.is_some() || self.notify.is_some();
-            let (Some(rx), true) = (self.changes.as_mut(), watching) else {
-                return std::future::pending().await;
-            };
-            match rx.recv().await {
-                Ok(c) => {
-                    self.note(&c);
-                    if self.push_due(idle) {
-                        return;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    self.lagged();
-                    return;
-                }
-                Err(broadcast::error::RecvError::Closed) => {
-                    return std::future::pending().await;
-                }
-            }
-        }
-    }
-
-    /// Changes were lost: the selected mailbox is read again, and NOTIFY ends with
-    /// `OK [NOTIFICATIONOVERFLOW]` (RFC 5465 §5.8).
-    fn lagged(&mut self) {
+    /// Changes were lost (the shell's subscription lagged): the selected mailbox is read again,
+    /// and NOTIFY ends with `OK [NOTIFICATIONOVERFLOW]` (RFC 5465 §5.8). Worth pushing at once.
+    pub fn changes_lost(&mut self) {
         if let Some(sel) = self.selected.as_mut() {
             sel.dirty = true;
         }
@@ -99,25 +81,30 @@ impl Session {
         }
     }
 
-    /// Untagged updates to send while idling, after [`Session::wait_change`] completed,
+    /// Untagged updates to send while idling, once [`Session::push_due`],
     /// encoded (with the updates of live searches, RFC 5267 §4.3, and NOTIFY's).
-    pub async fn idle_updates(&mut self) -> Vec<u8> {
-        self.pending_updates(Some(true)).await
+    pub async fn idle_updates(&mut self, feed: &mut dyn ChangeFeed) -> Vec<u8> {
+        self.pending_updates(Some(true), feed).await
     }
 
-    /// With NOTIFY, what to push between commands after [`Session::wait_push`]: the selected
+    /// With NOTIFY, what to push between commands once [`Session::push_due`]: the selected
     /// mailbox's updates if NOTIFY names it (expunges held back for `selected-delayed`), and
     /// the STATUS and LIST responses of the other mailboxes.
-    pub async fn push_updates(&mut self) -> Vec<u8> {
+    pub async fn push_updates(&mut self, feed: &mut dyn ChangeFeed) -> Vec<u8> {
         let selected = self.notify.as_ref().and_then(|n| n.pushes_selected());
-        self.pending_updates(selected.map(|delayed| !delayed)).await
+        self.pending_updates(selected.map(|delayed| !delayed), feed)
+            .await
     }
 
     /// Notices, the selected mailbox's updates if `selected` (EXPUNGE too if it is `true`) with
     /// those of live searches, and NOTIFY's responses, encoded.
-    async fn pending_updates(&mut self, selected: Option<bool>) -> Vec<u8> {
+    async fn pending_updates(
+        &mut self,
+        selected: Option<bool>,
+        feed: &mut dyn ChangeFeed,
+    ) -> Vec<u8> {
         self.note_context_view();
-        self.drain_changes();
+        self.take_changes(feed);
         let mut responses = std::mem::take(&mut self.notices);
         if let Some(allow_expunge) = selected {
             responses.extend(self.updates(allow_expunge).await);
@@ -132,8 +119,8 @@ impl Session {
     }
 
     /// `DONE` ended the IDLE (RFC 2177 §3).
-    pub async fn idle_done(&mut self) -> Reply {
-        let raw = self.idle_updates().await;
+    pub async fn idle_done(&mut self, feed: &mut dyn ChangeFeed) -> Reply {
+        let raw = self.idle_updates(feed).await;
         let mut responses = Vec::new();
         if let Some(tag) = self.pending.take() {
             responses.push(tagged(&tag, StatusKind::Ok, None, "IDLE terminated"));

@@ -11,10 +11,11 @@ use imap_codec::imap_types::fetch::MessageDataItem;
 use imap_codec::imap_types::flag::{Flag, FlagFetch, FlagPerm};
 use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
-use postern_store::{Flags, Mailbox, MessageMeta, Store, StoreError};
+use postern_store::{Flags, Mailbox, MessageMeta, StoreError};
 
 use crate::commands::LiveSearches;
-use crate::response::{atom, data, untagged};
+use crate::mail_store::MailStore;
+use crate::response::{atom, data, modseq, nz, untagged};
 use crate::session::{bad, Failure};
 
 /// A selected mailbox.
@@ -64,10 +65,6 @@ pub fn flag_items(flags: &Flags, recent: bool) -> Vec<FlagFetch<'static>> {
     out
 }
 
-fn nz(n: i64) -> NonZeroU32 {
-    NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN)
-}
-
 /// The ranges of a sequence set, each in ascending order, `*` standing for `max`.
 pub fn set_ranges(set: &SequenceSet, max: i64) -> Vec<(i64, i64)> {
     let value = |s: &SeqOrUid| match s {
@@ -92,7 +89,7 @@ impl Selected {
     /// a read-only one (EXAMINE) sees them as recent without claiming them, so its RECENT agrees
     /// with STATUS (RFC 3501 §6.3.2).
     pub async fn open(
-        store: &Store,
+        store: &impl MailStore,
         mailbox: Mailbox,
         read_only: bool,
     ) -> Result<Selected, StoreError> {
@@ -249,10 +246,7 @@ impl Selected {
             MessageDataItem::Uid(nz(m.uid)),
         ];
         if condstore {
-            items.push(MessageDataItem::ModSeq(
-                std::num::NonZeroU64::new(m.modseq.max(1) as u64)
-                    .unwrap_or(std::num::NonZeroU64::MIN),
-            ));
+            items.push(MessageDataItem::ModSeq(modseq(m.modseq)));
         }
         let items =
             Vec1::try_from(items).unwrap_or_else(|_| Vec1::from(MessageDataItem::Uid(nz(m.uid))));
@@ -301,7 +295,7 @@ impl Selected {
 
     /// Marks the view dirty when the stored mailbox moved on (another HIGHESTMODSEQ or UIDNEXT,
     /// or the mailbox is gone) since the last refresh: one small query.
-    pub async fn poll(&mut self, store: &Store) -> Result<(), StoreError> {
+    pub async fn poll(&mut self, store: &impl MailStore) -> Result<(), StoreError> {
         if self.dirty {
             return Ok(());
         }
@@ -319,7 +313,7 @@ impl Selected {
     /// otherwise expunged messages stay in the view until a later command may report them.
     pub async fn refresh(
         &mut self,
-        store: &Store,
+        store: &impl MailStore,
         allow_expunge: bool,
         condstore: bool,
     ) -> Result<Vec<Response<'static>>, StoreError> {

@@ -1,4 +1,6 @@
-//! Session tests without sockets: commands are parsed from bytes and the encoded responses checked.
+//! Session tests over the real store (SQLite, PostgreSQL where named): login with its limiter and
+//! password hashes, changes from the store's bus as the shell subscribes to it, a change made
+//! through another store handle.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -7,12 +9,20 @@ use imap_codec::decode::Decoder;
 use imap_codec::encode::Encoder;
 use imap_codec::{CommandCodec, ResponseCodec};
 use postern_store::testing::TestDb;
-use postern_store::{Flags, LoginConfig, Store};
+use postern_store::{Change, Flags, LoginConfig, Store};
+use tokio::sync::broadcast;
 
-use super::{Next, Session};
 use crate::config::ImapConfig;
+use crate::session::{Next, Session};
 
-async fn setup(db: &TestDb, tls: bool) -> (Store, Session) {
+/// A session as the shell runs it: with its subscription to the store's change bus from login on.
+struct Client {
+    store: Store,
+    s: Session,
+    changes: Option<broadcast::Receiver<Change>>,
+}
+
+async fn setup(db: &TestDb, tls: bool) -> (Store, Client) {
     let limits = LoginConfig {
         failures_per_address: 3,
         ..LoginConfig::default()
@@ -26,21 +36,31 @@ async fn setup(db: &TestDb, tls: bool) -> (Store, Session) {
         Arc::new(ImapConfig::default()),
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         tls,
+        postern_store::unix_now,
     );
-    (store, session)
+    let client = Client {
+        store: store.clone(),
+        s: session,
+        changes: None,
+    };
+    (store, client)
 }
 
-async fn run(s: &mut Session, line: &str) -> (String, Next) {
+async fn run(c: &mut Client, line: &str) -> (String, Next) {
     let bytes = format!("{line}\r\n").into_bytes();
     let (rest, cmd) = CommandCodec::default().decode(&bytes).expect("parses");
     assert!(rest.is_empty());
-    let mut reply = s.command(cmd).await;
+    let s = &mut c.s;
+    let mut reply = s.command(cmd, &mut c.changes).await;
+    if c.changes.is_none() && s.user().is_some() {
+        c.changes = Some(c.store.subscribe());
+    }
     let mut text = String::new();
     if reply.next == Next::Fetch {
         while let Some(batch) = s.fetch_batch().await {
             text.push_str(&String::from_utf8(batch).unwrap());
         }
-        reply = s.fetch_done().await;
+        reply = s.fetch_done(&mut c.changes).await;
     }
     let codec = ResponseCodec::default();
     for r in &reply.responses {
@@ -63,7 +83,7 @@ async fn login_is_refused_without_tls_and_rate_limited() {
     let (out, next) = run(&mut s, "c STARTTLS").await;
     assert!(out.starts_with("c OK"), "{out}");
     assert_eq!(next, Next::StartTls);
-    s.tls_established();
+    s.s.tls_established();
     for i in 0..3 {
         let (out, _) = run(&mut s, &format!("d{i} LOGIN alice@example.test wrong")).await;
         assert!(out.contains("AUTHENTICATIONFAILED"), "{out}");
@@ -174,16 +194,21 @@ async fn idle_reports_changes_and_ends_on_done() {
         .append(&inbox, b"Subject: x\r\n\r\n.\r\n", &Flags::default(), 1)
         .await
         .unwrap();
-    tokio::time::timeout(std::time::Duration::from_secs(5), s.wait_change())
+    // As the shell waits: each change received is passed in until one is due.
+    let rx = s.changes.as_mut().expect("subscribed at login");
+    let change = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
         .await
-        .expect("change noticed");
-    let updates = s.idle_updates().await;
+        .expect("change noticed")
+        .expect("bus open");
+    s.s.changes(&[change]);
+    assert!(s.s.push_due(true));
+    let updates = s.s.idle_updates(&mut s.changes).await;
     assert_eq!(
         String::from_utf8_lossy(&updates),
         "* 1 EXISTS\r\n* 1 RECENT\r\n",
         "EXISTS and RECENT"
     );
-    let done = s.idle_done().await;
+    let done = s.s.idle_done(&mut s.changes).await;
     assert_eq!(done.next, Next::Continue);
     assert_eq!(done.responses.len(), 1);
 }
@@ -202,7 +227,7 @@ async fn wrong_state_and_unsupported_commands_are_bad() {
 }
 
 /// Feeds one AUTHENTICATE data line (given in clear, sent base64) and returns the encoded replies.
-async fn auth_line(s: &mut Session, clear: &[u8]) -> (String, Next) {
+async fn auth_line(c: &mut Client, clear: &[u8]) -> (String, Next) {
     use base64::Engine;
     let line = format!(
         "{}\r\n",
@@ -211,7 +236,7 @@ async fn auth_line(s: &mut Session, clear: &[u8]) -> (String, Next) {
     let (_, data) = imap_codec::AuthenticateDataCodec::default()
         .decode(line.as_bytes())
         .expect("parses");
-    let reply = s.authenticate_data(data).await;
+    let reply = c.s.authenticate_data(data).await;
     let codec = ResponseCodec::default();
     let text = reply
         .responses
