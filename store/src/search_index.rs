@@ -416,9 +416,9 @@ impl Store {
         };
         // Each message's header block is looked up by its hash (a subquery, not a join: for a
         // batch of a thousand messages PostgreSQL otherwise hashes a scan of every blob_index
-        // row, once per batch).
+        // row, once per batch). The hash itself is read only for a blob not indexed yet.
         let rows = sqlx::query(
-            "SELECT m.uid, m.blob_hash, \
+            "SELECT m.uid, \
              (SELECT i.header FROM blob_index i WHERE i.hash = m.blob_hash) AS header \
              FROM messages m WHERE m.mailbox_id = $1 AND m.uid >= $2 AND m.uid <= $3 \
              ORDER BY m.uid",
@@ -436,7 +436,18 @@ impl Store {
             }
             let header = match get::<Option<Vec<u8>>>(r, "header")? {
                 Some(h) => h,
-                None => self.index_blob(&get::<String>(r, "blob_hash")?).await?,
+                None => {
+                    let hash = sqlx::query(
+                        "SELECT blob_hash FROM messages WHERE mailbox_id = $1 AND uid = $2",
+                    )
+                    .bind(mailbox.id)
+                    .bind(uid)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    // Expunged meanwhile: nothing to return.
+                    let Some(hash) = hash else { continue };
+                    self.index_blob(&get::<String>(&hash, "blob_hash")?).await?
+                }
             };
             out.push((uid, header));
         }
