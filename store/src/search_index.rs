@@ -1,16 +1,16 @@
 //! The per-blob index that FETCH of header sections and SEARCH read instead of message bytes
-//! (`blob_index`, and on SQLite the FTS5 table `blob_text`; migration 0022): the header block,
-//! the decoded and case-folded header fields, and the case-folded decoded text of the message's
-//! text parts. A row is written in the transaction that stores the blob and is deleted with it
-//! (`ON DELETE CASCADE`); blobs stored before the index existed are indexed on first use and by
-//! [`Store::index_backlog`] (at start and after a restore).
+//! (`blob_index`, and on SQLite the FTS5 tables `blob_text` and `blob_fields`; migrations 0022
+//! and 0032): the header block, the decoded and case-folded header fields, and the case-folded
+//! decoded text of the message's text parts. A row is written in the transaction that stores the
+//! blob and is deleted with it (`ON DELETE CASCADE`); blobs stored before the index existed are
+//! indexed on first use and by [`Store::index_backlog`] (at start and after a restore).
 //!
 //! SEARCH keys are substring matches, case-insensitive (RFC 3501 §6.4.4): both the stored texts
 //! and the searched string are folded with [`fold`], so a match is a plain substring test. On
 //! SQLite a string of three or more characters is an FTS5 trigram phrase (consecutive trigrams:
-//! exactly the substrings) for BODY and TEXT, and the header keys read a covering index of the
-//! header texts; on PostgreSQL every key is `LIKE` served by a pg_trgm GIN index (migrations 0022
-//! and 0026).
+//! exactly the substrings) in `blob_text` (BODY, TEXT) or `blob_fields` (the header keys,
+//! migration 0032); on PostgreSQL every key is `LIKE` served by a pg_trgm GIN index (migrations
+//! 0022 and 0026). See [`search_sql`].
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -274,26 +274,50 @@ pub(crate) async fn insert_blob_indexed(
 /// How many unindexed blobs one indexing query picks up.
 const INDEX_BATCH: i64 = 64;
 
-/// The `WHERE` condition (after `m.mailbox_id = $1 AND`) of a [`TextKey`] on each backend, with
-/// the searched string as `$2`.
-fn condition(backend: Backend, key: TextKey, needle: &str) -> &'static str {
-    let short = needle.chars().count() < 3;
-    match (backend, key) {
+/// Whether `needle` is too short for a trigram index: fewer than three characters make no
+/// trigram, so such a search reads the texts themselves.
+fn short(needle: &str) -> bool {
+    needle.chars().count() < 3
+}
+
+/// The query for the UIDs of mailbox `$1` whose `key` text contains the folded `needle`, bound as
+/// `$2` ([`argument`]).
+///
+/// On SQLite, a string of three or more characters is looked up in an FTS5 trigram index
+/// (`blob_text` for BODY and TEXT, `blob_fields` for the header keys, migration 0032), which
+/// drives the query: each blob it names is joined to the mailbox's messages through
+/// `messages (mailbox_id, blob_hash)`. (Written as `i.id IN (SELECT rowid ...)` instead, SQLite
+/// looked up every message of the mailbox once per blob found.) A shorter string reads the texts
+/// of the mailbox's messages; the header keys read them from the index that holds them
+/// (migration 0026), which the planner passes over for the unique index on `hash` alone and then
+/// reads every row, header block included. On PostgreSQL every key is `LIKE`, served by a pg_trgm
+/// GIN index (migrations 0022 and 0026).
+fn search_sql(backend: Backend, key: TextKey, needle: &str) -> String {
+    let header_key = !matches!(key, TextKey::Body | TextKey::Text);
+    if backend == Backend::Sqlite && !short(needle) {
+        let table = if header_key {
+            "blob_fields"
+        } else {
+            "blob_text"
+        };
+        return format!(
+            "SELECT m.uid FROM {table} f CROSS JOIN blob_index i CROSS JOIN messages m \
+             WHERE f.{table} MATCH $2 AND i.id = f.rowid \
+             AND m.mailbox_id = $1 AND m.blob_hash = i.hash"
+        );
+    }
+    let condition = match (backend, key) {
         (Backend::Sqlite, TextKey::Subject) => "instr(i.subject, $2) > 0",
         (Backend::Sqlite, TextKey::From) => "instr(i.from_text, $2) > 0",
         (Backend::Sqlite, TextKey::To) => "instr(i.to_text, $2) > 0",
         (Backend::Sqlite, TextKey::Cc) => "instr(i.cc_text, $2) > 0",
         (Backend::Sqlite, TextKey::Bcc) => "instr(i.bcc_text, $2) > 0",
-        // Fewer than three characters make no trigram: read the texts.
-        (Backend::Sqlite, TextKey::Body) if short => {
+        (Backend::Sqlite, TextKey::Body) => {
             "i.id IN (SELECT rowid FROM blob_text WHERE rowid = i.id AND instr(body, $2) > 0)"
         }
-        (Backend::Sqlite, TextKey::Text) if short => {
+        (Backend::Sqlite, TextKey::Text) => {
             "i.id IN (SELECT rowid FROM blob_text WHERE rowid = i.id \
              AND (instr(header, $2) > 0 OR instr(body, $2) > 0))"
-        }
-        (Backend::Sqlite, TextKey::Body | TextKey::Text) => {
-            "i.id IN (SELECT rowid FROM blob_text WHERE blob_text MATCH $2)"
         }
         (Backend::Postgres, TextKey::Subject) => "i.subject LIKE $2",
         (Backend::Postgres, TextKey::From) => "i.from_text LIKE $2",
@@ -302,30 +326,42 @@ fn condition(backend: Backend, key: TextKey, needle: &str) -> &'static str {
         (Backend::Postgres, TextKey::Bcc) => "i.bcc_text LIKE $2",
         (Backend::Postgres, TextKey::Body) => "i.body_text LIKE $2",
         (Backend::Postgres, TextKey::Text) => "(i.header_text LIKE $2 OR i.body_text LIKE $2)",
+    };
+    let hint = if backend == Backend::Sqlite && header_key {
+        " INDEXED BY blob_index_fields"
+    } else {
+        ""
+    };
+    format!(
+        "SELECT m.uid FROM messages m JOIN blob_index i{hint} ON i.hash = m.blob_hash \
+         WHERE m.mailbox_id = $1 AND {condition}"
+    )
+}
+
+/// The FTS5 column of `blob_text` (BODY) or `blob_fields` (header keys) a SQLite phrase is
+/// limited to; TEXT matches both columns of `blob_text`.
+fn fts_column(key: TextKey) -> Option<&'static str> {
+    match key {
+        TextKey::Subject => Some("subject"),
+        TextKey::From => Some("from_text"),
+        TextKey::To => Some("to_text"),
+        TextKey::Cc => Some("cc_text"),
+        TextKey::Bcc => Some("bcc_text"),
+        TextKey::Body => Some("body"),
+        TextKey::Text => None,
     }
 }
 
-/// How the search query reads `blob_index` for `key`: on SQLite the header fields from the
-/// index that holds them (migration 0026), which the planner passes over for the unique index
-/// on `hash` alone and then reads every row, header block included.
-fn index_hint(backend: Backend, key: TextKey) -> &'static str {
-    match (backend, key) {
-        (Backend::Sqlite, TextKey::Body | TextKey::Text) | (Backend::Postgres, _) => "",
-        (Backend::Sqlite, _) => " INDEXED BY blob_index_fields",
-    }
-}
-
-/// The value bound as `$2` for [`condition`]: the folded string, as an FTS5 phrase (SQLite
-/// BODY/TEXT of three or more characters) or a `LIKE` pattern (PostgreSQL, every key: its
-/// trigram indexes serve `LIKE`, migrations 0022 and 0026).
+/// The value bound as `$2` for [`search_sql`]: the folded string, as an FTS5 phrase (SQLite, three
+/// or more characters: its double quotes doubled, so nothing in it is query syntax) or a `LIKE`
+/// pattern (PostgreSQL, every key: its trigram indexes serve `LIKE`, migrations 0022 and 0026).
 fn argument(backend: Backend, key: TextKey, needle: &str) -> String {
-    let text = matches!(key, TextKey::Body | TextKey::Text);
     match backend {
-        Backend::Sqlite if text && needle.chars().count() >= 3 => {
+        Backend::Sqlite if !short(needle) => {
             let phrase = format!("\"{}\"", needle.replace('"', "\"\""));
-            match key {
-                TextKey::Body => format!("body : {phrase}"),
-                _ => phrase,
+            match fts_column(key) {
+                Some(column) => format!("{column} : {phrase}"),
+                None => phrase,
             }
         }
         Backend::Postgres => {
@@ -340,7 +376,7 @@ fn argument(backend: Backend, key: TextKey, needle: &str) -> String {
             pattern.push('%');
             pattern
         }
-        _ => needle.to_owned(),
+        Backend::Sqlite => needle.to_owned(),
     }
 }
 
@@ -356,12 +392,7 @@ impl Store {
     ) -> Result<HashSet<i64>> {
         self.index_mailbox(mailbox).await?;
         let needle = fold(needle);
-        let sql = format!(
-            "SELECT m.uid FROM messages m JOIN blob_index i{} ON i.hash = m.blob_hash \
-             WHERE m.mailbox_id = $1 AND {}",
-            index_hint(self.backend, key),
-            condition(self.backend, key, &needle)
-        );
+        let sql = search_sql(self.backend, key, &needle);
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(mailbox.id)
             .bind(argument(self.backend, key, &needle))
@@ -383,10 +414,14 @@ impl Store {
         let (Some(&lo), Some(&hi)) = (sorted.first(), sorted.last()) else {
             return Ok(Vec::new());
         };
+        // Each message's header block is looked up by its hash (a subquery, not a join: for a
+        // batch of a thousand messages PostgreSQL otherwise hashes a scan of every blob_index
+        // row, once per batch). The hash itself is read only for a blob not indexed yet.
         let rows = sqlx::query(
-            "SELECT m.uid, m.blob_hash, i.header FROM messages m \
-             LEFT JOIN blob_index i ON i.hash = m.blob_hash \
-             WHERE m.mailbox_id = $1 AND m.uid >= $2 AND m.uid <= $3 ORDER BY m.uid",
+            "SELECT m.uid, \
+             (SELECT i.header FROM blob_index i WHERE i.hash = m.blob_hash) AS header \
+             FROM messages m WHERE m.mailbox_id = $1 AND m.uid >= $2 AND m.uid <= $3 \
+             ORDER BY m.uid",
         )
         .bind(mailbox.id)
         .bind(lo)
@@ -401,7 +436,18 @@ impl Store {
             }
             let header = match get::<Option<Vec<u8>>>(r, "header")? {
                 Some(h) => h,
-                None => self.index_blob(&get::<String>(r, "blob_hash")?).await?,
+                None => {
+                    let hash = sqlx::query(
+                        "SELECT blob_hash FROM messages WHERE mailbox_id = $1 AND uid = $2",
+                    )
+                    .bind(mailbox.id)
+                    .bind(uid)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    // Expunged meanwhile: nothing to return.
+                    let Some(hash) = hash else { continue };
+                    self.index_blob(&get::<String>(&hash, "blob_hash")?).await?
+                }
             };
             out.push((uid, header));
         }

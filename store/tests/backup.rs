@@ -234,6 +234,10 @@ async fn every_table_of_the_schema_is_covered(db: &TestDb) {
             "blob_text_data",
             "blob_text_docsize",
             "blob_text_idx",
+            "blob_fields",
+            "blob_fields_config",
+            "blob_fields_data",
+            "blob_fields_idx",
             "change_log",
             "_sqlx_migrations"
         ]

@@ -18,6 +18,8 @@ both_backends!(
     blobs_stored_before_the_index_are_indexed,
     header_keys_match_pattern_characters_literally,
     messages_stored_after_the_backlog_are_found,
+    header_keys_through_trigrams,
+    header_trigrams_of_messages_stored_before_migration_0032,
 );
 
 /// A multipart message: a quoted-printable text body, a base64 text/plain attachment, and a
@@ -69,7 +71,9 @@ async fn uids(store: &Store, mailbox: &Mailbox, key: TextKey, needle: &str) -> V
     v
 }
 
-/// Rows in the index tables: `blob_index`, and on SQLite the FTS5 table too (same count).
+/// Rows in the index tables: `blob_index`, and on SQLite the FTS5 table too (same count) and the
+/// trigram index of the header texts (`blob_fields`, migration 0032), which must match the
+/// blob_index rows it indexes (FTS5's integrity check with its content table).
 async fn index_rows(db: &TestDb) -> i64 {
     let n = db.count_rows("blob_index").await;
     if !db.is_postgres() {
@@ -78,6 +82,8 @@ async fn index_rows(db: &TestDb) -> i64 {
             n,
             "FTS rows follow blob_index"
         );
+        db.execute("INSERT INTO blob_fields (blob_fields, rank) VALUES ('integrity-check', 1)")
+            .await;
     }
     n
 }
@@ -359,4 +365,157 @@ async fn messages_stored_after_the_backlog_are_found(db: &TestDb) {
     let headers = store.message_headers(&archive, &archived).await.unwrap();
     assert_eq!(headers.len(), 2);
     assert!(headers[1].1.ends_with(b"Subject: lunch\r\n\r\n"));
+}
+
+/// Encoded words (RFC 2047: B and Q, adjacent words joined), non-ASCII, a folded Subject, and a
+/// Subject full of FTS5 query syntax and `LIKE` pattern characters.
+const ENCODED: &[u8] = b"From: =?iso-8859-1?q?Ren=E9_Fran=E7ois?= <rene@example.test>\r\n\
+To: =?utf-8?b?w5xtbGF1dCBUw7Zyw7Zr?= <umlaut@example.test>\r\n\
+Subject: =?utf-8?b?w5xuw69jw7Zkw6k=?= =?utf-8?q?_Stra=C3=9Fe_=E6=9D=B1=E4=BA=AC?=\r\n\
+\r\n\
+Body.\r\n";
+
+const SYNTAX: &[u8] = b"From: syntax@example.test\r\n\
+Subject: Re: \"quoted\" AND NEAR(x y) OR col:umn * ^start -minus {braces} 50%_off\r\n\
+\r\n\
+Body.\r\n";
+
+const FOLDED: &[u8] = b"From: Invoice Desk <billing@example.test>\r\n\
+Subject: invoice\r\n continued here\r\n\
+\r\n\
+Body.\r\n";
+
+/// SEARCH SUBJECT/FROM/TO with strings of three or more characters, which SQLite looks up in the
+/// trigram index of the header texts (migration 0032) and PostgreSQL in its trigram GIN index:
+/// the same answers as a substring test on the decoded, folded text of that one field.
+async fn header_keys_through_trigrams(db: &TestDb) {
+    let (store, user) = store_with_user(db, 0).await;
+    let inbox = store.mailbox(user, "INBOX").await.unwrap().unwrap();
+    let append = |raw: &'static [u8]| {
+        let (store, inbox) = (store.clone(), inbox.clone());
+        async move {
+            store
+                .append(&inbox, raw, &Flags::default(), 1)
+                .await
+                .unwrap()
+        }
+    };
+    let encoded = append(ENCODED).await;
+    let syntax = append(SYNTAX).await;
+    let folded = append(FOLDED).await;
+    // The same bytes twice in one mailbox: one blob, two messages, both found.
+    let folded_again = append(FOLDED).await;
+    let long_subject = format!(
+        "From: x@example.test\r\nSubject: {}needle-at-the-end\r\n\r\nBody.\r\n",
+        "lorem ipsum ".repeat(300)
+    );
+    let long = store
+        .append(&inbox, long_subject.as_bytes(), &Flags::default(), 1)
+        .await
+        .unwrap();
+    use TextKey::*;
+    for (key, needle, want) in [
+        // Decoded and folded, beyond ASCII.
+        (Subject, "ÜNÏCÖDÉ", vec![encoded]),
+        (Subject, "ünïcödé straße 東京", vec![encoded]),
+        (Subject, "straße 東", vec![encoded]),
+        (Subject, "東京", vec![encoded]),
+        (Subject, "=?utf-8", vec![]),
+        (Subject, "w5xu", vec![]),
+        (From, "RENÉ FRANÇOIS", vec![encoded]),
+        (From, "ren=e9", vec![]),
+        (To, "ümlaut török <umlaut@", vec![encoded]),
+        // FTS5 query syntax is plain text.
+        (Subject, "\"QUOTED\" and near(x y)", vec![syntax]),
+        (Subject, "or col:umn * ^start -minus {braces}", vec![syntax]),
+        (Subject, "\"quoted\"", vec![syntax]),
+        (Subject, "* ^", vec![syntax]),
+        (Subject, "near", vec![syntax]),
+        // `LIKE` pattern characters are plain text.
+        (Subject, "50%_off", vec![syntax]),
+        (Subject, "0%_", vec![syntax]),
+        (Subject, "d%n", vec![]),
+        (Subject, "d_n", vec![]),
+        (Subject, "50%xoff", vec![]),
+        // One field, not the others; a folded line reads unfolded.
+        (
+            Subject,
+            "invoice continued here",
+            vec![folded, folded_again],
+        ),
+        (Subject, "invoice desk", vec![]),
+        (From, "invoice desk", vec![folded, folded_again]),
+        (Subject, "billing@", vec![]),
+        (Cc, "example", vec![]),
+        (Subject, "needle-at-the-end", vec![long]),
+        (Subject, "ipsum needle", vec![long]),
+        (Subject, "invoice continued here and more", vec![]),
+    ] {
+        assert_eq!(
+            uids(&store, &inbox, key, needle).await,
+            want,
+            "{key:?} {needle:?}"
+        );
+    }
+    // Expunged messages leave the index; the other copy of the same bytes stays found.
+    store
+        .set_flags(
+            &inbox,
+            &[folded, syntax],
+            postern_store::FlagOp::Add,
+            &Flags::system(Flags::DELETED),
+        )
+        .await
+        .unwrap();
+    store.expunge(&inbox, None).await.unwrap();
+    assert_eq!(index_rows(db).await, 3);
+    assert_eq!(
+        uids(&store, &inbox, Subject, "continued").await,
+        vec![folded_again]
+    );
+    assert!(uids(&store, &inbox, Subject, "near(x").await.is_empty());
+}
+
+/// Migration 0032 indexes the header texts of the messages already stored: a database as it was
+/// before it (on SQLite without the trigram table and its triggers) is migrated again and
+/// searched.
+async fn header_trigrams_of_messages_stored_before_migration_0032(db: &TestDb) {
+    let (store, user) = store_with_user(db, 0).await;
+    let inbox = store.mailbox(user, "INBOX").await.unwrap().unwrap();
+    let encoded = store
+        .append(&inbox, ENCODED, &Flags::default(), 1)
+        .await
+        .unwrap();
+    let folded = store
+        .append(&inbox, FOLDED, &Flags::default(), 1)
+        .await
+        .unwrap();
+    store.close().await;
+    if !db.is_postgres() {
+        db.execute("DROP TRIGGER blob_index_fields_inserted").await;
+        db.execute("DROP TRIGGER blob_index_fields_deleted").await;
+        db.execute("DROP TABLE blob_fields").await;
+    }
+    db.execute("DELETE FROM _sqlx_migrations WHERE version = 32")
+        .await;
+    let store = db.open().await;
+    assert_eq!(index_rows(db).await, 2);
+    assert_eq!(
+        uids(&store, &inbox, TextKey::Subject, "straße").await,
+        vec![encoded]
+    );
+    assert_eq!(
+        uids(&store, &inbox, TextKey::From, "billing@example").await,
+        vec![folded]
+    );
+    // Rows written after the migration are indexed by its trigger.
+    let plain = store
+        .append(&inbox, PLAIN, &Flags::default(), 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        uids(&store, &inbox, TextKey::Subject, "lunch").await,
+        vec![plain]
+    );
+    assert_eq!(index_rows(db).await, 3);
 }

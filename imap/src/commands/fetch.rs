@@ -13,7 +13,7 @@ use imap_codec::imap_types::fetch::{
 };
 use imap_codec::imap_types::sequence::SequenceSet;
 use imap_codec::imap_types::IntoStatic;
-use postern_store::{BodyPart, FlagOp, Flags, MessageDetails, ParsedMessage};
+use postern_store::{BodyPart, FlagOp, Flags, Mailbox, MessageDetails, ParsedMessage, StoreError};
 
 use crate::bodystructure::body_structure;
 use crate::commands::binary::{binary_section, binary_value, encode_fetch};
@@ -22,7 +22,7 @@ use crate::commands::{batch_len, details_by_uid, header_batch_len};
 use crate::envelope::envelope;
 use crate::mail_store::MailStore;
 use crate::response::{encode_all, modseq, nz};
-use crate::session::{flag_items, ChangeFeed, Done, Failure, Next, Outcome, Reply, Session};
+use crate::session::{flag_items, no, ChangeFeed, Done, Failure, Next, Outcome, Reply, Session};
 
 /// INTERNALDATE as an IMAP date-time (UTC).
 pub(crate) fn internal_date(secs: i64) -> Option<DateTime> {
@@ -69,16 +69,16 @@ fn reads_header_only(name: &MessageDataItemName<'_>) -> bool {
     }
 }
 
-/// The selected messages at `indexes` cut to their stored header blocks, by UID: a message whose
-/// body is empty, so the top-level header sections resolve exactly as on the whole message.
+/// The messages of `mailbox` with the given UIDs cut to their stored header blocks, by UID: a
+/// message whose body is empty, so the top-level header sections resolve exactly as on the
+/// whole message. Owns its arguments, so that the next batch can be read while one is answered.
 async fn header_details(
-    store: &impl MailStore,
-    sel: &crate::session::Selected,
-    indexes: &[usize],
-) -> Result<HashMap<i64, MessageDetails>, Failure> {
-    let uids: Vec<i64> = indexes.iter().map(|&i| sel.messages[i].uid).collect();
+    store: impl MailStore,
+    mailbox: Mailbox,
+    uids: Vec<i64>,
+) -> Result<HashMap<i64, MessageDetails>, StoreError> {
     Ok(store
-        .message_headers(&sel.mailbox, &uids)
+        .message_headers(&mailbox, &uids)
         .await?
         .into_iter()
         .map(|(uid, header)| {
@@ -101,6 +101,13 @@ async fn header_details(
         .collect())
 }
 
+/// The header blocks of the next batch of a header-only FETCH, being read while the previous
+/// batch is encoded and written: the end of that batch in the plan's indexes, and the read.
+type HeaderPrefetch = (
+    usize,
+    tokio::task::JoinHandle<Result<HashMap<i64, MessageDetails>, StoreError>>,
+);
+
 /// A FETCH in progress (RFC 3501 §6.4.5): the messages and items to return, handed out batch by
 /// batch through [`Session::fetch_batch`] so that the reply is never built whole.
 pub(crate) struct FetchPlan {
@@ -112,6 +119,8 @@ pub(crate) struct FetchPlan {
     needs_parsed: bool,
     /// Every item that reads the message reads only its header: see [`header_details`].
     headers_only: bool,
+    /// For a header-only FETCH, the next batch, read ahead (at most one batch).
+    prefetch: Option<HeaderPrefetch>,
     uid: bool,
     failure: Option<Failure>,
 }
@@ -231,6 +240,7 @@ impl<S: MailStore> Session<S> {
             needs_raw,
             needs_parsed,
             headers_only,
+            prefetch: None,
             uid,
             failure: None,
         });
@@ -291,30 +301,58 @@ impl<S: MailStore> Session<S> {
         let (utf8, condstore) = (self.utf8, self.condstore);
         let store = self.store.clone();
         let sel = self.require_selected()?;
-        let rest = plan.indexes[plan.next..].iter();
-        let end = plan.next
-            + if plan.headers_only {
-                header_batch_len(rest.map(|&i| sel.messages[i].size))
-            } else {
-                batch_len(rest.map(|&i| {
+        let header_batch = |from: usize| {
+            from + header_batch_len(plan.indexes[from..].iter().map(|&i| sel.messages[i].size))
+        };
+        let uids = |range: std::ops::Range<usize>| -> Vec<i64> {
+            plan.indexes[range]
+                .iter()
+                .map(|&i| sel.messages[i].uid)
+                .collect()
+        };
+        let (end, prefetched) = match plan.prefetch.take() {
+            Some((end, read)) => (end, Some(read)),
+            None if plan.headers_only => (header_batch(plan.next), None),
+            None => {
+                let rest = plan.indexes[plan.next..].iter().map(|&i| {
                     if plan.needs_raw {
                         sel.messages[i].size
                     } else {
                         0
                     }
-                }))
-            };
-        let chunk = &plan.indexes[plan.next..end];
-        plan.next = end;
-        let (names, newly_seen) = (&plan.names, &plan.newly_seen);
-        let mut out = Vec::new();
+                });
+                (plan.next + batch_len(rest), None)
+            }
+        };
+        let start = std::mem::replace(&mut plan.next, end);
         let details = if plan.headers_only {
-            header_details(&store, sel, chunk).await?
+            let current = match prefetched {
+                Some(read) => read.await.map_err(|_| no("FETCH failed"))??,
+                None => {
+                    header_details(store.clone(), sel.mailbox.clone(), uids(start..end)).await?
+                }
+            };
+            // The next batch is read from the store while this one is encoded and written.
+            let next_end = header_batch(end);
+            if next_end > end {
+                let read = header_details(store.clone(), sel.mailbox.clone(), uids(end..next_end));
+                plan.prefetch = Some((next_end, tokio::spawn(read)));
+            }
+            current
         } else if plan.needs_parsed {
-            details_by_uid(&store, sel, chunk.iter().copied(), plan.needs_raw).await?
+            details_by_uid(
+                &store,
+                sel,
+                plan.indexes[start..end].iter().copied(),
+                plan.needs_raw,
+            )
+            .await?
         } else {
             HashMap::new()
         };
+        let chunk = &plan.indexes[start..end];
+        let (names, newly_seen) = (&plan.names, &plan.newly_seen);
+        let mut out = Vec::new();
         for &i in chunk {
             let m = &sel.messages[i];
             let d = details.get(&m.uid);

@@ -33,10 +33,14 @@ pub(crate) fn resolve<'a>(
     Some(cur)
 }
 
-fn slice(raw: &[u8], from: u32, to: u32) -> Vec<u8> {
+/// The bytes of `raw` from `from` to `to` (cut at its end; empty if `from` is beyond it).
+fn within(raw: &[u8], from: u32, to: u32) -> &[u8] {
     raw.get(from as usize..(to as usize).min(raw.len()))
         .unwrap_or_default()
-        .to_vec()
+}
+
+fn slice(raw: &[u8], from: u32, to: u32) -> Vec<u8> {
+    within(raw, from, to).to_vec()
 }
 
 /// The message a section addresses (the top-level message, or an encapsulated message/rfc822
@@ -62,7 +66,8 @@ fn message_at<'a>(
 /// Header fields of `header` whose names are (or, with `not`, are not) in `names`, followed by the
 /// blank line (RFC 3501 §6.4.5 HEADER.FIELDS).
 fn header_fields(header: &[u8], names: &[AString<'_>], not: bool) -> Vec<u8> {
-    let mut out = Vec::new();
+    let names: Vec<&[u8]> = names.iter().map(AsRef::as_ref).collect();
+    let mut out = Vec::with_capacity(header.len());
     let mut keep = false;
     for line in header.split_inclusive(|&b| b == b'\n') {
         if line == b"\r\n" || line == b"\n" {
@@ -71,7 +76,7 @@ fn header_fields(header: &[u8], names: &[AString<'_>], not: bool) -> Vec<u8> {
         if !matches!(line.first(), Some(b' ' | b'\t')) {
             let name = line.split(|&b| b == b':').next().unwrap_or_default();
             let name = name.trim_ascii();
-            let listed = names.iter().any(|n| n.as_ref().eq_ignore_ascii_case(name));
+            let listed = names.iter().any(|n| n.eq_ignore_ascii_case(name));
             keep = listed != not;
         }
         if keep {
@@ -111,14 +116,14 @@ pub fn section_bytes(raw: &[u8], root: &BodyPart, section: Option<&Section<'_>>)
         }
         Some(Section::HeaderFields(p, names)) => msg(p).map_or_else(Vec::new, |(b, _)| {
             header_fields(
-                &slice(raw, b.header_start, b.body_start),
+                within(raw, b.header_start, b.body_start),
                 names.as_ref(),
                 false,
             )
         }),
         Some(Section::HeaderFieldsNot(p, names)) => msg(p).map_or_else(Vec::new, |(b, _)| {
             header_fields(
-                &slice(raw, b.header_start, b.body_start),
+                within(raw, b.header_start, b.body_start),
                 names.as_ref(),
                 true,
             )

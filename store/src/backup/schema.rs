@@ -26,7 +26,8 @@ pub enum Coverage {
     Skipped(&'static str),
 }
 
-/// Why SQLite's full-text table `blob_text` and its shadow tables are not backed up.
+/// Why SQLite's full-text tables `blob_text` and `blob_fields` (migration 0032) and their shadow
+/// tables are not backed up.
 const FTS: &str = "SQLite's full-text index of blob_index (FTS5 and its shadow tables): rebuilt \
      with it";
 
@@ -86,6 +87,10 @@ pub const TABLES: &[(&str, Coverage)] = &[
     ("blob_text_data", Coverage::Skipped(FTS)),
     ("blob_text_docsize", Coverage::Skipped(FTS)),
     ("blob_text_idx", Coverage::Skipped(FTS)),
+    ("blob_fields", Coverage::Skipped(FTS)),
+    ("blob_fields_config", Coverage::Skipped(FTS)),
+    ("blob_fields_data", Coverage::Skipped(FTS)),
+    ("blob_fields_idx", Coverage::Skipped(FTS)),
     (
         "change_log",
         Coverage::Skipped(

@@ -322,3 +322,52 @@ async fn noop_sees_a_change_made_elsewhere_sqlite() {
 async fn noop_sees_a_change_made_elsewhere_postgres() {
     noop_sees_a_change_made_elsewhere(TestDb::postgres().await).await;
 }
+
+/// A FETCH of header fields only reads the stored header blocks batch by batch, the next batch
+/// while one is answered (at most 4 MiB of messages per batch: here two messages of 1.5 MiB):
+/// every message answers once, in order, with its own fields.
+async fn header_fetch_over_several_batches(db: TestDb) {
+    let (store, mut s) = setup(&db, true).await;
+    let (out, _) = run(&mut s, "a LOGIN alice@example.test pw").await;
+    assert!(out.starts_with("a OK"), "{out}");
+    let user = store.user("alice@example.test").await.unwrap().unwrap();
+    let inbox = store.mailbox(user.id, "INBOX").await.unwrap().unwrap();
+    let padding = "0123456789abcdef".repeat(96 * 1024);
+    for n in 1..=7 {
+        let raw = format!(
+            "From: sender{n}@example.test\r\nX-Other: {n}\r\nSubject: message {n}\r\n\
+             Content-Type: application/octet-stream\r\n\r\n{padding}\r\n"
+        );
+        store
+            .append(&inbox, raw.as_bytes(), &Flags::default(), 1)
+            .await
+            .unwrap();
+    }
+    let (out, _) = run(&mut s, "b SELECT INBOX").await;
+    assert!(out.contains("* 7 EXISTS"), "{out}");
+    let (out, _) = run(
+        &mut s,
+        "c UID FETCH 2:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)])",
+    )
+    .await;
+    let mut want = String::new();
+    for n in 2..=7 {
+        let fields = format!("From: sender{n}@example.test\r\nSubject: message {n}\r\n\r\n");
+        want.push_str(&format!(
+            "* {n} FETCH (UID {n} BODY[HEADER.FIELDS (SUBJECT FROM)] {{{}}}\r\n{fields})\r\n",
+            fields.len()
+        ));
+    }
+    want.push_str("c OK FETCH completed\r\n");
+    assert_eq!(out, want);
+}
+
+#[tokio::test]
+async fn header_fetch_over_several_batches_sqlite() {
+    header_fetch_over_several_batches(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn header_fetch_over_several_batches_postgres() {
+    header_fetch_over_several_batches(TestDb::postgres().await).await;
+}
