@@ -60,6 +60,8 @@ pub struct Store {
     /// Set once [`Store::index_backlog`] found every stored message indexed: from then on
     /// SEARCH skips its look for unindexed blobs (see [`crate::search_index`]).
     pub(crate) indexed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Accepted messages waiting to be written in one transaction ([`crate::group_commit`]).
+    pub(crate) group: std::sync::Arc<crate::group_commit::GroupCommit>,
 }
 
 impl std::fmt::Debug for Store {
@@ -115,6 +117,7 @@ impl Store {
                     changes,
                     limiter,
                     indexed: Default::default(),
+                    group: Default::default(),
                 }
             }
             Backend::Postgres => {
@@ -130,6 +133,7 @@ impl Store {
                     changes: Changes::postgres(url).await?,
                     limiter,
                     indexed: Default::default(),
+                    group: Default::default(),
                 }
             }
         };
@@ -209,11 +213,17 @@ impl Store {
     ) -> Result<()> {
         match self.backend {
             Backend::Postgres => {
-                for change in &changes {
-                    sqlx::query("SELECT pg_notify('postern_changes', $1)")
-                        .bind(change.encode())
-                        .execute(&mut *tx)
-                        .await?;
+                // One statement for all of them (one round trip), in order.
+                for group in changes.chunks(ROWS_PER_STATEMENT) {
+                    let sql = format!(
+                        "SELECT pg_notify('postern_changes', p) FROM (VALUES {}) AS v(p)",
+                        values_rows(group.len(), 1, 1)
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for change in group {
+                        query = query.bind(change.encode());
+                    }
+                    query.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
             }

@@ -22,6 +22,7 @@ mod dnssec;
 mod domains;
 mod envelope_address;
 mod error;
+mod group_commit;
 mod imported;
 pub mod junk;
 mod listing;
