@@ -20,6 +20,20 @@ pub const ROLE_LOCAL_PARTS: [&str; 2] = ["postmaster", "abuse"];
 /// Alias chains longer than this are treated as a loop (RFC 5321 §6.3 mail loops).
 const MAX_ALIAS_DEPTH: usize = 10;
 
+/// What [`Store::first_look`] found for a recipient in a hosted domain.
+struct FirstLook {
+    /// Destinations of the exact alias.
+    aliases: Vec<String>,
+    /// The user of the exact local part: (id, enabled).
+    user: Option<(i64, bool)>,
+}
+
+/// Where an address leads: the destinations of its alias, or else the user it names (if any).
+enum Lookup {
+    Aliases(Vec<String>),
+    User(Option<(i64, bool)>),
+}
+
 /// One alias row: mail for `source` also goes to `destination`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Alias {
@@ -193,9 +207,10 @@ impl Store {
                 },
             );
         };
-        if self.domain(&address.domain).await?.is_none() {
+        let Some(first) = self.first_look(&address).await? else {
             return Ok(Resolution::NotHosted);
-        }
+        };
+        let mut first = Some(first);
         let mut local = BTreeSet::new();
         let mut remote = BTreeSet::new();
         let mut seen = BTreeSet::new();
@@ -208,21 +223,25 @@ impl Store {
                 remote.insert(addr.to_string());
                 continue;
             }
-            let targets = if first_visit && depth < MAX_ALIAS_DEPTH {
-                self.alias_targets(&addr).await?
-            } else {
-                Vec::new()
-            };
-            if !targets.is_empty() {
-                matched_any = true;
-                for t in targets {
-                    if let Ok(a) = normalize_address(&t) {
-                        todo.push((a, depth + 1));
+            // Only the recipient itself (depth 0) was looked at by `first_look`.
+            let known = if depth == 0 { first.take() } else { None };
+            let user = if first_visit && depth < MAX_ALIAS_DEPTH {
+                match self.alias_targets(&addr, known).await? {
+                    Lookup::Aliases(targets) => {
+                        matched_any = true;
+                        for t in targets {
+                            if let Ok(a) = normalize_address(&t) {
+                                todo.push((a, depth + 1));
+                            }
+                        }
+                        continue;
                     }
+                    Lookup::User(user) => user,
                 }
-                continue;
-            }
-            match self.user_for_delivery(&addr).await? {
+            } else {
+                self.user_for_delivery(&addr).await?
+            };
+            match user {
                 Some((id, enabled)) => {
                     matched_any = true;
                     if enabled {
@@ -285,26 +304,79 @@ impl Store {
     }
 
     /// Destinations for `addr`: exact alias, else (if tagged) alias of the untagged address, else —
-    /// only when no user has the address — the catch-all.
-    async fn alias_targets(&self, addr: &Address) -> Result<Vec<String>> {
-        let exact = self.alias_destinations(&addr.domain, &addr.local).await?;
+    /// only when no user has the address — a pattern alias or the catch-all; with none of these,
+    /// the user the address names (or none). `known` is its [`Store::first_look`], if taken.
+    async fn alias_targets(&self, addr: &Address, known: Option<FirstLook>) -> Result<Lookup> {
+        let tag = addr.local.split_once('+');
+        let looked = known.is_some();
+        let (exact, user) = match known {
+            Some(k) => (k.aliases, k.user),
+            None => (
+                self.alias_destinations(&addr.domain, &addr.local).await?,
+                None,
+            ),
+        };
         if !exact.is_empty() {
-            return Ok(exact);
+            return Ok(Lookup::Aliases(exact));
         }
-        if let Some((base, _tag)) = addr.local.split_once('+') {
+        if let Some((base, _tag)) = tag {
             let by_base = self.alias_destinations(&addr.domain, base).await?;
             if !by_base.is_empty() {
-                return Ok(by_base);
+                return Ok(Lookup::Aliases(by_base));
             }
         }
-        if self.user_for_delivery(addr).await?.is_some() {
-            return Ok(Vec::new());
+        let user = match user {
+            Some(user) => Some(user),
+            // The first look found no user of the exact local part, and there is no tag.
+            None if looked && tag.is_none() => None,
+            None => self.user_for_delivery(addr).await?,
+        };
+        if user.is_some() {
+            return Ok(Lookup::User(user));
         }
         let by_pattern = self.pattern_destinations(addr).await?;
         if !by_pattern.is_empty() {
-            return Ok(by_pattern);
+            return Ok(Lookup::Aliases(by_pattern));
         }
-        self.alias_destinations(&addr.domain, "").await
+        let catch_all = self.alias_destinations(&addr.domain, "").await?;
+        Ok(if catch_all.is_empty() {
+            Lookup::User(None)
+        } else {
+            Lookup::Aliases(catch_all)
+        })
+    }
+
+    /// The first look at a recipient, in one query: whether its domain is hosted (`None` if
+    /// not), the destinations of the exact alias of its local part, and the user of that exact
+    /// local part. The rest of the resolution needs more queries only for a `+tag`, a pattern or
+    /// a catch-all.
+    async fn first_look(&self, addr: &Address) -> Result<Option<FirstLook>> {
+        let rows = sqlx::query(
+            "SELECT 'a' AS kind, a.destination AS destination, 0 AS id, 0 AS disabled \
+             FROM aliases a JOIN domains d ON d.id = a.domain_id \
+             WHERE d.name = $1 AND a.local_part = $2 \
+             UNION ALL SELECT 'd', '', id, 0 FROM domains WHERE name = $1 \
+             UNION ALL SELECT 'u', '', u.id, u.disabled FROM users u \
+             JOIN domains d ON d.id = u.domain_id WHERE d.name = $1 AND u.local_part = $2 \
+             ORDER BY kind, destination",
+        )
+        .bind(&addr.domain)
+        .bind(&addr.local)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut look = FirstLook {
+            aliases: Vec::new(),
+            user: None,
+        };
+        let mut hosted = false;
+        for r in &rows {
+            match get::<String>(r, "kind")?.as_str() {
+                "a" => look.aliases.push(get(r, "destination")?),
+                "u" => look.user = Some((get(r, "id")?, get::<i64>(r, "disabled")? == 0)),
+                _ => hosted = true,
+            }
+        }
+        Ok(hosted.then_some(look))
     }
 
     /// Destinations of the longest pattern alias of the domain matching the local part (or,

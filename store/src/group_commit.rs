@@ -13,9 +13,9 @@
 //! failed COMMIT itself is reported to every caller of the group (its outcome is unknown, and the
 //! sender retries after a 4xx; storing again here could store a message twice).
 //!
-//! Committers are spawned on demand and end when nothing waits, so no task outlives the work (nor
-//! keeps the store's pool open). While one committer writes a group, the next messages queue up
-//! for the next group: the busier the server, the larger the groups.
+//! The committer is spawned on demand and ends when nothing waits, so no task outlives the work
+//! (nor keeps the store's pool open). While it writes a group, the next messages queue up for the
+//! next group: the busier the server, the larger the groups.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -23,7 +23,7 @@ use std::sync::Mutex;
 use tokio::sync::oneshot;
 
 use crate::blobs::{put_blobs, BlobSource, NewBlob};
-use crate::db::{Backend, Store};
+use crate::db::Store;
 use crate::delivery::{Accepted, Incoming, LocalCopy};
 use crate::error::{Result, StoreError};
 use crate::queue::DsnRequest;
@@ -35,6 +35,11 @@ pub(crate) const MAX_GROUP: usize = 64;
 /// Most message bytes written in one group transaction (each is at most
 /// [`crate::BLOB_CHUNK_SIZE`]; only messages held in memory are grouped).
 const MAX_GROUP_BYTES: usize = 8 * 1024 * 1024;
+
+/// Committers writing groups at once. One: SQLite has one writer at a time anyway, and on
+/// PostgreSQL a second committer mostly waits for the first one's user row locks (a server's
+/// messages go to a few busy users) while the messages it took could have joined the next group.
+const MAX_COMMITTERS: usize = 1;
 
 /// A message waiting for its group: an owned copy of an [`Incoming`] with its parse and hash.
 pub(crate) struct Pending {
@@ -94,7 +99,7 @@ struct Job {
     done: oneshot::Sender<Result<Accepted>>,
 }
 
-/// The messages waiting for a committer, and how many committers run; shared by every clone of a
+/// The messages waiting for the committer, and whether it runs; shared by every clone of a
 /// [`Store`].
 #[derive(Default)]
 pub(crate) struct GroupCommit {
@@ -108,15 +113,6 @@ struct State {
 }
 
 impl GroupCommit {
-    /// Most committers writing groups at once: SQLite has one writer at a time anyway; on
-    /// PostgreSQL a second one begins its transaction and takes its locks while the first commits.
-    fn max_committers(backend: Backend) -> usize {
-        match backend {
-            Backend::Sqlite => 1,
-            Backend::Postgres => 2,
-        }
-    }
-
     /// The next group: the oldest waiting messages within the limits. None if nothing waits, and
     /// then the calling committer has ended (counted under the same lock as the queue, so a
     /// message queued meanwhile starts a new committer).
@@ -148,7 +144,7 @@ impl Store {
         let start = {
             let mut state = self.group.state.lock().unwrap_or_else(|e| e.into_inner());
             state.waiting.push_back(Job { pending, done });
-            let start = state.committers < GroupCommit::max_committers(self.backend);
+            let start = state.committers < MAX_COMMITTERS;
             if start {
                 state.committers += 1;
             }
