@@ -30,7 +30,7 @@ use crate::queue::DsnRequest;
 use crate::search_index::Analysed;
 
 /// Most messages written in one group transaction.
-pub(crate) const MAX_GROUP: usize = 64;
+const MAX_GROUP: usize = 64;
 
 /// Most message bytes written in one group transaction (each is at most
 /// [`crate::BLOB_CHUNK_SIZE`]; only messages held in memory are grouped).
