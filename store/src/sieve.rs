@@ -273,7 +273,7 @@ fn too_many() -> StoreError {
     )
 }
 
-fn script_from_row(row: &sqlx::any::AnyRow) -> Result<SieveScript> {
+pub(crate) fn script_from_row(row: &sqlx::any::AnyRow) -> Result<SieveScript> {
     Ok(SieveScript {
         name: get(row, "name")?,
         content: get(row, "content")?,
