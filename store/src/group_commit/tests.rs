@@ -33,19 +33,21 @@ async fn inbox_len(store: &Store, user_id: i64) -> usize {
     store.list_messages(&inbox).await.unwrap().len()
 }
 
-async fn quota_inside_a_group(db: &TestDb) {
+/// A store with domain `example.test` and one user per `(local part, quota)`; their ids.
+async fn store_with(db: &TestDb, users: &[(&str, i64)]) -> (Store, Vec<i64>) {
     let store = db.open().await;
     store.add_domain("example.test").await.unwrap();
-    let alice = store
-        .add_user("alice@example.test", "pw", 100)
-        .await
-        .unwrap()
-        .id;
-    let bob = store
-        .add_user("bob@example.test", "pw", 0)
-        .await
-        .unwrap()
-        .id;
+    let mut ids = Vec::new();
+    for (local, quota) in users {
+        let address = format!("{local}@example.test");
+        ids.push(store.add_user(&address, "pw", *quota).await.unwrap().id);
+    }
+    (store, ids)
+}
+
+async fn quota_inside_a_group(db: &TestDb) {
+    let (store, ids) = store_with(db, &[("alice", 100), ("bob", 0)]).await;
+    let (alice, bob) = (ids[0], ids[1]);
     let remote = vec!["x@remote.test".to_owned()];
     let group = vec![
         pending("one", 60, &[alice], &[]).await,
@@ -85,23 +87,8 @@ async fn quota_inside_a_group(db: &TestDb) {
 }
 
 async fn failing_message_does_not_fail_the_group(db: &TestDb) {
-    let store = db.open().await;
-    store.add_domain("example.test").await.unwrap();
-    let alice = store
-        .add_user("alice@example.test", "pw", 50)
-        .await
-        .unwrap()
-        .id;
-    let bob = store
-        .add_user("bob@example.test", "pw", 0)
-        .await
-        .unwrap()
-        .id;
-    let carol = store
-        .add_user("carol@example.test", "pw", 0)
-        .await
-        .unwrap()
-        .id;
+    let (store, ids) = store_with(db, &[("alice", 50), ("bob", 0), ("carol", 0)]).await;
+    let (alice, bob, carol) = (ids[0], ids[1], ids[2]);
     db.execute(&format!("DELETE FROM mailboxes WHERE user_id = {carol}"))
         .await;
     let group = vec![
