@@ -62,6 +62,8 @@ pub struct Store {
     pub(crate) indexed: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Accepted messages waiting to be written in one transaction ([`crate::group_commit`]).
     pub(crate) group: std::sync::Arc<crate::group_commit::GroupCommit>,
+    /// The background indexer of delivered messages' body texts ([`crate::deferred_text`]).
+    pub(crate) texts: std::sync::Arc<crate::deferred_text::TextIndexer>,
 }
 
 impl std::fmt::Debug for Store {
@@ -118,6 +120,7 @@ impl Store {
                     limiter,
                     indexed: Default::default(),
                     group: Default::default(),
+                    texts: Default::default(),
                 }
             }
             Backend::Postgres => {
@@ -134,6 +137,7 @@ impl Store {
                     limiter,
                     indexed: Default::default(),
                     group: Default::default(),
+                    texts: Default::default(),
                 }
             }
         };

@@ -14,21 +14,22 @@ use crate::group_commit::Pending;
 use crate::mailboxes::Mailbox;
 use crate::messages::{charge_quota, insert_message, Flags};
 use crate::queue::DsnRequest;
-use crate::search_index::{analyse, Analysed};
+use crate::search_index::{analyse, Analysed, BodyText};
 use crate::spool::{Spool, SpoolFile};
 
-/// Parses a message for storage beside its bytes (metadata and index row, see [`analyse`]). Done
-/// before the write transaction starts, so the database lock is not held while parsing.
-pub(crate) async fn parse_for_storage(raw: &[u8]) -> Result<Analysed> {
-    parse_with(raw.len(), || analyse(raw)).await
+/// Parses a message for storage beside its bytes (metadata and index row, see [`analyse`]; its
+/// body text now or later, `text`). Done before the write transaction starts, so the database
+/// lock is not held while parsing.
+pub(crate) async fn parse_for_storage(raw: &[u8], text: BodyText) -> Result<Analysed> {
+    parse_with(raw.len(), || analyse(raw, text)).await
 }
 
 /// Like [`parse_for_storage`] for a spool file, which is memory-mapped for the parse only.
-pub(crate) async fn parse_spooled(file: &SpoolFile) -> Result<Analysed> {
+pub(crate) async fn parse_spooled(file: &SpoolFile, text: BodyText) -> Result<Analysed> {
     let len = usize::try_from(file.len).unwrap_or(usize::MAX);
     parse_with(len, || {
         let map = file.map()?;
-        analyse(map.as_deref().unwrap_or_default())
+        analyse(map.as_deref().unwrap_or_default(), text)
     })
     .await
 }
@@ -167,23 +168,27 @@ impl Store {
     /// to the others. A message in memory is written together with the other messages accepted
     /// at the same moment, in one transaction ([`crate::group_commit`]); a message in a spool file
     /// is read from it in chunks (and through a memory map for the parse only), so it is never
-    /// copied whole onto the heap, and written in a transaction of its own.
+    /// copied whole onto the heap, and written in a transaction of its own. The full-text index
+    /// of the body is written after the commit ([`crate::deferred_text`]).
     pub async fn accept(&self, m: Incoming<'_>) -> Result<Accepted> {
-        match m.raw {
+        let text = BodyText::Deferred;
+        let accepted = match m.raw {
             BlobSource::Bytes(raw) if raw.len() <= BLOB_CHUNK_SIZE => {
-                let parsed = parse_for_storage(raw).await?;
+                let parsed = parse_for_storage(raw, text).await?;
                 let pending = Pending::new(&m, raw, content_hash(raw), parsed);
                 self.accept_grouped(pending).await
             }
             BlobSource::Bytes(raw) => {
-                let parsed = parse_for_storage(raw).await?;
+                let parsed = parse_for_storage(raw, text).await?;
                 self.accept_parsed(&m, &content_hash(raw), &parsed).await
             }
             BlobSource::File(file) => {
-                let parsed = parse_spooled(file).await?;
+                let parsed = parse_spooled(file, text).await?;
                 self.accept_parsed(&m, &file.hash, &parsed).await
             }
-        }
+        }?;
+        self.index_texts_soon();
+        Ok(accepted)
     }
 
     /// [`Store::accept`] of a parsed message in a transaction of its own.
@@ -348,7 +353,7 @@ impl Store {
         flags: &Flags,
         internal_date: i64,
     ) -> Result<i64> {
-        let parsed = parse_for_storage(raw).await?;
+        let parsed = parse_for_storage(raw, BodyText::Now).await?;
         let hash = content_hash(raw);
         let source = BlobSource::Bytes(raw);
         let entry = NewEntry {
@@ -370,7 +375,10 @@ impl Store {
     ) -> Result<Vec<i64>> {
         let mut analysed = Vec::with_capacity(messages.len());
         for m in messages {
-            analysed.push((parse_for_storage(m.raw).await?, content_hash(m.raw)));
+            analysed.push((
+                parse_for_storage(m.raw, BodyText::Now).await?,
+                content_hash(m.raw),
+            ));
         }
         let total: i64 = messages.iter().map(|m| m.raw.len() as i64).sum();
         let mut tx = self.write_tx().await?;
@@ -435,7 +443,7 @@ impl Store {
         entry: NewEntry<'_>,
     ) -> Result<i64> {
         let file = spool.finish().await?;
-        let parsed = parse_spooled(&file).await?;
+        let parsed = parse_spooled(&file, BodyText::Now).await?;
         let source = BlobSource::File(&file);
         self.append_parsed(mailbox, source, &file.hash, &parsed, entry)
             .await

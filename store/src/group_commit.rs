@@ -113,6 +113,12 @@ struct State {
 }
 
 impl GroupCommit {
+    /// Whether messages are being committed or wait for it.
+    pub(crate) fn busy(&self) -> bool {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.committers > 0 || !state.waiting.is_empty()
+    }
+
     /// The next group: the oldest waiting messages within the limits. None if nothing waits, and
     /// then the calling committer has ended (counted under the same lock as the queue, so a
     /// message queued meanwhile starts a new committer).

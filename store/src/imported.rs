@@ -14,6 +14,7 @@ use crate::error::{Result, StoreError};
 use crate::mailboxes::Mailbox;
 use crate::messages::{charge_quota, insert_messages, FlagOp, Flags, NewMessage};
 use crate::search_index::Analysed;
+use crate::search_index::BodyText;
 use crate::spool::{Spool, SpoolFile};
 
 /// The bytes of a message to import: in memory, or (a large one) in a spool file, which the
@@ -102,13 +103,13 @@ impl Store {
             flags.push((item.flags, item.internal_date));
             let (held, hash, parsed) = match item.bytes {
                 ImportBytes::Memory(raw) => {
-                    let parsed = parse_for_storage(&raw).await;
+                    let parsed = parse_for_storage(&raw, BodyText::Now).await;
                     let hash = content_hash(&raw);
                     (Held::Memory(raw), hash, parsed)
                 }
                 ImportBytes::Spooled(spool) => {
                     let file = spool.finish().await?;
-                    let parsed = parse_spooled(&file).await;
+                    let parsed = parse_spooled(&file, BodyText::Now).await;
                     let hash = file.hash.clone();
                     (Held::File(file), hash, parsed)
                 }

@@ -14,6 +14,7 @@ mod blobs;
 mod changes;
 mod counts;
 mod db;
+mod deferred_text;
 mod delivery;
 mod dns;
 mod dns_serials;

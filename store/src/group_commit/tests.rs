@@ -6,6 +6,7 @@
 use super::Pending;
 use crate::blobs::content_hash;
 use crate::delivery::{parse_for_storage, DeliveryOutcome, Incoming, LocalCopy};
+use crate::search_index::BodyText;
 use crate::testing::TestDb;
 use crate::{Store, StoreError};
 
@@ -23,7 +24,9 @@ async fn pending(subject: &str, size: usize, users: &[i64], remote: &[String]) -
         remote_dsn: &[],
         expires_at: 2,
     };
-    let parsed = parse_for_storage(&raw).await.expect("parse");
+    let parsed = parse_for_storage(&raw, BodyText::Deferred)
+        .await
+        .expect("parse");
     Pending::new(&m, &raw, content_hash(&raw), parsed)
 }
 
