@@ -171,40 +171,30 @@ impl Store {
         })
     }
 
-    /// Locks the rows of `user_ids` (in ascending id order) for the rest of `tx`. Every transaction
-    /// that writes a user's mail data (mailboxes, messages, quota, Sieve scripts, junk statistics)
-    /// takes this lock before anything else, so such transactions queue per user and never take
-    /// their row locks in opposite orders (on PostgreSQL two of them did: STORE locked the mailbox
-    /// row, then messages; EXPUNGE locked messages, then the mailbox row, and both failed with
-    /// "deadlock detected"). SQLite needs nothing: `BEGIN IMMEDIATE` already serialises writers.
-    pub(crate) async fn lock_users(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        user_ids: &[i64],
-    ) -> Result<()> {
-        if self.backend != Backend::Postgres {
-            return Ok(());
-        }
+    /// Starts a write transaction ([`Store::write_tx`]) that holds the rows of `user_ids`
+    /// locked, in ascending id order, until it ends. Every transaction that writes a user's mail
+    /// data (mailboxes, messages, quota, Sieve scripts, junk statistics) takes this lock before
+    /// anything else, so such transactions queue per user and never take their row locks in
+    /// opposite orders (on PostgreSQL two of them did: STORE locked the mailbox row, then
+    /// messages; EXPUNGE locked messages, then the mailbox row, and both failed with "deadlock
+    /// detected"). SQLite needs nothing: `BEGIN IMMEDIATE` already serialises writers. On
+    /// PostgreSQL `BEGIN` and the lock go in one round trip (one simple-protocol query holding
+    /// both statements).
+    pub(crate) async fn locked_tx(&self, user_ids: &[i64]) -> Result<Transaction<'static, Any>> {
         let mut ids = user_ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
-        if ids.is_empty() {
-            return Ok(());
+        if self.backend != Backend::Postgres || ids.is_empty() {
+            return self.write_tx().await;
         }
-        // One statement: the row locks are taken above the sort, so in ascending id order.
+        // The row locks are taken above the sort, so in ascending id order. Only integers are
+        // formatted into the text (the simple protocol has no parameters).
+        let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
         let sql = format!(
-            "SELECT id FROM users WHERE id IN ({}) ORDER BY id FOR UPDATE",
-            (1..=ids.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "BEGIN; SELECT id FROM users WHERE id IN ({}) ORDER BY id FOR UPDATE",
+            ids.join(", ")
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for id in ids {
-            query = query.bind(id);
-        }
-        query.execute(&mut **tx).await?;
-        Ok(())
+        Ok(self.pool.begin_with(sqlx::AssertSqlSafe(sql)).await?)
     }
 
     /// Commits `tx` and publishes `changes`. On PostgreSQL the changes go out as NOTIFY inside the

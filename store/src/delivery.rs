@@ -198,9 +198,8 @@ impl Store {
         hash: &str,
         parsed: &Analysed,
     ) -> Result<Accepted> {
-        let mut tx = self.write_tx().await?;
         let users: Vec<i64> = m.local.iter().map(|copy| copy.user_id).collect();
-        self.lock_users(&mut tx, &users).await?;
+        let mut tx = self.locked_tx(&users).await?;
         put_blob(&mut tx, self.backend, m.raw, hash, parsed).await?;
         let mut changes = Vec::new();
         let accepted = self.store_entries(&mut tx, m, hash, &mut changes).await?;
@@ -381,8 +380,7 @@ impl Store {
             ));
         }
         let total: i64 = messages.iter().map(|m| m.raw.len() as i64).sum();
-        let mut tx = self.write_tx().await?;
-        self.lock_users(&mut tx, &[mailbox.user_id]).await?;
+        let mut tx = self.locked_tx(&[mailbox.user_id]).await?;
         if !charge_quota(&mut tx, mailbox.user_id, total).await? {
             return Err(StoreError::OverQuota(format!("user {}", mailbox.user_id)));
         }
@@ -461,8 +459,7 @@ impl Store {
             BlobSource::Bytes(raw) => raw.len() as i64,
             BlobSource::File(file) => file.len as i64,
         };
-        let mut tx = self.write_tx().await?;
-        self.lock_users(&mut tx, &[mailbox.user_id]).await?;
+        let mut tx = self.locked_tx(&[mailbox.user_id]).await?;
         if !charge_quota(&mut tx, mailbox.user_id, size).await? {
             return Err(StoreError::OverQuota(format!("user {}", mailbox.user_id)));
         }

@@ -1,7 +1,7 @@
 //! Group commit of accepted messages. Every message [`Store::accept`] takes from memory is handed
 //! to a short-lived committer task; a committer takes all messages waiting at that moment (up to
 //! [`MAX_GROUP`] messages and [`MAX_GROUP_BYTES`] bytes) and writes them in one transaction: one
-//! BEGIN, one row lock over all their users (in ascending id order, as [`Store::lock_users`]
+//! BEGIN, one row lock over all their users (in ascending id order, as [`Store::locked_tx`]
 //! always takes it), one multi-row blob insert, each message's copies and queue entries in
 //! arrival order (so the quota is charged as if they had come one by one), one NOTIFY statement
 //! and one COMMIT, whose flush to disk is shared by the whole group. Each caller gets its answer
@@ -228,12 +228,11 @@ impl Store {
         Vec<Accepted>,
         Vec<crate::changes::Change>,
     )> {
-        let mut tx = self.write_tx().await?;
         let users: Vec<i64> = group
             .iter()
             .flat_map(|p| p.local.iter().map(|c| c.user_id))
             .collect();
-        self.lock_users(&mut tx, &users).await?;
+        let mut tx = self.locked_tx(&users).await?;
         let blobs: Vec<NewBlob<'_>> = group
             .iter()
             .map(|p| NewBlob {

@@ -131,8 +131,7 @@ impl Store {
                 Err(e) => outcomes[index] = Err(e),
             }
         }
-        let mut tx = self.write_tx().await?;
-        self.lock_users(&mut tx, &[mailbox.user_id]).await?;
+        let mut tx = self.locked_tx(&[mailbox.user_id]).await?;
         let wanted: Vec<&str> = ready.iter().map(|r| keys[r.index].as_str()).collect();
         let there = self.recorded_keys(&mut tx, mailbox, &wanted).await?;
         let mut in_batch = HashSet::new();
