@@ -26,6 +26,21 @@ struct FirstLook {
     aliases: Vec<String>,
     /// The user of the exact local part: (id, enabled).
     user: Option<(i64, bool)>,
+    /// That user's quota and use.
+    space: Option<UserSpace>,
+}
+
+/// The quota of the user whose exact address a recipient is, as read while resolving it
+/// ([`Store::resolve_recipient_with_space`]): what the SMTP server checks at RCPT to refuse mail
+/// for a full mailbox early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserSpace {
+    /// The user.
+    pub user_id: i64,
+    /// Quota in bytes, 0 = unlimited.
+    pub quota_bytes: i64,
+    /// Bytes stored.
+    pub used_bytes: i64,
 }
 
 /// Where an address leads: the destinations of its alias, or else the user it names (if any).
@@ -194,22 +209,29 @@ impl Store {
     /// applies only when no user or alias matches. Alias chains are followed up to a fixed depth;
     /// an address met twice in one chain ends there (delivered if it is a user).
     pub async fn resolve_recipient(&self, address: &str) -> Result<Resolution> {
+        Ok(self.resolve_recipient_with_space(address).await?.0)
+    }
+
+    /// [`Store::resolve_recipient`], and the quota of the user whose exact address it is, if
+    /// any (read by the same query, not through an alias, a `+tag` or a catch-all).
+    pub async fn resolve_recipient_with_space(
+        &self,
+        address: &str,
+    ) -> Result<(Resolution, Option<UserSpace>)> {
         let Ok(address) = normalize_address(address) else {
             // A quoted local part (which no mailbox here has) or an address literal: unknown in a
             // hosted domain, otherwise someone else's.
-            return Ok(
-                match address.rsplit_once('@').map(|(_, d)| normalize_domain(d)) {
-                    Some(Ok(domain)) if self.domain(&domain).await?.is_some() => {
-                        Resolution::Unknown
-                    }
-                    Some(_) => Resolution::NotHosted,
-                    None => Resolution::Unknown,
-                },
-            );
+            let resolution = match address.rsplit_once('@').map(|(_, d)| normalize_domain(d)) {
+                Some(Ok(domain)) if self.domain(&domain).await?.is_some() => Resolution::Unknown,
+                Some(_) => Resolution::NotHosted,
+                None => Resolution::Unknown,
+            };
+            return Ok((resolution, None));
         };
         let Some(first) = self.first_look(&address).await? else {
-            return Ok(Resolution::NotHosted);
+            return Ok((Resolution::NotHosted, None));
         };
+        let space = first.space;
         let mut first = Some(first);
         let mut local = BTreeSet::new();
         let mut remote = BTreeSet::new();
@@ -254,13 +276,10 @@ impl Store {
                 }
             }
         }
-        if !matched_any {
-            return Ok(Resolution::Unknown);
+        if !matched_any || (local.is_empty() && remote.is_empty()) {
+            return Ok((Resolution::Unknown, space));
         }
-        if local.is_empty() && remote.is_empty() {
-            return Ok(Resolution::Unknown);
-        }
-        Ok(Resolution::Deliver { local, remote })
+        Ok((Resolution::Deliver { local, remote }, space))
     }
 
     /// Where mail for a role address goes: `postmaster` (RFC 5321 §4.5.1, which every server
@@ -352,11 +371,12 @@ impl Store {
     /// a catch-all.
     async fn first_look(&self, addr: &Address) -> Result<Option<FirstLook>> {
         let rows = sqlx::query(
-            "SELECT 'a' AS kind, a.destination AS destination, 0 AS id, 0 AS disabled \
+            "SELECT 'a' AS kind, a.destination AS destination, 0 AS id, 0 AS disabled, \
+             0 AS quota_bytes, 0 AS used_bytes \
              FROM aliases a JOIN domains d ON d.id = a.domain_id \
              WHERE d.name = $1 AND a.local_part = $2 \
-             UNION ALL SELECT 'd', '', id, 0 FROM domains WHERE name = $1 \
-             UNION ALL SELECT 'u', '', u.id, u.disabled FROM users u \
+             UNION ALL SELECT 'd', '', id, 0, 0, 0 FROM domains WHERE name = $1 \
+             UNION ALL SELECT 'u', '', u.id, u.disabled, u.quota_bytes, u.used_bytes FROM users u \
              JOIN domains d ON d.id = u.domain_id WHERE d.name = $1 AND u.local_part = $2 \
              ORDER BY kind, destination",
         )
@@ -367,12 +387,21 @@ impl Store {
         let mut look = FirstLook {
             aliases: Vec::new(),
             user: None,
+            space: None,
         };
         let mut hosted = false;
         for r in &rows {
             match get::<String>(r, "kind")?.as_str() {
                 "a" => look.aliases.push(get(r, "destination")?),
-                "u" => look.user = Some((get(r, "id")?, get::<i64>(r, "disabled")? == 0)),
+                "u" => {
+                    let user_id = get(r, "id")?;
+                    look.user = Some((user_id, get::<i64>(r, "disabled")? == 0));
+                    look.space = Some(UserSpace {
+                        user_id,
+                        quota_bytes: get(r, "quota_bytes")?,
+                        used_bytes: get(r, "used_bytes")?,
+                    });
+                }
                 _ => hosted = true,
             }
         }

@@ -50,7 +50,7 @@ pub use account_settings::{
 };
 pub use address::{normalize_address, normalize_domain, Address};
 pub use admin::{Admin, AdminSession, SessionKind, UserSession};
-pub use aliases::{Alias, Resolution, ROLE_LOCAL_PARTS};
+pub use aliases::{Alias, Resolution, UserSpace, ROLE_LOCAL_PARTS};
 pub use blobs::{BlobSource, StoredBytes, BLOB_CHUNK_SIZE};
 pub use changes::{Change, MailboxEvent};
 pub use counts::{Counts, QueueCounts};
