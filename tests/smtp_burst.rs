@@ -1,7 +1,9 @@
 //! Durability under load: the server is killed (SIGKILL) in the middle of a burst of parallel
 //! deliveries, while messages are being written together in group commits. After a restart every
 //! message that got its `250` is in the mailbox exactly once, and no message is there twice
-//! (`250` is sent only after the commit, RFC 5321 §6.1), on SQLite and PostgreSQL.
+//! (`250` is sent only after the commit, RFC 5321 §6.1), and SEARCH BODY finds every one of them
+//! (their body texts are indexed after the `250`: some were still pending at the kill), on SQLite
+//! and PostgreSQL.
 
 mod common;
 mod smtp_support;
@@ -127,5 +129,25 @@ async fn every_acknowledged_message_survives_kill_9_in_a_burst(db: Db) {
     for (subject, n) in &stored {
         assert_eq!(*n, 1, "{subject} stored {n} times");
     }
+    assert_eq!(
+        body_matches(&inst, "Body OF burst").await,
+        stored.len(),
+        "SEARCH BODY finds every stored message"
+    );
     assert!(server.stop().success());
+}
+
+/// How many messages of alice's INBOX SEARCH BODY `needle` finds.
+async fn body_matches(inst: &common::Instance, needle: &str) -> usize {
+    let store = postern_store::Store::open(&inst.db.url)
+        .await
+        .expect("open store");
+    let user = store.user("alice@example.test").await.unwrap().unwrap();
+    let inbox = store.mailbox(user.id, "INBOX").await.unwrap().unwrap();
+    let found = store
+        .search_text(&inbox, postern_store::TextKey::Body, needle)
+        .await
+        .unwrap();
+    store.close().await;
+    found.len()
 }
