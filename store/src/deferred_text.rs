@@ -3,8 +3,9 @@
 //! Indexing the body text for SEARCH BODY/TEXT is the costly part of storing a large message
 //! (SQLite's FTS5 trigram index takes every character position, PostgreSQL's pg_trgm index every
 //! trigram of the text), and it is not part of what a `250` promises: the message itself is
-//! committed either way. So [`Store::accept`] stores the blob with its `blob_index` row (header
-//! block and header fields, which FETCH and the header keys read) and marks the blob in
+//! committed either way. So [`Store::accept`] stores a message it holds in memory (up to
+//! [`crate::BLOB_CHUNK_SIZE`], the messages written in group commits) with its `blob_index` row
+//! (header block and header fields, which FETCH and the header keys read) and marks the blob in
 //! `blob_text_pending`, in the same transaction; a background indexer then writes the body text
 //! (SQLite: the `blob_text` row; PostgreSQL: `blob_index.body_text`), several blobs per
 //! transaction, and clears the mark. Like Dovecot's full-text search, which indexes the mail it

@@ -169,26 +169,27 @@ impl Store {
     /// at the same moment, in one transaction ([`crate::group_commit`]); a message in a spool file
     /// is read from it in chunks (and through a memory map for the parse only), so it is never
     /// copied whole onto the heap, and written in a transaction of its own. The full-text index
-    /// of the body is written after the commit ([`crate::deferred_text`]).
+    /// of a grouped message's body is written after the commit ([`crate::deferred_text`]); a
+    /// large one's is written with it, from the parse of its memory map (the background indexer
+    /// would read it whole from the database).
     pub async fn accept(&self, m: Incoming<'_>) -> Result<Accepted> {
-        let text = BodyText::Deferred;
-        let accepted = match m.raw {
+        match m.raw {
             BlobSource::Bytes(raw) if raw.len() <= BLOB_CHUNK_SIZE => {
-                let parsed = parse_for_storage(raw, text).await?;
+                let parsed = parse_for_storage(raw, BodyText::Deferred).await?;
                 let pending = Pending::new(&m, raw, content_hash(raw), parsed);
-                self.accept_grouped(pending).await
+                let accepted = self.accept_grouped(pending).await?;
+                self.index_texts_soon();
+                Ok(accepted)
             }
             BlobSource::Bytes(raw) => {
-                let parsed = parse_for_storage(raw, text).await?;
+                let parsed = parse_for_storage(raw, BodyText::Now).await?;
                 self.accept_parsed(&m, &content_hash(raw), &parsed).await
             }
             BlobSource::File(file) => {
-                let parsed = parse_spooled(file, text).await?;
+                let parsed = parse_spooled(file, BodyText::Now).await?;
                 self.accept_parsed(&m, &file.hash, &parsed).await
             }
-        }?;
-        self.index_texts_soon();
-        Ok(accepted)
+        }
     }
 
     /// [`Store::accept`] of a parsed message in a transaction of its own.
