@@ -75,6 +75,7 @@ CONF
 # bench@bench.test (password "password"). The inbound checks (SPF, DKIM, DMARC) ask Postern's own
 # DNS, which serves the sender's zone with SPF and DMARC records: a stand-in for the local caching
 # resolver a real MX has.
+# The benchmark client on loopback may open up to 200 connections (the default per client is 30).
 postern_mx_config() {
     local postern=$1 dir=$2 url=$3
     mkdir -p "$dir/data"
@@ -101,6 +102,8 @@ hostname = "mail.bench.test"
 [listeners]
 smtp = ["127.0.0.1:0"]
 dns = ["127.0.0.1:$dns_port"]
+[net]
+max_connections_per_client = 200
 [smtp]
 resolver = "127.0.0.1:$dns_port"
 [dns]

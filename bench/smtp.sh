@@ -9,7 +9,8 @@
 # Postern checks SPF, DKIM and DMARC of every message (Postfix here does none of that) and answers
 # 250 only after the message is committed to the recipient's mailbox; Postfix
 # answers 250 once the message is in its queue, so for Postfix the time until its queue is empty
-# (the mailbox delivery done) is shown too.
+# (the mailbox delivery done) is shown too. Postern indexes a delivered message's body text for
+# SEARCH after its 250, in the background: '(indexed)' is the time until that was done too.
 #
 # Then bench/smtp-large.sh shows Postern's memory under 4 parallel 24 MiB messages (LARGE=0 skips it).
 # POSTERN_BIN=/path/to/postern measures that build instead of a fresh release build (to compare
@@ -79,7 +80,19 @@ if [ -z "${POSTERN_BIN:-}" ]; then
 fi
 postern=$POSTERN_BIN
 
-# run_postern LABEL DATABASE_URL: a fresh Postern under the load; sets <LABEL>_secs/_mem/_count.
+# pending_texts DATABASE_URL: how many delivered messages wait for their body text index (0 for a
+# build without that table).
+pending_texts() {
+    local sql="SELECT count(*) FROM blob_text_pending"
+    case $1 in
+        sqlite://*) python3 -c 'import sqlite3, sys
+try: print(sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True).execute(sys.argv[2]).fetchone()[0])
+except sqlite3.Error: print(0)' "${1#sqlite://}" "$sql" ;;
+        *) psql -qtA "$1" -c "$sql" 2>/dev/null || echo 0 ;;
+    esac
+}
+
+# run_postern LABEL DATABASE_URL: a fresh Postern under the load; sets <LABEL>_secs/_indexed/_mem/_used.
 run_postern() {
     local label=$1 url=$2
     local dir="$work/$label"
@@ -92,7 +105,11 @@ run_postern() {
     port=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["listeners"]["smtp"][0].rsplit(":",1)[1])' "$dir/data/listeners.json")
     python3 bench/imap-rss.py "$pid" --watch "$dir/mem.json" &
     pids+=("$!")
+    local start
+    start=$(date +%s.%N)
     printf -v "${label}_secs" '%s' "$(run_source "$port")"
+    until [ "$(pending_texts "$url")" = 0 ]; do sleep 0.2; done
+    printf -v "${label}_indexed" '%s' "$(python3 -c "print(round($(date +%s.%N) - $start, 3))")"
     kill -TERM "$pid"; wait "$pid" || true
     sleep 1.5
     printf -v "${label}_mem" '%s' "$(cat "$dir/mem.json")"
@@ -105,7 +122,9 @@ run_postern postgres "${DATABASE_URL%/*}/$pg_db"
 
 echo "SMTP benchmark: $N messages of $SIZE bytes over $M connections (smtp-source -d), $(nproc) cores"
 result_line "Postern SQLite" "$sqlite_secs" "$sqlite_mem" "(mailbox bytes: $sqlite_used)"
+result_line "  (indexed)" "$sqlite_indexed" "$sqlite_mem" ""
 result_line "Postern Postgres" "$postgres_secs" "$postgres_mem" "(mailbox bytes: $postgres_used)"
+result_line "  (indexed)" "$postgres_indexed" "$postgres_mem" ""
 if [ "${POSTFIX:-1}" = 1 ]; then
 # ---- Postfix -------------------------------------------------------------------------------------
 pf="$work/postfix"

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use postern_store::{
     normalize_address, Accepted, DsnRequest, Greylist, Incoming, LocalCopy, LoginAttempt,
-    LoginOutcome, Resolution, Service, Store, ROLE_LOCAL_PARTS,
+    LoginOutcome, Resolution, Service, Store, UserSpace, ROLE_LOCAL_PARTS,
 };
 
 use crate::antivirus::{self, Check};
@@ -150,13 +150,14 @@ impl Backend {
         if let Some(result) = self.srs_bounce(address).await? {
             return Ok(result);
         }
-        let resolution = match role_address(address) {
-            Some(role) => {
+        let (resolution, space) = match role_address(address) {
+            Some(role) => (
                 self.store
                     .resolve_role(role, self.config.postmaster.as_deref())
-                    .await?
-            }
-            None => self.store.resolve_recipient(address).await?,
+                    .await?,
+                None,
+            ),
+            None => self.store.resolve_recipient_with_space(address).await?,
         };
         Ok(match resolution {
             Resolution::NotHosted => RecipientResult::NotHosted,
@@ -164,7 +165,7 @@ impl Backend {
             Resolution::Deliver { local, remote } => {
                 if remote.is_empty()
                     && local.len() == 1
-                    && self.mailbox_full(address, &local, size).await?
+                    && self.mailbox_full(address, &local, size, space).await?
                 {
                     RecipientResult::MailboxFull
                 } else {
@@ -227,25 +228,35 @@ impl Backend {
         Some(format!("{local}@{hosted}"))
     }
 
-    /// Whether the user an address names directly (or through `+tag`) is out of space.
+    /// Whether the user an address names directly (or through `+tag`) is out of space; `space`
+    /// is that of the user with the exact address, if the resolution read it (no further query
+    /// then).
     async fn mailbox_full(
         &self,
         address: &str,
         local: &BTreeSet<i64>,
         size: usize,
+        space: Option<UserSpace>,
     ) -> postern_store::Result<bool> {
+        let full = |s: UserSpace| {
+            local.contains(&s.user_id)
+                && s.quota_bytes > 0
+                && (s.used_bytes >= s.quota_bytes || s.used_bytes + size as i64 > s.quota_bytes)
+        };
+        if let Some(s) = space {
+            return Ok(full(s));
+        }
         let Ok(a) = normalize_address(address) else {
             return Ok(false);
         };
         let base = a.local.split_once('+').map_or(a.local.as_str(), |(b, _)| b);
         for candidate in [a.to_string(), format!("{base}@{}", a.domain)] {
             if let Some(u) = self.store.user(&candidate).await? {
-                if !local.contains(&u.id) {
-                    return Ok(false);
-                }
-                return Ok(u.quota_bytes > 0
-                    && (u.used_bytes >= u.quota_bytes
-                        || u.used_bytes + size as i64 > u.quota_bytes));
+                return Ok(full(UserSpace {
+                    user_id: u.id,
+                    quota_bytes: u.quota_bytes,
+                    used_bytes: u.used_bytes,
+                }));
             }
         }
         Ok(false)

@@ -38,7 +38,9 @@ impl Default for JunkConfig {
 /// Applies each user's own statistics to the copies of an MX message bound for INBOX (what the
 /// user's Sieve script kept there, or the implicit keep): at or above the threshold such a copy
 /// goes to Junk with [`JUNK_KEYWORD`] instead. Copies a script filed elsewhere stay where they
-/// are. Each user is scored once; scoring failures leave the copy in INBOX.
+/// are. Each user is scored once; scoring failures leave the copy in INBOX. The message is
+/// tokenized (parsed again) only once a recipient turns out to have enough training, which most
+/// accounts and most messages never need.
 pub(crate) async fn classify(
     store: &Store,
     config: &JunkConfig,
@@ -49,7 +51,7 @@ pub(crate) async fn classify(
     if !config.enabled || !copies.iter().any(inbox) {
         return;
     }
-    let tokens = Tokens::of(message);
+    let mut tokens = None;
     let min = JunkTraining {
         spam: config.min_spam,
         ham: config.min_ham,
@@ -60,7 +62,7 @@ pub(crate) async fn classify(
         let junk = match verdicts.get(&user_id) {
             Some(&junk) => junk,
             None => {
-                let junk = score(store, config, &tokens, min, user_id).await;
+                let junk = score(store, config, message, &mut tokens, min, user_id).await;
                 verdicts.insert(user_id, junk);
                 junk
             }
@@ -73,14 +75,27 @@ pub(crate) async fn classify(
     }
 }
 
-/// Whether `user_id`'s statistics put the message at or above the threshold.
+/// Whether `user_id`'s statistics put the message at or above the threshold; `tokens` are those of
+/// `message`, made here if still `None` and the user's statistics are to be used.
 async fn score(
     store: &Store,
     config: &JunkConfig,
-    tokens: &Tokens,
+    message: &[u8],
+    tokens: &mut Option<Tokens>,
     min: JunkTraining,
     user_id: i64,
 ) -> bool {
+    let trained = match store.junk_training(user_id).await {
+        Ok(t) => t.suffices(min),
+        Err(e) => {
+            tracing::error!(user_id, error = %e, "junk scoring failed");
+            false
+        }
+    };
+    if !trained {
+        return false;
+    }
+    let tokens = tokens.get_or_insert_with(|| Tokens::of(message));
     let score = match store.junk_probability(user_id, tokens, min).await {
         Ok(score) => score,
         Err(e) => {

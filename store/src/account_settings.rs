@@ -189,33 +189,77 @@ fn optional_date(what: &'static str, value: Option<&str>) -> Result<Option<Strin
     Ok(Some(v.to_owned()))
 }
 
+/// The columns of `account_settings` that [`settings_from_row`] reads.
+const SETTINGS_COLUMNS: &str =
+    "forward_enabled, forward_destination, forward_keep, reply_enabled, \
+     reply_subject, reply_body, reply_startdate, reply_enddate";
+
+/// The settings of a row holding [`SETTINGS_COLUMNS`].
+fn settings_from_row(r: &sqlx::any::AnyRow) -> Result<AccountSettings> {
+    Ok(AccountSettings {
+        forward_enabled: get::<i64>(r, "forward_enabled")? != 0,
+        forward_destination: get(r, "forward_destination")?,
+        forward_keep: get::<i64>(r, "forward_keep")? != 0,
+        reply_enabled: get::<i64>(r, "reply_enabled")? != 0,
+        reply_subject: get(r, "reply_subject")?,
+        reply_body: get(r, "reply_body")?,
+        reply_startdate: get(r, "reply_startdate")?,
+        reply_enddate: get(r, "reply_enddate")?,
+    })
+}
+
+impl AccountSettings {
+    /// The settings of an account that never saved any: all off, a forward keeps a copy.
+    fn unsaved() -> AccountSettings {
+        AccountSettings {
+            forward_keep: true,
+            ..AccountSettings::default()
+        }
+    }
+}
+
 impl Store {
     /// The user's vacation and forwarding settings (all off if never saved).
     pub async fn account_settings(&self, user_id: i64) -> Result<AccountSettings> {
-        let row = sqlx::query(
-            "SELECT forward_enabled, forward_destination, forward_keep, reply_enabled, \
-             reply_subject, reply_body, reply_startdate, reply_enddate \
-             FROM account_settings WHERE user_id = $1",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SETTINGS_COLUMNS} FROM account_settings WHERE user_id = $1"
+        )))
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => settings_from_row(&r),
+            None => Ok(AccountSettings::unsaved()),
+        }
+    }
+
+    /// What delivery to the user runs, in one query: the account settings (see
+    /// [`Store::account_settings`]) and the active Sieve script, if any (see
+    /// [`Store::active_sieve_script`]).
+    pub async fn delivery_filters(
+        &self,
+        user_id: i64,
+    ) -> Result<(AccountSettings, Option<crate::SieveScript>)> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {SETTINGS_COLUMNS}, v.name, v.content, v.active, v.updated_at FROM users u \
+             LEFT JOIN account_settings s ON s.user_id = u.id \
+             LEFT JOIN sieve_scripts v ON v.user_id = u.id AND v.active = 1 WHERE u.id = $1"
+        )))
         .bind(user_id)
         .fetch_optional(&self.pool)
         .await?;
         let Some(r) = row else {
-            return Ok(AccountSettings {
-                forward_keep: true,
-                ..AccountSettings::default()
-            });
+            return Ok((AccountSettings::unsaved(), None));
         };
-        Ok(AccountSettings {
-            forward_enabled: get::<i64>(&r, "forward_enabled")? != 0,
-            forward_destination: get(&r, "forward_destination")?,
-            forward_keep: get::<i64>(&r, "forward_keep")? != 0,
-            reply_enabled: get::<i64>(&r, "reply_enabled")? != 0,
-            reply_subject: get(&r, "reply_subject")?,
-            reply_body: get(&r, "reply_body")?,
-            reply_startdate: get(&r, "reply_startdate")?,
-            reply_enddate: get(&r, "reply_enddate")?,
-        })
+        let settings = match get::<Option<i64>>(&r, "forward_enabled")? {
+            Some(_) => settings_from_row(&r)?,
+            None => AccountSettings::unsaved(),
+        };
+        let script = match get::<Option<String>>(&r, "name")? {
+            Some(_) => Some(crate::sieve::script_from_row(&r)?),
+            None => None,
+        };
+        Ok((settings, script))
     }
 
     /// Validates ([`AccountSettings::normalized`]) and stores the user's settings; forwarding

@@ -20,6 +20,35 @@ pub const ROLE_LOCAL_PARTS: [&str; 2] = ["postmaster", "abuse"];
 /// Alias chains longer than this are treated as a loop (RFC 5321 §6.3 mail loops).
 const MAX_ALIAS_DEPTH: usize = 10;
 
+/// What [`Store::first_look`] found for a recipient in a hosted domain.
+struct FirstLook {
+    /// Destinations of the exact alias.
+    aliases: Vec<String>,
+    /// The user of the exact local part: (id, enabled).
+    user: Option<(i64, bool)>,
+    /// That user's quota and use.
+    space: Option<UserSpace>,
+}
+
+/// The quota of the user whose exact address a recipient is, as read while resolving it
+/// ([`Store::resolve_recipient_with_space`]): what the SMTP server checks at RCPT to refuse mail
+/// for a full mailbox early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserSpace {
+    /// The user.
+    pub user_id: i64,
+    /// Quota in bytes, 0 = unlimited.
+    pub quota_bytes: i64,
+    /// Bytes stored.
+    pub used_bytes: i64,
+}
+
+/// Where an address leads: the destinations of its alias, or else the user it names (if any).
+enum Lookup {
+    Aliases(Vec<String>),
+    User(Option<(i64, bool)>),
+}
+
 /// One alias row: mail for `source` also goes to `destination`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Alias {
@@ -180,22 +209,30 @@ impl Store {
     /// applies only when no user or alias matches. Alias chains are followed up to a fixed depth;
     /// an address met twice in one chain ends there (delivered if it is a user).
     pub async fn resolve_recipient(&self, address: &str) -> Result<Resolution> {
+        Ok(self.resolve_recipient_with_space(address).await?.0)
+    }
+
+    /// [`Store::resolve_recipient`], and the quota of the user whose exact address it is, if
+    /// any (read by the same query, not through an alias, a `+tag` or a catch-all).
+    pub async fn resolve_recipient_with_space(
+        &self,
+        address: &str,
+    ) -> Result<(Resolution, Option<UserSpace>)> {
         let Ok(address) = normalize_address(address) else {
             // A quoted local part (which no mailbox here has) or an address literal: unknown in a
             // hosted domain, otherwise someone else's.
-            return Ok(
-                match address.rsplit_once('@').map(|(_, d)| normalize_domain(d)) {
-                    Some(Ok(domain)) if self.domain(&domain).await?.is_some() => {
-                        Resolution::Unknown
-                    }
-                    Some(_) => Resolution::NotHosted,
-                    None => Resolution::Unknown,
-                },
-            );
+            let resolution = match address.rsplit_once('@').map(|(_, d)| normalize_domain(d)) {
+                Some(Ok(domain)) if self.domain(&domain).await?.is_some() => Resolution::Unknown,
+                Some(_) => Resolution::NotHosted,
+                None => Resolution::Unknown,
+            };
+            return Ok((resolution, None));
         };
-        if self.domain(&address.domain).await?.is_none() {
-            return Ok(Resolution::NotHosted);
-        }
+        let Some(first) = self.first_look(&address).await? else {
+            return Ok((Resolution::NotHosted, None));
+        };
+        let space = first.space;
+        let mut first = Some(first);
         let mut local = BTreeSet::new();
         let mut remote = BTreeSet::new();
         let mut seen = BTreeSet::new();
@@ -208,21 +245,25 @@ impl Store {
                 remote.insert(addr.to_string());
                 continue;
             }
-            let targets = if first_visit && depth < MAX_ALIAS_DEPTH {
-                self.alias_targets(&addr).await?
-            } else {
-                Vec::new()
-            };
-            if !targets.is_empty() {
-                matched_any = true;
-                for t in targets {
-                    if let Ok(a) = normalize_address(&t) {
-                        todo.push((a, depth + 1));
+            // Only the recipient itself (depth 0) was looked at by `first_look`.
+            let known = if depth == 0 { first.take() } else { None };
+            let user = if first_visit && depth < MAX_ALIAS_DEPTH {
+                match self.alias_targets(&addr, known).await? {
+                    Lookup::Aliases(targets) => {
+                        matched_any = true;
+                        for t in targets {
+                            if let Ok(a) = normalize_address(&t) {
+                                todo.push((a, depth + 1));
+                            }
+                        }
+                        continue;
                     }
+                    Lookup::User(user) => user,
                 }
-                continue;
-            }
-            match self.user_for_delivery(&addr).await? {
+            } else {
+                self.user_for_delivery(&addr).await?
+            };
+            match user {
                 Some((id, enabled)) => {
                     matched_any = true;
                     if enabled {
@@ -235,13 +276,10 @@ impl Store {
                 }
             }
         }
-        if !matched_any {
-            return Ok(Resolution::Unknown);
+        if !matched_any || (local.is_empty() && remote.is_empty()) {
+            return Ok((Resolution::Unknown, space));
         }
-        if local.is_empty() && remote.is_empty() {
-            return Ok(Resolution::Unknown);
-        }
-        Ok(Resolution::Deliver { local, remote })
+        Ok((Resolution::Deliver { local, remote }, space))
     }
 
     /// Where mail for a role address goes: `postmaster` (RFC 5321 §4.5.1, which every server
@@ -285,26 +323,89 @@ impl Store {
     }
 
     /// Destinations for `addr`: exact alias, else (if tagged) alias of the untagged address, else —
-    /// only when no user has the address — the catch-all.
-    async fn alias_targets(&self, addr: &Address) -> Result<Vec<String>> {
-        let exact = self.alias_destinations(&addr.domain, &addr.local).await?;
+    /// only when no user has the address — a pattern alias or the catch-all; with none of these,
+    /// the user the address names (or none). `known` is its [`Store::first_look`], if taken.
+    async fn alias_targets(&self, addr: &Address, known: Option<FirstLook>) -> Result<Lookup> {
+        let tag = addr.local.split_once('+');
+        let looked = known.is_some();
+        let (exact, user) = match known {
+            Some(k) => (k.aliases, k.user),
+            None => (
+                self.alias_destinations(&addr.domain, &addr.local).await?,
+                None,
+            ),
+        };
         if !exact.is_empty() {
-            return Ok(exact);
+            return Ok(Lookup::Aliases(exact));
         }
-        if let Some((base, _tag)) = addr.local.split_once('+') {
+        if let Some((base, _tag)) = tag {
             let by_base = self.alias_destinations(&addr.domain, base).await?;
             if !by_base.is_empty() {
-                return Ok(by_base);
+                return Ok(Lookup::Aliases(by_base));
             }
         }
-        if self.user_for_delivery(addr).await?.is_some() {
-            return Ok(Vec::new());
+        let user = match user {
+            Some(user) => Some(user),
+            // The first look found no user of the exact local part, and there is no tag.
+            None if looked && tag.is_none() => None,
+            None => self.user_for_delivery(addr).await?,
+        };
+        if user.is_some() {
+            return Ok(Lookup::User(user));
         }
         let by_pattern = self.pattern_destinations(addr).await?;
         if !by_pattern.is_empty() {
-            return Ok(by_pattern);
+            return Ok(Lookup::Aliases(by_pattern));
         }
-        self.alias_destinations(&addr.domain, "").await
+        let catch_all = self.alias_destinations(&addr.domain, "").await?;
+        Ok(if catch_all.is_empty() {
+            Lookup::User(None)
+        } else {
+            Lookup::Aliases(catch_all)
+        })
+    }
+
+    /// The first look at a recipient, in one query: whether its domain is hosted (`None` if
+    /// not), the destinations of the exact alias of its local part, and the user of that exact
+    /// local part. The rest of the resolution needs more queries only for a `+tag`, a pattern or
+    /// a catch-all.
+    async fn first_look(&self, addr: &Address) -> Result<Option<FirstLook>> {
+        let rows = sqlx::query(
+            "SELECT 'a' AS kind, a.destination AS destination, 0 AS id, 0 AS disabled, \
+             0 AS quota_bytes, 0 AS used_bytes \
+             FROM aliases a JOIN domains d ON d.id = a.domain_id \
+             WHERE d.name = $1 AND a.local_part = $2 \
+             UNION ALL SELECT 'd', '', id, 0, 0, 0 FROM domains WHERE name = $1 \
+             UNION ALL SELECT 'u', '', u.id, u.disabled, u.quota_bytes, u.used_bytes FROM users u \
+             JOIN domains d ON d.id = u.domain_id WHERE d.name = $1 AND u.local_part = $2 \
+             ORDER BY kind, destination",
+        )
+        .bind(&addr.domain)
+        .bind(&addr.local)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut look = FirstLook {
+            aliases: Vec::new(),
+            user: None,
+            space: None,
+        };
+        let mut hosted = false;
+        for r in &rows {
+            match get::<String>(r, "kind")?.as_str() {
+                "a" => look.aliases.push(get(r, "destination")?),
+                "u" => {
+                    let user_id = get(r, "id")?;
+                    look.user = Some((user_id, get::<i64>(r, "disabled")? == 0));
+                    look.space = Some(UserSpace {
+                        user_id,
+                        quota_bytes: get(r, "quota_bytes")?,
+                        used_bytes: get(r, "used_bytes")?,
+                    });
+                }
+                _ => hosted = true,
+            }
+        }
+        Ok(hosted.then_some(look))
     }
 
     /// Destinations of the longest pattern alias of the domain matching the local part (or,

@@ -60,6 +60,10 @@ pub struct Store {
     /// Set once [`Store::index_backlog`] found every stored message indexed: from then on
     /// SEARCH skips its look for unindexed blobs (see [`crate::search_index`]).
     pub(crate) indexed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Accepted messages waiting to be written in one transaction ([`crate::group_commit`]).
+    pub(crate) group: std::sync::Arc<crate::group_commit::GroupCommit>,
+    /// The background indexer of delivered messages' body texts ([`crate::deferred_text`]).
+    pub(crate) texts: std::sync::Arc<crate::deferred_text::TextIndexer>,
 }
 
 impl std::fmt::Debug for Store {
@@ -115,6 +119,8 @@ impl Store {
                     changes,
                     limiter,
                     indexed: Default::default(),
+                    group: Default::default(),
+                    texts: Default::default(),
                 }
             }
             Backend::Postgres => {
@@ -130,6 +136,8 @@ impl Store {
                     changes: Changes::postgres(url).await?,
                     limiter,
                     indexed: Default::default(),
+                    group: Default::default(),
+                    texts: Default::default(),
                 }
             }
         };
@@ -163,40 +171,30 @@ impl Store {
         })
     }
 
-    /// Locks the rows of `user_ids` (in ascending id order) for the rest of `tx`. Every transaction
-    /// that writes a user's mail data (mailboxes, messages, quota, Sieve scripts, junk statistics)
-    /// takes this lock before anything else, so such transactions queue per user and never take
-    /// their row locks in opposite orders (on PostgreSQL two of them did: STORE locked the mailbox
-    /// row, then messages; EXPUNGE locked messages, then the mailbox row, and both failed with
-    /// "deadlock detected"). SQLite needs nothing: `BEGIN IMMEDIATE` already serialises writers.
-    pub(crate) async fn lock_users(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        user_ids: &[i64],
-    ) -> Result<()> {
-        if self.backend != Backend::Postgres {
-            return Ok(());
-        }
+    /// Starts a write transaction ([`Store::write_tx`]) that holds the rows of `user_ids`
+    /// locked, in ascending id order, until it ends. Every transaction that writes a user's mail
+    /// data (mailboxes, messages, quota, Sieve scripts, junk statistics) takes this lock before
+    /// anything else, so such transactions queue per user and never take their row locks in
+    /// opposite orders (on PostgreSQL two of them did: STORE locked the mailbox row, then
+    /// messages; EXPUNGE locked messages, then the mailbox row, and both failed with "deadlock
+    /// detected"). SQLite needs nothing: `BEGIN IMMEDIATE` already serialises writers. On
+    /// PostgreSQL `BEGIN` and the lock go in one round trip (one simple-protocol query holding
+    /// both statements).
+    pub(crate) async fn locked_tx(&self, user_ids: &[i64]) -> Result<Transaction<'static, Any>> {
         let mut ids = user_ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
-        if ids.is_empty() {
-            return Ok(());
+        if self.backend != Backend::Postgres || ids.is_empty() {
+            return self.write_tx().await;
         }
-        // One statement: the row locks are taken above the sort, so in ascending id order.
+        // The row locks are taken above the sort, so in ascending id order. Only integers are
+        // formatted into the text (the simple protocol has no parameters).
+        let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
         let sql = format!(
-            "SELECT id FROM users WHERE id IN ({}) ORDER BY id FOR UPDATE",
-            (1..=ids.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "BEGIN; SELECT id FROM users WHERE id IN ({}) ORDER BY id FOR UPDATE",
+            ids.join(", ")
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for id in ids {
-            query = query.bind(id);
-        }
-        query.execute(&mut **tx).await?;
-        Ok(())
+        Ok(self.pool.begin_with(sqlx::AssertSqlSafe(sql)).await?)
     }
 
     /// Commits `tx` and publishes `changes`. On PostgreSQL the changes go out as NOTIFY inside the
@@ -209,11 +207,17 @@ impl Store {
     ) -> Result<()> {
         match self.backend {
             Backend::Postgres => {
-                for change in &changes {
-                    sqlx::query("SELECT pg_notify('postern_changes', $1)")
-                        .bind(change.encode())
-                        .execute(&mut *tx)
-                        .await?;
+                // One statement for all of them (one round trip), in order.
+                for group in changes.chunks(ROWS_PER_STATEMENT) {
+                    let sql = format!(
+                        "SELECT pg_notify('postern_changes', p) FROM (VALUES {}) AS v(p)",
+                        values_rows(group.len(), 1, 1)
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for change in group {
+                        query = query.bind(change.encode());
+                    }
+                    query.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
             }

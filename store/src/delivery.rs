@@ -10,24 +10,26 @@ use crate::blobs::{blocking, content_hash, put_blob, BlobSource, BLOB_CHUNK_SIZE
 use crate::changes::{Change, MailboxEvent};
 use crate::db::{get, Backend, Store};
 use crate::error::{Result, StoreError};
+use crate::group_commit::Pending;
 use crate::mailboxes::Mailbox;
 use crate::messages::{charge_quota, insert_message, Flags};
 use crate::queue::DsnRequest;
-use crate::search_index::{analyse, Analysed};
+use crate::search_index::{analyse, Analysed, BodyText};
 use crate::spool::{Spool, SpoolFile};
 
-/// Parses a message for storage beside its bytes (metadata and index row, see [`analyse`]). Done
-/// before the write transaction starts, so the database lock is not held while parsing.
-pub(crate) async fn parse_for_storage(raw: &[u8]) -> Result<Analysed> {
-    parse_with(raw.len(), || analyse(raw)).await
+/// Parses a message for storage beside its bytes (metadata and index row, see [`analyse`]; its
+/// body text now or later, `text`). Done before the write transaction starts, so the database
+/// lock is not held while parsing.
+pub(crate) async fn parse_for_storage(raw: &[u8], text: BodyText) -> Result<Analysed> {
+    parse_with(raw.len(), || analyse(raw, text)).await
 }
 
 /// Like [`parse_for_storage`] for a spool file, which is memory-mapped for the parse only.
-pub(crate) async fn parse_spooled(file: &SpoolFile) -> Result<Analysed> {
+pub(crate) async fn parse_spooled(file: &SpoolFile, text: BodyText) -> Result<Analysed> {
     let len = usize::try_from(file.len).unwrap_or(usize::MAX);
     parse_with(len, || {
         let map = file.map()?;
-        analyse(map.as_deref().unwrap_or_default())
+        analyse(map.as_deref().unwrap_or_default(), text)
     })
     .await
 }
@@ -163,28 +165,72 @@ impl Store {
     /// Stores a message for local users and queues it for remote recipients in one transaction,
     /// committed before this returns, so the caller may answer 250 afterwards and the message
     /// survives a crash. Users over quota are reported, not delivered to, and do not stop delivery
-    /// to the others. A message in a spool file is read from it in chunks (and through a memory map
-    /// for the parse only), so it is never copied whole onto the heap.
+    /// to the others. A message in memory is written together with the other messages accepted
+    /// at the same moment, in one transaction ([`crate::group_commit`]); a message in a spool file
+    /// is read from it in chunks (and through a memory map for the parse only), so it is never
+    /// copied whole onto the heap, and written in a transaction of its own. The full-text index
+    /// of a grouped message's body is written after the commit ([`crate::deferred_text`]); a
+    /// large one's is written with it, from the parse of its memory map (the background indexer
+    /// would read it whole from the database).
     pub async fn accept(&self, m: Incoming<'_>) -> Result<Accepted> {
+        match m.raw {
+            BlobSource::Bytes(raw) if raw.len() <= BLOB_CHUNK_SIZE => {
+                let parsed = parse_for_storage(raw, BodyText::Deferred).await?;
+                let pending = Pending::new(&m, raw, content_hash(raw), parsed);
+                let accepted = self.accept_grouped(pending).await?;
+                self.index_texts_soon();
+                Ok(accepted)
+            }
+            BlobSource::Bytes(raw) => {
+                let parsed = parse_for_storage(raw, BodyText::Now).await?;
+                self.accept_parsed(&m, &content_hash(raw), &parsed).await
+            }
+            BlobSource::File(file) => {
+                let parsed = parse_spooled(file, BodyText::Now).await?;
+                self.accept_parsed(&m, &file.hash, &parsed).await
+            }
+        }
+    }
+
+    /// [`Store::accept`] of a parsed message in a transaction of its own.
+    pub(crate) async fn accept_parsed(
+        &self,
+        m: &Incoming<'_>,
+        hash: &str,
+        parsed: &Analysed,
+    ) -> Result<Accepted> {
+        let users: Vec<i64> = m.local.iter().map(|copy| copy.user_id).collect();
+        let mut tx = self.locked_tx(&users).await?;
+        put_blob(&mut tx, self.backend, m.raw, hash, parsed).await?;
+        let mut changes = Vec::new();
+        let accepted = self.store_entries(&mut tx, m, hash, &mut changes).await?;
+        if changes.is_empty() {
+            tx.rollback().await?;
+        } else {
+            self.commit(tx, changes).await?;
+        }
+        Ok(accepted)
+    }
+
+    /// The local copies and queue entries of `m`, whose blob `hash` is stored, written in `tx`
+    /// (whose caller locked the users); the changes to publish at commit are added to `changes`.
+    pub(crate) async fn store_entries(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        m: &Incoming<'_>,
+        hash: &str,
+        changes: &mut Vec<Change>,
+    ) -> Result<Accepted> {
         let size = m.raw.len() as i64;
         let now = crate::unix_now();
-        let (parsed, hash) = match m.raw {
-            BlobSource::Bytes(raw) => (parse_for_storage(raw).await?, content_hash(raw)),
-            BlobSource::File(file) => (parse_spooled(file).await?, file.hash.clone()),
-        };
-        let mut tx = self.write_tx().await?;
-        let users: Vec<i64> = m.local.iter().map(|copy| copy.user_id).collect();
-        self.lock_users(&mut tx, &users).await?;
-        put_blob(&mut tx, self.backend, m.raw, &hash, &parsed).await?;
         let mut accepted = Accepted {
             local: Vec::with_capacity(m.local.len()),
             queued: Vec::with_capacity(m.remote.len()),
         };
-        let mut changes = Vec::new();
         for copy in m.local {
             let user_id = copy.user_id;
             let stored = self
-                .store_copy(&mut tx, copy, &hash, size, m.internal_date)
+                .store_copy(tx, copy, hash, size, m.internal_date)
                 .await?;
             let Some((mailbox_id, uid, modseq)) = stored else {
                 accepted.local.push(DeliveryOutcome::OverQuota { user_id });
@@ -210,7 +256,7 @@ impl Store {
                  dsn_notify, dsn_orcpt, dsn_ret, dsn_envid) \
                  VALUES ($1, $2, $3, $4, $5, $4, $6, $7, $8, $9) RETURNING id",
             )
-            .bind(&hash)
+            .bind(hash)
             .bind(m.sender)
             .bind(recipient)
             .bind(now)
@@ -219,17 +265,12 @@ impl Store {
             .bind(dsn.orcpt.as_deref())
             .bind(dsn.ret.as_deref())
             .bind(dsn.envid.as_deref())
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
             accepted.queued.push(get(&row, "id")?);
         }
-        if !accepted.queued.is_empty() {
+        if !accepted.queued.is_empty() && !changes.contains(&Change::Queue) {
             changes.push(Change::Queue);
-        }
-        if changes.is_empty() {
-            tx.rollback().await?;
-        } else {
-            self.commit(tx, changes).await?;
         }
         Ok(accepted)
     }
@@ -312,7 +353,7 @@ impl Store {
         flags: &Flags,
         internal_date: i64,
     ) -> Result<i64> {
-        let parsed = parse_for_storage(raw).await?;
+        let parsed = parse_for_storage(raw, BodyText::Now).await?;
         let hash = content_hash(raw);
         let source = BlobSource::Bytes(raw);
         let entry = NewEntry {
@@ -334,11 +375,13 @@ impl Store {
     ) -> Result<Vec<i64>> {
         let mut analysed = Vec::with_capacity(messages.len());
         for m in messages {
-            analysed.push((parse_for_storage(m.raw).await?, content_hash(m.raw)));
+            analysed.push((
+                parse_for_storage(m.raw, BodyText::Now).await?,
+                content_hash(m.raw),
+            ));
         }
         let total: i64 = messages.iter().map(|m| m.raw.len() as i64).sum();
-        let mut tx = self.write_tx().await?;
-        self.lock_users(&mut tx, &[mailbox.user_id]).await?;
+        let mut tx = self.locked_tx(&[mailbox.user_id]).await?;
         if !charge_quota(&mut tx, mailbox.user_id, total).await? {
             return Err(StoreError::OverQuota(format!("user {}", mailbox.user_id)));
         }
@@ -399,7 +442,7 @@ impl Store {
         entry: NewEntry<'_>,
     ) -> Result<i64> {
         let file = spool.finish().await?;
-        let parsed = parse_spooled(&file).await?;
+        let parsed = parse_spooled(&file, BodyText::Now).await?;
         let source = BlobSource::File(&file);
         self.append_parsed(mailbox, source, &file.hash, &parsed, entry)
             .await
@@ -417,8 +460,7 @@ impl Store {
             BlobSource::Bytes(raw) => raw.len() as i64,
             BlobSource::File(file) => file.len as i64,
         };
-        let mut tx = self.write_tx().await?;
-        self.lock_users(&mut tx, &[mailbox.user_id]).await?;
+        let mut tx = self.locked_tx(&[mailbox.user_id]).await?;
         if !charge_quota(&mut tx, mailbox.user_id, size).await? {
             return Err(StoreError::OverQuota(format!("user {}", mailbox.user_id)));
         }

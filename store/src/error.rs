@@ -39,6 +39,10 @@ pub enum StoreError {
     /// Hashing a password failed (should not happen with valid parameters).
     #[error("password hashing failed")]
     PasswordHash,
+    /// A write whose COMMIT failed or was never answered: it may or may not be stored, so it
+    /// must not be reported as done (and is not written again, which could store it twice).
+    #[error("outcome of the commit unknown: {0}")]
+    CommitUnknown(String),
 }
 
 /// Result alias for store operations.

@@ -14,6 +14,7 @@ use crate::error::{Result, StoreError};
 use crate::mailboxes::Mailbox;
 use crate::messages::{charge_quota, insert_messages, FlagOp, Flags, NewMessage};
 use crate::search_index::Analysed;
+use crate::search_index::BodyText;
 use crate::spool::{Spool, SpoolFile};
 
 /// The bytes of a message to import: in memory, or (a large one) in a spool file, which the
@@ -102,13 +103,13 @@ impl Store {
             flags.push((item.flags, item.internal_date));
             let (held, hash, parsed) = match item.bytes {
                 ImportBytes::Memory(raw) => {
-                    let parsed = parse_for_storage(&raw).await;
+                    let parsed = parse_for_storage(&raw, BodyText::Now).await;
                     let hash = content_hash(&raw);
                     (Held::Memory(raw), hash, parsed)
                 }
                 ImportBytes::Spooled(spool) => {
                     let file = spool.finish().await?;
-                    let parsed = parse_spooled(&file).await;
+                    let parsed = parse_spooled(&file, BodyText::Now).await;
                     let hash = file.hash.clone();
                     (Held::File(file), hash, parsed)
                 }
@@ -130,8 +131,7 @@ impl Store {
                 Err(e) => outcomes[index] = Err(e),
             }
         }
-        let mut tx = self.write_tx().await?;
-        self.lock_users(&mut tx, &[mailbox.user_id]).await?;
+        let mut tx = self.locked_tx(&[mailbox.user_id]).await?;
         let wanted: Vec<&str> = ready.iter().map(|r| keys[r.index].as_str()).collect();
         let there = self.recorded_keys(&mut tx, mailbox, &wanted).await?;
         let mut in_batch = HashSet::new();

@@ -210,8 +210,7 @@ impl Store {
         if mailbox.name == "INBOX" {
             return Err(StoreError::invalid("mailbox", "INBOX cannot be deleted"));
         }
-        let mut tx = self.write_tx().await?;
-        self.lock_users(&mut tx, &[mailbox.user_id]).await?;
+        let mut tx = self.locked_tx(&[mailbox.user_id]).await?;
         let row = sqlx::query(
             "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) AS freed FROM messages WHERE mailbox_id = $1",
         )
@@ -277,8 +276,7 @@ impl Store {
             self.move_messages(&source, &uids, &target).await?;
             return Ok(target);
         }
-        let mut tx = self.write_tx().await?;
-        self.lock_users(&mut tx, &[user_id]).await?;
+        let mut tx = self.locked_tx(&[user_id]).await?;
         let rows = sqlx::query("SELECT id, name FROM mailboxes WHERE user_id = $1")
             .bind(user_id)
             .fetch_all(&mut *tx)

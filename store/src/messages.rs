@@ -266,8 +266,7 @@ impl Store {
         op: FlagOp,
         flags: &Flags,
     ) -> Result<Vec<MessageMeta>> {
-        let mut tx = self.write_tx().await?;
-        self.lock_users(&mut tx, &[mailbox.user_id]).await?;
+        let mut tx = self.locked_tx(&[mailbox.user_id]).await?;
         let mut changed = Vec::new();
         let mut modseq = None;
         for &uid in uids {
@@ -327,8 +326,7 @@ impl Store {
     /// RFC 4315 §2.1) and returns their UIDs in ascending order. Frees their quota and any bytes no
     /// longer referenced.
     pub async fn expunge(&self, mailbox: &Mailbox, uids: Option<&[i64]>) -> Result<Vec<i64>> {
-        let mut tx = self.write_tx().await?;
-        self.lock_users(&mut tx, &[mailbox.user_id]).await?;
+        let mut tx = self.locked_tx(&[mailbox.user_id]).await?;
         let rows = sqlx::query("SELECT uid, size, blob_hash FROM messages WHERE mailbox_id = $1 AND (flags & 8) <> 0 ORDER BY uid")
             .bind(mailbox.id)
             .fetch_all(&mut *tx)
@@ -492,8 +490,7 @@ impl Store {
         let mut sorted = uids.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
-        let mut tx = self.write_tx().await?;
-        self.lock_users(&mut tx, &[from.user_id]).await?;
+        let mut tx = self.locked_tx(&[from.user_id]).await?;
         let mut pairs = Vec::new();
         let mut total = 0i64;
         let mut last_dest_modseq = None;

@@ -3,7 +3,9 @@
 //! and 0032): the header block, the decoded and case-folded header fields, and the case-folded
 //! decoded text of the message's text parts. A row is written in the transaction that stores the
 //! blob and is deleted with it (`ON DELETE CASCADE`); blobs stored before the index existed are
-//! indexed on first use and by [`Store::index_backlog`] (at start and after a restore).
+//! indexed on first use and by [`Store::index_backlog`] (at start and after a restore). An SMTP
+//! delivery writes the row without the body's full-text index, which [`crate::deferred_text`]
+//! adds after the `250`.
 //!
 //! SEARCH keys are substring matches, case-insensitive (RFC 3501 §6.4.4): both the stored texts
 //! and the searched string are folded with [`fold`], so a match is a plain substring test. On
@@ -21,6 +23,7 @@ use sqlx::{Any, Transaction};
 
 use crate::blobs::{read_blob, LOCK_KNOWN_BLOB};
 use crate::db::{get, values_rows, Backend, Store, ROWS_PER_STATEMENT};
+use crate::deferred_text::mark_pending;
 use crate::error::{Result, StoreError};
 use crate::mailboxes::Mailbox;
 use crate::parsed::ParsedMessage;
@@ -58,6 +61,16 @@ pub(crate) struct Analysed {
     pub index: IndexEntry,
 }
 
+/// Whether [`analyse`] extracts the body text for the full-text index now or leaves it to
+/// [`crate::deferred_text`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyText {
+    /// Extracted now and written with the blob.
+    Now,
+    /// Left for later: the blob is marked pending.
+    Deferred,
+}
+
 /// One `blob_index` row: see the module documentation.
 pub(crate) struct IndexEntry {
     header: Vec<u8>,
@@ -66,8 +79,9 @@ pub(crate) struct IndexEntry {
     to: String,
     cc: String,
     bcc: String,
-    header_text: String,
-    body_text: String,
+    pub(crate) header_text: String,
+    /// `None` when deferred ([`BodyText::Deferred`]).
+    pub(crate) body_text: Option<String>,
 }
 
 impl IndexEntry {
@@ -87,8 +101,9 @@ impl IndexEntry {
     }
 }
 
-/// Parses `raw` once for both the stored metadata and the index.
-pub(crate) fn analyse(raw: &[u8]) -> Result<Analysed> {
+/// Parses `raw` once for both the stored metadata and the index (its body text unless `text` is
+/// [`BodyText::Deferred`]).
+pub(crate) fn analyse(raw: &[u8], text: BodyText) -> Result<Analysed> {
     let message = MessageParser::default().parse(raw);
     let parsed = ParsedMessage::of(message.as_ref(), raw);
     let json = serde_json::to_string(&parsed)
@@ -114,13 +129,14 @@ pub(crate) fn analyse(raw: &[u8]) -> Result<Analysed> {
         bcc.clone(),
     ]
     .join("\n");
-    let body_text = match &message {
-        Some(m) => {
+    let body_text = match (&message, text) {
+        (_, BodyText::Deferred) => None,
+        (Some(m), BodyText::Now) => {
             let mut text = String::new();
             body_text(m, &mut text, 0);
-            text
+            Some(text)
         }
-        None => fold(&String::from_utf8_lossy(raw)),
+        (None, BodyText::Now) => Some(fold(&String::from_utf8_lossy(raw))),
     };
     Ok(Analysed {
         json,
@@ -199,12 +215,19 @@ pub(crate) async fn insert_indexes(
                 }
                 let rows = query.fetch_all(&mut **tx).await?;
                 let mut texts = Vec::with_capacity(rows.len());
+                let mut pending = Vec::new();
                 for row in &rows {
                     let hash: String = get(row, "hash")?;
-                    if let Some((_, e)) = group.iter().find(|(h, _)| *h == hash) {
-                        texts.push((get::<i64>(row, "id")?, *e));
+                    if let Some((h, e)) = group.iter().find(|(h, _)| *h == hash) {
+                        match &e.body_text {
+                            Some(body) => {
+                                texts.push((get::<i64>(row, "id")?, &e.header_text, body))
+                            }
+                            None => pending.push(*h),
+                        }
                     }
                 }
+                mark_pending(tx, &pending).await?;
                 if texts.is_empty() {
                     continue;
                 }
@@ -213,15 +236,16 @@ pub(crate) async fn insert_indexes(
                     values_rows(texts.len(), 3, 1)
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (id, e) in texts {
-                    query = query.bind(id).bind(&e.header_text).bind(&e.body_text);
+                for (id, header, body) in texts {
+                    query = query.bind(id).bind(header).bind(body);
                 }
                 query.execute(&mut **tx).await?;
             }
             Backend::Postgres => {
                 let sql = format!(
                     "INSERT INTO blob_index (hash, header, subject, from_text, to_text, cc_text, \
-                     bcc_text, header_text, body_text) VALUES {} ON CONFLICT (hash) DO NOTHING",
+                     bcc_text, header_text, body_text) VALUES {} ON CONFLICT (hash) DO NOTHING \
+                     RETURNING hash",
                     values_rows(group.len(), 9, 1)
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -229,9 +253,20 @@ pub(crate) async fn insert_indexes(
                     query = e
                         .bind_headers(query.bind(*hash))
                         .bind(&e.header_text)
-                        .bind(&e.body_text);
+                        .bind(e.body_text.as_deref().unwrap_or_default());
                 }
-                query.execute(&mut **tx).await?;
+                let inserted: HashSet<String> = query
+                    .fetch_all(&mut **tx)
+                    .await?
+                    .iter()
+                    .map(|row| get::<String>(row, "hash"))
+                    .collect::<Result<_>>()?;
+                let pending: Vec<&str> = group
+                    .iter()
+                    .filter(|(h, e)| e.body_text.is_none() && inserted.contains(*h))
+                    .map(|(h, _)| *h)
+                    .collect();
+                mark_pending(tx, &pending).await?;
             }
         }
     }
@@ -239,9 +274,9 @@ pub(crate) async fn insert_indexes(
 }
 
 /// On PostgreSQL, inserts the blob row `blob` (hash, size, inline data, parsed metadata,
-/// chunked) and its index row `e` in one statement, one round trip, unless the blob is stored
-/// already; then the existing row is locked as in [`crate::blobs::put_blobs`]. Returns whether
-/// the blob row went in.
+/// chunked), its index row `e` and, if its body text is deferred, its `blob_text_pending` row in
+/// one statement, one round trip, unless the blob is stored already; then the existing row is
+/// locked as in [`crate::blobs::put_blobs`]. Returns whether the blob row went in.
 pub(crate) async fn insert_blob_indexed(
     tx: &mut Transaction<'static, Any>,
     blob: (&str, i64, &[u8], &str, i64),
@@ -253,7 +288,9 @@ pub(crate) async fn insert_blob_indexed(
            VALUES ($1, $2, $3, $4, $5) {LOCK_KNOWN_BLOB}), \
          indexed AS (INSERT INTO blob_index (hash, header, subject, from_text, to_text, cc_text, \
            bcc_text, header_text, body_text) \
-           SELECT hash, $6, $7, $8, $9, $10, $11, $12, $13 FROM blob ON CONFLICT (hash) DO NOTHING) \
+           SELECT hash, $6, $7, $8, $9, $10, $11, $12, $13 FROM blob ON CONFLICT (hash) DO NOTHING), \
+         pending AS (INSERT INTO blob_text_pending (hash) SELECT hash FROM blob WHERE $14 \
+           ON CONFLICT (hash) DO NOTHING) \
          SELECT count(*) AS inserted FROM blob"
     );
     let query = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -265,7 +302,8 @@ pub(crate) async fn insert_blob_indexed(
     let row = e
         .bind_headers(query)
         .bind(&e.header_text)
-        .bind(&e.body_text)
+        .bind(e.body_text.as_deref().unwrap_or_default())
+        .bind(e.body_text.is_none())
         .fetch_one(&mut **tx)
         .await?;
     Ok(get::<i64>(&row, "inserted")? == 1)
@@ -455,10 +493,10 @@ impl Store {
     }
 
     /// Indexes every stored message's blob that has no index row yet (blobs stored before the
-    /// index existed, or restored from a backup) and returns how many it indexed. Once it has
-    /// run to the end, SEARCH in this process no longer looks for unindexed blobs: every blob
-    /// stored since came with its index row ([`insert_index`] runs in the transaction that
-    /// stores it).
+    /// index existed, or restored from a backup), then the body texts deliveries left pending
+    /// ([`crate::deferred_text`]), and returns how many blobs it indexed. Once it has run to the
+    /// end, SEARCH in this process no longer looks for blobs without an index row: every blob
+    /// stored since came with its row ([`insert_index`] runs in the transaction that stores it).
     pub async fn index_backlog(&self) -> Result<usize> {
         let done = self
             .index_missing(
@@ -468,21 +506,25 @@ impl Store {
             )
             .await?;
         self.indexed.store(true, Ordering::Release);
-        Ok(done)
+        Ok(done + self.index_pending(None).await?)
     }
 
     /// Indexes the blobs of `mailbox` that have no index row yet, unless
-    /// [`Store::index_backlog`] has indexed them all.
+    /// [`Store::index_backlog`] has indexed them all, and then the pending body texts of its
+    /// messages, so that the search that follows reads a complete index.
     async fn index_mailbox(&self, mailbox: &Mailbox) -> Result<usize> {
-        if self.indexed.load(Ordering::Acquire) {
-            return Ok(0);
+        let mut done = 0;
+        if !self.indexed.load(Ordering::Acquire) {
+            done += self
+                .index_missing(
+                    "SELECT DISTINCT m.blob_hash AS hash FROM messages m WHERE m.mailbox_id = $2 \
+                     AND NOT EXISTS (SELECT 1 FROM blob_index i WHERE i.hash = m.blob_hash) \
+                     LIMIT $1",
+                    Some(mailbox.id),
+                )
+                .await?;
         }
-        self.index_missing(
-            "SELECT DISTINCT m.blob_hash AS hash FROM messages m WHERE m.mailbox_id = $2 \
-             AND NOT EXISTS (SELECT 1 FROM blob_index i WHERE i.hash = m.blob_hash) LIMIT $1",
-            Some(mailbox.id),
-        )
-        .await
+        Ok(done + self.index_pending(Some(mailbox.id)).await?)
     }
 
     /// Indexes, batch by batch, the blobs `pick` (limit `$1`, mailbox `$2` if given) returns.
@@ -511,7 +553,7 @@ impl Store {
             Err(StoreError::NotFound(_)) => return Ok(Vec::new()),
             other => other?,
         };
-        let analysed = crate::blobs::blocking(|| analyse(&raw))?;
+        let analysed = crate::blobs::blocking(|| analyse(&raw, BodyText::Now))?;
         drop(raw);
         let mut tx = self.write_tx().await?;
         insert_index(&mut tx, self.backend, hash, &analysed.index).await?;

@@ -70,8 +70,7 @@ impl Store {
     /// active flag). Enforces the name rules and both limits atomically, also against parallel
     /// uploads.
     pub async fn put_sieve_script(&self, user_id: i64, name: &str, content: &str) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        self.lock_users(&mut tx, &[user_id]).await?;
+        let mut tx = self.locked_tx(&[user_id]).await?;
         check_space(&mut *tx, user_id, name, content.len()).await?;
         sqlx::query(
             "INSERT INTO sieve_scripts (user_id, name, content, active, updated_at) \
@@ -273,7 +272,7 @@ fn too_many() -> StoreError {
     )
 }
 
-fn script_from_row(row: &sqlx::any::AnyRow) -> Result<SieveScript> {
+pub(crate) fn script_from_row(row: &sqlx::any::AnyRow) -> Result<SieveScript> {
     Ok(SieveScript {
         name: get(row, "name")?,
         content: get(row, "content")?,

@@ -1,6 +1,6 @@
 //! Vacation and forwarding settings: defaults, a round trip of normalised values, and the
-//! forwarding loop rule (own address, `+tag`, an alias back to the user); on SQLite and
-//! PostgreSQL.
+//! forwarding loop rule (own address, `+tag`, an alias back to the user), and what a delivery
+//! reads of them together with the active Sieve script; on SQLite and PostgreSQL.
 
 mod common;
 
@@ -8,7 +8,11 @@ use common::store_with_user;
 use postern_store::testing::TestDb;
 use postern_store::{AccountSettings, StoreError};
 
-both_backends!(settings_round_trip, forwarding_may_not_loop);
+both_backends!(
+    settings_round_trip,
+    forwarding_may_not_loop,
+    delivery_filters_in_one_read
+);
 
 async fn settings_round_trip(db: &TestDb) {
     let (store, alice) = store_with_user(db, 0).await;
@@ -91,4 +95,55 @@ async fn forwarding_may_not_loop(db: &TestDb) {
         ..AccountSettings::default()
     };
     store.set_account_settings(alice, &s).await.unwrap();
+}
+
+/// [`Store::delivery_filters`] reads what [`Store::account_settings`] and
+/// [`Store::active_sieve_script`] read, in every combination of saved and unsaved.
+///
+/// [`Store::delivery_filters`]: postern_store::Store::delivery_filters
+/// [`Store::account_settings`]: postern_store::Store::account_settings
+/// [`Store::active_sieve_script`]: postern_store::Store::active_sieve_script
+async fn delivery_filters_in_one_read(db: &TestDb) {
+    let (store, alice) = store_with_user(db, 0).await;
+    let separately = |store: postern_store::Store| async move {
+        (
+            store.account_settings(alice).await.unwrap(),
+            store.active_sieve_script(alice).await.unwrap(),
+        )
+    };
+    let nothing = store.delivery_filters(alice).await.unwrap();
+    assert_eq!(nothing, separately(store.clone()).await);
+    assert!(nothing.0.forward_keep && nothing.1.is_none());
+    store
+        .put_sieve_script(alice, "main", "keep;")
+        .await
+        .unwrap();
+    store
+        .put_sieve_script(alice, "other", "discard;")
+        .await
+        .unwrap();
+    store
+        .set_active_sieve_script(alice, Some("other"))
+        .await
+        .unwrap();
+    let script_only = store.delivery_filters(alice).await.unwrap();
+    assert_eq!(script_only, separately(store.clone()).await);
+    assert_eq!(
+        script_only.1.as_ref().map(|s| s.content.as_str()),
+        Some("discard;")
+    );
+    let vacation = AccountSettings {
+        reply_enabled: true,
+        reply_subject: "Away".into(),
+        reply_body: "Back soon.".into(),
+        ..AccountSettings::default()
+    };
+    store.set_account_settings(alice, &vacation).await.unwrap();
+    let both = store.delivery_filters(alice).await.unwrap();
+    assert_eq!(both, separately(store.clone()).await);
+    assert!(both.0.reply_enabled);
+    store.set_active_sieve_script(alice, None).await.unwrap();
+    let settings_only = store.delivery_filters(alice).await.unwrap();
+    assert_eq!(settings_only, separately(store.clone()).await);
+    assert!(settings_only.0.reply_enabled && settings_only.1.is_none());
 }

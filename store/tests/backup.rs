@@ -228,6 +228,7 @@ async fn every_table_of_the_schema_is_covered(db: &TestDb) {
             "dns_signed_journal",
             "dns_signatures",
             "blob_index",
+            "blob_text_pending",
             "blob_text",
             "blob_text_config",
             "blob_text_content",

@@ -53,19 +53,15 @@ pub struct FilterScript {
 /// vacation and forwarding settings (like Pigeonhole's `sieve_before`), then the user's active
 /// script, if any.
 pub async fn scripts_for(store: &Store, user_id: i64) -> Result<Vec<FilterScript>, StoreError> {
-    let account = crate::account_script_for(store, user_id)
-        .await?
-        .map(|content| FilterScript {
-            name: ACCOUNT_SCRIPT.to_owned(),
-            content,
-        });
-    let active = store
-        .active_sieve_script(user_id)
-        .await?
-        .map(|s| FilterScript {
-            name: s.name,
-            content: s.content,
-        });
+    let (settings, active) = store.delivery_filters(user_id).await?;
+    let account = crate::account_script(&settings).map(|content| FilterScript {
+        name: ACCOUNT_SCRIPT.to_owned(),
+        content,
+    });
+    let active = active.map(|s| FilterScript {
+        name: s.name,
+        content: s.content,
+    });
     Ok(account.into_iter().chain(active).collect())
 }
 

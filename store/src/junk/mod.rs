@@ -48,6 +48,14 @@ pub struct JunkTraining {
     pub ham: i64,
 }
 
+impl JunkTraining {
+    /// Whether statistics trained this much are used: at least `min` of each class, and at least
+    /// one.
+    pub fn suffices(&self, min: JunkTraining) -> bool {
+        self.spam >= min.spam.max(1) && self.ham >= min.ham.max(1)
+    }
+}
+
 impl Store {
     /// Trains `mailbox`'s owner's statistics with the messages `uids` of `mailbox` as `class`.
     /// A message already trained as `class` is skipped; one trained as the other class is
@@ -93,8 +101,7 @@ impl Store {
         class: JunkClass,
     ) -> Result<bool> {
         let spam = i64::from(class == JunkClass::Spam);
-        let mut tx = self.write_tx().await?;
-        self.lock_users(&mut tx, &[user_id]).await?;
+        let mut tx = self.locked_tx(&[user_id]).await?;
         let before =
             sqlx::query("SELECT spam FROM junk_trained WHERE user_id = $1 AND blob_hash = $2")
                 .bind(user_id)
@@ -170,7 +177,7 @@ impl Store {
         min: JunkTraining,
     ) -> Result<Option<f64>> {
         let totals = self.junk_training(user_id).await?;
-        if totals.spam < min.spam.max(1) || totals.ham < min.ham.max(1) {
+        if !totals.suffices(min) {
             return Ok(None);
         }
         let mut known: HashMap<String, TokenCounts> = HashMap::new();
@@ -205,8 +212,7 @@ impl Store {
     /// since [`RARE_TOKEN_SECS`] before `now`, then the rarest, oldest beyond
     /// [`MAX_USER_TOKENS`], and the trained marks of messages the user no longer has.
     pub async fn prune_junk(&self, user_id: i64, now: i64) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        self.lock_users(&mut tx, &[user_id]).await?;
+        let mut tx = self.locked_tx(&[user_id]).await?;
         sqlx::query(
             "DELETE FROM junk_tokens WHERE user_id = $1 AND spam + ham <= 1 AND seen_at < $2",
         )
