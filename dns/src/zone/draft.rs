@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use smallvec::{smallvec, SmallVec};
 
 use super::check::{check_apex, check_occluded, check_targets};
 use super::encode::encode_nodes;
@@ -15,8 +16,9 @@ use super::{rdata_wire, Loc, NameMap, Problem, Severity, SourceRecord, Zone};
 pub(super) struct DraftSet<'r> {
     /// The RRset's type.
     pub rtype: RecordType,
-    /// The records, the first one's TTL being the RRset's (RFC 2181 §5.2).
-    pub records: Vec<&'r Record>,
+    /// The records, the first one's TTL being the RRset's (RFC 2181 §5.2); most RRsets of a
+    /// big zone hold one, kept without an allocation of its own.
+    pub records: SmallVec<[&'r Record; 1]>,
     /// Where the RRset was first written.
     pub loc: &'r Loc,
 }
@@ -27,8 +29,8 @@ pub(super) type DraftNodes<'r> = HashMap<LowerName, DraftNode<'r>, foldhash::fas
 /// One owner name while a zone is built and checked.
 #[derive(Default)]
 pub(super) struct DraftNode<'r> {
-    /// The RRsets, in order of first appearance.
-    pub rrsets: Vec<DraftSet<'r>>,
+    /// The RRsets, in order of first appearance (most names have one or two).
+    pub rrsets: SmallVec<[DraftSet<'r>; 2]>,
     /// A delegation point: NS records below the apex (RFC 1034 §4.2.1).
     pub cut: bool,
     /// The name was first written with upper-case letters (its first record's owner).
@@ -96,7 +98,7 @@ impl<'r> Draft<'r> {
                 }
                 None => node.rrsets.push(DraftSet {
                     rtype,
-                    records: vec![record],
+                    records: smallvec![record],
                     loc,
                 }),
             }

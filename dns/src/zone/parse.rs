@@ -125,25 +125,34 @@ fn parse_entries(
     depth: usize,
 ) -> Result<(), ParseError> {
     let mut lexer = Lexer::new(text);
+    // One record a line at most: the records are reserved at once, not moved as they grow.
+    out.records
+        .reserve(text.bytes().filter(|&b| b == b'\n').count() + 1);
     let mut owner: Option<Name> = None;
-    while let Some(entry) = lexer.next_entry().map_err(|(line, message)| ParseError {
-        loc: Loc {
-            file: file.clone(),
-            line,
-        },
-        message,
-    })? {
+    // One entry's tokens, the buffer reused from entry to entry.
+    let mut tokens = Vec::new();
+    while let Some((line, blank_owner)) =
+        lexer
+            .next_entry(&mut tokens)
+            .map_err(|(line, message)| ParseError {
+                loc: Loc {
+                    file: file.clone(),
+                    line,
+                },
+                message,
+            })?
+    {
         let loc = Loc {
             file: file.clone(),
-            line: entry.line,
+            line,
         };
         let err = |message: String| ParseError {
             loc: loc.clone(),
             message,
         };
-        let first = entry.tokens[0];
-        if !entry.blank_owner && first.starts_with('$') {
-            let args = &entry.tokens[1..];
+        let first = tokens[0];
+        if !blank_owner && first.starts_with('$') {
+            let args = &tokens[1..];
             match first.to_ascii_uppercase().as_str() {
                 "$ORIGIN" => {
                     let [name] = args else {
@@ -199,8 +208,8 @@ fn parse_entries(
             }
             continue;
         }
-        let mut rest: &[&str] = &entry.tokens;
-        if !entry.blank_owner {
+        let mut rest: &[&str] = &tokens;
+        if !blank_owner {
             let name = parse_name(rest[0], &origin).map_err(err)?;
             owner = Some(name);
             rest = &rest[1..];
@@ -272,6 +281,10 @@ fn parse_name(text: &str, origin: &Name) -> Result<Name, String> {
 }
 
 fn parse_class(tok: &str) -> Option<DNSClass> {
+    // Nearly every class written is `IN`: no upper-case copy for it.
+    if tok.eq_ignore_ascii_case("IN") {
+        return Some(DNSClass::IN);
+    }
     match tok.to_ascii_uppercase().as_str() {
         "IN" => Some(DNSClass::IN),
         "CH" => Some(DNSClass::CH),
@@ -309,6 +322,17 @@ pub fn type_name(rtype: RecordType) -> String {
 
 /// Parses a record type mnemonic or the RFC 3597 `TYPEnnn` form.
 pub fn parse_type(tok: &str) -> Result<RecordType, String> {
+    // The commonest types, without an upper-case copy.
+    for common in [
+        RecordType::A,
+        RecordType::AAAA,
+        RecordType::MX,
+        RecordType::TXT,
+    ] {
+        if tok.eq_ignore_ascii_case(common.into()) {
+            return Ok(common);
+        }
+    }
     let upper = tok.to_ascii_uppercase();
     let rtype = match upper.strip_prefix("TYPE").map(str::parse::<u16>) {
         Some(Ok(code)) => RecordType::from(code),
@@ -327,13 +351,6 @@ pub fn parse_type(tok: &str) -> Result<RecordType, String> {
         | RecordType::TSIG => Err(format!("{tok} is a meta type, not allowed in zone data")),
         other => Ok(other),
     }
-}
-
-/// One logical entry: its first line, whether the owner is blank, and its raw tokens.
-struct Entry<'a> {
-    line: u32,
-    blank_owner: bool,
-    tokens: Vec<&'a str>,
 }
 
 /// Splits master-file text into entries (RFC 1035 §5.1): `;` comments, `( )` continuation,
@@ -357,14 +374,19 @@ impl<'a> Lexer<'a> {
         self.src.as_bytes().get(self.pos).copied()
     }
 
-    fn next_entry(&mut self) -> Result<Option<Entry<'a>>, (u32, String)> {
+    /// Reads the next entry's raw tokens into `tokens`; gives its first line and whether its
+    /// owner is blank, `None` at the end of the text.
+    fn next_entry(
+        &mut self,
+        tokens: &mut Vec<&'a str>,
+    ) -> Result<Option<(u32, bool)>, (u32, String)> {
         loop {
             if self.pos >= self.src.len() {
                 return Ok(None);
             }
             let line = self.line;
             let blank_owner = matches!(self.peek(), Some(b' ' | b'\t'));
-            let mut tokens = Vec::new();
+            tokens.clear();
             let mut depth = 0u32;
             let mut paren_line = line;
             loop {
@@ -404,11 +426,7 @@ impl<'a> Lexer<'a> {
                 }
             }
             if !tokens.is_empty() {
-                return Ok(Some(Entry {
-                    line,
-                    blank_owner,
-                    tokens,
-                }));
+                return Ok(Some((line, blank_owner)));
             }
         }
     }
