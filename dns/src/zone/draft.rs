@@ -3,9 +3,10 @@
 //! exclusivity, out-of-zone and occluded data), then encoded into a [`Zone`]. The serial
 //! offset is only needed at the end, so the content digest can be worked out meanwhile.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use indexmap::IndexMap;
 use smallvec::{smallvec, SmallVec};
 
 use super::check::{check_apex, check_occluded, check_targets};
@@ -23,8 +24,11 @@ pub(super) struct DraftSet<'r> {
     pub loc: &'r Loc,
 }
 
-/// The owner names of a zone being built (a fast hash: every record looks its name up).
-pub(super) type DraftNodes<'r> = HashMap<LowerName, DraftNode<'r>, foldhash::fast::RandomState>;
+/// The owner names of a zone being built, in order of first appearance (a fast hash: every
+/// record looks its name up). The table holds indices only and the nodes lie in file order, so
+/// that the passes over a big zone's nodes read its records in the order they were parsed
+/// (mostly sequential memory) instead of at random.
+pub(super) type DraftNodes<'r> = IndexMap<LowerName, DraftNode<'r>, foldhash::fast::RandomState>;
 
 /// One owner name while a zone is built and checked.
 #[derive(Default)]
