@@ -94,9 +94,15 @@ fn plain_name(token: &str, origin: &Name) -> Option<Name> {
     if body.split('.').any(str::is_empty) {
         return None;
     }
-    let mut name = Name::from_labels(body.split('.').map(str::as_bytes)).ok()?;
+    // Label by label: `Name::from_labels` collects the labels into vectors first.
+    let mut name = Name::root();
+    for label in body.split('.') {
+        name = name.append_label(label.as_bytes()).ok()?;
+    }
     if !absolute {
-        name = name.append_name(origin).ok()?;
+        for label in origin.iter() {
+            name = name.append_label(label).ok()?;
+        }
     }
     name.set_fqdn(true);
     Some(name)
@@ -243,6 +249,10 @@ mod tests {
             "é".into(),
             "a\"b".into(),
             "".into(),
+            "*".into(),
+            "Host-9.Sub".into(),
+            format!("{long}.{long}.{long}.{}", "y".repeat(48)),
+            format!("{long}.{long}.{long}.{}", "y".repeat(49)),
         ];
         for token in &tokens {
             let slow = escaped_name(token, &origin());
