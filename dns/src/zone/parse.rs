@@ -6,6 +6,7 @@
 //! lives here.
 
 use std::fmt;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -63,8 +64,9 @@ pub struct SourceRecord {
 pub struct ParsedFile {
     /// Every record, in file order.
     pub records: Vec<SourceRecord>,
-    /// Every file read (the zone file and its `$INCLUDE`s), for change detection.
-    pub files: Vec<PathBuf>,
+    /// Every file read (the zone file and its `$INCLUDE`s), for change detection, with the
+    /// [`content_hash`] of the text that was parsed.
+    pub files: Vec<(PathBuf, u64)>,
     /// Non-fatal findings (e.g. TTL taken from the SOA minimum).
     pub warnings: Vec<ParseError>,
 }
@@ -86,6 +88,13 @@ pub fn parse_text(text: &str, display: &str, origin: &Name) -> Result<ParsedFile
     let file: Arc<str> = display.into();
     parse_entries(text, &file, None, origin.clone(), &mut out, &mut ttl, 0)?;
     Ok(out)
+}
+
+/// A hash of a file's content, to tell whether it changed since it was read.
+pub fn content_hash(bytes: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
 }
 
 #[derive(Default)]
@@ -111,7 +120,8 @@ fn include(
         }),
         message: format!("cannot read {}: {e}", path.display()),
     })?;
-    out.files.push(path.to_path_buf());
+    out.files
+        .push((path.to_path_buf(), content_hash(text.as_bytes())));
     parse_entries(&text, &display, Some(path), origin.clone(), out, ttl, depth)
 }
 
