@@ -295,6 +295,11 @@ fn parse_class(tok: &str) -> Option<DNSClass> {
     if tok.eq_ignore_ascii_case("IN") {
         return Some(DNSClass::IN);
     }
+    any_class(tok)
+}
+
+/// A class mnemonic or the RFC 3597 `CLASSnnn` form.
+fn any_class(tok: &str) -> Option<DNSClass> {
     match tok.to_ascii_uppercase().as_str() {
         "IN" => Some(DNSClass::IN),
         "CH" => Some(DNSClass::CH),
@@ -332,17 +337,23 @@ pub fn type_name(rtype: RecordType) -> String {
 
 /// Parses a record type mnemonic or the RFC 3597 `TYPEnnn` form.
 pub fn parse_type(tok: &str) -> Result<RecordType, String> {
-    // The commonest types, without an upper-case copy.
-    for common in [
+    common_type(tok).map_or_else(|| any_type(tok), Ok)
+}
+
+/// The commonest types, matched without an upper-case copy.
+fn common_type(tok: &str) -> Option<RecordType> {
+    [
         RecordType::A,
         RecordType::AAAA,
         RecordType::MX,
         RecordType::TXT,
-    ] {
-        if tok.eq_ignore_ascii_case(common.into()) {
-            return Ok(common);
-        }
-    }
+    ]
+    .into_iter()
+    .find(|common| tok.eq_ignore_ascii_case((*common).into()))
+}
+
+/// Any type [`parse_type`] takes.
+fn any_type(tok: &str) -> Result<RecordType, String> {
     let upper = tok.to_ascii_uppercase();
     let rtype = match upper.strip_prefix("TYPE").map(str::parse::<u16>) {
         Some(Ok(code)) => RecordType::from(code),
@@ -527,6 +538,24 @@ mod tests {
         assert!(err.message.contains("unbalanced"));
         let err = parse_text("www A 192.0.2.1\n", "f", &origin()).expect_err("ttl");
         assert!(err.message.contains("no TTL"));
+    }
+
+    /// The shortcuts for common mnemonics give what the general readers give.
+    #[test]
+    fn common_mnemonics_read_as_any_others() {
+        let tokens = [
+            "A", "a", "Aaaa", "aaaa", "AAAAA", "AA", "A6", "mx", "Mx", "MX1", "txt", "TxT",
+            "TYPE1", "type28", "IN", "in", "iN", "IN6", "INN", "CLASS1", "ch", "", "\\A", "Ａ",
+        ];
+        for tok in tokens {
+            if let Some(t) = common_type(tok) {
+                assert_eq!(any_type(tok), Ok(t), "{tok}");
+            }
+            assert_eq!(parse_type(tok), any_type(tok), "{tok}");
+            assert_eq!(parse_class(tok), any_class(tok), "{tok}");
+        }
+        assert_eq!(common_type("aaaa"), Some(RecordType::AAAA));
+        assert_eq!(parse_class("In"), Some(DNSClass::IN));
     }
 
     #[test]
