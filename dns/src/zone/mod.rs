@@ -8,6 +8,7 @@ mod draft;
 mod encode;
 mod keyed;
 mod loc;
+mod mnemonic;
 pub mod parse;
 mod rdata;
 mod svcb;
