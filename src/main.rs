@@ -31,6 +31,7 @@ use output::{out, outln};
 
 fn main() -> ExitCode {
     return_large_allocations_to_the_os();
+    postern_dns::limit_allocator_arenas();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -41,6 +41,7 @@ pub use error::DnsError;
 pub use import_bind::import_bind;
 pub use journal::JournalEntry;
 pub use managed::{ManagedRecord, ServedRecord};
+pub use memory::limit_allocator_arenas;
 pub use serial::{ServedSerial, ZoneSerial};
 pub use server::{DnsServer, Seed, SerialListener};
 pub use state::Changes;

@@ -4,7 +4,6 @@
 //! serving state are the same `Arc`s as before.
 
 use std::collections::HashSet;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +18,7 @@ use crate::managed::{merge, ManagedRecord};
 use crate::serial::digest;
 use crate::server::unix_now;
 use crate::state::{zone_name, Inputs, ZoneReport};
-use crate::zone::parse::parse_file;
+use crate::zone::parse::{content_hash, parse_file};
 use crate::zone::{Draft, Problem, Severity, SourceRecord, Zone};
 
 /// Which RRsets of a loaded zone come from its zone file (dynamic UPDATE may not change them,
@@ -147,11 +146,8 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
             return failed(report);
         }
     };
-    let files = parsed
-        .files
-        .iter()
-        .map(|p| (p.clone(), fingerprint(p).unwrap_or_default()))
-        .collect();
+    // The hashes of the text parsed: a file changed since is read again at the next check.
+    let files = parsed.files;
     report
         .problems
         .extend(parsed.warnings.into_iter().map(|w| Problem {
@@ -297,10 +293,7 @@ fn error(mut report: ZoneReport, message: String) -> Load {
 
 /// A hash of a file's content; `None` when it cannot be read.
 fn fingerprint(path: &Path) -> Option<u64> {
-    let bytes = std::fs::read(path).ok()?;
-    let mut hasher = DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    Some(hasher.finish())
+    std::fs::read(path).ok().map(|bytes| content_hash(&bytes))
 }
 
 /// The last signed version of a view's zone.

@@ -13,6 +13,24 @@ pub(crate) fn release_freed_memory() {
     }
 }
 
+/// Caps glibc's malloc arenas at one per core (its default is eight per core). A zone build
+/// allocates on the threads it starts (grouping, digest, encoding, freeing), and each new thread
+/// may take an arena of its own: the served zone's blocks then lie scattered over many arenas,
+/// between holes that `malloc_trim` cannot give back, and resident memory crept up by about
+/// 1 MiB per reload of a 100,000-record zone (21 to 28 MiB over eight reloads). With one arena per
+/// core it stays flat. Call it at start, before the zones are loaded.
+pub fn limit_allocator_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let arenas = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt only tunes the allocator; arenas already made stay in use.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
+        }
+    }
+}
+
 /// Frees `value` (a big zone's draft: hundreds of thousands of allocations) on a thread of
 /// its own, then trims, so that the zone is served without waiting for it. When no thread
 /// can be started it is freed here.

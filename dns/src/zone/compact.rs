@@ -204,9 +204,17 @@ impl NodeEncoder {
 
 /// Appends a record's data in wire form (RFC 1035 §3.2.1), names uncompressed and as written.
 fn emit_rdata(out: &mut Vec<u8>, rdata: &RData) -> Result<(), ProtoError> {
-    let mut encoder = BinEncoder::new(out);
-    encoder.set_name_encoding(NameEncoding::Uncompressed);
-    rdata.emit(&mut encoder)
+    // Addresses, most of a big zone's records, are their octets: no encoder needed.
+    match rdata {
+        RData::A(a) => out.extend_from_slice(&a.0.octets()),
+        RData::AAAA(a) => out.extend_from_slice(&a.0.octets()),
+        _ => {
+            let mut encoder = BinEncoder::new(out);
+            encoder.set_name_encoding(NameEncoding::Uncompressed);
+            return rdata.emit(&mut encoder);
+        }
+    }
+    Ok(())
 }
 
 /// A record's data in wire form, names uncompressed and as written.

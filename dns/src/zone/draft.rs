@@ -3,9 +3,11 @@
 //! exclusivity, out-of-zone and occluded data), then encoded into a [`Zone`]. The serial
 //! offset is only needed at the end, so the content digest can be worked out meanwhile.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use hickory_proto::rr::{LowerName, Name, RData, Record, RecordType};
+use indexmap::IndexMap;
+use smallvec::{smallvec, SmallVec};
 
 use super::check::{check_apex, check_occluded, check_targets};
 use super::encode::encode_nodes;
@@ -15,20 +17,24 @@ use super::{rdata_wire, Loc, NameMap, Problem, Severity, SourceRecord, Zone};
 pub(super) struct DraftSet<'r> {
     /// The RRset's type.
     pub rtype: RecordType,
-    /// The records, the first one's TTL being the RRset's (RFC 2181 §5.2).
-    pub records: Vec<&'r Record>,
+    /// The records, the first one's TTL being the RRset's (RFC 2181 §5.2); most RRsets of a
+    /// big zone hold one, kept without an allocation of its own.
+    pub records: SmallVec<[&'r Record; 1]>,
     /// Where the RRset was first written.
     pub loc: &'r Loc,
 }
 
-/// The owner names of a zone being built (a fast hash: every record looks its name up).
-pub(super) type DraftNodes<'r> = HashMap<LowerName, DraftNode<'r>, foldhash::fast::RandomState>;
+/// The owner names of a zone being built, in order of first appearance (a fast hash: every
+/// record looks its name up). The table holds indices only and the nodes lie in file order, so
+/// that the passes over a big zone's nodes read its records in the order they were parsed
+/// (mostly sequential memory) instead of at random.
+pub(super) type DraftNodes<'r> = IndexMap<LowerName, DraftNode<'r>, foldhash::fast::RandomState>;
 
 /// One owner name while a zone is built and checked.
 #[derive(Default)]
 pub(super) struct DraftNode<'r> {
-    /// The RRsets, in order of first appearance.
-    pub rrsets: Vec<DraftSet<'r>>,
+    /// The RRsets, in order of first appearance (most names have one or two).
+    pub rrsets: SmallVec<[DraftSet<'r>; 2]>,
     /// A delegation point: NS records below the apex (RFC 1034 §4.2.1).
     pub cut: bool,
     /// The name was first written with upper-case letters (its first record's owner).
@@ -96,7 +102,7 @@ impl<'r> Draft<'r> {
                 }
                 None => node.rrsets.push(DraftSet {
                     rtype,
-                    records: vec![record],
+                    records: smallvec![record],
                     loc,
                 }),
             }

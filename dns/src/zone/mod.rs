@@ -8,6 +8,7 @@ mod draft;
 mod encode;
 mod keyed;
 mod loc;
+mod mnemonic;
 pub mod parse;
 mod rdata;
 mod svcb;
@@ -214,6 +215,8 @@ impl Zone {
 
 #[cfg(test)]
 mod tests {
+    use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
+
     use super::*;
 
     fn build(text: &str) -> (Option<Zone>, Vec<Problem>) {
@@ -346,6 +349,12 @@ LOW AAAA 2001:db8::6
         let wire = |data: &RData| rdata_wire(data).expect("encodes");
         let mut expected = 0;
         for record in &source {
+            // The compact form's shortcuts write what hickory's encoder writes.
+            let mut encoded = Vec::new();
+            let mut encoder = BinEncoder::new(&mut encoded);
+            encoder.set_name_encoding(NameEncoding::Uncompressed);
+            record.data.emit(&mut encoder).expect("emits");
+            assert_eq!(&wire(&record.data)[..], &encoded[..], "{record}");
             let node = zone.node(&record.name).expect("node");
             let set = node.get(record.record_type()).expect("RRset");
             let served = set.records(&zone.owner(&record.name));

@@ -6,13 +6,15 @@
 //! lives here.
 
 use std::fmt;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 
-use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::rr::{DNSClass, Name, RData, Record};
 use hickory_proto::serialize::txt::parse_ttl;
 
+use super::mnemonic::parse_class;
+pub use super::mnemonic::{parse_type, type_name};
 pub use super::rdata::parse_rdata;
 
 /// Where a record came from, printed as `file:line`.
@@ -63,8 +65,9 @@ pub struct SourceRecord {
 pub struct ParsedFile {
     /// Every record, in file order.
     pub records: Vec<SourceRecord>,
-    /// Every file read (the zone file and its `$INCLUDE`s), for change detection.
-    pub files: Vec<PathBuf>,
+    /// Every file read (the zone file and its `$INCLUDE`s), for change detection, with the
+    /// [`content_hash`] of the text that was parsed.
+    pub files: Vec<(PathBuf, u64)>,
     /// Non-fatal findings (e.g. TTL taken from the SOA minimum).
     pub warnings: Vec<ParseError>,
 }
@@ -86,6 +89,13 @@ pub fn parse_text(text: &str, display: &str, origin: &Name) -> Result<ParsedFile
     let file: Arc<str> = display.into();
     parse_entries(text, &file, None, origin.clone(), &mut out, &mut ttl, 0)?;
     Ok(out)
+}
+
+/// A hash of a file's content, to tell whether it changed since it was read.
+pub fn content_hash(bytes: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
 }
 
 #[derive(Default)]
@@ -111,7 +121,8 @@ fn include(
         }),
         message: format!("cannot read {}: {e}", path.display()),
     })?;
-    out.files.push(path.to_path_buf());
+    out.files
+        .push((path.to_path_buf(), content_hash(text.as_bytes())));
     parse_entries(&text, &display, Some(path), origin.clone(), out, ttl, depth)
 }
 
@@ -125,25 +136,34 @@ fn parse_entries(
     depth: usize,
 ) -> Result<(), ParseError> {
     let mut lexer = Lexer::new(text);
+    // One record a line at most: the records are reserved at once, not moved as they grow.
+    out.records
+        .reserve(text.bytes().filter(|&b| b == b'\n').count() + 1);
     let mut owner: Option<Name> = None;
-    while let Some(entry) = lexer.next_entry().map_err(|(line, message)| ParseError {
-        loc: Loc {
-            file: file.clone(),
-            line,
-        },
-        message,
-    })? {
+    // One entry's tokens, the buffer reused from entry to entry.
+    let mut tokens = Vec::new();
+    while let Some((line, blank_owner)) =
+        lexer
+            .next_entry(&mut tokens)
+            .map_err(|(line, message)| ParseError {
+                loc: Loc {
+                    file: file.clone(),
+                    line,
+                },
+                message,
+            })?
+    {
         let loc = Loc {
             file: file.clone(),
-            line: entry.line,
+            line,
         };
         let err = |message: String| ParseError {
             loc: loc.clone(),
             message,
         };
-        let first = entry.tokens[0];
-        if !entry.blank_owner && first.starts_with('$') {
-            let args = &entry.tokens[1..];
+        let first = tokens[0];
+        if !blank_owner && first.starts_with('$') {
+            let args = &tokens[1..];
             match first.to_ascii_uppercase().as_str() {
                 "$ORIGIN" => {
                     let [name] = args else {
@@ -199,8 +219,8 @@ fn parse_entries(
             }
             continue;
         }
-        let mut rest: &[&str] = &entry.tokens;
-        if !entry.blank_owner {
+        let mut rest: &[&str] = &tokens;
+        if !blank_owner {
             let name = parse_name(rest[0], &origin).map_err(err)?;
             owner = Some(name);
             rest = &rest[1..];
@@ -271,71 +291,6 @@ fn parse_name(text: &str, origin: &Name) -> Result<Name, String> {
     super::token::name(text, origin)
 }
 
-fn parse_class(tok: &str) -> Option<DNSClass> {
-    match tok.to_ascii_uppercase().as_str() {
-        "IN" => Some(DNSClass::IN),
-        "CH" => Some(DNSClass::CH),
-        "HS" => Some(DNSClass::HS),
-        "ANY" => Some(DNSClass::ANY),
-        "NONE" => Some(DNSClass::NONE),
-        other => other
-            .strip_prefix("CLASS")
-            .and_then(|n| n.parse::<u16>().ok())
-            .map(DNSClass::from),
-    }
-}
-
-/// Mnemonics hickory does not know, with their codes (IANA DNS parameters registry).
-const EXTRA_TYPES: [(&str, u16); 7] = [
-    ("RP", 17),
-    ("AFSDB", 18),
-    ("RT", 21),
-    ("LOC", 29),
-    ("KX", 36),
-    ("SPF", 99),
-    ("URI", 256),
-];
-
-/// The mnemonic of a type (`TYPEnnn` for one without, RFC 3597 §5).
-pub fn type_name(rtype: RecordType) -> String {
-    match rtype {
-        RecordType::Unknown(code) => EXTRA_TYPES
-            .iter()
-            .find(|(_, c)| *c == code)
-            .map_or_else(|| format!("TYPE{code}"), |(name, _)| (*name).to_owned()),
-        other => other.to_string(),
-    }
-}
-
-/// Parses a record type mnemonic or the RFC 3597 `TYPEnnn` form.
-pub fn parse_type(tok: &str) -> Result<RecordType, String> {
-    let upper = tok.to_ascii_uppercase();
-    let rtype = match upper.strip_prefix("TYPE").map(str::parse::<u16>) {
-        Some(Ok(code)) => RecordType::from(code),
-        _ => match EXTRA_TYPES.iter().find(|(name, _)| *name == upper) {
-            Some((_, code)) => RecordType::from(*code),
-            None => {
-                RecordType::from_str(&upper).map_err(|_| format!("unknown record type `{tok}`"))?
-            }
-        },
-    };
-    match rtype {
-        RecordType::ANY
-        | RecordType::AXFR
-        | RecordType::IXFR
-        | RecordType::OPT
-        | RecordType::TSIG => Err(format!("{tok} is a meta type, not allowed in zone data")),
-        other => Ok(other),
-    }
-}
-
-/// One logical entry: its first line, whether the owner is blank, and its raw tokens.
-struct Entry<'a> {
-    line: u32,
-    blank_owner: bool,
-    tokens: Vec<&'a str>,
-}
-
 /// Splits master-file text into entries (RFC 1035 §5.1): `;` comments, `( )` continuation,
 /// `"quoted strings"` and `\` escapes.
 struct Lexer<'a> {
@@ -357,14 +312,19 @@ impl<'a> Lexer<'a> {
         self.src.as_bytes().get(self.pos).copied()
     }
 
-    fn next_entry(&mut self) -> Result<Option<Entry<'a>>, (u32, String)> {
+    /// Reads the next entry's raw tokens into `tokens`; gives its first line and whether its
+    /// owner is blank, `None` at the end of the text.
+    fn next_entry(
+        &mut self,
+        tokens: &mut Vec<&'a str>,
+    ) -> Result<Option<(u32, bool)>, (u32, String)> {
         loop {
             if self.pos >= self.src.len() {
                 return Ok(None);
             }
             let line = self.line;
             let blank_owner = matches!(self.peek(), Some(b' ' | b'\t'));
-            let mut tokens = Vec::new();
+            tokens.clear();
             let mut depth = 0u32;
             let mut paren_line = line;
             loop {
@@ -404,11 +364,7 @@ impl<'a> Lexer<'a> {
                 }
             }
             if !tokens.is_empty() {
-                return Ok(Some(Entry {
-                    line,
-                    blank_owner,
-                    tokens,
-                }));
+                return Ok(Some((line, blank_owner)));
             }
         }
     }
@@ -460,6 +416,8 @@ impl<'a> Lexer<'a> {
 
 #[cfg(test)]
 mod tests {
+    use hickory_proto::rr::RecordType;
+
     use super::*;
 
     fn origin() -> Name {

@@ -3,6 +3,7 @@
 
 use hickory_proto::rr::domain::Label;
 use hickory_proto::rr::Name;
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 /// The octets of one token: quotes removed, `\DDD` is the octet DDD (RFC 1035 §5.1), `\X` is
 /// X, and any other character stands for its UTF-8 octets.
@@ -94,10 +95,25 @@ fn plain_name(token: &str, origin: &Name) -> Option<Name> {
     if body.split('.').any(str::is_empty) {
         return None;
     }
-    let mut name = Name::from_labels(body.split('.').map(str::as_bytes)).ok()?;
-    if !absolute {
-        name = name.append_name(origin).ok()?;
+    // Read from its wire form, built here: `Name::from_labels` collects the labels into
+    // vectors first, and appending label by label moves the name each time.
+    let mut wire = [0u8; 256];
+    let mut len = 0;
+    let origin_labels = origin.iter().filter(|_| !absolute);
+    for label in body.split('.').map(str::as_bytes).chain(origin_labels) {
+        if label.len() > 63 {
+            return None;
+        }
+        let end = len + 1 + label.len();
+        // The root's zero octet comes after: at most 255 octets in all (RFC 1035 §3.1).
+        if end >= Name::MAX_LENGTH {
+            return None;
+        }
+        wire[len] = label.len() as u8;
+        wire[len + 1..end].copy_from_slice(label);
+        len = end;
     }
+    let mut name = Name::read(&mut BinDecoder::new(&wire[..=len])).ok()?;
     name.set_fqdn(true);
     Some(name)
 }
@@ -243,6 +259,10 @@ mod tests {
             "é".into(),
             "a\"b".into(),
             "".into(),
+            "*".into(),
+            "Host-9.Sub".into(),
+            format!("{long}.{long}.{long}.{}", "y".repeat(48)),
+            format!("{long}.{long}.{long}.{}", "y".repeat(49)),
         ];
         for token in &tokens {
             let slow = escaped_name(token, &origin());
