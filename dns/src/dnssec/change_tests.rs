@@ -218,6 +218,8 @@ fn run(seed: u64, keys: &[ZoneKey], steps: usize) {
             .filter(|r| r.record_type() == RecordType::RRSIG)
             .count();
         assert_eq!(verify_all(&dnskeys, &all), rrsigs, "{context}");
+        assert!(!changed.renewal_due(now), "{context}: fresh signatures");
+        assert!(changed.renewal_due(now + 8 * 86400), "{context}: past half the validity");
 
         // The journal entry turns the previous signed version into this one.
         let [.., entry] = changed.journal() else {

@@ -15,7 +15,7 @@ use super::journal::{difference_at, next_journal};
 use super::keys::ZoneKeys;
 use super::nsec3::{bitmap, hash_key, owner_name, Hash};
 use super::persist::Delta;
-use super::sign::{sign_jobs, Basis, Job, Previous, SignedZone, Slot};
+use super::sign::{earliest_of, sign_jobs, Basis, Job, Previous, SignedZone, Slot};
 use crate::error::DnsError;
 use crate::zone::{NameKey, NameMap, Node, Zone};
 
@@ -105,8 +105,10 @@ pub(super) fn sign_change(
         previous.sigs(job)
     })?;
 
+    let earliest = [previous.signed.earliest, earliest_of(&sigs)];
     let mut signed = SignedZone {
         sigs: previous.signed.sigs.clone(),
+        earliest: earliest.into_iter().flatten().min(),
         ..SignedZone::default()
     };
     let mut delta = Delta::default();

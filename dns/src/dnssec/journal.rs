@@ -49,8 +49,11 @@ pub(crate) fn bounded(
     if max_changes > 0 && journal.len() > max_changes {
         journal.drain(..journal.len() - max_changes);
     }
-    let limit = zone.record_count() + signed.record_count();
     let mut size: usize = journal.iter().map(|d| entry_size(d)).sum();
+    if size <= zone.record_count() {
+        return journal;
+    }
+    let limit = zone.record_count() + signed.record_count();
     while size > limit && !journal.is_empty() {
         size -= entry_size(&journal.remove(0));
     }

@@ -32,6 +32,10 @@ pub struct SignedZone {
     pub(crate) chain: Chain,
     /// The differences between the signed versions served so far, oldest first (for IXFR).
     pub(super) journal: Vec<Arc<Difference>>,
+    /// The earliest expiration of a signature (none without signatures); after a change, of
+    /// the signatures before it too (a signature dropped may have been the earliest: renewal
+    /// is then checked for early, and signing again renews nothing that is not due).
+    pub(super) earliest: Option<u32>,
 }
 
 impl SignedZone {
@@ -57,13 +61,19 @@ impl SignedZone {
     /// secondaries transfer the new signatures before the old ones expire.
     pub fn renewal_due(&self, now: u64) -> bool {
         let renew_after = now + SIGNATURE_VALIDITY.as_secs() / 2;
+        self.earliest.is_some_and(|e| u64::from(e) <= renew_after)
+    }
+
+    /// The earliest expiration of all its signatures.
+    fn earliest_expiration(&self) -> Option<u32> {
         let links = (0..self.chain.len()).filter_map(|i| self.chain.sigs(i));
         self.sigs
             .values()
             .flat_map(Node::rrsets)
             .chain(links)
             .flat_map(|set| set.rdata())
-            .any(|sig| expiration(sig).is_some_and(|e| u64::from(e) <= renew_after))
+            .filter_map(expiration)
+            .min()
     }
 
     /// The differences between the signed versions served so far, oldest first, with their
@@ -273,6 +283,7 @@ pub fn sign_zone(
         chain.set_sigs(i, records)?;
     }
     signed.chain = chain;
+    signed.earliest = signed.earliest_expiration();
     if basis.changes {
         delta.deletes = dropped(&basis, &signed);
     }
@@ -366,6 +377,15 @@ pub(super) fn sign_jobs<'a>(
         sigs[m.job][m.signer] = Some(sig);
     }
     Ok((sigs, kept))
+}
+
+/// The earliest expiration of the signatures made or kept for jobs.
+pub(super) fn earliest_of(sigs: &[JobSigs]) -> Option<u32> {
+    sigs.iter()
+        .flatten()
+        .flatten()
+        .filter_map(|sig| expiration(sig))
+        .min()
 }
 
 /// The RRset of a job whose signatures changed, for the store.
