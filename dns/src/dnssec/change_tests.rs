@@ -11,11 +11,13 @@ use hickory_proto::dnssec::rdata::DNSKEY;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use super::incremental::sign_change;
-use super::tests::{apply, key, signed_records, verify_all};
+use super::tests::{apply, key, signed_records, signed_state, verify_all};
 use super::{
     prepare_signing, sign_zone, Basis, KeyRole, KeyState, Previous, SignedZone, Stored,
     StoredSigned, ZoneKey, ZoneKeys, ECDSAP256SHA256, ED25519,
 };
+use crate::managed::ManagedRecord;
+use crate::state::{build as build_state, OnZoneError};
 use crate::zone::{parse::parse_text, Zone};
 
 /// Owner names (relative to `t.test.`) and the types the changes put there.
@@ -219,7 +221,10 @@ fn run(seed: u64, keys: &[ZoneKey], steps: usize) {
             .count();
         assert_eq!(verify_all(&dnskeys, &all), rrsigs, "{context}");
         assert!(!changed.renewal_due(now), "{context}: fresh signatures");
-        assert!(changed.renewal_due(now + 8 * 86400), "{context}: past half the validity");
+        assert!(
+            changed.renewal_due(now + 8 * 86400),
+            "{context}: past half the validity"
+        );
 
         // The journal entry turns the previous signed version into this one.
         let [.., entry] = changed.journal() else {
@@ -280,4 +285,53 @@ fn a_signed_change_equals_signing_from_scratch() {
         key(ED25519, KeyRole::Zsk, KeyState::Active),
     ];
     run(99, &split, 60);
+}
+
+/// Through the serving state: the managed records (admin records, dynamic updates) change at
+/// random, only their owners are signed again, and what is served is what signing the served
+/// zone from scratch gives.
+#[test]
+fn managed_record_changes_are_signed_like_the_whole_zone() {
+    let keys = vec![key(ECDSAP256SHA256, KeyRole::Csk, KeyState::Active)];
+    let zone = "$TTL 300\n@ SOA ns h 1 2 3 4 60\n@ NS ns\nns A 192.0.2.1\nfile A 192.0.2.2\n";
+    let (_dir, mut inputs, mut state) = signed_state(keys.clone(), zone);
+    let dnskeys = dnskeys(&keys);
+    let signing = ZoneKeys::new(keys).expect("keys");
+    let mut rng = Rng(5);
+    let mut records = Records::new();
+    let origin = Name::from_ascii("t.test.").expect("origin");
+    for step in 0..40 {
+        change(&mut rng, &mut records);
+        let managed = records
+            .iter()
+            .flat_map(|((owner, rtype), data)| {
+                data.iter().map(|d| ManagedRecord {
+                    name: absolute(owner).to_string(),
+                    ttl: 300,
+                    rtype: (*rtype).to_owned(),
+                    data: d.clone(),
+                    synthesised: false,
+                })
+            })
+            .collect();
+        inputs.managed.insert("v".into(), managed);
+        let (next, _) = build_state(&mut inputs, OnZoneError::KeepOld(&state)).expect("builds");
+        state = next;
+        let served = state.views[0].find_zone(&origin).expect("zone").clone();
+        let signed = served.signed.as_ref().expect("signed");
+        let now = super::super::server::unix_now();
+        let (scratch, _) = sign_zone(&served.zone, &signing, Basis::default(), now).expect("signs");
+        let context = format!("step {step}: {records:?}");
+        assert_eq!(
+            shape(&served.zone, signed),
+            shape(&served.zone, &scratch),
+            "{context}"
+        );
+        let all = all_records(&served.zone, signed);
+        let rrsigs = all
+            .iter()
+            .filter(|r| r.record_type() == RecordType::RRSIG)
+            .count();
+        assert_eq!(verify_all(&dnskeys, &all), rrsigs, "{context}");
+    }
 }

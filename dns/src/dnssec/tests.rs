@@ -31,7 +31,10 @@ pub(super) fn key(algorithm: u8, role: KeyRole, state: KeyState) -> ZoneKey {
     ZoneKey::new("t.test", algorithm, role, state, pkcs8).expect("zone key")
 }
 
-fn signed_state(keys: Vec<ZoneKey>, zone: &str) -> (tempfile::TempDir, Inputs, ServingState) {
+pub(super) fn signed_state(
+    keys: Vec<ZoneKey>,
+    zone: &str,
+) -> (tempfile::TempDir, Inputs, ServingState) {
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::create_dir_all(dir.path().join("zones/v")).expect("mkdir");
     std::fs::write(dir.path().join("zones/v/t.test.zone"), zone).expect("write");
