@@ -15,7 +15,9 @@ use super::journal::{difference_at, next_journal};
 use super::keys::ZoneKeys;
 use super::nsec3::{bitmap, hash_key, owner_name, Hash};
 use super::persist::Delta;
-use super::sign::{earliest_of, sign_jobs, Basis, Job, Previous, SignedZone, Slot};
+use super::sign::{
+    earliest_of, push_rrset_jobs, sign_jobs, Basis, Job, Previous, SignedZone, Slot,
+};
 use crate::error::DnsError;
 use crate::zone::{NameKey, NameMap, Node, Zone};
 
@@ -76,16 +78,7 @@ pub(super) fn sign_change(
         let Some(node) = zone.node(name).filter(|_| zone.authoritative_name(name)) else {
             continue;
         };
-        let owner = zone.owner(name);
-        for set in node.rrsets() {
-            if !node.is_cut() || set.rtype == RecordType::DS {
-                jobs.push(Job {
-                    slot: Slot::RrSet(set.rtype),
-                    owner: owner.clone(),
-                    set,
-                });
-            }
-        }
+        push_rrset_jobs(&mut jobs, &zone.owner(name), node);
     }
     for hashed in &relinked {
         let Some(i) = chain.index(hashed) else {

@@ -249,17 +249,8 @@ pub fn sign_zone(
     let link_sets = signing_jobs_of_chain(&chain);
     let mut jobs = Vec::new();
     for (name, node) in zone.nodes() {
-        if !zone.authoritative_name(&name) {
-            continue;
-        }
-        for set in node.rrsets() {
-            if !node.is_cut() || set.rtype == RecordType::DS {
-                jobs.push(Job {
-                    slot: Slot::RrSet(set.rtype),
-                    owner: name.clone(),
-                    set,
-                });
-            }
+        if zone.authoritative_name(&name) {
+            push_rrset_jobs(&mut jobs, &name, node);
         }
     }
     jobs.extend(link_sets);
@@ -377,6 +368,20 @@ pub(super) fn sign_jobs<'a>(
         sigs[m.job][m.signer] = Some(sig);
     }
     Ok((sigs, kept))
+}
+
+/// Adds a job for each RRset of `node` that is signed: every one, but at a delegation point
+/// only the DS RRset (RFC 4035 §2.2).
+pub(super) fn push_rrset_jobs<'z>(jobs: &mut Vec<Job<'z>>, owner: &Name, node: &'z Node) {
+    for set in node.rrsets() {
+        if !node.is_cut() || set.rtype == RecordType::DS {
+            jobs.push(Job {
+                slot: Slot::RrSet(set.rtype),
+                owner: owner.clone(),
+                set,
+            });
+        }
+    }
 }
 
 /// The earliest expiration of the signatures made or kept for jobs.
