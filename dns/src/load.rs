@@ -14,7 +14,7 @@ use crate::config::ZoneConfig;
 use crate::dnssec::{
     prepare_signing, sign_zone, Basis, Previous, SignedZone, Stored, ZoneKey, SIGNING_APEX_TYPES,
 };
-use crate::managed::{merge, ManagedRecord};
+use crate::managed::{changed_owners, merge, ManagedRecord};
 use crate::serial::digest;
 use crate::server::unix_now;
 use crate::state::{zone_name, Inputs, ZoneReport};
@@ -213,11 +213,18 @@ pub(crate) fn load_zone(inputs: &mut Inputs, view: &str, zc: &ZoneConfig, origin
     let signed = match signing {
         None => None,
         Some(signing) => {
+            // Only the managed records changed: only their owners are signed again.
+            let touched = inputs
+                .built
+                .get(&key)
+                .filter(|b| b.sources.files == files && b.sources.keys == keys && !renewing)
+                .and_then(|b| changed_owners(&b.sources.managed, &managed));
             let basis = Basis {
                 previous: previous(inputs, &key),
                 stored: stored.as_ref(),
                 max_changes: inputs.config.journal_max_changes,
                 changes: inputs.keep_signed,
+                touched: touched.as_deref(),
             };
             match sign_zone(&zone, &signing, basis, unix_now()) {
                 Ok((signed, delta)) => {

@@ -25,6 +25,39 @@ pub struct ManagedRecord {
     pub synthesised: bool,
 }
 
+/// The owner names whose records differ between `before` and `after` (in content or in
+/// order: of two records that exclude each other the first is served), or `None` when an
+/// owner name does not read.
+pub(crate) fn changed_owners(
+    before: &[ManagedRecord],
+    after: &[ManagedRecord],
+) -> Option<Vec<Name>> {
+    let mut by_owner: HashMap<LowerName, (Vec<&ManagedRecord>, Vec<&ManagedRecord>)> =
+        HashMap::new();
+    for (record, side) in before
+        .iter()
+        .map(|r| (r, 0))
+        .chain(after.iter().map(|r| (r, 1)))
+    {
+        let lists = by_owner
+            .entry(LowerName::new(&record.owner()?))
+            .or_default();
+        if side == 0 {
+            &mut lists.0
+        } else {
+            &mut lists.1
+        }
+        .push(record);
+    }
+    Some(
+        by_owner
+            .into_iter()
+            .filter(|(_, (b, a))| b != a)
+            .map(|(owner, _)| Name::from(owner))
+            .collect(),
+    )
+}
+
 /// A record as a view serves it (see [`crate::DnsServer::served_records`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServedRecord {

@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use hickory_proto::rr::{Record, RecordType};
 
+use hickory_proto::rr::Name;
+
+use super::nsec3::Hash;
 use super::sign::{Previous, SignedZone};
 use crate::journal::Difference;
 use crate::transfer::serial_lt;
@@ -14,11 +17,13 @@ use crate::zone::Zone;
 
 /// The journal of the new signed version and its new entry: the previous journal with the
 /// difference from the previous version appended (unchanged when the serial is), [`bounded`].
+/// `difference` works the entry out: [`difference`] or, for a change, [`difference_at`].
 pub(crate) fn next_journal(
     previous: Previous<'_>,
     zone: &Zone,
     signed: &SignedZone,
     max_changes: usize,
+    difference: impl FnOnce() -> Difference,
 ) -> (Vec<Arc<Difference>>, Option<Arc<Difference>>) {
     let (from, to) = (previous.zone.serial(), zone.serial());
     if from == to {
@@ -28,7 +33,7 @@ pub(crate) fn next_journal(
         return (Vec::new(), None);
     }
     let mut journal = previous.signed.journal().to_vec();
-    let entry = Arc::new(difference(previous, zone, signed));
+    let entry = Arc::new(difference());
     journal.push(entry.clone());
     (bounded(journal, zone, signed, max_changes), Some(entry))
 }
@@ -44,8 +49,11 @@ pub(crate) fn bounded(
     if max_changes > 0 && journal.len() > max_changes {
         journal.drain(..journal.len() - max_changes);
     }
-    let limit = zone.record_count() + signed.record_count();
     let mut size: usize = journal.iter().map(|d| entry_size(d)).sum();
+    if size <= zone.record_count() {
+        return journal;
+    }
+    let limit = zone.record_count() + signed.record_count();
     while size > limit && !journal.is_empty() {
         size -= entry_size(&journal.remove(0));
     }
@@ -59,7 +67,7 @@ fn entry_size(d: &Difference) -> usize {
 /// Every record of the previous version the new one lacks and the reverse; an RRset (or the
 /// signatures over one, or an NSEC3 record with its signatures) that changed at all, TTL
 /// included, is replaced whole. The SOA is left out: the difference sequence carries it.
-fn difference(previous: Previous<'_>, zone: &Zone, signed: &SignedZone) -> Difference {
+pub(crate) fn difference(previous: Previous<'_>, zone: &Zone, signed: &SignedZone) -> Difference {
     let mut d = Difference {
         from: previous.zone.serial(),
         to: zone.serial(),
@@ -104,6 +112,64 @@ fn difference(previous: Previous<'_>, zone: &Zone, signed: &SignedZone) -> Diffe
     for (j, hash) in before.hashes().iter().enumerate() {
         if after.index(hash).is_none() {
             d.removed.extend(before.records(j));
+        }
+    }
+    d
+}
+
+/// [`difference`] where only the nodes at `names` and the NSEC3 links of `links` (hashes,
+/// in the chain before or after) can have changed: what a change costs is what it touched.
+pub(crate) fn difference_at(
+    previous: Previous<'_>,
+    zone: &Zone,
+    signed: &SignedZone,
+    names: &[Name],
+    links: &[Hash],
+) -> Difference {
+    let mut d = Difference {
+        from: previous.zone.serial(),
+        to: zone.serial(),
+        removed: Vec::new(),
+        added: Vec::new(),
+    };
+    for name in names {
+        let (before, after) = (previous.zone.node(name), zone.node(name));
+        let (old_owner, new_owner) = (previous.zone.owner(name), zone.owner(name));
+        for set in after.into_iter().flat_map(|n| n.rrsets()) {
+            let old = before.and_then(|n| n.get(set.rtype));
+            if set.rtype != RecordType::SOA && old != Some(set) {
+                let old = old.map(|s| s.records(&old_owner)).unwrap_or_default();
+                replace(&mut d, &old, &set.records(&new_owner));
+            }
+        }
+        for set in before.into_iter().flat_map(|n| n.rrsets()) {
+            if set.rtype != RecordType::SOA && after.and_then(|n| n.get(set.rtype)).is_none() {
+                d.removed.extend(set.records(&old_owner));
+            }
+        }
+        let covered = |s: &SignedZone| s.covered(name);
+        let mut types = covered(signed);
+        types.extend(covered(previous.signed));
+        types.sort_by_key(|t| u16::from(*t));
+        types.dedup();
+        // Signatures are transferred under the lower-cased owner ([`SignedZone::all_sigs`]).
+        let lower = name.to_lowercase();
+        for rtype in types {
+            if !signed.same_sigs(previous.signed, name, rtype) {
+                let old = previous.signed.sigs(name, rtype, &lower);
+                replace(&mut d, &old, &signed.sigs(name, rtype, &lower));
+            }
+        }
+    }
+    let (before, after) = (&previous.signed.chain, &signed.chain);
+    for hash in links {
+        match (before.index(hash), after.index(hash)) {
+            (Some(j), Some(i)) if after.same_link(i, before, j) => {}
+            (old, new) => {
+                let old = old.map(|j| before.records(j)).unwrap_or_default();
+                let new = new.map(|i| after.records(i)).unwrap_or_default();
+                replace(&mut d, &old, &new);
+            }
         }
     }
     d

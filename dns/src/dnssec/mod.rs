@@ -4,6 +4,7 @@
 //! with the DO bit.
 
 mod answer;
+mod incremental;
 mod journal;
 mod keys;
 pub(crate) mod nsec3;
@@ -80,5 +81,7 @@ fn apex_records(keys: &ZoneKeys, origin: &Name, ttl: u32) -> Result<Vec<Record>,
     Ok(out)
 }
 
+#[cfg(test)]
+mod change_tests;
 #[cfg(test)]
 mod tests;

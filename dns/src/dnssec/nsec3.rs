@@ -32,7 +32,7 @@ pub(crate) fn hash_key(key: &[u8]) -> Option<Hash> {
 /// The chain, sorted by hash: the hashes apart from the links, so that a lookup's binary
 /// search reads one contiguous array. A link is a compact node holding its NSEC3 record (type
 /// NSEC3) and, once signed, the RRSIGs over it (type RRSIG); its owner is `hash.origin`.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct Chain {
     origin: Name,
     ttl: u32,
@@ -42,7 +42,7 @@ pub(crate) struct Chain {
 
 /// The types in a node's NSEC3 bitmap: at a delegation only NS and DS (RFC 5155 §7.1), RRSIG
 /// wherever a signed RRset is.
-fn bitmap(node: &Node) -> Vec<RecordType> {
+pub(super) fn bitmap(node: &Node) -> Vec<RecordType> {
     let cut = node.is_cut();
     let mut types: Vec<RecordType> = node
         .rrsets()
@@ -76,21 +76,82 @@ impl Chain {
             links: Vec::with_capacity(links.len()),
         };
         for (i, (hashed, types)) in links.iter().enumerate() {
-            let next = links[(i + 1) % links.len()].0.to_vec();
-            let nsec3 = RData::DNSSEC(DNSSECRData::NSEC3(NSEC3::new(
-                Nsec3HashAlgorithm::SHA1,
-                false,
-                0,
-                Vec::new(),
-                next,
-                types.iter().copied(),
-            )));
-            let link = Node::encode([(RecordType::NSEC3, chain.ttl, vec![&nsec3])], false)
-                .map_err(DnsError::Dnssec)?;
+            let next = &links[(i + 1) % links.len()].0;
             chain.hashes.push(*hashed);
-            chain.links.push(link);
+            let node = chain.link_node(next, types.iter().copied())?;
+            chain.links.push(node);
         }
         Ok(chain)
+    }
+
+    /// An unsigned link: its NSEC3 record with the next hashed owner `next` and the types
+    /// `types` in its bitmap (RFC 5155 §3).
+    fn link_node(
+        &self,
+        next: &Hash,
+        types: impl IntoIterator<Item = RecordType>,
+    ) -> Result<Node, DnsError> {
+        let nsec3 = RData::DNSSEC(DNSSECRData::NSEC3(NSEC3::new(
+            Nsec3HashAlgorithm::SHA1,
+            false,
+            0,
+            Vec::new(),
+            next.to_vec(),
+            types,
+        )));
+        Node::encode([(RecordType::NSEC3, self.ttl, vec![&nsec3])], false).map_err(DnsError::Dnssec)
+    }
+
+    /// Puts the link of `hashed` with the bitmap `types` in the chain, unsigned, replacing the
+    /// one there; its next hashed owner is set by [`Chain::relink`].
+    pub(super) fn put(&mut self, hashed: Hash, types: Vec<RecordType>) -> Result<(), DnsError> {
+        let node = self.link_node(&hashed, types)?;
+        match self.hashes.binary_search(&hashed) {
+            Ok(i) => self.links[i] = node,
+            Err(i) => {
+                self.hashes.insert(i, hashed);
+                self.links.insert(i, node);
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the link of `hashed` out of the chain; false when there was none.
+    pub(super) fn remove(&mut self, hashed: &Hash) -> bool {
+        match self.hashes.binary_search(hashed) {
+            Ok(i) => {
+                self.hashes.remove(i);
+                self.links.remove(i);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The link before the position of `hashed` (present or not), wrapping around.
+    pub(super) fn predecessor(&self, hashed: &Hash) -> Option<usize> {
+        let i = match self.hashes.binary_search(hashed) {
+            Ok(i) | Err(i) => i,
+        };
+        (i + self.len())
+            .checked_sub(1)
+            .map(|p| p % self.len().max(1))
+    }
+
+    /// Points link `i`'s NSEC3 record at the next link's hash (RFC 5155 §3.1.7), keeping its
+    /// bitmap; the link is then unsigned unless it already pointed there.
+    pub(super) fn relink(&mut self, i: usize) -> Result<(), DnsError> {
+        let Some(next) = self.hashes.get((i + 1) % self.len().max(1)).copied() else {
+            return Ok(());
+        };
+        let data = self.nsec3(i).and_then(|set| set.data().next());
+        let Some(RData::DNSSEC(DNSSECRData::NSEC3(nsec3))) = data else {
+            return Err(DnsError::Dnssec("NSEC3 link does not decode".into()));
+        };
+        if nsec3.next_hashed_owner_name() != next {
+            self.links[i] = self.link_node(&next, nsec3.type_bit_maps())?;
+        }
+        Ok(())
     }
 
     /// The number of links.
@@ -203,7 +264,7 @@ pub(crate) fn hash_label(hashed: &Hash) -> [u8; 32] {
 }
 
 /// `base32hex(hash).origin` (RFC 5155 §3).
-fn owner_name(hashed: &Hash, origin: &Name) -> Result<Name, hickory_proto::ProtoError> {
+pub(super) fn owner_name(hashed: &Hash, origin: &Name) -> Result<Name, hickory_proto::ProtoError> {
     let label = hash_label(hashed);
     Name::from_labels([&label[..]])?.append_domain(origin)
 }

@@ -11,7 +11,8 @@ use hickory_proto::dnssec::rdata::{DNSSECRData, SigInput, RRSIG};
 use hickory_proto::dnssec::TBS;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, SerialNumber};
 
-use super::journal::{bounded, next_journal};
+use super::incremental::sign_change;
+use super::journal::{bounded, difference, next_journal};
 use super::keys::{Signer, ZoneKeys, SIGNATURE_VALIDITY};
 use super::nsec3::{Chain, Hash};
 use super::persist::{rrset_digest, Delta, Stored, Upsert};
@@ -27,10 +28,14 @@ const INCEPTION_SLACK: u64 = 3600;
 pub struct SignedZone {
     /// The RRSIGs by lower-cased wire owner name: a compact node whose RRsets are the
     /// signatures over each signed RRset, by type covered.
-    sigs: NameMap<Node>,
+    pub(super) sigs: NameMap<Node>,
     pub(crate) chain: Chain,
     /// The differences between the signed versions served so far, oldest first (for IXFR).
-    journal: Vec<Arc<Difference>>,
+    pub(super) journal: Vec<Arc<Difference>>,
+    /// The earliest expiration of a signature (none without signatures); after a change, of
+    /// the signatures before it too (a signature dropped may have been the earliest: renewal
+    /// is then checked for early, and signing again renews nothing that is not due).
+    pub(super) earliest: Option<u32>,
 }
 
 impl SignedZone {
@@ -56,13 +61,19 @@ impl SignedZone {
     /// secondaries transfer the new signatures before the old ones expire.
     pub fn renewal_due(&self, now: u64) -> bool {
         let renew_after = now + SIGNATURE_VALIDITY.as_secs() / 2;
+        self.earliest.is_some_and(|e| u64::from(e) <= renew_after)
+    }
+
+    /// The earliest expiration of all its signatures.
+    fn earliest_expiration(&self) -> Option<u32> {
         let links = (0..self.chain.len()).filter_map(|i| self.chain.sigs(i));
         self.sigs
             .values()
             .flat_map(Node::rrsets)
             .chain(links)
             .flat_map(|set| set.rdata())
-            .any(|sig| expiration(sig).is_some_and(|e| u64::from(e) <= renew_after))
+            .filter_map(expiration)
+            .min()
     }
 
     /// The differences between the signed versions served so far, oldest first, with their
@@ -100,6 +111,13 @@ impl SignedZone {
         set.map_or_else(Vec::new, |s| s.wire().to_vec())
     }
 
+    /// The types covered by the signatures at `owner`.
+    pub(crate) fn covered(&self, owner: &Name) -> Vec<RecordType> {
+        self.sigs
+            .get(NameKey::new(owner).as_bytes())
+            .map_or_else(Vec::new, |n| n.rrsets().map(|s| s.rtype).collect())
+    }
+
     /// Whether the RRset with wire owner name `owner` and type `rtype` is signed.
     fn signs_key(&self, owner: &[u8], rtype: RecordType) -> bool {
         self.sigs.get(owner).is_some_and(|n| n.get(rtype).is_some())
@@ -134,16 +152,22 @@ impl SignedZone {
 /// The signatures over one RRset: type covered, TTL and RRSIGs in wire form.
 type WireSet<'a> = (RecordType, u32, Vec<&'a [u8]>);
 
+/// The signatures of one job: one slot per signer, `None` where it does not sign the job.
+pub(super) type JobSigs = Vec<Option<Box<[u8]>>>;
+
+/// The signatures (wire RDATA) over the NSEC3 record of a link, by link.
+pub(super) type LinkSigs<'a> = (usize, Vec<&'a [u8]>);
+
 /// One RRset to sign: where its signatures go, its owner and its records.
-struct Job<'z> {
-    slot: Slot<'z>,
-    owner: Name,
-    set: RrSet<'z>,
+pub(super) struct Job<'z> {
+    pub(super) slot: Slot<'z>,
+    pub(super) owner: Name,
+    pub(super) set: RrSet<'z>,
 }
 
 /// Where a job's signatures go: the signatures of the owner's RRset of that type, or the NSEC3
 /// link with that index and hash.
-enum Slot<'z> {
+pub(super) enum Slot<'z> {
     RrSet(RecordType),
     Link(usize, &'z Hash),
 }
@@ -165,7 +189,7 @@ pub struct Previous<'a> {
 
 impl<'a> Previous<'a> {
     /// The signatures (wire RDATA) over the job's RRset if it has not changed since.
-    fn sigs(self, job: &Job<'_>) -> Vec<&'a [u8]> {
+    pub(super) fn sigs(self, job: &Job<'_>) -> Vec<&'a [u8]> {
         let set = match &job.slot {
             Slot::RrSet(rtype) => {
                 let unchanged = self
@@ -200,6 +224,10 @@ pub struct Basis<'a> {
     pub max_changes: usize,
     /// Whether to work out the signatures made and dropped, for the store ([`Delta`]).
     pub changes: bool,
+    /// The only names whose data differs from the previous version's (besides the SOA
+    /// serial), when the caller knows them: the change is then signed in proportion to its
+    /// size ([`super::incremental`]).
+    pub touched: Option<&'a [Name]>,
 }
 
 /// Signs `zone` with `keys` at time `now` (Unix seconds), reusing the fresh signatures of the
@@ -212,39 +240,81 @@ pub fn sign_zone(
     now: u64,
 ) -> Result<(SignedZone, Delta), DnsError> {
     let previous = basis.previous;
+    if let (Some(previous), None, Some(touched)) = (previous, basis.stored, basis.touched) {
+        if let Some(signed) = sign_change(zone, keys, previous, touched, &basis, now)? {
+            return Ok(signed);
+        }
+    }
     let mut chain = Chain::build(zone)?;
     let link_sets = signing_jobs_of_chain(&chain);
     let mut jobs = Vec::new();
     for (name, node) in zone.nodes() {
-        if !zone.authoritative_name(&name) {
-            continue;
-        }
-        for set in node.rrsets() {
-            if !node.is_cut() || set.rtype == RecordType::DS {
-                jobs.push(Job {
-                    slot: Slot::RrSet(set.rtype),
-                    owner: name.clone(),
-                    set,
-                });
-            }
+        if zone.authoritative_name(&name) {
+            push_rrset_jobs(&mut jobs, &name, node);
         }
     }
     jobs.extend(link_sets);
 
-    // The previous version first: what is fresh is reused, the rest is signed below.
-    let renew_after = now + SIGNATURE_VALIDITY.as_secs() / 2;
-    let mut sigs: Vec<Vec<Option<Box<[u8]>>>> = Vec::with_capacity(jobs.len());
-    let mut missing = Vec::new();
-    // Per job: whether its signatures are the basis's ones, unchanged.
-    let mut kept = Vec::with_capacity(jobs.len());
-    for (j, job) in jobs.iter().enumerate() {
+    let (sigs, kept) = sign_jobs(&jobs, keys, zone.origin(), now, basis.changes, |job| {
         let stored = basis.stored.map_or_else(Vec::new, |stored| {
             stored.sigs(NameKey::new(&job.owner).as_bytes(), job.set)
         });
-        let old = match previous {
+        match previous {
             Some(p) if stored.is_empty() => p.sigs(job),
             _ => stored,
-        };
+        }
+    })?;
+
+    let mut signed = SignedZone::default();
+    let mut delta = Delta::default();
+    let by_link = signed.put_sigs(&jobs, &sigs, kept, &mut delta)?;
+    signed.sigs.shrink_to_fit();
+    drop(jobs);
+    for (i, records) in by_link {
+        chain.set_sigs(i, records)?;
+    }
+    signed.chain = chain;
+    signed.earliest = signed.earliest_expiration();
+    if basis.changes {
+        delta.deletes = dropped(&basis, &signed);
+    }
+    match (previous, basis.stored) {
+        (Some(previous), _) => {
+            let (journal, entry) = next_journal(previous, zone, &signed, basis.max_changes, || {
+                difference(previous, zone, &signed)
+            });
+            signed.journal = journal;
+            delta.entry = entry;
+        }
+        (None, Some(stored)) => {
+            signed.journal = bounded(stored.journal().to_vec(), zone, &signed, basis.max_changes);
+        }
+        (None, None) => {}
+    }
+    if let (Some(_), Some(stored)) = (previous, basis.stored) {
+        adopt_entries(&mut signed.journal, stored.journal());
+    }
+    Ok((signed, delta))
+}
+
+/// The signatures of each job, one slot per signer (`None` where the signer does not sign
+/// it), and per job whether they are exactly its `old` ones (always true without `changes`):
+/// an old signature by the same key with more than half its validity left is reused
+/// (RFC 6781 §4.4.2), the missing ones are made on every core.
+pub(super) fn sign_jobs<'a>(
+    jobs: &[Job<'_>],
+    keys: &ZoneKeys,
+    origin: &Name,
+    now: u64,
+    changes: bool,
+    old_sigs: impl Fn(&Job<'_>) -> Vec<&'a [u8]>,
+) -> Result<(Vec<JobSigs>, Vec<bool>), DnsError> {
+    let renew_after = now + SIGNATURE_VALIDITY.as_secs() / 2;
+    let mut sigs: Vec<JobSigs> = Vec::with_capacity(jobs.len());
+    let mut missing = Vec::new();
+    let mut kept = Vec::with_capacity(jobs.len());
+    for (j, job) in jobs.iter().enumerate() {
+        let old = old_sigs(job);
         let mut slots: Vec<Option<Box<[u8]>>> = vec![None; keys.signers.len()];
         for (k, signer) in keys.signers.iter().enumerate() {
             if !signs(job, signer) {
@@ -262,20 +332,18 @@ pub fn sign_zone(
         }
         let made = missing.last().is_some_and(|m: &Missing| m.job == j);
         let reused = slots.iter().flatten().map(|sig| &**sig);
-        kept.push(!basis.changes || (!made && reused.eq(old.iter().copied())));
+        kept.push(!changes || (!made && reused.eq(old.iter().copied())));
         sigs.push(slots);
     }
-
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = missing.len().div_ceil(threads).max(64);
     let made: Vec<Result<Vec<Box<[u8]>>, DnsError>> = std::thread::scope(|scope| {
         let workers: Vec<_> = missing
             .chunks(chunk)
             .map(|part| {
-                let jobs = &jobs;
                 scope.spawn(move || {
                     part.iter()
-                        .map(|m| sign(&jobs[m.job], &keys.signers[m.signer], zone.origin(), now))
+                        .map(|m| sign(&jobs[m.job], &keys.signers[m.signer], origin, now))
                         .collect::<Result<Vec<_>, _>>()
                 })
             })
@@ -299,53 +367,30 @@ pub fn sign_zone(
             .ok_or_else(|| DnsError::Dnssec("signature missing".into()))?;
         sigs[m.job][m.signer] = Some(sig);
     }
+    Ok((sigs, kept))
+}
 
-    // The signatures of one owner's RRsets are made by consecutive jobs: one node per owner.
-    let mut signed = SignedZone::default();
-    let mut delta = Delta::default();
-    let mut by_link = Vec::new();
-    let mut owner: Option<(&Name, Vec<WireSet<'_>>)> = None;
-    for ((job, slots), kept) in jobs.iter().zip(&sigs).zip(kept) {
-        if !kept {
-            delta.upserts.push(upsert(job));
-        }
-        let records: Vec<&[u8]> = slots.iter().flatten().map(|sig| &sig[..]).collect();
-        match &job.slot {
-            Slot::RrSet(rtype) => {
-                if owner.as_ref().is_some_and(|(o, _)| **o != job.owner) {
-                    signed.insert_sigs(owner.take())?;
-                }
-                let sets = &mut owner.get_or_insert_with(|| (&job.owner, Vec::new())).1;
-                sets.push((*rtype, job.set.ttl(), records));
-            }
-            Slot::Link(i, _) => by_link.push((*i, records)),
+/// Adds a job for each RRset of `node` that is signed: every one, but at a delegation point
+/// only the DS RRset (RFC 4035 §2.2).
+pub(super) fn push_rrset_jobs<'z>(jobs: &mut Vec<Job<'z>>, owner: &Name, node: &'z Node) {
+    for set in node.rrsets() {
+        if !node.is_cut() || set.rtype == RecordType::DS {
+            jobs.push(Job {
+                slot: Slot::RrSet(set.rtype),
+                owner: owner.clone(),
+                set,
+            });
         }
     }
-    signed.insert_sigs(owner)?;
-    signed.sigs.shrink_to_fit();
-    drop(jobs);
-    for (i, records) in by_link {
-        chain.set_sigs(i, records)?;
-    }
-    signed.chain = chain;
-    if basis.changes {
-        delta.deletes = dropped(&basis, &signed);
-    }
-    match (previous, basis.stored) {
-        (Some(previous), _) => {
-            let (journal, entry) = next_journal(previous, zone, &signed, basis.max_changes);
-            signed.journal = journal;
-            delta.entry = entry;
-        }
-        (None, Some(stored)) => {
-            signed.journal = bounded(stored.journal().to_vec(), zone, &signed, basis.max_changes);
-        }
-        (None, None) => {}
-    }
-    if let (Some(_), Some(stored)) = (previous, basis.stored) {
-        adopt_entries(&mut signed.journal, stored.journal());
-    }
-    Ok((signed, delta))
+}
+
+/// The earliest expiration of the signatures made or kept for jobs.
+pub(super) fn earliest_of(sigs: &[JobSigs]) -> Option<u32> {
+    sigs.iter()
+        .flatten()
+        .flatten()
+        .filter_map(|sig| expiration(sig))
+        .min()
 }
 
 /// The RRset of a job whose signatures changed, for the store.
@@ -436,6 +481,38 @@ fn signing_jobs_of_chain(chain: &Chain) -> Vec<Job<'_>> {
 }
 
 impl SignedZone {
+    /// Stores the signatures of the RRset jobs (those of one owner's RRsets are made by
+    /// consecutive jobs: one node per owner) and records in `delta` the jobs whose signatures
+    /// are not `kept`; returns the signatures of the NSEC3 links, by link.
+    pub(super) fn put_sigs<'j>(
+        &mut self,
+        jobs: &[Job<'_>],
+        sigs: &'j [JobSigs],
+        kept: Vec<bool>,
+        delta: &mut Delta,
+    ) -> Result<Vec<LinkSigs<'j>>, DnsError> {
+        let mut by_link = Vec::new();
+        let mut owner: Option<(&Name, Vec<WireSet<'_>>)> = None;
+        for ((job, slots), kept) in jobs.iter().zip(sigs).zip(kept) {
+            if !kept {
+                delta.upserts.push(upsert(job));
+            }
+            let records: Vec<&[u8]> = slots.iter().flatten().map(|sig| &sig[..]).collect();
+            match &job.slot {
+                Slot::RrSet(rtype) => {
+                    if owner.as_ref().is_some_and(|(o, _)| **o != job.owner) {
+                        self.insert_sigs(owner.take())?;
+                    }
+                    let sets = &mut owner.get_or_insert_with(|| (&job.owner, Vec::new())).1;
+                    sets.push((*rtype, job.set.ttl(), records));
+                }
+                Slot::Link(i, _) => by_link.push((*i, records)),
+            }
+        }
+        self.insert_sigs(owner)?;
+        Ok(by_link)
+    }
+
     /// Stores the signatures of one owner's RRsets, if any were made.
     fn insert_sigs(&mut self, owner: Option<(&Name, Vec<WireSet<'_>>)>) -> Result<(), DnsError> {
         let Some((owner, sets)) = owner else {

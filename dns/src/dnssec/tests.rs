@@ -26,12 +26,15 @@ child NS ns.child
 ns.child A 192.0.2.53
 ";
 
-fn key(algorithm: u8, role: KeyRole, state: KeyState) -> ZoneKey {
+pub(super) fn key(algorithm: u8, role: KeyRole, state: KeyState) -> ZoneKey {
     let pkcs8 = generate(algorithm).expect("key");
     ZoneKey::new("t.test", algorithm, role, state, pkcs8).expect("zone key")
 }
 
-fn signed_state(keys: Vec<ZoneKey>, zone: &str) -> (tempfile::TempDir, Inputs, ServingState) {
+pub(super) fn signed_state(
+    keys: Vec<ZoneKey>,
+    zone: &str,
+) -> (tempfile::TempDir, Inputs, ServingState) {
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::create_dir_all(dir.path().join("zones/v")).expect("mkdir");
     std::fs::write(dir.path().join("zones/v/t.test.zone"), zone).expect("write");
@@ -90,7 +93,7 @@ fn rrsig(r: &Record) -> Option<&RRSIG> {
 }
 
 /// Checks every RRSIG in `records` against the RRset it covers; returns how many there were.
-fn verify_all(keys: &[DNSKEY], records: &[Record]) -> usize {
+pub(super) fn verify_all(keys: &[DNSKEY], records: &[Record]) -> usize {
     let mut n = 0;
     for sig_record in records {
         let Some(sig) = rrsig(sig_record) else {
@@ -335,7 +338,7 @@ fn signed_answers_too_big_for_udp_are_truncated() {
 }
 
 /// Every record of a signed version but the SOA, as text, sorted.
-fn signed_records(zone: &crate::zone::Zone, signed: &super::SignedZone) -> Vec<String> {
+pub(super) fn signed_records(zone: &crate::zone::Zone, signed: &super::SignedZone) -> Vec<String> {
     let mut out: Vec<String> = zone
         .rrsets_for_transfer()
         .into_iter()
@@ -418,7 +421,7 @@ fn after(previous: super::Previous<'_>) -> Basis<'_> {
 }
 
 /// The store's copy after applying `change` to `stored` (what the binary's writer does).
-fn apply(stored: &mut super::StoredSigned, change: super::SignedChange) {
+pub(super) fn apply(stored: &mut super::StoredSigned, change: super::SignedChange) {
     let gone: Vec<(String, u16)> = change
         .upserts
         .iter()
