@@ -75,20 +75,12 @@ impl std::fmt::Debug for Store {
 }
 
 /// SQLite settings applied to every connection: WAL for concurrent readers, `synchronous=FULL` so a
-/// committed transaction survives power loss (not only a crash), a busy timeout so writers queue,
-/// and reads through a memory map of the database file (its first 1 GiB). A page read through the
-/// map is the kernel's page cache itself, where `pread` copied it into the connection's own 2 MiB
-/// page cache; a header FETCH of 20,000 messages descends the blob-hash index once per message,
-/// more pages than that cache holds, and spent about a fifth of its CPU in `pread`. The mapped
-/// pages count in the process's RSS (file pages, which the kernel reclaims under memory pressure,
-/// not anonymous memory); a larger page cache per connection would have been anonymous memory
-/// and did not save CPU in a test of the same queries. Writes still go through `write`.
-const SQLITE_PRAGMAS: [&str; 5] = [
+/// committed transaction survives power loss (not only a crash), and a busy timeout so writers queue.
+const SQLITE_PRAGMAS: [&str; 4] = [
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = FULL",
     "PRAGMA busy_timeout = 10000",
     "PRAGMA foreign_keys = ON",
-    "PRAGMA mmap_size = 1073741824",
 ];
 
 impl Store {

@@ -2,7 +2,7 @@
 //! §3.1.4-5). ENVELOPE, BODYSTRUCTURE and section offsets come from the metadata stored at
 //! delivery; raw bytes are read only for items that return them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::num::NonZeroU32;
 
 use imap_codec::imap_types::command::FetchModifier;
@@ -102,8 +102,13 @@ async fn header_details(
         .collect())
 }
 
-/// The header blocks of the next batch of a header-only FETCH, being read while the previous
-/// batch is encoded and written: the end of that batch in the plan's indexes, and the read.
+/// How many batches of a header-only FETCH are read ahead, each on its own pooled connection,
+/// while one is encoded and written: the store's lookups of one batch and the next run on
+/// different cores (PostgreSQL's backend spends more per batch than the encoding).
+const HEADER_READ_AHEAD: usize = 2;
+
+/// The header blocks of a batch of a header-only FETCH, being read while an earlier batch is
+/// encoded and written: the end of that batch in the plan's indexes, and the read.
 type HeaderPrefetch = (
     usize,
     tokio::task::JoinHandle<Result<HashMap<i64, MessageDetails>, StoreError>>,
@@ -122,8 +127,8 @@ pub(crate) struct FetchPlan {
     needs_parsed: bool,
     /// Every item that reads the message reads only its header: see [`header_details`].
     headers_only: bool,
-    /// For a header-only FETCH, the next batch, read ahead (at most one batch).
-    prefetch: Option<HeaderPrefetch>,
+    /// For a header-only FETCH, the next batches, read ahead (at most [`HEADER_READ_AHEAD`]).
+    prefetch: VecDeque<HeaderPrefetch>,
     uid: bool,
     failure: Option<Failure>,
 }
@@ -253,7 +258,7 @@ impl<S: MailStore> Session<S> {
             needs_raw,
             needs_parsed,
             headers_only,
-            prefetch: None,
+            prefetch: VecDeque::new(),
             uid,
             failure: None,
         });
@@ -323,7 +328,7 @@ impl<S: MailStore> Session<S> {
                 .map(|&i| sel.messages[i].uid)
                 .collect()
         };
-        let (end, prefetched) = match plan.prefetch.take() {
+        let (end, prefetched) = match plan.prefetch.pop_front() {
             Some((end, read)) => (end, Some(read)),
             None if plan.headers_only => (header_batch(plan.next), None),
             None => {
@@ -339,19 +344,24 @@ impl<S: MailStore> Session<S> {
         };
         let start = std::mem::replace(&mut plan.next, end);
         let details = if plan.headers_only {
-            let current = match prefetched {
+            // The next batches are read from the store while this one is read, encoded and
+            // written.
+            let mut from = plan.prefetch.back().map_or(end, |(to, _)| *to);
+            while plan.prefetch.len() < HEADER_READ_AHEAD {
+                let to = header_batch(from);
+                if to == from {
+                    break;
+                }
+                let read = header_details(store.clone(), sel.mailbox.clone(), uids(from..to));
+                plan.prefetch.push_back((to, tokio::spawn(read)));
+                from = to;
+            }
+            match prefetched {
                 Some(read) => read.await.map_err(|_| no("FETCH failed"))??,
                 None => {
                     header_details(store.clone(), sel.mailbox.clone(), uids(start..end)).await?
                 }
-            };
-            // The next batch is read from the store while this one is encoded and written.
-            let next_end = header_batch(end);
-            if next_end > end {
-                let read = header_details(store.clone(), sel.mailbox.clone(), uids(end..next_end));
-                plan.prefetch = Some((next_end, tokio::spawn(read)));
             }
-            current
         } else if plan.needs_parsed {
             details_by_uid(
                 &store,
