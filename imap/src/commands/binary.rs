@@ -4,18 +4,16 @@
 
 use std::num::NonZeroU32;
 
-use imap_codec::encode::Encoder;
 use imap_codec::imap_types::core::{LiteralMode, NString8, Vec1};
 use imap_codec::imap_types::extensions::binary::Literal8;
-use imap_codec::imap_types::fetch::{MessageDataItem, Part, Section};
-use imap_codec::imap_types::response::{Code, Data};
-use imap_codec::ResponseCodec;
+use imap_codec::imap_types::fetch::{Part, Section};
+use imap_codec::imap_types::response::Code;
 use mail_parser::decoders::base64::base64_decode;
 use mail_parser::decoders::quoted_printable::quoted_printable_decode;
 use postern_store::{BodyPart, Content, ParsedMessage};
 
 use crate::commands::section::{resolve, section_bytes};
-use crate::response::{code_other, data};
+use crate::response::code_other;
 use crate::session::Failure;
 
 /// The decoded content of `section` (empty = the whole message, returned as stored); a part
@@ -175,47 +173,6 @@ pub(crate) fn binary_value(bytes: Vec<u8>) -> NString8<'static> {
     NString8::NString(super::fetch::literal(bytes))
 }
 
-/// One encoded FETCH response. imap-codec's `MessageDataItem::Binary` has no origin, so each
-/// partial BINARY item (listed in `origins` by its index in `items`) gets the `<origin>` RFC 3516
-/// §4.2 requires (`BINARY[section]<origin>`) spliced after its section.
-pub(crate) fn encode_fetch(
-    seq: NonZeroU32,
-    items: Vec1<MessageDataItem<'static>>,
-    origins: &[(usize, u32)],
-) -> Vec<u8> {
-    let codec = ResponseCodec::default();
-    if origins.is_empty() {
-        return codec.encode(&data(Data::Fetch { seq, items })).dump();
-    }
-    let head = format!("* {seq} FETCH (");
-    let mut out = head.clone().into_bytes();
-    for (i, item) in items.into_iter().enumerate() {
-        let one = codec
-            .encode(&data(Data::Fetch {
-                seq,
-                items: Vec1::from(item),
-            }))
-            .dump();
-        let body = one
-            .get(head.len()..one.len().saturating_sub(3))
-            .unwrap_or_default();
-        if i > 0 {
-            out.push(b' ');
-        }
-        match origins.iter().find(|(at, _)| *at == i) {
-            Some((_, origin)) => {
-                let close = body.iter().position(|&b| b == b']').map_or(0, |p| p + 1);
-                out.extend_from_slice(&body[..close]);
-                out.extend_from_slice(format!("<{origin}>").as_bytes());
-                out.extend_from_slice(&body[close..]);
-            }
-            None => out.extend_from_slice(body),
-        }
-    }
-    out.extend_from_slice(b")\r\n");
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,19 +231,5 @@ Content-Type: text/plain\r\n\r\nplain\r\n--c--\r\n"
             NString8::Literal8(_)
         ));
         assert!(matches!(binary_value(b"ab".to_vec()), NString8::NString(_)));
-    }
-
-    #[test]
-    fn partial_items_carry_their_origin() {
-        let items = Vec1::try_from(vec![
-            MessageDataItem::Uid(NonZeroU32::new(7).unwrap()),
-            MessageDataItem::Binary {
-                section: vec![NonZeroU32::new(1).unwrap(), NonZeroU32::new(2).unwrap()],
-                value: binary_value(b"x]y\0".to_vec()),
-            },
-        ])
-        .unwrap();
-        let out = encode_fetch(NonZeroU32::new(3).unwrap(), items, &[(1, 10)]);
-        assert_eq!(out, b"* 3 FETCH (UID 7 BINARY[1.2]<10> ~{4}\r\nx]y\0)\r\n");
     }
 }

@@ -2,11 +2,11 @@
 //! §3.1.4-5). ENVELOPE, BODYSTRUCTURE and section offsets come from the metadata stored at
 //! delivery; raw bytes are read only for items that return them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::num::NonZeroU32;
 
 use imap_codec::imap_types::command::FetchModifier;
-use imap_codec::imap_types::core::{Literal, NString, Vec1};
+use imap_codec::imap_types::core::{Literal, NString};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::fetch::{
     MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
@@ -16,13 +16,14 @@ use imap_codec::imap_types::IntoStatic;
 use postern_store::{BodyPart, FlagOp, Flags, Mailbox, MessageDetails, ParsedMessage, StoreError};
 
 use crate::bodystructure::body_structure;
-use crate::commands::binary::{binary_section, binary_value, encode_fetch};
+use crate::commands::binary::{binary_section, binary_value};
+use crate::commands::fetch_line::{body_label, FetchLine};
 use crate::commands::section::section_bytes;
 use crate::commands::{batch_len, details_by_uid, header_batch_len};
 use crate::envelope::envelope;
 use crate::mail_store::MailStore;
 use crate::response::{encode_all, modseq, nz};
-use crate::session::{flag_items, no, ChangeFeed, Done, Failure, Next, Outcome, Reply, Session};
+use crate::session::{no, ChangeFeed, Done, Failure, Next, Outcome, Reply, Session};
 
 /// INTERNALDATE as an IMAP date-time (UTC).
 pub(crate) fn internal_date(secs: i64) -> Option<DateTime> {
@@ -41,13 +42,13 @@ pub(crate) fn literal(mut bytes: Vec<u8>) -> NString<'static> {
 }
 
 /// The `<origin.length>` window of `bytes`.
-fn partial(bytes: Vec<u8>, window: Option<(u32, NonZeroU32)>) -> Vec<u8> {
+fn partial(bytes: &[u8], window: Option<(u32, NonZeroU32)>) -> &[u8] {
     match window {
         None => bytes,
         Some((start, len)) => {
             let start = (start as usize).min(bytes.len());
             let end = start.saturating_add(len.get() as usize).min(bytes.len());
-            bytes[start..end].to_vec()
+            &bytes[start..end]
         }
     }
 }
@@ -101,8 +102,13 @@ async fn header_details(
         .collect())
 }
 
-/// The header blocks of the next batch of a header-only FETCH, being read while the previous
-/// batch is encoded and written: the end of that batch in the plan's indexes, and the read.
+/// How many batches of a header-only FETCH are read ahead, each on its own pooled connection,
+/// while one is encoded and written: the store's lookups of one batch and the next run on
+/// different cores (PostgreSQL's backend spends more per batch than the encoding).
+const HEADER_READ_AHEAD: usize = 2;
+
+/// The header blocks of a batch of a header-only FETCH, being read while an earlier batch is
+/// encoded and written: the end of that batch in the plan's indexes, and the read.
 type HeaderPrefetch = (
     usize,
     tokio::task::JoinHandle<Result<HashMap<i64, MessageDetails>, StoreError>>,
@@ -112,6 +118,8 @@ type HeaderPrefetch = (
 /// batch through [`Session::fetch_batch`] so that the reply is never built whole.
 pub(crate) struct FetchPlan {
     names: Vec<MessageDataItemName<'static>>,
+    /// What each BODY[section] item of `names` is called in the responses (empty for others).
+    labels: Vec<Vec<u8>>,
     indexes: Vec<usize>,
     next: usize,
     newly_seen: BTreeSet<i64>,
@@ -119,8 +127,8 @@ pub(crate) struct FetchPlan {
     needs_parsed: bool,
     /// Every item that reads the message reads only its header: see [`header_details`].
     headers_only: bool,
-    /// For a header-only FETCH, the next batch, read ahead (at most one batch).
-    prefetch: Option<HeaderPrefetch>,
+    /// For a header-only FETCH, the next batches, read ahead (at most [`HEADER_READ_AHEAD`]).
+    prefetch: VecDeque<HeaderPrefetch>,
     uid: bool,
     failure: Option<Failure>,
 }
@@ -232,15 +240,25 @@ impl<S: MailStore> Session<S> {
                 sel.update(changed);
             }
         }
+        let labels = names
+            .iter()
+            .map(|n| match n {
+                MessageDataItemName::BodyExt {
+                    section, partial, ..
+                } => body_label(section.as_ref(), partial.map(|w| w.0)),
+                _ => Vec::new(),
+            })
+            .collect();
         self.fetching = Some(FetchPlan {
             names,
+            labels,
             indexes,
             next: 0,
             newly_seen,
             needs_raw,
             needs_parsed,
             headers_only,
-            prefetch: None,
+            prefetch: VecDeque::new(),
             uid,
             failure: None,
         });
@@ -310,7 +328,7 @@ impl<S: MailStore> Session<S> {
                 .map(|&i| sel.messages[i].uid)
                 .collect()
         };
-        let (end, prefetched) = match plan.prefetch.take() {
+        let (end, prefetched) = match plan.prefetch.pop_front() {
             Some((end, read)) => (end, Some(read)),
             None if plan.headers_only => (header_batch(plan.next), None),
             None => {
@@ -326,19 +344,24 @@ impl<S: MailStore> Session<S> {
         };
         let start = std::mem::replace(&mut plan.next, end);
         let details = if plan.headers_only {
-            let current = match prefetched {
+            // The next batches are read from the store while this one is read, encoded and
+            // written.
+            let mut from = plan.prefetch.back().map_or(end, |(to, _)| *to);
+            while plan.prefetch.len() < HEADER_READ_AHEAD {
+                let to = header_batch(from);
+                if to == from {
+                    break;
+                }
+                let read = header_details(store.clone(), sel.mailbox.clone(), uids(from..to));
+                plan.prefetch.push_back((to, tokio::spawn(read)));
+                from = to;
+            }
+            match prefetched {
                 Some(read) => read.await.map_err(|_| no("FETCH failed"))??,
                 None => {
                     header_details(store.clone(), sel.mailbox.clone(), uids(start..end)).await?
                 }
-            };
-            // The next batch is read from the store while this one is encoded and written.
-            let next_end = header_batch(end);
-            if next_end > end {
-                let read = header_details(store.clone(), sel.mailbox.clone(), uids(end..next_end));
-                plan.prefetch = Some((next_end, tokio::spawn(read)));
             }
-            current
         } else if plan.needs_parsed {
             details_by_uid(
                 &store,
@@ -351,7 +374,7 @@ impl<S: MailStore> Session<S> {
             HashMap::new()
         };
         let chunk = &plan.indexes[start..end];
-        let (names, newly_seen) = (&plan.names, &plan.newly_seen);
+        let (names, labels, newly_seen) = (&plan.names, &plan.labels, &plan.newly_seen);
         let mut out = Vec::new();
         for &i in chunk {
             let m = &sel.messages[i];
@@ -361,112 +384,96 @@ impl<S: MailStore> Session<S> {
                 continue;
             }
             let raw = d.and_then(|d| d.raw.as_deref()).unwrap_or_default();
-            let mut items = Vec::with_capacity(names.len() + 1);
-            let mut origins = Vec::new();
-            for name in names {
-                let item = match name {
-                    MessageDataItemName::Uid => MessageDataItem::Uid(nz(m.uid)),
-                    MessageDataItemName::Flags => {
-                        MessageDataItem::Flags(flag_items(&m.flags, sel.recent.contains(&m.uid)))
-                    }
-                    MessageDataItemName::InternalDate => match internal_date(m.internal_date) {
-                        Some(d) => MessageDataItem::InternalDate(d),
-                        None => continue,
-                    },
-                    MessageDataItemName::Rfc822Size => {
-                        MessageDataItem::Rfc822Size(u32::try_from(m.size).unwrap_or(u32::MAX))
-                    }
-                    MessageDataItemName::ModSeq => MessageDataItem::ModSeq(modseq(m.modseq)),
-                    MessageDataItemName::Envelope => match d {
-                        Some(d) => MessageDataItem::Envelope(envelope(&d.parsed.envelope, utf8)),
-                        None => continue,
-                    },
-                    MessageDataItemName::Body => match d {
-                        Some(d) => {
-                            MessageDataItem::Body(body_structure(&d.parsed.body, false, utf8))
+            let recent = sel.recent.contains(&m.uid);
+            let mut line = FetchLine::new(&mut out, crate::session::Selected::seq(i));
+            for (name, label) in names.iter().zip(labels) {
+                match name {
+                    MessageDataItemName::Uid => line.uid(nz(m.uid)),
+                    MessageDataItemName::Flags => line.flags(&m.flags, recent),
+                    MessageDataItemName::InternalDate => {
+                        if let Some(date) = internal_date(m.internal_date) {
+                            line.item(MessageDataItem::InternalDate(date), None);
                         }
-                        None => continue,
-                    },
-                    MessageDataItemName::BodyStructure => match d {
-                        Some(d) => MessageDataItem::BodyStructure(body_structure(
-                            &d.parsed.body,
-                            true,
-                            utf8,
-                        )),
-                        None => continue,
-                    },
+                    }
+                    MessageDataItemName::Rfc822Size => {
+                        line.rfc822_size(u32::try_from(m.size).unwrap_or(u32::MAX))
+                    }
+                    MessageDataItemName::ModSeq => line.modseq(modseq(m.modseq)),
+                    MessageDataItemName::Envelope => {
+                        if let Some(d) = d {
+                            let item =
+                                MessageDataItem::Envelope(envelope(&d.parsed.envelope, utf8));
+                            line.item(item, None);
+                        }
+                    }
+                    MessageDataItemName::Body | MessageDataItemName::BodyStructure => {
+                        if let Some(d) = d {
+                            let ext = *name == MessageDataItemName::BodyStructure;
+                            let body = body_structure(&d.parsed.body, ext, utf8);
+                            let item = if ext {
+                                MessageDataItem::BodyStructure(body)
+                            } else {
+                                MessageDataItem::Body(body)
+                            };
+                            line.item(item, None);
+                        }
+                    }
                     MessageDataItemName::BodyExt {
                         section,
                         partial: window,
                         ..
                     } => {
-                        let Some(d) = d else { continue };
-                        let bytes = section_bytes(raw, &d.parsed.body, section.as_ref());
-                        MessageDataItem::BodyExt {
-                            section: section.clone().map(IntoStatic::into_static),
-                            origin: window.map(|w| w.0),
-                            data: literal(partial(bytes, *window)),
+                        if let Some(d) = d {
+                            let bytes = section_bytes(raw, &d.parsed.body, section.as_ref());
+                            line.literal(label, partial(&bytes, *window));
                         }
                     }
-                    MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(literal(raw.to_vec())),
-                    MessageDataItemName::Rfc822Header => match d {
-                        Some(d) => MessageDataItem::Rfc822Header(literal(section_bytes(
-                            raw,
-                            &d.parsed.body,
-                            Some(&imap_codec::imap_types::fetch::Section::Header(None)),
-                        ))),
-                        None => continue,
-                    },
-                    MessageDataItemName::Rfc822Text => match d {
-                        Some(d) => MessageDataItem::Rfc822Text(literal(section_bytes(
-                            raw,
-                            &d.parsed.body,
-                            Some(&imap_codec::imap_types::fetch::Section::Text(None)),
-                        ))),
-                        None => continue,
-                    },
+                    MessageDataItemName::Rfc822 => line.literal(b"RFC822", raw),
+                    MessageDataItemName::Rfc822Header | MessageDataItemName::Rfc822Text => {
+                        if let Some(d) = d {
+                            let (label, section): (&[u8], _) =
+                                if *name == MessageDataItemName::Rfc822Header {
+                                    (b"RFC822.HEADER", Section::Header(None))
+                                } else {
+                                    (b"RFC822.TEXT", Section::Text(None))
+                                };
+                            line.literal(
+                                label,
+                                &section_bytes(raw, &d.parsed.body, Some(&section)),
+                            );
+                        }
+                    }
                     MessageDataItemName::Binary {
                         section,
                         partial: window,
                         ..
                     } => {
-                        let Some(d) = d else { continue };
-                        let bytes = binary_section(raw, &d.parsed.body, section)?;
-                        if let Some((origin, _)) = window {
-                            origins.push((items.len(), *origin));
-                        }
-                        MessageDataItem::Binary {
-                            section: section.clone(),
-                            value: binary_value(partial(bytes, *window)),
+                        if let Some(d) = d {
+                            let bytes = binary_section(raw, &d.parsed.body, section)?;
+                            let item = MessageDataItem::Binary {
+                                section: section.clone(),
+                                value: binary_value(partial(&bytes, *window).to_vec()),
+                            };
+                            line.item(item, window.map(|w| w.0));
                         }
                     }
                     MessageDataItemName::BinarySize { section } => {
-                        let Some(d) = d else { continue };
-                        let bytes = binary_section(raw, &d.parsed.body, section)?;
-                        MessageDataItem::BinarySize {
-                            section: section.clone(),
-                            size: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+                        if let Some(d) = d {
+                            let bytes = binary_section(raw, &d.parsed.body, section)?;
+                            let size = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+                            let section = section.clone();
+                            line.item(MessageDataItem::BinarySize { section, size }, None);
                         }
                     }
-                };
-                items.push(item);
-            }
-            if newly_seen.contains(&m.uid) && !names.contains(&MessageDataItemName::Flags) {
-                items.push(MessageDataItem::Flags(flag_items(
-                    &m.flags,
-                    sel.recent.contains(&m.uid),
-                )));
-                if condstore && !names.contains(&MessageDataItemName::ModSeq) {
-                    items.push(MessageDataItem::ModSeq(modseq(m.modseq)));
                 }
             }
-            if let Ok(items) = Vec1::try_from(items) {
-                out.extend(encode_fetch(
-                    crate::session::Selected::seq(i),
-                    items,
-                    &origins,
-                ));
+            if newly_seen.contains(&m.uid) && !names.contains(&MessageDataItemName::Flags) {
+                line.flags(&m.flags, recent);
+                if condstore && !names.contains(&MessageDataItemName::ModSeq) {
+                    line.modseq(modseq(m.modseq));
+                }
             }
+            line.finish();
         }
         Ok(out)
     }

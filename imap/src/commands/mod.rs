@@ -10,6 +10,7 @@ mod enable;
 mod expunge;
 mod extension;
 mod fetch;
+mod fetch_line;
 mod flags;
 mod junk;
 mod list;
