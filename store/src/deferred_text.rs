@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use sqlx::{Any, Transaction};
 
 use crate::blobs::{blocking, read_blob};
-use crate::db::{get, values_rows, Backend, Store, ROWS_PER_STATEMENT};
+use crate::db::{execute_for_values, get, Backend, Store};
 use crate::error::{Result, StoreError};
 use crate::search_index::{analyse, BodyText};
 
@@ -50,18 +50,17 @@ pub(crate) async fn mark_pending(
     tx: &mut Transaction<'static, Any>,
     hashes: &[&str],
 ) -> Result<()> {
-    for group in hashes.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO blob_text_pending (hash) VALUES {} ON CONFLICT (hash) DO NOTHING",
-            values_rows(group.len(), 1, 1)
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for hash in group {
-            query = query.bind(*hash);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    Ok(())
+    execute_for_values(
+        tx,
+        |rows| {
+            format!(
+                "INSERT INTO blob_text_pending (hash) SELECT v.column1 FROM {rows} \
+                 WHERE v.column1 IS NOT NULL ON CONFLICT (hash) DO NOTHING"
+            )
+        },
+        hashes,
+    )
+    .await
 }
 
 /// Whether the background indexer runs, and whether blobs were marked since it last looked;

@@ -2,9 +2,9 @@
 //! to a short-lived committer task; a committer takes all messages waiting at that moment (up to
 //! [`MAX_GROUP`] messages and [`MAX_GROUP_BYTES`] bytes) and writes them in one transaction: one
 //! BEGIN, one row lock over all their users (in ascending id order, as [`Store::locked_tx`]
-//! always takes it), one multi-row blob insert, each message's copies and queue entries in
-//! arrival order (so the quota is charged as if they had come one by one), one NOTIFY statement
-//! and one COMMIT, whose flush to disk is shared by the whole group. Each caller gets its answer
+//! always takes it), one multi-row blob insert (with their index rows), the local copies in
+//! arrival order (so the quota is charged as if they had come one by one; one statement on
+//! PostgreSQL), the queue entries, one NOTIFY statement and one COMMIT, whose flush to disk is shared by the whole group. Each caller gets its answer
 //! only after that commit, so a `250` still means the message is durable.
 //!
 //! A message of the group that fails (a database error, a user without INBOX) must not fail the
@@ -242,14 +242,12 @@ impl Store {
             })
             .collect();
         put_blobs(&mut tx, self.backend, &blobs).await?;
+        let messages: Vec<_> = group
+            .iter()
+            .map(|p| (p.incoming(), p.hash.as_str()))
+            .collect();
         let mut changes = Vec::new();
-        let mut accepted = Vec::with_capacity(group.len());
-        for p in group {
-            accepted.push(
-                self.store_entries(&mut tx, &p.incoming(), &p.hash, &mut changes)
-                    .await?,
-            );
-        }
+        let accepted = self.store_entries(&mut tx, &messages, &mut changes).await?;
         Ok((tx, accepted, changes))
     }
 }
