@@ -430,8 +430,14 @@ impl Backend {
                     .file_local(&message, &d.sender, &targets, folder, 0)
                     .await;
                 if d.user.is_none() {
-                    junk::classify(&self.store, &self.config.junk, &message, &mut filed.copies)
-                        .await;
+                    junk::classify(
+                        &self.store,
+                        &self.config.junk,
+                        &message,
+                        &mut filed.copies,
+                        &filed.junk,
+                    )
+                    .await;
                 }
                 filed
             }

@@ -20,7 +20,8 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use tokio::sync::oneshot;
+use tokio::sync::futures::Notified;
+use tokio::sync::{oneshot, Notify};
 
 use crate::blobs::{put_blobs, BlobSource, NewBlob};
 use crate::db::Store;
@@ -104,6 +105,8 @@ struct Job {
 #[derive(Default)]
 pub(crate) struct GroupCommit {
     state: Mutex<State>,
+    /// Woken when the last committer ends (nothing waits any more).
+    idle: Notify,
 }
 
 #[derive(Default)]
@@ -113,6 +116,12 @@ struct State {
 }
 
 impl GroupCommit {
+    /// Completes when the last committer ends; [`Notified::enable`] it before looking at
+    /// [`GroupCommit::busy`] so that an end in between is not missed.
+    pub(crate) fn idle(&self) -> Notified<'_> {
+        self.idle.notified()
+    }
+
     /// Whether messages are being committed or wait for it.
     pub(crate) fn busy(&self) -> bool {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -126,6 +135,9 @@ impl GroupCommit {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.waiting.is_empty() {
             state.committers -= 1;
+            if state.committers == 0 {
+                self.idle.notify_waiters();
+            }
             return None;
         }
         let mut group = Vec::new();
