@@ -13,6 +13,9 @@
 # SEARCH after its 250, in the background: '(indexed)' is the time until that was done too.
 #
 # Then bench/smtp-large.sh shows Postern's memory under 4 parallel 24 MiB messages (LARGE=0 skips it).
+# DATABASE_URL names a PostgreSQL role that may CREATE DATABASE (default: the test server on 5432); give
+# the benchmark a cluster of its own (e.g. pg_createcluster 15 bench --port 5433) so that test suites
+# running on the same server do not skew its figures.
 # POSTERN_BIN=/path/to/postern measures that build instead of a fresh release build (to compare
 # builds); POSTFIX=0 skips Postfix.
 #

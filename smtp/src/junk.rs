@@ -4,6 +4,8 @@
 //! message is shared by all recipients, so the verdict is per copy (folder and keyword), not a
 //! header. Accounts with too little training keep the DMARC/SPF verdict alone.
 
+use std::collections::BTreeMap;
+
 use postern_store::{JunkTraining, LocalCopy, Store, Tokens};
 use serde::Deserialize;
 
@@ -40,12 +42,14 @@ impl Default for JunkConfig {
 /// goes to Junk with [`JUNK_KEYWORD`] instead. Copies a script filed elsewhere stay where they
 /// are. Each user is scored once; scoring failures leave the copy in INBOX. The message is
 /// tokenized (parsed again) only once a recipient turns out to have enough training, which most
-/// accounts and most messages never need.
+/// accounts and most messages never need; `trained` holds how much the users' statistics were
+/// trained where that was read already (with their filters), the others' is read here.
 pub(crate) async fn classify(
     store: &Store,
     config: &JunkConfig,
     message: &[u8],
     copies: &mut [LocalCopy],
+    trained: &BTreeMap<i64, JunkTraining>,
 ) {
     let inbox = |c: &LocalCopy| c.folder.eq_ignore_ascii_case("INBOX");
     if !config.enabled || !copies.iter().any(inbox) {
@@ -62,7 +66,8 @@ pub(crate) async fn classify(
         let junk = match verdicts.get(&user_id) {
             Some(&junk) => junk,
             None => {
-                let junk = score(store, config, message, &mut tokens, min, user_id).await;
+                let known = trained.get(&user_id).copied();
+                let junk = score(store, config, message, &mut tokens, min, user_id, known).await;
                 verdicts.insert(user_id, junk);
                 junk
             }
@@ -76,7 +81,8 @@ pub(crate) async fn classify(
 }
 
 /// Whether `user_id`'s statistics put the message at or above the threshold; `tokens` are those of
-/// `message`, made here if still `None` and the user's statistics are to be used.
+/// `message`, made here if still `None` and the user's statistics are to be used; `known` is how
+/// much they were trained, if read already.
 async fn score(
     store: &Store,
     config: &JunkConfig,
@@ -84,8 +90,13 @@ async fn score(
     tokens: &mut Option<Tokens>,
     min: JunkTraining,
     user_id: i64,
+    known: Option<JunkTraining>,
 ) -> bool {
-    let trained = match store.junk_training(user_id).await {
+    let training = match known {
+        Some(t) => Ok(t),
+        None => store.junk_training(user_id).await,
+    };
+    let trained = match training {
         Ok(t) => t.suffices(min),
         Err(e) => {
             tracing::error!(user_id, error = %e, "junk scoring failed");

@@ -3,11 +3,14 @@
 //! replies with the null sender (RFC 3834 §3.3). A script that fails never loses mail: the copy
 //! goes to INBOX and the failure is logged.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
 use postern_sieve::filter::{self, AutoReply, Delivery as FilterDelivery, Plan};
-use postern_store::{BlobSource, DsnRequest, Incoming, LocalCopy, Resolution, StoreError};
+use postern_store::{
+    BlobSource, DsnRequest, Incoming, JunkTraining, LocalCopy, Resolution, StoreError,
+};
 
 use crate::backend::Backend;
 use crate::dsn;
@@ -26,6 +29,9 @@ pub(crate) struct Filed {
     pub rejects: Vec<(String, String)>,
     /// Replies to send once the message is accepted.
     pub replies: Vec<AutoReply>,
+    /// How many messages each target user's junk statistics were trained with, read with their
+    /// filters ([`postern_store::Store::delivery_filters`]).
+    pub junk: BTreeMap<i64, JunkTraining>,
 }
 
 /// One local user reached by a recipient address.
@@ -52,7 +58,10 @@ impl Backend {
             let mut filed = Filed::default();
             let mut seen = std::collections::BTreeSet::new();
             for target in targets.iter().filter(|t| seen.insert(t.user_id)) {
-                let (plan, user) = self.plan_for(message, sender, target).await;
+                let (plan, user, junk) = self.plan_for(message, sender, target).await;
+                if let Some(junk) = junk {
+                    filed.junk.insert(target.user_id, junk);
+                }
                 if let Some(reason) = plan.reject {
                     tracing::info!(user_id = target.user_id, "sieve rejected the message");
                     filed.rejects.push((target.address.clone(), reason));
@@ -90,17 +99,27 @@ impl Backend {
     }
 
     /// The plan of `target`'s scripts, or keep in INBOX if there are none or they fail; also the
-    /// user's address (the RCPT address when no script ran).
-    async fn plan_for(&self, message: &[u8], sender: &str, target: &Target) -> (Plan, String) {
-        let fallback = || (Plan::keep(), target.address.clone());
-        let scripts = match filter::scripts_for(&self.store, target.user_id).await {
-            Ok(scripts) if scripts.is_empty() => return fallback(),
-            Ok(scripts) => scripts,
+    /// user's address (the RCPT address when no script ran) and how much the user's junk
+    /// statistics were trained (read with the scripts; `None` if that read failed).
+    async fn plan_for(
+        &self,
+        message: &[u8],
+        sender: &str,
+        target: &Target,
+    ) -> (Plan, String, Option<JunkTraining>) {
+        let filters = match self.store.delivery_filters(target.user_id).await {
+            Ok(filters) => filters,
             Err(e) => {
                 tracing::error!(user_id = target.user_id, error = %e, "sieve: loading scripts failed; keeping in INBOX");
-                return fallback();
+                return (Plan::keep(), target.address.clone(), None);
             }
         };
+        let junk = Some(filters.junk);
+        let fallback = || (Plan::keep(), target.address.clone(), junk);
+        let scripts = filter::scripts_of(&filters);
+        if scripts.is_empty() {
+            return fallback();
+        }
         let user = match self.store.user_by_id(target.user_id).await {
             Ok(Some(user)) => user.address.to_string(),
             Ok(None) => return fallback(),
@@ -126,12 +145,12 @@ impl Backend {
         {
             Ok(plan) => {
                 metrics::counter!("postern_sieve_runs_total", "result" => "ok").increment(1);
-                (plan, user)
+                (plan, user, junk)
             }
             Err(e) => {
                 metrics::counter!("postern_sieve_runs_total", "result" => "error").increment(1);
                 tracing::warn!(user, error = %e, "sieve failed; the message goes to INBOX");
-                (Plan::keep(), user)
+                (Plan::keep(), user, junk)
             }
         }
     }

@@ -7,7 +7,7 @@
 use crate::aliases::Resolution;
 use crate::db::{get, Store};
 use crate::error::{Result, StoreError};
-use crate::{normalize_address, unix_now};
+use crate::{normalize_address, unix_now, JunkTraining};
 
 /// Longest vacation subject, in characters.
 pub const MAX_REPLY_SUBJECT_CHARS: usize = 255;
@@ -208,6 +208,17 @@ fn settings_from_row(r: &sqlx::any::AnyRow) -> Result<AccountSettings> {
     })
 }
 
+/// What delivery to a user runs, read in one query ([`Store::delivery_filters`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryFilters {
+    /// The vacation and forwarding settings (all off if never saved).
+    pub settings: AccountSettings,
+    /// The active Sieve script, if any.
+    pub script: Option<crate::SieveScript>,
+    /// How many messages the user's junk statistics were trained with.
+    pub junk: JunkTraining,
+}
+
 impl AccountSettings {
     /// The settings of an account that never saved any: all off, a forward keeps a copy.
     fn unsaved() -> AccountSettings {
@@ -234,22 +245,26 @@ impl Store {
     }
 
     /// What delivery to the user runs, in one query: the account settings (see
-    /// [`Store::account_settings`]) and the active Sieve script, if any (see
-    /// [`Store::active_sieve_script`]).
-    pub async fn delivery_filters(
-        &self,
-        user_id: i64,
-    ) -> Result<(AccountSettings, Option<crate::SieveScript>)> {
+    /// [`Store::account_settings`]), the active Sieve script, if any (see
+    /// [`Store::active_sieve_script`]), and how much the junk statistics were trained (see
+    /// [`Store::junk_training`]).
+    pub async fn delivery_filters(&self, user_id: i64) -> Result<DeliveryFilters> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SETTINGS_COLUMNS}, v.name, v.content, v.active, v.updated_at FROM users u \
+            "SELECT {SETTINGS_COLUMNS}, v.name, v.content, v.active, v.updated_at, \
+             j.spam AS junk_spam, j.ham AS junk_ham FROM users u \
              LEFT JOIN account_settings s ON s.user_id = u.id \
-             LEFT JOIN sieve_scripts v ON v.user_id = u.id AND v.active = 1 WHERE u.id = $1"
+             LEFT JOIN sieve_scripts v ON v.user_id = u.id AND v.active = 1 \
+             LEFT JOIN junk_totals j ON j.user_id = u.id WHERE u.id = $1"
         )))
         .bind(user_id)
         .fetch_optional(&self.pool)
         .await?;
         let Some(r) = row else {
-            return Ok((AccountSettings::unsaved(), None));
+            return Ok(DeliveryFilters {
+                settings: AccountSettings::unsaved(),
+                script: None,
+                junk: JunkTraining::default(),
+            });
         };
         let settings = match get::<Option<i64>>(&r, "forward_enabled")? {
             Some(_) => settings_from_row(&r)?,
@@ -259,7 +274,15 @@ impl Store {
             Some(_) => Some(crate::sieve::script_from_row(&r)?),
             None => None,
         };
-        Ok((settings, script))
+        let junk = JunkTraining {
+            spam: get::<Option<i64>>(&r, "junk_spam")?.unwrap_or(0),
+            ham: get::<Option<i64>>(&r, "junk_ham")?.unwrap_or(0),
+        };
+        Ok(DeliveryFilters {
+            settings,
+            script,
+            junk,
+        })
     }
 
     /// Validates ([`AccountSettings::normalized`]) and stores the user's settings; forwarding

@@ -15,7 +15,9 @@ use sqlx::{Any, AnyPool, Transaction};
 
 use crate::db::{get, values_rows, Backend, ROWS_PER_STATEMENT};
 use crate::error::{Result, StoreError};
-use crate::search_index::{insert_blob_indexed, insert_indexes, Analysed, IndexEntry};
+use crate::search_index::{
+    insert_blobs_indexed, insert_indexes, Analysed, IndexEntry, IndexedBlob,
+};
 use crate::spool::{Spool, SpoolFile};
 
 /// The conflict clause of every blob insert (PostgreSQL and SQLite): a never-true `DO UPDATE`
@@ -141,19 +143,30 @@ pub(crate) async fn put_blobs(
                 }
             });
         }
-        if let ([blob], [data], Backend::Postgres) = (group, &inline[..], backend) {
-            // One delivery's blob: blob and index row in one round trip, same rules as below.
-            let size = blob.source.len();
-            let row = (
-                blob.hash,
-                size as i64,
-                data.as_ref(),
-                blob.analysed.json.as_str(),
-                i64::from(size > BLOB_CHUNK_SIZE),
-            );
-            let inserted = insert_blob_indexed(tx, row, &blob.analysed.index).await?;
-            if inserted && size > BLOB_CHUNK_SIZE {
-                write_chunks(tx, blob).await?;
+        if backend == Backend::Postgres {
+            // The blobs with their index rows in one round trip, same rules as below.
+            let rows: Vec<IndexedBlob<'_>> = group
+                .iter()
+                .zip(&inline)
+                .map(|(blob, data)| {
+                    let size = blob.source.len();
+                    (
+                        blob.hash,
+                        size as i64,
+                        data.as_ref(),
+                        blob.analysed.json.as_str(),
+                        i64::from(size > BLOB_CHUNK_SIZE),
+                        &blob.analysed.index,
+                    )
+                })
+                .collect();
+            let inserted = insert_blobs_indexed(tx, &rows).await?;
+            drop(rows);
+            drop(inline);
+            for blob in group.iter().filter(|b| inserted.contains(b.hash)) {
+                if blob.source.len() > BLOB_CHUNK_SIZE {
+                    write_chunks(tx, blob).await?;
+                }
             }
             continue;
         }

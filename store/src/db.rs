@@ -27,6 +27,41 @@ pub(crate) fn values_rows(rows: usize, cols: usize, first: usize) -> String {
         .join(", ")
 }
 
+/// Row counts a multi-row statement is padded to ([`padded_rows`]).
+const PADDED_ROWS: [usize; 8] = [1, 2, 4, 8, 16, 32, 64, ROWS_PER_STATEMENT];
+
+/// The number of rows a multi-row statement of `rows` rows (at most [`ROWS_PER_STATEMENT`]) is
+/// padded to with rows of NULLs the statement skips: a few statement texts then serve every
+/// count and stay in each connection's prepared statement cache (sqlx prepares each distinct
+/// text once per connection; a miss costs a round trip).
+pub(crate) fn padded_rows(rows: usize) -> usize {
+    PADDED_ROWS.into_iter().find(|&n| n >= rows).unwrap_or(rows)
+}
+
+/// Executes in `tx` the statement `sql` makes of a row source, for `values` in order: one
+/// statement per [`ROWS_PER_STATEMENT`] values (one round trip each). The row source is a
+/// `VALUES` list of one-column rows, padded ([`padded_rows`]) with NULL rows, given as
+/// `(VALUES ...) AS v`: the statement reads `v.column1` and skips `v.column1 IS NULL`.
+pub(crate) async fn execute_for_values(
+    tx: &mut Transaction<'static, Any>,
+    sql: impl Fn(&str) -> String,
+    values: &[&str],
+) -> Result<()> {
+    for group in values.chunks(ROWS_PER_STATEMENT) {
+        let rows = padded_rows(group.len());
+        let source = format!("(VALUES {}) AS v", values_rows(rows, 1, 1));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql(&source)));
+        for value in group {
+            query = query.bind(*value);
+        }
+        for _ in group.len()..rows {
+            query = query.bind(None::<&str>);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// Which database a [`Store`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -208,17 +243,19 @@ impl Store {
         match self.backend {
             Backend::Postgres => {
                 // One statement for all of them (one round trip), in order.
-                for group in changes.chunks(ROWS_PER_STATEMENT) {
-                    let sql = format!(
-                        "SELECT pg_notify('postern_changes', p) FROM (VALUES {}) AS v(p)",
-                        values_rows(group.len(), 1, 1)
-                    );
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                    for change in group {
-                        query = query.bind(change.encode());
-                    }
-                    query.execute(&mut *tx).await?;
-                }
+                let payloads: Vec<String> = changes.iter().map(Change::encode).collect();
+                let payloads: Vec<&str> = payloads.iter().map(String::as_str).collect();
+                execute_for_values(
+                    &mut tx,
+                    |rows| {
+                        format!(
+                            "SELECT pg_notify('postern_changes', v.column1) FROM {rows} \
+                             WHERE v.column1 IS NOT NULL"
+                        )
+                    },
+                    &payloads,
+                )
+                .await?;
                 tx.commit().await?;
             }
             Backend::Sqlite => {

@@ -15,17 +15,19 @@
 //!
 //! The indexer gives way to deliveries: while the group committer ([`crate::group_commit`]) has
 //! messages, it writes at most [`BUSY_BATCH`] blobs every [`GIVE_WAY`], so a burst of mail is
-//! not slowed down by the indexing of the mail before it; when deliveries pause it indexes in
-//! full batches. Like the committer, it is spawned on demand and ends when nothing is pending.
+//! not slowed down by the indexing of the mail before it; when deliveries pause (the committer
+//! wakes it as it goes idle) it indexes in full batches. Like the committer, it is spawned on demand and ends when nothing is pending.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sqlx::{Any, Transaction};
 
-use crate::blobs::{blocking, read_blob};
-use crate::db::{get, values_rows, Backend, Store, ROWS_PER_STATEMENT};
-use crate::error::{Result, StoreError};
+use futures_util::TryStreamExt;
+
+use crate::blobs::{blob_bytes, blocking};
+use crate::db::{execute_for_values, get, padded_rows, Backend, Store};
+use crate::error::Result;
 use crate::search_index::{analyse, BodyText};
 
 /// Most blobs one indexing transaction writes.
@@ -42,26 +44,22 @@ const BUSY_BATCH: i64 = 4;
 /// anyway (so the backlog moves under constant load too).
 const GIVE_WAY: Duration = Duration::from_secs(1);
 
-/// How often the waiting indexer looks whether the committer is idle.
-const POLL: Duration = Duration::from_millis(20);
-
 /// Marks `hashes`, blobs whose rows went in within `tx`, as waiting for their body text.
 pub(crate) async fn mark_pending(
     tx: &mut Transaction<'static, Any>,
     hashes: &[&str],
 ) -> Result<()> {
-    for group in hashes.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO blob_text_pending (hash) VALUES {} ON CONFLICT (hash) DO NOTHING",
-            values_rows(group.len(), 1, 1)
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for hash in group {
-            query = query.bind(*hash);
-        }
-        query.execute(&mut **tx).await?;
-    }
-    Ok(())
+    execute_for_values(
+        tx,
+        |rows| {
+            format!(
+                "INSERT INTO blob_text_pending (hash) SELECT v.column1 FROM {rows} \
+                 WHERE v.column1 IS NOT NULL ON CONFLICT (hash) DO NOTHING"
+            )
+        },
+        hashes,
+    )
+    .await
 }
 
 /// Whether the background indexer runs, and whether blobs were marked since it last looked;
@@ -125,12 +123,19 @@ impl Store {
         let mut last = Instant::now();
         loop {
             let mut limit = BATCH;
-            while self.group.busy() {
-                if last.elapsed() >= GIVE_WAY {
-                    limit = BUSY_BATCH;
+            loop {
+                // Armed before the look, so an end of work right after it still wakes this.
+                let idle = self.group.idle();
+                tokio::pin!(idle);
+                idle.as_mut().enable();
+                if !self.group.busy() {
                     break;
                 }
-                tokio::time::sleep(POLL).await;
+                let Some(left) = GIVE_WAY.checked_sub(last.elapsed()) else {
+                    limit = BUSY_BATCH;
+                    break;
+                };
+                let _ = tokio::time::timeout(left, idle).await;
             }
             let hashes = self.pending(PENDING, None, limit).await?;
             if hashes.is_empty() {
@@ -178,18 +183,34 @@ impl Store {
             .collect()
     }
 
-    /// Writes the body texts of the pending blobs `hashes`, [`BATCH_TEXT_BYTES`] of text per
-    /// transaction at most, and returns how many it wrote (a blob indexed meanwhile by another
-    /// indexer, or expunged, is skipped).
+    /// Writes the body texts of the pending blobs `hashes` (at most [`BATCH`]),
+    /// [`BATCH_TEXT_BYTES`] of text per transaction at most, and returns how many it wrote (a
+    /// blob indexed meanwhile by another indexer, or expunged, is skipped). The blobs are read
+    /// with one query, one row at a time, each parsed as it arrives.
     async fn index_texts(&self, hashes: &[String]) -> Result<usize> {
-        let mut done = 0;
-        let mut texts: Vec<(&str, String, String)> = Vec::new();
-        let mut bytes = 0;
+        let rows = padded_rows(hashes.len());
+        let sql = format!(
+            "SELECT hash, chunked, data FROM blobs WHERE hash IN ({})",
+            (1..=rows)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for hash in hashes {
-            let raw = match read_blob(&self.pool, hash).await {
-                Err(StoreError::NotFound(_)) => continue,
-                other => other?,
-            };
+            query = query.bind(hash.as_str());
+        }
+        for _ in hashes.len()..rows {
+            query = query.bind(None::<&str>);
+        }
+        let mut blobs = query.fetch(&self.pool);
+        let mut done = 0;
+        let mut texts: Vec<(String, String, String)> = Vec::new();
+        let mut bytes = 0;
+        while let Some(row) = blobs.try_next().await? {
+            let hash: String = get(&row, "hash")?;
+            let raw = blob_bytes(&self.pool, &row, "hash").await?;
+            drop(row);
             let index = blocking(|| analyse(&raw, BodyText::Now))?.index;
             drop(raw);
             let body = index.body_text.unwrap_or_default();
@@ -211,12 +232,13 @@ impl Store {
     /// On PostgreSQL the rows are taken in hash order, each `blob_index` row before its pending
     /// mark (the order in which deleting a blob cascades to them, so an expunge and the indexer
     /// never wait for each other in a cycle); two indexers writing the same text write it twice.
-    async fn write_texts(&self, texts: &mut [(&str, String, String)]) -> Result<usize> {
-        texts.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    async fn write_texts(&self, texts: &mut [(String, String, String)]) -> Result<usize> {
+        texts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut tx = self.write_tx().await?;
         let mut done = 0;
         for (hash, header, body) in texts.iter() {
-            let clear = sqlx::query("DELETE FROM blob_text_pending WHERE hash = $1").bind(*hash);
+            let clear =
+                sqlx::query("DELETE FROM blob_text_pending WHERE hash = $1").bind(hash.as_str());
             let written = match self.backend {
                 Backend::Sqlite => {
                     if clear.execute(&mut *tx).await?.rows_affected() == 0 {
@@ -227,7 +249,7 @@ impl Store {
                          FROM blob_index i WHERE i.hash = $1 \
                          AND NOT EXISTS (SELECT 1 FROM blob_text t WHERE t.rowid = i.id)",
                     )
-                    .bind(*hash)
+                    .bind(hash.as_str())
                     .bind(header)
                     .bind(body)
                     .execute(&mut *tx)
@@ -236,7 +258,7 @@ impl Store {
                 Backend::Postgres => {
                     let written =
                         sqlx::query("UPDATE blob_index SET body_text = $2 WHERE hash = $1")
-                            .bind(*hash)
+                            .bind(hash.as_str())
                             .bind(body)
                             .execute(&mut *tx)
                             .await?;

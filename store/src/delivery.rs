@@ -139,6 +139,40 @@ struct NewEntry<'a> {
     internal_date: i64,
 }
 
+/// A local copy of a message whose blob is stored, to store ([`Store::store_copies`]).
+struct NewCopy<'a> {
+    copy: &'a LocalCopy,
+    hash: &'a str,
+    size: i64,
+    internal_date: i64,
+}
+
+/// A [`NewCopy`] as migration 0035's `postern_store_copies` reads it.
+#[derive(serde::Serialize)]
+struct CopyRow<'a> {
+    user_id: i64,
+    size: i64,
+    folder: &'a str,
+    hash: &'a str,
+    internal_date: i64,
+    flags: i64,
+    keywords: String,
+}
+
+impl<'a> CopyRow<'a> {
+    fn of(c: &NewCopy<'a>) -> CopyRow<'a> {
+        CopyRow {
+            user_id: c.copy.user_id,
+            size: c.size,
+            folder: &c.copy.folder,
+            hash: c.hash,
+            internal_date: c.internal_date,
+            flags: c.copy.flags.system,
+            keywords: c.copy.flags.keywords_text(),
+        }
+    }
+}
+
 /// What [`Store::accept`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
@@ -203,7 +237,11 @@ impl Store {
         let mut tx = self.locked_tx(&users).await?;
         put_blob(&mut tx, self.backend, m.raw, hash, parsed).await?;
         let mut changes = Vec::new();
-        let accepted = self.store_entries(&mut tx, m, hash, &mut changes).await?;
+        let accepted = self
+            .store_entries(&mut tx, &[(*m, hash)], &mut changes)
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::invalid("accepted message", "no outcome"))?;
         if changes.is_empty() {
             tx.rollback().await?;
         } else {
@@ -212,136 +250,159 @@ impl Store {
         Ok(accepted)
     }
 
-    /// The local copies and queue entries of `m`, whose blob `hash` is stored, written in `tx`
-    /// (whose caller locked the users); the changes to publish at commit are added to `changes`.
+    /// The local copies and queue entries of `messages` (each with the hash of its stored blob),
+    /// written in `tx` (whose caller locked the users); the changes to publish at commit are
+    /// added to `changes`. The copies of all of them are stored in arrival order first
+    /// ([`Store::store_copies`]: one statement on PostgreSQL), then the queue entries.
     pub(crate) async fn store_entries(
         &self,
         tx: &mut Transaction<'static, Any>,
-        m: &Incoming<'_>,
-        hash: &str,
+        messages: &[(Incoming<'_>, &str)],
         changes: &mut Vec<Change>,
-    ) -> Result<Accepted> {
-        let size = m.raw.len() as i64;
+    ) -> Result<Vec<Accepted>> {
+        let copies: Vec<NewCopy<'_>> = messages
+            .iter()
+            .flat_map(|(m, hash)| {
+                m.local.iter().map(move |copy| NewCopy {
+                    copy,
+                    hash,
+                    size: m.raw.len() as i64,
+                    internal_date: m.internal_date,
+                })
+            })
+            .collect();
+        let mut stored = self.store_copies(tx, &copies).await?.into_iter();
         let now = crate::unix_now();
-        let mut accepted = Accepted {
-            local: Vec::with_capacity(m.local.len()),
-            queued: Vec::with_capacity(m.remote.len()),
-        };
-        for copy in m.local {
-            let user_id = copy.user_id;
-            let stored = self
-                .store_copy(tx, copy, hash, size, m.internal_date)
-                .await?;
-            let Some((mailbox_id, uid, modseq)) = stored else {
-                accepted.local.push(DeliveryOutcome::OverQuota { user_id });
-                continue;
+        let mut all = Vec::with_capacity(messages.len());
+        for (m, hash) in messages {
+            let mut accepted = Accepted {
+                local: Vec::with_capacity(m.local.len()),
+                queued: Vec::with_capacity(m.remote.len()),
             };
-            changes.push(Change::Mailbox {
-                user_id,
-                mailbox_id,
-                modseq,
-                event: MailboxEvent::Appended,
-            });
-            accepted.local.push(DeliveryOutcome::Delivered {
-                user_id,
-                mailbox_id,
-                uid,
-            });
+            for copy in m.local {
+                let user_id = copy.user_id;
+                let Some((mailbox_id, uid, modseq)) = stored.next().flatten() else {
+                    accepted.local.push(DeliveryOutcome::OverQuota { user_id });
+                    continue;
+                };
+                changes.push(Change::Mailbox {
+                    user_id,
+                    mailbox_id,
+                    modseq,
+                    event: MailboxEvent::Appended,
+                });
+                accepted.local.push(DeliveryOutcome::Delivered {
+                    user_id,
+                    mailbox_id,
+                    uid,
+                });
+            }
+            let no_dsn = DsnRequest::default();
+            for (i, recipient) in m.remote.iter().enumerate() {
+                let dsn = m.remote_dsn.get(i).unwrap_or(&no_dsn);
+                let row = sqlx::query(
+                    "INSERT INTO queue (blob_hash, sender, recipient, next_attempt, expires_at, \
+                     created_at, dsn_notify, dsn_orcpt, dsn_ret, dsn_envid) \
+                     VALUES ($1, $2, $3, $4, $5, $4, $6, $7, $8, $9) RETURNING id",
+                )
+                .bind(*hash)
+                .bind(m.sender)
+                .bind(recipient)
+                .bind(now)
+                .bind(m.expires_at)
+                .bind(dsn.notify.as_deref())
+                .bind(dsn.orcpt.as_deref())
+                .bind(dsn.ret.as_deref())
+                .bind(dsn.envid.as_deref())
+                .fetch_one(&mut **tx)
+                .await?;
+                accepted.queued.push(get(&row, "id")?);
+            }
+            if !accepted.queued.is_empty() && !changes.contains(&Change::Queue) {
+                changes.push(Change::Queue);
+            }
+            all.push(accepted);
         }
-        let no_dsn = DsnRequest::default();
-        for (i, recipient) in m.remote.iter().enumerate() {
-            let dsn = m.remote_dsn.get(i).unwrap_or(&no_dsn);
-            let row = sqlx::query(
-                "INSERT INTO queue (blob_hash, sender, recipient, next_attempt, expires_at, created_at, \
-                 dsn_notify, dsn_orcpt, dsn_ret, dsn_envid) \
-                 VALUES ($1, $2, $3, $4, $5, $4, $6, $7, $8, $9) RETURNING id",
-            )
-            .bind(hash)
-            .bind(m.sender)
-            .bind(recipient)
-            .bind(now)
-            .bind(m.expires_at)
-            .bind(dsn.notify.as_deref())
-            .bind(dsn.orcpt.as_deref())
-            .bind(dsn.ret.as_deref())
-            .bind(dsn.envid.as_deref())
-            .fetch_one(&mut **tx)
-            .await?;
-            accepted.queued.push(get(&row, "id")?);
-        }
-        if !accepted.queued.is_empty() && !changes.contains(&Change::Queue) {
-            changes.push(Change::Queue);
-        }
-        Ok(accepted)
+        Ok(all)
     }
 
-    /// Stores one local copy of the blob `hash` in `tx`: charges the user's quota, picks the
-    /// copy's folder (INBOX if the user has none of that name) and inserts the message under the
-    /// next UID. Returns its mailbox, UID and MODSEQ, or `None` if the quota is full. On
-    /// PostgreSQL this is one statement (one round trip instead of four).
-    async fn store_copy(
+    /// Stores `copies` of stored blobs in `tx`, in order, each as if alone: charges the user's
+    /// quota, picks the copy's folder (INBOX if the user has none of that name) and inserts the
+    /// message under the next UID. Returns the mailbox, UID and MODSEQ of each copy, `None` for
+    /// one whose user's quota is full. On PostgreSQL all copies are one statement (migration
+    /// 0035's function: one round trip for a whole group commit).
+    async fn store_copies(
         &self,
         tx: &mut Transaction<'static, Any>,
-        copy: &LocalCopy,
-        hash: &str,
-        size: i64,
-        internal_date: i64,
-    ) -> Result<Option<(i64, i64, i64)>> {
-        let user_id = copy.user_id;
-        let no_inbox = || StoreError::NotFound(format!("INBOX of user {user_id}"));
+        copies: &[NewCopy<'_>],
+    ) -> Result<Vec<Option<(i64, i64, i64)>>> {
+        let no_inbox = |user_id| StoreError::NotFound(format!("INBOX of user {user_id}"));
         if self.backend == Backend::Postgres {
+            if copies.is_empty() {
+                return Ok(Vec::new());
+            }
+            let rows: Vec<CopyRow<'_>> = copies.iter().map(CopyRow::of).collect();
+            let json = serde_json::to_string(&rows)
+                .map_err(|e| StoreError::invalid("local copies", e.to_string()))?;
+            let rows = sqlx::query(
+                "SELECT copy_charged, copy_mailbox, copy_uid, copy_modseq \
+                 FROM postern_store_copies($1::jsonb)",
+            )
+            .bind(json)
+            .fetch_all(&mut **tx)
+            .await?;
+            if rows.len() != copies.len() {
+                return Err(StoreError::invalid(
+                    "local copies",
+                    format!("{} of {} stored", rows.len(), copies.len()),
+                ));
+            }
+            let mut stored = Vec::with_capacity(copies.len());
+            for (row, c) in rows.iter().zip(copies) {
+                if get::<i64>(row, "copy_charged")? == 0 {
+                    stored.push(None);
+                    continue;
+                }
+                let Some(uid) = get::<Option<i64>>(row, "copy_uid")? else {
+                    return Err(no_inbox(c.copy.user_id));
+                };
+                stored.push(Some((
+                    get(row, "copy_mailbox")?,
+                    uid,
+                    get(row, "copy_modseq")?,
+                )));
+            }
+            return Ok(stored);
+        }
+        let mut stored = Vec::with_capacity(copies.len());
+        for c in copies {
+            let user_id = c.copy.user_id;
+            if !charge_quota(tx, user_id, c.size).await? {
+                stored.push(None);
+                continue;
+            }
             let row = sqlx::query(
-                "WITH charged AS (UPDATE users SET used_bytes = used_bytes + $2 \
-                   WHERE id = $1 AND (quota_bytes = 0 OR used_bytes + $2 <= quota_bytes) RETURNING id), \
-                 box AS (SELECT m.id FROM mailboxes m JOIN charged c ON m.user_id = c.id \
-                   WHERE m.name IN ($3, 'INBOX') ORDER BY CASE WHEN m.name = $3 THEN 0 ELSE 1 END LIMIT 1), \
-                 next AS (UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 \
-                   FROM box WHERE mailboxes.id = box.id \
-                   RETURNING mailboxes.id, mailboxes.uidnext - 1 AS uid, mailboxes.highestmodseq AS modseq), \
-                 ins AS (INSERT INTO messages \
-                   (mailbox_id, uid, blob_hash, size, internal_date, flags, keywords, modseq) \
-                   SELECT id, uid, $4, $2, $5, $6, $7, modseq FROM next RETURNING mailbox_id, uid, modseq) \
-                 SELECT (SELECT count(*) FROM charged) AS charged, \
-                   ins.mailbox_id, ins.uid, ins.modseq FROM (SELECT 1) AS one LEFT JOIN ins ON TRUE",
+                "SELECT id FROM mailboxes WHERE user_id = $1 AND name IN ($2, 'INBOX') \
+                 ORDER BY CASE WHEN name = $2 THEN 0 ELSE 1 END LIMIT 1",
             )
             .bind(user_id)
-            .bind(size)
-            .bind(&copy.folder)
-            .bind(hash)
-            .bind(internal_date)
-            .bind(copy.flags.system)
-            .bind(copy.flags.keywords_text())
-            .fetch_one(&mut **tx)
+            .bind(&c.copy.folder)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| no_inbox(user_id))?;
+            let mailbox_id: i64 = get(&row, "id")?;
+            let (uid, modseq) = insert_message(
+                tx,
+                mailbox_id,
+                c.hash,
+                c.size,
+                &c.copy.flags,
+                c.internal_date,
+            )
             .await?;
-            if get::<i64>(&row, "charged")? == 0 {
-                return Ok(None);
-            }
-            let stored: Option<i64> = get(&row, "uid")?;
-            if stored.is_none() {
-                return Err(no_inbox());
-            }
-            return Ok(Some((
-                get(&row, "mailbox_id")?,
-                get(&row, "uid")?,
-                get(&row, "modseq")?,
-            )));
+            stored.push(Some((mailbox_id, uid, modseq)));
         }
-        if !charge_quota(tx, user_id, size).await? {
-            return Ok(None);
-        }
-        let row = sqlx::query(
-            "SELECT id FROM mailboxes WHERE user_id = $1 AND name IN ($2, 'INBOX') \
-             ORDER BY CASE WHEN name = $2 THEN 0 ELSE 1 END LIMIT 1",
-        )
-        .bind(user_id)
-        .bind(&copy.folder)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or_else(no_inbox)?;
-        let mailbox_id: i64 = get(&row, "id")?;
-        let (uid, modseq) =
-            insert_message(tx, mailbox_id, hash, size, &copy.flags, internal_date).await?;
-        Ok(Some((mailbox_id, uid, modseq)))
+        Ok(stored)
     }
 
     /// Appends a message to a mailbox (IMAP APPEND, RFC 3501 §6.3.11) and returns its UID.

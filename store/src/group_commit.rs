@@ -2,9 +2,9 @@
 //! to a short-lived committer task; a committer takes all messages waiting at that moment (up to
 //! [`MAX_GROUP`] messages and [`MAX_GROUP_BYTES`] bytes) and writes them in one transaction: one
 //! BEGIN, one row lock over all their users (in ascending id order, as [`Store::locked_tx`]
-//! always takes it), one multi-row blob insert, each message's copies and queue entries in
-//! arrival order (so the quota is charged as if they had come one by one), one NOTIFY statement
-//! and one COMMIT, whose flush to disk is shared by the whole group. Each caller gets its answer
+//! always takes it), one multi-row blob insert (with their index rows), the local copies in
+//! arrival order (so the quota is charged as if they had come one by one; one statement on
+//! PostgreSQL), the queue entries, one NOTIFY statement and one COMMIT, whose flush to disk is shared by the whole group. Each caller gets its answer
 //! only after that commit, so a `250` still means the message is durable.
 //!
 //! A message of the group that fails (a database error, a user without INBOX) must not fail the
@@ -20,7 +20,8 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-use tokio::sync::oneshot;
+use tokio::sync::futures::Notified;
+use tokio::sync::{oneshot, Notify};
 
 use crate::blobs::{put_blobs, BlobSource, NewBlob};
 use crate::db::Store;
@@ -104,6 +105,8 @@ struct Job {
 #[derive(Default)]
 pub(crate) struct GroupCommit {
     state: Mutex<State>,
+    /// Woken when the last committer ends (nothing waits any more).
+    idle: Notify,
 }
 
 #[derive(Default)]
@@ -113,6 +116,12 @@ struct State {
 }
 
 impl GroupCommit {
+    /// Completes when the last committer ends; [`Notified::enable`] it before looking at
+    /// [`GroupCommit::busy`] so that an end in between is not missed.
+    pub(crate) fn idle(&self) -> Notified<'_> {
+        self.idle.notified()
+    }
+
     /// Whether messages are being committed or wait for it.
     pub(crate) fn busy(&self) -> bool {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -126,6 +135,9 @@ impl GroupCommit {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.waiting.is_empty() {
             state.committers -= 1;
+            if state.committers == 0 {
+                self.idle.notify_waiters();
+            }
             return None;
         }
         let mut group = Vec::new();
@@ -242,14 +254,12 @@ impl Store {
             })
             .collect();
         put_blobs(&mut tx, self.backend, &blobs).await?;
+        let messages: Vec<_> = group
+            .iter()
+            .map(|p| (p.incoming(), p.hash.as_str()))
+            .collect();
         let mut changes = Vec::new();
-        let mut accepted = Vec::with_capacity(group.len());
-        for p in group {
-            accepted.push(
-                self.store_entries(&mut tx, &p.incoming(), &p.hash, &mut changes)
-                    .await?,
-            );
-        }
+        let accepted = self.store_entries(&mut tx, &messages, &mut changes).await?;
         Ok((tx, accepted, changes))
     }
 }

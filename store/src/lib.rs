@@ -47,7 +47,8 @@ mod urlauth;
 mod users;
 
 pub use account_settings::{
-    AccountSettings, MAX_FORWARD_DESTINATIONS, MAX_REPLY_BODY_BYTES, MAX_REPLY_SUBJECT_CHARS,
+    AccountSettings, DeliveryFilters, MAX_FORWARD_DESTINATIONS, MAX_REPLY_BODY_BYTES,
+    MAX_REPLY_SUBJECT_CHARS,
 };
 pub use address::{normalize_address, normalize_domain, Address};
 pub use admin::{Admin, AdminSession, SessionKind, UserSession};

@@ -22,7 +22,7 @@ use mail_parser::{Message, MessageParser, PartType};
 use sqlx::{Any, Transaction};
 
 use crate::blobs::{read_blob, LOCK_KNOWN_BLOB};
-use crate::db::{get, values_rows, Backend, Store, ROWS_PER_STATEMENT};
+use crate::db::{get, padded_rows, values_rows, Backend, Store, ROWS_PER_STATEMENT};
 use crate::deferred_text::mark_pending;
 use crate::error::{Result, StoreError};
 use crate::mailboxes::Mailbox;
@@ -273,40 +273,74 @@ pub(crate) async fn insert_indexes(
     Ok(())
 }
 
-/// On PostgreSQL, inserts the blob row `blob` (hash, size, inline data, parsed metadata,
-/// chunked), its index row `e` and, if its body text is deferred, its `blob_text_pending` row in
-/// one statement, one round trip, unless the blob is stored already; then the existing row is
-/// locked as in [`crate::blobs::put_blobs`]. Returns whether the blob row went in.
-pub(crate) async fn insert_blob_indexed(
+/// A blob row to insert with its index row ([`insert_blobs_indexed`]): hash, size, inline data,
+/// parsed metadata, chunked, and the index entry.
+pub(crate) type IndexedBlob<'a> = (&'a str, i64, &'a [u8], &'a str, i64, &'a IndexEntry);
+
+/// Columns of one row of [`insert_blobs_indexed`].
+const INDEXED_BLOB_COLUMNS: usize = 14;
+
+/// On PostgreSQL, inserts the blob rows `blobs` (at most [`ROWS_PER_STATEMENT`], in hash order,
+/// each hash once) with their index rows and, for a deferred body text, their
+/// `blob_text_pending` rows, in one statement (one round trip), except blobs stored already:
+/// their existing rows are locked as in [`crate::blobs::put_blobs`]. Returns the hashes whose
+/// blob rows went in.
+pub(crate) async fn insert_blobs_indexed(
     tx: &mut Transaction<'static, Any>,
-    blob: (&str, i64, &[u8], &str, i64),
-    e: &IndexEntry,
-) -> Result<bool> {
-    let (hash, size, inline, parsed, chunked) = blob;
+    blobs: &[IndexedBlob<'_>],
+) -> Result<HashSet<String>> {
+    let rows = padded_rows(blobs.len());
     let sql = format!(
-        "WITH blob AS (INSERT INTO blobs (hash, size, data, parsed, chunked) \
-           VALUES ($1, $2, $3, $4, $5) {LOCK_KNOWN_BLOB}), \
+        "WITH v (hash, size, data, parsed, chunked, header, subject, from_text, to_text, cc_text, \
+           bcc_text, header_text, body_text, deferred) AS (VALUES {}), \
+         blob AS (INSERT INTO blobs (hash, size, data, parsed, chunked) \
+           SELECT hash, size, data, parsed, chunked FROM v WHERE hash IS NOT NULL ORDER BY hash \
+           {LOCK_KNOWN_BLOB}), \
          indexed AS (INSERT INTO blob_index (hash, header, subject, from_text, to_text, cc_text, \
            bcc_text, header_text, body_text) \
-           SELECT hash, $6, $7, $8, $9, $10, $11, $12, $13 FROM blob ON CONFLICT (hash) DO NOTHING), \
-         pending AS (INSERT INTO blob_text_pending (hash) SELECT hash FROM blob WHERE $14 \
+           SELECT v.hash, v.header, v.subject, v.from_text, v.to_text, v.cc_text, v.bcc_text, \
+           v.header_text, v.body_text FROM v JOIN blob ON blob.hash = v.hash \
+           ON CONFLICT (hash) DO NOTHING), \
+         pending AS (INSERT INTO blob_text_pending (hash) \
+           SELECT v.hash FROM v JOIN blob ON blob.hash = v.hash WHERE v.deferred \
            ON CONFLICT (hash) DO NOTHING) \
-         SELECT count(*) AS inserted FROM blob"
+         SELECT hash FROM blob",
+        values_rows(rows, INDEXED_BLOB_COLUMNS, 1)
     );
-    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(hash)
-        .bind(size)
-        .bind(inline)
-        .bind(parsed)
-        .bind(chunked);
-    let row = e
-        .bind_headers(query)
-        .bind(&e.header_text)
-        .bind(e.body_text.as_deref().unwrap_or_default())
-        .bind(e.body_text.is_none())
-        .fetch_one(&mut **tx)
-        .await?;
-    Ok(get::<i64>(&row, "inserted")? == 1)
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for &(hash, size, inline, parsed, chunked, e) in blobs {
+        query = e
+            .bind_headers(
+                query
+                    .bind(hash)
+                    .bind(size)
+                    .bind(inline)
+                    .bind(parsed)
+                    .bind(chunked),
+            )
+            .bind(&e.header_text)
+            .bind(e.body_text.as_deref().unwrap_or_default())
+            .bind(e.body_text.is_none());
+    }
+    for _ in blobs.len()..rows {
+        query = query
+            .bind(None::<&str>)
+            .bind(None::<i64>)
+            .bind(None::<&[u8]>)
+            .bind(None::<&str>)
+            .bind(None::<i64>)
+            .bind(None::<&[u8]>);
+        for _ in 0..7 {
+            query = query.bind(None::<&str>);
+        }
+        query = query.bind(None::<bool>);
+    }
+    query
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|row| get::<String>(row, "hash"))
+        .collect()
 }
 
 /// How many unindexed blobs one indexing query picks up.

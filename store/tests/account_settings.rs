@@ -1,12 +1,15 @@
 //! Vacation and forwarding settings: defaults, a round trip of normalised values, and the
 //! forwarding loop rule (own address, `+tag`, an alias back to the user), and what a delivery
-//! reads of them together with the active Sieve script; on SQLite and PostgreSQL.
+//! reads of them together with the active Sieve script and the junk training; on SQLite and
+//! PostgreSQL.
 
 mod common;
 
 use common::store_with_user;
 use postern_store::testing::TestDb;
-use postern_store::{AccountSettings, StoreError};
+use postern_store::{
+    AccountSettings, DeliveryFilters, JunkClass, JunkTraining, StoreError, Tokens,
+};
 
 both_backends!(
     settings_round_trip,
@@ -97,23 +100,27 @@ async fn forwarding_may_not_loop(db: &TestDb) {
     store.set_account_settings(alice, &s).await.unwrap();
 }
 
-/// [`Store::delivery_filters`] reads what [`Store::account_settings`] and
-/// [`Store::active_sieve_script`] read, in every combination of saved and unsaved.
+/// [`Store::delivery_filters`] reads what [`Store::account_settings`],
+/// [`Store::active_sieve_script`] and [`Store::junk_training`] read, in every combination of
+/// saved and unsaved.
 ///
 /// [`Store::delivery_filters`]: postern_store::Store::delivery_filters
 /// [`Store::account_settings`]: postern_store::Store::account_settings
 /// [`Store::active_sieve_script`]: postern_store::Store::active_sieve_script
+/// [`Store::junk_training`]: postern_store::Store::junk_training
 async fn delivery_filters_in_one_read(db: &TestDb) {
     let (store, alice) = store_with_user(db, 0).await;
     let separately = |store: postern_store::Store| async move {
-        (
-            store.account_settings(alice).await.unwrap(),
-            store.active_sieve_script(alice).await.unwrap(),
-        )
+        DeliveryFilters {
+            settings: store.account_settings(alice).await.unwrap(),
+            script: store.active_sieve_script(alice).await.unwrap(),
+            junk: store.junk_training(alice).await.unwrap(),
+        }
     };
     let nothing = store.delivery_filters(alice).await.unwrap();
     assert_eq!(nothing, separately(store.clone()).await);
-    assert!(nothing.0.forward_keep && nothing.1.is_none());
+    assert!(nothing.settings.forward_keep && nothing.script.is_none());
+    assert_eq!(nothing.junk, JunkTraining::default());
     store
         .put_sieve_script(alice, "main", "keep;")
         .await
@@ -129,9 +136,32 @@ async fn delivery_filters_in_one_read(db: &TestDb) {
     let script_only = store.delivery_filters(alice).await.unwrap();
     assert_eq!(script_only, separately(store.clone()).await);
     assert_eq!(
-        script_only.1.as_ref().map(|s| s.content.as_str()),
+        script_only.script.as_ref().map(|s| s.content.as_str()),
         Some("discard;")
     );
+    let spam = b"From: a@example.org\r\nSubject: cheap pills\r\n\r\nbuy now\r\n";
+    let ham = b"From: b@example.org\r\nSubject: minutes\r\n\r\nsee you monday\r\n";
+    for (key, raw, class) in [
+        ("s1", &spam[..], JunkClass::Spam),
+        ("h1", &ham[..], JunkClass::Ham),
+    ] {
+        assert!(store
+            .train_tokens(alice, key, &Tokens::of(raw), class)
+            .await
+            .unwrap());
+    }
+    assert!(store
+        .train_tokens(
+            alice,
+            "s2",
+            &Tokens::of(b"Subject: more pills\r\n\r\nnow\r\n"),
+            JunkClass::Spam
+        )
+        .await
+        .unwrap());
+    let trained = store.delivery_filters(alice).await.unwrap();
+    assert_eq!(trained, separately(store.clone()).await);
+    assert_eq!(trained.junk, JunkTraining { spam: 2, ham: 1 });
     let vacation = AccountSettings {
         reply_enabled: true,
         reply_subject: "Away".into(),
@@ -141,9 +171,9 @@ async fn delivery_filters_in_one_read(db: &TestDb) {
     store.set_account_settings(alice, &vacation).await.unwrap();
     let both = store.delivery_filters(alice).await.unwrap();
     assert_eq!(both, separately(store.clone()).await);
-    assert!(both.0.reply_enabled);
+    assert!(both.settings.reply_enabled);
     store.set_active_sieve_script(alice, None).await.unwrap();
     let settings_only = store.delivery_filters(alice).await.unwrap();
     assert_eq!(settings_only, separately(store.clone()).await);
-    assert!(settings_only.0.reply_enabled && settings_only.1.is_none());
+    assert!(settings_only.settings.reply_enabled && settings_only.script.is_none());
 }

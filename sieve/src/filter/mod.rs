@@ -8,7 +8,7 @@ mod runner;
 
 use std::sync::Arc;
 
-use postern_store::{Store, StoreError};
+use postern_store::{DeliveryFilters, Store, StoreError};
 
 pub use plan::{imap_flags, AutoReply, FolderCopy, Plan};
 pub use runner::Delivery;
@@ -49,20 +49,19 @@ pub struct FilterScript {
     pub content: String,
 }
 
-/// The scripts to run at delivery for `user_id`, in order: the one generated from the account's
-/// vacation and forwarding settings (like Pigeonhole's `sieve_before`), then the user's active
-/// script, if any.
-pub async fn scripts_for(store: &Store, user_id: i64) -> Result<Vec<FilterScript>, StoreError> {
-    let (settings, active) = store.delivery_filters(user_id).await?;
-    let account = crate::account_script(&settings).map(|content| FilterScript {
+/// The scripts to run at delivery for a user whose [`DeliveryFilters`] are `filters`, in order:
+/// the one generated from the account's vacation and forwarding settings (like Pigeonhole's
+/// `sieve_before`), then the user's active script, if any.
+pub fn scripts_of(filters: &DeliveryFilters) -> Vec<FilterScript> {
+    let account = crate::account_script(&filters.settings).map(|content| FilterScript {
         name: ACCOUNT_SCRIPT.to_owned(),
         content,
     });
-    let active = active.map(|s| FilterScript {
-        name: s.name,
-        content: s.content,
+    let active = filters.script.as_ref().map(|s| FilterScript {
+        name: s.name.clone(),
+        content: s.content.clone(),
     });
-    Ok(account.into_iter().chain(active).collect())
+    account.into_iter().chain(active).collect()
 }
 
 /// The name the account settings' generated script runs under (in logs and errors).
