@@ -4,8 +4,9 @@ Thunderbird's header fetch (`UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEAD
 `UID SEARCH SUBJECT term` and `UID SEARCH BODY term`, each timed from sending the command to its
 tagged OK. A lean reader (literals skipped by length) so that the client costs little next to the
 server. Prints JSON: seconds per command, FETCH responses, SEARCH hits, bytes received. With
---pid (a single-process server), also the memory SEARCH BODY took: the server's RSS before it and
-its peak RSS during it (VmHWM, reset just before through /proc/PID/clear_refs), in KiB.
+--pid (a single-process server), also the memory the header fetch and SEARCH BODY took: the
+server's RSS before each and its peak RSS during it (VmHWM, reset just before through
+/proc/PID/clear_refs), in KiB.
 
     imap-search.py --port P --user U --password W --subject TERM --body TERM [--pid PID]"""
 import argparse
@@ -101,8 +102,9 @@ def main():
     c.run("SELECT INBOX")
     out = {}
     for name, template in COMMANDS.items():
-        if a.pid and name == "search_body":
-            out["body_rss_before_kib"] = status_kib(a.pid, "VmRSS")
+        prefix = {"header_fetch": "header", "search_body": "body"}.get(name)
+        if a.pid and prefix:
+            out[prefix + "_rss_before_kib"] = status_kib(a.pid, "VmRSS")
             with open(f"/proc/{a.pid}/clear_refs", "w") as f:
                 f.write("5")
         command = template.format(subject=a.subject, body=a.body)
@@ -115,8 +117,8 @@ def main():
             hits = [l for l in lines if l.startswith(b"* SEARCH")]
             out[name + "_hits"] = len(hits[0].split()) - 2 if hits else 0
         out[name + "_bytes"] = size
-        if a.pid and name == "search_body":
-            out["body_peak_kib"] = status_kib(a.pid, "VmHWM")
+        if a.pid and prefix:
+            out[prefix + "_peak_kib"] = status_kib(a.pid, "VmHWM")
     c.run("LOGOUT")
     print(json.dumps(out))
 

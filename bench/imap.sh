@@ -12,7 +12,8 @@
 #   databases) and given to Dovecot as its Maildir; ROUNDS rounds, interleaved (each round runs
 #   every server once, in rotating order), of Thunderbird's header fetch, SEARCH SUBJECT and
 #   SEARCH BODY (bench/imap-search.py); prints min/median/max seconds, the SEARCH hits (which
-#   must agree), and Postern's peak memory during SEARCH BODY above its RSS before it.
+#   must agree), and Postern's peak memory during the header fetch and SEARCH BODY above its RSS
+#   before each.
 #
 #   bash bench/imap.sh            # CONNS=8 DURATION=20 MESSAGES=20000 ROUNDS=5 by default
 #   CONNS=32 DURATION=30 PART=load bash bench/imap.sh
@@ -230,10 +231,11 @@ for key in ("fetched", "search_subject_hits", "search_body_hits"):
     agree &= len({tuple(v) for v in seen.values()}) == 1
 print("results agree across servers" if agree else "RESULTS DIFFER between servers")
 for s in ("sqlite", "postgres"):
-    growth = [(r["body_peak_kib"] - r["body_rss_before_kib"]) / 1024 for r in runs[s]]
-    before = [r["body_rss_before_kib"] / 1024 for r in runs[s]]
-    print(f"{names[s]}: SEARCH BODY peak RSS above RSS before it: max {max(growth):.1f} MiB "
-          f"(RSS before {min(before):.0f}-{max(before):.0f} MiB)")
+    for key, title in (("header", "header fetch"), ("body", "SEARCH BODY")):
+        growth = [(r[f"{key}_peak_kib"] - r[f"{key}_rss_before_kib"]) / 1024 for r in runs[s]]
+        before = [r[f"{key}_rss_before_kib"] / 1024 for r in runs[s]]
+        print(f"{names[s]}: {title} peak RSS above RSS before it: max {max(growth):.1f} MiB "
+              f"(RSS before {min(before):.0f}-{max(before):.0f} MiB)")
 PY
 }
 

@@ -24,6 +24,7 @@ mod domains;
 mod envelope_address;
 mod error;
 mod group_commit;
+mod header_blocks;
 mod imported;
 pub mod junk;
 mod listing;

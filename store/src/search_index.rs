@@ -473,59 +473,6 @@ impl Store {
         rows.iter().map(|r| get(r, "uid")).collect()
     }
 
-    /// The header blocks (bytes up to and including the blank line after the header) of the
-    /// messages of `mailbox` with the given UIDs, in UID order; UIDs that do not exist are skipped.
-    pub async fn message_headers(
-        &self,
-        mailbox: &Mailbox,
-        uids: &[i64],
-    ) -> Result<Vec<(i64, Vec<u8>)>> {
-        let mut sorted = uids.to_vec();
-        sorted.sort_unstable();
-        sorted.dedup();
-        let (Some(&lo), Some(&hi)) = (sorted.first(), sorted.last()) else {
-            return Ok(Vec::new());
-        };
-        // Each message's header block is looked up by its hash (a subquery, not a join: for a
-        // batch of a thousand messages PostgreSQL otherwise hashes a scan of every blob_index
-        // row, once per batch). The hash itself is read only for a blob not indexed yet.
-        let rows = sqlx::query(
-            "SELECT m.uid, \
-             (SELECT i.header FROM blob_index i WHERE i.hash = m.blob_hash) AS header \
-             FROM messages m WHERE m.mailbox_id = $1 AND m.uid >= $2 AND m.uid <= $3 \
-             ORDER BY m.uid",
-        )
-        .bind(mailbox.id)
-        .bind(lo)
-        .bind(hi)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = Vec::with_capacity(sorted.len());
-        for r in &rows {
-            let uid: i64 = get(r, "uid")?;
-            if sorted.binary_search(&uid).is_err() {
-                continue;
-            }
-            let header = match get::<Option<Vec<u8>>>(r, "header")? {
-                Some(h) => h,
-                None => {
-                    let hash = sqlx::query(
-                        "SELECT blob_hash FROM messages WHERE mailbox_id = $1 AND uid = $2",
-                    )
-                    .bind(mailbox.id)
-                    .bind(uid)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                    // Expunged meanwhile: nothing to return.
-                    let Some(hash) = hash else { continue };
-                    self.index_blob(&get::<String>(&hash, "blob_hash")?).await?
-                }
-            };
-            out.push((uid, header));
-        }
-        Ok(out)
-    }
-
     /// Indexes every stored message's blob that has no index row yet (blobs stored before the
     /// index existed, or restored from a backup), then the body texts deliveries left pending
     /// ([`crate::deferred_text`]), and returns how many blobs it indexed. Once it has run to the
@@ -581,7 +528,7 @@ impl Store {
     }
 
     /// Indexes one stored blob (one message in memory at a time) and returns its header block.
-    async fn index_blob(&self, hash: &str) -> Result<Vec<u8>> {
+    pub(crate) async fn index_blob(&self, hash: &str) -> Result<Vec<u8>> {
         let raw = match read_blob(&self.pool, hash).await {
             // Expunged meanwhile: nothing to index.
             Err(StoreError::NotFound(_)) => return Ok(Vec::new()),

@@ -64,19 +64,25 @@ fn message_at<'a>(
 }
 
 /// Header fields of `header` whose names are (or, with `not`, are not) in `names`, followed by the
-/// blank line (RFC 3501 §6.4.5 HEADER.FIELDS).
+/// blank line (RFC 3501 §6.4.5 HEADER.FIELDS). Lines are found with `memchr`: a header-only FETCH
+/// of a whole mailbox runs this over every message's header block.
 fn header_fields(header: &[u8], names: &[AString<'_>], not: bool) -> Vec<u8> {
-    let names: Vec<&[u8]> = names.iter().map(AsRef::as_ref).collect();
     let mut out = Vec::with_capacity(header.len());
     let mut keep = false;
-    for line in header.split_inclusive(|&b| b == b'\n') {
+    let mut rest = header;
+    while !rest.is_empty() {
+        let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
         if line == b"\r\n" || line == b"\n" {
             break;
         }
         if !matches!(line.first(), Some(b' ' | b'\t')) {
-            let name = line.split(|&b| b == b':').next().unwrap_or_default();
+            let name = &line[..memchr::memchr(b':', line).unwrap_or(line.len())];
             let name = name.trim_ascii();
-            let listed = names.iter().any(|n| n.eq_ignore_ascii_case(name));
+            let listed = names
+                .iter()
+                .any(|n| AsRef::<[u8]>::as_ref(n).eq_ignore_ascii_case(name));
             keep = listed != not;
         }
         if keep {
@@ -135,7 +141,7 @@ pub fn section_bytes(raw: &[u8], root: &BodyPart, section: Option<&Section<'_>>)
 mod tests {
     use std::num::NonZeroU32;
 
-    use imap_codec::imap_types::core::Vec1;
+    use imap_codec::imap_types::core::{AString, Vec1};
     use imap_codec::imap_types::fetch::{Part, Section};
     use postern_store::ParsedMessage;
 
@@ -189,5 +195,55 @@ mod tests {
         let text = String::from_utf8(text).unwrap();
         assert!(text.starts_with("prologue\r\n"), "{text:?}");
         assert!(text.ends_with("--foo--\r\n\r\nepilogue\r\n"), "{text:?}");
+    }
+
+    /// The line scanner against the plain byte-by-byte reading it replaced, over headers with
+    /// bare LF, folded lines (space and tab), a last line without a line end, spaces before the
+    /// colon, a line without a colon, case differences, 8-bit and NUL bytes.
+    #[test]
+    fn header_fields_match_a_plain_reading() {
+        fn plain(header: &[u8], names: &[&[u8]], not: bool) -> Vec<u8> {
+            let mut out = Vec::new();
+            let mut keep = false;
+            for line in header.split_inclusive(|&b| b == b'\n') {
+                if line == b"\r\n" || line == b"\n" {
+                    break;
+                }
+                if !matches!(line.first(), Some(b' ' | b'\t')) {
+                    let name = line.split(|&b| b == b':').next().unwrap_or_default();
+                    keep = names
+                        .iter()
+                        .any(|n| n.eq_ignore_ascii_case(name.trim_ascii()))
+                        != not;
+                }
+                if keep {
+                    out.extend_from_slice(line);
+                }
+            }
+            out.extend_from_slice(b"\r\n");
+            out
+        }
+        let headers: [&[u8]; 7] = [
+            b"From: a@x\r\nSUBJECT: hi\r\n\tfolded\r\nTo: b@y\r\n\r\nbody\r\n",
+            b"From: a@x\nSubject: bare lf\n more\nTo: c\n\nbody\n",
+            b"Subject : spaced\r\nNo colon here\r\n subject: continued\r\nsubject:x",
+            b"X-Raw: \xe9\x00\xff\r\nsubject: \x00\r\n\r\n",
+            b"\r\nSubject: after the blank line\r\n",
+            b"",
+            b"Subject:",
+        ];
+        let names = ["subject", "TO"];
+        let listed: Vec<AString<'_>> = names.iter().map(|n| (*n).try_into().unwrap()).collect();
+        let raw_names: Vec<&[u8]> = names.iter().map(|n| n.as_bytes()).collect();
+        for header in headers {
+            for not in [false, true] {
+                assert_eq!(
+                    super::header_fields(header, &listed, not),
+                    plain(header, &raw_names, not),
+                    "{:?} not={not}",
+                    String::from_utf8_lossy(header)
+                );
+            }
+        }
     }
 }
