@@ -150,8 +150,9 @@ async fn imap_urlauth(db: Db) {
     assert!(server.stop().success());
 }
 
-/// NOTIFY (RFC 5465): pushes between commands, MailboxName and SubscriptionChange, BADEVENT and
-/// the bounds on what a session registers (issue 12).
+/// NOTIFY (RFC 5465): pushes between commands, MailboxName and SubscriptionChange, MessageNew's
+/// FETCH of new messages (§5.2, a flood of them too), BADEVENT, BAD fetch attributes and the
+/// bounds on what a session registers (issue 12).
 async fn imap_notify(db: Db) {
     let (_inst, server) = instance(db, &["alice@example.test"], "").await;
     imap_script(&server, "notify.py", &[]);

@@ -3,7 +3,14 @@
 //! §7.1-§7.3, URLFETCH's extended form from RFC 5524 §3) and NOTIFY (RFC 5465 §8). Their arguments are atoms, strings
 //! (quoted or literal, RFC 3501 §4.3) and parenthesized lists, tokenized by [`tokens`].
 
+use std::ops::Range;
+
+use imap_codec::decode::Decoder;
+use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName};
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::CommandCodec;
 
 /// One parsed extension command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +43,9 @@ pub struct EventGroup {
     pub filter: Filter,
     /// The event names, upper case; empty for `NONE`.
     pub events: Vec<String>,
+    /// MessageNew's fetch attributes (RFC 5465 §5.2), `selected` and `selected-delayed` only:
+    /// what to FETCH of each new message of the selected mailbox.
+    pub fetch: Option<Vec<MessageDataItemName<'static>>>,
 }
 
 /// A NOTIFY mailbox filter (RFC 5465 §6).
@@ -80,8 +90,8 @@ pub enum Token {
     Atom(String),
     /// A quoted string or a literal.
     Str(Vec<u8>),
-    /// A parenthesized list.
-    List(Vec<Token>),
+    /// A parenthesized list, and where it is in the tokenized input (parentheses included).
+    List(Vec<Token>, Range<usize>),
 }
 
 impl Token {
@@ -90,7 +100,7 @@ impl Token {
         match self {
             Token::Atom(a) => Some(a.clone()),
             Token::Str(s) => String::from_utf8(s.clone()).ok(),
-            Token::List(_) => None,
+            Token::List(..) => None,
         }
     }
 
@@ -99,7 +109,7 @@ impl Token {
         match self {
             Token::Atom(a) => Some(a.clone().into_bytes()),
             Token::Str(s) => Some(s.clone()),
-            Token::List(_) => None,
+            Token::List(..) => None,
         }
     }
 }
@@ -157,8 +167,10 @@ fn parse_list(
                 if depth + 1 > MAX_DEPTH {
                     return Err("Lists nest too deeply");
                 }
+                let start = *pos;
                 *pos += 1;
-                out.push(Token::List(parse_list(input, pos, count, depth + 1)?));
+                let items = parse_list(input, pos, count, depth + 1)?;
+                out.push(Token::List(items, start..*pos));
             }
             b'"' => out.push(Token::Str(quoted(input, pos)?)),
             b'{' => out.push(Token::Str(literal(input, pos)?)),
@@ -243,14 +255,16 @@ pub fn parse(message: &[u8]) -> Option<Result<(Tag<'static>, ExtCommand), &'stat
         return None;
     }
     let tag = Tag::try_from(String::from_utf8_lossy(tag).into_owned()).ok()?;
-    let args = match tokens(words.next().unwrap_or_default()) {
+    let input = words.next().unwrap_or_default();
+    let args = match tokens(input) {
         Ok(args) => args,
         Err(why) => return Some(Err(why)),
     };
-    Some(command(&verb, args).map(|cmd| (tag, cmd)))
+    Some(command(&verb, args, input).map(|cmd| (tag, cmd)))
 }
 
-fn command(verb: &str, args: Vec<Token>) -> Result<ExtCommand, &'static str> {
+/// The command `verb` with its arguments `args`, tokenized from `input`.
+fn command(verb: &str, args: Vec<Token>, input: &[u8]) -> Result<ExtCommand, &'static str> {
     match verb {
         "CANCELUPDATE" => args
             .iter()
@@ -280,7 +294,7 @@ fn command(verb: &str, args: Vec<Token>) -> Result<ExtCommand, &'static str> {
                 .collect::<Result<Vec<_>, _>>()
                 .map(ExtCommand::GenUrlAuth)
         }
-        "NOTIFY" => notify(&args).map(ExtCommand::Notify),
+        "NOTIFY" => notify(&args, input).map(ExtCommand::Notify),
         "RESETKEY" => {
             let mailbox = match args.first() {
                 None => None,
@@ -303,8 +317,8 @@ fn command(verb: &str, args: Vec<Token>) -> Result<ExtCommand, &'static str> {
     }
 }
 
-/// NOTIFY's arguments: `NONE`, or `SET [STATUS] group...` (RFC 5465 §8).
-fn notify(args: &[Token]) -> Result<Option<NotifySet>, &'static str> {
+/// NOTIFY's arguments, tokenized from `input`: `NONE`, or `SET [STATUS] group...` (RFC 5465 §8).
+fn notify(args: &[Token], input: &[u8]) -> Result<Option<NotifySet>, &'static str> {
     let word =
         |t: Option<&Token>, w: &str| matches!(t, Some(Token::Atom(a)) if a.eq_ignore_ascii_case(w));
     if word(args.first(), "NONE") && args.len() == 1 {
@@ -321,22 +335,22 @@ fn notify(args: &[Token]) -> Result<Option<NotifySet>, &'static str> {
     let groups = rest
         .iter()
         .map(|g| match g {
-            Token::List(items) => event_group(items),
+            Token::List(items, _) => event_group(items, input),
             _ => Err("An event group is a list"),
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(NotifySet { status, groups }))
 }
 
-/// `(filter-mailboxes events)`.
-fn event_group(items: &[Token]) -> Result<EventGroup, &'static str> {
+/// `(filter-mailboxes events)`, tokenized from `input`.
+fn event_group(items: &[Token], input: &[u8]) -> Result<EventGroup, &'static str> {
     let bad = "Invalid event group";
     let Some(Token::Atom(name)) = items.first() else {
         return Err(bad);
     };
     let names = |t: Option<&Token>| -> Result<Vec<Vec<u8>>, &'static str> {
         match t {
-            Some(Token::List(list)) if !list.is_empty() => {
+            Some(Token::List(list, _)) if !list.is_empty() => {
                 list.iter().map(|t| t.bytes().ok_or(bad)).collect()
             }
             Some(t @ (Token::Atom(_) | Token::Str(_))) => Ok(vec![t.bytes().ok_or(bad)?]),
@@ -356,15 +370,27 @@ fn event_group(items: &[Token]) -> Result<EventGroup, &'static str> {
     if items.len() != events_at + 1 {
         return Err(bad);
     }
+    let mut fetch = None;
     let events = match &items[events_at] {
         Token::Atom(a) if a.eq_ignore_ascii_case("NONE") => Vec::new(),
-        Token::List(list) if !list.is_empty() => {
+        Token::List(list, _) if !list.is_empty() => {
             let mut events = Vec::new();
             for (i, t) in list.iter().enumerate() {
                 match t {
                     Token::Atom(a) => events.push(a.to_ascii_uppercase()),
-                    // MessageNew's fetch attributes (RFC 5465 §5.2): not sent, so not kept.
-                    Token::List(_) if i > 0 && events.last().is_some_and(|e| e == "MESSAGENEW") => {
+                    // MessageNew's fetch attributes (RFC 5465 §5.2, §8): only the selected
+                    // mailbox's new messages are fetched, so other filters may not carry them
+                    // (a BAD, as Dovecot answers).
+                    Token::List(_, span)
+                        if i > 0
+                            && fetch.is_none()
+                            && events.last().is_some_and(|e| e == "MESSAGENEW") =>
+                    {
+                        if !matches!(filter, Filter::Selected { .. }) {
+                            return Err("Fetch attributes are for the selected mailbox only");
+                        }
+                        let raw = input.get(span.clone()).ok_or(bad)?;
+                        fetch = Some(fetch_attributes(raw)?);
                     }
                     _ => return Err(bad),
                 }
@@ -373,7 +399,32 @@ fn event_group(items: &[Token]) -> Result<EventGroup, &'static str> {
         }
         _ => return Err(bad),
     };
-    Ok(EventGroup { filter, events })
+    Ok(EventGroup {
+        filter,
+        events,
+        fetch,
+    })
+}
+
+/// MessageNew's `(fetch-att ...)` (RFC 5465 §8), read by imap-codec's own FETCH parser as the
+/// items of `FETCH 1 (fetch-att ...)`: exactly what FETCH accepts, macros (ALL, FAST, FULL)
+/// excepted, as the grammar has `fetch-att` only.
+fn fetch_attributes(list: &[u8]) -> Result<Vec<MessageDataItemName<'static>>, &'static str> {
+    let bad = "Invalid fetch attributes";
+    let mut command = b"n FETCH 1 ".to_vec();
+    command.extend_from_slice(list);
+    command.extend_from_slice(b"\r\n");
+    let (rest, command) = CommandCodec::default().decode(&command).map_err(|_| bad)?;
+    match command.body {
+        CommandBody::Fetch {
+            macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(names),
+            modifiers,
+            ..
+        } if rest.is_empty() && !names.is_empty() && modifiers.is_empty() => {
+            Ok(names.into_iter().map(IntoStatic::into_static).collect())
+        }
+        _ => Err(bad),
+    }
 }
 
 /// A URL: an atom or string of printable ASCII (it is echoed in a quoted string).
@@ -383,13 +434,13 @@ fn url(token: &Token) -> Result<String, &'static str> {
             .text()
             .filter(|t| t.bytes().all(|b| (0x20..0x7f).contains(&b)))
             .ok_or("A URL is printable ASCII"),
-        Token::List(_) => Err("Expected a URL"),
+        Token::List(..) => Err("Expected a URL"),
     }
 }
 
 /// One URLFETCH argument: a URL, or `(url item ...)` with BODY, BINARY and BODYPARTSTRUCTURE.
 fn fetch_url(token: &Token) -> Result<FetchUrl, &'static str> {
-    let Token::List(items) = token else {
+    let Token::List(items, _) = token else {
         return Ok(FetchUrl {
             url: url(token)?,
             ..FetchUrl::default()
@@ -423,7 +474,10 @@ mod tests {
             vec![
                 Token::Atom("a".into()),
                 Token::Str(b"b\"c".to_vec()),
-                Token::List(vec![Token::Atom("d".into()), Token::Str(b"xy".to_vec())]),
+                Token::List(
+                    vec![Token::Atom("d".into()), Token::Str(b"xy".to_vec())],
+                    9..20
+                ),
                 Token::Atom("NIL".into()),
             ]
         );
@@ -480,6 +534,8 @@ mod tests {
         assert!(set.status);
         assert_eq!(set.groups[0].filter, Filter::Selected { delayed: false });
         assert_eq!(set.groups[0].events, vec!["MESSAGENEW", "MESSAGEEXPUNGE"]);
+        assert_eq!(set.groups[0].fetch, Some(vec![MessageDataItemName::Uid]));
+        assert_eq!(set.groups[1].fetch, None);
         assert_eq!(
             set.groups[1].filter,
             Filter::Subtree(vec![b"a".to_vec(), b"b c".to_vec()])

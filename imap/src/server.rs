@@ -248,6 +248,48 @@ async fn wait_push(
     }
 }
 
+/// Which streamed FETCH responses [`send_batches`] writes.
+#[derive(Debug, Clone, Copy)]
+enum Batches {
+    /// A FETCH command's ([`Session::fetch_batch`]).
+    Fetch,
+    /// NOTIFY's of new messages ([`Session::notify_fetch_batch`], RFC 5465 §5.2).
+    Notify,
+}
+
+/// Writes FETCH responses one bounded batch at a time: each is written (a client that does not
+/// read fills the socket's buffers and holds the writer) before the next messages are read from
+/// the store. `false` when the connection is to end: a client that stopped reading for
+/// `timeout`, or a shutdown, ends it mid-reply.
+async fn send_batches(
+    conn: &mut Link,
+    session: &mut Session,
+    shared: &Shared,
+    timeout: Duration,
+    which: Batches,
+) -> Result<bool, ImapError> {
+    loop {
+        let batch = match which {
+            Batches::Fetch => session.fetch_batch().await,
+            Batches::Notify => session.notify_fetch_batch().await,
+        };
+        let Some(bytes) = batch else {
+            return Ok(true);
+        };
+        if bytes.is_empty() {
+            continue;
+        }
+        let sent = tokio::select! {
+            r = tokio::time::timeout(timeout, write(conn, &bytes)) => r.ok(),
+            _ = shared.shutdown.cancelled() => None,
+        };
+        match sent {
+            Some(r) => r?,
+            None => return Ok(false),
+        }
+    }
+}
+
 /// What the connection expects next from the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -422,31 +464,30 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
             if changes.is_none() && session.user().is_some() {
                 changes = Some(shared.store.subscribe());
             }
+            let timeout = config.inactivity_timeout();
             if reply.next == Next::Fetch {
-                // One bounded batch at a time: each is written (a client that does not read
-                // fills the socket's buffers and holds the writer) before the next messages are
-                // read from the store.
-                // A client that stops reading for the inactivity timeout, or a shutdown, ends
-                // the connection mid-reply.
-                while let Some(bytes) = session.fetch_batch().await {
-                    if bytes.is_empty() {
-                        continue;
-                    }
-                    let sent = tokio::select! {
-                        r = tokio::time::timeout(config.inactivity_timeout(), write(&mut conn, &bytes)) => r.ok(),
-                        _ = shared.shutdown.cancelled() => None,
-                    };
-                    match sent {
-                        Some(r) => r?,
-                        None => return Ok(()),
-                    }
+                if !send_batches(&mut conn, &mut session, shared, timeout, Batches::Fetch).await? {
+                    return Ok(());
                 }
                 reply = session.fetch_done(&mut changes).await;
             }
             count_completed(&reply.responses);
+            // NOTIFY's FETCH of new messages (RFC 5465 §5.2) follows the EXISTS that announced
+            // them, before the tagged status.
+            let status = if session.notify_fetch_due() {
+                reply.responses.pop()
+            } else {
+                None
+            };
             let mut out = std::mem::take(&mut reply.raw);
             out.extend(encode(&reply.responses));
             write(&mut conn, &out).await?;
+            if let Some(status) = status {
+                if !send_batches(&mut conn, &mut session, shared, timeout, Batches::Notify).await? {
+                    return Ok(());
+                }
+                write(&mut conn, &encode(&[status])).await?;
+            }
             if !budget.is_empty() || frag.message_bytes().len() > SMALL_LITERAL as usize {
                 // Give the large message's memory back: the budget, and the buffer's capacity.
                 // The fragmentizer holds no byte past the finished message (`input` feeds it one
@@ -523,6 +564,10 @@ async fn connection(conn: Connection, shared: &Shared) -> Result<(), ImapError> 
                 };
                 if !updates.is_empty() {
                     write(&mut conn, &updates).await?;
+                }
+                let timeout = config.inactivity_timeout();
+                if !send_batches(&mut conn, &mut session, shared, timeout, Batches::Notify).await? {
+                    return Ok(());
                 }
             }
             _ = tokio::time::sleep(timeout) => {

@@ -171,6 +171,30 @@ impl<S: MailStore> Session<S> {
         if names.contains(&MessageDataItemName::ModSeq) {
             self.enable_condstore();
         }
+        let sel = self.require_selected()?;
+        let indexes: Vec<usize> = sel
+            .resolve(set, uid)?
+            .into_iter()
+            .filter(|&i| changed_since.is_none_or(|c| sel.messages[i].modseq > c))
+            .collect();
+        self.fetching = Some(self.fetch_plan(names, indexes, uid).await?);
+        let mut done = Done::ok("FETCH completed");
+        done.next = Next::Fetch;
+        Ok(done)
+    }
+
+    /// The plan of a FETCH of `names` for the messages at `indexes` of the selected mailbox
+    /// (FETCH and UID FETCH, and NOTIFY's fetch of new messages, RFC 5465 §5.2): `\Seen` is set
+    /// where an item requires it (RFC 3501 §6.4.5), as a FETCH command sets it.
+    pub(crate) async fn fetch_plan(
+        &mut self,
+        names: Vec<MessageDataItemName<'static>>,
+        indexes: Vec<usize>,
+        uid: bool,
+    ) -> Result<FetchPlan, Failure> {
+        if names.contains(&MessageDataItemName::ModSeq) {
+            self.enable_condstore();
+        }
         let needs_raw = names.iter().any(|n| {
             matches!(
                 n,
@@ -214,11 +238,6 @@ impl<S: MailStore> Session<S> {
         });
         let store = self.store.clone();
         let sel = self.require_selected()?;
-        let indexes: Vec<usize> = sel
-            .resolve(set, uid)?
-            .into_iter()
-            .filter(|&i| changed_since.is_none_or(|c| sel.messages[i].modseq > c))
-            .collect();
         let mut newly_seen = BTreeSet::new();
         if sets_seen && !sel.read_only {
             let unseen: Vec<i64> = indexes
@@ -249,7 +268,7 @@ impl<S: MailStore> Session<S> {
                 _ => Vec::new(),
             })
             .collect();
-        self.fetching = Some(FetchPlan {
+        Ok(FetchPlan {
             names,
             labels,
             indexes,
@@ -261,10 +280,7 @@ impl<S: MailStore> Session<S> {
             prefetch: VecDeque::new(),
             uid,
             failure: None,
-        });
-        let mut done = Done::ok("FETCH completed");
-        done.next = Next::Fetch;
-        Ok(done)
+        })
     }
 
     /// The next FETCH responses of the FETCH in progress, one batch of messages ([`batch_len`])
@@ -289,6 +305,56 @@ impl<S: MailStore> Session<S> {
         };
         self.fetching = Some(plan);
         batch
+    }
+
+    /// The FETCH responses NOTIFY sends for the selected mailbox's new messages (RFC 5465 §5.2:
+    /// after their EXISTS, with MessageNew's fetch attributes), one batch of messages
+    /// ([`batch_len`]) at a time, through the FETCH command's own plan; `None` when none are
+    /// left. The shell writes them after the updates that announced the messages, before a
+    /// command's tagged status.
+    pub async fn notify_fetch_batch(&mut self) -> Option<Vec<u8>> {
+        let mut plan = match self.notify_fetching.take() {
+            Some(plan) => plan,
+            None => {
+                let from = self.selected.as_mut()?.notify_fetch_from.take()?;
+                let names = self.notify.as_ref()?.new_message_fetch()?.to_vec();
+                let sel = self.selected.as_ref()?;
+                let first = sel.messages.partition_point(|m| m.uid < from);
+                let indexes = (first..sel.messages.len()).collect();
+                match self.fetch_plan(names, indexes, false).await {
+                    Ok(plan) => plan,
+                    Err(_) => {
+                        tracing::warn!("NOTIFY's FETCH of new messages failed");
+                        return None;
+                    }
+                }
+            }
+        };
+        if plan.next >= plan.indexes.len() {
+            return None;
+        }
+        match self.fetch_next(&mut plan).await {
+            Ok(messages) => {
+                let mut out = encode_all(&std::mem::take(&mut self.notices));
+                out.extend(messages);
+                self.notify_fetching = Some(plan);
+                Some(out)
+            }
+            Err(_) => {
+                tracing::warn!("NOTIFY's FETCH of new messages failed");
+                None
+            }
+        }
+    }
+
+    /// Whether new messages of the selected mailbox wait for NOTIFY's FETCH
+    /// ([`Session::notify_fetch_batch`]).
+    pub fn notify_fetch_due(&self) -> bool {
+        self.notify_fetching.is_some()
+            || self
+                .selected
+                .as_ref()
+                .is_some_and(|s| s.notify_fetch_from.is_some())
     }
 
     /// Ends the FETCH in progress: pending updates (EXPUNGE only for UID FETCH, RFC 3501 §7.4.1)

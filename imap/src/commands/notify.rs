@@ -3,13 +3,16 @@
 //! store's change bus like IDLE's: untagged STATUS for mailboxes other than the selected one
 //! (§5.2-§5.3, with the items Dovecot sends), LIST for created, deleted and renamed mailboxes
 //! (MailboxName, §5.4; a rename with OLDNAME) and for subscription changes (SubscriptionChange, §5.5), and the selected
-//! mailbox's own updates without waiting for a command when `selected` is named. Events Postern
+//! mailbox's own updates without waiting for a command when `selected` is named, each new
+//! message fetched with MessageNew's fetch attributes if the client gave them (§5.2, sent by
+//! [`Session::notify_fetch_batch`]). Events Postern
 //! has no source for (annotations, metadata) are refused with `NO [BADEVENT]` (§3.1). What one
 //! session registers is bounded ([`MAX_GROUPS`], [`MAX_NAMES`]); changes wait in a set keyed by
 //! mailbox, so their number is bounded by the user's mailboxes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use imap_codec::imap_types::fetch::MessageDataItemName;
 use imap_codec::imap_types::flag::FlagNameAttribute;
 use imap_codec::imap_types::mailbox::Mailbox as WireMailbox;
 use imap_codec::imap_types::response::{Data, Response};
@@ -119,6 +122,9 @@ pub(crate) struct Notify {
     groups: Vec<(Scope, Events)>,
     /// The `selected` group's events and whether it is `selected-delayed`.
     selected: Option<(Events, bool)>,
+    /// The `selected` group's MessageNew fetch attributes (RFC 5465 §5.2): each new message of
+    /// the selected mailbox is fetched with them after its EXISTS.
+    fetch: Option<Vec<MessageDataItemName<'static>>>,
     /// Changes not reported yet, by mailbox id.
     pending: BTreeMap<i64, BTreeSet<u8>>,
     /// The subscription list changed.
@@ -177,6 +183,11 @@ impl Notify {
             .filter(|(e, _)| e.any())
             .map(|(_, delayed)| delayed)
     }
+
+    /// The fetch attributes new messages of the selected mailbox are fetched with, if any.
+    pub(crate) fn new_message_fetch(&self) -> Option<&[MessageDataItemName<'static>]> {
+        self.fetch.as_deref()
+    }
 }
 
 fn event_code(e: MailboxEvent) -> u8 {
@@ -228,6 +239,7 @@ impl<S: MailStore> Session<S> {
                         return Err(crate::session::bad("selected is named twice"));
                     }
                     notify.selected = Some((events, *delayed));
+                    notify.fetch = g.fetch.clone();
                     continue;
                 }
                 Filter::Inboxes => Scope::Inboxes,
@@ -414,6 +426,8 @@ impl<S: MailStore> Session<S> {
 mod tests {
     use imap_codec::imap_types::status::StatusDataItem;
 
+    use crate::ext_command::ExtCommand;
+
     use super::*;
 
     fn status(messages: u32) -> Response<'static> {
@@ -432,5 +446,61 @@ mod tests {
         assert!(n.news(8, status(1)).is_some(), "another mailbox's STATUS");
         assert!(n.news(7, status(2)).is_some(), "a changed STATUS");
         assert!(n.news(7, status(1)).is_some(), "back to an earlier value");
+    }
+
+    #[test]
+    fn message_new_fetch_attributes() {
+        let groups = |cmd: &str| match crate::ext_command::parse(format!("t {cmd}\r\n").as_bytes())
+        {
+            Some(Ok((_, ExtCommand::Notify(Some(set))))) => Ok(set.groups),
+            Some(Err(why)) => Err(why),
+            other => panic!("{cmd}: {other:?}"),
+        };
+        let g = groups(
+            "NOTIFY SET (selected-delayed (MessageNew (UID BODY.PEEK[HEADER.FIELDS (From \"Subject\")]<0.100> \
+FLAGS BODY[]) MessageExpunge))",
+        )
+        .expect("valid attributes");
+        let fetch = g[0].fetch.as_ref().expect("kept");
+        assert_eq!(fetch.len(), 4);
+        assert_eq!(fetch[0], MessageDataItemName::Uid);
+        assert!(matches!(
+            &fetch[1],
+            MessageDataItemName::BodyExt {
+                peek: true,
+                partial: Some((0, _)),
+                ..
+            }
+        ));
+        assert_eq!(fetch[2], MessageDataItemName::Flags);
+        assert!(matches!(
+            &fetch[3],
+            MessageDataItemName::BodyExt { peek: false, .. }
+        ));
+        // A literal inside the list is read as FETCH reads it.
+        let g = groups(
+            "NOTIFY SET (selected (MessageNew (BODY.PEEK[HEADER.FIELDS ({7}\r\nSubject)])))",
+        )
+        .expect("a literal");
+        assert!(g[0].fetch.is_some());
+        for bad in [
+            // Not fetch-att: macros, unknown items, an empty list, a FETCH modifier.
+            "NOTIFY SET (selected (MessageNew (ALL)))",
+            "NOTIFY SET (selected (MessageNew (FAST UID)))",
+            "NOTIFY SET (selected (MessageNew (BOGUS)))",
+            "NOTIFY SET (selected (MessageNew ()))",
+            "NOTIFY SET (selected (MessageNew (BODY[HEADER.FIELDS ()])))",
+            "NOTIFY SET (selected (MessageNew (UID) (CHANGEDSINCE 1)))",
+            "NOTIFY SET (selected (MessageNew (UID) (FLAGS)))",
+            "NOTIFY SET (selected (MessageNew (UID)\r\n t2 NOOP))",
+            // Only the selected mailbox's new messages are fetched (RFC 5465 §5.2).
+            "NOTIFY SET (personal (MessageNew (UID) MessageExpunge))",
+            "NOTIFY SET (mailboxes INBOX (MessageNew (UID)))",
+            // A list after another event.
+            "NOTIFY SET (selected (MessageExpunge (UID)))",
+            "NOTIFY SET (selected ((UID) MessageNew))",
+        ] {
+            assert!(groups(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -148,8 +148,19 @@ impl<S: MailStore> Session<S> {
         if !sel.dirty {
             return Vec::new();
         }
+        let last_uid = sel.messages.last().map_or(0, |m| m.uid);
         match sel.refresh(&self.store, allow_expunge, condstore).await {
-            Ok(r) => r,
+            Ok(r) => {
+                // New messages wait to be fetched if NOTIFY asks for it (RFC 5465 §5.2).
+                let fetch = self.notify.as_ref().and_then(|n| n.new_message_fetch());
+                if fetch.is_some() && sel.messages.last().is_some_and(|m| m.uid > last_uid) {
+                    let from = sel
+                        .notify_fetch_from
+                        .map_or(last_uid + 1, |f| f.min(last_uid + 1));
+                    sel.notify_fetch_from = Some(from);
+                }
+                r
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "refreshing the selected mailbox failed");
                 Vec::new()

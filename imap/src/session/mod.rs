@@ -181,6 +181,8 @@ pub struct Session<S: MailStore = Store> {
     pub(crate) context_view: Option<Vec<i64>>,
     /// The NOTIFY registration (RFC 5465), if any.
     pub(crate) notify: Option<Notify>,
+    /// NOTIFY's FETCH of new messages being streamed (RFC 5465 §5.2).
+    pub(crate) notify_fetching: Option<FetchPlan>,
 }
 
 impl<S: MailStore> Session<S> {
@@ -211,6 +213,7 @@ impl<S: MailStore> Session<S> {
             fetching: None,
             context_view: None,
             notify: None,
+            notify_fetching: None,
         }
     }
 

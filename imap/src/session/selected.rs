@@ -40,6 +40,10 @@ pub struct Selected {
     pub use_saved: bool,
     /// Searches kept up to date for this selection (CONTEXT=SEARCH, RFC 5267 §4).
     pub live: LiveSearches,
+    /// The lowest UID of the messages announced since NOTIFY last fetched new messages with
+    /// MessageNew's fetch attributes (RFC 5465 §5.2); `None` when none wait. One number
+    /// whatever the number of new messages.
+    pub notify_fetch_from: Option<i64>,
 }
 
 /// The FLAGS of a message as FETCH items.
@@ -120,6 +124,7 @@ impl Selected {
             saved: BTreeSet::new(),
             use_saved: false,
             live: LiveSearches::default(),
+            notify_fetch_from: None,
         })
     }
 

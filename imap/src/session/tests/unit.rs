@@ -383,3 +383,140 @@ async fn status_and_list_read_the_store() {
         .collect();
     assert_eq!(names, vec!["Archive", "INBOX", "Projects"], "{out}");
 }
+
+/// Runs a command read by `ext_command` (NOTIFY), as the shell would, and returns the reply.
+async fn run_ext(s: &mut Session<MockStore>, line: &str) -> String {
+    let bytes = format!("{line}\r\n").into_bytes();
+    let reply = match crate::ext_command::parse(&bytes).expect("an extension command") {
+        Ok((tag, cmd)) => s.ext_command(tag, cmd, &mut Vec::new()).await,
+        Err(why) => return format!("BAD {why}"),
+    };
+    let mut text = String::from_utf8(reply.raw).unwrap();
+    let codec = ResponseCodec::default();
+    for r in &reply.responses {
+        text.push_str(&String::from_utf8(codec.encode(r).dump()).unwrap());
+    }
+    text
+}
+
+/// NOTIFY's FETCH responses for new messages, batch by batch, until none is left.
+async fn notify_fetches(s: &mut Session<MockStore>) -> Vec<String> {
+    let mut batches = Vec::new();
+    while let Some(batch) = s.notify_fetch_batch().await {
+        batches.push(String::from_utf8(batch).unwrap());
+    }
+    assert!(!s.notify_fetch_due());
+    batches
+}
+
+#[tokio::test]
+async fn notify_fetches_new_messages_of_the_selected_mailbox() {
+    let (store, alice, mut s) = logged_in_with_inbox(&[(b"Subject: old\r\n\r\n0\r\n", 0)]).await;
+    let inbox = store.get(alice, "INBOX");
+    run(&mut s, "b SELECT INBOX").await;
+    let out = run_ext(
+        &mut s,
+        "c NOTIFY SET (selected (MessageNew (UID FLAGS BODY.PEEK[HEADER.FIELDS (Subject)]) \
+MessageExpunge))",
+    )
+    .await;
+    assert_eq!(out, "c OK NOTIFY completed\r\n");
+    let raw = b"From: b@example.test\r\nSubject: hello\r\n\r\nbody\r\n";
+    store
+        .append(&inbox, raw, &Flags::default(), 7)
+        .await
+        .unwrap();
+    s.changes(&store.take_published());
+    assert!(s.push_due(false));
+    let updates = s.push_updates(&mut Vec::new()).await;
+    assert_eq!(
+        String::from_utf8_lossy(&updates),
+        "* 2 EXISTS\r\n* 2 RECENT\r\n"
+    );
+    assert!(s.notify_fetch_due());
+    assert_eq!(
+        notify_fetches(&mut s).await,
+        [
+            "* 2 FETCH (UID 2 FLAGS (\\Recent) BODY[HEADER.FIELDS (Subject)] {18}\r\n\
+Subject: hello\r\n\r\n)\r\n"
+        ]
+    );
+    // EXISTS reported by a command: the FETCH follows it too.
+    store
+        .append(&inbox, b"Subject: 3\r\n\r\n3\r\n", &Flags::default(), 8)
+        .await
+        .unwrap();
+    let out = run_with(&mut s, "d NOOP", store.take_published()).await;
+    assert!(out.starts_with("* 3 EXISTS\r\n"), "{out}");
+    let fetched = notify_fetches(&mut s).await.concat();
+    assert!(
+        fetched.starts_with("* 3 FETCH (UID 3 FLAGS (\\Recent) BODY[HEADER"),
+        "{fetched}"
+    );
+    // Without fetch attributes, EXISTS alone.
+    run_ext(
+        &mut s,
+        "e NOTIFY SET (selected (MessageNew MessageExpunge))",
+    )
+    .await;
+    store
+        .append(&inbox, b"Subject: 4\r\n\r\n4\r\n", &Flags::default(), 9)
+        .await
+        .unwrap();
+    s.changes(&store.take_published());
+    assert!(!s.push_updates(&mut Vec::new()).await.is_empty());
+    assert!(!s.notify_fetch_due() && notify_fetches(&mut s).await.is_empty());
+}
+
+#[tokio::test]
+async fn notify_fetch_sets_seen_and_batches_a_flood() {
+    let (store, alice, mut s) = logged_in_with_inbox(&[]).await;
+    let inbox = store.get(alice, "INBOX");
+    run(&mut s, "b SELECT INBOX").await;
+    // Other filters may not carry fetch attributes; invalid ones are BAD.
+    for bad in [
+        "c NOTIFY SET (personal (MessageNew (UID) MessageExpunge))",
+        "c NOTIFY SET (selected (MessageNew (UID BOGUS) MessageExpunge))",
+        "c NOTIFY SET (selected (MessageNew (ALL) MessageExpunge))",
+    ] {
+        assert!(run_ext(&mut s, bad).await.starts_with("BAD "), "{bad}");
+    }
+    // Without PEEK the message is seen, as FETCH makes it (Dovecot does the same).
+    let out = run_ext(
+        &mut s,
+        "d NOTIFY SET (selected (MessageNew (UID BODY[TEXT]) MessageExpunge))",
+    )
+    .await;
+    assert_eq!(out, "d OK NOTIFY completed\r\n");
+    for i in 0..250 {
+        let raw = format!("Subject: {i}\r\n\r\nbody {i}\r\n");
+        store
+            .append(&inbox, raw.as_bytes(), &Flags::default(), 7)
+            .await
+            .unwrap();
+    }
+    s.changes(&store.take_published());
+    let updates = s.push_updates(&mut Vec::new()).await;
+    assert!(String::from_utf8_lossy(&updates).starts_with("* 250 EXISTS\r\n"));
+    let batches = notify_fetches(&mut s).await;
+    assert_eq!(batches.len(), 3, "at most 100 messages a batch");
+    let all = batches.concat();
+    for i in 0..250 {
+        let line = format!(
+            "* {} FETCH (UID {} BODY[TEXT] {{{}}}\r\nbody {i}\r\n FLAGS (\\Seen \\Recent))\r\n",
+            i + 1,
+            i + 1,
+            format!("body {i}\r\n").len()
+        );
+        assert!(all.contains(&line), "{line}");
+    }
+    assert_eq!(all.matches(" FETCH (").count(), 250);
+    assert!(store
+        .metas(inbox.id)
+        .iter()
+        .all(|m| m.flags.system & Flags::SEEN != 0));
+    // The \Seen this session set is not reported again.
+    s.changes(&store.take_published());
+    let out = run(&mut s, "e NOOP").await;
+    assert_eq!(out, "e OK Done\r\n");
+}
