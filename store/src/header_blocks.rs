@@ -118,16 +118,6 @@ impl Store {
         out.sort_by_key(|&(uid, _)| uid);
         Ok(out)
     }
-
-    /// The blob hash of message `uid` of `mailbox`, if it still exists.
-    async fn blob_hash(&self, mailbox: &Mailbox, uid: i64) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT blob_hash FROM messages WHERE mailbox_id = $1 AND uid = $2")
-            .bind(mailbox.id)
-            .bind(uid)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| get::<String>(&r, "blob_hash")).transpose()
-    }
 }
 
 /// One number of an aggregated list.
@@ -141,7 +131,8 @@ fn malformed(why: String) -> StoreError {
     StoreError::Db(sqlx::Error::Decode(format!("header batch: {why}").into()))
 }
 
-/// Most of the SQLite file mapped while one batch is read.
+/// How much of the SQLite file is mapped while one batch is read: all of it, up to SQLite's
+/// compile-time limit (`SQLITE_MAX_MMAP_SIZE`), to which the pragma's value is clamped.
 const MAP_BYTES: i64 = 1 << 40;
 
 /// A pooled SQLite connection reading through a memory map (`PRAGMA mmap_size`) for the length of

@@ -229,6 +229,16 @@ pub(crate) async fn insert_messages(
 }
 
 impl Store {
+    /// The blob hash of message `uid` of `mailbox`, if it still exists.
+    pub(crate) async fn blob_hash(&self, mailbox: &Mailbox, uid: i64) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT blob_hash FROM messages WHERE mailbox_id = $1 AND uid = $2")
+            .bind(mailbox.id)
+            .bind(uid)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| get::<String>(&r, "blob_hash")).transpose()
+    }
+
     /// Every message of the mailbox in UID order.
     pub async fn list_messages(&self, mailbox: &Mailbox) -> Result<Vec<MessageMeta>> {
         let rows = sqlx::query(

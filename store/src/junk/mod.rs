@@ -68,15 +68,7 @@ impl Store {
     ) -> Result<usize> {
         let mut hashes = Vec::new();
         for &uid in uids {
-            let row =
-                sqlx::query("SELECT blob_hash FROM messages WHERE mailbox_id = $1 AND uid = $2")
-                    .bind(mailbox.id)
-                    .bind(uid)
-                    .fetch_optional(&self.pool)
-                    .await?;
-            if let Some(row) = row {
-                hashes.push(get::<String>(&row, "blob_hash")?);
-            }
+            hashes.extend(self.blob_hash(mailbox, uid).await?);
         }
         let mut trained = 0;
         for hash in hashes {
